@@ -1,0 +1,47 @@
+//! Validated domain types shared by every Sunshine Livelihood Assistance service.
+//!
+//! Each type here can only hold a valid value: parse at the edge, then pass the typed value
+//! around. The crate is pure apart from two small loaders that read TOML data files.
+//!
+//! # Layout
+//! - [`national_id`]: [`NationalId`] (GB 11643 resident id, always masked when printed) and [`Sex`].
+//! - [`money`]: [`Money`], integer fen with checked arithmetic; no floats anywhere.
+//! - [`org_unit`]: [`OrgUnitCode`], [`OrgTier`], [`OrgUnit`] and the validated [`OrgTree`],
+//!   with the fictitious example district in `data/example-district.toml`.
+//! - [`calendar`]: [`WorkingDayCalendar`] for deadlines in working days, with the State Council
+//!   holiday notices in `data/working-days.toml`.
+//! - [`validation`]: [`ValidationErrors`], for reporting every invalid field at once.
+
+pub mod calendar;
+pub mod money;
+pub mod national_id;
+pub mod org_unit;
+pub mod validation;
+
+pub use calendar::{CalendarError, WorkingDayCalendar};
+pub use money::{Money, MoneyError};
+pub use national_id::{NationalId, NationalIdError, Sex};
+pub use org_unit::{OrgTier, OrgTree, OrgTreeError, OrgUnit, OrgUnitCode, OrgUnitCodeError};
+pub use validation::{FieldViolation, ValidationErrors};
+
+#[cfg(test)]
+mod tests {
+    /// Amounts must never pass through floating point; this scans the crate's own sources.
+    #[test]
+    fn no_floating_point_types_in_sources() {
+        let sources = [
+            include_str!("calendar.rs"),
+            include_str!("lib.rs"),
+            include_str!("money.rs"),
+            include_str!("national_id.rs"),
+            include_str!("org_unit.rs"),
+            include_str!("validation.rs"),
+        ];
+        let forbidden_tokens = [["f", "32"].concat(), ["f", "64"].concat()];
+        for source in sources {
+            for token in &forbidden_tokens {
+                assert!(!source.contains(token.as_str()), "found {token}");
+            }
+        }
+    }
+}

@@ -1,0 +1,587 @@
+//! Identity: who is calling, proven by a signed bearer token, and what they may do.
+//!
+//! Tokens are compact JWTs signed with Ed25519 (`alg` = `EdDSA`). The header's `kid` picks the
+//! verifying key, so keys can be rotated by publishing the new key beside the old one. Claims
+//! give the subject, display name, [`Role`], org unit and, for departments, the department code
+//! and scopes. Nothing else is trusted: the algorithm is fixed (no `alg` negotiation), issuer and
+//! audience must match, expiry is required.
+//!
+//! [`AuthInterceptor`] verifies the token of every RPC of a protected service and puts the
+//! [`Identity`] into the request's extensions; handlers take it with [`identity`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sunshine_domain::OrgUnitCode;
+use time::OffsetDateTime;
+use tonic::Status;
+use tonic::service::Interceptor;
+
+use crate::config::AuthConfig;
+use crate::error::ApiError;
+
+/// What an officer or caller may do (the token's `role` claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 村居 clerk at a village or community service point.
+    VillageClerk,
+    /// Reviewer at a street or town service station (街镇).
+    StreetReviewer,
+    /// Reviewer at the district service center.
+    CenterReviewer,
+    /// Approver at the district service center.
+    CenterApprover,
+    FinanceOfficer,
+    FinanceApprover,
+    /// Discipline-inspection (纪委) and other auditors: read-only, everything.
+    Auditor,
+    /// A department system calling through department-integration.
+    Department,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 9] = [
+        Role::VillageClerk,
+        Role::StreetReviewer,
+        Role::CenterReviewer,
+        Role::CenterApprover,
+        Role::FinanceOfficer,
+        Role::FinanceApprover,
+        Role::Auditor,
+        Role::Department,
+        Role::Admin,
+    ];
+
+    /// The claim value, e.g. `village_clerk`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::VillageClerk => "village_clerk",
+            Role::StreetReviewer => "street_reviewer",
+            Role::CenterReviewer => "center_reviewer",
+            Role::CenterApprover => "center_approver",
+            Role::FinanceOfficer => "finance_officer",
+            Role::FinanceApprover => "finance_approver",
+            Role::Auditor => "auditor",
+            Role::Department => "department",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// The protobuf enum value of this role.
+    pub fn to_proto(self) -> sunshine_proto::v1::Role {
+        use sunshine_proto::v1::Role as Proto;
+        match self {
+            Role::VillageClerk => Proto::VillageClerk,
+            Role::StreetReviewer => Proto::StreetReviewer,
+            Role::CenterReviewer => Proto::CenterReviewer,
+            Role::CenterApprover => Proto::CenterApprover,
+            Role::FinanceOfficer => Proto::FinanceOfficer,
+            Role::FinanceApprover => Proto::FinanceApprover,
+            Role::Auditor => Proto::Auditor,
+            Role::Department => Proto::Department,
+            Role::Admin => Proto::Admin,
+        }
+    }
+}
+
+/// The claims of a token, as signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    /// Expiry, seconds since the Unix epoch. Required.
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub iat: i64,
+    /// Display name of the officer or system.
+    pub name: String,
+    pub role: Role,
+    /// 12-digit statistical division code of the caller's org unit.
+    pub org_unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: String,
+    pub display_name: String,
+    pub role: Role,
+    pub org_unit: OrgUnitCode,
+    pub department_code: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+impl Identity {
+    /// `PERMISSION_DENIED` unless the caller has one of `allowed`.
+    pub fn require_role(&self, allowed: &[Role]) -> Result<(), ApiError> {
+        if allowed.contains(&self.role) {
+            return Ok(());
+        }
+        let names: Vec<&str> = allowed.iter().map(|role| role.as_str()).collect();
+        Err(ApiError::PermissionDenied(format!(
+            "role {} may not do this; allowed: {}",
+            self.role.as_str(),
+            names.join(", ")
+        )))
+    }
+
+    /// `PERMISSION_DENIED` unless the caller's org unit is `target` or above it (a district
+    /// officer covers the district, a street-town its villages, a village itself).
+    pub fn require_org_scope(&self, target: &OrgUnitCode) -> Result<(), ApiError> {
+        if org_unit_covers(&self.org_unit, target) {
+            return Ok(());
+        }
+        Err(ApiError::PermissionDenied(format!(
+            "org unit {} is outside the caller's org unit {}",
+            target.as_str(),
+            self.org_unit.as_str()
+        )))
+    }
+
+    pub fn to_proto(&self) -> sunshine_proto::v1::Actor {
+        sunshine_proto::v1::Actor {
+            subject: self.subject.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role.to_proto() as i32,
+            org_unit_code: self.org_unit.as_str().to_owned(),
+            department_code: self.department_code.clone().unwrap_or_default(),
+            scopes: self.scopes.clone(),
+        }
+    }
+}
+
+/// Whether an officer of `holder` acts for `target`, by the division code's structure: six
+/// digits of district, three of street-town, three of village-community.
+pub fn org_unit_covers(holder: &OrgUnitCode, target: &OrgUnitCode) -> bool {
+    let holder_code = holder.as_str();
+    let target_code = target.as_str();
+    let significant = if holder_code.ends_with("000000") {
+        6
+    } else if holder_code.ends_with("000") {
+        9
+    } else {
+        12
+    };
+    holder_code[..significant] == target_code[..significant]
+}
+
+/// Why a token was not accepted. Every variant is `UNAUTHENTICATED` for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token in the authorization metadata")]
+    MissingToken,
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    #[error("unsupported token algorithm; only EdDSA is accepted")]
+    UnsupportedAlgorithm,
+    #[error("unknown signing key id")]
+    UnknownKey,
+    #[error("bad token signature")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token issuer or audience does not match")]
+    WrongIssuerOrAudience,
+    #[error("invalid claim {0}")]
+    InvalidClaim(&'static str),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        ApiError::Unauthenticated(error.to_string())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+/// Checks tokens against the configured verifying keys.
+#[derive(Debug, Clone)]
+pub struct TokenVerifier {
+    issuer: String,
+    audience: String,
+    leeway_seconds: i64,
+    keys: HashMap<String, VerifyingKey>,
+}
+
+impl TokenVerifier {
+    /// From validated configuration (keys are checked when the config is validated).
+    pub fn from_config(config: &AuthConfig) -> Result<Self, KeyError> {
+        let mut keys = HashMap::new();
+        for key in &config.keys {
+            keys.insert(key.kid.clone(), decode_verifying_key(&key.public_key)?);
+        }
+        Ok(TokenVerifier {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            leeway_seconds: i64::from(config.leeway_seconds),
+            keys,
+        })
+    }
+
+    /// Verifies `token` at `now` and returns the caller's identity.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Identity, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(header_part), Some(claims_part), Some(signature_part), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Malformed("expected three dot-separated parts"));
+        };
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(header_part)
+            .map_err(|_| AuthError::Malformed("header is not base64url"))?;
+        let header: Header = serde_json::from_slice(&header_bytes)
+            .map_err(|_| AuthError::Malformed("header is not JSON"))?;
+        if header.alg != "EdDSA" {
+            return Err(AuthError::UnsupportedAlgorithm);
+        }
+        let key_id = header
+            .kid
+            .ok_or(AuthError::Malformed("header has no kid"))?;
+        let verifying_key = self.keys.get(&key_id).ok_or(AuthError::UnknownKey)?;
+        let signature_bytes = URL_SAFE_NO_PAD
+            .decode(signature_part)
+            .map_err(|_| AuthError::Malformed("signature is not base64url"))?;
+        let signature = Signature::from_slice(&signature_bytes)
+            .map_err(|_| AuthError::Malformed("signature has the wrong length"))?;
+        let signed_len = header_part.len() + 1 + claims_part.len();
+        verifying_key
+            .verify(&token.as_bytes()[..signed_len], &signature)
+            .map_err(|_| AuthError::BadSignature)?;
+
+        let claims_bytes = URL_SAFE_NO_PAD
+            .decode(claims_part)
+            .map_err(|_| AuthError::Malformed("claims are not base64url"))?;
+        let claims: Claims = serde_json::from_slice(&claims_bytes)
+            .map_err(|_| AuthError::Malformed("claims are not the expected JSON"))?;
+        if claims.iss != self.issuer || claims.aud != self.audience {
+            return Err(AuthError::WrongIssuerOrAudience);
+        }
+        let now_seconds = now.unix_timestamp();
+        if now_seconds > claims.exp + self.leeway_seconds {
+            return Err(AuthError::Expired);
+        }
+        if let Some(not_before) = claims.nbf
+            && now_seconds + self.leeway_seconds < not_before
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if claims.sub.trim().is_empty() {
+            return Err(AuthError::InvalidClaim("sub"));
+        }
+        let org_unit = OrgUnitCode::parse(&claims.org_unit)
+            .map_err(|_| AuthError::InvalidClaim("org_unit"))?;
+        if claims.role == Role::Department && claims.department_code.is_none() {
+            return Err(AuthError::InvalidClaim("department_code"));
+        }
+        Ok(Identity {
+            subject: claims.sub,
+            display_name: claims.name,
+            role: claims.role,
+            org_unit,
+            department_code: claims.department_code,
+            scopes: claims.scopes,
+        })
+    }
+}
+
+/// Signs tokens: used by the development token command, the demo and the tests. Production
+/// tokens come from the district's identity provider, signed with a key it holds.
+#[derive(Debug)]
+pub struct TokenIssuer {
+    key_id: String,
+    signing_key: SigningKey,
+}
+
+impl TokenIssuer {
+    pub fn new(key_id: impl Into<String>, signing_key: SigningKey) -> Self {
+        TokenIssuer {
+            key_id: key_id.into(),
+            signing_key,
+        }
+    }
+
+    /// A fresh random key.
+    pub fn generate(key_id: impl Into<String>) -> Result<Self, KeyError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
+        Ok(TokenIssuer::new(key_id, SigningKey::from_bytes(&seed)))
+    }
+
+    /// From the base64 of the 32-byte Ed25519 seed.
+    pub fn from_base64_seed(
+        key_id: impl Into<String>,
+        seed_base64: &str,
+    ) -> Result<Self, KeyError> {
+        let bytes = STANDARD
+            .decode(seed_base64.trim())
+            .map_err(|_| KeyError::NotBase64)?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| KeyError::WrongLength)?;
+        Ok(TokenIssuer::new(key_id, SigningKey::from_bytes(&seed)))
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// Base64 of the 32-byte seed, for a development key file.
+    pub fn seed_base64(&self) -> String {
+        STANDARD.encode(self.signing_key.to_bytes())
+    }
+
+    /// Base64 of the 32-byte public key, as `auth.keys[].public_key` expects.
+    pub fn public_key_base64(&self) -> String {
+        STANDARD.encode(self.signing_key.verifying_key().to_bytes())
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let header = Header {
+            alg: "EdDSA".into(),
+            typ: Some("JWT".into()),
+            kid: Some(self.key_id.clone()),
+        };
+        // Serialising these plain structs cannot fail.
+        let header_json = serde_json::to_vec(&header).unwrap_or_default();
+        let claims_json = serde_json::to_vec(claims).unwrap_or_default();
+        let mut token = URL_SAFE_NO_PAD.encode(header_json);
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(claims_json));
+        let signature = self.signing_key.sign(token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+        token
+    }
+}
+
+/// A key in configuration that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("key is not base64")]
+    NotBase64,
+    #[error("key must be 32 bytes")]
+    WrongLength,
+    #[error("not a valid Ed25519 public key")]
+    InvalidKey,
+    #[error("no randomness available to generate a key")]
+    Random,
+}
+
+pub(crate) fn decode_verifying_key(public_key_base64: &str) -> Result<VerifyingKey, KeyError> {
+    let bytes = STANDARD
+        .decode(public_key_base64.trim())
+        .map_err(|_| KeyError::NotBase64)?;
+    let raw: [u8; 32] = bytes.try_into().map_err(|_| KeyError::WrongLength)?;
+    VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::InvalidKey)
+}
+
+/// Verifies the bearer token of every call to the service it wraps and stores the
+/// [`Identity`] in the request extensions. Health and reflection are not wrapped, so that
+/// probes need no token.
+#[derive(Debug, Clone)]
+pub struct AuthInterceptor {
+    verifier: Arc<TokenVerifier>,
+}
+
+impl AuthInterceptor {
+    pub fn new(verifier: Arc<TokenVerifier>) -> Self {
+        AuthInterceptor { verifier }
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let token = bearer_token(request.metadata()).map_err(ApiError::from)?;
+        let identity = self
+            .verifier
+            .verify(token, OffsetDateTime::now_utc())
+            .map_err(|error| {
+                tracing::info!(reason = %error, "rejected bearer token");
+                ApiError::from(error)
+            })?;
+        request.extensions_mut().insert(identity);
+        Ok(request)
+    }
+}
+
+fn bearer_token(metadata: &tonic::metadata::MetadataMap) -> Result<&str, AuthError> {
+    let value = metadata
+        .get("authorization")
+        .ok_or(AuthError::MissingToken)?;
+    let text = value
+        .to_str()
+        .map_err(|_| AuthError::Malformed("authorization is not ASCII"))?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .ok_or(AuthError::MissingToken)?;
+    Ok(token.trim())
+}
+
+/// The verified caller of a request that passed through [`AuthInterceptor`].
+pub fn identity<T>(request: &tonic::Request<T>) -> Result<&Identity, ApiError> {
+    request
+        .extensions()
+        .get::<Identity>()
+        .ok_or_else(|| ApiError::Unauthenticated("no verified identity on the request".into()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::VerifyingKeyConfig;
+
+    const DISTRICT: &str = "990101000000";
+
+    fn claims(now: OffsetDateTime, role: Role) -> Claims {
+        Claims {
+            iss: "sunshine-test".into(),
+            aud: "sunshine".into(),
+            sub: "officer-1".into(),
+            exp: now.unix_timestamp() + 600,
+            nbf: None,
+            iat: now.unix_timestamp(),
+            name: "张三".into(),
+            role,
+            org_unit: DISTRICT.into(),
+            department_code: None,
+            scopes: vec![],
+        }
+    }
+
+    fn verifier_for(issuers: &[&TokenIssuer]) -> TokenVerifier {
+        let config = AuthConfig {
+            issuer: "sunshine-test".into(),
+            audience: "sunshine".into(),
+            leeway_seconds: 30,
+            keys: issuers
+                .iter()
+                .map(|issuer| VerifyingKeyConfig {
+                    kid: issuer.key_id().into(),
+                    public_key: issuer.public_key_base64(),
+                })
+                .collect(),
+        };
+        TokenVerifier::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_gives_the_identity() {
+        let issuer = TokenIssuer::generate("k1").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let token = issuer.sign(&claims(now, Role::CenterApprover));
+        let identity = verifier_for(&[&issuer]).verify(&token, now).unwrap();
+        assert_eq!(identity.role, Role::CenterApprover);
+        assert_eq!(identity.display_name, "张三");
+        assert_eq!(identity.org_unit.as_str(), DISTRICT);
+    }
+
+    #[test]
+    fn rotated_keys_are_picked_by_kid() {
+        let old = TokenIssuer::generate("2026-01").unwrap();
+        let new = TokenIssuer::generate("2026-07").unwrap();
+        let verifier = verifier_for(&[&old, &new]);
+        let now = OffsetDateTime::now_utc();
+        assert!(
+            verifier
+                .verify(&old.sign(&claims(now, Role::Auditor)), now)
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify(&new.sign(&claims(now, Role::Auditor)), now)
+                .is_ok()
+        );
+        let stranger = TokenIssuer::generate("2026-07").unwrap();
+        assert_eq!(
+            verifier.verify(&stranger.sign(&claims(now, Role::Auditor)), now),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn expired_tampered_and_foreign_tokens_are_rejected() {
+        let issuer = TokenIssuer::generate("k1").unwrap();
+        let verifier = verifier_for(&[&issuer]);
+        let now = OffsetDateTime::now_utc();
+        let token = issuer.sign(&claims(now, Role::VillageClerk));
+        let later = now + time::Duration::hours(1);
+        assert_eq!(verifier.verify(&token, later), Err(AuthError::Expired));
+
+        let mut tampered_claims = claims(now, Role::VillageClerk);
+        tampered_claims.role = Role::Admin;
+        let forged_body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&tampered_claims).unwrap());
+        let mut parts: Vec<&str> = token.split('.').collect();
+        parts[1] = &forged_body;
+        assert_eq!(
+            verifier.verify(&parts.join("."), now),
+            Err(AuthError::BadSignature)
+        );
+
+        let unsigned_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
+        let none_token = format!("{unsigned_header}.{}.", token.split('.').nth(1).unwrap());
+        assert_eq!(
+            verifier.verify(&none_token, now),
+            Err(AuthError::UnsupportedAlgorithm)
+        );
+
+        let mut other_audience = claims(now, Role::VillageClerk);
+        other_audience.aud = "another-system".into();
+        assert_eq!(
+            verifier.verify(&issuer.sign(&other_audience), now),
+            Err(AuthError::WrongIssuerOrAudience)
+        );
+        assert!(matches!(
+            verifier.verify("not-a-token", now),
+            Err(AuthError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn department_tokens_need_a_department_code() {
+        let issuer = TokenIssuer::generate("k1").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let token = issuer.sign(&claims(now, Role::Department));
+        assert_eq!(
+            verifier_for(&[&issuer]).verify(&token, now),
+            Err(AuthError::InvalidClaim("department_code"))
+        );
+    }
+
+    #[test]
+    fn org_scope_follows_the_division_code() {
+        let district = OrgUnitCode::parse("990101000000").unwrap();
+        let street = OrgUnitCode::parse("990101001000").unwrap();
+        let village = OrgUnitCode::parse("990101001002").unwrap();
+        let other_village = OrgUnitCode::parse("990101002001").unwrap();
+        assert!(org_unit_covers(&district, &village));
+        assert!(org_unit_covers(&street, &village));
+        assert!(!org_unit_covers(&street, &other_village));
+        assert!(org_unit_covers(&village, &village));
+        assert!(!org_unit_covers(&village, &street));
+    }
+}

@@ -1,0 +1,267 @@
+//! The two backends every service needs, in either deployment: the database (PostgreSQL in the
+//! cluster, SQLite embedded) and the bus (NATS JetStream in the cluster, in-process embedded).
+//!
+//! Connecting retries with backoff until it succeeds or the service shuts down, so a service can
+//! start before its database and report NOT_SERVING meanwhile.
+
+use std::str::FromStr as _;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::broadcast;
+
+use crate::config::{
+    BusConfig, BusKind, Config, DatabaseConfig, DatabaseKind, redact_url_password,
+};
+use crate::shutdown::Shutdown;
+
+/// A connected database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("nats connect: {0}")]
+    NatsConnect(#[from] async_nats::ConnectError),
+    #[error("jetstream is not available on this NATS server: {0}")]
+    JetStream(String),
+    #[error("unsupported url: {0}")]
+    UnsupportedUrl(String),
+}
+
+impl Database {
+    pub async fn connect(config: &DatabaseConfig) -> Result<Database, BackendError> {
+        match config.kind() {
+            Some(DatabaseKind::Postgres) => {
+                let options = PgConnectOptions::from_str(&config.url)?.application_name("sunshine");
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(config.connect_timeout())
+                    .connect_with(options)
+                    .await?;
+                Ok(Database::Postgres(pool))
+            }
+            Some(DatabaseKind::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(&config.url)?
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(config.connect_timeout())
+                    .connect_with(options)
+                    .await?;
+                Ok(Database::Sqlite(pool))
+            }
+            None => Err(BackendError::UnsupportedUrl(redact_url_password(
+                &config.url,
+            ))),
+        }
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> bool {
+        let result = match self {
+            Database::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+            Database::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+        };
+        result.is_ok()
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        match self {
+            Database::Postgres(_) => DatabaseKind::Postgres,
+            Database::Sqlite(_) => DatabaseKind::Sqlite,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Database::Postgres(pool) => pool.close().await,
+            Database::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A connected bus.
+#[derive(Debug, Clone)]
+pub enum Bus {
+    Nats(Box<NatsBus>),
+    InProcess(InProcessBus),
+}
+
+/// NATS with JetStream confirmed available.
+#[derive(Debug, Clone)]
+pub struct NatsBus {
+    pub client: async_nats::Client,
+    pub jetstream: async_nats::jetstream::Context,
+}
+
+/// One message on the in-process bus.
+#[derive(Debug, Clone)]
+pub struct BusMessage {
+    pub subject: String,
+    pub payload: Arc<[u8]>,
+}
+
+/// The embedded stand-in for NATS: one broadcast channel per process, so every service started
+/// in the process shares it.
+#[derive(Debug, Clone)]
+pub struct InProcessBus {
+    sender: broadcast::Sender<BusMessage>,
+}
+
+impl InProcessBus {
+    /// The process-wide bus.
+    pub fn shared() -> InProcessBus {
+        static SHARED: OnceLock<InProcessBus> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let (sender, _) = broadcast::channel(4096);
+                InProcessBus { sender }
+            })
+            .clone()
+    }
+
+    pub fn publish(&self, subject: impl Into<String>, payload: impl Into<Arc<[u8]>>) {
+        // No subscriber yet is not an error: the log, not the bus, keeps the record.
+        let _ = self.sender.send(BusMessage {
+            subject: subject.into(),
+            payload: payload.into(),
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.sender.subscribe()
+    }
+}
+
+impl Bus {
+    pub async fn connect(service_name: &str, config: &BusConfig) -> Result<Bus, BackendError> {
+        match config.kind() {
+            Some(BusKind::Nats) => {
+                let client = async_nats::ConnectOptions::new()
+                    .name(format!("sunshine-{service_name}"))
+                    .connection_timeout(Duration::from_secs(5))
+                    .connect(config.url.as_str())
+                    .await?;
+                probe_jetstream(&client).await?;
+                let jetstream = async_nats::jetstream::new(client.clone());
+                Ok(Bus::Nats(Box::new(NatsBus { client, jetstream })))
+            }
+            Some(BusKind::InProcess) => Ok(Bus::InProcess(InProcessBus::shared())),
+            None => Err(BackendError::UnsupportedUrl(config.url.clone())),
+        }
+    }
+
+    /// Whether the bus is connected now.
+    pub fn is_connected(&self) -> bool {
+        match self {
+            Bus::Nats(nats) => {
+                nats.client.connection_state() == async_nats::connection::State::Connected
+            }
+            Bus::InProcess(_) => true,
+        }
+    }
+
+    pub fn kind(&self) -> BusKind {
+        match self {
+            Bus::Nats(_) => BusKind::Nats,
+            Bus::InProcess(_) => BusKind::InProcess,
+        }
+    }
+
+    pub async fn close(&self) {
+        if let Bus::Nats(nats) = self
+            && let Err(error) = nats.client.drain().await
+        {
+            tracing::warn!(%error, "nats drain failed");
+        }
+    }
+}
+
+/// Asks the server for its JetStream account information. Done with a raw request rather than
+/// `Context::query_account`, whose typed response does not parse the answer of nats-server 2.9
+/// (the version Debian 12 ships).
+async fn probe_jetstream(client: &async_nats::Client) -> Result<(), BackendError> {
+    let reply = client
+        .request("$JS.API.INFO", Vec::new().into())
+        .await
+        .map_err(|error| BackendError::JetStream(error.to_string()))?;
+    let answer: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|error| BackendError::JetStream(error.to_string()))?;
+    if let Some(error) = answer.get("error") {
+        return Err(BackendError::JetStream(error.to_string()));
+    }
+    Ok(())
+}
+
+/// Both backends, once connected.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub database: Database,
+    pub bus: Bus,
+}
+
+impl Backends {
+    /// Connects both, retrying each with backoff; `None` if shutdown came first.
+    pub async fn connect_with_retry(
+        service_name: &str,
+        config: &Config,
+        shutdown: &Shutdown,
+    ) -> Option<Backends> {
+        let max_delay = config.readiness.max_retry_delay();
+        let database = retry("database", max_delay, shutdown, || {
+            Database::connect(&config.database)
+        })
+        .await?;
+        let bus = retry("bus", max_delay, shutdown, || {
+            Bus::connect(service_name, &config.bus)
+        })
+        .await?;
+        Some(Backends { database, bus })
+    }
+
+    pub async fn close(&self) {
+        self.bus.close().await;
+        self.database.close().await;
+    }
+}
+
+async fn retry<T, F, Fut>(
+    what: &'static str,
+    max_delay: Duration,
+    shutdown: &Shutdown,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BackendError>>,
+{
+    let mut delay = Duration::from_millis(50).min(max_delay);
+    loop {
+        tokio::select! {
+            result = attempt() => match result {
+                Ok(value) => {
+                    tracing::info!(backend = what, "connected");
+                    return Some(value);
+                }
+                Err(error) => tracing::warn!(backend = what, %error, retry_in_ms = delay.as_millis() as u64, "not connected yet"),
+            },
+            () = shutdown.wait() => return None,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.wait() => return None,
+        }
+        delay = (delay * 2).min(max_delay);
+    }
+}

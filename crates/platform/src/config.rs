@@ -1,0 +1,581 @@
+//! Typed, layered configuration: built-in defaults, then an optional TOML file, then
+//! `SUNSHINE__SECTION__KEY` environment variables, then validation at start-up.
+//!
+//! Sources are passed in as a [`ConfigSource`] so that tests never touch the process
+//! environment; only [`ConfigSource::from_process`] reads it. Secrets (the database password)
+//! are redacted from `Debug` output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sunshine_domain::{FieldViolation, ValidationErrors};
+
+use crate::auth::decode_verifying_key;
+
+/// Prefix of configuration environment variables; nesting uses a double underscore.
+pub const ENV_PREFIX: &str = "SUNSHINE__";
+/// Environment variable naming the configuration file.
+pub const CONFIG_FILE_ENV: &str = "SUNSHINE_CONFIG";
+/// The standard OpenTelemetry variable; when set, traces are exported over OTLP.
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// The runtime configuration every service shares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub grpc: GrpcConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub auth: AuthConfig,
+    pub telemetry: TelemetryConfig,
+    pub readiness: ReadinessConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Where `main` binds; tests pass their own listener instead.
+    pub listen_address: SocketAddr,
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
+    /// Requests running longer are cancelled with `DEADLINE_EXCEEDED`/`CANCELLED`.
+    pub request_timeout_ms: u64,
+    /// After readiness turns NOT_SERVING on shutdown, how long to keep serving so that load
+    /// balancers stop sending new calls, before draining in-flight ones.
+    pub drain_delay_ms: u64,
+    pub concurrency_limit_per_connection: usize,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            listen_address: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            max_message_bytes: 4 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            drain_delay_ms: 5_000,
+            concurrency_limit_per_connection: 256,
+        }
+    }
+}
+
+impl GrpcConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user@host:port/db` (cluster) or `sqlite://path/to/file.db` (embedded).
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "postgres://postgres@127.0.0.1:5432/sunshine".into(),
+            max_connections: 10,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("DatabaseConfig")
+            .field("url", &redact_url_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let user_info = &authority[..at];
+    let Some(colon) = user_info.find(':') else {
+        return url.to_owned();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..authority_start],
+        &user_info[..colon],
+        &url[authority_start + at..]
+    )
+}
+
+impl DatabaseConfig {
+    pub fn kind(&self) -> Option<DatabaseKind> {
+        if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
+            Some(DatabaseKind::Postgres)
+        } else if self.url.starts_with("sqlite:") {
+            Some(DatabaseKind::Sqlite)
+        } else {
+            None
+        }
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `nats://host:port` (cluster) or `memory://` (in-process, embedded mode).
+    pub url: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            url: "nats://127.0.0.1:4222".into(),
+        }
+    }
+}
+
+impl BusConfig {
+    pub fn kind(&self) -> Option<BusKind> {
+        if self.url.starts_with("nats://") || self.url.starts_with("tls://") {
+            Some(BusKind::Nats)
+        } else if self.url == "memory://" {
+            Some(BusKind::InProcess)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    Nats,
+    InProcess,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Expected `aud` claim.
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u32,
+    /// Verifying keys by key id; list the old and the new key while rotating.
+    pub keys: Vec<VerifyingKeyConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: "sunshine-identity".into(),
+            audience: "sunshine".into(),
+            leeway_seconds: 30,
+            keys: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyingKeyConfig {
+    pub kid: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// `tracing-subscriber` filter directives, e.g. `info,sunshine_intake=debug`.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint; taken from `OTEL_EXPORTER_OTLP_ENDPOINT` when that is set.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            log_format: LogFormat::Pretty,
+            log_filter: "info".into(),
+            otlp_endpoint: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadinessConfig {
+    /// How often connected backends are re-checked.
+    pub check_interval_ms: u64,
+    /// Longest wait between connection attempts while a backend is down.
+    pub max_retry_delay_ms: u64,
+}
+
+impl Default for ReadinessConfig {
+    fn default() -> Self {
+        ReadinessConfig {
+            check_interval_ms: 5_000,
+            max_retry_delay_ms: 5_000,
+        }
+    }
+}
+
+impl ReadinessConfig {
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_millis(self.check_interval_ms)
+    }
+    pub fn max_retry_delay(&self) -> Duration {
+        Duration::from_millis(self.max_retry_delay_ms)
+    }
+}
+
+/// Where configuration comes from. Build one by hand in tests.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    /// Environment variables; only those starting with [`ENV_PREFIX`] and
+    /// [`OTLP_ENDPOINT_ENV`] are used.
+    pub environment: BTreeMap<String, String>,
+}
+
+impl ConfigSource {
+    /// The process's environment, and the file named by `SUNSHINE_CONFIG` if set.
+    pub fn from_process() -> Self {
+        let environment: BTreeMap<String, String> = std::env::vars().collect();
+        let file = environment.get(CONFIG_FILE_ENV).map(PathBuf::from);
+        ConfigSource { file, environment }
+    }
+
+    pub fn with_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.file = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.environment.insert(name.into(), value.into());
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("environment variable {name} does not name a config field")]
+    UnknownVariable { name: String },
+    #[error("configuration does not fit its schema: {message}")]
+    Schema { message: String },
+    #[error("invalid configuration: {}", describe(.0))]
+    Invalid(Vec<FieldViolation>),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    let parts: Vec<String> = violations
+        .iter()
+        .map(|violation| format!("{}: {}", violation.field, violation.description))
+        .collect();
+    parts.join("; ")
+}
+
+impl Config {
+    /// Layers defaults, file and environment, then validates.
+    pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
+        let defaults =
+            toml::Value::try_from(Config::default()).map_err(|error| ConfigError::Schema {
+                message: error.to_string(),
+            })?;
+        let mut merged = defaults;
+        if let Some(path) = &source.file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
+            let file_value: toml::Value =
+                toml::from_str(&text).map_err(|error| ConfigError::ParseFile {
+                    path: path.clone(),
+                    message: error.to_string(),
+                })?;
+            merge_values(&mut merged, file_value);
+        }
+        for (name, raw_value) in &source.environment {
+            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+                let keys: Vec<String> = path
+                    .split("__")
+                    .map(|key| key.to_ascii_lowercase())
+                    .collect();
+                set_from_env(&mut merged, &keys, raw_value)
+                    .map_err(|()| ConfigError::UnknownVariable { name: name.clone() })?;
+            }
+        }
+        if let Some(endpoint) = source.environment.get(OTLP_ENDPOINT_ENV)
+            && !endpoint.trim().is_empty()
+        {
+            set_from_env(
+                &mut merged,
+                &["telemetry".into(), "otlp_endpoint".into()],
+                endpoint,
+            )
+            .map_err(|()| ConfigError::UnknownVariable {
+                name: OTLP_ENDPOINT_ENV.into(),
+            })?;
+        }
+        let config: Config =
+            merged
+                .try_into()
+                .map_err(|error: toml::de::Error| ConfigError::Schema {
+                    message: error.to_string(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot; reports every problem at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut errors = ValidationErrors::default();
+        if !(1024..=64 * 1024 * 1024).contains(&self.grpc.max_message_bytes) {
+            errors.push("grpc.max_message_bytes", "must be between 1 KiB and 64 MiB");
+        }
+        if self.grpc.request_timeout_ms == 0 {
+            errors.push("grpc.request_timeout_ms", "must be positive");
+        }
+        if self.grpc.concurrency_limit_per_connection == 0 {
+            errors.push("grpc.concurrency_limit_per_connection", "must be positive");
+        }
+        if self.database.kind().is_none() {
+            errors.push("database.url", "must start with postgres:// or sqlite:");
+        }
+        if self.database.max_connections == 0 {
+            errors.push("database.max_connections", "must be positive");
+        }
+        if self.bus.kind().is_none() {
+            errors.push(
+                "bus.url",
+                "must be nats://host:port, tls://host:port or memory://",
+            );
+        }
+        if self.auth.issuer.trim().is_empty() {
+            errors.push("auth.issuer", "must not be empty");
+        }
+        if self.auth.audience.trim().is_empty() {
+            errors.push("auth.audience", "must not be empty");
+        }
+        if self.auth.keys.is_empty() {
+            errors.push("auth.keys", "at least one verifying key is required");
+        }
+        let mut seen_key_ids = std::collections::BTreeSet::new();
+        for (index, key) in self.auth.keys.iter().enumerate() {
+            if key.kid.trim().is_empty() {
+                errors.push(format!("auth.keys[{index}].kid"), "must not be empty");
+            } else if !seen_key_ids.insert(key.kid.as_str()) {
+                errors.push(format!("auth.keys[{index}].kid"), "duplicate key id");
+            }
+            if let Err(error) = decode_verifying_key(&key.public_key) {
+                errors.push(format!("auth.keys[{index}].public_key"), error.to_string());
+            }
+        }
+        if self.readiness.check_interval_ms == 0 {
+            errors.push("readiness.check_interval_ms", "must be positive");
+        }
+        if self.readiness.max_retry_delay_ms == 0 {
+            errors.push("readiness.max_retry_delay_ms", "must be positive");
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errors.into_violations()))
+        }
+    }
+}
+
+fn merge_values(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(base_table), toml::Value::Table(overlay_table)) => {
+            for (key, overlay_value) in overlay_table {
+                match base_table.get_mut(&key) {
+                    Some(base_value) => merge_values(base_value, overlay_value),
+                    None => {
+                        base_table.insert(key, overlay_value);
+                    }
+                }
+            }
+        }
+        (base_value, overlay_value) => *base_value = overlay_value,
+    }
+}
+
+/// Sets `keys` in `root` from an environment string, typed like the value it replaces. An
+/// unknown section is an error (a typo must not be silently ignored); an unknown leaf in a
+/// known section is inserted and rejected later by `deny_unknown_fields`.
+fn set_from_env(root: &mut toml::Value, keys: &[String], raw_value: &str) -> Result<(), ()> {
+    let Some((leaf, sections)) = keys.split_last() else {
+        return Err(());
+    };
+    let mut table = root.as_table_mut().ok_or(())?;
+    for section in sections {
+        table = table
+            .get_mut(section)
+            .and_then(toml::Value::as_table_mut)
+            .ok_or(())?;
+    }
+    let value = match table.get(leaf) {
+        Some(toml::Value::String(_)) => toml::Value::String(raw_value.to_owned()),
+        _ => parse_toml_scalar(raw_value),
+    };
+    table.insert(leaf.clone(), value);
+    Ok(())
+}
+
+fn parse_toml_scalar(raw_value: &str) -> toml::Value {
+    let document = format!("value = {raw_value}");
+    match toml::from_str::<toml::Table>(&document) {
+        Ok(mut table) => table
+            .remove("value")
+            .unwrap_or_else(|| toml::Value::String(raw_value.to_owned())),
+        Err(_) => toml::Value::String(raw_value.to_owned()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
+    fn with_key(source: ConfigSource) -> ConfigSource {
+        source.with_env(
+            "SUNSHINE__AUTH__KEYS",
+            format!(r#"[{{ kid = "k1", public_key = "{PUBLIC_KEY}" }}]"#),
+        )
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let directory =
+            std::env::temp_dir().join(format!("sunshine-config-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let file = directory.join("sunshine.toml");
+        std::fs::write(
+            &file,
+            "[grpc]\nlisten_address = \"127.0.0.1:7000\"\nmax_message_bytes = 2048\n[bus]\nurl = \"memory://\"\n",
+        )
+        .unwrap();
+        let source = with_key(ConfigSource::default().with_file(&file))
+            .with_env("SUNSHINE__GRPC__MAX_MESSAGE_BYTES", "4096")
+            .with_env("SUNSHINE__DATABASE__URL", "sqlite://data/sunshine.db")
+            .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+            .with_env("UNRELATED", "ignored");
+        let config = Config::load(&source).unwrap();
+        assert_eq!(config.grpc.listen_address.port(), 7000);
+        assert_eq!(config.grpc.max_message_bytes, 4096);
+        assert_eq!(config.bus.kind(), Some(BusKind::InProcess));
+        assert_eq!(config.database.kind(), Some(DatabaseKind::Sqlite));
+        assert_eq!(
+            config.grpc.request_timeout_ms,
+            GrpcConfig::default().request_timeout_ms
+        );
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let source = ConfigSource::default()
+            .with_env("SUNSHINE__DATABASE__URL", "mysql://x")
+            .with_env("SUNSHINE__GRPC__MAX_MESSAGE_BYTES", "10");
+        let Err(ConfigError::Invalid(violations)) = Config::load(&source) else {
+            panic!("expected invalid")
+        };
+        let fields: Vec<&str> = violations
+            .iter()
+            .map(|violation| violation.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            ["grpc.max_message_bytes", "database.url", "auth.keys"]
+        );
+    }
+
+    #[test]
+    fn typos_are_errors_not_silently_ignored() {
+        let unknown_section =
+            with_key(ConfigSource::default()).with_env("SUNSHINE__GRCP__LISTEN_ADDRESS", "x");
+        assert!(matches!(
+            Config::load(&unknown_section),
+            Err(ConfigError::UnknownVariable { .. })
+        ));
+        let unknown_leaf =
+            with_key(ConfigSource::default()).with_env("SUNSHINE__GRPC__LISTEN_ADRESS", "x");
+        assert!(matches!(
+            Config::load(&unknown_leaf),
+            Err(ConfigError::Schema { .. })
+        ));
+    }
+
+    #[test]
+    fn passwords_are_redacted_in_debug_output() {
+        let config = DatabaseConfig {
+            url: "postgres://sunshine:s3cret@db:5432/sunshine".into(),
+            ..Default::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"));
+        assert!(printed.contains("postgres://sunshine:***@db:5432/sunshine"));
+    }
+
+    #[test]
+    fn a_bad_key_names_its_field() {
+        let source = ConfigSource::default().with_env(
+            "SUNSHINE__AUTH__KEYS",
+            r#"[{ kid = "k1", public_key = "not base64!" }]"#,
+        );
+        let Err(ConfigError::Invalid(violations)) = Config::load(&source) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(violations[0].field, "auth.keys[0].public_key");
+    }
+}

@@ -1,0 +1,253 @@
+//! gRPC server bootstrap shared by every service.
+//!
+//! [`serve`] starts listening at once with health NOT_SERVING, connects the database and the
+//! bus in the background (retrying), and only then reports SERVING. On shutdown it reports
+//! NOT_SERVING first, keeps serving for `grpc.drain_delay_ms` so load balancers notice, then
+//! stops accepting and drains in-flight calls. Health and reflection need no token; every other
+//! service is wrapped by [`ServiceContext::protect`] with the bearer-token interceptor.
+//! Message size limits, a per-request timeout, a per-connection concurrency limit and a tracing
+//! span (child of the caller's W3C trace) apply to every call.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic::service::interceptor::InterceptedService;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{AuthInterceptor, KeyError, TokenVerifier};
+use crate::backends::Backends;
+use crate::config::{Config, ConfigError, ConfigSource};
+use crate::error::ApiError;
+use crate::service_info::ServiceInfo;
+use crate::shutdown::Shutdown;
+use crate::telemetry;
+
+/// Why a service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("auth key: {0}")]
+    Key(#[from] KeyError),
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] telemetry::TelemetryError),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot bind {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("grpc transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What a service's handlers share: configuration, the token interceptor and, once connected,
+/// the backends.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    service_name: &'static str,
+    config: Arc<Config>,
+    interceptor: AuthInterceptor,
+    backends: Arc<OnceLock<Backends>>,
+}
+
+impl ServiceContext {
+    pub fn service_name(&self) -> &'static str {
+        self.service_name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Largest message a service accepts or sends; set it on every generated server.
+    pub fn max_message_bytes(&self) -> usize {
+        self.config.grpc.max_message_bytes
+    }
+
+    /// Wraps a generated server so every call needs a valid bearer token.
+    pub fn protect<S>(&self, service: S) -> InterceptedService<S, AuthInterceptor> {
+        InterceptedService::new(service, self.interceptor.clone())
+    }
+
+    /// The backends, or `UNAVAILABLE` while they are still connecting.
+    pub fn backends(&self) -> Result<&Backends, ApiError> {
+        self.backends.get().ok_or_else(|| {
+            ApiError::Unavailable("the service is still connecting to its backends".into())
+        })
+    }
+
+    pub(crate) fn backends_if_connected(&self) -> Option<&Backends> {
+        self.backends.get()
+    }
+}
+
+/// Serves one service on `listener` until `shutdown` fires. `add_routes` mounts the service's
+/// own gRPC services (wrapped with [`ServiceContext::protect`]).
+pub async fn serve<F>(
+    service_name: &'static str,
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    add_routes: F,
+) -> Result<(), RunError>
+where
+    F: FnOnce(&ServiceContext, &mut RoutesBuilder),
+{
+    let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
+    let context = ServiceContext {
+        service_name,
+        config: Arc::new(config),
+        interceptor: AuthInterceptor::new(verifier),
+        backends: Arc::new(OnceLock::new()),
+    };
+    let grpc = &context.config.grpc;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    set_readiness(&health_reporter, service_name, ServingStatus::NotServing).await;
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sunshine_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(health_service);
+    routes.add_service(reflection);
+    let service_info =
+        sunshine_proto::v1::service_info_service_server::ServiceInfoServiceServer::new(
+            ServiceInfo::new(context.clone()),
+        )
+        .max_decoding_message_size(grpc.max_message_bytes)
+        .max_encoding_message_size(grpc.max_message_bytes);
+    routes.add_service(context.protect(service_info));
+    add_routes(&context, &mut routes);
+
+    let readiness_task = tokio::spawn(watch_readiness(
+        context.clone(),
+        health_reporter.clone(),
+        shutdown.clone(),
+    ));
+
+    let drain_delay = grpc.drain_delay();
+    let drain_reporter = health_reporter.clone();
+    let drain_shutdown = shutdown.clone();
+    let stop_accepting = async move {
+        drain_shutdown.wait().await;
+        set_readiness(&drain_reporter, service_name, ServingStatus::NotServing).await;
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis() as u64,
+            "not serving; draining"
+        );
+        tokio::time::sleep(drain_delay).await;
+    };
+
+    let local_address = listener.local_addr().ok();
+    tracing::info!(service = service_name, address = ?local_address, "grpc server listening");
+    let served = tonic::transport::Server::builder()
+        .timeout(grpc.request_timeout())
+        .concurrency_limit_per_connection(grpc.concurrency_limit_per_connection)
+        .trace_fn(telemetry::grpc_request_span)
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            stop_accepting,
+        )
+        .await;
+
+    readiness_task.abort();
+    if let Some(backends) = context.backends_if_connected() {
+        backends.close().await;
+    }
+    tracing::info!(service = service_name, "stopped");
+    served.map_err(RunError::from)
+}
+
+async fn set_readiness(reporter: &HealthReporter, service_name: &str, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(service_name, status).await;
+}
+
+/// Connects the backends, turns SERVING, then re-checks them periodically.
+async fn watch_readiness(context: ServiceContext, reporter: HealthReporter, shutdown: Shutdown) {
+    let service_name = context.service_name;
+    let config = Arc::clone(&context.config);
+    let Some(backends) = Backends::connect_with_retry(service_name, &config, &shutdown).await
+    else {
+        return;
+    };
+    if context.backends.set(backends).is_err() {
+        debug_assert!(false, "backends connected twice");
+        return;
+    }
+    let mut serving = false;
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        let healthy = match context.backends.get() {
+            Some(backends) => backends.bus.is_connected() && backends.database.ping().await,
+            None => false,
+        };
+        if healthy != serving && !shutdown.is_triggered() {
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            tracing::info!(service = service_name, ?status, "readiness changed");
+            set_readiness(&reporter, service_name, status).await;
+            serving = healthy;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config.readiness.check_interval()) => {}
+            () = shutdown.wait() => return,
+        }
+    }
+}
+
+/// The whole of a service's `main`: configuration from the process, telemetry, bind, serve
+/// until SIGTERM.
+pub fn main_entry<F, Fut>(service_name: &'static str, run: F) -> ExitCode
+where
+    F: FnOnce(Config, TcpListener, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), RunError>>,
+{
+    let config = match Config::load(&ConfigSource::from_process()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("sunshine-{service_name}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sunshine-{service_name}: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let _telemetry = telemetry::init(service_name, &config.telemetry)?;
+        let address = config.grpc.listen_address;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| RunError::Bind { address, source })?;
+        run(config, listener, Shutdown::on_signals()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sunshine-{service_name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

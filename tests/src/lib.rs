@@ -1,0 +1,384 @@
+//! The sandbox for end-to-end scenarios: real PostgreSQL and NATS JetStream, real gRPC over
+//! sockets, every service started in-process on port 0.
+//!
+//! # Layout
+//! - [`TestAuth`]: a fresh signing key per test and tokens for any role.
+//! - [`TestDatabase`]: a fresh PostgreSQL database per test, dropped at the end.
+//! - [`GatedProxy`]: a TCP proxy that refuses connections until opened, to show what a service
+//!   does while a backend is unreachable without touching the shared servers.
+//! - [`RunningService`]: a service running on `127.0.0.1:0`, with health and shutdown helpers.
+//!
+//! The shared servers are found through `SUNSHINE_TEST_POSTGRES` (default `127.0.0.1:5432`,
+//! user `postgres`, trust auth) and `SUNSHINE_TEST_NATS` (default `127.0.0.1:4222`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::Connection as _;
+use sunshine_platform::auth::{Claims, TokenIssuer};
+use sunshine_platform::config::VerifyingKeyConfig;
+use sunshine_platform::{Config, Role, RunError, Shutdown, ShutdownTrigger};
+use time::OffsetDateTime;
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The example district's code (see `crates/domain/data/example-district.toml`).
+pub const DISTRICT: &str = "990101000000";
+pub const STREET_TOWN: &str = "990101001000";
+pub const VILLAGE: &str = "990101001001";
+
+/// Address of the shared PostgreSQL server.
+pub fn postgres_address() -> String {
+    std::env::var("SUNSHINE_TEST_POSTGRES").unwrap_or_else(|_| "127.0.0.1:5432".into())
+}
+
+/// Address of the shared NATS server (JetStream enabled).
+pub fn nats_address() -> String {
+    std::env::var("SUNSHINE_TEST_NATS").unwrap_or_else(|_| "127.0.0.1:4222".into())
+}
+
+/// Sends the services' logs to the test's captured output (shown when a test fails);
+/// `RUST_LOG` picks the level, `warn` by default.
+pub fn init_test_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// A signing key for one test, and the matching `auth` configuration.
+#[derive(Debug)]
+pub struct TestAuth {
+    issuer: TokenIssuer,
+}
+
+impl TestAuth {
+    pub fn new() -> anyhow::Result<Self> {
+        init_test_logging();
+        Ok(TestAuth {
+            issuer: TokenIssuer::generate("test-key")?,
+        })
+    }
+
+    pub fn configure(&self, config: &mut Config) {
+        config.auth.issuer = "sunshine-test".into();
+        config.auth.audience = "sunshine".into();
+        config.auth.keys = vec![VerifyingKeyConfig {
+            kid: self.issuer.key_id().into(),
+            public_key: self.issuer.public_key_base64(),
+        }];
+    }
+
+    pub fn claims(&self, role: Role, org_unit: &str) -> Claims {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        Claims {
+            iss: "sunshine-test".into(),
+            aud: "sunshine".into(),
+            sub: format!("{}-officer", role.as_str()),
+            exp: now + 600,
+            nbf: None,
+            iat: now,
+            name: "测试 officer".into(),
+            role,
+            org_unit: org_unit.into(),
+            department_code: (role == Role::Department).then(|| "civil_affairs".into()),
+            scopes: Vec::new(),
+        }
+    }
+
+    pub fn token(&self, role: Role, org_unit: &str) -> String {
+        self.issuer.sign(&self.claims(role, org_unit))
+    }
+
+    /// A correctly signed token that expired an hour ago.
+    pub fn expired_token(&self, role: Role, org_unit: &str) -> String {
+        let mut claims = self.claims(role, org_unit);
+        claims.iat -= 7200;
+        claims.exp = claims.iat + 3600;
+        self.issuer.sign(&claims)
+    }
+}
+
+/// `request` with `authorization: Bearer <token>`.
+pub fn with_token<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(request)
+}
+
+/// A fresh database on the shared PostgreSQL server.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> anyhow::Result<Self> {
+        let name = format!("sunshine_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = Self::admin_connection().await?;
+        // The name is ours (a UUID), never user input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        Ok(TestDatabase { name })
+    }
+
+    async fn admin_connection() -> anyhow::Result<sqlx::PgConnection> {
+        let url = format!("postgres://postgres@{}/postgres", postgres_address());
+        sqlx::PgConnection::connect(&url)
+            .await
+            .with_context(|| format!("connecting to {url}"))
+    }
+
+    /// The database's URL, reached through `address` (the server itself, or a proxy).
+    pub fn url_via(&self, address: &str) -> String {
+        format!("postgres://postgres@{address}/{}", self.name)
+    }
+
+    pub async fn drop_database(self) -> anyhow::Result<()> {
+        let mut admin = Self::admin_connection().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await?;
+        Ok(())
+    }
+}
+
+/// A TCP proxy to `target` that resets every connection until [`GatedProxy::open`] is called.
+#[derive(Debug)]
+pub struct GatedProxy {
+    address: SocketAddr,
+    open: Arc<AtomicBool>,
+    forwarded: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GatedProxy {
+    pub async fn start(target: String) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let open = Arc::new(AtomicBool::new(false));
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let task_open = Arc::clone(&open);
+        let task_forwarded = Arc::clone(&forwarded);
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !task_open.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                task_forwarded.fetch_add(1, Ordering::SeqCst);
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Ok(GatedProxy {
+            address,
+            open,
+            forwarded,
+            task,
+        })
+    }
+
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    pub fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+
+    /// How many connections have been let through.
+    pub fn forwarded_connections(&self) -> usize {
+        self.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for GatedProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Configuration for a test service: fast readiness checks, no drain delay, the test's key.
+pub fn test_config(auth: &TestAuth, database_url: String, bus_url: String) -> Config {
+    let mut config = Config::default();
+    auth.configure(&mut config);
+    config.database.url = database_url;
+    config.database.max_connections = 2;
+    config.bus.url = bus_url;
+    config.grpc.drain_delay_ms = 0;
+    config.readiness.check_interval_ms = 100;
+    config.readiness.max_retry_delay_ms = 100;
+    config
+}
+
+/// A service running in this process.
+#[derive(Debug)]
+pub struct RunningService {
+    pub name: &'static str,
+    pub address: SocketAddr,
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<Result<(), RunError>>,
+}
+
+impl RunningService {
+    /// Binds `127.0.0.1:0` and runs `run` on it.
+    pub async fn start<F, Fut>(name: &'static str, config: Config, run: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(Config, TcpListener, Shutdown) -> Fut,
+        Fut: Future<Output = Result<(), RunError>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(run(config, listener, shutdown));
+        Ok(RunningService {
+            name,
+            address,
+            trigger,
+            task,
+        })
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        let endpoint = format!("http://{}", self.address);
+        Ok(Channel::from_shared(endpoint)?.connect().await?)
+    }
+
+    /// The health status of the whole server (`""`) and of the named service. The two are set
+    /// one after the other, so while readiness changes they may briefly differ: `Unknown` then.
+    pub async fn health(&self) -> anyhow::Result<ServingStatus> {
+        let mut client = HealthClient::new(self.channel().await?);
+        let overall = client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await?
+            .into_inner()
+            .status();
+        let named = client
+            .check(HealthCheckRequest {
+                service: self.name.into(),
+            })
+            .await?
+            .into_inner()
+            .status();
+        Ok(if overall == named {
+            overall
+        } else {
+            ServingStatus::Unknown
+        })
+    }
+
+    /// Polls health until it is `expected`, or fails after `within`.
+    pub async fn wait_for_health(
+        &self,
+        expected: ServingStatus,
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let status = self.health().await?;
+            if status == expected {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{} still {status:?} after {within:?}, expected {expected:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn trigger_shutdown(&self) {
+        self.trigger.trigger();
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.trigger.trigger();
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Every service of the cluster: name and `run`.
+pub async fn start_every_service(config: &Config) -> anyhow::Result<Vec<RunningService>> {
+    Ok(vec![
+        RunningService::start(
+            sunshine_intake::SERVICE_NAME,
+            config.clone(),
+            sunshine_intake::run,
+        )
+        .await?,
+        RunningService::start(
+            sunshine_review::SERVICE_NAME,
+            config.clone(),
+            sunshine_review::run,
+        )
+        .await?,
+        RunningService::start(
+            sunshine_payment::SERVICE_NAME,
+            config.clone(),
+            sunshine_payment::run,
+        )
+        .await?,
+        RunningService::start(
+            sunshine_disclosure::SERVICE_NAME,
+            config.clone(),
+            sunshine_disclosure::run,
+        )
+        .await?,
+        RunningService::start(
+            sunshine_department_integration::SERVICE_NAME,
+            config.clone(),
+            sunshine_department_integration::run,
+        )
+        .await?,
+        RunningService::start(
+            sunshine_audit::SERVICE_NAME,
+            config.clone(),
+            sunshine_audit::run,
+        )
+        .await?,
+    ])
+}
+
+/// Waits until `condition` holds, or fails after `within`.
+pub async fn wait_until(
+    what: &str,
+    within: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The foundation's promises, shown on every service at once: readiness follows the backends,
+//! every RPC needs a valid token of the right role, shutdown turns NOT_SERVING before draining.
+
+use std::time::Duration;
+
+use sunshine_platform::Role;
+use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
+use sunshine_proto::v1::{BackendKind, GetServiceInfoRequest, WhoAmIRequest};
+use sunshine_tests::{
+    DISTRICT, GatedProxy, RunningService, TestAuth, TestDatabase, VILLAGE, nats_address,
+    postgres_address, start_every_service, test_config, wait_until, with_token,
+};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_serve_only_with_database_and_bus_and_guard_every_rpc() -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let database = TestDatabase::create().await?;
+    let postgres_gate = GatedProxy::start(postgres_address()).await?;
+    let nats_gate = GatedProxy::start(nats_address()).await?;
+    let config = test_config(
+        &auth,
+        database.url_via(&postgres_gate.address()),
+        format!("nats://{}", nats_gate.address()),
+    );
+    let services = start_every_service(&config).await?;
+
+    // Neither backend reachable: listening, but not ready.
+    for service in &services {
+        assert_eq!(
+            service.health().await?,
+            ServingStatus::NotServing,
+            "{}",
+            service.name
+        );
+    }
+
+    // The database comes up; every service connects to it but still waits for the bus.
+    postgres_gate.open();
+    wait_until("every service to reach the database", PATIENCE, || {
+        postgres_gate.forwarded_connections() >= services.len()
+    })
+    .await?;
+    for service in &services {
+        assert_eq!(
+            service.health().await?,
+            ServingStatus::NotServing,
+            "{}",
+            service.name
+        );
+    }
+
+    // The bus comes up: now every service is SERVING.
+    nats_gate.open();
+    for service in &services {
+        service
+            .wait_for_health(ServingStatus::Serving, PATIENCE)
+            .await?;
+    }
+
+    let admin = auth.token(Role::Admin, DISTRICT);
+    let village_clerk = auth.token(Role::VillageClerk, VILLAGE);
+    let expired_admin = auth.expired_token(Role::Admin, DISTRICT);
+    for service in &services {
+        let mut client = ServiceInfoServiceClient::new(service.channel().await?);
+
+        let no_token = client
+            .who_am_i(WhoAmIRequest {})
+            .await
+            .expect_err("a call without a token must fail");
+        assert_eq!(
+            no_token.code(),
+            Code::Unauthenticated,
+            "{}: {no_token:?}",
+            service.name
+        );
+
+        let expired = client
+            .get_service_info(with_token(GetServiceInfoRequest {}, &expired_admin)?)
+            .await
+            .expect_err("an expired token must fail");
+        assert_eq!(
+            expired.code(),
+            Code::Unauthenticated,
+            "{}: {expired:?}",
+            service.name
+        );
+        assert!(
+            expired.message().contains("expired"),
+            "{}",
+            expired.message()
+        );
+
+        let forged = format!("{}x", &admin[..admin.len() - 1]);
+        let tampered = client
+            .who_am_i(with_token(WhoAmIRequest {}, &forged)?)
+            .await
+            .expect_err("a tampered token must fail");
+        assert_eq!(tampered.code(), Code::Unauthenticated, "{}", service.name);
+
+        let wrong_role = client
+            .get_service_info(with_token(GetServiceInfoRequest {}, &village_clerk)?)
+            .await
+            .expect_err("a village clerk may not read service info");
+        assert_eq!(
+            wrong_role.code(),
+            Code::PermissionDenied,
+            "{}: {wrong_role:?}",
+            service.name
+        );
+
+        let me = client
+            .who_am_i(with_token(WhoAmIRequest {}, &village_clerk)?)
+            .await?
+            .into_inner();
+        let actor = me.actor.expect("who-am-i returns the actor");
+        assert_eq!(actor.org_unit_code, VILLAGE);
+        assert_eq!(actor.role(), sunshine_proto::v1::Role::VillageClerk);
+
+        let info = client
+            .get_service_info(with_token(GetServiceInfoRequest {}, &admin)?)
+            .await?
+            .into_inner();
+        assert_eq!(info.service_name, service.name);
+        let database_state = info.database.expect("database state");
+        let bus_state = info.bus.expect("bus state");
+        assert_eq!(database_state.kind(), BackendKind::Postgres);
+        assert!(database_state.connected, "{}", service.name);
+        assert_eq!(bus_state.kind(), BackendKind::Nats);
+        assert!(bus_state.connected, "{}", service.name);
+    }
+
+    for service in services {
+        service.stop().await?;
+    }
+    database.drop_database().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reports_not_serving_before_it_drains() -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let database = TestDatabase::create().await?;
+    let mut config = test_config(
+        &auth,
+        database.url_via(&postgres_address()),
+        format!("nats://{}", nats_address()),
+    );
+    config.grpc.drain_delay_ms = 2_000;
+    let service =
+        RunningService::start(sunshine_intake::SERVICE_NAME, config, sunshine_intake::run).await?;
+    service
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    let channel = service.channel().await?;
+
+    service.trigger_shutdown();
+    // Still answering during the drain delay, but no longer ready.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await?
+            .into_inner()
+            .status();
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {status:?} after shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = ServiceInfoServiceClient::new(channel);
+    let token = auth.token(Role::Auditor, DISTRICT);
+    let info = client
+        .get_service_info(with_token(GetServiceInfoRequest {}, &token)?)
+        .await?;
+    assert_eq!(info.into_inner().service_name, "intake");
+
+    service.stop().await?;
+    database.drop_database().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_backends_take_the_same_path() -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let directory =
+        std::env::temp_dir().join(format!("sunshine-embedded-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&directory)?;
+    let database_url = format!("sqlite://{}", directory.join("sunshine.db").display());
+    let config = test_config(&auth, database_url, "memory://".into());
+    let services = start_every_service(&config).await?;
+    for service in &services {
+        service
+            .wait_for_health(ServingStatus::Serving, PATIENCE)
+            .await?;
+        let mut client = ServiceInfoServiceClient::new(service.channel().await?);
+        let token = auth.token(Role::Auditor, DISTRICT);
+        let info = client
+            .get_service_info(with_token(GetServiceInfoRequest {}, &token)?)
+            .await?
+            .into_inner();
+        assert_eq!(info.database.expect("database").kind(), BackendKind::Sqlite);
+        assert_eq!(info.bus.expect("bus").kind(), BackendKind::InProcess);
+    }
+    for service in services {
+        service.stop().await?;
+    }
+    std::fs::remove_dir_all(directory)?;
+    Ok(())
+}
