@@ -94,6 +94,16 @@ impl OrgUnitCode {
     pub fn street_town_prefix(&self) -> &str {
         &self.digits[..STREET_TOWN_PREFIX_LENGTH]
     }
+
+    /// Whether an officer of this unit acts for `other`, read from the codes alone: a district
+    /// covers every unit under it, a street-town its villages, a village only itself.
+    pub fn covers(&self, other: &OrgUnitCode) -> bool {
+        match self.tier() {
+            OrgTier::District => self.district_prefix() == other.district_prefix(),
+            OrgTier::StreetTown => self.street_town_prefix() == other.street_town_prefix(),
+            OrgTier::VillageCommunity => self.digits == other.digits,
+        }
+    }
 }
 
 impl fmt::Display for OrgUnitCode {
@@ -544,6 +554,22 @@ name = "青石村委会"
         assert_eq!(tree.tier(&village), Some(OrgTier::VillageCommunity));
         assert_eq!(tree.tier(&code("990101999999")), None);
         assert!(tree.get(&code("990101999999")).is_none());
+    }
+
+    #[test]
+    fn covers_agrees_with_the_example_tree() {
+        let tree = OrgTree::example().unwrap();
+        for holder in tree.units() {
+            for target in tree.units() {
+                assert_eq!(
+                    holder.code().covers(target.code()),
+                    tree.contains(holder.code(), target.code()),
+                    "{} over {}",
+                    holder.code(),
+                    target.code()
+                );
+            }
+        }
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl Identity {
     /// `PERMISSION_DENIED` unless the caller's org unit is `target` or above it (a district
     /// officer covers the district, a street-town its villages, a village itself).
     pub fn require_org_scope(&self, target: &OrgUnitCode) -> Result<(), ApiError> {
-        if org_unit_covers(&self.org_unit, target) {
+        if self.org_unit.covers(target) {
             return Ok(());
         }
         Err(ApiError::PermissionDenied(format!(
@@ -164,21 +164,6 @@ impl Identity {
             scopes: self.scopes.clone(),
         }
     }
-}
-
-/// Whether an officer of `holder` acts for `target`, by the division code's structure: six
-/// digits of district, three of street-town, three of village-community.
-pub fn org_unit_covers(holder: &OrgUnitCode, target: &OrgUnitCode) -> bool {
-    let holder_code = holder.as_str();
-    let target_code = target.as_str();
-    let significant = if holder_code.ends_with("000000") {
-        6
-    } else if holder_code.ends_with("000") {
-        9
-    } else {
-        12
-    };
-    holder_code[..significant] == target_code[..significant]
 }
 
 /// Why a token was not accepted. Every variant is `UNAUTHENTICATED` for the caller.
@@ -578,10 +563,21 @@ mod tests {
         let street = OrgUnitCode::parse("990101001000").unwrap();
         let village = OrgUnitCode::parse("990101001002").unwrap();
         let other_village = OrgUnitCode::parse("990101002001").unwrap();
-        assert!(org_unit_covers(&district, &village));
-        assert!(org_unit_covers(&street, &village));
-        assert!(!org_unit_covers(&street, &other_village));
-        assert!(org_unit_covers(&village, &village));
-        assert!(!org_unit_covers(&village, &street));
+        let identity = |org_unit: &OrgUnitCode| Identity {
+            subject: "officer".into(),
+            display_name: "officer".into(),
+            role: Role::StreetReviewer,
+            org_unit: org_unit.clone(),
+            department_code: None,
+            scopes: vec![],
+        };
+        assert!(identity(&district).require_org_scope(&village).is_ok());
+        assert!(identity(&street).require_org_scope(&village).is_ok());
+        assert!(matches!(
+            identity(&street).require_org_scope(&other_village),
+            Err(ApiError::PermissionDenied(_))
+        ));
+        assert!(identity(&village).require_org_scope(&village).is_ok());
+        assert!(identity(&village).require_org_scope(&street).is_err());
     }
 }

@@ -1,1 +1,122 @@
-fn main() {}
+//! `sunshine`: run services, mint development tokens, run the demo. See `sunshine --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sunshine::{cluster, demo, dev_keys, services};
+use sunshine_platform::Role;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sunshine",
+    version,
+    about = "Sunshine Livelihood Assistance (阳光民生救助)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one service, or `all` of them in this process (ports from grpc.listen_address up).
+    Serve { service: String },
+    /// Write the embedded configuration and a development key into DIRECTORY (for `make run`).
+    DevInit {
+        #[arg(default_value = ".local")]
+        directory: PathBuf,
+    },
+    /// Print a development token signed with the key in DIRECTORY.
+    DevToken {
+        #[arg(long, default_value = ".local")]
+        directory: PathBuf,
+        /// village_clerk, street_reviewer, center_reviewer, center_approver, finance_officer,
+        /// finance_approver, auditor, department or admin.
+        #[arg(long)]
+        role: String,
+        /// 12-digit division code of the officer's org unit.
+        #[arg(long, default_value = "990101000000")]
+        org_unit: String,
+        #[arg(long, default_value = "dev-officer")]
+        subject: String,
+        #[arg(long, default_value = "开发测试")]
+        name: String,
+        #[arg(long)]
+        department_code: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        hours: i64,
+    },
+    /// Start the system in this process and walk through what it does.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { service } if service == "all" => {
+            sunshine_platform::main_entry("all", |config, listener, shutdown| {
+                // `all` binds its own ports from the configured base address.
+                drop(listener);
+                cluster::serve_all(config, shutdown)
+            })
+        }
+        Command::Serve { service } => match services::find(&service) {
+            Some(entry) => sunshine_platform::main_entry(entry.name, entry.run),
+            None => {
+                let names: Vec<&str> = services::SERVICES.iter().map(|entry| entry.name).collect();
+                eprintln!(
+                    "unknown service {service}; one of: all, {}",
+                    names.join(", ")
+                );
+                ExitCode::FAILURE
+            }
+        },
+        Command::DevInit { directory } => report(dev_keys::init_embedded(&directory).map(|path| {
+            println!("{}", path.display());
+        })),
+        Command::DevToken {
+            directory,
+            role,
+            org_unit,
+            subject,
+            name,
+            department_code,
+            hours,
+        } => {
+            let Some(role) = Role::parse(&role) else {
+                eprintln!("unknown role {role}");
+                return ExitCode::FAILURE;
+            };
+            report(
+                dev_keys::load_or_create(&directory.join("dev-signing-key")).map(|issuer| {
+                    let audience = sunshine_platform::config::AuthConfig::default().audience;
+                    let claims = dev_keys::claims(
+                        &audience,
+                        &subject,
+                        &name,
+                        role,
+                        &org_unit,
+                        department_code,
+                        hours,
+                    );
+                    println!("{}", issuer.sign(&claims));
+                }),
+            )
+        }
+        Command::Demo => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => report(runtime.block_on(demo::run())),
+            Err(error) => report(Err(error.into())),
+        },
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sunshine: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

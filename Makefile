@@ -1,0 +1,60 @@
+# Sunshine Livelihood Assistance — the commands. `make help` lists them.
+CARGO ?= cargo
+LOCAL_DIR ?= .local
+K8S_VENV ?= $(LOCAL_DIR)/venv-k8s
+
+.PHONY: help run run-cluster test lint fmt bench demo backends k8s-check clean-local
+
+help:
+	@echo "make run          run every service in one process (SQLite + in-process bus under $(LOCAL_DIR)/)"
+	@echo "make run-cluster  run every service in one process on PostgreSQL + NATS JetStream"
+	@echo "make test         all tests, against real PostgreSQL and NATS (started or installed if needed)"
+	@echo "make lint         rustfmt --check and clippy -D warnings"
+	@echo "make bench        benchmarks; JSON results under target/bench/"
+	@echo "make demo         start the system in-process and walk through it"
+	@echo "make k8s-check    render and validate the Kubernetes manifests"
+
+run:
+	$(CARGO) build -p sunshine
+	./target/debug/sunshine dev-init $(LOCAL_DIR)
+	@echo "tokens: ./target/debug/sunshine dev-token --role admin"
+	SUNSHINE_CONFIG=$(LOCAL_DIR)/sunshine.toml ./target/debug/sunshine serve all
+
+run-cluster: backends
+	$(CARGO) build -p sunshine
+	./target/debug/sunshine dev-init $(LOCAL_DIR)
+	psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname = 'sunshine'" | grep -q 1 \
+		|| psql -h 127.0.0.1 -U postgres -c "create database sunshine"
+	SUNSHINE_CONFIG=$(LOCAL_DIR)/sunshine.toml \
+	SUNSHINE__DATABASE__URL=postgres://postgres@127.0.0.1:5432/sunshine \
+	SUNSHINE__BUS__URL=nats://127.0.0.1:4222 \
+		./target/debug/sunshine serve all
+
+backends:
+	./deploy/local/ensure-backends.sh
+
+test: backends
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast && $(CARGO) test --workspace --doc; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	$(CARGO) bench -p sunshine-platform --bench foundation
+
+demo:
+	$(CARGO) run -q -p sunshine -- demo
+
+k8s-check:
+	./deploy/k8s-check.sh $(K8S_VENV)
+
+clean-local:
+	rm -rf $(LOCAL_DIR)
