@@ -4,13 +4,11 @@
 //! Connecting retries with backoff until it succeeds or the service shuts down, so a service can
 //! start before its database and report NOT_SERVING meanwhile.
 
-use std::str::FromStr as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
 use tokio::sync::broadcast;
 
 use crate::config::{
@@ -18,11 +16,13 @@ use crate::config::{
 };
 use crate::shutdown::Shutdown;
 
-/// A connected database.
+/// A connected database: PostgreSQL or SQLite behind one `sqlx::AnyPool`, so stores and
+/// projections write SQL once, in the dialect both accept (`$1` placeholders, BIGINT, TEXT, BLOB
+/// as BYTEA). What differs (DDL, locks, the transaction horizon) branches on [`Database::kind`].
 #[derive(Debug, Clone)]
-pub enum Database {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
+pub struct Database {
+    pool: AnyPool,
+    kind: DatabaseKind,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,55 +39,65 @@ pub enum BackendError {
 
 impl Database {
     pub async fn connect(config: &DatabaseConfig) -> Result<Database, BackendError> {
-        match config.kind() {
-            Some(DatabaseKind::Postgres) => {
-                let options = PgConnectOptions::from_str(&config.url)?.application_name("sunshine");
-                let pool = PgPoolOptions::new()
-                    .max_connections(config.max_connections)
-                    .acquire_timeout(config.connect_timeout())
-                    .connect_with(options)
-                    .await?;
-                Ok(Database::Postgres(pool))
+        sqlx::any::install_default_drivers();
+        let kind = config
+            .kind()
+            .ok_or_else(|| BackendError::UnsupportedUrl(redact_url_password(&config.url)))?;
+        let options = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.connect_timeout());
+        let pool = match kind {
+            DatabaseKind::Postgres => options.connect(&config.url).await?,
+            DatabaseKind::Sqlite => {
+                let url = sqlite_url_creating_file(&config.url);
+                options
+                    .after_connect(|connection, _metadata| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the one writer; the busy timeout makes
+                            // a second writer wait instead of failing at once.
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                            ))
+                            .execute(connection)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
             }
-            Some(DatabaseKind::Sqlite) => {
-                let options = SqliteConnectOptions::from_str(&config.url)?
-                    .create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(config.max_connections)
-                    .acquire_timeout(config.connect_timeout())
-                    .connect_with(options)
-                    .await?;
-                Ok(Database::Sqlite(pool))
-            }
-            None => Err(BackendError::UnsupportedUrl(redact_url_password(
-                &config.url,
-            ))),
-        }
+        };
+        Ok(Database { pool, kind })
+    }
+
+    /// The pool, for stores and projections.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// A round trip to the database.
     pub async fn ping(&self) -> bool {
-        let result = match self {
-            Database::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-            Database::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-        };
-        result.is_ok()
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
     pub fn kind(&self) -> DatabaseKind {
-        match self {
-            Database::Postgres(_) => DatabaseKind::Postgres,
-            Database::Sqlite(_) => DatabaseKind::Sqlite,
-        }
+        self.kind
     }
 
     pub async fn close(&self) {
-        match self {
-            Database::Postgres(pool) => pool.close().await,
-            Database::Sqlite(pool) => pool.close().await,
-        }
+        self.pool.close().await;
+    }
+}
+
+/// `sqlite://path` → `sqlite://path?mode=rwc`, so the file is created on first start.
+fn sqlite_url_creating_file(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
     }
 }
 
