@@ -3,57 +3,32 @@
 //!
 //! # Layout
 //! - [`TestAuth`]: a fresh signing key per test and tokens for any role.
-//! - [`TestDatabase`]: a fresh PostgreSQL database per test, dropped at the end.
-//! - [`GatedProxy`]: a TCP proxy that refuses connections until opened, to show what a service
-//!   does while a backend is unreachable without touching the shared servers.
 //! - [`RunningService`]: a service running on `127.0.0.1:0`, with health and shutdown helpers.
-//!
-//! The shared servers are found through `SUNSHINE_TEST_POSTGRES` (default `127.0.0.1:5432`,
-//! user `postgres`, trust auth) and `SUNSHINE_TEST_NATS` (default `127.0.0.1:4222`).
+//! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use sqlx::Connection as _;
 use sunshine_platform::auth::{Claims, TokenIssuer};
 use sunshine_platform::config::VerifyingKeyConfig;
 use sunshine_platform::{Config, Role, RunError, Shutdown, ShutdownTrigger};
 use time::OffsetDateTime;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+pub use sunshine_testkit::{
+    GatedProxy, PrivateNats, PrivatePostgres, TempSqlite, TestDatabase, init_test_logging,
+    nats_address, postgres_address, wait_until,
+};
+
 /// The example district's code (see `crates/domain/data/example-district.toml`).
 pub const DISTRICT: &str = "990101000000";
 pub const STREET_TOWN: &str = "990101001000";
 pub const VILLAGE: &str = "990101001001";
-
-/// Address of the shared PostgreSQL server.
-pub fn postgres_address() -> String {
-    std::env::var("SUNSHINE_TEST_POSTGRES").unwrap_or_else(|_| "127.0.0.1:5432".into())
-}
-
-/// Address of the shared NATS server (JetStream enabled).
-pub fn nats_address() -> String {
-    std::env::var("SUNSHINE_TEST_NATS").unwrap_or_else(|_| "127.0.0.1:4222".into())
-}
-
-/// Sends the services' logs to the test's captured output (shown when a test fails);
-/// `RUST_LOG` picks the level, `warn` by default.
-pub fn init_test_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
-}
 
 /// A signing key for one test, and the matching `auth` configuration.
 #[derive(Debug)]
@@ -115,109 +90,6 @@ pub fn with_token<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     Ok(request)
-}
-
-/// A fresh database on the shared PostgreSQL server.
-#[derive(Debug)]
-pub struct TestDatabase {
-    pub name: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> anyhow::Result<Self> {
-        let name = format!("sunshine_test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = Self::admin_connection().await?;
-        // The name is ours (a UUID), never user input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await?;
-        admin.close().await?;
-        Ok(TestDatabase { name })
-    }
-
-    async fn admin_connection() -> anyhow::Result<sqlx::PgConnection> {
-        let url = format!("postgres://postgres@{}/postgres", postgres_address());
-        sqlx::PgConnection::connect(&url)
-            .await
-            .with_context(|| format!("connecting to {url}"))
-    }
-
-    /// The database's URL, reached through `address` (the server itself, or a proxy).
-    pub fn url_via(&self, address: &str) -> String {
-        format!("postgres://postgres@{address}/{}", self.name)
-    }
-
-    pub async fn drop_database(self) -> anyhow::Result<()> {
-        let mut admin = Self::admin_connection().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await?;
-        admin.close().await?;
-        Ok(())
-    }
-}
-
-/// A TCP proxy to `target` that resets every connection until [`GatedProxy::open`] is called.
-#[derive(Debug)]
-pub struct GatedProxy {
-    address: SocketAddr,
-    open: Arc<AtomicBool>,
-    forwarded: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl GatedProxy {
-    pub async fn start(target: String) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let open = Arc::new(AtomicBool::new(false));
-        let forwarded = Arc::new(AtomicUsize::new(0));
-        let task_open = Arc::clone(&open);
-        let task_forwarded = Arc::clone(&forwarded);
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !task_open.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                task_forwarded.fetch_add(1, Ordering::SeqCst);
-                let target = target.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Ok(GatedProxy {
-            address,
-            open,
-            forwarded,
-            task,
-        })
-    }
-
-    pub fn address(&self) -> String {
-        self.address.to_string()
-    }
-
-    pub fn open(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-
-    /// How many connections have been let through.
-    pub fn forwarded_connections(&self) -> usize {
-        self.forwarded.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for GatedProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// Configuration for a test service: fast readiness checks, no drain delay, the test's key.
@@ -364,21 +236,4 @@ pub async fn start_every_service(config: &Config) -> anyhow::Result<Vec<RunningS
         )
         .await?,
     ])
-}
-
-/// Waits until `condition` holds, or fails after `within`.
-pub async fn wait_until(
-    what: &str,
-    within: Duration,
-    mut condition: impl FnMut() -> bool,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + within;
-    while !condition() {
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }

@@ -1,1 +1,21 @@
-//! placeholder
+//! The case-event log: the system of record and the auditors' evidence.
+//!
+//! # Layout
+//! - [`event`]: streams, expected versions, new and recorded events, metadata.
+//! - [`record`]: the exact bytes each event's hash covers; the per-stream hash chain.
+//! - [`schema`]: tables and append-only guards for PostgreSQL and SQLite.
+//! - [`store`]: [`EventStore`]: append (optimistic concurrency, idempotent commands), reads.
+//! - [`merkle`]: RFC 6962 Merkle tree hashing and proofs over the global order.
+//! - [`checkpoint`]: signed checkpoints (C2SP signed-note format).
+//! - [`crypto`]: sealing personal data with per-subject keys, blind indexes.
+
+pub mod checkpoint;
+pub mod crypto;
+pub mod event;
+pub mod merkle;
+pub mod record;
+pub mod schema;
+pub mod store;
+
+pub use event::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+pub use store::{AppendOutcome, CommitCursor, CommittedEvent, EventStore, StoreError};

@@ -1,0 +1,192 @@
+//! What an event is: the new event a service hands to the log, the event as recorded, its
+//! metadata (who, why, in answer to what), the stream it belongs to and the version a writer
+//! expects that stream to be at.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::merkle::Hash;
+
+/// The stream (aggregate) an event belongs to: `<service>-<kind>-<id>`, lowercase ASCII letters,
+/// digits and hyphens, e.g. `intake-household-0190f3c4-…`. The first segment names the owning
+/// service; only that service appends to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(String);
+
+/// Why a stream id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid stream id: {0}")]
+pub struct StreamIdError(&'static str);
+
+impl StreamId {
+    pub const MAX_LENGTH: usize = 200;
+
+    pub fn parse(text: &str) -> Result<StreamId, StreamIdError> {
+        if text.is_empty() || text.len() > Self::MAX_LENGTH {
+            return Err(StreamIdError("must be 1 to 200 characters"));
+        }
+        if !text
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+        {
+            return Err(StreamIdError(
+                "only lowercase ASCII letters, digits and hyphens",
+            ));
+        }
+        let mut segments = text.split('-');
+        let service = segments.next().unwrap_or_default();
+        let kind = segments.next().unwrap_or_default();
+        if service.is_empty() || kind.is_empty() || segments.next().is_none() {
+            return Err(StreamIdError("must be <service>-<kind>-<id>"));
+        }
+        Ok(StreamId(text.to_owned()))
+    }
+
+    /// `<service>-<kind>-<id>` from its parts; `id` is typically a UUID.
+    pub fn new(service: &str, kind: &str, id: &str) -> Result<StreamId, StreamIdError> {
+        StreamId::parse(&format!("{service}-{kind}-{id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The owning service: the first segment.
+    pub fn service(&self) -> &str {
+        self.0.split('-').next().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// What the writer believes the stream's version is; a mismatch is a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must be at exactly this version (its last event's version; streams start at 1).
+    Exact(u64),
+    /// No check: for streams with a single writer by construction.
+    Any,
+}
+
+/// Who acted. Copied from the verified token; never from a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Actor {
+    pub subject: String,
+    pub role: String,
+    pub org_unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department_code: Option<String>,
+}
+
+/// Who caused an event and in answer to what. Stored as JSON text, hashed as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventMetadata {
+    pub actor: Actor,
+    /// The client-chosen id of the command; retries reuse it (idempotency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+}
+
+/// An event a service asks the log to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// UUIDv7, chosen by the writer so a retry carries the same id.
+    pub event_id: Uuid,
+    pub case_id: String,
+    /// Fully qualified protobuf message name of the payload, e.g. `sunshine.v1.ApplicationSubmitted`.
+    pub event_type: String,
+    pub schema_version: u32,
+    /// The encoded payload, exactly as it will be stored and hashed. Personal data inside it is
+    /// already sealed (see [`crate::crypto`]).
+    pub payload: Vec<u8>,
+    /// When it happened, microseconds since the Unix epoch (UTC).
+    pub occurred_at_us: i64,
+}
+
+impl NewEvent {
+    /// A new event with a fresh UUIDv7, occurring now.
+    pub fn new(
+        case_id: impl Into<String>,
+        event_type: impl Into<String>,
+        schema_version: u32,
+        payload: Vec<u8>,
+    ) -> Self {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            case_id: case_id.into(),
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+            occurred_at_us: now_micros(),
+        }
+    }
+}
+
+/// An event as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Insertion sequence in the events table: unique and increasing per insert, but with gaps
+    /// and not in commit order under concurrent writers. Use [`RecordedEvent::log_position`]
+    /// for the global order.
+    pub sequence: i64,
+    /// Position in the global order (the Merkle leaf index, from 0), once the sequencer has
+    /// integrated the event.
+    pub log_position: Option<u64>,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub case_id: String,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: Vec<u8>,
+    /// The metadata exactly as stored (and hashed).
+    pub metadata_json: String,
+    pub occurred_at_us: i64,
+    pub recorded_at_us: i64,
+    pub previous_hash: Hash,
+    pub hash: Hash,
+}
+
+impl RecordedEvent {
+    /// The parsed metadata.
+    pub fn metadata(&self) -> Result<EventMetadata, serde_json::Error> {
+        serde_json::from_str(&self.metadata_json)
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_name_their_service() {
+        let stream = StreamId::new("intake", "household", "0190f3c4-aaaa").unwrap();
+        assert_eq!(stream.service(), "intake");
+        assert!(StreamId::parse("Intake-household-1").is_err());
+        assert!(StreamId::parse("intake-household").is_err());
+        assert!(StreamId::parse("intake--1").is_err());
+        assert!(StreamId::parse("intake.household.1").is_err());
+        assert!(StreamId::parse(&"a-b-".repeat(60)).is_err());
+    }
+}

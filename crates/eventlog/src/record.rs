@@ -1,0 +1,154 @@
+//! The exact bytes an event's hash covers, and the per-stream hash chain.
+//!
+//! ```text
+//! record  = 0x01                                  format version
+//!           lp(event_id)                          UUID, lowercase hyphenated text (36 bytes)
+//!           lp(stream_id)                         UTF-8
+//!           u64be(stream_version)
+//!           lp(case_id)                           UTF-8
+//!           lp(event_type)                        UTF-8
+//!           u32be(schema_version)
+//!           lp(payload)                           bytes as stored
+//!           lp(metadata)                          UTF-8 JSON text as stored
+//!           i64be(occurred_at_us)
+//!           i64be(recorded_at_us)
+//! lp(x)   = u32be(len(x)) || x
+//! hash    = SHA-256(previous_hash || record)      previous_hash: the stream's previous event's
+//!                                                 hash, or 32 zero bytes for version 1
+//! leaf    = hash                                  the Merkle leaf data (see crate::merkle)
+//! ```
+//! `docs/audit-log-format.md` restates this for verifiers written elsewhere.
+
+use sha2::{Digest as _, Sha256};
+
+use crate::event::RecordedEvent;
+use crate::merkle::Hash;
+
+/// Format byte of [`record_bytes`].
+pub const RECORD_FORMAT_VERSION: u8 = 1;
+
+/// The previous hash of a stream's first event.
+pub const GENESIS_HASH: Hash = [0u8; 32];
+
+/// The fields the hash covers, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFields<'a> {
+    pub event_id: &'a str,
+    pub stream_id: &'a str,
+    pub stream_version: u64,
+    pub case_id: &'a str,
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    pub payload: &'a [u8],
+    pub metadata_json: &'a str,
+    pub occurred_at_us: i64,
+    pub recorded_at_us: i64,
+}
+
+fn push_length_prefixed(output: &mut Vec<u8>, bytes: &[u8]) {
+    // Lengths are bounded far below 4 GiB by the message size limits.
+    let length = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    output.extend_from_slice(&length.to_be_bytes());
+    output.extend_from_slice(bytes);
+}
+
+/// The canonical record bytes.
+pub fn record_bytes(fields: &RecordFields<'_>) -> Vec<u8> {
+    let mut output = Vec::with_capacity(
+        1 + 4 * 6
+            + 8 * 3
+            + 4
+            + fields.event_id.len()
+            + fields.stream_id.len()
+            + fields.case_id.len()
+            + fields.event_type.len()
+            + fields.payload.len()
+            + fields.metadata_json.len(),
+    );
+    output.push(RECORD_FORMAT_VERSION);
+    push_length_prefixed(&mut output, fields.event_id.as_bytes());
+    push_length_prefixed(&mut output, fields.stream_id.as_bytes());
+    output.extend_from_slice(&fields.stream_version.to_be_bytes());
+    push_length_prefixed(&mut output, fields.case_id.as_bytes());
+    push_length_prefixed(&mut output, fields.event_type.as_bytes());
+    output.extend_from_slice(&fields.schema_version.to_be_bytes());
+    push_length_prefixed(&mut output, fields.payload);
+    push_length_prefixed(&mut output, fields.metadata_json.as_bytes());
+    output.extend_from_slice(&fields.occurred_at_us.to_be_bytes());
+    output.extend_from_slice(&fields.recorded_at_us.to_be_bytes());
+    output
+}
+
+/// `SHA-256(previous_hash || record)`.
+pub fn chain_hash(previous_hash: &Hash, fields: &RecordFields<'_>) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update(previous_hash);
+    hasher.update(record_bytes(fields));
+    hasher.finalize().into()
+}
+
+impl RecordedEvent {
+    /// The fields as stored, for recomputing the hash.
+    pub fn record_fields<'a>(&'a self, event_id_text: &'a str) -> RecordFields<'a> {
+        RecordFields {
+            event_id: event_id_text,
+            stream_id: &self.stream_id,
+            stream_version: self.stream_version,
+            case_id: &self.case_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            metadata_json: &self.metadata_json,
+            occurred_at_us: self.occurred_at_us,
+            recorded_at_us: self.recorded_at_us,
+        }
+    }
+
+    /// Recomputes the hash from the stored fields and the stored previous hash.
+    pub fn recompute_hash(&self) -> Hash {
+        let event_id_text = self.event_id.hyphenated().to_string();
+        chain_hash(&self.previous_hash, &self.record_fields(&event_id_text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields<'a>(payload: &'a [u8]) -> RecordFields<'a> {
+        RecordFields {
+            event_id: "0190f3c4-0000-7000-8000-000000000001",
+            stream_id: "intake-household-1",
+            stream_version: 1,
+            case_id: "case-1",
+            event_type: "sunshine.v1.HouseholdRegistered",
+            schema_version: 1,
+            payload,
+            metadata_json: "{}",
+            occurred_at_us: 1,
+            recorded_at_us: 2,
+        }
+    }
+
+    #[test]
+    fn the_layout_is_length_prefixed_and_big_endian() {
+        let bytes = record_bytes(&fields(b"ab"));
+        assert_eq!(bytes[0], 1);
+        assert_eq!(&bytes[1..5], &36u32.to_be_bytes());
+        let tail = &bytes[bytes.len() - 16..];
+        assert_eq!(&tail[..8], &1i64.to_be_bytes());
+        assert_eq!(&tail[8..], &2i64.to_be_bytes());
+    }
+
+    #[test]
+    fn any_change_changes_the_hash() {
+        let base = chain_hash(&GENESIS_HASH, &fields(b"ab"));
+        assert_ne!(base, chain_hash(&GENESIS_HASH, &fields(b"ac")));
+        assert_ne!(base, chain_hash(&[1u8; 32], &fields(b"ab")));
+        // Moving a byte across a field boundary changes the hash too (length prefixes).
+        let mut shifted = fields(b"ab");
+        shifted.case_id = "case-1a";
+        shifted.event_type = ".v1.HouseholdRegistered";
+        assert_ne!(base, chain_hash(&GENESIS_HASH, &shifted));
+    }
+}

@@ -1,0 +1,336 @@
+//! The event log's tables, created by numbered migrations per backend, and the database's own
+//! guard that keeps them append-only.
+//!
+//! Both backends have the same tables and columns (BIGINT, TEXT, BYTEA/BLOB), so the store's
+//! queries are written once. What differs: how the insertion sequence is generated, the
+//! append-only triggers, and (PostgreSQL only) the `sunshine_service` role that may only SELECT
+//! and INSERT on the log tables.
+
+use sqlx::AnyPool;
+use sunshine_platform::config::DatabaseKind;
+
+use crate::store::StoreError;
+
+/// One migration: a version and the SQL for each backend.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "event log: events, commands, log entries, checkpoints, relay and consumer state, data keys",
+    postgres: POSTGRES_V1,
+    sqlite: SQLITE_V1,
+}];
+
+/// Key of the advisory lock that serialises migrations run by several services at once.
+const MIGRATION_LOCK_KEY: i64 = 0x5355_4e53_4d49_4752; // "SUNSMIGR"
+
+const POSTGRES_V1: &str = r#"
+CREATE TABLE events (
+    sequence        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tx_id           BIGINT NOT NULL,
+    event_id        TEXT   NOT NULL UNIQUE,
+    stream_id       TEXT   NOT NULL,
+    stream_version  BIGINT NOT NULL CHECK (stream_version >= 1),
+    case_id         TEXT   NOT NULL,
+    event_type      TEXT   NOT NULL,
+    schema_version  BIGINT NOT NULL,
+    payload         BYTEA  NOT NULL,
+    metadata        TEXT   NOT NULL,
+    occurred_at_us  BIGINT NOT NULL,
+    recorded_at_us  BIGINT NOT NULL,
+    previous_hash   BYTEA  NOT NULL,
+    hash            BYTEA  NOT NULL,
+    CONSTRAINT events_stream_version_unique UNIQUE (stream_id, stream_version)
+);
+CREATE INDEX events_case ON events (case_id, tx_id, sequence);
+CREATE INDEX events_order ON events (tx_id, sequence);
+
+CREATE TABLE event_commands (
+    command_id      TEXT   PRIMARY KEY,
+    stream_id       TEXT   NOT NULL,
+    first_version   BIGINT NOT NULL,
+    last_version    BIGINT NOT NULL,
+    recorded_at_us  BIGINT NOT NULL
+);
+
+CREATE TABLE log_entries (
+    log_position    BIGINT PRIMARY KEY CHECK (log_position >= 0),
+    event_sequence  BIGINT NOT NULL UNIQUE,
+    leaf_hash       BYTEA  NOT NULL
+);
+
+CREATE TABLE log_checkpoints (
+    tree_size       BIGINT PRIMARY KEY,
+    root_hash       BYTEA  NOT NULL,
+    note            TEXT   NOT NULL,
+    created_at_us   BIGINT NOT NULL
+);
+
+CREATE TABLE relay_state (
+    relay_name      TEXT   PRIMARY KEY,
+    next_position   BIGINT NOT NULL,
+    updated_at_us   BIGINT NOT NULL
+);
+
+CREATE TABLE consumer_processed (
+    consumer        TEXT   NOT NULL,
+    event_id        TEXT   NOT NULL,
+    log_position    BIGINT NOT NULL,
+    processed_at_us BIGINT NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+);
+
+CREATE TABLE consumer_failures (
+    consumer        TEXT   NOT NULL,
+    event_id        TEXT   NOT NULL,
+    attempts        BIGINT NOT NULL,
+    last_error      TEXT   NOT NULL,
+    updated_at_us   BIGINT NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+);
+
+CREATE TABLE dead_letters (
+    consumer        TEXT   NOT NULL,
+    event_id        TEXT   NOT NULL,
+    log_position    BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL,
+    last_error      TEXT   NOT NULL,
+    parked_at_us    BIGINT NOT NULL,
+    replayed_at_us  BIGINT,
+    PRIMARY KEY (consumer, event_id)
+);
+
+CREATE TABLE data_keys (
+    key_id          TEXT   PRIMARY KEY,
+    subject         TEXT   NOT NULL,
+    wrapped_key     BYTEA  NOT NULL,
+    created_at_us   BIGINT NOT NULL
+);
+CREATE INDEX data_keys_subject ON data_keys (subject);
+
+CREATE TABLE destroyed_data_keys (
+    key_id          TEXT   PRIMARY KEY,
+    subject         TEXT   NOT NULL,
+    destroyed_at_us BIGINT NOT NULL,
+    reason          TEXT   NOT NULL
+);
+
+CREATE FUNCTION eventlog_reject_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'the case-event log is append-only: % on % is not allowed', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION eventlog_reject_change();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION eventlog_reject_change();
+CREATE TRIGGER event_commands_append_only BEFORE UPDATE OR DELETE ON event_commands
+    FOR EACH ROW EXECUTE FUNCTION eventlog_reject_change();
+CREATE TRIGGER event_commands_no_truncate BEFORE TRUNCATE ON event_commands
+    FOR EACH STATEMENT EXECUTE FUNCTION eventlog_reject_change();
+CREATE TRIGGER log_entries_append_only BEFORE UPDATE OR DELETE ON log_entries
+    FOR EACH ROW EXECUTE FUNCTION eventlog_reject_change();
+CREATE TRIGGER log_entries_no_truncate BEFORE TRUNCATE ON log_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION eventlog_reject_change();
+CREATE TRIGGER log_checkpoints_append_only BEFORE UPDATE OR DELETE ON log_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION eventlog_reject_change();
+CREATE TRIGGER log_checkpoints_no_truncate BEFORE TRUNCATE ON log_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION eventlog_reject_change();
+
+DO $roles$
+BEGIN
+    CREATE ROLE sunshine_service NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$roles$;
+
+REVOKE ALL ON events, event_commands, log_entries, log_checkpoints FROM PUBLIC;
+GRANT SELECT, INSERT ON events, event_commands, log_entries, log_checkpoints TO sunshine_service;
+GRANT SELECT, INSERT, UPDATE ON relay_state TO sunshine_service;
+GRANT SELECT, INSERT ON consumer_processed TO sunshine_service;
+GRANT SELECT, INSERT, UPDATE, DELETE ON consumer_failures TO sunshine_service;
+GRANT SELECT, INSERT, UPDATE ON dead_letters TO sunshine_service;
+GRANT SELECT, INSERT, DELETE ON data_keys TO sunshine_service;
+GRANT SELECT, INSERT ON destroyed_data_keys TO sunshine_service;
+"#;
+
+const SQLITE_V1: &str = r#"
+CREATE TABLE events (
+    sequence        INTEGER PRIMARY KEY AUTOINCREMENT,
+    tx_id           BIGINT NOT NULL,
+    event_id        TEXT   NOT NULL UNIQUE,
+    stream_id       TEXT   NOT NULL,
+    stream_version  BIGINT NOT NULL CHECK (stream_version >= 1),
+    case_id         TEXT   NOT NULL,
+    event_type      TEXT   NOT NULL,
+    schema_version  BIGINT NOT NULL,
+    payload         BLOB   NOT NULL,
+    metadata        TEXT   NOT NULL,
+    occurred_at_us  BIGINT NOT NULL,
+    recorded_at_us  BIGINT NOT NULL,
+    previous_hash   BLOB   NOT NULL,
+    hash            BLOB   NOT NULL,
+    CONSTRAINT events_stream_version_unique UNIQUE (stream_id, stream_version)
+);
+CREATE INDEX events_case ON events (case_id, tx_id, sequence);
+CREATE INDEX events_order ON events (tx_id, sequence);
+
+CREATE TABLE event_commands (
+    command_id      TEXT   PRIMARY KEY,
+    stream_id       TEXT   NOT NULL,
+    first_version   BIGINT NOT NULL,
+    last_version    BIGINT NOT NULL,
+    recorded_at_us  BIGINT NOT NULL
+);
+
+CREATE TABLE log_entries (
+    log_position    BIGINT PRIMARY KEY CHECK (log_position >= 0),
+    event_sequence  BIGINT NOT NULL UNIQUE,
+    leaf_hash       BLOB   NOT NULL
+);
+
+CREATE TABLE log_checkpoints (
+    tree_size       BIGINT PRIMARY KEY,
+    root_hash       BLOB   NOT NULL,
+    note            TEXT   NOT NULL,
+    created_at_us   BIGINT NOT NULL
+);
+
+CREATE TABLE relay_state (
+    relay_name      TEXT   PRIMARY KEY,
+    next_position   BIGINT NOT NULL,
+    updated_at_us   BIGINT NOT NULL
+);
+
+CREATE TABLE consumer_processed (
+    consumer        TEXT   NOT NULL,
+    event_id        TEXT   NOT NULL,
+    log_position    BIGINT NOT NULL,
+    processed_at_us BIGINT NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+);
+
+CREATE TABLE consumer_failures (
+    consumer        TEXT   NOT NULL,
+    event_id        TEXT   NOT NULL,
+    attempts        BIGINT NOT NULL,
+    last_error      TEXT   NOT NULL,
+    updated_at_us   BIGINT NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+);
+
+CREATE TABLE dead_letters (
+    consumer        TEXT   NOT NULL,
+    event_id        TEXT   NOT NULL,
+    log_position    BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL,
+    last_error      TEXT   NOT NULL,
+    parked_at_us    BIGINT NOT NULL,
+    replayed_at_us  BIGINT,
+    PRIMARY KEY (consumer, event_id)
+);
+
+CREATE TABLE data_keys (
+    key_id          TEXT   PRIMARY KEY,
+    subject         TEXT   NOT NULL,
+    wrapped_key     BLOB   NOT NULL,
+    created_at_us   BIGINT NOT NULL
+);
+CREATE INDEX data_keys_subject ON data_keys (subject);
+
+CREATE TABLE destroyed_data_keys (
+    key_id          TEXT   PRIMARY KEY,
+    subject         TEXT   NOT NULL,
+    destroyed_at_us BIGINT NOT NULL,
+    reason          TEXT   NOT NULL
+);
+
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: UPDATE on events is not allowed'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: DELETE on events is not allowed'); END;
+CREATE TRIGGER event_commands_no_update BEFORE UPDATE ON event_commands
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: UPDATE on event_commands is not allowed'); END;
+CREATE TRIGGER event_commands_no_delete BEFORE DELETE ON event_commands
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: DELETE on event_commands is not allowed'); END;
+CREATE TRIGGER log_entries_no_update BEFORE UPDATE ON log_entries
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: UPDATE on log_entries is not allowed'); END;
+CREATE TRIGGER log_entries_no_delete BEFORE DELETE ON log_entries
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: DELETE on log_entries is not allowed'); END;
+CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: UPDATE on log_checkpoints is not allowed'); END;
+CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: DELETE on log_checkpoints is not allowed'); END;
+"#;
+
+/// Applies the migrations not yet applied, each in its own transaction. Safe to call from
+/// several services at once.
+pub async fn migrate(pool: &AnyPool, kind: DatabaseKind) -> Result<(), StoreError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS eventlog_migrations (\
+         version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .or_else(ignore_concurrent_create)?;
+    for migration in MIGRATIONS {
+        let mut transaction = match kind {
+            DatabaseKind::Postgres => pool.begin().await?,
+            DatabaseKind::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        };
+        if kind == DatabaseKind::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK_KEY)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM eventlog_migrations WHERE version = $1")
+                .bind(migration.version)
+                .fetch_optional(&mut *transaction)
+                .await?;
+        if applied.is_some() {
+            transaction.rollback().await?;
+            continue;
+        }
+        let script = match kind {
+            DatabaseKind::Postgres => migration.postgres,
+            DatabaseKind::Sqlite => migration.sqlite,
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("INSERT INTO eventlog_migrations (version, description, applied_at_us) VALUES ($1, $2, $3)")
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(crate::event::now_micros())
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        tracing::info!(
+            version = migration.version,
+            description = migration.description,
+            "event log migrated"
+        );
+    }
+    Ok(())
+}
+
+/// `CREATE TABLE IF NOT EXISTS` run by two PostgreSQL sessions at once can still fail on the
+/// catalog's unique index; the table exists either way.
+fn ignore_concurrent_create(error: sqlx::Error) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+    match &error {
+        sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
+            Ok(sqlx::any::AnyQueryResult::default())
+        }
+        _ => Err(error),
+    }
+}

@@ -1,0 +1,652 @@
+//! The event store: atomic appends with optimistic concurrency and idempotent retries, and
+//! every way of reading the log back. One implementation for PostgreSQL and SQLite, through
+//! `sqlx::AnyPool` and SQL both accept; the few backend differences are marked where they are.
+//!
+//! # Gap-free order
+//! Concurrent PostgreSQL writers take insertion sequence numbers in one order and commit in
+//! another, so "everything after sequence N" can miss an event that commits late. Each row
+//! therefore records its writer's transaction id (`pg_current_xact_id()`, taken after the
+//! stream head is read). [`EventStore::read_committed_after`] returns only rows whose
+//! transaction id is below the oldest transaction still running
+//! (`pg_snapshot_xmin(pg_current_snapshot())`): no row can ever appear below that horizon
+//! again, so reading in `(tx_id, sequence)` order from a cursor never skips anything. The
+//! sequencer ([`crate::sequencer`]) reads that way and gives each event its dense
+//! `log_position`; everything downstream reads the log by position. SQLite has one writer at a
+//! time, so there the transaction id is simply one more than the last, and the horizon is open.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row as _};
+use sunshine_platform::ApiError;
+use sunshine_platform::config::DatabaseKind;
+use uuid::Uuid;
+
+use crate::event::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, now_micros};
+use crate::merkle::Hash;
+use crate::record::{GENESIS_HASH, RecordFields, chain_hash};
+
+/// Most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+/// Events per multi-row INSERT statement.
+const INSERT_CHUNK: usize = 100;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream is not at the expected version: someone else wrote first.
+    #[error("stream {stream_id} is at version {actual}, expected {expected}")]
+    Conflict {
+        stream_id: String,
+        expected: String,
+        actual: u64,
+    },
+    /// The command id was used before, for another stream.
+    #[error("command {command_id} was already used for stream {used_for}")]
+    CommandReused {
+        command_id: String,
+        used_for: String,
+    },
+    #[error("event id {0} is already in the log")]
+    DuplicateEventId(Uuid),
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored row that cannot be what the log wrote (e.g. a hash of the wrong length).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { .. } => ApiError::Conflict(error.to_string()),
+            StoreError::CommandReused { .. } => ApiError::FailedPrecondition(error.to_string()),
+            StoreError::DuplicateEventId(_) => ApiError::AlreadyExists {
+                what: "event".into(),
+                existing_id: None,
+            },
+            StoreError::Invalid(message) => ApiError::invalid_field("events", message),
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::Unavailable("the database is not reachable".into()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub stream_id: String,
+    pub first_version: u64,
+    /// The stream's version after the append: pass it as `ExpectedVersion::Exact` next time.
+    pub last_version: u64,
+    pub events: Vec<RecordedEvent>,
+    /// True when the command id had been appended before: nothing new was written and these are
+    /// the events of the first append.
+    pub deduplicated: bool,
+}
+
+/// Where a catch-up reader of committed events stands: the last `(tx_id, sequence)` it saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct CommitCursor {
+    pub tx_id: i64,
+    pub sequence: i64,
+}
+
+/// A committed event with its place in commit order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedEvent {
+    pub cursor: CommitCursor,
+    pub event: RecordedEvent,
+}
+
+type CommitDelay = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+/// The case-event log's store.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: AnyPool,
+    kind: DatabaseKind,
+    commit_delay: Option<CommitDelay>,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EventStore")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+const EVENT_COLUMNS: &str = "e.sequence, l.log_position, e.event_id, e.stream_id, e.stream_version, e.case_id, \
+     e.event_type, e.schema_version, e.payload, e.metadata, e.occurred_at_us, e.recorded_at_us, \
+     e.previous_hash, e.hash, e.tx_id";
+
+impl EventStore {
+    /// A store on `pool`; call [`EventStore::migrate`] once before use.
+    pub fn new(pool: AnyPool, kind: DatabaseKind) -> Self {
+        EventStore {
+            pool,
+            kind,
+            commit_delay: None,
+        }
+    }
+
+    /// From the platform's connected database.
+    pub fn from_database(database: &sunshine_platform::backends::Database) -> Self {
+        EventStore::new(database.pool().clone(), database.kind())
+    }
+
+    /// Creates or upgrades the log's tables.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        crate::schema::migrate(&self.pool, self.kind).await
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// For the concurrency tests: sleep this long (a fresh value per append) inside each append
+    /// transaction, just before it commits.
+    #[doc(hidden)]
+    pub fn with_commit_delay(
+        mut self,
+        delay: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> Self {
+        self.commit_delay = Some(Arc::new(delay));
+        self
+    }
+
+    /// Appends `events` to `stream` atomically, if the stream is at `expected`. With a
+    /// `metadata.command_id` seen before, returns the first append's result and writes nothing.
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        metadata: &EventMetadata,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        validate_new_events(&events)?;
+        let metadata_json = serde_json::to_string(metadata)
+            .map_err(|error| StoreError::Invalid(format!("metadata: {error}")))?;
+        match self
+            .try_append(stream, expected, metadata, &metadata_json, &events)
+            .await
+        {
+            Err(StoreError::Database(sqlx::Error::Database(database_error)))
+                if database_error.is_unique_violation() =>
+            {
+                let message = database_error.message().to_owned();
+                let constraint = database_error.constraint().unwrap_or_default().to_owned();
+                // A concurrent retry of the same command won the race: answer as a retry.
+                if let Some(command_id) = &metadata.command_id
+                    && let Some(outcome) = self.find_command(command_id, stream).await?
+                {
+                    return Ok(outcome);
+                }
+                if constraint == "events_stream_version_unique"
+                    || message.contains("events.stream_version")
+                {
+                    let actual = self.stream_version(stream).await?;
+                    return Err(StoreError::Conflict {
+                        stream_id: stream.to_string(),
+                        expected: describe_expected(expected),
+                        actual,
+                    });
+                }
+                if constraint == "events_event_id_key" || message.contains("events.event_id") {
+                    let duplicate = self.first_existing_event_id(&events).await?;
+                    return Err(StoreError::DuplicateEventId(duplicate.unwrap_or_default()));
+                }
+                Err(StoreError::Invalid(format!(
+                    "unique constraint {constraint}: {message}"
+                )))
+            }
+            other => other,
+        }
+    }
+
+    async fn try_append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        metadata: &EventMetadata,
+        metadata_json: &str,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, StoreError> {
+        // SQLite: take the write lock at BEGIN, so the read of the head and the insert are one
+        // serialised step (a deferred transaction could fail to upgrade under contention).
+        let mut transaction = match self.kind {
+            DatabaseKind::Postgres => self.pool.begin().await?,
+            DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        };
+
+        if let Some(command_id) = &metadata.command_id {
+            let existing = sqlx::query("SELECT stream_id, first_version, last_version FROM event_commands WHERE command_id = $1")
+                .bind(command_id.as_str())
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if existing.is_some() {
+                transaction.rollback().await?;
+                return self
+                    .find_command(command_id, stream)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("command {command_id} vanished")));
+            }
+        }
+
+        let head = sqlx::query("SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1")
+            .bind(stream.as_str())
+            .fetch_optional(&mut *transaction)
+            .await?;
+        let (head_version, head_hash) = match head {
+            Some(row) => (
+                to_u64(row.try_get::<i64, _>(0)?)?,
+                to_hash(&row.try_get::<Vec<u8>, _>(1)?)?,
+            ),
+            None => (0, GENESIS_HASH),
+        };
+        let version_matches = match expected {
+            ExpectedVersion::NoStream => head_version == 0,
+            ExpectedVersion::Exact(version) => head_version == version,
+            ExpectedVersion::Any => true,
+        };
+        if !version_matches {
+            transaction.rollback().await?;
+            return Err(StoreError::Conflict {
+                stream_id: stream.to_string(),
+                expected: describe_expected(expected),
+                actual: head_version,
+            });
+        }
+
+        // Backend difference: the writer's position in commit order (see the module docs).
+        let tx_id: i64 = match self.kind {
+            DatabaseKind::Postgres => {
+                sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+                    .fetch_one(&mut *transaction)
+                    .await?
+            }
+            DatabaseKind::Sqlite => {
+                sqlx::query_scalar("SELECT COALESCE(MAX(tx_id), 0) + 1 FROM events")
+                    .fetch_one(&mut *transaction)
+                    .await?
+            }
+        };
+
+        let first_version = head_version + 1;
+        let last_version = head_version + events.len() as u64;
+        let recorded_at_us = now_micros();
+        if let Some(command_id) = &metadata.command_id {
+            sqlx::query(
+                "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(command_id.as_str())
+            .bind(stream.as_str())
+            .bind(to_i64(first_version)?)
+            .bind(to_i64(last_version)?)
+            .bind(recorded_at_us)
+            .execute(&mut *transaction)
+            .await?;
+        }
+
+        let mut recorded = Vec::with_capacity(events.len());
+        let mut previous_hash = head_hash;
+        for (offset, event) in events.iter().enumerate() {
+            let stream_version = first_version + offset as u64;
+            let event_id_text = event.event_id.hyphenated().to_string();
+            let fields = RecordFields {
+                event_id: &event_id_text,
+                stream_id: stream.as_str(),
+                stream_version,
+                case_id: &event.case_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+                metadata_json,
+                occurred_at_us: event.occurred_at_us,
+                recorded_at_us,
+            };
+            let hash = chain_hash(&previous_hash, &fields);
+            recorded.push(RecordedEvent {
+                sequence: 0,
+                log_position: None,
+                event_id: event.event_id,
+                stream_id: stream.to_string(),
+                stream_version,
+                case_id: event.case_id.clone(),
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                payload: event.payload.clone(),
+                metadata_json: metadata_json.to_owned(),
+                occurred_at_us: event.occurred_at_us,
+                recorded_at_us,
+                previous_hash,
+                hash,
+            });
+            previous_hash = hash;
+        }
+
+        for chunk in recorded.chunks_mut(INSERT_CHUNK) {
+            let sql = insert_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for event in chunk.iter() {
+                query = query
+                    .bind(tx_id)
+                    .bind(event.event_id.hyphenated().to_string())
+                    .bind(event.stream_id.clone())
+                    .bind(to_i64(event.stream_version)?)
+                    .bind(event.case_id.clone())
+                    .bind(event.event_type.clone())
+                    .bind(i64::from(event.schema_version))
+                    .bind(event.payload.clone())
+                    .bind(event.metadata_json.clone())
+                    .bind(event.occurred_at_us)
+                    .bind(event.recorded_at_us)
+                    .bind(event.previous_hash.to_vec())
+                    .bind(event.hash.to_vec());
+            }
+            let sequences = query.fetch_all(&mut *transaction).await?;
+            if sequences.len() != chunk.len() {
+                return Err(StoreError::Corrupt(
+                    "insert returned the wrong number of rows".into(),
+                ));
+            }
+            // RETURNING gives rows in VALUES order on both backends.
+            for (event, row) in chunk.iter_mut().zip(sequences) {
+                event.sequence = row.try_get::<i64, _>(0)?;
+            }
+        }
+
+        if let Some(delay) = &self.commit_delay {
+            tokio::time::sleep(delay()).await;
+        }
+        transaction.commit().await?;
+        Ok(AppendOutcome {
+            stream_id: stream.to_string(),
+            first_version,
+            last_version,
+            events: recorded,
+            deduplicated: false,
+        })
+    }
+
+    /// The outcome of an earlier append of `command_id`, if there was one.
+    async fn find_command(
+        &self,
+        command_id: &str,
+        stream: &StreamId,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let row = sqlx::query("SELECT stream_id, first_version, last_version FROM event_commands WHERE command_id = $1")
+            .bind(command_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let used_for: String = row.try_get(0)?;
+        if used_for != stream.as_str() {
+            return Err(StoreError::CommandReused {
+                command_id: command_id.to_owned(),
+                used_for,
+            });
+        }
+        let first_version = to_u64(row.try_get::<i64, _>(1)?)?;
+        let last_version = to_u64(row.try_get::<i64, _>(2)?)?;
+        let mut events = self.read_stream(stream, first_version).await?;
+        events.retain(|event| event.stream_version <= last_version);
+        Ok(Some(AppendOutcome {
+            stream_id: stream.to_string(),
+            first_version,
+            last_version,
+            events,
+            deduplicated: true,
+        }))
+    }
+
+    async fn first_existing_event_id(
+        &self,
+        events: &[NewEvent],
+    ) -> Result<Option<Uuid>, StoreError> {
+        for event in events {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT sequence FROM events WHERE event_id = $1")
+                    .bind(event.event_id.hyphenated().to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if found.is_some() {
+                return Ok(Some(event.event_id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The stream's current version (0 if it has no events).
+    pub async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(stream_version) FROM events WHERE stream_id = $1")
+                .bind(stream.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        to_u64(version.unwrap_or(0))
+    }
+
+    /// The stream's events from `from_version` on, in version order.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
+             WHERE e.stream_id = $1 AND e.stream_version >= $2 ORDER BY e.stream_version"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .bind(to_i64(from_version)?)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// Every committed event of a case (the case file), in commit order.
+    pub async fn read_case(&self, case_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
+             WHERE e.case_id = $1 ORDER BY e.tx_id, e.sequence"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// Up to `limit` events of the global order from `from_position` on (sequenced events only:
+    /// dense positions, never a gap).
+    pub async fn read_log(
+        &self,
+        from_position: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM log_entries l JOIN events e ON e.sequence = l.event_sequence \
+             WHERE l.log_position >= $1 ORDER BY l.log_position LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(to_i64(from_position)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// How many events the global order holds (the Merkle tree size).
+    pub async fn log_size(&self) -> Result<u64, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT MAX(log_position) + 1 FROM log_entries")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(size.unwrap_or(0))
+    }
+
+    /// The transaction horizon: every row with a smaller `tx_id` is final.
+    pub async fn commit_horizon(&self) -> Result<i64, StoreError> {
+        match self.kind {
+            DatabaseKind::Postgres => Ok(sqlx::query_scalar(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            )
+            .fetch_one(&self.pool)
+            .await?),
+            DatabaseKind::Sqlite => Ok(i64::MAX),
+        }
+    }
+
+    /// Up to `limit` committed events after `cursor`, in commit order, never skipping one that
+    /// commits later (see the module docs).
+    pub async fn read_committed_after(
+        &self,
+        cursor: CommitCursor,
+        limit: u32,
+    ) -> Result<Vec<CommittedEvent>, StoreError> {
+        let horizon = self.commit_horizon().await?;
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
+             WHERE (e.tx_id > $1 OR (e.tx_id = $1 AND e.sequence > $2)) AND e.tx_id < $3 \
+             ORDER BY e.tx_id, e.sequence LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(cursor.tx_id)
+            .bind(cursor.sequence)
+            .bind(horizon)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut committed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event = decode_event(row)?;
+            let tx_id: i64 = row.try_get(14)?;
+            committed.push(CommittedEvent {
+                cursor: CommitCursor {
+                    tx_id,
+                    sequence: event.sequence,
+                },
+                event,
+            });
+        }
+        Ok(committed)
+    }
+}
+
+fn insert_sql(rows: usize) -> String {
+    const COLUMNS: usize = 13;
+    let mut sql = String::from(
+        "INSERT INTO events (tx_id, event_id, stream_id, stream_version, case_id, event_type, schema_version, \
+         payload, metadata, occurred_at_us, recorded_at_us, previous_hash, hash) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * COLUMNS + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(" RETURNING sequence");
+    sql
+}
+
+fn validate_new_events(events: &[NewEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Err(StoreError::Invalid(
+            "an append needs at least one event".into(),
+        ));
+    }
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(StoreError::Invalid(format!(
+            "at most {MAX_EVENTS_PER_APPEND} events per append"
+        )));
+    }
+    for (index, event) in events.iter().enumerate() {
+        if event.case_id.trim().is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "events[{index}].case_id must not be empty"
+            )));
+        }
+        if event.event_type.trim().is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "events[{index}].event_type must not be empty"
+            )));
+        }
+        if event.schema_version == 0 {
+            return Err(StoreError::Invalid(format!(
+                "events[{index}].schema_version starts at 1"
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for event in events {
+        if !seen.insert(event.event_id) {
+            return Err(StoreError::DuplicateEventId(event.event_id));
+        }
+    }
+    Ok(())
+}
+
+fn describe_expected(expected: ExpectedVersion) -> String {
+    match expected {
+        ExpectedVersion::NoStream => "no stream".into(),
+        ExpectedVersion::Exact(version) => version.to_string(),
+        ExpectedVersion::Any => "any".into(),
+    }
+}
+
+pub(crate) fn decode_event(row: &AnyRow) -> Result<RecordedEvent, StoreError> {
+    let event_id_text: String = row.try_get(2)?;
+    let log_position: Option<i64> = row.try_get(1)?;
+    Ok(RecordedEvent {
+        sequence: row.try_get(0)?,
+        log_position: log_position.map(to_u64).transpose()?,
+        event_id: Uuid::parse_str(&event_id_text)
+            .map_err(|_| StoreError::Corrupt(format!("event id {event_id_text} is not a UUID")))?,
+        stream_id: row.try_get(3)?,
+        stream_version: to_u64(row.try_get::<i64, _>(4)?)?,
+        case_id: row.try_get(5)?,
+        event_type: row.try_get(6)?,
+        schema_version: u32::try_from(row.try_get::<i64, _>(7)?)
+            .map_err(|_| StoreError::Corrupt("schema version out of range".into()))?,
+        payload: row.try_get(8)?,
+        metadata_json: row.try_get(9)?,
+        occurred_at_us: row.try_get(10)?,
+        recorded_at_us: row.try_get(11)?,
+        previous_hash: to_hash(&row.try_get::<Vec<u8>, _>(12)?)?,
+        hash: to_hash(&row.try_get::<Vec<u8>, _>(13)?)?,
+    })
+}
+
+pub(crate) fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("a hash of {} bytes", bytes.len())))
+}
+
+pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value}")))
+}
+
+pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("value {value} out of range")))
+}

@@ -1,0 +1,117 @@
+//! Shared by the event log's integration tests: a fresh store on either backend.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use sunshine_eventlog::store::{CommitCursor, CommittedEvent};
+use sunshine_eventlog::{Actor, EventMetadata, EventStore, NewEvent, StreamId};
+use sunshine_testkit::{TempSqlite, TestDatabase};
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Keeps the database alive for the test.
+#[derive(Debug)]
+pub enum Keep {
+    Postgres(TestDatabase),
+    Sqlite(TempSqlite),
+}
+
+/// A migrated store on a fresh database of `backend`.
+pub async fn fresh_store(
+    backend: Backend,
+    max_connections: u32,
+) -> anyhow::Result<(EventStore, Keep)> {
+    let (database, keep) = match backend {
+        Backend::Postgres => {
+            let test_database = TestDatabase::create().await?;
+            let database = test_database.connect(max_connections).await?;
+            (database, Keep::Postgres(test_database))
+        }
+        Backend::Sqlite => {
+            let sqlite = TempSqlite::create()?;
+            let database = sqlite.connect(max_connections).await?;
+            (database, Keep::Sqlite(sqlite))
+        }
+    };
+    let store = EventStore::from_database(&database);
+    store.migrate().await?;
+    Ok((store, keep))
+}
+
+pub fn stream(kind: &str, id: impl std::fmt::Display) -> StreamId {
+    StreamId::new("intake", kind, &id.to_string()).expect("valid stream id")
+}
+
+pub fn metadata(command_id: Option<&str>) -> EventMetadata {
+    EventMetadata {
+        actor: Actor {
+            subject: "clerk-1".into(),
+            role: "village_clerk".into(),
+            org_unit: "990101001001".into(),
+            department_code: None,
+        },
+        command_id: command_id.map(str::to_owned),
+        correlation_id: Some("flow-1".into()),
+        ..EventMetadata::default()
+    }
+}
+
+pub fn event(case_id: &str, text: &str) -> NewEvent {
+    NewEvent::new(
+        case_id,
+        "sunshine.v1.TestEvent",
+        1,
+        text.as_bytes().to_vec(),
+    )
+}
+
+/// Runs a scenario on both backends as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() -> anyhow::Result<()> {
+                    super::$scenario(super::common::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() -> anyhow::Result<()> {
+                    super::$scenario(super::common::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+/// Reads committed events after `cursor` until at least `expected` are there (the horizon may
+/// lag behind commits while other transactions run on the server), or fails after 20 s.
+pub async fn read_committed_until(
+    store: &EventStore,
+    cursor: CommitCursor,
+    expected: usize,
+) -> anyhow::Result<Vec<CommittedEvent>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let committed = store.read_committed_after(cursor, 10_000).await?;
+        if committed.len() >= expected {
+            return Ok(committed);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {expected} events became readable",
+            committed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

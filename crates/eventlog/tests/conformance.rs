@@ -1,0 +1,458 @@
+//! The store's contract, run identically on PostgreSQL and SQLite: append, conflicts,
+//! idempotent retries, reading by stream, by case and in commit order, and the database's own
+//! refusal to change what was written.
+
+mod common;
+
+use common::{Backend, event, fresh_store, metadata, stream};
+use sqlx::Row as _;
+use sunshine_eventlog::record::GENESIS_HASH;
+use sunshine_eventlog::store::CommitCursor;
+use sunshine_eventlog::{ExpectedVersion, StoreError};
+
+on_both_backends!(
+    appends_and_reads_back_by_stream_case_and_commit_order,
+    a_wrong_expected_version_is_a_conflict_and_writes_nothing,
+    a_retried_command_appends_once,
+    concurrent_writers_to_one_stream_cannot_both_win,
+    invalid_appends_are_refused_whole,
+    the_database_refuses_to_change_the_log,
+);
+
+async fn count_events(store: &sunshine_eventlog::EventStore) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(store.pool())
+        .await?)
+}
+
+async fn appends_and_reads_back_by_stream_case_and_commit_order(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let household = stream("household", "h1");
+    let application = stream("application", "a1");
+
+    let first = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![
+                event("case-1", "registered"),
+                event("case-1", "member added"),
+                event("case-1", "income declared"),
+            ],
+        )
+        .await?;
+    assert_eq!(
+        (first.first_version, first.last_version, first.deduplicated),
+        (1, 3, false)
+    );
+    store
+        .append(
+            &application,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![event("case-1", "submitted"), event("case-2", "other case")],
+        )
+        .await?;
+    let next = store
+        .append(
+            &household,
+            ExpectedVersion::Exact(3),
+            &metadata(None),
+            vec![event("case-1", "moved")],
+        )
+        .await?;
+    assert_eq!((next.first_version, next.last_version), (4, 4));
+
+    let household_events = store.read_stream(&household, 1).await?;
+    let versions: Vec<u64> = household_events
+        .iter()
+        .map(|recorded| recorded.stream_version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(household_events[0].previous_hash, GENESIS_HASH);
+    for pair in household_events.windows(2) {
+        assert_eq!(
+            pair[1].previous_hash, pair[0].hash,
+            "the chain links each event to the one before"
+        );
+    }
+    for recorded in &household_events {
+        assert_eq!(recorded.recompute_hash(), recorded.hash);
+        assert_eq!(recorded.metadata()?.actor.subject, "clerk-1");
+    }
+    assert_eq!(store.read_stream(&household, 3).await?.len(), 2);
+    assert_eq!(store.stream_version(&household).await?, 4);
+
+    let case_file = store.read_case("case-1").await?;
+    let payloads: Vec<&[u8]> = case_file
+        .iter()
+        .map(|recorded| recorded.payload.as_slice())
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            b"registered".as_slice(),
+            b"member added",
+            b"income declared",
+            b"submitted",
+            b"moved"
+        ]
+    );
+
+    // Another transaction anywhere on the server may hold the horizon back for a moment.
+    let committed = common::read_committed_until(&store, CommitCursor::default(), 6).await?;
+    assert_eq!(committed.len(), 6);
+    let cursors: Vec<CommitCursor> = committed.iter().map(|entry| entry.cursor).collect();
+    let mut sorted = cursors.clone();
+    sorted.sort();
+    assert_eq!(cursors, sorted, "commit order is (tx_id, sequence) order");
+    let after_third = common::read_committed_until(&store, committed[2].cursor, 3).await?;
+    assert_eq!(after_third.len(), 3);
+    assert_eq!(after_third[0].event.event_id, committed[3].event.event_id);
+    Ok(())
+}
+
+async fn a_wrong_expected_version_is_a_conflict_and_writes_nothing(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let household = stream("household", "h1");
+    store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![event("c", "1"), event("c", "2")],
+        )
+        .await?;
+
+    let again = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![event("c", "x")],
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { actual: 2, .. })),
+        "{again:?}"
+    );
+    let stale = store
+        .append(
+            &household,
+            ExpectedVersion::Exact(1),
+            &metadata(None),
+            vec![event("c", "x")],
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { actual: 2, .. })),
+        "{stale:?}"
+    );
+    let ahead = store
+        .append(
+            &household,
+            ExpectedVersion::Exact(5),
+            &metadata(None),
+            vec![event("c", "x")],
+        )
+        .await;
+    assert!(
+        matches!(ahead, Err(StoreError::Conflict { .. })),
+        "{ahead:?}"
+    );
+    let missing = store
+        .append(
+            &stream("household", "h2"),
+            ExpectedVersion::Exact(1),
+            &metadata(None),
+            vec![event("c", "x")],
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::Conflict { actual: 0, .. })),
+        "{missing:?}"
+    );
+    assert_eq!(count_events(&store).await?, 2);
+
+    let status = tonic::Status::from(sunshine_platform::ApiError::from(
+        stale.expect_err("conflict"),
+    ));
+    assert_eq!(status.code(), tonic::Code::Aborted);
+
+    let any = store
+        .append(
+            &household,
+            ExpectedVersion::Any,
+            &metadata(None),
+            vec![event("c", "3")],
+        )
+        .await?;
+    assert_eq!(any.last_version, 3);
+    Ok(())
+}
+
+async fn a_retried_command_appends_once(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let household = stream("household", "h1");
+    let command = metadata(Some("command-42"));
+    let events = vec![event("c", "registered"), event("c", "member added")];
+
+    let first = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &command,
+            events.clone(),
+        )
+        .await?;
+    // The client did not hear the answer and sends the same command again: same answer.
+    let retry = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &command,
+            events.clone(),
+        )
+        .await?;
+    assert!(retry.deduplicated);
+    assert_eq!(
+        (retry.first_version, retry.last_version),
+        (first.first_version, first.last_version)
+    );
+    let first_ids: Vec<_> = first
+        .events
+        .iter()
+        .map(|recorded| recorded.event_id)
+        .collect();
+    let retry_ids: Vec<_> = retry
+        .events
+        .iter()
+        .map(|recorded| recorded.event_id)
+        .collect();
+    assert_eq!(first_ids, retry_ids);
+    assert_eq!(count_events(&store).await?, 2);
+
+    // Even with fresh event ids, the command id decides.
+    let regenerated = vec![event("c", "registered"), event("c", "member added")];
+    let third = store
+        .append(&household, ExpectedVersion::Exact(0), &command, regenerated)
+        .await?;
+    assert!(third.deduplicated);
+    assert_eq!(count_events(&store).await?, 2);
+
+    let elsewhere = store
+        .append(
+            &stream("household", "h2"),
+            ExpectedVersion::NoStream,
+            &command,
+            events,
+        )
+        .await;
+    assert!(
+        matches!(elsewhere, Err(StoreError::CommandReused { .. })),
+        "{elsewhere:?}"
+    );
+
+    // Concurrent retries of one new command: exactly one append.
+    let racing = metadata(Some("command-43"));
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let store = store.clone();
+        let racing = racing.clone();
+        let target = stream("household", "h3");
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(
+                    &target,
+                    ExpectedVersion::Any,
+                    &racing,
+                    vec![event("c", "once")],
+                )
+                .await
+        }));
+    }
+    let mut written = 0;
+    for task in tasks {
+        let outcome = task.await??;
+        if !outcome.deduplicated {
+            written += 1;
+        }
+        assert_eq!(outcome.last_version, 1);
+    }
+    assert_eq!(written, 1);
+    assert_eq!(
+        store
+            .read_stream(&stream("household", "h3"), 1)
+            .await?
+            .len(),
+        1
+    );
+    Ok(())
+}
+
+async fn concurrent_writers_to_one_stream_cannot_both_win(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 8).await?;
+    let household = stream("household", "h1");
+    store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![event("c", "registered")],
+        )
+        .await?;
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        let target = household.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(
+                    &target,
+                    ExpectedVersion::Exact(1),
+                    &metadata(None),
+                    vec![event("c", &format!("change by {writer}"))],
+                )
+                .await
+        }));
+    }
+    let mut winners = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(_) => winners += 1,
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(other) => anyhow::bail!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!((winners, conflicts), (1, 7));
+    assert_eq!(store.stream_version(&household).await?, 2);
+    Ok(())
+}
+
+async fn invalid_appends_are_refused_whole(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 2).await?;
+    let household = stream("household", "h1");
+    let empty = store
+        .append(&household, ExpectedVersion::Any, &metadata(None), vec![])
+        .await;
+    assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
+    let no_case = store
+        .append(
+            &household,
+            ExpectedVersion::Any,
+            &metadata(None),
+            vec![event("c", "ok"), event(" ", "bad")],
+        )
+        .await;
+    assert!(
+        matches!(&no_case, Err(StoreError::Invalid(message)) if message.contains("events[1].case_id")),
+        "{no_case:?}"
+    );
+    let twice = event("c", "same id");
+    let duplicate_ids = store
+        .append(
+            &household,
+            ExpectedVersion::Any,
+            &metadata(None),
+            vec![twice.clone(), twice.clone()],
+        )
+        .await;
+    assert!(
+        matches!(duplicate_ids, Err(StoreError::DuplicateEventId(_))),
+        "{duplicate_ids:?}"
+    );
+    store
+        .append(
+            &household,
+            ExpectedVersion::Any,
+            &metadata(None),
+            vec![twice.clone()],
+        )
+        .await?;
+    let reused_id = store
+        .append(
+            &stream("household", "h2"),
+            ExpectedVersion::Any,
+            &metadata(None),
+            vec![twice],
+        )
+        .await;
+    assert!(
+        matches!(reused_id, Err(StoreError::DuplicateEventId(_))),
+        "{reused_id:?}"
+    );
+    assert_eq!(count_events(&store).await?, 1);
+    Ok(())
+}
+
+async fn the_database_refuses_to_change_the_log(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 2).await?;
+    let household = stream("household", "h1");
+    store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(Some("c1")),
+            vec![event("c", "original")],
+        )
+        .await?;
+
+    let update = sqlx::query("UPDATE events SET payload = $1")
+        .bind(b"forged".to_vec())
+        .execute(store.pool())
+        .await;
+    let message = update.expect_err("an UPDATE must fail").to_string();
+    assert!(message.contains("append-only"), "{message}");
+    let delete = sqlx::query("DELETE FROM events")
+        .execute(store.pool())
+        .await;
+    assert!(
+        delete
+            .expect_err("a DELETE must fail")
+            .to_string()
+            .contains("append-only")
+    );
+    let delete_command = sqlx::query("DELETE FROM event_commands")
+        .execute(store.pool())
+        .await;
+    assert!(delete_command.is_err());
+    if backend == Backend::Postgres {
+        let truncate = sqlx::query("TRUNCATE events").execute(store.pool()).await;
+        assert!(
+            truncate
+                .expect_err("a TRUNCATE must fail")
+                .to_string()
+                .contains("append-only")
+        );
+        // The services' role may read and append, nothing else.
+        let mut transaction = store.pool().begin().await?;
+        sqlx::query("SET LOCAL ROLE sunshine_service")
+            .execute(&mut *transaction)
+            .await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut *transaction)
+            .await?;
+        assert_eq!(count, 1);
+        let denied = sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
+            .execute(&mut *transaction)
+            .await;
+        assert!(
+            denied
+                .expect_err("the service role may not disable the guard")
+                .to_string()
+                .contains("owner")
+        );
+        transaction.rollback().await?;
+    }
+    let row = sqlx::query("SELECT payload FROM events")
+        .fetch_one(store.pool())
+        .await?;
+    assert_eq!(row.try_get::<Vec<u8>, _>(0)?, b"original");
+    Ok(())
+}
