@@ -5,6 +5,9 @@
 //! - [`record`]: the exact bytes each event's hash covers; the per-stream hash chain.
 //! - [`schema`]: tables and append-only guards for PostgreSQL and SQLite.
 //! - [`store`]: [`EventStore`]: append (optimistic concurrency, idempotent commands), reads.
+//! - [`sequencer`]: dense global positions, Merkle integration, signed checkpoints.
+//! - [`lease`]: one sequencer and relay at a time per log.
+//! - [`verify`]: the auditor's check of the whole log; inclusion and consistency proofs.
 //! - [`merkle`]: RFC 6962 Merkle tree hashing and proofs over the global order.
 //! - [`checkpoint`]: signed checkpoints (C2SP signed-note format).
 //! - [`crypto`]: sealing personal data with per-subject keys, blind indexes.
@@ -12,10 +15,13 @@
 pub mod checkpoint;
 pub mod crypto;
 pub mod event;
+pub mod lease;
 pub mod merkle;
 pub mod record;
 pub mod schema;
+pub mod sequencer;
 pub mod store;
+pub mod verify;
 
 pub use event::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 pub use store::{AppendOutcome, CommitCursor, CommittedEvent, EventStore, StoreError};

@@ -111,6 +111,7 @@ type CommitDelay = Arc<dyn Fn() -> Duration + Send + Sync>;
 pub struct EventStore {
     pool: AnyPool,
     kind: DatabaseKind,
+    identity: Arc<str>,
     commit_delay: Option<CommitDelay>,
 }
 
@@ -129,17 +130,22 @@ const EVENT_COLUMNS: &str = "e.sequence, l.log_position, e.event_id, e.stream_id
 
 impl EventStore {
     /// A store on `pool`; call [`EventStore::migrate`] once before use.
-    pub fn new(pool: AnyPool, kind: DatabaseKind) -> Self {
+    pub fn new(pool: AnyPool, kind: DatabaseKind, identity: &str) -> Self {
         EventStore {
             pool,
             kind,
+            identity: Arc::from(identity),
             commit_delay: None,
         }
     }
 
     /// From the platform's connected database.
     pub fn from_database(database: &sunshine_platform::backends::Database) -> Self {
-        EventStore::new(database.pool().clone(), database.kind())
+        EventStore::new(
+            database.pool().clone(),
+            database.kind(),
+            database.identity(),
+        )
     }
 
     /// Creates or upgrades the log's tables.
@@ -153,6 +159,12 @@ impl EventStore {
 
     pub fn kind(&self) -> DatabaseKind {
         self.kind
+    }
+
+    /// Names the database this store writes to, for process-local leases (SQLite): the pool's
+    /// connect options are not comparable, so the caller's URL is kept.
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// For the concurrency tests: sleep this long (a fresh value per append) inside each append

@@ -23,6 +23,7 @@ use crate::shutdown::Shutdown;
 pub struct Database {
     pool: AnyPool,
     kind: DatabaseKind,
+    identity: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +69,11 @@ impl Database {
                     .await?
             }
         };
-        Ok(Database { pool, kind })
+        Ok(Database {
+            pool,
+            kind,
+            identity: redact_url_password(&config.url),
+        })
     }
 
     /// The pool, for stores and projections.
@@ -83,6 +88,11 @@ impl Database {
 
     pub fn kind(&self) -> DatabaseKind {
         self.kind
+    }
+
+    /// The database's URL without its password: tells two databases apart.
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     pub async fn close(&self) {

@@ -115,3 +115,63 @@ pub async fn read_committed_until(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A sequencer with a fresh signing key, checkpointing every `checkpoint_every` entries.
+pub fn sequencer(
+    store: &EventStore,
+    checkpoint_every: u64,
+) -> (
+    sunshine_eventlog::sequencer::Sequencer,
+    sunshine_eventlog::checkpoint::CheckpointVerifier,
+) {
+    let mut seed = [0u8; 32];
+    getrandom_fill(&mut seed);
+    let signing_key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let signer = sunshine_eventlog::checkpoint::CheckpointSigner::new(ORIGIN, signing_key)
+        .expect("valid key name");
+    let verifier = signer.verifier();
+    let config = sunshine_eventlog::sequencer::SequencerConfig {
+        batch_size: 50,
+        checkpoint_every,
+        checkpoint_interval: Duration::from_secs(3600),
+    };
+    (
+        sunshine_eventlog::sequencer::Sequencer::new(store.clone(), ORIGIN, signer, config),
+        verifier,
+    )
+}
+
+pub const ORIGIN: &str = "sunshine.example/district-990101/case-events";
+
+fn getrandom_fill(bytes: &mut [u8]) {
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = (uuid::Uuid::new_v4().as_bytes()[index % 16]) ^ (index as u8);
+    }
+}
+
+/// Lets a superuser (the tests) change the log behind the guards' back, as a tamperer would.
+pub async fn disable_guards(store: &EventStore, backend: Backend) -> anyhow::Result<()> {
+    match backend {
+        Backend::Postgres => {
+            for table in ["events", "log_entries", "log_checkpoints", "event_commands"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER TABLE {table} DISABLE TRIGGER USER"
+                )))
+                .execute(store.pool())
+                .await?;
+            }
+        }
+        Backend::Sqlite => {
+            for table in ["events", "log_entries", "log_checkpoints", "event_commands"] {
+                for operation in ["update", "delete"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP TRIGGER {table}_no_{operation}"
+                    )))
+                    .execute(store.pool())
+                    .await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! The global order and its evidence, on both backends: dense positions, signed checkpoints,
+//! proofs that verify, a catch-up reader that never skips an event racing writers, and every
+//! kind of tampering detected at its first bad position.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::{Backend, disable_guards, event, fresh_store, metadata, sequencer, stream};
+use rand::Rng as _;
+use sunshine_eventlog::merkle;
+use sunshine_eventlog::store::CommitCursor;
+use sunshine_eventlog::verify::{self, ProblemKind};
+use sunshine_eventlog::{EventStore, ExpectedVersion};
+
+on_both_backends!(
+    sequenced_events_get_dense_positions_and_verifiable_checkpoints,
+    a_catch_up_reader_racing_writers_sees_every_event_once_in_order,
+    an_altered_payload_is_found_at_its_position,
+    a_deleted_event_is_found_at_its_position,
+    a_truncated_tail_is_found_and_breaks_consistency,
+);
+
+/// Appends `count` single-event commands spread over `streams` streams of one case each.
+async fn fill(store: &EventStore, streams: usize, count: usize) -> anyhow::Result<()> {
+    for index in 0..count {
+        let target = stream("household", index % streams);
+        store
+            .append(
+                &target,
+                ExpectedVersion::Any,
+                &metadata(None),
+                vec![event(
+                    &format!("case-{}", index % streams),
+                    &format!("event {index}"),
+                )],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn sequence_all(
+    sequencer: &mut sunshine_eventlog::sequencer::Sequencer,
+    store: &EventStore,
+) -> anyhow::Result<u64> {
+    let expected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(store.pool())
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        sequencer.run_until_idle().await?;
+        let size = store.log_size().await?;
+        if size as i64 == expected {
+            return Ok(size);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {size} of {expected} events sequenced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn sequenced_events_get_dense_positions_and_verifiable_checkpoints(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (mut sequencer, verifier) = sequencer(&store, 10);
+    fill(&store, 3, 25).await?;
+    assert_eq!(sequence_all(&mut sequencer, &store).await?, 25);
+    sequencer.checkpoint_now().await?;
+
+    let log = store.read_log(0, 1000).await?;
+    let positions: Vec<u64> = log
+        .iter()
+        .filter_map(|recorded| recorded.log_position)
+        .collect();
+    assert_eq!(positions, (0..25).collect::<Vec<u64>>());
+
+    let report = verify::verify_log(&store, &verifier).await?;
+    assert_eq!(report.problem, None, "{report:?}");
+    assert_eq!(report.entries, 25);
+    assert_eq!(
+        report.checkpoints_checked, 3,
+        "checkpoints at 10, 20 and 25"
+    );
+
+    let (checkpoints, _) = verify::stored_checkpoints(&store, &verifier).await?;
+    let latest = checkpoints.last().expect("a checkpoint");
+    let earliest = checkpoints.first().expect("a checkpoint");
+    assert_eq!((earliest.tree_size, latest.tree_size), (10, 25));
+    for position in [0u64, 7, 24] {
+        let proof = verify::inclusion_proof(&store, position, latest.tree_size).await?;
+        let leaf = merkle::leaf_hash(&log[position as usize].hash);
+        merkle::verify_inclusion(&leaf, position, latest.tree_size, &proof, &latest.root_hash)?;
+    }
+    let proof = verify::consistency_proof(&store, earliest.tree_size, latest.tree_size).await?;
+    merkle::verify_consistency(
+        earliest.tree_size,
+        latest.tree_size,
+        &earliest.root_hash,
+        &latest.root_hash,
+        &proof,
+    )?;
+
+    // Appending more and sequencing again continues the same tree.
+    fill(&store, 2, 5).await?;
+    assert_eq!(sequence_all(&mut sequencer, &store).await?, 30);
+    let report = verify::verify_log(&store, &verifier).await?;
+    assert_eq!((report.problem, report.entries), (None, 30));
+    Ok(())
+}
+
+async fn a_catch_up_reader_racing_writers_sees_every_event_once_in_order(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    const WRITERS: usize = 8;
+    const APPENDS_PER_WRITER: usize = 15;
+    const ITERATIONS: usize = 3;
+    for iteration in 0..ITERATIONS {
+        let (plain_store, _keep) = fresh_store(backend, 12).await?;
+        // Each append sleeps 0–15 ms inside its transaction before committing, so commit order
+        // differs from insertion order all the time.
+        let store = plain_store
+            .with_commit_delay(|| Duration::from_millis(rand::rng().random_range(0..15)));
+        let (mut sequencer, verifier) = sequencer(&store, 40);
+
+        let mut writers = Vec::new();
+        for writer in 0..WRITERS {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                let mut committed = Vec::new();
+                for append in 0..APPENDS_PER_WRITER {
+                    // Two writers share each stream, so appends also conflict and retry.
+                    let target = stream("household", writer / 2);
+                    loop {
+                        let events = vec![
+                            event("case-race", &format!("w{writer} a{append} e0")),
+                            event("case-race", &format!("w{writer} a{append} e1")),
+                        ];
+                        match store
+                            .append(&target, ExpectedVersion::Any, &metadata(None), events)
+                            .await
+                        {
+                            Ok(outcome) => {
+                                committed.extend(
+                                    outcome.events.iter().map(|recorded| recorded.event_id),
+                                );
+                                break;
+                            }
+                            Err(sunshine_eventlog::StoreError::Conflict { .. }) => continue,
+                            Err(other) => return Err(anyhow::Error::from(other)),
+                        }
+                    }
+                }
+                Ok::<_, anyhow::Error>(committed)
+            }));
+        }
+
+        // The reader and the sequencer run while the writers write.
+        let total = WRITERS * APPENDS_PER_WRITER * 2;
+        let mut cursor = CommitCursor::default();
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while seen.len() < total {
+            let batch = store.read_committed_after(cursor, 7).await?;
+            for entry in &batch {
+                seen.push((
+                    entry.event.event_id,
+                    entry.event.stream_id.clone(),
+                    entry.event.stream_version,
+                ));
+                cursor = entry.cursor;
+            }
+            sequencer.run_once().await?;
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "reader saw only {} of {total}",
+                seen.len()
+            );
+            if batch.is_empty() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let mut written = HashSet::new();
+        for writer in writers {
+            written.extend(writer.await??);
+        }
+        assert_eq!(written.len(), total);
+        let seen_ids: HashSet<_> = seen.iter().map(|(event_id, _, _)| *event_id).collect();
+        assert_eq!(
+            seen_ids.len(),
+            seen.len(),
+            "iteration {iteration}: an event was seen twice"
+        );
+        assert_eq!(
+            seen_ids, written,
+            "iteration {iteration}: the reader missed an event"
+        );
+        let mut last_version: HashMap<String, u64> = HashMap::new();
+        for (_, stream_id, version) in &seen {
+            let previous = last_version
+                .insert(stream_id.clone(), *version)
+                .unwrap_or(0);
+            assert_eq!(
+                *version,
+                previous + 1,
+                "iteration {iteration}: {stream_id} out of order"
+            );
+        }
+        // Nothing more appears behind the cursor later.
+        assert!(store.read_committed_after(cursor, 10).await?.is_empty());
+
+        assert_eq!(sequence_all(&mut sequencer, &store).await?, total as u64);
+        sequencer.checkpoint_now().await?;
+        let sequenced: Vec<_> = store
+            .read_log(0, 10_000)
+            .await?
+            .iter()
+            .map(|recorded| recorded.event_id)
+            .collect();
+        let read_order: Vec<_> = seen.iter().map(|(event_id, _, _)| *event_id).collect();
+        assert_eq!(
+            sequenced, read_order,
+            "the log's order is the commit order the reader saw"
+        );
+        let report = verify::verify_log(&store, &verifier).await?;
+        assert_eq!(report.problem, None);
+    }
+    Ok(())
+}
+
+async fn an_altered_payload_is_found_at_its_position(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (mut sequencer, verifier) = sequencer(&store, 5);
+    fill(&store, 2, 12).await?;
+    sequence_all(&mut sequencer, &store).await?;
+    sequencer.checkpoint_now().await?;
+    let victim = store.read_log(7, 1).await?.remove(0);
+
+    disable_guards(&store, backend).await?;
+    sqlx::query("UPDATE events SET payload = $1 WHERE sequence = $2")
+        .bind(b"a larger amount".to_vec())
+        .bind(victim.sequence)
+        .execute(store.pool())
+        .await?;
+    let report = verify::verify_log(&store, &verifier).await?;
+    let problem = report.problem.expect("the alteration is detected");
+    assert_eq!(problem.position, 7);
+    assert!(
+        matches!(problem.kind, ProblemKind::AlteredEvent { .. }),
+        "{problem}"
+    );
+
+    // Recomputing the altered event's hash as well still breaks the next link of its chain.
+    let (_, fresh_verifier) = common::sequencer(&store, 5);
+    let altered = store.read_log(7, 1).await?.remove(0);
+    sqlx::query("UPDATE events SET hash = $1 WHERE sequence = $2")
+        .bind(altered.recompute_hash().to_vec())
+        .bind(victim.sequence)
+        .execute(store.pool())
+        .await?;
+    let report = verify::verify_log(&store, &verifier).await?;
+    let problem = report.problem.expect("the rewritten hash is detected");
+    assert!(problem.position >= 7, "{problem}");
+    assert!(
+        matches!(
+            problem.kind,
+            ProblemKind::WrongLeafHash
+                | ProblemKind::ChainBroken { .. }
+                | ProblemKind::RootMismatch { .. }
+        ),
+        "{problem}"
+    );
+    // A checkpoint key the log never used signs nothing here.
+    let foreign = verify::verify_log(&store, &fresh_verifier).await?;
+    assert!(matches!(
+        foreign.problem.map(|problem| problem.kind),
+        Some(ProblemKind::BadCheckpoint { .. })
+    ));
+    Ok(())
+}
+
+async fn a_deleted_event_is_found_at_its_position(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (mut sequencer, verifier) = sequencer(&store, 5);
+    fill(&store, 2, 12).await?;
+    sequence_all(&mut sequencer, &store).await?;
+    sequencer.checkpoint_now().await?;
+    let victim = store.read_log(4, 1).await?.remove(0);
+
+    disable_guards(&store, backend).await?;
+    sqlx::query("DELETE FROM events WHERE sequence = $1")
+        .bind(victim.sequence)
+        .execute(store.pool())
+        .await?;
+    let problem = verify::verify_log(&store, &verifier)
+        .await?
+        .problem
+        .expect("the deletion is detected");
+    assert_eq!(
+        (problem.position, problem.kind),
+        (4, ProblemKind::MissingEvent)
+    );
+
+    // Deleting its log entry too leaves a hole in the positions.
+    sqlx::query("DELETE FROM log_entries WHERE log_position = 4")
+        .execute(store.pool())
+        .await?;
+    let problem = verify::verify_log(&store, &verifier)
+        .await?
+        .problem
+        .expect("the hole is detected");
+    assert_eq!(
+        (problem.position, problem.kind),
+        (4, ProblemKind::MissingEntry)
+    );
+    Ok(())
+}
+
+async fn a_truncated_tail_is_found_and_breaks_consistency(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (mut sequencer, verifier) = sequencer(&store, 10);
+    fill(&store, 3, 20).await?;
+    sequence_all(&mut sequencer, &store).await?;
+    let (checkpoints, _) = verify::stored_checkpoints(&store, &verifier).await?;
+    let early = checkpoints
+        .iter()
+        .find(|checkpoint| checkpoint.tree_size == 10)
+        .expect("checkpoint at 10")
+        .clone();
+    let late = checkpoints
+        .iter()
+        .find(|checkpoint| checkpoint.tree_size == 20)
+        .expect("checkpoint at 20")
+        .clone();
+
+    disable_guards(&store, backend).await?;
+    sqlx::query("DELETE FROM events WHERE sequence IN (SELECT event_sequence FROM log_entries WHERE log_position >= 15)")
+        .execute(store.pool())
+        .await?;
+    sqlx::query("DELETE FROM log_entries WHERE log_position >= 15")
+        .execute(store.pool())
+        .await?;
+    let problem = verify::verify_log(&store, &verifier)
+        .await?
+        .problem
+        .expect("the truncation is detected");
+    assert_eq!(problem.position, 15);
+    assert_eq!(
+        problem.kind,
+        ProblemKind::Truncated {
+            checkpoint_size: 20,
+            log_size: 15
+        }
+    );
+
+    // The sequencer refuses to write over a truncated log.
+    let (mut honest_sequencer, _) = common::sequencer(&store, 10);
+    assert!(honest_sequencer.run_once().await.is_err());
+
+    // The tamperer also removes the later checkpoints and appends five new events to reach
+    // size 20 again. The auditor kept the late checkpoint from an earlier visit: the
+    // consistency proof from the early checkpoint no longer leads to it.
+    sqlx::query("DELETE FROM log_checkpoints WHERE tree_size > 15")
+        .execute(store.pool())
+        .await?;
+    fill(&store, 3, 5).await?;
+    let (mut tamperer_sequencer, _) = common::sequencer(&store, 1_000);
+    sequence_all(&mut tamperer_sequencer, &store).await?;
+    assert_eq!(store.log_size().await?, 20);
+    let proof = verify::consistency_proof(&store, early.tree_size, late.tree_size).await?;
+    let verified = merkle::verify_consistency(
+        early.tree_size,
+        late.tree_size,
+        &early.root_hash,
+        &late.root_hash,
+        &proof,
+    );
+    assert!(
+        verified.is_err(),
+        "a consistency proof across the rewritten tail must fail"
+    );
+    let report = verify::verify_log_against(&store, &verifier, std::slice::from_ref(&late)).await?;
+    let problem = report.problem.expect("the rewritten tail is detected");
+    assert_eq!(problem.kind, ProblemKind::RootMismatch { tree_size: 20 });
+    Ok(())
+}
