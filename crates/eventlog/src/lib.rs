@@ -8,20 +8,28 @@
 //! - [`sequencer`]: dense global positions, Merkle integration, signed checkpoints.
 //! - [`lease`]: one sequencer and relay at a time per log.
 //! - [`verify`]: the auditor's check of the whole log; inclusion and consistency proofs.
+//! - [`delivery`]: the JetStream stream, subjects, headers and the event envelope.
+//! - [`relay`]: publishes the log to JetStream in order, cursor advanced after the acks.
+//! - [`consumer`]: exactly-once projections, dead letters, rebuilds; JetStream or log delivery.
+//! - [`worker`]: the leased loop that runs the sequencer and the relay.
 //! - [`merkle`]: RFC 6962 Merkle tree hashing and proofs over the global order.
 //! - [`checkpoint`]: signed checkpoints (C2SP signed-note format).
 //! - [`crypto`]: sealing personal data with per-subject keys, blind indexes.
 
 pub mod checkpoint;
+pub mod consumer;
 pub mod crypto;
+pub mod delivery;
 pub mod event;
 pub mod lease;
 pub mod merkle;
 pub mod record;
+pub mod relay;
 pub mod schema;
 pub mod sequencer;
 pub mod store;
 pub mod verify;
+pub mod worker;
 
 pub use event::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 pub use store::{AppendOutcome, CommitCursor, CommittedEvent, EventStore, StoreError};

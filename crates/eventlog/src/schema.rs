@@ -71,8 +71,8 @@ CREATE TABLE log_checkpoints (
     created_at_us   BIGINT NOT NULL
 );
 
-CREATE TABLE relay_state (
-    relay_name      TEXT   PRIMARY KEY,
+CREATE TABLE log_cursors (
+    name            TEXT   PRIMARY KEY,
     next_position   BIGINT NOT NULL,
     updated_at_us   BIGINT NOT NULL
 );
@@ -154,8 +154,8 @@ $roles$;
 
 REVOKE ALL ON events, event_commands, log_entries, log_checkpoints FROM PUBLIC;
 GRANT SELECT, INSERT ON events, event_commands, log_entries, log_checkpoints TO sunshine_service;
-GRANT SELECT, INSERT, UPDATE ON relay_state TO sunshine_service;
-GRANT SELECT, INSERT ON consumer_processed TO sunshine_service;
+GRANT SELECT, INSERT, UPDATE ON log_cursors TO sunshine_service;
+GRANT SELECT, INSERT, DELETE ON consumer_processed TO sunshine_service;
 GRANT SELECT, INSERT, UPDATE, DELETE ON consumer_failures TO sunshine_service;
 GRANT SELECT, INSERT, UPDATE ON dead_letters TO sunshine_service;
 GRANT SELECT, INSERT, DELETE ON data_keys TO sunshine_service;
@@ -204,8 +204,8 @@ CREATE TABLE log_checkpoints (
     created_at_us   BIGINT NOT NULL
 );
 
-CREATE TABLE relay_state (
-    relay_name      TEXT   PRIMARY KEY,
+CREATE TABLE log_cursors (
+    name            TEXT   PRIMARY KEY,
     next_position   BIGINT NOT NULL,
     updated_at_us   BIGINT NOT NULL
 );

@@ -662,3 +662,42 @@ pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
 pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Invalid(format!("value {value} out of range")))
 }
+
+impl EventStore {
+    /// The next log position the reader `name` (a relay, a consumer) will take.
+    pub async fn cursor(&self, name: &str) -> Result<u64, StoreError> {
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT next_position FROM log_cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        to_u64(next.unwrap_or(0))
+    }
+
+    /// Records that `name` has taken everything before `next_position`.
+    pub async fn set_cursor(&self, name: &str, next_position: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO log_cursors (name, next_position, updated_at_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET next_position = excluded.next_position, updated_at_us = excluded.updated_at_us",
+        )
+        .bind(name)
+        .bind(to_i64(next_position)?)
+        .bind(now_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One event by id, with its log position if sequenced.
+    pub async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
+             WHERE e.event_id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event_id.hyphenated().to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_event).transpose()
+    }
+}

@@ -175,3 +175,103 @@ pub async fn disable_guards(store: &EventStore, backend: Backend) -> anyhow::Res
     }
     Ok(())
 }
+
+/// A projection that writes one row per applied event (no key: a duplicate effect would show
+/// as a second row) and fails on payload `poison` while `poisoned` is set.
+#[derive(Debug, Clone)]
+pub struct RecordingProjection {
+    pub name: String,
+    pub poisoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RecordingProjection {
+    pub async fn create_table(store: &EventStore) -> anyhow::Result<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS test_applied (consumer TEXT NOT NULL, event_id TEXT NOT NULL, stream_id TEXT NOT NULL, stream_version BIGINT NOT NULL)")
+            .execute(store.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub fn new(name: &str) -> Self {
+        RecordingProjection {
+            name: name.into(),
+            poisoned: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// (rows, distinct event ids) applied by this projection.
+    pub async fn counts(&self, store: &EventStore) -> anyhow::Result<(i64, i64)> {
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM test_applied WHERE consumer = $1")
+            .bind(self.name.as_str())
+            .fetch_one(store.pool())
+            .await?;
+        let distinct: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT event_id) FROM test_applied WHERE consumer = $1",
+        )
+        .bind(self.name.as_str())
+        .fetch_one(store.pool())
+        .await?;
+        Ok((rows, distinct))
+    }
+}
+
+impl sunshine_eventlog::consumer::Projection for RecordingProjection {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn apply<'a>(
+        &'a self,
+        connection: &'a mut sqlx::AnyConnection,
+        event: &'a sunshine_eventlog::RecordedEvent,
+    ) -> sunshine_eventlog::consumer::HandlerFuture<'a> {
+        Box::pin(async move {
+            if event.payload == b"poison" && self.poisoned.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(sunshine_eventlog::consumer::HandlerError(
+                    "cannot apply poison".into(),
+                ));
+            }
+            sqlx::query("INSERT INTO test_applied (consumer, event_id, stream_id, stream_version) VALUES ($1, $2, $3, $4)")
+                .bind(self.name.as_str())
+                .bind(event.event_id.to_string())
+                .bind(event.stream_id.as_str())
+                .bind(event.stream_version as i64)
+                .execute(&mut *connection)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn reset<'a>(
+        &'a self,
+        connection: &'a mut sqlx::AnyConnection,
+    ) -> sunshine_eventlog::consumer::HandlerFuture<'a> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM test_applied WHERE consumer = $1")
+                .bind(self.name.as_str())
+                .execute(&mut *connection)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// Polls `probe` until it returns true, or fails after `within`.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut probe: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if probe().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

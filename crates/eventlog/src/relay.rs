@@ -1,0 +1,143 @@
+//! The relay: publishes the log, in position order, to the JetStream stream, and only after
+//! JetStream has acknowledged every message of a batch advances its cursor in the database.
+//!
+//! A crash between publishing and advancing re-publishes that batch: `Nats-Msg-Id` (the event
+//! id) lets JetStream drop the copies within its duplicate window, and consumers' processed
+//! marks make any copy that gets through harmless. JetStream is delivery, never the only copy:
+//! if the stream is lost, resetting the cursor re-publishes from the log.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
+
+use crate::delivery::{self, HEADER_EVENT_TYPE, HEADER_LOG_POSITION, Namespace};
+use crate::store::{EventStore, StoreError};
+
+/// Name of the relay's cursor.
+pub const RELAY_CURSOR: &str = "relay:jetstream";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("jetstream: {0}")]
+    JetStream(String),
+}
+
+/// Publishes the log to JetStream.
+#[derive(Debug)]
+pub struct Relay {
+    store: EventStore,
+    jetstream: jetstream::Context,
+    namespace: Namespace,
+    batch_size: u32,
+    stream_ready: bool,
+    fail_after_publish: bool,
+}
+
+impl Relay {
+    pub fn new(
+        store: EventStore,
+        jetstream: jetstream::Context,
+        namespace: Namespace,
+        batch_size: u32,
+    ) -> Self {
+        Relay {
+            store,
+            jetstream,
+            namespace,
+            batch_size: batch_size.max(1),
+            stream_ready: false,
+            fail_after_publish: false,
+        }
+    }
+
+    /// For the fault tests: publish the next batch, then fail before advancing the cursor, as a
+    /// relay killed at that moment would.
+    #[doc(hidden)]
+    pub fn fail_once_after_publish(&mut self) {
+        self.fail_after_publish = true;
+    }
+
+    /// Creates the stream if it does not exist: file storage, every event subject, a duplicate
+    /// window for re-publishes.
+    pub async fn ensure_stream(
+        jetstream: &jetstream::Context,
+        namespace: &Namespace,
+    ) -> Result<(), RelayError> {
+        let config = StreamConfig {
+            name: namespace.stream.clone(),
+            subjects: vec![namespace.filter(">")],
+            storage: StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..StreamConfig::default()
+        };
+        jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|error| RelayError::JetStream(error.to_string()))?;
+        Ok(())
+    }
+
+    /// Publishes up to one batch; returns how many events went out.
+    pub async fn run_once(&mut self) -> Result<usize, RelayError> {
+        if !self.stream_ready {
+            Relay::ensure_stream(&self.jetstream, &self.namespace).await?;
+            self.stream_ready = true;
+        }
+        let next = self.store.cursor(RELAY_CURSOR).await?;
+        let events = self.store.read_log(next, self.batch_size).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut acknowledgements = Vec::with_capacity(events.len());
+        for event in &events {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                "Nats-Msg-Id",
+                event.event_id.hyphenated().to_string().as_str(),
+            );
+            headers.insert(HEADER_EVENT_TYPE, event.event_type.as_str());
+            headers.insert(
+                HEADER_LOG_POSITION,
+                event.log_position.unwrap_or_default().to_string().as_str(),
+            );
+            if let Ok(metadata) = event.metadata() {
+                if let Some(traceparent) = &metadata.traceparent {
+                    headers.insert("traceparent", traceparent.as_str());
+                }
+                if let Some(tracestate) = &metadata.tracestate {
+                    headers.insert("tracestate", tracestate.as_str());
+                }
+            }
+            let acknowledgement = self
+                .jetstream
+                .publish_with_headers(
+                    self.namespace.subject_for(event),
+                    headers,
+                    delivery::encode(event).into(),
+                )
+                .await
+                .map_err(|error| RelayError::JetStream(error.to_string()))?;
+            acknowledgements.push(acknowledgement);
+        }
+        for acknowledgement in acknowledgements {
+            acknowledgement
+                .await
+                .map_err(|error| RelayError::JetStream(error.to_string()))?;
+        }
+        if self.fail_after_publish {
+            self.fail_after_publish = false;
+            return Err(RelayError::JetStream(
+                "stopped after publishing, before the cursor (test)".into(),
+            ));
+        }
+        let last = events
+            .last()
+            .and_then(|event| event.log_position)
+            .unwrap_or(next);
+        self.store.set_cursor(RELAY_CURSOR, last + 1).await?;
+        Ok(events.len())
+    }
+}

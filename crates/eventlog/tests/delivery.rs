@@ -1,0 +1,183 @@
+//! Delivery: every event reaches every consumer's projection exactly once, through JetStream
+//! (cluster) or the log itself (embedded), however often it is delivered; poison is parked
+//! and replayable without blocking the rest; a projection can be rebuilt from position 0.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{
+    Backend, RecordingProjection, event, eventually, fresh_store, metadata, sequencer, stream,
+};
+use sunshine_eventlog::consumer::{Consumer, ConsumerConfig, Processed};
+use sunshine_eventlog::delivery::Namespace;
+use sunshine_eventlog::relay::Relay;
+use sunshine_eventlog::worker::LogWorker;
+use sunshine_eventlog::{EventStore, ExpectedVersion};
+use sunshine_platform::Shutdown;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+on_both_backends!(log_delivery_applies_each_event_once_parks_poison_and_rebuilds);
+
+async fn append_events(
+    store: &EventStore,
+    count: usize,
+    poison_at: Option<usize>,
+) -> anyhow::Result<()> {
+    for index in 0..count {
+        let text = if Some(index) == poison_at {
+            "poison".to_owned()
+        } else {
+            format!("event {index}")
+        };
+        store
+            .append(
+                &stream("household", index % 3),
+                ExpectedVersion::Any,
+                &metadata(None),
+                vec![event(&format!("case-{}", index % 3), &text)],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn fast_consumer_config(namespace: Namespace) -> ConsumerConfig {
+    ConsumerConfig {
+        namespace,
+        max_attempts: 3,
+        retry_delay: Duration::from_millis(50),
+        batch_size: 7,
+        poll_interval: Duration::from_millis(20),
+    }
+}
+
+async fn log_delivery_applies_each_event_once_parks_poison_and_rebuilds(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 6).await?;
+    RecordingProjection::create_table(&store).await?;
+    let projection = RecordingProjection::new("household-list");
+    let consumer = Consumer::new(
+        store.clone(),
+        projection.clone(),
+        fast_consumer_config(Namespace::default()),
+    );
+    let (sequencer, _verifier) = sequencer(&store, 10);
+    let worker = LogWorker::new(store.clone(), sequencer, None, Duration::from_millis(20));
+    let wake = worker.advanced();
+    let (trigger, shutdown) = Shutdown::new();
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+    let consumer_task = {
+        let consumer = consumer.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { consumer.run_from_log(wake, shutdown).await })
+    };
+
+    append_events(&store, 30, Some(11)).await?;
+    eventually("29 applied and the poison parked", PATIENCE, || async {
+        Ok(projection.counts(&store).await? == (29, 29)
+            && consumer.dead_letters().await?.len() == 1)
+    })
+    .await?;
+    let parked = consumer.dead_letters().await?.remove(0);
+    assert_eq!((parked.log_position, parked.attempts), (11, 3));
+    assert!(parked.last_error.contains("poison"));
+
+    // The cause is fixed; the parked event is replayed.
+    projection.poisoned.store(false, Ordering::SeqCst);
+    let poison_id = uuid::Uuid::parse_str(&parked.event_id)?;
+    assert_eq!(
+        consumer.replay_dead_letter(poison_id).await?,
+        Processed::Applied
+    );
+    assert_eq!(
+        consumer.replay_dead_letter(poison_id).await?,
+        Processed::AlreadyProcessed
+    );
+    assert!(consumer.dead_letters().await?[0].replayed_at_us.is_some());
+    assert_eq!(projection.counts(&store).await?, (30, 30));
+
+    // Delivering everything again changes nothing.
+    for recorded in store.read_log(0, 100).await? {
+        assert_eq!(
+            consumer.process(&recorded).await?,
+            Processed::AlreadyProcessed
+        );
+    }
+    trigger.trigger();
+    worker_task.await?;
+    consumer_task.await?;
+
+    // A rebuild from position 0 gives the same projection.
+    assert_eq!(consumer.rebuild().await?, 30);
+    assert_eq!(projection.counts(&store).await?, (30, 30));
+    Ok(())
+}
+
+/// The JetStream stream of a test's own namespace, deleted at the end.
+async fn jetstream_namespace(
+    url: &str,
+) -> anyhow::Result<(async_nats::jetstream::Context, Namespace)> {
+    let client = async_nats::connect(url).await?;
+    let jetstream = async_nats::jetstream::new(client);
+    let namespace = Namespace::isolated(&uuid::Uuid::now_v7().simple().to_string());
+    Ok((jetstream, namespace))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_stopped_between_publish_and_cursor_causes_no_duplicate_effect()
+-> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(Backend::Postgres, 6).await?;
+    RecordingProjection::create_table(&store).await?;
+    let (jetstream, namespace) =
+        jetstream_namespace(&format!("nats://{}", sunshine_testkit::nats_address())).await?;
+    let (mut sequencer, _) = sequencer(&store, 10);
+    let mut relay = Relay::new(store.clone(), jetstream.clone(), namespace.clone(), 8);
+
+    append_events(&store, 20, None).await?;
+    sequencer.run_until_idle().await?;
+    relay.fail_once_after_publish();
+    assert!(
+        relay.run_once().await.is_err(),
+        "the first batch is published but the cursor is not advanced"
+    );
+    assert_eq!(
+        store.cursor(sunshine_eventlog::relay::RELAY_CURSOR).await?,
+        0
+    );
+    // A new relay (the next lease holder) publishes the same batch again, then the rest.
+    let mut successor = Relay::new(store.clone(), jetstream.clone(), namespace.clone(), 8);
+    while successor.run_once().await? > 0 {}
+    assert_eq!(
+        store.cursor(sunshine_eventlog::relay::RELAY_CURSOR).await?,
+        20
+    );
+
+    let projection = RecordingProjection::new("relay-crash");
+    let consumer = Consumer::new(
+        store.clone(),
+        projection.clone(),
+        fast_consumer_config(namespace.clone()),
+    );
+    let (trigger, shutdown) = Shutdown::new();
+    let consumer_task = {
+        let consumer = consumer.clone();
+        let jetstream = jetstream.clone();
+        tokio::spawn(async move { consumer.run_jetstream(jetstream, shutdown).await })
+    };
+    eventually("20 events applied", PATIENCE, || async {
+        Ok(projection.counts(&store).await? == (20, 20))
+    })
+    .await?;
+    // JetStream itself dropped the re-published copies (Nats-Msg-Id).
+    let mut info = jetstream.get_stream(&namespace.stream).await?;
+    assert_eq!(info.info().await?.state.messages, 20);
+    trigger.trigger();
+    consumer_task.await?;
+    assert_eq!(projection.counts(&store).await?, (20, 20));
+    jetstream.delete_stream(&namespace.stream).await?;
+    Ok(())
+}
