@@ -15,12 +15,15 @@
 //! - [`merkle`]: RFC 6962 Merkle tree hashing and proofs over the global order.
 //! - [`checkpoint`]: signed checkpoints (C2SP signed-note format).
 //! - [`crypto`]: sealing personal data with per-subject keys, blind indexes.
+//! - [`keys`]: the per-subject data keys, wrapped; destroying them (crypto-shredding).
+//! - [`upcast`]: schema evolution on read; stored events are never rewritten.
 
 pub mod checkpoint;
 pub mod consumer;
 pub mod crypto;
 pub mod delivery;
 pub mod event;
+pub mod keys;
 pub mod lease;
 pub mod merkle;
 pub mod record;
@@ -28,6 +31,7 @@ pub mod relay;
 pub mod schema;
 pub mod sequencer;
 pub mod store;
+pub mod upcast;
 pub mod verify;
 pub mod worker;
 

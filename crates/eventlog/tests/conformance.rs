@@ -456,3 +456,75 @@ async fn the_database_refuses_to_change_the_log(backend: Backend) -> anyhow::Res
     assert_eq!(row.try_get::<Vec<u8>, _>(0)?, b"original");
     Ok(())
 }
+
+mod personal_data {
+    use super::common::{Backend, event, fresh_store, metadata, sequencer, stream};
+    use sunshine_eventlog::ExpectedVersion;
+    use sunshine_eventlog::crypto::KeyEncryptionKey;
+    use sunshine_eventlog::keys::{KeyError, KeyStore};
+
+    async fn destroying_a_key_leaves_the_log_verifiable(backend: Backend) -> anyhow::Result<()> {
+        let (store, _keep) = fresh_store(backend, 4).await?;
+        let keys = KeyStore::new(store.clone(), KeyEncryptionKey::from_bytes([7u8; 32]));
+        let household = "household-h1";
+        let name = "张三".as_bytes();
+        let sealed = keys.seal(household, name, b"members[0].name").await?;
+        assert!(
+            !sealed.windows(name.len()).any(|window| window == name),
+            "no plain text in the sealed value"
+        );
+        let mut payload = b"name=".to_vec();
+        payload.extend_from_slice(&sealed);
+        store
+            .append(
+                &stream("household", "h1"),
+                ExpectedVersion::NoStream,
+                &metadata(None),
+                vec![event("case-1", "registered"), {
+                    let mut with_name = event("case-1", "");
+                    with_name.payload = payload;
+                    with_name
+                }],
+            )
+            .await?;
+        let stored = store
+            .read_stream(&stream("household", "h1"), 2)
+            .await?
+            .remove(0);
+        assert_eq!(
+            keys.open(&stored.payload[5..], b"members[0].name").await?,
+            name
+        );
+        assert!(
+            keys.open(&stored.payload[5..], b"members[1].name")
+                .await
+                .is_err(),
+            "bound to its field"
+        );
+
+        assert_eq!(keys.destroy(household, "retention period ended").await?, 1);
+        let gone = keys.open(&stored.payload[5..], b"members[0].name").await;
+        assert!(matches!(gone, Err(KeyError::Destroyed { .. })), "{gone:?}");
+
+        let (mut sequencer, verifier) = sequencer(&store, 100);
+        sequencer.run_until_idle().await?;
+        sequencer.checkpoint_now().await?;
+        let report = sunshine_eventlog::verify::verify_log(&store, &verifier).await?;
+        assert_eq!(
+            (report.problem, report.entries),
+            (None, 2),
+            "shredding breaks no hash"
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres() -> anyhow::Result<()> {
+        destroying_a_key_leaves_the_log_verifiable(Backend::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite() -> anyhow::Result<()> {
+        destroying_a_key_leaves_the_log_verifiable(Backend::Sqlite).await
+    }
+}

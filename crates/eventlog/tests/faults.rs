@@ -18,7 +18,8 @@ use sunshine_testkit::{PrivateNats, PrivatePostgres, TestDatabase};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn appends_go_on_while_nats_is_down_and_every_event_arrives_once_after() -> anyhow::Result<()> {
+async fn appends_go_on_while_nats_is_down_and_every_event_arrives_once_after() -> anyhow::Result<()>
+{
     let mut nats = PrivateNats::start().await?;
     let database = TestDatabase::create().await?;
     let store = EventStore::from_database(&database.connect(8).await?);
@@ -33,9 +34,18 @@ async fn appends_go_on_while_nats_is_down_and_every_event_arrives_once_after() -
     let namespace = Namespace::isolated("faults");
     let (sequencer, _) = sequencer(&store, 10);
     let relay = Relay::new(store.clone(), jetstream.clone(), namespace.clone(), 16);
-    let worker = LogWorker::new(store.clone(), sequencer, Some(relay), Duration::from_millis(25));
+    let worker = LogWorker::new(
+        store.clone(),
+        sequencer,
+        Some(relay),
+        Duration::from_millis(25),
+    );
     let projection = RecordingProjection::new("nats-outage");
-    let config = ConsumerConfig { namespace, retry_delay: Duration::from_millis(50), ..ConsumerConfig::default() };
+    let config = ConsumerConfig {
+        namespace,
+        retry_delay: Duration::from_millis(50),
+        ..ConsumerConfig::default()
+    };
     let consumer = Consumer::new(store.clone(), projection.clone(), config);
     let (trigger, shutdown) = Shutdown::new();
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
@@ -50,31 +60,47 @@ async fn appends_go_on_while_nats_is_down_and_every_event_arrives_once_after() -
         let store = store.clone();
         async move {
             store
-                .append(&stream("household", index % 4), ExpectedVersion::Any, &metadata(None), vec![event("case-outage", &format!("event {index}"))])
+                .append(
+                    &stream("household", index % 4),
+                    ExpectedVersion::Any,
+                    &metadata(None),
+                    vec![event("case-outage", &format!("event {index}"))],
+                )
                 .await
         }
     };
     for index in 0..20 {
         append(index).await?;
     }
-    eventually("the first 20 events applied", PATIENCE, || async { Ok(projection.counts(&store).await? == (20, 20)) }).await?;
+    eventually("the first 20 events applied", PATIENCE, || async {
+        Ok(projection.counts(&store).await? == (20, 20))
+    })
+    .await?;
 
     nats.kill().await?;
     // The log is the record: appends do not need the bus.
     for index in 20..50 {
-        append(index).await.map_err(|error| anyhow::anyhow!("append {index} failed while NATS was down: {error}"))?;
+        append(index).await.map_err(|error| {
+            anyhow::anyhow!("append {index} failed while NATS was down: {error}")
+        })?;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     nats.restart().await?;
 
-    eventually("all 50 events applied after NATS returned", PATIENCE, || async {
-        Ok(projection.counts(&store).await? == (50, 50))
-    })
+    eventually(
+        "all 50 events applied after NATS returned",
+        PATIENCE,
+        || async { Ok(projection.counts(&store).await? == (50, 50)) },
+    )
     .await?;
     trigger.trigger();
     worker_task.await?;
     consumer_task.await?;
-    assert_eq!(projection.counts(&store).await?, (50, 50), "each event exactly once");
+    assert_eq!(
+        projection.counts(&store).await?,
+        (50, 50),
+        "each event exactly once"
+    );
     Ok(())
 }
 
@@ -86,15 +112,31 @@ async fn postgres_dying_mid_append_leaves_no_half_written_event() -> anyhow::Res
     let plain_store = EventStore::from_database(&connected);
     plain_store.migrate().await?;
     plain_store
-        .append(&stream("household", "h1"), ExpectedVersion::NoStream, &metadata(None), vec![event("case-1", "before")])
+        .append(
+            &stream("household", "h1"),
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![event("case-1", "before")],
+        )
         .await?;
 
     // The next append holds its transaction open for a while before committing; the server
     // dies in that window.
-    let slow_store = plain_store.clone().with_commit_delay(|| Duration::from_millis(800));
-    let events: Vec<_> = (0..50).map(|index| event("case-1", &format!("batch {index}"))).collect();
+    let slow_store = plain_store
+        .clone()
+        .with_commit_delay(|| Duration::from_millis(800));
+    let events: Vec<_> = (0..50)
+        .map(|index| event("case-1", &format!("batch {index}")))
+        .collect();
     let in_flight = tokio::spawn(async move {
-        slow_store.append(&stream("household", "h1"), ExpectedVersion::Exact(1), &metadata(Some("cmd-batch")), events).await
+        slow_store
+            .append(
+                &stream("household", "h1"),
+                ExpectedVersion::Exact(1),
+                &metadata(Some("cmd-batch")),
+                events,
+            )
+            .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.stop_immediately()?;
@@ -102,7 +144,13 @@ async fn postgres_dying_mid_append_leaves_no_half_written_event() -> anyhow::Res
     let error = outcome.expect_err("an append whose server died cannot succeed");
     assert!(matches!(error, StoreError::Database(_)), "{error:?}");
     let status = tonic::Status::from(ApiError::from(error));
-    assert!(matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Internal), "{status:?}");
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Internal
+        ),
+        "{status:?}"
+    );
 
     server.start_again().await?;
     // The pool reconnects; the half-done append left nothing behind.
@@ -115,17 +163,39 @@ async fn postgres_dying_mid_append_leaves_no_half_written_event() -> anyhow::Res
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the pool reconnects after the restart");
-    let events = plain_store.read_stream(&stream("household", "h1"), 1).await?;
-    assert_eq!(events.len(), 1, "all or nothing: none of the 50 events was written");
-    let commands: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_commands").fetch_one(plain_store.pool()).await?;
+    let events = plain_store
+        .read_stream(&stream("household", "h1"), 1)
+        .await?;
+    assert_eq!(
+        events.len(),
+        1,
+        "all or nothing: none of the 50 events was written"
+    );
+    let commands: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_commands")
+        .fetch_one(plain_store.pool())
+        .await?;
     assert_eq!(commands, 0);
 
     // The client retries the same command: it is written once, whole.
-    let retry: Vec<_> = (0..50).map(|index| event("case-1", &format!("batch {index}"))).collect();
+    let retry: Vec<_> = (0..50)
+        .map(|index| event("case-1", &format!("batch {index}")))
+        .collect();
     let outcome = plain_store
-        .append(&stream("household", "h1"), ExpectedVersion::Exact(1), &metadata(Some("cmd-batch")), retry)
+        .append(
+            &stream("household", "h1"),
+            ExpectedVersion::Exact(1),
+            &metadata(Some("cmd-batch")),
+            retry,
+        )
         .await?;
-    assert_eq!((outcome.first_version, outcome.last_version, outcome.deduplicated), (2, 51, false));
+    assert_eq!(
+        (
+            outcome.first_version,
+            outcome.last_version,
+            outcome.deduplicated
+        ),
+        (2, 51, false)
+    );
     let (mut sequencer, verifier) = sequencer(&plain_store, 100);
     sequencer.run_until_idle().await?;
     sequencer.checkpoint_now().await?;
