@@ -3,14 +3,14 @@ CARGO ?= cargo
 LOCAL_DIR ?= .local
 K8S_VENV ?= $(LOCAL_DIR)/venv-k8s
 
-.PHONY: help run run-cluster test lint fmt bench demo backends k8s-check clean-local
+.PHONY: help run run-cluster test lint fmt bench bench-eventlog bench-policy demo backends k8s-check clean-local
 
 help:
 	@echo "make run          run every service in one process (SQLite + in-process bus under $(LOCAL_DIR)/)"
 	@echo "make run-cluster  run every service in one process on PostgreSQL + NATS JetStream"
 	@echo "make test         all tests, against real PostgreSQL and NATS (started or installed if needed)"
 	@echo "make lint         rustfmt --check and clippy -D warnings"
-	@echo "make bench        benchmarks; JSON results under target/bench/"
+	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy alone)"
 	@echo "make demo         start the system in-process and walk through it"
 	@echo "make k8s-check    render and validate the Kubernetes manifests"
 
@@ -47,8 +47,14 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench:
+bench: bench-eventlog bench-policy
 	$(CARGO) bench -p sunshine-platform --bench foundation
+
+bench-eventlog: backends
+	$(CARGO) bench -p sunshine-eventlog --bench eventlog
+
+bench-policy:
+	$(CARGO) bench -p sunshine-policy --bench policy
 
 demo:
 	$(CARGO) run -q -p sunshine -- demo

@@ -5,8 +5,8 @@
 //! # Gap-free order
 //! Concurrent PostgreSQL writers take insertion sequence numbers in one order and commit in
 //! another, so "everything after sequence N" can miss an event that commits late. Each row
-//! therefore records its writer's transaction id (`pg_current_xact_id()`, taken after the
-//! stream head is read). [`EventStore::read_committed_after`] returns only rows whose
+//! therefore records its writer's transaction id (`pg_current_xact_id()`, taken in the statement
+//! that reads the stream head, so after that statement's snapshot). [`EventStore::read_committed_after`] returns only rows whose
 //! transaction id is below the oldest transaction still running
 //! (`pg_snapshot_xmin(pg_current_snapshot())`): no row can ever appear below that horizon
 //! again, so reading in `(tx_id, sequence)` order from a cursor never skips anything. The
@@ -29,8 +29,10 @@ use crate::record::{GENESIS_HASH, RecordFields, chain_hash};
 
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+/// Streams whose head an [`EventStore`] remembers before it starts over.
+const HEAD_CACHE_CAPACITY: usize = 100_000;
 /// Events per multi-row INSERT statement.
-const INSERT_CHUNK: usize = 100;
+const INSERT_CHUNK: usize = 20;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,8 @@ pub struct EventStore {
     pool: AnyPool,
     kind: DatabaseKind,
     identity: Arc<str>,
+    /// Last known head (version, hash) per stream, shared by clones.
+    heads: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Hash)>>>,
     commit_delay: Option<CommitDelay>,
 }
 
@@ -135,6 +139,7 @@ impl EventStore {
             pool,
             kind,
             identity: Arc::from(identity),
+            heads: Arc::default(),
             commit_delay: None,
         }
     }
@@ -235,37 +240,51 @@ impl EventStore {
         metadata_json: &str,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
-        // SQLite: take the write lock at BEGIN, so the read of the head and the insert are one
+        // When the writer's expected head is known (a new stream, or the head this process last
+        // wrote or read), the append needs no read at all: a stored (stream, version) never
+        // changes its hash, and if the stream moved on meanwhile the unique key on
+        // (stream_id, stream_version) refuses the insert. Otherwise one query reads the head
+        // and whether the command was seen.
+        let known_head = match expected {
+            ExpectedVersion::NoStream => Some((0, GENESIS_HASH)),
+            ExpectedVersion::Exact(version) => self
+                .cached_head(stream)
+                .filter(|(cached, _)| *cached == version),
+            ExpectedVersion::Any => None,
+        };
+        // SQLite: take the write lock at BEGIN, so reading the head and inserting are one
         // serialised step (a deferred transaction could fail to upgrade under contention).
         let mut transaction = match self.kind {
             DatabaseKind::Postgres => self.pool.begin().await?,
             DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
         };
-
-        if let Some(command_id) = &metadata.command_id {
-            let existing = sqlx::query("SELECT stream_id, first_version, last_version FROM event_commands WHERE command_id = $1")
-                .bind(command_id.as_str())
-                .fetch_optional(&mut *transaction)
+        let (head_version, head_hash) = match known_head {
+            Some(head) => head,
+            None => {
+                let decision = sqlx::query(
+                    "SELECT (SELECT stream_id FROM event_commands WHERE command_id = $1), head.stream_version, head.hash \
+                     FROM (SELECT 1 AS one) AS anchor LEFT JOIN \
+                     (SELECT stream_version, hash FROM events WHERE stream_id = $2 ORDER BY stream_version DESC LIMIT 1) AS head \
+                     ON 1 = 1",
+                )
+                .bind(metadata.command_id.as_deref().unwrap_or(""))
+                .bind(stream.as_str())
+                .fetch_one(&mut *transaction)
                 .await?;
-            if existing.is_some() {
-                transaction.rollback().await?;
-                return self
-                    .find_command(command_id, stream)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("command {command_id} vanished")));
+                let seen_command: Option<String> = decision.try_get(0)?;
+                if let (Some(_), Some(command_id)) = (seen_command, &metadata.command_id) {
+                    transaction.rollback().await?;
+                    return self.find_command(command_id, stream).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("command {command_id} vanished"))
+                    });
+                }
+                let version = to_u64(decision.try_get::<Option<i64>, _>(1)?.unwrap_or(0))?;
+                let hash = match decision.try_get::<Option<Vec<u8>>, _>(2)? {
+                    Some(bytes) => to_hash(&bytes)?,
+                    None => GENESIS_HASH,
+                };
+                (version, hash)
             }
-        }
-
-        let head = sqlx::query("SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1")
-            .bind(stream.as_str())
-            .fetch_optional(&mut *transaction)
-            .await?;
-        let (head_version, head_hash) = match head {
-            Some(row) => (
-                to_u64(row.try_get::<i64, _>(0)?)?,
-                to_hash(&row.try_get::<Vec<u8>, _>(1)?)?,
-            ),
-            None => (0, GENESIS_HASH),
         };
         let version_matches = match expected {
             ExpectedVersion::NoStream => head_version == 0,
@@ -281,37 +300,9 @@ impl EventStore {
             });
         }
 
-        // Backend difference: the writer's position in commit order (see the module docs).
-        let tx_id: i64 = match self.kind {
-            DatabaseKind::Postgres => {
-                sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-                    .fetch_one(&mut *transaction)
-                    .await?
-            }
-            DatabaseKind::Sqlite => {
-                sqlx::query_scalar("SELECT COALESCE(MAX(tx_id), 0) + 1 FROM events")
-                    .fetch_one(&mut *transaction)
-                    .await?
-            }
-        };
-
         let first_version = head_version + 1;
         let last_version = head_version + events.len() as u64;
         let recorded_at_us = now_micros();
-        if let Some(command_id) = &metadata.command_id {
-            sqlx::query(
-                "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(command_id.as_str())
-            .bind(stream.as_str())
-            .bind(to_i64(first_version)?)
-            .bind(to_i64(last_version)?)
-            .bind(recorded_at_us)
-            .execute(&mut *transaction)
-            .await?;
-        }
-
         let mut recorded = Vec::with_capacity(events.len());
         let mut previous_hash = head_hash;
         for (offset, event) in events.iter().enumerate() {
@@ -349,12 +340,19 @@ impl EventStore {
             previous_hash = hash;
         }
 
+        // Backend difference: the writer's place in commit order, taken by the INSERT itself
+        // (after the head was read or known; see the module docs).
+        let tx_id_expression = match self.kind {
+            DatabaseKind::Postgres => "pg_current_xact_id()::text::bigint",
+            DatabaseKind::Sqlite => "(SELECT COALESCE(MAX(tx_id), 0) + 1 FROM events)",
+        };
         for chunk in recorded.chunks_mut(INSERT_CHUNK) {
-            let sql = insert_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(
+                chunk.len(),
+                tx_id_expression,
+            )));
             for event in chunk.iter() {
                 query = query
-                    .bind(tx_id)
                     .bind(event.event_id.hyphenated().to_string())
                     .bind(event.stream_id.clone())
                     .bind(to_i64(event.stream_version)?)
@@ -379,11 +377,27 @@ impl EventStore {
                 event.sequence = row.try_get::<i64, _>(0)?;
             }
         }
+        if let Some(command_id) = &metadata.command_id {
+            // A retry that raced this one fails here or on the events' keys, and is answered
+            // as a retry (see `append`).
+            sqlx::query(
+                "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(command_id.as_str())
+            .bind(stream.as_str())
+            .bind(to_i64(first_version)?)
+            .bind(to_i64(last_version)?)
+            .bind(recorded_at_us)
+            .execute(&mut *transaction)
+            .await?;
+        }
 
         if let Some(delay) = &self.commit_delay {
             tokio::time::sleep(delay()).await;
         }
         transaction.commit().await?;
+        self.remember_head(stream, last_version, previous_hash);
         Ok(AppendOutcome {
             stream_id: stream.to_string(),
             first_version,
@@ -391,6 +405,31 @@ impl EventStore {
             events: recorded,
             deduplicated: false,
         })
+    }
+
+    fn cached_head(&self, stream: &StreamId) -> Option<(u64, Hash)> {
+        let heads = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        heads.get(stream.as_str()).copied()
+    }
+
+    /// Remembers a stream's head (a version and its hash, which never change once stored).
+    fn remember_head(&self, stream: &StreamId, version: u64, hash: Hash) {
+        let mut heads = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if heads.len() >= HEAD_CACHE_CAPACITY && !heads.contains_key(stream.as_str()) {
+            heads.clear();
+        }
+        let entry = heads
+            .entry(stream.as_str().to_owned())
+            .or_insert((version, hash));
+        if version >= entry.0 {
+            *entry = (version, hash);
+        }
     }
 
     /// The outcome of an earlier append of `command_id`, if there was one.
@@ -466,7 +505,11 @@ impl EventStore {
             .bind(to_i64(from_version)?)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(decode_event).collect()
+        let events: Vec<RecordedEvent> = rows.iter().map(decode_event).collect::<Result<_, _>>()?;
+        if let Some(last) = events.last() {
+            self.remember_head(stream, last.stream_version, last.hash);
+        }
+        Ok(events)
     }
 
     /// Every committed event of a case (the case file), in commit order.
@@ -499,6 +542,64 @@ impl EventStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode_event).collect()
+    }
+
+    /// The events at positions `from_position..to_position` of the global order.
+    pub async fn read_log_range(
+        &self,
+        from_position: u64,
+        to_position: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM log_entries l JOIN events e ON e.sequence = l.event_sequence \
+             WHERE l.log_position >= $1 AND l.log_position < $2 ORDER BY l.log_position"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(to_i64(from_position)?)
+            .bind(to_i64(to_position)?)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// Replays the global order from `from_position` to the current end, handing batches of
+    /// `batch_size` events to `on_batch` in order. Positions are dense, so the next ranges are
+    /// read while the current one is handled (two queries in flight).
+    pub async fn replay_log<F>(
+        &self,
+        from_position: u64,
+        batch_size: u32,
+        mut on_batch: F,
+    ) -> Result<u64, StoreError>
+    where
+        F: FnMut(Vec<RecordedEvent>) -> Result<(), StoreError>,
+    {
+        use futures::StreamExt as _;
+        let end = self.log_size().await?;
+        let batch = u64::from(batch_size.max(1));
+        let ranges: Vec<(u64, u64)> = (from_position..end)
+            .step_by(batch as usize)
+            .map(|start| (start, (start + batch).min(end)))
+            .collect();
+        let mut batches = futures::stream::iter(ranges)
+            .map(|(start, stop)| async move {
+                self.read_log_range(start, stop)
+                    .await
+                    .map(|events| (start, stop, events))
+            })
+            .buffered(2);
+        let mut replayed = 0;
+        while let Some(result) = batches.next().await {
+            let (start, stop, events) = result?;
+            if events.len() as u64 != stop - start {
+                return Err(StoreError::Corrupt(format!(
+                    "log positions {start}..{stop} are not all present"
+                )));
+            }
+            replayed += events.len() as u64;
+            on_batch(events)?;
+        }
+        Ok(replayed)
     }
 
     /// How many events the global order holds (the Merkle tree size).
@@ -557,8 +658,8 @@ impl EventStore {
     }
 }
 
-fn insert_sql(rows: usize) -> String {
-    const COLUMNS: usize = 13;
+fn insert_sql(rows: usize, tx_id_expression: &str) -> String {
+    const PARAMETERS_PER_ROW: usize = 12;
     let mut sql = String::from(
         "INSERT INTO events (tx_id, event_id, stream_id, stream_version, case_id, event_type, schema_version, \
          payload, metadata, occurred_at_us, recorded_at_us, previous_hash, hash) VALUES ",
@@ -568,12 +669,10 @@ fn insert_sql(rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push('(');
-        for column in 0..COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(row * COLUMNS + column + 1).to_string());
+        sql.push_str(tx_id_expression);
+        for column in 0..PARAMETERS_PER_ROW {
+            sql.push_str(", $");
+            sql.push_str(&(row * PARAMETERS_PER_ROW + column + 1).to_string());
         }
         sql.push(')');
     }

@@ -85,7 +85,7 @@ impl LogWorker {
                 self.advanced.notify_waiters();
                 continue;
             }
-            let backoff = self.poll_interval * failures.min(20).max(1);
+            let backoff = self.poll_interval * failures.clamp(1, 20);
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 () = shutdown.wait() => break,

@@ -15,6 +15,7 @@ on_both_backends!(
     a_wrong_expected_version_is_a_conflict_and_writes_nothing,
     a_retried_command_appends_once,
     concurrent_writers_to_one_stream_cannot_both_win,
+    a_replica_with_a_stale_view_gets_a_conflict,
     invalid_appends_are_refused_whole,
     the_database_refuses_to_change_the_log,
 );
@@ -332,6 +333,59 @@ async fn concurrent_writers_to_one_stream_cannot_both_win(backend: Backend) -> a
     }
     assert_eq!((winners, conflicts), (1, 7));
     assert_eq!(store.stream_version(&household).await?, 2);
+    Ok(())
+}
+
+async fn a_replica_with_a_stale_view_gets_a_conflict(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    // Two replicas of a service: separate stores (separate remembered heads), one database.
+    let other_replica =
+        sunshine_eventlog::EventStore::new(store.pool().clone(), store.kind(), "another replica");
+    let household = stream("household", "h1");
+    store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![event("c", "1"), event("c", "2")],
+        )
+        .await?;
+    other_replica
+        .append(
+            &household,
+            ExpectedVersion::Exact(2),
+            &metadata(None),
+            vec![event("c", "3 by the other replica")],
+        )
+        .await?;
+    // This replica still believes the head is version 2.
+    let stale = store
+        .append(
+            &household,
+            ExpectedVersion::Exact(2),
+            &metadata(None),
+            vec![event("c", "3 stale")],
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { actual: 3, .. })),
+        "{stale:?}"
+    );
+    let events = store.read_stream(&household, 1).await?;
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2].payload, b"3 by the other replica");
+    // Having read the stream, it appends on the true head.
+    let next = store
+        .append(
+            &household,
+            ExpectedVersion::Exact(3),
+            &metadata(None),
+            vec![event("c", "4")],
+        )
+        .await?;
+    assert_eq!(next.last_version, 4);
+    let chain = store.read_stream(&household, 1).await?;
+    assert_eq!(chain[3].previous_hash, chain[2].hash);
     Ok(())
 }
 

@@ -118,8 +118,12 @@ async fn a_catch_up_reader_racing_writers_sees_every_event_once_in_order(
 ) -> anyhow::Result<()> {
     const WRITERS: usize = 8;
     const APPENDS_PER_WRITER: usize = 15;
-    const ITERATIONS: usize = 3;
-    for iteration in 0..ITERATIONS {
+    // `SUNSHINE_RACE_ITERATIONS=50 cargo test -p sunshine-eventlog --test sequencing` for a long soak.
+    let iterations: usize = std::env::var("SUNSHINE_RACE_ITERATIONS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(3);
+    for iteration in 0..iterations {
         let (plain_store, _keep) = fresh_store(backend, 12).await?;
         // Each append sleeps 0–15 ms inside its transaction before committing, so commit order
         // differs from insertion order all the time.

@@ -1,0 +1,184 @@
+//! `sunshine-policy`: the policy crate's own command until `sunshinectl policy` exists.
+//!
+//! - `eval --program CODE --household FILE --as-of DATE [--policy-dir DIR] [--json]` evaluates a
+//!   household file (TOML, or JSON when the name ends in `.json`) and prints the decision with
+//!   its explanation in Chinese and English.
+//! - `hardship --household FILE --as-of DATE` prints the hardship coefficient factor by factor.
+//! - `catalogue` lists the programs; `version` prints the policy version;
+//!   `deadlines --accepted-on DATE` prints the statutory deadlines of an application.
+//!
+//! Without `--policy-dir` the example district compiled into the crate is used.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sunshine_domain::WorkingDayCalendar;
+use sunshine_policy::dates::parse_iso_date;
+use sunshine_policy::{HouseholdFacts, Language, Policy, ProgramCode};
+use time::Date;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sunshine-policy",
+    about = "Evaluate assistance programs against effective-dated policy files"
+)]
+struct Command {
+    /// Policy directory (default: the example district compiled in).
+    #[arg(long, global = true)]
+    policy_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Evaluate one program for one household as of a date.
+    Eval {
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        household: PathBuf,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        as_of: String,
+        /// Print the decision as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a household's hardship coefficient with each factor's contribution.
+    Hardship {
+        #[arg(long)]
+        household: PathBuf,
+        #[arg(long)]
+        as_of: String,
+    },
+    /// List the program catalogue.
+    Catalogue,
+    /// Print the policy version (SHA-256 of the policy files).
+    Version,
+    /// Print the statutory deadlines of an application accepted on a date.
+    Deadlines {
+        #[arg(long)]
+        accepted_on: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let command = Command::parse();
+    match run(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    let policy = match &command.policy_dir {
+        Some(directory) => Policy::load_dir(directory),
+        None => Policy::example_district(),
+    }
+    .map_err(|error| error.to_string())?;
+
+    match command.action {
+        Action::Eval {
+            program,
+            household,
+            as_of,
+            json,
+        } => {
+            let program: ProgramCode =
+                program
+                    .parse()
+                    .map_err(|error: sunshine_policy::PolicyError| {
+                        let known: Vec<&str> =
+                            ProgramCode::ALL.iter().map(|code| code.as_str()).collect();
+                        format!("{error}; known programs: {}", known.join(", "))
+                    })?;
+            let as_of = parse_date(&as_of)?;
+            let household = read_household(&household)?;
+            let decision = policy
+                .evaluate(program, &household, as_of)
+                .map_err(|error| error.to_string())?;
+            if json {
+                let text =
+                    serde_json::to_string_pretty(&decision).map_err(|error| error.to_string())?;
+                println!("{text}");
+            } else {
+                let entry = policy.catalogue().program(program);
+                print!("{}", decision.explain(Language::Zh, &entry.name_zh));
+                println!();
+                print!("{}", decision.explain(Language::En, &entry.name_en));
+                let failed = decision.failed_conditions();
+                if !failed.is_empty() {
+                    let codes: Vec<&str> = failed.iter().map(|code| code.as_str()).collect();
+                    println!("failed conditions: {}", codes.join(", "));
+                }
+                println!("policy version: {}", decision.policy_version);
+            }
+        }
+        Action::Hardship { household, as_of } => {
+            let as_of = parse_date(&as_of)?;
+            let household = read_household(&household)?;
+            let hardship = policy
+                .hardship(&household, as_of)
+                .map_err(|error| error.to_string())?;
+            print!("{}", hardship.explain(Language::Zh));
+            print!("{}", hardship.explain(Language::En));
+        }
+        Action::Catalogue => {
+            for program in policy.catalogue().programs() {
+                println!(
+                    "{:<28} {:<10} {:<18} {:<22} {:<20} {} / {} [{}]",
+                    program.code.as_str(),
+                    program.seed_item,
+                    format!("{:?}", program.channel),
+                    format!("{:?}", program.workflow),
+                    format!("{:?}", program.benefit_kind),
+                    program.name_zh,
+                    program.name_en,
+                    program.departments.join(", ")
+                );
+            }
+        }
+        Action::Version => println!("{}", policy.version()),
+        Action::Deadlines { accepted_on } => {
+            let accepted_on = parse_date(&accepted_on)?;
+            let calendar = WorkingDayCalendar::embedded().map_err(|error| error.to_string())?;
+            let procedure = policy
+                .resolve(accepted_on)
+                .map_err(|error| error.to_string())?
+                .procedure;
+            let deadlines = procedure
+                .review_deadlines(&calendar, accepted_on)
+                .map_err(|error| error.to_string())?;
+            println!("accepted on                 {}", deadlines.accepted_on);
+            println!(
+                "investigation starts by     {}",
+                deadlines.investigation_start_by
+            );
+            println!("review due by               {}", deadlines.review_due_by);
+            println!(
+                "review due by (extended)    {}",
+                deadlines.review_extended_due_by
+            );
+        }
+    }
+    Ok(())
+}
+
+fn parse_date(text: &str) -> Result<Date, String> {
+    parse_iso_date(text).ok_or_else(|| format!("invalid date {text:?}; expected YYYY-MM-DD"))
+}
+
+fn read_household(path: &Path) -> Result<HouseholdFacts, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if path.extension().and_then(|extension| extension.to_str()) == Some("json") {
+        serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
+    } else {
+        toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
+    }
+}

@@ -1,0 +1,187 @@
+//! Statutory deadlines: working-day limits computed with the domain's working-day calendar,
+//! the publicity period in calendar days, and re-review dates in months.
+//!
+//! This module owns [`ReviewDeadlines`] and the deadline methods of
+//! [`ProcedureParameters`]. The limits themselves are parameters (`procedure.*`, national
+//! values cited in `procedure.toml`); counting follows [`WorkingDayCalendar::add_working_days`]:
+//! the start day does not count, the deadline is the n-th working day after it.
+
+use serde::{Deserialize, Serialize};
+use sunshine_domain::WorkingDayCalendar;
+use time::{Date, Duration, Month};
+
+use crate::error::PolicyError;
+use crate::resolved::ProcedureParameters;
+
+/// The deadlines of one application, from its acceptance (受理) date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReviewDeadlines {
+    #[serde(with = "crate::dates::iso_date")]
+    pub accepted_on: Date,
+    /// The household investigation must start by this day (3 working days).
+    #[serde(with = "crate::dates::iso_date")]
+    pub investigation_start_by: Date,
+    /// The review must be complete by this day (30 working days) …
+    #[serde(with = "crate::dates::iso_date")]
+    pub review_due_by: Date,
+    /// … or by this day when extended with a recorded reason (45 working days).
+    #[serde(with = "crate::dates::iso_date")]
+    pub review_extended_due_by: Date,
+}
+
+impl ProcedureParameters {
+    /// The deadlines that run from acceptance.
+    pub fn review_deadlines(
+        &self,
+        calendar: &WorkingDayCalendar,
+        accepted_on: Date,
+    ) -> Result<ReviewDeadlines, PolicyError> {
+        Ok(ReviewDeadlines {
+            accepted_on,
+            investigation_start_by: calendar
+                .add_working_days(accepted_on, self.investigation_start_working_days)?,
+            review_due_by: calendar.add_working_days(accepted_on, self.review_working_days)?,
+            review_extended_due_by: calendar
+                .add_working_days(accepted_on, self.review_extended_working_days)?,
+        })
+    }
+
+    /// The district's decision is due this many working days after it receives the
+    /// street-town's opinion.
+    pub fn district_decision_due(
+        &self,
+        calendar: &WorkingDayCalendar,
+        opinion_received_on: Date,
+    ) -> Result<Date, PolicyError> {
+        Ok(calendar.add_working_days(opinion_received_on, self.district_decision_working_days)?)
+    }
+
+    /// A refusal must be notified in writing by this day.
+    pub fn refusal_notice_due(
+        &self,
+        calendar: &WorkingDayCalendar,
+        decided_on: Date,
+    ) -> Result<Date, PolicyError> {
+        Ok(calendar.add_working_days(decided_on, self.refusal_notice_working_days)?)
+    }
+
+    /// The last day of a public notice that starts on `started_on` (a 7-day notice starting on
+    /// the 1st runs to the 7th, calendar days).
+    pub fn publicity_last_day(&self, started_on: Date) -> Result<Date, PolicyError> {
+        let days = i64::from(self.publicity_days.max(1)) - 1;
+        started_on
+            .checked_add(Duration::days(days))
+            .ok_or(PolicyError::DateOutOfRange)
+    }
+
+    /// The first day a decision may be taken after the notice.
+    pub fn decision_allowed_from(&self, started_on: Date) -> Result<Date, PolicyError> {
+        self.publicity_last_day(started_on)?
+            .next_day()
+            .ok_or(PolicyError::DateOutOfRange)
+    }
+
+    /// When the next re-review (复核) is due: yearly for households whose income changes little,
+    /// half-yearly otherwise.
+    pub fn next_re_review(
+        &self,
+        last_reviewed_on: Date,
+        income_is_stable: bool,
+    ) -> Result<Date, PolicyError> {
+        let months = if income_is_stable {
+            self.re_review_months_stable_income
+        } else {
+            self.re_review_months_variable_income
+        };
+        add_months(last_reviewed_on, months)
+    }
+}
+
+/// `date` plus `months`, the day clamped to the target month's length (31 Jan + 1 month = 28 or
+/// 29 Feb).
+pub fn add_months(date: Date, months: u32) -> Result<Date, PolicyError> {
+    let zero_based_month = i64::from(u8::from(date.month())) - 1 + i64::from(months);
+    let year = i64::from(date.year()) + zero_based_month / 12;
+    let year = i32::try_from(year).map_err(|_| PolicyError::DateOutOfRange)?;
+    let month_number =
+        u8::try_from(zero_based_month % 12 + 1).map_err(|_| PolicyError::DateOutOfRange)?;
+    let month = Month::try_from(month_number).map_err(|_| PolicyError::DateOutOfRange)?;
+    let day = date.day().min(month.length(year));
+    Date::from_calendar_date(year, month, day).map_err(|_| PolicyError::DateOutOfRange)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn procedure() -> ProcedureParameters {
+        ProcedureParameters {
+            publicity_days: 7,
+            review_working_days: 30,
+            review_extended_working_days: 45,
+            district_decision_working_days: 10,
+            investigation_start_working_days: 3,
+            refusal_notice_working_days: 3,
+            re_review_months_stable_income: 12,
+            re_review_months_variable_income: 6,
+        }
+    }
+
+    #[test]
+    fn working_day_deadlines_skip_weekends_and_holidays() {
+        let calendar = WorkingDayCalendar::embedded().unwrap();
+        // Friday 2025-09-26: National Day and Mid-Autumn (1–8 October 2025) lie ahead, with
+        // Sunday 28 September and Saturday 11 October worked (国办发明电〔2024〕12号).
+        let deadlines = procedure()
+            .review_deadlines(&calendar, date!(2025 - 09 - 26))
+            .unwrap();
+        assert_eq!(deadlines.investigation_start_by, date!(2025 - 09 - 30));
+        let count = calendar
+            .working_days_between(date!(2025 - 09 - 26), deadlines.review_due_by)
+            .unwrap();
+        assert_eq!(count, 30);
+        assert!(deadlines.review_extended_due_by > deadlines.review_due_by);
+        let refusal = procedure()
+            .refusal_notice_due(&calendar, date!(2026 - 11 - 27))
+            .unwrap();
+        assert_eq!(refusal, date!(2026 - 12 - 02));
+    }
+
+    #[test]
+    fn publicity_runs_seven_calendar_days() {
+        assert_eq!(
+            procedure()
+                .publicity_last_day(date!(2026 - 11 - 02))
+                .unwrap(),
+            date!(2026 - 11 - 08)
+        );
+        assert_eq!(
+            procedure()
+                .decision_allowed_from(date!(2026 - 11 - 02))
+                .unwrap(),
+            date!(2026 - 11 - 09)
+        );
+    }
+
+    #[test]
+    fn re_review_adds_months_and_clamps_the_day() {
+        assert_eq!(
+            procedure()
+                .next_re_review(date!(2026 - 01 - 31), true)
+                .unwrap(),
+            date!(2027 - 01 - 31)
+        );
+        assert_eq!(
+            procedure()
+                .next_re_review(date!(2025 - 08 - 31), false)
+                .unwrap(),
+            date!(2026 - 02 - 28)
+        );
+        assert_eq!(
+            add_months(date!(2023 - 08 - 31), 6).unwrap(),
+            date!(2024 - 02 - 29)
+        );
+    }
+}
