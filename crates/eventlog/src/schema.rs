@@ -15,23 +15,29 @@ use crate::store::StoreError;
 struct Migration {
     version: i64,
     description: &'static str,
-    postgres: &'static str,
-    sqlite: &'static str,
+    script: fn(DatabaseKind) -> String,
 }
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    description: "event log: events, commands, log entries, checkpoints, relay and consumer state, data keys",
-    postgres: POSTGRES_V1,
-    sqlite: SQLITE_V1,
+    description: "event log: events, commands, log entries, checkpoints, cursors, consumer state, data keys",
+    script: |kind| {
+        let guards = match kind {
+            DatabaseKind::Postgres => POSTGRES_GUARDS_V1,
+            DatabaseKind::Sqlite => SQLITE_GUARDS_V1,
+        };
+        format!("{}\n{guards}", tables_for(kind))
+    },
 }];
 
 /// Key of the advisory lock that serialises migrations run by several services at once.
 const MIGRATION_LOCK_KEY: i64 = 0x5355_4e53_4d49_4752; // "SUNSMIGR"
 
-const POSTGRES_V1: &str = r#"
+/// The tables, the same on both backends but for two types: `{SEQUENCE_KEY}` (an identity
+/// column on PostgreSQL, `AUTOINCREMENT` on SQLite) and `{BLOB}` (BYTEA / BLOB).
+const TABLES_V1: &str = r#"
 CREATE TABLE events (
-    sequence        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sequence        {SEQUENCE_KEY},
     tx_id           BIGINT NOT NULL,
     event_id        TEXT   NOT NULL UNIQUE,
     stream_id       TEXT   NOT NULL,
@@ -39,12 +45,12 @@ CREATE TABLE events (
     case_id         TEXT   NOT NULL,
     event_type      TEXT   NOT NULL,
     schema_version  BIGINT NOT NULL,
-    payload         BYTEA  NOT NULL,
+    payload         {BLOB}  NOT NULL,
     metadata        TEXT   NOT NULL,
     occurred_at_us  BIGINT NOT NULL,
     recorded_at_us  BIGINT NOT NULL,
-    previous_hash   BYTEA  NOT NULL,
-    hash            BYTEA  NOT NULL,
+    previous_hash   {BLOB}  NOT NULL,
+    hash            {BLOB}  NOT NULL,
     CONSTRAINT events_stream_version_unique UNIQUE (stream_id, stream_version)
 );
 CREATE INDEX events_case ON events (case_id, tx_id, sequence);
@@ -61,12 +67,12 @@ CREATE TABLE event_commands (
 CREATE TABLE log_entries (
     log_position    BIGINT PRIMARY KEY CHECK (log_position >= 0),
     event_sequence  BIGINT NOT NULL UNIQUE,
-    leaf_hash       BYTEA  NOT NULL
+    leaf_hash       {BLOB}  NOT NULL
 );
 
 CREATE TABLE log_checkpoints (
     tree_size       BIGINT PRIMARY KEY,
-    root_hash       BYTEA  NOT NULL,
+    root_hash       {BLOB}  NOT NULL,
     note            TEXT   NOT NULL,
     created_at_us   BIGINT NOT NULL
 );
@@ -108,7 +114,7 @@ CREATE TABLE dead_letters (
 CREATE TABLE data_keys (
     key_id          TEXT   PRIMARY KEY,
     subject         TEXT   NOT NULL,
-    wrapped_key     BYTEA  NOT NULL,
+    wrapped_key     {BLOB}  NOT NULL,
     created_at_us   BIGINT NOT NULL
 );
 CREATE INDEX data_keys_subject ON data_keys (subject);
@@ -120,6 +126,10 @@ CREATE TABLE destroyed_data_keys (
     reason          TEXT   NOT NULL
 );
 
+"#;
+
+/// PostgreSQL: the append-only guard (also against TRUNCATE) and the services' role.
+const POSTGRES_GUARDS_V1: &str = r#"
 CREATE FUNCTION eventlog_reject_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     RAISE EXCEPTION 'the case-event log is append-only: % on % is not allowed', TG_OP, TG_TABLE_NAME
@@ -162,97 +172,8 @@ GRANT SELECT, INSERT, DELETE ON data_keys TO sunshine_service;
 GRANT SELECT, INSERT ON destroyed_data_keys TO sunshine_service;
 "#;
 
-const SQLITE_V1: &str = r#"
-CREATE TABLE events (
-    sequence        INTEGER PRIMARY KEY AUTOINCREMENT,
-    tx_id           BIGINT NOT NULL,
-    event_id        TEXT   NOT NULL UNIQUE,
-    stream_id       TEXT   NOT NULL,
-    stream_version  BIGINT NOT NULL CHECK (stream_version >= 1),
-    case_id         TEXT   NOT NULL,
-    event_type      TEXT   NOT NULL,
-    schema_version  BIGINT NOT NULL,
-    payload         BLOB   NOT NULL,
-    metadata        TEXT   NOT NULL,
-    occurred_at_us  BIGINT NOT NULL,
-    recorded_at_us  BIGINT NOT NULL,
-    previous_hash   BLOB   NOT NULL,
-    hash            BLOB   NOT NULL,
-    CONSTRAINT events_stream_version_unique UNIQUE (stream_id, stream_version)
-);
-CREATE INDEX events_case ON events (case_id, tx_id, sequence);
-CREATE INDEX events_order ON events (tx_id, sequence);
-
-CREATE TABLE event_commands (
-    command_id      TEXT   PRIMARY KEY,
-    stream_id       TEXT   NOT NULL,
-    first_version   BIGINT NOT NULL,
-    last_version    BIGINT NOT NULL,
-    recorded_at_us  BIGINT NOT NULL
-);
-
-CREATE TABLE log_entries (
-    log_position    BIGINT PRIMARY KEY CHECK (log_position >= 0),
-    event_sequence  BIGINT NOT NULL UNIQUE,
-    leaf_hash       BLOB   NOT NULL
-);
-
-CREATE TABLE log_checkpoints (
-    tree_size       BIGINT PRIMARY KEY,
-    root_hash       BLOB   NOT NULL,
-    note            TEXT   NOT NULL,
-    created_at_us   BIGINT NOT NULL
-);
-
-CREATE TABLE log_cursors (
-    name            TEXT   PRIMARY KEY,
-    next_position   BIGINT NOT NULL,
-    updated_at_us   BIGINT NOT NULL
-);
-
-CREATE TABLE consumer_processed (
-    consumer        TEXT   NOT NULL,
-    event_id        TEXT   NOT NULL,
-    log_position    BIGINT NOT NULL,
-    processed_at_us BIGINT NOT NULL,
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE consumer_failures (
-    consumer        TEXT   NOT NULL,
-    event_id        TEXT   NOT NULL,
-    attempts        BIGINT NOT NULL,
-    last_error      TEXT   NOT NULL,
-    updated_at_us   BIGINT NOT NULL,
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE dead_letters (
-    consumer        TEXT   NOT NULL,
-    event_id        TEXT   NOT NULL,
-    log_position    BIGINT NOT NULL,
-    attempts        BIGINT NOT NULL,
-    last_error      TEXT   NOT NULL,
-    parked_at_us    BIGINT NOT NULL,
-    replayed_at_us  BIGINT,
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE data_keys (
-    key_id          TEXT   PRIMARY KEY,
-    subject         TEXT   NOT NULL,
-    wrapped_key     BLOB   NOT NULL,
-    created_at_us   BIGINT NOT NULL
-);
-CREATE INDEX data_keys_subject ON data_keys (subject);
-
-CREATE TABLE destroyed_data_keys (
-    key_id          TEXT   PRIMARY KEY,
-    subject         TEXT   NOT NULL,
-    destroyed_at_us BIGINT NOT NULL,
-    reason          TEXT   NOT NULL
-);
-
+/// SQLite: the append-only guard (SQLite has no TRUNCATE and no roles).
+const SQLITE_GUARDS_V1: &str = r#"
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: UPDATE on events is not allowed'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
@@ -270,6 +191,20 @@ CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
 CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
     BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: DELETE on log_checkpoints is not allowed'); END;
 "#;
+
+fn tables_for(kind: DatabaseKind) -> String {
+    match kind {
+        DatabaseKind::Postgres => TABLES_V1
+            .replace(
+                "{SEQUENCE_KEY}",
+                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            )
+            .replace("{BLOB}", "BYTEA"),
+        DatabaseKind::Sqlite => TABLES_V1
+            .replace("{SEQUENCE_KEY}", "INTEGER PRIMARY KEY AUTOINCREMENT")
+            .replace("{BLOB}", "BLOB"),
+    }
+}
 
 /// Applies the migrations not yet applied, each in its own transaction. Safe to call from
 /// several services at once.
@@ -301,10 +236,7 @@ pub async fn migrate(pool: &AnyPool, kind: DatabaseKind) -> Result<(), StoreErro
             transaction.rollback().await?;
             continue;
         }
-        let script = match kind {
-            DatabaseKind::Postgres => migration.postgres,
-            DatabaseKind::Sqlite => migration.sqlite,
-        };
+        let script = (migration.script)(kind);
         sqlx::raw_sql(sqlx::AssertSqlSafe(script))
             .execute(&mut *transaction)
             .await?;

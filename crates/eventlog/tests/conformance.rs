@@ -561,7 +561,7 @@ mod personal_data {
         assert!(matches!(gone, Err(KeyError::Destroyed { .. })), "{gone:?}");
 
         let (mut sequencer, verifier) = sequencer(&store, 100);
-        sequencer.run_until_idle().await?;
+        super::common::sequence_all(&mut sequencer, &store).await?;
         sequencer.checkpoint_now().await?;
         let report = sunshine_eventlog::verify::verify_log(&store, &verifier).await?;
         assert_eq!(

@@ -138,7 +138,7 @@ async fn a_relay_stopped_between_publish_and_cursor_causes_no_duplicate_effect()
     let mut relay = Relay::new(store.clone(), jetstream.clone(), namespace.clone(), 8);
 
     append_events(&store, 20, None).await?;
-    sequencer.run_until_idle().await?;
+    common::sequence_all(&mut sequencer, &store).await?;
     relay.fail_once_after_publish();
     assert!(
         relay.run_once().await.is_err(),

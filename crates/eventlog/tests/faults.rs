@@ -197,7 +197,7 @@ async fn postgres_dying_mid_append_leaves_no_half_written_event() -> anyhow::Res
         (2, 51, false)
     );
     let (mut sequencer, verifier) = sequencer(&plain_store, 100);
-    sequencer.run_until_idle().await?;
+    common::sequence_all(&mut sequencer, &plain_store).await?;
     sequencer.checkpoint_now().await?;
     let report = sunshine_eventlog::verify::verify_log(&plain_store, &verifier).await?;
     assert_eq!((report.problem, report.entries), (None, 51));

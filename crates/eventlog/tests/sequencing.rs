@@ -7,7 +7,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{Backend, disable_guards, event, fresh_store, metadata, sequencer, stream};
+use common::{
+    Backend, disable_guards, event, fresh_store, metadata, sequence_all, sequencer, stream,
+};
 use rand::Rng as _;
 use sunshine_eventlog::merkle;
 use sunshine_eventlog::store::CommitCursor;
@@ -39,28 +41,6 @@ async fn fill(store: &EventStore, streams: usize, count: usize) -> anyhow::Resul
             .await?;
     }
     Ok(())
-}
-
-async fn sequence_all(
-    sequencer: &mut sunshine_eventlog::sequencer::Sequencer,
-    store: &EventStore,
-) -> anyhow::Result<u64> {
-    let expected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(store.pool())
-        .await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        sequencer.run_until_idle().await?;
-        let size = store.log_size().await?;
-        if size as i64 == expected {
-            return Ok(size);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "only {size} of {expected} events sequenced"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn sequenced_events_get_dense_positions_and_verifiable_checkpoints(

@@ -275,3 +275,27 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Sequences until every appended event has a log position (the horizon may lag while other
+/// transactions run on the server).
+pub async fn sequence_all(
+    sequencer: &mut sunshine_eventlog::sequencer::Sequencer,
+    store: &EventStore,
+) -> anyhow::Result<u64> {
+    let expected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(store.pool())
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        sequencer.run_until_idle().await?;
+        let size = store.log_size().await?;
+        if size as i64 == expected {
+            return Ok(size);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {size} of {expected} events sequenced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
