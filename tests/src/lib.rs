@@ -97,11 +97,20 @@ pub fn test_config(auth: &TestAuth, database_url: String, bus_url: String) -> Co
     let mut config = Config::default();
     auth.configure(&mut config);
     config.database.url = database_url;
-    config.database.max_connections = 2;
+    config.database.max_connections = 5;
     config.bus.url = bus_url;
     config.grpc.drain_delay_ms = 0;
     config.readiness.check_interval_ms = 100;
     config.readiness.max_retry_delay_ms = 100;
+    // Each test has its own keys and its own JetStream stream and subjects on the shared NATS.
+    config
+        .log
+        .generate_keys()
+        .expect("randomness for test keys");
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    config.log.stream_name = format!("sunshine-events-{tag}");
+    config.log.subject_prefix = format!("t{tag}.events");
+    config.log.poll_interval_ms = 20;
     config
 }
 

@@ -48,6 +48,13 @@ pub trait Projection: Send + Sync + 'static {
     fn subject_filter(&self) -> &str {
         ">"
     }
+    /// Reacts to one event outside any transaction, before it is recorded as processed: for
+    /// process managers that append to the log (which must not happen inside the consumer's
+    /// transaction: SQLite has one writer). It may run more than once for one event, so what
+    /// it does must be idempotent (a command id on every append).
+    fn react<'a>(&'a self, _event: &'a RecordedEvent) -> HandlerFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
     /// Applies one event, inside the transaction that records it as processed.
     fn apply<'a>(
         &'a self,
@@ -167,6 +174,19 @@ impl<P: Projection> Consumer<P> {
         }
         let name = self.projection.name();
         let event_id = event.event_id.hyphenated().to_string();
+        let seen: Option<String> = sqlx::query_scalar(
+            "SELECT event_id FROM consumer_processed WHERE consumer = $1 AND event_id = $2",
+        )
+        .bind(name)
+        .bind(event_id.as_str())
+        .fetch_optional(self.store.pool())
+        .await?;
+        if seen.is_some() {
+            return Ok(Processed::AlreadyProcessed);
+        }
+        if let Err(error) = self.projection.react(event).await {
+            return self.record_failure(event, &event_id, &error.0).await;
+        }
         let mut transaction = self.store.pool().begin().await?;
         let marked = sqlx::query(
             "INSERT INTO consumer_processed (consumer, event_id, log_position, processed_at_us) VALUES ($1, $2, $3, $4) \
@@ -356,8 +376,9 @@ impl<P: Projection> Consumer<P> {
         Ok(handled)
     }
 
-    /// Embedded delivery: follows the log until `shutdown`, woken by `wake` or the poll interval.
-    pub async fn run_from_log(&self, wake: Arc<tokio::sync::Notify>, shutdown: Shutdown) {
+    /// Embedded delivery: follows the log until `shutdown`, woken when the log worker moves the
+    /// log, or by the poll interval.
+    pub async fn run_from_log(&self, signals: Arc<crate::runtime::LogSignals>, shutdown: Shutdown) {
         while !shutdown.is_triggered() {
             let handled = match self.consume_log_once().await {
                 Ok(handled) => handled,
@@ -368,7 +389,7 @@ impl<P: Projection> Consumer<P> {
             };
             if handled == 0 {
                 tokio::select! {
-                    () = wake.notified() => {}
+                    () = signals.advanced.notified() => {}
                     () = tokio::time::sleep(self.config.poll_interval) => {}
                     () = shutdown.wait() => return,
                 }

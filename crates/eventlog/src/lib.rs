@@ -11,6 +11,7 @@
 //! - [`delivery`]: the JetStream stream, subjects, headers and the event envelope.
 //! - [`relay`]: publishes the log to JetStream in order, cursor advanced after the acks.
 //! - [`consumer`]: exactly-once projections, dead letters, rebuilds; JetStream or log delivery.
+//! - [`runtime`]: the log inside a running service: migrations, worker, consumers, keys.
 //! - [`worker`]: the leased loop that runs the sequencer and the relay.
 //! - [`merkle`]: RFC 6962 Merkle tree hashing and proofs over the global order.
 //! - [`checkpoint`]: signed checkpoints (C2SP signed-note format).
@@ -28,6 +29,7 @@ pub mod lease;
 pub mod merkle;
 pub mod record;
 pub mod relay;
+pub mod runtime;
 pub mod schema;
 pub mod sequencer;
 pub mod store;

@@ -12,10 +12,13 @@ use sunshine_platform::config::DatabaseKind;
 use crate::store::StoreError;
 
 /// One migration: a version and the SQL for each backend.
-struct Migration {
-    version: i64,
-    description: &'static str,
-    script: fn(DatabaseKind) -> String,
+/// One numbered schema change of a component (the event log, a service's read model): the
+/// SQL for the given backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub script: fn(DatabaseKind) -> String,
 }
 
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -209,14 +212,32 @@ fn tables_for(kind: DatabaseKind) -> String {
 /// Applies the migrations not yet applied, each in its own transaction. Safe to call from
 /// several services at once.
 pub async fn migrate(pool: &AnyPool, kind: DatabaseKind) -> Result<(), StoreError> {
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS eventlog_migrations (\
-         version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL)",
-    )
+    run_migrations(pool, kind, "eventlog", MIGRATIONS).await
+}
+
+/// Applies `component`'s migrations not yet recorded in `<component>_migrations`, each in its
+/// own transaction, serialised across processes (an advisory lock on PostgreSQL, the write lock
+/// on SQLite). Services use it for their read models.
+pub async fn run_migrations(
+    pool: &AnyPool,
+    kind: DatabaseKind,
+    component: &str,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    if !component
+        .bytes()
+        .all(|byte| byte.is_ascii_lowercase() || byte == b'_')
+    {
+        return Err(StoreError::Invalid(format!("component name {component}")));
+    }
+    let ledger = format!("{component}_migrations");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {ledger} (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL)"
+    )))
     .execute(pool)
     .await
     .or_else(ignore_concurrent_create)?;
-    for migration in MIGRATIONS {
+    for migration in migrations {
         let mut transaction = match kind {
             DatabaseKind::Postgres => pool.begin().await?,
             DatabaseKind::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -227,30 +248,33 @@ pub async fn migrate(pool: &AnyPool, kind: DatabaseKind) -> Result<(), StoreErro
                 .execute(&mut *transaction)
                 .await?;
         }
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM eventlog_migrations WHERE version = $1")
-                .bind(migration.version)
-                .fetch_optional(&mut *transaction)
-                .await?;
+        let applied: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT version FROM {ledger} WHERE version = $1"
+        )))
+        .bind(migration.version)
+        .fetch_optional(&mut *transaction)
+        .await?;
         if applied.is_some() {
             transaction.rollback().await?;
             continue;
         }
-        let script = (migration.script)(kind);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+        sqlx::raw_sql(sqlx::AssertSqlSafe((migration.script)(kind)))
             .execute(&mut *transaction)
             .await?;
-        sqlx::query("INSERT INTO eventlog_migrations (version, description, applied_at_us) VALUES ($1, $2, $3)")
-            .bind(migration.version)
-            .bind(migration.description)
-            .bind(crate::event::now_micros())
-            .execute(&mut *transaction)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {ledger} (version, description, applied_at_us) VALUES ($1, $2, $3)"
+        )))
+        .bind(migration.version)
+        .bind(migration.description)
+        .bind(crate::event::now_micros())
+        .execute(&mut *transaction)
+        .await?;
         transaction.commit().await?;
         tracing::info!(
+            component,
             version = migration.version,
             description = migration.description,
-            "event log migrated"
+            "migrated"
         );
     }
     Ok(())

@@ -114,6 +114,8 @@ pub struct EventStore {
     pool: AnyPool,
     kind: DatabaseKind,
     identity: Arc<str>,
+    /// Wakes the log worker after each append.
+    signals: Arc<crate::runtime::LogSignals>,
     /// Last known head (version, hash) per stream, shared by clones.
     heads: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Hash)>>>,
     commit_delay: Option<CommitDelay>,
@@ -139,6 +141,7 @@ impl EventStore {
             pool,
             kind,
             identity: Arc::from(identity),
+            signals: crate::runtime::signals(identity),
             heads: Arc::default(),
             commit_delay: None,
         }
@@ -398,6 +401,7 @@ impl EventStore {
         }
         transaction.commit().await?;
         self.remember_head(stream, last_version, previous_hash);
+        self.signals.appended.notify_waiters();
         Ok(AppendOutcome {
             stream_id: stream.to_string(),
             first_version,

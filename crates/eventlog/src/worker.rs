@@ -9,6 +9,7 @@ use sunshine_platform::Shutdown;
 
 use crate::lease::Lease;
 use crate::relay::Relay;
+use crate::runtime::LogSignals;
 use crate::sequencer::Sequencer;
 use crate::store::EventStore;
 
@@ -22,8 +23,8 @@ pub struct LogWorker {
     sequencer: Sequencer,
     relay: Option<Relay>,
     poll_interval: Duration,
-    /// Woken after each round that moved the log, for in-process consumers.
-    advanced: Arc<tokio::sync::Notify>,
+    /// Appends wake the worker; the worker wakes log consumers.
+    signals: Arc<LogSignals>,
 }
 
 impl LogWorker {
@@ -32,19 +33,20 @@ impl LogWorker {
         sequencer: Sequencer,
         relay: Option<Relay>,
         poll_interval: Duration,
+        signals: Arc<LogSignals>,
     ) -> Self {
         LogWorker {
             store,
             sequencer,
             relay,
             poll_interval,
-            advanced: Arc::new(tokio::sync::Notify::new()),
+            signals,
         }
     }
 
-    /// Notified whenever the log advanced; give it to in-process consumers.
-    pub fn advanced(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.advanced)
+    /// The signals this worker listens to and raises.
+    pub fn signals(&self) -> Arc<LogSignals> {
+        Arc::clone(&self.signals)
     }
 
     /// Works until `shutdown`.
@@ -82,12 +84,13 @@ impl LogWorker {
                 }
             }
             if moved > 0 {
-                self.advanced.notify_waiters();
+                self.signals.advanced.notify_waiters();
                 continue;
             }
             let backoff = self.poll_interval * failures.clamp(1, 20);
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
+                () = self.signals.appended.notified(), if failures == 0 => {}
                 () = shutdown.wait() => break,
             }
         }

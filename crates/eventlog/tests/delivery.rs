@@ -66,8 +66,14 @@ async fn log_delivery_applies_each_event_once_parks_poison_and_rebuilds(
         fast_consumer_config(Namespace::default()),
     );
     let (sequencer, _verifier) = sequencer(&store, 10);
-    let worker = LogWorker::new(store.clone(), sequencer, None, Duration::from_millis(20));
-    let wake = worker.advanced();
+    let worker = LogWorker::new(
+        store.clone(),
+        sequencer,
+        None,
+        Duration::from_millis(20),
+        sunshine_eventlog::runtime::signals(store.identity()),
+    );
+    let wake = worker.signals();
     let (trigger, shutdown) = Shutdown::new();
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
     let consumer_task = {

@@ -33,6 +33,37 @@ pub struct Config {
     pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
     pub readiness: ReadinessConfig,
+    pub log: LogConfig,
+    pub policy: PolicyConfig,
+}
+
+/// Where the district's policy lives, and the registry rules that vary by province.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A policy directory (e.g. `policy/example-district`); empty means the example district
+    /// compiled into the binary, which says so in its files.
+    pub directory: String,
+    /// Relations of officials and cadres whose assistance must be registered (近亲属备案).
+    pub official_relative_relations: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            directory: String::new(),
+            official_relative_relations: [
+                "spouse",
+                "parent",
+                "child",
+                "sibling",
+                "parent_in_law",
+                "child_in_law",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,7 +85,7 @@ impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
             listen_address: SocketAddr::from(([0, 0, 0, 0], 50051)),
-            max_message_bytes: 4 * 1024 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
             request_timeout_ms: 30_000,
             drain_delay_ms: 5_000,
             concurrency_limit_per_connection: 256,
@@ -265,6 +296,90 @@ impl ReadinessConfig {
     }
 }
 
+/// The case-event log: checkpoint signing, personal-data keys, delivery names. The three keys
+/// are secrets (32 bytes, standard base64) and never printed.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Names the log in its signed checkpoints.
+    pub origin: String,
+    /// Ed25519 seed that signs checkpoints.
+    pub checkpoint_signing_key: String,
+    /// Wraps the per-household data keys that seal personal data.
+    pub key_encryption_key: String,
+    /// Keys the blind indexes (lookups by resident id number).
+    pub blind_index_key: String,
+    pub checkpoint_every: u64,
+    pub checkpoint_interval_ms: u64,
+    /// How often the log worker looks for new events when not woken.
+    pub poll_interval_ms: u64,
+    /// The JetStream stream and subject prefix (change them to run two logs on one NATS).
+    pub stream_name: String,
+    pub subject_prefix: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            origin: "sunshine.example/district-990101/case-events".into(),
+            checkpoint_signing_key: String::new(),
+            key_encryption_key: String::new(),
+            blind_index_key: String::new(),
+            checkpoint_every: 1_000,
+            checkpoint_interval_ms: 10_000,
+            poll_interval_ms: 200,
+            stream_name: "sunshine-events".into(),
+            subject_prefix: "sunshine.events".into(),
+        }
+    }
+}
+
+impl fmt::Debug for LogConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("LogConfig")
+            .field("origin", &self.origin)
+            .field("checkpoint_signing_key", &"<secret>")
+            .field("key_encryption_key", &"<secret>")
+            .field("blind_index_key", &"<secret>")
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("stream_name", &self.stream_name)
+            .field("subject_prefix", &self.subject_prefix)
+            .finish()
+    }
+}
+
+impl LogConfig {
+    /// Fills the three keys with fresh random ones: for development, the demo and tests only
+    /// (production keys come from the district's key management).
+    pub fn generate_keys(&mut self) -> Result<(), getrandom::Error> {
+        use base64::Engine as _;
+        for key in [
+            &mut self.checkpoint_signing_key,
+            &mut self.key_encryption_key,
+            &mut self.blind_index_key,
+        ] {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)?;
+            *key = base64::engine::general_purpose::STANDARD.encode(bytes);
+        }
+        Ok(())
+    }
+}
+
+/// 32 bytes from standard base64, or why not.
+pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| "must be 32 bytes in standard base64".to_owned())?;
+    bytes
+        .try_into()
+        .map_err(|_| "must be 32 bytes in standard base64".to_owned())
+}
+
 /// Where configuration comes from. Build one by hand in tests.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigSource {
@@ -420,6 +535,36 @@ impl Config {
         if self.readiness.max_retry_delay_ms == 0 {
             errors.push("readiness.max_retry_delay_ms", "must be positive");
         }
+        for (field, value) in [
+            (
+                "log.checkpoint_signing_key",
+                &self.log.checkpoint_signing_key,
+            ),
+            ("log.key_encryption_key", &self.log.key_encryption_key),
+            ("log.blind_index_key", &self.log.blind_index_key),
+        ] {
+            if let Err(reason) = decode_key(value) {
+                errors.push(field, reason);
+            }
+        }
+        if self.log.origin.trim().is_empty()
+            || self.log.origin.contains(char::is_whitespace)
+            || self.log.origin.contains('+')
+        {
+            errors.push("log.origin", "must be non-empty, without spaces or '+'");
+        }
+        if self.log.checkpoint_every == 0
+            || self.log.checkpoint_interval_ms == 0
+            || self.log.poll_interval_ms == 0
+        {
+            errors.push(
+                "log",
+                "checkpoint_every, checkpoint_interval_ms and poll_interval_ms must be positive",
+            );
+        }
+        if self.log.stream_name.trim().is_empty() || self.log.subject_prefix.trim().is_empty() {
+            errors.push("log", "stream_name and subject_prefix must not be empty");
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -482,12 +627,17 @@ mod tests {
     use super::*;
 
     const PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+    const SECRET_KEY: &str = "c2VjcmV0LWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE=";
 
     fn with_key(source: ConfigSource) -> ConfigSource {
-        source.with_env(
-            "SUNSHINE__AUTH__KEYS",
-            format!(r#"[{{ kid = "k1", public_key = "{PUBLIC_KEY}" }}]"#),
-        )
+        source
+            .with_env(
+                "SUNSHINE__AUTH__KEYS",
+                format!(r#"[{{ kid = "k1", public_key = "{PUBLIC_KEY}" }}]"#),
+            )
+            .with_env("SUNSHINE__LOG__CHECKPOINT_SIGNING_KEY", SECRET_KEY)
+            .with_env("SUNSHINE__LOG__KEY_ENCRYPTION_KEY", SECRET_KEY)
+            .with_env("SUNSHINE__LOG__BLIND_INDEX_KEY", SECRET_KEY)
     }
 
     #[test]
@@ -536,7 +686,14 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            ["grpc.max_message_bytes", "database.url", "auth.keys"]
+            [
+                "grpc.max_message_bytes",
+                "database.url",
+                "auth.keys",
+                "log.checkpoint_signing_key",
+                "log.key_encryption_key",
+                "log.blind_index_key"
+            ]
         );
     }
 
@@ -554,6 +711,12 @@ mod tests {
             Config::load(&unknown_leaf),
             Err(ConfigError::Schema { .. })
         ));
+    }
+
+    #[test]
+    fn log_keys_are_never_printed() {
+        let config = Config::load(&with_key(ConfigSource::default())).unwrap();
+        assert!(!format!("{config:?}").contains(&SECRET_KEY[..10]));
     }
 
     #[test]

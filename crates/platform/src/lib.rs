@@ -24,5 +24,5 @@ pub mod telemetry;
 pub use auth::{Identity, Role};
 pub use config::{Config, ConfigSource};
 pub use error::ApiError;
-pub use server::{RunError, ServiceContext, main_entry, serve};
+pub use server::{OnConnected, RunError, ServiceContext, main_entry, serve, serve_with};
 pub use shutdown::{Shutdown, ShutdownTrigger};

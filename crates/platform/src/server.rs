@@ -87,6 +87,15 @@ impl ServiceContext {
     }
 }
 
+/// Work a service does once its backends are connected and before it reports SERVING
+/// (migrations, starting its log worker and consumers). An error is logged and the whole step
+/// is tried again after a pause; the service stays NOT_SERVING meanwhile.
+pub type OnConnected = Box<
+    dyn Fn(Backends, Shutdown) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Serves one service on `listener` until `shutdown` fires. `add_routes` mounts the service's
 /// own gRPC services (wrapped with [`ServiceContext::protect`]).
 pub async fn serve<F>(
@@ -95,6 +104,21 @@ pub async fn serve<F>(
     listener: TcpListener,
     shutdown: Shutdown,
     add_routes: F,
+) -> Result<(), RunError>
+where
+    F: FnOnce(&ServiceContext, &mut RoutesBuilder),
+{
+    serve_with(service_name, config, listener, shutdown, add_routes, None).await
+}
+
+/// [`serve`], with work to do between connecting and SERVING.
+pub async fn serve_with<F>(
+    service_name: &'static str,
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    add_routes: F,
+    on_connected: Option<OnConnected>,
 ) -> Result<(), RunError>
 where
     F: FnOnce(&ServiceContext, &mut RoutesBuilder),
@@ -132,6 +156,7 @@ where
         context.clone(),
         health_reporter.clone(),
         shutdown.clone(),
+        on_connected,
     ));
 
     let drain_delay = grpc.drain_delay();
@@ -173,14 +198,34 @@ async fn set_readiness(reporter: &HealthReporter, service_name: &str, status: Se
     reporter.set_service_status(service_name, status).await;
 }
 
-/// Connects the backends, turns SERVING, then re-checks them periodically.
-async fn watch_readiness(context: ServiceContext, reporter: HealthReporter, shutdown: Shutdown) {
+/// Connects the backends, runs `on_connected`, turns SERVING, then re-checks the backends
+/// periodically.
+async fn watch_readiness(
+    context: ServiceContext,
+    reporter: HealthReporter,
+    shutdown: Shutdown,
+    on_connected: Option<OnConnected>,
+) {
     let service_name = context.service_name;
     let config = Arc::clone(&context.config);
     let Some(backends) = Backends::connect_with_retry(service_name, &config, &shutdown).await
     else {
         return;
     };
+    if let Some(on_connected) = on_connected {
+        loop {
+            match on_connected(backends.clone(), shutdown.clone()).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(service = service_name, %error, "start-up work failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(config.readiness.max_retry_delay()) => {}
+                        () = shutdown.wait() => return,
+                    }
+                }
+            }
+        }
+    }
     if context.backends.set(backends).is_err() {
         debug_assert!(false, "backends connected twice");
         return;

@@ -240,6 +240,9 @@ pub struct Program {
     pub channel: Channel,
     pub workflow: ReviewWorkflow,
     pub benefit_kind: BenefitKind,
+    /// Document kinds an application must carry (申请材料), e.g. `household_register`; intake
+    /// lists every missing one at once.
+    pub required_documents: Vec<String>,
 }
 
 /// The validated catalogue: one [`Program`] per [`ProgramCode`], in [`ProgramCode::ALL`] order.
@@ -298,6 +301,8 @@ struct ProgramRecord {
     channel: Channel,
     workflow: ReviewWorkflow,
     benefit_kind: BenefitKind,
+    #[serde(default)]
+    required_documents: Vec<String>,
 }
 
 /// Reads and checks `catalogue.toml`; returns every problem found.
@@ -402,6 +407,7 @@ pub(crate) fn read_catalogue(source: &PolicySource) -> Result<Catalogue, Vec<Pol
             channel: record.channel,
             workflow: record.workflow,
             benefit_kind: record.benefit_kind,
+            required_documents: record.required_documents.clone(),
         });
     }
 

@@ -32,6 +32,7 @@ pub async fn run() -> anyhow::Result<()> {
     config.bus.url = "memory://".into();
     config.grpc.drain_delay_ms = 0;
     config.readiness.check_interval_ms = 200;
+    config.log.generate_keys()?;
     config.validate()?;
 
     println!(

@@ -81,18 +81,30 @@ pub fn init_embedded(directory: &Path) -> anyhow::Result<std::path::PathBuf> {
     if !config_path.exists() {
         std::fs::create_dir_all(directory.join("data"))?;
         let database_path = directory.join("data").join("sunshine.db");
+        let mut log = sunshine_platform::config::LogConfig::default();
+        log.generate_keys()?;
         let text = format!(
             "# Written by `sunshine dev-init` for `make run`: embedded mode with a development key.\n\
              # Not for production. Delete this file to have it written again.\n\
              [grpc]\nlisten_address = \"127.0.0.1:50051\"\ndrain_delay_ms = 0\n\n\
              [database]\nurl = \"sqlite://{database}\"\n\n\
              [bus]\nurl = \"memory://\"\n\n\
-             [auth]\nissuer = \"{DEV_ISSUER}\"\nkeys = [{{ kid = \"{kid}\", public_key = \"{public_key}\" }}]\n",
+             [auth]\nissuer = \"{DEV_ISSUER}\"\nkeys = [{{ kid = \"{kid}\", public_key = \"{public_key}\" }}]\n\n\
+             # Development keys of the case-event log; keep this file private.\n\
+             [log]\ncheckpoint_signing_key = \"{signing}\"\nkey_encryption_key = \"{kek}\"\nblind_index_key = \"{blind}\"\n",
             database = database_path.display(),
             kid = issuer.key_id(),
             public_key = issuer.public_key_base64(),
+            signing = log.checkpoint_signing_key,
+            kek = log.key_encryption_key,
+            blind = log.blind_index_key,
         );
         std::fs::write(&config_path, text)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
     Ok(config_path)
 }

@@ -1,15 +1,49 @@
-//! Intake service: the household registry and one-window acceptance (受理) of applications at every village and street-town service point.
+//! Intake service: the household registry and one-window acceptance (受理) of applications at
+//! every village-community and street-town service point, routing each to review, a
+//! department, or emergency assistance.
 //!
 //! # Layout
-//! So far the runtime skeleton every service shares: gRPC health (SERVING once the database
-//! and the bus are connected), reflection, and `ServiceInfoService` behind bearer tokens. The
-//! service's own API arrives with the intake issue.
+//! - [`household`]: the household aggregate — events, folded state, decisions (pure).
+//! - [`validation`]: request checks, every bad field named at once.
+//! - [`masking`]: masked forms of personal data.
+//! - [`read_model`]: intake's tables (queries, person index, officials' relatives registry)
+//!   and the projection that keeps them.
+//! - [`api`]: the gRPC service.
+//!
+//! Personal data (names, id numbers, phones, addresses, accounts, declared facts) is sealed
+//! with the household's data key before it enters an event; lookups by id number use a keyed
+//! blind index. Every read of a household is itself an event.
 
+pub mod api;
+pub mod household;
+pub mod masking;
+pub mod read_model;
+pub mod validation;
+
+use std::sync::{Arc, OnceLock};
+
+use sunshine_eventlog::consumer::ConsumerConfig;
+use sunshine_eventlog::runtime::LogRuntime;
+use sunshine_eventlog::schema::run_migrations;
 use sunshine_platform::{Config, RunError, Shutdown};
+use sunshine_proto::v1::intake_service_server::IntakeServiceServer;
 use tokio::net::TcpListener;
+
+use crate::api::{IntakeApi, IntakeState};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "intake";
+
+/// Loads the configured policy, or the compiled-in example district.
+pub fn load_policy(config: &Config) -> Result<sunshine_policy::Policy, String> {
+    if config.policy.directory.is_empty() {
+        tracing::warn!("no policy.directory configured: using the EXAMPLE district's parameters");
+        sunshine_policy::Policy::example_district().map_err(|error| error.to_string())
+    } else {
+        sunshine_policy::Policy::load_dir(&config.policy.directory)
+            .map_err(|error| error.to_string())
+    }
+}
 
 /// Serves the service on `listener` until `shutdown` fires.
 pub async fn run(
@@ -17,12 +51,55 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    sunshine_platform::serve(
+    let state: Arc<OnceLock<IntakeState>> = Arc::new(OnceLock::new());
+    let api = IntakeApi {
+        state: Arc::clone(&state),
+    };
+    let log_config = config.log.clone();
+    let started_config = config.clone();
+    let on_connected: sunshine_platform::OnConnected = Box::new(move |backends, shutdown| {
+        let state = Arc::clone(&state);
+        let log_config = log_config.clone();
+        let config = started_config.clone();
+        Box::pin(async move {
+            if state.get().is_some() {
+                return Ok(());
+            }
+            let policy = load_policy(&config)?;
+            let log = LogRuntime::start(&backends, &log_config, shutdown.clone()).await?;
+            run_migrations(
+                log.store.pool(),
+                log.store.kind(),
+                "intake",
+                read_model::MIGRATIONS,
+            )
+            .await
+            .map_err(|error| format!("intake migrations: {error}"))?;
+            log.spawn_consumer(
+                read_model::IntakeReadModel,
+                ConsumerConfig::default(),
+                shutdown,
+            );
+            let _ = state.set(IntakeState {
+                log,
+                policy: Arc::new(policy),
+                official_relations: Arc::new(config.policy.official_relative_relations.clone()),
+            });
+            Ok(())
+        })
+    });
+    sunshine_platform::serve_with(
         SERVICE_NAME,
         config,
         listener,
         shutdown,
-        |_context, _routes| {},
+        |context, routes| {
+            let server = IntakeServiceServer::new(api)
+                .max_decoding_message_size(context.max_message_bytes())
+                .max_encoding_message_size(context.max_message_bytes());
+            routes.add_service(context.protect(server));
+        },
+        Some(on_connected),
     )
     .await
 }

@@ -1,10 +1,17 @@
-//! Review service: the three-level workflow (village investigation, street-town review, district decision), publicity and objections, four eyes, deadlines and dynamic management.
+//! Review service: the three-level workflow (village investigation, street-town review,
+//! district decision), publicity and objections, four eyes, deadlines and dynamic management.
 //!
 //! # Layout
-//! So far the runtime skeleton every service shares: gRPC health (SERVING once the database
-//! and the bus are connected), reflection, and `ServiceInfoService` behind bearer tokens. The
-//! service's own API arrives with the review issue.
+//! - [`case_opener`]: opens a review case (`CaseOpened` on `review-case-<case id>`) for each
+//!   application intake routes to review or emergency assistance.
+//!
+//! The workflow commands and their API arrive with the review issue; until then the service
+//! serves the shared runtime (health, reflection, `ServiceInfoService`) and opens cases.
 
+pub mod case_opener;
+
+use sunshine_eventlog::consumer::ConsumerConfig;
+use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_platform::{Config, RunError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -17,12 +24,31 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    sunshine_platform::serve(
+    let log_config = config.log.clone();
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_connected: sunshine_platform::OnConnected = Box::new(move |backends, shutdown| {
+        let log_config = log_config.clone();
+        let started = std::sync::Arc::clone(&started);
+        Box::pin(async move {
+            if started.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            let log = LogRuntime::start(&backends, &log_config, shutdown.clone()).await?;
+            let opener = case_opener::CaseOpener {
+                store: log.store.clone(),
+            };
+            log.spawn_consumer(opener, ConsumerConfig::default(), shutdown);
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })
+    });
+    sunshine_platform::serve_with(
         SERVICE_NAME,
         config,
         listener,
         shutdown,
         |_context, _routes| {},
+        Some(on_connected),
     )
     .await
 }

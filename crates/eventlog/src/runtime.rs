@@ -1,0 +1,168 @@
+//! The log inside a running service: created once the backends are connected, it migrates the
+//! tables, starts the leased log worker (sequencer, checkpoints and, on NATS, the relay), and
+//! starts the service's consumers on the right delivery — JetStream in the cluster, the log
+//! itself when embedded. Services use it for appending, reading, sealing personal data and
+//! blind indexes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sunshine_platform::Shutdown;
+use sunshine_platform::backends::{Backends, Bus};
+use sunshine_platform::config::{LogConfig, decode_key};
+use tokio::sync::Notify;
+
+use crate::checkpoint::CheckpointSigner;
+use crate::consumer::{Consumer, ConsumerConfig, Projection};
+use crate::crypto::{BlindIndexKey, KeyEncryptionKey, blind_index};
+use crate::delivery::Namespace;
+use crate::keys::KeyStore;
+use crate::relay::Relay;
+use crate::sequencer::{Sequencer, SequencerConfig};
+use crate::store::EventStore;
+use crate::worker::LogWorker;
+
+/// Wake-ups shared by every store and worker of one database in this process.
+#[derive(Debug, Default)]
+pub struct LogSignals {
+    /// An append committed: the worker can sequence.
+    pub appended: Notify,
+    /// The worker moved the log: log consumers can read.
+    pub advanced: Notify,
+}
+
+/// The signals for the database `identity` (one set per database per process).
+pub fn signals(identity: &str) -> Arc<LogSignals> {
+    static SIGNALS: OnceLock<Mutex<HashMap<String, Arc<LogSignals>>>> = OnceLock::new();
+    let mut map = SIGNALS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(map.entry(identity.to_owned()).or_default())
+}
+
+/// The log, ready for a service.
+#[derive(Clone)]
+pub struct LogRuntime {
+    pub store: EventStore,
+    pub keys: Arc<KeyStore>,
+    blind_index_key: Arc<BlindIndexKey>,
+    namespace: Namespace,
+    bus: Bus,
+    signals: Arc<LogSignals>,
+}
+
+impl std::fmt::Debug for LogRuntime {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("LogRuntime")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogRuntime {
+    /// Migrates and starts the log worker (it runs until `shutdown`).
+    pub async fn start(
+        backends: &Backends,
+        config: &LogConfig,
+        shutdown: Shutdown,
+    ) -> Result<LogRuntime, String> {
+        let store = EventStore::from_database(&backends.database);
+        store
+            .migrate()
+            .await
+            .map_err(|error| format!("event log migration: {error}"))?;
+        let seed = decode_key(&config.checkpoint_signing_key)
+            .map_err(|reason| format!("log.checkpoint_signing_key {reason}"))?;
+        let signer = CheckpointSigner::new(
+            config.origin.clone(),
+            ed25519_dalek::SigningKey::from_bytes(&seed),
+        )
+        .map_err(|error| format!("log.origin: {error}"))?;
+        let key_encryption_key = KeyEncryptionKey::from_bytes(
+            decode_key(&config.key_encryption_key)
+                .map_err(|reason| format!("log.key_encryption_key {reason}"))?,
+        );
+        let blind_index_key = BlindIndexKey::from_bytes(
+            decode_key(&config.blind_index_key)
+                .map_err(|reason| format!("log.blind_index_key {reason}"))?,
+        );
+        let namespace = Namespace {
+            stream: config.stream_name.clone(),
+            subject_prefix: config.subject_prefix.clone(),
+        };
+        let sequencer = Sequencer::new(
+            store.clone(),
+            config.origin.clone(),
+            signer,
+            SequencerConfig {
+                batch_size: 1_000,
+                checkpoint_every: config.checkpoint_every,
+                checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
+            },
+        );
+        let relay = match &backends.bus {
+            Bus::Nats(nats) => Some(Relay::new(
+                store.clone(),
+                nats.jetstream.clone(),
+                namespace.clone(),
+                500,
+            )),
+            Bus::InProcess(_) => None,
+        };
+        let signals = signals(store.identity());
+        let worker = LogWorker::new(
+            store.clone(),
+            sequencer,
+            relay,
+            Duration::from_millis(config.poll_interval_ms),
+            Arc::clone(&signals),
+        );
+        tokio::spawn(worker.run(shutdown));
+        Ok(LogRuntime {
+            keys: Arc::new(KeyStore::new(store.clone(), key_encryption_key)),
+            store,
+            blind_index_key: Arc::new(blind_index_key),
+            namespace,
+            bus: backends.bus.clone(),
+            signals,
+        })
+    }
+
+    /// The keyed blind index of `value` in `domain` (e.g. `resident-id`).
+    pub fn blind_index(&self, domain: &str, value: &str) -> [u8; 32] {
+        blind_index(&self.blind_index_key, domain, value)
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// Starts `projection` on this deployment's delivery; it runs until `shutdown`.
+    pub fn spawn_consumer<P: Projection>(
+        &self,
+        projection: P,
+        config: ConsumerConfig,
+        shutdown: Shutdown,
+    ) -> Consumer<P> {
+        let config = ConsumerConfig {
+            namespace: self.namespace.clone(),
+            ..config
+        };
+        let consumer = Consumer::new(self.store.clone(), projection, config);
+        let running = consumer.clone();
+        match &self.bus {
+            Bus::Nats(nats) => {
+                let jetstream = nats.jetstream.clone();
+                tokio::spawn(async move { running.run_jetstream(jetstream, shutdown).await });
+            }
+            Bus::InProcess(_) => {
+                let signals = Arc::clone(&self.signals);
+                tokio::spawn(async move { running.run_from_log(signals, shutdown).await });
+            }
+        }
+        consumer
+    }
+}

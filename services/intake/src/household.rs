@@ -1,0 +1,345 @@
+//! The household aggregate (户): its events, the state they fold into, and the decisions a
+//! command needs. Pure: no I/O, no keys; personal fields stay sealed bytes here.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+use sunshine_proto::v1 as pb;
+
+/// The events of a household stream (`intake-household-<id>`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HouseholdEvent {
+    Registered(pb::HouseholdRegistered),
+    CircumstanceChanged(pb::CircumstanceChanged),
+    MemberDied(pb::MemberDied),
+    Moved(pb::HouseholdMoved),
+    ApplicationSubmitted(pb::ApplicationSubmitted),
+    RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged),
+}
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+impl HouseholdEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            HouseholdEvent::Registered(_) => "sunshine.v1.HouseholdRegistered",
+            HouseholdEvent::CircumstanceChanged(_) => "sunshine.v1.CircumstanceChanged",
+            HouseholdEvent::MemberDied(_) => "sunshine.v1.MemberDied",
+            HouseholdEvent::Moved(_) => "sunshine.v1.HouseholdMoved",
+            HouseholdEvent::ApplicationSubmitted(_) => "sunshine.v1.ApplicationSubmitted",
+            HouseholdEvent::RelativeOfOfficialFlagged(_) => "sunshine.v1.RelativeOfOfficialFlagged",
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            HouseholdEvent::Registered(message) => message.encode_to_vec(),
+            HouseholdEvent::CircumstanceChanged(message) => message.encode_to_vec(),
+            HouseholdEvent::MemberDied(message) => message.encode_to_vec(),
+            HouseholdEvent::Moved(message) => message.encode_to_vec(),
+            HouseholdEvent::ApplicationSubmitted(message) => message.encode_to_vec(),
+            HouseholdEvent::RelativeOfOfficialFlagged(message) => message.encode_to_vec(),
+        }
+    }
+
+    /// `None` for event types that are not a household's.
+    pub fn decode(
+        event_type: &str,
+        payload: &[u8],
+    ) -> Result<Option<HouseholdEvent>, prost::DecodeError> {
+        Ok(Some(match event_type {
+            "sunshine.v1.HouseholdRegistered" => {
+                HouseholdEvent::Registered(pb::HouseholdRegistered::decode(payload)?)
+            }
+            "sunshine.v1.CircumstanceChanged" => {
+                HouseholdEvent::CircumstanceChanged(pb::CircumstanceChanged::decode(payload)?)
+            }
+            "sunshine.v1.MemberDied" => {
+                HouseholdEvent::MemberDied(pb::MemberDied::decode(payload)?)
+            }
+            "sunshine.v1.HouseholdMoved" => {
+                HouseholdEvent::Moved(pb::HouseholdMoved::decode(payload)?)
+            }
+            "sunshine.v1.ApplicationSubmitted" => {
+                HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted::decode(payload)?)
+            }
+            "sunshine.v1.RelativeOfOfficialFlagged" => HouseholdEvent::RelativeOfOfficialFlagged(
+                pb::RelativeOfOfficialFlagged::decode(payload)?,
+            ),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// A member as the household stream knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberState {
+    pub sealed: pb::SealedMember,
+    pub alive: bool,
+    pub date_of_death: Option<pb::Date>,
+}
+
+/// An application not yet closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenApplication {
+    pub application_id: String,
+    pub case_id: String,
+    pub program_code: String,
+    pub accepted_org_unit_code: String,
+    pub route: i32,
+    pub relative_of_official: bool,
+    pub submitted_at_us: i64,
+}
+
+/// The household, folded from its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HouseholdState {
+    pub household_id: String,
+    pub hukou_org_unit_code: String,
+    pub sealed_address: Vec<u8>,
+    pub sealed_payment_account: Vec<u8>,
+    pub assets: Option<pb::Assets>,
+    pub members: Vec<MemberState>,
+    /// By program code.
+    pub open_applications: BTreeMap<String, OpenApplication>,
+    pub version: u64,
+}
+
+/// Why a command cannot be applied to the household as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HouseholdError {
+    #[error("{field}: no member {member_id} in this household")]
+    UnknownMember { field: String, member_id: String },
+    #[error("{field}: member {member_id} has died")]
+    MemberDead { field: String, member_id: String },
+    #[error("an application for {program_code} is already open: case {case_id}")]
+    ApplicationOpen {
+        program_code: String,
+        case_id: String,
+    },
+}
+
+impl HouseholdState {
+    /// Folds a stream; `None` if it does not start with a registration.
+    pub fn fold(
+        events: impl IntoIterator<Item = (HouseholdEvent, u64, i64)>,
+    ) -> Option<HouseholdState> {
+        let mut state: Option<HouseholdState> = None;
+        for (event, version, recorded_at_us) in events {
+            match (&mut state, event) {
+                (None, HouseholdEvent::Registered(registered)) => {
+                    state = Some(HouseholdState {
+                        household_id: registered.household_id,
+                        hukou_org_unit_code: registered.hukou_org_unit_code,
+                        sealed_address: registered.sealed_address,
+                        sealed_payment_account: registered.sealed_payment_account,
+                        assets: registered.assets,
+                        members: registered
+                            .members
+                            .into_iter()
+                            .map(|sealed| MemberState {
+                                sealed,
+                                alive: true,
+                                date_of_death: None,
+                            })
+                            .collect(),
+                        open_applications: BTreeMap::new(),
+                        version,
+                    });
+                }
+                (None, _) => {}
+                (Some(current), event) => {
+                    current.apply(event, recorded_at_us);
+                    current.version = version;
+                }
+            }
+        }
+        state
+    }
+
+    fn apply(&mut self, event: HouseholdEvent, recorded_at_us: i64) {
+        match event {
+            HouseholdEvent::Registered(_) => {}
+            HouseholdEvent::CircumstanceChanged(changed) => {
+                for income in changed.incomes {
+                    if let Some(member) = self.member_mut(&income.member_id) {
+                        member.sealed.monthly_income = income.monthly_income;
+                    }
+                }
+                if changed.assets.is_some() {
+                    self.assets = changed.assets;
+                }
+            }
+            HouseholdEvent::MemberDied(died) => {
+                if let Some(member) = self.member_mut(&died.member_id) {
+                    member.alive = false;
+                    member.date_of_death = died.date_of_death;
+                }
+            }
+            HouseholdEvent::Moved(moved) => {
+                self.hukou_org_unit_code = moved.to_org_unit_code;
+                self.sealed_address = moved.sealed_address;
+            }
+            HouseholdEvent::ApplicationSubmitted(submitted) => {
+                self.open_applications.insert(
+                    submitted.program_code.clone(),
+                    OpenApplication {
+                        application_id: submitted.application_id,
+                        case_id: submitted.case_id,
+                        program_code: submitted.program_code,
+                        accepted_org_unit_code: submitted.accepted_org_unit_code,
+                        route: submitted.route,
+                        relative_of_official: submitted.relative_of_official,
+                        submitted_at_us: recorded_at_us,
+                    },
+                );
+            }
+            HouseholdEvent::RelativeOfOfficialFlagged(_) => {}
+        }
+    }
+
+    fn member_mut(&mut self, member_id: &str) -> Option<&mut MemberState> {
+        self.members
+            .iter_mut()
+            .find(|member| member.sealed.member_id == member_id)
+    }
+
+    pub fn member(&self, member_id: &str) -> Option<&MemberState> {
+        self.members
+            .iter()
+            .find(|member| member.sealed.member_id == member_id)
+    }
+
+    /// The member must exist and be alive.
+    pub fn require_living_member(
+        &self,
+        field: &str,
+        member_id: &str,
+    ) -> Result<&MemberState, HouseholdError> {
+        let member = self
+            .member(member_id)
+            .ok_or_else(|| HouseholdError::UnknownMember {
+                field: field.into(),
+                member_id: member_id.into(),
+            })?;
+        if !member.alive {
+            return Err(HouseholdError::MemberDead {
+                field: field.into(),
+                member_id: member_id.into(),
+            });
+        }
+        Ok(member)
+    }
+
+    /// A household has at most one open application per program.
+    pub fn require_no_open_application(&self, program_code: &str) -> Result<(), HouseholdError> {
+        match self.open_applications.get(program_code) {
+            Some(open) => Err(HouseholdError::ApplicationOpen {
+                program_code: program_code.into(),
+                case_id: open.case_id.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn registered() -> HouseholdEvent {
+        HouseholdEvent::Registered(pb::HouseholdRegistered {
+            household_id: "h1".into(),
+            hukou_org_unit_code: "990101001001".into(),
+            members: vec![
+                pb::SealedMember {
+                    member_id: "m1".into(),
+                    relation: pb::Relation::Head as i32,
+                    ..Default::default()
+                },
+                pb::SealedMember {
+                    member_id: "m2".into(),
+                    relation: pb::Relation::Spouse as i32,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        })
+    }
+
+    fn submitted(program: &str, case_id: &str) -> HouseholdEvent {
+        HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted {
+            application_id: format!("a-{case_id}"),
+            case_id: case_id.into(),
+            program_code: program.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn events_round_trip_through_their_type_names() {
+        for event in [registered(), submitted("dibao_rural", "c1")] {
+            let decoded = HouseholdEvent::decode(event.event_type(), &event.encode())
+                .unwrap()
+                .unwrap();
+            assert_eq!(decoded, event);
+        }
+        assert!(
+            HouseholdEvent::decode("sunshine.v1.CaseOpened", b"")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn given_an_open_dibao_application_when_applying_again_then_the_open_case_is_named() {
+        let state = HouseholdState::fold([
+            (registered(), 1, 10),
+            (submitted("dibao_rural", "case-7"), 2, 20),
+        ])
+        .unwrap();
+        assert_eq!(state.version, 2);
+        assert_eq!(
+            state.require_no_open_application("dibao_rural"),
+            Err(HouseholdError::ApplicationOpen {
+                program_code: "dibao_rural".into(),
+                case_id: "case-7".into()
+            })
+        );
+        assert!(state.require_no_open_application("temporary").is_ok());
+    }
+
+    #[test]
+    fn given_a_death_the_member_can_no_longer_apply() {
+        let died = HouseholdEvent::MemberDied(pb::MemberDied {
+            household_id: "h1".into(),
+            member_id: "m2".into(),
+            date_of_death: Some(pb::Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            }),
+            reason: "death certificate".into(),
+        });
+        let state = HouseholdState::fold([(registered(), 1, 10), (died, 2, 20)]).unwrap();
+        assert!(
+            state
+                .require_living_member("applicant_member_id", "m1")
+                .is_ok()
+        );
+        assert!(matches!(
+            state.require_living_member("applicant_member_id", "m2"),
+            Err(HouseholdError::MemberDead { .. })
+        ));
+        assert!(matches!(
+            state.require_living_member("applicant_member_id", "m9"),
+            Err(HouseholdError::UnknownMember { .. })
+        ));
+    }
+
+    #[test]
+    fn a_stream_without_a_registration_is_no_household() {
+        assert!(HouseholdState::fold([(submitted("dibao_rural", "c"), 1, 1)]).is_none());
+    }
+}

@@ -1,0 +1,346 @@
+//! Intake's own tables: the read model for queries (households, applications) and the two
+//! guard tables a command consults (who already belongs to a household; the registry of
+//! officials' relatives). Commands write the guard rows as they append; the projection
+//! writes everything from the log too, so a rebuild (or a crash between append and write)
+//! always ends in the same tables.
+
+use prost::Message as _;
+use sqlx::{AnyConnection, AnyPool, Row as _};
+use sunshine_eventlog::RecordedEvent;
+use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
+use sunshine_eventlog::schema::Migration;
+use sunshine_platform::config::DatabaseKind;
+use sunshine_proto::v1 as pb;
+
+use crate::household::HouseholdEvent;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "intake: households, applications, person index, officials' relatives",
+    script: |_kind: DatabaseKind| {
+        "CREATE TABLE intake_households (
+            household_id TEXT PRIMARY KEY,
+            hukou_org_unit_code TEXT NOT NULL,
+            registered_at_us BIGINT NOT NULL
+        );
+        CREATE TABLE intake_person_index (
+            national_id_index TEXT PRIMARY KEY,
+            household_id TEXT NOT NULL,
+            member_id TEXT NOT NULL
+        );
+        CREATE TABLE intake_applications (
+            application_id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL,
+            household_id TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            status TEXT NOT NULL,
+            accepted_org_unit_code TEXT NOT NULL,
+            hukou_org_unit_code TEXT NOT NULL,
+            submitted_at_us BIGINT NOT NULL,
+            route BIGINT NOT NULL,
+            relative_of_official BIGINT NOT NULL
+        );
+        CREATE INDEX intake_applications_scope ON intake_applications (accepted_org_unit_code, application_id);
+        CREATE TABLE intake_official_relatives (
+            registration_id TEXT PRIMARY KEY,
+            relative_index TEXT NOT NULL,
+            relation TEXT NOT NULL,
+            official_position TEXT NOT NULL,
+            official_org_unit_code TEXT NOT NULL
+        );
+        CREATE INDEX intake_official_relatives_index ON intake_official_relatives (relative_index);"
+            .to_owned()
+    },
+}];
+
+/// A registered relative of an official, as the guard table holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfficialRelative {
+    pub registration_id: String,
+    pub relation: String,
+    pub official_position: String,
+    pub official_org_unit_code: String,
+}
+
+/// Claims a person for a household; `Err(existing household)` if another household has them.
+pub async fn claim_person(
+    pool: &AnyPool,
+    index_hex: &str,
+    household_id: &str,
+    member_id: &str,
+) -> Result<Result<(), String>, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO intake_person_index (national_id_index, household_id, member_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (national_id_index) DO NOTHING",
+    )
+    .bind(index_hex)
+    .bind(household_id)
+    .bind(member_id)
+    .execute(pool)
+    .await?;
+    let holder: String = sqlx::query_scalar(
+        "SELECT household_id FROM intake_person_index WHERE national_id_index = $1",
+    )
+    .bind(index_hex)
+    .fetch_one(pool)
+    .await?;
+    Ok(if holder == household_id {
+        Ok(())
+    } else {
+        Err(holder)
+    })
+}
+
+/// Gives up claims made for a household whose registration did not go through.
+pub async fn release_person(
+    pool: &AnyPool,
+    index_hex: &str,
+    household_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM intake_person_index WHERE national_id_index = $1 AND household_id = $2",
+    )
+    .bind(index_hex)
+    .bind(household_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The household and member a person belongs to.
+pub async fn find_person(
+    pool: &AnyPool,
+    index_hex: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT household_id, member_id FROM intake_person_index WHERE national_id_index = $1",
+    )
+    .bind(index_hex)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()
+}
+
+pub async fn record_official_relative(
+    connection: &mut AnyConnection,
+    registered: &pb::OfficialRelativeRegistered,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO intake_official_relatives (registration_id, relative_index, relation, official_position, official_org_unit_code) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (registration_id) DO NOTHING",
+    )
+    .bind(registered.registration_id.as_str())
+    .bind(hex::encode(&registered.relative_index))
+    .bind(registered.relation.as_str())
+    .bind(registered.official_position.as_str())
+    .bind(registered.official_org_unit_code.as_str())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+pub async fn official_relatives(
+    pool: &AnyPool,
+    index_hex: &str,
+) -> Result<Vec<OfficialRelative>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT registration_id, relation, official_position, official_org_unit_code FROM intake_official_relatives \
+         WHERE relative_index = $1 ORDER BY registration_id",
+    )
+    .bind(index_hex)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(OfficialRelative {
+                registration_id: row.try_get(0)?,
+                relation: row.try_get(1)?,
+                official_position: row.try_get(2)?,
+                official_org_unit_code: row.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Filters of `ListApplications`, already checked and scoped.
+#[derive(Debug, Clone)]
+pub struct ApplicationQuery {
+    /// Accepting org units whose code starts with this.
+    pub org_unit_prefix: String,
+    pub program_code: Option<String>,
+    pub status: Option<String>,
+    pub after_application_id: Option<String>,
+    pub limit: i64,
+}
+
+pub async fn list_applications(
+    pool: &AnyPool,
+    query: &ApplicationQuery,
+) -> Result<Vec<pb::ApplicationSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT application_id, case_id, household_id, program_code, status, accepted_org_unit_code, submitted_at_us, route, \
+         relative_of_official FROM intake_applications \
+         WHERE accepted_org_unit_code LIKE $1 AND ($2 = '' OR program_code = $2) AND ($3 = '' OR status = $3) \
+         AND application_id > $4 ORDER BY application_id LIMIT $5",
+    )
+    .bind(format!("{}%", query.org_unit_prefix))
+    .bind(query.program_code.clone().unwrap_or_default())
+    .bind(query.status.clone().unwrap_or_default())
+    .bind(query.after_application_id.clone().unwrap_or_default())
+    .bind(query.limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let submitted_at_us: i64 = row.try_get(6)?;
+            Ok(pb::ApplicationSummary {
+                application_id: row.try_get(0)?,
+                case_id: row.try_get(1)?,
+                household_id: row.try_get(2)?,
+                program_code: row.try_get(3)?,
+                status: row.try_get(4)?,
+                accepted_org_unit_code: row.try_get(5)?,
+                submitted_at: Some(prost_types::Timestamp {
+                    seconds: submitted_at_us.div_euclid(1_000_000),
+                    nanos: (submitted_at_us.rem_euclid(1_000_000) * 1_000) as i32,
+                }),
+                route: i32::try_from(row.try_get::<i64, _>(7)?).unwrap_or_default(),
+                relative_of_official: row.try_get::<i64, _>(8)? != 0,
+            })
+        })
+        .collect()
+}
+
+/// The read-model projection, fed by the log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntakeReadModel;
+
+/// Status of an application routed `route`, before review or a department acts.
+pub fn initial_status(route: i32) -> &'static str {
+    if route == pb::Route::Department as i32 {
+        "sent_to_department"
+    } else {
+        "submitted"
+    }
+}
+
+async fn apply_event(
+    connection: &mut AnyConnection,
+    event: &RecordedEvent,
+) -> Result<(), HandlerError> {
+    if event.event_type == "sunshine.v1.CaseOpened" {
+        let opened = pb::CaseOpened::decode(event.payload.as_slice())
+            .map_err(|error| HandlerError(error.to_string()))?;
+        sqlx::query(
+            "UPDATE intake_applications SET status = 'under_review' WHERE application_id = $1",
+        )
+        .bind(opened.application_id.as_str())
+        .execute(&mut *connection)
+        .await?;
+        return Ok(());
+    }
+    if event.event_type == "sunshine.v1.OfficialRelativeRegistered" {
+        let registered = pb::OfficialRelativeRegistered::decode(event.payload.as_slice())
+            .map_err(|error| HandlerError(error.to_string()))?;
+        record_official_relative(connection, &registered).await?;
+        return Ok(());
+    }
+    let Some(household_event) = HouseholdEvent::decode(&event.event_type, &event.payload)
+        .map_err(|error| HandlerError(error.to_string()))?
+    else {
+        return Ok(());
+    };
+    match household_event {
+        HouseholdEvent::Registered(registered) => {
+            sqlx::query(
+                "INSERT INTO intake_households (household_id, hukou_org_unit_code, registered_at_us) VALUES ($1, $2, $3) \
+                 ON CONFLICT (household_id) DO NOTHING",
+            )
+            .bind(registered.household_id.as_str())
+            .bind(registered.hukou_org_unit_code.as_str())
+            .bind(event.recorded_at_us)
+            .execute(&mut *connection)
+            .await?;
+            for member in &registered.members {
+                sqlx::query(
+                    "INSERT INTO intake_person_index (national_id_index, household_id, member_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT (national_id_index) DO NOTHING",
+                )
+                .bind(hex::encode(&member.national_id_index))
+                .bind(registered.household_id.as_str())
+                .bind(member.member_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
+        }
+        HouseholdEvent::Moved(moved) => {
+            sqlx::query(
+                "UPDATE intake_households SET hukou_org_unit_code = $1 WHERE household_id = $2",
+            )
+            .bind(moved.to_org_unit_code.as_str())
+            .bind(moved.household_id.as_str())
+            .execute(&mut *connection)
+            .await?;
+        }
+        HouseholdEvent::MemberDied(died) => {
+            sqlx::query(
+                "DELETE FROM intake_person_index WHERE household_id = $1 AND member_id = $2",
+            )
+            .bind(died.household_id.as_str())
+            .bind(died.member_id.as_str())
+            .execute(&mut *connection)
+            .await?;
+        }
+        HouseholdEvent::ApplicationSubmitted(submitted) => {
+            sqlx::query(
+                "INSERT INTO intake_applications (application_id, case_id, household_id, program_code, status, \
+                 accepted_org_unit_code, hukou_org_unit_code, submitted_at_us, route, relative_of_official) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (application_id) DO NOTHING",
+            )
+            .bind(submitted.application_id.as_str())
+            .bind(submitted.case_id.as_str())
+            .bind(submitted.household_id.as_str())
+            .bind(submitted.program_code.as_str())
+            .bind(initial_status(submitted.route))
+            .bind(submitted.accepted_org_unit_code.as_str())
+            .bind(submitted.hukou_org_unit_code.as_str())
+            .bind(event.recorded_at_us)
+            .bind(i64::from(submitted.route))
+            .bind(i64::from(submitted.relative_of_official))
+            .execute(&mut *connection)
+            .await?;
+        }
+        HouseholdEvent::CircumstanceChanged(_) | HouseholdEvent::RelativeOfOfficialFlagged(_) => {}
+    }
+    Ok(())
+}
+
+impl Projection for IntakeReadModel {
+    fn name(&self) -> &str {
+        "intake-read-model"
+    }
+
+    fn apply<'a>(
+        &'a self,
+        connection: &'a mut AnyConnection,
+        event: &'a RecordedEvent,
+    ) -> HandlerFuture<'a> {
+        Box::pin(apply_event(connection, event))
+    }
+
+    fn reset<'a>(&'a self, connection: &'a mut AnyConnection) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            for table in [
+                "intake_households",
+                "intake_applications",
+                "intake_official_relatives",
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,416 @@
+//! Request checks: every bad field of a request is reported at once, by its path, before
+//! anything is read or written.
+
+use sunshine_domain::{NationalId, OrgUnitCode, ValidationErrors};
+use sunshine_proto::v1 as pb;
+use time::Date;
+
+pub const MAX_NAME_CHARS: usize = 50;
+pub const MAX_TEXT_CHARS: usize = 200;
+pub const MAX_REASON_CHARS: usize = 1_000;
+pub const MAX_MEMBERS: usize = 30;
+pub const MAX_DOCUMENTS: usize = 50;
+pub const MAX_ITEMS: usize = 30;
+
+/// A checked member, with the parsed resident id.
+#[derive(Debug, Clone)]
+pub struct ValidMember {
+    pub input: pb::MemberInput,
+    pub national_id: NationalId,
+}
+
+pub fn date_of(value: Option<&pb::Date>) -> Option<Date> {
+    let value = value?;
+    let month = time::Month::try_from(u8::try_from(value.month).ok()?).ok()?;
+    Date::from_calendar_date(value.year, month, u8::try_from(value.day).ok()?).ok()
+}
+
+pub fn proto_date(date: Date) -> pb::Date {
+    pb::Date {
+        year: date.year(),
+        month: i32::from(u8::from(date.month())),
+        day: i32::from(date.day()),
+    }
+}
+
+pub fn check_text(
+    errors: &mut ValidationErrors,
+    field: &str,
+    value: &str,
+    required: bool,
+    max_chars: usize,
+) {
+    if required && value.trim().is_empty() {
+        errors.push(field, "must not be empty");
+        return;
+    }
+    // Count no further than needed: a 10 MB value is refused without walking all of it.
+    if value.len() > max_chars * 4 || value.chars().take(max_chars + 1).count() > max_chars {
+        errors.push(field, format!("at most {max_chars} characters"));
+    }
+    if value.chars().take(max_chars * 4).any(char::is_control) {
+        errors.push(field, "must not contain control characters");
+    }
+}
+
+pub fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
+    if command_id.is_empty()
+        || command_id.len() > 100
+        || !command_id.bytes().all(|byte| byte.is_ascii_graphic())
+    {
+        errors.push(
+            "command_id",
+            "1 to 100 printable ASCII characters, chosen by the client and reused on retries",
+        );
+    }
+}
+
+pub fn check_org_unit(
+    errors: &mut ValidationErrors,
+    field: &str,
+    value: &str,
+) -> Option<OrgUnitCode> {
+    match OrgUnitCode::parse(value) {
+        Ok(code) => Some(code),
+        Err(error) => {
+            errors.push(field, error.to_string());
+            None
+        }
+    }
+}
+
+fn check_money(errors: &mut ValidationErrors, field: &str, money: Option<&pb::Money>) {
+    match money {
+        None => errors.push(field, "required"),
+        Some(value) if value.fen < 0 => errors.push(field, "must not be negative"),
+        Some(_) => {}
+    }
+}
+
+pub fn check_income(errors: &mut ValidationErrors, field: &str, items: &[pb::IncomeItem]) {
+    if items.len() > MAX_ITEMS {
+        errors.push(field, format!("at most {MAX_ITEMS} items"));
+        return;
+    }
+    for (index, item) in items.iter().enumerate() {
+        let kind_field = format!("{field}[{index}].kind");
+        if item.kind.is_empty()
+            || item.kind.len() > 40
+            || !item
+                .kind
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+        {
+            errors.push(
+                kind_field,
+                "a snake_case income kind of at most 40 characters",
+            );
+        }
+        check_money(
+            errors,
+            &format!("{field}[{index}].monthly_amount"),
+            item.monthly_amount.as_ref(),
+        );
+    }
+}
+
+pub fn check_assets(errors: &mut ValidationErrors, field: &str, assets: Option<&pb::Assets>) {
+    let Some(assets) = assets else { return };
+    if let Some(money) = &assets.financial_assets
+        && money.fen < 0
+    {
+        errors.push(format!("{field}.financial_assets"), "must not be negative");
+    }
+    if assets.non_essential_vehicles < 0 {
+        errors.push(
+            format!("{field}.non_essential_vehicles"),
+            "must not be negative",
+        );
+    }
+    if assets.extra_housing_units < 0 {
+        errors.push(
+            format!("{field}.extra_housing_units"),
+            "must not be negative",
+        );
+    }
+}
+
+/// Checks the members of a registration; returns them parsed when all are valid.
+pub fn check_members(
+    errors: &mut ValidationErrors,
+    members: &[pb::MemberInput],
+    today: Date,
+) -> Vec<ValidMember> {
+    if members.is_empty() {
+        errors.push("members", "a household has at least one member");
+        return Vec::new();
+    }
+    if members.len() > MAX_MEMBERS {
+        errors.push("members", format!("at most {MAX_MEMBERS} members"));
+        return Vec::new();
+    }
+    let heads = members
+        .iter()
+        .filter(|member| member.relation == pb::Relation::Head as i32)
+        .count();
+    if heads != 1 {
+        errors.push(
+            "members",
+            format!("exactly one member must be the head of household (found {heads})"),
+        );
+    }
+    let mut valid = Vec::with_capacity(members.len());
+    let mut seen_ids = std::collections::HashSet::new();
+    for (index, member) in members.iter().enumerate() {
+        let path = format!("members[{index}]");
+        check_text(
+            errors,
+            &format!("{path}.name"),
+            &member.name,
+            true,
+            MAX_NAME_CHARS,
+        );
+        if member.relation == pb::Relation::Unspecified as i32
+            || pb::Relation::try_from(member.relation).is_err()
+        {
+            errors.push(format!("{path}.relation"), "required");
+        }
+        if member.hukou_type == pb::HukouType::Unspecified as i32
+            || pb::HukouType::try_from(member.hukou_type).is_err()
+        {
+            errors.push(format!("{path}.hukou_type"), "urban or rural is required");
+        }
+        if !member.phone.is_empty()
+            && (member.phone.len() < 5
+                || member.phone.len() > 20
+                || !member
+                    .phone
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit() || byte == b'-' || byte == b'+'))
+        {
+            errors.push(format!("{path}.phone"), "5 to 20 digits");
+        }
+        if !(0..=4).contains(&member.disability_grade) {
+            errors.push(
+                format!("{path}.disability_grade"),
+                "0 (none) or a grade from 1 to 4",
+            );
+        }
+        if !(0..=10).contains(&member.entitled_group_grade) {
+            errors.push(
+                format!("{path}.entitled_group_grade"),
+                "0 (none) or a grade from 1 to 10",
+            );
+        }
+        check_text(
+            errors,
+            &format!("{path}.disability_category"),
+            &member.disability_category,
+            false,
+            40,
+        );
+        check_text(
+            errors,
+            &format!("{path}.entitled_group_category"),
+            &member.entitled_group_category,
+            false,
+            40,
+        );
+        check_text(
+            errors,
+            &format!("{path}.school_stage"),
+            &member.school_stage,
+            false,
+            40,
+        );
+        check_income(
+            errors,
+            &format!("{path}.monthly_income"),
+            &member.monthly_income,
+        );
+        if member.resident_since.is_some() && date_of(member.resident_since.as_ref()).is_none() {
+            errors.push(format!("{path}.resident_since"), "not a calendar date");
+        }
+        match NationalId::parse_as_of(member.national_id.trim_end(), today) {
+            Err(error) => errors.push(format!("{path}.national_id"), error.to_string()),
+            Ok(national_id) => {
+                match date_of(member.birth_date.as_ref()) {
+                    None => errors.push(format!("{path}.birth_date"), "required, a calendar date"),
+                    Some(birth_date) if birth_date != national_id.birth_date() => errors.push(
+                        format!("{path}.birth_date"),
+                        format!(
+                            "does not match the birth date in the national id ({})",
+                            national_id.birth_date()
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+                let expected_sex = match national_id.sex() {
+                    sunshine_domain::Sex::Male => pb::Sex::Male,
+                    sunshine_domain::Sex::Female => pb::Sex::Female,
+                };
+                if member.sex != pb::Sex::Unspecified as i32 && member.sex != expected_sex as i32 {
+                    errors.push(format!("{path}.sex"), "does not match the national id");
+                }
+                if !seen_ids.insert(national_id.as_str().to_owned()) {
+                    errors.push(
+                        format!("{path}.national_id"),
+                        "appears twice in this household",
+                    );
+                }
+                let mut input = member.clone();
+                input.sex = expected_sex as i32;
+                input.national_id = national_id.as_str().to_owned();
+                valid.push(ValidMember { input, national_id });
+            }
+        }
+    }
+    valid
+}
+
+pub fn check_documents(
+    errors: &mut ValidationErrors,
+    documents: &[pb::DocumentMetadata],
+    required: &[String],
+) {
+    if documents.len() > MAX_DOCUMENTS {
+        errors.push("documents", format!("at most {MAX_DOCUMENTS} documents"));
+        return;
+    }
+    for (index, document) in documents.iter().enumerate() {
+        let path = format!("documents[{index}]");
+        check_text(errors, &format!("{path}.kind"), &document.kind, true, 40);
+        check_text(
+            errors,
+            &format!("{path}.file_name"),
+            &document.file_name,
+            true,
+            MAX_TEXT_CHARS,
+        );
+        if document.sha256_hex.len() != 64
+            || !document
+                .sha256_hex
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+        {
+            errors.push(
+                format!("{path}.sha256_hex"),
+                "64 lowercase hexadecimal digits",
+            );
+        }
+        if document.size_bytes < 0 {
+            errors.push(format!("{path}.size_bytes"), "must not be negative");
+        }
+    }
+    // Every missing material at once (民政部 2021 审核确认办法: 一次性告知).
+    for kind in required {
+        if !documents.iter().any(|document| &document.kind == kind) {
+            errors.push(
+                format!("documents.{kind}"),
+                format!("missing required material: {kind}"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, national_id: &str, birth: (i32, i32, i32)) -> pb::MemberInput {
+        pb::MemberInput {
+            name: name.into(),
+            national_id: national_id.into(),
+            relation: pb::Relation::Head as i32,
+            hukou_type: pb::HukouType::Rural as i32,
+            birth_date: Some(pb::Date {
+                year: birth.0,
+                month: birth.1,
+                day: birth.2,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn today() -> Date {
+        Date::from_calendar_date(2026, time::Month::November, 28).unwrap()
+    }
+
+    #[test]
+    fn a_valid_member_passes_and_gets_its_sex_from_the_id() {
+        let mut errors = ValidationErrors::default();
+        let valid = check_members(
+            &mut errors,
+            &[member("张三", "11010519491231002x", (1949, 12, 31))],
+            today(),
+        );
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(valid[0].input.sex, pb::Sex::Female as i32);
+        assert_eq!(valid[0].input.national_id, "11010519491231002X");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut errors = ValidationErrors::default();
+        let mut bad = member("", "110105194912310021", (1949, 12, 31));
+        bad.monthly_income = vec![pb::IncomeItem {
+            kind: "wages".into(),
+            monthly_amount: Some(pb::Money { fen: -1 }),
+        }];
+        let wrong_birth = member("李四", "11010519491231002X", (1950, 1, 1));
+        check_members(&mut errors, &[bad, wrong_birth], today());
+        let fields: Vec<String> = errors
+            .violations()
+            .iter()
+            .map(|violation| violation.field.clone())
+            .collect();
+        assert!(
+            fields.contains(&"members".to_owned()),
+            "two heads: {fields:?}"
+        );
+        assert!(fields.contains(&"members[0].name".to_owned()));
+        assert!(fields.contains(&"members[0].national_id".to_owned()));
+        assert!(fields.contains(&"members[0].monthly_income[0].monthly_amount".to_owned()));
+        assert!(fields.contains(&"members[1].birth_date".to_owned()));
+    }
+
+    #[test]
+    fn huge_values_are_refused_without_reading_them_whole() {
+        let mut errors = ValidationErrors::default();
+        check_text(
+            &mut errors,
+            "address",
+            &"地".repeat(4_000_000),
+            true,
+            MAX_TEXT_CHARS,
+        );
+        assert_eq!(errors.violations()[0].field, "address");
+    }
+
+    #[test]
+    fn missing_materials_are_all_listed() {
+        let mut errors = ValidationErrors::default();
+        let required = vec![
+            "application_form".to_owned(),
+            "household_register".to_owned(),
+            "income_statement".to_owned(),
+        ];
+        let provided = vec![pb::DocumentMetadata {
+            kind: "application_form".into(),
+            file_name: "form.pdf".into(),
+            sha256_hex: "a".repeat(64),
+            size_bytes: 10,
+        }];
+        check_documents(&mut errors, &provided, &required);
+        let fields: Vec<&str> = errors
+            .violations()
+            .iter()
+            .map(|violation| violation.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            ["documents.household_register", "documents.income_statement"]
+        );
+    }
+}

@@ -1,0 +1,620 @@
+//! Intake scenarios through gRPC, on PostgreSQL + NATS JetStream and on SQLite + the
+//! in-process bus: a household of four applies for dibao at its village and the review service
+//! opens the case from the bus; duplicates, strangers, bad input and concurrent clerks are
+//! refused without writing anything; relatives of officials are flagged into the case; no
+//! personal data is stored in plain text.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use sunshine_eventlog::EventStore;
+use sunshine_platform::Role;
+use sunshine_proto::v1 as pb;
+use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_tests::{
+    RunningService, TempSqlite, TestAuth, TestDatabase, VILLAGE, nats_address, test_config,
+    with_token,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_types::StatusExt as _;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+const OTHER_VILLAGE: &str = "990101001002";
+const DISTRICT: &str = "990101000000";
+
+/// A valid GB 11643 id for an address code, birth date and sequence (odd = male).
+fn national_id(birth: &str, sequence: u32) -> String {
+    let body = format!("990101{birth}{sequence:03}");
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(weights)
+        .map(|(digit, weight)| digit.to_digit(10).unwrap_or(0) * weight)
+        .sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
+}
+
+fn date(year: i32, month: i32, day: i32) -> Option<pb::Date> {
+    Some(pb::Date { year, month, day })
+}
+
+struct Person {
+    name: &'static str,
+    id: String,
+    birth: (i32, i32, i32),
+    relation: pb::Relation,
+}
+
+fn member(person: &Person, income_fen: i64) -> pb::MemberInput {
+    pb::MemberInput {
+        name: person.name.into(),
+        national_id: person.id.clone(),
+        relation: person.relation as i32,
+        birth_date: date(person.birth.0, person.birth.1, person.birth.2),
+        hukou_type: pb::HukouType::Rural as i32,
+        phone: "13812345678".into(),
+        resident_since: date(1990, 1, 1),
+        monthly_income: vec![pb::IncomeItem {
+            kind: "wages".into(),
+            monthly_amount: Some(pb::Money { fen: income_fen }),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Four people of one household; `seed` keeps households of different tests apart.
+fn family(seed: u32) -> Vec<Person> {
+    vec![
+        Person {
+            name: "王建国",
+            id: national_id("19650312", 100 + seed * 4 + 1),
+            birth: (1965, 3, 12),
+            relation: pb::Relation::Head,
+        },
+        Person {
+            name: "李秀英",
+            id: national_id("19670708", 100 + seed * 4 + 2),
+            birth: (1967, 7, 8),
+            relation: pb::Relation::Spouse,
+        },
+        Person {
+            name: "王小明",
+            id: national_id("20090115", 100 + seed * 4 + 3),
+            birth: (2009, 1, 15),
+            relation: pb::Relation::Child,
+        },
+        Person {
+            name: "王秀兰",
+            id: national_id("19380920", 100 + seed * 4 + 4),
+            birth: (1938, 9, 20),
+            relation: pb::Relation::Parent,
+        },
+    ]
+}
+
+fn registration(command_id: &str, people: &[Person]) -> pb::RegisterHouseholdRequest {
+    pb::RegisterHouseholdRequest {
+        command_id: command_id.into(),
+        hukou_org_unit_code: VILLAGE.into(),
+        address: "示例区东城街道幸福里3号".into(),
+        members: people.iter().map(|person| member(person, 30_000)).collect(),
+        assets: Some(pb::Assets {
+            financial_assets: Some(pb::Money { fen: 500_000 }),
+            ..Default::default()
+        }),
+        payment_account: Some(pb::PaymentAccount {
+            bank: "示例农商银行".into(),
+            account_number: "6222020200112233".into(),
+            holder_name: "王建国".into(),
+        }),
+    }
+}
+
+fn documents(kinds: &[&str]) -> Vec<pb::DocumentMetadata> {
+    kinds
+        .iter()
+        .map(|kind| pb::DocumentMetadata {
+            kind: (*kind).into(),
+            file_name: format!("{kind}.pdf"),
+            sha256_hex: "ab".repeat(32),
+            size_bytes: 1024,
+        })
+        .collect()
+}
+
+fn dibao_application(
+    command_id: &str,
+    household_id: &str,
+    applicant: &str,
+) -> pb::SubmitApplicationRequest {
+    pb::SubmitApplicationRequest {
+        command_id: command_id.into(),
+        household_id: household_id.into(),
+        applicant_member_id: applicant.into(),
+        program_code: "dibao_rural".into(),
+        channel: pb::ApplicationChannel::InPerson as i32,
+        declared_facts: [("illness".to_owned(), "王秀兰长期卧床".to_owned())].into(),
+        consent_to_verification: true,
+        notify_and_pledge_accepted: true,
+        documents: documents(&[
+            "application_form",
+            "household_register",
+            "identity_documents",
+            "income_statement",
+            "verification_authorisation",
+        ]),
+    }
+}
+
+fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad_request| {
+            bad_request
+                .field_violations
+                .iter()
+                .map(|violation| violation.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn event_count(store: &EventStore) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(store.pool())
+        .await?)
+}
+
+enum Keep {
+    #[allow(dead_code)]
+    Postgres(TestDatabase),
+    #[allow(dead_code)]
+    Sqlite(TempSqlite),
+}
+
+async fn scenario(cluster: bool) -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let (database_url, bus_url, keep) = if cluster {
+        let database = TestDatabase::create().await?;
+        (
+            database.url(),
+            format!("nats://{}", nats_address()),
+            Keep::Postgres(database),
+        )
+    } else {
+        let sqlite = TempSqlite::create()?;
+        (sqlite.url(), "memory://".to_owned(), Keep::Sqlite(sqlite))
+    };
+    let config = test_config(&auth, database_url.clone(), bus_url);
+    let intake = RunningService::start(
+        sunshine_intake::SERVICE_NAME,
+        config.clone(),
+        sunshine_intake::run,
+    )
+    .await?;
+    let review = RunningService::start(
+        sunshine_review::SERVICE_NAME,
+        config.clone(),
+        sunshine_review::run,
+    )
+    .await?;
+    intake
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    review
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    let database = sunshine_platform::backends::Database::connect(
+        &sunshine_platform::config::DatabaseConfig {
+            url: database_url,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let store = EventStore::from_database(&database);
+
+    let channel: Channel = intake.channel().await?;
+    let mut client = IntakeServiceClient::new(channel);
+    let clerk = auth.token(Role::VillageClerk, VILLAGE);
+    let stranger = auth.token(Role::VillageClerk, OTHER_VILLAGE);
+    let center = auth.token(Role::CenterReviewer, DISTRICT);
+
+    // A household of four registers at its village.
+    let people = family(if cluster { 1 } else { 2 });
+    let registered = client
+        .register_household(with_token(registration("reg-1", &people), &clerk)?)
+        .await?
+        .into_inner();
+    assert_eq!((registered.version, registered.member_ids.len()), (1, 4));
+    let household_id = registered.household_id.clone();
+    // A retry of the same command answers the same.
+    let retried = client
+        .register_household(with_token(registration("reg-1", &people), &clerk)?)
+        .await?
+        .into_inner();
+    assert_eq!(retried.household_id, household_id);
+    // A person belongs to one household at a time.
+    let again = client
+        .register_household(with_token(registration("reg-2", &people[..1]), &clerk)?)
+        .await
+        .expect_err("a member of another household");
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(
+        again.message().contains(&household_id),
+        "{}",
+        again.message()
+    );
+
+    // Bad input: each named, nothing written.
+    let before = event_count(&store).await?;
+    let mut bad_checksum = registration("bad-1", &family(7));
+    let wrong = bad_checksum.members[0].national_id.clone();
+    let flipped = if wrong.ends_with('1') { "2" } else { "1" };
+    bad_checksum.members[0].national_id = format!("{}{flipped}", &wrong[..17]);
+    let mut bad_birth = registration("bad-2", &family(7));
+    bad_birth.members[1].birth_date = date(1967, 7, 9);
+    let mut negative = registration("bad-3", &family(7));
+    negative.members[2].monthly_income[0].monthly_amount = Some(pb::Money { fen: -100 });
+    let mut empty_name = registration("bad-4", &family(7));
+    empty_name.members[3].name = "  ".into();
+    let mut huge = registration("bad-5", &family(7));
+    huge.members[0].name = "王".repeat(3_500_000);
+    for (request, field) in [
+        (bad_checksum, "members[0].national_id"),
+        (bad_birth, "members[1].birth_date"),
+        (negative, "members[2].monthly_income[0].monthly_amount"),
+        (empty_name, "members[3].name"),
+        (huge, "members[0].name"),
+    ] {
+        let status = client
+            .register_household(with_token(request, &clerk)?)
+            .await
+            .expect_err("invalid");
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert!(
+            violated_fields(&status)
+                .iter()
+                .any(|violated| violated == field),
+            "{field} in {:?}",
+            violated_fields(&status)
+        );
+    }
+    assert_eq!(
+        event_count(&store).await?,
+        before,
+        "invalid requests wrote nothing"
+    );
+
+    // A clerk of another village may not act for this household.
+    let head = registered.member_ids[0].clone();
+    let refused = client
+        .submit_application(with_token(
+            dibao_application("app-x", &household_id, &head),
+            &stranger,
+        )?)
+        .await
+        .expect_err("wrong village");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    // Missing materials: all listed in one answer.
+    let mut incomplete = dibao_application("app-0", &household_id, &head);
+    incomplete.documents = documents(&["application_form"]);
+    let missing = client
+        .submit_application(with_token(incomplete, &clerk)?)
+        .await
+        .expect_err("materials missing");
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    let fields = violated_fields(&missing);
+    for kind in [
+        "household_register",
+        "identity_documents",
+        "income_statement",
+        "verification_authorisation",
+    ] {
+        assert!(
+            fields.contains(&format!("documents.{kind}")),
+            "{kind} missing from {fields:?}"
+        );
+    }
+    assert_eq!(event_count(&store).await?, before);
+
+    // The application is accepted at the village and routed to review.
+    let accepted = client
+        .submit_application(with_token(
+            dibao_application("app-1", &household_id, &head),
+            &clerk,
+        )?)
+        .await?
+        .into_inner();
+    assert_eq!(accepted.route, pb::Route::Review as i32);
+    assert!(!accepted.relative_of_official);
+    // A second open application for the same program names the open case.
+    let duplicate = client
+        .submit_application(with_token(
+            dibao_application("app-2", &household_id, &head),
+            &clerk,
+        )?)
+        .await
+        .expect_err("duplicate");
+    assert_eq!(duplicate.code(), Code::AlreadyExists);
+    assert!(
+        duplicate.message().contains(&accepted.case_id),
+        "{}",
+        duplicate.message()
+    );
+
+    // The review service consumed the application from the bus and opened the case.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let opened = loop {
+        let case_file = store.read_case(&accepted.case_id).await?;
+        if let Some(found) = case_file
+            .iter()
+            .find(|stored| stored.event_type == "sunshine.v1.CaseOpened")
+        {
+            break pb::CaseOpened::decode(found.payload.as_slice())?;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no CaseOpened for {}",
+            accepted.case_id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (opened.program_code.as_str(), opened.workflow.as_str()),
+        ("dibao_rural", "means_tested_review")
+    );
+    assert!(!opened.relative_of_official);
+    // …and intake's read model saw it too.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let listed = client
+            .list_applications(with_token(
+                pb::ListApplicationsRequest {
+                    org_unit_code: VILLAGE.into(),
+                    ..Default::default()
+                },
+                &clerk,
+            )?)
+            .await?
+            .into_inner();
+        if listed.applications.iter().any(|application| {
+            application.case_id == accepted.case_id && application.status == "under_review"
+        }) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the application never showed as under review"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A relative of an official: registered by the center, flagged at intake, in the case's events.
+    let relative_family = family(if cluster { 11 } else { 12 });
+    client
+        .register_official_relative(with_token(
+            pb::RegisterOfficialRelativeRequest {
+                command_id: "official-1".into(),
+                official_subject: "cadre-7".into(),
+                official_name: "赵主任".into(),
+                official_position: "村委会主任".into(),
+                official_org_unit_code: VILLAGE.into(),
+                relative_national_id: relative_family[1].id.clone(),
+                relation: "sibling".into(),
+            },
+            &center,
+        )?)
+        .await?;
+    let related = client
+        .register_household(with_token(registration("reg-3", &relative_family), &clerk)?)
+        .await?
+        .into_inner();
+    let flagged = client
+        .submit_application(with_token(
+            dibao_application("app-3", &related.household_id, &related.member_ids[0]),
+            &clerk,
+        )?)
+        .await?
+        .into_inner();
+    assert!(flagged.relative_of_official);
+    let case_file = store.read_case(&flagged.case_id).await?;
+    assert!(
+        case_file
+            .iter()
+            .any(|stored| stored.event_type == "sunshine.v1.RelativeOfOfficialFlagged"),
+        "the flag is in the case"
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let case_file = store.read_case(&flagged.case_id).await?;
+        if let Some(found) = case_file
+            .iter()
+            .find(|stored| stored.event_type == "sunshine.v1.CaseOpened")
+        {
+            assert!(
+                pb::CaseOpened::decode(found.payload.as_slice())?.relative_of_official,
+                "review sees the flag"
+            );
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "flagged case never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Two clerks change the same household at once: one wins, the other is ABORTED.
+    let household = client
+        .get_household(with_token(
+            pb::GetHouseholdRequest {
+                household_id: household_id.clone(),
+                ..Default::default()
+            },
+            &clerk,
+        )?)
+        .await?
+        .into_inner()
+        .household
+        .expect("household");
+    let change = |command: &str, fen: i64| pb::RecordCircumstanceChangeRequest {
+        command_id: command.into(),
+        household_id: household_id.clone(),
+        expected_version: household.version,
+        incomes: vec![pb::MemberIncome {
+            member_id: head.clone(),
+            monthly_income: vec![pb::IncomeItem {
+                kind: "wages".into(),
+                monthly_amount: Some(pb::Money { fen }),
+            }],
+        }],
+        assets: None,
+        reason: "new job".into(),
+    };
+    let mut first_client = client.clone();
+    let mut second_client = client.clone();
+    let first_request = with_token(change("chg-1", 111_100), &clerk)?;
+    let second_request = with_token(change("chg-2", 222_200), &clerk)?;
+    let (first, second) = tokio::join!(
+        first_client.record_circumstance_change(first_request),
+        second_client.record_circumstance_change(second_request),
+    );
+    let outcomes = [
+        first.map(|response| response.into_inner().version),
+        second.map(|response| response.into_inner().version),
+    ];
+    let winners: Vec<u64> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok().copied())
+        .collect();
+    let losers: Vec<&tonic::Status> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().err())
+        .collect();
+    assert_eq!((winners.len(), losers.len()), (1, 1), "{outcomes:?}");
+    assert_eq!(losers[0].code(), Code::Aborted);
+    assert_eq!(winners[0], household.version + 1);
+    let after = client
+        .get_household(with_token(
+            pb::GetHouseholdRequest {
+                household_id: household_id.clone(),
+                ..Default::default()
+            },
+            &clerk,
+        )?)
+        .await?
+        .into_inner()
+        .household
+        .expect("household");
+    let wages = after.members[0].monthly_income[0]
+        .monthly_amount
+        .as_ref()
+        .map(|money| money.fen);
+    assert!(
+        wages == Some(111_100) || wages == Some(222_200),
+        "the winner's change is kept: {wages:?}"
+    );
+    assert_eq!(after.version, household.version + 1);
+
+    // Masked by default; revealed for a stated purpose; every read is an access event.
+    assert_eq!(after.members[0].name, "王**");
+    assert!(after.members[0].national_id.contains("****"));
+    let revealed = client
+        .get_household(with_token(
+            pb::GetHouseholdRequest {
+                household_id: household_id.clone(),
+                reveal_personal_data: true,
+                purpose: "home visit".into(),
+            },
+            &clerk,
+        )?)
+        .await?
+        .into_inner()
+        .household
+        .expect("household");
+    assert_eq!(revealed.members[0].name, "王建国");
+    assert_eq!(revealed.members[0].national_id, people[0].id);
+    let accesses = store
+        .read_stream(
+            &sunshine_eventlog::StreamId::new("intake", "access", &household_id)?,
+            1,
+        )
+        .await?;
+    assert!(
+        accesses.len() >= 3,
+        "every read recorded: {}",
+        accesses.len()
+    );
+    let found = client
+        .find_household(with_token(
+            pb::FindHouseholdRequest {
+                national_id: people[2].id.clone(),
+            },
+            &clerk,
+        )?)
+        .await?
+        .into_inner();
+    assert_eq!(found.household_id, household_id);
+
+    // No personal data in plain text anywhere in the log.
+    let rows = sqlx::query("SELECT payload, metadata FROM events")
+        .fetch_all(store.pool())
+        .await?;
+    let secrets: Vec<Vec<u8>> = people
+        .iter()
+        .flat_map(|person| {
+            [
+                person.name.as_bytes().to_vec(),
+                person.id.as_bytes().to_vec(),
+            ]
+        })
+        .chain([
+            "幸福里".as_bytes().to_vec(),
+            b"13812345678".to_vec(),
+            b"6222020200112233".to_vec(),
+            "长期卧床".as_bytes().to_vec(),
+            "赵主任".as_bytes().to_vec(),
+            relative_family[1].id.as_bytes().to_vec(),
+        ])
+        .collect();
+    for row in &rows {
+        use sqlx::Row as _;
+        let payload: Vec<u8> = row.try_get(0)?;
+        let metadata: String = row.try_get(1)?;
+        for secret in &secrets {
+            assert!(
+                !payload
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_slice()),
+                "plain personal data in a payload"
+            );
+            assert!(
+                !metadata
+                    .as_bytes()
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_slice())
+            );
+        }
+    }
+
+    database.close().await;
+    intake.stop().await?;
+    review.stop().await?;
+    drop(keep);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_on_postgres_and_nats() -> anyhow::Result<()> {
+    scenario(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_on_sqlite_and_the_in_process_bus() -> anyhow::Result<()> {
+    scenario(false).await
+}
