@@ -347,6 +347,34 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         duplicate.message()
     );
 
+    // Emergencies may be assisted at once within the cap; department programs go to the department.
+    let mut emergency = dibao_application("app-e", &household_id, &head);
+    emergency.program_code = "temporary".into();
+    emergency.consent_to_verification = false;
+    emergency.documents = documents(&[
+        "application_form",
+        "identity_documents",
+        "hardship_evidence",
+    ]);
+    let emergency = client
+        .submit_application(with_token(emergency, &clerk)?)
+        .await?
+        .into_inner();
+    assert_eq!(emergency.route, pb::Route::Emergency as i32);
+    assert!(
+        emergency.assist_first_cap.is_some_and(|cap| cap.fen > 0),
+        "{emergency:?}"
+    );
+    let mut schooling = dibao_application("app-d", &household_id, &registered.member_ids[2]);
+    schooling.program_code = "education_aid".into();
+    schooling.documents = Vec::new();
+    let schooling = client
+        .submit_application(with_token(schooling, &clerk)?)
+        .await?
+        .into_inner();
+    assert_eq!(schooling.route, pb::Route::Department as i32);
+    assert_eq!(schooling.department_code, "education");
+
     // The review service consumed the application from the bus and opened the case.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let opened = loop {
@@ -560,6 +588,17 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(found.household_id, household_id);
+    let accesses_after_lookup = store
+        .read_stream(
+            &sunshine_eventlog::StreamId::new("intake", "access", &household_id)?,
+            1,
+        )
+        .await?;
+    assert_eq!(
+        accesses_after_lookup.len(),
+        accesses.len() + 1,
+        "the lookup is recorded too"
+    );
 
     // No personal data in plain text anywhere in the log.
     let rows = sqlx::query("SELECT payload, metadata FROM events")

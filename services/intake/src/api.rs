@@ -698,29 +698,9 @@ impl IntakeApi {
         let id = &household.household_id;
 
         // The read itself is on the record, before anything is shown.
-        let accessed = pb::PersonalDataAccessed {
-            household_id: id.clone(),
-            revealed: reveal,
-            purpose: request.purpose.clone(),
-            fields: vec!["members".into(), "address".into(), "payment_account".into()],
-        };
-        let stream = StreamId::new("intake", "access", id).map_err(ApiError::internal)?;
-        state
-            .log
-            .store
-            .append(
-                &stream,
-                ExpectedVersion::Any,
-                &metadata(caller, None),
-                vec![NewEvent::new(
-                    household_case(id),
-                    "sunshine.v1.PersonalDataAccessed",
-                    1,
-                    accessed.encode_to_vec(),
-                )],
-            )
-            .await
-            .map_err(store_error)?;
+        let fields = vec!["members".into(), "address".into(), "payment_account".into()];
+        self.record_access(state, caller, id, reveal, &request.purpose, fields)
+            .await?;
 
         let mut members = Vec::with_capacity(household.members.len());
         for member in &household.members {
@@ -823,6 +803,43 @@ impl IntakeApi {
             open_applications,
             revealed: reveal,
         })
+    }
+
+    /// Appends `PersonalDataAccessed` to the household's access stream.
+    async fn record_access(
+        &self,
+        state: &IntakeState,
+        caller: &Identity,
+        household_id: &str,
+        revealed: bool,
+        purpose: &str,
+        fields: Vec<String>,
+    ) -> Result<(), ApiError> {
+        let accessed = pb::PersonalDataAccessed {
+            household_id: household_id.to_owned(),
+            revealed,
+            purpose: purpose.to_owned(),
+            fields,
+        };
+        let stream = StreamId::new("intake", "access", household_id).map_err(ApiError::internal)?;
+        let event = NewEvent::new(
+            household_case(household_id),
+            "sunshine.v1.PersonalDataAccessed",
+            1,
+            accessed.encode_to_vec(),
+        );
+        state
+            .log
+            .store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                &metadata(caller, None),
+                vec![event],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn open_bytes(
@@ -1194,6 +1211,16 @@ impl IntakeService for IntakeApi {
         let hukou =
             OrgUnitCode::parse(&household.hukou_org_unit_code).map_err(ApiError::internal)?;
         caller.require_org_scope(&hukou)?;
+        let fields = vec!["national_id".into()];
+        self.record_access(
+            state,
+            &caller,
+            &household_id,
+            false,
+            "lookup by national id",
+            fields,
+        )
+        .await?;
         Ok(Response::new(pb::FindHouseholdResponse {
             household_id,
             member_id,
