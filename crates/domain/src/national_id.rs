@@ -175,6 +175,22 @@ impl NationalId {
     }
 }
 
+impl NationalId {
+    /// The full 18-character id for 17 body digits (address code, birth date, sequence), with
+    /// the check character computed: for test data and demonstrations, never for real people.
+    /// `None` if `body` is not 17 ASCII digits.
+    pub fn with_check_character(body: &str) -> Option<String> {
+        if body.len() != BODY_LENGTH || !body.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        let mut digits = [0_u32; BODY_LENGTH];
+        for (slot, byte) in digits.iter_mut().zip(body.bytes()) {
+            *slot = u32::from(byte - b'0');
+        }
+        Some(format!("{body}{}", check_character_for(&digits)))
+    }
+}
+
 /// The check character that GB 11643-1999 prescribes for the 17 body digits.
 fn check_character_for(body_digits: &[u32; BODY_LENGTH]) -> char {
     let mut weighted_sum = 0_u32;
@@ -259,6 +275,18 @@ mod tests {
     const FEMALE_BORN_1985: &str = "440306198506150026";
     const BORN_ON_LEAP_DAY_2000: &str = "440306200002290017";
     const BORN_FIRST_DAY_1900: &str = "11010519000101001X";
+
+    #[test]
+    fn generated_ids_carry_the_right_check_character() {
+        assert_eq!(
+            NationalId::with_check_character("11010519491231002").as_deref(),
+            Some("11010519491231002X")
+        );
+        let generated = NationalId::with_check_character("99010119650312101").unwrap();
+        assert!(NationalId::parse(&generated).is_ok());
+        assert!(NationalId::with_check_character("1101051949123100").is_none());
+        assert!(NationalId::with_check_character("1101051949123100a").is_none());
+    }
 
     #[test]
     fn accepts_valid_ids_and_reads_their_fields() {

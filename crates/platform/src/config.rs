@@ -718,13 +718,23 @@ mod tests {
         // Only the deliberate placeholders are missing: the public key to replace, and the
         // secrets that come from the Secret as environment variables.
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../k8s/base/sunshine.toml");
-        let Err(ConfigError::Invalid(violations)) = Config::load(&ConfigSource::default().with_file(file)) else {
+        let Err(ConfigError::Invalid(violations)) =
+            Config::load(&ConfigSource::default().with_file(file))
+        else {
             panic!("expected only the placeholders to be invalid")
         };
-        let fields: Vec<&str> = violations.iter().map(|violation| violation.field.as_str()).collect();
+        let fields: Vec<&str> = violations
+            .iter()
+            .map(|violation| violation.field.as_str())
+            .collect();
         assert_eq!(
             fields,
-            ["auth.keys[0].public_key", "log.checkpoint_signing_key", "log.key_encryption_key", "log.blind_index_key"]
+            [
+                "auth.keys[0].public_key",
+                "log.checkpoint_signing_key",
+                "log.key_encryption_key",
+                "log.blind_index_key"
+            ]
         );
     }
 
