@@ -10,6 +10,14 @@ use sunshine_eventlog::{
 };
 use sunshine_proto::v1 as pb;
 
+/// The local (UTC+8) date of an instant in microseconds.
+fn accepted_on(recorded_at_us: i64) -> pb::Date {
+    let instant = time::OffsetDateTime::from_unix_timestamp(recorded_at_us.div_euclid(1_000_000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        + time::Duration::hours(8);
+    crate::case::proto_date(instant.date())
+}
+
 /// The consumer that opens cases.
 #[derive(Debug, Clone)]
 pub struct CaseOpener {
@@ -37,6 +45,11 @@ impl CaseOpener {
             hukou_org_unit_code: submitted.hukou_org_unit_code.clone(),
             relative_of_official: submitted.relative_of_official,
             emergency,
+            accepted_by: event
+                .metadata()
+                .map(|metadata| metadata.actor.subject)
+                .unwrap_or_default(),
+            accepted_on: Some(accepted_on(event.recorded_at_us)),
         };
         let stream = StreamId::new("review", "case", &submitted.case_id)
             .map_err(|error| HandlerError(error.to_string()))?;

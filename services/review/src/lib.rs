@@ -2,13 +2,17 @@
 //! district decision), publicity and objections, four eyes, deadlines and dynamic management.
 //!
 //! # Layout
+//! - [`workflow`]: workflows as data (stages, roles, tiers) from a TOML file.
+//! - [`case`]: the case aggregate — stage machine, four eyes, publicity, deadlines (pure).
 //! - [`case_opener`]: opens a review case (`CaseOpened` on `review-case-<case id>`) for each
 //!   application intake routes to review or emergency assistance.
 //!
 //! The workflow commands and their API arrive with the review issue; until then the service
 //! serves the shared runtime (health, reflection, `ServiceInfoService`) and opens cases.
 
+pub mod case;
 pub mod case_opener;
+pub mod workflow;
 
 use sunshine_eventlog::consumer::ConsumerConfig;
 use sunshine_eventlog::runtime::LogRuntime;

@@ -1,0 +1,204 @@
+//! Workflows as data: the ordered stages of each review workflow and who may act at each,
+//! read from a TOML file (`workflows/example-district.toml` is compiled in as the example), so
+//! a province's variant is a configuration change.
+
+use serde::Deserialize;
+
+/// What happens at a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    /// 先行救助: the street-town pays at once, within the policy cap.
+    AssistFirst,
+    /// 入户调查: home visits by at least the configured number of officers.
+    Investigation,
+    /// 家庭经济状况核对: departments' answers, through department-integration.
+    Verification,
+    /// 初审意见: the street-town's opinion, with the policy result attached.
+    PreliminaryOpinion,
+    /// 公示: the public notice; objections are heard.
+    Publicity,
+    /// 审核确认: approval or rejection at the district.
+    Decision,
+}
+
+impl StageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageKind::AssistFirst => "assist_first",
+            StageKind::Investigation => "investigation",
+            StageKind::Verification => "verification",
+            StageKind::PreliminaryOpinion => "preliminary_opinion",
+            StageKind::Publicity => "publicity",
+            StageKind::Decision => "decision",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<StageKind> {
+        [
+            StageKind::AssistFirst,
+            StageKind::Investigation,
+            StageKind::Verification,
+            StageKind::PreliminaryOpinion,
+            StageKind::Publicity,
+            StageKind::Decision,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// The org-unit tier an officer must sit at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    VillageCommunity,
+    StreetTown,
+    District,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub kind: StageKind,
+    /// Role claim values (`street_reviewer`, …).
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub tier: Option<Tier>,
+    #[serde(default)]
+    pub min_investigators: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    pub code: String,
+    pub stages: Vec<Stage>,
+}
+
+impl Workflow {
+    pub fn stage(&self, index: usize) -> Option<&Stage> {
+        self.stages.get(index)
+    }
+
+    pub fn position(&self, kind: StageKind) -> Option<usize> {
+        self.stages.iter().position(|stage| stage.kind == kind)
+    }
+
+    /// Publicity is skipped by workflows that have no publicity stage (emergencies).
+    pub fn has_publicity(&self) -> bool {
+        self.position(StageKind::Publicity).is_some()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkflowFile {
+    workflow: Vec<Workflow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("workflow file: {0}")]
+pub struct WorkflowError(pub String);
+
+const ROLES: [&str; 4] = [
+    "village_clerk",
+    "street_reviewer",
+    "center_reviewer",
+    "center_approver",
+];
+
+/// The validated workflows of a district.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflows {
+    workflows: Vec<Workflow>,
+}
+
+impl Workflows {
+    pub fn from_toml_str(text: &str) -> Result<Workflows, WorkflowError> {
+        let file: WorkflowFile =
+            toml::from_str(text).map_err(|error| WorkflowError(error.to_string()))?;
+        for workflow in &file.workflow {
+            if workflow.stages.last().map(|stage| stage.kind) != Some(StageKind::Decision) {
+                return Err(WorkflowError(format!(
+                    "{}: the last stage must be the decision",
+                    workflow.code
+                )));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for stage in &workflow.stages {
+                if !seen.insert(stage.kind) {
+                    return Err(WorkflowError(format!(
+                        "{}: stage {} appears twice",
+                        workflow.code,
+                        stage.kind.as_str()
+                    )));
+                }
+                if stage.roles.is_empty()
+                    || stage
+                        .roles
+                        .iter()
+                        .any(|role| !ROLES.contains(&role.as_str()))
+                {
+                    return Err(WorkflowError(format!(
+                        "{}: stage {} needs roles among {}",
+                        workflow.code,
+                        stage.kind.as_str(),
+                        ROLES.join(", ")
+                    )));
+                }
+                if stage.kind == StageKind::Investigation && stage.min_investigators == 0 {
+                    return Err(WorkflowError(format!(
+                        "{}: investigation needs min_investigators ≥ 1",
+                        workflow.code
+                    )));
+                }
+            }
+            if workflow.stages.first().map(|stage| stage.kind) == Some(StageKind::Decision) {
+                return Err(WorkflowError(format!(
+                    "{}: a decision needs a stage before it",
+                    workflow.code
+                )));
+            }
+        }
+        Ok(Workflows {
+            workflows: file.workflow,
+        })
+    }
+
+    /// The example district's workflows, compiled in.
+    pub fn example() -> Result<Workflows, WorkflowError> {
+        Workflows::from_toml_str(include_str!("../workflows/example-district.toml"))
+    }
+
+    pub fn get(&self, code: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|workflow| workflow.code == code)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_workflows_load() {
+        let workflows = Workflows::example().unwrap();
+        let dibao = workflows.get("means_tested_review").unwrap();
+        assert!(dibao.has_publicity());
+        assert_eq!(dibao.stages[0].min_investigators, 2);
+        let emergency = workflows.get("emergency_evaluation").unwrap();
+        assert!(!emergency.has_publicity());
+        assert_eq!(emergency.stages[0].kind, StageKind::AssistFirst);
+    }
+
+    #[test]
+    fn malformed_workflows_are_refused() {
+        let no_decision = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"investigation\", roles = [\"street_reviewer\"], min_investigators = 1 }]";
+        assert!(Workflows::from_toml_str(no_decision).is_err());
+        let unknown_role = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"investigation\", roles = [\"mayor\"], min_investigators = 1 }, { kind = \"decision\", roles = [\"center_approver\"] }]";
+        assert!(Workflows::from_toml_str(unknown_role).is_err());
+        let twice = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"decision\", roles = [\"center_approver\"] }, { kind = \"decision\", roles = [\"center_approver\"] }]";
+        assert!(Workflows::from_toml_str(twice).is_err());
+    }
+}
