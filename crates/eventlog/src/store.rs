@@ -804,3 +804,15 @@ impl EventStore {
         row.as_ref().map(decode_event).transpose()
     }
 }
+
+impl EventStore {
+    /// Whether a command id has been appended before (for reactors that must not decide twice).
+    pub async fn command_seen(&self, command_id: &str) -> Result<bool, StoreError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT command_id FROM event_commands WHERE command_id = $1")
+                .bind(command_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+}

@@ -8,12 +8,14 @@
 //! - [`backends`]: database (PostgreSQL / SQLite) and bus (NATS JetStream / in-process).
 //! - [`server`]: the gRPC bootstrap: health, reflection, limits, readiness, graceful shutdown.
 //! - [`shutdown`]: the shutdown signal.
+//! - [`clock`]: today's date, injectable.
 //!
 //! A service is a library exposing `run(config, listener, shutdown)` that calls
 //! [`server::serve`], and a `main.rs` that calls [`server::main_entry`].
 
 pub mod auth;
 pub mod backends;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod server;

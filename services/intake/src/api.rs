@@ -55,6 +55,7 @@ pub struct IntakeState {
     pub policy: Arc<Policy>,
     /// Relations of officials' relatives that must be registered (configurable per province).
     pub official_relations: Arc<Vec<String>>,
+    pub clock: Arc<dyn sunshine_platform::clock::Clock>,
 }
 
 /// The gRPC service; answers `UNAVAILABLE` until the log is ready.
@@ -81,11 +82,6 @@ fn household_error(error: HouseholdError) -> ApiError {
             existing_id: Some(case_id),
         },
     }
-}
-
-fn today() -> time::Date {
-    // Dates in the rules are local (Asia/Shanghai, UTC+8, no daylight saving).
-    (time::OffsetDateTime::now_utc() + time::Duration::hours(8)).date()
 }
 
 fn household_stream(household_id: &str) -> Result<StreamId, ApiError> {
@@ -155,6 +151,15 @@ fn scope_prefix(code: &OrgUnitCode) -> String {
 }
 
 impl IntakeApi {
+    /// The district's date today (the configured clock; the system's until connected).
+    fn today(&self) -> time::Date {
+        use sunshine_platform::clock::Clock as _;
+        match self.state.get() {
+            Some(state) => state.clock.today(),
+            None => sunshine_platform::clock::SystemClock.today(),
+        }
+    }
+
     fn state(&self) -> Result<&IntakeState, ApiError> {
         self.state
             .get()
@@ -279,7 +284,7 @@ impl IntakeApi {
             true,
             validation::MAX_TEXT_CHARS,
         );
-        let members = validation::check_members(&mut errors, &request.members, today());
+        let members = validation::check_members(&mut errors, &request.members, self.today());
         validation::check_assets(&mut errors, "assets", request.assets.as_ref());
         if let Some(account) = &request.payment_account {
             check_text(
@@ -556,7 +561,10 @@ impl IntakeApi {
             ),
         };
         let assist_first_cap = if route == pb::Route::Emergency {
-            let resolved = state.policy.resolve(today()).map_err(ApiError::internal)?;
+            let resolved = state
+                .policy
+                .resolve(self.today())
+                .map_err(ApiError::internal)?;
             Some(pb::Money {
                 fen: resolved.temporary.assist_first_cap.fen(),
             })
@@ -591,6 +599,7 @@ impl IntakeApi {
             hukou_org_unit_code: household.hukou_org_unit_code.clone(),
             relative_of_official: !flags.is_empty(),
             review_workflow: workflow_name(program.workflow).to_owned(),
+            accepted_on: Some(validation::proto_date(self.today())),
         });
         let mut events = vec![event(&case_id, &submitted)];
         for (member_id, relative) in &flags {
@@ -950,7 +959,7 @@ impl IntakeService for IntakeApi {
         );
         match validation::date_of(message.date_of_death.as_ref()) {
             None => errors.push("date_of_death", "required, a calendar date"),
-            Some(date) if date > today() => {
+            Some(date) if date > self.today() => {
                 errors.push("date_of_death", "must not be in the future")
             }
             Some(_) => {}
@@ -1094,7 +1103,7 @@ impl IntakeService for IntakeApi {
             &message.official_org_unit_code,
         );
         let relative =
-            sunshine_domain::NationalId::parse_as_of(&message.relative_national_id, today());
+            sunshine_domain::NationalId::parse_as_of(&message.relative_national_id, self.today());
         if let Err(error) = &relative {
             errors.push("relative_national_id", error.to_string());
         }

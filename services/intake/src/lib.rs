@@ -51,6 +51,22 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
+    run_with_clock(
+        config,
+        listener,
+        shutdown,
+        Arc::new(sunshine_platform::clock::SystemClock),
+    )
+    .await
+}
+
+/// [`run`] with a clock of the caller's (tests move the date of acceptance).
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Arc<dyn sunshine_platform::clock::Clock>,
+) -> Result<(), RunError> {
     let state: Arc<OnceLock<IntakeState>> = Arc::new(OnceLock::new());
     let api = IntakeApi {
         state: Arc::clone(&state),
@@ -61,6 +77,7 @@ pub async fn run(
         let state = Arc::clone(&state);
         let log_config = log_config.clone();
         let config = started_config.clone();
+        let clock = Arc::clone(&clock);
         Box::pin(async move {
             if state.get().is_some() {
                 return Ok(());
@@ -84,6 +101,7 @@ pub async fn run(
                 log,
                 policy: Arc::new(policy),
                 official_relations: Arc::new(config.policy.official_relative_relations.clone()),
+                clock,
             });
             Ok(())
         })

@@ -228,8 +228,20 @@ pub fn check_members(
             &format!("{path}.monthly_income"),
             &member.monthly_income,
         );
-        if member.resident_since.is_some() && date_of(member.resident_since.as_ref()).is_none() {
+        let resident_since = date_of(member.resident_since.as_ref());
+        if member.resident_since.is_some() && resident_since.is_none() {
             errors.push(format!("{path}.resident_since"), "not a calendar date");
+        }
+        if let (Some(since), Some(birth)) = (resident_since, date_of(member.birth_date.as_ref()))
+            && since < birth
+        {
+            errors.push(format!("{path}.resident_since"), "before the birth date");
+        }
+        if resident_since.is_some_and(|since| since > today) {
+            errors.push(
+                format!("{path}.resident_since"),
+                "must not be in the future",
+            );
         }
         match NationalId::parse_as_of(member.national_id.trim_end(), today) {
             Err(error) => errors.push(format!("{path}.national_id"), error.to_string()),

@@ -1015,3 +1015,95 @@ mod tests {
         ));
     }
 }
+
+/// The event type names and protobuf encoding of case events.
+pub mod codec {
+    use prost::Message as _;
+    use sunshine_proto::v1 as pb;
+
+    use super::CaseEvent;
+
+    pub fn event_type(event: &CaseEvent) -> &'static str {
+        match event {
+            CaseEvent::Opened(_) => "sunshine.v1.CaseOpened",
+            CaseEvent::StageEntered(_) => "sunshine.v1.StageEntered",
+            CaseEvent::InvestigatorsAssigned(_) => "sunshine.v1.InvestigatorsAssigned",
+            CaseEvent::HomeVisitRecorded(_) => "sunshine.v1.HomeVisitRecorded",
+            CaseEvent::VerificationRequested(_) => "sunshine.v1.VerificationRequested",
+            CaseEvent::VerificationAnswered(_) => "sunshine.v1.VerificationAnswered",
+            CaseEvent::OpinionRecorded(_) => "sunshine.v1.PreliminaryOpinionRecorded",
+            CaseEvent::PublicityStarted(_) => "sunshine.v1.PublicityStarted",
+            CaseEvent::ObjectionReceived(_) => "sunshine.v1.ObjectionReceived",
+            CaseEvent::ObjectionAnswered(_) => "sunshine.v1.ObjectionAnswered",
+            CaseEvent::AssistFirstGranted(_) => "sunshine.v1.AssistFirstGranted",
+            CaseEvent::Approved(_) => "sunshine.v1.CaseApproved",
+            CaseEvent::Rejected(_) => "sunshine.v1.CaseRejected",
+            CaseEvent::DeadlineBreached(_) => "sunshine.v1.DeadlineBreached",
+        }
+    }
+
+    pub fn encode(event: &CaseEvent) -> Vec<u8> {
+        match event {
+            CaseEvent::Opened(message) => message.encode_to_vec(),
+            CaseEvent::StageEntered(message) => message.encode_to_vec(),
+            CaseEvent::InvestigatorsAssigned(message) => message.encode_to_vec(),
+            CaseEvent::HomeVisitRecorded(message) => message.encode_to_vec(),
+            CaseEvent::VerificationRequested(message) => message.encode_to_vec(),
+            CaseEvent::VerificationAnswered(message) => message.encode_to_vec(),
+            CaseEvent::OpinionRecorded(message) => message.encode_to_vec(),
+            CaseEvent::PublicityStarted(message) => message.encode_to_vec(),
+            CaseEvent::ObjectionReceived(message) => message.encode_to_vec(),
+            CaseEvent::ObjectionAnswered(message) => message.encode_to_vec(),
+            CaseEvent::AssistFirstGranted(message) => message.encode_to_vec(),
+            CaseEvent::Approved(message) => message.encode_to_vec(),
+            CaseEvent::Rejected(message) => message.encode_to_vec(),
+            CaseEvent::DeadlineBreached(message) => message.encode_to_vec(),
+        }
+    }
+
+    /// `None` for types that are not case events.
+    pub fn decode(
+        event_type: &str,
+        payload: &[u8],
+    ) -> Result<Option<CaseEvent>, prost::DecodeError> {
+        Ok(Some(match event_type {
+            "sunshine.v1.CaseOpened" => CaseEvent::Opened(pb::CaseOpened::decode(payload)?),
+            "sunshine.v1.StageEntered" => {
+                CaseEvent::StageEntered(pb::StageEntered::decode(payload)?)
+            }
+            "sunshine.v1.InvestigatorsAssigned" => {
+                CaseEvent::InvestigatorsAssigned(pb::InvestigatorsAssigned::decode(payload)?)
+            }
+            "sunshine.v1.HomeVisitRecorded" => {
+                CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded::decode(payload)?)
+            }
+            "sunshine.v1.VerificationRequested" => {
+                CaseEvent::VerificationRequested(pb::VerificationRequested::decode(payload)?)
+            }
+            "sunshine.v1.VerificationAnswered" => {
+                CaseEvent::VerificationAnswered(pb::VerificationAnswered::decode(payload)?)
+            }
+            "sunshine.v1.PreliminaryOpinionRecorded" => {
+                CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded::decode(payload)?)
+            }
+            "sunshine.v1.PublicityStarted" => {
+                CaseEvent::PublicityStarted(pb::PublicityStarted::decode(payload)?)
+            }
+            "sunshine.v1.ObjectionReceived" => {
+                CaseEvent::ObjectionReceived(pb::ObjectionReceived::decode(payload)?)
+            }
+            "sunshine.v1.ObjectionAnswered" => {
+                CaseEvent::ObjectionAnswered(pb::ObjectionAnswered::decode(payload)?)
+            }
+            "sunshine.v1.AssistFirstGranted" => {
+                CaseEvent::AssistFirstGranted(pb::AssistFirstGranted::decode(payload)?)
+            }
+            "sunshine.v1.CaseApproved" => CaseEvent::Approved(pb::CaseApproved::decode(payload)?),
+            "sunshine.v1.CaseRejected" => CaseEvent::Rejected(pb::CaseRejected::decode(payload)?),
+            "sunshine.v1.DeadlineBreached" => {
+                CaseEvent::DeadlineBreached(pb::DeadlineBreached::decode(payload)?)
+            }
+            _ => return Ok(None),
+        }))
+    }
+}

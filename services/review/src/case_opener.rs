@@ -1,36 +1,55 @@
-//! Opens a review case for every application routed to the district center or to emergency
-//! assistance: reacts to intake's `ApplicationSubmitted` and appends `CaseOpened` to its own
-//! stream `review-case-<case id>`. The command id makes redelivery harmless.
+//! The review service's reactions to other services' events: it opens a case (`CaseOpened` on
+//! `review-case-<case id>`) for every application intake routes to review or emergency
+//! assistance, and takes departments' verification answers and the public's objections into
+//! the case. Each reaction appends under a command id, so a redelivery changes nothing.
 
 use prost::Message as _;
 use sqlx::AnyConnection;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
-use sunshine_eventlog::{
-    Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
-};
+use sunshine_eventlog::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 use sunshine_proto::v1 as pb;
+use time::Date;
+
+use crate::api::{ReviewState, append_case_events, load_case};
+use crate::case::CaseEvent;
 
 /// The local (UTC+8) date of an instant in microseconds.
-fn accepted_on(recorded_at_us: i64) -> pb::Date {
+fn local_date(recorded_at_us: i64) -> Date {
     let instant = time::OffsetDateTime::from_unix_timestamp(recorded_at_us.div_euclid(1_000_000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         + time::Duration::hours(8);
-    crate::case::proto_date(instant.date())
+    instant.date()
 }
 
-/// The consumer that opens cases.
+pub fn date_from(value: Option<&pb::Date>) -> Option<Date> {
+    let value = value?;
+    let month = time::Month::try_from(u8::try_from(value.month).ok()?).ok()?;
+    Date::from_calendar_date(value.year, month, u8::try_from(value.day).ok()?).ok()
+}
+
+fn system_actor() -> Actor {
+    Actor {
+        subject: "review-service".into(),
+        role: "system".into(),
+        org_unit: String::new(),
+        department_code: None,
+    }
+}
+
+fn handler_error(error: impl std::fmt::Display) -> HandlerError {
+    HandlerError(error.to_string())
+}
+
+/// The consumer that opens cases and takes answers and objections in.
 #[derive(Debug, Clone)]
 pub struct CaseOpener {
-    pub store: EventStore,
+    pub state: ReviewState,
 }
 
 impl CaseOpener {
     async fn open(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if event.event_type != "sunshine.v1.ApplicationSubmitted" {
-            return Ok(());
-        }
-        let submitted = pb::ApplicationSubmitted::decode(event.payload.as_slice())
-            .map_err(|error| HandlerError(error.to_string()))?;
+        let submitted =
+            pb::ApplicationSubmitted::decode(event.payload.as_slice()).map_err(handler_error)?;
         let emergency = submitted.route == pb::Route::Emergency as i32;
         if submitted.route != pb::Route::Review as i32 && !emergency {
             return Ok(());
@@ -49,17 +68,13 @@ impl CaseOpener {
                 .metadata()
                 .map(|metadata| metadata.actor.subject)
                 .unwrap_or_default(),
-            accepted_on: Some(accepted_on(event.recorded_at_us)),
+            accepted_on: submitted
+                .accepted_on
+                .or_else(|| Some(crate::case::proto_date(local_date(event.recorded_at_us)))),
         };
-        let stream = StreamId::new("review", "case", &submitted.case_id)
-            .map_err(|error| HandlerError(error.to_string()))?;
+        let stream = StreamId::new("review", "case", &submitted.case_id).map_err(handler_error)?;
         let metadata = EventMetadata {
-            actor: Actor {
-                subject: "review-case-opener".into(),
-                role: "system".into(),
-                org_unit: String::new(),
-                department_code: None,
-            },
+            actor: system_actor(),
             command_id: Some(format!("open-case-{}", submitted.application_id)),
             causation_id: Some(event.event_id.to_string()),
             ..EventMetadata::default()
@@ -70,7 +85,9 @@ impl CaseOpener {
             1,
             opened.encode_to_vec(),
         );
-        self.store
+        self.state
+            .log
+            .store
             .append(
                 &stream,
                 ExpectedVersion::NoStream,
@@ -78,7 +95,65 @@ impl CaseOpener {
                 vec![new_event],
             )
             .await
-            .map_err(|error| HandlerError(error.to_string()))?;
+            .map_err(handler_error)?;
+        // Write-through to the open-case list, so the deadline watch sees the case at once; the
+        // projection writes the same row from the log (rebuilds, crashes in between).
+        sqlx::query(
+            "INSERT INTO review_cases (case_id, hukou_org_unit_code, status) VALUES ($1, $2, 'open') \
+             ON CONFLICT (case_id) DO NOTHING",
+        )
+        .bind(opened.case_id.as_str())
+        .bind(opened.hukou_org_unit_code.as_str())
+        .execute(self.state.log.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A department's answer or a public objection, from that service's own stream.
+    async fn take_in(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        let command_id = format!("take-in-{}", event.event_id);
+        if self
+            .state
+            .log
+            .store
+            .command_seen(&command_id)
+            .await
+            .map_err(handler_error)?
+        {
+            return Ok(());
+        }
+        let loaded = load_case(&self.state, &event.case_id)
+            .await
+            .map_err(handler_error)?;
+        let events: Vec<CaseEvent> = match event.event_type.as_str() {
+            "sunshine.v1.VerificationAnswered" => {
+                let answer = pb::VerificationAnswered::decode(event.payload.as_slice())
+                    .map_err(handler_error)?;
+                loaded
+                    .state
+                    .answer_verification(answer)
+                    .map_err(handler_error)?
+            }
+            "sunshine.v1.ObjectionReceived" => {
+                let objection = pb::ObjectionReceived::decode(event.payload.as_slice())
+                    .map_err(handler_error)?;
+                loaded
+                    .state
+                    .receive_objection(objection)
+                    .map_err(handler_error)?
+            }
+            _ => return Ok(()),
+        };
+        append_case_events(
+            &self.state,
+            &event.case_id,
+            loaded.version,
+            system_actor(),
+            &command_id,
+            &events,
+        )
+        .await
+        .map_err(handler_error)?;
         Ok(())
     }
 }
@@ -88,24 +163,57 @@ impl Projection for CaseOpener {
         "review-case-opener"
     }
 
-    fn subject_filter(&self) -> &str {
-        "intake.>"
-    }
-
     fn react<'a>(&'a self, event: &'a RecordedEvent) -> HandlerFuture<'a> {
-        Box::pin(self.open(event))
+        Box::pin(async move {
+            if event.stream_id.starts_with("review-") {
+                return Ok(());
+            }
+            match event.event_type.as_str() {
+                "sunshine.v1.ApplicationSubmitted" => self.open(event).await,
+                "sunshine.v1.VerificationAnswered" | "sunshine.v1.ObjectionReceived" => {
+                    self.take_in(event).await
+                }
+                _ => Ok(()),
+            }
+        })
     }
 
     fn apply<'a>(
         &'a self,
-        _connection: &'a mut AnyConnection,
-        _event: &'a RecordedEvent,
+        connection: &'a mut AnyConnection,
+        event: &'a RecordedEvent,
     ) -> HandlerFuture<'a> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            // The work list of open cases by org unit (advisory: commands always load the case).
+            if event.event_type == "sunshine.v1.CaseOpened" {
+                let opened =
+                    pb::CaseOpened::decode(event.payload.as_slice()).map_err(handler_error)?;
+                sqlx::query(
+                    "INSERT INTO review_cases (case_id, hukou_org_unit_code, status) VALUES ($1, $2, 'open') \
+                     ON CONFLICT (case_id) DO NOTHING",
+                )
+                .bind(opened.case_id.as_str())
+                .bind(opened.hukou_org_unit_code.as_str())
+                .execute(&mut *connection)
+                .await?;
+            } else if event.event_type == "sunshine.v1.CaseApproved"
+                || event.event_type == "sunshine.v1.CaseRejected"
+            {
+                sqlx::query("UPDATE review_cases SET status = 'closed' WHERE case_id = $1")
+                    .bind(event.case_id.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            Ok(())
+        })
     }
 
-    fn reset<'a>(&'a self, _connection: &'a mut AnyConnection) -> HandlerFuture<'a> {
-        // Cases are events, not a table: nothing to reset; replays are answered as retries.
-        Box::pin(async { Ok(()) })
+    fn reset<'a>(&'a self, connection: &'a mut AnyConnection) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM review_cases")
+                .execute(&mut *connection)
+                .await?;
+            Ok(())
+        })
     }
 }

@@ -1,23 +1,31 @@
 //! Review service: the three-level workflow (village investigation, street-town review,
-//! district decision), publicity and objections, four eyes, deadlines and dynamic management.
+//! district decision), publicity and objections, four eyes, deadlines.
 //!
 //! # Layout
 //! - [`workflow`]: workflows as data (stages, roles, tiers) from a TOML file.
 //! - [`case`]: the case aggregate — stage machine, four eyes, publicity, deadlines (pure).
-//! - [`case_opener`]: opens a review case (`CaseOpened` on `review-case-<case id>`) for each
-//!   application intake routes to review or emergency assistance.
-//!
-//! The workflow commands and their API arrive with the review issue; until then the service
-//! serves the shared runtime (health, reflection, `ServiceInfoService`) and opens cases.
+//! - [`facts`]: intake's household → the policy engine's facts; its decision → `PolicyResult`.
+//! - [`case_opener`]: reactions to other services' events (open cases, answers, objections).
+//! - [`deadlines`]: the deadline watch and the open-case list.
+//! - [`api`]: the gRPC service and the injectable clock.
 
+pub mod api;
 pub mod case;
 pub mod case_opener;
+pub mod deadlines;
+pub mod facts;
 pub mod workflow;
+
+use std::sync::{Arc, OnceLock};
 
 use sunshine_eventlog::consumer::ConsumerConfig;
 use sunshine_eventlog::runtime::LogRuntime;
+use sunshine_eventlog::schema::run_migrations;
 use sunshine_platform::{Config, RunError, Shutdown};
+use sunshine_proto::v1::review_service_server::ReviewServiceServer;
 use tokio::net::TcpListener;
+
+use crate::api::{Clock, ReviewApi, ReviewState, SystemClock};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "review";
@@ -28,21 +36,57 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    let log_config = config.log.clone();
-    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`run`] with a clock of the caller's (tests move time with `api::ManualClock`).
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RunError> {
+    let state: Arc<OnceLock<ReviewState>> = Arc::new(OnceLock::new());
+    let api = ReviewApi {
+        state: Arc::clone(&state),
+    };
+    let started_config = config.clone();
     let on_connected: sunshine_platform::OnConnected = Box::new(move |backends, shutdown| {
-        let log_config = log_config.clone();
-        let started = std::sync::Arc::clone(&started);
+        let state = Arc::clone(&state);
+        let config = started_config.clone();
+        let clock = Arc::clone(&clock);
         Box::pin(async move {
-            if started.load(std::sync::atomic::Ordering::SeqCst) {
+            if state.get().is_some() {
                 return Ok(());
             }
-            let log = LogRuntime::start(&backends, &log_config, shutdown.clone()).await?;
-            let opener = case_opener::CaseOpener {
-                store: log.store.clone(),
+            let policy = sunshine_intake::load_policy(&config)?;
+            let workflows = workflow::Workflows::example().map_err(|error| error.to_string())?;
+            let calendar = sunshine_domain::WorkingDayCalendar::embedded()
+                .map_err(|error| error.to_string())?;
+            let log = LogRuntime::start(&backends, &config.log, shutdown.clone()).await?;
+            run_migrations(
+                log.store.pool(),
+                log.store.kind(),
+                "review",
+                deadlines::MIGRATIONS,
+            )
+            .await
+            .map_err(|error| format!("review migrations: {error}"))?;
+            let review_state = ReviewState {
+                log: log.clone(),
+                policy: Arc::new(policy),
+                workflows: Arc::new(workflows),
+                calendar: Arc::new(calendar),
+                clock,
             };
-            log.spawn_consumer(opener, ConsumerConfig::default(), shutdown);
-            started.store(true, std::sync::atomic::Ordering::SeqCst);
+            log.spawn_consumer(
+                case_opener::CaseOpener {
+                    state: review_state.clone(),
+                },
+                ConsumerConfig::default(),
+                shutdown,
+            );
+            let _ = state.set(review_state);
             Ok(())
         })
     });
@@ -51,7 +95,12 @@ pub async fn run(
         config,
         listener,
         shutdown,
-        |_context, _routes| {},
+        |context, routes| {
+            let server = ReviewServiceServer::new(api)
+                .max_decoding_message_size(context.max_message_bytes())
+                .max_encoding_message_size(context.max_message_bytes());
+            routes.add_service(context.protect(server));
+        },
         Some(on_connected),
     )
     .await
