@@ -61,6 +61,8 @@ fn status_name(status: CaseStatus) -> &'static str {
         CaseStatus::Open => "open",
         CaseStatus::Approved => "approved",
         CaseStatus::Rejected => "rejected",
+        CaseStatus::Withdrawn => "withdrawn",
+        CaseStatus::Terminated => "terminated",
     }
 }
 
@@ -463,11 +465,12 @@ impl ReviewService for ReviewApi {
                 &message.command_id,
                 &message.case_id,
                 message.expected_version,
-                |_, loaded, acting| {
+                |state, loaded, acting| {
                     let events = loaded
                         .state
                         .record_opinion(
                             acting,
+                            state.clock.today(),
                             message.recommend_approval,
                             proposed,
                             &message.opinion,
@@ -592,6 +595,10 @@ impl ReviewService for ReviewApi {
         let loaded = load_case(state, &message.case_id).await?;
         let policy = self.evaluate(state, &loaded).await?;
         let amount = message.monthly_amount.map_or(0, |money| money.fen);
+        // Re-review half-yearly, or yearly where income is stable (extreme-poverty support).
+        let income_is_stable = loaded.state.program_code == "tekun";
+        let procedure = state.policy.resolve(state.clock.today()).map_err(ApiError::internal)?.procedure;
+        let re_review_due = Some(procedure.next_re_review(state.clock.today(), income_is_stable).map_err(ApiError::internal)?);
         let response = self
             .command(
                 &caller,
@@ -610,6 +617,7 @@ impl ReviewService for ReviewApi {
                             &message.reasons,
                             policy.clone(),
                             &message.departure_justification,
+                            re_review_due,
                         )
                         .map_err(case_error)?;
                     Ok((events, Some(policy.clone())))

@@ -57,8 +57,12 @@ pub enum CaseError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaseStatus {
     Open,
+    /// Approved; the benefit runs.
     Approved,
     Rejected,
+    Withdrawn,
+    /// Approved once, the benefit has ended.
+    Terminated,
 }
 
 /// A case's events.
@@ -78,6 +82,31 @@ pub enum CaseEvent {
     Approved(pb::CaseApproved),
     Rejected(pb::CaseRejected),
     DeadlineBreached(pb::DeadlineBreached),
+    DepartedFromPolicy(pb::DecisionDepartedFromPolicy),
+    Returned(pb::CaseReturned),
+    Withdrawn(pb::CaseWithdrawn),
+    DeadlineExtended(pb::DeadlineExtended),
+    ReReviewScheduled(pb::ReReviewScheduled),
+    BenefitAdjusted(pb::BenefitAdjusted),
+    BenefitSuspended(pb::BenefitSuspended),
+    BenefitTerminated(pb::BenefitTerminated),
+}
+
+/// The first month after `date`, "YYYY-MM" (changes take effect from the following month).
+pub fn following_month(date: Date) -> String {
+    let month = u8::from(date.month());
+    let (year, next) = if month == 12 { (date.year() + 1, 1) } else { (date.year(), month + 1) };
+    format!("{year:04}-{next:02}")
+}
+
+/// Working-day limits of one case, computed by the caller from the policy and the calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineLimits {
+    pub investigation_start: Date,
+    pub review: Date,
+    pub review_extended: Date,
+    /// From the street-town opinion, once there is one.
+    pub district_decision: Option<Date>,
 }
 
 /// The case, folded from its events.
@@ -100,6 +129,13 @@ pub struct CaseState {
     pub publicity: Option<(Date, Date)>,
     pub open_objections: BTreeSet<String>,
     pub breached: BTreeSet<String>,
+    /// The whole-case limit was extended (30 → 45 working days).
+    pub extended: bool,
+    /// When the street-town's opinion was recorded (the district decision's clock starts).
+    pub opinion_on: Option<Date>,
+    /// The running benefit: monthly amount in fen.
+    pub benefit_fen: Option<i64>,
+    pub re_review_due: Option<Date>,
 }
 
 fn date_of(value: Option<&pb::Date>) -> Option<Date> {
@@ -150,6 +186,10 @@ impl CaseState {
             publicity: None,
             open_objections: BTreeSet::new(),
             breached: BTreeSet::new(),
+            extended: false,
+            opinion_on: None,
+            benefit_fen: None,
+            re_review_due: None,
         })
     }
 
@@ -206,7 +246,10 @@ impl CaseState {
             CaseEvent::VerificationAnswered(answered) => {
                 self.pending_verifications.remove(&answered.department_code);
             }
-            CaseEvent::OpinionRecorded(opinion) => self.note_actor(opinion.officer.as_ref()),
+            CaseEvent::OpinionRecorded(opinion) => {
+                self.note_actor(opinion.officer.as_ref());
+                self.opinion_on = date_of(opinion.recorded_on.as_ref());
+            }
             CaseEvent::PublicityStarted(started) => {
                 self.note_actor(started.started_by.as_ref());
                 if let (Some(first), Some(last)) = (
@@ -227,6 +270,7 @@ impl CaseState {
             CaseEvent::Approved(approved) => {
                 self.note_actor(approved.approver.as_ref());
                 self.status = CaseStatus::Approved;
+                self.benefit_fen = approved.monthly_amount.as_ref().map(|money| money.fen);
             }
             CaseEvent::Rejected(rejected) => {
                 self.note_actor(rejected.approver.as_ref());
@@ -234,6 +278,26 @@ impl CaseState {
             }
             CaseEvent::DeadlineBreached(breached) => {
                 self.breached.insert(breached.deadline.clone());
+            }
+            CaseEvent::DepartedFromPolicy(_) | CaseEvent::BenefitSuspended(_) => {}
+            CaseEvent::Returned(returned) => self.note_actor(returned.officer.as_ref()),
+            CaseEvent::Withdrawn(withdrawn) => {
+                self.note_actor(withdrawn.officer.as_ref());
+                self.status = CaseStatus::Withdrawn;
+            }
+            CaseEvent::DeadlineExtended(extended) => {
+                self.note_actor(extended.officer.as_ref());
+                self.extended = true;
+            }
+            CaseEvent::ReReviewScheduled(scheduled) => {
+                self.re_review_due = date_of(scheduled.due_on.as_ref());
+            }
+            CaseEvent::BenefitAdjusted(adjusted) => {
+                self.benefit_fen = adjusted.monthly_amount.as_ref().map(|money| money.fen);
+            }
+            CaseEvent::BenefitTerminated(_) => {
+                self.status = CaseStatus::Terminated;
+                self.benefit_fen = None;
             }
         }
     }
@@ -427,9 +491,11 @@ impl CaseState {
     }
 
     /// The street-town's opinion, with the engine's result; departing from it needs a reason.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_opinion(
         &self,
         officer: &Officer,
+        today: Date,
         recommend_approval: bool,
         proposed_amount_fen: i64,
         opinion: &str,
@@ -437,13 +503,24 @@ impl CaseState {
         departure_justification: &str,
     ) -> Result<Vec<CaseEvent>, CaseError> {
         self.authorize(officer, StageKind::PreliminaryOpinion)?;
-        require_justification(
+        let departs = require_justification(
             &policy,
             recommend_approval,
             proposed_amount_fen,
             departure_justification,
         )?;
-        let mut events = vec![CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded {
+        let mut events = Vec::new();
+        if departs {
+            events.push(self.departure(
+                officer,
+                StageKind::PreliminaryOpinion,
+                &policy,
+                recommend_approval,
+                proposed_amount_fen,
+                departure_justification,
+            ));
+        }
+        events.push(CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded {
             case_id: self.case_id.clone(),
             officer: Some(officer.to_proto()),
             recommend_approval,
@@ -453,9 +530,144 @@ impl CaseState {
             opinion: opinion.to_owned(),
             policy: Some(policy),
             departure_justification: departure_justification.to_owned(),
-        })];
+            recorded_on: Some(proto_date(today)),
+        }));
         events.extend(self.next_stage_event());
         Ok(events)
+    }
+
+    fn departure(
+        &self,
+        officer: &Officer,
+        stage: StageKind,
+        policy: &pb::PolicyResult,
+        approval: bool,
+        amount_fen: i64,
+        justification: &str,
+    ) -> CaseEvent {
+        CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy {
+            case_id: self.case_id.clone(),
+            officer: Some(officer.to_proto()),
+            stage: stage.as_str().into(),
+            policy: Some(policy.clone()),
+            recommended_or_decided_approval: approval,
+            amount: Some(pb::Money { fen: amount_fen }),
+            justification: justification.to_owned(),
+        })
+    }
+
+    fn require_open_and_in_scope(&self, officer: &Officer, roles: &[&str]) -> Result<(), CaseError> {
+        if self.status != CaseStatus::Open {
+            return Err(CaseError::NotNow("the case is closed".into()));
+        }
+        if !roles.contains(&officer.role.as_str()) {
+            return Err(CaseError::NotAllowed(format!("{} may not do this", officer.role)));
+        }
+        if !officer.org_unit.covers(&self.hukou_org_unit) {
+            return Err(CaseError::NotAllowed("the case is outside the officer's org unit".into()));
+        }
+        Ok(())
+    }
+
+    /// Sends the case back for supplementary material: investigation again.
+    pub fn return_for_material(&self, officer: &Officer, missing: &[String], reason: &str) -> Result<Vec<CaseEvent>, CaseError> {
+        self.require_open_and_in_scope(officer, &["street_reviewer", "center_reviewer"])?;
+        if reason.trim().is_empty() {
+            return Err(CaseError::Invalid { field: "reason".into(), reason: "say what is missing and why".into() });
+        }
+        Ok(vec![
+            CaseEvent::Returned(pb::CaseReturned {
+                case_id: self.case_id.clone(),
+                officer: Some(officer.to_proto()),
+                missing_materials: missing.to_vec(),
+                reason: reason.to_owned(),
+            }),
+            CaseEvent::StageEntered(pb::StageEntered {
+                case_id: self.case_id.clone(),
+                stage: StageKind::Investigation.as_str().into(),
+            }),
+        ])
+    }
+
+    /// The household withdraws the application.
+    pub fn withdraw(&self, officer: &Officer, reason: &str) -> Result<Vec<CaseEvent>, CaseError> {
+        self.require_open_and_in_scope(officer, &["village_clerk", "street_reviewer", "center_reviewer"])?;
+        if reason.trim().is_empty() {
+            return Err(CaseError::Invalid { field: "reason".into(), reason: "required".into() });
+        }
+        Ok(vec![CaseEvent::Withdrawn(pb::CaseWithdrawn {
+            case_id: self.case_id.clone(),
+            officer: Some(officer.to_proto()),
+            reason: reason.to_owned(),
+        })])
+    }
+
+    /// Extends the whole-case limit once (30 → 45 working days), with the recorded reason.
+    pub fn extend_deadline(&self, officer: &Officer, reason: &str) -> Result<Vec<CaseEvent>, CaseError> {
+        self.require_open_and_in_scope(officer, &["street_reviewer", "center_reviewer", "center_approver"])?;
+        if self.extended {
+            return Err(CaseError::NotNow("the limit was already extended".into()));
+        }
+        if reason.trim().is_empty() {
+            return Err(CaseError::Invalid { field: "reason".into(), reason: "an extension records its reason".into() });
+        }
+        Ok(vec![CaseEvent::DeadlineExtended(pb::DeadlineExtended {
+            case_id: self.case_id.clone(),
+            officer: Some(officer.to_proto()),
+            reason: reason.to_owned(),
+        })])
+    }
+
+    /// Dynamic management: the household's circumstances changed (or a member died); the
+    /// engine's new result adjusts or ends the running benefit from the following month.
+    pub fn reassess(&self, today: Date, policy: pb::PolicyResult, cause: &str) -> Vec<CaseEvent> {
+        if self.status != CaseStatus::Approved {
+            return Vec::new();
+        }
+        let effective_month = following_month(today);
+        let new_amount = policy.amount.as_ref().map_or(0, |money| money.fen);
+        if !policy.eligible || new_amount <= 0 {
+            return vec![CaseEvent::BenefitTerminated(pb::BenefitTerminated {
+                case_id: self.case_id.clone(),
+                effective_month,
+                cause: cause.to_owned(),
+                policy: Some(policy),
+            })];
+        }
+        if Some(new_amount) != self.benefit_fen {
+            return vec![CaseEvent::BenefitAdjusted(pb::BenefitAdjusted {
+                case_id: self.case_id.clone(),
+                monthly_amount: Some(pb::Money { fen: new_amount }),
+                effective_month,
+                policy: Some(policy),
+                cause: cause.to_owned(),
+            })];
+        }
+        Vec::new()
+    }
+
+    /// The statutory deadlines of the case now (name, due date).
+    pub fn deadlines(&self, limits: &DeadlineLimits) -> Vec<(&'static str, Date)> {
+        let mut due = Vec::new();
+        let investigating = self.current_stage() == Some(StageKind::Investigation);
+        if self.status == CaseStatus::Open && investigating && self.investigators.is_empty() && self.visits.is_empty() {
+            due.push(("investigation_start", limits.investigation_start));
+        }
+        if self.status == CaseStatus::Open {
+            due.push(("review", if self.extended { limits.review_extended } else { limits.review }));
+        }
+        if self.status == CaseStatus::Open
+            && self.current_stage() == Some(StageKind::Decision)
+            && let Some(district) = limits.district_decision
+        {
+            due.push(("district_decision", district));
+        }
+        if self.status == CaseStatus::Approved
+            && let Some(re_review) = self.re_review_due
+        {
+            due.push(("re_review", re_review));
+        }
+        due
     }
 
     /// Starts the public notice for `first_day..=last_day` (from the policy's publicity days).
@@ -567,6 +779,7 @@ impl CaseState {
         reasons: &[String],
         policy: pb::PolicyResult,
         departure_justification: &str,
+        re_review_due: Option<Date>,
     ) -> Result<Vec<CaseEvent>, CaseError> {
         self.authorize(officer, StageKind::Decision)?;
         if officer.subject == self.accepted_by {
@@ -598,12 +811,23 @@ impl CaseState {
                 None => return Err(CaseError::NotNow("the case has not been publicised".into())),
             }
         }
-        require_justification(
+        let departs = require_justification(
             &policy,
             approve,
             monthly_amount_fen,
             departure_justification,
         )?;
+        let mut events = Vec::new();
+        if departs {
+            events.push(self.departure(
+                officer,
+                StageKind::Decision,
+                &policy,
+                approve,
+                monthly_amount_fen,
+                departure_justification,
+            ));
+        }
         if approve {
             let valid_month = start_month.len() == 7
                 && start_month.as_bytes()[4] == b'-'
@@ -617,7 +841,7 @@ impl CaseState {
                     reason: "YYYY-MM".into(),
                 });
             }
-            Ok(vec![CaseEvent::Approved(pb::CaseApproved {
+            events.push(CaseEvent::Approved(pb::CaseApproved {
                 case_id: self.case_id.clone(),
                 approver: Some(officer.to_proto()),
                 program_code: self.program_code.clone(),
@@ -628,7 +852,14 @@ impl CaseState {
                 policy: Some(policy),
                 reasons: reasons.join("; "),
                 departure_justification: departure_justification.to_owned(),
-            })])
+            }));
+            if let Some(due_on) = re_review_due {
+                events.push(CaseEvent::ReReviewScheduled(pb::ReReviewScheduled {
+                    case_id: self.case_id.clone(),
+                    due_on: Some(proto_date(due_on)),
+                }));
+            }
+            Ok(events)
         } else {
             if reasons.iter().all(|reason| reason.trim().is_empty()) {
                 return Err(CaseError::Invalid {
@@ -636,19 +867,20 @@ impl CaseState {
                     reason: "a rejection states its reasons".into(),
                 });
             }
-            Ok(vec![CaseEvent::Rejected(pb::CaseRejected {
+            events.push(CaseEvent::Rejected(pb::CaseRejected {
                 case_id: self.case_id.clone(),
                 approver: Some(officer.to_proto()),
                 reasons: reasons.to_vec(),
                 policy: Some(policy),
                 departure_justification: departure_justification.to_owned(),
-            })])
+            }));
+            Ok(events)
         }
     }
 
     /// Deadlines (`name`, due date) that passed by `today` and were not yet recorded.
     pub fn breached_deadlines(&self, today: Date, deadlines: &[(&str, Date)]) -> Vec<CaseEvent> {
-        if self.status != CaseStatus::Open {
+        if self.status != CaseStatus::Open && self.status != CaseStatus::Approved {
             return Vec::new();
         }
         deadlines
@@ -672,7 +904,7 @@ fn require_justification(
     approve: bool,
     amount_fen: i64,
     justification: &str,
-) -> Result<(), CaseError> {
+) -> Result<bool, CaseError> {
     let engine_amount = policy.amount.as_ref().map_or(0, |money| money.fen);
     let departs = policy.eligible != approve || (approve && engine_amount != amount_fen);
     if departs && justification.trim().is_empty() {
@@ -684,7 +916,7 @@ fn require_justification(
             ),
         });
     }
-    Ok(())
+    Ok(departs)
 }
 
 #[cfg(test)]
@@ -768,6 +1000,7 @@ mod tests {
         run(&mut state, |case| {
             case.record_opinion(
                 &street,
+                date!(2026 - 9 - 20),
                 true,
                 132_000,
                 "eligible",
@@ -795,8 +1028,7 @@ mod tests {
                 "2026-11",
                 &[],
                 engine(true, 132_000),
-                "",
-            )
+                "", None)
         });
         assert_eq!(state.status, CaseStatus::Approved);
     }
@@ -813,8 +1045,7 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "",
-        );
+            "", None);
         assert!(matches!(early, Err(CaseError::NotNow(_))), "{early:?}");
     }
 
@@ -831,8 +1062,7 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "",
-        );
+            "", None);
         assert!(
             matches!(refused, Err(CaseError::NotAllowed(_))),
             "{refused:?}"
@@ -847,8 +1077,7 @@ mod tests {
                 "2026-11",
                 &[],
                 engine(true, 132_000),
-                ""
-            ),
+                "", None),
             Err(CaseError::NotAllowed(_))
         ));
         // The street reviewer acted at the street tier; at the district tier they are refused.
@@ -861,8 +1090,7 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "",
-        );
+            "", None);
         assert_eq!(
             two_tiers,
             Err(CaseError::NotAllowed(
@@ -883,8 +1111,7 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "",
-        );
+            "", None);
         assert!(
             matches!(more, Err(CaseError::Invalid { ref field, .. }) if field == "departure_justification"),
             "{more:?}"
@@ -897,8 +1124,7 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "medical costs verified",
-        );
+            "medical costs verified", None);
         assert!(justified.is_ok());
     }
 
@@ -1039,6 +1265,14 @@ pub mod codec {
             CaseEvent::Approved(_) => "sunshine.v1.CaseApproved",
             CaseEvent::Rejected(_) => "sunshine.v1.CaseRejected",
             CaseEvent::DeadlineBreached(_) => "sunshine.v1.DeadlineBreached",
+            CaseEvent::DepartedFromPolicy(_) => "sunshine.v1.DecisionDepartedFromPolicy",
+            CaseEvent::Returned(_) => "sunshine.v1.CaseReturned",
+            CaseEvent::Withdrawn(_) => "sunshine.v1.CaseWithdrawn",
+            CaseEvent::DeadlineExtended(_) => "sunshine.v1.DeadlineExtended",
+            CaseEvent::ReReviewScheduled(_) => "sunshine.v1.ReReviewScheduled",
+            CaseEvent::BenefitAdjusted(_) => "sunshine.v1.BenefitAdjusted",
+            CaseEvent::BenefitSuspended(_) => "sunshine.v1.BenefitSuspended",
+            CaseEvent::BenefitTerminated(_) => "sunshine.v1.BenefitTerminated",
         }
     }
 
@@ -1058,6 +1292,14 @@ pub mod codec {
             CaseEvent::Approved(message) => message.encode_to_vec(),
             CaseEvent::Rejected(message) => message.encode_to_vec(),
             CaseEvent::DeadlineBreached(message) => message.encode_to_vec(),
+            CaseEvent::DepartedFromPolicy(message) => message.encode_to_vec(),
+            CaseEvent::Returned(message) => message.encode_to_vec(),
+            CaseEvent::Withdrawn(message) => message.encode_to_vec(),
+            CaseEvent::DeadlineExtended(message) => message.encode_to_vec(),
+            CaseEvent::ReReviewScheduled(message) => message.encode_to_vec(),
+            CaseEvent::BenefitAdjusted(message) => message.encode_to_vec(),
+            CaseEvent::BenefitSuspended(message) => message.encode_to_vec(),
+            CaseEvent::BenefitTerminated(message) => message.encode_to_vec(),
         }
     }
 
@@ -1103,6 +1345,14 @@ pub mod codec {
             "sunshine.v1.DeadlineBreached" => {
                 CaseEvent::DeadlineBreached(pb::DeadlineBreached::decode(payload)?)
             }
+            "sunshine.v1.DecisionDepartedFromPolicy" => CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy::decode(payload)?),
+            "sunshine.v1.CaseReturned" => CaseEvent::Returned(pb::CaseReturned::decode(payload)?),
+            "sunshine.v1.CaseWithdrawn" => CaseEvent::Withdrawn(pb::CaseWithdrawn::decode(payload)?),
+            "sunshine.v1.DeadlineExtended" => CaseEvent::DeadlineExtended(pb::DeadlineExtended::decode(payload)?),
+            "sunshine.v1.ReReviewScheduled" => CaseEvent::ReReviewScheduled(pb::ReReviewScheduled::decode(payload)?),
+            "sunshine.v1.BenefitAdjusted" => CaseEvent::BenefitAdjusted(pb::BenefitAdjusted::decode(payload)?),
+            "sunshine.v1.BenefitSuspended" => CaseEvent::BenefitSuspended(pb::BenefitSuspended::decode(payload)?),
+            "sunshine.v1.BenefitTerminated" => CaseEvent::BenefitTerminated(pb::BenefitTerminated::decode(payload)?),
             _ => return Ok(None),
         }))
     }
