@@ -430,6 +430,67 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         Some(engine_amount)
     );
 
+    // Approved: a re-review is scheduled; a death in the household re-evaluates the benefit
+    // from the following month.
+    let approved_file = store.read_case(&case_id).await?;
+    assert!(
+        approved_file
+            .iter()
+            .any(|stored| stored.event_type == "sunshine.v1.ReReviewScheduled")
+    );
+    let household_now = intake_client
+        .get_household(with_token(
+            pb::GetHouseholdRequest {
+                household_id: household.household_id.clone(),
+                ..Default::default()
+            },
+            &officers.clerk,
+        )?)
+        .await?
+        .into_inner()
+        .household
+        .expect("household");
+    intake_client
+        .record_death(with_token(
+            pb::RecordDeathRequest {
+                command_id: "death-1".into(),
+                household_id: household.household_id.clone(),
+                expected_version: household_now.version,
+                member_id: household.member_ids[3].clone(),
+                date_of_death: Some(pb::Date {
+                    year: 2026,
+                    month: 10,
+                    day: 6,
+                }),
+                reason: "死亡证明".into(),
+            },
+            &officers.clerk,
+        )?)
+        .await?;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let reassessed = loop {
+        let case_file = store.read_case(&case_id).await?;
+        if let Some(found) = case_file.iter().find(|stored| {
+            stored.event_type == "sunshine.v1.BenefitAdjusted"
+                || stored.event_type == "sunshine.v1.BenefitTerminated"
+        }) {
+            break found.clone();
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the death never reached the benefit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if reassessed.event_type == "sunshine.v1.BenefitAdjusted" {
+        let adjusted = pb::BenefitAdjusted::decode(reassessed.payload.as_slice())?;
+        assert_eq!(
+            adjusted.effective_month, "2026-11",
+            "from the month after the death was recorded"
+        );
+        assert!(adjusted.monthly_amount.map_or(0, |money| money.fen) != engine_amount);
+    }
+
     // An emergency case: the street-town pays at once within the cap, never above it.
     clock.set(date!(2026 - 9 - 29));
     let mut emergency_request =
@@ -560,6 +621,66 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .filter(|stored| stored.event_type == "sunshine.v1.DeadlineBreached")
         .count();
     assert_eq!(breaches, 1);
+
+    // The street-town's work queue shows the late case with its overdue deadline first.
+    let queue = review
+        .list_work_queue(with_token(
+            pb::ListWorkQueueRequest {
+                org_unit_code: STREET.into(),
+            },
+            &officers.street,
+        )?)
+        .await?
+        .into_inner();
+    let item = queue
+        .items
+        .iter()
+        .find(|item| item.case_id == late.case_id)
+        .expect("the late case is queued");
+    assert_eq!(
+        (item.stage.as_str(), item.next_deadline.as_str()),
+        ("investigation", "investigation_start")
+    );
+    // The whole-case limit is extended once, with a reason; then the household withdraws.
+    let late_case = case(&mut review, &officers.street, &late.case_id).await?;
+    let extended = review
+        .extend_deadline(with_token(
+            pb::ExtendDeadlineRequest {
+                command_id: "extend-1".into(),
+                case_id: late.case_id.clone(),
+                expected_version: late_case.version,
+                reason: "核对结果未返回".into(),
+            },
+            &officers.street,
+        )?)
+        .await?
+        .into_inner();
+    let twice = review
+        .extend_deadline(with_token(
+            pb::ExtendDeadlineRequest {
+                command_id: "extend-2".into(),
+                case_id: late.case_id.clone(),
+                expected_version: extended.version,
+                reason: "again".into(),
+            },
+            &officers.street,
+        )?)
+        .await
+        .expect_err("once only");
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    let withdrawn = review
+        .withdraw(with_token(
+            pb::WithdrawRequest {
+                command_id: "withdraw-1".into(),
+                case_id: late.case_id.clone(),
+                expected_version: extended.version,
+                reason: "申请人撤回".into(),
+            },
+            &officers.clerk,
+        )?)
+        .await?
+        .into_inner();
+    assert_eq!(withdrawn.status, "withdrawn");
 
     database.close().await;
     intake.stop().await?;

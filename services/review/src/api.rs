@@ -15,8 +15,10 @@ use sunshine_proto::v1::review_service_server::ReviewService;
 use time::Date;
 use tonic::{Request, Response, Status};
 
-use crate::case::{CaseError, CaseEvent, CaseState, CaseStatus, Officer, codec, proto_date};
-use crate::workflow::{StageKind, Workflows};
+use crate::case::{
+    CaseError, CaseEvent, CaseState, CaseStatus, DeadlineLimits, Officer, codec, proto_date,
+};
+use crate::workflow::Workflows;
 
 pub use sunshine_platform::clock::{Clock, ManualClock, SystemClock};
 
@@ -237,53 +239,57 @@ impl ReviewApi {
             policy,
         })
     }
+}
 
-    /// The policy engine's result for the case's household and program, as of today.
-    async fn evaluate(
-        &self,
-        state: &ReviewState,
-        loaded: &LoadedCase,
-    ) -> Result<pb::PolicyResult, ApiError> {
-        let stream = StreamId::new("intake", "household", &loaded.household_id)
-            .map_err(ApiError::internal)?;
-        let recorded = state
-            .log
-            .store
-            .read_stream(&stream, 1)
-            .await
-            .map_err(ApiError::from)?;
-        let mut events = Vec::new();
-        for stored in &recorded {
-            if let Some(event) = sunshine_intake::household::HouseholdEvent::decode(
-                &stored.event_type,
-                &stored.payload,
-            )
-            .map_err(ApiError::internal)?
-            {
-                events.push((event, stored.stream_version, stored.recorded_at_us));
-            }
+/// The policy engine's result for the case's household and program, as of today.
+pub async fn evaluate_case(
+    state: &ReviewState,
+    loaded: &LoadedCase,
+) -> Result<pb::PolicyResult, ApiError> {
+    let stream =
+        StreamId::new("intake", "household", &loaded.household_id).map_err(ApiError::internal)?;
+    let recorded = state
+        .log
+        .store
+        .read_stream(&stream, 1)
+        .await
+        .map_err(ApiError::from)?;
+    let mut events = Vec::new();
+    for stored in &recorded {
+        if let Some(event) =
+            sunshine_intake::household::HouseholdEvent::decode(&stored.event_type, &stored.payload)
+                .map_err(ApiError::internal)?
+        {
+            events.push((event, stored.stream_version, stored.recorded_at_us));
         }
-        let household =
-            sunshine_intake::household::HouseholdState::fold(events).ok_or_else(|| {
-                ApiError::FailedPrecondition("the case's household is not registered".into())
-            })?;
-        // Facts the rules cannot use are the household record's problem, not ours: say which.
-        let facts =
-            crate::facts::household_facts(&household).map_err(ApiError::FailedPrecondition)?;
-        let program: ProgramCode = loaded
-            .state
-            .program_code
-            .parse()
-            .map_err(ApiError::internal)?;
-        let decision = state
-            .policy
-            .evaluate(program, &facts, state.clock.today())
-            .map_err(|error| {
-                ApiError::FailedPrecondition(format!(
-                    "the policy cannot evaluate this household: {error}"
-                ))
-            })?;
-        Ok(crate::facts::policy_result(&decision))
+    }
+    let household = sunshine_intake::household::HouseholdState::fold(events).ok_or_else(|| {
+        ApiError::FailedPrecondition("the case's household is not registered".into())
+    })?;
+    // Facts the rules cannot use are the household record's problem, not ours: say which.
+    let facts = crate::facts::household_facts(&household).map_err(ApiError::FailedPrecondition)?;
+    let program: ProgramCode = loaded
+        .state
+        .program_code
+        .parse()
+        .map_err(ApiError::internal)?;
+    let decision = state
+        .policy
+        .evaluate(program, &facts, state.clock.today())
+        .map_err(|error| {
+            ApiError::FailedPrecondition(format!(
+                "the policy cannot evaluate this household: {error}"
+            ))
+        })?;
+    Ok(crate::facts::policy_result(&decision))
+}
+
+/// The division-code prefix an officer's lists cover.
+pub fn scope_prefix(code: &OrgUnitCode) -> String {
+    match code.tier() {
+        OrgTier::District => code.district_prefix().to_owned(),
+        OrgTier::StreetTown => code.street_town_prefix().to_owned(),
+        OrgTier::VillageCommunity => code.as_str().to_owned(),
     }
 }
 
@@ -453,7 +459,7 @@ impl ReviewService for ReviewApi {
         check_command(&message.command_id, &message.case_id)?;
         let state = self.state()?;
         let loaded = load_case(state, &message.case_id).await?;
-        let policy = self.evaluate(state, &loaded).await?;
+        let policy = evaluate_case(state, &loaded).await?;
         // No proposed amount means "as the engine found".
         let engine_amount = policy.amount.as_ref().map_or(0, |money| money.fen);
         let proposed = message
@@ -593,12 +599,20 @@ impl ReviewService for ReviewApi {
         check_command(&message.command_id, &message.case_id)?;
         let state = self.state()?;
         let loaded = load_case(state, &message.case_id).await?;
-        let policy = self.evaluate(state, &loaded).await?;
+        let policy = evaluate_case(state, &loaded).await?;
         let amount = message.monthly_amount.map_or(0, |money| money.fen);
         // Re-review half-yearly, or yearly where income is stable (extreme-poverty support).
         let income_is_stable = loaded.state.program_code == "tekun";
-        let procedure = state.policy.resolve(state.clock.today()).map_err(ApiError::internal)?.procedure;
-        let re_review_due = Some(procedure.next_re_review(state.clock.today(), income_is_stable).map_err(ApiError::internal)?);
+        let procedure = state
+            .policy
+            .resolve(state.clock.today())
+            .map_err(ApiError::internal)?
+            .procedure;
+        let re_review_due = Some(
+            procedure
+                .next_re_review(state.clock.today(), income_is_stable)
+                .map_err(ApiError::internal)?,
+        );
         let response = self
             .command(
                 &caller,
@@ -627,6 +641,114 @@ impl ReviewService for ReviewApi {
         Ok(Response::new(response))
     }
 
+    async fn return_for_material(
+        &self,
+        request: Request<pb::ReturnForMaterialRequest>,
+    ) -> Result<Response<pb::CaseCommandResponse>, Status> {
+        let caller = identity(&request)?.clone();
+        let message = request.into_inner();
+        let response = self
+            .command(
+                &caller,
+                &message.command_id,
+                &message.case_id,
+                message.expected_version,
+                |_, loaded, acting| {
+                    Ok((
+                        loaded
+                            .state
+                            .return_for_material(
+                                acting,
+                                &message.missing_materials,
+                                &message.reason,
+                            )
+                            .map_err(case_error)?,
+                        None,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn withdraw(
+        &self,
+        request: Request<pb::WithdrawRequest>,
+    ) -> Result<Response<pb::CaseCommandResponse>, Status> {
+        let caller = identity(&request)?.clone();
+        let message = request.into_inner();
+        let response = self
+            .command(
+                &caller,
+                &message.command_id,
+                &message.case_id,
+                message.expected_version,
+                |_, loaded, acting| {
+                    Ok((
+                        loaded
+                            .state
+                            .withdraw(acting, &message.reason)
+                            .map_err(case_error)?,
+                        None,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn extend_deadline(
+        &self,
+        request: Request<pb::ExtendDeadlineRequest>,
+    ) -> Result<Response<pb::CaseCommandResponse>, Status> {
+        let caller = identity(&request)?.clone();
+        let message = request.into_inner();
+        let response = self
+            .command(
+                &caller,
+                &message.command_id,
+                &message.case_id,
+                message.expected_version,
+                |_, loaded, acting| {
+                    Ok((
+                        loaded
+                            .state
+                            .extend_deadline(acting, &message.reason)
+                            .map_err(case_error)?,
+                        None,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_work_queue(
+        &self,
+        request: Request<pb::ListWorkQueueRequest>,
+    ) -> Result<Response<pb::ListWorkQueueResponse>, Status> {
+        let caller = identity(&request)?.clone();
+        caller.require_role(&[
+            Role::VillageClerk,
+            Role::StreetReviewer,
+            Role::CenterReviewer,
+            Role::CenterApprover,
+            Role::Auditor,
+        ])?;
+        let message = request.into_inner();
+        let scope = if message.org_unit_code.is_empty() {
+            caller.org_unit.clone()
+        } else {
+            OrgUnitCode::parse(&message.org_unit_code)
+                .map_err(|error| ApiError::invalid_field("org_unit_code", error.to_string()))?
+        };
+        caller.require_org_scope(&scope)?;
+        let state = self.state()?;
+        let items =
+            crate::deadlines::work_queue(state, &scope_prefix(&scope), &caller.subject).await?;
+        Ok(Response::new(pb::ListWorkQueueResponse { items }))
+    }
+
     async fn list_overdue_cases(
         &self,
         request: Request<pb::ListOverdueCasesRequest>,
@@ -648,21 +770,19 @@ impl ReviewService for ReviewApi {
         };
         caller.require_org_scope(&scope)?;
         let state = self.state()?;
-        let prefix = match scope.tier() {
-            OrgTier::District => scope.district_prefix().to_owned(),
-            OrgTier::StreetTown => scope.street_town_prefix().to_owned(),
-            OrgTier::VillageCommunity => scope.as_str().to_owned(),
-        };
-        let cases = crate::deadlines::record_breaches(state, &prefix).await?;
+        let cases = crate::deadlines::record_breaches(state, &scope_prefix(&scope)).await?;
         Ok(Response::new(pb::ListOverdueCasesResponse { cases }))
     }
 }
 
-/// The deadlines of a case accepted on `accepted_on`, in working days from the policy.
-pub fn case_deadlines(
+/// The working-day limits of a case, from the policy and the holiday calendar.
+pub fn limits_for(
     state: &ReviewState,
-    accepted_on: Date,
-) -> Result<Vec<(&'static str, Date)>, ApiError> {
+    loaded: &LoadedCase,
+) -> Result<Option<DeadlineLimits>, ApiError> {
+    let Some(accepted_on) = loaded.accepted_on else {
+        return Ok(None);
+    };
     let procedure = state
         .policy
         .resolve(accepted_on)
@@ -671,10 +791,20 @@ pub fn case_deadlines(
     let review = procedure
         .review_deadlines(&state.calendar, accepted_on)
         .map_err(ApiError::internal)?;
-    Ok(vec![
-        ("investigation_start", review.investigation_start_by),
-        ("review", review.review_due_by),
-    ])
+    let district_decision = match loaded.state.opinion_on {
+        Some(opinion_on) => Some(
+            procedure
+                .district_decision_due(&state.calendar, opinion_on)
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
+    Ok(Some(DeadlineLimits {
+        investigation_start: review.investigation_start_by,
+        review: review.review_due_by,
+        review_extended: review.review_extended_due_by,
+        district_decision,
+    }))
 }
 
 pub fn overdue_entry(case: &CaseState, deadline: &str, due_on: Date) -> pb::OverdueCase {
@@ -686,15 +816,5 @@ pub fn overdue_entry(case: &CaseState, deadline: &str, due_on: Date) -> pb::Over
             .current_stage()
             .map(|stage| stage.as_str().to_owned())
             .unwrap_or_default(),
-    }
-}
-
-/// Which deadlines still apply at a stage: the investigation start only before visits.
-pub fn applies(deadline: &str, case: &CaseState) -> bool {
-    match deadline {
-        "investigation_start" => {
-            case.current_stage() == Some(StageKind::Investigation) && case.visits.is_empty()
-        }
-        _ => true,
     }
 }

@@ -95,7 +95,11 @@ pub enum CaseEvent {
 /// The first month after `date`, "YYYY-MM" (changes take effect from the following month).
 pub fn following_month(date: Date) -> String {
     let month = u8::from(date.month());
-    let (year, next) = if month == 12 { (date.year() + 1, 1) } else { (date.year(), month + 1) };
+    let (year, next) = if month == 12 {
+        (date.year() + 1, 1)
+    } else {
+        (date.year(), month + 1)
+    };
     format!("{year:04}-{next:02}")
 }
 
@@ -556,24 +560,41 @@ impl CaseState {
         })
     }
 
-    fn require_open_and_in_scope(&self, officer: &Officer, roles: &[&str]) -> Result<(), CaseError> {
+    fn require_open_and_in_scope(
+        &self,
+        officer: &Officer,
+        roles: &[&str],
+    ) -> Result<(), CaseError> {
         if self.status != CaseStatus::Open {
             return Err(CaseError::NotNow("the case is closed".into()));
         }
         if !roles.contains(&officer.role.as_str()) {
-            return Err(CaseError::NotAllowed(format!("{} may not do this", officer.role)));
+            return Err(CaseError::NotAllowed(format!(
+                "{} may not do this",
+                officer.role
+            )));
         }
         if !officer.org_unit.covers(&self.hukou_org_unit) {
-            return Err(CaseError::NotAllowed("the case is outside the officer's org unit".into()));
+            return Err(CaseError::NotAllowed(
+                "the case is outside the officer's org unit".into(),
+            ));
         }
         Ok(())
     }
 
     /// Sends the case back for supplementary material: investigation again.
-    pub fn return_for_material(&self, officer: &Officer, missing: &[String], reason: &str) -> Result<Vec<CaseEvent>, CaseError> {
+    pub fn return_for_material(
+        &self,
+        officer: &Officer,
+        missing: &[String],
+        reason: &str,
+    ) -> Result<Vec<CaseEvent>, CaseError> {
         self.require_open_and_in_scope(officer, &["street_reviewer", "center_reviewer"])?;
         if reason.trim().is_empty() {
-            return Err(CaseError::Invalid { field: "reason".into(), reason: "say what is missing and why".into() });
+            return Err(CaseError::Invalid {
+                field: "reason".into(),
+                reason: "say what is missing and why".into(),
+            });
         }
         Ok(vec![
             CaseEvent::Returned(pb::CaseReturned {
@@ -591,9 +612,15 @@ impl CaseState {
 
     /// The household withdraws the application.
     pub fn withdraw(&self, officer: &Officer, reason: &str) -> Result<Vec<CaseEvent>, CaseError> {
-        self.require_open_and_in_scope(officer, &["village_clerk", "street_reviewer", "center_reviewer"])?;
+        self.require_open_and_in_scope(
+            officer,
+            &["village_clerk", "street_reviewer", "center_reviewer"],
+        )?;
         if reason.trim().is_empty() {
-            return Err(CaseError::Invalid { field: "reason".into(), reason: "required".into() });
+            return Err(CaseError::Invalid {
+                field: "reason".into(),
+                reason: "required".into(),
+            });
         }
         Ok(vec![CaseEvent::Withdrawn(pb::CaseWithdrawn {
             case_id: self.case_id.clone(),
@@ -603,13 +630,23 @@ impl CaseState {
     }
 
     /// Extends the whole-case limit once (30 → 45 working days), with the recorded reason.
-    pub fn extend_deadline(&self, officer: &Officer, reason: &str) -> Result<Vec<CaseEvent>, CaseError> {
-        self.require_open_and_in_scope(officer, &["street_reviewer", "center_reviewer", "center_approver"])?;
+    pub fn extend_deadline(
+        &self,
+        officer: &Officer,
+        reason: &str,
+    ) -> Result<Vec<CaseEvent>, CaseError> {
+        self.require_open_and_in_scope(
+            officer,
+            &["street_reviewer", "center_reviewer", "center_approver"],
+        )?;
         if self.extended {
             return Err(CaseError::NotNow("the limit was already extended".into()));
         }
         if reason.trim().is_empty() {
-            return Err(CaseError::Invalid { field: "reason".into(), reason: "an extension records its reason".into() });
+            return Err(CaseError::Invalid {
+                field: "reason".into(),
+                reason: "an extension records its reason".into(),
+            });
         }
         Ok(vec![CaseEvent::DeadlineExtended(pb::DeadlineExtended {
             case_id: self.case_id.clone(),
@@ -650,11 +687,22 @@ impl CaseState {
     pub fn deadlines(&self, limits: &DeadlineLimits) -> Vec<(&'static str, Date)> {
         let mut due = Vec::new();
         let investigating = self.current_stage() == Some(StageKind::Investigation);
-        if self.status == CaseStatus::Open && investigating && self.investigators.is_empty() && self.visits.is_empty() {
+        if self.status == CaseStatus::Open
+            && investigating
+            && self.investigators.is_empty()
+            && self.visits.is_empty()
+        {
             due.push(("investigation_start", limits.investigation_start));
         }
         if self.status == CaseStatus::Open {
-            due.push(("review", if self.extended { limits.review_extended } else { limits.review }));
+            due.push((
+                "review",
+                if self.extended {
+                    limits.review_extended
+                } else {
+                    limits.review
+                },
+            ));
         }
         if self.status == CaseStatus::Open
             && self.current_stage() == Some(StageKind::Decision)
@@ -919,6 +967,136 @@ fn require_justification(
     Ok(departs)
 }
 
+/// The event type names and protobuf encoding of case events.
+pub mod codec {
+    use prost::Message as _;
+    use sunshine_proto::v1 as pb;
+
+    use super::CaseEvent;
+
+    pub fn event_type(event: &CaseEvent) -> &'static str {
+        match event {
+            CaseEvent::Opened(_) => "sunshine.v1.CaseOpened",
+            CaseEvent::StageEntered(_) => "sunshine.v1.StageEntered",
+            CaseEvent::InvestigatorsAssigned(_) => "sunshine.v1.InvestigatorsAssigned",
+            CaseEvent::HomeVisitRecorded(_) => "sunshine.v1.HomeVisitRecorded",
+            CaseEvent::VerificationRequested(_) => "sunshine.v1.VerificationRequested",
+            CaseEvent::VerificationAnswered(_) => "sunshine.v1.VerificationAnswered",
+            CaseEvent::OpinionRecorded(_) => "sunshine.v1.PreliminaryOpinionRecorded",
+            CaseEvent::PublicityStarted(_) => "sunshine.v1.PublicityStarted",
+            CaseEvent::ObjectionReceived(_) => "sunshine.v1.ObjectionReceived",
+            CaseEvent::ObjectionAnswered(_) => "sunshine.v1.ObjectionAnswered",
+            CaseEvent::AssistFirstGranted(_) => "sunshine.v1.AssistFirstGranted",
+            CaseEvent::Approved(_) => "sunshine.v1.CaseApproved",
+            CaseEvent::Rejected(_) => "sunshine.v1.CaseRejected",
+            CaseEvent::DeadlineBreached(_) => "sunshine.v1.DeadlineBreached",
+            CaseEvent::DepartedFromPolicy(_) => "sunshine.v1.DecisionDepartedFromPolicy",
+            CaseEvent::Returned(_) => "sunshine.v1.CaseReturned",
+            CaseEvent::Withdrawn(_) => "sunshine.v1.CaseWithdrawn",
+            CaseEvent::DeadlineExtended(_) => "sunshine.v1.DeadlineExtended",
+            CaseEvent::ReReviewScheduled(_) => "sunshine.v1.ReReviewScheduled",
+            CaseEvent::BenefitAdjusted(_) => "sunshine.v1.BenefitAdjusted",
+            CaseEvent::BenefitSuspended(_) => "sunshine.v1.BenefitSuspended",
+            CaseEvent::BenefitTerminated(_) => "sunshine.v1.BenefitTerminated",
+        }
+    }
+
+    pub fn encode(event: &CaseEvent) -> Vec<u8> {
+        match event {
+            CaseEvent::Opened(message) => message.encode_to_vec(),
+            CaseEvent::StageEntered(message) => message.encode_to_vec(),
+            CaseEvent::InvestigatorsAssigned(message) => message.encode_to_vec(),
+            CaseEvent::HomeVisitRecorded(message) => message.encode_to_vec(),
+            CaseEvent::VerificationRequested(message) => message.encode_to_vec(),
+            CaseEvent::VerificationAnswered(message) => message.encode_to_vec(),
+            CaseEvent::OpinionRecorded(message) => message.encode_to_vec(),
+            CaseEvent::PublicityStarted(message) => message.encode_to_vec(),
+            CaseEvent::ObjectionReceived(message) => message.encode_to_vec(),
+            CaseEvent::ObjectionAnswered(message) => message.encode_to_vec(),
+            CaseEvent::AssistFirstGranted(message) => message.encode_to_vec(),
+            CaseEvent::Approved(message) => message.encode_to_vec(),
+            CaseEvent::Rejected(message) => message.encode_to_vec(),
+            CaseEvent::DeadlineBreached(message) => message.encode_to_vec(),
+            CaseEvent::DepartedFromPolicy(message) => message.encode_to_vec(),
+            CaseEvent::Returned(message) => message.encode_to_vec(),
+            CaseEvent::Withdrawn(message) => message.encode_to_vec(),
+            CaseEvent::DeadlineExtended(message) => message.encode_to_vec(),
+            CaseEvent::ReReviewScheduled(message) => message.encode_to_vec(),
+            CaseEvent::BenefitAdjusted(message) => message.encode_to_vec(),
+            CaseEvent::BenefitSuspended(message) => message.encode_to_vec(),
+            CaseEvent::BenefitTerminated(message) => message.encode_to_vec(),
+        }
+    }
+
+    /// `None` for types that are not case events.
+    pub fn decode(
+        event_type: &str,
+        payload: &[u8],
+    ) -> Result<Option<CaseEvent>, prost::DecodeError> {
+        Ok(Some(match event_type {
+            "sunshine.v1.CaseOpened" => CaseEvent::Opened(pb::CaseOpened::decode(payload)?),
+            "sunshine.v1.StageEntered" => {
+                CaseEvent::StageEntered(pb::StageEntered::decode(payload)?)
+            }
+            "sunshine.v1.InvestigatorsAssigned" => {
+                CaseEvent::InvestigatorsAssigned(pb::InvestigatorsAssigned::decode(payload)?)
+            }
+            "sunshine.v1.HomeVisitRecorded" => {
+                CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded::decode(payload)?)
+            }
+            "sunshine.v1.VerificationRequested" => {
+                CaseEvent::VerificationRequested(pb::VerificationRequested::decode(payload)?)
+            }
+            "sunshine.v1.VerificationAnswered" => {
+                CaseEvent::VerificationAnswered(pb::VerificationAnswered::decode(payload)?)
+            }
+            "sunshine.v1.PreliminaryOpinionRecorded" => {
+                CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded::decode(payload)?)
+            }
+            "sunshine.v1.PublicityStarted" => {
+                CaseEvent::PublicityStarted(pb::PublicityStarted::decode(payload)?)
+            }
+            "sunshine.v1.ObjectionReceived" => {
+                CaseEvent::ObjectionReceived(pb::ObjectionReceived::decode(payload)?)
+            }
+            "sunshine.v1.ObjectionAnswered" => {
+                CaseEvent::ObjectionAnswered(pb::ObjectionAnswered::decode(payload)?)
+            }
+            "sunshine.v1.AssistFirstGranted" => {
+                CaseEvent::AssistFirstGranted(pb::AssistFirstGranted::decode(payload)?)
+            }
+            "sunshine.v1.CaseApproved" => CaseEvent::Approved(pb::CaseApproved::decode(payload)?),
+            "sunshine.v1.CaseRejected" => CaseEvent::Rejected(pb::CaseRejected::decode(payload)?),
+            "sunshine.v1.DeadlineBreached" => {
+                CaseEvent::DeadlineBreached(pb::DeadlineBreached::decode(payload)?)
+            }
+            "sunshine.v1.DecisionDepartedFromPolicy" => {
+                CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy::decode(payload)?)
+            }
+            "sunshine.v1.CaseReturned" => CaseEvent::Returned(pb::CaseReturned::decode(payload)?),
+            "sunshine.v1.CaseWithdrawn" => {
+                CaseEvent::Withdrawn(pb::CaseWithdrawn::decode(payload)?)
+            }
+            "sunshine.v1.DeadlineExtended" => {
+                CaseEvent::DeadlineExtended(pb::DeadlineExtended::decode(payload)?)
+            }
+            "sunshine.v1.ReReviewScheduled" => {
+                CaseEvent::ReReviewScheduled(pb::ReReviewScheduled::decode(payload)?)
+            }
+            "sunshine.v1.BenefitAdjusted" => {
+                CaseEvent::BenefitAdjusted(pb::BenefitAdjusted::decode(payload)?)
+            }
+            "sunshine.v1.BenefitSuspended" => {
+                CaseEvent::BenefitSuspended(pb::BenefitSuspended::decode(payload)?)
+            }
+            "sunshine.v1.BenefitTerminated" => {
+                CaseEvent::BenefitTerminated(pb::BenefitTerminated::decode(payload)?)
+            }
+            _ => return Ok(None),
+        }))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -1028,7 +1206,9 @@ mod tests {
                 "2026-11",
                 &[],
                 engine(true, 132_000),
-                "", None)
+                "",
+                None,
+            )
         });
         assert_eq!(state.status, CaseStatus::Approved);
     }
@@ -1045,7 +1225,9 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "", None);
+            "",
+            None,
+        );
         assert!(matches!(early, Err(CaseError::NotNow(_))), "{early:?}");
     }
 
@@ -1062,7 +1244,9 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "", None);
+            "",
+            None,
+        );
         assert!(
             matches!(refused, Err(CaseError::NotAllowed(_))),
             "{refused:?}"
@@ -1077,7 +1261,9 @@ mod tests {
                 "2026-11",
                 &[],
                 engine(true, 132_000),
-                "", None),
+                "",
+                None
+            ),
             Err(CaseError::NotAllowed(_))
         ));
         // The street reviewer acted at the street tier; at the district tier they are refused.
@@ -1090,7 +1276,9 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "", None);
+            "",
+            None,
+        );
         assert_eq!(
             two_tiers,
             Err(CaseError::NotAllowed(
@@ -1111,7 +1299,9 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "", None);
+            "",
+            None,
+        );
         assert!(
             matches!(more, Err(CaseError::Invalid { ref field, .. }) if field == "departure_justification"),
             "{more:?}"
@@ -1124,7 +1314,9 @@ mod tests {
             "2026-11",
             &[],
             engine(true, 132_000),
-            "medical costs verified", None);
+            "medical costs verified",
+            None,
+        );
         assert!(justified.is_ok());
     }
 
@@ -1240,120 +1432,84 @@ mod tests {
             Err(CaseError::NotAllowed(_))
         ));
     }
-}
 
-/// The event type names and protobuf encoding of case events.
-pub mod codec {
-    use prost::Message as _;
-    use sunshine_proto::v1 as pb;
-
-    use super::CaseEvent;
-
-    pub fn event_type(event: &CaseEvent) -> &'static str {
-        match event {
-            CaseEvent::Opened(_) => "sunshine.v1.CaseOpened",
-            CaseEvent::StageEntered(_) => "sunshine.v1.StageEntered",
-            CaseEvent::InvestigatorsAssigned(_) => "sunshine.v1.InvestigatorsAssigned",
-            CaseEvent::HomeVisitRecorded(_) => "sunshine.v1.HomeVisitRecorded",
-            CaseEvent::VerificationRequested(_) => "sunshine.v1.VerificationRequested",
-            CaseEvent::VerificationAnswered(_) => "sunshine.v1.VerificationAnswered",
-            CaseEvent::OpinionRecorded(_) => "sunshine.v1.PreliminaryOpinionRecorded",
-            CaseEvent::PublicityStarted(_) => "sunshine.v1.PublicityStarted",
-            CaseEvent::ObjectionReceived(_) => "sunshine.v1.ObjectionReceived",
-            CaseEvent::ObjectionAnswered(_) => "sunshine.v1.ObjectionAnswered",
-            CaseEvent::AssistFirstGranted(_) => "sunshine.v1.AssistFirstGranted",
-            CaseEvent::Approved(_) => "sunshine.v1.CaseApproved",
-            CaseEvent::Rejected(_) => "sunshine.v1.CaseRejected",
-            CaseEvent::DeadlineBreached(_) => "sunshine.v1.DeadlineBreached",
-            CaseEvent::DepartedFromPolicy(_) => "sunshine.v1.DecisionDepartedFromPolicy",
-            CaseEvent::Returned(_) => "sunshine.v1.CaseReturned",
-            CaseEvent::Withdrawn(_) => "sunshine.v1.CaseWithdrawn",
-            CaseEvent::DeadlineExtended(_) => "sunshine.v1.DeadlineExtended",
-            CaseEvent::ReReviewScheduled(_) => "sunshine.v1.ReReviewScheduled",
-            CaseEvent::BenefitAdjusted(_) => "sunshine.v1.BenefitAdjusted",
-            CaseEvent::BenefitSuspended(_) => "sunshine.v1.BenefitSuspended",
-            CaseEvent::BenefitTerminated(_) => "sunshine.v1.BenefitTerminated",
-        }
+    #[test]
+    fn a_running_benefit_is_adjusted_or_ended_from_the_following_month() {
+        let mut state = publicised_dibao();
+        let approver = officer("approver", "center_approver", DISTRICT);
+        run(&mut state, |case| {
+            case.decide(
+                &approver,
+                date!(2026 - 10 - 5),
+                true,
+                132_000,
+                "2026-11",
+                &[],
+                engine(true, 132_000),
+                "",
+                Some(date!(2027 - 4 - 5)),
+            )
+        });
+        assert_eq!(state.re_review_due, Some(date!(2027 - 4 - 5)));
+        assert!(
+            state
+                .reassess(date!(2026 - 12 - 3), engine(true, 132_000), "no change")
+                .is_empty()
+        );
+        let lower = state.reassess(date!(2026 - 12 - 3), engine(true, 90_000), "member died");
+        assert!(
+            matches!(&lower[..], [CaseEvent::BenefitAdjusted(adjusted)] if adjusted.effective_month == "2027-01")
+        );
+        let ended = state.reassess(date!(2026 - 11 - 3), engine(false, 0), "income rose");
+        assert!(
+            matches!(&ended[..], [CaseEvent::BenefitTerminated(terminated)] if terminated.effective_month == "2026-12")
+        );
+        run(&mut state, |_| Ok(ended));
+        assert_eq!(state.status, CaseStatus::Terminated);
     }
 
-    pub fn encode(event: &CaseEvent) -> Vec<u8> {
-        match event {
-            CaseEvent::Opened(message) => message.encode_to_vec(),
-            CaseEvent::StageEntered(message) => message.encode_to_vec(),
-            CaseEvent::InvestigatorsAssigned(message) => message.encode_to_vec(),
-            CaseEvent::HomeVisitRecorded(message) => message.encode_to_vec(),
-            CaseEvent::VerificationRequested(message) => message.encode_to_vec(),
-            CaseEvent::VerificationAnswered(message) => message.encode_to_vec(),
-            CaseEvent::OpinionRecorded(message) => message.encode_to_vec(),
-            CaseEvent::PublicityStarted(message) => message.encode_to_vec(),
-            CaseEvent::ObjectionReceived(message) => message.encode_to_vec(),
-            CaseEvent::ObjectionAnswered(message) => message.encode_to_vec(),
-            CaseEvent::AssistFirstGranted(message) => message.encode_to_vec(),
-            CaseEvent::Approved(message) => message.encode_to_vec(),
-            CaseEvent::Rejected(message) => message.encode_to_vec(),
-            CaseEvent::DeadlineBreached(message) => message.encode_to_vec(),
-            CaseEvent::DepartedFromPolicy(message) => message.encode_to_vec(),
-            CaseEvent::Returned(message) => message.encode_to_vec(),
-            CaseEvent::Withdrawn(message) => message.encode_to_vec(),
-            CaseEvent::DeadlineExtended(message) => message.encode_to_vec(),
-            CaseEvent::ReReviewScheduled(message) => message.encode_to_vec(),
-            CaseEvent::BenefitAdjusted(message) => message.encode_to_vec(),
-            CaseEvent::BenefitSuspended(message) => message.encode_to_vec(),
-            CaseEvent::BenefitTerminated(message) => message.encode_to_vec(),
-        }
+    #[test]
+    fn returns_withdrawals_and_one_extension() {
+        let mut state = publicised_dibao();
+        let street = officer("reviewer", "street_reviewer", STREET);
+        run(&mut state, |case| {
+            case.return_for_material(&street, &["income_statement".into()], "收入证明不清")
+        });
+        assert_eq!(state.current_stage(), Some(StageKind::Investigation));
+        run(&mut state, |case| {
+            case.extend_deadline(&street, "核对未返回")
+        });
+        assert!(matches!(
+            state.extend_deadline(&street, "again"),
+            Err(CaseError::NotNow(_))
+        ));
+        let clerk = officer("clerk", "village_clerk", VILLAGE);
+        run(&mut state, |case| case.withdraw(&clerk, "申请人撤回"));
+        assert_eq!(state.status, CaseStatus::Withdrawn);
+        assert!(matches!(
+            state.withdraw(&clerk, "again"),
+            Err(CaseError::NotNow(_))
+        ));
     }
 
-    /// `None` for types that are not case events.
-    pub fn decode(
-        event_type: &str,
-        payload: &[u8],
-    ) -> Result<Option<CaseEvent>, prost::DecodeError> {
-        Ok(Some(match event_type {
-            "sunshine.v1.CaseOpened" => CaseEvent::Opened(pb::CaseOpened::decode(payload)?),
-            "sunshine.v1.StageEntered" => {
-                CaseEvent::StageEntered(pb::StageEntered::decode(payload)?)
-            }
-            "sunshine.v1.InvestigatorsAssigned" => {
-                CaseEvent::InvestigatorsAssigned(pb::InvestigatorsAssigned::decode(payload)?)
-            }
-            "sunshine.v1.HomeVisitRecorded" => {
-                CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded::decode(payload)?)
-            }
-            "sunshine.v1.VerificationRequested" => {
-                CaseEvent::VerificationRequested(pb::VerificationRequested::decode(payload)?)
-            }
-            "sunshine.v1.VerificationAnswered" => {
-                CaseEvent::VerificationAnswered(pb::VerificationAnswered::decode(payload)?)
-            }
-            "sunshine.v1.PreliminaryOpinionRecorded" => {
-                CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded::decode(payload)?)
-            }
-            "sunshine.v1.PublicityStarted" => {
-                CaseEvent::PublicityStarted(pb::PublicityStarted::decode(payload)?)
-            }
-            "sunshine.v1.ObjectionReceived" => {
-                CaseEvent::ObjectionReceived(pb::ObjectionReceived::decode(payload)?)
-            }
-            "sunshine.v1.ObjectionAnswered" => {
-                CaseEvent::ObjectionAnswered(pb::ObjectionAnswered::decode(payload)?)
-            }
-            "sunshine.v1.AssistFirstGranted" => {
-                CaseEvent::AssistFirstGranted(pb::AssistFirstGranted::decode(payload)?)
-            }
-            "sunshine.v1.CaseApproved" => CaseEvent::Approved(pb::CaseApproved::decode(payload)?),
-            "sunshine.v1.CaseRejected" => CaseEvent::Rejected(pb::CaseRejected::decode(payload)?),
-            "sunshine.v1.DeadlineBreached" => {
-                CaseEvent::DeadlineBreached(pb::DeadlineBreached::decode(payload)?)
-            }
-            "sunshine.v1.DecisionDepartedFromPolicy" => CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy::decode(payload)?),
-            "sunshine.v1.CaseReturned" => CaseEvent::Returned(pb::CaseReturned::decode(payload)?),
-            "sunshine.v1.CaseWithdrawn" => CaseEvent::Withdrawn(pb::CaseWithdrawn::decode(payload)?),
-            "sunshine.v1.DeadlineExtended" => CaseEvent::DeadlineExtended(pb::DeadlineExtended::decode(payload)?),
-            "sunshine.v1.ReReviewScheduled" => CaseEvent::ReReviewScheduled(pb::ReReviewScheduled::decode(payload)?),
-            "sunshine.v1.BenefitAdjusted" => CaseEvent::BenefitAdjusted(pb::BenefitAdjusted::decode(payload)?),
-            "sunshine.v1.BenefitSuspended" => CaseEvent::BenefitSuspended(pb::BenefitSuspended::decode(payload)?),
-            "sunshine.v1.BenefitTerminated" => CaseEvent::BenefitTerminated(pb::BenefitTerminated::decode(payload)?),
-            _ => return Ok(None),
-        }))
+    #[test]
+    fn the_deadline_plan_follows_the_stage() {
+        let limits = DeadlineLimits {
+            investigation_start: date!(2026 - 10 - 9),
+            review: date!(2026 - 11 - 10),
+            review_extended: date!(2026 - 12 - 1),
+            district_decision: Some(date!(2026 - 10 - 20)),
+        };
+        let fresh = case("means_tested_review", false);
+        let names: Vec<&str> = fresh
+            .deadlines(&limits)
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(names, ["investigation_start", "review"]);
+        let at_decision = publicised_dibao();
+        let plan = at_decision.deadlines(&limits);
+        assert!(plan.contains(&("district_decision", date!(2026 - 10 - 20))));
+        assert!(!plan.iter().any(|(name, _)| *name == "investigation_start"));
     }
 }

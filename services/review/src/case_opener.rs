@@ -99,10 +99,11 @@ impl CaseOpener {
         // Write-through to the open-case list, so the deadline watch sees the case at once; the
         // projection writes the same row from the log (rebuilds, crashes in between).
         sqlx::query(
-            "INSERT INTO review_cases (case_id, hukou_org_unit_code, status) VALUES ($1, $2, 'open') \
+            "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
              ON CONFLICT (case_id) DO NOTHING",
         )
         .bind(opened.case_id.as_str())
+        .bind(opened.household_id.as_str())
         .bind(opened.hukou_org_unit_code.as_str())
         .execute(self.state.log.store.pool())
         .await?;
@@ -158,6 +159,69 @@ impl CaseOpener {
     }
 }
 
+impl CaseOpener {
+    /// Dynamic management: a household's change or a death re-evaluates its running benefits.
+    async fn reassess(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        let household_id = match event.event_type.as_str() {
+            "sunshine.v1.CircumstanceChanged" => {
+                pb::CircumstanceChanged::decode(event.payload.as_slice())
+                    .map_err(handler_error)?
+                    .household_id
+            }
+            _ => {
+                pb::MemberDied::decode(event.payload.as_slice())
+                    .map_err(handler_error)?
+                    .household_id
+            }
+        };
+        let cause = if event.event_type == "sunshine.v1.MemberDied" {
+            "member died"
+        } else {
+            "change of circumstances"
+        };
+        let case_ids: Vec<String> =
+            sqlx::query_scalar("SELECT case_id FROM review_cases WHERE household_id = $1 AND status = 'approved' ORDER BY case_id")
+                .bind(household_id.as_str())
+                .fetch_all(self.state.log.store.pool())
+                .await?;
+        for case_id in case_ids {
+            let command_id = format!("reassess-{}-{case_id}", event.event_id);
+            if self
+                .state
+                .log
+                .store
+                .command_seen(&command_id)
+                .await
+                .map_err(handler_error)?
+            {
+                continue;
+            }
+            let loaded = load_case(&self.state, &case_id)
+                .await
+                .map_err(handler_error)?;
+            let policy = crate::api::evaluate_case(&self.state, &loaded)
+                .await
+                .map_err(handler_error)?;
+            let events = loaded
+                .state
+                .reassess(self.state.clock.today(), policy, cause);
+            if !events.is_empty() {
+                append_case_events(
+                    &self.state,
+                    &case_id,
+                    loaded.version,
+                    system_actor(),
+                    &command_id,
+                    &events,
+                )
+                .await
+                .map_err(handler_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Projection for CaseOpener {
     fn name(&self) -> &str {
         "review-case-opener"
@@ -172,6 +236,9 @@ impl Projection for CaseOpener {
                 "sunshine.v1.ApplicationSubmitted" => self.open(event).await,
                 "sunshine.v1.VerificationAnswered" | "sunshine.v1.ObjectionReceived" => {
                     self.take_in(event).await
+                }
+                "sunshine.v1.CircumstanceChanged" | "sunshine.v1.MemberDied" => {
+                    self.reassess(event).await
                 }
                 _ => Ok(()),
             }
@@ -189,17 +256,23 @@ impl Projection for CaseOpener {
                 let opened =
                     pb::CaseOpened::decode(event.payload.as_slice()).map_err(handler_error)?;
                 sqlx::query(
-                    "INSERT INTO review_cases (case_id, hukou_org_unit_code, status) VALUES ($1, $2, 'open') \
+                    "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
                      ON CONFLICT (case_id) DO NOTHING",
                 )
                 .bind(opened.case_id.as_str())
+                .bind(opened.household_id.as_str())
                 .bind(opened.hukou_org_unit_code.as_str())
                 .execute(&mut *connection)
                 .await?;
-            } else if event.event_type == "sunshine.v1.CaseApproved"
-                || event.event_type == "sunshine.v1.CaseRejected"
-            {
-                sqlx::query("UPDATE review_cases SET status = 'closed' WHERE case_id = $1")
+            } else if let Some(status) = match event.event_type.as_str() {
+                "sunshine.v1.CaseApproved" => Some("approved"),
+                "sunshine.v1.CaseRejected"
+                | "sunshine.v1.CaseWithdrawn"
+                | "sunshine.v1.BenefitTerminated" => Some("closed"),
+                _ => None,
+            } {
+                sqlx::query("UPDATE review_cases SET status = $1 WHERE case_id = $2")
+                    .bind(status)
                     .bind(event.case_id.as_str())
                     .execute(&mut *connection)
                     .await?;
