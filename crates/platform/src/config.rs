@@ -46,6 +46,9 @@ pub struct PolicyConfig {
     pub directory: String,
     /// Relations of officials and cadres whose assistance must be registered (近亲属备案).
     pub official_relative_relations: Vec<String>,
+    /// The review workflows (stages, roles, tiers); empty means the EXAMPLE district's,
+    /// compiled in (`services/review/workflows/example-district.toml`).
+    pub workflows_file: String,
 }
 
 impl Default for PolicyConfig {
@@ -62,6 +65,7 @@ impl Default for PolicyConfig {
             ]
             .map(String::from)
             .to_vec(),
+            workflows_file: String::new(),
         }
     }
 }

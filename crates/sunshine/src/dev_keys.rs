@@ -91,7 +91,8 @@ pub fn init_embedded(directory: &Path) -> anyhow::Result<std::path::PathBuf> {
              [bus]\nurl = \"memory://\"\n\n\
              [auth]\nissuer = \"{DEV_ISSUER}\"\nkeys = [{{ kid = \"{kid}\", public_key = \"{public_key}\" }}]\n\n\
              # Development keys of the case-event log; keep this file private.\n\
-             [policy]\ndirectory = \"policy/example-district\"\n\n\
+             [policy]\ndirectory = \"policy/example-district\"\n\
+             workflows_file = \"services/review/workflows/example-district.toml\"\n\n\
              [log]\ncheckpoint_signing_key = \"{signing}\"\nkey_encryption_key = \"{kek}\"\nblind_index_key = \"{blind}\"\n",
             database = database_path.display(),
             kid = issuer.key_id(),

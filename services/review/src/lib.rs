@@ -60,7 +60,22 @@ pub async fn run_with_clock(
                 return Ok(());
             }
             let policy = sunshine_intake::load_policy(&config)?;
-            let workflows = workflow::Workflows::example().map_err(|error| error.to_string())?;
+            let workflows = if config.policy.workflows_file.is_empty() {
+                tracing::warn!(
+                    "no policy.workflows_file configured: using the EXAMPLE district's workflows"
+                );
+                workflow::Workflows::example()
+            } else {
+                let text =
+                    std::fs::read_to_string(&config.policy.workflows_file).map_err(|error| {
+                        format!(
+                            "policy.workflows_file {}: {error}",
+                            config.policy.workflows_file
+                        )
+                    })?;
+                workflow::Workflows::from_toml_str(&text)
+            }
+            .map_err(|error| error.to_string())?;
             let calendar = sunshine_domain::WorkingDayCalendar::embedded()
                 .map_err(|error| error.to_string())?;
             let log = LogRuntime::start(&backends, &config.log, shutdown.clone()).await?;
