@@ -749,6 +749,32 @@ impl ReviewService for ReviewApi {
         Ok(Response::new(pb::ListWorkQueueResponse { items }))
     }
 
+    async fn notify_refusal(
+        &self,
+        request: Request<pb::NotifyRefusalRequest>,
+    ) -> Result<Response<pb::CaseCommandResponse>, Status> {
+        let caller = identity(&request)?.clone();
+        let message = request.into_inner();
+        let response = self
+            .command(
+                &caller,
+                &message.command_id,
+                &message.case_id,
+                message.expected_version,
+                |state, loaded, acting| {
+                    Ok((
+                        loaded
+                            .state
+                            .notify_refusal(acting, state.clock.today(), &message.channel)
+                            .map_err(case_error)?,
+                        None,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
     async fn list_overdue_cases(
         &self,
         request: Request<pb::ListOverdueCasesRequest>,
@@ -799,11 +825,20 @@ pub fn limits_for(
         ),
         None => None,
     };
+    let refusal_notice = match loaded.state.rejected_on {
+        Some(rejected_on) => Some(
+            procedure
+                .refusal_notice_due(&state.calendar, rejected_on)
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
     Ok(Some(DeadlineLimits {
         investigation_start: review.investigation_start_by,
         review: review.review_due_by,
         review_extended: review.review_extended_due_by,
         district_decision,
+        refusal_notice,
     }))
 }
 

@@ -90,6 +90,7 @@ pub enum CaseEvent {
     BenefitAdjusted(pb::BenefitAdjusted),
     BenefitSuspended(pb::BenefitSuspended),
     BenefitTerminated(pb::BenefitTerminated),
+    RefusalNotified(pb::RefusalNotified),
 }
 
 /// The first month after `date`, "YYYY-MM" (changes take effect from the following month).
@@ -111,6 +112,8 @@ pub struct DeadlineLimits {
     pub review_extended: Date,
     /// From the street-town opinion, once there is one.
     pub district_decision: Option<Date>,
+    /// From a rejection, until the applicant is notified.
+    pub refusal_notice: Option<Date>,
 }
 
 /// The case, folded from its events.
@@ -140,6 +143,8 @@ pub struct CaseState {
     /// The running benefit: monthly amount in fen.
     pub benefit_fen: Option<i64>,
     pub re_review_due: Option<Date>,
+    pub rejected_on: Option<Date>,
+    pub refusal_notified: bool,
 }
 
 fn date_of(value: Option<&pb::Date>) -> Option<Date> {
@@ -194,6 +199,8 @@ impl CaseState {
             opinion_on: None,
             benefit_fen: None,
             re_review_due: None,
+            rejected_on: None,
+            refusal_notified: false,
         })
     }
 
@@ -279,6 +286,11 @@ impl CaseState {
             CaseEvent::Rejected(rejected) => {
                 self.note_actor(rejected.approver.as_ref());
                 self.status = CaseStatus::Rejected;
+                self.rejected_on = date_of(rejected.decided_on.as_ref());
+            }
+            CaseEvent::RefusalNotified(notified) => {
+                self.note_actor(notified.officer.as_ref());
+                self.refusal_notified = true;
             }
             CaseEvent::DeadlineBreached(breached) => {
                 self.breached.insert(breached.deadline.clone());
@@ -715,7 +727,51 @@ impl CaseState {
         {
             due.push(("re_review", re_review));
         }
+        if self.status == CaseStatus::Rejected
+            && !self.refusal_notified
+            && let Some(notice) = limits.refusal_notice
+        {
+            due.push(("refusal_notice", notice));
+        }
         due
+    }
+
+    /// Records that the rejected applicant was told of the refusal and its reasons.
+    pub fn notify_refusal(
+        &self,
+        officer: &Officer,
+        today: Date,
+        channel: &str,
+    ) -> Result<Vec<CaseEvent>, CaseError> {
+        if self.status != CaseStatus::Rejected || self.refusal_notified {
+            return Err(CaseError::NotNow(
+                "only a rejected case not yet notified".into(),
+            ));
+        }
+        if !["village_clerk", "street_reviewer", "center_reviewer"].contains(&officer.role.as_str())
+        {
+            return Err(CaseError::NotAllowed(format!(
+                "{} may not do this",
+                officer.role
+            )));
+        }
+        if !officer.org_unit.covers(&self.hukou_org_unit) {
+            return Err(CaseError::NotAllowed(
+                "the case is outside the officer's org unit".into(),
+            ));
+        }
+        if channel.trim().is_empty() {
+            return Err(CaseError::Invalid {
+                field: "channel".into(),
+                reason: "how the applicant was told".into(),
+            });
+        }
+        Ok(vec![CaseEvent::RefusalNotified(pb::RefusalNotified {
+            case_id: self.case_id.clone(),
+            officer: Some(officer.to_proto()),
+            notified_on: Some(proto_date(today)),
+            channel: channel.to_owned(),
+        })])
     }
 
     /// Starts the public notice for `first_day..=last_day` (from the policy's publicity days).
@@ -921,6 +977,7 @@ impl CaseState {
                 reasons: reasons.to_vec(),
                 policy: Some(policy),
                 departure_justification: departure_justification.to_owned(),
+                decided_on: Some(proto_date(today)),
             }));
             Ok(events)
         }
@@ -928,7 +985,7 @@ impl CaseState {
 
     /// Deadlines (`name`, due date) that passed by `today` and were not yet recorded.
     pub fn breached_deadlines(&self, today: Date, deadlines: &[(&str, Date)]) -> Vec<CaseEvent> {
-        if self.status != CaseStatus::Open && self.status != CaseStatus::Approved {
+        if matches!(self.status, CaseStatus::Withdrawn | CaseStatus::Terminated) {
             return Vec::new();
         }
         deadlines
@@ -990,6 +1047,7 @@ pub mod codec {
             CaseEvent::Approved(_) => "sunshine.v1.CaseApproved",
             CaseEvent::Rejected(_) => "sunshine.v1.CaseRejected",
             CaseEvent::DeadlineBreached(_) => "sunshine.v1.DeadlineBreached",
+            CaseEvent::RefusalNotified(_) => "sunshine.v1.RefusalNotified",
             CaseEvent::DepartedFromPolicy(_) => "sunshine.v1.DecisionDepartedFromPolicy",
             CaseEvent::Returned(_) => "sunshine.v1.CaseReturned",
             CaseEvent::Withdrawn(_) => "sunshine.v1.CaseWithdrawn",
@@ -1017,6 +1075,7 @@ pub mod codec {
             CaseEvent::Approved(message) => message.encode_to_vec(),
             CaseEvent::Rejected(message) => message.encode_to_vec(),
             CaseEvent::DeadlineBreached(message) => message.encode_to_vec(),
+            CaseEvent::RefusalNotified(message) => message.encode_to_vec(),
             CaseEvent::DepartedFromPolicy(message) => message.encode_to_vec(),
             CaseEvent::Returned(message) => message.encode_to_vec(),
             CaseEvent::Withdrawn(message) => message.encode_to_vec(),
@@ -1091,6 +1150,9 @@ pub mod codec {
             }
             "sunshine.v1.BenefitTerminated" => {
                 CaseEvent::BenefitTerminated(pb::BenefitTerminated::decode(payload)?)
+            }
+            "sunshine.v1.RefusalNotified" => {
+                CaseEvent::RefusalNotified(pb::RefusalNotified::decode(payload)?)
             }
             _ => return Ok(None),
         }))
@@ -1499,6 +1561,7 @@ mod tests {
             review: date!(2026 - 11 - 10),
             review_extended: date!(2026 - 12 - 1),
             district_decision: Some(date!(2026 - 10 - 20)),
+            refusal_notice: None,
         };
         let fresh = case("means_tested_review", false);
         let names: Vec<&str> = fresh
@@ -1511,5 +1574,51 @@ mod tests {
         let plan = at_decision.deadlines(&limits);
         assert!(plan.contains(&("district_decision", date!(2026 - 10 - 20))));
         assert!(!plan.iter().any(|(name, _)| *name == "investigation_start"));
+    }
+
+    #[test]
+    fn a_refusal_must_be_notified_within_its_working_days() {
+        let mut state = publicised_dibao();
+        let approver = officer("approver", "center_approver", DISTRICT);
+        run(&mut state, |case| {
+            case.decide(
+                &approver,
+                date!(2026 - 10 - 5),
+                false,
+                0,
+                "",
+                &["收入超过标准".into()],
+                engine(false, 0),
+                "",
+                None,
+            )
+        });
+        assert_eq!(state.rejected_on, Some(date!(2026 - 10 - 5)));
+        let limits = DeadlineLimits {
+            investigation_start: date!(2026 - 9 - 3),
+            review: date!(2026 - 11 - 10),
+            review_extended: date!(2026 - 12 - 1),
+            district_decision: None,
+            refusal_notice: Some(date!(2026 - 10 - 10)),
+        };
+        assert_eq!(
+            state.deadlines(&limits),
+            [("refusal_notice", date!(2026 - 10 - 10))]
+        );
+        assert_eq!(
+            state
+                .breached_deadlines(date!(2026 - 10 - 11), &state.deadlines(&limits))
+                .len(),
+            1
+        );
+        let clerk = officer("clerk", "village_clerk", VILLAGE);
+        run(&mut state, |case| {
+            case.notify_refusal(&clerk, date!(2026 - 10 - 8), "in_person")
+        });
+        assert!(state.deadlines(&limits).is_empty());
+        assert!(matches!(
+            state.notify_refusal(&clerk, date!(2026 - 10 - 8), "post"),
+            Err(CaseError::NotNow(_))
+        ));
     }
 }

@@ -266,7 +266,9 @@ impl Projection for CaseOpener {
                 .await?;
             } else if let Some(status) = match event.event_type.as_str() {
                 "sunshine.v1.CaseApproved" => Some("approved"),
-                "sunshine.v1.CaseRejected"
+                // A rejection stays on the list until the refusal is notified.
+                "sunshine.v1.CaseRejected" => Some("rejected"),
+                "sunshine.v1.RefusalNotified"
                 | "sunshine.v1.CaseWithdrawn"
                 | "sunshine.v1.BenefitTerminated" => Some("closed"),
                 _ => None,

@@ -68,7 +68,7 @@ pub async fn record_breaches(
 
 async fn cases_in_scope(state: &ReviewState, prefix: &str) -> Result<Vec<String>, ApiError> {
     let rows = sqlx::query(
-        "SELECT case_id FROM review_cases WHERE hukou_org_unit_code LIKE $1 AND status IN ('open', 'approved') ORDER BY case_id",
+        "SELECT case_id FROM review_cases WHERE hukou_org_unit_code LIKE $1 AND status IN ('open', 'approved', 'rejected') ORDER BY case_id",
     )
     .bind(format!("{prefix}%"))
     .fetch_all(state.log.store.pool())
