@@ -681,6 +681,46 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .await?
         .into_inner();
     assert_eq!(withdrawn.status, "withdrawn");
+    // Intake hears of both: the withdrawn household may apply again; the approved one already
+    // receives dibao and may not.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let again = intake_client
+            .submit_application(with_token(
+                dibao_application(
+                    "app-r4",
+                    &late_household.household_id,
+                    &late_household.member_ids[0],
+                ),
+                &officers.clerk,
+            )?)
+            .await;
+        match again {
+            Ok(_) => break,
+            Err(status)
+                if status.code() == Code::AlreadyExists
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => {
+                anyhow::bail!("the withdrawn application still blocks a new one: {status:?}")
+            }
+        }
+    }
+    let receiving = intake_client
+        .submit_application(with_token(
+            dibao_application("app-r5", &household.household_id, &household.member_ids[0]),
+            &officers.clerk,
+        )?)
+        .await
+        .expect_err("already receives dibao");
+    assert_eq!(receiving.code(), Code::AlreadyExists);
+    assert!(
+        receiving.message().contains(&case_id),
+        "{}",
+        receiving.message()
+    );
 
     database.close().await;
     intake.stop().await?;

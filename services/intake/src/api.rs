@@ -81,6 +81,13 @@ fn household_error(error: HouseholdError) -> ApiError {
             what: format!("an open {program_code} application of this household"),
             existing_id: Some(case_id),
         },
+        HouseholdError::AlreadyReceiving {
+            case_id,
+            program_code,
+        } => ApiError::AlreadyExists {
+            what: format!("{program_code} for this household (already received)"),
+            existing_id: Some(case_id),
+        },
     }
 }
 

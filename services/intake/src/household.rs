@@ -15,6 +15,7 @@ pub enum HouseholdEvent {
     Moved(pb::HouseholdMoved),
     ApplicationSubmitted(pb::ApplicationSubmitted),
     RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged),
+    ApplicationClosed(pb::ApplicationClosed),
 }
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -28,6 +29,7 @@ impl HouseholdEvent {
             HouseholdEvent::Moved(_) => "sunshine.v1.HouseholdMoved",
             HouseholdEvent::ApplicationSubmitted(_) => "sunshine.v1.ApplicationSubmitted",
             HouseholdEvent::RelativeOfOfficialFlagged(_) => "sunshine.v1.RelativeOfOfficialFlagged",
+            HouseholdEvent::ApplicationClosed(_) => "sunshine.v1.ApplicationClosed",
         }
     }
 
@@ -39,6 +41,7 @@ impl HouseholdEvent {
             HouseholdEvent::Moved(message) => message.encode_to_vec(),
             HouseholdEvent::ApplicationSubmitted(message) => message.encode_to_vec(),
             HouseholdEvent::RelativeOfOfficialFlagged(message) => message.encode_to_vec(),
+            HouseholdEvent::ApplicationClosed(message) => message.encode_to_vec(),
         }
     }
 
@@ -66,6 +69,9 @@ impl HouseholdEvent {
             "sunshine.v1.RelativeOfOfficialFlagged" => HouseholdEvent::RelativeOfOfficialFlagged(
                 pb::RelativeOfOfficialFlagged::decode(payload)?,
             ),
+            "sunshine.v1.ApplicationClosed" => {
+                HouseholdEvent::ApplicationClosed(pb::ApplicationClosed::decode(payload)?)
+            }
             _ => return Ok(None),
         }))
     }
@@ -102,6 +108,8 @@ pub struct HouseholdState {
     pub members: Vec<MemberState>,
     /// By program code.
     pub open_applications: BTreeMap<String, OpenApplication>,
+    /// Programs the household receives (approved, not terminated), with their case.
+    pub receiving: BTreeMap<String, String>,
     pub version: u64,
 }
 
@@ -114,6 +122,11 @@ pub enum HouseholdError {
     MemberDead { field: String, member_id: String },
     #[error("an application for {program_code} is already open: case {case_id}")]
     ApplicationOpen {
+        program_code: String,
+        case_id: String,
+    },
+    #[error("the household already receives {program_code}: case {case_id}")]
+    AlreadyReceiving {
         program_code: String,
         case_id: String,
     },
@@ -144,6 +157,7 @@ impl HouseholdState {
                             })
                             .collect(),
                         open_applications: BTreeMap::new(),
+                        receiving: BTreeMap::new(),
                         version,
                     });
                 }
@@ -195,6 +209,18 @@ impl HouseholdState {
                 );
             }
             HouseholdEvent::RelativeOfOfficialFlagged(_) => {}
+            HouseholdEvent::ApplicationClosed(closed) => {
+                self.open_applications.remove(&closed.program_code);
+                match closed.outcome.as_str() {
+                    "approved" => {
+                        self.receiving.insert(closed.program_code, closed.case_id);
+                    }
+                    "terminated" => {
+                        self.receiving.remove(&closed.program_code);
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 
@@ -233,13 +259,19 @@ impl HouseholdState {
 
     /// A household has at most one open application per program.
     pub fn require_no_open_application(&self, program_code: &str) -> Result<(), HouseholdError> {
-        match self.open_applications.get(program_code) {
-            Some(open) => Err(HouseholdError::ApplicationOpen {
+        if let Some(open) = self.open_applications.get(program_code) {
+            return Err(HouseholdError::ApplicationOpen {
                 program_code: program_code.into(),
                 case_id: open.case_id.clone(),
-            }),
-            None => Ok(()),
+            });
         }
+        if let Some(case_id) = self.receiving.get(program_code) {
+            return Err(HouseholdError::AlreadyReceiving {
+                program_code: program_code.into(),
+                case_id: case_id.clone(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -341,5 +373,37 @@ mod tests {
     #[test]
     fn a_stream_without_a_registration_is_no_household() {
         assert!(HouseholdState::fold([(submitted("dibao_rural", "c"), 1, 1)]).is_none());
+    }
+
+    #[test]
+    fn closing_an_application_frees_the_program_unless_it_is_received() {
+        let closed = |outcome: &str| {
+            HouseholdEvent::ApplicationClosed(pb::ApplicationClosed {
+                case_id: "case-7".into(),
+                program_code: "dibao_rural".into(),
+                outcome: outcome.into(),
+                ..Default::default()
+            })
+        };
+        let opened = || (submitted("dibao_rural", "case-7"), 2, 20);
+        let rejected =
+            HouseholdState::fold([(registered(), 1, 10), opened(), (closed("rejected"), 3, 30)])
+                .unwrap();
+        assert!(rejected.require_no_open_application("dibao_rural").is_ok());
+        let approved =
+            HouseholdState::fold([(registered(), 1, 10), opened(), (closed("approved"), 3, 30)])
+                .unwrap();
+        assert!(matches!(
+            approved.require_no_open_application("dibao_rural"),
+            Err(HouseholdError::AlreadyReceiving { .. })
+        ));
+        let ended = HouseholdState::fold([
+            (registered(), 1, 10),
+            opened(),
+            (closed("approved"), 3, 30),
+            (closed("terminated"), 4, 40),
+        ])
+        .unwrap();
+        assert!(ended.require_no_open_application("dibao_rural").is_ok());
     }
 }

@@ -93,8 +93,14 @@ pub async fn run_with_clock(
             .await
             .map_err(|error| format!("intake migrations: {error}"))?;
             log.spawn_consumer(
-                read_model::IntakeReadModel,
-                ConsumerConfig::default(),
+                read_model::IntakeReadModel {
+                    store: log.store.clone(),
+                },
+                ConsumerConfig {
+                    retry_delay: std::time::Duration::from_millis(300),
+                    max_attempts: 20,
+                    ..ConsumerConfig::default()
+                },
                 shutdown,
             );
             let _ = state.set(IntakeState {

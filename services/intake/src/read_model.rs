@@ -212,9 +212,89 @@ pub async fn list_applications(
         .collect()
 }
 
-/// The read-model projection, fed by the log.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IntakeReadModel;
+/// The read-model projection, fed by the log; it also records on the household stream when
+/// review closes an application's case.
+#[derive(Debug, Clone)]
+pub struct IntakeReadModel {
+    pub store: sunshine_eventlog::EventStore,
+}
+
+/// The outcome a review event closes an application with.
+fn closing_outcome(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        "sunshine.v1.CaseApproved" => Some("approved"),
+        "sunshine.v1.CaseRejected" => Some("rejected"),
+        "sunshine.v1.CaseWithdrawn" => Some("withdrawn"),
+        "sunshine.v1.BenefitTerminated" => Some("terminated"),
+        _ => None,
+    }
+}
+
+impl IntakeReadModel {
+    /// Appends `ApplicationClosed` to the household stream for a decision on its case.
+    async fn close_application(
+        &self,
+        event: &RecordedEvent,
+        outcome: &str,
+    ) -> Result<(), HandlerError> {
+        let command_id = format!("close-application-{}", event.event_id);
+        let row = sqlx::query("SELECT application_id, household_id, program_code FROM intake_applications WHERE case_id = $1")
+            .bind(event.case_id.as_str())
+            .fetch_optional(self.store.pool())
+            .await?;
+        // Not in the read model yet: fail, and the consumer tries again shortly.
+        let Some(row) = row else {
+            return Err(HandlerError(format!(
+                "no application with case {} yet",
+                event.case_id
+            )));
+        };
+        let application_id: String = row.try_get(0)?;
+        let household_id: String = row.try_get(1)?;
+        let program_code: String = row.try_get(2)?;
+        let stream = sunshine_eventlog::StreamId::new("intake", "household", &household_id)
+            .map_err(|error| HandlerError(error.to_string()))?;
+        let version = self
+            .store
+            .stream_version(&stream)
+            .await
+            .map_err(|error| HandlerError(error.to_string()))?;
+        let closed = HouseholdEvent::ApplicationClosed(pb::ApplicationClosed {
+            application_id,
+            case_id: event.case_id.clone(),
+            household_id,
+            program_code,
+            outcome: outcome.to_owned(),
+        });
+        let metadata = sunshine_eventlog::EventMetadata {
+            actor: sunshine_eventlog::Actor {
+                subject: "intake-application-closer".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            command_id: Some(command_id),
+            causation_id: Some(event.event_id.to_string()),
+            ..sunshine_eventlog::EventMetadata::default()
+        };
+        let new_event = sunshine_eventlog::NewEvent::new(
+            event.case_id.clone(),
+            closed.event_type(),
+            1,
+            closed.encode(),
+        );
+        self.store
+            .append(
+                &stream,
+                sunshine_eventlog::ExpectedVersion::Exact(version),
+                &metadata,
+                vec![new_event],
+            )
+            .await
+            .map_err(|error| HandlerError(error.to_string()))?;
+        Ok(())
+    }
+}
 
 /// Status of an application routed `route`, before review or a department acts.
 pub fn initial_status(route: i32) -> &'static str {
@@ -311,6 +391,13 @@ async fn apply_event(
             .execute(&mut *connection)
             .await?;
         }
+        HouseholdEvent::ApplicationClosed(closed) => {
+            sqlx::query("UPDATE intake_applications SET status = $1 WHERE application_id = $2")
+                .bind(closed.outcome.as_str())
+                .bind(closed.application_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+        }
         HouseholdEvent::CircumstanceChanged(_) | HouseholdEvent::RelativeOfOfficialFlagged(_) => {}
     }
     Ok(())
@@ -319,6 +406,17 @@ async fn apply_event(
 impl Projection for IntakeReadModel {
     fn name(&self) -> &str {
         "intake-read-model"
+    }
+
+    fn react<'a>(&'a self, event: &'a RecordedEvent) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            match closing_outcome(&event.event_type) {
+                Some(outcome) if event.stream_id.starts_with("review-") => {
+                    self.close_application(event, outcome).await
+                }
+                _ => Ok(()),
+            }
+        })
     }
 
     fn apply<'a>(
