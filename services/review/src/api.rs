@@ -192,6 +192,32 @@ impl ReviewApi {
             .ok_or_else(|| ApiError::Unavailable("review is still starting".into()))
     }
 
+    /// A command whose decision attaches no policy result: load, decide, append, answer.
+    async fn decide_plainly(
+        &self,
+        caller: &Identity,
+        command_id: &str,
+        case_id: &str,
+        expected_version: u64,
+        decide: impl FnOnce(&ReviewState, &CaseState, &Officer) -> Result<Vec<CaseEvent>, CaseError>,
+    ) -> Result<Response<pb::CaseCommandResponse>, Status> {
+        let response = self
+            .command(
+                caller,
+                command_id,
+                case_id,
+                expected_version,
+                |state, loaded, acting| {
+                    Ok((
+                        decide(state, &loaded.state, acting).map_err(case_error)?,
+                        None,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
+    }
+
     /// Loads, checks the version the officer saw, decides, appends.
     async fn command(
         &self,
@@ -355,24 +381,14 @@ impl ReviewService for ReviewApi {
                 org_unit,
             });
         }
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |_, loaded, acting| {
-                    Ok((
-                        loaded
-                            .state
-                            .assign_investigators(acting, &investigators)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.decide_plainly(
+            &caller,
+            &message.command_id,
+            &message.case_id,
+            message.expected_version,
+            |_, case, acting| case.assign_investigators(acting, &investigators),
+        )
+        .await
     }
 
     async fn record_home_visit(
@@ -430,24 +446,14 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |_, loaded, acting| {
-                    Ok((
-                        loaded
-                            .state
-                            .request_verification(acting, &message.department_codes)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.decide_plainly(
+            &caller,
+            &message.command_id,
+            &message.case_id,
+            message.expected_version,
+            |_, case, acting| case.request_verification(acting, &message.department_codes),
+        )
+        .await
     }
 
     async fn record_opinion(
@@ -647,28 +653,16 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |_, loaded, acting| {
-                    Ok((
-                        loaded
-                            .state
-                            .return_for_material(
-                                acting,
-                                &message.missing_materials,
-                                &message.reason,
-                            )
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.decide_plainly(
+            &caller,
+            &message.command_id,
+            &message.case_id,
+            message.expected_version,
+            |_, case, acting| {
+                case.return_for_material(acting, &message.missing_materials, &message.reason)
+            },
+        )
+        .await
     }
 
     async fn withdraw(
@@ -677,24 +671,14 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |_, loaded, acting| {
-                    Ok((
-                        loaded
-                            .state
-                            .withdraw(acting, &message.reason)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.decide_plainly(
+            &caller,
+            &message.command_id,
+            &message.case_id,
+            message.expected_version,
+            |_, case, acting| case.withdraw(acting, &message.reason),
+        )
+        .await
     }
 
     async fn extend_deadline(
@@ -703,24 +687,14 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |_, loaded, acting| {
-                    Ok((
-                        loaded
-                            .state
-                            .extend_deadline(acting, &message.reason)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.decide_plainly(
+            &caller,
+            &message.command_id,
+            &message.case_id,
+            message.expected_version,
+            |_, case, acting| case.extend_deadline(acting, &message.reason),
+        )
+        .await
     }
 
     async fn list_work_queue(
@@ -755,24 +729,16 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |state, loaded, acting| {
-                    Ok((
-                        loaded
-                            .state
-                            .notify_refusal(acting, state.clock.today(), &message.channel)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.decide_plainly(
+            &caller,
+            &message.command_id,
+            &message.case_id,
+            message.expected_version,
+            |state, case, acting| {
+                case.notify_refusal(acting, state.clock.today(), &message.channel)
+            },
+        )
+        .await
     }
 
     async fn list_overdue_cases(
