@@ -438,35 +438,46 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
             .iter()
             .any(|stored| stored.event_type == "sunshine.v1.ReReviewScheduled")
     );
-    let household_now = intake_client
-        .get_household(with_token(
-            pb::GetHouseholdRequest {
-                household_id: household.household_id.clone(),
-                ..Default::default()
-            },
-            &officers.clerk,
-        )?)
-        .await?
-        .into_inner()
-        .household
-        .expect("household");
-    intake_client
-        .record_death(with_token(
-            pb::RecordDeathRequest {
-                command_id: "death-1".into(),
-                household_id: household.household_id.clone(),
-                expected_version: household_now.version,
-                member_id: household.member_ids[3].clone(),
-                date_of_death: Some(pb::Date {
-                    year: 2026,
-                    month: 10,
-                    day: 6,
-                }),
-                reason: "死亡证明".into(),
-            },
-            &officers.clerk,
-        )?)
-        .await?;
+    // Intake may still be recording the approval on the household stream: a clerk whose
+    // change is ABORTED reloads and tries again.
+    let mut attempts = 0;
+    loop {
+        let household_now = intake_client
+            .get_household(with_token(
+                pb::GetHouseholdRequest {
+                    household_id: household.household_id.clone(),
+                    ..Default::default()
+                },
+                &officers.clerk,
+            )?)
+            .await?
+            .into_inner()
+            .household
+            .expect("household");
+        let death = pb::RecordDeathRequest {
+            command_id: format!("death-1-{attempts}"),
+            household_id: household.household_id.clone(),
+            expected_version: household_now.version,
+            member_id: household.member_ids[3].clone(),
+            date_of_death: Some(pb::Date {
+                year: 2026,
+                month: 10,
+                day: 6,
+            }),
+            reason: "死亡证明".into(),
+        };
+        match intake_client
+            .record_death(with_token(death, &officers.clerk)?)
+            .await
+        {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::Aborted && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => anyhow::bail!("recording the death failed: {status:?}"),
+        }
+    }
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let reassessed = loop {
         let case_file = store.read_case(&case_id).await?;
@@ -698,7 +709,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         match again {
             Ok(_) => break,
             Err(status)
-                if status.code() == Code::AlreadyExists
+                if matches!(status.code(), Code::AlreadyExists | Code::Aborted)
                     && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -708,13 +719,27 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
             }
         }
     }
-    let receiving = intake_client
-        .submit_application(with_token(
-            dibao_application("app-r5", &household.household_id, &household.member_ids[0]),
-            &officers.clerk,
-        )?)
-        .await
-        .expect_err("already receives dibao");
+    let mut receiving = None;
+    for attempt in 0..20 {
+        let refused = intake_client
+            .submit_application(with_token(
+                dibao_application(
+                    &format!("app-r5-{attempt}"),
+                    &household.household_id,
+                    &household.member_ids[0],
+                ),
+                &officers.clerk,
+            )?)
+            .await
+            .expect_err("already receives dibao");
+        // ABORTED: intake was recording something on the household at that moment.
+        if refused.code() != Code::Aborted {
+            receiving = Some(refused);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let receiving = receiving.expect("an answer other than ABORTED");
     assert_eq!(receiving.code(), Code::AlreadyExists);
     assert!(
         receiving.message().contains(&case_id),
