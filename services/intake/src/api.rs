@@ -228,15 +228,10 @@ impl IntakeApi {
         field: &str,
         sealed: &[u8],
     ) -> Result<String, ApiError> {
-        if sealed.is_empty() {
-            return Ok(String::new());
-        }
-        let associated = format!("{household_id}/{field}");
-        match state.log.keys.open(sealed, associated.as_bytes()).await {
-            Ok(bytes) => String::from_utf8(bytes).map_err(ApiError::internal),
+        match self.open_bytes(state, household_id, field, sealed).await? {
+            Some(bytes) => String::from_utf8(bytes).map_err(ApiError::internal),
             // Crypto-shredded: the value is gone for good.
-            Err(sunshine_eventlog::keys::KeyError::Destroyed { .. }) => Ok("[destroyed]".into()),
-            Err(error) => Err(ApiError::internal(error)),
+            None => Ok("[destroyed]".into()),
         }
     }
 
@@ -783,7 +778,8 @@ impl IntakeApi {
                 "payment_account",
                 &household.sealed_payment_account,
             )
-            .await?;
+            .await?
+            .unwrap_or_default();
         let mut payment_account = pb::PaymentAccount::decode(account_text.as_slice()).ok();
         if !reveal && let Some(account) = payment_account.as_mut() {
             account.account_number = masking::mask_account(&account.account_number);
@@ -858,20 +854,21 @@ impl IntakeApi {
         Ok(())
     }
 
+    /// The plaintext of a sealed field; `None` once its key was destroyed.
     async fn open_bytes(
         &self,
         state: &IntakeState,
         household_id: &str,
         field: &str,
         sealed: &[u8],
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Option<Vec<u8>>, ApiError> {
         if sealed.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let associated = format!("{household_id}/{field}");
         match state.log.keys.open(sealed, associated.as_bytes()).await {
-            Ok(bytes) => Ok(bytes),
-            Err(sunshine_eventlog::keys::KeyError::Destroyed { .. }) => Ok(Vec::new()),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(sunshine_eventlog::keys::KeyError::Destroyed { .. }) => Ok(None),
             Err(error) => Err(ApiError::internal(error)),
         }
     }
