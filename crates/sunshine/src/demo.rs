@@ -42,10 +42,29 @@ pub async fn run() -> anyhow::Result<()> {
     let (trigger, shutdown) = Shutdown::new();
     let mut addresses: Vec<(&str, SocketAddr)> = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
+    // Intake and review share a clock the demo can move (publicity takes seven days).
+    let clock = std::sync::Arc::new(sunshine_platform::clock::ManualClock::new(
+        sunshine_platform::clock::Clock::today(&sunshine_platform::clock::SystemClock),
+    ));
     for entry in &SERVICES {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         addresses.push((entry.name, listener.local_addr()?));
-        tasks.spawn((entry.run)(config.clone(), listener, shutdown.clone()));
+        let shared_clock: std::sync::Arc<dyn sunshine_platform::clock::Clock> = clock.clone();
+        match entry.name {
+            "intake" => tasks.spawn(Box::pin(sunshine_intake::run_with_clock(
+                config.clone(),
+                listener,
+                shutdown.clone(),
+                shared_clock,
+            )) as crate::services::RunFuture),
+            "review" => tasks.spawn(Box::pin(sunshine_review::run_with_clock(
+                config.clone(),
+                listener,
+                shutdown.clone(),
+                shared_clock,
+            )) as crate::services::RunFuture),
+            _ => tasks.spawn((entry.run)(config.clone(), listener, shutdown.clone())),
+        };
     }
 
     let admin = issuer.sign(&dev_keys::claims(
@@ -121,7 +140,8 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
 
-    intake_walkthrough(&addresses, &clerk).await?;
+    let case_id = intake_walkthrough(&addresses, &clerk).await?;
+    review_walkthrough(&addresses, &issuer, &config, &case_id, &clock).await?;
 
     trigger.trigger();
     while let Some(joined) = tasks.join_next().await {
@@ -164,7 +184,10 @@ fn demo_id(body: &str) -> anyhow::Result<String> {
 
 /// A household of three registers at its village and applies for rural dibao; the review
 /// service opens the case from the bus.
-async fn intake_walkthrough(addresses: &[(&str, SocketAddr)], clerk: &str) -> anyhow::Result<()> {
+async fn intake_walkthrough(
+    addresses: &[(&str, SocketAddr)],
+    clerk: &str,
+) -> anyhow::Result<String> {
     use sunshine_proto::v1 as pb;
     use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 
@@ -325,5 +348,224 @@ async fn intake_walkthrough(addresses: &[(&str, SocketAddr)], clerk: &str) -> an
     for member in &household.members {
         println!("  {} {}", member.name, member.national_id);
     }
+    Ok(accepted.case_id)
+}
+
+/// The case through review: investigators, visits, verification, opinion with the policy
+/// result, seven days of public notice, and the district's decision.
+async fn review_walkthrough(
+    addresses: &[(&str, SocketAddr)],
+    issuer: &TokenIssuer,
+    config: &Config,
+    case_id: &str,
+    clock: &sunshine_platform::clock::ManualClock,
+) -> anyhow::Result<()> {
+    use sunshine_platform::clock::Clock as _;
+    use sunshine_proto::v1 as pb;
+    use sunshine_proto::v1::review_service_client::ReviewServiceClient;
+
+    let token = |subject: &str, name: &str, role: Role, org_unit: &str| {
+        issuer.sign(&dev_keys::claims(
+            &config.auth.audience,
+            subject,
+            name,
+            role,
+            org_unit,
+            None,
+            1,
+        ))
+    };
+    let street = token(
+        "street-1",
+        "街道审核员",
+        Role::StreetReviewer,
+        "990101001000",
+    );
+    let visitor = token("clerk-2", "村居调查员", Role::VillageClerk, EXAMPLE_VILLAGE);
+    let clerk = token("clerk-1", "村居经办员", Role::VillageClerk, EXAMPLE_VILLAGE);
+    let approver = token(
+        "approver-1",
+        "区中心审批人",
+        Role::CenterApprover,
+        EXAMPLE_DISTRICT,
+    );
+    let (_, review_address) = addresses[1];
+    let mut review = ReviewServiceClient::new(
+        Channel::from_shared(format!("http://{review_address}"))?
+            .connect()
+            .await?,
+    );
+    let version = review
+        .get_case(authorised(
+            pb::GetCaseRequest {
+                case_id: case_id.into(),
+            },
+            &street,
+        )?)
+        .await?
+        .into_inner()
+        .version;
+    let officer = |subject: &str| pb::CaseOfficer {
+        subject: subject.into(),
+        role: "village_clerk".into(),
+        org_unit_code: EXAMPLE_VILLAGE.into(),
+    };
+    let mut version = review
+        .assign_investigators(authorised(
+            pb::AssignInvestigatorsRequest {
+                command_id: "demo-assign".into(),
+                case_id: case_id.into(),
+                expected_version: version,
+                investigators: vec![officer("clerk-1"), officer("clerk-2")],
+            },
+            &street,
+        )?)
+        .await?
+        .into_inner()
+        .version;
+    for (command, visiting) in [("demo-visit-1", &clerk), ("demo-visit-2", &visitor)] {
+        let visited_on = pb::Date {
+            year: clock.today().year(),
+            month: i32::from(u8::from(clock.today().month())),
+            day: i32::from(clock.today().day()),
+        };
+        version = review
+            .record_home_visit(authorised(
+                pb::RecordHomeVisitRequest {
+                    command_id: command.into(),
+                    case_id: case_id.into(),
+                    expected_version: version,
+                    visited_on: Some(visited_on),
+                    findings: "家中有卧床老人".into(),
+                },
+                visiting,
+            )?)
+            .await?
+            .into_inner()
+            .version;
+    }
+    println!("\nreview: two investigators visited the household");
+    let requested = review
+        .request_verification(authorised(
+            pb::RequestVerificationRequest {
+                command_id: "demo-verify".into(),
+                case_id: case_id.into(),
+                expected_version: version,
+                department_codes: vec!["civil_affairs".into()],
+            },
+            &street,
+        )?)
+        .await?
+        .into_inner();
+    // Department-integration is not built yet: answer as it will, on its own stream.
+    let database = sunshine_platform::backends::Database::connect(&config.database).await?;
+    let store = sunshine_eventlog::EventStore::from_database(&database);
+    let answer = pb::VerificationAnswered {
+        case_id: case_id.into(),
+        department_code: "civil_affairs".into(),
+        ..Default::default()
+    };
+    store
+        .append(
+            &sunshine_eventlog::StreamId::new("departments", "verification", case_id)?,
+            sunshine_eventlog::ExpectedVersion::NoStream,
+            &sunshine_eventlog::EventMetadata::default(),
+            vec![sunshine_eventlog::NewEvent::new(
+                case_id,
+                "sunshine.v1.VerificationAnswered",
+                1,
+                prost::Message::encode_to_vec(&answer),
+            )],
+        )
+        .await?;
+    println!(
+        "review: economic-status verification requested (version {}) and answered by civil affairs",
+        requested.version
+    );
+    let mut at_opinion = None;
+    for _ in 0..100 {
+        let case = review
+            .get_case(authorised(
+                pb::GetCaseRequest {
+                    case_id: case_id.into(),
+                },
+                &street,
+            )?)
+            .await?
+            .into_inner();
+        if case.stage == "preliminary_opinion" {
+            at_opinion = Some(case);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at_opinion = at_opinion.context("verification answer never arrived")?;
+    let opinion = review
+        .record_opinion(authorised(
+            pb::RecordOpinionRequest {
+                command_id: "demo-opinion".into(),
+                case_id: case_id.into(),
+                expected_version: at_opinion.version,
+                recommend_approval: true,
+                proposed_amount: None,
+                opinion: "符合农村低保条件".into(),
+                departure_justification: String::new(),
+            },
+            &street,
+        )?)
+        .await?
+        .into_inner();
+    let policy = opinion.policy.clone().unwrap_or_default();
+    let amount = policy.amount.as_ref().map_or(0, |money| money.fen);
+    println!(
+        "review: the street-town recommends approval; the policy engine (version {}…) finds:",
+        &policy.policy_version[..12.min(policy.policy_version.len())]
+    );
+    for line in policy.reasons.iter().take(6) {
+        println!("    {line}");
+    }
+    let publicity = review
+        .start_publicity(authorised(
+            pb::StartPublicityRequest {
+                command_id: "demo-publicity".into(),
+                case_id: case_id.into(),
+                expected_version: opinion.version,
+            },
+            &street,
+        )?)
+        .await?
+        .into_inner();
+    let decide = |command: &str| pb::DecideRequest {
+        command_id: command.into(),
+        case_id: case_id.into(),
+        expected_version: publicity.version,
+        approve: true,
+        monthly_amount: Some(pb::Money { fen: amount }),
+        start_month: sunshine_review::case::following_month(clock.today()),
+        reasons: vec!["符合条件".into()],
+        departure_justification: String::new(),
+    };
+    if let Err(status) = review
+        .decide(authorised(decide("demo-decide-early"), &approver)?)
+        .await
+    {
+        println!(
+            "review: a decision during the public notice: {:?}: {}",
+            status.code(),
+            status.message()
+        );
+    }
+    clock.set(clock.today() + time::Duration::days(8));
+    let decided = review
+        .decide(authorised(decide("demo-decide"), &approver)?)
+        .await?
+        .into_inner();
+    println!(
+        "review: eight days later the district approves: status {}, {}.{:02} yuan a month",
+        decided.status,
+        amount / 100,
+        amount % 100
+    );
+    database.close().await;
     Ok(())
 }

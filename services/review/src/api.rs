@@ -307,7 +307,8 @@ pub async fn evaluate_case(
                 "the policy cannot evaluate this household: {error}"
             ))
         })?;
-    Ok(crate::facts::policy_result(&decision))
+    let program_name = &state.policy.catalogue().program(program).name_zh;
+    Ok(crate::facts::policy_result(&decision, program_name))
 }
 
 /// The division-code prefix an officer's lists cover.

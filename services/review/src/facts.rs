@@ -107,8 +107,8 @@ pub fn household_facts(household: &HouseholdState) -> Result<HouseholdFacts, Str
     serde_json::from_value(value).map_err(|error| format!("household facts: {error}"))
 }
 
-/// The result attached to an opinion or decision.
-pub fn policy_result(decision: &Decision) -> pb::PolicyResult {
+/// The result attached to an opinion or decision; `program_name` heads the explanation.
+pub fn policy_result(decision: &Decision, program_name: &str) -> pb::PolicyResult {
     pb::PolicyResult {
         eligible: decision.eligible,
         amount: Some(pb::Money {
@@ -121,7 +121,7 @@ pub fn policy_result(decision: &Decision) -> pb::PolicyResult {
             .map_or(0, |hardship| hardship.basis_points),
         policy_version: decision.policy_version.to_string(),
         reasons: decision
-            .explain(Language::Zh, "")
+            .explain(Language::Zh, program_name)
             .lines()
             .map(str::to_owned)
             .collect(),
