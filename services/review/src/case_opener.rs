@@ -85,6 +85,18 @@ impl CaseOpener {
             1,
             opened.encode_to_vec(),
         );
+        // On the open-case list before the case exists, so the deadline watch never misses a case
+        // it could see; it skips rows whose case is not (yet) in the log. The projection writes
+        // the same row from the log (rebuilds).
+        sqlx::query(
+            "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
+             ON CONFLICT (case_id) DO NOTHING",
+        )
+        .bind(opened.case_id.as_str())
+        .bind(opened.household_id.as_str())
+        .bind(opened.hukou_org_unit_code.as_str())
+        .execute(self.state.log.store.pool())
+        .await?;
         self.state
             .log
             .store
@@ -96,17 +108,6 @@ impl CaseOpener {
             )
             .await
             .map_err(handler_error)?;
-        // Write-through to the open-case list, so the deadline watch sees the case at once; the
-        // projection writes the same row from the log (rebuilds, crashes in between).
-        sqlx::query(
-            "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
-             ON CONFLICT (case_id) DO NOTHING",
-        )
-        .bind(opened.case_id.as_str())
-        .bind(opened.household_id.as_str())
-        .bind(opened.hukou_org_unit_code.as_str())
-        .execute(self.state.log.store.pool())
-        .await?;
         Ok(())
     }
 

@@ -29,7 +29,12 @@ pub async fn record_breaches(
     let today = state.clock.today();
     let mut overdue = Vec::new();
     for case_id in cases_in_scope(state, prefix).await? {
-        let loaded = load_case(state, &case_id).await?;
+        let loaded = match load_case(state, &case_id).await {
+            Ok(loaded) => loaded,
+            // Listed a moment before its CaseOpened is appended: not a case yet.
+            Err(ApiError::NotFound { .. }) => continue,
+            Err(error) => return Err(error),
+        };
         let Some(limits) = limits_for(state, &loaded)? else {
             continue;
         };
@@ -87,7 +92,12 @@ pub async fn work_queue(
 ) -> Result<Vec<pb::WorkItem>, ApiError> {
     let mut items = Vec::new();
     for case_id in cases_in_scope(state, prefix).await? {
-        let loaded = load_case(state, &case_id).await?;
+        let loaded = match load_case(state, &case_id).await {
+            Ok(loaded) => loaded,
+            // Listed a moment before its CaseOpened is appended: not a case yet.
+            Err(ApiError::NotFound { .. }) => continue,
+            Err(error) => return Err(error),
+        };
         let case = &loaded.state;
         let next = match limits_for(state, &loaded)? {
             Some(limits) => case
