@@ -255,3 +255,36 @@ pub async fn start_every_service(config: &Config) -> anyhow::Result<Vec<RunningS
         .await?,
     ])
 }
+
+/// The backends a scenario runs on, kept alive for the test.
+#[derive(Debug)]
+pub enum ScenarioBackends {
+    /// PostgreSQL (a fresh database) and the shared NATS JetStream.
+    Cluster(TestDatabase),
+    /// A fresh SQLite file and the in-process bus.
+    Embedded(TempSqlite),
+}
+
+impl ScenarioBackends {
+    pub async fn start(cluster: bool) -> anyhow::Result<Self> {
+        Ok(if cluster {
+            ScenarioBackends::Cluster(TestDatabase::create().await?)
+        } else {
+            ScenarioBackends::Embedded(TempSqlite::create()?)
+        })
+    }
+
+    pub fn database_url(&self) -> String {
+        match self {
+            ScenarioBackends::Cluster(database) => database.url(),
+            ScenarioBackends::Embedded(sqlite) => sqlite.url(),
+        }
+    }
+
+    pub fn bus_url(&self) -> String {
+        match self {
+            ScenarioBackends::Cluster(_) => format!("nats://{}", nats_address()),
+            ScenarioBackends::Embedded(_) => "memory://".into(),
+        }
+    }
+}

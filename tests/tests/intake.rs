@@ -13,8 +13,7 @@ use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_tests::households::{date, dibao_application, documents, family, registration};
 use sunshine_tests::{
-    RunningService, TempSqlite, TestAuth, TestDatabase, VILLAGE, nats_address, test_config,
-    with_token,
+    RunningService, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -45,26 +44,10 @@ async fn event_count(store: &EventStore) -> anyhow::Result<i64> {
         .await?)
 }
 
-enum Keep {
-    #[allow(dead_code)]
-    Postgres(TestDatabase),
-    #[allow(dead_code)]
-    Sqlite(TempSqlite),
-}
-
 async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
-    let (database_url, bus_url, keep) = if cluster {
-        let database = TestDatabase::create().await?;
-        (
-            database.url(),
-            format!("nats://{}", nats_address()),
-            Keep::Postgres(database),
-        )
-    } else {
-        let sqlite = TempSqlite::create()?;
-        (sqlite.url(), "memory://".to_owned(), Keep::Sqlite(sqlite))
-    };
+    let keep = ScenarioBackends::start(cluster).await?;
+    let (database_url, bus_url) = (keep.database_url(), keep.bus_url());
     let config = test_config(&auth, database_url.clone(), bus_url);
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,

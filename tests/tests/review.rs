@@ -18,8 +18,7 @@ use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
 use sunshine_tests::households::{dibao_application, documents, family, registration};
 use sunshine_tests::{
-    RunningService, TempSqlite, TestAuth, TestDatabase, VILLAGE, nats_address, test_config,
-    with_token,
+    RunningService, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
 };
 use time::macros::date;
 use tonic::Code;
@@ -29,13 +28,6 @@ use tonic_health::pb::health_check_response::ServingStatus;
 const PATIENCE: Duration = Duration::from_secs(30);
 const STREET: &str = "990101001000";
 const DISTRICT: &str = "990101000000";
-
-enum Keep {
-    #[allow(dead_code)]
-    Postgres(TestDatabase),
-    #[allow(dead_code)]
-    Sqlite(TempSqlite),
-}
 
 struct Officers {
     clerk: String,
@@ -239,17 +231,8 @@ async fn walk_to_decision(
 
 async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
-    let (database_url, bus_url, keep) = if cluster {
-        let database = TestDatabase::create().await?;
-        (
-            database.url(),
-            format!("nats://{}", nats_address()),
-            Keep::Postgres(database),
-        )
-    } else {
-        let sqlite = TempSqlite::create()?;
-        (sqlite.url(), "memory://".to_owned(), Keep::Sqlite(sqlite))
-    };
+    let keep = ScenarioBackends::start(cluster).await?;
+    let (database_url, bus_url) = (keep.database_url(), keep.bus_url());
     let clock = Arc::new(ManualClock::new(date!(2026 - 9 - 21)));
     let config = test_config(&auth, database_url.clone(), bus_url);
     let intake_clock = Arc::clone(&clock);

@@ -95,6 +95,16 @@ impl OrgUnitCode {
         &self.digits[..STREET_TOWN_PREFIX_LENGTH]
     }
 
+    /// The code prefix of everything this unit covers: six digits for a district, nine for a
+    /// street-town, all twelve for a village (for `LIKE 'prefix%'` queries).
+    pub fn scope_prefix(&self) -> &str {
+        match self.tier() {
+            OrgTier::District => self.district_prefix(),
+            OrgTier::StreetTown => self.street_town_prefix(),
+            OrgTier::VillageCommunity => &self.digits,
+        }
+    }
+
     /// Whether an officer of this unit acts for `other`, read from the codes alone: a district
     /// covers every unit under it, a street-town its villages, a village only itself.
     pub fn covers(&self, other: &OrgUnitCode) -> bool {
@@ -554,6 +564,13 @@ name = "青石村委会"
         assert_eq!(tree.tier(&village), Some(OrgTier::VillageCommunity));
         assert_eq!(tree.tier(&code("990101999999")), None);
         assert!(tree.get(&code("990101999999")).is_none());
+    }
+
+    #[test]
+    fn scope_prefixes_follow_the_tier() {
+        assert_eq!(code("990101000000").scope_prefix(), "990101");
+        assert_eq!(code("990101001000").scope_prefix(), "990101001");
+        assert_eq!(code("990101001002").scope_prefix(), "990101001002");
     }
 
     #[test]

@@ -148,15 +148,6 @@ fn workflow_name(workflow: ReviewWorkflow) -> &'static str {
     }
 }
 
-/// The org-unit prefix an officer's list covers.
-fn scope_prefix(code: &OrgUnitCode) -> String {
-    match code.tier() {
-        OrgTier::District => code.district_prefix().to_owned(),
-        OrgTier::StreetTown => code.street_town_prefix().to_owned(),
-        OrgTier::VillageCommunity => code.as_str().to_owned(),
-    }
-}
-
 impl IntakeApi {
     /// The district's date today (the configured clock; the system's until connected).
     fn today(&self) -> time::Date {
@@ -601,7 +592,7 @@ impl IntakeApi {
             hukou_org_unit_code: household.hukou_org_unit_code.clone(),
             relative_of_official: !flags.is_empty(),
             review_workflow: workflow_name(program.workflow).to_owned(),
-            accepted_on: Some(validation::proto_date(self.today())),
+            accepted_on: Some(sunshine_proto::dates::from_date(self.today())),
         });
         let mut events = vec![event(&case_id, &submitted)];
         for (member_id, relative) in &flags {
@@ -961,7 +952,7 @@ impl IntakeService for IntakeApi {
             true,
             validation::MAX_REASON_CHARS,
         );
-        match validation::date_of(message.date_of_death.as_ref()) {
+        match sunshine_proto::dates::to_date(message.date_of_death.as_ref()) {
             None => errors.push("date_of_death", "required, a calendar date"),
             Some(date) if date > self.today() => {
                 errors.push("date_of_death", "must not be in the future")
@@ -1276,7 +1267,7 @@ impl IntakeService for IntakeApi {
             i64::from(page.page_size)
         };
         let query = ApplicationQuery {
-            org_unit_prefix: scope_prefix(&org_unit),
+            org_unit_prefix: org_unit.scope_prefix().to_owned(),
             program_code: (!message.program_code.is_empty()).then_some(message.program_code),
             status: (!message.status.is_empty()).then_some(message.status),
             after_application_id: (!page.page_token.is_empty()).then_some(page.page_token),

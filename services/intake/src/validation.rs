@@ -2,6 +2,7 @@
 //! anything is read or written.
 
 use sunshine_domain::{NationalId, OrgUnitCode, ValidationErrors};
+use sunshine_proto::dates::to_date as date_of;
 use sunshine_proto::v1 as pb;
 use time::Date;
 
@@ -17,20 +18,6 @@ pub const MAX_ITEMS: usize = 30;
 pub struct ValidMember {
     pub input: pb::MemberInput,
     pub national_id: NationalId,
-}
-
-pub fn date_of(value: Option<&pb::Date>) -> Option<Date> {
-    let value = value?;
-    let month = time::Month::try_from(u8::try_from(value.month).ok()?).ok()?;
-    Date::from_calendar_date(value.year, month, u8::try_from(value.day).ok()?).ok()
-}
-
-pub fn proto_date(date: Date) -> pb::Date {
-    pb::Date {
-        year: date.year(),
-        month: i32::from(u8::from(date.month())),
-        day: i32::from(date.day()),
-    }
 }
 
 pub fn check_text(

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sunshine_domain::{OrgTier, OrgUnitCode, WorkingDayCalendar};
+use sunshine_domain::{OrgUnitCode, WorkingDayCalendar};
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{Actor, EventMetadata, ExpectedVersion, NewEvent, StreamId};
 use sunshine_platform::auth::identity;
@@ -108,7 +108,7 @@ pub async fn load_case(state: &ReviewState, case_id: &str) -> Result<LoadedCase,
                         )))
                     })?
                     .clone();
-                accepted_on = crate::case_opener::date_from(opened.accepted_on.as_ref());
+                accepted_on = sunshine_proto::dates::to_date(opened.accepted_on.as_ref());
                 household_id = opened.household_id.clone();
                 case = Some(CaseState::opened(opened, workflow).map_err(case_error)?);
             }
@@ -311,19 +311,6 @@ pub async fn evaluate_case(
     Ok(crate::facts::policy_result(&decision, program_name))
 }
 
-/// The division-code prefix an officer's lists cover.
-pub fn scope_prefix(code: &OrgUnitCode) -> String {
-    match code.tier() {
-        OrgTier::District => code.district_prefix().to_owned(),
-        OrgTier::StreetTown => code.street_town_prefix().to_owned(),
-        OrgTier::VillageCommunity => code.as_str().to_owned(),
-    }
-}
-
-fn date_of(value: Option<&pb::Date>) -> Option<Date> {
-    crate::case_opener::date_from(value)
-}
-
 #[tonic::async_trait]
 impl ReviewService for ReviewApi {
     async fn get_case(
@@ -398,7 +385,7 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let visited_on = date_of(message.visited_on.as_ref())
+        let visited_on = sunshine_proto::dates::to_date(message.visited_on.as_ref())
             .ok_or_else(|| ApiError::invalid_field("visited_on", "a calendar date"))?;
         let state = self.state()?;
         let sealed = if message.findings.is_empty() {
@@ -720,7 +707,7 @@ impl ReviewService for ReviewApi {
         caller.require_org_scope(&scope)?;
         let state = self.state()?;
         let items =
-            crate::deadlines::work_queue(state, &scope_prefix(&scope), &caller.subject).await?;
+            crate::deadlines::work_queue(state, scope.scope_prefix(), &caller.subject).await?;
         Ok(Response::new(pb::ListWorkQueueResponse { items }))
     }
 
@@ -763,7 +750,7 @@ impl ReviewService for ReviewApi {
         };
         caller.require_org_scope(&scope)?;
         let state = self.state()?;
-        let cases = crate::deadlines::record_breaches(state, &scope_prefix(&scope)).await?;
+        let cases = crate::deadlines::record_breaches(state, scope.scope_prefix()).await?;
         Ok(Response::new(pb::ListOverdueCasesResponse { cases }))
     }
 }

@@ -11,6 +11,9 @@ use sunshine_domain::{OrgTier, OrgUnitCode};
 use sunshine_proto::v1 as pb;
 use time::Date;
 
+pub use sunshine_proto::dates::from_date as proto_date;
+use sunshine_proto::dates::to_date as date_of;
+
 use crate::workflow::{StageKind, Tier, Workflow};
 
 /// An acting officer, from the verified token.
@@ -145,20 +148,6 @@ pub struct CaseState {
     pub re_review_due: Option<Date>,
     pub rejected_on: Option<Date>,
     pub refusal_notified: bool,
-}
-
-fn date_of(value: Option<&pb::Date>) -> Option<Date> {
-    let value = value?;
-    let month = time::Month::try_from(u8::try_from(value.month).ok()?).ok()?;
-    Date::from_calendar_date(value.year, month, u8::try_from(value.day).ok()?).ok()
-}
-
-pub fn proto_date(date: Date) -> pb::Date {
-    pb::Date {
-        year: date.year(),
-        month: i32::from(u8::from(date.month())),
-        day: i32::from(date.day()),
-    }
 }
 
 fn tier_of(code: &str) -> Option<Tier> {

@@ -21,12 +21,6 @@ fn local_date(recorded_at_us: i64) -> Date {
     instant.date()
 }
 
-pub fn date_from(value: Option<&pb::Date>) -> Option<Date> {
-    let value = value?;
-    let month = time::Month::try_from(u8::try_from(value.month).ok()?).ok()?;
-    Date::from_calendar_date(value.year, month, u8::try_from(value.day).ok()?).ok()
-}
-
 fn system_actor() -> Actor {
     Actor {
         subject: "review-service".into(),
