@@ -297,6 +297,60 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let case_id = accepted.case_id.clone();
     wait_for_stage(&mut review, &officers.street, &case_id, "investigation").await?;
 
+    // Bad input is refused with the field named, and writes nothing.
+    let not_a_case = review
+        .get_case(with_token(
+            pb::GetCaseRequest {
+                case_id: "case-1".into(),
+            },
+            &officers.street,
+        )?)
+        .await
+        .expect_err("not a case id");
+    assert_eq!(not_a_case.code(), Code::InvalidArgument);
+    assert!(
+        not_a_case.message().contains("case_id"),
+        "{}",
+        not_a_case.message()
+    );
+    let opened_version = case(&mut review, &officers.street, &case_id).await?.version;
+    let undated = review
+        .record_home_visit(with_token(
+            pb::RecordHomeVisitRequest {
+                command_id: "visit-undated".into(),
+                case_id: case_id.clone(),
+                expected_version: opened_version,
+                visited_on: None,
+                findings: String::new(),
+            },
+            &officers.clerk,
+        )?)
+        .await
+        .expect_err("a visit needs its date");
+    assert_eq!(undated.code(), Code::InvalidArgument);
+    assert!(
+        undated.message().contains("visited_on"),
+        "{}",
+        undated.message()
+    );
+    let stale = review
+        .assign_investigators(with_token(
+            pb::AssignInvestigatorsRequest {
+                command_id: "assign-stale".into(),
+                case_id: case_id.clone(),
+                expected_version: opened_version + 5,
+                investigators: vec![],
+            },
+            &officers.street,
+        )?)
+        .await
+        .expect_err("a version the officer cannot have seen");
+    assert_eq!(stale.code(), Code::Aborted);
+    assert_eq!(
+        case(&mut review, &officers.street, &case_id).await?.version,
+        opened_version
+    );
+
     // The whole path to the decision stage; publicity runs 2026-09-21 ..= 2026-09-27.
     walk_to_decision(&mut review, &store, &officers, &case_id, 0).await?;
 
