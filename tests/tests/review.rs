@@ -467,6 +467,23 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         Some(engine_amount)
     );
 
+    // Intake records the decision on the household stream; wait for it, so the clerk's next
+    // commands on this household do not race it (a race would be ABORTED, as it should be).
+    let household_stream = StreamId::new("intake", "household", &household.household_id)?;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !store
+        .read_stream(&household_stream, 1)
+        .await?
+        .iter()
+        .any(|stored| stored.event_type == "sunshine.v1.ApplicationClosed")
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "intake never recorded the approval"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Approved: a re-review is scheduled; a death in the household re-evaluates the benefit
     // from the following month.
     let approved_file = store.read_case(&case_id).await?;
