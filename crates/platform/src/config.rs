@@ -35,6 +35,46 @@ pub struct Config {
     pub readiness: ReadinessConfig,
     pub log: LogConfig,
     pub policy: PolicyConfig,
+    pub district: DistrictConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// The district this deployment serves: its org tree (every org-unit input is checked against
+/// it, so a move to another district or to a code in no tree is refused).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistrictConfig {
+    /// The district's org tree (format: `crates/domain/data/example-district.toml`); empty
+    /// means the EXAMPLE district compiled into the binary.
+    pub org_tree_file: String,
+}
+
+impl DistrictConfig {
+    /// Loads the configured org tree, or the compiled-in example district.
+    pub fn load_org_tree(&self) -> Result<sunshine_domain::OrgTree, String> {
+        if self.org_tree_file.is_empty() {
+            sunshine_domain::OrgTree::example().map_err(|error| error.to_string())
+        } else {
+            sunshine_domain::OrgTree::load(&self.org_tree_file).map_err(|error| error.to_string())
+        }
+    }
+}
+
+/// Limits on reading personal data (bulk copying of the registry is refused and recorded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Reads of one household's personal data (masked or revealed) one officer may make per
+    /// hour; above it, `RESOURCE_EXHAUSTED`, and the refusal is recorded.
+    pub personal_data_reads_per_officer_per_hour: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            personal_data_reads_per_officer_per_hour: 300,
+        }
+    }
 }
 
 /// Where the district's policy lives, and the registry rules that vary by province.

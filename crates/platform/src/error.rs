@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The request is valid but the thing is not in a state that allows it.
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
+    /// The caller has used up a quota (e.g. reads of personal data per hour); recorded.
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
     /// A backend is not reachable right now; retrying later may succeed.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => Code::AlreadyExists,
             ApiError::Conflict(_) => Code::Aborted,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
         }
@@ -88,6 +92,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "ALREADY_EXISTS",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            ApiError::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
