@@ -606,6 +606,8 @@ impl IntakeApi {
                     registration_id: relative.registration_id.clone(),
                     official_position: relative.official_position.clone(),
                     official_org_unit_code: relative.official_org_unit_code.clone(),
+                    // Filled from the registry by the recusal fix (issue 9, item 11).
+                    official_subject: String::new(),
                 });
             events.push(event(&case_id, &flagged));
         }

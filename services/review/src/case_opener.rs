@@ -65,6 +65,8 @@ impl CaseOpener {
             accepted_on: submitted
                 .accepted_on
                 .or_else(|| Some(crate::case::proto_date(local_date(event.recorded_at_us)))),
+            // Filled from intake's flags by the recusal fix (issue 9, item 11).
+            recused_subjects: Vec::new(),
         };
         let stream = StreamId::new("review", "case", &submitted.case_id).map_err(handler_error)?;
         let metadata = EventMetadata {
