@@ -1,8 +1,14 @@
 //! Working days for statutory deadlines, from the State Council's yearly holiday notices.
 //!
 //! This module owns [`WorkingDayCalendar`]: which dates are working days, and deadline
-//! arithmetic in working days. It refuses to answer for a year whose holiday notice it does not
-//! hold, because a deadline computed on a guessed calendar could be wrong by days.
+//! arithmetic in working days. The exact questions ([`WorkingDayCalendar::is_working_day`],
+//! [`WorkingDayCalendar::add_working_days`]) refuse to answer for a year whose holiday notice it
+//! does not hold, because a deadline computed on a guessed calendar could be wrong by days.
+//! Statutory deadlines must still be shown when the next year's notice is late (it usually comes
+//! in October–November, and a case accepted in December runs into the new year), so
+//! [`WorkingDayCalendar::due_after`] counts such a year by weekends only and marks the result
+//! [`DueDate::provisional`]: callers compute deadlines on read, so they become exact as soon as
+//! the notice is added to the data file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +32,15 @@ pub struct WorkingDayCalendar {
 struct YearRules {
     holidays: BTreeSet<Date>,
     adjusted_working_days: BTreeSet<Date>,
+}
+
+/// A deadline in working days, and whether it is only provisional: part of the count fell in a
+/// year without a published holiday notice, where Monday–Friday counted as working days. A
+/// provisional date may move later (never earlier) once that year's holidays are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DueDate {
+    pub date: Date,
+    pub provisional: bool,
 }
 
 /// Why a calendar question could not be answered or a calendar file was rejected.
@@ -114,10 +129,7 @@ impl WorkingDayCalendar {
             .rules_by_year
             .get(&date.year())
             .ok_or(CalendarError::YearNotCovered { year: date.year() })?;
-        if rules.adjusted_working_days.contains(&date) {
-            return Ok(true);
-        }
-        Ok(!is_weekend(date) && !rules.holidays.contains(&date))
+        Ok(rules.is_working_day(date))
     }
 
     /// The first working day strictly after `date`.
@@ -146,6 +158,33 @@ impl WorkingDayCalendar {
         Ok(current)
     }
 
+    /// The deadline `working_day_count` working days after `start`, counted like
+    /// [`WorkingDayCalendar::add_working_days`], except that a year the calendar does not cover
+    /// counts every Monday–Friday as a working day (its holidays are not yet known) and makes
+    /// the result [`DueDate::provisional`]. Never fails for an uncovered year.
+    pub fn due_after(&self, start: Date, working_day_count: u32) -> Result<DueDate, CalendarError> {
+        let mut current = start;
+        let mut working_days_passed = 0_u32;
+        let mut provisional = false;
+        while working_days_passed < working_day_count {
+            current = current.next_day().ok_or(CalendarError::DateOutOfRange)?;
+            let working = match self.rules_by_year.get(&current.year()) {
+                Some(rules) => rules.is_working_day(current),
+                None => {
+                    provisional = true;
+                    !is_weekend(current)
+                }
+            };
+            if working {
+                working_days_passed += 1;
+            }
+        }
+        Ok(DueDate {
+            date: current,
+            provisional,
+        })
+    }
+
     /// The number of working days in `(start, end]`: after `start`, up to and including `end`.
     /// Zero when `end` is not after `start`.
     pub fn working_days_between(&self, start: Date, end: Date) -> Result<u32, CalendarError> {
@@ -162,6 +201,11 @@ impl WorkingDayCalendar {
 }
 
 impl YearRules {
+    fn is_working_day(&self, date: Date) -> bool {
+        self.adjusted_working_days.contains(&date)
+            || (!is_weekend(date) && !self.holidays.contains(&date))
+    }
+
     fn from_table(year: i32, table: &YearTable) -> Result<YearRules, CalendarError> {
         let mut rules = YearRules::default();
         for text in &table.holidays {
@@ -350,6 +394,50 @@ mod tests {
             calendar.working_days_between(date!(2023 - 12 - 01), date!(2024 - 01 - 10)),
             Err(CalendarError::YearNotCovered { year: 2023 })
         ));
+    }
+
+    #[test]
+    fn a_year_without_a_notice_counts_weekends_only_and_is_provisional() {
+        let calendar = embedded();
+        // Accepted Tuesday 2026-12-01: 3 working days stay in 2026 and are exact.
+        assert_eq!(
+            calendar.due_after(date!(2026 - 12 - 01), 3).unwrap(),
+            DueDate {
+                date: date!(2026 - 12 - 04),
+                provisional: false
+            }
+        );
+        // 30 working days run into 2027, which has no published notice: 22 working days are
+        // left in December 2026, then eight Monday–Fridays of January 2027.
+        assert_eq!(
+            calendar.due_after(date!(2026 - 12 - 01), 30).unwrap(),
+            DueDate {
+                date: date!(2027 - 01 - 12),
+                provisional: true
+            }
+        );
+        // A fixture notice (test data only, not the State Council's) makes it exact, and later.
+        let mut with_notice = calendar.clone();
+        with_notice.rules_by_year.insert(
+            2027,
+            YearRules {
+                holidays: [date!(2027 - 01 - 01), date!(2027 - 01 - 04)].into(),
+                adjusted_working_days: BTreeSet::new(),
+            },
+        );
+        assert_eq!(
+            with_notice.due_after(date!(2026 - 12 - 01), 30).unwrap(),
+            DueDate {
+                date: date!(2027 - 01 - 14),
+                provisional: false
+            }
+        );
+        // The exact question still refuses to guess.
+        assert!(
+            calendar
+                .add_working_days(date!(2026 - 12 - 01), 30)
+                .is_err()
+        );
     }
 
     #[test]

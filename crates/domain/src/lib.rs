@@ -18,7 +18,7 @@ pub mod national_id;
 pub mod org_unit;
 pub mod validation;
 
-pub use calendar::{CalendarError, WorkingDayCalendar};
+pub use calendar::{CalendarError, DueDate, WorkingDayCalendar};
 pub use money::{Money, MoneyError};
 pub use national_id::{NationalId, NationalIdError, Sex};
 pub use org_unit::{OrgTier, OrgTree, OrgTreeError, OrgUnit, OrgUnitCode, OrgUnitCodeError};

@@ -3,30 +3,28 @@
 //!
 //! This module owns [`ReviewDeadlines`] and the deadline methods of
 //! [`ProcedureParameters`]. The limits themselves are parameters (`procedure.*`, national
-//! values cited in `procedure.toml`); counting follows [`WorkingDayCalendar::add_working_days`]:
-//! the start day does not count, the deadline is the n-th working day after it.
+//! values cited in `procedure.toml`); counting follows [`WorkingDayCalendar::due_after`]: the
+//! start day does not count, the deadline is the n-th working day after it, and a deadline that
+//! reaches a year without a published holiday notice is counted by weekends only and marked
+//! provisional (never an error: a late notice must not stop the service).
 
-use serde::{Deserialize, Serialize};
-use sunshine_domain::WorkingDayCalendar;
+use sunshine_domain::{DueDate, WorkingDayCalendar};
 use time::{Date, Duration, Month};
 
 use crate::error::PolicyError;
 use crate::resolved::ProcedureParameters;
 
-/// The deadlines of one application, from its acceptance (受理) date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The deadlines of one application, from its acceptance (受理) date. Each says whether it is
+/// provisional ([`DueDate::provisional`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReviewDeadlines {
-    #[serde(with = "crate::dates::iso_date")]
     pub accepted_on: Date,
     /// The household investigation must start by this day (3 working days).
-    #[serde(with = "crate::dates::iso_date")]
-    pub investigation_start_by: Date,
+    pub investigation_start_by: DueDate,
     /// The review must be complete by this day (30 working days) …
-    #[serde(with = "crate::dates::iso_date")]
-    pub review_due_by: Date,
+    pub review_due_by: DueDate,
     /// … or by this day when extended with a recorded reason (45 working days).
-    #[serde(with = "crate::dates::iso_date")]
-    pub review_extended_due_by: Date,
+    pub review_extended_due_by: DueDate,
 }
 
 impl ProcedureParameters {
@@ -39,10 +37,10 @@ impl ProcedureParameters {
         Ok(ReviewDeadlines {
             accepted_on,
             investigation_start_by: calendar
-                .add_working_days(accepted_on, self.investigation_start_working_days)?,
-            review_due_by: calendar.add_working_days(accepted_on, self.review_working_days)?,
+                .due_after(accepted_on, self.investigation_start_working_days)?,
+            review_due_by: calendar.due_after(accepted_on, self.review_working_days)?,
             review_extended_due_by: calendar
-                .add_working_days(accepted_on, self.review_extended_working_days)?,
+                .due_after(accepted_on, self.review_extended_working_days)?,
         })
     }
 
@@ -52,8 +50,8 @@ impl ProcedureParameters {
         &self,
         calendar: &WorkingDayCalendar,
         opinion_received_on: Date,
-    ) -> Result<Date, PolicyError> {
-        Ok(calendar.add_working_days(opinion_received_on, self.district_decision_working_days)?)
+    ) -> Result<DueDate, PolicyError> {
+        Ok(calendar.due_after(opinion_received_on, self.district_decision_working_days)?)
     }
 
     /// A refusal must be notified in writing by this day.
@@ -61,8 +59,8 @@ impl ProcedureParameters {
         &self,
         calendar: &WorkingDayCalendar,
         decided_on: Date,
-    ) -> Result<Date, PolicyError> {
-        Ok(calendar.add_working_days(decided_on, self.refusal_notice_working_days)?)
+    ) -> Result<DueDate, PolicyError> {
+        Ok(calendar.due_after(decided_on, self.refusal_notice_working_days)?)
     }
 
     /// The last day of a public notice that starts on `started_on` (a 7-day notice starting on
@@ -137,16 +135,35 @@ mod tests {
         let deadlines = procedure()
             .review_deadlines(&calendar, date!(2025 - 09 - 26))
             .unwrap();
-        assert_eq!(deadlines.investigation_start_by, date!(2025 - 09 - 30));
+        assert_eq!(deadlines.investigation_start_by.date, date!(2025 - 09 - 30));
         let count = calendar
-            .working_days_between(date!(2025 - 09 - 26), deadlines.review_due_by)
+            .working_days_between(date!(2025 - 09 - 26), deadlines.review_due_by.date)
             .unwrap();
         assert_eq!(count, 30);
-        assert!(deadlines.review_extended_due_by > deadlines.review_due_by);
+        assert!(deadlines.review_extended_due_by.date > deadlines.review_due_by.date);
+        assert!(!deadlines.review_extended_due_by.provisional);
         let refusal = procedure()
             .refusal_notice_due(&calendar, date!(2026 - 11 - 27))
             .unwrap();
-        assert_eq!(refusal, date!(2026 - 12 - 02));
+        assert_eq!(refusal.date, date!(2026 - 12 - 02));
+        assert!(!refusal.provisional);
+    }
+
+    #[test]
+    fn deadlines_into_a_year_without_a_notice_are_provisional_not_errors() {
+        // Accepted 2026-12-01; the 2027 holiday notice is not in the data.
+        let calendar = WorkingDayCalendar::embedded().unwrap();
+        let deadlines = procedure()
+            .review_deadlines(&calendar, date!(2026 - 12 - 01))
+            .unwrap();
+        assert!(!deadlines.investigation_start_by.provisional);
+        assert!(deadlines.review_due_by.provisional);
+        assert!(deadlines.review_extended_due_by.provisional);
+        assert_eq!(deadlines.review_due_by.date, date!(2027 - 01 - 12));
+        let decision = procedure()
+            .district_decision_due(&calendar, date!(2026 - 12 - 28))
+            .unwrap();
+        assert!(decision.provisional);
     }
 
     #[test]

@@ -154,15 +154,26 @@ fn run(command: Command) -> Result<(), String> {
             let deadlines = procedure
                 .review_deadlines(&calendar, accepted_on)
                 .map_err(|error| error.to_string())?;
+            // A date that reaches a year without a published holiday notice is provisional.
+            let show = |due: sunshine_domain::DueDate| {
+                if due.provisional {
+                    format!("{} (provisional: no holiday notice published)", due.date)
+                } else {
+                    due.date.to_string()
+                }
+            };
             println!("accepted on                 {}", deadlines.accepted_on);
             println!(
                 "investigation starts by     {}",
-                deadlines.investigation_start_by
+                show(deadlines.investigation_start_by)
             );
-            println!("review due by               {}", deadlines.review_due_by);
+            println!(
+                "review due by               {}",
+                show(deadlines.review_due_by)
+            );
             println!(
                 "review due by (extended)    {}",
-                deadlines.review_extended_due_by
+                show(deadlines.review_extended_due_by)
             );
         }
     }
