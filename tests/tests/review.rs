@@ -632,6 +632,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .list_overdue_cases(with_token(
             pb::ListOverdueCasesRequest {
                 org_unit_code: STREET.into(),
+                page: None,
             },
             &officers.street,
         )?)
@@ -649,6 +650,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .list_overdue_cases(with_token(
             pb::ListOverdueCasesRequest {
                 org_unit_code: STREET.into(),
+                page: None,
             },
             &officers.street,
         )?)
@@ -675,6 +677,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .list_overdue_cases(with_token(
             pb::ListOverdueCasesRequest {
                 org_unit_code: STREET.into(),
+                page: None,
             },
             &officers.street,
         )?)
@@ -692,6 +695,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .list_work_queue(with_token(
             pb::ListWorkQueueRequest {
                 org_unit_code: STREET.into(),
+                page: None,
             },
             &officers.street,
         )?)

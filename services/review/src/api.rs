@@ -1,10 +1,13 @@
-//! `sunshine.v1.ReviewService`: each command loads the case from its stream, asks the case
-//! aggregate to decide, attaches the policy engine's result where a judgement is made, and
-//! appends with the version the officer saw (another officer first → `ABORTED`).
+//! `sunshine.v1.ReviewService`. Every command goes the same steps: check the caller's role
+//! for the RPC, check every field against its limit ([`crate::limits`]), load the case *for
+//! the caller* ([`load_case_for`]: out of scope reads exactly like an unknown case, a recused
+//! official is refused), check the version the officer saw (another officer first →
+//! `ABORTED`), let the aggregate decide (the workflow's roles and tiers, recusal, the one
+//! four-eyes rule), and only then write anything: seal what must be sealed, append.
 
 use std::sync::{Arc, OnceLock};
 
-use sunshine_domain::{OrgUnitCode, WorkingDayCalendar};
+use sunshine_domain::{DueDate, OrgTree, OrgUnitCode, ValidationErrors, WorkingDayCalendar};
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{Actor, EventMetadata, ExpectedVersion, NewEvent, StreamId};
 use sunshine_platform::auth::identity;
@@ -16,11 +19,37 @@ use time::Date;
 use tonic::{Request, Response, Status};
 
 use crate::case::{
-    CaseError, CaseEvent, CaseState, CaseStatus, DeadlineLimits, Officer, codec, proto_date,
+    CaseError, CaseEvent, CaseState, CaseStatus, DeadlineLimits, Officer, RECUSAL_RULE, codec,
+    proto_date,
 };
+use crate::limits;
 use crate::workflow::Workflows;
 
 pub use sunshine_platform::clock::{Clock, ManualClock, SystemClock};
+
+/// Who may call each RPC. The aggregate then applies the workflow's roles and tier for the
+/// stage or act, so these lists are the outer gate: officers of the case work, and (to read)
+/// auditors. Departments, finance and administrators have no business with review cases.
+pub const CASE_READERS: &[Role] = &[
+    Role::VillageClerk,
+    Role::StreetReviewer,
+    Role::CenterReviewer,
+    Role::CenterApprover,
+    Role::Auditor,
+];
+/// Every command: the roles a workflow may name (`workflow.rs`).
+pub const CASE_OFFICERS: &[Role] = &[
+    Role::VillageClerk,
+    Role::StreetReviewer,
+    Role::CenterReviewer,
+    Role::CenterApprover,
+];
+pub const OVERDUE_READERS: &[Role] = &[
+    Role::StreetReviewer,
+    Role::CenterReviewer,
+    Role::CenterApprover,
+    Role::Auditor,
+];
 
 /// What the handlers share once connected.
 #[derive(Debug, Clone)]
@@ -29,6 +58,7 @@ pub struct ReviewState {
     pub policy: Arc<Policy>,
     pub workflows: Arc<Workflows>,
     pub calendar: Arc<WorkingDayCalendar>,
+    pub org_tree: Arc<OrgTree>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -58,6 +88,20 @@ pub fn case_stream(case_id: &str) -> Result<StreamId, ApiError> {
         .map_err(|_| ApiError::invalid_field("case_id", "not a case id"))
 }
 
+/// The one answer for a case the caller may not see and for a case that does not exist.
+pub fn case_not_found(case_id: &str) -> ApiError {
+    ApiError::NotFound {
+        what: format!("case {case_id}"),
+    }
+}
+
+/// The one answer for an org unit outside the caller's scope and for one not in the district.
+fn org_unit_not_found(code: &str) -> ApiError {
+    ApiError::NotFound {
+        what: format!("org unit {code}"),
+    }
+}
+
 fn status_name(status: CaseStatus) -> &'static str {
     match status {
         CaseStatus::Open => "open",
@@ -77,6 +121,8 @@ pub struct LoadedCase {
     pub household_id: String,
 }
 
+/// Folds the case from its stream, whoever asks (reactors and the deadline watch). Handlers
+/// use [`load_case_for`].
 pub async fn load_case(state: &ReviewState, case_id: &str) -> Result<LoadedCase, ApiError> {
     let stream = case_stream(case_id)?;
     let recorded = state
@@ -116,9 +162,7 @@ pub async fn load_case(state: &ReviewState, case_id: &str) -> Result<LoadedCase,
             (None, _) => {}
         }
     }
-    let state = case.ok_or_else(|| ApiError::NotFound {
-        what: format!("case {case_id}"),
-    })?;
+    let state = case.ok_or_else(|| case_not_found(case_id))?;
     Ok(LoadedCase {
         state,
         version,
@@ -127,6 +171,32 @@ pub async fn load_case(state: &ReviewState, case_id: &str) -> Result<LoadedCase,
     })
 }
 
+/// Whether the caller may see the case at all: its org unit covers the case's (where the
+/// household is registered now), and the caller is not recused from it.
+pub fn caller_sees(caller: &Identity, case: &CaseState) -> bool {
+    caller.org_unit.covers(&case.hukou_org_unit) && !case.is_recused(&caller.subject)
+}
+
+/// Loads a case for `caller`: `NOT_FOUND` — exactly as for a case that does not exist — when
+/// it is outside the caller's org scope; `PERMISSION_DENIED` naming the recusal rule when the
+/// caller is recused from it. Every handler loads cases through here.
+pub async fn load_case_for(
+    state: &ReviewState,
+    caller: &Identity,
+    case_id: &str,
+) -> Result<LoadedCase, ApiError> {
+    let loaded = load_case(state, case_id).await?;
+    if !caller.org_unit.covers(&loaded.state.hukou_org_unit) {
+        return Err(case_not_found(case_id));
+    }
+    if loaded.state.is_recused(&caller.subject) {
+        return Err(ApiError::PermissionDenied(RECUSAL_RULE.into()));
+    }
+    Ok(loaded)
+}
+
+/// Appends `events` to the case's stream at `version`, under `command_id`; `request_digest`
+/// identifies the request the command id was first used for.
 pub async fn append_case_events(
     state: &ReviewState,
     case_id: &str,
@@ -141,6 +211,16 @@ pub async fn append_case_events(
         traceparent: sunshine_platform::telemetry::current_traceparent(),
         ..EventMetadata::default()
     };
+    append_with(state, case_id, version, &metadata, events).await
+}
+
+async fn append_with(
+    state: &ReviewState,
+    case_id: &str,
+    version: u64,
+    metadata: &EventMetadata,
+    events: &[CaseEvent],
+) -> Result<u64, ApiError> {
     let new_events = events
         .iter()
         .map(|event| NewEvent::new(case_id, codec::event_type(event), 1, codec::encode(event)))
@@ -151,7 +231,7 @@ pub async fn append_case_events(
         .append(
             &case_stream(case_id)?,
             ExpectedVersion::Exact(version),
-            &metadata,
+            metadata,
             new_events,
         )
         .await
@@ -168,21 +248,12 @@ fn actor(caller: &Identity) -> Actor {
     }
 }
 
-fn check_command(command_id: &str, case_id: &str) -> Result<(), ApiError> {
-    let mut errors = sunshine_domain::ValidationErrors::default();
-    if command_id.is_empty()
-        || command_id.len() > 100
-        || !command_id.bytes().all(|byte| byte.is_ascii_graphic())
-    {
-        errors.push(
-            "command_id",
-            "1 to 100 printable ASCII characters, reused on retries",
-        );
-    }
-    if uuid::Uuid::parse_str(case_id).is_err() {
-        errors.push("case_id", "a case id (UUID)");
-    }
-    errors.into_result().map_err(ApiError::from)
+/// A command that passed the gate: the case as the caller may see it, at the version the
+/// officer saw.
+struct Admitted<'a> {
+    state: &'a ReviewState,
+    loaded: LoadedCase,
+    acting: Officer,
 }
 
 impl ReviewApi {
@@ -192,66 +263,52 @@ impl ReviewApi {
             .ok_or_else(|| ApiError::Unavailable("review is still starting".into()))
     }
 
-    /// A command whose decision attaches no policy result: load, decide, append, answer.
-    async fn decide_plainly(
+    /// The gate of every command: role, limits, the case for the caller, the version.
+    async fn admit(
         &self,
         caller: &Identity,
-        command_id: &str,
+        roles: &[Role],
+        checked: ValidationErrors,
         case_id: &str,
         expected_version: u64,
-        decide: impl FnOnce(&ReviewState, &CaseState, &Officer) -> Result<Vec<CaseEvent>, CaseError>,
-    ) -> Result<Response<pb::CaseCommandResponse>, Status> {
-        let response = self
-            .command(
-                caller,
-                command_id,
-                case_id,
-                expected_version,
-                |state, loaded, acting| {
-                    Ok((
-                        decide(state, &loaded.state, acting).map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
-    }
-
-    /// Loads, checks the version the officer saw, decides, appends.
-    async fn command(
-        &self,
-        caller: &Identity,
-        command_id: &str,
-        case_id: &str,
-        expected_version: u64,
-        decide: impl FnOnce(
-            &ReviewState,
-            &LoadedCase,
-            &Officer,
-        ) -> Result<(Vec<CaseEvent>, Option<pb::PolicyResult>), ApiError>,
-    ) -> Result<pb::CaseCommandResponse, ApiError> {
-        check_command(command_id, case_id)?;
+    ) -> Result<Admitted<'_>, ApiError> {
+        caller.require_role(roles)?;
+        checked.into_result().map_err(ApiError::from)?;
         let state = self.state()?;
-        let loaded = load_case(state, case_id).await?;
+        let loaded = load_case_for(state, caller, case_id).await?;
         if loaded.version != expected_version {
             return Err(ApiError::Conflict(format!(
                 "case {case_id} is at version {}, not {expected_version}: another officer acted first",
                 loaded.version
             )));
         }
-        let acting = officer(caller);
-        let (events, policy) = decide(state, &loaded, &acting)?;
+        Ok(Admitted {
+            state,
+            loaded,
+            acting: officer(caller),
+        })
+    }
+
+    /// Appends what the aggregate decided and answers with the case after it.
+    async fn finish(
+        &self,
+        caller: &Identity,
+        admitted: Admitted<'_>,
+        command_id: &str,
+        events: Vec<CaseEvent>,
+        policy: Option<pb::PolicyResult>,
+    ) -> Result<pb::CaseCommandResponse, ApiError> {
+        let Admitted { state, loaded, .. } = admitted;
         let version = append_case_events(
             state,
-            case_id,
+            &loaded.state.case_id,
             loaded.version,
             actor(caller),
             command_id,
             &events,
         )
         .await?;
-        let mut after = loaded.state.clone();
+        let mut after = loaded.state;
         for event in &events {
             after.apply(event);
         }
@@ -264,6 +321,48 @@ impl ReviewApi {
             status: status_name(after.status).into(),
             policy,
         })
+    }
+
+    /// A command whose decision attaches no policy result: admit, decide, append, answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_plainly(
+        &self,
+        caller: &Identity,
+        checked: ValidationErrors,
+        command_id: &str,
+        case_id: &str,
+        expected_version: u64,
+        decide: impl FnOnce(&ReviewState, &CaseState, &Officer) -> Result<Vec<CaseEvent>, CaseError>,
+    ) -> Result<Response<pb::CaseCommandResponse>, Status> {
+        let admitted = self
+            .admit(caller, CASE_OFFICERS, checked, case_id, expected_version)
+            .await?;
+        let events =
+            decide(admitted.state, &admitted.loaded.state, &admitted.acting).map_err(case_error)?;
+        let response = self
+            .finish(caller, admitted, command_id, events, None)
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    /// The org unit a list is asked for: the caller's own when empty; `NOT_FOUND` when outside
+    /// the caller's scope or not in the district's org tree (the same answer).
+    fn list_scope(
+        &self,
+        state: &ReviewState,
+        caller: &Identity,
+        org_unit_code: &str,
+    ) -> Result<OrgUnitCode, ApiError> {
+        let scope = if org_unit_code.is_empty() {
+            caller.org_unit.clone()
+        } else {
+            OrgUnitCode::parse(org_unit_code)
+                .map_err(|error| ApiError::invalid_field("org_unit_code", error.to_string()))?
+        };
+        if !caller.org_unit.covers(&scope) || state.org_tree.get(&scope).is_none() {
+            return Err(org_unit_not_found(scope.as_str()));
+        }
+        Ok(scope)
     }
 }
 
@@ -318,13 +417,17 @@ impl ReviewService for ReviewApi {
         request: Request<pb::GetCaseRequest>,
     ) -> Result<Response<pb::GetCaseResponse>, Status> {
         let caller = identity(&request)?.clone();
+        caller.require_role(CASE_READERS)?;
         let message = request.into_inner();
-        check_command("read", &message.case_id)?;
+        let mut errors = ValidationErrors::default();
+        limits::check_case_id(&mut errors, &message.case_id);
+        errors.into_result().map_err(ApiError::from)?;
         let state = self.state()?;
-        let loaded = load_case(state, &message.case_id).await?;
-        if caller.role != Role::Auditor {
-            caller.require_org_scope(&loaded.state.hukou_org_unit)?;
-        }
+        let loaded = load_case_for(state, &caller, &message.case_id).await?;
+        let deadlines = match limits_for(state, &loaded)? {
+            Some(limits) => loaded.state.deadlines(&limits),
+            None => Vec::new(),
+        };
         let case = &loaded.state;
         Ok(Response::new(pb::GetCaseResponse {
             case_id: case.case_id.clone(),
@@ -338,7 +441,7 @@ impl ReviewService for ReviewApi {
             version: loaded.version,
             relative_of_official: case.relative_of_official,
             open_objections: case.open_objections.iter().cloned().collect(),
-            breached_deadlines: case.breached.iter().cloned().collect(),
+            breached_deadlines: case.breaches_now(state.clock.today(), &deadlines),
         }))
     }
 
@@ -348,29 +451,20 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
+        let checked = limits::assign_investigators(&message);
         let mut investigators = Vec::new();
-        for (index, investigator) in message.investigators.iter().enumerate() {
-            let org_unit = OrgUnitCode::parse(&investigator.org_unit_code).map_err(|error| {
-                ApiError::invalid_field(
-                    format!("investigators[{index}].org_unit_code"),
-                    error.to_string(),
-                )
-            })?;
-            if investigator.subject.trim().is_empty() || Role::parse(&investigator.role).is_none() {
-                return Err(ApiError::invalid_field(
-                    format!("investigators[{index}]"),
-                    "a subject and a role",
-                )
-                .into());
+        for investigator in &message.investigators {
+            if let Ok(org_unit) = OrgUnitCode::parse(&investigator.org_unit_code) {
+                investigators.push(Officer {
+                    subject: investigator.subject.clone(),
+                    role: investigator.role.clone(),
+                    org_unit,
+                });
             }
-            investigators.push(Officer {
-                subject: investigator.subject.clone(),
-                role: investigator.role.clone(),
-                org_unit,
-            });
         }
         self.decide_plainly(
             &caller,
+            checked,
             &message.command_id,
             &message.case_id,
             message.expected_version,
@@ -385,9 +479,29 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
+        let checked = limits::record_home_visit(&message);
+        let admitted = self
+            .admit(
+                &caller,
+                CASE_OFFICERS,
+                checked,
+                &message.case_id,
+                message.expected_version,
+            )
+            .await?;
+        let state = admitted.state;
         let visited_on = sunshine_proto::dates::to_date(message.visited_on.as_ref())
             .ok_or_else(|| ApiError::invalid_field("visited_on", "a calendar date"))?;
-        let state = self.state()?;
+        if visited_on > state.clock.today() {
+            return Err(ApiError::invalid_field("visited_on", "must not be in the future").into());
+        }
+        // Decide first: sealing creates the case's data key, which must not happen for a
+        // visit that is refused.
+        admitted
+            .loaded
+            .state
+            .record_visit(&admitted.acting, visited_on, Vec::new())
+            .map_err(case_error)?;
         let sealed = if message.findings.is_empty() {
             Vec::new()
         } else {
@@ -402,28 +516,13 @@ impl ReviewService for ReviewApi {
                 .await
                 .map_err(ApiError::internal)?
         };
+        let events = admitted
+            .loaded
+            .state
+            .record_visit(&admitted.acting, visited_on, sealed)
+            .map_err(case_error)?;
         let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |state, loaded, acting| {
-                    if visited_on > state.clock.today() {
-                        return Err(ApiError::invalid_field(
-                            "visited_on",
-                            "must not be in the future",
-                        ));
-                    }
-                    Ok((
-                        loaded
-                            .state
-                            .record_visit(acting, visited_on, sealed)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
-            )
+            .finish(&caller, admitted, &message.command_id, events, None)
             .await?;
         Ok(Response::new(response))
     }
@@ -436,6 +535,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            limits::request_verification(&message),
             &message.command_id,
             &message.case_id,
             message.expected_version,
@@ -450,37 +550,42 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        check_command(&message.command_id, &message.case_id)?;
-        let state = self.state()?;
-        let loaded = load_case(state, &message.case_id).await?;
-        let policy = evaluate_case(state, &loaded).await?;
+        let admitted = self
+            .admit(
+                &caller,
+                CASE_OFFICERS,
+                limits::record_opinion(&message),
+                &message.case_id,
+                message.expected_version,
+            )
+            .await?;
+        // Who may act is settled before the household is read and evaluated.
+        admitted
+            .loaded
+            .state
+            .authorize(&admitted.acting, crate::case::Act::Opinion)
+            .map_err(case_error)?;
+        let policy = evaluate_case(admitted.state, &admitted.loaded).await?;
         // No proposed amount means "as the engine found".
         let engine_amount = policy.amount.as_ref().map_or(0, |money| money.fen);
         let proposed = message
             .proposed_amount
             .map_or(engine_amount, |money| money.fen);
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |state, loaded, acting| {
-                    let events = loaded
-                        .state
-                        .record_opinion(
-                            acting,
-                            state.clock.today(),
-                            message.recommend_approval,
-                            proposed,
-                            &message.opinion,
-                            policy.clone(),
-                            &message.departure_justification,
-                        )
-                        .map_err(case_error)?;
-                    Ok((events, Some(policy.clone())))
-                },
+        let events = admitted
+            .loaded
+            .state
+            .record_opinion(
+                &admitted.acting,
+                admitted.state.clock.today(),
+                message.recommend_approval,
+                proposed,
+                &message.opinion,
+                policy.clone(),
+                &message.departure_justification,
             )
+            .map_err(case_error)?;
+        let response = self
+            .finish(&caller, admitted, &message.command_id, events, Some(policy))
             .await?;
         Ok(Response::new(response))
     }
@@ -491,31 +596,32 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let response = self
-            .command(
+        let admitted = self
+            .admit(
                 &caller,
-                &message.command_id,
+                CASE_OFFICERS,
+                limits::start_publicity(&message),
                 &message.case_id,
                 message.expected_version,
-                |state, loaded, acting| {
-                    let today = state.clock.today();
-                    let procedure = state
-                        .policy
-                        .resolve(today)
-                        .map_err(ApiError::internal)?
-                        .procedure;
-                    let last_day = procedure
-                        .publicity_last_day(today)
-                        .map_err(ApiError::internal)?;
-                    Ok((
-                        loaded
-                            .state
-                            .start_publicity(acting, today, last_day)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
             )
+            .await?;
+        let state = admitted.state;
+        let today = state.clock.today();
+        let procedure = state
+            .policy
+            .resolve(today)
+            .map_err(ApiError::internal)?
+            .procedure;
+        let last_day = procedure
+            .publicity_last_day(today)
+            .map_err(ApiError::internal)?;
+        let events = admitted
+            .loaded
+            .state
+            .start_publicity(&admitted.acting, today, last_day)
+            .map_err(case_error)?;
+        let response = self
+            .finish(&caller, admitted, &message.command_id, events, None)
             .await?;
         Ok(Response::new(response))
     }
@@ -525,29 +631,23 @@ impl ReviewService for ReviewApi {
         request: Request<pb::AnswerObjectionRequest>,
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(&[Role::StreetReviewer, Role::CenterReviewer])?;
         let message = request.into_inner();
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |_, loaded, acting| {
-                    let events = loaded
-                        .state
-                        .answer_objection(
-                            acting,
-                            &message.objection_id,
-                            message.upheld,
-                            &message.answer,
-                        )
-                        .map_err(case_error)?;
-                    Ok((events, None))
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.decide_plainly(
+            &caller,
+            limits::answer_objection(&message),
+            &message.command_id,
+            &message.case_id,
+            message.expected_version,
+            |_, case, acting| {
+                case.answer_objection(
+                    acting,
+                    &message.objection_id,
+                    message.upheld,
+                    &message.answer,
+                )
+            },
+        )
+        .await
     }
 
     async fn grant_assist_first(
@@ -556,30 +656,31 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let response = self
-            .command(
+        let admitted = self
+            .admit(
                 &caller,
-                &message.command_id,
+                CASE_OFFICERS,
+                limits::grant_assist_first(&message),
                 &message.case_id,
                 message.expected_version,
-                |state, loaded, acting| {
-                    let cap = state
-                        .policy
-                        .resolve(state.clock.today())
-                        .map_err(ApiError::internal)?
-                        .temporary
-                        .assist_first_cap
-                        .fen();
-                    let amount = message.amount.map_or(0, |money| money.fen);
-                    Ok((
-                        loaded
-                            .state
-                            .grant_assist_first(acting, amount, cap, &message.reason)
-                            .map_err(case_error)?,
-                        None,
-                    ))
-                },
             )
+            .await?;
+        let state = admitted.state;
+        let cap = state
+            .policy
+            .resolve(state.clock.today())
+            .map_err(ApiError::internal)?
+            .temporary
+            .assist_first_cap
+            .fen();
+        let amount = message.amount.map_or(0, |money| money.fen);
+        let events = admitted
+            .loaded
+            .state
+            .grant_assist_first(&admitted.acting, amount, cap, &message.reason)
+            .map_err(case_error)?;
+        let response = self
+            .finish(&caller, admitted, &message.command_id, events, None)
             .await?;
         Ok(Response::new(response))
     }
@@ -590,13 +691,25 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        check_command(&message.command_id, &message.case_id)?;
-        let state = self.state()?;
-        let loaded = load_case(state, &message.case_id).await?;
-        let policy = evaluate_case(state, &loaded).await?;
+        let admitted = self
+            .admit(
+                &caller,
+                CASE_OFFICERS,
+                limits::decide(&message),
+                &message.case_id,
+                message.expected_version,
+            )
+            .await?;
+        admitted
+            .loaded
+            .state
+            .authorize(&admitted.acting, crate::case::Act::Decide)
+            .map_err(case_error)?;
+        let state = admitted.state;
+        let policy = evaluate_case(state, &admitted.loaded).await?;
         let amount = message.monthly_amount.map_or(0, |money| money.fen);
         // Re-review half-yearly, or yearly where income is stable (extreme-poverty support).
-        let income_is_stable = loaded.state.program_code == "tekun";
+        let income_is_stable = admitted.loaded.state.program_code == "tekun";
         let procedure = state
             .policy
             .resolve(state.clock.today())
@@ -607,30 +720,23 @@ impl ReviewService for ReviewApi {
                 .next_re_review(state.clock.today(), income_is_stable)
                 .map_err(ApiError::internal)?,
         );
-        let response = self
-            .command(
-                &caller,
-                &message.command_id,
-                &message.case_id,
-                message.expected_version,
-                |state, loaded, acting| {
-                    let events = loaded
-                        .state
-                        .decide(
-                            acting,
-                            state.clock.today(),
-                            message.approve,
-                            amount,
-                            &message.start_month,
-                            &message.reasons,
-                            policy.clone(),
-                            &message.departure_justification,
-                            re_review_due,
-                        )
-                        .map_err(case_error)?;
-                    Ok((events, Some(policy.clone())))
-                },
+        let events = admitted
+            .loaded
+            .state
+            .decide(
+                &admitted.acting,
+                state.clock.today(),
+                message.approve,
+                amount,
+                &message.start_month,
+                &message.reasons,
+                policy.clone(),
+                &message.departure_justification,
+                re_review_due,
             )
+            .map_err(case_error)?;
+        let response = self
+            .finish(&caller, admitted, &message.command_id, events, Some(policy))
             .await?;
         Ok(Response::new(response))
     }
@@ -643,6 +749,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            limits::return_for_material(&message),
             &message.command_id,
             &message.case_id,
             message.expected_version,
@@ -661,6 +768,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            limits::withdraw(&message),
             &message.command_id,
             &message.case_id,
             message.expected_version,
@@ -677,6 +785,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            limits::extend_deadline(&message),
             &message.command_id,
             &message.case_id,
             message.expected_version,
@@ -690,25 +799,23 @@ impl ReviewService for ReviewApi {
         request: Request<pb::ListWorkQueueRequest>,
     ) -> Result<Response<pb::ListWorkQueueResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(&[
-            Role::VillageClerk,
-            Role::StreetReviewer,
-            Role::CenterReviewer,
-            Role::CenterApprover,
-            Role::Auditor,
-        ])?;
+        caller.require_role(CASE_READERS)?;
         let message = request.into_inner();
-        let scope = if message.org_unit_code.is_empty() {
-            caller.org_unit.clone()
-        } else {
-            OrgUnitCode::parse(&message.org_unit_code)
-                .map_err(|error| ApiError::invalid_field("org_unit_code", error.to_string()))?
-        };
-        caller.require_org_scope(&scope)?;
+        let mut errors = ValidationErrors::default();
+        let page = limits::page(
+            &mut errors,
+            message.page.as_ref(),
+            crate::deadlines::is_work_queue_key,
+        );
+        errors.into_result().map_err(ApiError::from)?;
         let state = self.state()?;
-        let items =
-            crate::deadlines::work_queue(state, scope.scope_prefix(), &caller.subject).await?;
-        Ok(Response::new(pb::ListWorkQueueResponse { items }))
+        let scope = self.list_scope(state, &caller, &message.org_unit_code)?;
+        let items = crate::deadlines::work_queue(state, &scope, &caller).await?;
+        let (items, page) = limits::paginate(items, &page, crate::deadlines::work_queue_key);
+        Ok(Response::new(pb::ListWorkQueueResponse {
+            items,
+            page: Some(page),
+        }))
     }
 
     async fn notify_refusal(
@@ -719,6 +826,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            limits::notify_refusal(&message),
             &message.command_id,
             &message.case_id,
             message.expected_version,
@@ -734,28 +842,29 @@ impl ReviewService for ReviewApi {
         request: Request<pb::ListOverdueCasesRequest>,
     ) -> Result<Response<pb::ListOverdueCasesResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(&[
-            Role::StreetReviewer,
-            Role::CenterReviewer,
-            Role::CenterApprover,
-            Role::Auditor,
-            Role::Admin,
-        ])?;
+        caller.require_role(OVERDUE_READERS)?;
         let message = request.into_inner();
-        let scope = if message.org_unit_code.is_empty() {
-            caller.org_unit.clone()
-        } else {
-            OrgUnitCode::parse(&message.org_unit_code)
-                .map_err(|error| ApiError::invalid_field("org_unit_code", error.to_string()))?
-        };
-        caller.require_org_scope(&scope)?;
+        let mut errors = ValidationErrors::default();
+        let page = limits::page(
+            &mut errors,
+            message.page.as_ref(),
+            crate::deadlines::is_overdue_key,
+        );
+        errors.into_result().map_err(ApiError::from)?;
         let state = self.state()?;
-        let cases = crate::deadlines::record_breaches(state, scope.scope_prefix()).await?;
-        Ok(Response::new(pb::ListOverdueCasesResponse { cases }))
+        let scope = self.list_scope(state, &caller, &message.org_unit_code)?;
+        let cases = crate::deadlines::record_breaches(state, &scope, &caller).await?;
+        let (cases, page) = limits::paginate(cases, &page, crate::deadlines::overdue_key);
+        Ok(Response::new(pb::ListOverdueCasesResponse {
+            cases,
+            page: Some(page),
+        }))
     }
 }
 
-/// The working-day limits of a case, from the policy and the holiday calendar.
+/// The working-day limits of a case, from the policy and the holiday calendar, computed on
+/// every read: a date that reached a year without a published notice is provisional and
+/// becomes exact once the notice is in the calendar.
 pub fn limits_for(
     state: &ReviewState,
     loaded: &LoadedCase,
@@ -796,14 +905,15 @@ pub fn limits_for(
     }))
 }
 
-pub fn overdue_entry(case: &CaseState, deadline: &str, due_on: Date) -> pb::OverdueCase {
+pub fn overdue_entry(case: &CaseState, deadline: &str, due: DueDate) -> pb::OverdueCase {
     pb::OverdueCase {
         case_id: case.case_id.clone(),
         deadline: deadline.to_owned(),
-        due_on: Some(proto_date(due_on)),
+        due_on: Some(proto_date(due.date)),
         stage: case
             .current_stage()
             .map(|stage| stage.as_str().to_owned())
             .unwrap_or_default(),
+        provisional: due.provisional,
     }
 }

@@ -1,7 +1,11 @@
 //! The review service's reactions to other services' events: it opens a case (`CaseOpened` on
 //! `review-case-<case id>`) for every application intake routes to review or emergency
-//! assistance, and takes departments' verification answers and the public's objections into
-//! the case. Each reaction appends under a command id, so a redelivery changes nothing.
+//! assistance, with the officials recused from it (intake's `RelativeOfOfficialFlagged` of the
+//! same case, appended with the application); records a recusal flagged later
+//! (`OfficialRecused`); moves the household's cases when it moves (`CaseFollowedHousehold`);
+//! and takes departments' verification answers and the public's objections into the case.
+//! Each reaction appends under a command id derived from the event it reacts to, so a
+//! redelivery changes nothing.
 
 use prost::Message as _;
 use sqlx::AnyConnection;
@@ -48,6 +52,8 @@ impl CaseOpener {
         if submitted.route != pb::Route::Review as i32 && !emergency {
             return Ok(());
         }
+        let accepted_by = event.metadata().map(|metadata| metadata.actor).ok();
+        let recused_subjects = self.flagged_officials(event, &submitted).await?;
         let opened = pb::CaseOpened {
             case_id: submitted.case_id.clone(),
             application_id: submitted.application_id.clone(),
@@ -58,15 +64,15 @@ impl CaseOpener {
             hukou_org_unit_code: submitted.hukou_org_unit_code.clone(),
             relative_of_official: submitted.relative_of_official,
             emergency,
-            accepted_by: event
-                .metadata()
-                .map(|metadata| metadata.actor.subject)
+            accepted_by: accepted_by
+                .as_ref()
+                .map(|actor| actor.subject.clone())
                 .unwrap_or_default(),
+            accepted_by_role: accepted_by.map(|actor| actor.role).unwrap_or_default(),
             accepted_on: submitted
                 .accepted_on
                 .or_else(|| Some(crate::case::proto_date(local_date(event.recorded_at_us)))),
-            // Filled from intake's flags by the recusal fix (issue 9, item 11).
-            recused_subjects: Vec::new(),
+            recused_subjects,
         };
         let stream = StreamId::new("review", "case", &submitted.case_id).map_err(handler_error)?;
         let metadata = EventMetadata {
@@ -104,6 +110,115 @@ impl CaseOpener {
             )
             .await
             .map_err(handler_error)?;
+        Ok(())
+    }
+
+    /// The officials intake flagged for this case: its `RelativeOfOfficialFlagged` events,
+    /// appended to the household's stream in the same append as the application.
+    async fn flagged_officials(
+        &self,
+        event: &RecordedEvent,
+        submitted: &pb::ApplicationSubmitted,
+    ) -> Result<Vec<String>, HandlerError> {
+        let mut officials = std::collections::BTreeSet::new();
+        for stored in self
+            .state
+            .log
+            .store
+            .read_case(&submitted.case_id)
+            .await
+            .map_err(handler_error)?
+        {
+            if stored.stream_id != event.stream_id
+                || stored.event_type != "sunshine.v1.RelativeOfOfficialFlagged"
+            {
+                continue;
+            }
+            let flagged = pb::RelativeOfOfficialFlagged::decode(stored.payload.as_slice())
+                .map_err(handler_error)?;
+            if flagged.case_id == submitted.case_id && !flagged.official_subject.is_empty() {
+                officials.insert(flagged.official_subject);
+            }
+        }
+        Ok(officials.into_iter().collect())
+    }
+
+    /// A relation flagged for a case that is already open (a flag appended with the application
+    /// was taken in when the case opened, and changes nothing here).
+    async fn recuse(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        let flagged = pb::RelativeOfOfficialFlagged::decode(event.payload.as_slice())
+            .map_err(handler_error)?;
+        if flagged.official_subject.is_empty() {
+            tracing::warn!(
+                case_id = %flagged.case_id,
+                registration_id = %flagged.registration_id,
+                "a relative-of-official flag without the official's subject: nobody can be recused"
+            );
+            return Ok(());
+        }
+        let loaded = match load_case(&self.state, &flagged.case_id).await {
+            Ok(loaded) => loaded,
+            // Not a review case (routed to a department), or not opened: nothing to recuse.
+            Err(sunshine_platform::ApiError::NotFound { .. }) => return Ok(()),
+            Err(error) => return Err(handler_error(error)),
+        };
+        let events = loaded
+            .state
+            .recuse(&flagged.official_subject, &flagged.registration_id);
+        if events.is_empty() {
+            return Ok(());
+        }
+        append_case_events(
+            &self.state,
+            &flagged.case_id,
+            loaded.version,
+            system_actor(),
+            &format!("recuse-{}", event.event_id),
+            &events,
+        )
+        .await
+        .map_err(handler_error)?;
+        Ok(())
+    }
+
+    /// The household moved: each of its cases that is not closed follows it to the new org
+    /// unit. The work list is updated at once, so the new village sees the case and the old
+    /// one does not (the projection writes the same from the log).
+    async fn follow(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        let moved = pb::HouseholdMoved::decode(event.payload.as_slice()).map_err(handler_error)?;
+        let to =
+            sunshine_domain::OrgUnitCode::parse(&moved.to_org_unit_code).map_err(handler_error)?;
+        let case_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT case_id FROM review_cases WHERE household_id = $1 AND status IN ('open', 'approved', 'rejected') ORDER BY case_id",
+        )
+        .bind(moved.household_id.as_str())
+        .fetch_all(self.state.log.store.pool())
+        .await?;
+        for case_id in case_ids {
+            let loaded = match load_case(&self.state, &case_id).await {
+                Ok(loaded) => loaded,
+                Err(sunshine_platform::ApiError::NotFound { .. }) => continue,
+                Err(error) => return Err(handler_error(error)),
+            };
+            let events = loaded.state.follow_household(&moved.household_id, &to);
+            if !events.is_empty() {
+                append_case_events(
+                    &self.state,
+                    &case_id,
+                    loaded.version,
+                    system_actor(),
+                    &format!("follow-{}-{case_id}", event.event_id),
+                    &events,
+                )
+                .await
+                .map_err(handler_error)?;
+            }
+            sqlx::query("UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2")
+                .bind(to.as_str())
+                .bind(case_id.as_str())
+                .execute(self.state.log.store.pool())
+                .await?;
+        }
         Ok(())
     }
 
@@ -237,6 +352,17 @@ impl Projection for CaseOpener {
                 "sunshine.v1.CircumstanceChanged" | "sunshine.v1.MemberDied" => {
                     self.reassess(event).await
                 }
+                // Only intake's household streams speak for households and their relations.
+                "sunshine.v1.RelativeOfOfficialFlagged"
+                    if event.stream_id.starts_with("intake-household-") =>
+                {
+                    self.recuse(event).await
+                }
+                "sunshine.v1.HouseholdMoved"
+                    if event.stream_id.starts_with("intake-household-") =>
+                {
+                    self.follow(event).await
+                }
                 _ => Ok(()),
             }
         })
@@ -261,6 +387,14 @@ impl Projection for CaseOpener {
                 .bind(opened.hukou_org_unit_code.as_str())
                 .execute(&mut *connection)
                 .await?;
+            } else if event.event_type == "sunshine.v1.CaseFollowedHousehold" {
+                let followed = pb::CaseFollowedHousehold::decode(event.payload.as_slice())
+                    .map_err(handler_error)?;
+                sqlx::query("UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2")
+                    .bind(followed.to_org_unit_code.as_str())
+                    .bind(event.case_id.as_str())
+                    .execute(&mut *connection)
+                    .await?;
             } else if let Some(status) = match event.event_type.as_str() {
                 "sunshine.v1.CaseApproved" => Some("approved"),
                 // A rejection stays on the list until the refusal is notified.

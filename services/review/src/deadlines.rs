@@ -1,11 +1,17 @@
 //! Deadline watch: statutory limits in working days (from the policy and the holiday
-//! calendar) for every open case; a breach is recorded once as `DeadlineBreached`.
+//! calendar, computed on every read) for every open case; a breach is recorded once as
+//! `DeadlineBreached` — again only if it was recorded on a provisional date that the calendar,
+//! with the year's holiday notice added, now computes differently.
 
 use sqlx::Row as _;
-use sunshine_platform::ApiError;
+use sunshine_domain::OrgUnitCode;
+use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::v1 as pb;
 
-use crate::api::{ReviewState, append_case_events, limits_for, load_case, overdue_entry};
+use crate::api::{
+    ReviewState, append_case_events, caller_sees, limits_for, load_case, overdue_entry,
+};
+use crate::case::CaseEvent;
 
 pub const MIGRATIONS: &[sunshine_eventlog::schema::Migration] = &[
     sunshine_eventlog::schema::Migration {
@@ -20,15 +26,17 @@ pub const MIGRATIONS: &[sunshine_eventlog::schema::Migration] = &[
     },
 ];
 
-/// Records new breaches of open and running cases whose org unit starts with `prefix`, as of
-/// the clock's today; returns every overdue deadline.
+/// Records new breaches of open and running cases under `scope`, as of the clock's today;
+/// returns every overdue deadline of the cases `caller` may see. A due date that reached a year
+/// without a published holiday notice is provisional, in the breach and in the answer.
 pub async fn record_breaches(
     state: &ReviewState,
-    prefix: &str,
+    scope: &OrgUnitCode,
+    caller: &Identity,
 ) -> Result<Vec<pb::OverdueCase>, ApiError> {
     let today = state.clock.today();
     let mut overdue = Vec::new();
-    for case_id in cases_in_scope(state, prefix).await? {
+    for case_id in cases_in_scope(state, scope.scope_prefix()).await? {
         let loaded = match load_case(state, &case_id).await {
             Ok(loaded) => loaded,
             // Listed a moment before its CaseOpened is appended: not a case yet.
@@ -47,7 +55,18 @@ pub async fn record_breaches(
                 org_unit: String::new(),
                 department_code: None,
             };
-            let command_id = format!("deadlines-{case_id}-{today}");
+            // Named by what it records: a provisional breach recomputed on an exact date is
+            // another command (the due date is part of it).
+            let dates: Vec<String> = breaches
+                .iter()
+                .filter_map(|event| match event {
+                    CaseEvent::DeadlineBreached(breach) => {
+                        Some(format!("{}{}", breach.deadline, date_key(breach.due_on)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let command_id = format!("deadlines-{case_id}-{today}-{}", dates.join("-"));
             match append_case_events(
                 state,
                 &case_id,
@@ -62,9 +81,12 @@ pub async fn record_breaches(
                 Err(error) => return Err(error),
             }
         }
-        for (name, due_on) in deadlines {
-            if today > due_on {
-                overdue.push(overdue_entry(&loaded.state, name, due_on));
+        if !scope.covers(&loaded.state.hukou_org_unit) || !caller_sees(caller, &loaded.state) {
+            continue;
+        }
+        for (name, due) in deadlines {
+            if today > due.date {
+                overdue.push(overdue_entry(&loaded.state, name, due));
             }
         }
     }
@@ -84,14 +106,62 @@ async fn cases_in_scope(state: &ReviewState, prefix: &str) -> Result<Vec<String>
         .collect()
 }
 
-/// Open cases in scope by stage and nearest deadline; what `subject` must do is marked.
+fn date_key(date: Option<pb::Date>) -> String {
+    date.map_or_else(
+        || "99999999".to_owned(),
+        |date| format!("{:04}{:02}{:02}", date.year, date.month, date.day),
+    )
+}
+
+/// Whether `key` has the shape of `date|case id`, or `date|case id|deadline` when `deadline`.
+fn is_key(key: &str, deadline: bool) -> bool {
+    let parts: Vec<&str> = key.split('|').collect();
+    let shape = if deadline { 3 } else { 2 };
+    parts.len() == shape
+        && parts[0].len() == 8
+        && parts[0].bytes().all(|byte| byte.is_ascii_digit())
+        && parts[1].len() == 36
+        && uuid::Uuid::parse_str(parts[1]).is_ok()
+        && (!deadline
+            || (!parts[2].is_empty()
+                && parts[2].len() <= 32
+                && parts[2]
+                    .bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte == b'_')))
+}
+
+/// The work queue's order (nearest deadline first, then case id) and page token.
+pub fn work_queue_key(item: &pb::WorkItem) -> String {
+    format!("{}|{}", date_key(item.due_on), item.case_id)
+}
+
+pub fn is_work_queue_key(key: &str) -> bool {
+    is_key(key, false)
+}
+
+/// The overdue list's order (oldest due date first) and page token.
+pub fn overdue_key(entry: &pb::OverdueCase) -> String {
+    format!(
+        "{}|{}|{}",
+        date_key(entry.due_on),
+        entry.case_id,
+        entry.deadline
+    )
+}
+
+pub fn is_overdue_key(key: &str) -> bool {
+    is_key(key, true)
+}
+
+/// Open cases under `scope` that `caller` may see, with their nearest deadline; what the
+/// caller must do is marked. Unsorted: the caller pages them by [`work_queue_key`].
 pub async fn work_queue(
     state: &ReviewState,
-    prefix: &str,
-    subject: &str,
+    scope: &OrgUnitCode,
+    caller: &Identity,
 ) -> Result<Vec<pb::WorkItem>, ApiError> {
     let mut items = Vec::new();
-    for case_id in cases_in_scope(state, prefix).await? {
+    for case_id in cases_in_scope(state, scope.scope_prefix()).await? {
         let loaded = match load_case(state, &case_id).await {
             Ok(loaded) => loaded,
             // Listed a moment before its CaseOpened is appended: not a case yet.
@@ -99,18 +169,21 @@ pub async fn work_queue(
             Err(error) => return Err(error),
         };
         let case = &loaded.state;
+        // The list is advisory: the case itself says where it is and who may see it.
+        if !scope.covers(&case.hukou_org_unit) || !caller_sees(caller, case) {
+            continue;
+        }
         let next = match limits_for(state, &loaded)? {
             Some(limits) => case
                 .deadlines(&limits)
                 .into_iter()
-                .min_by_key(|(_, due_on)| *due_on),
+                .min_by_key(|(_, due)| due.date),
             None => None,
         };
-        let visited: Vec<&str> = case
+        let visited = case
             .visits
             .iter()
-            .map(|(visitor, _)| visitor.as_str())
-            .collect();
+            .any(|visit| visit.subject == caller.subject);
         items.push(pb::WorkItem {
             case_id: case.case_id.clone(),
             program_code: case.program_code.clone(),
@@ -119,15 +192,15 @@ pub async fn work_queue(
                 .map(|stage| stage.as_str().to_owned())
                 .unwrap_or_default(),
             next_deadline: next.map(|(name, _)| name.to_owned()).unwrap_or_default(),
-            due_on: next.map(|(_, due_on)| crate::case::proto_date(due_on)),
+            due_on: next.map(|(_, due)| crate::case::proto_date(due.date)),
             assigned_to_caller: case
                 .investigators
                 .iter()
-                .any(|investigator| investigator == subject)
-                && !visited.contains(&subject),
+                .any(|investigator| investigator == &caller.subject)
+                && !visited,
             status: format!("{:?}", case.status).to_lowercase(),
+            provisional: next.is_some_and(|(_, due)| due.provisional),
         });
     }
-    items.sort_by_key(|item| item.due_on.map(|date| (date.year, date.month, date.day)));
     Ok(items)
 }

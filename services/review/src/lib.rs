@@ -7,6 +7,7 @@
 //! - [`facts`]: intake's household → the policy engine's facts; its decision → `PolicyResult`.
 //! - [`case_opener`]: reactions to other services' events (open cases, answers, objections).
 //! - [`deadlines`]: the deadline watch and the open-case list.
+//! - [`limits`]: the input limits of every request (`docs/limits.md`).
 //! - [`api`]: the gRPC service and the injectable clock.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod case;
 pub mod case_opener;
 pub mod deadlines;
 pub mod facts;
+pub mod limits;
 pub mod workflow;
 
 use std::sync::{Arc, OnceLock};
@@ -78,6 +80,7 @@ pub async fn run_with_clock(
             .map_err(|error| error.to_string())?;
             let calendar = sunshine_domain::WorkingDayCalendar::embedded()
                 .map_err(|error| error.to_string())?;
+            let org_tree = config.district.load_org_tree()?;
             let log = LogRuntime::start(&backends, &config.log, shutdown.clone()).await?;
             run_migrations(
                 log.store.pool(),
@@ -92,6 +95,7 @@ pub async fn run_with_clock(
                 policy: Arc::new(policy),
                 workflows: Arc::new(workflows),
                 calendar: Arc::new(calendar),
+                org_tree: Arc::new(org_tree),
                 clock,
             };
             log.spawn_consumer(

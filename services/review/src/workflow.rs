@@ -67,6 +67,18 @@ pub struct Stage {
     pub tier: Option<Tier>,
     #[serde(default)]
     pub min_investigators: u32,
+    /// Investigation only: who makes the extra home visit a relative of an official needs
+    /// (近亲属备案, reviewed with extra care), besides the assigned investigators.
+    #[serde(default)]
+    pub relative_visit: Option<VisitRule>,
+}
+
+/// Who may make a visit: the roles, at one tier.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitRule {
+    pub roles: Vec<String>,
+    pub tier: Tier,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -83,6 +95,11 @@ impl Workflow {
 
     pub fn position(&self, kind: StageKind) -> Option<usize> {
         self.stages.iter().position(|stage| stage.kind == kind)
+    }
+
+    /// The stage of this kind, if the workflow has one.
+    pub fn stage_of(&self, kind: StageKind) -> Option<&Stage> {
+        self.stages.iter().find(|stage| stage.kind == kind)
     }
 
     /// Publicity is skipped by workflows that have no publicity stage (emergencies).
@@ -153,6 +170,34 @@ impl Workflows {
                         workflow.code
                     )));
                 }
+                match (&stage.relative_visit, stage.kind) {
+                    (None, StageKind::Investigation) => {
+                        return Err(WorkflowError(format!(
+                            "{}: investigation needs relative_visit (who visits a relative of an official)",
+                            workflow.code
+                        )));
+                    }
+                    (Some(_), kind) if kind != StageKind::Investigation => {
+                        return Err(WorkflowError(format!(
+                            "{}: only the investigation has a relative_visit",
+                            workflow.code
+                        )));
+                    }
+                    (Some(rule), _)
+                        if rule.roles.is_empty()
+                            || rule
+                                .roles
+                                .iter()
+                                .any(|role| !ROLES.contains(&role.as_str())) =>
+                    {
+                        return Err(WorkflowError(format!(
+                            "{}: relative_visit needs roles among {}",
+                            workflow.code,
+                            ROLES.join(", ")
+                        )));
+                    }
+                    _ => {}
+                }
             }
             if workflow.stages.first().map(|stage| stage.kind) == Some(StageKind::Decision) {
                 return Err(WorkflowError(format!(
@@ -200,5 +245,9 @@ mod tests {
         assert!(Workflows::from_toml_str(unknown_role).is_err());
         let twice = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"decision\", roles = [\"center_approver\"] }, { kind = \"decision\", roles = [\"center_approver\"] }]";
         assert!(Workflows::from_toml_str(twice).is_err());
+        let no_relative_visit = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"investigation\", roles = [\"street_reviewer\"], min_investigators = 1 }, { kind = \"decision\", roles = [\"center_approver\"] }]";
+        assert!(Workflows::from_toml_str(no_relative_visit).is_err());
+        let auditor_visits = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"investigation\", roles = [\"street_reviewer\"], min_investigators = 1, relative_visit = { roles = [\"auditor\"], tier = \"district\" } }, { kind = \"decision\", roles = [\"center_approver\"] }]";
+        assert!(Workflows::from_toml_str(auditor_visits).is_err());
     }
 }
