@@ -3,8 +3,10 @@
 //! Tokens are compact JWTs signed with Ed25519 (`alg` = `EdDSA`). The header's `kid` picks the
 //! verifying key, so keys can be rotated by publishing the new key beside the old one. Claims
 //! give the subject, display name, [`Role`], org unit and, for departments, the department code
-//! and scopes. Nothing else is trusted: the algorithm is fixed (no `alg` negotiation), issuer and
-//! audience must match, expiry is required.
+//! and scopes. Nothing else is trusted: the algorithm is fixed (no `alg` negotiation) and
+//! signatures are verified strictly (`verify_strict`); weak (small-order) and mixed-order
+//! verifying keys are refused when the configuration is validated, so no fixed signature can
+//! verify for them; issuer and audience must match, expiry is required.
 //!
 //! [`AuthInterceptor`] verifies the token of every RPC of a protected service and puts the
 //! [`Identity`] into the request's extensions; handlers take it with [`identity`].
@@ -14,7 +16,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sunshine_domain::OrgUnitCode;
 use time::OffsetDateTime;
@@ -254,8 +256,13 @@ impl TokenVerifier {
         let signature = Signature::from_slice(&signature_bytes)
             .map_err(|_| AuthError::Malformed("signature has the wrong length"))?;
         let signed_len = header_part.len() + 1 + claims_part.len();
+        // Weak keys are refused at start-up; checked again because under one a fixed signature
+        // verifies for every message. `verify_strict` also refuses small-order `R` components.
+        if verifying_key.is_weak() {
+            return Err(AuthError::BadSignature);
+        }
         verifying_key
-            .verify(&token.as_bytes()[..signed_len], &signature)
+            .verify_strict(&token.as_bytes()[..signed_len], &signature)
             .map_err(|_| AuthError::BadSignature)?;
 
         let claims_bytes = URL_SAFE_NO_PAD
@@ -371,6 +378,12 @@ pub enum KeyError {
     WrongLength,
     #[error("not a valid Ed25519 public key")]
     InvalidKey,
+    #[error(
+        "a weak (small-order) Ed25519 key: a fixed signature would verify for any token under it"
+    )]
+    WeakKey,
+    #[error("not a prime-order Ed25519 public key (it has a small-order component)")]
+    MixedOrderKey,
     #[error("no randomness available to generate a key")]
     Random,
 }
@@ -380,7 +393,18 @@ pub(crate) fn decode_verifying_key(public_key_base64: &str) -> Result<VerifyingK
         .decode(public_key_base64.trim())
         .map_err(|_| KeyError::NotBase64)?;
     let raw: [u8; 32] = bytes.try_into().map_err(|_| KeyError::WrongLength)?;
-    VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::InvalidKey)
+    let key = VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::InvalidKey)?;
+    // An honest key is a multiple of the base point, of prime order. A small-order key (the
+    // identity, the all-zero bytes, the other torsion points, in any encoding) lets anyone
+    // forge; a mixed-order one cannot come from a real signing key, so it is refused too.
+    // (Every non-canonical encoding decodes to one of the two.)
+    if key.is_weak() {
+        return Err(KeyError::WeakKey);
+    }
+    if !key.to_edwards().is_torsion_free() {
+        return Err(KeyError::MixedOrderKey);
+    }
+    Ok(key)
 }
 
 /// Verifies the bearer token of every call to the service it wraps and stores the
@@ -474,6 +498,45 @@ mod tests {
         TokenVerifier::from_config(&config).unwrap()
     }
 
+    fn hex_bytes(hex: &str) -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).unwrap();
+        }
+        bytes
+    }
+
+    /// The compressed identity point: y = 1, x = 0.
+    const IDENTITY_POINT: [u8; 32] = {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 1;
+        bytes
+    };
+
+    /// The eight points of small order (the torsion subgroup), canonically encoded.
+    const SMALL_ORDER_POINTS: [&str; 8] = [
+        // order 1: the identity
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        // order 2: y = -1
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        // order 4: y = 0 (the all-zero key) and its negation
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        // order 8
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    ];
+
+    /// Non-canonical encodings of small-order points: the identity with the sign bit set, and
+    /// y = p + 1 (which is 1) and y = p (which is 0).
+    const NON_CANONICAL_SMALL_ORDER_POINTS: [&str; 3] = [
+        "0100000000000000000000000000000000000000000000000000000000000080",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ];
+
     #[test]
     fn a_signed_token_verifies_and_gives_the_identity() {
         let issuer = TokenIssuer::generate("k1").unwrap();
@@ -554,6 +617,97 @@ mod tests {
         assert_eq!(
             verifier_for(&[&issuer]).verify(&token, now),
             Err(AuthError::InvalidClaim("department_code"))
+        );
+    }
+
+    // Item 4: forged tokens under weak keys.
+
+    #[test]
+    fn a_forged_admin_token_under_the_identity_key_is_refused() {
+        // Under the identity point A, R = [s]B - [k]A = [s]B whatever the message: the
+        // signature (R = identity, s = 0) verifies for every token without strict checks.
+        let identity_key = VerifyingKey::from_bytes(&IDENTITY_POINT).unwrap();
+        let mut crafted = [0u8; 64];
+        crafted[..32].copy_from_slice(&IDENTITY_POINT);
+        let signature = Signature::from_bytes(&crafted);
+
+        let now = OffsetDateTime::now_utc();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT","kid":"careless"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(now, Role::Admin)).unwrap());
+        let signed = format!("{header}.{body}");
+        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(crafted));
+        // The hole: plain (RFC 8032 cofactorless) verification accepts the forgery; strict
+        // verification does not.
+        assert!(
+            ed25519_dalek::Verifier::verify(&identity_key, signed.as_bytes(), &signature).is_ok()
+        );
+        assert!(
+            identity_key
+                .verify_strict(signed.as_bytes(), &signature)
+                .is_err()
+        );
+
+        // Configured, the key stops the service from starting.
+        let config = AuthConfig {
+            issuer: "sunshine-test".into(),
+            audience: "sunshine".into(),
+            leeway_seconds: 30,
+            keys: vec![VerifyingKeyConfig {
+                kid: "careless".into(),
+                public_key: STANDARD.encode(IDENTITY_POINT),
+            }],
+        };
+        assert_eq!(
+            TokenVerifier::from_config(&config).unwrap_err(),
+            KeyError::WeakKey
+        );
+
+        // And a verifier that somehow holds it still refuses the forgery.
+        let verifier = TokenVerifier {
+            issuer: "sunshine-test".into(),
+            audience: "sunshine".into(),
+            leeway_seconds: 30,
+            keys: HashMap::from([("careless".to_owned(), identity_key)]),
+        };
+        assert_eq!(verifier.verify(&forged, now), Err(AuthError::BadSignature));
+    }
+
+    #[test]
+    fn weak_small_order_and_mixed_order_keys_are_refused() {
+        for hex in SMALL_ORDER_POINTS {
+            let bytes = hex_bytes(hex);
+            // Independent of `is_weak`: eight times the point is the identity.
+            let point = VerifyingKey::from_bytes(&bytes).unwrap().to_edwards();
+            assert_eq!(
+                point.mul_by_cofactor().compress().to_bytes(),
+                IDENTITY_POINT,
+                "{hex}"
+            );
+            assert_eq!(
+                decode_verifying_key(&STANDARD.encode(bytes)),
+                Err(KeyError::WeakKey),
+                "{hex}"
+            );
+        }
+        for hex in NON_CANONICAL_SMALL_ORDER_POINTS {
+            let refused = decode_verifying_key(&STANDARD.encode(hex_bytes(hex)));
+            assert!(
+                matches!(refused, Err(KeyError::WeakKey | KeyError::InvalidKey)),
+                "{hex}: {refused:?}"
+            );
+        }
+        // A real key plus a point of order 8: not small order, but no signing key makes it.
+        let honest = TokenIssuer::generate("k1").unwrap();
+        let honest_point = decode_verifying_key(&honest.public_key_base64())
+            .unwrap()
+            .to_edwards();
+        let torsion = VerifyingKey::from_bytes(&hex_bytes(SMALL_ORDER_POINTS[4]))
+            .unwrap()
+            .to_edwards();
+        let mixed = (honest_point + torsion).compress().to_bytes();
+        assert_eq!(
+            decode_verifying_key(&STANDARD.encode(mixed)),
+            Err(KeyError::MixedOrderKey)
         );
     }
 

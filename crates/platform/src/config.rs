@@ -672,6 +672,12 @@ mod tests {
 
     const PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
     const SECRET_KEY: &str = "c2VjcmV0LWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE=";
+    /// The identity point: a weak key under which one fixed signature verifies everything.
+    const IDENTITY_POINT_KEY: &str = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    /// Thirty-two zero bytes: a point of order 4.
+    const ALL_ZERO_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    /// A point of order 8.
+    const ORDER_EIGHT_KEY: &str = "JuiVj8KyJ7BFw/SJ8u+Y8NXfrAXTxjM5sTgCiG1T/AU=";
 
     fn with_key(source: ConfigSource) -> ConfigSource {
         source
@@ -682,6 +688,16 @@ mod tests {
             .with_env("SUNSHINE__LOG__CHECKPOINT_SIGNING_KEY", SECRET_KEY)
             .with_env("SUNSHINE__LOG__KEY_ENCRYPTION_KEY", SECRET_KEY)
             .with_env("SUNSHINE__LOG__BLIND_INDEX_KEY", SECRET_KEY)
+    }
+
+    fn invalid_fields(source: &ConfigSource) -> Vec<(String, String)> {
+        match Config::load(source) {
+            Err(ConfigError::Invalid(violations)) => violations
+                .into_iter()
+                .map(|violation| (violation.field, violation.description))
+                .collect(),
+            other => panic!("expected invalid, got {other:?}"),
+        }
     }
 
     #[test]
@@ -809,5 +825,31 @@ mod tests {
             panic!("expected invalid")
         };
         assert_eq!(violations[0].field, "auth.keys[0].public_key");
+    }
+
+    #[test]
+    fn weak_verifying_keys_are_refused_at_start_up() {
+        let source = with_key(ConfigSource::default()).with_env(
+            "SUNSHINE__AUTH__KEYS",
+            format!(
+                r#"[{{ kid = "good", public_key = "{PUBLIC_KEY}" }},
+                    {{ kid = "identity", public_key = "{IDENTITY_POINT_KEY}" }},
+                    {{ kid = "zero", public_key = "{ALL_ZERO_KEY}" }},
+                    {{ kid = "eight", public_key = "{ORDER_EIGHT_KEY}" }}]"#
+            ),
+        );
+        let violations = invalid_fields(&source);
+        let fields: Vec<&str> = violations.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "auth.keys[1].public_key",
+                "auth.keys[2].public_key",
+                "auth.keys[3].public_key"
+            ]
+        );
+        for (_, description) in &violations {
+            assert!(description.contains("weak"), "{description}");
+        }
     }
 }
