@@ -6,7 +6,9 @@
 //! and scopes. Nothing else is trusted: the algorithm is fixed (no `alg` negotiation) and
 //! signatures are verified strictly (`verify_strict`); weak (small-order) and mixed-order
 //! verifying keys are refused when the configuration is validated, so no fixed signature can
-//! verify for them; issuer and audience must match, expiry is required.
+//! verify for them; issuer and audience must match, expiry is required; a role is valid only at
+//! its tier ([`Role::tier`]): a village clerk's token must name a village or community, a
+//! district officer's the district.
 //!
 //! [`AuthInterceptor`] verifies the token of every RPC of a protected service and puts the
 //! [`Identity`] into the request's extensions; handlers take it with [`identity`].
@@ -18,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sunshine_domain::OrgUnitCode;
+use sunshine_domain::{OrgTier, OrgUnitCode};
 use time::OffsetDateTime;
 use tonic::Status;
 use tonic::service::Interceptor;
@@ -77,6 +79,22 @@ impl Role {
 
     pub fn parse(text: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// The one tier whose org units may hold this role: a token naming another tier is refused,
+    /// so a clerk's token cannot carry the district's code and read the whole district.
+    pub fn tier(self) -> OrgTier {
+        match self {
+            Role::VillageClerk => OrgTier::VillageCommunity,
+            Role::StreetReviewer => OrgTier::StreetTown,
+            Role::CenterReviewer
+            | Role::CenterApprover
+            | Role::FinanceOfficer
+            | Role::FinanceApprover
+            | Role::Auditor
+            | Role::Department
+            | Role::Admin => OrgTier::District,
+        }
     }
 
     /// The protobuf enum value of this role.
@@ -189,6 +207,8 @@ pub enum AuthError {
     WrongIssuerOrAudience,
     #[error("invalid claim {0}")]
     InvalidClaim(&'static str),
+    #[error("role {role} is valid only at a {tier} org unit")]
+    RoleOutsideItsTier { role: &'static str, tier: OrgTier },
 }
 
 impl From<AuthError> for ApiError {
@@ -287,6 +307,13 @@ impl TokenVerifier {
         }
         let org_unit = OrgUnitCode::parse(&claims.org_unit)
             .map_err(|_| AuthError::InvalidClaim("org_unit"))?;
+        let role_tier = claims.role.tier();
+        if org_unit.tier() != role_tier {
+            return Err(AuthError::RoleOutsideItsTier {
+                role: claims.role.as_str(),
+                tier: role_tier,
+            });
+        }
         if claims.role == Role::Department && claims.department_code.is_none() {
             return Err(AuthError::InvalidClaim("department_code"));
         }
@@ -465,6 +492,17 @@ mod tests {
     use crate::config::VerifyingKeyConfig;
 
     const DISTRICT: &str = "990101000000";
+    const STREET_TOWN: &str = "990101001000";
+    const VILLAGE: &str = "990101001002";
+
+    /// An org unit of `tier` in the example district.
+    fn org_unit_at(tier: OrgTier) -> &'static str {
+        match tier {
+            OrgTier::District => DISTRICT,
+            OrgTier::StreetTown => STREET_TOWN,
+            OrgTier::VillageCommunity => VILLAGE,
+        }
+    }
 
     fn claims(now: OffsetDateTime, role: Role) -> Claims {
         Claims {
@@ -476,8 +514,8 @@ mod tests {
             iat: now.unix_timestamp(),
             name: "张三".into(),
             role,
-            org_unit: DISTRICT.into(),
-            department_code: None,
+            org_unit: org_unit_at(role.tier()).into(),
+            department_code: (role == Role::Department).then(|| "civil_affairs".into()),
             scopes: vec![],
         }
     }
@@ -613,9 +651,10 @@ mod tests {
     fn department_tokens_need_a_department_code() {
         let issuer = TokenIssuer::generate("k1").unwrap();
         let now = OffsetDateTime::now_utc();
-        let token = issuer.sign(&claims(now, Role::Department));
+        let mut department = claims(now, Role::Department);
+        department.department_code = None;
         assert_eq!(
-            verifier_for(&[&issuer]).verify(&token, now),
+            verifier_for(&[&issuer]).verify(&issuer.sign(&department), now),
             Err(AuthError::InvalidClaim("department_code"))
         );
     }
@@ -709,6 +748,58 @@ mod tests {
             decode_verifying_key(&STANDARD.encode(mixed)),
             Err(KeyError::MixedOrderKey)
         );
+    }
+
+    // Item 6: a role only at its tier.
+
+    #[test]
+    fn every_role_is_refused_at_every_tier_but_its_own() {
+        let issuer = TokenIssuer::generate("k1").unwrap();
+        let verifier = verifier_for(&[&issuer]);
+        let now = OffsetDateTime::now_utc();
+        let tiers = [
+            OrgTier::District,
+            OrgTier::StreetTown,
+            OrgTier::VillageCommunity,
+        ];
+        for role in Role::ALL {
+            for tier in tiers {
+                let mut token_claims = claims(now, role);
+                token_claims.org_unit = org_unit_at(tier).into();
+                let verified = verifier.verify(&issuer.sign(&token_claims), now);
+                if tier == role.tier() {
+                    assert!(verified.is_ok(), "{role:?} at {tier}: {verified:?}");
+                } else {
+                    assert_eq!(
+                        verified,
+                        Err(AuthError::RoleOutsideItsTier {
+                            role: role.as_str(),
+                            tier: role.tier(),
+                        }),
+                        "{role:?} at {tier}"
+                    );
+                    let status = tonic::Status::from(ApiError::from(verified.unwrap_err()));
+                    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn roles_sit_at_the_tiers_of_the_organisation() {
+        assert_eq!(Role::VillageClerk.tier(), OrgTier::VillageCommunity);
+        assert_eq!(Role::StreetReviewer.tier(), OrgTier::StreetTown);
+        for role in [
+            Role::CenterReviewer,
+            Role::CenterApprover,
+            Role::FinanceOfficer,
+            Role::FinanceApprover,
+            Role::Auditor,
+            Role::Department,
+            Role::Admin,
+        ] {
+            assert_eq!(role.tier(), OrgTier::District, "{role:?}");
+        }
     }
 
     #[test]
