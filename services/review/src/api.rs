@@ -1,15 +1,19 @@
 //! `sunshine.v1.ReviewService`. Every command goes the same steps: check the caller's role
 //! for the RPC, check every field against its limit ([`crate::limits`]), load the case *for
 //! the caller* ([`load_case_for`]: out of scope reads exactly like an unknown case, a recused
-//! official is refused), check the version the officer saw (another officer first →
-//! `ABORTED`), let the aggregate decide (the workflow's roles and tiers, recusal, the one
-//! four-eyes rule), and only then write anything: seal what must be sealed, append.
+//! official is refused), answer a retry from its first append (same command id and request
+//! digest; the same id with other content is `INVALID_ARGUMENT` on `command_id`), check the
+//! version the officer saw (another officer first → `ABORTED`), let the aggregate decide (the
+//! workflow's roles and tiers, recusal, the one four-eyes rule), and only then write anything:
+//! seal what must be sealed, append with the request's digest.
 
 use std::sync::{Arc, OnceLock};
 
 use sunshine_domain::{DueDate, OrgTree, OrgUnitCode, ValidationErrors, WorkingDayCalendar};
 use sunshine_eventlog::runtime::LogRuntime;
-use sunshine_eventlog::{Actor, EventMetadata, ExpectedVersion, NewEvent, StreamId};
+use sunshine_eventlog::{
+    Actor, AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, StreamId, request_digest,
+};
 use sunshine_platform::auth::identity;
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_policy::{Policy, ProgramCode};
@@ -124,13 +128,23 @@ pub struct LoadedCase {
 /// Folds the case from its stream, whoever asks (reactors and the deadline watch). Handlers
 /// use [`load_case_for`].
 pub async fn load_case(state: &ReviewState, case_id: &str) -> Result<LoadedCase, ApiError> {
+    load_case_until(state, case_id, u64::MAX).await
+}
+
+/// The case as it was at stream version `until`.
+async fn load_case_until(
+    state: &ReviewState,
+    case_id: &str,
+    until: u64,
+) -> Result<LoadedCase, ApiError> {
     let stream = case_stream(case_id)?;
-    let recorded = state
+    let mut recorded = state
         .log
         .store
         .read_stream(&stream, 1)
         .await
         .map_err(ApiError::from)?;
+    recorded.retain(|stored| stored.stream_version <= until);
     let mut case: Option<CaseState> = None;
     let mut accepted_on = None;
     let mut household_id = String::new();
@@ -195,8 +209,8 @@ pub async fn load_case_for(
     Ok(loaded)
 }
 
-/// Appends `events` to the case's stream at `version`, under `command_id`; `request_digest`
-/// identifies the request the command id was first used for.
+/// Appends `events` to the case's stream at `version`, under `command_id` (reactors: derived
+/// from the event they react to, so there is no request to digest).
 pub async fn append_case_events(
     state: &ReviewState,
     case_id: &str,
@@ -254,6 +268,50 @@ struct Admitted<'a> {
     state: &'a ReviewState,
     loaded: LoadedCase,
     acting: Officer,
+    /// The command id and the request's digest, for the append.
+    metadata: EventMetadata,
+}
+
+/// What the gate lets through: a new command, or a retry answered from its first append.
+enum Admission<'a> {
+    Fresh(Admitted<'a>),
+    Retried(pb::CaseCommandResponse),
+}
+
+/// The answer a command gave, rebuilt from its first append: the case as it was right after,
+/// and the policy result the append carried.
+async fn retried_answer(
+    state: &ReviewState,
+    case_id: &str,
+    outcome: &AppendOutcome,
+) -> Result<pb::CaseCommandResponse, ApiError> {
+    let then = load_case_until(state, case_id, outcome.last_version).await?;
+    let mut policy = None;
+    for stored in &outcome.events {
+        match codec::decode(&stored.event_type, &stored.payload).map_err(ApiError::internal)? {
+            Some(CaseEvent::OpinionRecorded(opinion)) => policy = opinion.policy,
+            Some(CaseEvent::Approved(approved)) => policy = approved.policy,
+            Some(CaseEvent::Rejected(rejected)) => policy = rejected.policy,
+            _ => {}
+        }
+    }
+    Ok(command_response(&then.state, outcome.last_version, policy))
+}
+
+fn command_response(
+    case: &CaseState,
+    version: u64,
+    policy: Option<pb::PolicyResult>,
+) -> pb::CaseCommandResponse {
+    pb::CaseCommandResponse {
+        version,
+        stage: case
+            .current_stage()
+            .map(|stage| stage.as_str().to_owned())
+            .unwrap_or_default(),
+        status: status_name(case.status).into(),
+        policy,
+    }
 }
 
 impl ReviewApi {
@@ -263,48 +321,71 @@ impl ReviewApi {
             .ok_or_else(|| ApiError::Unavailable("review is still starting".into()))
     }
 
-    /// The gate of every command: role, limits, the case for the caller, the version.
+    /// The gate of every command: role, limits, the case for the caller, a retry, the version.
+    /// `request` is the whole request, digested so that a retry must repeat it exactly.
     async fn admit(
         &self,
         caller: &Identity,
-        roles: &[Role],
+        request: &impl prost::Message,
         checked: ValidationErrors,
+        command_id: &str,
         case_id: &str,
         expected_version: u64,
-    ) -> Result<Admitted<'_>, ApiError> {
-        caller.require_role(roles)?;
+    ) -> Result<Admission<'_>, ApiError> {
+        caller.require_role(CASE_OFFICERS)?;
         checked.into_result().map_err(ApiError::from)?;
         let state = self.state()?;
         let loaded = load_case_for(state, caller, case_id).await?;
+        let metadata = EventMetadata {
+            actor: actor(caller),
+            command_id: Some(command_id.to_owned()),
+            traceparent: sunshine_platform::telemetry::current_traceparent(),
+            request_digest: Some(request_digest(request)),
+            ..EventMetadata::default()
+        };
+        if let Some(outcome) = state
+            .log
+            .store
+            .previous_outcome(&case_stream(case_id)?, &metadata)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Ok(Admission::Retried(
+                retried_answer(state, case_id, &outcome).await?,
+            ));
+        }
         if loaded.version != expected_version {
             return Err(ApiError::Conflict(format!(
                 "case {case_id} is at version {}, not {expected_version}: another officer acted first",
                 loaded.version
             )));
         }
-        Ok(Admitted {
+        Ok(Admission::Fresh(Admitted {
             state,
             loaded,
             acting: officer(caller),
-        })
+            metadata,
+        }))
     }
 
     /// Appends what the aggregate decided and answers with the case after it.
     async fn finish(
         &self,
-        caller: &Identity,
         admitted: Admitted<'_>,
-        command_id: &str,
         events: Vec<CaseEvent>,
         policy: Option<pb::PolicyResult>,
     ) -> Result<pb::CaseCommandResponse, ApiError> {
-        let Admitted { state, loaded, .. } = admitted;
-        let version = append_case_events(
+        let Admitted {
+            state,
+            loaded,
+            metadata,
+            ..
+        } = admitted;
+        let version = append_with(
             state,
             &loaded.state.case_id,
             loaded.version,
-            actor(caller),
-            command_id,
+            &metadata,
             &events,
         )
         .await?;
@@ -312,15 +393,7 @@ impl ReviewApi {
         for event in &events {
             after.apply(event);
         }
-        Ok(pb::CaseCommandResponse {
-            version,
-            stage: after
-                .current_stage()
-                .map(|stage| stage.as_str().to_owned())
-                .unwrap_or_default(),
-            status: status_name(after.status).into(),
-            policy,
-        })
+        Ok(command_response(&after, version, policy))
     }
 
     /// A command whose decision attaches no policy result: admit, decide, append, answer.
@@ -328,20 +401,30 @@ impl ReviewApi {
     async fn decide_plainly(
         &self,
         caller: &Identity,
+        request: &impl prost::Message,
         checked: ValidationErrors,
         command_id: &str,
         case_id: &str,
         expected_version: u64,
         decide: impl FnOnce(&ReviewState, &CaseState, &Officer) -> Result<Vec<CaseEvent>, CaseError>,
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
-        let admitted = self
-            .admit(caller, CASE_OFFICERS, checked, case_id, expected_version)
-            .await?;
+        let admitted = match self
+            .admit(
+                caller,
+                request,
+                checked,
+                command_id,
+                case_id,
+                expected_version,
+            )
+            .await?
+        {
+            Admission::Retried(response) => return Ok(Response::new(response)),
+            Admission::Fresh(admitted) => admitted,
+        };
         let events =
             decide(admitted.state, &admitted.loaded.state, &admitted.acting).map_err(case_error)?;
-        let response = self
-            .finish(caller, admitted, command_id, events, None)
-            .await?;
+        let response = self.finish(admitted, events, None).await?;
         Ok(Response::new(response))
     }
 
@@ -464,6 +547,7 @@ impl ReviewService for ReviewApi {
         }
         self.decide_plainly(
             &caller,
+            &message,
             checked,
             &message.command_id,
             &message.case_id,
@@ -480,15 +564,20 @@ impl ReviewService for ReviewApi {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
         let checked = limits::record_home_visit(&message);
-        let admitted = self
+        let admitted = match self
             .admit(
                 &caller,
-                CASE_OFFICERS,
+                &message,
                 checked,
+                &message.command_id,
                 &message.case_id,
                 message.expected_version,
             )
-            .await?;
+            .await?
+        {
+            Admission::Retried(response) => return Ok(Response::new(response)),
+            Admission::Fresh(admitted) => admitted,
+        };
         let state = admitted.state;
         let visited_on = sunshine_proto::dates::to_date(message.visited_on.as_ref())
             .ok_or_else(|| ApiError::invalid_field("visited_on", "a calendar date"))?;
@@ -521,9 +610,7 @@ impl ReviewService for ReviewApi {
             .state
             .record_visit(&admitted.acting, visited_on, sealed)
             .map_err(case_error)?;
-        let response = self
-            .finish(&caller, admitted, &message.command_id, events, None)
-            .await?;
+        let response = self.finish(admitted, events, None).await?;
         Ok(Response::new(response))
     }
 
@@ -535,6 +622,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            &message,
             limits::request_verification(&message),
             &message.command_id,
             &message.case_id,
@@ -550,15 +638,20 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let admitted = self
+        let admitted = match self
             .admit(
                 &caller,
-                CASE_OFFICERS,
+                &message,
                 limits::record_opinion(&message),
+                &message.command_id,
                 &message.case_id,
                 message.expected_version,
             )
-            .await?;
+            .await?
+        {
+            Admission::Retried(response) => return Ok(Response::new(response)),
+            Admission::Fresh(admitted) => admitted,
+        };
         // Who may act is settled before the household is read and evaluated.
         admitted
             .loaded
@@ -584,9 +677,7 @@ impl ReviewService for ReviewApi {
                 &message.departure_justification,
             )
             .map_err(case_error)?;
-        let response = self
-            .finish(&caller, admitted, &message.command_id, events, Some(policy))
-            .await?;
+        let response = self.finish(admitted, events, Some(policy)).await?;
         Ok(Response::new(response))
     }
 
@@ -596,15 +687,20 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let admitted = self
+        let admitted = match self
             .admit(
                 &caller,
-                CASE_OFFICERS,
+                &message,
                 limits::start_publicity(&message),
+                &message.command_id,
                 &message.case_id,
                 message.expected_version,
             )
-            .await?;
+            .await?
+        {
+            Admission::Retried(response) => return Ok(Response::new(response)),
+            Admission::Fresh(admitted) => admitted,
+        };
         let state = admitted.state;
         let today = state.clock.today();
         let procedure = state
@@ -620,9 +716,7 @@ impl ReviewService for ReviewApi {
             .state
             .start_publicity(&admitted.acting, today, last_day)
             .map_err(case_error)?;
-        let response = self
-            .finish(&caller, admitted, &message.command_id, events, None)
-            .await?;
+        let response = self.finish(admitted, events, None).await?;
         Ok(Response::new(response))
     }
 
@@ -634,6 +728,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            &message,
             limits::answer_objection(&message),
             &message.command_id,
             &message.case_id,
@@ -656,15 +751,20 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let admitted = self
+        let admitted = match self
             .admit(
                 &caller,
-                CASE_OFFICERS,
+                &message,
                 limits::grant_assist_first(&message),
+                &message.command_id,
                 &message.case_id,
                 message.expected_version,
             )
-            .await?;
+            .await?
+        {
+            Admission::Retried(response) => return Ok(Response::new(response)),
+            Admission::Fresh(admitted) => admitted,
+        };
         let state = admitted.state;
         let cap = state
             .policy
@@ -679,9 +779,7 @@ impl ReviewService for ReviewApi {
             .state
             .grant_assist_first(&admitted.acting, amount, cap, &message.reason)
             .map_err(case_error)?;
-        let response = self
-            .finish(&caller, admitted, &message.command_id, events, None)
-            .await?;
+        let response = self.finish(admitted, events, None).await?;
         Ok(Response::new(response))
     }
 
@@ -691,15 +789,20 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::CaseCommandResponse>, Status> {
         let caller = identity(&request)?.clone();
         let message = request.into_inner();
-        let admitted = self
+        let admitted = match self
             .admit(
                 &caller,
-                CASE_OFFICERS,
+                &message,
                 limits::decide(&message),
+                &message.command_id,
                 &message.case_id,
                 message.expected_version,
             )
-            .await?;
+            .await?
+        {
+            Admission::Retried(response) => return Ok(Response::new(response)),
+            Admission::Fresh(admitted) => admitted,
+        };
         admitted
             .loaded
             .state
@@ -735,9 +838,7 @@ impl ReviewService for ReviewApi {
                 re_review_due,
             )
             .map_err(case_error)?;
-        let response = self
-            .finish(&caller, admitted, &message.command_id, events, Some(policy))
-            .await?;
+        let response = self.finish(admitted, events, Some(policy)).await?;
         Ok(Response::new(response))
     }
 
@@ -749,6 +850,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            &message,
             limits::return_for_material(&message),
             &message.command_id,
             &message.case_id,
@@ -768,6 +870,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            &message,
             limits::withdraw(&message),
             &message.command_id,
             &message.case_id,
@@ -785,6 +888,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            &message,
             limits::extend_deadline(&message),
             &message.command_id,
             &message.case_id,
@@ -826,6 +930,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            &message,
             limits::notify_refusal(&message),
             &message.command_id,
             &message.case_id,
