@@ -274,7 +274,7 @@ struct Admitted<'a> {
 
 /// What the gate lets through: a new command, or a retry answered from its first append.
 enum Admission<'a> {
-    Fresh(Admitted<'a>),
+    Fresh(Box<Admitted<'a>>),
     Retried(pb::CaseCommandResponse),
 }
 
@@ -360,18 +360,18 @@ impl ReviewApi {
                 loaded.version
             )));
         }
-        Ok(Admission::Fresh(Admitted {
+        Ok(Admission::Fresh(Box::new(Admitted {
             state,
             loaded,
             acting: officer(caller),
             metadata,
-        }))
+        })))
     }
 
     /// Appends what the aggregate decided and answers with the case after it.
     async fn finish(
         &self,
-        admitted: Admitted<'_>,
+        admitted: Box<Admitted<'_>>,
         events: Vec<CaseEvent>,
         policy: Option<pb::PolicyResult>,
     ) -> Result<pb::CaseCommandResponse, ApiError> {
@@ -380,7 +380,7 @@ impl ReviewApi {
             loaded,
             metadata,
             ..
-        } = admitted;
+        } = *admitted;
         let version = append_with(
             state,
             &loaded.state.case_id,

@@ -551,13 +551,12 @@ impl CaseState {
             return Err(CaseError::NotAllowed(RECUSAL_RULE.into()));
         }
         match act {
-            Act::NotifyRefusal => {
-                if self.status != CaseStatus::Rejected || self.refusal_notified {
-                    return Err(CaseError::NotNow(
-                        "only a rejected case not yet notified".into(),
-                    ));
-                }
+            Act::NotifyRefusal if self.status != CaseStatus::Rejected || self.refusal_notified => {
+                return Err(CaseError::NotNow(
+                    "only a rejected case not yet notified".into(),
+                ));
             }
+            Act::NotifyRefusal => {}
             _ if self.status != CaseStatus::Open => {
                 return Err(CaseError::NotNow("the case is closed".into()));
             }
