@@ -247,8 +247,21 @@ async fn every_rpc(
     version: u64,
     org_unit: &str,
 ) -> anyhow::Result<Vec<(&'static str, Result<(), Status>)>> {
+    every_rpc_with(review, token, case_id, version, org_unit, None).await
+}
+
+/// [`every_rpc`], every command under `command_id` when given.
+async fn every_rpc_with(
+    review: &ReviewServiceClient<Channel>,
+    token: &str,
+    case_id: &str,
+    version: u64,
+    org_unit: &str,
+    command_id: Option<&str>,
+) -> anyhow::Result<Vec<(&'static str, Result<(), Status>)>> {
     let mut review = review.clone();
-    let command = |name: &str| format!("hostile-{name}-{case_id}");
+    let command =
+        |name: &str| command_id.map_or_else(|| format!("hostile-{name}-{case_id}"), str::to_owned);
     let mut outcomes = Vec::new();
     macro_rules! call {
         ($name:literal, $method:ident, $request:expr) => {
@@ -596,6 +609,25 @@ async fn four_eyes_retries_and_limits(cluster: bool) -> anyhow::Result<()> {
         .expect_err("a reused command id");
     assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
     assert_eq!(field_of(&reused), ["command_id"]);
+    // So is every other command under that id, before any other rule is looked at.
+    for (rpc, outcome) in every_rpc_with(
+        &sandbox.review,
+        &street,
+        &case_id,
+        assigned.version,
+        STREET_TOWN,
+        Some("assign-1"),
+    )
+    .await?
+    {
+        if matches!(rpc, "GetCase" | "ListWorkQueue" | "ListOverdueCases") {
+            assert!(outcome.is_ok(), "{rpc}: {outcome:?}");
+            continue;
+        }
+        let refused = outcome.expect_err(rpc);
+        assert_eq!(refused.code(), Code::InvalidArgument, "{rpc}: {refused:?}");
+        assert_eq!(field_of(&refused), ["command_id"], "{rpc}");
+    }
     assert_eq!(sandbox.case_version(&case_id).await?, assigned.version);
 
     // The subject who assigned at the street-town comes back in other seats: refused.
