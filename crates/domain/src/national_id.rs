@@ -445,7 +445,6 @@ mod tests {
     /// someone holding a masked view (and the clear birth year) would have to choose among.
     fn candidates(masked: &str, birth_year: i32, sex: Sex) -> usize {
         let prefix = &masked[..MASKED_KEPT_PREFIX];
-        let suffix = &masked[NATIONAL_ID_LENGTH - MASKED_KEPT_SUFFIX..];
         let mut count = 0;
         let mut day = Date::from_calendar_date(birth_year, Month::January, 1).unwrap();
         while day.year() == birth_year {
