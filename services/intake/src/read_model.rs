@@ -1,8 +1,12 @@
-//! Intake's own tables: the read model for queries (households, applications) and the two
+//! Intake's own tables: the read model for queries (households, applications), the two
 //! guard tables a command consults (who already belongs to a household; the registry of
-//! officials' relatives). Commands write the guard rows as they append; the projection
-//! writes everything from the log too, so a rebuild (or a crash between append and write)
-//! always ends in the same tables.
+//! officials' relatives) and the per-officer count of reads of personal data. Commands write
+//! the guard rows as they append; the projection writes everything from the log too, so a
+//! rebuild (or a crash between append and write) always ends in the same tables.
+//!
+//! A person's claim is never given up: not when they die (a death is recorded in the household
+//! that had them, and a person recorded as deceased is registered nowhere again), not when the
+//! household moves (the household id stays).
 
 use prost::Message as _;
 use sqlx::{AnyConnection, AnyPool, Row as _};
@@ -51,7 +55,40 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         CREATE INDEX intake_official_relatives_index ON intake_official_relatives (relative_index);"
             .to_owned()
     },
+}, Migration {
+    version: 2,
+    description: "intake: reads of personal data per officer and hour; applications by the household's org unit",
+    script: |_kind: DatabaseKind| {
+        "CREATE TABLE intake_personal_data_reads (
+            subject TEXT NOT NULL,
+            window_start_us BIGINT NOT NULL,
+            reads BIGINT NOT NULL,
+            PRIMARY KEY (subject, window_start_us)
+        );
+        CREATE INDEX intake_applications_hukou ON intake_applications (hukou_org_unit_code, application_id);"
+            .to_owned()
+    },
 }];
+
+/// Counts one read of personal data by `subject` in the window starting at `window_start_us`
+/// and answers how many there are now. One statement, so replicas sharing the database count
+/// together and two reads at once cannot both see the old count.
+pub async fn count_personal_data_read(
+    pool: &AnyPool,
+    subject: &str,
+    window_start_us: i64,
+) -> Result<u64, sqlx::Error> {
+    let reads: i64 = sqlx::query_scalar(
+        "INSERT INTO intake_personal_data_reads (subject, window_start_us, reads) VALUES ($1, $2, 1) \
+         ON CONFLICT (subject, window_start_us) DO UPDATE SET reads = intake_personal_data_reads.reads + 1 \
+         RETURNING reads",
+    )
+    .bind(subject)
+    .bind(window_start_us)
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(reads).unwrap_or_default())
+}
 
 /// A registered relative of an official, as the guard table holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +203,7 @@ pub async fn official_relatives(
 /// Filters of `ListApplications`, already checked and scoped.
 #[derive(Debug, Clone)]
 pub struct ApplicationQuery {
-    /// Accepting org units whose code starts with this.
+    /// Households registered (now) in org units whose code starts with this.
     pub org_unit_prefix: String,
     pub program_code: Option<String>,
     pub status: Option<String>,
@@ -181,7 +218,7 @@ pub async fn list_applications(
     let rows = sqlx::query(
         "SELECT application_id, case_id, household_id, program_code, status, accepted_org_unit_code, submitted_at_us, route, \
          relative_of_official FROM intake_applications \
-         WHERE accepted_org_unit_code LIKE $1 AND ($2 = '' OR program_code = $2) AND ($3 = '' OR status = $3) \
+         WHERE hukou_org_unit_code LIKE $1 AND ($2 = '' OR program_code = $2) AND ($3 = '' OR status = $3) \
          AND application_id > $4 ORDER BY application_id LIMIT $5",
     )
     .bind(format!("{}%", query.org_unit_prefix))
@@ -355,23 +392,19 @@ async fn apply_event(
             }
         }
         HouseholdEvent::Moved(moved) => {
-            sqlx::query(
-                "UPDATE intake_households SET hukou_org_unit_code = $1 WHERE household_id = $2",
-            )
-            .bind(moved.to_org_unit_code.as_str())
-            .bind(moved.household_id.as_str())
-            .execute(&mut *connection)
-            .await?;
+            // The household's applications follow it: the old village loses sight of them.
+            for table in ["intake_households", "intake_applications"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET hukou_org_unit_code = $1 WHERE household_id = $2"
+                )))
+                .bind(moved.to_org_unit_code.as_str())
+                .bind(moved.household_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
         }
-        HouseholdEvent::MemberDied(died) => {
-            sqlx::query(
-                "DELETE FROM intake_person_index WHERE household_id = $1 AND member_id = $2",
-            )
-            .bind(died.household_id.as_str())
-            .bind(died.member_id.as_str())
-            .execute(&mut *connection)
-            .await?;
-        }
+        // The person stays claimed by the household: the dead are registered nowhere again.
+        HouseholdEvent::MemberDied(_) | HouseholdEvent::DeathRecordCorrected(_) => {}
         HouseholdEvent::ApplicationSubmitted(submitted) => {
             sqlx::query(
                 "INSERT INTO intake_applications (application_id, case_id, household_id, program_code, status, \
