@@ -32,7 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&file_descriptor_set),
     )?;
 
+    // Maps as BTreeMap: a message then encodes to the same bytes every time, so the digest of a
+    // retried request (`sunshine_eventlog::request_digest`) is stable.
     tonic_prost_build::configure()
+        .btree_map(".")
         .build_client(true)
         .build_server(true)
         .compile_fds(file_descriptor_set)?;

@@ -99,6 +99,21 @@ pub struct EventMetadata {
     pub traceparent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracestate: Option<String>,
+    /// [`request_digest`] of the request that carried `command_id`: a retry must repeat the
+    /// request exactly, or the store refuses it (a reused command id with other content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
+}
+
+/// The digest that tells a faithful retry from a command id reused for another request:
+/// lowercase hex of SHA-256 over a domain tag and the request's protobuf encoding (maps are
+/// ordered, so equal requests encode to equal bytes).
+pub fn request_digest(request: &impl prost::Message) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"sunshine/request/v1\n");
+    hasher.update(request.encode_to_vec());
+    hex::encode(hasher.finalize())
 }
 
 /// An event a service asks the log to append.

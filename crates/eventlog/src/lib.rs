@@ -37,5 +37,9 @@ pub mod upcast;
 pub mod verify;
 pub mod worker;
 
-pub use event::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
-pub use store::{AppendOutcome, CommitCursor, CommittedEvent, EventStore, StoreError};
+pub use event::{
+    Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, request_digest,
+};
+pub use store::{
+    AppendGuard, AppendOutcome, CommitCursor, CommittedEvent, EventStore, GuardedAppend, StoreError,
+};

@@ -21,17 +21,25 @@ pub struct Migration {
     pub script: fn(DatabaseKind) -> String,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "event log: events, commands, log entries, checkpoints, cursors, consumer state, data keys",
-    script: |kind| {
-        let guards = match kind {
-            DatabaseKind::Postgres => POSTGRES_GUARDS_V1,
-            DatabaseKind::Sqlite => SQLITE_GUARDS_V1,
-        };
-        format!("{}\n{guards}", tables_for(kind))
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "event log: events, commands, log entries, checkpoints, cursors, consumer state, data keys",
+        script: |kind| {
+            let guards = match kind {
+                DatabaseKind::Postgres => POSTGRES_GUARDS_V1,
+                DatabaseKind::Sqlite => SQLITE_GUARDS_V1,
+            };
+            format!("{}\n{guards}", tables_for(kind))
+        },
     },
-}];
+    Migration {
+        version: 2,
+        description: "event log: the digest of the request each command id answered",
+        // Nullable: commands recorded before version 2 have no digest and are answered as before.
+        script: |_| "ALTER TABLE event_commands ADD COLUMN request_digest TEXT;".to_owned(),
+    },
+];
 
 /// Key of the advisory lock that serialises migrations run by several services at once.
 const MIGRATION_LOCK_KEY: i64 = 0x5355_4e53_4d49_4752; // "SUNSMIGR"

@@ -44,12 +44,13 @@ pub enum StoreError {
         expected: String,
         actual: u64,
     },
-    /// The command id was used before, for another stream.
-    #[error("command {command_id} was already used for stream {used_for}")]
-    CommandReused {
-        command_id: String,
-        used_for: String,
-    },
+    /// The command id was used before for another request (another stream, or the same stream
+    /// with other content). The message names neither the stream nor its content: out of the
+    /// caller's scope they must stay unknown.
+    #[error(
+        "command id {command_id} was already used for a different request; a retry must repeat its request exactly, and a new request needs a new command id"
+    )]
+    CommandReused { command_id: String },
     #[error("event id {0} is already in the log")]
     DuplicateEventId(Uuid),
     #[error("invalid append: {0}")]
@@ -65,7 +66,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict { .. } => ApiError::Conflict(error.to_string()),
-            StoreError::CommandReused { .. } => ApiError::FailedPrecondition(error.to_string()),
+            StoreError::CommandReused { .. } => {
+                ApiError::invalid_field("command_id", error.to_string())
+            }
             StoreError::DuplicateEventId(_) => ApiError::AlreadyExists {
                 what: "event".into(),
                 existing_id: None,
@@ -104,6 +107,44 @@ pub struct CommitCursor {
 pub struct CommittedEvent {
     pub cursor: CommitCursor,
     pub event: RecordedEvent,
+}
+
+/// Writes that must commit or roll back together with an append (e.g. a service's uniqueness
+/// guard rows: a person claimed by a household only together with the event that registers
+/// them). [`EventStore::append_guarded`] runs [`AppendGuard::apply`] inside the append's own
+/// transaction, after the events are inserted and before the commit.
+pub trait AppendGuard: Sync {
+    /// Why the guard refuses the append (a domain error of the service).
+    type Refusal: Send;
+
+    /// Checks and writes on the append's transaction. `Ok(Err(refusal))` rolls the whole append
+    /// back and hands the refusal to the caller; `Err` is a database fault.
+    fn apply(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> impl std::future::Future<Output = Result<Result<(), Self::Refusal>, sqlx::Error>> + Send;
+}
+
+/// The guard of a plain append: writes nothing.
+struct NoGuard;
+
+impl AppendGuard for NoGuard {
+    type Refusal = std::convert::Infallible;
+
+    async fn apply(
+        &self,
+        _connection: &mut sqlx::AnyConnection,
+    ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
+        Ok(Ok(()))
+    }
+}
+
+/// What [`EventStore::append_guarded`] answers: appended (or answered as a retry), or refused by
+/// the guard with nothing written.
+#[derive(Debug)]
+pub enum GuardedAppend<R> {
+    Appended(AppendOutcome),
+    Refused(R),
 }
 
 type CommitDelay = Arc<dyn Fn() -> Duration + Send + Sync>;
@@ -188,6 +229,8 @@ impl EventStore {
 
     /// Appends `events` to `stream` atomically, if the stream is at `expected`. With a
     /// `metadata.command_id` seen before, returns the first append's result and writes nothing.
+    /// A command id reused for a different request (another stream, or a different
+    /// `metadata.request_digest`) is [`StoreError::CommandReused`].
     pub async fn append(
         &self,
         stream: &StreamId,
@@ -195,11 +238,48 @@ impl EventStore {
         metadata: &EventMetadata,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
+        match self
+            .append_guarded(stream, expected, metadata, events, &NoGuard)
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => Ok(outcome),
+            GuardedAppend::Refused(never) => match never {},
+        }
+    }
+
+    /// The first answer to `metadata.command_id`, if that command was appended before: what a
+    /// retry must get back, checked before the caller does anything with side effects. A
+    /// command id used for another stream or another request is [`StoreError::CommandReused`].
+    pub async fn previous_outcome(
+        &self,
+        stream: &StreamId,
+        metadata: &EventMetadata,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        match &metadata.command_id {
+            Some(command_id) => {
+                self.find_command(command_id, stream, metadata.request_digest.as_deref())
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// [`EventStore::append`], with `guard`'s writes in the same transaction: both commit or
+    /// neither does. A retried command (same id and digest) is answered from the first append
+    /// without running the guard.
+    pub async fn append_guarded<G: AppendGuard>(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        metadata: &EventMetadata,
+        events: Vec<NewEvent>,
+        guard: &G,
+    ) -> Result<GuardedAppend<G::Refusal>, StoreError> {
         validate_new_events(&events)?;
         let metadata_json = serde_json::to_string(metadata)
             .map_err(|error| StoreError::Invalid(format!("metadata: {error}")))?;
         match self
-            .try_append(stream, expected, metadata, &metadata_json, &events)
+            .try_append(stream, expected, metadata, &metadata_json, &events, guard)
             .await
         {
             Err(StoreError::Database(sqlx::Error::Database(database_error)))
@@ -209,9 +289,11 @@ impl EventStore {
                 let constraint = database_error.constraint().unwrap_or_default().to_owned();
                 // A concurrent retry of the same command won the race: answer as a retry.
                 if let Some(command_id) = &metadata.command_id
-                    && let Some(outcome) = self.find_command(command_id, stream).await?
+                    && let Some(outcome) = self
+                        .find_command(command_id, stream, metadata.request_digest.as_deref())
+                        .await?
                 {
-                    return Ok(outcome);
+                    return Ok(GuardedAppend::Appended(outcome));
                 }
                 if constraint == "events_stream_version_unique"
                     || message.contains("events.stream_version")
@@ -235,14 +317,15 @@ impl EventStore {
         }
     }
 
-    async fn try_append(
+    async fn try_append<G: AppendGuard>(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
         metadata: &EventMetadata,
         metadata_json: &str,
         events: &[NewEvent],
-    ) -> Result<AppendOutcome, StoreError> {
+        guard: &G,
+    ) -> Result<GuardedAppend<G::Refusal>, StoreError> {
         // When the writer's expected head is known (a new stream, or the head this process last
         // wrote or read), the append needs no read at all: a stored (stream, version) never
         // changes its hash, and if the stream moved on meanwhile the unique key on
@@ -277,9 +360,13 @@ impl EventStore {
                 let seen_command: Option<String> = decision.try_get(0)?;
                 if let (Some(_), Some(command_id)) = (seen_command, &metadata.command_id) {
                     transaction.rollback().await?;
-                    return self.find_command(command_id, stream).await?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("command {command_id} vanished"))
-                    });
+                    return self
+                        .find_command(command_id, stream, metadata.request_digest.as_deref())
+                        .await?
+                        .map(GuardedAppend::Appended)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("command {command_id} vanished"))
+                        });
                 }
                 let version = to_u64(decision.try_get::<Option<i64>, _>(1)?.unwrap_or(0))?;
                 let hash = match decision.try_get::<Option<Vec<u8>>, _>(2)? {
@@ -384,16 +471,21 @@ impl EventStore {
             // A retry that raced this one fails here or on the events' keys, and is answered
             // as a retry (see `append`).
             sqlx::query(
-                "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us, request_digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(command_id.as_str())
             .bind(stream.as_str())
             .bind(to_i64(first_version)?)
             .bind(to_i64(last_version)?)
             .bind(recorded_at_us)
+            .bind(metadata.request_digest.clone())
             .execute(&mut *transaction)
             .await?;
+        }
+        if let Err(refusal) = guard.apply(&mut transaction).await? {
+            transaction.rollback().await?;
+            return Ok(GuardedAppend::Refused(refusal));
         }
 
         if let Some(delay) = &self.commit_delay {
@@ -402,13 +494,13 @@ impl EventStore {
         transaction.commit().await?;
         self.remember_head(stream, last_version, previous_hash);
         self.signals.appended.notify_waiters();
-        Ok(AppendOutcome {
+        Ok(GuardedAppend::Appended(AppendOutcome {
             stream_id: stream.to_string(),
             first_version,
             last_version,
             events: recorded,
             deduplicated: false,
-        })
+        }))
     }
 
     fn cached_head(&self, stream: &StreamId) -> Option<(u64, Hash)> {
@@ -437,21 +529,29 @@ impl EventStore {
     }
 
     /// The outcome of an earlier append of `command_id`, if there was one.
+    /// A command recorded without a digest (before migration 2, or by a writer that sets none)
+    /// is compared by stream only; one recorded with a digest must be retried with that digest.
     async fn find_command(
         &self,
         command_id: &str,
         stream: &StreamId,
+        request_digest: Option<&str>,
     ) -> Result<Option<AppendOutcome>, StoreError> {
-        let row = sqlx::query("SELECT stream_id, first_version, last_version FROM event_commands WHERE command_id = $1")
+        let row = sqlx::query("SELECT stream_id, first_version, last_version, request_digest FROM event_commands WHERE command_id = $1")
             .bind(command_id)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let used_for: String = row.try_get(0)?;
-        if used_for != stream.as_str() {
+        let recorded_digest: Option<String> = row.try_get(3)?;
+        let same_request = match (recorded_digest.as_deref(), request_digest) {
+            (Some(recorded), Some(retried)) => recorded == retried,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if used_for != stream.as_str() || !same_request {
             return Err(StoreError::CommandReused {
                 command_id: command_id.to_owned(),
-                used_for,
             });
         }
         let first_version = to_u64(row.try_get::<i64, _>(1)?)?;

@@ -8,12 +8,14 @@ use common::{Backend, event, fresh_store, metadata, stream};
 use sqlx::Row as _;
 use sunshine_eventlog::record::GENESIS_HASH;
 use sunshine_eventlog::store::CommitCursor;
-use sunshine_eventlog::{ExpectedVersion, StoreError};
+use sunshine_eventlog::{AppendGuard, ExpectedVersion, GuardedAppend, StoreError};
 
 on_both_backends!(
     appends_and_reads_back_by_stream_case_and_commit_order,
     a_wrong_expected_version_is_a_conflict_and_writes_nothing,
     a_retried_command_appends_once,
+    a_command_id_reused_for_other_content_is_refused_and_writes_nothing,
+    a_guard_commits_and_rolls_back_with_its_append,
     concurrent_writers_to_one_stream_cannot_both_win,
     a_replica_with_a_stale_view_gets_a_conflict,
     invalid_appends_are_refused_whole,
@@ -581,4 +583,221 @@ mod personal_data {
     async fn on_sqlite() -> anyhow::Result<()> {
         destroying_a_key_leaves_the_log_verifiable(Backend::Sqlite).await
     }
+}
+
+fn with_digest(command_id: &str, digest: &str) -> sunshine_eventlog::EventMetadata {
+    let mut metadata = metadata(Some(command_id));
+    metadata.request_digest = Some(digest.to_owned());
+    metadata
+}
+
+async fn a_command_id_reused_for_other_content_is_refused_and_writes_nothing(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let household = stream("household", "h1");
+    let first = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &with_digest("register-1", "digest-of-two-members"),
+            vec![event("c", "registered with two members")],
+        )
+        .await?;
+    assert!(!first.deduplicated);
+
+    // The same command id with other content: on the fast path (head known), on the slow path
+    // (head unknown), and asked before any side effect.
+    let other = with_digest("register-1", "digest-of-three-members");
+    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Any] {
+        let refused = store
+            .append(
+                &household,
+                expected,
+                &other,
+                vec![event("c", "registered with three members")],
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::CommandReused { command_id }) if command_id == "register-1"),
+            "{refused:?}"
+        );
+    }
+    let asked = store.previous_outcome(&household, &other).await;
+    assert!(
+        matches!(asked, Err(StoreError::CommandReused { .. })),
+        "{asked:?}"
+    );
+    // A retry without any digest cannot pass for the first request either.
+    let undigested = store
+        .previous_outcome(&household, &metadata(Some("register-1")))
+        .await;
+    assert!(
+        matches!(undigested, Err(StoreError::CommandReused { .. })),
+        "{undigested:?}"
+    );
+    assert_eq!(count_events(&store).await?, 1);
+
+    // The faithful retry is answered from the first append, before and at the append.
+    let faithful = with_digest("register-1", "digest-of-two-members");
+    let before = store
+        .previous_outcome(&household, &faithful)
+        .await?
+        .expect("the first append is known");
+    assert_eq!(before.last_version, first.last_version);
+    let retried = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &faithful,
+            vec![event("c", "x")],
+        )
+        .await?;
+    assert!(retried.deduplicated);
+
+    // The refusal names neither the other stream nor its content, and maps to
+    // INVALID_ARGUMENT on `command_id`.
+    let elsewhere = store
+        .append(
+            &stream("household", "h-other-village"),
+            ExpectedVersion::NoStream,
+            &faithful,
+            vec![event("c", "y")],
+        )
+        .await
+        .expect_err("a command id belongs to one stream");
+    let message = elsewhere.to_string();
+    assert!(
+        !message.contains("h1") && !message.contains("household"),
+        "{message}"
+    );
+    let api = sunshine_platform::ApiError::from(elsewhere);
+    assert_eq!(api.code(), tonic::Code::InvalidArgument);
+    assert_eq!(count_events(&store).await?, 1);
+    Ok(())
+}
+
+/// Claims a name in a side table; refuses when another owner has it.
+struct ClaimName<'a> {
+    name: &'a str,
+    owner: &'a str,
+}
+
+impl AppendGuard for ClaimName<'_> {
+    type Refusal = String;
+
+    async fn apply(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> Result<Result<(), String>, sqlx::Error> {
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT owner FROM test_claims WHERE name = $1")
+                .bind(self.name)
+                .fetch_optional(&mut *connection)
+                .await?;
+        match holder {
+            Some(holder) if holder != self.owner => Ok(Err(holder)),
+            Some(_) => Ok(Ok(())),
+            None => {
+                sqlx::query("INSERT INTO test_claims (name, owner) VALUES ($1, $2)")
+                    .bind(self.name)
+                    .bind(self.owner)
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(Ok(()))
+            }
+        }
+    }
+}
+
+async fn a_guard_commits_and_rolls_back_with_its_append(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    sqlx::query("CREATE TABLE test_claims (name TEXT PRIMARY KEY, owner TEXT NOT NULL)")
+        .execute(store.pool())
+        .await?;
+    let claims = |store: &sunshine_eventlog::EventStore| {
+        let pool = store.pool().clone();
+        async move {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM test_claims")
+                .fetch_one(&pool)
+                .await?;
+            anyhow::Ok(count)
+        }
+    };
+    let first = store
+        .append_guarded(
+            &stream("household", "h1"),
+            ExpectedVersion::NoStream,
+            &with_digest("register-h1", "d1"),
+            vec![event("c", "h1 registered")],
+            &ClaimName {
+                name: "person-a",
+                owner: "h1",
+            },
+        )
+        .await?;
+    assert!(matches!(first, GuardedAppend::Appended(_)));
+    assert_eq!((count_events(&store).await?, claims(&store).await?), (1, 1));
+
+    // Refused by the guard: neither the event nor any claim is written.
+    let refused = store
+        .append_guarded(
+            &stream("household", "h2"),
+            ExpectedVersion::NoStream,
+            &with_digest("register-h2", "d2"),
+            vec![event("c", "h2 registered")],
+            &ClaimName {
+                name: "person-a",
+                owner: "h2",
+            },
+        )
+        .await?;
+    assert!(
+        matches!(&refused, GuardedAppend::Refused(holder) if holder == "h1"),
+        "{refused:?}"
+    );
+    assert_eq!((count_events(&store).await?, claims(&store).await?), (1, 1));
+    let nothing = store
+        .previous_outcome(
+            &stream("household", "h2"),
+            &with_digest("register-h2", "d2"),
+        )
+        .await?;
+    assert!(nothing.is_none(), "a refused append records no command");
+
+    // The append fails (a stale version): the guard's writes roll back with it.
+    let stale = store
+        .append_guarded(
+            &stream("household", "h1"),
+            ExpectedVersion::Exact(7),
+            &with_digest("change-h1", "d3"),
+            vec![event("c", "h1 changed")],
+            &ClaimName {
+                name: "person-b",
+                owner: "h1",
+            },
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_eq!((count_events(&store).await?, claims(&store).await?), (1, 1));
+
+    // A faithful retry is answered from the first append without running the guard again.
+    let retry = store
+        .append_guarded(
+            &stream("household", "h1"),
+            ExpectedVersion::NoStream,
+            &with_digest("register-h1", "d1"),
+            vec![event("c", "h1 registered")],
+            &ClaimName {
+                name: "person-z",
+                owner: "h1",
+            },
+        )
+        .await?;
+    assert!(matches!(&retry, GuardedAppend::Appended(outcome) if outcome.deduplicated));
+    assert_eq!((count_events(&store).await?, claims(&store).await?), (1, 1));
+    Ok(())
 }
