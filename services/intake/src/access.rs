@@ -140,8 +140,7 @@ mod tests {
     #[test]
     fn finance_officers_see_the_account_and_nothing_else() {
         let reveal =
-            authorise_reveal(Role::FinanceOfficer, pb::RevealPurpose::PaymentAccountCheck)
-                .unwrap();
+            authorise_reveal(Role::FinanceOfficer, pb::RevealPurpose::PaymentAccountCheck).unwrap();
         assert_eq!(reveal.field_names(), ["payment_account"]);
         for purpose in [
             pb::RevealPurpose::HomeVisit,
@@ -183,8 +182,7 @@ mod tests {
             authorise_reveal(Role::StreetReviewer, pb::RevealPurpose::VerifyIdentity).unwrap();
         assert_eq!(verify.field_names(), ["names", "national_ids"]);
         assert!(
-            authorise_reveal(Role::CenterReviewer, pb::RevealPurpose::PaymentAccountCheck)
-                .is_err()
+            authorise_reveal(Role::CenterReviewer, pb::RevealPurpose::PaymentAccountCheck).is_err()
         );
         assert!(authorise_reveal(Role::VillageClerk, pb::RevealPurpose::Unspecified).is_err());
         assert_eq!(

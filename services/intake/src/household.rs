@@ -397,6 +397,7 @@ mod tests {
                 day: 1,
             }),
             reason: "death certificate".into(),
+            ..Default::default()
         });
         let state = HouseholdState::fold([(registered(), 1, 10), (died, 2, 20)]).unwrap();
         assert!(
@@ -437,9 +438,12 @@ mod tests {
             dead.require_deceased_member("member_id", "m1"),
             Err(HouseholdError::MemberAlive { .. })
         ));
-        let alive =
-            HouseholdState::fold([(registered(), 1, 10), (died, 2, 20), (corrected.clone(), 3, 30)])
-                .unwrap();
+        let alive = HouseholdState::fold([
+            (registered(), 1, 10),
+            (died, 2, 20),
+            (corrected.clone(), 3, 30),
+        ])
+        .unwrap();
         assert!(alive.require_living_member("member_id", "m2").is_ok());
         assert_eq!(alive.member("m2").unwrap().date_of_death, None);
         let decoded = HouseholdEvent::decode(corrected.event_type(), &corrected.encode())

@@ -29,7 +29,10 @@ const PHONE_HIDDEN_AT_LEAST: usize = 6;
 /// common 138****5678 hides only four digits: 10,000 numbers, few enough to try them all.
 pub fn mask_phone(phone: &str) -> String {
     let characters: Vec<char> = phone.chars().collect();
-    let shown = characters.len().saturating_sub(PHONE_HIDDEN_AT_LEAST).min(5);
+    let shown = characters
+        .len()
+        .saturating_sub(PHONE_HIDDEN_AT_LEAST)
+        .min(5);
     let tail_count = shown.min(2);
     let head_count = (shown - tail_count).min(3);
     let head: String = characters[..head_count].iter().collect();
@@ -204,7 +207,11 @@ mod tests {
 
     #[test]
     fn a_masked_member_leaves_at_least_a_thousand_possible_ids() {
-        for body in ["99010119650312101", "99010120000229002", "99010119380920104"] {
+        for body in [
+            "99010119650312101",
+            "99010120000229002",
+            "99010119380920104",
+        ] {
             let text = NationalId::with_check_character(body).unwrap();
             let national_id = NationalId::parse(&text).unwrap();
             let shown = member_view(
@@ -243,7 +250,10 @@ mod tests {
         );
         assert_eq!(shown.national_id, text);
         assert_eq!(shown.name, "王建国");
-        assert_eq!(shown.phone, "138******78", "phones not revealed for this purpose");
+        assert_eq!(
+            shown.phone, "138******78",
+            "phones not revealed for this purpose"
+        );
         assert!(shown.birth_date.is_some());
     }
 }
