@@ -148,7 +148,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         "invalid requests wrote nothing"
     );
 
-    // A clerk of another village may not act for this household.
+    // A clerk of another village may not act for this household: to them it does not exist.
     let head = registered.member_ids[0].clone();
     let refused = client
         .submit_application(with_token(
@@ -157,7 +157,13 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await
         .expect_err("wrong village");
-    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(refused.code(), Code::NotFound);
+    assert_eq!(
+        event_count(&store).await?,
+        before + 1,
+        "only the attempt is recorded (on the household's access stream)"
+    );
+    let before = before + 1;
 
     // Missing materials: all listed in one answer.
     let mut incomplete = dibao_application("app-0", &household_id, &head);
@@ -416,7 +422,9 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
             pb::GetHouseholdRequest {
                 household_id: household_id.clone(),
                 reveal_personal_data: true,
-                purpose: "home visit".into(),
+                purpose: "checking the head's identity card".into(),
+                case_id: accepted.case_id.clone(),
+                reveal_purpose: pb::RevealPurpose::VerifyIdentity as i32,
             },
             &clerk,
         )?)
