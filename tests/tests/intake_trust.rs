@@ -1903,6 +1903,27 @@ async fn wrong_roles_are_refused_and_write_nothing(cluster: bool) -> anyhow::Res
             "call {index}: {status:?}"
         );
     }
+    // A clerk's token that claims the district's code is not a token at all (platform auth).
+    let clerk_as_district = sandbox.token(Role::VillageClerk, DISTRICT);
+    let status = client
+        .get_household(with_token(
+            pb::GetHouseholdRequest {
+                household_id: registered.household_id.clone(),
+                ..Default::default()
+            },
+            &clerk_as_district,
+        )?)
+        .await
+        .expect_err("above its tier");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = client
+        .register_household(with_token(
+            sunshine_tests::households::registration("x", &family(21)),
+            &clerk_as_district,
+        )?)
+        .await
+        .expect_err("above its tier");
+    assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(sandbox.written().await?, before);
     sandbox.stop().await
 }
