@@ -1265,19 +1265,21 @@ impl IntakeApi {
         );
         let purpose = pb::RevealPurpose::try_from(request.reveal_purpose)
             .unwrap_or(pb::RevealPurpose::Unspecified);
-        if request.reveal_personal_data {
+        if request.reveal_personal_data || !request.case_id.is_empty() {
             check_uuid(&mut errors, "case_id", &request.case_id, "a case id");
-            if purpose == pb::RevealPurpose::Unspecified {
-                errors.push("reveal_purpose", "one of the RevealPurpose values");
-            }
-            check_text(
-                &mut errors,
-                "purpose",
-                &request.purpose,
-                true,
-                validation::MAX_TEXT_CHARS,
-            );
         }
+        if (request.reveal_personal_data || request.reveal_purpose != 0)
+            && purpose == pb::RevealPurpose::Unspecified
+        {
+            errors.push("reveal_purpose", "one of the RevealPurpose values");
+        }
+        check_text(
+            &mut errors,
+            "purpose",
+            &request.purpose,
+            request.reveal_personal_data,
+            validation::MAX_TEXT_CHARS,
+        );
         errors.into_result()?;
         let reveal = if request.reveal_personal_data {
             access::authorise_reveal(caller.role, purpose).map_err(ApiError::PermissionDenied)?

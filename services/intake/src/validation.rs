@@ -79,9 +79,13 @@ pub fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
     }
 }
 
-/// A UUID in text form (household, member, case ids; page tokens).
+/// A UUID in its canonical text form, 36 lowercase characters (household, member, case ids;
+/// page tokens): the form the service hands out and its stream ids use.
 pub fn check_uuid(errors: &mut ValidationErrors, field: &str, value: &str, what: &str) {
-    if value.len() != 36 || uuid::Uuid::parse_str(value).is_err() {
+    let canonical = value.len() == 36
+        && uuid::Uuid::parse_str(value)
+            .is_ok_and(|parsed| parsed.hyphenated().to_string() == value);
+    if !canonical {
         errors.push(field, format!("{what} (a UUID)"));
     }
 }
@@ -544,6 +548,79 @@ mod tests {
             MAX_TEXT_CHARS,
         );
         assert_eq!(errors.violations()[0].field, "address");
+    }
+
+    #[test]
+    fn ids_are_canonical_uuids() {
+        let mut errors = ValidationErrors::default();
+        check_uuid(
+            &mut errors,
+            "household_id",
+            "0190f3c4-1234-7abc-8def-0123456789ab",
+            "a household id",
+        );
+        assert!(errors.is_empty());
+        for bad in [
+            "0190F3C4-1234-7ABC-8DEF-0123456789AB",
+            "{0190f3c4-1234-7abc-8def-0123456789ab}",
+            "0190f3c412347abc8def0123456789ab",
+            "",
+        ] {
+            let mut errors = ValidationErrors::default();
+            check_uuid(&mut errors, "household_id", bad, "a household id");
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn declared_facts_and_income_entries_are_capped_and_keys_never_echoed() {
+        let mut errors = ValidationErrors::default();
+        let huge_key = "k".repeat(2 * 1024 * 1024);
+        let facts: std::collections::BTreeMap<String, String> = [
+            (huge_key, "x".to_owned()),
+            ("illness".into(), "病".repeat(1_001)),
+        ]
+        .into();
+        check_declared_facts(&mut errors, &facts);
+        let fields: Vec<&str> = errors
+            .violations()
+            .iter()
+            .map(|violation| violation.field.as_str())
+            .collect();
+        assert_eq!(fields, ["declared_facts.illness", "declared_facts"]);
+        assert!(errors.to_string().len() < 500);
+
+        let mut errors = ValidationErrors::default();
+        let entry = pb::MemberIncome {
+            member_id: "0190f3c4-1234-7abc-8def-0123456789ab".into(),
+            monthly_income: Vec::new(),
+        };
+        check_member_incomes(&mut errors, &vec![entry.clone(); 20_000]);
+        assert_eq!(errors.violations()[0].field, "incomes");
+        let mut errors = ValidationErrors::default();
+        check_member_incomes(&mut errors, &[entry.clone(), entry]);
+        assert_eq!(errors.violations()[0].field, "incomes[1].member_id");
+    }
+
+    #[test]
+    fn org_units_must_be_in_the_district_tree() {
+        let tree = OrgTree::example().unwrap();
+        let mut errors = ValidationErrors::default();
+        assert!(check_village(&mut errors, &tree, "code", "990101001001").is_some());
+        assert!(check_org_unit(&mut errors, &tree, "code", "990101000000").is_some());
+        assert!(errors.is_empty());
+        for (code, expected) in [
+            ("990102001001", "not an org unit of this district"),
+            ("990101001099", "not an org unit of this district"),
+            (
+                "990101001000",
+                "a household is registered at a village or community",
+            ),
+        ] {
+            let mut errors = ValidationErrors::default();
+            assert!(check_village(&mut errors, &tree, "code", code).is_none());
+            assert_eq!(errors.violations()[0].description, expected, "{code}");
+        }
     }
 
     #[test]
