@@ -1744,6 +1744,22 @@ async fn oversized_and_invisible_input_is_refused_before_anything_is_written(
             .await,
         "purpose",
     );
+    for bad in [
+        "1".repeat(3 * 1024 * 1024),
+        format!("{}\u{200B}", &family(17)[0].id[..17]),
+        format!(" {}", family(17)[0].id),
+    ] {
+        assert_invalid(
+            sandbox
+                .client
+                .find_household(with_token(
+                    pb::FindHouseholdRequest { national_id: bad },
+                    &clerk,
+                )?)
+                .await,
+            "national_id",
+        );
+    }
     assert_eq!(sandbox.written().await?, before, "no event and no data key");
 
     // A valid move of a household that does not exist, or is not the caller's, writes nothing
@@ -1903,6 +1919,25 @@ async fn wrong_roles_are_refused_and_write_nothing(cluster: bool) -> anyhow::Res
             "call {index}: {status:?}"
         );
     }
+    // Outside one's scope: registering in another village, listing another street-town.
+    let mut elsewhere = sunshine_tests::households::registration("x", &family(21));
+    elsewhere.hukou_org_unit_code = NEIGHBOUR_VILLAGE.into();
+    let status = client
+        .register_household(with_token(elsewhere, &clerk)?)
+        .await
+        .expect_err("not the clerk's village");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = client
+        .list_applications(with_token(
+            pb::ListApplicationsRequest {
+                org_unit_code: FAR_STREET_TOWN.into(),
+                ..Default::default()
+            },
+            &sandbox.token(Role::StreetReviewer, STREET_TOWN),
+        )?)
+        .await
+        .expect_err("not the reviewer's street-town");
+    assert_eq!(status.code(), Code::PermissionDenied);
     // A clerk's token that claims the district's code is not a token at all (platform auth).
     let clerk_as_district = sandbox.token(Role::VillageClerk, DISTRICT);
     let status = client
