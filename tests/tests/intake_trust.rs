@@ -61,6 +61,7 @@ on_both_backends!(
     reveal_needs_a_role_a_live_case_and_a_purpose,
     list_pages_are_capped_at_one_hundred,
     reads_beyond_the_hourly_limit_are_refused_across_replicas_and_recorded,
+    concurrent_reads_of_one_household_are_each_recorded,
     oversized_and_invisible_input_is_refused_before_anything_is_written,
     wrong_roles_are_refused_and_write_nothing,
 );
@@ -1532,6 +1533,55 @@ async fn reads_beyond_the_hourly_limit_are_refused_across_replicas_and_recorded(
         "three reads of reader-1 and one of reader-2"
     );
     replica.stop().await?;
+    sandbox.stop().await
+}
+
+async fn concurrent_reads_of_one_household_are_each_recorded(cluster: bool) -> anyhow::Result<()> {
+    let mut sandbox = Sandbox::start(cluster).await?;
+    let registered = sandbox.register("reg", VILLAGE, &family(23)).await?;
+    let outsider = sandbox.clerk(FAR_VILLAGE);
+    let mut calls = Vec::new();
+    for reader in 0..12 {
+        let mut client = sandbox.client.clone();
+        let token = if reader % 3 == 0 {
+            outsider.clone()
+        } else {
+            sandbox
+                .auth
+                .token_for(&format!("reader-{reader}"), Role::VillageClerk, VILLAGE)
+        };
+        let household_id = registered.household_id.clone();
+        calls.push(tokio::spawn(async move {
+            let request = pb::GetHouseholdRequest {
+                household_id,
+                ..Default::default()
+            };
+            client
+                .get_household(with_token(request, &token).expect("token"))
+                .await
+                .map(drop)
+        }));
+    }
+    for (reader, call) in calls.into_iter().enumerate() {
+        match call.await? {
+            Ok(()) => assert!(reader % 3 != 0, "the outsider read it"),
+            Err(status) => {
+                assert_eq!(
+                    (reader % 3, status.code()),
+                    (0, Code::NotFound),
+                    "{status:?}"
+                )
+            }
+        }
+    }
+    let accesses = sandbox
+        .stream(("intake", "access", &registered.household_id))
+        .await?;
+    assert_eq!(
+        accesses.len(),
+        12,
+        "every read and every attempt is on the record"
+    );
     sandbox.stop().await
 }
 

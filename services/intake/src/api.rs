@@ -291,22 +291,18 @@ impl IntakeApi {
             caller_org_unit_code: caller.org_unit.as_str().to_owned(),
         };
         let stream = StreamId::new("intake", "access", household_id).map_err(ApiError::internal)?;
-        state
-            .log
-            .store
-            .append(
-                &stream,
-                ExpectedVersion::Any,
-                &record_metadata(caller),
-                vec![NewEvent::new(
-                    household_case(household_id),
-                    "sunshine.v1.OutOfScopeAccessAttempted",
-                    1,
-                    attempted.encode_to_vec(),
-                )],
-            )
-            .await?;
-        Ok(())
+        append_record(
+            state,
+            &stream,
+            caller,
+            NewEvent::new(
+                household_case(household_id),
+                "sunshine.v1.OutOfScopeAccessAttempted",
+                1,
+                attempted.encode_to_vec(),
+            ),
+        )
+        .await
     }
 
     /// Counts a read of personal data against the caller's hourly quota (in the database, so
@@ -342,21 +338,18 @@ impl IntakeApi {
         );
         let stream =
             StreamId::new("intake", "quota", &officer.to_string()).map_err(ApiError::internal)?;
-        state
-            .log
-            .store
-            .append(
-                &stream,
-                ExpectedVersion::Any,
-                &record_metadata(caller),
-                vec![NewEvent::new(
-                    format!("officer-{officer}"),
-                    "sunshine.v1.PersonalDataReadRefused",
-                    1,
-                    refused.encode_to_vec(),
-                )],
-            )
-            .await?;
+        append_record(
+            state,
+            &stream,
+            caller,
+            NewEvent::new(
+                format!("officer-{officer}"),
+                "sunshine.v1.PersonalDataReadRefused",
+                1,
+                refused.encode_to_vec(),
+            ),
+        )
+        .await?;
         Err(ApiError::ResourceExhausted(format!(
             "at most {limit} reads of personal data per officer per hour; this hour's are used up"
         )))
@@ -1544,17 +1537,43 @@ impl IntakeApi {
             )
             .await?;
         new_event.payload = accessed.encode_to_vec();
-        state
+        append_record(state, &stream, caller, new_event).await
+    }
+}
+
+/// Attempts of [`append_record`] before giving up.
+const RECORD_ATTEMPTS: usize = 16;
+
+/// Appends a record the service makes of a call (an access, an attempt, a refusal) at the end
+/// of its stream, whatever that end is. Several readers of one household record at once, and
+/// two appends at "any" version can still collide on the stream's next version: the loser
+/// tries again at the new end rather than fail the caller's read.
+async fn append_record(
+    state: &IntakeState,
+    stream: &StreamId,
+    caller: &Identity,
+    new_event: NewEvent,
+) -> Result<(), ApiError> {
+    let metadata = record_metadata(caller);
+    let mut attempt = 1;
+    loop {
+        match state
             .log
             .store
             .append(
-                &stream,
+                stream,
                 ExpectedVersion::Any,
-                &record_metadata(caller),
-                vec![new_event],
+                &metadata,
+                vec![new_event.clone()],
             )
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(sunshine_eventlog::StoreError::Conflict { .. }) if attempt < RECORD_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 
