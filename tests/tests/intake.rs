@@ -1,7 +1,8 @@
 //! Intake scenarios through gRPC, on PostgreSQL + NATS JetStream and on SQLite + the
 //! in-process bus: a household of four applies for dibao at its village and the review service
-//! opens the case from the bus; duplicates, strangers, bad input and concurrent clerks are
-//! refused without writing anything; relatives of officials are flagged into the case; no
+//! opens the case from the bus; duplicates, bad input and concurrent clerks are refused
+//! without writing anything, strangers are told the household does not exist (and the attempt
+//! is recorded); relatives of officials are flagged into the case; no
 //! personal data is stored in plain text.
 
 use std::time::Duration;
