@@ -15,7 +15,7 @@ pub fn date(year: i32, month: i32, day: i32) -> Option<pb::Date> {
     Some(pb::Date { year, month, day })
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Person {
     pub name: &'static str,
     pub id: String,

@@ -1,7 +1,8 @@
 //! Intake scenarios through gRPC, on PostgreSQL + NATS JetStream and on SQLite + the
 //! in-process bus: a household of four applies for dibao at its village and the review service
-//! opens the case from the bus; duplicates, strangers, bad input and concurrent clerks are
-//! refused without writing anything; relatives of officials are flagged into the case; no
+//! opens the case from the bus; duplicates, bad input and concurrent clerks are refused
+//! without writing anything, strangers are told the household does not exist (and the attempt
+//! is recorded); relatives of officials are flagged into the case; no
 //! personal data is stored in plain text.
 
 use std::time::Duration;
@@ -148,7 +149,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         "invalid requests wrote nothing"
     );
 
-    // A clerk of another village may not act for this household.
+    // A clerk of another village may not act for this household: to them it does not exist.
     let head = registered.member_ids[0].clone();
     let refused = client
         .submit_application(with_token(
@@ -157,7 +158,13 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await
         .expect_err("wrong village");
-    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(refused.code(), Code::NotFound);
+    assert_eq!(
+        event_count(&store).await?,
+        before + 1,
+        "only the attempt is recorded (on the household's access stream)"
+    );
+    let before = before + 1;
 
     // Missing materials: all listed in one answer.
     let mut incomplete = dibao_application("app-0", &household_id, &head);
@@ -416,7 +423,9 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
             pb::GetHouseholdRequest {
                 household_id: household_id.clone(),
                 reveal_personal_data: true,
-                purpose: "home visit".into(),
+                purpose: "checking the head's identity card".into(),
+                case_id: accepted.case_id.clone(),
+                reveal_purpose: pb::RevealPurpose::VerifyIdentity as i32,
             },
             &clerk,
         )?)

@@ -10,7 +10,8 @@
 //!   with the fictitious example district in `data/example-district.toml`.
 //! - [`calendar`]: [`WorkingDayCalendar`] for deadlines in working days, with the State Council
 //!   holiday notices in `data/working-days.toml`.
-//! - [`validation`]: [`ValidationErrors`], for reporting every invalid field at once.
+//! - [`validation`]: [`ValidationErrors`], for reporting every invalid field at once, and the
+//!   checks of free text and keys every service applies ([`check_text`], [`check_key`]).
 
 pub mod calendar;
 pub mod money;
@@ -22,7 +23,9 @@ pub use calendar::{CalendarError, DueDate, WorkingDayCalendar};
 pub use money::{Money, MoneyError};
 pub use national_id::{NationalId, NationalIdError, Sex};
 pub use org_unit::{OrgTier, OrgTree, OrgTreeError, OrgUnit, OrgUnitCode, OrgUnitCodeError};
-pub use validation::{FieldViolation, ValidationErrors};
+pub use validation::{
+    FieldViolation, TextRule, ValidationErrors, check_key, check_text, is_forbidden_in_text,
+};
 
 #[cfg(test)]
 mod tests {

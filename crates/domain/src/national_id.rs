@@ -18,8 +18,12 @@ const CHECKSUM_WEIGHTS: [u32; BODY_LENGTH] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 
 /// Check character indexed by the weighted sum modulo 11.
 const CHECK_CHARACTERS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
 const EARLIEST_BIRTH_YEAR: i32 = 1900;
+/// The address code: the region, which a household's hukou code shows anyway.
 const MASKED_KEPT_PREFIX: usize = 6;
-const MASKED_KEPT_SUFFIX: usize = 4;
+/// The last sequence digit (the sex, shown anyway) and the check character. Keeping four, as
+/// was common, leaves only the month and day hidden: about 33 numbers fit a known birth year,
+/// sex and region, and those are in every masked view. With two, about 3,300 fit.
+const MASKED_KEPT_SUFFIX: usize = 2;
 
 /// 居民身份证号码: the 18-character resident identity number of GB 11643-1999.
 ///
@@ -163,8 +167,10 @@ impl NationalId {
         &self.normalized
     }
 
-    /// The number with birth date and sequence hidden, e.g. `110105********002X`: the first six
-    /// and the last four characters are kept.
+    /// The number with birth date and sequence hidden, e.g. `110105**********2X`: the first six
+    /// characters (the region) and the last two (the sex digit and the check character) are
+    /// kept. Even with the birth year and sex known as well, some 3,300 valid numbers fit a
+    /// masked one (`masked_id_leaves_thousands_of_candidates` counts them).
     pub fn masked(&self) -> String {
         let hidden_count = NATIONAL_ID_LENGTH - MASKED_KEPT_PREFIX - MASKED_KEPT_SUFFIX;
         let mut masked = String::with_capacity(NATIONAL_ID_LENGTH);
@@ -424,14 +430,51 @@ mod tests {
     #[test]
     fn debug_and_display_print_only_the_masked_form() {
         let national_id = NationalId::parse(FEMALE_BORN_1949).unwrap();
-        assert_eq!(national_id.masked(), "110105********002X");
+        assert_eq!(national_id.masked(), "110105**********2X");
         let displayed = national_id.to_string();
         let debugged = format!("{national_id:?}");
         let pretty_debugged = format!("{national_id:#?}");
-        assert_eq!(displayed, "110105********002X");
+        assert_eq!(displayed, "110105**********2X");
         for printed in [&displayed, &debugged, &pretty_debugged] {
             assert!(!printed.contains(FEMALE_BORN_1949), "{printed}");
             assert!(!printed.contains("19491231"), "{printed}");
+        }
+    }
+
+    /// Every valid number that agrees with a masked one, its birth year and its sex: what
+    /// someone holding a masked view (and the clear birth year) would have to choose among.
+    fn candidates(masked: &str, birth_year: i32, sex: Sex) -> usize {
+        let prefix = &masked[..MASKED_KEPT_PREFIX];
+        let mut count = 0;
+        let mut day = Date::from_calendar_date(birth_year, Month::January, 1).unwrap();
+        while day.year() == birth_year {
+            for sequence in 0..1000 {
+                let body = format!(
+                    "{prefix}{birth_year:04}{:02}{:02}{sequence:03}",
+                    u8::from(day.month()),
+                    day.day()
+                );
+                let full = NationalId::with_check_character(&body).unwrap();
+                let parsed = NationalId::parse(&full).unwrap();
+                if parsed.sex() == sex && parsed.masked() == masked {
+                    count += 1;
+                }
+            }
+            day = day.next_day().unwrap();
+        }
+        count
+    }
+
+    #[test]
+    fn masked_id_leaves_thousands_of_candidates() {
+        for text in [FEMALE_BORN_1949, MALE_BORN_1990, BORN_ON_LEAP_DAY_2000] {
+            let national_id = NationalId::parse(text).unwrap();
+            let count = candidates(
+                &national_id.masked(),
+                national_id.birth_date().year(),
+                national_id.sex(),
+            );
+            assert!(count >= 1_000, "{text}: only {count} candidates");
         }
     }
 

@@ -3,6 +3,11 @@
 //! This module owns [`FieldViolation`] and [`ValidationErrors`]. Services validate each field
 //! with the parsers in this crate, record failures here instead of returning on the first one,
 //! and map the whole list to one error with field-level details at the edge.
+//!
+//! It also owns the checks every service applies to free text and to keys ([`check_text`],
+//! [`check_key`]): a length limit counted without reading a huge value whole, and no character
+//! that is invisible or changes how the text around it displays ([`is_forbidden_in_text`]), so
+//! a name in the append-only log reads the same to every officer who ever looks at it.
 
 use std::fmt;
 
@@ -102,6 +107,106 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// Whether `character` may not appear in any text of a request: every C0/C1 control (Unicode
+/// category Cc, including tab and newline unless a [`TextRule`] allows line breaks), the
+/// zero-width and direction marks U+200B–U+200F, the bidirectional embeddings and overrides
+/// U+202A–U+202E, the bidirectional isolates U+2066–U+2069 and the byte-order mark U+FEFF.
+/// These display as nothing, or reorder what follows ("Trojan Source"), so two names that
+/// look identical could differ, or one could look like another.
+pub fn is_forbidden_in_text(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
+/// What a free-text field accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextRule {
+    /// At most this many characters (Unicode scalar values).
+    pub max_chars: usize,
+    /// Refuse an empty or all-whitespace value.
+    pub required: bool,
+    /// Allow `\n` (and `\r\n`) between lines, e.g. in findings; never any other control.
+    pub multiline: bool,
+}
+
+impl TextRule {
+    /// One line of at most `max_chars`, required.
+    pub const fn required(max_chars: usize) -> TextRule {
+        TextRule {
+            max_chars,
+            required: true,
+            multiline: false,
+        }
+    }
+
+    /// One line of at most `max_chars`, may be empty.
+    pub const fn optional(max_chars: usize) -> TextRule {
+        TextRule {
+            max_chars,
+            required: false,
+            multiline: false,
+        }
+    }
+
+    /// The same rule, allowing line breaks.
+    pub const fn multiline(self) -> TextRule {
+        TextRule {
+            multiline: true,
+            ..self
+        }
+    }
+}
+
+/// Records a violation of `rule` by `value` against `field`. A value far over the limit is
+/// refused from its byte length without being walked; the message never repeats the value.
+pub fn check_text(errors: &mut ValidationErrors, field: &str, value: &str, rule: TextRule) {
+    if rule.required && value.trim().is_empty() {
+        errors.push(field, "must not be empty");
+        return;
+    }
+    // A character is at most 4 bytes: more bytes than that is over the limit for sure.
+    let too_long = value.len() > rule.max_chars.saturating_mul(4)
+        || value.chars().take(rule.max_chars + 1).count() > rule.max_chars;
+    if too_long {
+        errors.push(field, format!("at most {} characters", rule.max_chars));
+        return;
+    }
+    let mut characters = value.chars().peekable();
+    while let Some(character) = characters.next() {
+        // A line break is `\n` or `\r\n`; a lone `\r` rewrites a terminal line, so it is refused.
+        let line_break = rule.multiline
+            && (character == '\n' || (character == '\r' && characters.peek() == Some(&'\n')));
+        if is_forbidden_in_text(character) && !line_break {
+            errors.push(
+                field,
+                "must not contain control, zero-width or text-direction characters",
+            );
+            return;
+        }
+    }
+}
+
+/// Records a violation unless `key` is an identifier-like key: 1 to `max_len` characters of
+/// `a`–`z`, `0`–`9` and `_`, starting with a letter (keys of maps such as declared facts). The
+/// message never repeats the key, which may be huge or hold anything.
+pub fn check_key(errors: &mut ValidationErrors, field: &str, key: &str, max_len: usize) {
+    let well_formed = !key.is_empty()
+        && key.len() <= max_len
+        && key.as_bytes()[0].is_ascii_lowercase()
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
+    if !well_formed {
+        errors.push(
+            field,
+            format!("keys are 1 to {max_len} characters of a-z, 0-9 and _, starting with a letter"),
+        );
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -131,6 +236,113 @@ mod tests {
         let returned = errors.clone().into_result().unwrap_err();
         assert_eq!(returned, errors);
         assert_eq!(errors.into_violations().len(), 3);
+    }
+
+    #[test]
+    fn text_with_invisible_or_reordering_characters_is_refused() {
+        let rule = TextRule::required(50);
+        for bad in [
+            "张\u{200B}三",
+            "张\u{200F}三",
+            "\u{202E}三张",
+            "张三\u{202A}",
+            "\u{2066}张三\u{2069}",
+            "\u{FEFF}张三",
+            "张\u{0007}三",
+            "张\u{0085}三",
+            "张\n三",
+            "张\t三",
+        ] {
+            let mut errors = ValidationErrors::new();
+            check_text(&mut errors, "members[0].name", bad, rule);
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert_eq!(errors.violations()[0].field, "members[0].name");
+            assert!(!errors.violations()[0].description.contains('三'));
+        }
+        let mut errors = ValidationErrors::new();
+        check_text(&mut errors, "name", "欧阳娜娜", rule);
+        check_text(&mut errors, "name", "Zoë O'Brien-Smith", rule);
+        check_text(
+            &mut errors,
+            "findings",
+            "第一行\n第二行\r\n第三行",
+            TextRule::required(100).multiline(),
+        );
+        assert!(errors.is_empty(), "{errors}");
+        check_text(
+            &mut errors,
+            "findings",
+            "行\u{202E}反",
+            TextRule::required(100).multiline(),
+        );
+        check_text(
+            &mut errors,
+            "findings",
+            "行\u{0000}",
+            TextRule::required(100).multiline(),
+        );
+        check_text(
+            &mut errors,
+            "findings",
+            "行\r覆盖",
+            TextRule::required(100).multiline(),
+        );
+        assert_eq!(errors.len(), 3);
+    }
+
+    #[test]
+    fn text_limits_count_characters_and_refuse_huge_values_at_once() {
+        let mut errors = ValidationErrors::new();
+        check_text(
+            &mut errors,
+            "name",
+            &"王".repeat(50),
+            TextRule::required(50),
+        );
+        assert!(errors.is_empty());
+        check_text(
+            &mut errors,
+            "name",
+            &"王".repeat(51),
+            TextRule::required(50),
+        );
+        check_text(
+            &mut errors,
+            "address",
+            &"地".repeat(3 * 1024 * 1024),
+            TextRule::required(200),
+        );
+        check_text(&mut errors, "reason", "  ", TextRule::required(10));
+        check_text(&mut errors, "note", "", TextRule::optional(10));
+        let fields: Vec<&str> = errors
+            .violations()
+            .iter()
+            .map(|violation| violation.field.as_str())
+            .collect();
+        assert_eq!(fields, ["name", "address", "reason"]);
+    }
+
+    #[test]
+    fn keys_are_short_snake_case_and_never_echoed() {
+        let mut errors = ValidationErrors::new();
+        check_key(&mut errors, "declared_facts", "illness", 40);
+        check_key(&mut errors, "declared_facts", "rent_2026", 40);
+        assert!(errors.is_empty());
+        for bad in [
+            String::new(),
+            "x".repeat(41),
+            "k".repeat(2 * 1024 * 1024),
+            "Illness".into(),
+            "1st".into(),
+            "病情".into(),
+            "a b".into(),
+            "a\u{200B}b".into(),
+        ] {
+            let mut errors = ValidationErrors::new();
+            check_key(&mut errors, "declared_facts", &bad, 40);
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert!(errors.violations()[0].description.len() < 100);
+        }
     }
 
     #[test]

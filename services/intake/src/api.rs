@@ -1,13 +1,30 @@
-//! `sunshine.v1.IntakeService`: authorise, validate (every bad field at once), decide against
-//! the household's stream, append with the expected version. Errors become statuses through
-//! `ApiError` only.
+//! `sunshine.v1.IntakeService`. Every command takes the same steps, in this order:
+//!
+//! 1. the caller's role;
+//! 2. every field of the request at once (nothing is read or written before);
+//! 3. a retry — the same command id and the same request digest — is answered from its first
+//!    append ([`EventStore::previous_outcome`]); the same id with other content is refused;
+//! 4. the household, **in the caller's scope**: outside it, it reads exactly like a household
+//!    that does not exist (the same `NOT_FOUND`), and the attempt is recorded on the household's
+//!    access stream ([`IntakeApi::household_in_scope`]);
+//! 5. the decision on the folded household, then sealing (the first write, a data key at most);
+//! 6. the append, with the expected version; rows a guard table must hold (the person index,
+//!    the relatives registry) are written in the append's own transaction.
+//!
+//! Reads of personal data count against the officer's hourly quota and are access events.
+//! Errors become statuses through `ApiError` only.
+//!
+//! [`EventStore::previous_outcome`]: sunshine_eventlog::EventStore::previous_outcome
 
 use std::sync::{Arc, OnceLock};
 
 use prost::Message as _;
-use sunshine_domain::{OrgTier, OrgUnitCode, ValidationErrors};
+use sunshine_domain::{OrgTree, OrgUnitCode, ValidationErrors};
 use sunshine_eventlog::runtime::LogRuntime;
-use sunshine_eventlog::{Actor, EventMetadata, ExpectedVersion, NewEvent, StoreError, StreamId};
+use sunshine_eventlog::{
+    Actor, AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent, StreamId,
+    request_digest,
+};
 use sunshine_platform::auth::identity;
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_policy::{Channel, Policy, ProgramCode, ReviewWorkflow};
@@ -15,10 +32,11 @@ use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_server::IntakeService;
 use tonic::{Request, Response, Status};
 
+use crate::access::{self, Reveal};
 use crate::household::{HouseholdError, HouseholdEvent, HouseholdState, SCHEMA_VERSION};
 use crate::masking;
-use crate::read_model::{self, ApplicationQuery};
-use crate::validation::{self, check_command_id, check_org_unit, check_text};
+use crate::read_model::{self, ApplicationQuery, ClaimRefusal, PersonClaim, PersonClaims};
+use crate::validation::{self, check_command_id, check_text, check_uuid};
 
 /// Blind-index domain of resident id numbers.
 pub const NATIONAL_ID_DOMAIN: &str = "resident-id";
@@ -29,15 +47,7 @@ const CASEWORKERS: &[Role] = &[
     Role::StreetReviewer,
     Role::CenterReviewer,
 ];
-/// Who may see personal data in full (for a stated purpose).
-const REVEALERS: &[Role] = &[
-    Role::VillageClerk,
-    Role::StreetReviewer,
-    Role::CenterReviewer,
-    Role::CenterApprover,
-    Role::FinanceOfficer,
-];
-/// Who may read households at all (masked unless revealed).
+/// Who may read households at all (masked unless revealed; see [`access::purposes_for`]).
 const READERS: &[Role] = &[
     Role::VillageClerk,
     Role::StreetReviewer,
@@ -47,6 +57,25 @@ const READERS: &[Role] = &[
     Role::FinanceApprover,
     Role::Auditor,
 ];
+/// Who may undo a death recorded in error: the district center.
+const DEATH_CORRECTORS: &[Role] = &[Role::CenterReviewer, Role::CenterApprover];
+/// Who keeps the registry of officials' relatives: the district center.
+const REGISTRY_KEEPERS: &[Role] = &[Role::CenterReviewer, Role::CenterApprover, Role::Admin];
+
+/// RPC names, as access events record them.
+mod rpc {
+    pub const REGISTER_HOUSEHOLD: &str = "RegisterHousehold";
+    pub const RECORD_CIRCUMSTANCE_CHANGE: &str = "RecordCircumstanceChange";
+    pub const RECORD_DEATH: &str = "RecordDeath";
+    pub const CORRECT_DEATH_RECORD: &str = "CorrectDeathRecord";
+    pub const RECORD_MOVE: &str = "RecordMove";
+    pub const SUBMIT_APPLICATION: &str = "SubmitApplication";
+    pub const GET_HOUSEHOLD: &str = "GetHousehold";
+    pub const FIND_HOUSEHOLD: &str = "FindHousehold";
+}
+
+/// The window of the per-officer quota of reads of personal data.
+const QUOTA_WINDOW_US: i64 = 3_600 * 1_000_000;
 
 /// What the handlers share once the service is connected.
 #[derive(Debug, Clone)]
@@ -56,6 +85,10 @@ pub struct IntakeState {
     /// Relations of officials' relatives that must be registered (configurable per province).
     pub official_relations: Arc<Vec<String>>,
     pub clock: Arc<dyn sunshine_platform::clock::Clock>,
+    /// The district's org tree: every org-unit input must be one of its units.
+    pub org_tree: Arc<OrgTree>,
+    /// `privacy.personal_data_reads_per_officer_per_hour`.
+    pub personal_data_reads_per_hour: u32,
 }
 
 /// The gRPC service; answers `UNAVAILABLE` until the log is ready.
@@ -64,16 +97,13 @@ pub struct IntakeApi {
     pub state: Arc<OnceLock<IntakeState>>,
 }
 
-fn store_error(error: StoreError) -> ApiError {
-    ApiError::from(error)
-}
-
 fn household_error(error: HouseholdError) -> ApiError {
     let description = error.to_string();
     match error {
         HouseholdError::UnknownMember { field, .. } | HouseholdError::MemberDead { field, .. } => {
             ApiError::invalid_field(field, description)
         }
+        HouseholdError::MemberAlive { .. } => ApiError::FailedPrecondition(description),
         HouseholdError::ApplicationOpen {
             case_id,
             program_code,
@@ -96,9 +126,17 @@ fn household_stream(household_id: &str) -> Result<StreamId, ApiError> {
         .map_err(|_| ApiError::invalid_field("household_id", "not a household id"))
 }
 
-fn check_household_id(errors: &mut ValidationErrors, household_id: &str) {
-    if uuid::Uuid::parse_str(household_id).is_err() {
-        errors.push("household_id", "a household id (UUID)");
+/// The one answer for a household the caller may not know exists, and for one that does not.
+fn household_not_found(household_id: &str) -> ApiError {
+    ApiError::NotFound {
+        what: format!("household {household_id}"),
+    }
+}
+
+/// The one answer of `FindHousehold` for nobody, and for somebody out of the caller's scope.
+fn person_not_found() -> ApiError {
+    ApiError::NotFound {
+        what: "a household with this national id".into(),
     }
 }
 
@@ -111,15 +149,39 @@ fn household_id_for(command_id: &str) -> String {
     .to_string()
 }
 
-fn metadata(caller: &Identity, command_id: Option<&str>) -> EventMetadata {
+fn member_id_for(household_id: &str, position: usize) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("{household_id}/{position}").as_bytes(),
+    )
+    .to_string()
+}
+
+fn actor(caller: &Identity) -> Actor {
+    Actor {
+        subject: caller.subject.clone(),
+        role: caller.role.as_str().to_owned(),
+        org_unit: caller.org_unit.as_str().to_owned(),
+        department_code: caller.department_code.clone(),
+    }
+}
+
+/// Metadata of a command: its id and the digest of the whole request, so that only a faithful
+/// retry is answered as one.
+fn command_metadata(caller: &Identity, command_id: &str, digest: String) -> EventMetadata {
     EventMetadata {
-        actor: Actor {
-            subject: caller.subject.clone(),
-            role: caller.role.as_str().to_owned(),
-            org_unit: caller.org_unit.as_str().to_owned(),
-            department_code: caller.department_code.clone(),
-        },
-        command_id: command_id.map(str::to_owned),
+        actor: actor(caller),
+        command_id: Some(command_id.to_owned()),
+        request_digest: Some(digest),
+        traceparent: sunshine_platform::telemetry::current_traceparent(),
+        ..EventMetadata::default()
+    }
+}
+
+/// Metadata of a record the service makes of a call (access events, refusals).
+fn record_metadata(caller: &Identity) -> EventMetadata {
+    EventMetadata {
+        actor: actor(caller),
         traceparent: sunshine_platform::telemetry::current_traceparent(),
         ..EventMetadata::default()
     }
@@ -148,6 +210,14 @@ fn workflow_name(workflow: ReviewWorkflow) -> &'static str {
     }
 }
 
+/// A command on an existing household, after steps 1–4.
+enum Prepared {
+    /// A faithful retry: the first append's outcome.
+    Retried(AppendOutcome),
+    /// The household in the caller's scope, at the version the caller expected.
+    Current(HouseholdState),
+}
+
 impl IntakeApi {
     /// The district's date today (the configured clock; the system's until connected).
     fn today(&self) -> time::Date {
@@ -164,18 +234,14 @@ impl IntakeApi {
             .ok_or_else(|| ApiError::Unavailable("intake is still starting".into()))
     }
 
+    /// The household folded from its stream; `None` if there is none.
     async fn load(
         &self,
         state: &IntakeState,
         household_id: &str,
-    ) -> Result<HouseholdState, ApiError> {
+    ) -> Result<Option<HouseholdState>, ApiError> {
         let stream = household_stream(household_id)?;
-        let recorded = state
-            .log
-            .store
-            .read_stream(&stream, 1)
-            .await
-            .map_err(store_error)?;
+        let recorded = state.log.store.read_stream(&stream, 1).await?;
         let mut events = Vec::with_capacity(recorded.len());
         for stored in &recorded {
             let decoded = HouseholdEvent::decode(&stored.event_type, &stored.payload)
@@ -188,9 +254,105 @@ impl IntakeApi {
                 ));
             }
         }
-        HouseholdState::fold(events).ok_or_else(|| ApiError::NotFound {
-            what: format!("household {household_id}"),
-        })
+        Ok(HouseholdState::fold(events))
+    }
+
+    /// The household, if it exists and the caller's org unit covers it. Outside the caller's
+    /// scope it reads exactly like a household that does not exist — the same code, message
+    /// and details — and the attempt is recorded as `OutOfScopeAccessAttempted`.
+    async fn household_in_scope(
+        &self,
+        state: &IntakeState,
+        caller: &Identity,
+        household_id: &str,
+        rpc: &'static str,
+    ) -> Result<HouseholdState, ApiError> {
+        let Some(household) = self.load(state, household_id).await? else {
+            return Err(household_not_found(household_id));
+        };
+        if !covers(caller, &household)? {
+            self.record_out_of_scope(state, caller, household_id, rpc)
+                .await?;
+            return Err(household_not_found(household_id));
+        }
+        Ok(household)
+    }
+
+    async fn record_out_of_scope(
+        &self,
+        state: &IntakeState,
+        caller: &Identity,
+        household_id: &str,
+        rpc: &'static str,
+    ) -> Result<(), ApiError> {
+        let attempted = pb::OutOfScopeAccessAttempted {
+            household_id: household_id.to_owned(),
+            rpc: rpc.to_owned(),
+            caller_org_unit_code: caller.org_unit.as_str().to_owned(),
+        };
+        let stream = StreamId::new("intake", "access", household_id).map_err(ApiError::internal)?;
+        append_record(
+            state,
+            &stream,
+            caller,
+            NewEvent::new(
+                household_case(household_id),
+                "sunshine.v1.OutOfScopeAccessAttempted",
+                1,
+                attempted.encode_to_vec(),
+            ),
+        )
+        .await
+    }
+
+    /// Counts a read of personal data against the caller's hourly quota (in the database, so
+    /// every replica counts together); beyond it the read is refused and the refusal recorded.
+    async fn count_personal_data_read(
+        &self,
+        state: &IntakeState,
+        caller: &Identity,
+        rpc: &'static str,
+    ) -> Result<(), ApiError> {
+        let now_us = sunshine_eventlog::event::now_micros();
+        let window_start_us = now_us - now_us.rem_euclid(QUOTA_WINDOW_US);
+        let reads = read_model::count_personal_data_read(
+            state.log.store.pool(),
+            &caller.subject,
+            window_start_us,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        let limit = state.personal_data_reads_per_hour;
+        if reads <= u64::from(limit) {
+            return Ok(());
+        }
+        let refused = pb::PersonalDataReadRefused {
+            rpc: rpc.to_owned(),
+            limit,
+            window_start_unix_seconds: window_start_us / 1_000_000,
+            reads_in_window: reads,
+        };
+        let officer = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("sunshine/intake/officer/{}", caller.subject).as_bytes(),
+        );
+        let stream =
+            StreamId::new("intake", "quota", &officer.to_string()).map_err(ApiError::internal)?;
+        append_record(
+            state,
+            &stream,
+            caller,
+            NewEvent::new(
+                format!("officer-{officer}"),
+                "sunshine.v1.PersonalDataReadRefused",
+                1,
+                refused.encode_to_vec(),
+            ),
+        )
+        .await?;
+        Err(ApiError::ResourceExhausted(format!(
+            "at most {limit} reads of personal data per officer per hour; this hour's are used up"
+        )))
     }
 
     async fn seal(
@@ -226,27 +388,83 @@ impl IntakeApi {
         }
     }
 
-    async fn append(
+    /// The plaintext of a sealed field; `None` once its key was destroyed.
+    async fn open_bytes(
         &self,
         state: &IntakeState,
         household_id: &str,
-        expected: ExpectedVersion,
+        field: &str,
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        if sealed.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let associated = format!("{household_id}/{field}");
+        match state.log.keys.open(sealed, associated.as_bytes()).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(sunshine_eventlog::keys::KeyError::Destroyed { .. }) => Ok(None),
+            Err(error) => Err(ApiError::internal(error)),
+        }
+    }
+
+    /// Steps 3 and 4 of a command on an existing household.
+    async fn prepare_change(
+        &self,
+        state: &IntakeState,
         caller: &Identity,
-        command_id: &str,
-        events: Vec<NewEvent>,
-    ) -> Result<sunshine_eventlog::AppendOutcome, ApiError> {
+        metadata: &EventMetadata,
+        household_id: &str,
+        expected_version: u64,
+        rpc: &'static str,
+    ) -> Result<Prepared, ApiError> {
         let stream = household_stream(household_id)?;
-        state
+        if let Some(previous) = state.log.store.previous_outcome(&stream, metadata).await? {
+            return Ok(Prepared::Retried(previous));
+        }
+        let household = self
+            .household_in_scope(state, caller, household_id, rpc)
+            .await?;
+        if household.version != expected_version {
+            return Err(ApiError::Conflict(format!(
+                "household {household_id} is at version {}, not {expected_version}: someone changed it first; reload and retry",
+                household.version
+            )));
+        }
+        Ok(Prepared::Current(household))
+    }
+
+    /// Step 6 for a registry change of `household`; answers the new version.
+    async fn append_change(
+        &self,
+        state: &IntakeState,
+        metadata: &EventMetadata,
+        household: &HouseholdState,
+        change: &HouseholdEvent,
+    ) -> Result<u64, ApiError> {
+        let stream = household_stream(&household.household_id)?;
+        let outcome = state
             .log
             .store
             .append(
                 &stream,
-                expected,
-                &metadata(caller, Some(command_id)),
-                events,
+                ExpectedVersion::Exact(household.version),
+                metadata,
+                vec![event(&household_case(&household.household_id), change)],
             )
+            .await?;
+        Ok(outcome.last_version)
+    }
+
+    /// Seals a change's reason, bound to the version its event will have.
+    async fn seal_reason(
+        &self,
+        state: &IntakeState,
+        household: &HouseholdState,
+        reason: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let field = format!("v{}/reason", household.version + 1);
+        self.seal(state, &household.household_id, &field, reason.as_bytes())
             .await
-            .map_err(store_error)
     }
 
     async fn register_household(
@@ -255,21 +473,15 @@ impl IntakeApi {
         request: pb::RegisterHouseholdRequest,
     ) -> Result<pb::RegisterHouseholdResponse, ApiError> {
         caller.require_role(CASEWORKERS)?;
+        let state = self.state()?;
         let mut errors = ValidationErrors::default();
         check_command_id(&mut errors, &request.command_id);
-        let org_unit = check_org_unit(
+        let village = validation::check_village(
             &mut errors,
+            &state.org_tree,
             "hukou_org_unit_code",
             &request.hukou_org_unit_code,
         );
-        if let Some(code) = &org_unit
-            && code.tier() != OrgTier::VillageCommunity
-        {
-            errors.push(
-                "hukou_org_unit_code",
-                "a household is registered at a village or community",
-            );
-        }
         check_text(
             &mut errors,
             "address",
@@ -279,76 +491,53 @@ impl IntakeApi {
         );
         let members = validation::check_members(&mut errors, &request.members, self.today());
         validation::check_assets(&mut errors, "assets", request.assets.as_ref());
-        if let Some(account) = &request.payment_account {
-            check_text(
-                &mut errors,
-                "payment_account.bank",
-                &account.bank,
-                false,
-                60,
-            );
-            check_text(
-                &mut errors,
-                "payment_account.holder_name",
-                &account.holder_name,
-                false,
-                validation::MAX_NAME_CHARS,
-            );
-            if !account.account_number.is_empty()
-                && (account.account_number.len() > 34
-                    || !account
-                        .account_number
-                        .bytes()
-                        .all(|byte| byte.is_ascii_alphanumeric()))
-            {
-                errors.push(
-                    "payment_account.account_number",
-                    "at most 34 letters and digits",
-                );
-            }
-        }
+        validation::check_payment_account(&mut errors, request.payment_account.as_ref());
         errors.into_result()?;
-        let Some(org_unit) = org_unit else {
+        let Some(village) = village else {
             return Err(ApiError::invalid_field("hukou_org_unit_code", "required"));
         };
-        caller.require_org_scope(&org_unit)?;
-        let state = self.state()?;
+        caller.require_org_scope(&village)?;
 
         let household_id = household_id_for(&request.command_id);
-        let mut sealed_members = Vec::with_capacity(members.len());
-        let mut claimed: Vec<String> = Vec::new();
-        for (index, member) in members.iter().enumerate() {
-            let member_id = uuid::Uuid::new_v5(
-                &uuid::Uuid::NAMESPACE_OID,
-                format!("{household_id}/{index}").as_bytes(),
-            )
-            .to_string();
-            let index_hex = hex::encode(
-                state
-                    .log
-                    .blind_index(NATIONAL_ID_DOMAIN, member.national_id.as_str()),
-            );
-            match read_model::claim_person(
-                state.log.store.pool(),
-                &index_hex,
-                &household_id,
-                &member_id,
-            )
-            .await
+        let stream = household_stream(&household_id)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        if let Some(previous) = state.log.store.previous_outcome(&stream, &metadata).await? {
+            return registration_answer(&previous);
+        }
+
+        // A person belongs to one household: every claim is checked before anything is
+        // written, and made by the append's guard in the append's own transaction.
+        let mut claims = Vec::with_capacity(members.len());
+        for (position, member) in members.iter().enumerate() {
+            claims.push(PersonClaim {
+                position,
+                index_hex: hex::encode(
+                    state
+                        .log
+                        .blind_index(NATIONAL_ID_DOMAIN, member.national_id.as_str()),
+                ),
+                member_id: member_id_for(&household_id, position),
+            });
+        }
+        for claim in &claims {
+            let holder = read_model::find_person(state.log.store.pool(), &claim.index_hex)
+                .await
+                .map_err(ApiError::internal)?;
+            if let Some((holder_household, holder_member)) = holder
+                && holder_household != household_id
             {
-                Ok(Ok(())) => claimed.push(index_hex.clone()),
-                Ok(Err(other_household)) => {
-                    self.release(state, &claimed, &household_id).await;
-                    return Err(ApiError::AlreadyExists {
-                        what: format!("members[{index}] in another household"),
-                        existing_id: Some(other_household),
-                    });
-                }
-                Err(error) => {
-                    self.release(state, &claimed, &household_id).await;
-                    return Err(ApiError::internal(error));
-                }
+                let refusal = ClaimRefusal {
+                    position: claim.position,
+                    household_id: holder_household,
+                    member_id: holder_member,
+                };
+                return Err(self.claim_refused(state, caller, refusal).await);
             }
+        }
+
+        let mut sealed_members = Vec::with_capacity(members.len());
+        for (member, claim) in members.iter().zip(&claims) {
+            let member_id = &claim.member_id;
             let input = &member.input;
             sealed_members.push(pb::SealedMember {
                 sealed_name: self
@@ -375,8 +564,8 @@ impl IntakeApi {
                         input.phone.as_bytes(),
                     )
                     .await?,
-                national_id_index: hex::decode(&index_hex).map_err(ApiError::internal)?,
-                member_id,
+                national_id_index: hex::decode(&claim.index_hex).map_err(ApiError::internal)?,
+                member_id: member_id.clone(),
                 relation: input.relation,
                 sex: input.sex,
                 birth_date: input.birth_date,
@@ -403,7 +592,7 @@ impl IntakeApi {
             .unwrap_or_default();
         let registered = HouseholdEvent::Registered(pb::HouseholdRegistered {
             household_id: household_id.clone(),
-            hukou_org_unit_code: org_unit.as_str().to_owned(),
+            hukou_org_unit_code: village.as_str().to_owned(),
             sealed_address: self
                 .seal(state, &household_id, "address", request.address.as_bytes())
                 .await?,
@@ -413,44 +602,77 @@ impl IntakeApi {
                 .seal(state, &household_id, "payment_account", &account_bytes)
                 .await?,
         });
-        let member_ids = match &registered {
-            HouseholdEvent::Registered(message) => message
-                .members
-                .iter()
-                .map(|member| member.member_id.clone())
-                .collect(),
-            _ => Vec::new(),
+        let guard = PersonClaims {
+            household_id: household_id.clone(),
+            claims,
         };
-        let appended = self
-            .append(
-                state,
-                &household_id,
+        let appended = state
+            .log
+            .store
+            .append_guarded(
+                &stream,
                 ExpectedVersion::NoStream,
-                caller,
-                &request.command_id,
+                &metadata,
                 vec![event(&household_case(&household_id), &registered)],
+                &guard,
             )
-            .await;
+            .await?;
         match appended {
-            Ok(outcome) => Ok(pb::RegisterHouseholdResponse {
-                household_id,
-                version: outcome.last_version,
-                member_ids,
-            }),
-            Err(error) => {
-                self.release(state, &claimed, &household_id).await;
-                Err(error)
+            GuardedAppend::Appended(outcome) => registration_answer(&outcome),
+            GuardedAppend::Refused(refusal) => {
+                Err(self.claim_refused(state, caller, refusal).await)
             }
         }
     }
 
-    async fn release(&self, state: &IntakeState, claimed: &[String], household_id: &str) {
-        for index_hex in claimed {
-            if let Err(error) =
-                read_model::release_person(state.log.store.pool(), index_hex, household_id).await
-            {
-                tracing::warn!(%error, "could not release a person claim");
-            }
+    /// Why a member cannot join: they belong to another household, or are recorded there as
+    /// deceased. The other household is named only to a caller whose scope covers it; to any
+    /// other the answer is generic, and the attempt is on that household's access record.
+    async fn claim_refused(
+        &self,
+        state: &IntakeState,
+        caller: &Identity,
+        refusal: ClaimRefusal,
+    ) -> ApiError {
+        let field = format!("members[{}]", refusal.position);
+        let holder = match self.load(state, &refusal.household_id).await {
+            Ok(holder) => holder,
+            Err(error) => return error,
+        };
+        let Some(holder) = holder else {
+            // Claimed by a registration whose event is not readable yet: say no more.
+            return ApiError::AlreadyExists {
+                what: format!("{field} in another household"),
+                existing_id: None,
+            };
+        };
+        let in_scope = match covers(caller, &holder) {
+            Ok(in_scope) => in_scope,
+            Err(error) => return error,
+        };
+        if !in_scope
+            && let Err(error) = self
+                .record_out_of_scope(state, caller, &holder.household_id, rpc::REGISTER_HOUSEHOLD)
+                .await
+        {
+            return error;
+        }
+        let deceased = holder
+            .member(&refusal.member_id)
+            .is_some_and(|member| !member.alive);
+        if deceased {
+            let place = if in_scope {
+                format!("household {}", holder.household_id)
+            } else {
+                "another household".to_owned()
+            };
+            return ApiError::FailedPrecondition(format!(
+                "{field} is recorded as deceased in {place}; a death recorded in error is corrected there (CorrectDeathRecord)"
+            ));
+        }
+        ApiError::AlreadyExists {
+            what: format!("{field} in another household"),
+            existing_id: in_scope.then_some(holder.household_id),
         }
     }
 
@@ -463,7 +685,18 @@ impl IntakeApi {
         let state = self.state()?;
         let mut errors = ValidationErrors::default();
         check_command_id(&mut errors, &request.command_id);
-        check_household_id(&mut errors, &request.household_id);
+        check_uuid(
+            &mut errors,
+            "household_id",
+            &request.household_id,
+            "a household id",
+        );
+        check_uuid(
+            &mut errors,
+            "applicant_member_id",
+            &request.applicant_member_id,
+            "a member id",
+        );
         let program = match request.program_code.parse::<ProgramCode>() {
             Ok(code) => Some(state.policy.catalogue().program(code).clone()),
             Err(_) => {
@@ -476,21 +709,7 @@ impl IntakeApi {
         {
             errors.push("channel", "in person, on behalf by the village, or online");
         }
-        if request.declared_facts.len() > validation::MAX_ITEMS {
-            errors.push(
-                "declared_facts",
-                format!("at most {} items", validation::MAX_ITEMS),
-            );
-        }
-        for (key, value) in &request.declared_facts {
-            check_text(
-                &mut errors,
-                &format!("declared_facts.{key}"),
-                value,
-                false,
-                validation::MAX_REASON_CHARS,
-            );
-        }
+        validation::check_declared_facts(&mut errors, &request.declared_facts);
         if !request.notify_and_pledge_accepted {
             errors.push(
                 "notify_and_pledge_accepted",
@@ -511,17 +730,31 @@ impl IntakeApi {
                 &request.documents,
                 &program.required_documents,
             );
+        } else if request.documents.len() > validation::MAX_DOCUMENTS {
+            errors.push(
+                "documents",
+                format!("at most {} documents", validation::MAX_DOCUMENTS),
+            );
         }
         errors.into_result()?;
         let Some(program) = program else {
             return Err(ApiError::invalid_field("program_code", "required"));
         };
 
-        let household = self.load(state, &request.household_id).await?;
-        let hukou =
-            OrgUnitCode::parse(&household.hukou_org_unit_code).map_err(ApiError::internal)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let stream = household_stream(&request.household_id)?;
+        if let Some(previous) = state.log.store.previous_outcome(&stream, &metadata).await? {
+            return self.submission_answer(state, &previous);
+        }
         // One window: the caller's service point accepts for households in its scope.
-        caller.require_org_scope(&hukou)?;
+        let household = self
+            .household_in_scope(
+                state,
+                caller,
+                &request.household_id,
+                rpc::SUBMIT_APPLICATION,
+            )
+            .await?;
         household
             .require_living_member("applicant_member_id", &request.applicant_member_id)
             .map_err(household_error)?;
@@ -552,17 +785,6 @@ impl IntakeApi {
                 pb::Route::Department,
                 program.departments.first().cloned().unwrap_or_default(),
             ),
-        };
-        let assist_first_cap = if route == pb::Route::Emergency {
-            let resolved = state
-                .policy
-                .resolve(self.today())
-                .map_err(ApiError::internal)?;
-            Some(pb::Money {
-                fen: resolved.temporary.assist_first_cap.fen(),
-            })
-        } else {
-            None
         };
 
         let application_id = uuid::Uuid::now_v7().to_string();
@@ -611,17 +833,25 @@ impl IntakeApi {
                 });
             events.push(event(&case_id, &flagged));
         }
-        let outcome = self
+        let outcome = state
+            .log
+            .store
             .append(
-                state,
-                &household.household_id,
+                &stream,
                 ExpectedVersion::Exact(household.version),
-                caller,
-                &request.command_id,
+                &metadata,
                 events,
             )
             .await?;
-        // A retried command answers with the first append's application.
+        self.submission_answer(state, &outcome)
+    }
+
+    /// The answer to a submission, from its append (the first one, for a retry).
+    fn submission_answer(
+        &self,
+        state: &IntakeState,
+        outcome: &AppendOutcome,
+    ) -> Result<pb::SubmitApplicationResponse, ApiError> {
         let first = outcome
             .events
             .first()
@@ -629,6 +859,17 @@ impl IntakeApi {
             .ok_or_else(|| {
                 ApiError::internal(std::io::Error::other("append returned no application"))
             })?;
+        let assist_first_cap = if first.route == pb::Route::Emergency as i32 {
+            let resolved = state
+                .policy
+                .resolve(self.today())
+                .map_err(ApiError::internal)?;
+            Some(pb::Money {
+                fen: resolved.temporary.assist_first_cap.fen(),
+            })
+        } else {
+            None
+        };
         Ok(pb::SubmitApplicationResponse {
             application_id: first.application_id,
             case_id: first.case_id,
@@ -639,37 +880,366 @@ impl IntakeApi {
         })
     }
 
-    async fn change_household(
+    async fn record_circumstance_change(
         &self,
         caller: &Identity,
-        command_id: &str,
-        household_id: &str,
-        expected_version: u64,
-        build: impl FnOnce(&HouseholdState) -> Result<HouseholdEvent, ApiError>,
+        request: pb::RecordCircumstanceChangeRequest,
     ) -> Result<u64, ApiError> {
+        caller.require_role(CASEWORKERS)?;
         let state = self.state()?;
-        let household = self.load(state, household_id).await?;
-        let hukou =
-            OrgUnitCode::parse(&household.hukou_org_unit_code).map_err(ApiError::internal)?;
-        caller.require_org_scope(&hukou)?;
-        if household.version != expected_version {
-            return Err(ApiError::Conflict(format!(
-                "household {household_id} is at version {}, not {expected_version}: someone changed it first; reload and retry",
-                household.version
-            )));
-        }
-        let change = build(&household)?;
-        let outcome = self
-            .append(
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(
+            &mut errors,
+            "household_id",
+            &request.household_id,
+            "a household id",
+        );
+        check_text(
+            &mut errors,
+            "reason",
+            &request.reason,
+            true,
+            validation::MAX_REASON_CHARS,
+        );
+        validation::check_member_incomes(&mut errors, &request.incomes);
+        validation::check_assets(&mut errors, "assets", request.assets.as_ref());
+        errors.into_result()?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let household = match self
+            .prepare_change(
                 state,
-                household_id,
-                ExpectedVersion::Exact(expected_version),
                 caller,
-                command_id,
-                vec![event(&household_case(household_id), &change)],
+                &metadata,
+                &request.household_id,
+                request.expected_version,
+                rpc::RECORD_CIRCUMSTANCE_CHANGE,
+            )
+            .await?
+        {
+            Prepared::Retried(previous) => return Ok(previous.last_version),
+            Prepared::Current(household) => household,
+        };
+        for (index, income) in request.incomes.iter().enumerate() {
+            household
+                .require_living_member(&format!("incomes[{index}].member_id"), &income.member_id)
+                .map_err(household_error)?;
+        }
+        let change = HouseholdEvent::CircumstanceChanged(pb::CircumstanceChanged {
+            household_id: household.household_id.clone(),
+            incomes: request.incomes,
+            assets: request.assets,
+            reason: String::new(),
+            sealed_reason: self.seal_reason(state, &household, &request.reason).await?,
+        });
+        self.append_change(state, &metadata, &household, &change)
+            .await
+    }
+
+    async fn record_death(
+        &self,
+        caller: &Identity,
+        request: pb::RecordDeathRequest,
+    ) -> Result<u64, ApiError> {
+        caller.require_role(CASEWORKERS)?;
+        let state = self.state()?;
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(
+            &mut errors,
+            "household_id",
+            &request.household_id,
+            "a household id",
+        );
+        check_uuid(&mut errors, "member_id", &request.member_id, "a member id");
+        check_text(
+            &mut errors,
+            "reason",
+            &request.reason,
+            true,
+            validation::MAX_REASON_CHARS,
+        );
+        match sunshine_proto::dates::to_date(request.date_of_death.as_ref()) {
+            None => errors.push("date_of_death", "required, a calendar date"),
+            Some(date) if date > self.today() => {
+                errors.push("date_of_death", "must not be in the future")
+            }
+            Some(_) => {}
+        }
+        errors.into_result()?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let household = match self
+            .prepare_change(
+                state,
+                caller,
+                &metadata,
+                &request.household_id,
+                request.expected_version,
+                rpc::RECORD_DEATH,
+            )
+            .await?
+        {
+            Prepared::Retried(previous) => return Ok(previous.last_version),
+            Prepared::Current(household) => household,
+        };
+        household
+            .require_living_member("member_id", &request.member_id)
+            .map_err(household_error)?;
+        // The member's id stays claimed by this household (see `read_model`).
+        let change = HouseholdEvent::MemberDied(pb::MemberDied {
+            household_id: household.household_id.clone(),
+            member_id: request.member_id.clone(),
+            date_of_death: request.date_of_death,
+            reason: String::new(),
+            sealed_reason: self.seal_reason(state, &household, &request.reason).await?,
+        });
+        self.append_change(state, &metadata, &household, &change)
+            .await
+    }
+
+    async fn correct_death_record(
+        &self,
+        caller: &Identity,
+        request: pb::CorrectDeathRecordRequest,
+    ) -> Result<u64, ApiError> {
+        caller.require_role(DEATH_CORRECTORS)?;
+        let state = self.state()?;
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(
+            &mut errors,
+            "household_id",
+            &request.household_id,
+            "a household id",
+        );
+        check_uuid(&mut errors, "member_id", &request.member_id, "a member id");
+        check_text(
+            &mut errors,
+            "reason",
+            &request.reason,
+            true,
+            validation::MAX_REASON_CHARS,
+        );
+        errors.into_result()?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let household = match self
+            .prepare_change(
+                state,
+                caller,
+                &metadata,
+                &request.household_id,
+                request.expected_version,
+                rpc::CORRECT_DEATH_RECORD,
+            )
+            .await?
+        {
+            Prepared::Retried(previous) => return Ok(previous.last_version),
+            Prepared::Current(household) => household,
+        };
+        let member = household
+            .require_deceased_member("member_id", &request.member_id)
+            .map_err(household_error)?;
+        let change = HouseholdEvent::DeathRecordCorrected(pb::DeathRecordCorrected {
+            household_id: household.household_id.clone(),
+            member_id: request.member_id.clone(),
+            recorded_date_of_death: member.date_of_death,
+            sealed_reason: self.seal_reason(state, &household, &request.reason).await?,
+        });
+        self.append_change(state, &metadata, &household, &change)
+            .await
+    }
+
+    async fn record_move(
+        &self,
+        caller: &Identity,
+        request: pb::RecordMoveRequest,
+    ) -> Result<u64, ApiError> {
+        caller.require_role(CASEWORKERS)?;
+        let state = self.state()?;
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(
+            &mut errors,
+            "household_id",
+            &request.household_id,
+            "a household id",
+        );
+        check_text(
+            &mut errors,
+            "reason",
+            &request.reason,
+            true,
+            validation::MAX_REASON_CHARS,
+        );
+        check_text(
+            &mut errors,
+            "new_address",
+            &request.new_address,
+            true,
+            validation::MAX_TEXT_CHARS,
+        );
+        let target = validation::check_village(
+            &mut errors,
+            &state.org_tree,
+            "new_hukou_org_unit_code",
+            &request.new_hukou_org_unit_code,
+        );
+        errors.into_result()?;
+        let Some(target) = target else {
+            return Err(ApiError::invalid_field(
+                "new_hukou_org_unit_code",
+                "required",
+            ));
+        };
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        // Scope over the household where it is now; the target is any village of the district.
+        let household = match self
+            .prepare_change(
+                state,
+                caller,
+                &metadata,
+                &request.household_id,
+                request.expected_version,
+                rpc::RECORD_MOVE,
+            )
+            .await?
+        {
+            Prepared::Retried(previous) => return Ok(previous.last_version),
+            Prepared::Current(household) => household,
+        };
+        // Only now, with every check passed, is anything sealed (a data key may be created).
+        let change = HouseholdEvent::Moved(pb::HouseholdMoved {
+            household_id: household.household_id.clone(),
+            from_org_unit_code: household.hukou_org_unit_code.clone(),
+            to_org_unit_code: target.as_str().to_owned(),
+            sealed_address: self
+                .seal(
+                    state,
+                    &household.household_id,
+                    "address",
+                    request.new_address.as_bytes(),
+                )
+                .await?,
+            reason: String::new(),
+            sealed_reason: self.seal_reason(state, &household, &request.reason).await?,
+        });
+        self.append_change(state, &metadata, &household, &change)
+            .await
+    }
+
+    async fn register_official_relative(
+        &self,
+        caller: &Identity,
+        request: pb::RegisterOfficialRelativeRequest,
+    ) -> Result<pb::RegisterOfficialRelativeResponse, ApiError> {
+        caller.require_role(REGISTRY_KEEPERS)?;
+        let state = self.state()?;
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_text(
+            &mut errors,
+            "official_subject",
+            &request.official_subject,
+            true,
+            validation::MAX_OFFICIAL_TEXT_CHARS,
+        );
+        check_text(
+            &mut errors,
+            "official_name",
+            &request.official_name,
+            true,
+            validation::MAX_NAME_CHARS,
+        );
+        check_text(
+            &mut errors,
+            "official_position",
+            &request.official_position,
+            true,
+            validation::MAX_OFFICIAL_TEXT_CHARS,
+        );
+        validation::check_org_unit(
+            &mut errors,
+            &state.org_tree,
+            "official_org_unit_code",
+            &request.official_org_unit_code,
+        );
+        let relative =
+            sunshine_domain::NationalId::parse_as_of(&request.relative_national_id, self.today());
+        if let Err(error) = &relative {
+            errors.push("relative_national_id", error.to_string());
+        }
+        if !state
+            .official_relations
+            .iter()
+            .any(|relation| relation == &request.relation)
+        {
+            errors.push(
+                "relation",
+                format!("one of: {}", state.official_relations.join(", ")),
+            );
+        }
+        errors.into_result()?;
+        let relative = relative
+            .map_err(|error| ApiError::invalid_field("relative_national_id", error.to_string()))?;
+        let registration_id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("sunshine/intake/official-relative/{}", request.command_id).as_bytes(),
+        )
+        .to_string();
+        let stream =
+            StreamId::new("intake", "official", &registration_id).map_err(ApiError::internal)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        if state
+            .log
+            .store
+            .previous_outcome(&stream, &metadata)
+            .await?
+            .is_some()
+        {
+            return Ok(pb::RegisterOfficialRelativeResponse { registration_id });
+        }
+        let sealed_official_name = state
+            .log
+            .keys
+            .seal(
+                &format!("official-{registration_id}"),
+                request.official_name.as_bytes(),
+                registration_id.as_bytes(),
+            )
+            .await
+            .map_err(ApiError::internal)?;
+        let registered = pb::OfficialRelativeRegistered {
+            registration_id: registration_id.clone(),
+            official_subject: request.official_subject.clone(),
+            sealed_official_name,
+            official_position: request.official_position.clone(),
+            official_org_unit_code: request.official_org_unit_code.clone(),
+            relative_index: state
+                .log
+                .blind_index(NATIONAL_ID_DOMAIN, relative.as_str())
+                .to_vec(),
+            relation: request.relation.clone(),
+        };
+        // The registry row commits with its event, so the next application sees it; the
+        // projection writes it from the log too.
+        let guard = read_model::RegistryRow(&registered);
+        state
+            .log
+            .store
+            .append_guarded(
+                &stream,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![NewEvent::new(
+                    "registry-official-relatives",
+                    "sunshine.v1.OfficialRelativeRegistered",
+                    1,
+                    registered.encode_to_vec(),
+                )],
+                &guard,
             )
             .await?;
-        Ok(outcome.last_version)
+        Ok(pb::RegisterOfficialRelativeResponse { registration_id })
     }
 
     async fn get_household(
@@ -678,93 +1248,108 @@ impl IntakeApi {
         request: pb::GetHouseholdRequest,
     ) -> Result<pb::Household, ApiError> {
         caller.require_role(READERS)?;
-        let mut errors = ValidationErrors::default();
-        check_household_id(&mut errors, &request.household_id);
-        if request.reveal_personal_data {
-            check_text(
-                &mut errors,
-                "purpose",
-                &request.purpose,
-                true,
-                validation::MAX_TEXT_CHARS,
-            );
-        }
-        errors.into_result()?;
-        if request.reveal_personal_data {
-            caller.require_role(REVEALERS)?;
-        }
         let state = self.state()?;
-        let household = self.load(state, &request.household_id).await?;
-        let hukou =
-            OrgUnitCode::parse(&household.hukou_org_unit_code).map_err(ApiError::internal)?;
-        caller.require_org_scope(&hukou)?;
-        let reveal = request.reveal_personal_data;
+        let mut errors = ValidationErrors::default();
+        check_uuid(
+            &mut errors,
+            "household_id",
+            &request.household_id,
+            "a household id",
+        );
+        let purpose = pb::RevealPurpose::try_from(request.reveal_purpose)
+            .unwrap_or(pb::RevealPurpose::Unspecified);
+        if request.reveal_personal_data || !request.case_id.is_empty() {
+            check_uuid(&mut errors, "case_id", &request.case_id, "a case id");
+        }
+        if (request.reveal_personal_data || request.reveal_purpose != 0)
+            && purpose == pb::RevealPurpose::Unspecified
+        {
+            errors.push("reveal_purpose", "one of the RevealPurpose values");
+        }
+        check_text(
+            &mut errors,
+            "purpose",
+            &request.purpose,
+            request.reveal_personal_data,
+            validation::MAX_TEXT_CHARS,
+        );
+        errors.into_result()?;
+        let reveal = if request.reveal_personal_data {
+            access::authorise_reveal(caller.role, purpose).map_err(ApiError::PermissionDenied)?
+        } else {
+            Reveal::NOTHING
+        };
+        self.count_personal_data_read(state, caller, rpc::GET_HOUSEHOLD)
+            .await?;
+        let household = self
+            .household_in_scope(state, caller, &request.household_id, rpc::GET_HOUSEHOLD)
+            .await?;
+        if reveal.any() && !household.has_live_case(&request.case_id) {
+            return Err(ApiError::invalid_field(
+                "case_id",
+                "not an open or running case of this household",
+            ));
+        }
         let id = &household.household_id;
 
         // The read itself is on the record, before anything is shown.
-        let fields = vec!["members".into(), "address".into(), "payment_account".into()];
-        self.record_access(state, caller, id, reveal, &request.purpose, fields)
+        let accessed = pb::PersonalDataAccessed {
+            household_id: id.clone(),
+            revealed: reveal.any(),
+            purpose: if reveal.any() {
+                "reveal".into()
+            } else {
+                "masked read".into()
+            },
+            fields: vec!["members".into(), "address".into(), "payment_account".into()],
+            case_id: if reveal.any() {
+                request.case_id.clone()
+            } else {
+                String::new()
+            },
+            reveal_purpose: if reveal.any() { purpose as i32 } else { 0 },
+            sealed_note: Vec::new(),
+            revealed_fields: reveal.field_names(),
+            rpc: rpc::GET_HOUSEHOLD.into(),
+        };
+        self.record_access(state, caller, accessed, &request.purpose)
             .await?;
 
         let mut members = Vec::with_capacity(household.members.len());
         for member in &household.members {
             let member_id = &member.sealed.member_id;
-            let name = self
-                .open(
-                    state,
-                    id,
-                    &format!("{member_id}/name"),
-                    &member.sealed.sealed_name,
-                )
-                .await?;
-            let national_id = self
-                .open(
-                    state,
-                    id,
-                    &format!("{member_id}/national_id"),
-                    &member.sealed.sealed_national_id,
-                )
-                .await?;
-            let phone = self
-                .open(
-                    state,
-                    id,
-                    &format!("{member_id}/phone"),
-                    &member.sealed.sealed_phone,
-                )
-                .await?;
-            let (name, national_id, phone) = if reveal {
-                (name, national_id, phone)
-            } else {
-                let masked_id = sunshine_domain::NationalId::parse(&national_id)
-                    .map(|parsed| parsed.masked())
-                    .unwrap_or_default();
-                (
-                    masking::mask_name(&name),
-                    masked_id,
-                    masking::mask_phone(&phone),
-                )
+            let opened = masking::OpenedMember {
+                name: self
+                    .open(
+                        state,
+                        id,
+                        &format!("{member_id}/name"),
+                        &member.sealed.sealed_name,
+                    )
+                    .await?,
+                national_id: self
+                    .open(
+                        state,
+                        id,
+                        &format!("{member_id}/national_id"),
+                        &member.sealed.sealed_national_id,
+                    )
+                    .await?,
+                phone: self
+                    .open(
+                        state,
+                        id,
+                        &format!("{member_id}/phone"),
+                        &member.sealed.sealed_phone,
+                    )
+                    .await?,
             };
-            members.push(pb::Member {
-                member_id: member_id.clone(),
-                name,
-                national_id,
-                relation: member.sealed.relation,
-                sex: member.sealed.sex,
-                birth_date: member.sealed.birth_date,
-                hukou_type: member.sealed.hukou_type,
-                phone,
-                alive: member.alive,
-                date_of_death: member.date_of_death,
-                monthly_income: member.sealed.monthly_income.clone(),
-                disability_grade: member.sealed.disability_grade,
-                labour_capacity: member.sealed.labour_capacity,
-            });
+            members.push(masking::member_view(member, opened, reveal));
         }
         let address = self
             .open(state, id, "address", &household.sealed_address)
             .await?;
-        let account_text = self
+        let account_bytes = self
             .open_bytes(
                 state,
                 id,
@@ -773,8 +1358,10 @@ impl IntakeApi {
             )
             .await?
             .unwrap_or_default();
-        let mut payment_account = pb::PaymentAccount::decode(account_text.as_slice()).ok();
-        if !reveal && let Some(account) = payment_account.as_mut() {
+        let mut payment_account = pb::PaymentAccount::decode(account_bytes.as_slice()).ok();
+        if !reveal.payment_account
+            && let Some(account) = payment_account.as_mut()
+        {
             account.account_number = masking::mask_account(&account.account_number);
             account.holder_name = masking::mask_name(&account.holder_name);
         }
@@ -796,7 +1383,7 @@ impl IntakeApi {
         Ok(pb::Household {
             household_id: id.clone(),
             hukou_org_unit_code: household.hukou_org_unit_code.clone(),
-            address: if reveal {
+            address: if reveal.address {
                 address
             } else {
                 masking::mask_address(&address)
@@ -806,65 +1393,214 @@ impl IntakeApi {
             assets: household.assets,
             payment_account,
             open_applications,
-            revealed: reveal,
+            revealed: reveal.any(),
+            revealed_fields: reveal.field_names(),
         })
     }
 
-    /// Appends `PersonalDataAccessed` to the household's access stream.
+    async fn find_household(
+        &self,
+        caller: &Identity,
+        request: pb::FindHouseholdRequest,
+    ) -> Result<pb::FindHouseholdResponse, ApiError> {
+        caller.require_role(READERS)?;
+        let state = self.state()?;
+        let national_id = sunshine_domain::NationalId::parse(&request.national_id)
+            .map_err(|error| ApiError::invalid_field("national_id", error.to_string()))?;
+        self.count_personal_data_read(state, caller, rpc::FIND_HOUSEHOLD)
+            .await?;
+        let index_hex = hex::encode(
+            state
+                .log
+                .blind_index(NATIONAL_ID_DOMAIN, national_id.as_str()),
+        );
+        let found = read_model::find_person(state.log.store.pool(), &index_hex)
+            .await
+            .map_err(ApiError::internal)?;
+        let Some((household_id, member_id)) = found else {
+            return Err(person_not_found());
+        };
+        let Some(household) = self.load(state, &household_id).await? else {
+            return Err(person_not_found());
+        };
+        if !covers(caller, &household)? {
+            self.record_out_of_scope(state, caller, &household_id, rpc::FIND_HOUSEHOLD)
+                .await?;
+            return Err(person_not_found());
+        }
+        let accessed = pb::PersonalDataAccessed {
+            household_id: household_id.clone(),
+            purpose: "lookup by national id".into(),
+            fields: vec!["national_id".into()],
+            rpc: rpc::FIND_HOUSEHOLD.into(),
+            ..Default::default()
+        };
+        self.record_access(state, caller, accessed, "").await?;
+        Ok(pb::FindHouseholdResponse {
+            household_id,
+            member_id,
+        })
+    }
+
+    async fn list_applications(
+        &self,
+        caller: &Identity,
+        request: pb::ListApplicationsRequest,
+    ) -> Result<pb::ListApplicationsResponse, ApiError> {
+        caller.require_role(READERS)?;
+        let state = self.state()?;
+        let mut errors = ValidationErrors::default();
+        let org_unit = if request.org_unit_code.is_empty() {
+            Some(caller.org_unit.clone())
+        } else {
+            validation::check_org_unit(
+                &mut errors,
+                &state.org_tree,
+                "org_unit_code",
+                &request.org_unit_code,
+            )
+        };
+        if !request.program_code.is_empty() && request.program_code.parse::<ProgramCode>().is_err()
+        {
+            errors.push("program_code", "not a program of the catalogue");
+        }
+        if !request.status.is_empty()
+            && !validation::APPLICATION_STATUSES.contains(&request.status.as_str())
+        {
+            errors.push(
+                "status",
+                format!("one of: {}", validation::APPLICATION_STATUSES.join(", ")),
+            );
+        }
+        let page = request.page.unwrap_or_default();
+        validation::check_page(&mut errors, &page);
+        errors.into_result()?;
+        let Some(org_unit) = org_unit else {
+            return Err(ApiError::invalid_field("org_unit_code", "required"));
+        };
+        caller.require_org_scope(&org_unit)?;
+        let limit = i64::from(if page.page_size == 0 {
+            validation::DEFAULT_PAGE_SIZE
+        } else {
+            page.page_size
+        });
+        let query = ApplicationQuery {
+            org_unit_prefix: org_unit.scope_prefix().to_owned(),
+            program_code: (!request.program_code.is_empty()).then_some(request.program_code),
+            status: (!request.status.is_empty()).then_some(request.status),
+            after_application_id: (!page.page_token.is_empty()).then_some(page.page_token),
+            limit: limit + 1,
+        };
+        let mut applications = read_model::list_applications(state.log.store.pool(), &query)
+            .await
+            .map_err(ApiError::internal)?;
+        let next_page_token = if applications.len() as i64 > limit {
+            applications.truncate(limit as usize);
+            applications
+                .last()
+                .map(|last| last.application_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::ListApplicationsResponse {
+            applications,
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+
+    /// Appends `PersonalDataAccessed` to the household's access stream (in the case's file too,
+    /// for a reveal); the officer's own words are sealed.
     async fn record_access(
         &self,
         state: &IntakeState,
         caller: &Identity,
-        household_id: &str,
-        revealed: bool,
-        purpose: &str,
-        fields: Vec<String>,
+        mut accessed: pb::PersonalDataAccessed,
+        note: &str,
     ) -> Result<(), ApiError> {
-        let accessed = pb::PersonalDataAccessed {
-            household_id: household_id.to_owned(),
-            revealed,
-            purpose: purpose.to_owned(),
-            fields,
+        let household_id = accessed.household_id.clone();
+        let stream =
+            StreamId::new("intake", "access", &household_id).map_err(ApiError::internal)?;
+        let case_id = if accessed.case_id.is_empty() {
+            household_case(&household_id)
+        } else {
+            accessed.case_id.clone()
         };
-        let stream = StreamId::new("intake", "access", household_id).map_err(ApiError::internal)?;
-        let event = NewEvent::new(
-            household_case(household_id),
-            "sunshine.v1.PersonalDataAccessed",
-            1,
-            accessed.encode_to_vec(),
-        );
-        state
+        let mut new_event =
+            NewEvent::new(case_id, "sunshine.v1.PersonalDataAccessed", 1, Vec::new());
+        accessed.sealed_note = self
+            .seal(
+                state,
+                &household_id,
+                &format!("access/{}/note", new_event.event_id),
+                note.as_bytes(),
+            )
+            .await?;
+        new_event.payload = accessed.encode_to_vec();
+        append_record(state, &stream, caller, new_event).await
+    }
+}
+
+/// Attempts of [`append_record`] before giving up.
+const RECORD_ATTEMPTS: usize = 16;
+
+/// Appends a record the service makes of a call (an access, an attempt, a refusal) at the end
+/// of its stream, whatever that end is. Several readers of one household record at once, and
+/// two appends at "any" version can still collide on the stream's next version: the loser
+/// tries again at the new end rather than fail the caller's read.
+async fn append_record(
+    state: &IntakeState,
+    stream: &StreamId,
+    caller: &Identity,
+    new_event: NewEvent,
+) -> Result<(), ApiError> {
+    let metadata = record_metadata(caller);
+    let mut attempt = 1;
+    loop {
+        match state
             .log
             .store
             .append(
-                &stream,
+                stream,
                 ExpectedVersion::Any,
-                &metadata(caller, None),
-                vec![event],
+                &metadata,
+                vec![new_event.clone()],
             )
             .await
-            .map_err(store_error)?;
-        Ok(())
+        {
+            Ok(_) => return Ok(()),
+            Err(sunshine_eventlog::StoreError::Conflict { .. }) if attempt < RECORD_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
+}
 
-    /// The plaintext of a sealed field; `None` once its key was destroyed.
-    async fn open_bytes(
-        &self,
-        state: &IntakeState,
-        household_id: &str,
-        field: &str,
-        sealed: &[u8],
-    ) -> Result<Option<Vec<u8>>, ApiError> {
-        if sealed.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        let associated = format!("{household_id}/{field}");
-        match state.log.keys.open(sealed, associated.as_bytes()).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(sunshine_eventlog::keys::KeyError::Destroyed { .. }) => Ok(None),
-            Err(error) => Err(ApiError::internal(error)),
-        }
-    }
+/// Whether the caller's org unit covers the household where it is registered now.
+fn covers(caller: &Identity, household: &HouseholdState) -> Result<bool, ApiError> {
+    let hukou = OrgUnitCode::parse(&household.hukou_org_unit_code).map_err(ApiError::internal)?;
+    Ok(caller.org_unit.covers(&hukou))
+}
+
+/// The answer to a registration, from its append (the first one, for a retry).
+fn registration_answer(outcome: &AppendOutcome) -> Result<pb::RegisterHouseholdResponse, ApiError> {
+    let registered = outcome
+        .events
+        .first()
+        .and_then(|stored| pb::HouseholdRegistered::decode(stored.payload.as_slice()).ok())
+        .ok_or_else(|| {
+            ApiError::internal(std::io::Error::other("append returned no registration"))
+        })?;
+    Ok(pb::RegisterHouseholdResponse {
+        household_id: registered.household_id,
+        version: outcome.last_version,
+        member_ids: registered
+            .members
+            .into_iter()
+            .map(|member| member.member_id)
+            .collect(),
+    })
 }
 
 #[tonic::async_trait]
@@ -885,52 +1621,8 @@ impl IntakeService for IntakeApi {
         request: Request<pb::RecordCircumstanceChangeRequest>,
     ) -> Result<Response<pb::RecordCircumstanceChangeResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(CASEWORKERS)?;
-        let message = request.into_inner();
-        let mut errors = ValidationErrors::default();
-        check_command_id(&mut errors, &message.command_id);
-        check_household_id(&mut errors, &message.household_id);
-        check_text(
-            &mut errors,
-            "reason",
-            &message.reason,
-            true,
-            validation::MAX_REASON_CHARS,
-        );
-        for (index, income) in message.incomes.iter().enumerate() {
-            validation::check_income(
-                &mut errors,
-                &format!("incomes[{index}].monthly_income"),
-                &income.monthly_income,
-            );
-        }
-        validation::check_assets(&mut errors, "assets", message.assets.as_ref());
-        errors.into_result().map_err(ApiError::from)?;
         let version = self
-            .change_household(
-                &caller,
-                &message.command_id,
-                &message.household_id,
-                message.expected_version,
-                |household| {
-                    for (index, income) in message.incomes.iter().enumerate() {
-                        household
-                            .require_living_member(
-                                &format!("incomes[{index}].member_id"),
-                                &income.member_id,
-                            )
-                            .map_err(household_error)?;
-                    }
-                    Ok(HouseholdEvent::CircumstanceChanged(
-                        pb::CircumstanceChanged {
-                            household_id: message.household_id.clone(),
-                            incomes: message.incomes.clone(),
-                            assets: message.assets,
-                            reason: message.reason.clone(),
-                        },
-                    ))
-                },
-            )
+            .record_circumstance_change(&caller, request.into_inner())
             .await?;
         Ok(Response::new(pb::RecordCircumstanceChangeResponse {
             version,
@@ -942,46 +1634,19 @@ impl IntakeService for IntakeApi {
         request: Request<pb::RecordDeathRequest>,
     ) -> Result<Response<pb::RecordDeathResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(CASEWORKERS)?;
-        let message = request.into_inner();
-        let mut errors = ValidationErrors::default();
-        check_command_id(&mut errors, &message.command_id);
-        check_household_id(&mut errors, &message.household_id);
-        check_text(
-            &mut errors,
-            "reason",
-            &message.reason,
-            true,
-            validation::MAX_REASON_CHARS,
-        );
-        match sunshine_proto::dates::to_date(message.date_of_death.as_ref()) {
-            None => errors.push("date_of_death", "required, a calendar date"),
-            Some(date) if date > self.today() => {
-                errors.push("date_of_death", "must not be in the future")
-            }
-            Some(_) => {}
-        }
-        errors.into_result().map_err(ApiError::from)?;
-        let version = self
-            .change_household(
-                &caller,
-                &message.command_id,
-                &message.household_id,
-                message.expected_version,
-                |household| {
-                    household
-                        .require_living_member("member_id", &message.member_id)
-                        .map_err(household_error)?;
-                    Ok(HouseholdEvent::MemberDied(pb::MemberDied {
-                        household_id: message.household_id.clone(),
-                        member_id: message.member_id.clone(),
-                        date_of_death: message.date_of_death,
-                        reason: message.reason.clone(),
-                    }))
-                },
-            )
-            .await?;
+        let version = self.record_death(&caller, request.into_inner()).await?;
         Ok(Response::new(pb::RecordDeathResponse { version }))
+    }
+
+    async fn correct_death_record(
+        &self,
+        request: Request<pb::CorrectDeathRecordRequest>,
+    ) -> Result<Response<pb::CorrectDeathRecordResponse>, Status> {
+        let caller = identity(&request)?.clone();
+        let version = self
+            .correct_death_record(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(pb::CorrectDeathRecordResponse { version }))
     }
 
     async fn record_move(
@@ -989,65 +1654,7 @@ impl IntakeService for IntakeApi {
         request: Request<pb::RecordMoveRequest>,
     ) -> Result<Response<pb::RecordMoveResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(CASEWORKERS)?;
-        let message = request.into_inner();
-        let mut errors = ValidationErrors::default();
-        check_command_id(&mut errors, &message.command_id);
-        check_household_id(&mut errors, &message.household_id);
-        check_text(
-            &mut errors,
-            "reason",
-            &message.reason,
-            true,
-            validation::MAX_REASON_CHARS,
-        );
-        check_text(
-            &mut errors,
-            "new_address",
-            &message.new_address,
-            true,
-            validation::MAX_TEXT_CHARS,
-        );
-        let target = check_org_unit(
-            &mut errors,
-            "new_hukou_org_unit_code",
-            &message.new_hukou_org_unit_code,
-        );
-        if let Some(code) = &target
-            && code.tier() != OrgTier::VillageCommunity
-        {
-            errors.push(
-                "new_hukou_org_unit_code",
-                "a household is registered at a village or community",
-            );
-        }
-        errors.into_result().map_err(ApiError::from)?;
-        let state = self.state()?;
-        let sealed_address = self
-            .seal(
-                state,
-                &message.household_id,
-                "address",
-                message.new_address.as_bytes(),
-            )
-            .await?;
-        let version = self
-            .change_household(
-                &caller,
-                &message.command_id,
-                &message.household_id,
-                message.expected_version,
-                |household| {
-                    Ok(HouseholdEvent::Moved(pb::HouseholdMoved {
-                        household_id: message.household_id.clone(),
-                        from_org_unit_code: household.hukou_org_unit_code.clone(),
-                        to_org_unit_code: message.new_hukou_org_unit_code.clone(),
-                        sealed_address,
-                        reason: message.reason.clone(),
-                    }))
-                },
-            )
-            .await?;
+        let version = self.record_move(&caller, request.into_inner()).await?;
         Ok(Response::new(pb::RecordMoveResponse { version }))
     }
 
@@ -1067,115 +1674,10 @@ impl IntakeService for IntakeApi {
         request: Request<pb::RegisterOfficialRelativeRequest>,
     ) -> Result<Response<pb::RegisterOfficialRelativeResponse>, Status> {
         let caller = identity(&request)?.clone();
-        // The registry is kept by the district center.
-        caller.require_role(&[Role::CenterReviewer, Role::CenterApprover, Role::Admin])?;
-        let message = request.into_inner();
-        let state = self.state()?;
-        let mut errors = ValidationErrors::default();
-        check_command_id(&mut errors, &message.command_id);
-        check_text(
-            &mut errors,
-            "official_subject",
-            &message.official_subject,
-            true,
-            100,
-        );
-        check_text(
-            &mut errors,
-            "official_name",
-            &message.official_name,
-            true,
-            validation::MAX_NAME_CHARS,
-        );
-        check_text(
-            &mut errors,
-            "official_position",
-            &message.official_position,
-            true,
-            100,
-        );
-        check_org_unit(
-            &mut errors,
-            "official_org_unit_code",
-            &message.official_org_unit_code,
-        );
-        let relative =
-            sunshine_domain::NationalId::parse_as_of(&message.relative_national_id, self.today());
-        if let Err(error) = &relative {
-            errors.push("relative_national_id", error.to_string());
-        }
-        if !state
-            .official_relations
-            .iter()
-            .any(|relation| relation == &message.relation)
-        {
-            errors.push(
-                "relation",
-                format!("one of: {}", state.official_relations.join(", ")),
-            );
-        }
-        errors.into_result().map_err(ApiError::from)?;
-        let relative = relative
-            .map_err(|error| ApiError::invalid_field("relative_national_id", error.to_string()))?;
-        let registration_id = uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_OID,
-            format!("sunshine/intake/official-relative/{}", message.command_id).as_bytes(),
-        )
-        .to_string();
-        let sealed_official_name = state
-            .log
-            .keys
-            .seal(
-                &format!("official-{registration_id}"),
-                message.official_name.as_bytes(),
-                registration_id.as_bytes(),
-            )
-            .await
-            .map_err(ApiError::internal)?;
-        let registered = pb::OfficialRelativeRegistered {
-            registration_id: registration_id.clone(),
-            official_subject: message.official_subject.clone(),
-            sealed_official_name,
-            official_position: message.official_position.clone(),
-            official_org_unit_code: message.official_org_unit_code.clone(),
-            relative_index: state
-                .log
-                .blind_index(NATIONAL_ID_DOMAIN, relative.as_str())
-                .to_vec(),
-            relation: message.relation.clone(),
-        };
-        let stream =
-            StreamId::new("intake", "official", &registration_id).map_err(ApiError::internal)?;
-        state
-            .log
-            .store
-            .append(
-                &stream,
-                ExpectedVersion::NoStream,
-                &metadata(&caller, Some(&message.command_id)),
-                vec![NewEvent::new(
-                    "registry-official-relatives",
-                    "sunshine.v1.OfficialRelativeRegistered",
-                    1,
-                    registered.encode_to_vec(),
-                )],
-            )
-            .await
-            .map_err(store_error)?;
-        // Write-through, so the next application sees it; the projection writes it too.
-        let mut connection = state
-            .log
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(ApiError::internal)?;
-        read_model::record_official_relative(&mut connection, &registered)
-            .await
-            .map_err(ApiError::internal)?;
-        Ok(Response::new(pb::RegisterOfficialRelativeResponse {
-            registration_id,
-        }))
+        Ok(Response::new(
+            self.register_official_relative(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_household(
@@ -1194,43 +1696,9 @@ impl IntakeService for IntakeApi {
         request: Request<pb::FindHouseholdRequest>,
     ) -> Result<Response<pb::FindHouseholdResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(READERS)?;
-        let message = request.into_inner();
-        let national_id = sunshine_domain::NationalId::parse(&message.national_id)
-            .map_err(|error| ApiError::invalid_field("national_id", error.to_string()))?;
-        let state = self.state()?;
-        let index_hex = hex::encode(
-            state
-                .log
-                .blind_index(NATIONAL_ID_DOMAIN, national_id.as_str()),
-        );
-        let found = read_model::find_person(state.log.store.pool(), &index_hex)
-            .await
-            .map_err(ApiError::internal)?;
-        let Some((household_id, member_id)) = found else {
-            return Err(ApiError::NotFound {
-                what: "a household with this national id".into(),
-            }
-            .into());
-        };
-        let household = self.load(state, &household_id).await?;
-        let hukou =
-            OrgUnitCode::parse(&household.hukou_org_unit_code).map_err(ApiError::internal)?;
-        caller.require_org_scope(&hukou)?;
-        let fields = vec!["national_id".into()];
-        self.record_access(
-            state,
-            &caller,
-            &household_id,
-            false,
-            "lookup by national id",
-            fields,
-        )
-        .await?;
-        Ok(Response::new(pb::FindHouseholdResponse {
-            household_id,
-            member_id,
-        }))
+        Ok(Response::new(
+            self.find_household(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn list_applications(
@@ -1238,58 +1706,9 @@ impl IntakeService for IntakeApi {
         request: Request<pb::ListApplicationsRequest>,
     ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
         let caller = identity(&request)?.clone();
-        caller.require_role(READERS)?;
-        let message = request.into_inner();
-        let state = self.state()?;
-        let mut errors = ValidationErrors::default();
-        let org_unit = if message.org_unit_code.is_empty() {
-            Some(caller.org_unit.clone())
-        } else {
-            check_org_unit(&mut errors, "org_unit_code", &message.org_unit_code)
-        };
-        if !message.program_code.is_empty() && message.program_code.parse::<ProgramCode>().is_err()
-        {
-            errors.push("program_code", "not a program of the catalogue");
-        }
-        let page = message.page.unwrap_or_default();
-        if !(0..=500).contains(&page.page_size) {
-            errors.push("page.page_size", "from 0 (default 50) to 500");
-        }
-        if !page.page_token.is_empty() && uuid::Uuid::parse_str(&page.page_token).is_err() {
-            errors.push("page.page_token", "not a token from a previous page");
-        }
-        errors.into_result().map_err(ApiError::from)?;
-        let Some(org_unit) = org_unit else {
-            return Err(ApiError::invalid_field("org_unit_code", "required").into());
-        };
-        caller.require_org_scope(&org_unit)?;
-        let limit = if page.page_size == 0 {
-            50
-        } else {
-            i64::from(page.page_size)
-        };
-        let query = ApplicationQuery {
-            org_unit_prefix: org_unit.scope_prefix().to_owned(),
-            program_code: (!message.program_code.is_empty()).then_some(message.program_code),
-            status: (!message.status.is_empty()).then_some(message.status),
-            after_application_id: (!page.page_token.is_empty()).then_some(page.page_token),
-            limit: limit + 1,
-        };
-        let mut applications = read_model::list_applications(state.log.store.pool(), &query)
-            .await
-            .map_err(ApiError::internal)?;
-        let next_page_token = if applications.len() as i64 > limit {
-            applications.truncate(limit as usize);
-            applications
-                .last()
-                .map(|last| last.application_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(pb::ListApplicationsResponse {
-            applications,
-            page: Some(pb::PageResponse { next_page_token }),
-        }))
+        Ok(Response::new(
+            self.list_applications(&caller, request.into_inner())
+                .await?,
+        ))
     }
 }

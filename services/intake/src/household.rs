@@ -12,6 +12,7 @@ pub enum HouseholdEvent {
     Registered(pb::HouseholdRegistered),
     CircumstanceChanged(pb::CircumstanceChanged),
     MemberDied(pb::MemberDied),
+    DeathRecordCorrected(pb::DeathRecordCorrected),
     Moved(pb::HouseholdMoved),
     ApplicationSubmitted(pb::ApplicationSubmitted),
     RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged),
@@ -26,6 +27,7 @@ impl HouseholdEvent {
             HouseholdEvent::Registered(_) => "sunshine.v1.HouseholdRegistered",
             HouseholdEvent::CircumstanceChanged(_) => "sunshine.v1.CircumstanceChanged",
             HouseholdEvent::MemberDied(_) => "sunshine.v1.MemberDied",
+            HouseholdEvent::DeathRecordCorrected(_) => "sunshine.v1.DeathRecordCorrected",
             HouseholdEvent::Moved(_) => "sunshine.v1.HouseholdMoved",
             HouseholdEvent::ApplicationSubmitted(_) => "sunshine.v1.ApplicationSubmitted",
             HouseholdEvent::RelativeOfOfficialFlagged(_) => "sunshine.v1.RelativeOfOfficialFlagged",
@@ -38,6 +40,7 @@ impl HouseholdEvent {
             HouseholdEvent::Registered(message) => message.encode_to_vec(),
             HouseholdEvent::CircumstanceChanged(message) => message.encode_to_vec(),
             HouseholdEvent::MemberDied(message) => message.encode_to_vec(),
+            HouseholdEvent::DeathRecordCorrected(message) => message.encode_to_vec(),
             HouseholdEvent::Moved(message) => message.encode_to_vec(),
             HouseholdEvent::ApplicationSubmitted(message) => message.encode_to_vec(),
             HouseholdEvent::RelativeOfOfficialFlagged(message) => message.encode_to_vec(),
@@ -59,6 +62,9 @@ impl HouseholdEvent {
             }
             "sunshine.v1.MemberDied" => {
                 HouseholdEvent::MemberDied(pb::MemberDied::decode(payload)?)
+            }
+            "sunshine.v1.DeathRecordCorrected" => {
+                HouseholdEvent::DeathRecordCorrected(pb::DeathRecordCorrected::decode(payload)?)
             }
             "sunshine.v1.HouseholdMoved" => {
                 HouseholdEvent::Moved(pb::HouseholdMoved::decode(payload)?)
@@ -120,6 +126,8 @@ pub enum HouseholdError {
     UnknownMember { field: String, member_id: String },
     #[error("{field}: member {member_id} has died")]
     MemberDead { field: String, member_id: String },
+    #[error("{field}: member {member_id} is not recorded as deceased")]
+    MemberAlive { field: String, member_id: String },
     #[error("an application for {program_code} is already open: case {case_id}")]
     ApplicationOpen {
         program_code: String,
@@ -190,6 +198,12 @@ impl HouseholdState {
                     member.date_of_death = died.date_of_death;
                 }
             }
+            HouseholdEvent::DeathRecordCorrected(corrected) => {
+                if let Some(member) = self.member_mut(&corrected.member_id) {
+                    member.alive = true;
+                    member.date_of_death = None;
+                }
+            }
             HouseholdEvent::Moved(moved) => {
                 self.hukou_org_unit_code = moved.to_org_unit_code;
                 self.sealed_address = moved.sealed_address;
@@ -255,6 +269,36 @@ impl HouseholdState {
             });
         }
         Ok(member)
+    }
+
+    /// The member must exist and be recorded as deceased (for correcting that record).
+    pub fn require_deceased_member(
+        &self,
+        field: &str,
+        member_id: &str,
+    ) -> Result<&MemberState, HouseholdError> {
+        let member = self
+            .member(member_id)
+            .ok_or_else(|| HouseholdError::UnknownMember {
+                field: field.into(),
+                member_id: member_id.into(),
+            })?;
+        if member.alive {
+            return Err(HouseholdError::MemberAlive {
+                field: field.into(),
+                member_id: member_id.into(),
+            });
+        }
+        Ok(member)
+    }
+
+    /// Whether `case_id` is a case of this household that is open or running (approved and
+    /// not terminated): the cases an officer may reveal personal data for.
+    pub fn has_live_case(&self, case_id: &str) -> bool {
+        self.open_applications
+            .values()
+            .any(|open| open.case_id == case_id)
+            || self.receiving.values().any(|received| received == case_id)
     }
 
     /// A household has at most one open application per program.
@@ -353,6 +397,7 @@ mod tests {
                 day: 1,
             }),
             reason: "death certificate".into(),
+            ..Default::default()
         });
         let state = HouseholdState::fold([(registered(), 1, 10), (died, 2, 20)]).unwrap();
         assert!(
@@ -368,6 +413,68 @@ mod tests {
             state.require_living_member("applicant_member_id", "m9"),
             Err(HouseholdError::UnknownMember { .. })
         ));
+    }
+
+    #[test]
+    fn given_a_death_recorded_in_error_when_corrected_then_the_member_is_alive_again() {
+        let died = HouseholdEvent::MemberDied(pb::MemberDied {
+            household_id: "h1".into(),
+            member_id: "m2".into(),
+            date_of_death: Some(pb::Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            }),
+            ..Default::default()
+        });
+        let corrected = HouseholdEvent::DeathRecordCorrected(pb::DeathRecordCorrected {
+            household_id: "h1".into(),
+            member_id: "m2".into(),
+            ..Default::default()
+        });
+        let dead = HouseholdState::fold([(registered(), 1, 10), (died.clone(), 2, 20)]).unwrap();
+        assert!(dead.require_deceased_member("member_id", "m2").is_ok());
+        assert!(matches!(
+            dead.require_deceased_member("member_id", "m1"),
+            Err(HouseholdError::MemberAlive { .. })
+        ));
+        let alive = HouseholdState::fold([
+            (registered(), 1, 10),
+            (died, 2, 20),
+            (corrected.clone(), 3, 30),
+        ])
+        .unwrap();
+        assert!(alive.require_living_member("member_id", "m2").is_ok());
+        assert_eq!(alive.member("m2").unwrap().date_of_death, None);
+        let decoded = HouseholdEvent::decode(corrected.event_type(), &corrected.encode())
+            .unwrap()
+            .unwrap();
+        assert_eq!(decoded, corrected);
+    }
+
+    #[test]
+    fn only_open_or_running_cases_are_live() {
+        let closed = |case_id: &str, outcome: &str| {
+            HouseholdEvent::ApplicationClosed(pb::ApplicationClosed {
+                case_id: case_id.into(),
+                program_code: "dibao_rural".into(),
+                outcome: outcome.into(),
+                ..Default::default()
+            })
+        };
+        let state = HouseholdState::fold([
+            (registered(), 1, 10),
+            (submitted("dibao_rural", "rejected-case"), 2, 20),
+            (closed("rejected-case", "rejected"), 3, 30),
+            (submitted("dibao_rural", "running-case"), 4, 40),
+            (closed("running-case", "approved"), 5, 50),
+            (submitted("temporary", "open-case"), 6, 60),
+        ])
+        .unwrap();
+        assert!(state.has_live_case("open-case"));
+        assert!(state.has_live_case("running-case"));
+        assert!(!state.has_live_case("rejected-case"));
+        assert!(!state.has_live_case("someone-elses-case"));
     }
 
     #[test]

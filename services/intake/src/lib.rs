@@ -4,16 +4,20 @@
 //!
 //! # Layout
 //! - [`household`]: the household aggregate — events, folded state, decisions (pure).
-//! - [`validation`]: request checks, every bad field named at once.
-//! - [`masking`]: masked forms of personal data.
-//! - [`read_model`]: intake's tables (queries, person index, officials' relatives registry)
-//!   and the projection that keeps them.
+//! - [`validation`]: request checks and limits, every bad field named at once.
+//! - [`access`]: who may see which personal data in full, for which purpose (pure).
+//! - [`masking`]: masked forms of personal data and the member as a caller sees it.
+//! - [`read_model`]: intake's tables (queries, person index, officials' relatives registry,
+//!   reads per officer), the append guards that write guard rows with their events, and the
+//!   projection that keeps the tables.
 //! - [`api`]: the gRPC service.
 //!
-//! Personal data (names, id numbers, phones, addresses, accounts, declared facts) is sealed
-//! with the household's data key before it enters an event; lookups by id number use a keyed
-//! blind index. Every read of a household is itself an event.
+//! Personal data (names, id numbers, phones, addresses, accounts, declared facts, reasons) is
+//! sealed with the household's data key before it enters an event; lookups by id number use a
+//! keyed blind index. Every read of a household is itself an event, and so is every attempt
+//! on a household outside the caller's scope, which reads exactly like one that does not exist.
 
+pub mod access;
 pub mod api;
 pub mod household;
 pub mod masking;
@@ -83,6 +87,10 @@ pub async fn run_with_clock(
                 return Ok(());
             }
             let policy = load_policy(&config)?;
+            let org_tree = config
+                .district
+                .load_org_tree()
+                .map_err(|error| format!("district.org_tree_file: {error}"))?;
             let log = LogRuntime::start(&backends, &log_config, shutdown.clone()).await?;
             run_migrations(
                 log.store.pool(),
@@ -108,6 +116,10 @@ pub async fn run_with_clock(
                 policy: Arc::new(policy),
                 official_relations: Arc::new(config.policy.official_relative_relations.clone()),
                 clock,
+                org_tree: Arc::new(org_tree),
+                personal_data_reads_per_hour: config
+                    .privacy
+                    .personal_data_reads_per_officer_per_hour,
             });
             Ok(())
         })

@@ -1,24 +1,29 @@
-//! Intake's own tables: the read model for queries (households, applications) and the two
+//! Intake's own tables: the read model for queries (households, applications), the two
 //! guard tables a command consults (who already belongs to a household; the registry of
-//! officials' relatives). Commands write the guard rows as they append; the projection
-//! writes everything from the log too, so a rebuild (or a crash between append and write)
-//! always ends in the same tables.
+//! officials' relatives) and the per-officer count of reads of personal data. Commands write
+//! the guard rows as they append; the projection writes everything from the log too, so a
+//! rebuild (or a crash between append and write) always ends in the same tables.
+//!
+//! A person's claim is never given up: not when they die (a death is recorded in the household
+//! that had them, and a person recorded as deceased is registered nowhere again), not when the
+//! household moves (the household id stays).
 
 use prost::Message as _;
 use sqlx::{AnyConnection, AnyPool, Row as _};
-use sunshine_eventlog::RecordedEvent;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
 use sunshine_eventlog::schema::Migration;
+use sunshine_eventlog::{AppendGuard, RecordedEvent};
 use sunshine_platform::config::DatabaseKind;
 use sunshine_proto::v1 as pb;
 
 use crate::household::HouseholdEvent;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "intake: households, applications, person index, officials' relatives",
-    script: |_kind: DatabaseKind| {
-        "CREATE TABLE intake_households (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "intake: households, applications, person index, officials' relatives",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE intake_households (
             household_id TEXT PRIMARY KEY,
             hukou_org_unit_code TEXT NOT NULL,
             registered_at_us BIGINT NOT NULL
@@ -50,8 +55,43 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX intake_official_relatives_index ON intake_official_relatives (relative_index);"
             .to_owned()
+        },
     },
-}];
+    Migration {
+        version: 2,
+        description: "intake: reads of personal data per officer and hour; applications by the household's org unit",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE intake_personal_data_reads (
+            subject TEXT NOT NULL,
+            window_start_us BIGINT NOT NULL,
+            reads BIGINT NOT NULL,
+            PRIMARY KEY (subject, window_start_us)
+        );
+        CREATE INDEX intake_applications_hukou ON intake_applications (hukou_org_unit_code, application_id);"
+            .to_owned()
+        },
+    },
+];
+
+/// Counts one read of personal data by `subject` in the window starting at `window_start_us`
+/// and answers how many there are now. One statement, so replicas sharing the database count
+/// together and two reads at once cannot both see the old count.
+pub async fn count_personal_data_read(
+    pool: &AnyPool,
+    subject: &str,
+    window_start_us: i64,
+) -> Result<u64, sqlx::Error> {
+    let reads: i64 = sqlx::query_scalar(
+        "INSERT INTO intake_personal_data_reads (subject, window_start_us, reads) VALUES ($1, $2, 1) \
+         ON CONFLICT (subject, window_start_us) DO UPDATE SET reads = intake_personal_data_reads.reads + 1 \
+         RETURNING reads",
+    )
+    .bind(subject)
+    .bind(window_start_us)
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(reads).unwrap_or_default())
+}
 
 /// A registered relative of an official, as the guard table holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,49 +102,83 @@ pub struct OfficialRelative {
     pub official_org_unit_code: String,
 }
 
-/// Claims a person for a household; `Err(existing household)` if another household has them.
-pub async fn claim_person(
-    pool: &AnyPool,
-    index_hex: &str,
-    household_id: &str,
-    member_id: &str,
-) -> Result<Result<(), String>, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO intake_person_index (national_id_index, household_id, member_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (national_id_index) DO NOTHING",
-    )
-    .bind(index_hex)
-    .bind(household_id)
-    .bind(member_id)
-    .execute(pool)
-    .await?;
-    let holder: String = sqlx::query_scalar(
-        "SELECT household_id FROM intake_person_index WHERE national_id_index = $1",
-    )
-    .bind(index_hex)
-    .fetch_one(pool)
-    .await?;
-    Ok(if holder == household_id {
-        Ok(())
-    } else {
-        Err(holder)
-    })
+/// A person a registration claims for its household: the member at `position` of the
+/// request, by the blind index of their resident id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonClaim {
+    pub position: usize,
+    pub index_hex: String,
+    pub member_id: String,
 }
 
-/// Gives up claims made for a household whose registration did not go through.
-pub async fn release_person(
-    pool: &AnyPool,
-    index_hex: &str,
-    household_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM intake_person_index WHERE national_id_index = $1 AND household_id = $2",
-    )
-    .bind(index_hex)
-    .bind(household_id)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// The claims of one registration, made by the append's guard: in the transaction that
+/// appends `HouseholdRegistered`, so a claim exists exactly when its registration does.
+#[derive(Debug, Clone)]
+pub struct PersonClaims {
+    pub household_id: String,
+    pub claims: Vec<PersonClaim>,
+}
+
+/// The member at `position` of a registration already belongs to `household_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRefusal {
+    pub position: usize,
+    pub household_id: String,
+    pub member_id: String,
+}
+
+impl AppendGuard for PersonClaims {
+    type Refusal = ClaimRefusal;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), ClaimRefusal>, sqlx::Error> {
+        for claim in &self.claims {
+            // On PostgreSQL a concurrent uncommitted claim of the same person makes this wait
+            // for that transaction; the SELECT then sees whichever claim committed.
+            sqlx::query(
+                "INSERT INTO intake_person_index (national_id_index, household_id, member_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (national_id_index) DO NOTHING",
+            )
+            .bind(claim.index_hex.as_str())
+            .bind(self.household_id.as_str())
+            .bind(claim.member_id.as_str())
+            .execute(&mut *connection)
+            .await?;
+            let holder = sqlx::query(
+                "SELECT household_id, member_id FROM intake_person_index WHERE national_id_index = $1",
+            )
+            .bind(claim.index_hex.as_str())
+            .fetch_one(&mut *connection)
+            .await?;
+            let household_id: String = holder.try_get(0)?;
+            if household_id != self.household_id {
+                return Ok(Err(ClaimRefusal {
+                    position: claim.position,
+                    household_id,
+                    member_id: holder.try_get(1)?,
+                }));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// The registry row of an official's relative, written with its event.
+#[derive(Debug)]
+pub struct RegistryRow<'a>(pub &'a pb::OfficialRelativeRegistered);
+
+impl AppendGuard for RegistryRow<'_> {
+    type Refusal = std::convert::Infallible;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
+        record_official_relative(connection, self.0).await?;
+        Ok(Ok(()))
+    }
 }
 
 /// The household and member a person belongs to.
@@ -166,7 +240,7 @@ pub async fn official_relatives(
 /// Filters of `ListApplications`, already checked and scoped.
 #[derive(Debug, Clone)]
 pub struct ApplicationQuery {
-    /// Accepting org units whose code starts with this.
+    /// Households registered (now) in org units whose code starts with this.
     pub org_unit_prefix: String,
     pub program_code: Option<String>,
     pub status: Option<String>,
@@ -181,7 +255,7 @@ pub async fn list_applications(
     let rows = sqlx::query(
         "SELECT application_id, case_id, household_id, program_code, status, accepted_org_unit_code, submitted_at_us, route, \
          relative_of_official FROM intake_applications \
-         WHERE accepted_org_unit_code LIKE $1 AND ($2 = '' OR program_code = $2) AND ($3 = '' OR status = $3) \
+         WHERE hukou_org_unit_code LIKE $1 AND ($2 = '' OR program_code = $2) AND ($3 = '' OR status = $3) \
          AND application_id > $4 ORDER BY application_id LIMIT $5",
     )
     .bind(format!("{}%", query.org_unit_prefix))
@@ -355,23 +429,19 @@ async fn apply_event(
             }
         }
         HouseholdEvent::Moved(moved) => {
-            sqlx::query(
-                "UPDATE intake_households SET hukou_org_unit_code = $1 WHERE household_id = $2",
-            )
-            .bind(moved.to_org_unit_code.as_str())
-            .bind(moved.household_id.as_str())
-            .execute(&mut *connection)
-            .await?;
+            // The household's applications follow it: the old village loses sight of them.
+            for table in ["intake_households", "intake_applications"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET hukou_org_unit_code = $1 WHERE household_id = $2"
+                )))
+                .bind(moved.to_org_unit_code.as_str())
+                .bind(moved.household_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
         }
-        HouseholdEvent::MemberDied(died) => {
-            sqlx::query(
-                "DELETE FROM intake_person_index WHERE household_id = $1 AND member_id = $2",
-            )
-            .bind(died.household_id.as_str())
-            .bind(died.member_id.as_str())
-            .execute(&mut *connection)
-            .await?;
-        }
+        // The person stays claimed by the household: the dead are registered nowhere again.
+        HouseholdEvent::MemberDied(_) | HouseholdEvent::DeathRecordCorrected(_) => {}
         HouseholdEvent::ApplicationSubmitted(submitted) => {
             sqlx::query(
                 "INSERT INTO intake_applications (application_id, case_id, household_id, program_code, status, \

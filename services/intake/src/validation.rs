@@ -1,17 +1,48 @@
 //! Request checks: every bad field of a request is reported at once, by its path, before
-//! anything is read or written.
+//! anything is read or written. Every string and repeated field of every request has a limit
+//! here; `docs/limits.md` lists them (keep the two in step). Free text goes through
+//! [`sunshine_domain::check_text`], which also refuses control, zero-width and text-direction
+//! characters; org-unit codes must be units of the district's [`OrgTree`].
 
-use sunshine_domain::{NationalId, OrgUnitCode, ValidationErrors};
+use sunshine_domain::{
+    NationalId, OrgTier, OrgTree, OrgUnitCode, TextRule, ValidationErrors, check_key,
+};
 use sunshine_proto::dates::to_date as date_of;
 use sunshine_proto::v1 as pb;
 use time::Date;
 
+/// Names of people (members, account holders, officials).
 pub const MAX_NAME_CHARS: usize = 50;
+/// Addresses, file names, the officer's words when revealing.
 pub const MAX_TEXT_CHARS: usize = 200;
+/// Reasons and declared facts' values.
 pub const MAX_REASON_CHARS: usize = 1_000;
+/// Categories, kinds, school stages.
+pub const MAX_SHORT_TEXT_CHARS: usize = 40;
+/// Subjects and positions of officials.
+pub const MAX_OFFICIAL_TEXT_CHARS: usize = 100;
+pub const MAX_BANK_CHARS: usize = 60;
+pub const MAX_ACCOUNT_NUMBER_CHARS: usize = 34;
+pub const MAX_COMMAND_ID_CHARS: usize = 100;
 pub const MAX_MEMBERS: usize = 30;
 pub const MAX_DOCUMENTS: usize = 50;
+/// Income items of a member, entries of a circumstance change, declared facts.
 pub const MAX_ITEMS: usize = 30;
+/// Keys of declared facts.
+pub const MAX_KEY_CHARS: usize = 40;
+/// Largest page of a list; larger requests are refused, not cut short silently.
+pub const MAX_PAGE_SIZE: i32 = 100;
+pub const DEFAULT_PAGE_SIZE: i32 = 50;
+/// The statuses an application can have (`ListApplicationsRequest.status`).
+pub const APPLICATION_STATUSES: [&str; 7] = [
+    "submitted",
+    "under_review",
+    "sent_to_department",
+    "approved",
+    "rejected",
+    "withdrawn",
+    "terminated",
+];
 
 /// A checked member, with the parsed resident id.
 #[derive(Debug, Clone)]
@@ -20,6 +51,7 @@ pub struct ValidMember {
     pub national_id: NationalId,
 }
 
+/// Free text of at most `max_chars`, required or not (see [`sunshine_domain::check_text`]).
 pub fn check_text(
     errors: &mut ValidationErrors,
     field: &str,
@@ -27,22 +59,17 @@ pub fn check_text(
     required: bool,
     max_chars: usize,
 ) {
-    if required && value.trim().is_empty() {
-        errors.push(field, "must not be empty");
-        return;
-    }
-    // Count no further than needed: a 10 MB value is refused without walking all of it.
-    if value.len() > max_chars * 4 || value.chars().take(max_chars + 1).count() > max_chars {
-        errors.push(field, format!("at most {max_chars} characters"));
-    }
-    if value.chars().take(max_chars * 4).any(char::is_control) {
-        errors.push(field, "must not contain control characters");
-    }
+    let rule = if required {
+        TextRule::required(max_chars)
+    } else {
+        TextRule::optional(max_chars)
+    };
+    sunshine_domain::check_text(errors, field, value, rule);
 }
 
 pub fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
     if command_id.is_empty()
-        || command_id.len() > 100
+        || command_id.len() > MAX_COMMAND_ID_CHARS
         || !command_id.bytes().all(|byte| byte.is_ascii_graphic())
     {
         errors.push(
@@ -52,17 +79,149 @@ pub fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
     }
 }
 
+/// A UUID in its canonical text form, 36 lowercase characters (household, member, case ids;
+/// page tokens): the form the service hands out and its stream ids use.
+pub fn check_uuid(errors: &mut ValidationErrors, field: &str, value: &str, what: &str) {
+    let canonical = value.len() == 36
+        && uuid::Uuid::parse_str(value)
+            .is_ok_and(|parsed| parsed.hyphenated().to_string() == value);
+    if !canonical {
+        errors.push(field, format!("{what} (a UUID)"));
+    }
+}
+
+/// A unit of the district's org tree.
 pub fn check_org_unit(
     errors: &mut ValidationErrors,
+    tree: &OrgTree,
     field: &str,
     value: &str,
 ) -> Option<OrgUnitCode> {
     match OrgUnitCode::parse(value) {
-        Ok(code) => Some(code),
+        Ok(code) if tree.get(&code).is_some() => Some(code),
+        Ok(_) => {
+            errors.push(field, "not an org unit of this district");
+            None
+        }
         Err(error) => {
             errors.push(field, error.to_string());
             None
         }
+    }
+}
+
+/// A village-community of the district's org tree: where households are registered.
+pub fn check_village(
+    errors: &mut ValidationErrors,
+    tree: &OrgTree,
+    field: &str,
+    value: &str,
+) -> Option<OrgUnitCode> {
+    let code = check_org_unit(errors, tree, field, value)?;
+    if tree.tier(&code) != Some(OrgTier::VillageCommunity) {
+        errors.push(field, "a household is registered at a village or community");
+        return None;
+    }
+    Some(code)
+}
+
+pub fn check_payment_account(errors: &mut ValidationErrors, account: Option<&pb::PaymentAccount>) {
+    let Some(account) = account else { return };
+    check_text(
+        errors,
+        "payment_account.bank",
+        &account.bank,
+        false,
+        MAX_BANK_CHARS,
+    );
+    check_text(
+        errors,
+        "payment_account.holder_name",
+        &account.holder_name,
+        false,
+        MAX_NAME_CHARS,
+    );
+    if account.account_number.len() > MAX_ACCOUNT_NUMBER_CHARS
+        || !account
+            .account_number
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric())
+    {
+        errors.push(
+            "payment_account.account_number",
+            "at most 34 letters and digits",
+        );
+    }
+}
+
+/// What a household declares beyond the registry: few items, identifier keys, bounded text.
+pub fn check_declared_facts<'a>(
+    errors: &mut ValidationErrors,
+    facts: impl IntoIterator<Item = (&'a String, &'a String), IntoIter: ExactSizeIterator>,
+) {
+    let facts = facts.into_iter();
+    if facts.len() > MAX_ITEMS {
+        errors.push("declared_facts", format!("at most {MAX_ITEMS} items"));
+        return;
+    }
+    for (key, value) in facts {
+        let before = errors.len();
+        // The key is not repeated in the field path until it is known to be a short identifier.
+        check_key(errors, "declared_facts", key, MAX_KEY_CHARS);
+        if errors.len() == before {
+            check_text(
+                errors,
+                &format!("declared_facts.{key}"),
+                value,
+                false,
+                MAX_REASON_CHARS,
+            );
+        }
+    }
+}
+
+/// The entries of a circumstance change: few, each member once.
+pub fn check_member_incomes(errors: &mut ValidationErrors, incomes: &[pb::MemberIncome]) {
+    if incomes.len() > MAX_ITEMS {
+        errors.push("incomes", format!("at most {MAX_ITEMS} entries"));
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (index, income) in incomes.iter().enumerate() {
+        check_uuid(
+            errors,
+            &format!("incomes[{index}].member_id"),
+            &income.member_id,
+            "a member id",
+        );
+        if !seen.insert(income.member_id.as_str()) {
+            errors.push(
+                format!("incomes[{index}].member_id"),
+                "appears twice in this change",
+            );
+        }
+        check_income(
+            errors,
+            &format!("incomes[{index}].monthly_income"),
+            &income.monthly_income,
+        );
+    }
+}
+
+pub fn check_page(errors: &mut ValidationErrors, page: &pb::PageRequest) {
+    if !(0..=MAX_PAGE_SIZE).contains(&page.page_size) {
+        errors.push(
+            "page.page_size",
+            format!("from 0 (default {DEFAULT_PAGE_SIZE}) to {MAX_PAGE_SIZE}"),
+        );
+    }
+    if !page.page_token.is_empty() {
+        check_uuid(
+            errors,
+            "page.page_token",
+            &page.page_token,
+            "a token from a previous page",
+        );
     }
 }
 
@@ -82,7 +241,7 @@ pub fn check_income(errors: &mut ValidationErrors, field: &str, items: &[pb::Inc
     for (index, item) in items.iter().enumerate() {
         let kind_field = format!("{field}[{index}].kind");
         if item.kind.is_empty()
-            || item.kind.len() > 40
+            || item.kind.len() > MAX_SHORT_TEXT_CHARS
             || !item
                 .kind
                 .bytes()
@@ -194,21 +353,21 @@ pub fn check_members(
             &format!("{path}.disability_category"),
             &member.disability_category,
             false,
-            40,
+            MAX_SHORT_TEXT_CHARS,
         );
         check_text(
             errors,
             &format!("{path}.entitled_group_category"),
             &member.entitled_group_category,
             false,
-            40,
+            MAX_SHORT_TEXT_CHARS,
         );
         check_text(
             errors,
             &format!("{path}.school_stage"),
             &member.school_stage,
             false,
-            40,
+            MAX_SHORT_TEXT_CHARS,
         );
         check_income(
             errors,
@@ -235,12 +394,10 @@ pub fn check_members(
             Ok(national_id) => {
                 match date_of(member.birth_date.as_ref()) {
                     None => errors.push(format!("{path}.birth_date"), "required, a calendar date"),
+                    // The message does not repeat either date: both are personal data.
                     Some(birth_date) if birth_date != national_id.birth_date() => errors.push(
                         format!("{path}.birth_date"),
-                        format!(
-                            "does not match the birth date in the national id ({})",
-                            national_id.birth_date()
-                        ),
+                        "does not match the birth date in the national id",
                     ),
                     Some(_) => {}
                 }
@@ -278,7 +435,13 @@ pub fn check_documents(
     }
     for (index, document) in documents.iter().enumerate() {
         let path = format!("documents[{index}]");
-        check_text(errors, &format!("{path}.kind"), &document.kind, true, 40);
+        check_text(
+            errors,
+            &format!("{path}.kind"),
+            &document.kind,
+            true,
+            MAX_SHORT_TEXT_CHARS,
+        );
         check_text(
             errors,
             &format!("{path}.file_name"),
@@ -385,6 +548,79 @@ mod tests {
             MAX_TEXT_CHARS,
         );
         assert_eq!(errors.violations()[0].field, "address");
+    }
+
+    #[test]
+    fn ids_are_canonical_uuids() {
+        let mut errors = ValidationErrors::default();
+        check_uuid(
+            &mut errors,
+            "household_id",
+            "0190f3c4-1234-7abc-8def-0123456789ab",
+            "a household id",
+        );
+        assert!(errors.is_empty());
+        for bad in [
+            "0190F3C4-1234-7ABC-8DEF-0123456789AB",
+            "{0190f3c4-1234-7abc-8def-0123456789ab}",
+            "0190f3c412347abc8def0123456789ab",
+            "",
+        ] {
+            let mut errors = ValidationErrors::default();
+            check_uuid(&mut errors, "household_id", bad, "a household id");
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn declared_facts_and_income_entries_are_capped_and_keys_never_echoed() {
+        let mut errors = ValidationErrors::default();
+        let huge_key = "k".repeat(2 * 1024 * 1024);
+        let facts: std::collections::BTreeMap<String, String> = [
+            (huge_key, "x".to_owned()),
+            ("illness".into(), "病".repeat(1_001)),
+        ]
+        .into();
+        check_declared_facts(&mut errors, &facts);
+        let fields: Vec<&str> = errors
+            .violations()
+            .iter()
+            .map(|violation| violation.field.as_str())
+            .collect();
+        assert_eq!(fields, ["declared_facts.illness", "declared_facts"]);
+        assert!(errors.to_string().len() < 500);
+
+        let mut errors = ValidationErrors::default();
+        let entry = pb::MemberIncome {
+            member_id: "0190f3c4-1234-7abc-8def-0123456789ab".into(),
+            monthly_income: Vec::new(),
+        };
+        check_member_incomes(&mut errors, &vec![entry.clone(); 20_000]);
+        assert_eq!(errors.violations()[0].field, "incomes");
+        let mut errors = ValidationErrors::default();
+        check_member_incomes(&mut errors, &[entry.clone(), entry]);
+        assert_eq!(errors.violations()[0].field, "incomes[1].member_id");
+    }
+
+    #[test]
+    fn org_units_must_be_in_the_district_tree() {
+        let tree = OrgTree::example().unwrap();
+        let mut errors = ValidationErrors::default();
+        assert!(check_village(&mut errors, &tree, "code", "990101001001").is_some());
+        assert!(check_org_unit(&mut errors, &tree, "code", "990101000000").is_some());
+        assert!(errors.is_empty());
+        for (code, expected) in [
+            ("990102001001", "not an org unit of this district"),
+            ("990101001099", "not an org unit of this district"),
+            (
+                "990101001000",
+                "a household is registered at a village or community",
+            ),
+        ] {
+            let mut errors = ValidationErrors::default();
+            assert!(check_village(&mut errors, &tree, "code", code).is_none());
+            assert_eq!(errors.violations()[0].description, expected, "{code}");
+        }
     }
 
     #[test]
