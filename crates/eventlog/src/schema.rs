@@ -39,6 +39,16 @@ const MIGRATIONS: &[Migration] = &[
         // Nullable: commands recorded before version 2 have no digest and are answered as before.
         script: |_| "ALTER TABLE event_commands ADD COLUMN request_digest TEXT;".to_owned(),
     },
+    Migration {
+        version: 3,
+        description: "event log: refuse inserts that would replace a stored row (SQLite's REPLACE)",
+        script: |kind| match kind {
+            // PostgreSQL has no REPLACE; `ON CONFLICT DO UPDATE` is an UPDATE, which the
+            // version 1 triggers (and the services' privileges) already refuse.
+            DatabaseKind::Postgres => "SELECT 1;".to_owned(),
+            DatabaseKind::Sqlite => SQLITE_NO_REPLACE_V3.to_owned(),
+        },
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations run by several services at once.
@@ -202,6 +212,48 @@ CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
 CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
     BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: DELETE on log_checkpoints is not allowed'); END;
 "#;
+
+/// SQLite: `INSERT OR REPLACE` (also `REPLACE INTO`, or `OR REPLACE` as a table's conflict
+/// clause) deletes the conflicting row without firing DELETE triggers (unless the connection
+/// set `recursive_triggers`) and inserts the new one: a stored event rewritten in place. A
+/// BEFORE INSERT trigger runs before that conflict resolution, so these refuse any insert that
+/// meets a stored row on one of the log tables' unique keys, whatever the statement's conflict
+/// clause and whatever the connection's pragmas: they live in the file, so they hold for the
+/// `sqlite3` shell too. A plain INSERT that collides is refused here as well, with a message
+/// naming the key (the store reads it as it read the unique violation before).
+const SQLITE_NO_REPLACE_V3: &str = r#"
+CREATE TRIGGER events_no_replace_sequence BEFORE INSERT ON events
+    WHEN NEW.sequence IS NOT NULL AND EXISTS (SELECT 1 FROM events WHERE sequence = NEW.sequence)
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: events.sequence is already stored'); END;
+CREATE TRIGGER events_no_replace_event_id BEFORE INSERT ON events
+    WHEN EXISTS (SELECT 1 FROM events WHERE event_id = NEW.event_id)
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: events.event_id is already stored'); END;
+CREATE TRIGGER events_no_replace_stream_version BEFORE INSERT ON events
+    WHEN EXISTS (SELECT 1 FROM events WHERE stream_id = NEW.stream_id AND stream_version = NEW.stream_version)
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: events.stream_id, events.stream_version is already stored'); END;
+CREATE TRIGGER event_commands_no_replace BEFORE INSERT ON event_commands
+    WHEN EXISTS (SELECT 1 FROM event_commands WHERE command_id = NEW.command_id)
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: event_commands.command_id is already stored'); END;
+CREATE TRIGGER log_entries_no_replace_position BEFORE INSERT ON log_entries
+    WHEN EXISTS (SELECT 1 FROM log_entries WHERE log_position = NEW.log_position)
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: log_entries.log_position is already stored'); END;
+CREATE TRIGGER log_entries_no_replace_event BEFORE INSERT ON log_entries
+    WHEN EXISTS (SELECT 1 FROM log_entries WHERE event_sequence = NEW.event_sequence)
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: log_entries.event_sequence is already stored'); END;
+CREATE TRIGGER log_checkpoints_no_replace BEFORE INSERT ON log_checkpoints
+    WHEN EXISTS (SELECT 1 FROM log_checkpoints WHERE tree_size = NEW.tree_size)
+    BEGIN SELECT RAISE(ABORT, 'the case-event log is append-only: log_checkpoints.tree_size is already stored'); END;
+"#;
+
+/// Whether a database error says a row with the same unique key is already stored: the unique
+/// violation itself, or (SQLite, from version 3) the no-replace trigger that refuses it first.
+pub(crate) fn is_duplicate_key(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.is_unique_violation()
+        || (error
+            .message()
+            .starts_with("the case-event log is append-only: ")
+            && error.message().ends_with(" is already stored"))
+}
 
 fn tables_for(kind: DatabaseKind) -> String {
     match kind {
