@@ -23,6 +23,7 @@ on_both_backends!(
     a_deleted_event_is_found_at_its_position,
     a_truncated_tail_is_found_and_breaks_consistency,
     time_based_checkpoints_leave_the_every_n_grid_in_place,
+    an_event_id_rewritten_or_malformed_is_found_at_its_position,
 );
 
 /// Appends `count` single-event commands spread over `streams` streams of one case each.
@@ -427,6 +428,49 @@ async fn time_based_checkpoints_leave_the_every_n_grid_in_place(
     assert_eq!(
         (report.problem, report.checkpoints_checked),
         (None, sizes.len())
+    );
+    Ok(())
+}
+
+async fn an_event_id_rewritten_or_malformed_is_found_at_its_position(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (mut sequencer, verifier) = sequencer(&store, 5);
+    fill(&store, 2, 12).await?;
+    sequence_all(&mut sequencer, &store).await?;
+    sequencer.checkpoint_now().await?;
+    let victim = store.read_log(3, 1).await?.remove(0);
+    disable_guards(&store, backend).await?;
+
+    // The same UUID in capitals: parsed, it is the same id; stored, it is other bytes.
+    let upper = victim.event_id.hyphenated().to_string().to_uppercase();
+    sqlx::query("UPDATE events SET event_id = $1 WHERE sequence = $2")
+        .bind(upper.as_str())
+        .bind(victim.sequence)
+        .execute(store.pool())
+        .await?;
+    let report = verify::verify_log(&store, &verifier).await?;
+    let problem = report.problem.expect("the rewritten id is detected");
+    assert_eq!(
+        (problem.position, problem.kind),
+        (3, ProblemKind::AlteredEvent { event_id: upper })
+    );
+
+    // No UUID at all: reported at its position, and the rest of the log is still verified.
+    sqlx::query("UPDATE events SET event_id = 'not-an-event-id' WHERE sequence = $1")
+        .bind(victim.sequence)
+        .execute(store.pool())
+        .await?;
+    let report = verify::verify_log(&store, &verifier).await?;
+    assert_eq!((report.entries, report.events_checked), (12, 12));
+    let problem = report.problem.expect("the malformed id is detected");
+    assert_eq!(problem.position, 3);
+    assert_eq!(
+        problem.kind,
+        ProblemKind::AlteredEvent {
+            event_id: "not-an-event-id".into()
+        }
     );
     Ok(())
 }
