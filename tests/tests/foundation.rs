@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use sunshine_eventlog::checkpoint::{CheckpointSigner, CheckpointVerifier};
 use sunshine_platform::Role;
+use sunshine_platform::config::decode_key;
 use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
 use sunshine_proto::v1::{BackendKind, GetServiceInfoRequest, WhoAmIRequest};
 use sunshine_tests::{
@@ -198,6 +200,13 @@ async fn the_embedded_backends_take_the_same_path() -> anyhow::Result<()> {
     std::fs::create_dir_all(&directory)?;
     let database_url = format!("sqlite://{}", directory.join("sunshine.db").display());
     let config = test_config(&auth, database_url, "memory://".into());
+    let published_key = CheckpointSigner::new(
+        config.log.origin.clone(),
+        ed25519_dalek::SigningKey::from_bytes(
+            &decode_key(&config.log.checkpoint_signing_key).map_err(anyhow::Error::msg)?,
+        ),
+    )?
+    .verifier_key();
     let services = start_every_service(&config).await?;
     for service in &services {
         service
@@ -211,6 +220,11 @@ async fn the_embedded_backends_take_the_same_path() -> anyhow::Result<()> {
             .into_inner();
         assert_eq!(info.database.expect("database").kind(), BackendKind::Sqlite);
         assert_eq!(info.bus.expect("bus").kind(), BackendKind::InProcess);
+        // The log's origin and the key its checkpoints verify under, as the reference
+        // implementation formats it (docs/audit-log-format.md §4).
+        assert_eq!(info.log_origin, config.log.origin);
+        assert_eq!(info.checkpoint_verifier_key, published_key);
+        CheckpointVerifier::from_verifier_key(&info.checkpoint_verifier_key)?;
     }
     for service in services {
         service.stop().await?;

@@ -413,6 +413,38 @@ impl LogConfig {
     }
 }
 
+impl LogConfig {
+    /// The verifier key of the log's checkpoints: the C2SP signed-note verifier key
+    /// `<origin>+<key id, 8 hex digits>+<base64(0x01 || Ed25519 public key)>` of the key
+    /// `checkpoint_signing_key` (the key's name is the origin). This is what auditors pin;
+    /// `sunshine_eventlog::checkpoint` owns the format (its `CheckpointSigner::verifier_key`
+    /// gives the same string, which a test checks).
+    pub fn checkpoint_verifier_key(&self) -> Result<String, String> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        const ED25519: u8 = 0x01;
+        let seed = decode_key(&self.checkpoint_signing_key)
+            .map_err(|reason| format!("log.checkpoint_signing_key {reason}"))?;
+        let public_key = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.origin.as_bytes());
+        hasher.update([b'\n', ED25519]);
+        hasher.update(public_key.as_bytes());
+        let digest = hasher.finalize();
+        let mut typed_key = vec![ED25519];
+        typed_key.extend_from_slice(public_key.as_bytes());
+        Ok(format!(
+            "{}+{}+{}",
+            self.origin,
+            digest[..4]
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>(),
+            base64::engine::general_purpose::STANDARD.encode(typed_key)
+        ))
+    }
+}
+
 /// 32 bytes from standard base64, or why not.
 pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
     use base64::Engine as _;
@@ -480,6 +512,15 @@ fn describe(violations: &[FieldViolation]) -> String {
 impl Config {
     /// Layers defaults, file and environment, then validates.
     pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
+        let config = Config::load_unvalidated(source)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Layers defaults, file and environment (unknown keys and wrong types are still errors)
+    /// without [`Config::validate`]: for tools that need one section only (`sunshine migrate`
+    /// needs the database, `sunshine log-key` the log) and check that section themselves.
+    pub fn load_unvalidated(source: &ConfigSource) -> Result<Config, ConfigError> {
         let defaults =
             toml::Value::try_from(Config::default()).map_err(|error| ConfigError::Schema {
                 message: error.to_string(),
@@ -525,7 +566,6 @@ impl Config {
                 .map_err(|error: toml::de::Error| ConfigError::Schema {
                     message: error.to_string(),
                 })?;
-        config.validate()?;
         Ok(config)
     }
 

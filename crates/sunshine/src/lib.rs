@@ -6,8 +6,10 @@
 //! - [`cluster`]: runs every service in one process, each on its own port.
 //! - [`dev_keys`]: a development signing key kept in a local file, never for production.
 //! - [`demo`]: starts the system in-process and walks through what it can do so far.
+//! - [`log_key`]: the checkpoint verifier key, from the configuration.
 
 pub mod cluster;
 pub mod demo;
 pub mod dev_keys;
+pub mod log_key;
 pub mod services;

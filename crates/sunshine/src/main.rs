@@ -1,11 +1,12 @@
-//! `sunshine`: run services, mint development tokens, run the demo. See `sunshine --help`.
+//! `sunshine`: run services, migrate the database, mint development tokens, print the log's
+//! verifier key, run the demo. See `sunshine --help`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sunshine::{cluster, demo, dev_keys, services};
-use sunshine_platform::Role;
+use sunshine::{cluster, demo, dev_keys, log_key, services};
+use sunshine_platform::{Config, ConfigSource, Role};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +50,9 @@ enum Command {
     },
     /// Start the system in this process and walk through what it does.
     Demo,
+    /// Print the key that verifies the case-event log's checkpoints (a C2SP note verifier key
+    /// named after `log.origin`), from the configuration (`SUNSHINE_CONFIG`, `SUNSHINE__…`).
+    LogKey,
 }
 
 fn main() -> ExitCode {
@@ -104,6 +108,12 @@ fn main() -> ExitCode {
                 }),
             )
         }
+        Command::LogKey => report(
+            Config::load_unvalidated(&ConfigSource::from_process())
+                .map_err(anyhow::Error::from)
+                .and_then(|config| log_key::verifier_key(&config.log))
+                .map(|key| println!("{key}")),
+        ),
         Command::Demo => match tokio::runtime::Runtime::new() {
             Ok(runtime) => report(runtime.block_on(demo::run())),
             Err(error) => report(Err(error.into())),
