@@ -9,8 +9,9 @@ use sunshine_platform::config::decode_key;
 use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
 use sunshine_proto::v1::{BackendKind, GetServiceInfoRequest, WhoAmIRequest};
 use sunshine_tests::{
-    DISTRICT, GatedProxy, RunningService, TestAuth, TestDatabase, VILLAGE, nats_address,
-    postgres_address, start_every_service, test_config, wait_until, with_token,
+    DISTRICT, GatedProxy, RunningService, TestAuth, VILLAGE, migrated_postgres, nats_address,
+    postgres_address, service_database_url, start_every_service, test_config, wait_until,
+    with_token,
 };
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -20,15 +21,22 @@ const PATIENCE: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_serve_only_with_database_and_bus_and_guard_every_rpc() -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
-    let database = TestDatabase::create().await?;
+    let database = migrated_postgres().await?;
     let postgres_gate = GatedProxy::start(postgres_address()).await?;
     let nats_gate = GatedProxy::start(nats_address()).await?;
     let config = test_config(
         &auth,
-        database.url_via(&postgres_gate.address()),
+        database.owner_url(),
         format!("nats://{}", nats_gate.address()),
     );
-    let services = start_every_service(&config).await?;
+    // Each service logs in as its own role, through the gate.
+    let services = start_every_service(|service| {
+        let mut service_config = config.clone();
+        service_config.database.url =
+            service_database_url(&database, &postgres_gate.address(), service);
+        service_config
+    })
+    .await?;
 
     // Neither backend reachable: listening, but not ready.
     for service in &services {
@@ -145,10 +153,14 @@ async fn services_serve_only_with_database_and_bus_and_guard_every_rpc() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_reports_not_serving_before_it_drains() -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
-    let database = TestDatabase::create().await?;
+    let database = migrated_postgres().await?;
     let mut config = test_config(
         &auth,
-        database.url_via(&postgres_address()),
+        service_database_url(
+            &database,
+            &postgres_address(),
+            sunshine_intake::SERVICE_NAME,
+        ),
         format!("nats://{}", nats_address()),
     );
     config.grpc.drain_delay_ms = 2_000;
@@ -207,7 +219,7 @@ async fn the_embedded_backends_take_the_same_path() -> anyhow::Result<()> {
         ),
     )?
     .verifier_key();
-    let services = start_every_service(&config).await?;
+    let services = start_every_service(|_| config.clone()).await?;
     for service in &services {
         service
             .wait_for_health(ServingStatus::Serving, PATIENCE)

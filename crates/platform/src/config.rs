@@ -153,6 +153,13 @@ pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
+    /// Whether a service creates and upgrades its tables itself when it starts. Unset: yes on
+    /// SQLite (embedded, one file, no roles), no on PostgreSQL, where the tables' owner runs
+    /// `sunshine migrate` and the services log in as roles that may not change the schema; a
+    /// service that finds the schema missing or older than it needs waits NOT_SERVING and says
+    /// "run `sunshine migrate`".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate_on_start: Option<bool>,
 }
 
 impl Default for DatabaseConfig {
@@ -161,6 +168,7 @@ impl Default for DatabaseConfig {
             url: "postgres://postgres@127.0.0.1:5432/sunshine".into(),
             max_connections: 10,
             connect_timeout_ms: 5_000,
+            migrate_on_start: None,
         }
     }
 }
@@ -172,6 +180,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("url", &redact_url_password(&self.url))
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
 }
@@ -212,6 +221,11 @@ impl DatabaseConfig {
     }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// [`DatabaseConfig::migrate_on_start`], or its default for the backend.
+    pub fn migrates_on_start(&self) -> bool {
+        self.migrate_on_start
+            .unwrap_or(self.kind() == Some(DatabaseKind::Sqlite))
     }
 }
 
@@ -819,6 +833,42 @@ mod tests {
                 "log.key_encryption_key",
                 "log.blind_index_key"
             ]
+        );
+    }
+
+    #[test]
+    fn services_migrate_on_start_on_sqlite_only_unless_told() {
+        let load = |url: &str, migrate_on_start: Option<&str>| {
+            let mut source =
+                with_key(ConfigSource::default()).with_env("SUNSHINE__DATABASE__URL", url);
+            if let Some(value) = migrate_on_start {
+                source = source.with_env("SUNSHINE__DATABASE__MIGRATE_ON_START", value);
+            }
+            Config::load(&source).unwrap().database.migrates_on_start()
+        };
+        assert!(load("sqlite://data/sunshine.db", None));
+        assert!(!load("postgres://sunshine_intake@db/sunshine", None));
+        assert!(load("postgres://postgres@127.0.0.1/sunshine", Some("true")));
+        assert!(!load("sqlite://data/sunshine.db", Some("false")));
+    }
+
+    #[test]
+    fn the_checkpoint_verifier_key_is_named_after_the_origin() {
+        let log = LogConfig {
+            origin: "sunshine.example/district-990101/case-events".into(),
+            checkpoint_signing_key: SECRET_KEY.into(),
+            ..LogConfig::default()
+        };
+        let key = log.checkpoint_verifier_key().unwrap();
+        let parts: Vec<&str> = key.splitn(3, '+').collect();
+        assert_eq!(parts[0], log.origin);
+        assert_eq!(parts[1].len(), 8);
+        assert_eq!(parts[2].len(), 44, "base64 of 33 bytes");
+        assert!(
+            LogConfig::default()
+                .checkpoint_verifier_key()
+                .unwrap_err()
+                .contains("log.checkpoint_signing_key")
         );
     }
 
