@@ -4,6 +4,9 @@
 //! # Layout
 //! - [`TestAuth`]: a fresh signing key per test and tokens for any role.
 //! - [`RunningService`]: a service running on `127.0.0.1:0`, with health and shutdown helpers.
+//! - [`ScenarioBackends`], [`migrated_postgres`]: the backends of a scenario; on PostgreSQL
+//!   migrated by the tables' owner (`sunshine migrate`), each service logging in as its own
+//!   least-privileged role ([`ScenarioBackends::service_config`], [`service_database_url`]).
 //! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
 pub mod households;
