@@ -17,7 +17,7 @@ help:
 run:
 	$(CARGO) build -p sunshine
 	./target/debug/sunshine dev-init $(LOCAL_DIR)
-	@echo "tokens: ./target/debug/sunshine dev-token --role admin"
+	@echo "tokens: ./target/debug/sunshine dev-token --role admin (for every service; --audience intake narrows it)"
 	SUNSHINE_CONFIG=$(LOCAL_DIR)/sunshine.toml ./target/debug/sunshine serve all
 
 run-cluster: backends
@@ -29,9 +29,11 @@ run-cluster: backends
 	SUNSHINE_CONFIG=$(LOCAL_DIR)/sunshine.toml \
 	SUNSHINE__DATABASE__URL=postgres://postgres@127.0.0.1:5432/sunshine \
 		./target/debug/sunshine migrate
+	@echo "run-cluster: trusting the DEVELOPMENT key on PostgreSQL (auth.allow_development_keys); never do this in production"
 	SUNSHINE_CONFIG=$(LOCAL_DIR)/sunshine.toml \
 	SUNSHINE__DATABASE__URL=postgres://postgres@127.0.0.1:5432/sunshine \
 	SUNSHINE__BUS__URL=nats://127.0.0.1:4222 \
+	SUNSHINE__AUTH__ALLOW_DEVELOPMENT_KEYS=true \
 		./target/debug/sunshine serve all
 
 backends:

@@ -2,7 +2,7 @@
 //! sockets, every service started in-process on port 0.
 //!
 //! # Layout
-//! - [`TestAuth`]: a fresh signing key per test and tokens for any role.
+//! - [`TestAuth`]: a fresh signing key per test and tokens for any role, meant for every service.
 //! - [`RunningService`]: a service running on `127.0.0.1:0`, with health and shutdown helpers.
 //! - [`ScenarioBackends`], [`migrated_postgres`]: the backends of a scenario; on PostgreSQL
 //!   migrated by the tables' owner (`sunshine migrate`), each service logging in as its own
@@ -15,7 +15,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sunshine_platform::auth::{Claims, TokenIssuer};
+use sunshine_platform::auth::{Audience, Claims, TokenIssuer};
 use sunshine_platform::config::VerifyingKeyConfig;
 use sunshine_platform::{Config, Role, RunError, Shutdown, ShutdownTrigger};
 use time::OffsetDateTime;
@@ -35,6 +35,20 @@ pub const DISTRICT: &str = "990101000000";
 pub const STREET_TOWN: &str = "990101001000";
 pub const VILLAGE: &str = "990101001001";
 
+/// The name of every service of the cluster, as each verifies its tokens' audience.
+pub const SERVICE_NAMES: [&str; 6] = [
+    sunshine_intake::SERVICE_NAME,
+    sunshine_review::SERVICE_NAME,
+    sunshine_payment::SERVICE_NAME,
+    sunshine_disclosure::SERVICE_NAME,
+    sunshine_department_integration::SERVICE_NAME,
+    sunshine_audit::SERVICE_NAME,
+];
+
+/// Issuer and base audience of the tests' tokens.
+const TEST_ISSUER: &str = "sunshine-test";
+const TEST_AUDIENCE: &str = "sunshine";
+
 /// A signing key for one test, and the matching `auth` configuration.
 #[derive(Debug)]
 pub struct TestAuth {
@@ -50,19 +64,25 @@ impl TestAuth {
     }
 
     pub fn configure(&self, config: &mut Config) {
-        config.auth.issuer = "sunshine-test".into();
-        config.auth.audience = "sunshine".into();
+        config.auth.issuer = TEST_ISSUER.into();
+        config.auth.audience = TEST_AUDIENCE.into();
         config.auth.keys = vec![VerifyingKeyConfig {
             kid: self.issuer.key_id().into(),
             public_key: self.issuer.public_key_base64(),
         }];
     }
 
+    /// The audience of `service_name` (e.g. `sunshine/intake`).
+    pub fn audience_of(service_name: &str) -> String {
+        Audience::of_service(TEST_AUDIENCE, service_name)
+    }
+
+    /// Claims accepted by every service ([`SERVICE_NAMES`]).
     pub fn claims(&self, role: Role, org_unit: &str) -> Claims {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         Claims {
-            iss: "sunshine-test".into(),
-            aud: "sunshine".into(),
+            iss: TEST_ISSUER.into(),
+            aud: Audience::many(SERVICE_NAMES.map(TestAuth::audience_of)),
             sub: format!("{}-officer", role.as_str()),
             exp: now + 600,
             nbf: None,
@@ -75,8 +95,16 @@ impl TestAuth {
         }
     }
 
+    /// A token for every service.
     pub fn token(&self, role: Role, org_unit: &str) -> String {
         self.issuer.sign(&self.claims(role, org_unit))
+    }
+
+    /// A token for the named services only.
+    pub fn token_for_services(&self, services: &[&str], role: Role, org_unit: &str) -> String {
+        let mut claims = self.claims(role, org_unit);
+        claims.aud = Audience::many(services.iter().map(|name| TestAuth::audience_of(name)));
+        self.issuer.sign(&claims)
     }
 
     /// A token for a named officer (four-eyes rules tell officers apart by subject).
@@ -91,6 +119,18 @@ impl TestAuth {
         let mut claims = self.claims(role, org_unit);
         claims.iat -= 7200;
         claims.exp = claims.iat + 3600;
+        self.issuer.sign(&claims)
+    }
+
+    /// A correctly signed token whose claims `change` alters after they are filled in.
+    pub fn token_with(
+        &self,
+        role: Role,
+        org_unit: &str,
+        change: impl FnOnce(&mut Claims),
+    ) -> String {
+        let mut claims = self.claims(role, org_unit);
+        change(&mut claims);
         self.issuer.sign(&claims)
     }
 }

@@ -1,5 +1,6 @@
 //! The foundation's promises, shown on every service at once: readiness follows the backends,
-//! every RPC needs a valid token of the right role, shutdown turns NOT_SERVING before draining.
+//! every RPC needs a valid token of the right role, meant for that service, with the role at its
+//! tier and a bounded lifetime; shutdown turns NOT_SERVING before draining.
 
 use std::time::Duration;
 
@@ -9,9 +10,9 @@ use sunshine_platform::config::decode_key;
 use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
 use sunshine_proto::v1::{BackendKind, GetServiceInfoRequest, WhoAmIRequest};
 use sunshine_tests::{
-    DISTRICT, GatedProxy, RunningService, TestAuth, VILLAGE, migrated_postgres, nats_address,
-    postgres_address, service_database_url, start_every_service, test_config, wait_until,
-    with_token,
+    DISTRICT, GatedProxy, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE,
+    migrated_postgres, nats_address, postgres_address, service_database_url, start_every_service,
+    test_config, wait_until, with_token,
 };
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -242,5 +243,119 @@ async fn the_embedded_backends_take_the_same_path() -> anyhow::Result<()> {
         service.stop().await?;
     }
     std::fs::remove_dir_all(directory)?;
+    Ok(())
+}
+
+/// Intake and review on the embedded backends, for the token tests below (the token checks
+/// run before any handler, so the backends need not be connected).
+async fn intake_and_review(
+    auth: &TestAuth,
+) -> anyhow::Result<(ScenarioBackends, RunningService, RunningService)> {
+    let backends = ScenarioBackends::start(false).await?;
+    let config = test_config(auth, backends.database_url(), backends.bus_url());
+    let intake = RunningService::start(
+        sunshine_intake::SERVICE_NAME,
+        config.clone(),
+        sunshine_intake::run,
+    )
+    .await?;
+    let review =
+        RunningService::start(sunshine_review::SERVICE_NAME, config, sunshine_review::run).await?;
+    Ok((backends, intake, review))
+}
+
+async fn who_am_i(service: &RunningService, token: &str) -> Result<String, tonic::Status> {
+    let channel = service
+        .channel()
+        .await
+        .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    let request = with_token(WhoAmIRequest {}, token)
+        .map_err(|error| tonic::Status::invalid_argument(error.to_string()))?;
+    let actor = ServiceInfoServiceClient::new(channel)
+        .who_am_i(request)
+        .await?
+        .into_inner()
+        .actor
+        .unwrap_or_default();
+    Ok(actor.subject)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_review_is_refused_by_intake() -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let (_backends, intake, review) = intake_and_review(&auth).await?;
+    let for_review = auth.token_for_services(
+        &[sunshine_review::SERVICE_NAME],
+        Role::CenterApprover,
+        DISTRICT,
+    );
+
+    let refused = who_am_i(&intake, &for_review)
+        .await
+        .expect_err("intake must refuse a token meant for review");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(who_am_i(&review, &for_review).await.is_ok());
+    // The tests' default tokens name every service, so both accept them.
+    let for_all = auth.token(Role::CenterApprover, DISTRICT);
+    assert!(who_am_i(&intake, &for_all).await.is_ok());
+    assert!(who_am_i(&review, &for_all).await.is_ok());
+
+    intake.stop().await?;
+    review.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_village_clerk_token_naming_the_district_is_refused() -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let (_backends, intake, review) = intake_and_review(&auth).await?;
+    for (role, wrong_unit) in [
+        (Role::VillageClerk, DISTRICT),
+        (Role::VillageClerk, STREET_TOWN),
+        (Role::StreetReviewer, DISTRICT),
+        (Role::CenterReviewer, VILLAGE),
+        (Role::Admin, STREET_TOWN),
+    ] {
+        let token = auth.token(role, wrong_unit);
+        for service in [&intake, &review] {
+            let refused = who_am_i(service, &token)
+                .await
+                .expect_err("a role above or below its tier must be refused");
+            assert_eq!(
+                refused.code(),
+                Code::Unauthenticated,
+                "{role:?} at {wrong_unit} on {}: {refused:?}",
+                service.name
+            );
+        }
+    }
+    assert!(
+        who_am_i(&intake, &auth.token(Role::VillageClerk, VILLAGE))
+            .await
+            .is_ok()
+    );
+    intake.stop().await?;
+    review.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_year_token_is_refused() -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let (_backends, intake, review) = intake_and_review(&auth).await?;
+    let hundred_years = auth.token_with(Role::Admin, DISTRICT, |claims| {
+        claims.exp = claims.iat + 100 * 365 * 24 * 3600;
+    });
+    let overflowing = auth.token_with(Role::Admin, DISTRICT, |claims| {
+        claims.exp = i64::MAX;
+    });
+    for token in [&hundred_years, &overflowing] {
+        let refused = who_am_i(&intake, token)
+            .await
+            .expect_err("an absurd lifetime must be refused");
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    }
+    intake.stop().await?;
+    review.stop().await?;
     Ok(())
 }

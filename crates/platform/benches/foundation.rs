@@ -47,11 +47,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
         ..AuthConfig::default()
     };
-    let verifier = TokenVerifier::from_config(&config)?;
+    let verifier = TokenVerifier::from_config(&config, "intake")?;
     let now = time::OffsetDateTime::now_utc();
     let claims = Claims {
         iss: config.issuer.clone(),
-        aud: config.audience.clone(),
+        aud: config.audience_for("intake").into(),
         sub: "officer-1".into(),
         exp: now.unix_timestamp() + 3600,
         nbf: None,
@@ -63,6 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scopes: Vec::new(),
     };
     let token = issuer.sign(&claims);
+    // Measure the accepting path, not an early refusal.
+    verifier.verify(&token, now)?;
 
     let results = [
         (

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sunshine_domain::{FieldViolation, ValidationErrors};
 
-use crate::auth::decode_verifying_key;
+use crate::auth::{decode_verifying_key, is_development_issuer, is_development_key_id};
 
 /// Prefix of configuration environment variables; nesting uses a double underscore.
 pub const ENV_PREFIX: &str = "SUNSHINE__";
@@ -268,15 +268,27 @@ pub enum BusKind {
     InProcess,
 }
 
+/// Largest `auth.leeway_seconds` accepted: clocks five minutes apart need fixing, not leeway.
+pub const MAX_LEEWAY_SECONDS: u32 = 300;
+/// Largest `auth.max_token_lifetime_seconds` accepted: one week.
+pub const MAX_TOKEN_LIFETIME_LIMIT_SECONDS: u32 = 7 * 24 * 3600;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Expected `iss` claim.
     pub issuer: String,
-    /// Expected `aud` claim.
+    /// Base of the expected `aud` claim: each service accepts only tokens whose `aud` holds
+    /// `<audience>/<service name>`, e.g. `sunshine/intake`.
     pub audience: String,
-    /// Clock skew tolerated on `exp` and `nbf`.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`; at most [`MAX_LEEWAY_SECONDS`].
     pub leeway_seconds: u32,
+    /// Longest `exp - iat` accepted.
+    pub max_token_lifetime_seconds: u32,
+    /// Trust the development issuer and keys (`sunshine dev-init`) on a PostgreSQL database
+    /// too: for `make run-cluster` only, and logged loudly at start-up. With SQLite they are
+    /// always allowed.
+    pub allow_development_keys: bool,
     /// Verifying keys by key id; list the old and the new key while rotating.
     pub keys: Vec<VerifyingKeyConfig>,
 }
@@ -287,8 +299,23 @@ impl Default for AuthConfig {
             issuer: "sunshine-identity".into(),
             audience: "sunshine".into(),
             leeway_seconds: 30,
+            max_token_lifetime_seconds: 12 * 3600,
+            allow_development_keys: false,
             keys: Vec::new(),
         }
+    }
+}
+
+impl AuthConfig {
+    /// The audience `service_name` accepts, e.g. `sunshine/intake`.
+    pub fn audience_for(&self, service_name: &str) -> String {
+        crate::auth::Audience::of_service(&self.audience, service_name)
+    }
+
+    /// Whether the issuer or a key is the development one of `sunshine dev-init`.
+    pub fn uses_development_identity(&self) -> bool {
+        is_development_issuer(&self.issuer)
+            || self.keys.iter().any(|key| is_development_key_id(&key.kid))
     }
 }
 
@@ -613,8 +640,32 @@ impl Config {
         if self.auth.audience.trim().is_empty() {
             errors.push("auth.audience", "must not be empty");
         }
+        if self.auth.leeway_seconds > MAX_LEEWAY_SECONDS {
+            errors.push(
+                "auth.leeway_seconds",
+                format!("must be at most {MAX_LEEWAY_SECONDS}"),
+            );
+        }
+        if !(60..=MAX_TOKEN_LIFETIME_LIMIT_SECONDS).contains(&self.auth.max_token_lifetime_seconds)
+        {
+            errors.push(
+                "auth.max_token_lifetime_seconds",
+                format!("must be between 60 and {MAX_TOKEN_LIFETIME_LIMIT_SECONDS} (one week)"),
+            );
+        }
         if self.auth.keys.is_empty() {
             errors.push("auth.keys", "at least one verifying key is required");
+        }
+        // A cluster must not trust what `sunshine dev-init` wrote: its key sits in a file on a
+        // developer's disk. `make run-cluster` opts in explicitly.
+        let cluster_database = self.database.kind() == Some(DatabaseKind::Postgres);
+        let refuse_development = cluster_database && !self.auth.allow_development_keys;
+        if refuse_development && is_development_issuer(&self.auth.issuer) {
+            errors.push(
+                "auth.issuer",
+                "is the development issuer, refused with a PostgreSQL database \
+                 (set auth.allow_development_keys = true only for a local cluster)",
+            );
         }
         let mut seen_key_ids = std::collections::BTreeSet::new();
         for (index, key) in self.auth.keys.iter().enumerate() {
@@ -622,6 +673,13 @@ impl Config {
                 errors.push(format!("auth.keys[{index}].kid"), "must not be empty");
             } else if !seen_key_ids.insert(key.kid.as_str()) {
                 errors.push(format!("auth.keys[{index}].kid"), "duplicate key id");
+            }
+            if refuse_development && is_development_key_id(&key.kid) {
+                errors.push(
+                    format!("auth.keys[{index}].kid"),
+                    "is a development key id (dev, dev-…), refused with a PostgreSQL database \
+                     (set auth.allow_development_keys = true only for a local cluster)",
+                );
             }
             if let Err(error) = decode_verifying_key(&key.public_key) {
                 errors.push(format!("auth.keys[{index}].public_key"), error.to_string());
@@ -633,6 +691,8 @@ impl Config {
         if self.readiness.max_retry_delay_ms == 0 {
             errors.push("readiness.max_retry_delay_ms", "must be positive");
         }
+        // Each key does one job; one secret in two roles means one leak breaks both.
+        let mut decoded_log_keys: Vec<(&str, [u8; 32])> = Vec::new();
         for (field, value) in [
             (
                 "log.checkpoint_signing_key",
@@ -641,8 +701,17 @@ impl Config {
             ("log.key_encryption_key", &self.log.key_encryption_key),
             ("log.blind_index_key", &self.log.blind_index_key),
         ] {
-            if let Err(reason) = decode_key(value) {
-                errors.push(field, reason);
+            match decode_key(value) {
+                Ok(bytes) => {
+                    let same = decoded_log_keys
+                        .iter()
+                        .find(|(_, earlier)| *earlier == bytes);
+                    if let Some((earlier_field, _)) = same {
+                        errors.push(field, format!("must differ from {earlier_field}"));
+                    }
+                    decoded_log_keys.push((field, bytes));
+                }
+                Err(reason) => errors.push(field, reason),
             }
         }
         if self.log.origin.trim().is_empty()
@@ -726,6 +795,14 @@ mod tests {
 
     const PUBLIC_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
     const SECRET_KEY: &str = "c2VjcmV0LWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE=";
+    const OTHER_SECRET_KEY: &str = "b3RoZXIta2V5LW9mLXRoaXJ0eS10d28tYnl0ZXMhISE=";
+    const THIRD_SECRET_KEY: &str = "dGhpcmQta2V5LW9mLXRoaXJ0eS10d28tYnl0ZXMhISE=";
+    /// The identity point: a weak key under which one fixed signature verifies everything.
+    const IDENTITY_POINT_KEY: &str = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    /// Thirty-two zero bytes: a point of order 4.
+    const ALL_ZERO_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    /// A point of order 8.
+    const ORDER_EIGHT_KEY: &str = "JuiVj8KyJ7BFw/SJ8u+Y8NXfrAXTxjM5sTgCiG1T/AU=";
 
     fn with_key(source: ConfigSource) -> ConfigSource {
         source
@@ -734,8 +811,18 @@ mod tests {
                 format!(r#"[{{ kid = "k1", public_key = "{PUBLIC_KEY}" }}]"#),
             )
             .with_env("SUNSHINE__LOG__CHECKPOINT_SIGNING_KEY", SECRET_KEY)
-            .with_env("SUNSHINE__LOG__KEY_ENCRYPTION_KEY", SECRET_KEY)
-            .with_env("SUNSHINE__LOG__BLIND_INDEX_KEY", SECRET_KEY)
+            .with_env("SUNSHINE__LOG__KEY_ENCRYPTION_KEY", OTHER_SECRET_KEY)
+            .with_env("SUNSHINE__LOG__BLIND_INDEX_KEY", THIRD_SECRET_KEY)
+    }
+
+    fn invalid_fields(source: &ConfigSource) -> Vec<(String, String)> {
+        match Config::load(source) {
+            Err(ConfigError::Invalid(violations)) => violations
+                .into_iter()
+                .map(|violation| (violation.field, violation.description))
+                .collect(),
+            other => panic!("expected invalid, got {other:?}"),
+        }
     }
 
     #[test]
@@ -899,5 +986,143 @@ mod tests {
             panic!("expected invalid")
         };
         assert_eq!(violations[0].field, "auth.keys[0].public_key");
+    }
+
+    #[test]
+    fn weak_verifying_keys_are_refused_at_start_up() {
+        let source = with_key(ConfigSource::default()).with_env(
+            "SUNSHINE__AUTH__KEYS",
+            format!(
+                r#"[{{ kid = "good", public_key = "{PUBLIC_KEY}" }},
+                    {{ kid = "identity", public_key = "{IDENTITY_POINT_KEY}" }},
+                    {{ kid = "zero", public_key = "{ALL_ZERO_KEY}" }},
+                    {{ kid = "eight", public_key = "{ORDER_EIGHT_KEY}" }}]"#
+            ),
+        );
+        let violations = invalid_fields(&source);
+        let fields: Vec<&str> = violations.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "auth.keys[1].public_key",
+                "auth.keys[2].public_key",
+                "auth.keys[3].public_key"
+            ]
+        );
+        for (_, description) in &violations {
+            assert!(description.contains("weak"), "{description}");
+        }
+    }
+
+    #[test]
+    fn equal_log_keys_are_refused() {
+        let source = with_key(ConfigSource::default())
+            .with_env("SUNSHINE__LOG__KEY_ENCRYPTION_KEY", SECRET_KEY)
+            .with_env("SUNSHINE__LOG__BLIND_INDEX_KEY", format!(" {SECRET_KEY}\n"));
+        let violations = invalid_fields(&source);
+        assert_eq!(
+            violations,
+            [
+                (
+                    "log.key_encryption_key".to_owned(),
+                    "must differ from log.checkpoint_signing_key".to_owned()
+                ),
+                (
+                    "log.blind_index_key".to_owned(),
+                    "must differ from log.checkpoint_signing_key".to_owned()
+                ),
+            ]
+        );
+        let kek_equals_blind = with_key(ConfigSource::default())
+            .with_env("SUNSHINE__LOG__BLIND_INDEX_KEY", OTHER_SECRET_KEY);
+        assert_eq!(
+            invalid_fields(&kek_equals_blind),
+            [(
+                "log.blind_index_key".to_owned(),
+                "must differ from log.key_encryption_key".to_owned()
+            )]
+        );
+        for (_, description) in invalid_fields(&source) {
+            assert!(!description.contains(&SECRET_KEY[..10]));
+        }
+    }
+
+    #[test]
+    fn leeway_and_token_lifetime_are_bounded() {
+        let loaded = Config::load(&with_key(ConfigSource::default())).unwrap();
+        assert_eq!(loaded.auth.max_token_lifetime_seconds, 12 * 3600);
+        let at_the_caps = with_key(ConfigSource::default())
+            .with_env("SUNSHINE__AUTH__LEEWAY_SECONDS", "300")
+            .with_env("SUNSHINE__AUTH__MAX_TOKEN_LIFETIME_SECONDS", "604800");
+        assert!(Config::load(&at_the_caps).is_ok());
+        let beyond = with_key(ConfigSource::default())
+            .with_env("SUNSHINE__AUTH__LEEWAY_SECONDS", "4294967295")
+            .with_env("SUNSHINE__AUTH__MAX_TOKEN_LIFETIME_SECONDS", "3153600000");
+        let fields: Vec<String> = invalid_fields(&beyond)
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["auth.leeway_seconds", "auth.max_token_lifetime_seconds"]
+        );
+        let zero_lifetime = with_key(ConfigSource::default())
+            .with_env("SUNSHINE__AUTH__MAX_TOKEN_LIFETIME_SECONDS", "0");
+        assert_eq!(
+            invalid_fields(&zero_lifetime)[0].0,
+            "auth.max_token_lifetime_seconds"
+        );
+    }
+
+    #[test]
+    fn a_cluster_database_refuses_the_development_identity() {
+        let development = |database_url: &str| {
+            with_key(ConfigSource::default())
+                .with_env("SUNSHINE__DATABASE__URL", database_url)
+                .with_env("SUNSHINE__AUTH__ISSUER", "sunshine-dev")
+                .with_env(
+                    "SUNSHINE__AUTH__KEYS",
+                    format!(
+                        r#"[{{ kid = "idp-2026", public_key = "{PUBLIC_KEY}" }},
+                            {{ kid = "dev", public_key = "{PUBLIC_KEY}" }}]"#
+                    ),
+                )
+        };
+        let cluster = development("postgres://postgres@127.0.0.1:5432/sunshine");
+        let fields: Vec<String> = invalid_fields(&cluster)
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(fields, ["auth.issuer", "auth.keys[1].kid"]);
+
+        // A kid `dev-…` is a development key too.
+        let dev_prefixed = with_key(ConfigSource::default()).with_env(
+            "SUNSHINE__AUTH__KEYS",
+            format!(r#"[{{ kid = "dev-laptop", public_key = "{PUBLIC_KEY}" }}]"#),
+        );
+        assert_eq!(invalid_fields(&dev_prefixed)[0].0, "auth.keys[0].kid");
+
+        // The explicit opt-in of `make run-cluster`; the embedded mode needs none.
+        let opted_in = cluster.with_env("SUNSHINE__AUTH__ALLOW_DEVELOPMENT_KEYS", "true");
+        let config = Config::load(&opted_in).unwrap();
+        assert!(config.auth.allow_development_keys);
+        assert!(config.auth.uses_development_identity());
+        assert!(Config::load(&development("sqlite://data/sunshine.db")).is_ok());
+
+        // The scenario tests' own issuer and random keys stay allowed on PostgreSQL.
+        let tests = with_key(ConfigSource::default())
+            .with_env("SUNSHINE__AUTH__ISSUER", "sunshine-test")
+            .with_env("SUNSHINE__DATABASE__URL", "postgres://postgres@db/test");
+        assert!(Config::load(&tests).is_ok());
+    }
+
+    #[test]
+    fn each_service_has_its_own_audience() {
+        let auth = AuthConfig::default();
+        assert_eq!(auth.audience_for("intake"), "sunshine/intake");
+        assert_eq!(
+            auth.audience_for("department-integration"),
+            "sunshine/department-integration"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! bus in the background (retrying), and only then reports SERVING. On shutdown it reports
 //! NOT_SERVING first, keeps serving for `grpc.drain_delay_ms` so load balancers notice, then
 //! stops accepting and drains in-flight calls. Health and reflection need no token; every other
-//! service is wrapped by [`ServiceContext::protect`] with the bearer-token interceptor.
+//! service is wrapped by [`ServiceContext::protect`] with the bearer-token interceptor, whose
+//! verifier accepts only tokens meant for this service (`<auth.audience>/<service name>`).
 //! Message size limits, a per-request timeout, a per-connection concurrency limit and a tracing
 //! span (child of the caller's W3C trace) apply to every call.
 
@@ -20,7 +21,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{AuthInterceptor, KeyError, TokenVerifier};
 use crate::backends::Backends;
-use crate::config::{Config, ConfigError, ConfigSource};
+use crate::config::{Config, ConfigError, ConfigSource, DatabaseKind};
 use crate::error::ApiError;
 use crate::service_info::ServiceInfo;
 use crate::shutdown::Shutdown;
@@ -123,7 +124,18 @@ pub async fn serve_with<F>(
 where
     F: FnOnce(&ServiceContext, &mut RoutesBuilder),
 {
-    let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
+    // Each service accepts only tokens whose audience names it.
+    let verifier = Arc::new(TokenVerifier::from_config(&config.auth, service_name)?);
+    if config.auth.allow_development_keys
+        && config.database.kind() == Some(DatabaseKind::Postgres)
+        && config.auth.uses_development_identity()
+    {
+        tracing::warn!(
+            service = service_name,
+            "auth.allow_development_keys is set: DEVELOPMENT TOKENS ARE TRUSTED on a PostgreSQL \
+             database; anyone with the development key can act as any officer. Never in production."
+        );
+    }
     let context = ServiceContext {
         service_name,
         config: Arc::new(config),

@@ -68,7 +68,7 @@ pub async fn run() -> anyhow::Result<()> {
     }
 
     let admin = issuer.sign(&dev_keys::claims(
-        &config.auth.audience,
+        dev_keys::every_service(&config.auth),
         "admin-1",
         "系统管理员",
         Role::Admin,
@@ -77,7 +77,7 @@ pub async fn run() -> anyhow::Result<()> {
         1,
     ));
     let clerk = issuer.sign(&dev_keys::claims(
-        &config.auth.audience,
+        dev_keys::every_service(&config.auth),
         "clerk-1",
         "村居经办员",
         Role::VillageClerk,
@@ -366,7 +366,7 @@ async fn review_walkthrough(
 
     let token = |subject: &str, name: &str, role: Role, org_unit: &str| {
         issuer.sign(&dev_keys::claims(
-            &config.auth.audience,
+            dev_keys::every_service(&config.auth),
             subject,
             name,
             role,

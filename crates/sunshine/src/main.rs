@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sunshine::{cluster, demo, dev_keys, log_key, migrate, services};
+use sunshine_domain::OrgUnitCode;
 use sunshine_platform::{Config, ConfigSource, Role};
 
 #[derive(Debug, Parser)]
@@ -36,7 +37,8 @@ enum Command {
         #[arg(default_value = ".local")]
         directory: PathBuf,
     },
-    /// Print a development token signed with the key in DIRECTORY.
+    /// Print a development token signed with the key in DIRECTORY, for every service (or only
+    /// those named with --audience).
     DevToken {
         #[arg(long, default_value = ".local")]
         directory: PathBuf,
@@ -44,17 +46,24 @@ enum Command {
         /// finance_approver, auditor, department or admin.
         #[arg(long)]
         role: String,
-        /// 12-digit division code of the officer's org unit.
-        #[arg(long, default_value = "990101000000")]
-        org_unit: String,
+        /// 12-digit division code of the officer's org unit, at the role's tier (a village for
+        /// a village clerk, a street-town for a street reviewer, the district otherwise).
+        /// Default: the example district's unit of that tier.
+        #[arg(long)]
+        org_unit: Option<String>,
         #[arg(long, default_value = "dev-officer")]
         subject: String,
         #[arg(long, default_value = "开发测试")]
         name: String,
         #[arg(long)]
         department_code: Option<String>,
-        #[arg(long, default_value_t = 8)]
-        hours: i64,
+        /// Lifetime; services refuse tokens living longer than auth.max_token_lifetime_seconds
+        /// (12 hours by default).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=12))]
+        hours: u32,
+        /// A service the token is for (repeat for several); default: every service.
+        #[arg(long = "audience", value_name = "SERVICE")]
+        audiences: Vec<String>,
     },
     /// Start the system in this process and walk through what it does.
     Demo,
@@ -101,16 +110,51 @@ fn main() -> ExitCode {
             name,
             department_code,
             hours,
+            audiences,
         } => {
             let Some(role) = Role::parse(&role) else {
                 eprintln!("unknown role {role}");
                 return ExitCode::FAILURE;
             };
+            let org_unit =
+                org_unit.unwrap_or_else(|| dev_keys::example_org_unit(role.tier()).into());
+            match OrgUnitCode::parse(&org_unit) {
+                Ok(code) if code.tier() == role.tier() => {}
+                Ok(_) => {
+                    eprintln!(
+                        "role {} is valid only at a {} org unit; services would refuse this token",
+                        role.as_str(),
+                        role.tier()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                Err(error) => {
+                    eprintln!("--org-unit: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let auth = sunshine_platform::config::AuthConfig::default();
+            let audience = if audiences.is_empty() {
+                dev_keys::every_service(&auth)
+            } else {
+                for service in &audiences {
+                    if services::find(service).is_none() {
+                        let names: Vec<&str> =
+                            services::SERVICES.iter().map(|entry| entry.name).collect();
+                        eprintln!(
+                            "--audience {service}: not a service; one of: {}",
+                            names.join(", ")
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+                let names: Vec<&str> = audiences.iter().map(String::as_str).collect();
+                dev_keys::audience(&auth, &names)
+            };
             report(
                 dev_keys::load_or_create(&directory.join("dev-signing-key")).map(|issuer| {
-                    let audience = sunshine_platform::config::AuthConfig::default().audience;
                     let claims = dev_keys::claims(
-                        &audience,
+                        audience,
                         &subject,
                         &name,
                         role,
