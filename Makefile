@@ -7,7 +7,7 @@ K8S_VENV ?= $(LOCAL_DIR)/venv-k8s
 
 help:
 	@echo "make run          run every service in one process (SQLite + in-process bus under $(LOCAL_DIR)/)"
-	@echo "make run-cluster  run every service in one process on PostgreSQL + NATS JetStream"
+	@echo "make run-cluster  migrate, then run every service in one process on PostgreSQL + NATS JetStream"
 	@echo "make test         all tests, against real PostgreSQL and NATS (started or installed if needed)"
 	@echo "make lint         rustfmt --check and clippy -D warnings"
 	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy alone)"
@@ -25,6 +25,10 @@ run-cluster: backends
 	./target/debug/sunshine dev-init $(LOCAL_DIR)
 	psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname = 'sunshine'" | grep -q 1 \
 		|| psql -h 127.0.0.1 -U postgres -c "create database sunshine"
+	# The schema step, as in the cluster (there a Job runs it as the tables' owner).
+	SUNSHINE_CONFIG=$(LOCAL_DIR)/sunshine.toml \
+	SUNSHINE__DATABASE__URL=postgres://postgres@127.0.0.1:5432/sunshine \
+		./target/debug/sunshine migrate
 	@echo "run-cluster: trusting the DEVELOPMENT key on PostgreSQL (auth.allow_development_keys); never do this in production"
 	SUNSHINE_CONFIG=$(LOCAL_DIR)/sunshine.toml \
 	SUNSHINE__DATABASE__URL=postgres://postgres@127.0.0.1:5432/sunshine \

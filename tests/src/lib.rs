@@ -4,6 +4,9 @@
 //! # Layout
 //! - [`TestAuth`]: a fresh signing key per test and tokens for any role, meant for every service.
 //! - [`RunningService`]: a service running on `127.0.0.1:0`, with health and shutdown helpers.
+//! - [`ScenarioBackends`], [`migrated_postgres`]: the backends of a scenario; on PostgreSQL
+//!   migrated by the tables' owner (`sunshine migrate`), each service logging in as its own
+//!   least-privileged role ([`ScenarioBackends::service_config`], [`service_database_url`]).
 //! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
 pub mod households;
@@ -254,71 +257,114 @@ impl RunningService {
     }
 }
 
-/// Every service of the cluster: name and `run`.
-pub async fn start_every_service(config: &Config) -> anyhow::Result<Vec<RunningService>> {
+/// Every service of the cluster, each with the configuration `config_for(its name)`.
+pub async fn start_every_service(
+    config_for: impl Fn(&'static str) -> Config,
+) -> anyhow::Result<Vec<RunningService>> {
     Ok(vec![
         RunningService::start(
             sunshine_intake::SERVICE_NAME,
-            config.clone(),
+            config_for(sunshine_intake::SERVICE_NAME),
             sunshine_intake::run,
         )
         .await?,
         RunningService::start(
             sunshine_review::SERVICE_NAME,
-            config.clone(),
+            config_for(sunshine_review::SERVICE_NAME),
             sunshine_review::run,
         )
         .await?,
         RunningService::start(
             sunshine_payment::SERVICE_NAME,
-            config.clone(),
+            config_for(sunshine_payment::SERVICE_NAME),
             sunshine_payment::run,
         )
         .await?,
         RunningService::start(
             sunshine_disclosure::SERVICE_NAME,
-            config.clone(),
+            config_for(sunshine_disclosure::SERVICE_NAME),
             sunshine_disclosure::run,
         )
         .await?,
         RunningService::start(
             sunshine_department_integration::SERVICE_NAME,
-            config.clone(),
+            config_for(sunshine_department_integration::SERVICE_NAME),
             sunshine_department_integration::run,
         )
         .await?,
         RunningService::start(
             sunshine_audit::SERVICE_NAME,
-            config.clone(),
+            config_for(sunshine_audit::SERVICE_NAME),
             sunshine_audit::run,
         )
         .await?,
     ])
 }
 
+/// A fresh PostgreSQL database set up as production is: owned by a role without CREATEROLE,
+/// the services' login roles in place (the DBA's part, `sunshine migrate --print-role-sql`),
+/// and migrated by `sunshine migrate` as the owner. Services then log in as their own roles
+/// ([`service_database_url`]).
+pub async fn migrated_postgres() -> anyhow::Result<TestDatabase> {
+    let database = TestDatabase::create_owned(&sunshine::migrate::role_sql()?).await?;
+    migrate(&database.owner_url()).await?;
+    Ok(database)
+}
+
+/// `sunshine migrate` on `database_url`.
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    sunshine::migrate::run(&sunshine_platform::config::DatabaseConfig {
+        url: database_url.to_owned(),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
+}
+
+/// The URL service `service` logs in with: its own least-privileged role, through `address`
+/// (the server, or a proxy in front of it).
+pub fn service_database_url(database: &TestDatabase, address: &str, service: &str) -> String {
+    database.url_via_as(address, &sunshine_eventlog::roles::service_role(service))
+}
+
 /// The backends a scenario runs on, kept alive for the test.
 #[derive(Debug)]
 pub enum ScenarioBackends {
-    /// PostgreSQL (a fresh database) and the shared NATS JetStream.
+    /// PostgreSQL (a fresh database, migrated by its owner: [`migrated_postgres`]) and the
+    /// shared NATS JetStream. Services log in as their own roles ([`Self::service_config`]).
     Cluster(TestDatabase),
-    /// A fresh SQLite file and the in-process bus.
+    /// A fresh SQLite file and the in-process bus; the services migrate it themselves.
     Embedded(TempSqlite),
 }
 
 impl ScenarioBackends {
     pub async fn start(cluster: bool) -> anyhow::Result<Self> {
         Ok(if cluster {
-            ScenarioBackends::Cluster(TestDatabase::create().await?)
+            ScenarioBackends::Cluster(migrated_postgres().await?)
         } else {
             ScenarioBackends::Embedded(TempSqlite::create()?)
         })
     }
 
+    /// The database as its owner sees it: for the test's own reads (and the base of every
+    /// service's configuration, see [`Self::service_config`]).
     pub fn database_url(&self) -> String {
         match self {
-            ScenarioBackends::Cluster(database) => database.url(),
+            ScenarioBackends::Cluster(database) => database.owner_url(),
             ScenarioBackends::Embedded(sqlite) => sqlite.url(),
         }
+    }
+
+    /// `config` for service `service`: on PostgreSQL it logs in as its own role, which may
+    /// read and append to the log and keep its read model, and nothing else; so every cluster
+    /// scenario shows the services work under least privilege.
+    pub fn service_config(&self, config: &Config, service: &str) -> Config {
+        let mut config = config.clone();
+        if let ScenarioBackends::Cluster(database) = self {
+            config.database.url = service_database_url(database, &postgres_address(), service);
+        }
+        config
     }
 
     pub fn bus_url(&self) -> String {

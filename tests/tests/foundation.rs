@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
+use sunshine_eventlog::checkpoint::{CheckpointSigner, CheckpointVerifier};
 use sunshine_platform::Role;
+use sunshine_platform::config::decode_key;
 use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
 use sunshine_proto::v1::{BackendKind, GetServiceInfoRequest, WhoAmIRequest};
 use sunshine_tests::{
-    DISTRICT, GatedProxy, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, TestDatabase,
-    VILLAGE, nats_address, postgres_address, start_every_service, test_config, wait_until,
-    with_token,
+    DISTRICT, GatedProxy, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE,
+    migrated_postgres, nats_address, postgres_address, service_database_url, start_every_service,
+    test_config, wait_until, with_token,
 };
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -20,15 +22,22 @@ const PATIENCE: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_serve_only_with_database_and_bus_and_guard_every_rpc() -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
-    let database = TestDatabase::create().await?;
+    let database = migrated_postgres().await?;
     let postgres_gate = GatedProxy::start(postgres_address()).await?;
     let nats_gate = GatedProxy::start(nats_address()).await?;
     let config = test_config(
         &auth,
-        database.url_via(&postgres_gate.address()),
+        database.owner_url(),
         format!("nats://{}", nats_gate.address()),
     );
-    let services = start_every_service(&config).await?;
+    // Each service logs in as its own role, through the gate.
+    let services = start_every_service(|service| {
+        let mut service_config = config.clone();
+        service_config.database.url =
+            service_database_url(&database, &postgres_gate.address(), service);
+        service_config
+    })
+    .await?;
 
     // Neither backend reachable: listening, but not ready.
     for service in &services {
@@ -145,10 +154,14 @@ async fn services_serve_only_with_database_and_bus_and_guard_every_rpc() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_reports_not_serving_before_it_drains() -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
-    let database = TestDatabase::create().await?;
+    let database = migrated_postgres().await?;
     let mut config = test_config(
         &auth,
-        database.url_via(&postgres_address()),
+        service_database_url(
+            &database,
+            &postgres_address(),
+            sunshine_intake::SERVICE_NAME,
+        ),
         format!("nats://{}", nats_address()),
     );
     config.grpc.drain_delay_ms = 2_000;
@@ -200,7 +213,14 @@ async fn the_embedded_backends_take_the_same_path() -> anyhow::Result<()> {
     std::fs::create_dir_all(&directory)?;
     let database_url = format!("sqlite://{}", directory.join("sunshine.db").display());
     let config = test_config(&auth, database_url, "memory://".into());
-    let services = start_every_service(&config).await?;
+    let published_key = CheckpointSigner::new(
+        config.log.origin.clone(),
+        ed25519_dalek::SigningKey::from_bytes(
+            &decode_key(&config.log.checkpoint_signing_key).map_err(anyhow::Error::msg)?,
+        ),
+    )?
+    .verifier_key();
+    let services = start_every_service(|_| config.clone()).await?;
     for service in &services {
         service
             .wait_for_health(ServingStatus::Serving, PATIENCE)
@@ -213,6 +233,11 @@ async fn the_embedded_backends_take_the_same_path() -> anyhow::Result<()> {
             .into_inner();
         assert_eq!(info.database.expect("database").kind(), BackendKind::Sqlite);
         assert_eq!(info.bus.expect("bus").kind(), BackendKind::InProcess);
+        // The log's origin and the key its checkpoints verify under, as the reference
+        // implementation formats it (docs/audit-log-format.md §4).
+        assert_eq!(info.log_origin, config.log.origin);
+        assert_eq!(info.checkpoint_verifier_key, published_key);
+        CheckpointVerifier::from_verifier_key(&info.checkpoint_verifier_key)?;
     }
     for service in services {
         service.stop().await?;

@@ -52,13 +52,13 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let config = test_config(&auth, database_url.clone(), bus_url);
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_intake::SERVICE_NAME),
         sunshine_intake::run,
     )
     .await?;
     let review = RunningService::start(
         sunshine_review::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_review::SERVICE_NAME),
         sunshine_review::run,
     )
     .await?;

@@ -238,7 +238,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let intake_clock = Arc::clone(&clock);
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_intake::SERVICE_NAME),
         move |config, listener, shutdown| {
             sunshine_intake::run_with_clock(config, listener, shutdown, intake_clock)
         },
@@ -247,7 +247,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let review_clock = Arc::clone(&clock);
     let review_service = RunningService::start(
         sunshine_review::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_review::SERVICE_NAME),
         move |config, listener, shutdown| {
             sunshine_review::run_with_clock(config, listener, shutdown, review_clock)
         },

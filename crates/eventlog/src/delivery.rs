@@ -107,8 +107,13 @@ fn micros_from_timestamp(timestamp: Option<&prost_types::Timestamp>) -> i64 {
     })
 }
 
-/// The envelope of a recorded event.
+/// The envelope of a recorded event, which must be sequenced: `global_position` is its log
+/// position (from 0, the Merkle leaf index), and protobuf cannot tell "unset" from 0.
 pub fn to_envelope(event: &RecordedEvent) -> EventEnvelope {
+    debug_assert!(
+        event.log_position.is_some(),
+        "only sequenced events travel in envelopes"
+    );
     let metadata = event.metadata().unwrap_or_default();
     EventEnvelope {
         event_id: event.event_id.hyphenated().to_string(),

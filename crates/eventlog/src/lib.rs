@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`event`]: streams, expected versions, new and recorded events, metadata.
 //! - [`record`]: the exact bytes each event's hash covers; the per-stream hash chain.
-//! - [`schema`]: tables and append-only guards for PostgreSQL and SQLite.
+//! - [`schema`]: tables and append-only guards for PostgreSQL and SQLite; migrating, or checking.
+//! - [`roles`]: PostgreSQL roles: what each service may do (read and append the log, no more).
 //! - [`store`]: [`EventStore`]: append (optimistic concurrency, idempotent commands), reads.
 //! - [`sequencer`]: dense global positions, Merkle integration, signed checkpoints.
 //! - [`lease`]: one sequencer and relay at a time per log.
@@ -29,6 +30,7 @@ pub mod lease;
 pub mod merkle;
 pub mod record;
 pub mod relay;
+pub mod roles;
 pub mod runtime;
 pub mod schema;
 pub mod sequencer;

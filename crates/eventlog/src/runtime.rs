@@ -1,7 +1,7 @@
 //! The log inside a running service: created once the backends are connected, it migrates the
-//! tables, starts the leased log worker (sequencer, checkpoints and, on NATS, the relay), and
-//! starts the service's consumers on the right delivery — JetStream in the cluster, the log
-//! itself when embedded. Services use it for appending, reading, sealing personal data and
+//! tables (or, where the service may not, checks that they are migrated), starts the leased
+//! log worker (sequencer, checkpoints and, on NATS, the relay), and starts the service's
+//! consumers on the right delivery — JetStream in the cluster, the log itself when embedded. Services use it for appending, reading, sealing personal data and
 //! blind indexes.
 
 use std::collections::HashMap;
@@ -19,6 +19,7 @@ use crate::crypto::{BlindIndexKey, KeyEncryptionKey, blind_index};
 use crate::delivery::Namespace;
 use crate::keys::KeyStore;
 use crate::relay::Relay;
+use crate::schema::{self, Component};
 use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::store::EventStore;
 use crate::worker::LogWorker;
@@ -63,17 +64,33 @@ impl std::fmt::Debug for LogRuntime {
 }
 
 impl LogRuntime {
-    /// Migrates and starts the log worker (it runs until `shutdown`).
+    /// Prepares the log's tables and starts the log worker (it runs until `shutdown`).
     pub async fn start(
         backends: &Backends,
         config: &LogConfig,
         shutdown: Shutdown,
     ) -> Result<LogRuntime, String> {
+        LogRuntime::start_with(backends, config, &[], shutdown).await
+    }
+
+    /// [`LogRuntime::start`] for a service with tables of its own (`read_models`). The log's
+    /// and those tables are migrated when the database allows it (SQLite, or
+    /// `database.migrate_on_start`) and otherwise checked, all before anything starts: on a
+    /// PostgreSQL schema older than this release the service refuses to start ("run `sunshine
+    /// migrate`"; the platform retries, so it starts once the migration has run).
+    pub async fn start_with(
+        backends: &Backends,
+        config: &LogConfig,
+        read_models: &[Component],
+        shutdown: Shutdown,
+    ) -> Result<LogRuntime, String> {
         let store = EventStore::from_database(&backends.database);
-        store
-            .migrate()
-            .await
-            .map_err(|error| format!("event log migration: {error}"))?;
+        let migrate = backends.database.migrates_on_start();
+        for component in std::iter::once(&schema::EVENT_LOG).chain(read_models) {
+            schema::prepare(store.pool(), store.kind(), *component, migrate)
+                .await
+                .map_err(|error| format!("{} tables: {error}", component.name))?;
+        }
         let seed = decode_key(&config.checkpoint_signing_key)
             .map_err(|reason| format!("log.checkpoint_signing_key {reason}"))?;
         let signer = CheckpointSigner::new(

@@ -4,9 +4,11 @@
 //! It reads committed events behind the transaction horizon
 //! ([`EventStore::read_committed_after`]), so it never skips one that commits late, assigns
 //! each the next `log_position` (dense, from 0: the Merkle leaf index), and writes
-//! `log_entries` rows with the leaf hash `SHA-256(0x00 || event hash)`. Every
-//! `checkpoint_every` entries, or after `checkpoint_interval` with new entries, it signs a
-//! checkpoint (C2SP signed note) and stores it in `log_checkpoints`. Only the lease holder runs
+//! `log_entries` rows with the leaf hash `SHA-256(0x00 || event hash)`. It signs a checkpoint
+//! (C2SP signed note) and stores it in `log_checkpoints` whenever the tree size reaches a
+//! multiple of `checkpoint_every` (a batch never crosses one), and, while entries arrive, at
+//! least every `checkpoint_interval`: those time-based checkpoints have whatever size the log
+//! has then, between the multiples, and do not move them. Only the lease holder runs
 //! it (see [`crate::lease`]); a second sequencer's writes would fail on the position key.
 
 use std::time::{Duration, Instant};
@@ -22,9 +24,9 @@ use crate::store::{CommitCursor, EventStore, StoreError, to_hash, to_i64, to_u64
 pub struct SequencerConfig {
     /// Events taken per transaction.
     pub batch_size: u32,
-    /// Sign a checkpoint at least every this many entries.
+    /// Sign a checkpoint at every multiple of this many entries (tree sizes N, 2N, 3N, …) ...
     pub checkpoint_every: u64,
-    /// ... and at least this often while entries arrive.
+    /// ... and at least this often while entries arrive (at any size).
     pub checkpoint_interval: Duration,
 }
 
@@ -167,17 +169,12 @@ impl Sequencer {
         let Some(state) = self.state.as_mut() else {
             return Ok(SequenceOutcome::default());
         };
-        // Stop each batch at the next checkpoint boundary, so checkpoints fall on exact
-        // multiples of `checkpoint_every` (predictable sizes for auditors).
-        let since_checkpoint = state
-            .frontier
-            .tree_size()
-            .saturating_sub(state.last_checkpoint_size);
-        let until_boundary = self
-            .config
-            .checkpoint_every
-            .saturating_sub(since_checkpoint);
-        let limit = u64::from(self.config.batch_size).min(until_boundary.max(1));
+        // Stop each batch at the next multiple of `checkpoint_every`, so those checkpoints fall
+        // on exact multiples (predictable sizes for auditors). The grid is counted from 0, not
+        // from the last checkpoint: a time-based checkpoint in between does not move it.
+        let every = self.config.checkpoint_every;
+        let until_boundary = every - state.frontier.tree_size() % every;
+        let limit = u64::from(self.config.batch_size).min(until_boundary);
         let limit = u32::try_from(limit).unwrap_or(self.config.batch_size);
         let committed = self.store.read_committed_after(state.cursor, limit).await?;
         let mut outcome = SequenceOutcome::default();
@@ -228,9 +225,10 @@ impl Sequencer {
         }
         let size = state.frontier.tree_size();
         let entries_since = size.saturating_sub(state.last_checkpoint_size);
-        let due = entries_since >= self.config.checkpoint_every
-            || (entries_since > 0
-                && state.last_checkpoint_at.elapsed() >= self.config.checkpoint_interval);
+        let on_the_grid = size % every == 0;
+        let due = entries_since > 0
+            && (on_the_grid
+                || state.last_checkpoint_at.elapsed() >= self.config.checkpoint_interval);
         if due {
             outcome.checkpoint = Some(self.checkpoint_now().await?);
         }

@@ -283,7 +283,7 @@ impl EventStore {
             .await
         {
             Err(StoreError::Database(sqlx::Error::Database(database_error)))
-                if database_error.is_unique_violation() =>
+                if crate::schema::is_duplicate_key(database_error.as_ref()) =>
             {
                 let message = database_error.message().to_owned();
                 let constraint = database_error.constraint().unwrap_or_default().to_owned();

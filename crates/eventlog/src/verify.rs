@@ -4,8 +4,12 @@
 //! truncated tail). The first problem is reported with its log position.
 //!
 //! [`Verification`] is the pure core (feed it entries in position order, then the checkpoints);
-//! [`verify_log`] reads a store through it. Inclusion and consistency proofs for the signed
-//! checkpoints are made from the stored leaf hashes.
+//! [`verify_log`] reads a store through it. Each event is hashed from its stored values as
+//! stored ([`StoredEvent`]): nothing is parsed and re-formatted first, so an event id rewritten
+//! in another case still hashes differently, and a row that cannot be an event at all (an id
+//! that is no UUID, a hash of the wrong length) is reported at its position while the rest of
+//! the log is still verified. Inclusion and consistency proofs for the signed checkpoints are
+//! made from the stored leaf hashes.
 
 use std::collections::HashMap;
 
@@ -14,8 +18,8 @@ use sqlx::Row as _;
 use crate::checkpoint::{Checkpoint, CheckpointVerifier};
 use crate::event::RecordedEvent;
 use crate::merkle::{self, Hash, MerkleFrontier, leaf_hash};
-use crate::record::GENESIS_HASH;
-use crate::store::{EventStore, StoreError, decode_event, to_hash, to_i64, to_u64};
+use crate::record::{GENESIS_HASH, RecordFields, chain_hash};
+use crate::store::{EventStore, StoreError, to_hash, to_i64, to_u64};
 
 /// What is wrong, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,9 @@ pub enum ProblemKind {
     MissingEvent,
     /// The event's stored bytes do not give its stored hash.
     AlteredEvent { event_id: String },
+    /// The row cannot be an event the log wrote: an id that is not a lowercase hyphenated UUID,
+    /// a negative version, a hash that is not 32 bytes. (`event_id` as stored.)
+    MalformedEvent { event_id: String, reason: String },
     /// The entry's leaf hash is not the leaf hash of the event's hash.
     WrongLeafHash,
     /// The stream's chain does not continue here (a version skipped, or the previous hash differs).
@@ -64,6 +71,93 @@ pub struct VerificationReport {
     pub root: Hash,
     /// The first problem found; `None` means the log verified.
     pub problem: Option<Problem>,
+}
+
+/// An event row exactly as stored, every value as the database returned it: what the
+/// verifier hashes and checks, with nothing parsed and re-formatted on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEvent<'a> {
+    pub event_id: &'a str,
+    pub stream_id: &'a str,
+    pub stream_version: i64,
+    pub case_id: &'a str,
+    pub event_type: &'a str,
+    pub schema_version: i64,
+    pub payload: &'a [u8],
+    pub metadata_json: &'a str,
+    pub occurred_at_us: i64,
+    pub recorded_at_us: i64,
+    pub previous_hash: &'a [u8],
+    pub hash: &'a [u8],
+}
+
+impl<'a> StoredEvent<'a> {
+    /// The stored form of an event the store wrote (its id in the text the store writes,
+    /// `event_id_text`: the lowercase hyphenated UUID).
+    pub fn of_recorded(event: &'a RecordedEvent, event_id_text: &'a str) -> Self {
+        StoredEvent {
+            event_id: event_id_text,
+            stream_id: &event.stream_id,
+            stream_version: i64::try_from(event.stream_version).unwrap_or(-1),
+            case_id: &event.case_id,
+            event_type: &event.event_type,
+            schema_version: i64::from(event.schema_version),
+            payload: &event.payload,
+            metadata_json: &event.metadata_json,
+            occurred_at_us: event.occurred_at_us,
+            recorded_at_us: event.recorded_at_us,
+            previous_hash: &event.previous_hash,
+            hash: &event.hash,
+        }
+    }
+
+    /// The values as the record format types them, or why this row cannot be an event.
+    fn typed(&self) -> Result<TypedEvent<'a>, String> {
+        let stream_version = u64::try_from(self.stream_version)
+            .ok()
+            .filter(|version| *version >= 1)
+            .ok_or_else(|| format!("stream version {} is not 1 or more", self.stream_version))?;
+        let schema_version = u32::try_from(self.schema_version)
+            .map_err(|_| format!("schema version {} is out of range", self.schema_version))?;
+        let previous_hash: Hash = self.previous_hash.try_into().map_err(|_| {
+            format!(
+                "previous hash is {} bytes, not 32",
+                self.previous_hash.len()
+            )
+        })?;
+        let hash: Hash = self
+            .hash
+            .try_into()
+            .map_err(|_| format!("hash is {} bytes, not 32", self.hash.len()))?;
+        let fields = RecordFields {
+            event_id: self.event_id,
+            stream_id: self.stream_id,
+            stream_version,
+            case_id: self.case_id,
+            event_type: self.event_type,
+            schema_version,
+            payload: self.payload,
+            metadata_json: self.metadata_json,
+            occurred_at_us: self.occurred_at_us,
+            recorded_at_us: self.recorded_at_us,
+        };
+        Ok(TypedEvent {
+            fields,
+            previous_hash,
+            hash,
+        })
+    }
+}
+
+struct TypedEvent<'a> {
+    fields: RecordFields<'a>,
+    previous_hash: Hash,
+    hash: Hash,
+}
+
+/// Whether `text` is a UUID in the one form the log writes: lowercase, hyphenated.
+fn is_canonical_event_id(text: &str) -> bool {
+    uuid::Uuid::parse_str(text).is_ok_and(|id| id.hyphenated().to_string() == text)
 }
 
 /// Incremental verification of entries in position order.
@@ -104,48 +198,48 @@ impl Verification {
 
     /// One log entry: its position, its leaf hash and its event (`None` if the event is gone).
     pub fn push(&mut self, position: u64, stored_leaf_hash: &Hash, event: Option<&RecordedEvent>) {
+        match event {
+            Some(event) => {
+                let event_id_text = event.event_id.hyphenated().to_string();
+                let stored = StoredEvent::of_recorded(event, &event_id_text);
+                self.push_stored(position, stored_leaf_hash, Some(&stored));
+            }
+            None => self.push_stored(position, stored_leaf_hash, None),
+        }
+    }
+
+    /// One log entry as stored: its position, its leaf hash's bytes and its event row (`None`
+    /// if the event is gone). Whatever is wrong with the row is a problem at `position`; the
+    /// verification goes on with the next entry.
+    pub fn push_stored(
+        &mut self,
+        position: u64,
+        stored_leaf_hash: &[u8],
+        event: Option<&StoredEvent<'_>>,
+    ) {
         if position != self.next_position {
             let missing = self.next_position;
             self.fail(missing, ProblemKind::MissingEntry);
             // Keep the tree aligned with positions so later checkpoints still say something.
             self.next_position = position;
         }
+        let leaf: Hash = match stored_leaf_hash.try_into() {
+            Ok(leaf) => leaf,
+            Err(_) => {
+                self.fail(position, ProblemKind::WrongLeafHash);
+                // A placeholder keeps the positions aligned; no root can match it.
+                [0u8; 32]
+            }
+        };
         match event {
             None => self.fail(position, ProblemKind::MissingEvent),
             Some(event) => {
                 self.events_checked += 1;
-                if event.recompute_hash() != event.hash {
-                    self.fail(
-                        position,
-                        ProblemKind::AlteredEvent {
-                            event_id: event.event_id.to_string(),
-                        },
-                    );
-                }
-                if leaf_hash(&event.hash) != *stored_leaf_hash {
-                    self.fail(position, ProblemKind::WrongLeafHash);
-                }
-                let (head_version, head_hash) = self
-                    .heads
-                    .get(&event.stream_id)
-                    .copied()
-                    .unwrap_or((0, GENESIS_HASH));
-                if event.stream_version != head_version + 1 || event.previous_hash != head_hash {
-                    self.fail(
-                        position,
-                        ProblemKind::ChainBroken {
-                            stream_id: event.stream_id.clone(),
-                            expected_version: head_version + 1,
-                            found_version: event.stream_version,
-                        },
-                    );
-                }
-                self.heads
-                    .insert(event.stream_id.clone(), (event.stream_version, event.hash));
+                self.check_event(position, &leaf, event);
             }
         }
         // The tree is built from the stored leaf hashes: what was signed is what is compared.
-        if self.frontier.push(*stored_leaf_hash).is_err() {
+        if self.frontier.push(leaf).is_err() {
             self.fail(position, ProblemKind::MissingEntry);
         }
         self.next_position = position + 1;
@@ -153,6 +247,61 @@ impl Verification {
         if self.wanted_sizes.contains(&size) {
             self.roots_at.insert(size, self.frontier.root());
         }
+    }
+
+    fn check_event(&mut self, position: u64, leaf: &Hash, event: &StoredEvent<'_>) {
+        let typed = match event.typed() {
+            Ok(typed) => typed,
+            Err(reason) => {
+                self.fail(
+                    position,
+                    ProblemKind::MalformedEvent {
+                        event_id: event.event_id.to_owned(),
+                        reason,
+                    },
+                );
+                return;
+            }
+        };
+        // The stored bytes, as stored: an id in capitals hashes differently from the one hashed.
+        if chain_hash(&typed.previous_hash, &typed.fields) != typed.hash {
+            self.fail(
+                position,
+                ProblemKind::AlteredEvent {
+                    event_id: event.event_id.to_owned(),
+                },
+            );
+        }
+        if !is_canonical_event_id(event.event_id) {
+            self.fail(
+                position,
+                ProblemKind::MalformedEvent {
+                    event_id: event.event_id.to_owned(),
+                    reason: "the event id is not a lowercase hyphenated UUID".into(),
+                },
+            );
+        }
+        if leaf_hash(&typed.hash) != *leaf {
+            self.fail(position, ProblemKind::WrongLeafHash);
+        }
+        let stream_version = typed.fields.stream_version;
+        let (head_version, head_hash) = self
+            .heads
+            .get(event.stream_id)
+            .copied()
+            .unwrap_or((0, GENESIS_HASH));
+        if stream_version != head_version + 1 || typed.previous_hash != head_hash {
+            self.fail(
+                position,
+                ProblemKind::ChainBroken {
+                    stream_id: event.stream_id.to_owned(),
+                    expected_version: head_version + 1,
+                    found_version: stream_version,
+                },
+            );
+        }
+        self.heads
+            .insert(event.stream_id.to_owned(), (stream_version, typed.hash));
     }
 
     /// Compares the signed checkpoints (already signature-checked) with the rebuilt tree.
@@ -279,13 +428,36 @@ pub async fn verify_log_against(
         }
         for row in &rows {
             let position = to_u64(row.try_get::<i64, _>(1)?)?;
-            let stored_leaf = to_hash(&row.try_get::<Vec<u8>, _>(14)?)?;
+            let stored_leaf: Vec<u8> = row.try_get(14)?;
             let sequence: Option<i64> = row.try_get(0)?;
-            let event = match sequence {
-                Some(_) => Some(decode_event(row)?),
-                None => None,
-            };
-            verification.push(position, &stored_leaf, event.as_ref());
+            match sequence {
+                Some(_) => {
+                    let event_id: String = row.try_get(2)?;
+                    let stream_id: String = row.try_get(3)?;
+                    let case_id: String = row.try_get(5)?;
+                    let event_type: String = row.try_get(6)?;
+                    let payload: Vec<u8> = row.try_get(8)?;
+                    let metadata_json: String = row.try_get(9)?;
+                    let previous_hash: Vec<u8> = row.try_get(12)?;
+                    let hash: Vec<u8> = row.try_get(13)?;
+                    let stored = StoredEvent {
+                        event_id: &event_id,
+                        stream_id: &stream_id,
+                        stream_version: row.try_get(4)?,
+                        case_id: &case_id,
+                        event_type: &event_type,
+                        schema_version: row.try_get(7)?,
+                        payload: &payload,
+                        metadata_json: &metadata_json,
+                        occurred_at_us: row.try_get(10)?,
+                        recorded_at_us: row.try_get(11)?,
+                        previous_hash: &previous_hash,
+                        hash: &hash,
+                    };
+                    verification.push_stored(position, &stored_leaf, Some(&stored));
+                }
+                None => verification.push_stored(position, &stored_leaf, None),
+            }
             from_position = to_i64(position)? + 1;
         }
     }
@@ -339,4 +511,94 @@ pub async fn consistency_proof(
     let leaves = leaf_hashes(store, new_size).await?;
     merkle::consistency_proof(&leaves, old_size)
         .map_err(|error| StoreError::Invalid(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT_ID: &str = "0190f3c4-0000-7000-8000-000000000001";
+
+    /// A one-event log whose event is hashed over `event_id` exactly as given.
+    fn one_event(event_id: &str) -> (Vec<u8>, Hash) {
+        let fields = RecordFields {
+            event_id,
+            stream_id: "intake-household-1",
+            stream_version: 1,
+            case_id: "case-1",
+            event_type: "sunshine.v1.HouseholdRegistered",
+            schema_version: 1,
+            payload: b"payload",
+            metadata_json: "{}",
+            occurred_at_us: 1,
+            recorded_at_us: 2,
+        };
+        let hash = chain_hash(&GENESIS_HASH, &fields);
+        (hash.to_vec(), leaf_hash(&hash))
+    }
+
+    fn stored<'a>(event_id: &'a str, hash: &'a [u8]) -> StoredEvent<'a> {
+        StoredEvent {
+            event_id,
+            stream_id: "intake-household-1",
+            stream_version: 1,
+            case_id: "case-1",
+            event_type: "sunshine.v1.HouseholdRegistered",
+            schema_version: 1,
+            payload: b"payload",
+            metadata_json: "{}",
+            occurred_at_us: 1,
+            recorded_at_us: 2,
+            previous_hash: &GENESIS_HASH,
+            hash,
+        }
+    }
+
+    fn verify_one(event: &StoredEvent<'_>, leaf: &[u8]) -> Option<ProblemKind> {
+        let mut verification = Verification::new([]);
+        verification.push_stored(0, leaf, Some(event));
+        verification.finish(&[]).problem.map(|problem| problem.kind)
+    }
+
+    #[test]
+    fn the_stored_id_is_hashed_as_stored() {
+        let (hash, leaf) = one_event(EVENT_ID);
+        assert_eq!(verify_one(&stored(EVENT_ID, &hash), &leaf), None);
+        let upper = EVENT_ID.to_uppercase();
+        assert_eq!(
+            verify_one(&stored(&upper, &hash), &leaf),
+            Some(ProblemKind::AlteredEvent {
+                event_id: upper.clone()
+            })
+        );
+        // Hashed in capitals from the start (not what the log writes): still not an event id.
+        let (upper_hash, upper_leaf) = one_event(&upper);
+        assert!(matches!(
+            verify_one(&stored(&upper, &upper_hash), &upper_leaf),
+            Some(ProblemKind::MalformedEvent { .. })
+        ));
+    }
+
+    #[test]
+    fn a_row_that_cannot_be_an_event_is_reported_and_the_rest_verified() {
+        let (hash, leaf) = one_event(EVENT_ID);
+        let mut verification = Verification::new([]);
+        let mut short_hash = stored(EVENT_ID, &hash[..31]);
+        verification.push_stored(0, &leaf, Some(&short_hash));
+        short_hash.stream_version = -1;
+        verification.push_stored(1, &leaf[..5], Some(&short_hash));
+        verification.push_stored(2, &leaf, None);
+        let report = verification.finish(&[]);
+        assert_eq!((report.entries, report.events_checked), (3, 2));
+        assert_eq!(
+            report.problem,
+            Some(Problem {
+                position: 0,
+                kind: ProblemKind::MalformedEvent {
+                    event_id: EVENT_ID.into(),
+                    reason: "hash is 31 bytes, not 32".into()
+                }
+            })
+        );
+    }
 }

@@ -486,9 +486,10 @@ async fn the_database_refuses_to_change_the_log(backend: Backend) -> anyhow::Res
                 .to_string()
                 .contains("append-only")
         );
-        // The services' role may read and append, nothing else.
+        // The services' roles may read and append, nothing else (append_only.rs has the rest).
+        sunshine_eventlog::roles::grant_access(store.pool(), &[]).await?;
         let mut transaction = store.pool().begin().await?;
-        sqlx::query("SET LOCAL ROLE sunshine_service")
+        sqlx::query("SET LOCAL ROLE sunshine_log_writer")
             .execute(&mut *transaction)
             .await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")

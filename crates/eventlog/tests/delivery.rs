@@ -187,3 +187,51 @@ async fn a_relay_stopped_between_publish_and_cursor_causes_no_duplicate_effect()
     jetstream.delete_stream(&namespace.stream).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_envelope_numbers_the_global_order_from_zero_like_the_merkle_tree() -> anyhow::Result<()>
+{
+    let (store, _keep) = fresh_store(Backend::Postgres, 4).await?;
+    let (jetstream, namespace) =
+        jetstream_namespace(&format!("nats://{}", sunshine_testkit::nats_address())).await?;
+    let (mut sequencer, _) = sequencer(&store, 3);
+    append_events(&store, 3, None).await?;
+    common::sequence_all(&mut sequencer, &store).await?;
+    let mut relay = Relay::new(store.clone(), jetstream.clone(), namespace.clone(), 8);
+    assert_eq!(relay.run_once().await?, 3);
+
+    let stream = jetstream.get_stream(&namespace.stream).await?;
+    for (message_sequence, position) in [(1u64, 0u64), (2, 1), (3, 2)] {
+        let message = stream.get_raw_message(message_sequence).await?;
+        let envelope =
+            <sunshine_proto::v1::EventEnvelope as prost::Message>::decode(message.payload.clone())?;
+        // The first event of the log is at global position 0: its log position, its header,
+        // and the leaf index its inclusion proof is made for.
+        assert_eq!(envelope.global_position, position);
+        let header = message
+            .headers
+            .get(sunshine_eventlog::delivery::HEADER_LOG_POSITION)
+            .map(|value| value.as_str().to_owned());
+        assert_eq!(header, Some(position.to_string()));
+        let decoded = sunshine_eventlog::delivery::decode(&message.payload)?;
+        assert_eq!(decoded.log_position, Some(position));
+        let proof = sunshine_eventlog::verify::inclusion_proof(&store, position, 3).await?;
+        let root = sunshine_eventlog::merkle::root_from_leaf_hashes(
+            &store
+                .read_log(0, 3)
+                .await?
+                .iter()
+                .map(|event| sunshine_eventlog::merkle::leaf_hash(&event.hash))
+                .collect::<Vec<_>>(),
+        );
+        sunshine_eventlog::merkle::verify_inclusion(
+            &sunshine_eventlog::merkle::leaf_hash(&decoded.hash),
+            envelope.global_position,
+            3,
+            &proof,
+            &root,
+        )?;
+    }
+    jetstream.delete_stream(&namespace.stream).await?;
+    Ok(())
+}

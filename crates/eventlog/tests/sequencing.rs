@@ -22,6 +22,8 @@ on_both_backends!(
     an_altered_payload_is_found_at_its_position,
     a_deleted_event_is_found_at_its_position,
     a_truncated_tail_is_found_and_breaks_consistency,
+    time_based_checkpoints_leave_the_every_n_grid_in_place,
+    an_event_id_rewritten_or_malformed_is_found_at_its_position,
 );
 
 /// Appends `count` single-event commands spread over `streams` streams of one case each.
@@ -370,5 +372,105 @@ async fn a_truncated_tail_is_found_and_breaks_consistency(backend: Backend) -> a
     let report = verify::verify_log_against(&store, &verifier, std::slice::from_ref(&late)).await?;
     let problem = report.problem.expect("the rewritten tail is detected");
     assert_eq!(problem.kind, ProblemKind::RootMismatch { tree_size: 20 });
+    Ok(())
+}
+
+/// The stored checkpoints' tree sizes, in order.
+async fn checkpoint_sizes(store: &EventStore) -> anyhow::Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT tree_size FROM log_checkpoints ORDER BY tree_size")
+            .fetch_all(store.pool())
+            .await?,
+    )
+}
+
+async fn time_based_checkpoints_leave_the_every_n_grid_in_place(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let seed = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let signer = sunshine_eventlog::checkpoint::CheckpointSigner::new(common::ORIGIN, seed)?;
+    let verifier = signer.verifier();
+    // A zero interval: every round that sequences anything is also due by time, so time-based
+    // checkpoints happen between the multiples of 5.
+    let mut sequencer = sunshine_eventlog::sequencer::Sequencer::new(
+        store.clone(),
+        common::ORIGIN,
+        signer,
+        sunshine_eventlog::sequencer::SequencerConfig {
+            batch_size: 50,
+            checkpoint_every: 5,
+            checkpoint_interval: Duration::ZERO,
+        },
+    );
+    fill(&store, 2, 3).await?;
+    assert_eq!(sequence_all(&mut sequencer, &store).await?, 3);
+    // (On PostgreSQL the horizon may hold an event back for a round, making 1 or 2 as well.)
+    let before = checkpoint_sizes(&store).await?;
+    assert_eq!(
+        before.last(),
+        Some(&3),
+        "time-based checkpoints: {before:?}"
+    );
+
+    fill(&store, 2, 9).await?;
+    assert_eq!(sequence_all(&mut sequencer, &store).await?, 12);
+    let sizes = checkpoint_sizes(&store).await?;
+    // 5 and 10, the multiples of N, whatever came in between; 12 by time at the end. Counting
+    // N from the time-based checkpoint at 3 would have made 8 instead.
+    assert!(
+        sizes.contains(&5) && sizes.contains(&10),
+        "checkpoints at {sizes:?}"
+    );
+    assert!(!sizes.contains(&8), "checkpoints at {sizes:?}");
+    assert_eq!(sizes.last(), Some(&12), "checkpoints at {sizes:?}");
+    let report = verify::verify_log(&store, &verifier).await?;
+    assert_eq!(
+        (report.problem, report.checkpoints_checked),
+        (None, sizes.len())
+    );
+    Ok(())
+}
+
+async fn an_event_id_rewritten_or_malformed_is_found_at_its_position(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (mut sequencer, verifier) = sequencer(&store, 5);
+    fill(&store, 2, 12).await?;
+    sequence_all(&mut sequencer, &store).await?;
+    sequencer.checkpoint_now().await?;
+    let victim = store.read_log(3, 1).await?.remove(0);
+    disable_guards(&store, backend).await?;
+
+    // The same UUID in capitals: parsed, it is the same id; stored, it is other bytes.
+    let upper = victim.event_id.hyphenated().to_string().to_uppercase();
+    sqlx::query("UPDATE events SET event_id = $1 WHERE sequence = $2")
+        .bind(upper.as_str())
+        .bind(victim.sequence)
+        .execute(store.pool())
+        .await?;
+    let report = verify::verify_log(&store, &verifier).await?;
+    let problem = report.problem.expect("the rewritten id is detected");
+    assert_eq!(
+        (problem.position, problem.kind),
+        (3, ProblemKind::AlteredEvent { event_id: upper })
+    );
+
+    // No UUID at all: reported at its position, and the rest of the log is still verified.
+    sqlx::query("UPDATE events SET event_id = 'not-an-event-id' WHERE sequence = $1")
+        .bind(victim.sequence)
+        .execute(store.pool())
+        .await?;
+    let report = verify::verify_log(&store, &verifier).await?;
+    assert_eq!((report.entries, report.events_checked), (12, 12));
+    let problem = report.problem.expect("the malformed id is detected");
+    assert_eq!(problem.position, 3);
+    assert_eq!(
+        problem.kind,
+        ProblemKind::AlteredEvent {
+            event_id: "not-an-event-id".into()
+        }
+    );
     Ok(())
 }

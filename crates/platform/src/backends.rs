@@ -24,6 +24,7 @@ pub struct Database {
     pool: AnyPool,
     kind: DatabaseKind,
     identity: String,
+    migrates_on_start: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,7 @@ impl Database {
             pool,
             kind,
             identity: redact_url_password(&config.url),
+            migrates_on_start: config.migrates_on_start(),
         })
     }
 
@@ -88,6 +90,12 @@ impl Database {
 
     pub fn kind(&self) -> DatabaseKind {
         self.kind
+    }
+
+    /// Whether services create and upgrade their tables on start
+    /// ([`DatabaseConfig::migrates_on_start`]); otherwise they only check them.
+    pub fn migrates_on_start(&self) -> bool {
+        self.migrates_on_start
     }
 
     /// The database's URL without its password: tells two databases apart.

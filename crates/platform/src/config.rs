@@ -153,6 +153,13 @@ pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
+    /// Whether a service creates and upgrades its tables itself when it starts. Unset: yes on
+    /// SQLite (embedded, one file, no roles), no on PostgreSQL, where the tables' owner runs
+    /// `sunshine migrate` and the services log in as roles that may not change the schema; a
+    /// service that finds the schema missing or older than it needs waits NOT_SERVING and says
+    /// "run `sunshine migrate`".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate_on_start: Option<bool>,
 }
 
 impl Default for DatabaseConfig {
@@ -161,6 +168,7 @@ impl Default for DatabaseConfig {
             url: "postgres://postgres@127.0.0.1:5432/sunshine".into(),
             max_connections: 10,
             connect_timeout_ms: 5_000,
+            migrate_on_start: None,
         }
     }
 }
@@ -172,6 +180,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("url", &redact_url_password(&self.url))
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
 }
@@ -212,6 +221,11 @@ impl DatabaseConfig {
     }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// [`DatabaseConfig::migrate_on_start`], or its default for the backend.
+    pub fn migrates_on_start(&self) -> bool {
+        self.migrate_on_start
+            .unwrap_or(self.kind() == Some(DatabaseKind::Sqlite))
     }
 }
 
@@ -440,6 +454,38 @@ impl LogConfig {
     }
 }
 
+impl LogConfig {
+    /// The verifier key of the log's checkpoints: the C2SP signed-note verifier key
+    /// `<origin>+<key id, 8 hex digits>+<base64(0x01 || Ed25519 public key)>` of the key
+    /// `checkpoint_signing_key` (the key's name is the origin). This is what auditors pin;
+    /// `sunshine_eventlog::checkpoint` owns the format (its `CheckpointSigner::verifier_key`
+    /// gives the same string, which a test checks).
+    pub fn checkpoint_verifier_key(&self) -> Result<String, String> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        const ED25519: u8 = 0x01;
+        let seed = decode_key(&self.checkpoint_signing_key)
+            .map_err(|reason| format!("log.checkpoint_signing_key {reason}"))?;
+        let public_key = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.origin.as_bytes());
+        hasher.update([b'\n', ED25519]);
+        hasher.update(public_key.as_bytes());
+        let digest = hasher.finalize();
+        let mut typed_key = vec![ED25519];
+        typed_key.extend_from_slice(public_key.as_bytes());
+        Ok(format!(
+            "{}+{}+{}",
+            self.origin,
+            digest[..4]
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>(),
+            base64::engine::general_purpose::STANDARD.encode(typed_key)
+        ))
+    }
+}
+
 /// 32 bytes from standard base64, or why not.
 pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
     use base64::Engine as _;
@@ -507,6 +553,15 @@ fn describe(violations: &[FieldViolation]) -> String {
 impl Config {
     /// Layers defaults, file and environment, then validates.
     pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
+        let config = Config::load_unvalidated(source)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Layers defaults, file and environment (unknown keys and wrong types are still errors)
+    /// without [`Config::validate`]: for tools that need one section only (`sunshine migrate`
+    /// needs the database, `sunshine log-key` the log) and check that section themselves.
+    pub fn load_unvalidated(source: &ConfigSource) -> Result<Config, ConfigError> {
         let defaults =
             toml::Value::try_from(Config::default()).map_err(|error| ConfigError::Schema {
                 message: error.to_string(),
@@ -552,7 +607,6 @@ impl Config {
                 .map_err(|error: toml::de::Error| ConfigError::Schema {
                     message: error.to_string(),
                 })?;
-        config.validate()?;
         Ok(config)
     }
 
@@ -866,6 +920,42 @@ mod tests {
                 "log.key_encryption_key",
                 "log.blind_index_key"
             ]
+        );
+    }
+
+    #[test]
+    fn services_migrate_on_start_on_sqlite_only_unless_told() {
+        let load = |url: &str, migrate_on_start: Option<&str>| {
+            let mut source =
+                with_key(ConfigSource::default()).with_env("SUNSHINE__DATABASE__URL", url);
+            if let Some(value) = migrate_on_start {
+                source = source.with_env("SUNSHINE__DATABASE__MIGRATE_ON_START", value);
+            }
+            Config::load(&source).unwrap().database.migrates_on_start()
+        };
+        assert!(load("sqlite://data/sunshine.db", None));
+        assert!(!load("postgres://sunshine_intake@db/sunshine", None));
+        assert!(load("postgres://postgres@127.0.0.1/sunshine", Some("true")));
+        assert!(!load("sqlite://data/sunshine.db", Some("false")));
+    }
+
+    #[test]
+    fn the_checkpoint_verifier_key_is_named_after_the_origin() {
+        let log = LogConfig {
+            origin: "sunshine.example/district-990101/case-events".into(),
+            checkpoint_signing_key: SECRET_KEY.into(),
+            ..LogConfig::default()
+        };
+        let key = log.checkpoint_verifier_key().unwrap();
+        let parts: Vec<&str> = key.splitn(3, '+').collect();
+        assert_eq!(parts[0], log.origin);
+        assert_eq!(parts[1].len(), 8);
+        assert_eq!(parts[2].len(), 44, "base64 of 33 bytes");
+        assert!(
+            LogConfig::default()
+                .checkpoint_verifier_key()
+                .unwrap_err()
+                .contains("log.checkpoint_signing_key")
         );
     }
 

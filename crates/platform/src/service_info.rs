@@ -1,5 +1,6 @@
 //! `sunshine.v1.ServiceInfoService`, mounted in every service: the caller's verified identity,
-//! and the service's name, version and backend state for operators and auditors.
+//! and the service's name, version and backend state for operators and auditors, with the
+//! case-event log's origin and checkpoint verifier key (what auditors pin).
 
 use sunshine_proto::v1::service_info_service_server::ServiceInfoService;
 use sunshine_proto::v1::{
@@ -73,6 +74,9 @@ impl ServiceInfoService for ServiceInfo {
                 kind: bus_kind(config.bus.kind()) as i32,
                 connected: bus_connected,
             }),
+            log_origin: config.log.origin.clone(),
+            // Validated at start-up, so the key decodes.
+            checkpoint_verifier_key: config.log.checkpoint_verifier_key().unwrap_or_default(),
         }))
     }
 }

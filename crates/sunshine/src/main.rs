@@ -1,12 +1,13 @@
-//! `sunshine`: run services, mint development tokens, run the demo. See `sunshine --help`.
+//! `sunshine`: run services, migrate the database, mint development tokens, print the log's
+//! verifier key, run the demo. See `sunshine --help`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sunshine::{cluster, demo, dev_keys, services};
+use sunshine::{cluster, demo, dev_keys, log_key, migrate, services};
 use sunshine_domain::OrgUnitCode;
-use sunshine_platform::Role;
+use sunshine_platform::{Config, ConfigSource, Role};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +24,14 @@ struct Cli {
 enum Command {
     /// Run one service, or `all` of them in this process (ports from grpc.listen_address up).
     Serve { service: String },
+    /// Create or upgrade every component's tables and (PostgreSQL) grant the services' roles.
+    /// Run it as the tables' owner, before the services start (`database.url` names the owner).
+    Migrate {
+        /// Print the SQL that creates the database roles (for the DBA: once per server,
+        /// idempotent) instead of migrating.
+        #[arg(long)]
+        print_role_sql: bool,
+    },
     /// Write the embedded configuration and a development key into DIRECTORY (for `make run`).
     DevInit {
         #[arg(default_value = ".local")]
@@ -58,6 +67,9 @@ enum Command {
     },
     /// Start the system in this process and walk through what it does.
     Demo,
+    /// Print the key that verifies the case-event log's checkpoints (a C2SP note verifier key
+    /// named after `log.origin`), from the configuration (`SUNSHINE_CONFIG`, `SUNSHINE__…`).
+    LogKey,
 }
 
 fn main() -> ExitCode {
@@ -81,6 +93,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Migrate {
+            print_role_sql: true,
+        } => report(migrate::role_sql().map(|sql| print!("{sql}"))),
+        Command::Migrate {
+            print_role_sql: false,
+        } => report(run_migrate()),
         Command::DevInit { directory } => report(dev_keys::init_embedded(&directory).map(|path| {
             println!("{}", path.display());
         })),
@@ -148,11 +166,41 @@ fn main() -> ExitCode {
                 }),
             )
         }
+        Command::LogKey => report(
+            Config::load_unvalidated(&ConfigSource::from_process())
+                .map_err(anyhow::Error::from)
+                .and_then(|config| log_key::verifier_key(&config.log))
+                .map(|key| println!("{key}")),
+        ),
         Command::Demo => match tokio::runtime::Runtime::new() {
             Ok(runtime) => report(runtime.block_on(demo::run())),
             Err(error) => report(Err(error.into())),
         },
     }
+}
+
+fn run_migrate() -> anyhow::Result<()> {
+    // Only the database section matters here (the Job has no log keys, the placeholder auth key
+    // may still be in place): the rest is not validated.
+    let config = Config::load_unvalidated(&ConfigSource::from_process())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let outcome = runtime.block_on(async {
+        let _telemetry = sunshine_platform::telemetry::init("migrate", &config.telemetry)?;
+        migrate::run(&config.database).await
+    })?;
+    for (component, versions) in &outcome.components {
+        println!("migrated {component}: versions {versions:?} applied");
+    }
+    if let Some(access) = &outcome.access {
+        for created in &access.created {
+            println!("created {created}");
+        }
+        println!(
+            "granted {} table privileges to the services' roles",
+            access.granted.len()
+        );
+    }
+    Ok(())
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -1,8 +1,11 @@
-//! Every service of the cluster, by name, with its `run` function and its default port offset.
+//! Every service of the cluster, by name, with its `run` function, its default port offset and
+//! what it needs in the database.
 
 use std::future::Future;
 use std::pin::Pin;
 
+use sunshine_eventlog::roles::ServiceAccess;
+use sunshine_eventlog::schema::Component;
 use sunshine_platform::{Config, RunError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -16,6 +19,22 @@ pub struct ServiceEntry {
     /// Port offset from the base port when every service runs in one process.
     pub port_offset: u16,
     pub run: fn(Config, TcpListener, Shutdown) -> RunFuture,
+    /// The service's own tables, migrated by `sunshine migrate`.
+    pub read_model: Option<Component>,
+    /// Whether it runs the case-event log (appends, sequences, relays, consumes): its database
+    /// role then joins `sunshine_log_writer`. Those that do not yet only connect.
+    pub writes_log: bool,
+}
+
+impl ServiceEntry {
+    /// What the service's database role needs (`sunshine migrate` grants it).
+    pub fn access(&self) -> ServiceAccess {
+        ServiceAccess {
+            service: self.name,
+            writes_log: self.writes_log,
+            read_model: self.read_model.map(|component| component.name),
+        }
+    }
 }
 
 /// The cluster, in the order of the case's life.
@@ -26,6 +45,8 @@ pub const SERVICES: [ServiceEntry; 6] = [
         run: |config, listener, shutdown| {
             Box::pin(sunshine_intake::run(config, listener, shutdown))
         },
+        read_model: Some(sunshine_intake::READ_MODEL),
+        writes_log: true,
     },
     ServiceEntry {
         name: sunshine_review::SERVICE_NAME,
@@ -33,6 +54,8 @@ pub const SERVICES: [ServiceEntry; 6] = [
         run: |config, listener, shutdown| {
             Box::pin(sunshine_review::run(config, listener, shutdown))
         },
+        read_model: Some(sunshine_review::READ_MODEL),
+        writes_log: true,
     },
     ServiceEntry {
         name: sunshine_payment::SERVICE_NAME,
@@ -40,6 +63,8 @@ pub const SERVICES: [ServiceEntry; 6] = [
         run: |config, listener, shutdown| {
             Box::pin(sunshine_payment::run(config, listener, shutdown))
         },
+        read_model: None,
+        writes_log: false,
     },
     ServiceEntry {
         name: sunshine_disclosure::SERVICE_NAME,
@@ -47,6 +72,8 @@ pub const SERVICES: [ServiceEntry; 6] = [
         run: |config, listener, shutdown| {
             Box::pin(sunshine_disclosure::run(config, listener, shutdown))
         },
+        read_model: None,
+        writes_log: false,
     },
     ServiceEntry {
         name: sunshine_department_integration::SERVICE_NAME,
@@ -56,11 +83,15 @@ pub const SERVICES: [ServiceEntry; 6] = [
                 config, listener, shutdown,
             ))
         },
+        read_model: None,
+        writes_log: false,
     },
     ServiceEntry {
         name: sunshine_audit::SERVICE_NAME,
         port_offset: 5,
         run: |config, listener, shutdown| Box::pin(sunshine_audit::run(config, listener, shutdown)),
+        read_model: None,
+        writes_log: false,
     },
 ];
 

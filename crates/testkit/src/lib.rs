@@ -1,8 +1,10 @@
 //! Test support shared by every crate's integration tests: real backends, isolated per test.
 //!
 //! # Layout
-//! - [`TestDatabase`]: a fresh database on the shared PostgreSQL server, dropped at the end;
-//!   [`TempSqlite`]: a fresh SQLite file. Both give a platform [`Database`].
+//! - [`TestDatabase`]: a fresh database on the shared PostgreSQL server, dropped at the end
+//!   (owned by the superuser, or by a plain owner role with the services' login roles in
+//!   place: [`TestDatabase::create_owned`]); [`TempSqlite`]: a fresh SQLite file. Both give a
+//!   platform [`Database`].
 //! - [`GatedProxy`]: a TCP proxy that refuses connections until opened.
 //! - [`PrivateNats`], [`PrivatePostgres`]: servers of the test's own, on their own ports, that a
 //!   fault test may stop, kill and restart without touching the shared ones.
@@ -54,9 +56,77 @@ pub struct TestDatabase {
     dropped: bool,
 }
 
+/// The role that owns the databases of [`TestDatabase::create_owned`]: a login role without
+/// SUPERUSER, CREATEROLE or CREATEDB, as a production owner is.
+pub const OWNER_ROLE: &str = "sunshine_owner";
+
+/// Serialises the server-wide role set-up of concurrent test processes (a session advisory
+/// lock in the `postgres` database, which every admin connection uses).
+const ROLE_SETUP_LOCK_KEY: i64 = 0x5355_4e53_524f_4c45; // "SUNSROLE"
+
 impl TestDatabase {
     pub async fn create() -> anyhow::Result<Self> {
         Self::create_on(&postgres_address()).await
+    }
+
+    /// A fresh database owned by [`OWNER_ROLE`], on a server where the DBA's `role_sql` (the
+    /// roles the services log in as; idempotent, since roles are server-wide and tests run in
+    /// parallel) has been run as the superuser. Migrate it as the owner ([`Self::owner_url`]),
+    /// connect services as their roles ([`Self::url_as`]).
+    pub async fn create_owned(role_sql: &str) -> anyhow::Result<Self> {
+        init_test_logging();
+        let address = postgres_address();
+        let name = format!("sunshine_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = admin_connection(&address).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(ROLE_SETUP_LOCK_KEY)
+            .execute(&mut admin)
+            .await?;
+        let owner_sql = format!(
+            "DO $owner$ BEGIN                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN                  CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;                END IF;              EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;              END $owner$;"
+        );
+        let set_up = async {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(owner_sql))
+                .execute(&mut admin)
+                .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(role_sql.to_owned()))
+                .execute(&mut admin)
+                .await?;
+            anyhow::Ok(())
+        }
+        .await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(ROLE_SETUP_LOCK_KEY)
+            .execute(&mut admin)
+            .await?;
+        set_up.context("creating the database roles")?;
+        // The name is ours (a UUID), never user input.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} OWNER {OWNER_ROLE}"
+        )))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await?;
+        Ok(TestDatabase {
+            name,
+            address,
+            dropped: false,
+        })
+    }
+
+    /// The database's URL for the owner of [`Self::create_owned`]'s databases.
+    pub fn owner_url(&self) -> String {
+        self.url_as(OWNER_ROLE)
+    }
+
+    /// The database's URL for the login role `role` (trust authentication: no password).
+    pub fn url_as(&self, role: &str) -> String {
+        self.url_via_as(&self.address, role)
+    }
+
+    /// The database's URL for `role`, reached through `address` (the server, or a proxy).
+    pub fn url_via_as(&self, address: &str, role: &str) -> String {
+        format!("postgres://{role}@{address}/{}", self.name)
     }
 
     pub async fn create_on(address: &str) -> anyhow::Result<Self> {
@@ -82,7 +152,7 @@ impl TestDatabase {
 
     /// The database's URL, reached through `address` (the server itself, or a proxy).
     pub fn url_via(&self, address: &str) -> String {
-        format!("postgres://postgres@{address}/{}", self.name)
+        self.url_via_as(address, "postgres")
     }
 
     /// A connected platform database.

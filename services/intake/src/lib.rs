@@ -28,7 +28,7 @@ use std::sync::{Arc, OnceLock};
 
 use sunshine_eventlog::consumer::ConsumerConfig;
 use sunshine_eventlog::runtime::LogRuntime;
-use sunshine_eventlog::schema::run_migrations;
+use sunshine_eventlog::schema::Component;
 use sunshine_platform::{Config, RunError, Shutdown};
 use sunshine_proto::v1::intake_service_server::IntakeServiceServer;
 use tokio::net::TcpListener;
@@ -37,6 +37,12 @@ use crate::api::{IntakeApi, IntakeState};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "intake";
+
+/// The service's own tables (`intake_…`), migrated by `sunshine migrate` (or on start, SQLite).
+pub const READ_MODEL: Component = Component {
+    name: "intake",
+    migrations: read_model::MIGRATIONS,
+};
 
 /// Loads the configured policy, or the compiled-in example district.
 pub fn load_policy(config: &Config) -> Result<sunshine_policy::Policy, String> {
@@ -91,15 +97,9 @@ pub async fn run_with_clock(
                 .district
                 .load_org_tree()
                 .map_err(|error| format!("district.org_tree_file: {error}"))?;
-            let log = LogRuntime::start(&backends, &log_config, shutdown.clone()).await?;
-            run_migrations(
-                log.store.pool(),
-                log.store.kind(),
-                "intake",
-                read_model::MIGRATIONS,
-            )
-            .await
-            .map_err(|error| format!("intake migrations: {error}"))?;
+            let log =
+                LogRuntime::start_with(&backends, &log_config, &[READ_MODEL], shutdown.clone())
+                    .await?;
             log.spawn_consumer(
                 read_model::IntakeReadModel {
                     store: log.store.clone(),

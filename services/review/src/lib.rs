@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use sunshine_eventlog::consumer::ConsumerConfig;
 use sunshine_eventlog::runtime::LogRuntime;
-use sunshine_eventlog::schema::run_migrations;
+use sunshine_eventlog::schema::Component;
 use sunshine_platform::{Config, RunError, Shutdown};
 use sunshine_proto::v1::review_service_server::ReviewServiceServer;
 use tokio::net::TcpListener;
@@ -31,6 +31,12 @@ use crate::api::{Clock, ReviewApi, ReviewState, SystemClock};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "review";
+
+/// The service's own tables (`review_…`), migrated by `sunshine migrate` (or on start, SQLite).
+pub const READ_MODEL: Component = Component {
+    name: "review",
+    migrations: deadlines::MIGRATIONS,
+};
 
 /// Serves the service on `listener` until `shutdown` fires.
 pub async fn run(
@@ -81,15 +87,9 @@ pub async fn run_with_clock(
             let calendar = sunshine_domain::WorkingDayCalendar::embedded()
                 .map_err(|error| error.to_string())?;
             let org_tree = config.district.load_org_tree()?;
-            let log = LogRuntime::start(&backends, &config.log, shutdown.clone()).await?;
-            run_migrations(
-                log.store.pool(),
-                log.store.kind(),
-                "review",
-                deadlines::MIGRATIONS,
-            )
-            .await
-            .map_err(|error| format!("review migrations: {error}"))?;
+            let log =
+                LogRuntime::start_with(&backends, &config.log, &[READ_MODEL], shutdown.clone())
+                    .await?;
             let review_state = ReviewState {
                 log: log.clone(),
                 policy: Arc::new(policy),

@@ -1,0 +1,63 @@
+//! `sunshine log-key`: the key that verifies the case-event log's checkpoints, computed from
+//! the configuration (`log.origin` and `log.checkpoint_signing_key`), for the auditors to pin.
+//! Running services serve the same string in `GetServiceInfo`.
+
+use anyhow::Context as _;
+use sunshine_eventlog::checkpoint::CheckpointSigner;
+use sunshine_platform::config::{LogConfig, decode_key};
+
+/// The C2SP signed-note verifier key `<origin>+<key id>+<base64(0x01 || public key)>`.
+pub fn verifier_key(log: &LogConfig) -> anyhow::Result<String> {
+    let seed = decode_key(&log.checkpoint_signing_key)
+        .map_err(|reason| anyhow::anyhow!("log.checkpoint_signing_key {reason}"))?;
+    let signer = CheckpointSigner::new(
+        log.origin.clone(),
+        ed25519_dalek::SigningKey::from_bytes(&seed),
+    )
+    .context("log.origin")?;
+    Ok(signer.verifier_key())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sunshine_eventlog::checkpoint::{Checkpoint, CheckpointVerifier};
+
+    #[test]
+    fn the_printed_key_verifies_the_logs_checkpoints_and_matches_service_info() {
+        let mut log = LogConfig::default();
+        log.generate_keys().unwrap();
+        let printed = verifier_key(&log).unwrap();
+        assert!(
+            printed.starts_with(&format!("{}+", log.origin)),
+            "{printed}"
+        );
+        // The same string the services serve in GetServiceInfo.
+        assert_eq!(log.checkpoint_verifier_key().unwrap(), printed);
+        // And it verifies what the log's signer signs.
+        let seed = decode_key(&log.checkpoint_signing_key).unwrap();
+        let signer = CheckpointSigner::new(
+            log.origin.clone(),
+            ed25519_dalek::SigningKey::from_bytes(&seed),
+        )
+        .unwrap();
+        let checkpoint = Checkpoint {
+            origin: log.origin.clone(),
+            tree_size: 3,
+            root_hash: [9; 32],
+        };
+        let note = signer.sign(&checkpoint).unwrap();
+        let verifier = CheckpointVerifier::from_verifier_key(&printed).unwrap();
+        assert_eq!(verifier.verify(&note).unwrap(), checkpoint);
+    }
+
+    #[test]
+    fn a_missing_key_is_named() {
+        let error = verifier_key(&LogConfig::default()).unwrap_err();
+        assert!(
+            error.to_string().contains("log.checkpoint_signing_key"),
+            "{error}"
+        );
+    }
+}
