@@ -1,0 +1,1515 @@
+//! The access matrix (issue 9): `tests/access-matrix.toml` gives the one expected code of
+//! every RPC of the covered services, for each of the nine roles and each of five relations of
+//! the caller to the target (own village, another village of the same street, another street,
+//! the district, another district). The file is checked complete against the protobuf
+//! descriptors — a new RPC without rows fails — and expanded to every cell; then every cell is
+//! called over gRPC against intake and review on PostgreSQL + NATS JetStream and on SQLite + the
+//! in-process bus. Every mismatch is collected and reported in one table; no cell is skipped.
+//!
+//! The fixtures are set up once per backend. A cell that succeeds must not change what a later
+//! cell finds, so commands that change state either hit a stable refusal on the shared target
+//! (a stale version, the wrong stage, an open application) or run on a case of their own that
+//! is put back into shape before each cell (see each table's `request` in the file).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use serde::Deserialize;
+use sunshine_domain::{OrgTier, OrgUnitCode};
+use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
+use sunshine_platform::Role;
+use sunshine_platform::clock::ManualClock;
+use sunshine_proto::v1 as pb;
+use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_proto::v1::review_service_client::ReviewServiceClient;
+use sunshine_tests::households::{
+    Person, date, dibao_application, family, national_id, registration,
+};
+use sunshine_tests::{
+    RunningService, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
+};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const MATRIX_FILE: &str = include_str!("../access-matrix.toml");
+const PACKAGE: &str = "sunshine.v1";
+/// The services whose every RPC must have rows. A later service adds itself here, its rows to
+/// the file and its probes below.
+const COVERED_SERVICES: [&str; 2] = ["IntakeService", "ReviewService"];
+/// The relations of issue 9, in the order of every row's codes.
+const RELATIONS: [&str; 5] = [
+    "own_village",
+    "other_village_same_street",
+    "other_street",
+    "own_district",
+    "other_district",
+];
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Every gRPC code by the name the file uses.
+const CODE_NAMES: [(&str, Code); 17] = [
+    ("OK", Code::Ok),
+    ("CANCELLED", Code::Cancelled),
+    ("UNKNOWN", Code::Unknown),
+    ("INVALID_ARGUMENT", Code::InvalidArgument),
+    ("DEADLINE_EXCEEDED", Code::DeadlineExceeded),
+    ("NOT_FOUND", Code::NotFound),
+    ("ALREADY_EXISTS", Code::AlreadyExists),
+    ("PERMISSION_DENIED", Code::PermissionDenied),
+    ("RESOURCE_EXHAUSTED", Code::ResourceExhausted),
+    ("FAILED_PRECONDITION", Code::FailedPrecondition),
+    ("ABORTED", Code::Aborted),
+    ("OUT_OF_RANGE", Code::OutOfRange),
+    ("UNIMPLEMENTED", Code::Unimplemented),
+    ("INTERNAL", Code::Internal),
+    ("UNAVAILABLE", Code::Unavailable),
+    ("DATA_LOSS", Code::DataLoss),
+    ("UNAUTHENTICATED", Code::Unauthenticated),
+];
+
+fn parse_code(name: &str) -> Option<Code> {
+    CODE_NAMES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, code)| *code)
+}
+
+fn code_name(code: Code) -> &'static str {
+    CODE_NAMES
+        .iter()
+        .find(|(_, known)| *known == code)
+        .map_or("?", |(name, _)| name)
+}
+
+// ---- The file ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixFile {
+    columns: Vec<String>,
+    target: TargetSection,
+    /// role → the tier its token must carry.
+    tiers: BTreeMap<String, String>,
+    /// relation → tier → the caller's org unit.
+    relation: BTreeMap<String, BTreeMap<String, String>>,
+    /// role → relation → the code whatever the RPC (the token is refused first).
+    tokens: BTreeMap<String, BTreeMap<String, String>>,
+    /// service → method → its rows.
+    rpc: BTreeMap<String, BTreeMap<String, RpcTable>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetSection {
+    village: String,
+    #[allow(dead_code)]
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RpcTable {
+    request: String,
+    #[serde(default)]
+    why: Option<String>,
+    #[serde(default)]
+    default: Option<String>,
+    /// role → its row; any other key is reported as an unknown role.
+    #[serde(flatten)]
+    roles: BTreeMap<String, Row>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Row {
+    Codes(Vec<String>),
+    Noted(NotedRow),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotedRow {
+    codes: Vec<String>,
+    why: String,
+}
+
+impl Row {
+    fn codes(&self) -> &[String] {
+        match self {
+            Row::Codes(codes) => codes,
+            Row::Noted(noted) => &noted.codes,
+        }
+    }
+
+    fn why(&self) -> Option<&str> {
+        match self {
+            Row::Codes(_) => None,
+            Row::Noted(noted) => Some(&noted.why),
+        }
+    }
+}
+
+/// The RPCs this test can call; the compiler makes sure each has a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rpc {
+    RegisterHousehold,
+    RecordCircumstanceChange,
+    RecordDeath,
+    RecordMove,
+    SubmitApplication,
+    RegisterOfficialRelative,
+    GetHousehold,
+    FindHousehold,
+    ListApplications,
+    GetCase,
+    AssignInvestigators,
+    RecordHomeVisit,
+    RequestVerification,
+    RecordOpinion,
+    StartPublicity,
+    AnswerObjection,
+    GrantAssistFirst,
+    Decide,
+    ListOverdueCases,
+    ReturnForMaterial,
+    Withdraw,
+    ExtendDeadline,
+    ListWorkQueue,
+    NotifyRefusal,
+}
+
+impl Rpc {
+    fn from_name(service: &str, method: &str) -> Option<Rpc> {
+        Some(match (service, method) {
+            ("IntakeService", "RegisterHousehold") => Rpc::RegisterHousehold,
+            ("IntakeService", "RecordCircumstanceChange") => Rpc::RecordCircumstanceChange,
+            ("IntakeService", "RecordDeath") => Rpc::RecordDeath,
+            ("IntakeService", "RecordMove") => Rpc::RecordMove,
+            ("IntakeService", "SubmitApplication") => Rpc::SubmitApplication,
+            ("IntakeService", "RegisterOfficialRelative") => Rpc::RegisterOfficialRelative,
+            ("IntakeService", "GetHousehold") => Rpc::GetHousehold,
+            ("IntakeService", "FindHousehold") => Rpc::FindHousehold,
+            ("IntakeService", "ListApplications") => Rpc::ListApplications,
+            ("ReviewService", "GetCase") => Rpc::GetCase,
+            ("ReviewService", "AssignInvestigators") => Rpc::AssignInvestigators,
+            ("ReviewService", "RecordHomeVisit") => Rpc::RecordHomeVisit,
+            ("ReviewService", "RequestVerification") => Rpc::RequestVerification,
+            ("ReviewService", "RecordOpinion") => Rpc::RecordOpinion,
+            ("ReviewService", "StartPublicity") => Rpc::StartPublicity,
+            ("ReviewService", "AnswerObjection") => Rpc::AnswerObjection,
+            ("ReviewService", "GrantAssistFirst") => Rpc::GrantAssistFirst,
+            ("ReviewService", "Decide") => Rpc::Decide,
+            ("ReviewService", "ListOverdueCases") => Rpc::ListOverdueCases,
+            ("ReviewService", "ReturnForMaterial") => Rpc::ReturnForMaterial,
+            ("ReviewService", "Withdraw") => Rpc::Withdraw,
+            ("ReviewService", "ExtendDeadline") => Rpc::ExtendDeadline,
+            ("ReviewService", "ListWorkQueue") => Rpc::ListWorkQueue,
+            ("ReviewService", "NotifyRefusal") => Rpc::NotifyRefusal,
+            _ => return None,
+        })
+    }
+}
+
+/// One cell: an RPC, a role, a relation, and the code it must answer.
+#[derive(Debug, Clone)]
+struct Cell {
+    service: String,
+    method: String,
+    rpc: Rpc,
+    role: Role,
+    relation: &'static str,
+    /// The org unit of the caller's token.
+    org_unit: String,
+    /// Whether that org unit is at the role's own tier.
+    at_own_tier: bool,
+    expected: Code,
+    why: Option<String>,
+}
+
+impl Cell {
+    /// The caller's token subject: one officer per cell, so that no rule that remembers
+    /// officers (four eyes, read quotas) carries over from one cell to another.
+    fn subject(&self) -> String {
+        format!("{}.{}.{}", self.method, self.role.as_str(), self.relation)
+    }
+
+    fn command_id(&self) -> String {
+        format!("matrix-{}", self.subject())
+    }
+
+    /// Whether the caller's org unit covers the target village.
+    fn covers_target(&self) -> bool {
+        match (
+            OrgUnitCode::parse(&self.org_unit),
+            OrgUnitCode::parse(VILLAGE),
+        ) {
+            (Ok(caller), Ok(target)) => caller.covers(&target),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{}/{} as {} ({}, {})",
+            self.service,
+            self.method,
+            self.role.as_str(),
+            self.relation,
+            self.org_unit
+        )
+    }
+}
+
+/// The RPCs of each covered service, from the encoded descriptors `sunshine-proto` compiles.
+fn described_rpcs() -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let set = prost_types::FileDescriptorSet::decode(sunshine_proto::FILE_DESCRIPTOR_SET)?;
+    let mut services: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &set.file {
+        if file.package() != PACKAGE {
+            continue;
+        }
+        for service in &file.service {
+            if !COVERED_SERVICES.contains(&service.name()) {
+                continue;
+            }
+            let methods = services.entry(service.name().to_owned()).or_default();
+            for method in &service.method {
+                methods.insert(method.name().to_owned());
+            }
+        }
+    }
+    Ok(services)
+}
+
+fn parse_tier(name: &str) -> Option<OrgTier> {
+    match name {
+        "village_community" => Some(OrgTier::VillageCommunity),
+        "street_town" => Some(OrgTier::StreetTown),
+        "district" => Some(OrgTier::District),
+        _ => None,
+    }
+}
+
+/// Checks the file complete and consistent and expands it to one cell per RPC × role ×
+/// relation; every problem is reported at once.
+fn expand_matrix(text: &str) -> Result<Vec<Cell>, Vec<String>> {
+    let file: MatrixFile = toml::from_str(text).map_err(|error| vec![error.to_string()])?;
+    let described = described_rpcs().map_err(|error| vec![error.to_string()])?;
+    let mut problems = Vec::new();
+
+    if file.columns != RELATIONS {
+        problems.push(format!(
+            "columns must be exactly {RELATIONS:?}, found {:?}",
+            file.columns
+        ));
+    }
+    if file.target.village != VILLAGE {
+        problems.push(format!(
+            "target.village must be the fixtures' village {VILLAGE}, found {}",
+            file.target.village
+        ));
+    }
+    let role_names: BTreeSet<&str> = Role::ALL.iter().map(|role| role.as_str()).collect();
+    let mut role_tiers: BTreeMap<&str, (&str, OrgTier)> = BTreeMap::new();
+    for role in Role::ALL {
+        match file.tiers.get(role.as_str()) {
+            None => problems.push(format!("tiers: no tier for {}", role.as_str())),
+            Some(name) => match parse_tier(name) {
+                Some(tier) => {
+                    role_tiers.insert(role.as_str(), (name.as_str(), tier));
+                }
+                None => problems.push(format!("tiers.{}: unknown tier {name}", role.as_str())),
+            },
+        }
+    }
+    for role in file.tiers.keys() {
+        if !role_names.contains(role.as_str()) {
+            problems.push(format!("tiers: {role} is not a role"));
+        }
+    }
+    for relation in file.relation.keys() {
+        if !RELATIONS.contains(&relation.as_str()) {
+            problems.push(format!("relation.{relation} is not one of {RELATIONS:?}"));
+        }
+    }
+    for relation in RELATIONS {
+        let Some(units) = file.relation.get(relation) else {
+            problems.push(format!("relation.{relation} is missing"));
+            continue;
+        };
+        for tier in ["village_community", "street_town", "district"] {
+            match units.get(tier) {
+                None => problems.push(format!("relation.{relation}.{tier} is missing")),
+                Some(code) if OrgUnitCode::parse(code).is_err() => problems.push(format!(
+                    "relation.{relation}.{tier}: {code} is not an org unit"
+                )),
+                Some(_) => {}
+            }
+        }
+        for tier in units.keys() {
+            if parse_tier(tier).is_none() {
+                problems.push(format!("relation.{relation}.{tier} is not a tier"));
+            }
+        }
+    }
+    for (role, relations) in &file.tokens {
+        if !role_names.contains(role.as_str()) {
+            problems.push(format!("tokens.{role}: not a role"));
+        }
+        for (relation, code) in relations {
+            if !RELATIONS.contains(&relation.as_str()) {
+                problems.push(format!("tokens.{role}.{relation}: not a relation"));
+            }
+            if parse_code(code).is_none() {
+                problems.push(format!(
+                    "tokens.{role}.{relation}: {code} is not a gRPC code"
+                ));
+            }
+        }
+    }
+
+    for service in COVERED_SERVICES {
+        if !file.rpc.contains_key(service) {
+            problems.push(format!("no rows for the service {service}"));
+        }
+        if !described.contains_key(service) {
+            problems.push(format!("{service} is not in the {PACKAGE} descriptors"));
+        }
+    }
+    let mut cells = Vec::new();
+    let mut expected_cells = 0;
+    for (service, methods) in &described {
+        expected_cells += methods.len() * Role::ALL.len() * RELATIONS.len();
+        let tables = file.rpc.get(service);
+        for method in methods {
+            let Some(table) = tables.and_then(|tables| tables.get(method)) else {
+                problems.push(format!("{service}/{method}: an RPC without rows"));
+                continue;
+            };
+            let Some(rpc) = Rpc::from_name(service, method) else {
+                problems.push(format!("{service}/{method}: no probe in this test"));
+                continue;
+            };
+            expand_rpc(
+                &file,
+                &role_tiers,
+                service,
+                method,
+                rpc,
+                table,
+                &mut cells,
+                &mut problems,
+            );
+        }
+    }
+    for (service, tables) in &file.rpc {
+        for method in tables.keys() {
+            if !described
+                .get(service)
+                .is_some_and(|methods| methods.contains(method))
+            {
+                problems.push(format!(
+                    "rpc.{service}.{method}: not an RPC of a covered service"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() && cells.len() != expected_cells {
+        problems.push(format!(
+            "expanded {} cells, expected {expected_cells}",
+            cells.len()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(cells)
+    } else {
+        Err(problems)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn expand_rpc(
+    file: &MatrixFile,
+    role_tiers: &BTreeMap<&str, (&str, OrgTier)>,
+    service: &str,
+    method: &str,
+    rpc: Rpc,
+    table: &RpcTable,
+    cells: &mut Vec<Cell>,
+    problems: &mut Vec<String>,
+) {
+    let place = format!("rpc.{service}.{method}");
+    if table.request.trim().is_empty() {
+        problems.push(format!("{place}: say what each cell sends in `request`"));
+    }
+    for role in table.roles.keys() {
+        if Role::parse(role).is_none() {
+            problems.push(format!(
+                "{place}.{role}: not a role (nor request, why, default)"
+            ));
+        }
+    }
+    let default = match &table.default {
+        Some(name) => match parse_code(name) {
+            Some(code) => Some(code),
+            None => {
+                problems.push(format!("{place}.default: {name} is not a gRPC code"));
+                None
+            }
+        },
+        None => None,
+    };
+    for role in Role::ALL {
+        let Some((_, tier)) = role_tiers.get(role.as_str()) else {
+            continue;
+        };
+        let row = table.roles.get(role.as_str());
+        if let Some(row) = row
+            && row.codes().len() != RELATIONS.len()
+        {
+            problems.push(format!(
+                "{place}.{}: {} codes, one per column expected ({})",
+                role.as_str(),
+                row.codes().len(),
+                RELATIONS.len()
+            ));
+            continue;
+        }
+        for (index, relation) in RELATIONS.iter().enumerate() {
+            let token_rule = file
+                .tokens
+                .get(role.as_str())
+                .and_then(|relations| relations.get(*relation))
+                .and_then(|name| parse_code(name));
+            let expected = match row {
+                Some(row) => {
+                    let name = &row.codes()[index];
+                    let Some(code) = parse_code(name) else {
+                        problems.push(format!(
+                            "{place}.{}[{relation}]: {name} is not a gRPC code",
+                            role.as_str()
+                        ));
+                        continue;
+                    };
+                    if let Some(refused) = token_rule
+                        && refused != code
+                    {
+                        problems.push(format!(
+                            "{place}.{}[{relation}]: {name}, but [tokens] refuses this token with {}",
+                            role.as_str(),
+                            code_name(refused)
+                        ));
+                    }
+                    code
+                }
+                None => match (token_rule, default) {
+                    (Some(refused), _) => refused,
+                    (None, Some(code)) => code,
+                    (None, None) => {
+                        problems.push(format!(
+                            "{place}: no row for {} and no default",
+                            role.as_str()
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let tier_name = match tier {
+                OrgTier::VillageCommunity => "village_community",
+                OrgTier::StreetTown => "street_town",
+                OrgTier::District => "district",
+            };
+            let Some(org_unit) = file
+                .relation
+                .get(*relation)
+                .and_then(|units| units.get(tier_name))
+            else {
+                continue;
+            };
+            let at_own_tier = OrgUnitCode::parse(org_unit).is_ok_and(|code| code.tier() == *tier);
+            cells.push(Cell {
+                service: service.to_owned(),
+                method: method.to_owned(),
+                rpc,
+                role,
+                relation,
+                org_unit: org_unit.clone(),
+                at_own_tier,
+                expected,
+                why: row
+                    .and_then(Row::why)
+                    .or(table.why.as_deref())
+                    .map(str::to_owned),
+            });
+        }
+    }
+}
+
+// ---- The sandbox and its fixtures ----
+
+const CLERK_A: &str = "matrix-setup-clerk-a";
+const CLERK_B: &str = "matrix-setup-clerk-b";
+const STREET_REVIEWER: &str = "matrix-setup-street";
+/// Assigned to the visit case and never visits, so its investigation never completes.
+const ABSENT_INVESTIGATOR: &str = "matrix-absent-investigator";
+const STREET: &str = "990101001000";
+
+fn case_officer(subject: &str, role: Role, org_unit: &str) -> pb::CaseOfficer {
+    pb::CaseOfficer {
+        subject: subject.into(),
+        role: role.as_str().into(),
+        org_unit_code: org_unit.into(),
+    }
+}
+
+/// A household of V1 with an open dibao case.
+#[derive(Debug, Clone)]
+struct OpenedCase {
+    household_id: String,
+    member_ids: Vec<String>,
+    head_national_id: String,
+    case_id: String,
+}
+
+#[derive(Debug)]
+struct Fixtures {
+    /// The target: household and case at investigation, its limit extended once.
+    target: OpenedCase,
+    /// AssignInvestigators: at investigation.
+    assign_case: String,
+    /// RecordHomeVisit: every in-scope visitor cell assigned, plus one who never visits.
+    visit_case: String,
+    /// ReturnForMaterial: at verification before each cell.
+    return_case: String,
+    /// Withdraw: open before each cell.
+    withdraw_case: String,
+    /// AnswerObjection: one open objection per cell.
+    objection_case: String,
+}
+
+#[derive(Debug)]
+struct World {
+    auth: TestAuth,
+    intake: IntakeServiceClient<Channel>,
+    review: ReviewServiceClient<Channel>,
+    store: EventStore,
+    today: time::Date,
+    clerk_a: String,
+    clerk_b: String,
+    street: String,
+    counter: u32,
+    next_family: u32,
+    /// People nobody registered (registrations and officials' relatives), one per cell.
+    next_person: u32,
+}
+
+impl World {
+    fn unique(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("matrix-{what}-{}", self.counter)
+    }
+
+    fn today(&self) -> Option<pb::Date> {
+        Some(sunshine_proto::dates::from_date(self.today))
+    }
+
+    /// Registers households of V1 and applies for dibao for each; waits for their cases.
+    async fn open_cases(&mut self, count: usize) -> anyhow::Result<Vec<OpenedCase>> {
+        let mut opened = Vec::with_capacity(count);
+        for _ in 0..count {
+            self.next_family += 1;
+            let people = family(self.next_family);
+            let command = self.unique("register");
+            let registered = self
+                .intake
+                .register_household(with_token(registration(&command, &people), &self.clerk_a)?)
+                .await
+                .context("registering a fixture household")?
+                .into_inner();
+            let command = self.unique("apply");
+            let accepted = self
+                .intake
+                .submit_application(with_token(
+                    dibao_application(
+                        &command,
+                        &registered.household_id,
+                        &registered.member_ids[0],
+                    ),
+                    &self.clerk_a,
+                )?)
+                .await
+                .context("applying for a fixture household")?
+                .into_inner();
+            opened.push(OpenedCase {
+                household_id: registered.household_id,
+                member_ids: registered.member_ids,
+                head_national_id: people[0].id.clone(),
+                case_id: accepted.case_id,
+            });
+        }
+        for case in &opened {
+            self.wait_for_case(&case.case_id, "opened at investigation", |found| {
+                found.stage == "investigation"
+            })
+            .await?;
+        }
+        Ok(opened)
+    }
+
+    async fn case(&mut self, case_id: &str) -> anyhow::Result<pb::GetCaseResponse> {
+        let request = pb::GetCaseRequest {
+            case_id: case_id.into(),
+        };
+        Ok(self
+            .review
+            .get_case(with_token(request, &self.street)?)
+            .await?
+            .into_inner())
+    }
+
+    async fn version(&mut self, case_id: &str) -> anyhow::Result<u64> {
+        Ok(self
+            .case(case_id)
+            .await
+            .with_context(|| format!("reading fixture case {case_id}"))?
+            .version)
+    }
+
+    async fn wait_for_case(
+        &mut self,
+        case_id: &str,
+        what: &str,
+        done: impl Fn(&pb::GetCaseResponse) -> bool,
+    ) -> anyhow::Result<pb::GetCaseResponse> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Ok(found) = self.case(case_id).await
+                && done(&found)
+            {
+                return Ok(found);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "fixture case {case_id} never {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn assign(
+        &mut self,
+        case_id: &str,
+        investigators: Vec<pb::CaseOfficer>,
+    ) -> anyhow::Result<()> {
+        let expected_version = self.version(case_id).await?;
+        let command_id = self.unique("assign");
+        self.review
+            .assign_investigators(with_token(
+                pb::AssignInvestigatorsRequest {
+                    command_id,
+                    case_id: case_id.into(),
+                    expected_version,
+                    investigators,
+                },
+                &self.street,
+            )?)
+            .await
+            .context("assigning a fixture case's investigators")?;
+        Ok(())
+    }
+
+    async fn visit(
+        &mut self,
+        case_id: &str,
+        token: &str,
+    ) -> anyhow::Result<pb::CaseCommandResponse> {
+        let expected_version = self.version(case_id).await?;
+        let command_id = self.unique("visit");
+        let visited_on = self.today();
+        Ok(self
+            .review
+            .record_home_visit(with_token(
+                pb::RecordHomeVisitRequest {
+                    command_id,
+                    case_id: case_id.into(),
+                    expected_version,
+                    visited_on,
+                    findings: "家中有卧床老人".into(),
+                },
+                token,
+            )?)
+            .await
+            .context("recording a fixture visit")?
+            .into_inner())
+    }
+
+    /// The setup clerks (the case's investigators) visit until the case moves on to
+    /// verification; a rule that remembers an earlier round's visits may move it on sooner.
+    async fn visit_by_both_clerks(&mut self, case_id: &str) -> anyhow::Result<()> {
+        for token in [self.clerk_a.clone(), self.clerk_b.clone()] {
+            let after = self.visit(case_id, &token).await?;
+            if after.stage == "verification" {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("fixture case {case_id} is not at verification after both visits")
+    }
+
+    async fn walk_to_verification(&mut self, case_id: &str) -> anyhow::Result<()> {
+        self.assign(
+            case_id,
+            vec![
+                case_officer(CLERK_A, Role::VillageClerk, VILLAGE),
+                case_officer(CLERK_B, Role::VillageClerk, VILLAGE),
+            ],
+        )
+        .await?;
+        self.visit_by_both_clerks(case_id).await
+    }
+
+    /// Appends an event to another service's stream, as that service would.
+    async fn append_as(
+        &self,
+        service_stream: &str,
+        case_id: &str,
+        event_type: &str,
+        payload: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let stream = StreamId::parse(&format!("{service_stream}-{}", uuid::Uuid::now_v7()))?;
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "matrix-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![NewEvent::new(case_id, event_type, 1, payload)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Investigation, verification (answered as department-integration would), opinion and
+    /// publicity; then one objection (received as disclosure would) per id.
+    async fn walk_to_objections(
+        &mut self,
+        case_id: &str,
+        objections: &[String],
+    ) -> anyhow::Result<()> {
+        self.walk_to_verification(case_id).await?;
+        let expected_version = self.version(case_id).await?;
+        let command_id = self.unique("verify");
+        self.review
+            .request_verification(with_token(
+                pb::RequestVerificationRequest {
+                    command_id,
+                    case_id: case_id.into(),
+                    expected_version,
+                    department_codes: vec!["civil_affairs".into()],
+                },
+                &self.street,
+            )?)
+            .await
+            .context("requesting the fixture's verification")?;
+        let answer = pb::VerificationAnswered {
+            case_id: case_id.into(),
+            department_code: "civil_affairs".into(),
+            ..Default::default()
+        };
+        self.append_as(
+            "departments-verification",
+            case_id,
+            "sunshine.v1.VerificationAnswered",
+            answer.encode_to_vec(),
+        )
+        .await?;
+        let at_opinion = self
+            .wait_for_case(case_id, "reached the opinion", |found| {
+                found.stage == "preliminary_opinion"
+            })
+            .await?;
+        let command_id = self.unique("opinion");
+        let opinion = self
+            .review
+            .record_opinion(with_token(
+                pb::RecordOpinionRequest {
+                    command_id,
+                    case_id: case_id.into(),
+                    expected_version: at_opinion.version,
+                    recommend_approval: true,
+                    proposed_amount: None,
+                    opinion: "符合农村低保条件".into(),
+                    // Only used if the engine disagrees: the fixture needs publicity, not a verdict.
+                    departure_justification: "access-matrix fixture".into(),
+                },
+                &self.street,
+            )?)
+            .await
+            .context("recording the fixture's opinion")?
+            .into_inner();
+        let command_id = self.unique("publicity");
+        self.review
+            .start_publicity(with_token(
+                pb::StartPublicityRequest {
+                    command_id,
+                    case_id: case_id.into(),
+                    expected_version: opinion.version,
+                },
+                &self.street,
+            )?)
+            .await
+            .context("starting the fixture's publicity")?;
+        for objection_id in objections {
+            let objection = pb::ObjectionReceived {
+                case_id: case_id.into(),
+                objection_id: objection_id.clone(),
+                received_on: self.today(),
+                sealed_content: Vec::new(),
+            };
+            self.append_as(
+                "disclosure-objection",
+                case_id,
+                "sunshine.v1.ObjectionReceived",
+                objection.encode_to_vec(),
+            )
+            .await?;
+        }
+        let wanted = objections.len();
+        self.wait_for_case(case_id, "took every objection in", |found| {
+            found.open_objections.len() == wanted
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn set_up(&mut self, cells: &[Cell]) -> anyhow::Result<Fixtures> {
+        let mut opened = self.open_cases(6).await?.into_iter();
+        let mut next = || opened.next().context("six fixture cases");
+        let target = next()?;
+        let assign_case = next()?.case_id;
+        let visit_case = next()?.case_id;
+        let return_case = next()?.case_id;
+        let withdraw_case = next()?.case_id;
+        let objection_case = next()?.case_id;
+
+        // The target's limit is extended once, so that every further extension is refused.
+        let expected_version = self.version(&target.case_id).await?;
+        let command_id = self.unique("extend");
+        self.review
+            .extend_deadline(with_token(
+                pb::ExtendDeadlineRequest {
+                    command_id,
+                    case_id: target.case_id.clone(),
+                    expected_version,
+                    reason: "核对结果未返回".into(),
+                },
+                &self.street,
+            )?)
+            .await
+            .context("extending the target's limit")?;
+
+        // Every visitor cell that could be in scope is an investigator of the visit case.
+        let mut investigators: Vec<pb::CaseOfficer> = cells
+            .iter()
+            .filter(|cell| {
+                cell.rpc == Rpc::RecordHomeVisit
+                    && matches!(cell.role, Role::VillageClerk | Role::StreetReviewer)
+                    && cell.at_own_tier
+                    && cell.covers_target()
+            })
+            .map(|cell| case_officer(&cell.subject(), cell.role, &cell.org_unit))
+            .collect();
+        investigators.push(case_officer(
+            ABSENT_INVESTIGATOR,
+            Role::VillageClerk,
+            VILLAGE,
+        ));
+        self.assign(&visit_case, investigators).await?;
+
+        self.walk_to_verification(&return_case).await?;
+
+        let objections: Vec<String> = cells
+            .iter()
+            .filter(|cell| cell.rpc == Rpc::AnswerObjection)
+            .map(objection_id)
+            .collect();
+        self.walk_to_objections(&objection_case, &objections)
+            .await?;
+
+        Ok(Fixtures {
+            target,
+            assign_case,
+            visit_case,
+            return_case,
+            withdraw_case,
+            objection_case,
+        })
+    }
+
+    /// Puts a cell's own fixture into the shape its table describes.
+    async fn prepare(&mut self, fixtures: &mut Fixtures, cell: &Cell) -> anyhow::Result<()> {
+        match cell.rpc {
+            Rpc::ReturnForMaterial => {
+                let case_id = fixtures.return_case.clone();
+                let found = self.case(&case_id).await?;
+                if found.stage == "investigation" {
+                    self.visit_by_both_clerks(&case_id).await?;
+                } else {
+                    anyhow::ensure!(
+                        found.stage == "verification" && found.status == "open",
+                        "the return fixture is {} at {}",
+                        found.status,
+                        found.stage
+                    );
+                }
+            }
+            Rpc::Withdraw => {
+                let found = self.case(&fixtures.withdraw_case).await?;
+                if found.status != "open" {
+                    let mut opened = self.open_cases(1).await?;
+                    fixtures.withdraw_case =
+                        opened.pop().context("a new withdraw fixture")?.case_id;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Calls one cell: `Err` of the inner result is the RPC's status.
+    async fn probe(
+        &mut self,
+        fixtures: &mut Fixtures,
+        cell: &Cell,
+    ) -> anyhow::Result<Result<(), Status>> {
+        self.prepare(fixtures, cell).await?;
+        let token = self
+            .auth
+            .token_for(&cell.subject(), cell.role, &cell.org_unit);
+        let command_id = cell.command_id();
+        let target = fixtures.target.clone();
+        // A version the target household had before its application: stale for everyone.
+        let stale_household_version = 1;
+        let answer = match cell.rpc {
+            Rpc::RegisterHousehold => {
+                self.next_person += 1;
+                let person = Person {
+                    name: "陈新民",
+                    id: national_id("19720202", 100 + self.next_person),
+                    birth: (1972, 2, 2),
+                    relation: pb::Relation::Head,
+                };
+                let request = registration(&command_id, &[person]);
+                ok(self
+                    .intake
+                    .register_household(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RecordCircumstanceChange => {
+                let request = pb::RecordCircumstanceChangeRequest {
+                    command_id,
+                    household_id: target.household_id.clone(),
+                    expected_version: stale_household_version,
+                    incomes: vec![pb::MemberIncome {
+                        member_id: target.member_ids[0].clone(),
+                        monthly_income: vec![pb::IncomeItem {
+                            kind: "wages".into(),
+                            monthly_amount: Some(pb::Money { fen: 20_000 }),
+                        }],
+                    }],
+                    assets: Some(pb::Assets {
+                        financial_assets: Some(pb::Money { fen: 500_000 }),
+                        ..Default::default()
+                    }),
+                    reason: "工资下调".into(),
+                };
+                ok(self
+                    .intake
+                    .record_circumstance_change(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RecordDeath => {
+                let request = pb::RecordDeathRequest {
+                    command_id,
+                    household_id: target.household_id.clone(),
+                    expected_version: stale_household_version,
+                    member_id: target.member_ids[3].clone(),
+                    date_of_death: date(2026, 9, 1),
+                    reason: "死亡证明".into(),
+                };
+                ok(self.intake.record_death(with_token(request, &token)?).await)
+            }
+            Rpc::RecordMove => {
+                let request = pb::RecordMoveRequest {
+                    command_id,
+                    household_id: target.household_id.clone(),
+                    expected_version: stale_household_version,
+                    new_hukou_org_unit_code: VILLAGE.into(),
+                    new_address: "示例区东华街道幸福里5号".into(),
+                    reason: "村内搬迁".into(),
+                };
+                ok(self.intake.record_move(with_token(request, &token)?).await)
+            }
+            Rpc::SubmitApplication => {
+                let request =
+                    dibao_application(&command_id, &target.household_id, &target.member_ids[0]);
+                ok(self
+                    .intake
+                    .submit_application(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RegisterOfficialRelative => {
+                self.next_person += 1;
+                let request = pb::RegisterOfficialRelativeRequest {
+                    command_id,
+                    official_subject: format!("cadre-{}", self.next_person),
+                    official_name: "赵德明".into(),
+                    official_position: "村委会主任".into(),
+                    official_org_unit_code: VILLAGE.into(),
+                    relative_national_id: national_id("19800303", 100 + self.next_person),
+                    relation: "spouse".into(),
+                };
+                ok(self
+                    .intake
+                    .register_official_relative(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::GetHousehold => {
+                let request = pb::GetHouseholdRequest {
+                    household_id: target.household_id.clone(),
+                    reveal_personal_data: false,
+                    purpose: String::new(),
+                };
+                ok(self
+                    .intake
+                    .get_household(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::FindHousehold => {
+                let request = pb::FindHouseholdRequest {
+                    national_id: target.head_national_id.clone(),
+                };
+                ok(self
+                    .intake
+                    .find_household(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ListApplications => {
+                let request = pb::ListApplicationsRequest {
+                    org_unit_code: VILLAGE.into(),
+                    ..Default::default()
+                };
+                ok(self
+                    .intake
+                    .list_applications(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::GetCase => {
+                let request = pb::GetCaseRequest {
+                    case_id: target.case_id.clone(),
+                };
+                ok(self.review.get_case(with_token(request, &token)?).await)
+            }
+            Rpc::AssignInvestigators => {
+                let case_id = fixtures.assign_case.clone();
+                let request = pb::AssignInvestigatorsRequest {
+                    command_id,
+                    expected_version: self.version(&case_id).await?,
+                    case_id,
+                    investigators: vec![
+                        case_officer(CLERK_A, Role::VillageClerk, VILLAGE),
+                        case_officer(CLERK_B, Role::VillageClerk, VILLAGE),
+                    ],
+                };
+                ok(self
+                    .review
+                    .assign_investigators(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RecordHomeVisit => {
+                let case_id = fixtures.visit_case.clone();
+                let request = pb::RecordHomeVisitRequest {
+                    command_id,
+                    expected_version: self.version(&case_id).await?,
+                    case_id,
+                    visited_on: self.today(),
+                    findings: "家中有卧床老人".into(),
+                };
+                ok(self
+                    .review
+                    .record_home_visit(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RequestVerification => {
+                let request = pb::RequestVerificationRequest {
+                    command_id,
+                    expected_version: self.version(&target.case_id).await?,
+                    case_id: target.case_id.clone(),
+                    department_codes: vec!["civil_affairs".into()],
+                };
+                ok(self
+                    .review
+                    .request_verification(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RecordOpinion => {
+                let request = pb::RecordOpinionRequest {
+                    command_id,
+                    expected_version: self.version(&target.case_id).await?,
+                    case_id: target.case_id.clone(),
+                    recommend_approval: true,
+                    proposed_amount: None,
+                    opinion: "符合农村低保条件".into(),
+                    departure_justification: String::new(),
+                };
+                ok(self
+                    .review
+                    .record_opinion(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::StartPublicity => {
+                let request = pb::StartPublicityRequest {
+                    command_id,
+                    expected_version: self.version(&target.case_id).await?,
+                    case_id: target.case_id.clone(),
+                };
+                ok(self
+                    .review
+                    .start_publicity(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::AnswerObjection => {
+                let case_id = fixtures.objection_case.clone();
+                let request = pb::AnswerObjectionRequest {
+                    command_id,
+                    expected_version: self.version(&case_id).await?,
+                    case_id,
+                    objection_id: objection_id(cell),
+                    upheld: false,
+                    answer: "复核收入属实".into(),
+                };
+                ok(self
+                    .review
+                    .answer_objection(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::GrantAssistFirst => {
+                let request = pb::GrantAssistFirstRequest {
+                    command_id,
+                    expected_version: self.version(&target.case_id).await?,
+                    case_id: target.case_id.clone(),
+                    amount: Some(pb::Money { fen: 10_000 }),
+                    reason: "火灾".into(),
+                };
+                ok(self
+                    .review
+                    .grant_assist_first(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::Decide => {
+                let request = pb::DecideRequest {
+                    command_id,
+                    expected_version: self.version(&target.case_id).await?,
+                    case_id: target.case_id.clone(),
+                    approve: false,
+                    monthly_amount: None,
+                    start_month: String::new(),
+                    reasons: vec!["家庭收入超过标准".into()],
+                    departure_justification: "入户调查发现隐瞒收入".into(),
+                };
+                ok(self.review.decide(with_token(request, &token)?).await)
+            }
+            Rpc::ListOverdueCases => {
+                let request = pb::ListOverdueCasesRequest {
+                    org_unit_code: VILLAGE.into(),
+                };
+                ok(self
+                    .review
+                    .list_overdue_cases(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ReturnForMaterial => {
+                let case_id = fixtures.return_case.clone();
+                let request = pb::ReturnForMaterialRequest {
+                    command_id,
+                    expected_version: self.version(&case_id).await?,
+                    case_id,
+                    missing_materials: vec!["income_statement".into()],
+                    reason: "收入证明不全".into(),
+                };
+                ok(self
+                    .review
+                    .return_for_material(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::Withdraw => {
+                let case_id = fixtures.withdraw_case.clone();
+                let request = pb::WithdrawRequest {
+                    command_id,
+                    expected_version: self.version(&case_id).await?,
+                    case_id,
+                    reason: "申请人撤回".into(),
+                };
+                ok(self.review.withdraw(with_token(request, &token)?).await)
+            }
+            Rpc::ExtendDeadline => {
+                let request = pb::ExtendDeadlineRequest {
+                    command_id,
+                    expected_version: self.version(&target.case_id).await?,
+                    case_id: target.case_id.clone(),
+                    reason: "核对结果未返回".into(),
+                };
+                ok(self
+                    .review
+                    .extend_deadline(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ListWorkQueue => {
+                let request = pb::ListWorkQueueRequest {
+                    org_unit_code: VILLAGE.into(),
+                };
+                ok(self
+                    .review
+                    .list_work_queue(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::NotifyRefusal => {
+                let request = pb::NotifyRefusalRequest {
+                    command_id,
+                    expected_version: self.version(&target.case_id).await?,
+                    case_id: target.case_id.clone(),
+                    channel: "in_person".into(),
+                };
+                ok(self
+                    .review
+                    .notify_refusal(with_token(request, &token)?)
+                    .await)
+            }
+        };
+        Ok(answer)
+    }
+}
+
+fn ok<T>(result: Result<tonic::Response<T>, Status>) -> Result<(), Status> {
+    result.map(|_| ())
+}
+
+/// The objection a cell answers on the objection case (one per cell).
+fn objection_id(cell: &Cell) -> String {
+    format!("objection.{}.{}", cell.role.as_str(), cell.relation)
+}
+
+#[derive(Debug)]
+struct Mismatch {
+    cell: Cell,
+    got: Code,
+    message: String,
+}
+
+/// Every mismatch, one row each, after a summary per RPC of what was expected and what came.
+fn mismatch_table(mismatches: &[Mismatch], checked: usize, backend: &str) -> String {
+    let mut summary: BTreeMap<String, BTreeMap<(&str, &str), usize>> = BTreeMap::new();
+    for mismatch in mismatches {
+        *summary
+            .entry(format!(
+                "{}/{}",
+                mismatch.cell.service, mismatch.cell.method
+            ))
+            .or_default()
+            .entry((code_name(mismatch.cell.expected), code_name(mismatch.got)))
+            .or_default() += 1;
+    }
+    let mut table = format!(
+        "{} of {checked} access-matrix cells answered otherwise on {backend}\n\nby RPC (expected -> got × cells):\n",
+        mismatches.len()
+    );
+    for (rpc, pairs) in &summary {
+        let pairs: Vec<String> = pairs
+            .iter()
+            .map(|((expected, got), count)| format!("{expected} -> {got} ×{count}"))
+            .collect();
+        table.push_str(&format!("  {rpc}: {}\n", pairs.join(", ")));
+    }
+    table.push_str(&format!(
+        "\n{:<46} {:<17} {:<26} {:<20} {:<20} message\n",
+        "rpc", "role", "relation", "expected", "got"
+    ));
+    for mismatch in mismatches {
+        let mut message: String = mismatch.message.chars().take(90).collect();
+        if let Some(why) = &mismatch.cell.why {
+            message.push_str(" [why: ");
+            message.extend(why.chars().take(60));
+            message.push(']');
+        }
+        table.push_str(&format!(
+            "{:<46} {:<17} {:<26} {:<20} {:<20} {message}\n",
+            format!("{}/{}", mismatch.cell.service, mismatch.cell.method),
+            mismatch.cell.role.as_str(),
+            mismatch.cell.relation,
+            code_name(mismatch.cell.expected),
+            code_name(mismatch.got),
+        ));
+    }
+    table
+}
+
+async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
+    let backend = if cluster {
+        "PostgreSQL + NATS JetStream"
+    } else {
+        "SQLite + the in-process bus"
+    };
+    let cells = expand_matrix(MATRIX_FILE).map_err(|problems| {
+        anyhow::anyhow!("tests/access-matrix.toml:\n  {}", problems.join("\n  "))
+    })?;
+
+    let auth = TestAuth::new()?;
+    let keep = ScenarioBackends::start(cluster).await?;
+    let (database_url, bus_url) = (keep.database_url(), keep.bus_url());
+    // A fixed Monday, so that dates, deadlines and the holiday calendar never depend on the day
+    // the test runs.
+    let today = time::macros::date!(2026 - 9 - 21);
+    let clock = Arc::new(ManualClock::new(today));
+    let config = test_config(&auth, database_url.clone(), bus_url);
+    let intake_clock = Arc::clone(&clock);
+    let intake = RunningService::start(
+        sunshine_intake::SERVICE_NAME,
+        config.clone(),
+        move |config, listener, shutdown| {
+            sunshine_intake::run_with_clock(config, listener, shutdown, intake_clock)
+        },
+    )
+    .await?;
+    let review_clock = Arc::clone(&clock);
+    let review = RunningService::start(
+        sunshine_review::SERVICE_NAME,
+        config.clone(),
+        move |config, listener, shutdown| {
+            sunshine_review::run_with_clock(config, listener, shutdown, review_clock)
+        },
+    )
+    .await?;
+    intake
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    review
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    let database = sunshine_platform::backends::Database::connect(
+        &sunshine_platform::config::DatabaseConfig {
+            url: database_url,
+            ..Default::default()
+        },
+    )
+    .await?;
+
+    let mut world = World {
+        clerk_a: auth.token_for(CLERK_A, Role::VillageClerk, VILLAGE),
+        clerk_b: auth.token_for(CLERK_B, Role::VillageClerk, VILLAGE),
+        street: auth.token_for(STREET_REVIEWER, Role::StreetReviewer, STREET),
+        auth,
+        intake: IntakeServiceClient::new(intake.channel().await?),
+        review: ReviewServiceClient::new(review.channel().await?),
+        store: EventStore::from_database(&database),
+        today,
+        counter: 0,
+        next_family: 0,
+        next_person: 0,
+    };
+    let mut fixtures = world.set_up(&cells).await?;
+
+    let mut mismatches = Vec::new();
+    for cell in &cells {
+        let answer = world
+            .probe(&mut fixtures, cell)
+            .await
+            .with_context(|| format!("probing {cell}"))?;
+        let (got, message) = match answer {
+            Ok(()) => (Code::Ok, String::new()),
+            Err(status) => (status.code(), status.message().to_owned()),
+        };
+        if got != cell.expected {
+            mismatches.push(Mismatch {
+                cell: cell.clone(),
+                got,
+                message,
+            });
+        }
+    }
+    println!("access matrix: {} cells checked on {backend}", cells.len());
+
+    database.close().await;
+    intake.stop().await?;
+    review.stop().await?;
+    drop(keep);
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(mismatch_table(&mismatches, cells.len(), backend))
+    }
+}
+
+#[test]
+fn the_access_matrix_covers_every_rpc_role_and_relation() -> anyhow::Result<()> {
+    let cells = expand_matrix(MATRIX_FILE).map_err(|problems| {
+        anyhow::anyhow!("tests/access-matrix.toml:\n  {}", problems.join("\n  "))
+    })?;
+    let described = described_rpcs()?;
+    let rpcs: usize = described.values().map(BTreeSet::len).sum();
+    assert_eq!(cells.len(), rpcs * Role::ALL.len() * RELATIONS.len());
+    // Exactly one code per cell.
+    let distinct: BTreeSet<(String, String, &str, &str)> = cells
+        .iter()
+        .map(|cell| {
+            (
+                cell.service.clone(),
+                cell.method.clone(),
+                cell.role.as_str(),
+                cell.relation,
+            )
+        })
+        .collect();
+    assert_eq!(distinct.len(), cells.len());
+    println!("access matrix: {} cells in {rpcs} RPCs", cells.len());
+    Ok(())
+}
+
+#[test]
+fn an_rpc_without_rows_is_reported() {
+    let mut text = MATRIX_FILE.to_owned();
+    let start = text
+        .find("[rpc.ReviewService.NotifyRefusal]")
+        .expect("the file has NotifyRefusal rows");
+    text.truncate(start);
+    let problems = expand_matrix(&text).expect_err("NotifyRefusal has no rows");
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.contains("ReviewService/NotifyRefusal: an RPC without rows")),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_on_postgres_and_nats() -> anyhow::Result<()> {
+    walk_the_matrix(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_on_sqlite_and_the_in_process_bus() -> anyhow::Result<()> {
+    walk_the_matrix(false).await
+}
