@@ -308,6 +308,21 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .register_household(with_token(registration("reg-3", &relative_family), &clerk)?)
         .await?
         .into_inner();
+    // The cadre cannot accept the relative's application at the window.
+    let cadre_clerk = auth.token_for("cadre-7", Role::VillageClerk, VILLAGE);
+    let recused = client
+        .submit_application(with_token(
+            dibao_application("app-3-cadre", &related.household_id, &related.member_ids[0]),
+            &cadre_clerk,
+        )?)
+        .await
+        .expect_err("the official accepting the relative's application");
+    assert_eq!(recused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        recused.message().contains("recusal"),
+        "{}",
+        recused.message()
+    );
     let flagged = client
         .submit_application(with_token(
             dibao_application("app-3", &related.household_id, &related.member_ids[0]),
@@ -317,11 +332,14 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .into_inner();
     assert!(flagged.relative_of_official);
     let case_file = store.read_case(&flagged.case_id).await?;
-    assert!(
-        case_file
-            .iter()
-            .any(|stored| stored.event_type == "sunshine.v1.RelativeOfOfficialFlagged"),
-        "the flag is in the case"
+    let flag = case_file
+        .iter()
+        .find(|stored| stored.event_type == "sunshine.v1.RelativeOfOfficialFlagged")
+        .expect("the flag is in the case");
+    // The flag names the official, so review recuses them from every stage.
+    assert_eq!(
+        pb::RelativeOfOfficialFlagged::decode(flag.payload.as_slice())?.official_subject,
+        "cadre-7"
     );
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
@@ -330,10 +348,9 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
             .iter()
             .find(|stored| stored.event_type == "sunshine.v1.CaseOpened")
         {
-            assert!(
-                pb::CaseOpened::decode(found.payload.as_slice())?.relative_of_official,
-                "review sees the flag"
-            );
+            let opened = pb::CaseOpened::decode(found.payload.as_slice())?;
+            assert!(opened.relative_of_official, "review sees the flag");
+            assert_eq!(opened.recused_subjects, vec!["cadre-7".to_owned()]);
             break;
         }
         anyhow::ensure!(

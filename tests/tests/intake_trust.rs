@@ -90,6 +90,8 @@ impl Sandbox {
         let backends = ScenarioBackends::start(cluster).await?;
         let mut config = test_config(&auth, backends.database_url(), backends.bus_url());
         configure(&mut config);
+        // The service logs in as its own least-privileged role; the test reads as the owner.
+        let config = backends.service_config(&config, sunshine_intake::SERVICE_NAME);
         let intake = start_intake(&config).await?;
         let client = IntakeServiceClient::new(intake.channel().await?);
         let database = sunshine_platform::backends::Database::connect(

@@ -63,7 +63,7 @@ impl Sandbox {
             services.push(
                 RunningService::start(
                     sunshine_intake::SERVICE_NAME,
-                    config.clone(),
+                    backends.service_config(&config, sunshine_intake::SERVICE_NAME),
                     move |config, listener, shutdown| {
                         sunshine_intake::run_with_clock(config, listener, shutdown, intake_clock)
                     },
@@ -75,7 +75,7 @@ impl Sandbox {
         services.push(
             RunningService::start(
                 sunshine_review::SERVICE_NAME,
-                config.clone(),
+                backends.service_config(&config, sunshine_review::SERVICE_NAME),
                 move |config, listener, shutdown| {
                     sunshine_review::run_with_clock(config, listener, shutdown, review_clock)
                 },

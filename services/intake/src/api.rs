@@ -778,6 +778,16 @@ impl IntakeApi {
                 }
             }
         }
+        // Recusal starts at the window: the official may not accept their relative's
+        // application (review recuses them from every later stage).
+        if flags
+            .iter()
+            .any(|(_, relative)| relative.official_subject == caller.subject)
+        {
+            return Err(ApiError::PermissionDenied(
+                "recusal: a registered official may not accept an application of their own relative's household".into(),
+            ));
+        }
         let (route, department_code) = match program.channel {
             Channel::DistrictCenter => (pb::Route::Review, String::new()),
             Channel::Emergency => (pb::Route::Emergency, String::new()),
@@ -828,8 +838,7 @@ impl IntakeApi {
                     registration_id: relative.registration_id.clone(),
                     official_position: relative.official_position.clone(),
                     official_org_unit_code: relative.official_org_unit_code.clone(),
-                    // Filled from the registry by the recusal fix (issue 9, item 11).
-                    official_subject: String::new(),
+                    official_subject: relative.official_subject.clone(),
                 });
             events.push(event(&case_id, &flagged));
         }

@@ -71,6 +71,15 @@ pub const MIGRATIONS: &[Migration] = &[
             .to_owned()
         },
     },
+    Migration {
+        version: 3,
+        description: "intake: the registered official's subject, recused from the relative's cases",
+        // Rows written before version 3 are filled in by a rebuild of the read model.
+        script: |_kind: DatabaseKind| {
+            "ALTER TABLE intake_official_relatives ADD COLUMN official_subject TEXT NOT NULL DEFAULT '';"
+                .to_owned()
+        },
+    },
 ];
 
 /// Counts one read of personal data by `subject` in the window starting at `window_start_us`
@@ -97,6 +106,8 @@ pub async fn count_personal_data_read(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfficialRelative {
     pub registration_id: String,
+    /// The official's token subject: recused from every stage of the relative's cases.
+    pub official_subject: String,
     pub relation: String,
     pub official_position: String,
     pub official_org_unit_code: String,
@@ -201,14 +212,15 @@ pub async fn record_official_relative(
     registered: &pb::OfficialRelativeRegistered,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO intake_official_relatives (registration_id, relative_index, relation, official_position, official_org_unit_code) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (registration_id) DO NOTHING",
+        "INSERT INTO intake_official_relatives (registration_id, relative_index, relation, official_position, official_org_unit_code, official_subject) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (registration_id) DO NOTHING",
     )
     .bind(registered.registration_id.as_str())
     .bind(hex::encode(&registered.relative_index))
     .bind(registered.relation.as_str())
     .bind(registered.official_position.as_str())
     .bind(registered.official_org_unit_code.as_str())
+    .bind(registered.official_subject.as_str())
     .execute(&mut *connection)
     .await?;
     Ok(())
@@ -219,7 +231,7 @@ pub async fn official_relatives(
     index_hex: &str,
 ) -> Result<Vec<OfficialRelative>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT registration_id, relation, official_position, official_org_unit_code FROM intake_official_relatives \
+        "SELECT registration_id, relation, official_position, official_org_unit_code, official_subject FROM intake_official_relatives \
          WHERE relative_index = $1 ORDER BY registration_id",
     )
     .bind(index_hex)
@@ -232,6 +244,7 @@ pub async fn official_relatives(
                 relation: row.try_get(1)?,
                 official_position: row.try_get(2)?,
                 official_org_unit_code: row.try_get(3)?,
+                official_subject: row.try_get(4)?,
             })
         })
         .collect()
