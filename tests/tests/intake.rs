@@ -14,7 +14,7 @@ use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_tests::households::{date, dibao_application, documents, family, registration};
 use sunshine_tests::{
-    RunningService, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
+    RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -356,6 +356,48 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "flagged case never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A relation registered after the relative applied flags the open application too, and
+    // review recuses that official as well.
+    let late = pb::RegisterOfficialRelativeRequest {
+        command_id: "official-2".into(),
+        official_subject: "cadre-8".into(),
+        official_name: "钱科长".into(),
+        official_position: "街道办科长".into(),
+        official_org_unit_code: STREET_TOWN.into(),
+        relative_national_id: relative_family[1].id.clone(),
+        relation: "parent".into(),
+    };
+    for _faithful_retry in 0..2 {
+        client
+            .register_official_relative(with_token(late.clone(), &center)?)
+            .await?;
+    }
+    let late_flags: Vec<pb::RelativeOfOfficialFlagged> = store
+        .read_case(&flagged.case_id)
+        .await?
+        .iter()
+        .filter(|stored| stored.event_type == "sunshine.v1.RelativeOfOfficialFlagged")
+        .map(|stored| pb::RelativeOfOfficialFlagged::decode(stored.payload.as_slice()))
+        .collect::<Result<_, _>>()?;
+    let subjects: Vec<&str> = late_flags
+        .iter()
+        .map(|flag| flag.official_subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["cadre-7", "cadre-8"], "flagged once each");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !store
+        .read_case(&flagged.case_id)
+        .await?
+        .iter()
+        .any(|stored| stored.event_type == "sunshine.v1.OfficialRecused")
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "review never recused the official registered late"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1198,13 +1198,18 @@ impl IntakeApi {
         let stream =
             StreamId::new("intake", "official", &registration_id).map_err(ApiError::internal)?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
-        if state
+        let relative_index = state
             .log
-            .store
-            .previous_outcome(&stream, &metadata)
-            .await?
-            .is_some()
-        {
+            .blind_index(NATIONAL_ID_DOMAIN, relative.as_str())
+            .to_vec();
+        if let Some(previous) = state.log.store.previous_outcome(&stream, &metadata).await? {
+            // The retry also finishes flagging cases the first call may not have reached.
+            if let Some(first) = previous.events.first() {
+                let registered = pb::OfficialRelativeRegistered::decode(first.payload.as_slice())
+                    .map_err(ApiError::internal)?;
+                self.flag_open_applications(state, caller, &registered)
+                    .await?;
+            }
             return Ok(pb::RegisterOfficialRelativeResponse { registration_id });
         }
         let sealed_official_name = state
@@ -1223,10 +1228,7 @@ impl IntakeApi {
             sealed_official_name,
             official_position: request.official_position.clone(),
             official_org_unit_code: request.official_org_unit_code.clone(),
-            relative_index: state
-                .log
-                .blind_index(NATIONAL_ID_DOMAIN, relative.as_str())
-                .to_vec(),
+            relative_index,
             relation: request.relation.clone(),
         };
         // The registry row commits with its event, so the next application sees it; the
@@ -1248,7 +1250,92 @@ impl IntakeApi {
                 &guard,
             )
             .await?;
+        self.flag_open_applications(state, caller, &registered)
+            .await?;
         Ok(pb::RegisterOfficialRelativeResponse { registration_id })
+    }
+
+    /// A relation registered after the relative applied: every open application of the
+    /// relative's household is flagged now (review recuses the official when it hears it), each
+    /// with a command id of its own so a retry flags nothing twice.
+    async fn flag_open_applications(
+        &self,
+        state: &IntakeState,
+        caller: &Identity,
+        registered: &pb::OfficialRelativeRegistered,
+    ) -> Result<(), ApiError> {
+        let index_hex = hex::encode(&registered.relative_index);
+        let Some((household_id, member_id)) =
+            read_model::find_person(state.log.store.pool(), &index_hex)
+                .await
+                .map_err(ApiError::internal)?
+        else {
+            return Ok(());
+        };
+        let stream = household_stream(&household_id)?;
+        // Another clerk may change the household meanwhile: reload and try again.
+        for _attempt in 0..8 {
+            let Some(household) = self.load(state, &household_id).await? else {
+                return Ok(());
+            };
+            let living = household
+                .members
+                .iter()
+                .any(|member| member.alive && member.sealed.member_id == member_id);
+            if !living {
+                return Ok(());
+            }
+            let mut pending = Vec::new();
+            for open in household.open_applications.values() {
+                let command_id = format!("flag/{}/{}", registered.registration_id, open.case_id);
+                let flagged = pb::RelativeOfOfficialFlagged {
+                    application_id: open.application_id.clone(),
+                    case_id: open.case_id.clone(),
+                    household_id: household_id.clone(),
+                    member_id: member_id.clone(),
+                    relation: registered.relation.clone(),
+                    registration_id: registered.registration_id.clone(),
+                    official_position: registered.official_position.clone(),
+                    official_org_unit_code: registered.official_org_unit_code.clone(),
+                    official_subject: registered.official_subject.clone(),
+                };
+                let metadata = command_metadata(caller, &command_id, request_digest(&flagged));
+                if state
+                    .log
+                    .store
+                    .previous_outcome(&stream, &metadata)
+                    .await?
+                    .is_none()
+                {
+                    pending.push((metadata, flagged));
+                }
+            }
+            let Some((metadata, flagged)) = pending.into_iter().next() else {
+                return Ok(());
+            };
+            let case_id = flagged.case_id.clone();
+            let appended = state
+                .log
+                .store
+                .append(
+                    &stream,
+                    ExpectedVersion::Exact(household.version),
+                    &metadata,
+                    vec![event(
+                        &case_id,
+                        &HouseholdEvent::RelativeOfOfficialFlagged(flagged),
+                    )],
+                )
+                .await;
+            match appended {
+                // Flagged one; go round for the next (the household's version moved on).
+                Ok(_) | Err(sunshine_eventlog::StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ApiError::Conflict(
+            "the relative's household kept changing while its applications were flagged; retry the registration with the same command id".into(),
+        ))
     }
 
     async fn get_household(
