@@ -34,10 +34,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Maps as BTreeMap: a message then encodes to the same bytes every time, so the digest of a
     // retried request (`sunshine_eventlog::request_digest`) is stable.
+    // `prost::Name` on every message: an event's stored type is its message's full name.
+    let mut prost_config = prost_build::Config::new();
+    prost_config.enable_type_names();
     tonic_prost_build::configure()
         .btree_map(".")
         .build_client(true)
         .build_server(true)
-        .compile_fds(file_descriptor_set)?;
+        .compile_fds_with_config(file_descriptor_set, prost_config)?;
     Ok(())
 }
