@@ -25,6 +25,7 @@ pub struct Database {
     kind: DatabaseKind,
     identity: String,
     migrates_on_start: bool,
+    service_name: Option<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +76,20 @@ impl Database {
             kind,
             identity: redact_url_password(&config.url),
             migrates_on_start: config.migrates_on_start(),
+            service_name: None,
         })
+    }
+
+    /// This connection, as the one `service_name` works through: the log's spans on it (appends,
+    /// reads, the relay's publishes, consumers' handling) then say which service they belong to.
+    pub fn for_service(mut self, service_name: &'static str) -> Database {
+        self.service_name = Some(service_name);
+        self
+    }
+
+    /// The service this connection works for, if it was connected for one.
+    pub fn service_name(&self) -> Option<&'static str> {
+        self.service_name
     }
 
     /// The pool, for stores and projections.
@@ -242,7 +256,7 @@ pub struct Backends {
 impl Backends {
     /// Connects both, retrying each with backoff; `None` if shutdown came first.
     pub async fn connect_with_retry(
-        service_name: &str,
+        service_name: &'static str,
         config: &Config,
         shutdown: &Shutdown,
     ) -> Option<Backends> {
@@ -250,7 +264,8 @@ impl Backends {
         let database = retry("database", max_delay, shutdown, || {
             Database::connect(&config.database)
         })
-        .await?;
+        .await?
+        .for_service(service_name);
         let bus = retry("bus", max_delay, shutdown, || {
             Bus::connect(service_name, &config.bus)
         })

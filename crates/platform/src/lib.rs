@@ -26,5 +26,8 @@ pub mod telemetry;
 pub use auth::{Identity, Role};
 pub use config::{Config, ConfigSource};
 pub use error::ApiError;
-pub use server::{OnConnected, RunError, ServiceContext, main_entry, serve, serve_with};
+pub use server::{
+    OnConnected, RunError, ServiceContext, ServiceRoutes, main_entry, main_entry_for_services,
+    serve, serve_with,
+};
 pub use shutdown::{Shutdown, ShutdownTrigger};

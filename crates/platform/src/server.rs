@@ -7,13 +7,19 @@
 //! service is wrapped by [`ServiceContext::protect`] with the bearer-token interceptor, whose
 //! verifier accepts only tokens meant for this service (`<auth.audience>/<service name>`).
 //! Message size limits, a per-request timeout, a per-connection concurrency limit and a tracing
-//! span (child of the caller's W3C trace) apply to every call.
+//! span (child of the caller's W3C trace, named after this service) apply to every call.
+//! Reflection describes only what this port serves: its own services, `ServiceInfoService`,
+//! health and reflection ([`reflection_descriptors`]).
 
+use std::collections::BTreeSet;
+use std::convert::Infallible;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
+use prost::Message as _;
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
@@ -38,6 +44,8 @@ pub enum RunError {
     Telemetry(#[from] telemetry::TelemetryError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("reflection descriptors: {0}")]
+    Descriptors(#[from] prost::DecodeError),
     #[error("cannot bind {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -97,6 +105,39 @@ pub type OnConnected = Box<
         + Sync,
 >;
 
+/// The gRPC services a port serves, as `add_routes` mounts them; their names decide what
+/// reflection describes.
+#[derive(Debug, Default)]
+pub struct ServiceRoutes {
+    builder: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl ServiceRoutes {
+    /// Mounts a generated server (wrapped with [`ServiceContext::protect`] unless it is health
+    /// or reflection).
+    pub fn add_service<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.builder.add_service(service);
+        self
+    }
+
+    /// The fully qualified names of the services mounted so far.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
 /// Serves one service on `listener` until `shutdown` fires. `add_routes` mounts the service's
 /// own gRPC services (wrapped with [`ServiceContext::protect`]).
 pub async fn serve<F>(
@@ -107,7 +148,7 @@ pub async fn serve<F>(
     add_routes: F,
 ) -> Result<(), RunError>
 where
-    F: FnOnce(&ServiceContext, &mut RoutesBuilder),
+    F: FnOnce(&ServiceContext, &mut ServiceRoutes),
 {
     serve_with(service_name, config, listener, shutdown, add_routes, None).await
 }
@@ -122,7 +163,7 @@ pub async fn serve_with<F>(
     on_connected: Option<OnConnected>,
 ) -> Result<(), RunError>
 where
-    F: FnOnce(&ServiceContext, &mut RoutesBuilder),
+    F: FnOnce(&ServiceContext, &mut ServiceRoutes),
 {
     // Each service accepts only tokens whose audience names it.
     let verifier = Arc::new(TokenVerifier::from_config(&config.auth, service_name)?);
@@ -147,14 +188,8 @@ where
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_readiness(&health_reporter, service_name, ServingStatus::NotServing).await;
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sunshine_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-
-    let mut routes = RoutesBuilder::default();
+    let mut routes = ServiceRoutes::default();
     routes.add_service(health_service);
-    routes.add_service(reflection);
     let service_info =
         sunshine_proto::v1::service_info_service_server::ServiceInfoServiceServer::new(
             ServiceInfo::new(context.clone()),
@@ -163,6 +198,19 @@ where
         .max_encoding_message_size(grpc.max_message_bytes);
     routes.add_service(context.protect(service_info));
     add_routes(&context, &mut routes);
+
+    // Reflection lists what this port serves and describes it from the files that define those
+    // services and what they import: no other service's methods, which would answer UNIMPLEMENTED.
+    let mut served = routes.names().to_vec();
+    served.push(tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME);
+    let descriptors = reflection_descriptors(sunshine_proto::FILE_DESCRIPTOR_SET, &served)?;
+    let mut reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(&descriptors)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in &served {
+        reflection = reflection.with_service_name(*name);
+    }
+    routes.add_service(reflection.build_v1()?);
 
     let readiness_task = tokio::spawn(watch_readiness(
         context.clone(),
@@ -189,8 +237,8 @@ where
     let served = tonic::transport::Server::builder()
         .timeout(grpc.request_timeout())
         .concurrency_limit_per_connection(grpc.concurrency_limit_per_connection)
-        .trace_fn(telemetry::grpc_request_span)
-        .add_routes(routes.routes())
+        .trace_fn(move |request| telemetry::grpc_request_span(service_name, request))
+        .add_routes(routes.builder.routes())
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             stop_accepting,
@@ -203,6 +251,65 @@ where
     }
     tracing::info!(service = service_name, "stopped");
     served.map_err(RunError::from)
+}
+
+/// An encoded `FileDescriptorSet` as its files' encodings, so a subset can be written back
+/// byte for byte (decoding into `prost_types` would drop what it does not model).
+#[derive(Clone, PartialEq, prost::Message)]
+struct EncodedFiles {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    file: Vec<Vec<u8>>,
+}
+
+/// The files of `encoded_set` that reflection needs to describe `services` (fully qualified
+/// names; those the set does not define are ignored): the files defining them and, transitively,
+/// every file they import that the set holds. Encoded as a `FileDescriptorSet`, each file byte
+/// for byte as compiled.
+pub fn reflection_descriptors(
+    encoded_set: &[u8],
+    services: &[&str],
+) -> Result<Vec<u8>, prost::DecodeError> {
+    let encoded = EncodedFiles::decode(encoded_set)?;
+    let mut files = Vec::with_capacity(encoded.file.len());
+    for bytes in encoded.file {
+        let descriptor = prost_types::FileDescriptorProto::decode(bytes.as_slice())?;
+        files.push((descriptor, bytes));
+    }
+    let mut needed: Vec<String> = Vec::new();
+    for (descriptor, _) in &files {
+        let package = descriptor.package();
+        let defines_one = descriptor.service.iter().any(|service| {
+            let full_name = if package.is_empty() {
+                service.name().to_owned()
+            } else {
+                format!("{package}.{}", service.name())
+            };
+            services.contains(&full_name.as_str())
+        });
+        if defines_one {
+            needed.push(descriptor.name().to_owned());
+        }
+    }
+    let mut included = BTreeSet::new();
+    while let Some(name) = needed.pop() {
+        if !included.insert(name.clone()) {
+            continue;
+        }
+        if let Some((descriptor, _)) = files
+            .iter()
+            .find(|(descriptor, _)| descriptor.name() == name)
+        {
+            needed.extend(descriptor.dependency.iter().cloned());
+        }
+    }
+    let subset = EncodedFiles {
+        file: files
+            .into_iter()
+            .filter(|(descriptor, _)| included.contains(descriptor.name()))
+            .map(|(_, bytes)| bytes)
+            .collect(),
+    };
+    Ok(subset.encode_to_vec())
 }
 
 async fn set_readiness(reporter: &HealthReporter, service_name: &str, status: ServingStatus) {
@@ -275,10 +382,31 @@ where
     F: FnOnce(Config, TcpListener, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), RunError>>,
 {
+    main_entry_for_services(service_name, &[service_name], run)
+}
+
+/// [`main_entry`] of a process called `process_name` that runs several `services` (`sunshine
+/// serve all`): each service's spans are exported under its own `service.name`, the process's
+/// own (start-up) under `process_name`.
+pub fn main_entry_for_services<F, Fut>(
+    process_name: &'static str,
+    services: &[&'static str],
+    run: F,
+) -> ExitCode
+where
+    F: FnOnce(Config, TcpListener, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), RunError>>,
+{
+    // `sunshine-intake: …` for one service; `sunshine: …` for `serve all`.
+    let label = if services == [process_name] {
+        format!("sunshine-{process_name}")
+    } else {
+        process_name.to_owned()
+    };
     let config = match Config::load(&ConfigSource::from_process()) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("sunshine-{service_name}: {error}");
+            eprintln!("{label}: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -288,12 +416,12 @@ where
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("sunshine-{service_name}: cannot start the async runtime: {error}");
+            eprintln!("{label}: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async move {
-        let _telemetry = telemetry::init(service_name, &config.telemetry)?;
+        let _telemetry = telemetry::init_process(process_name, services, &config.telemetry)?;
         let address = config.grpc.listen_address;
         let listener = TcpListener::bind(address)
             .await
@@ -303,8 +431,84 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("sunshine-{service_name}: {error}");
+            eprintln!("{label}: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn file_names(encoded_set: &[u8]) -> Vec<String> {
+        let set = prost_types::FileDescriptorSet::decode(encoded_set).unwrap();
+        set.file.iter().map(|file| file.name().to_owned()).collect()
+    }
+
+    #[test]
+    fn reflection_describes_only_the_services_a_port_serves_and_what_they_import() {
+        let review = reflection_descriptors(
+            sunshine_proto::FILE_DESCRIPTOR_SET,
+            &[
+                "sunshine.v1.ServiceInfoService",
+                "sunshine.v1.ReviewService",
+                "grpc.health.v1.Health",
+            ],
+        )
+        .unwrap();
+        let names = file_names(&review);
+        assert!(
+            names.contains(&"sunshine/v1/review.proto".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"sunshine/v1/service_info.proto".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"sunshine/v1/common.proto".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"sunshine/v1/intake.proto".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"sunshine/v1/events.proto".to_owned()),
+            "{names:?}"
+        );
+
+        let payment = reflection_descriptors(
+            sunshine_proto::FILE_DESCRIPTOR_SET,
+            &["sunshine.v1.ServiceInfoService"],
+        )
+        .unwrap();
+        let names = file_names(&payment);
+        assert!(
+            !names
+                .iter()
+                .any(|name| name.ends_with("intake.proto") || name.ends_with("review.proto")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn the_subset_keeps_each_file_byte_for_byte() {
+        let all = EncodedFiles::decode(sunshine_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let subset = EncodedFiles::decode(
+            reflection_descriptors(
+                sunshine_proto::FILE_DESCRIPTOR_SET,
+                &["sunshine.v1.IntakeService"],
+            )
+            .unwrap()
+            .as_slice(),
+        )
+        .unwrap();
+        assert!(!subset.file.is_empty());
+        for file in &subset.file {
+            assert!(all.file.contains(file));
         }
     }
 }
