@@ -10,6 +10,12 @@
 //! consumer) or, embedded, the log itself ([`Consumer::run_from_log`], with its cursor in
 //! `log_cursors`): the same `process` either way. [`Consumer::rebuild`] resets a projection
 //! and replays the log from position 0.
+//!
+//! Handling an event has a span (`eventlog.consume`) whose parent is the trace context stored
+//! with the event — the span of the append that wrote it — so a reaction's own appends continue
+//! the writer's trace; the transaction that applies the event has one too
+//! (`eventlog.consumer.transaction`). A rebuild replays without spans: it is not the events'
+//! story.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +26,8 @@ use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt as _;
 use sqlx::{AnyConnection, Row as _};
-use sunshine_platform::Shutdown;
+use sunshine_platform::{Shutdown, telemetry};
+use tracing::Instrument as _;
 
 use crate::delivery::{self, Namespace};
 use crate::event::{RecordedEvent, now_micros};
@@ -83,6 +90,19 @@ pub enum Processed {
         attempts: u32,
         error: String,
     },
+}
+
+impl Processed {
+    /// One word for spans and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Processed::Applied => "applied",
+            Processed::AlreadyProcessed => "already_processed",
+            Processed::Skipped => "skipped",
+            Processed::Failed { .. } => "failed",
+            Processed::Parked { .. } => "parked",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -164,12 +184,45 @@ impl<P: Projection> Consumer<P> {
         format!("consumer:{}", self.projection.name())
     }
 
-    /// Applies `event` exactly once (see the module docs).
+    /// Applies `event` exactly once (see the module docs), in a span continuing the trace
+    /// stored with the event.
     pub async fn process(&self, event: &RecordedEvent) -> Result<Processed, StoreError> {
-        if !delivery::subject_matches(
+        if !self.wants(event) {
+            return Ok(Processed::Skipped);
+        }
+        let span = tracing::info_span!(
+            "eventlog.consume",
+            otel.kind = "consumer",
+            messaging.operation.type = "process",
+            messaging.consumer.group.name = self.projection.name(),
+            messaging.message.id = %event.event_id,
+            sunshine.event_type = %event.event_type,
+            sunshine.outcome = tracing::field::Empty,
+        );
+        let metadata = event.metadata().unwrap_or_default();
+        telemetry::set_remote_parent(
+            &span,
+            metadata.traceparent.as_deref(),
+            metadata.tracestate.as_deref(),
+            self.store.service(),
+        );
+        let processed = self.process_once(event).instrument(span.clone()).await;
+        if let Ok(outcome) = &processed {
+            span.record("sunshine.outcome", outcome.label());
+        }
+        processed
+    }
+
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        delivery::subject_matches(
             self.projection.subject_filter(),
             &delivery::relative_subject(event),
-        ) {
+        )
+    }
+
+    /// [`Consumer::process`] without its span.
+    async fn process_once(&self, event: &RecordedEvent) -> Result<Processed, StoreError> {
+        if !self.wants(event) {
             return Ok(Processed::Skipped);
         }
         let name = self.projection.name();
@@ -187,24 +240,20 @@ impl<P: Projection> Consumer<P> {
         if let Err(error) = self.projection.react(event).await {
             return self.record_failure(event, &event_id, &error.0).await;
         }
-        let mut transaction = self.store.pool().begin().await?;
-        let marked = sqlx::query(
-            "INSERT INTO consumer_processed (consumer, event_id, log_position, processed_at_us) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (consumer, event_id) DO NOTHING",
-        )
-        .bind(name)
-        .bind(event_id.as_str())
-        .bind(to_i64(event.log_position.unwrap_or_default())?)
-        .bind(now_micros())
-        .execute(&mut *transaction)
-        .await?;
-        if marked.rows_affected() == 0 {
-            transaction.rollback().await?;
-            return Ok(Processed::AlreadyProcessed);
-        }
-        match self.projection.apply(&mut transaction, event).await {
-            Ok(()) => {
-                transaction.commit().await?;
+        let transaction_span = tracing::info_span!(
+            "eventlog.consumer.transaction",
+            otel.kind = "client",
+            db.system.name = self.store.db_system(),
+            db.operation.name = "apply",
+            messaging.consumer.group.name = name,
+        );
+        match self
+            .apply_in_transaction(event, &event_id)
+            .instrument(transaction_span)
+            .await?
+        {
+            None => Ok(Processed::AlreadyProcessed),
+            Some(Ok(())) => {
                 sqlx::query("DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2")
                     .bind(name)
                     .bind(event_id.as_str())
@@ -212,11 +261,40 @@ impl<P: Projection> Consumer<P> {
                     .await?;
                 Ok(Processed::Applied)
             }
-            Err(error) => {
-                transaction.rollback().await?;
-                self.record_failure(event, &event_id, &error.0).await
-            }
+            Some(Err(error)) => self.record_failure(event, &event_id, &error.0).await,
         }
+    }
+
+    /// Marks `event` processed and applies it, in one transaction: `None` if another delivery
+    /// marked it first, `Some(Err)` when the projection failed (and the transaction rolled back).
+    async fn apply_in_transaction(
+        &self,
+        event: &RecordedEvent,
+        event_id: &str,
+    ) -> Result<Option<Result<(), HandlerError>>, StoreError> {
+        let name = self.projection.name();
+        let mut transaction = self.store.pool().begin().await?;
+        let marked = sqlx::query(
+            "INSERT INTO consumer_processed (consumer, event_id, log_position, processed_at_us) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (consumer, event_id) DO NOTHING",
+        )
+        .bind(name)
+        .bind(event_id)
+        .bind(to_i64(event.log_position.unwrap_or_default())?)
+        .bind(now_micros())
+        .execute(&mut *transaction)
+        .await?;
+        if marked.rows_affected() == 0 {
+            transaction.rollback().await?;
+            return Ok(None);
+        }
+        let applied = self.projection.apply(&mut transaction, event).await;
+        if applied.is_ok() {
+            transaction.commit().await?;
+        } else {
+            transaction.rollback().await?;
+        }
+        Ok(Some(applied))
     }
 
     async fn record_failure(
@@ -503,7 +581,7 @@ impl<P: Projection> Consumer<P> {
                 break;
             };
             for event in &events {
-                if self.process(event).await? == Processed::Applied {
+                if self.process_once(event).await? == Processed::Applied {
                     applied += 1;
                 }
             }

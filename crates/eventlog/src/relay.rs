@@ -5,11 +5,17 @@
 //! id) lets JetStream drop the copies within its duplicate window, and consumers' processed
 //! marks make any copy that gets through harmless. JetStream is delivery, never the only copy:
 //! if the stream is lost, resetting the cursor re-publishes from the log.
+//!
+//! Each publish has a span (`eventlog.publish`, until JetStream's ack) whose parent is the trace
+//! context stored with the event: the span of the append that wrote it, in whichever service.
 
+use std::future::IntoFuture as _;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
+use sunshine_platform::telemetry;
+use tracing::Instrument as _;
 
 use crate::delivery::{self, HEADER_EVENT_TYPE, HEADER_LOG_POSITION, Namespace};
 use crate::store::{EventStore, StoreError};
@@ -103,27 +109,41 @@ impl Relay {
                 HEADER_LOG_POSITION,
                 event.log_position.unwrap_or_default().to_string().as_str(),
             );
-            if let Ok(metadata) = event.metadata() {
-                if let Some(traceparent) = &metadata.traceparent {
-                    headers.insert("traceparent", traceparent.as_str());
-                }
-                if let Some(tracestate) = &metadata.tracestate {
-                    headers.insert("tracestate", tracestate.as_str());
-                }
+            let subject = self.namespace.subject_for(event);
+            let span = tracing::info_span!(
+                "eventlog.publish",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.operation.type = "send",
+                messaging.destination.name = %subject,
+                messaging.message.id = %event.event_id,
+                sunshine.event_type = %event.event_type,
+            );
+            let metadata = event.metadata().unwrap_or_default();
+            if let Some(traceparent) = &metadata.traceparent {
+                headers.insert("traceparent", traceparent.as_str());
             }
+            if let Some(tracestate) = &metadata.tracestate {
+                headers.insert("tracestate", tracestate.as_str());
+            }
+            telemetry::set_remote_parent(
+                &span,
+                metadata.traceparent.as_deref(),
+                metadata.tracestate.as_deref(),
+                self.store.service(),
+            );
             let acknowledgement = self
                 .jetstream
-                .publish_with_headers(
-                    self.namespace.subject_for(event),
-                    headers,
-                    delivery::encode(event).into(),
-                )
+                .publish_with_headers(subject, headers, delivery::encode(event).into())
+                .instrument(span.clone())
                 .await
                 .map_err(|error| RelayError::JetStream(error.to_string()))?;
-            acknowledgements.push(acknowledgement);
+            acknowledgements.push((acknowledgement, span));
         }
-        for acknowledgement in acknowledgements {
+        for (acknowledgement, span) in acknowledgements {
             acknowledgement
+                .into_future()
+                .instrument(span)
                 .await
                 .map_err(|error| RelayError::JetStream(error.to_string()))?;
         }

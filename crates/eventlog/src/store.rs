@@ -21,6 +21,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
 use sunshine_platform::ApiError;
 use sunshine_platform::config::DatabaseKind;
+use sunshine_platform::telemetry;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::event::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, now_micros};
@@ -160,6 +162,8 @@ pub struct EventStore {
     /// Last known head (version, hash) per stream, shared by clones.
     heads: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Hash)>>>,
     commit_delay: Option<CommitDelay>,
+    /// The service writing through this store: names the service of the log's spans.
+    service: Option<&'static str>,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -185,15 +189,48 @@ impl EventStore {
             signals: crate::runtime::signals(identity),
             heads: Arc::default(),
             commit_delay: None,
+            service: None,
         }
     }
 
-    /// From the platform's connected database.
+    /// From the platform's connected database (and the service it was connected for).
     pub fn from_database(database: &sunshine_platform::backends::Database) -> Self {
-        EventStore::new(
-            database.pool().clone(),
-            database.kind(),
-            database.identity(),
+        EventStore {
+            service: database.service_name(),
+            ..EventStore::new(
+                database.pool().clone(),
+                database.kind(),
+                database.identity(),
+            )
+        }
+    }
+
+    /// The service writing through this store, if known: the log's spans say it.
+    pub fn service(&self) -> Option<&'static str> {
+        self.service
+    }
+
+    /// The database's `db.system.name`, for spans.
+    pub fn db_system(&self) -> &'static str {
+        match self.kind {
+            DatabaseKind::Postgres => "postgresql",
+            DatabaseKind::Sqlite => "sqlite",
+        }
+    }
+
+    /// The span of one read, only inside a trace: the worker's and consumers' polling reads
+    /// start none.
+    fn read_span(&self, operation: &'static str) -> tracing::Span {
+        if tracing::Span::current().is_none() {
+            return tracing::Span::none();
+        }
+        tracing::info_span!(
+            "eventlog.read",
+            otel.name = operation,
+            otel.kind = "client",
+            db.system.name = self.db_system(),
+            db.operation.name = operation,
+            db.collection.name = "events",
         )
     }
 
@@ -267,7 +304,48 @@ impl EventStore {
     /// [`EventStore::append`], with `guard`'s writes in the same transaction: both commit or
     /// neither does. A retried command (same id and digest) is answered from the first append
     /// without running the guard.
+    ///
+    /// The append has a span (`eventlog.append`, a child of the caller's, or the root of a trace
+    /// of the store's service), and the events' stored metadata carries that span's trace
+    /// context: the relay's publish and every consumer's handling of them continue the trace.
     pub async fn append_guarded<G: AppendGuard>(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        metadata: &EventMetadata,
+        events: Vec<NewEvent>,
+        guard: &G,
+    ) -> Result<GuardedAppend<G::Refusal>, StoreError> {
+        let span = tracing::info_span!(
+            "eventlog.append",
+            otel.kind = "client",
+            db.system.name = self.db_system(),
+            db.operation.name = "append",
+            db.collection.name = "events",
+            sunshine.stream_id = %stream,
+            sunshine.event_count = events.len(),
+            sunshine.event_type = events.first().map_or("", |event| event.event_type.as_str()),
+        );
+        if tracing::Span::current().is_none() {
+            telemetry::begin_trace_in(&span, self.service);
+        }
+        let traced_metadata = telemetry::trace_context(&span).map(|context| EventMetadata {
+            traceparent: Some(context.traceparent),
+            tracestate: context.tracestate,
+            ..metadata.clone()
+        });
+        self.append_in_span(
+            stream,
+            expected,
+            traced_metadata.as_ref().unwrap_or(metadata),
+            events,
+            guard,
+        )
+        .instrument(span)
+        .await
+    }
+
+    async fn append_in_span<G: AppendGuard>(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
@@ -608,6 +686,7 @@ impl EventStore {
             .bind(stream.as_str())
             .bind(to_i64(from_version)?)
             .fetch_all(&self.pool)
+            .instrument(self.read_span("read_stream"))
             .await?;
         let events: Vec<RecordedEvent> = rows.iter().map(decode_event).collect::<Result<_, _>>()?;
         if let Some(last) = events.last() {
@@ -625,6 +704,7 @@ impl EventStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(case_id)
             .fetch_all(&self.pool)
+            .instrument(self.read_span("read_case"))
             .await?;
         rows.iter().map(decode_event).collect()
     }
@@ -644,6 +724,7 @@ impl EventStore {
             .bind(to_i64(from_position)?)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
+            .instrument(self.read_span("read_log"))
             .await?;
         rows.iter().map(decode_event).collect()
     }
@@ -900,6 +981,7 @@ impl EventStore {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(event_id.hyphenated().to_string())
             .fetch_optional(&self.pool)
+            .instrument(self.read_span("read_event"))
             .await?;
         row.as_ref().map(decode_event).transpose()
     }
