@@ -76,11 +76,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { service } if service == "all" => {
-            sunshine_platform::main_entry("all", |config, listener, shutdown| {
-                // `all` binds its own ports from the configured base address.
-                drop(listener);
-                cluster::serve_all(config, shutdown)
-            })
+            // Each service's spans under its own service.name; the process's own as `sunshine`.
+            let names: Vec<&'static str> =
+                services::SERVICES.iter().map(|entry| entry.name).collect();
+            sunshine_platform::main_entry_for_services(
+                "sunshine",
+                &names,
+                |config, listener, shutdown| {
+                    // `all` binds its own ports from the configured base address.
+                    drop(listener);
+                    cluster::serve_all(config, shutdown)
+                },
+            )
         }
         Command::Serve { service } => match services::find(&service) {
             Some(entry) => sunshine_platform::main_entry(entry.name, entry.run),

@@ -1,0 +1,526 @@
+//! One trace across services, with intake and review as separate processes (`sunshine serve
+//! intake`, `sunshine serve review`) on PostgreSQL and NATS JetStream, exporting over OTLP/gRPC
+//! to a receiver in this test: a caller's trace runs through intake's server span, the log's
+//! append, the relay's publish, review's handling of the event and review's append of
+//! `CaseOpened`, each span under its own service's name, and the JSON log lines say which trace
+//! and span they were written in.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use sunshine_eventlog::{EventStore, StreamId};
+use sunshine_platform::config::{DatabaseConfig, LogFormat};
+use sunshine_platform::{Config, Role};
+use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_tests::households::{dibao_application, family, registration};
+use sunshine_tests::{
+    TestAuth, VILLAGE, migrated_postgres, nats_address, postgres_address, service_database_url,
+    test_config,
+};
+use tokio::io::AsyncBufReadExt as _;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+/// The caller's trace and its span, as a client would send them.
+const TRACE_ID: &str = "5b8efff798038103d269b633813fc60c";
+const CALLER_SPAN_ID: &str = "eee19b7ec3c1b174";
+
+/// A span as the receiver got it, with the `service.name` of its resource.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    service: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    name: String,
+    kind: i32,
+    attributes: BTreeMap<String, String>,
+}
+
+impl ReceivedSpan {
+    fn attribute(&self, key: &str) -> &str {
+        self.attributes.get(key).map_or("", String::as_str)
+    }
+}
+
+fn text_of(attributes: &[KeyValue]) -> BTreeMap<String, String> {
+    let mut texts = BTreeMap::new();
+    for attribute in attributes {
+        let text = match attribute
+            .value
+            .as_ref()
+            .and_then(|value| value.value.as_ref())
+        {
+            Some(Value::StringValue(text)) => text.clone(),
+            Some(Value::IntValue(number)) => number.to_string(),
+            Some(Value::BoolValue(flag)) => flag.to_string(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        };
+        texts.insert(attribute.key.clone(), text);
+    }
+    texts
+}
+
+/// An OTLP/gRPC trace receiver keeping every span it is sent.
+#[derive(Debug, Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+}
+
+impl Receiver {
+    fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut received = Vec::new();
+        for resource_spans in request.into_inner().resource_spans {
+            let resource = text_of(
+                &resource_spans
+                    .resource
+                    .map(|resource| resource.attributes)
+                    .unwrap_or_default(),
+            );
+            let service = resource.get("service.name").cloned().unwrap_or_default();
+            for scope_spans in resource_spans.scope_spans {
+                for span in scope_spans.spans {
+                    received.push(ReceivedSpan {
+                        service: service.clone(),
+                        trace_id: hex::encode(&span.trace_id),
+                        span_id: hex::encode(&span.span_id),
+                        parent_span_id: hex::encode(&span.parent_span_id),
+                        name: span.name.clone(),
+                        kind: span.kind,
+                        attributes: text_of(&span.attributes),
+                    });
+                }
+            }
+        }
+        self.spans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(received);
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+async fn start_receiver() -> anyhow::Result<(Receiver, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let receiver = Receiver::default();
+    let server = TraceServiceServer::new(receiver.clone());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(server)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Ok((receiver, address))
+}
+
+/// `sunshine serve <service>` in its own process, its JSON log lines kept.
+#[derive(Debug)]
+struct ServiceProcess {
+    name: &'static str,
+    child: tokio::process::Child,
+    log_lines: Arc<Mutex<Vec<String>>>,
+    address: SocketAddr,
+}
+
+impl ServiceProcess {
+    async fn spawn(
+        name: &'static str,
+        config_file: &Path,
+        otlp_endpoint: &str,
+    ) -> anyhow::Result<ServiceProcess> {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sunshine"))
+            .args(["serve", name])
+            .env_clear()
+            .env("SUNSHINE_CONFIG", config_file)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
+            // Export soon after spans end, not every five seconds.
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let log_lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&log_lines);
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        let mut process = ServiceProcess {
+            name,
+            child,
+            log_lines,
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        process.address = process.listening_address().await?;
+        Ok(process)
+    }
+
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.log_lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// The port it bound (configured as port 0), from its "grpc server listening" log line.
+    async fn listening_address(&mut self) -> anyhow::Result<SocketAddr> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            for line in self.log_lines() {
+                if line["message"] == "grpc server listening"
+                    && let Some(address) = line["address"].as_str()
+                {
+                    let address = address.trim_start_matches("Some(").trim_end_matches(')');
+                    return Ok(address.parse()?);
+                }
+            }
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("sunshine serve {} exited: {status}", self.name);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "sunshine serve {} never said where it listens",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(format!("http://{}", self.address))?
+            .connect()
+            .await?)
+    }
+
+    async fn wait_until_serving(&self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let mut client = HealthClient::new(self.channel().await?);
+            let status = client
+                .check(HealthCheckRequest {
+                    service: self.name.into(),
+                })
+                .await?
+                .into_inner()
+                .status();
+            if status == ServingStatus::Serving {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{} is still {status:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod, and the exit.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await?;
+        }
+        let status = tokio::time::timeout(PATIENCE, self.child.wait()).await??;
+        anyhow::ensure!(
+            status.success(),
+            "sunshine serve {} exited with {status}",
+            self.name
+        );
+        Ok(())
+    }
+}
+
+/// Writes `config` where `sunshine serve` reads it (`SUNSHINE_CONFIG`).
+fn write_config(
+    directory: &Path,
+    service: &str,
+    config: &Config,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = directory.join(format!("{service}.toml"));
+    std::fs::write(&path, toml::to_string(config)?)?;
+    Ok(path)
+}
+
+/// The spans of `trace_id` seen so far.
+fn spans_of(receiver: &Receiver, trace_id: &str) -> Vec<ReceivedSpan> {
+    receiver
+        .spans()
+        .into_iter()
+        .filter(|span| span.trace_id == trace_id)
+        .collect()
+}
+
+fn find<'a>(
+    spans: &'a [ReceivedSpan],
+    what: &str,
+    matches: impl Fn(&ReceivedSpan) -> bool,
+) -> anyhow::Result<&'a ReceivedSpan> {
+    spans.iter().find(|span| matches(span)).ok_or_else(|| {
+        let names: Vec<String> = spans
+            .iter()
+            .map(|span| format!("{}:{} {:?}", span.service, span.name, span.attributes))
+            .collect();
+        anyhow::anyhow!("no {what} among {names:#?}")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_reaction()
+-> anyhow::Result<()> {
+    let (receiver, receiver_address) = start_receiver().await?;
+    let otlp_endpoint = format!("http://{receiver_address}");
+    let auth = TestAuth::new()?;
+    let database = migrated_postgres().await?;
+    let mut config = test_config(
+        &auth,
+        database.owner_url(),
+        format!("nats://{}", nats_address()),
+    );
+    config.grpc.listen_address = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.telemetry.log_format = LogFormat::Json;
+    // Statements are logged at debug: lines written inside the traced work.
+    config.telemetry.log_filter = "info,sqlx::query=debug".into();
+
+    let directory = std::env::temp_dir().join(format!("sunshine-traces-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&directory)?;
+    let mut files = BTreeMap::new();
+    for service in [sunshine_intake::SERVICE_NAME, sunshine_review::SERVICE_NAME] {
+        let mut service_config = config.clone();
+        service_config.database.url = service_database_url(&database, &postgres_address(), service);
+        files.insert(service, write_config(&directory, service, &service_config)?);
+    }
+    // Intake first, so its log worker holds the lease and relays (either process could).
+    let intake = ServiceProcess::spawn(
+        sunshine_intake::SERVICE_NAME,
+        &files[sunshine_intake::SERVICE_NAME],
+        &otlp_endpoint,
+    )
+    .await?;
+    intake.wait_until_serving().await?;
+    let review = ServiceProcess::spawn(
+        sunshine_review::SERVICE_NAME,
+        &files[sunshine_review::SERVICE_NAME],
+        &otlp_endpoint,
+    )
+    .await?;
+    review.wait_until_serving().await?;
+
+    let clerk = auth.token_for_services(
+        &[sunshine_intake::SERVICE_NAME],
+        Role::VillageClerk,
+        VILLAGE,
+    );
+    let mut intake_client = IntakeServiceClient::new(intake.channel().await?);
+    let household = intake_client
+        .register_household(sunshine_tests::with_token(
+            registration("reg-trace", &family(61)),
+            &clerk,
+        )?)
+        .await?
+        .into_inner();
+    let mut submission = sunshine_tests::with_token(
+        dibao_application(
+            "app-trace",
+            &household.household_id,
+            &household.member_ids[0],
+        ),
+        &clerk,
+    )?;
+    submission.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01").parse()?,
+    );
+    let accepted = intake_client
+        .submit_application(submission)
+        .await?
+        .into_inner();
+    let case_id = accepted.case_id;
+
+    // Review opens the case in the caller's trace; its CaseOpened is relayed in it too.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let spans = loop {
+        let spans = spans_of(&receiver, TRACE_ID);
+        let case_opened_published = spans.iter().any(|span| {
+            span.name == "eventlog.publish"
+                && span.attribute("sunshine.event_type") == "sunshine.v1.CaseOpened"
+        });
+        if case_opened_published {
+            break spans;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the trace never reached CaseOpened's publish: {:#?}",
+            spans
+                .iter()
+                .map(|span| format!("{}:{}", span.service, span.name))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // The caller → intake's server span.
+    let server = find(&spans, "intake's server span", |span| {
+        span.name == "sunshine.v1.IntakeService/SubmitApplication"
+    })?;
+    assert_eq!(server.service, "intake");
+    assert_eq!(server.kind, SpanKind::Server as i32);
+    assert_eq!(server.parent_span_id, CALLER_SPAN_ID);
+
+    // Review's handling of ApplicationSubmitted, a child of the append that wrote it.
+    let consume = find(&spans, "review's handling of the application", |span| {
+        span.name == "eventlog.consume"
+            && span.service == "review"
+            && span.attribute("messaging.consumer.group.name") == "review-case-opener"
+            && span.attribute("sunshine.event_type") == "sunshine.v1.ApplicationSubmitted"
+    })?;
+    assert_eq!(consume.kind, SpanKind::Consumer as i32);
+    assert_eq!(consume.attribute("sunshine.outcome"), "applied");
+    let intake_append = find(&spans, "intake's append of the application", |span| {
+        span.span_id == consume.parent_span_id
+    })?;
+    assert_eq!(intake_append.name, "eventlog.append");
+    assert_eq!(intake_append.service, "intake");
+    assert_eq!(intake_append.kind, SpanKind::Client as i32);
+    assert_eq!(intake_append.attribute("db.system.name"), "postgresql");
+    assert!(
+        intake_append
+            .attribute("sunshine.stream_id")
+            .starts_with("intake-household-"),
+        "{intake_append:?}"
+    );
+    assert_eq!(intake_append.parent_span_id, server.span_id);
+
+    // The relay's publish of it, a child of the same append, in the process holding the lease.
+    let intake_publish = find(&spans, "the relay's publish of the application", |span| {
+        span.name == "eventlog.publish"
+            && span.attribute("sunshine.event_type") == "sunshine.v1.ApplicationSubmitted"
+    })?;
+    assert_eq!(intake_publish.kind, SpanKind::Producer as i32);
+    assert_eq!(intake_publish.parent_span_id, intake_append.span_id);
+    assert_eq!(intake_publish.service, "intake");
+    assert_eq!(intake_publish.attribute("messaging.system"), "nats");
+
+    // Review's append of CaseOpened, inside its handling, and the publish that follows it.
+    let review_append = find(&spans, "review's append of CaseOpened", |span| {
+        span.name == "eventlog.append"
+            && span.attribute("sunshine.event_type") == "sunshine.v1.CaseOpened"
+    })?;
+    assert_eq!(review_append.service, "review");
+    assert_eq!(review_append.parent_span_id, consume.span_id);
+    assert_eq!(
+        review_append.attribute("sunshine.stream_id"),
+        format!("review-case-{case_id}")
+    );
+    let review_publish = find(&spans, "the relay's publish of CaseOpened", |span| {
+        span.name == "eventlog.publish"
+            && span.attribute("sunshine.event_type") == "sunshine.v1.CaseOpened"
+    })?;
+    assert_eq!(review_publish.parent_span_id, review_append.span_id);
+
+    // The consumer's transaction and the store's reads are spans of the trace too.
+    let transaction = find(&spans, "review's consumer transaction", |span| {
+        span.name == "eventlog.consumer.transaction" && span.parent_span_id == consume.span_id
+    })?;
+    assert_eq!(transaction.service, "review");
+    assert_eq!(transaction.attribute("db.system.name"), "postgresql");
+    let read = find(&spans, "a read of the case file in review", |span| {
+        span.name == "read_case" && span.service == "review"
+    })?;
+    assert_eq!(read.attribute("db.operation.name"), "read_case");
+
+    // CaseOpened carries the trace context of the span that appended it.
+    let store = EventStore::from_database(
+        &sunshine_platform::backends::Database::connect(&DatabaseConfig {
+            url: database.owner_url(),
+            max_connections: 2,
+            ..Default::default()
+        })
+        .await?,
+    );
+    let case_events = store
+        .read_stream(&StreamId::new("review", "case", &case_id)?, 1)
+        .await?;
+    let case_opened = case_events
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no CaseOpened"))?;
+    assert_eq!(case_opened.event_type, "sunshine.v1.CaseOpened");
+    assert_eq!(
+        case_opened.metadata()?.traceparent,
+        Some(format!("00-{TRACE_ID}-{}-01", review_append.span_id))
+    );
+
+    // Every span of either process names its own service, never `all` or the SDK's default.
+    for span in receiver.spans() {
+        assert!(
+            span.service == "intake" || span.service == "review",
+            "{span:?}"
+        );
+    }
+
+    // JSON log lines written inside the trace say so, with the span they were written in.
+    for process in [&intake, &review] {
+        let own_span_ids: Vec<&str> = spans
+            .iter()
+            .filter(|span| span.service == process.name)
+            .map(|span| span.span_id.as_str())
+            .collect();
+        let in_trace = process.log_lines().into_iter().any(|line| {
+            line["trace_id"] == TRACE_ID
+                && line["span_id"]
+                    .as_str()
+                    .is_some_and(|span_id| own_span_ids.contains(&span_id))
+        });
+        assert!(in_trace, "no log line of {} names the trace", process.name);
+    }
+
+    review.stop().await?;
+    intake.stop().await?;
+    std::fs::remove_dir_all(&directory)?;
+    Ok(())
+}
