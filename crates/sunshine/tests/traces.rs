@@ -310,6 +310,68 @@ fn find<'a>(
     })
 }
 
+/// What the trace of a submission must hold once every span is exported: (what, span name,
+/// event type, service), empty meaning any.
+const WANTED: [(&str, &str, &str, &str); 7] = [
+    (
+        "intake's server span",
+        "sunshine.v1.IntakeService/SubmitApplication",
+        "",
+        "intake",
+    ),
+    (
+        "intake's append",
+        "eventlog.append",
+        "sunshine.v1.ApplicationSubmitted",
+        "",
+    ),
+    (
+        "the publish of the application",
+        "eventlog.publish",
+        "sunshine.v1.ApplicationSubmitted",
+        "",
+    ),
+    (
+        "review's handling",
+        "eventlog.consume",
+        "sunshine.v1.ApplicationSubmitted",
+        "review",
+    ),
+    (
+        "review's transaction",
+        "eventlog.consumer.transaction",
+        "",
+        "review",
+    ),
+    (
+        "review's append",
+        "eventlog.append",
+        "sunshine.v1.CaseOpened",
+        "",
+    ),
+    (
+        "the publish of CaseOpened",
+        "eventlog.publish",
+        "sunshine.v1.CaseOpened",
+        "",
+    ),
+];
+
+fn missing_spans(spans: &[ReceivedSpan]) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    for (what, name, event_type, service) in WANTED {
+        let present = spans.iter().any(|span| {
+            span.name == name
+                && (event_type.is_empty() || span.attribute("sunshine.event_type") == event_type)
+                && (service.is_empty() || span.service == service)
+        });
+        if !present {
+            missing.push(what);
+        }
+    }
+    missing
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_reaction()
 -> anyhow::Result<()> {
@@ -382,23 +444,22 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
         .into_inner();
     let case_id = accepted.case_id;
 
-    // Review opens the case in the caller's trace; its CaseOpened is relayed in it too.
+    // Review opens the case in the caller's trace; its CaseOpened is relayed in it too. Spans
+    // are exported as they end, parents after children and each process on its own schedule:
+    // wait for all of them.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let spans = loop {
         let spans = spans_of(&receiver, TRACE_ID);
-        let case_opened_published = spans.iter().any(|span| {
-            span.name == "eventlog.publish"
-                && span.attribute("sunshine.event_type") == "sunshine.v1.CaseOpened"
-        });
-        if case_opened_published {
+        let missing = missing_spans(&spans);
+        if missing.is_empty() {
             break spans;
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the trace never reached CaseOpened's publish: {:#?}",
+            "the trace still lacks {missing:?}; it has {:#?}",
             spans
                 .iter()
-                .map(|span| format!("{}:{}", span.service, span.name))
+                .map(|span| format!("{}:{} {:?}", span.service, span.name, span.attributes))
                 .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
