@@ -229,6 +229,24 @@ impl ServiceProcess {
         }
     }
 
+    /// Waits for a log line whose message is `message`.
+    async fn wait_for_log(&self, message: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self
+            .log_lines()
+            .iter()
+            .any(|line| line["message"] == message)
+        {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{} never logged {message:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     async fn channel(&self) -> anyhow::Result<Channel> {
         Ok(Channel::from_shared(format!("http://{}", self.address))?
             .connect()
@@ -397,7 +415,8 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
         service_config.database.url = service_database_url(&database, &postgres_address(), service);
         files.insert(service, write_config(&directory, service, &service_config)?);
     }
-    // Intake first, so its log worker holds the lease and relays (either process could).
+    // Intake first, and until its log worker holds the lease: then intake's process relays
+    // (whichever process holds the lease does).
     let intake = ServiceProcess::spawn(
         sunshine_intake::SERVICE_NAME,
         &files[sunshine_intake::SERVICE_NAME],
@@ -405,6 +424,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     )
     .await?;
     intake.wait_until_serving().await?;
+    intake.wait_for_log("log worker holds the lease").await?;
     let review = ServiceProcess::spawn(
         sunshine_review::SERVICE_NAME,
         &files[sunshine_review::SERVICE_NAME],

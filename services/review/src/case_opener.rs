@@ -5,7 +5,9 @@
 //! (`OfficialRecused`); moves the household's cases when it moves (`CaseFollowedHousehold`);
 //! and takes departments' verification answers and the public's objections into the case.
 //! Each reaction appends under a command id derived from the event it reacts to, so a
-//! redelivery changes nothing.
+//! redelivery changes nothing. Reactions run inside the consumer's span, a child of the trace
+//! context stored with the event; the store writes its append span's context into what it
+//! appends, so `CaseOpened` and the rest continue the trace of the call that caused them.
 
 use prost::Message as _;
 use sqlx::AnyConnection;
