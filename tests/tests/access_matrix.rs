@@ -159,6 +159,7 @@ enum Rpc {
     RegisterHousehold,
     RecordCircumstanceChange,
     RecordDeath,
+    CorrectDeathRecord,
     RecordMove,
     SubmitApplication,
     RegisterOfficialRelative,
@@ -188,6 +189,7 @@ impl Rpc {
             ("IntakeService", "RegisterHousehold") => Rpc::RegisterHousehold,
             ("IntakeService", "RecordCircumstanceChange") => Rpc::RecordCircumstanceChange,
             ("IntakeService", "RecordDeath") => Rpc::RecordDeath,
+            ("IntakeService", "CorrectDeathRecord") => Rpc::CorrectDeathRecord,
             ("IntakeService", "RecordMove") => Rpc::RecordMove,
             ("IntakeService", "SubmitApplication") => Rpc::SubmitApplication,
             ("IntakeService", "RegisterOfficialRelative") => Rpc::RegisterOfficialRelative,
@@ -1053,6 +1055,19 @@ impl World {
                 };
                 ok(self.intake.record_death(with_token(request, &token)?).await)
             }
+            Rpc::CorrectDeathRecord => {
+                let request = pb::CorrectDeathRecordRequest {
+                    command_id,
+                    household_id: target.household_id.clone(),
+                    expected_version: stale_household_version,
+                    member_id: target.member_ids[3].clone(),
+                    reason: "死亡登记有误，本人健在".into(),
+                };
+                ok(self
+                    .intake
+                    .correct_death_record(with_token(request, &token)?)
+                    .await)
+            }
             Rpc::RecordMove => {
                 let request = pb::RecordMoveRequest {
                     command_id,
@@ -1093,6 +1108,8 @@ impl World {
                     household_id: target.household_id.clone(),
                     reveal_personal_data: false,
                     purpose: String::new(),
+                    case_id: String::new(),
+                    reveal_purpose: pb::RevealPurpose::Unspecified as i32,
                 };
                 ok(self
                     .intake
@@ -1236,6 +1253,7 @@ impl World {
             Rpc::ListOverdueCases => {
                 let request = pb::ListOverdueCasesRequest {
                     org_unit_code: VILLAGE.into(),
+                    page: None,
                 };
                 ok(self
                     .review
@@ -1281,6 +1299,7 @@ impl World {
             Rpc::ListWorkQueue => {
                 let request = pb::ListWorkQueueRequest {
                     org_unit_code: VILLAGE.into(),
+                    page: None,
                 };
                 ok(self
                     .review
@@ -1388,7 +1407,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
     let intake_clock = Arc::clone(&clock);
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_intake::SERVICE_NAME),
         move |config, listener, shutdown| {
             sunshine_intake::run_with_clock(config, listener, shutdown, intake_clock)
         },
@@ -1397,7 +1416,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
     let review_clock = Arc::clone(&clock);
     let review = RunningService::start(
         sunshine_review::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_review::SERVICE_NAME),
         move |config, listener, shutdown| {
             sunshine_review::run_with_clock(config, listener, shutdown, review_clock)
         },
