@@ -192,7 +192,9 @@ where
         .trace_fn(telemetry::grpc_request_span)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // No Nagle: a response written in several segments (headers, then data) must not
+            // wait for the client's delayed ACK (~40 ms a call).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop_accepting,
         )
         .await;
