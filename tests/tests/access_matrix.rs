@@ -592,6 +592,9 @@ struct Fixtures {
     return_case: String,
     /// Withdraw: open before each cell.
     withdraw_case: String,
+    /// Open cases to take over once a cell withdrew `withdraw_case`: one per cell expected to
+    /// succeed, opened with the rest (a cell that succeeds unexpectedly gets a new one).
+    spare_withdraw_cases: Vec<String>,
     /// AnswerObjection: one open objection per cell.
     objection_case: String,
 }
@@ -899,14 +902,19 @@ impl World {
     }
 
     async fn set_up(&mut self, cells: &[Cell]) -> anyhow::Result<Fixtures> {
-        let mut opened = self.open_cases(6).await?.into_iter();
-        let mut next = || opened.next().context("six fixture cases");
+        let withdrawals = cells
+            .iter()
+            .filter(|cell| cell.rpc == Rpc::Withdraw && cell.expected == Code::Ok)
+            .count();
+        let mut opened = self.open_cases(6 + withdrawals).await?.into_iter();
+        let mut next = || opened.next().context("the fixture cases");
         let target = next()?;
         let assign_case = next()?.case_id;
         let visit_case = next()?.case_id;
         let return_case = next()?.case_id;
         let withdraw_case = next()?.case_id;
         let objection_case = next()?.case_id;
+        let spare_withdraw_cases = opened.map(|case| case.case_id).collect();
 
         // The target's limit is extended once, so that every further extension is refused.
         let expected_version = self.version(&target.case_id).await?;
@@ -958,6 +966,7 @@ impl World {
             visit_case,
             return_case,
             withdraw_case,
+            spare_withdraw_cases,
             objection_case,
         })
     }
@@ -982,9 +991,13 @@ impl World {
             Rpc::Withdraw => {
                 let found = self.case(&fixtures.withdraw_case).await?;
                 if found.status != "open" {
-                    let mut opened = self.open_cases(1).await?;
-                    fixtures.withdraw_case =
-                        opened.pop().context("a new withdraw fixture")?.case_id;
+                    fixtures.withdraw_case = match fixtures.spare_withdraw_cases.pop() {
+                        Some(spare) => spare,
+                        None => {
+                            let mut opened = self.open_cases(1).await?;
+                            opened.pop().context("a new withdraw fixture")?.case_id
+                        }
+                    };
                 }
             }
             _ => {}
