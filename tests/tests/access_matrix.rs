@@ -159,6 +159,7 @@ enum Rpc {
     RegisterHousehold,
     RecordCircumstanceChange,
     RecordDeath,
+    CorrectDeathRecord,
     RecordMove,
     SubmitApplication,
     RegisterOfficialRelative,
@@ -188,6 +189,7 @@ impl Rpc {
             ("IntakeService", "RegisterHousehold") => Rpc::RegisterHousehold,
             ("IntakeService", "RecordCircumstanceChange") => Rpc::RecordCircumstanceChange,
             ("IntakeService", "RecordDeath") => Rpc::RecordDeath,
+            ("IntakeService", "CorrectDeathRecord") => Rpc::CorrectDeathRecord,
             ("IntakeService", "RecordMove") => Rpc::RecordMove,
             ("IntakeService", "SubmitApplication") => Rpc::SubmitApplication,
             ("IntakeService", "RegisterOfficialRelative") => Rpc::RegisterOfficialRelative,
@@ -590,6 +592,9 @@ struct Fixtures {
     return_case: String,
     /// Withdraw: open before each cell.
     withdraw_case: String,
+    /// Open cases to take over once a cell withdrew `withdraw_case`: one per cell expected to
+    /// succeed, opened with the rest (a cell that succeeds unexpectedly gets a new one).
+    spare_withdraw_cases: Vec<String>,
     /// AnswerObjection: one open objection per cell.
     objection_case: String,
 }
@@ -897,14 +902,19 @@ impl World {
     }
 
     async fn set_up(&mut self, cells: &[Cell]) -> anyhow::Result<Fixtures> {
-        let mut opened = self.open_cases(6).await?.into_iter();
-        let mut next = || opened.next().context("six fixture cases");
+        let withdrawals = cells
+            .iter()
+            .filter(|cell| cell.rpc == Rpc::Withdraw && cell.expected == Code::Ok)
+            .count();
+        let mut opened = self.open_cases(6 + withdrawals).await?.into_iter();
+        let mut next = || opened.next().context("the fixture cases");
         let target = next()?;
         let assign_case = next()?.case_id;
         let visit_case = next()?.case_id;
         let return_case = next()?.case_id;
         let withdraw_case = next()?.case_id;
         let objection_case = next()?.case_id;
+        let spare_withdraw_cases = opened.map(|case| case.case_id).collect();
 
         // The target's limit is extended once, so that every further extension is refused.
         let expected_version = self.version(&target.case_id).await?;
@@ -956,6 +966,7 @@ impl World {
             visit_case,
             return_case,
             withdraw_case,
+            spare_withdraw_cases,
             objection_case,
         })
     }
@@ -980,9 +991,13 @@ impl World {
             Rpc::Withdraw => {
                 let found = self.case(&fixtures.withdraw_case).await?;
                 if found.status != "open" {
-                    let mut opened = self.open_cases(1).await?;
-                    fixtures.withdraw_case =
-                        opened.pop().context("a new withdraw fixture")?.case_id;
+                    fixtures.withdraw_case = match fixtures.spare_withdraw_cases.pop() {
+                        Some(spare) => spare,
+                        None => {
+                            let mut opened = self.open_cases(1).await?;
+                            opened.pop().context("a new withdraw fixture")?.case_id
+                        }
+                    };
                 }
             }
             _ => {}
@@ -1053,6 +1068,19 @@ impl World {
                 };
                 ok(self.intake.record_death(with_token(request, &token)?).await)
             }
+            Rpc::CorrectDeathRecord => {
+                let request = pb::CorrectDeathRecordRequest {
+                    command_id,
+                    household_id: target.household_id.clone(),
+                    expected_version: stale_household_version,
+                    member_id: target.member_ids[3].clone(),
+                    reason: "死亡登记有误，本人健在".into(),
+                };
+                ok(self
+                    .intake
+                    .correct_death_record(with_token(request, &token)?)
+                    .await)
+            }
             Rpc::RecordMove => {
                 let request = pb::RecordMoveRequest {
                     command_id,
@@ -1093,6 +1121,8 @@ impl World {
                     household_id: target.household_id.clone(),
                     reveal_personal_data: false,
                     purpose: String::new(),
+                    case_id: String::new(),
+                    reveal_purpose: pb::RevealPurpose::Unspecified as i32,
                 };
                 ok(self
                     .intake
@@ -1236,6 +1266,7 @@ impl World {
             Rpc::ListOverdueCases => {
                 let request = pb::ListOverdueCasesRequest {
                     org_unit_code: VILLAGE.into(),
+                    page: None,
                 };
                 ok(self
                     .review
@@ -1281,6 +1312,7 @@ impl World {
             Rpc::ListWorkQueue => {
                 let request = pb::ListWorkQueueRequest {
                     org_unit_code: VILLAGE.into(),
+                    page: None,
                 };
                 ok(self
                     .review
@@ -1388,7 +1420,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
     let intake_clock = Arc::clone(&clock);
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_intake::SERVICE_NAME),
         move |config, listener, shutdown| {
             sunshine_intake::run_with_clock(config, listener, shutdown, intake_clock)
         },
@@ -1397,7 +1429,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
     let review_clock = Arc::clone(&clock);
     let review = RunningService::start(
         sunshine_review::SERVICE_NAME,
-        config.clone(),
+        keep.service_config(&config, sunshine_review::SERVICE_NAME),
         move |config, listener, shutdown| {
             sunshine_review::run_with_clock(config, listener, shutdown, review_clock)
         },

@@ -294,7 +294,7 @@ impl EventStore {
     ) -> Result<Option<AppendOutcome>, StoreError> {
         match &metadata.command_id {
             Some(command_id) => {
-                self.find_command(command_id, stream, metadata.request_digest.as_deref())
+                self.find_command(command_id, stream, command_digest(metadata).as_deref())
                     .await
             }
             None => Ok(None),
@@ -368,7 +368,7 @@ impl EventStore {
                 // A concurrent retry of the same command won the race: answer as a retry.
                 if let Some(command_id) = &metadata.command_id
                     && let Some(outcome) = self
-                        .find_command(command_id, stream, metadata.request_digest.as_deref())
+                        .find_command(command_id, stream, command_digest(metadata).as_deref())
                         .await?
                 {
                     return Ok(GuardedAppend::Appended(outcome));
@@ -439,7 +439,7 @@ impl EventStore {
                 if let (Some(_), Some(command_id)) = (seen_command, &metadata.command_id) {
                     transaction.rollback().await?;
                     return self
-                        .find_command(command_id, stream, metadata.request_digest.as_deref())
+                        .find_command(command_id, stream, command_digest(metadata).as_deref())
                         .await?
                         .map(GuardedAppend::Appended)
                         .ok_or_else(|| {
@@ -557,7 +557,7 @@ impl EventStore {
             .bind(to_i64(first_version)?)
             .bind(to_i64(last_version)?)
             .bind(recorded_at_us)
-            .bind(metadata.request_digest.clone())
+            .bind(command_digest(metadata))
             .execute(&mut *transaction)
             .await?;
         }
@@ -900,6 +900,29 @@ fn validate_new_events(events: &[NewEvent]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// What `event_commands` keeps of a command: the request's digest bound to who sent it, so a
+/// command id is answered as a retry only for the same officer (role, org unit) sending the
+/// same request — another caller replaying a request they got hold of learns nothing, not even
+/// the stream's version.
+fn command_digest(metadata: &EventMetadata) -> Option<String> {
+    use sha2::Digest as _;
+    let request_digest = metadata.request_digest.as_deref()?;
+    let mut hasher = sha2::Sha256::new();
+    for part in [
+        "sunshine/command/v1",
+        request_digest,
+        metadata.actor.subject.as_str(),
+        metadata.actor.role.as_str(),
+        metadata.actor.org_unit.as_str(),
+        metadata.actor.department_code.as_deref().unwrap_or(""),
+    ] {
+        // Length-prefixed, so no two different tuples hash alike.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    Some(hex::encode(hasher.finalize()))
 }
 
 fn describe_expected(expected: ExpectedVersion) -> String {

@@ -656,6 +656,29 @@ async fn a_command_id_reused_for_other_content_is_refused_and_writes_nothing(
         .await?;
     assert!(retried.deduplicated);
 
+    // The very same request replayed by another officer is not their retry: refused, and they
+    // learn nothing of the stream (not even its version).
+    let mut replayed = faithful.clone();
+    replayed.actor.subject = "clerk-of-another-village".into();
+    replayed.actor.org_unit = "990101002001".into();
+    let replay = store.previous_outcome(&household, &replayed).await;
+    assert!(
+        matches!(replay, Err(StoreError::CommandReused { .. })),
+        "{replay:?}"
+    );
+    let replay = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &replayed,
+            vec![event("c", "x")],
+        )
+        .await;
+    assert!(
+        matches!(replay, Err(StoreError::CommandReused { .. })),
+        "{replay:?}"
+    );
+
     // The refusal names neither the other stream nor its content, and maps to
     // INVALID_ARGUMENT on `command_id`.
     let elsewhere = store

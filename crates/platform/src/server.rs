@@ -240,7 +240,9 @@ where
         .trace_fn(move |request| telemetry::grpc_request_span(service_name, request))
         .add_routes(routes.builder.routes())
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // No Nagle: a response written in several segments (headers, then data) must not
+            // wait for the client's delayed ACK (~40 ms a call).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop_accepting,
         )
         .await;

@@ -1166,7 +1166,7 @@ impl IntakeApi {
             true,
             validation::MAX_OFFICIAL_TEXT_CHARS,
         );
-        validation::check_org_unit(
+        let official_org_unit = validation::check_org_unit(
             &mut errors,
             &state.org_tree,
             "official_org_unit_code",
@@ -1190,6 +1190,15 @@ impl IntakeApi {
         errors.into_result()?;
         let relative = relative
             .map_err(|error| ApiError::invalid_field("relative_national_id", error.to_string()))?;
+        // A registry keeper registers officials of its own org scope (the org tree is public:
+        // refusing names no household).
+        let Some(official_org_unit) = official_org_unit else {
+            return Err(ApiError::invalid_field(
+                "official_org_unit_code",
+                "required",
+            ));
+        };
+        caller.require_org_scope(&official_org_unit)?;
         let registration_id = uuid::Uuid::new_v5(
             &uuid::Uuid::NAMESPACE_OID,
             format!("sunshine/intake/official-relative/{}", request.command_id).as_bytes(),

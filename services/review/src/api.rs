@@ -23,7 +23,7 @@ use time::Date;
 use tonic::{Request, Response, Status};
 
 use crate::case::{
-    CaseError, CaseEvent, CaseState, CaseStatus, DeadlineLimits, Officer, RECUSAL_RULE, codec,
+    Act, CaseError, CaseEvent, CaseState, CaseStatus, DeadlineLimits, Officer, RECUSAL_RULE, codec,
     proto_date,
 };
 use crate::limits;
@@ -41,13 +41,30 @@ pub const CASE_READERS: &[Role] = &[
     Role::CenterApprover,
     Role::Auditor,
 ];
-/// Every command: the roles a workflow may name (`workflow.rs`).
+/// The roles a workflow may name (`workflow.rs`): the outer bound of every command. Each
+/// command's gate narrows it to the roles that may ever perform its act ([`command_roles`]).
 pub const CASE_OFFICERS: &[Role] = &[
     Role::VillageClerk,
     Role::StreetReviewer,
     Role::CenterReviewer,
     Role::CenterApprover,
 ];
+
+/// The roles that may ever call a command doing `acts`: those the district's workflows name
+/// for the acts' stage kinds, over every workflow, or the acts' fixed lists
+/// ([`Act::roles_ever`]). Checked before anything is looked up, so a role that may never
+/// call the RPC learns nothing about the case.
+pub fn command_roles(workflows: &Workflows, acts: &[Act]) -> Vec<Role> {
+    let named: std::collections::BTreeSet<String> = acts
+        .iter()
+        .flat_map(|act| act.roles_ever(workflows))
+        .collect();
+    CASE_OFFICERS
+        .iter()
+        .copied()
+        .filter(|role| named.contains(role.as_str()))
+        .collect()
+}
 pub const OVERDUE_READERS: &[Role] = &[
     Role::StreetReviewer,
     Role::CenterReviewer,
@@ -321,20 +338,23 @@ impl ReviewApi {
             .ok_or_else(|| ApiError::Unavailable("review is still starting".into()))
     }
 
-    /// The gate of every command: role, limits, the case for the caller, a retry, the version.
-    /// `request` is the whole request, digested so that a retry must repeat it exactly.
+    /// The gate of every command: role (for `acts`, [`command_roles`]), limits, the case for
+    /// the caller, a retry, the version. `request` is the whole request, digested so that a
+    /// retry must repeat it exactly.
+    #[allow(clippy::too_many_arguments)]
     async fn admit(
         &self,
         caller: &Identity,
+        acts: &[Act],
         request: &impl prost::Message,
         checked: ValidationErrors,
         command_id: &str,
         case_id: &str,
         expected_version: u64,
     ) -> Result<Admission<'_>, ApiError> {
-        caller.require_role(CASE_OFFICERS)?;
-        checked.into_result().map_err(ApiError::from)?;
         let state = self.state()?;
+        caller.require_role(&command_roles(&state.workflows, acts))?;
+        checked.into_result().map_err(ApiError::from)?;
         let loaded = load_case_for(state, caller, case_id).await?;
         let metadata = EventMetadata {
             actor: actor(caller),
@@ -401,6 +421,7 @@ impl ReviewApi {
     async fn decide_plainly(
         &self,
         caller: &Identity,
+        act: Act,
         request: &impl prost::Message,
         checked: ValidationErrors,
         command_id: &str,
@@ -411,6 +432,7 @@ impl ReviewApi {
         let admitted = match self
             .admit(
                 caller,
+                &[act],
                 request,
                 checked,
                 command_id,
@@ -547,6 +569,7 @@ impl ReviewService for ReviewApi {
         }
         self.decide_plainly(
             &caller,
+            Act::AssignInvestigators,
             &message,
             checked,
             &message.command_id,
@@ -567,6 +590,7 @@ impl ReviewService for ReviewApi {
         let admitted = match self
             .admit(
                 &caller,
+                &[Act::Visit, Act::RelativeVisit],
                 &message,
                 checked,
                 &message.command_id,
@@ -622,6 +646,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            Act::RequestVerification,
             &message,
             limits::request_verification(&message),
             &message.command_id,
@@ -641,6 +666,7 @@ impl ReviewService for ReviewApi {
         let admitted = match self
             .admit(
                 &caller,
+                &[Act::Opinion],
                 &message,
                 limits::record_opinion(&message),
                 &message.command_id,
@@ -690,6 +716,7 @@ impl ReviewService for ReviewApi {
         let admitted = match self
             .admit(
                 &caller,
+                &[Act::StartPublicity],
                 &message,
                 limits::start_publicity(&message),
                 &message.command_id,
@@ -728,6 +755,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            Act::AnswerObjection,
             &message,
             limits::answer_objection(&message),
             &message.command_id,
@@ -754,6 +782,7 @@ impl ReviewService for ReviewApi {
         let admitted = match self
             .admit(
                 &caller,
+                &[Act::AssistFirst],
                 &message,
                 limits::grant_assist_first(&message),
                 &message.command_id,
@@ -792,6 +821,7 @@ impl ReviewService for ReviewApi {
         let admitted = match self
             .admit(
                 &caller,
+                &[Act::Decide],
                 &message,
                 limits::decide(&message),
                 &message.command_id,
@@ -850,6 +880,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            Act::ReturnForMaterial,
             &message,
             limits::return_for_material(&message),
             &message.command_id,
@@ -870,6 +901,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            Act::Withdraw,
             &message,
             limits::withdraw(&message),
             &message.command_id,
@@ -888,6 +920,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            Act::ExtendDeadline,
             &message,
             limits::extend_deadline(&message),
             &message.command_id,
@@ -930,6 +963,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         self.decide_plainly(
             &caller,
+            Act::NotifyRefusal,
             &message,
             limits::notify_refusal(&message),
             &message.command_id,

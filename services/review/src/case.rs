@@ -21,7 +21,7 @@ use time::Date;
 pub use sunshine_proto::dates::from_date as proto_date;
 use sunshine_proto::dates::to_date as date_of;
 
-use crate::workflow::{StageKind, Tier, Workflow};
+use crate::workflow::{StageKind, Tier, Workflow, Workflows};
 
 /// An acting officer, from the verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +106,45 @@ const EXTEND_ROLES: &[&str] = &["street_reviewer", "center_reviewer", "center_ap
 const NOTIFY_REFUSAL_ROLES: &[&str] = &["village_clerk", "street_reviewer", "center_reviewer"];
 
 impl Act {
+    /// The roles that may ever perform the act, over every workflow of the district: the
+    /// roles of its stage kind (for a visit also the `relative_visit` roles, for an answer to
+    /// an objection the publicity's), or its fixed list. A role outside it is refused at the
+    /// RPC's gate, before any case is looked up; the case's own workflow, stage and tier are
+    /// the aggregate's ([`CaseState::authorize`]).
+    pub fn roles_ever(self, workflows: &Workflows) -> BTreeSet<String> {
+        let fixed = |roles: &[&str]| roles.iter().map(|role| (*role).to_owned()).collect();
+        let of_stage = |kind: StageKind| -> BTreeSet<String> {
+            workflows
+                .all()
+                .iter()
+                .filter_map(|workflow| workflow.stage_of(kind))
+                .flat_map(|stage| stage.roles.iter().cloned())
+                .collect()
+        };
+        match self {
+            Act::Accept => BTreeSet::new(),
+            Act::RelativeVisit => workflows
+                .all()
+                .iter()
+                .filter_map(|workflow| workflow.stage_of(StageKind::Investigation))
+                .filter_map(|stage| stage.relative_visit.as_ref())
+                .flat_map(|rule| rule.roles.iter().cloned())
+                .collect(),
+            Act::AnswerObjection => of_stage(StageKind::Publicity),
+            Act::ReturnForMaterial => fixed(RETURN_ROLES),
+            Act::Withdraw => fixed(WITHDRAW_ROLES),
+            Act::ExtendDeadline => fixed(EXTEND_ROLES),
+            Act::NotifyRefusal => fixed(NOTIFY_REFUSAL_ROLES),
+            Act::AssignInvestigators
+            | Act::Visit
+            | Act::RequestVerification
+            | Act::Opinion
+            | Act::StartPublicity
+            | Act::AssistFirst
+            | Act::Decide => self.stage().map(of_stage).unwrap_or_default(),
+        }
+    }
+
     /// The workflow stage the act belongs to, for acts that are a stage's work.
     pub fn stage(self) -> Option<StageKind> {
         Some(match self {
@@ -1467,12 +1506,38 @@ pub mod codec {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::workflow::Workflows;
     use time::macros::date;
 
     const VILLAGE: &str = "990101001001";
     const STREET: &str = "990101001000";
     const DISTRICT: &str = "990101000000";
+
+    #[test]
+    fn each_act_is_open_to_the_roles_some_workflow_names_for_it() {
+        let workflows = Workflows::example().unwrap();
+        let roles = |act: Act| -> Vec<String> { act.roles_ever(&workflows).into_iter().collect() };
+        assert_eq!(
+            roles(Act::AssignInvestigators),
+            ["center_reviewer", "street_reviewer", "village_clerk"]
+        );
+        assert_eq!(roles(Act::RelativeVisit), ["center_reviewer"]);
+        assert_eq!(roles(Act::RequestVerification), ["street_reviewer"]);
+        assert_eq!(roles(Act::Opinion), ["street_reviewer"]);
+        assert_eq!(roles(Act::StartPublicity), ["street_reviewer"]);
+        // Objections are heard by those who run the publicity, and nobody else.
+        assert_eq!(roles(Act::AnswerObjection), ["street_reviewer"]);
+        assert_eq!(roles(Act::AssistFirst), ["street_reviewer"]);
+        assert_eq!(roles(Act::Decide), ["center_approver"]);
+        assert_eq!(
+            roles(Act::ReturnForMaterial),
+            ["center_reviewer", "street_reviewer"]
+        );
+        assert_eq!(
+            roles(Act::ExtendDeadline),
+            ["center_approver", "center_reviewer", "street_reviewer"]
+        );
+        assert!(roles(Act::Accept).is_empty());
+    }
 
     fn exact_on(date: Date) -> DueDate {
         DueDate {

@@ -219,6 +219,11 @@ impl Workflows {
     pub fn get(&self, code: &str) -> Option<&Workflow> {
         self.workflows.iter().find(|workflow| workflow.code == code)
     }
+
+    /// Every workflow of the district.
+    pub fn all(&self) -> &[Workflow] {
+        &self.workflows
+    }
 }
 
 #[cfg(test)]
