@@ -12,7 +12,8 @@ use async_nats::jetstream;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 
 use crate::delivery::{self, HEADER_EVENT_TYPE, HEADER_LOG_POSITION, Namespace};
-use crate::store::{EventStore, StoreError};
+use crate::error::StoreError;
+use crate::store::EventStore;
 
 /// Name of the relay's cursor.
 pub const RELAY_CURSOR: &str = "relay:jetstream";
