@@ -37,7 +37,7 @@
 //! delivery     → error, event
 //! keys         → crypto, error, event, store
 //! lease        → error, store
-//! sequencer    → error, store
+//! sequencer    → error, event, store
 //! verify       → error, store
 //! relay        → delivery, error, store
 //! consumer     → delivery, error, event, relay, signals, store
