@@ -1,7 +1,7 @@
 //! The languages explanations are written in, and the number format that decisions and the
 //! hardship coefficient both print.
 //!
-//! This module owns [`Language`] and [`format_coefficient`]. It imports nothing else from the
+//! This module owns [`Language`] and `format_coefficient`. It imports nothing else from the
 //! crate, so [`crate::hardship`] and [`crate::decision`] can both use it without importing
 //! each other in a circle.
 
