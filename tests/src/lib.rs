@@ -13,6 +13,7 @@ pub mod households;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sunshine_platform::auth::{Audience, Claims, TokenIssuer};
@@ -257,21 +258,40 @@ impl RunningService {
     }
 }
 
-/// Every service of the cluster, each with the configuration `config_for(its name)`.
+/// Every service of the cluster, each with the configuration `config_for(its name)`, sharing
+/// the log's wake-up signals as they do in one process (`serve all`).
 pub async fn start_every_service(
     config_for: impl Fn(&'static str) -> Config,
 ) -> anyhow::Result<Vec<RunningService>> {
+    let log_signals = sunshine_eventlog::LogSignals::new();
+    let intake_signals = log_signals.clone();
     Ok(vec![
         RunningService::start(
             sunshine_intake::SERVICE_NAME,
             config_for(sunshine_intake::SERVICE_NAME),
-            sunshine_intake::run,
+            |config, listener, shutdown| {
+                sunshine_intake::run_sharing_log(
+                    config,
+                    listener,
+                    shutdown,
+                    Arc::new(sunshine_platform::clock::SystemClock),
+                    intake_signals,
+                )
+            },
         )
         .await?,
         RunningService::start(
             sunshine_review::SERVICE_NAME,
             config_for(sunshine_review::SERVICE_NAME),
-            sunshine_review::run,
+            |config, listener, shutdown| {
+                sunshine_review::run_sharing_log(
+                    config,
+                    listener,
+                    shutdown,
+                    Arc::new(sunshine_platform::clock::SystemClock),
+                    log_signals,
+                )
+            },
         )
         .await?,
         RunningService::start(

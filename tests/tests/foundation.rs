@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sunshine_eventlog::checkpoint::{CheckpointSigner, CheckpointVerifier};
+use sunshine_evidence::checkpoint::{CheckpointSigner, CheckpointVerifier};
 use sunshine_platform::Role;
 use sunshine_platform::config::decode_key;
 use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;

@@ -234,22 +234,37 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let keep = ScenarioBackends::start(cluster).await?;
     let (database_url, bus_url) = (keep.database_url(), keep.bus_url());
     let clock = Arc::new(ManualClock::new(date!(2026 - 9 - 21)));
+    let log_signals = sunshine_eventlog::LogSignals::new();
     let config = test_config(&auth, database_url.clone(), bus_url);
     let intake_clock = Arc::clone(&clock);
+    let intake_signals = log_signals.clone();
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
         keep.service_config(&config, sunshine_intake::SERVICE_NAME),
         move |config, listener, shutdown| {
-            sunshine_intake::run_with_clock(config, listener, shutdown, intake_clock)
+            sunshine_intake::run_sharing_log(
+                config,
+                listener,
+                shutdown,
+                intake_clock,
+                intake_signals,
+            )
         },
     )
     .await?;
     let review_clock = Arc::clone(&clock);
+    let review_signals = log_signals.clone();
     let review_service = RunningService::start(
         sunshine_review::SERVICE_NAME,
         keep.service_config(&config, sunshine_review::SERVICE_NAME),
         move |config, listener, shutdown| {
-            sunshine_review::run_with_clock(config, listener, shutdown, review_clock)
+            sunshine_review::run_sharing_log(
+                config,
+                listener,
+                shutdown,
+                review_clock,
+                review_signals,
+            )
         },
     )
     .await?;
@@ -266,7 +281,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let store = EventStore::from_database(&database);
+    let store = EventStore::from_database(&database).with_signals(log_signals.clone());
     let mut intake_client = IntakeServiceClient::new(intake.channel().await?);
     let mut review = ReviewServiceClient::new(review_service.channel().await?);
     let officers = Officers {

@@ -56,28 +56,43 @@ impl Sandbox {
         let auth = TestAuth::new()?;
         let backends = ScenarioBackends::start(cluster).await?;
         let clock = Arc::new(ManualClock::new(date!(2026 - 12 - 01)));
+        let log_signals = sunshine_eventlog::LogSignals::new();
         let config = test_config(&auth, backends.database_url(), backends.bus_url());
         let mut services = Vec::new();
         if with_intake {
             let intake_clock = Arc::clone(&clock);
+            let intake_signals = log_signals.clone();
             services.push(
                 RunningService::start(
                     sunshine_intake::SERVICE_NAME,
                     backends.service_config(&config, sunshine_intake::SERVICE_NAME),
                     move |config, listener, shutdown| {
-                        sunshine_intake::run_with_clock(config, listener, shutdown, intake_clock)
+                        sunshine_intake::run_sharing_log(
+                            config,
+                            listener,
+                            shutdown,
+                            intake_clock,
+                            intake_signals,
+                        )
                     },
                 )
                 .await?,
             );
         }
         let review_clock = Arc::clone(&clock);
+        let review_signals = log_signals.clone();
         services.push(
             RunningService::start(
                 sunshine_review::SERVICE_NAME,
                 backends.service_config(&config, sunshine_review::SERVICE_NAME),
                 move |config, listener, shutdown| {
-                    sunshine_review::run_with_clock(config, listener, shutdown, review_clock)
+                    sunshine_review::run_sharing_log(
+                        config,
+                        listener,
+                        shutdown,
+                        review_clock,
+                        review_signals,
+                    )
                 },
             )
             .await?,
@@ -94,7 +109,7 @@ impl Sandbox {
             },
         )
         .await?;
-        let store = EventStore::from_database(&database);
+        let store = EventStore::from_database(&database).with_signals(log_signals.clone());
         let review_service = services.last().expect("review runs");
         let review = ReviewServiceClient::new(review_service.channel().await?);
         let intake = match with_intake {

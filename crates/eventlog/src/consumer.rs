@@ -30,8 +30,10 @@ use sunshine_platform::{Shutdown, telemetry};
 use tracing::Instrument as _;
 
 use crate::delivery::{self, Namespace};
+use crate::error::{StoreError, to_i64, to_u64};
 use crate::event::{RecordedEvent, now_micros};
-use crate::store::{EventStore, StoreError, to_i64};
+use crate::signals::LogSignals;
+use crate::store::EventStore;
 
 /// Why a projection could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -385,7 +387,7 @@ impl<P: Projection> Consumer<P> {
         for row in rows {
             letters.push(DeadLetter {
                 event_id: row.try_get(0)?,
-                log_position: crate::store::to_u64(row.try_get::<i64, _>(1)?)?,
+                log_position: to_u64(row.try_get::<i64, _>(1)?)?,
                 attempts: u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
                 last_error: row.try_get(3)?,
                 parked_at_us: row.try_get(4)?,
@@ -456,7 +458,7 @@ impl<P: Projection> Consumer<P> {
 
     /// Embedded delivery: follows the log until `shutdown`, woken when the log worker moves the
     /// log, or by the poll interval.
-    pub async fn run_from_log(&self, signals: Arc<crate::runtime::LogSignals>, shutdown: Shutdown) {
+    pub async fn run_from_log(&self, signals: LogSignals, shutdown: Shutdown) {
         while !shutdown.is_triggered() {
             let handled = match self.consume_log_once().await {
                 Ok(handled) => handled,
@@ -467,7 +469,7 @@ impl<P: Projection> Consumer<P> {
             };
             if handled == 0 {
                 tokio::select! {
-                    () = signals.advanced.notified() => {}
+                    () = signals.advanced() => {}
                     () = tokio::time::sleep(self.config.poll_interval) => {}
                     () = shutdown.wait() => return,
                 }

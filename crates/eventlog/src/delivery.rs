@@ -12,8 +12,8 @@ use prost::Message as _;
 use sunshine_proto::v1::{Actor as ProtoActor, EventEnvelope, EventMetadata as ProtoMetadata};
 use uuid::Uuid;
 
+use crate::error::{StoreError, to_hash};
 use crate::event::{EventMetadata, RecordedEvent};
-use crate::store::{StoreError, to_hash};
 
 /// Where events travel: the JetStream stream and the subject prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]

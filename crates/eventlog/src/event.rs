@@ -1,11 +1,11 @@
-//! What an event is: the new event a service hands to the log, the event as recorded, its
-//! metadata (who, why, in answer to what), the stream it belongs to and the version a writer
-//! expects that stream to be at.
+//! What a writer hands to the log: the new event, the stream it belongs to, the version the
+//! writer expects that stream to be at, and the digest that tells a retry from a reused
+//! command id. The event as recorded and its metadata (who, why, in answer to what) are the
+//! evidence's ([`sunshine_evidence::record`]), re-exported here.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::merkle::Hash;
+pub use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
 
 /// The stream (aggregate) an event belongs to: `<service>-<kind>-<id>`, lowercase ASCII letters,
 /// digits and hyphens, e.g. `intake-household-0190f3c4-…`. The first segment names the owning
@@ -74,37 +74,6 @@ pub enum ExpectedVersion {
     Any,
 }
 
-/// Who acted. Copied from the verified token; never from a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Actor {
-    pub subject: String,
-    pub role: String,
-    pub org_unit: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub department_code: Option<String>,
-}
-
-/// Who caused an event and in answer to what. Stored as JSON text, hashed as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct EventMetadata {
-    pub actor: Actor,
-    /// The client-chosen id of the command; retries reuse it (idempotency).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub causation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traceparent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracestate: Option<String>,
-    /// [`request_digest`] of the request that carried `command_id`: a retry must repeat the
-    /// request exactly, or the store refuses it (a reused command id with other content).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_digest: Option<String>,
-}
-
 /// The digest that tells a faithful retry from a command id reused for another request:
 /// lowercase hex of SHA-256 over a domain tag and the request's protobuf encoding (maps are
 /// ordered, so equal requests encode to equal bytes).
@@ -148,38 +117,6 @@ impl NewEvent {
             payload,
             occurred_at_us: now_micros(),
         }
-    }
-}
-
-/// An event as the log holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedEvent {
-    /// Insertion sequence in the events table: unique and increasing per insert, but with gaps
-    /// and not in commit order under concurrent writers. Use [`RecordedEvent::log_position`]
-    /// for the global order.
-    pub sequence: i64,
-    /// Position in the global order (the Merkle leaf index, from 0), once the sequencer has
-    /// integrated the event.
-    pub log_position: Option<u64>,
-    pub event_id: Uuid,
-    pub stream_id: String,
-    pub stream_version: u64,
-    pub case_id: String,
-    pub event_type: String,
-    pub schema_version: u32,
-    pub payload: Vec<u8>,
-    /// The metadata exactly as stored (and hashed).
-    pub metadata_json: String,
-    pub occurred_at_us: i64,
-    pub recorded_at_us: i64,
-    pub previous_hash: Hash,
-    pub hash: Hash,
-}
-
-impl RecordedEvent {
-    /// The parsed metadata.
-    pub fn metadata(&self) -> Result<EventMetadata, serde_json::Error> {
-        serde_json::from_str(&self.metadata_json)
     }
 }
 

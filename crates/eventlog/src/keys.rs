@@ -10,8 +10,9 @@
 use sqlx::Row as _;
 
 use crate::crypto::{self, CryptoError, DataKey, KeyEncryptionKey};
+use crate::error::StoreError;
 use crate::event::now_micros;
-use crate::store::{EventStore, StoreError};
+use crate::store::EventStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

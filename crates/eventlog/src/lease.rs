@@ -12,7 +12,8 @@ use sqlx::{AnyConnection, Connection as _};
 use sunshine_platform::config::DatabaseKind;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::store::{EventStore, StoreError};
+use crate::error::StoreError;
+use crate::store::EventStore;
 
 /// A held lease; dropping it releases it.
 #[derive(Debug)]

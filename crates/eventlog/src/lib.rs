@@ -1,47 +1,75 @@
-//! The case-event log: the system of record and the auditors' evidence.
+//! The case-event log at run time: the store, the sequencer, delivery to JetStream, consumers,
+//! the lease and the data keys. What the log proves — record bytes, hash chain, Merkle tree,
+//! checkpoints, verification — is the pure `sunshine-evidence` crate, re-exported here as
+//! [`record`], [`merkle`] and [`checkpoint`] (and inside [`verify`]).
 //!
 //! # Layout
-//! - [`event`]: streams, expected versions, new and recorded events, metadata.
-//! - [`record`]: the exact bytes each event's hash covers; the per-stream hash chain.
+//! - [`error`]: [`StoreError`], what every part of the runtime returns, and its gRPC mapping.
+//! - [`signals`]: [`LogSignals`], the wake-ups from appends to the worker and from the worker
+//!   to log consumers, passed to each part by whoever builds them.
+//! - [`event`]: streams, expected versions, new events, the request digest (and, re-exported,
+//!   the evidence's recorded events and metadata).
+//! - [`crypto`]: sealing personal data with per-subject keys, blind indexes.
 //! - [`schema`]: tables and append-only guards for PostgreSQL and SQLite; migrating, or checking.
 //! - [`roles`]: PostgreSQL roles: what each service may do (read and append the log, no more).
 //! - [`store`]: [`EventStore`]: append (optimistic concurrency, idempotent commands), reads.
-//! - [`sequencer`]: dense global positions, Merkle integration, signed checkpoints.
-//! - [`lease`]: one sequencer and relay at a time per log.
-//! - [`verify`]: the auditor's check of the whole log; inclusion and consistency proofs.
+//! - [`upcast`]: schema evolution on read; stored events are never rewritten.
 //! - [`delivery`]: the JetStream stream, subjects, headers and the event envelope.
+//! - [`keys`]: the per-subject data keys, wrapped; destroying them (crypto-shredding).
+//! - [`lease`]: one sequencer and relay at a time per log.
+//! - [`sequencer`]: dense global positions, Merkle integration, signed checkpoints.
+//! - [`verify`]: the auditor's check of a database's log; inclusion and consistency proofs.
 //! - [`relay`]: publishes the log to JetStream in order, cursor advanced after the acks.
 //! - [`consumer`]: exactly-once projections, dead letters, rebuilds; JetStream or log delivery.
-//! - [`runtime`]: the log inside a running service: migrations, worker, consumers, keys.
 //! - [`worker`]: the leased loop that runs the sequencer and the relay.
-//! - [`merkle`]: RFC 6962 Merkle tree hashing and proofs over the global order.
-//! - [`checkpoint`]: signed checkpoints (C2SP signed-note format).
-//! - [`crypto`]: sealing personal data with per-subject keys, blind indexes.
-//! - [`keys`]: the per-subject data keys, wrapped; destroying them (crypto-shredding).
-//! - [`upcast`]: schema evolution on read; stored events are never rewritten.
+//! - [`runtime`]: the log inside a running service: migrations, worker, consumers, keys.
+//!
+//! # Module dependencies
+//! Imports point one way; a module uses only modules above it in this order (checked by
+//! `tests/tests/module_order.rs` in the workspace):
+//!
+//! ```text
+//! error, signals, crypto, event
+//! schema       → error, event
+//! roles        → schema
+//! store        → error, event, schema, signals
+//! upcast       → event
+//! delivery     → error, event
+//! keys         → crypto, error, event, store
+//! lease        → error, store
+//! sequencer    → error, event, store
+//! verify       → error, store
+//! relay        → delivery, error, store
+//! consumer     → delivery, error, event, relay, signals, store
+//! worker       → lease, relay, sequencer, signals, store
+//! runtime      → consumer, crypto, delivery, keys, relay, schema, sequencer, signals, store, worker
+//! ```
 
-pub mod checkpoint;
 pub mod consumer;
 pub mod crypto;
 pub mod delivery;
+pub mod error;
 pub mod event;
 pub mod keys;
 pub mod lease;
-pub mod merkle;
-pub mod record;
 pub mod relay;
 pub mod roles;
 pub mod runtime;
 pub mod schema;
 pub mod sequencer;
+pub mod signals;
 pub mod store;
 pub mod upcast;
 pub mod verify;
 pub mod worker;
 
+pub use sunshine_evidence::{checkpoint, merkle, record};
+
+pub use error::StoreError;
 pub use event::{
     Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, request_digest,
 };
+pub use signals::LogSignals;
 pub use store::{
-    AppendGuard, AppendOutcome, CommitCursor, CommittedEvent, EventStore, GuardedAppend, StoreError,
+    AppendGuard, AppendOutcome, CommitCursor, CommittedEvent, EventStore, GuardedAppend,
 };

@@ -18,7 +18,8 @@ use sunshine_platform::telemetry;
 use tracing::Instrument as _;
 
 use crate::delivery::{self, HEADER_EVENT_TYPE, HEADER_LOG_POSITION, Namespace};
-use crate::store::{EventStore, StoreError};
+use crate::error::StoreError;
+use crate::store::EventStore;
 
 /// Name of the relay's cursor.
 pub const RELAY_CURSOR: &str = "relay:jetstream";

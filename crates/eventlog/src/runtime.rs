@@ -4,16 +4,14 @@
 //! consumers on the right delivery — JetStream in the cluster, the log itself when embedded. Services use it for appending, reading, sealing personal data and
 //! blind indexes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use sunshine_evidence::checkpoint::CheckpointSigner;
 use sunshine_platform::Shutdown;
 use sunshine_platform::backends::{Backends, Bus};
 use sunshine_platform::config::{LogConfig, decode_key};
-use tokio::sync::Notify;
 
-use crate::checkpoint::CheckpointSigner;
 use crate::consumer::{Consumer, ConsumerConfig, Projection};
 use crate::crypto::{BlindIndexKey, KeyEncryptionKey, blind_index};
 use crate::delivery::Namespace;
@@ -21,27 +19,9 @@ use crate::keys::KeyStore;
 use crate::relay::Relay;
 use crate::schema::{self, Component};
 use crate::sequencer::{Sequencer, SequencerConfig};
+use crate::signals::LogSignals;
 use crate::store::EventStore;
 use crate::worker::LogWorker;
-
-/// Wake-ups shared by every store and worker of one database in this process.
-#[derive(Debug, Default)]
-pub struct LogSignals {
-    /// An append committed: the worker can sequence.
-    pub appended: Notify,
-    /// The worker moved the log: log consumers can read.
-    pub advanced: Notify,
-}
-
-/// The signals for the database `identity` (one set per database per process).
-pub fn signals(identity: &str) -> Arc<LogSignals> {
-    static SIGNALS: OnceLock<Mutex<HashMap<String, Arc<LogSignals>>>> = OnceLock::new();
-    let mut map = SIGNALS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Arc::clone(map.entry(identity.to_owned()).or_default())
-}
 
 /// The log, ready for a service.
 #[derive(Clone)]
@@ -51,7 +31,7 @@ pub struct LogRuntime {
     blind_index_key: Arc<BlindIndexKey>,
     namespace: Namespace,
     bus: Bus,
-    signals: Arc<LogSignals>,
+    signals: LogSignals,
 }
 
 impl std::fmt::Debug for LogRuntime {
@@ -84,7 +64,21 @@ impl LogRuntime {
         read_models: &[Component],
         shutdown: Shutdown,
     ) -> Result<LogRuntime, String> {
-        let store = EventStore::from_database(&backends.database);
+        LogRuntime::start_with_signals(backends, config, read_models, LogSignals::new(), shutdown)
+            .await
+    }
+
+    /// [`LogRuntime::start_with`], with wake-up `signals` shared with the other services of
+    /// this process on the same database (see [`crate::signals`]): the store raises them, the
+    /// worker and the log consumers wait for them.
+    pub async fn start_with_signals(
+        backends: &Backends,
+        config: &LogConfig,
+        read_models: &[Component],
+        signals: LogSignals,
+        shutdown: Shutdown,
+    ) -> Result<LogRuntime, String> {
+        let store = EventStore::from_database(&backends.database).with_signals(signals.clone());
         let migrate = backends.database.migrates_on_start();
         for component in std::iter::once(&schema::EVENT_LOG).chain(read_models) {
             schema::prepare(store.pool(), store.kind(), *component, migrate)
@@ -129,13 +123,12 @@ impl LogRuntime {
             )),
             Bus::InProcess(_) => None,
         };
-        let signals = signals(store.identity());
         let worker = LogWorker::new(
             store.clone(),
             sequencer,
             relay,
             Duration::from_millis(config.poll_interval_ms),
-            Arc::clone(&signals),
+            signals.clone(),
         );
         tokio::spawn(worker.run(shutdown));
         Ok(LogRuntime {
@@ -176,7 +169,7 @@ impl LogRuntime {
                 tokio::spawn(async move { running.run_jetstream(jetstream, shutdown).await });
             }
             Bus::InProcess(_) => {
-                let signals = Arc::clone(&self.signals);
+                let signals = self.signals.clone();
                 tokio::spawn(async move { running.run_from_log(signals, shutdown).await });
             }
         }

@@ -11,7 +11,7 @@
 use sqlx::AnyPool;
 use sunshine_platform::config::DatabaseKind;
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// One migration: a version and the SQL for each backend.
 /// One numbered schema change of a component (the event log, a service's read model): the

@@ -14,10 +14,11 @@
 use std::time::{Duration, Instant};
 
 use sqlx::Row as _;
+use sunshine_evidence::checkpoint::{Checkpoint, CheckpointSigner};
+use sunshine_evidence::merkle::{Hash, MerkleFrontier, leaf_hash};
 
-use crate::checkpoint::{Checkpoint, CheckpointSigner};
-use crate::merkle::{Hash, MerkleFrontier, leaf_hash};
-use crate::store::{CommitCursor, EventStore, StoreError, to_hash, to_i64, to_u64};
+use crate::error::{StoreError, to_hash, to_i64, to_u64};
+use crate::store::{CommitCursor, EventStore};
 
 /// How the sequencer works.
 #[derive(Debug, Clone)]

@@ -19,15 +19,17 @@ use std::time::Duration;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
-use sunshine_platform::ApiError;
+use sunshine_evidence::merkle::Hash;
+use sunshine_evidence::record::{GENESIS_HASH, RecordFields, chain_hash};
 use sunshine_platform::config::DatabaseKind;
 use sunshine_platform::telemetry;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use crate::error::{StoreError, to_hash, to_i64, to_u64};
 use crate::event::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, now_micros};
-use crate::merkle::Hash;
-use crate::record::{GENESIS_HASH, RecordFields, chain_hash};
+use crate::schema;
+use crate::signals::LogSignals;
 
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
@@ -35,54 +37,6 @@ pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
 const HEAD_CACHE_CAPACITY: usize = 100_000;
 /// Events per multi-row INSERT statement.
 const INSERT_CHUNK: usize = 20;
-
-/// What can go wrong with the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The stream is not at the expected version: someone else wrote first.
-    #[error("stream {stream_id} is at version {actual}, expected {expected}")]
-    Conflict {
-        stream_id: String,
-        expected: String,
-        actual: u64,
-    },
-    /// The command id was used before for another request (another stream, or the same stream
-    /// with other content). The message names neither the stream nor its content: out of the
-    /// caller's scope they must stay unknown.
-    #[error(
-        "command id {command_id} was already used for a different request; a retry must repeat its request exactly, and a new request needs a new command id"
-    )]
-    CommandReused { command_id: String },
-    #[error("event id {0} is already in the log")]
-    DuplicateEventId(Uuid),
-    #[error("invalid append: {0}")]
-    Invalid(String),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A stored row that cannot be what the log wrote (e.g. a hash of the wrong length).
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Conflict { .. } => ApiError::Conflict(error.to_string()),
-            StoreError::CommandReused { .. } => {
-                ApiError::invalid_field("command_id", error.to_string())
-            }
-            StoreError::DuplicateEventId(_) => ApiError::AlreadyExists {
-                what: "event".into(),
-                existing_id: None,
-            },
-            StoreError::Invalid(message) => ApiError::invalid_field("events", message),
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::Unavailable("the database is not reachable".into()),
-            other => ApiError::internal(other),
-        }
-    }
-}
 
 /// The result of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,8 +111,8 @@ pub struct EventStore {
     pool: AnyPool,
     kind: DatabaseKind,
     identity: Arc<str>,
-    /// Wakes the log worker after each append.
-    signals: Arc<crate::runtime::LogSignals>,
+    /// Raised after each append: wakes the log worker handed the same signals.
+    signals: LogSignals,
     /// Last known head (version, hash) per stream, shared by clones.
     heads: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Hash)>>>,
     commit_delay: Option<CommitDelay>,
@@ -180,13 +134,15 @@ const EVENT_COLUMNS: &str = "e.sequence, l.log_position, e.event_id, e.stream_id
      e.previous_hash, e.hash, e.tx_id";
 
 impl EventStore {
-    /// A store on `pool`; call [`EventStore::migrate`] once before use.
+    /// A store on `pool`; call [`EventStore::migrate`] once before use. It raises signals of
+    /// its own ([`EventStore::signals`]), for a worker built beside it;
+    /// [`EventStore::with_signals`] shares others.
     pub fn new(pool: AnyPool, kind: DatabaseKind, identity: &str) -> Self {
         EventStore {
             pool,
             kind,
             identity: Arc::from(identity),
-            signals: crate::runtime::signals(identity),
+            signals: LogSignals::new(),
             heads: Arc::default(),
             commit_delay: None,
             service: None,
@@ -234,9 +190,21 @@ impl EventStore {
         )
     }
 
+    /// The store raising `signals` after each append (clones of this store included): the ones
+    /// the log worker of this database waits for.
+    pub fn with_signals(mut self, signals: LogSignals) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// The signals this store raises after each append.
+    pub fn signals(&self) -> &LogSignals {
+        &self.signals
+    }
+
     /// Creates or upgrades the log's tables.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        crate::schema::migrate(&self.pool, self.kind).await
+        schema::migrate(&self.pool, self.kind).await
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -361,7 +329,7 @@ impl EventStore {
             .await
         {
             Err(StoreError::Database(sqlx::Error::Database(database_error)))
-                if crate::schema::is_duplicate_key(database_error.as_ref()) =>
+                if schema::is_duplicate_key(database_error.as_ref()) =>
             {
                 let message = database_error.message().to_owned();
                 let constraint = database_error.constraint().unwrap_or_default().to_owned();
@@ -571,7 +539,7 @@ impl EventStore {
         }
         transaction.commit().await?;
         self.remember_head(stream, last_version, previous_hash);
-        self.signals.appended.notify_waiters();
+        self.signals.notify_appended();
         Ok(GuardedAppend::Appended(AppendOutcome {
             stream_id: stream.to_string(),
             first_version,
@@ -954,20 +922,6 @@ pub(crate) fn decode_event(row: &AnyRow) -> Result<RecordedEvent, StoreError> {
         previous_hash: to_hash(&row.try_get::<Vec<u8>, _>(12)?)?,
         hash: to_hash(&row.try_get::<Vec<u8>, _>(13)?)?,
     })
-}
-
-pub(crate) fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("a hash of {} bytes", bytes.len())))
-}
-
-pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value}")))
-}
-
-pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("value {value} out of range")))
 }
 
 impl EventStore {

@@ -82,7 +82,7 @@ impl Upcasters {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::record::GENESIS_HASH;
+    use sunshine_evidence::record::GENESIS_HASH;
 
     fn stored(event_type: &str, schema_version: u32, payload: &[u8]) -> RecordedEvent {
         RecordedEvent {

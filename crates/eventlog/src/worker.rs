@@ -2,15 +2,14 @@
 //! sequences committed events, signs checkpoints and (in the cluster) relays the log to
 //! JetStream. Other replicas wait and take over when the holder's session ends.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sunshine_platform::Shutdown;
 
 use crate::lease::Lease;
 use crate::relay::Relay;
-use crate::runtime::LogSignals;
 use crate::sequencer::Sequencer;
+use crate::signals::LogSignals;
 use crate::store::EventStore;
 
 /// Name of the sequencer-and-relay lease.
@@ -24,7 +23,7 @@ pub struct LogWorker {
     relay: Option<Relay>,
     poll_interval: Duration,
     /// Appends wake the worker; the worker wakes log consumers.
-    signals: Arc<LogSignals>,
+    signals: LogSignals,
 }
 
 impl LogWorker {
@@ -33,7 +32,7 @@ impl LogWorker {
         sequencer: Sequencer,
         relay: Option<Relay>,
         poll_interval: Duration,
-        signals: Arc<LogSignals>,
+        signals: LogSignals,
     ) -> Self {
         LogWorker {
             store,
@@ -45,8 +44,8 @@ impl LogWorker {
     }
 
     /// The signals this worker listens to and raises.
-    pub fn signals(&self) -> Arc<LogSignals> {
-        Arc::clone(&self.signals)
+    pub fn signals(&self) -> LogSignals {
+        self.signals.clone()
     }
 
     /// Works until `shutdown`.
@@ -84,13 +83,13 @@ impl LogWorker {
                 }
             }
             if moved > 0 {
-                self.signals.advanced.notify_waiters();
+                self.signals.notify_advanced();
                 continue;
             }
             let backoff = self.poll_interval * failures.clamp(1, 20);
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = self.signals.appended.notified(), if failures == 0 => {}
+                () = self.signals.appended(), if failures == 0 => {}
                 () = shutdown.wait() => break,
             }
         }

@@ -71,7 +71,7 @@ async fn log_delivery_applies_each_event_once_parks_poison_and_rebuilds(
         sequencer,
         None,
         Duration::from_millis(20),
-        sunshine_eventlog::runtime::signals(store.identity()),
+        store.signals().clone(),
     );
     let wake = worker.signals();
     let (trigger, shutdown) = Shutdown::new();

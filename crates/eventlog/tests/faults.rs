@@ -39,7 +39,7 @@ async fn appends_go_on_while_nats_is_down_and_every_event_arrives_once_after() -
         sequencer,
         Some(relay),
         Duration::from_millis(25),
-        sunshine_eventlog::runtime::signals(store.identity()),
+        store.signals().clone(),
     );
     let projection = RecordingProjection::new("nats-outage");
     let config = ConsumerConfig {

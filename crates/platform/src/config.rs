@@ -458,7 +458,7 @@ impl LogConfig {
     /// The verifier key of the log's checkpoints: the C2SP signed-note verifier key
     /// `<origin>+<key id, 8 hex digits>+<base64(0x01 || Ed25519 public key)>` of the key
     /// `checkpoint_signing_key` (the key's name is the origin). This is what auditors pin;
-    /// `sunshine_eventlog::checkpoint` owns the format (its `CheckpointSigner::verifier_key`
+    /// `sunshine_evidence::checkpoint` owns the format (its `CheckpointSigner::verifier_key`
     /// gives the same string, which a test checks).
     pub fn checkpoint_verifier_key(&self) -> Result<String, String> {
         use base64::Engine as _;

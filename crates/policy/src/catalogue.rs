@@ -1,8 +1,8 @@
 //! The program catalogue: every assistance program of the seed, with its stable code, names,
 //! responsible departments, channel, review workflow and benefit kind.
 //!
-//! This module owns [`ProgramCode`] (the typed list of programs), [`Program`], [`Department`],
-//! [`Channel`], [`ReviewWorkflow`], [`BenefitKind`] and [`Catalogue`], which is read from
+//! This module owns [`ProgramCode`] (the typed list of programs), [`BenefitPeriod`], [`Program`],
+//! [`Department`], [`Channel`], [`ReviewWorkflow`], [`BenefitKind`] and [`Catalogue`], which is read from
 //! `catalogue.toml` in the policy directory and checked against [`ProgramCode::ALL`]: every
 //! program appears exactly once, every department it names is listed, no key is unknown.
 
@@ -12,10 +12,37 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::decision::BenefitPeriod;
 use crate::error::{PolicyError, PolicyFileProblem};
 use crate::parameters::{PolicySource, line_of};
 use crate::schema::CATALOGUE_FILE;
+
+/// The period an amount is expressed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenefitPeriod {
+    Monthly,
+    OneOff,
+    Annual,
+}
+
+impl BenefitPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BenefitPeriod::Monthly => "monthly",
+            BenefitPeriod::OneOff => "one_off",
+            BenefitPeriod::Annual => "annual",
+        }
+    }
+
+    /// The Chinese text, for explanations.
+    pub(crate) fn zh(self) -> &'static str {
+        match self {
+            BenefitPeriod::Monthly => "每月",
+            BenefitPeriod::OneOff => "一次性",
+            BenefitPeriod::Annual => "每年",
+        }
+    }
+}
 
 /// 救助项目 (assistance program): the stable code of each program in the seed's section 三 and
 /// of the entitled-group subsidy of section 二(一).

@@ -2,9 +2,9 @@
 //! condition or a calculation step with its value, its threshold and whether it passed.
 //!
 //! This module owns [`Decision`], [`Reason`], [`ReasonRole`], [`ReasonValue`],
-//! [`ConditionCode`] (the stable codes with their Chinese and English texts),
-//! [`BenefitPeriod`] and [`EntitledMedicalRoute`], and renders a decision as text in either
-//! language. Reason texts are `'static`: building a reason never allocates for its text.
+//! [`ConditionCode`] (the stable codes with their Chinese and English texts) and
+//! [`EntitledMedicalRoute`], and renders a decision as text in either [`Language`] (the
+//! period an amount is expressed in, [`BenefitPeriod`], is the catalogue's). Reason texts are `'static`: building a reason never allocates for its text.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -13,36 +13,10 @@ use serde::{Deserialize, Serialize};
 use sunshine_domain::Money;
 use time::Date;
 
-use crate::catalogue::ProgramCode;
+use crate::catalogue::{BenefitPeriod, ProgramCode};
 use crate::hardship::HardshipCoefficient;
+use crate::language::{Language, format_coefficient};
 use crate::version::PolicyVersion;
-
-/// The period an amount is expressed in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BenefitPeriod {
-    Monthly,
-    OneOff,
-    Annual,
-}
-
-impl BenefitPeriod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BenefitPeriod::Monthly => "monthly",
-            BenefitPeriod::OneOff => "one_off",
-            BenefitPeriod::Annual => "annual",
-        }
-    }
-
-    fn zh(self) -> &'static str {
-        match self {
-            BenefitPeriod::Monthly => "每月",
-            BenefitPeriod::OneOff => "一次性",
-            BenefitPeriod::Annual => "每年",
-        }
-    }
-}
 
 macro_rules! condition_codes {
     ($( $variant:ident = $code:literal, $zh:literal, $en:literal; )*) => {
@@ -257,17 +231,6 @@ impl ReasonValue {
     }
 }
 
-/// A coefficient held in basis points: two decimals when exact (`1.30`), else four (`1.3456`).
-pub(crate) fn format_coefficient(basis_points: i64) -> String {
-    let whole = basis_points / 10_000;
-    let fraction = basis_points % 10_000;
-    if fraction % 100 == 0 {
-        format!("{whole}.{:02}", fraction / 100)
-    } else {
-        format!("{whole}.{fraction:04}")
-    }
-}
-
 fn format_hundredths(basis_points: i64, suffix: &str) -> String {
     let whole = basis_points / 100;
     let fraction = basis_points % 100;
@@ -375,13 +338,6 @@ pub struct Decision {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub medical_routes: Vec<MemberMedicalRoute>,
     pub policy_version: PolicyVersion,
-}
-
-/// The language of a rendered explanation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Language {
-    Zh,
-    En,
 }
 
 impl Decision {

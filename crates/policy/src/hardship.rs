@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use sunshine_domain::Money;
 
 use crate::dates::age_on;
-use crate::decision::{Language, format_coefficient};
 use crate::error::PolicyError;
 use crate::facts::HouseholdFacts;
 use crate::income::counted_household_income;
+use crate::language::{Language, format_coefficient};
 use crate::resolved::ResolvedPolicy;
 
 /// 1.00 in basis points.

@@ -18,10 +18,12 @@
 //! - [`parameters`]: reading and validating parameter files (file, line and parameter in every
 //!   error); [`ParameterSet`] answers "as of a date".
 //! - [`version`]: [`PolicyVersion`], the SHA-256 over the files in canonical order.
-//! - [`catalogue`]: [`ProgramCode`] and the validated [`Catalogue`] from `catalogue.toml`.
+//! - [`catalogue`]: [`ProgramCode`], [`BenefitPeriod`] and the validated [`Catalogue`] from
+//!   `catalogue.toml`.
 //! - [`resolved`]: [`ResolvedPolicy`], every parameter as of one date, typed; the fast path.
 //! - [`facts`]: [`HouseholdFacts`], the rules' input.
 //! - [`income`]: income counting with excluded kinds.
+//! - [`language`]: [`Language`] and the number format explanations share.
 //! - [`hardship`]: [`HardshipCoefficient`], the weighted hardship model.
 //! - `rules` (private): one evaluation function per program.
 //! - [`decision`]: [`Decision`], [`Reason`], [`ConditionCode`] and rendering.
@@ -29,6 +31,26 @@
 //! - [`policy`]: [`Policy`], loading and the `evaluate` entry point.
 //! - [`dates`]: completed years (周岁) and date (de)serialisation.
 //! - [`error`]: [`PolicyLoadError`] and [`PolicyError`].
+//!
+//! # Module dependencies
+//! Imports point one way; a module uses only modules above it in this order (a test,
+//! `tests/module_order.rs`, reads the sources and checks it):
+//!
+//! ```text
+//! error, dates, language
+//! facts        → dates, error
+//! schema       → facts
+//! parameters   → dates, error, schema
+//! version      → parameters
+//! catalogue    → error, parameters, schema
+//! income       → error, facts
+//! resolved     → error, facts, income, parameters, version
+//! deadlines    → error, resolved
+//! hardship     → dates, error, facts, income, language, resolved
+//! decision     → catalogue, dates, hardship, language, version
+//! rules        → catalogue, dates, decision, error, facts, hardship, income, resolved
+//! policy       → everything above
+//! ```
 //!
 //! The parameter-file format and the rounding rule are described in `crates/policy/README.md`.
 
@@ -40,6 +62,7 @@ pub mod error;
 pub mod facts;
 pub mod hardship;
 pub mod income;
+pub mod language;
 pub mod parameters;
 pub mod policy;
 pub mod resolved;
@@ -48,16 +71,18 @@ pub mod schema;
 pub mod version;
 
 pub use catalogue::{
-    BenefitKind, Catalogue, Channel, Department, Program, ProgramCode, ReviewWorkflow,
+    BenefitKind, BenefitPeriod, Catalogue, Channel, Department, Program, ProgramCode,
+    ReviewWorkflow,
 };
 pub use deadlines::ReviewDeadlines;
 pub use decision::{
-    BenefitPeriod, ConditionCode, Decision, EntitledMedicalRoute, Language, MemberMedicalRoute,
-    Reason, ReasonRole, ReasonValue,
+    ConditionCode, Decision, EntitledMedicalRoute, MemberMedicalRoute, Reason, ReasonRole,
+    ReasonValue,
 };
 pub use error::{PolicyError, PolicyFileProblem, PolicyLoadError};
 pub use facts::HouseholdFacts;
 pub use hardship::{FactorContribution, HardshipCoefficient, HardshipFactor, HardshipLevel};
+pub use language::Language;
 pub use parameters::{ParameterSet, PolicySource};
 pub use policy::{Policy, evaluate, example_district_sources};
 pub use resolved::ResolvedPolicy;

@@ -1,9 +1,11 @@
 //! Runs every service in one process, each on its own port (base port + offset), sharing one
-//! configuration and one shutdown. This is the embedded deployment; in the cluster each service
+//! configuration, one shutdown and one set of the log's wake-up signals (an append by any
+//! service wakes whichever log worker holds the lease). This is the embedded deployment; in the cluster each service
 //! runs as its own process (`sunshine serve <name>` or the service's own binary).
 
 use std::net::SocketAddr;
 
+use sunshine_eventlog::LogSignals;
 use sunshine_platform::{Config, RunError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -21,12 +23,18 @@ pub async fn serve_all(config: Config, shutdown: Shutdown) -> Result<(), RunErro
         tracing::info!(service = entry.name, %address, "bound");
         listeners.push((entry, listener));
     }
+    let log_signals = LogSignals::new();
     let mut tasks = tokio::task::JoinSet::new();
     for (entry, listener) in listeners {
         let service_config = config.clone();
         let service_shutdown = shutdown.clone();
         let ServiceEntry { run, .. } = *entry;
-        tasks.spawn(run(service_config, listener, service_shutdown));
+        tasks.spawn(run(
+            service_config,
+            listener,
+            service_shutdown,
+            log_signals.clone(),
+        ));
     }
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {

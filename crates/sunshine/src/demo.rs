@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sunshine_eventlog::LogSignals;
 use sunshine_platform::auth::TokenIssuer;
 use sunshine_platform::{Config, Role, Shutdown};
 use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
@@ -46,24 +47,34 @@ pub async fn run() -> anyhow::Result<()> {
     let clock = std::sync::Arc::new(sunshine_platform::clock::ManualClock::new(
         sunshine_platform::clock::Clock::today(&sunshine_platform::clock::SystemClock),
     ));
+    // Every service here uses one database: an append by any wakes whichever log worker holds
+    // the lease, the demo's own appends included.
+    let log_signals = LogSignals::new();
     for entry in &SERVICES {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         addresses.push((entry.name, listener.local_addr()?));
         let shared_clock: std::sync::Arc<dyn sunshine_platform::clock::Clock> = clock.clone();
         match entry.name {
-            "intake" => tasks.spawn(Box::pin(sunshine_intake::run_with_clock(
+            "intake" => tasks.spawn(Box::pin(sunshine_intake::run_sharing_log(
                 config.clone(),
                 listener,
                 shutdown.clone(),
                 shared_clock,
+                log_signals.clone(),
             )) as crate::services::RunFuture),
-            "review" => tasks.spawn(Box::pin(sunshine_review::run_with_clock(
+            "review" => tasks.spawn(Box::pin(sunshine_review::run_sharing_log(
                 config.clone(),
                 listener,
                 shutdown.clone(),
                 shared_clock,
+                log_signals.clone(),
             )) as crate::services::RunFuture),
-            _ => tasks.spawn((entry.run)(config.clone(), listener, shutdown.clone())),
+            _ => tasks.spawn((entry.run)(
+                config.clone(),
+                listener,
+                shutdown.clone(),
+                log_signals.clone(),
+            )),
         };
     }
 
@@ -141,7 +152,7 @@ pub async fn run() -> anyhow::Result<()> {
     }
 
     let case_id = intake_walkthrough(&addresses, &clerk).await?;
-    review_walkthrough(&addresses, &issuer, &config, &case_id, &clock).await?;
+    review_walkthrough(&addresses, &issuer, &config, &case_id, &clock, &log_signals).await?;
 
     trigger.trigger();
     while let Some(joined) = tasks.join_next().await {
@@ -359,6 +370,7 @@ async fn review_walkthrough(
     config: &Config,
     case_id: &str,
     clock: &sunshine_platform::clock::ManualClock,
+    log_signals: &LogSignals,
 ) -> anyhow::Result<()> {
     use sunshine_platform::clock::Clock as _;
     use sunshine_proto::v1 as pb;
@@ -459,7 +471,8 @@ async fn review_walkthrough(
         .into_inner();
     // Department-integration is not built yet: answer as it will, on its own stream.
     let database = sunshine_platform::backends::Database::connect(&config.database).await?;
-    let store = sunshine_eventlog::EventStore::from_database(&database);
+    let store =
+        sunshine_eventlog::EventStore::from_database(&database).with_signals(log_signals.clone());
     let answer = pb::VerificationAnswered {
         case_id: case_id.into(),
         department_code: "civil_affairs".into(),

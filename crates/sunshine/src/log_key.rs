@@ -3,7 +3,7 @@
 //! Running services serve the same string in `GetServiceInfo`.
 
 use anyhow::Context as _;
-use sunshine_eventlog::checkpoint::CheckpointSigner;
+use sunshine_evidence::checkpoint::CheckpointSigner;
 use sunshine_platform::config::{LogConfig, decode_key};
 
 /// The C2SP signed-note verifier key `<origin>+<key id>+<base64(0x01 || public key)>`.
@@ -22,7 +22,7 @@ pub fn verifier_key(log: &LogConfig) -> anyhow::Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use sunshine_eventlog::checkpoint::{Checkpoint, CheckpointVerifier};
+    use sunshine_evidence::checkpoint::{Checkpoint, CheckpointVerifier};
 
     #[test]
     fn the_printed_key_verifies_the_logs_checkpoints_and_matches_service_info() {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sunshine::{cluster, demo, dev_keys, log_key, migrate, services};
 use sunshine_domain::OrgUnitCode;
+use sunshine_eventlog::LogSignals;
 use sunshine_platform::{Config, ConfigSource, Role};
 
 #[derive(Debug, Parser)]
@@ -90,7 +91,11 @@ fn main() -> ExitCode {
             )
         }
         Command::Serve { service } => match services::find(&service) {
-            Some(entry) => sunshine_platform::main_entry(entry.name, entry.run),
+            Some(entry) => {
+                sunshine_platform::main_entry(entry.name, |config, listener, shutdown| {
+                    (entry.run)(config, listener, shutdown, LogSignals::new())
+                })
+            }
             None => {
                 let names: Vec<&str> = services::SERVICES.iter().map(|entry| entry.name).collect();
                 eprintln!(

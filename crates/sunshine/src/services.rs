@@ -4,8 +4,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::sync::Arc;
+
+use sunshine_eventlog::LogSignals;
 use sunshine_eventlog::roles::ServiceAccess;
 use sunshine_eventlog::schema::Component;
+use sunshine_platform::clock::SystemClock;
 use sunshine_platform::{Config, RunError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -18,7 +22,9 @@ pub struct ServiceEntry {
     pub name: &'static str,
     /// Port offset from the base port when every service runs in one process.
     pub port_offset: u16,
-    pub run: fn(Config, TcpListener, Shutdown) -> RunFuture,
+    /// Runs the service; those that run the log share the process's [`LogSignals`] with the
+    /// other services on the same database (`serve all`), the others ignore them.
+    pub run: fn(Config, TcpListener, Shutdown, LogSignals) -> RunFuture,
     /// The service's own tables, migrated by `sunshine migrate`.
     pub read_model: Option<Component>,
     /// Whether it runs the case-event log (appends, sequences, relays, consumes): its database
@@ -42,8 +48,14 @@ pub const SERVICES: [ServiceEntry; 6] = [
     ServiceEntry {
         name: sunshine_intake::SERVICE_NAME,
         port_offset: 0,
-        run: |config, listener, shutdown| {
-            Box::pin(sunshine_intake::run(config, listener, shutdown))
+        run: |config, listener, shutdown, log_signals| {
+            Box::pin(sunshine_intake::run_sharing_log(
+                config,
+                listener,
+                shutdown,
+                Arc::new(SystemClock),
+                log_signals,
+            ))
         },
         read_model: Some(sunshine_intake::READ_MODEL),
         writes_log: true,
@@ -51,8 +63,14 @@ pub const SERVICES: [ServiceEntry; 6] = [
     ServiceEntry {
         name: sunshine_review::SERVICE_NAME,
         port_offset: 1,
-        run: |config, listener, shutdown| {
-            Box::pin(sunshine_review::run(config, listener, shutdown))
+        run: |config, listener, shutdown, log_signals| {
+            Box::pin(sunshine_review::run_sharing_log(
+                config,
+                listener,
+                shutdown,
+                Arc::new(SystemClock),
+                log_signals,
+            ))
         },
         read_model: Some(sunshine_review::READ_MODEL),
         writes_log: true,
@@ -60,7 +78,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
     ServiceEntry {
         name: sunshine_payment::SERVICE_NAME,
         port_offset: 2,
-        run: |config, listener, shutdown| {
+        run: |config, listener, shutdown, _log_signals| {
             Box::pin(sunshine_payment::run(config, listener, shutdown))
         },
         read_model: None,
@@ -69,7 +87,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
     ServiceEntry {
         name: sunshine_disclosure::SERVICE_NAME,
         port_offset: 3,
-        run: |config, listener, shutdown| {
+        run: |config, listener, shutdown, _log_signals| {
             Box::pin(sunshine_disclosure::run(config, listener, shutdown))
         },
         read_model: None,
@@ -78,7 +96,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
     ServiceEntry {
         name: sunshine_department_integration::SERVICE_NAME,
         port_offset: 4,
-        run: |config, listener, shutdown| {
+        run: |config, listener, shutdown, _log_signals| {
             Box::pin(sunshine_department_integration::run(
                 config, listener, shutdown,
             ))
@@ -89,7 +107,9 @@ pub const SERVICES: [ServiceEntry; 6] = [
     ServiceEntry {
         name: sunshine_audit::SERVICE_NAME,
         port_offset: 5,
-        run: |config, listener, shutdown| Box::pin(sunshine_audit::run(config, listener, shutdown)),
+        run: |config, listener, shutdown, _log_signals| {
+            Box::pin(sunshine_audit::run(config, listener, shutdown))
+        },
         read_model: None,
         writes_log: false,
     },

@@ -88,7 +88,7 @@ fn log_key_prints_the_checkpoint_verifier_key_named_after_the_origin() -> anyhow
         printed.trim_end(),
         log.checkpoint_verifier_key().map_err(anyhow::Error::msg)?
     );
-    sunshine_eventlog::checkpoint::CheckpointVerifier::from_verifier_key(printed.trim_end())?;
+    sunshine_evidence::checkpoint::CheckpointVerifier::from_verifier_key(printed.trim_end())?;
     assert!(printed.starts_with("sunshine.example/district-990101/case-events+"));
     Ok(())
 }

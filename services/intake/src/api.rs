@@ -22,9 +22,9 @@ use prost::Message as _;
 use sunshine_domain::{OrgTree, OrgUnitCode, ValidationErrors};
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{
-    Actor, AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent, StreamId,
-    request_digest,
+    AppendOutcome, ExpectedVersion, GuardedAppend, NewEvent, StreamId, request_digest,
 };
+use sunshine_evidence::record::{Actor, EventMetadata};
 use sunshine_platform::auth::identity;
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_policy::{Channel, Policy, ProgramCode, ReviewWorkflow};

@@ -26,6 +26,7 @@ pub mod validation;
 
 use std::sync::{Arc, OnceLock};
 
+use sunshine_eventlog::LogSignals;
 use sunshine_eventlog::consumer::ConsumerConfig;
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::schema::Component;
@@ -77,6 +78,19 @@ pub async fn run_with_clock(
     shutdown: Shutdown,
     clock: Arc<dyn sunshine_platform::clock::Clock>,
 ) -> Result<(), RunError> {
+    run_sharing_log(config, listener, shutdown, clock, LogSignals::new()).await
+}
+
+/// [`run_with_clock`] in a process that runs other services on the same database (`serve
+/// all`, the demo, the test sandbox): each is given the same `log_signals`, so an append by
+/// any of them wakes whichever log worker holds the lease.
+pub async fn run_sharing_log(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Arc<dyn sunshine_platform::clock::Clock>,
+    log_signals: LogSignals,
+) -> Result<(), RunError> {
     let state: Arc<OnceLock<IntakeState>> = Arc::new(OnceLock::new());
     let api = IntakeApi {
         state: Arc::clone(&state),
@@ -88,6 +102,7 @@ pub async fn run_with_clock(
         let log_config = log_config.clone();
         let config = started_config.clone();
         let clock = Arc::clone(&clock);
+        let log_signals = log_signals.clone();
         Box::pin(async move {
             if state.get().is_some() {
                 return Ok(());
@@ -97,9 +112,14 @@ pub async fn run_with_clock(
                 .district
                 .load_org_tree()
                 .map_err(|error| format!("district.org_tree_file: {error}"))?;
-            let log =
-                LogRuntime::start_with(&backends, &log_config, &[READ_MODEL], shutdown.clone())
-                    .await?;
+            let log = LogRuntime::start_with_signals(
+                &backends,
+                &log_config,
+                &[READ_MODEL],
+                log_signals,
+                shutdown.clone(),
+            )
+            .await?;
             log.spawn_consumer(
                 read_model::IntakeReadModel {
                     store: log.store.clone(),

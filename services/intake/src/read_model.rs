@@ -10,9 +10,10 @@
 
 use prost::Message as _;
 use sqlx::{AnyConnection, AnyPool, Row as _};
+use sunshine_eventlog::AppendGuard;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
 use sunshine_eventlog::schema::Migration;
-use sunshine_eventlog::{AppendGuard, RecordedEvent};
+use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
 use sunshine_platform::config::DatabaseKind;
 use sunshine_proto::v1 as pb;
 
@@ -353,8 +354,8 @@ impl IntakeReadModel {
             program_code,
             outcome: outcome.to_owned(),
         });
-        let metadata = sunshine_eventlog::EventMetadata {
-            actor: sunshine_eventlog::Actor {
+        let metadata = EventMetadata {
+            actor: Actor {
                 subject: "intake-application-closer".into(),
                 role: "system".into(),
                 org_unit: String::new(),
@@ -362,7 +363,7 @@ impl IntakeReadModel {
             },
             command_id: Some(command_id),
             causation_id: Some(event.event_id.to_string()),
-            ..sunshine_eventlog::EventMetadata::default()
+            ..EventMetadata::default()
         };
         let new_event = sunshine_eventlog::NewEvent::new(
             event.case_id.clone(),

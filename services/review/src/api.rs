@@ -11,9 +11,8 @@ use std::sync::{Arc, OnceLock};
 
 use sunshine_domain::{DueDate, OrgTree, OrgUnitCode, ValidationErrors, WorkingDayCalendar};
 use sunshine_eventlog::runtime::LogRuntime;
-use sunshine_eventlog::{
-    Actor, AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, StreamId, request_digest,
-};
+use sunshine_eventlog::{AppendOutcome, ExpectedVersion, NewEvent, StreamId, request_digest};
+use sunshine_evidence::record::{Actor, EventMetadata};
 use sunshine_platform::auth::identity;
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_policy::{Policy, ProgramCode};

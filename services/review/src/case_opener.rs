@@ -12,7 +12,8 @@
 use prost::Message as _;
 use sqlx::AnyConnection;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
-use sunshine_eventlog::{Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use sunshine_eventlog::{ExpectedVersion, NewEvent, StreamId};
+use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
 use sunshine_proto::v1 as pb;
 use time::Date;
 

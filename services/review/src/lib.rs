@@ -20,6 +20,7 @@ pub mod workflow;
 
 use std::sync::{Arc, OnceLock};
 
+use sunshine_eventlog::LogSignals;
 use sunshine_eventlog::consumer::ConsumerConfig;
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::schema::Component;
@@ -54,6 +55,19 @@ pub async fn run_with_clock(
     shutdown: Shutdown,
     clock: Arc<dyn Clock>,
 ) -> Result<(), RunError> {
+    run_sharing_log(config, listener, shutdown, clock, LogSignals::new()).await
+}
+
+/// [`run_with_clock`] in a process that runs other services on the same database (`serve
+/// all`, the demo, the test sandbox): each is given the same `log_signals`, so an append by
+/// any of them wakes whichever log worker holds the lease.
+pub async fn run_sharing_log(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Arc<dyn Clock>,
+    log_signals: LogSignals,
+) -> Result<(), RunError> {
     let state: Arc<OnceLock<ReviewState>> = Arc::new(OnceLock::new());
     let api = ReviewApi {
         state: Arc::clone(&state),
@@ -63,6 +77,7 @@ pub async fn run_with_clock(
         let state = Arc::clone(&state);
         let config = started_config.clone();
         let clock = Arc::clone(&clock);
+        let log_signals = log_signals.clone();
         Box::pin(async move {
             if state.get().is_some() {
                 return Ok(());
@@ -87,9 +102,14 @@ pub async fn run_with_clock(
             let calendar = sunshine_domain::WorkingDayCalendar::embedded()
                 .map_err(|error| error.to_string())?;
             let org_tree = config.district.load_org_tree()?;
-            let log =
-                LogRuntime::start_with(&backends, &config.log, &[READ_MODEL], shutdown.clone())
-                    .await?;
+            let log = LogRuntime::start_with_signals(
+                &backends,
+                &config.log,
+                &[READ_MODEL],
+                log_signals,
+                shutdown.clone(),
+            )
+            .await?;
             let review_state = ReviewState {
                 log: log.clone(),
                 policy: Arc::new(policy),

@@ -1,4 +1,5 @@
-//! The exact bytes an event's hash covers, and the per-stream hash chain.
+//! The record: an event as the log holds it ([`RecordedEvent`], with the [`EventMetadata`]
+//! stored beside it), the exact bytes its hash covers, and the per-stream hash chain.
 //!
 //! ```text
 //! record  = 0x01                                  format version
@@ -19,10 +20,75 @@
 //! ```
 //! `docs/audit-log-format.md` restates this for verifiers written elsewhere.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
 
-use crate::event::RecordedEvent;
 use crate::merkle::Hash;
+
+/// Who acted. Copied from the verified token; never from a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Actor {
+    pub subject: String,
+    pub role: String,
+    pub org_unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department_code: Option<String>,
+}
+
+/// Who caused an event and in answer to what. Stored as JSON text, hashed as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventMetadata {
+    pub actor: Actor,
+    /// The client-chosen id of the command; retries reuse it (idempotency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+    /// The digest of the request that carried `command_id` (`sunshine_eventlog::request_digest`):
+    /// a retry must repeat the request exactly, or the store refuses it (a reused command id
+    /// with other content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
+}
+
+/// An event as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Insertion sequence in the events table: unique and increasing per insert, but with gaps
+    /// and not in commit order under concurrent writers. Use [`RecordedEvent::log_position`]
+    /// for the global order.
+    pub sequence: i64,
+    /// Position in the global order (the Merkle leaf index, from 0), once the sequencer has
+    /// integrated the event.
+    pub log_position: Option<u64>,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub case_id: String,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: Vec<u8>,
+    /// The metadata exactly as stored (and hashed).
+    pub metadata_json: String,
+    pub occurred_at_us: i64,
+    pub recorded_at_us: i64,
+    pub previous_hash: Hash,
+    pub hash: Hash,
+}
+
+impl RecordedEvent {
+    /// The parsed metadata.
+    pub fn metadata(&self) -> Result<EventMetadata, serde_json::Error> {
+        serde_json::from_str(&self.metadata_json)
+    }
+}
 
 /// Format byte of [`record_bytes`].
 pub const RECORD_FORMAT_VERSION: u8 = 1;

@@ -1,4 +1,4 @@
-//! Known-answer and cross-implementation checks of `sunshine_eventlog::merkle`:
+//! Known-answer and cross-implementation checks of `sunshine_evidence::merkle`:
 //! the RFC 6962 test vectors used by certificate-transparency implementations, and agreement
 //! with the independent `ct-merkle` crate on roots, inclusion proofs and consistency proofs.
 #![allow(clippy::unwrap_used)]
@@ -9,7 +9,7 @@ use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use proptest::prelude::*;
 use sha2::Sha256;
-use sunshine_eventlog::merkle::{
+use sunshine_evidence::merkle::{
     Hash, MerkleError, MerkleFrontier, consistency_proof, empty_tree_root, inclusion_proof,
     leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion,
 };
