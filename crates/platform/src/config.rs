@@ -458,31 +458,13 @@ impl LogConfig {
     /// The verifier key of the log's checkpoints: the C2SP signed-note verifier key
     /// `<origin>+<key id, 8 hex digits>+<base64(0x01 || Ed25519 public key)>` of the key
     /// `checkpoint_signing_key` (the key's name is the origin). This is what auditors pin;
-    /// `sunshine_evidence::checkpoint` owns the format (its `CheckpointSigner::verifier_key`
-    /// gives the same string, which a test checks).
+    /// `sunshine_evidence::checkpoint` owns the format.
     pub fn checkpoint_verifier_key(&self) -> Result<String, String> {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        const ED25519: u8 = 0x01;
         let seed = decode_key(&self.checkpoint_signing_key)
             .map_err(|reason| format!("log.checkpoint_signing_key {reason}"))?;
         let public_key = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(self.origin.as_bytes());
-        hasher.update([b'\n', ED25519]);
-        hasher.update(public_key.as_bytes());
-        let digest = hasher.finalize();
-        let mut typed_key = vec![ED25519];
-        typed_key.extend_from_slice(public_key.as_bytes());
-        Ok(format!(
-            "{}+{}+{}",
-            self.origin,
-            digest[..4]
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect::<String>(),
-            base64::engine::general_purpose::STANDARD.encode(typed_key)
-        ))
+        sunshine_evidence::checkpoint::format_verifier_key(&self.origin, &public_key)
+            .map_err(|error| format!("log.origin: {error}"))
     }
 }
 
