@@ -25,6 +25,7 @@ pub use national_id::{NationalId, NationalIdError, Sex};
 pub use org_unit::{OrgTier, OrgTree, OrgTreeError, OrgUnit, OrgUnitCode, OrgUnitCodeError};
 pub use validation::{
     FieldViolation, TextRule, ValidationErrors, check_key, check_text, is_forbidden_in_text,
+    is_invisible_format,
 };
 
 #[cfg(test)]

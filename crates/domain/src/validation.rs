@@ -108,17 +108,30 @@ impl fmt::Display for ValidationErrors {
 impl std::error::Error for ValidationErrors {}
 
 /// Whether `character` may not appear in any text of a request: every C0/C1 control (Unicode
-/// category Cc, including tab and newline unless a [`TextRule`] allows line breaks), the
-/// zero-width and direction marks U+200B–U+200F, the bidirectional embeddings and overrides
-/// U+202A–U+202E, the bidirectional isolates U+2066–U+2069 and the byte-order mark U+FEFF.
-/// These display as nothing, or reorder what follows ("Trojan Source"), so two names that
-/// look identical could differ, or one could look like another.
+/// category Cc, including tab and newline unless a [`TextRule`] allows line breaks) and every
+/// [`is_invisible_format`] character.
 pub fn is_forbidden_in_text(character: char) -> bool {
-    character.is_control()
-        || matches!(
-            character,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
-        )
+    character.is_control() || is_invisible_format(character)
+}
+
+/// The invisible formatting characters: the zero-width and direction marks U+200B–U+200F, the
+/// bidirectional embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069, the
+/// Arabic letter mark U+061C, the word joiners and invisible operators U+2060–U+2064, the
+/// soft hyphen U+00AD, the Mongolian vowel separator U+180E and the byte-order mark U+FEFF.
+/// They display as nothing, or reorder what follows ("Trojan Source"), so two names that look
+/// identical could differ, or one could look like another.
+pub fn is_invisible_format(character: char) -> bool {
+    matches!(
+        character,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// What a free-text field accepts.

@@ -4,11 +4,9 @@
 //!
 //! Names and codes refuse control characters and the invisible formatting characters that
 //! make one text look like another (bidirectional controls, zero-width characters): a subject
-//! that renders as someone else's must not reach the log. Free text allows line breaks and tabs
-//! and refuses other control characters.
-//!
-//! Review-local for now: intake's engineer is adding a shared check to
-//! `sunshine_domain::validation`; when it lands, the character rules here should use it.
+//! that renders as someone else's must not reach the log. Free text allows line breaks (`\n`,
+//! `\r\n`) and refuses every other control and invisible character. The character rules are
+//! the shared ones of `sunshine_domain::validation`, the same in every service.
 
 use sunshine_domain::ValidationErrors;
 use sunshine_proto::v1 as pb;
@@ -30,49 +28,17 @@ pub const MAX_PAGE_SIZE: i32 = 100;
 pub const DEFAULT_PAGE_SIZE: i32 = 50;
 pub const MAX_PAGE_TOKEN_BYTES: usize = 200;
 
-/// Invisible characters that change how text renders or compares: bidirectional embeddings,
-/// overrides and isolates, zero-width spaces and joiners, word joiners, the byte-order mark.
-pub fn is_invisible_format(character: char) -> bool {
-    matches!(
-        character,
-        '\u{00AD}'
-            | '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}'
-    )
-}
-
-/// Whether `value` has more than `max_chars` characters, without walking a huge value.
-fn too_long(value: &str, max_chars: usize) -> bool {
-    value.len() > max_chars * 4 || value.chars().take(max_chars + 1).count() > max_chars
-}
-
 /// A name or identifier: required, bounded, no control or invisible formatting characters.
 pub fn check_name(errors: &mut ValidationErrors, field: &str, value: &str, max_chars: usize) {
-    if value.trim().is_empty() {
-        errors.push(field, "must not be empty");
-        return;
-    }
-    if too_long(value, max_chars) {
-        errors.push(field, format!("at most {max_chars} characters"));
-        return;
-    }
-    if value
-        .chars()
-        .any(|character| character.is_control() || is_invisible_format(character))
-    {
-        errors.push(
-            field,
-            "must not contain control, bidirectional or zero-width characters",
-        );
-    }
+    sunshine_domain::check_text(
+        errors,
+        field,
+        value,
+        sunshine_domain::TextRule::required(max_chars),
+    );
 }
 
-/// Free text: optional unless `required`, bounded, line breaks and tabs allowed.
+/// Free text: optional unless `required`, bounded, line breaks allowed.
 pub fn check_text(
     errors: &mut ValidationErrors,
     field: &str,
@@ -80,20 +46,12 @@ pub fn check_text(
     required: bool,
     max_chars: usize,
 ) {
-    if required && value.trim().is_empty() {
-        errors.push(field, "must not be empty");
-        return;
-    }
-    if too_long(value, max_chars) {
-        errors.push(field, format!("at most {max_chars} characters"));
-        return;
-    }
-    if value
-        .chars()
-        .any(|character| character.is_control() && !matches!(character, '\n' | '\r' | '\t'))
-    {
-        errors.push(field, "must not contain control characters");
-    }
+    let rule = if required {
+        sunshine_domain::TextRule::required(max_chars)
+    } else {
+        sunshine_domain::TextRule::optional(max_chars)
+    };
+    sunshine_domain::check_text(errors, field, value, rule.multiline());
 }
 
 /// A code (department, material, channel): 1–64 of `a-z`, `0-9`, `_`.
@@ -485,10 +443,15 @@ mod tests {
     #[test]
     fn free_text_keeps_line_breaks_but_not_other_controls() {
         let mut errors = ValidationErrors::default();
-        check_text(&mut errors, "opinion", "第一行\n第二行\t完", true, 100);
+        check_text(&mut errors, "opinion", "第一行\r\n第二行\n完", true, 100);
         assert!(errors.is_empty());
-        check_text(&mut errors, "opinion", "bell\u{0007}", true, 100);
-        assert_eq!(fields(errors), ["opinion"]);
+        // The shared rule of every service: a tab, a bell or a direction override is refused
+        // in free text as in names.
+        for refused in ["bell\u{0007}", "tab\there", "甲\u{202E}乙"] {
+            let mut errors = ValidationErrors::default();
+            check_text(&mut errors, "opinion", refused, true, 100);
+            assert_eq!(fields(errors), ["opinion"], "{refused:?}");
+        }
     }
 
     #[test]
