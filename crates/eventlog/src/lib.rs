@@ -40,7 +40,8 @@ pub mod verify;
 pub mod worker;
 
 pub use event::{
-    Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, request_digest,
+    Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, actor_of,
+    request_digest,
 };
 pub use store::{
     AppendGuard, AppendOutcome, CommitCursor, CommittedEvent, EventStore, GuardedAppend, StoreError,
