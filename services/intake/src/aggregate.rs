@@ -284,3 +284,483 @@ fn flag_relative(household: &HouseholdState, flag: &FlagRelative) -> Vec<Househo
         })
         .collect()
 }
+
+/// Given/When/Then, as cqrs-es tests an aggregate: given the household's past events, when a
+/// command, then exactly these events (or this refusal). No I/O.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use sunshine_domain::{NationalId, OrgUnitCode};
+    use sunshine_household::SealedField;
+    use sunshine_policy::{Policy, ProgramCode};
+    use time::macros::date;
+
+    use super::*;
+    use crate::commands::{NewMember, RegisteredRelative, Window};
+    use crate::read_model::OfficialRelative;
+
+    const HOUSEHOLD: &str = "0190f3c4-0000-7000-8000-0000000000aa";
+    const VILLAGE: &str = "990101001001";
+
+    struct Given(Option<HouseholdState>);
+
+    fn given(events: Vec<HouseholdEvent>) -> Given {
+        let numbered = events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| (event, index as u64 + 1, index as i64 * 10));
+        Given(HouseholdState::fold(numbered))
+    }
+
+    fn given_no_household() -> Given {
+        Given(None)
+    }
+
+    impl Given {
+        fn when(self, command: Command) -> Then {
+            let decided = handle(self.0.as_ref(), &command);
+            Then { command, decided }
+        }
+    }
+
+    struct Then {
+        command: Command,
+        decided: Result<Vec<HouseholdEvent>, CommandError>,
+    }
+
+    impl Then {
+        fn then_expect_events(self, expected: Vec<HouseholdEvent>) -> Self {
+            assert_eq!(self.decided.as_ref().unwrap(), &expected);
+            self
+        }
+
+        fn then_expect_error(self, expected: CommandError) {
+            assert_eq!(self.decided.unwrap_err(), expected);
+        }
+
+        /// Every personal datum of the command has exactly one place in the decided events,
+        /// and that place is empty until the store seals into it.
+        fn and_every_personal_datum_has_its_slot(self) {
+            let mut events = self.decided.unwrap();
+            for datum in self.command.personal_data() {
+                let slots: Vec<&mut Vec<u8>> = events
+                    .iter_mut()
+                    .filter_map(|event| datum.field.slot_in(event))
+                    .collect();
+                assert_eq!(slots.len(), 1, "{:?}", datum.field);
+                assert!(
+                    slots[0].is_empty(),
+                    "{:?} filled before sealing",
+                    datum.field
+                );
+            }
+        }
+    }
+
+    fn member(id: &str, relation: pb::Relation) -> pb::SealedMember {
+        pb::SealedMember {
+            member_id: id.into(),
+            relation: relation as i32,
+            ..Default::default()
+        }
+    }
+
+    fn registered() -> HouseholdEvent {
+        HouseholdEvent::Registered(pb::HouseholdRegistered {
+            household_id: HOUSEHOLD.into(),
+            hukou_org_unit_code: VILLAGE.into(),
+            members: vec![
+                member("m1", pb::Relation::Head),
+                member("m2", pb::Relation::Spouse),
+            ],
+            ..Default::default()
+        })
+    }
+
+    fn died(member_id: &str) -> HouseholdEvent {
+        HouseholdEvent::MemberDied(pb::MemberDied {
+            household_id: HOUSEHOLD.into(),
+            member_id: member_id.into(),
+            date_of_death: Some(pb::Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn program(code: &str) -> sunshine_policy::Program {
+        let policy = Policy::example_district().unwrap();
+        policy
+            .catalogue()
+            .program(code.parse::<ProgramCode>().unwrap())
+            .clone()
+    }
+
+    fn submission(program_code: &str, officer: &str) -> SubmitApplication {
+        SubmitApplication {
+            household_id: HOUSEHOLD.into(),
+            application_id: "app-1".into(),
+            case_id: "case-1".into(),
+            applicant_member_id: "m1".into(),
+            program: program(program_code),
+            channel: pb::ApplicationChannel::InPerson,
+            window: Window {
+                officer_subject: officer.into(),
+                service_point: OrgUnitCode::parse(VILLAGE).unwrap(),
+                accepted_on: date!(2026 - 11 - 02),
+            },
+            consent_to_verification: true,
+            notify_and_pledge_accepted: true,
+            documents: Vec::new(),
+            declared_facts_json: b"{}".to_vec(),
+            registered_relatives: Vec::new(),
+        }
+    }
+
+    fn submitted(
+        program_code: &str,
+        route: pb::Route,
+        department: &str,
+    ) -> pb::ApplicationSubmitted {
+        let workflow = match route {
+            pb::Route::Review => "means_tested_review",
+            pb::Route::Emergency => "emergency_evaluation",
+            _ => "department_routine",
+        };
+        pb::ApplicationSubmitted {
+            application_id: "app-1".into(),
+            case_id: "case-1".into(),
+            household_id: HOUSEHOLD.into(),
+            applicant_member_id: "m1".into(),
+            program_code: program_code.into(),
+            channel: pb::ApplicationChannel::InPerson as i32,
+            accepted_org_unit_code: VILLAGE.into(),
+            route: route as i32,
+            department_code: department.into(),
+            consent_to_verification: true,
+            notify_and_pledge_accepted: true,
+            hukou_org_unit_code: VILLAGE.into(),
+            review_workflow: workflow.into(),
+            accepted_on: Some(pb::Date {
+                year: 2026,
+                month: 11,
+                day: 2,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn official(subject: &str) -> RegisteredRelative {
+        RegisteredRelative {
+            member_id: "m2".into(),
+            relative: OfficialRelative {
+                registration_id: "reg-1".into(),
+                official_subject: subject.into(),
+                relation: "spouse".into(),
+                official_position: "村主任".into(),
+                official_org_unit_code: VILLAGE.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn given_no_household_when_registering_then_it_is_registered_with_its_personal_data_to_seal() {
+        let national_id = NationalId::parse("11010519491231002X").unwrap();
+        let input = pb::MemberInput {
+            name: "张三".into(),
+            national_id: national_id.as_str().into(),
+            relation: pb::Relation::Head as i32,
+            hukou_type: pb::HukouType::Rural as i32,
+            phone: "13800000000".into(),
+            ..Default::default()
+        };
+        let register = RegisterHousehold {
+            household_id: HOUSEHOLD.into(),
+            village: OrgUnitCode::parse(VILLAGE).unwrap(),
+            address: "一组 3 号".into(),
+            members: vec![NewMember {
+                position: 0,
+                member_id: "m1".into(),
+                national_id,
+                national_id_index: [9; 32],
+                input,
+            }],
+            assets: None,
+            payment_account: None,
+        };
+        given_no_household()
+            .when(Command::Register(register))
+            .then_expect_events(vec![HouseholdEvent::Registered(pb::HouseholdRegistered {
+                household_id: HOUSEHOLD.into(),
+                hukou_org_unit_code: VILLAGE.into(),
+                members: vec![pb::SealedMember {
+                    member_id: "m1".into(),
+                    national_id_index: vec![9; 32],
+                    relation: pb::Relation::Head as i32,
+                    hukou_type: pb::HukouType::Rural as i32,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })])
+            .and_every_personal_datum_has_its_slot();
+    }
+
+    #[test]
+    fn given_a_household_when_a_member_dies_then_the_death_is_recorded_with_its_reason_to_seal() {
+        given(vec![registered()])
+            .when(Command::RecordDeath(RecordDeath {
+                household_id: HOUSEHOLD.into(),
+                expected_version: 1,
+                member_id: "m2".into(),
+                date_of_death: date!(2026 - 10 - 01),
+                reason: "死亡证明".into(),
+            }))
+            .then_expect_events(vec![died("m2")])
+            .and_every_personal_datum_has_its_slot();
+    }
+
+    #[test]
+    fn given_a_death_when_recording_it_again_or_for_a_stranger_then_the_member_is_named() {
+        let death = |member_id: &str| {
+            Command::RecordDeath(RecordDeath {
+                household_id: HOUSEHOLD.into(),
+                expected_version: 2,
+                member_id: member_id.into(),
+                date_of_death: date!(2026 - 10 - 01),
+                reason: "x".into(),
+            })
+        };
+        given(vec![registered(), died("m2")])
+            .when(death("m2"))
+            .then_expect_error(CommandError::Household(HouseholdError::MemberDead {
+                field: "member_id".into(),
+                member_id: "m2".into(),
+            }));
+        given(vec![registered()])
+            .when(death("m9"))
+            .then_expect_error(CommandError::Household(HouseholdError::UnknownMember {
+                field: "member_id".into(),
+                member_id: "m9".into(),
+            }));
+    }
+
+    #[test]
+    fn given_a_death_recorded_in_error_when_corrected_then_the_recorded_date_is_kept() {
+        let correction = |member_id: &str| {
+            Command::CorrectDeathRecord(CorrectDeathRecord {
+                household_id: HOUSEHOLD.into(),
+                expected_version: 2,
+                member_id: member_id.into(),
+                reason: "登记错误".into(),
+            })
+        };
+        given(vec![registered(), died("m2")])
+            .when(correction("m2"))
+            .then_expect_events(vec![HouseholdEvent::DeathRecordCorrected(
+                pb::DeathRecordCorrected {
+                    household_id: HOUSEHOLD.into(),
+                    member_id: "m2".into(),
+                    recorded_date_of_death: Some(pb::Date {
+                        year: 2026,
+                        month: 10,
+                        day: 1,
+                    }),
+                    sealed_reason: Vec::new(),
+                },
+            )])
+            .and_every_personal_datum_has_its_slot();
+        given(vec![registered(), died("m2")])
+            .when(correction("m1"))
+            .then_expect_error(CommandError::Household(HouseholdError::MemberAlive {
+                field: "member_id".into(),
+                member_id: "m1".into(),
+            }));
+    }
+
+    #[test]
+    fn given_a_death_when_circumstances_change_for_the_dead_then_the_income_entry_is_named() {
+        let change = Command::ChangeCircumstances(ChangeCircumstances {
+            household_id: HOUSEHOLD.into(),
+            expected_version: 2,
+            incomes: vec![
+                pb::MemberIncome {
+                    member_id: "m1".into(),
+                    ..Default::default()
+                },
+                pb::MemberIncome {
+                    member_id: "m2".into(),
+                    ..Default::default()
+                },
+            ],
+            assets: None,
+            reason: "x".into(),
+        });
+        given(vec![registered(), died("m2")])
+            .when(change)
+            .then_expect_error(CommandError::Household(HouseholdError::MemberDead {
+                field: "incomes[1].member_id".into(),
+                member_id: "m2".into(),
+            }));
+    }
+
+    #[test]
+    fn given_a_household_when_it_moves_then_the_move_names_both_villages() {
+        given(vec![registered()])
+            .when(Command::Move(MoveHousehold {
+                household_id: HOUSEHOLD.into(),
+                expected_version: 1,
+                to: OrgUnitCode::parse("990101002001").unwrap(),
+                new_address: "二组 8 号".into(),
+                reason: "迁入".into(),
+            }))
+            .then_expect_events(vec![HouseholdEvent::Moved(pb::HouseholdMoved {
+                household_id: HOUSEHOLD.into(),
+                from_org_unit_code: VILLAGE.into(),
+                to_org_unit_code: "990101002001".into(),
+                ..Default::default()
+            })])
+            .and_every_personal_datum_has_its_slot();
+    }
+
+    #[test]
+    fn given_a_household_when_applying_then_the_catalogue_routes_the_application() {
+        for (code, route, department) in [
+            ("dibao_rural", pb::Route::Review, ""),
+            ("temporary", pb::Route::Emergency, ""),
+            (
+                "old_age_subsidy",
+                pb::Route::Department,
+                "hr_social_security",
+            ),
+        ] {
+            given(vec![registered()])
+                .when(Command::SubmitApplication(submission(code, "clerk-1")))
+                .then_expect_events(vec![HouseholdEvent::ApplicationSubmitted(submitted(
+                    code, route, department,
+                ))])
+                .and_every_personal_datum_has_its_slot();
+        }
+    }
+
+    #[test]
+    fn given_an_open_application_when_applying_again_then_the_open_case_is_named() {
+        let open = HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted {
+            case_id: "case-0".into(),
+            program_code: "dibao_rural".into(),
+            ..submitted("dibao_rural", pb::Route::Review, "")
+        });
+        given(vec![registered(), open])
+            .when(Command::SubmitApplication(submission(
+                "dibao_rural",
+                "clerk-1",
+            )))
+            .then_expect_error(CommandError::Household(HouseholdError::ApplicationOpen {
+                program_code: "dibao_rural".into(),
+                case_id: "case-0".into(),
+            }));
+    }
+
+    #[test]
+    fn given_an_officials_relative_when_applying_then_the_application_is_flagged() {
+        let mut flagged_submission = submission("dibao_rural", "clerk-1");
+        flagged_submission.registered_relatives = vec![official("cadre-1")];
+        given(vec![registered()])
+            .when(Command::SubmitApplication(flagged_submission))
+            .then_expect_events(vec![
+                HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted {
+                    relative_of_official: true,
+                    ..submitted("dibao_rural", pb::Route::Review, "")
+                }),
+                HouseholdEvent::RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged {
+                    application_id: "app-1".into(),
+                    case_id: "case-1".into(),
+                    household_id: HOUSEHOLD.into(),
+                    member_id: "m2".into(),
+                    relation: "spouse".into(),
+                    registration_id: "reg-1".into(),
+                    official_position: "村主任".into(),
+                    official_org_unit_code: VILLAGE.into(),
+                    official_subject: "cadre-1".into(),
+                }),
+            ])
+            .and_every_personal_datum_has_its_slot();
+    }
+
+    #[test]
+    fn given_an_officials_relative_when_the_official_accepts_at_the_window_then_recusal() {
+        let mut own_relative = submission("dibao_rural", "cadre-1");
+        own_relative.registered_relatives = vec![official("cadre-1")];
+        given(vec![registered()])
+            .when(Command::SubmitApplication(own_relative))
+            .then_expect_error(CommandError::RecusedAtTheWindow);
+    }
+
+    #[test]
+    fn given_open_applications_when_a_relation_is_registered_later_then_each_is_flagged_once() {
+        let open = |program_code: &str, case_id: &str| {
+            HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted {
+                application_id: format!("app-{case_id}"),
+                case_id: case_id.into(),
+                program_code: program_code.into(),
+                ..Default::default()
+            })
+        };
+        let flag = |member_id: &str| {
+            Command::FlagRelative(FlagRelative {
+                registration: pb::OfficialRelativeRegistered {
+                    registration_id: "reg-1".into(),
+                    official_subject: "cadre-1".into(),
+                    relation: "spouse".into(),
+                    ..Default::default()
+                },
+                member_id: member_id.into(),
+            })
+        };
+        let flagged = |case_id: &str| {
+            HouseholdEvent::RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged {
+                application_id: format!("app-{case_id}"),
+                case_id: case_id.into(),
+                household_id: HOUSEHOLD.into(),
+                member_id: "m2".into(),
+                relation: "spouse".into(),
+                registration_id: "reg-1".into(),
+                official_subject: "cadre-1".into(),
+                ..Default::default()
+            })
+        };
+        let history = || {
+            vec![
+                registered(),
+                open("dibao_rural", "c-dibao"),
+                open("temporary", "c-temporary"),
+            ]
+        };
+        given(history())
+            .when(flag("m2"))
+            .then_expect_events(vec![flagged("c-dibao"), flagged("c-temporary")]);
+        let mut after_death = history();
+        after_death.push(died("m2"));
+        given(after_death)
+            .when(flag("m2"))
+            .then_expect_events(Vec::new());
+    }
+
+    #[test]
+    fn a_change_of_reason_is_sealed_for_the_version_its_event_will_have() {
+        let death = Command::RecordDeath(RecordDeath {
+            household_id: HOUSEHOLD.into(),
+            expected_version: 4,
+            member_id: "m2".into(),
+            date_of_death: date!(2026 - 10 - 01),
+            reason: "x".into(),
+        });
+        let fields: Vec<SealedField> = death
+            .personal_data()
+            .into_iter()
+            .map(|datum| datum.field)
+            .collect();
+        assert_eq!(fields, [SealedField::ChangeReason { version: 5 }]);
+    }
+}
