@@ -69,7 +69,7 @@ fn command_household_id(command: &Command) -> &str {
         Command::CorrectDeathRecord(correction) => &correction.household_id,
         Command::Move(moved) => &moved.household_id,
         Command::SubmitApplication(submission) => &submission.household_id,
-        Command::FlagRelative(flag) => &flag.registration.registration_id,
+        Command::FlagRelative(flag) => &flag.household_id,
     }
 }
 
@@ -709,6 +709,7 @@ mod tests {
         };
         let flag = |member_id: &str| {
             Command::FlagRelative(FlagRelative {
+                household_id: HOUSEHOLD.into(),
                 registration: pb::OfficialRelativeRegistered {
                     registration_id: "reg-1".into(),
                     official_subject: "cadre-1".into(),

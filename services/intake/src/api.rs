@@ -381,7 +381,7 @@ impl IntakeApi {
         // refusing names no household).
         caller.require_org_scope(&registration.official_org_unit)?;
         let registration_id = registration.registration_id.clone();
-        let stream = crate::store::official_stream_id(&registration_id)?;
+        let stream = crate::store::official_stream(&registration_id)?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         if let Some(previous) = intake.store.previous_outcome(&stream, &metadata).await? {
             // The retry also finishes flagging cases the first call may not have reached.
@@ -430,6 +430,7 @@ impl IntakeApi {
             return Ok(());
         };
         let command = Command::FlagRelative(FlagRelative {
+            household_id: household_id.clone(),
             registration: registered.clone(),
             member_id,
         });

@@ -489,6 +489,7 @@ impl SubmitApplication {
 /// household the person index names).
 #[derive(Debug, Clone)]
 pub struct FlagRelative {
+    pub household_id: String,
     pub registration: pb::OfficialRelativeRegistered,
     pub member_id: String,
 }

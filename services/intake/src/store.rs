@@ -25,7 +25,6 @@ use sunshine_eventlog::{
 };
 use sunshine_household::{HouseholdEvent, HouseholdState, SealedField, sealed::OfficialName};
 use sunshine_platform::{ApiError, Identity};
-use sunshine_proto::events::TypedEvent as _;
 use sunshine_proto::v1 as pb;
 
 use crate::commands::{PersonalDatum, RegisterHousehold, RegisteredRelative};
@@ -144,10 +143,6 @@ impl IntakeStore {
             official_relations,
             personal_data_reads_per_hour,
         }
-    }
-
-    pub fn log(&self) -> &LogRuntime {
-        &self.log
     }
 
     pub fn pool(&self) -> &sqlx::AnyPool {
@@ -598,20 +593,16 @@ impl IntakeStore {
             accessed.case_id.clone()
         };
         // The note is bound to the event that carries it: its id is chosen first.
-        let mut new_event = NewEvent::typed(
-            case_id,
-            &AccessEvent::PersonalDataAccessed(accessed.clone()),
-        );
+        let event_id = uuid::Uuid::now_v7();
         accessed.sealed_note = self
             .seal(
                 &household_id,
-                &SealedField::AccessNote {
-                    event_id: new_event.event_id,
-                },
+                &SealedField::AccessNote { event_id },
                 note.as_bytes(),
             )
             .await?;
-        new_event.payload = AccessEvent::PersonalDataAccessed(accessed).encode_payload();
+        let mut new_event = NewEvent::typed(case_id, &AccessEvent::PersonalDataAccessed(accessed));
+        new_event.event_id = event_id;
         self.append_record(&stream, caller, new_event).await
     }
 
@@ -659,13 +650,9 @@ impl IntakeStore {
 /// The case of the registry's events (not a household's, not an application's).
 const REGISTRY_CASE: &str = "registry-official-relatives";
 
-fn official_stream(registration_id: &str) -> Result<StreamId, ApiError> {
-    StreamId::new("intake", "official", registration_id).map_err(ApiError::internal)
-}
-
 /// The stream of a registration of an official's relative.
-pub fn official_stream_id(registration_id: &str) -> Result<StreamId, ApiError> {
-    official_stream(registration_id)
+pub fn official_stream(registration_id: &str) -> Result<StreamId, ApiError> {
+    StreamId::new("intake", "official", registration_id).map_err(ApiError::internal)
 }
 
 fn access_stream(household_id: &str) -> Result<StreamId, ApiError> {
