@@ -7,8 +7,10 @@
 //! - [`ScenarioBackends`], [`migrated_postgres`]: the backends of a scenario; on PostgreSQL
 //!   migrated by the tables' owner (`sunshine migrate`), each service logging in as its own
 //!   least-privileged role ([`ScenarioBackends::service_config`], [`service_database_url`]).
+//! - [`events`]: finding events by their registered type.
 //! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
+pub mod events;
 pub mod households;
 
 use std::future::Future;

@@ -23,6 +23,7 @@ use sunshine_domain::{OrgTier, OrgUnitCode};
 use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
 use sunshine_platform::Role;
 use sunshine_platform::clock::ManualClock;
+use sunshine_proto::events::TypedEvent;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
@@ -784,8 +785,7 @@ impl World {
         &self,
         service_stream: &str,
         case_id: &str,
-        event_type: &str,
-        payload: Vec<u8>,
+        event: &impl TypedEvent,
     ) -> anyhow::Result<()> {
         let stream = StreamId::parse(&format!("{service_stream}-{}", uuid::Uuid::now_v7()))?;
         let metadata = EventMetadata {
@@ -802,7 +802,7 @@ impl World {
                 &stream,
                 ExpectedVersion::NoStream,
                 &metadata,
-                vec![NewEvent::new(case_id, event_type, 1, payload)],
+                vec![NewEvent::typed(case_id, event)],
             )
             .await?;
         Ok(())
@@ -835,13 +835,8 @@ impl World {
             department_code: "civil_affairs".into(),
             ..Default::default()
         };
-        self.append_as(
-            "departments-verification",
-            case_id,
-            "sunshine.v1.VerificationAnswered",
-            answer.encode_to_vec(),
-        )
-        .await?;
+        self.append_as("departments-verification", case_id, &answer)
+            .await?;
         let at_opinion = self
             .wait_for_case(case_id, "reached the opinion", |found| {
                 found.stage == "preliminary_opinion"
@@ -885,13 +880,8 @@ impl World {
                 received_on: self.today(),
                 sealed_content: Vec::new(),
             };
-            self.append_as(
-                "disclosure-objection",
-                case_id,
-                "sunshine.v1.ObjectionReceived",
-                objection.encode_to_vec(),
-            )
-            .await?;
+            self.append_as("disclosure-objection", case_id, &objection)
+                .await?;
         }
         let wanted = objections.len();
         self.wait_for_case(case_id, "took every objection in", |found| {

@@ -12,6 +12,7 @@ use sunshine_eventlog::EventStore;
 use sunshine_platform::Role;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_tests::events::{decoded, is};
 use sunshine_tests::households::{date, dibao_application, documents, family, registration};
 use sunshine_tests::{
     RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
@@ -245,10 +246,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let opened = loop {
         let case_file = store.read_case(&accepted.case_id).await?;
-        if let Some(found) = case_file
-            .iter()
-            .find(|stored| stored.event_type == "sunshine.v1.CaseOpened")
-        {
+        if let Some(found) = case_file.iter().find(|stored| is::<pb::CaseOpened>(stored)) {
             break pb::CaseOpened::decode(found.payload.as_slice())?;
         }
         anyhow::ensure!(
@@ -334,7 +332,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let case_file = store.read_case(&flagged.case_id).await?;
     let flag = case_file
         .iter()
-        .find(|stored| stored.event_type == "sunshine.v1.RelativeOfOfficialFlagged")
+        .find(|stored| is::<pb::RelativeOfOfficialFlagged>(stored))
         .expect("the flag is in the case");
     // The flag names the official, so review recuses them from every stage.
     assert_eq!(
@@ -344,10 +342,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let case_file = store.read_case(&flagged.case_id).await?;
-        if let Some(found) = case_file
-            .iter()
-            .find(|stored| stored.event_type == "sunshine.v1.CaseOpened")
-        {
+        if let Some(found) = case_file.iter().find(|stored| is::<pb::CaseOpened>(stored)) {
             let opened = pb::CaseOpened::decode(found.payload.as_slice())?;
             assert!(opened.relative_of_official, "review sees the flag");
             assert_eq!(opened.recused_subjects, vec!["cadre-7".to_owned()]);
@@ -376,13 +371,8 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
             .register_official_relative(with_token(late.clone(), &center)?)
             .await?;
     }
-    let late_flags: Vec<pb::RelativeOfOfficialFlagged> = store
-        .read_case(&flagged.case_id)
-        .await?
-        .iter()
-        .filter(|stored| stored.event_type == "sunshine.v1.RelativeOfOfficialFlagged")
-        .map(|stored| pb::RelativeOfOfficialFlagged::decode(stored.payload.as_slice()))
-        .collect::<Result<_, _>>()?;
+    let late_flags: Vec<pb::RelativeOfOfficialFlagged> =
+        decoded(&store.read_case(&flagged.case_id).await?)?;
     let subjects: Vec<&str> = late_flags
         .iter()
         .map(|flag| flag.official_subject.as_str())
@@ -393,7 +383,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .read_case(&flagged.case_id)
         .await?
         .iter()
-        .any(|stored| stored.event_type == "sunshine.v1.OfficialRecused")
+        .any(is::<pb::OfficialRecused>)
     {
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,

@@ -11,6 +11,7 @@ use sunshine_eventlog::{EventStore, StreamId};
 use sunshine_platform::{Config, Role};
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_tests::events::{decoded, is};
 use sunshine_tests::households::{Person, date, dibao_application, family, national_id};
 use sunshine_tests::{
     DISTRICT, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config,
@@ -706,7 +707,7 @@ async fn a_recorded_death_keeps_the_person_claimed_until_the_center_corrects_it(
         .await?;
     let recorded = events
         .iter()
-        .find(|stored| stored.event_type == "sunshine.v1.DeathRecordCorrected")
+        .find(|stored| is::<pb::DeathRecordCorrected>(stored))
         .expect("the correction is in the log");
     assert_eq!(recorded.metadata()?.actor.role, "center_reviewer");
     let payload = pb::DeathRecordCorrected::decode(recorded.payload.as_slice())?;
@@ -847,7 +848,7 @@ async fn after_a_move_the_old_village_loses_the_household_and_its_applications(
         .await?;
     let moved = events
         .iter()
-        .find(|stored| stored.event_type == "sunshine.v1.HouseholdMoved")
+        .find(|stored| is::<pb::HouseholdMoved>(stored))
         .expect("moved");
     let moved = pb::HouseholdMoved::decode(moved.payload.as_slice())?;
     assert_eq!(
@@ -1072,7 +1073,7 @@ async fn out_of_scope_reads_exactly_like_not_found_and_is_recorded(
     let accesses = sandbox.stream(("intake", "access", &real)).await?;
     let attempted: Vec<(String, String)> = accesses
         .iter()
-        .filter(|stored| stored.event_type == "sunshine.v1.OutOfScopeAccessAttempted")
+        .filter(|stored| is::<pb::OutOfScopeAccessAttempted>(stored))
         .map(|stored| {
             let payload =
                 pb::OutOfScopeAccessAttempted::decode(stored.payload.as_slice()).expect("payload");
@@ -1148,9 +1149,7 @@ async fn a_member_registered_elsewhere_is_named_only_within_scope(
         .stream(("intake", "access", &registered.household_id))
         .await?;
     assert!(
-        accesses
-            .iter()
-            .any(|stored| stored.event_type == "sunshine.v1.OutOfScopeAccessAttempted"),
+        accesses.iter().any(is::<pb::OutOfScopeAccessAttempted>),
         "the probe is on the household's record"
     );
 
@@ -1377,11 +1376,7 @@ async fn reveal_needs_a_role_a_live_case_and_a_purpose(cluster: bool) -> anyhow:
     // Each reveal is an access event naming the case and the purpose, in the case's file; the
     // officer's note is sealed.
     let case_file = sandbox.store.read_case(&accepted.case_id).await?;
-    let reveals: Vec<pb::PersonalDataAccessed> = case_file
-        .iter()
-        .filter(|stored| stored.event_type == "sunshine.v1.PersonalDataAccessed")
-        .map(|stored| pb::PersonalDataAccessed::decode(stored.payload.as_slice()).expect("payload"))
-        .collect();
+    let reveals: Vec<pb::PersonalDataAccessed> = decoded(&case_file)?;
     assert_eq!(reveals.len(), 2, "the two reveals that were allowed");
     assert_eq!(
         reveals[0].reveal_purpose,

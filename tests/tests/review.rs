@@ -13,9 +13,11 @@ use prost::Message as _;
 use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
 use sunshine_platform::Role;
 use sunshine_platform::clock::ManualClock;
+use sunshine_proto::events::TypedEvent;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
+use sunshine_tests::events::is;
 use sunshine_tests::households::{dibao_application, documents, family, registration};
 use sunshine_tests::{
     RunningService, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
@@ -89,8 +91,7 @@ async fn append_as(
     store: &EventStore,
     service_stream: &str,
     case_id: &str,
-    event_type: &str,
-    payload: Vec<u8>,
+    event: &impl TypedEvent,
 ) -> anyhow::Result<()> {
     let stream = StreamId::parse(&format!("{service_stream}-{}", uuid::Uuid::now_v7()))?;
     let metadata = EventMetadata {
@@ -107,7 +108,7 @@ async fn append_as(
             &stream,
             ExpectedVersion::NoStream,
             &metadata,
-            vec![NewEvent::new(case_id, event_type, 1, payload)],
+            vec![NewEvent::typed(case_id, event)],
         )
         .await?;
     Ok(())
@@ -178,14 +179,7 @@ async fn walk_to_decision(
         department_code: "civil_affairs".into(),
         ..Default::default()
     };
-    append_as(
-        store,
-        "departments-verification",
-        case_id,
-        "sunshine.v1.VerificationAnswered",
-        answer.encode_to_vec(),
-    )
-    .await?;
+    append_as(store, "departments-verification", case_id, &answer).await?;
     let at_opinion =
         wait_for_stage(review, &officers.street, case_id, "preliminary_opinion").await?;
     let opinion = review
@@ -381,14 +375,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         }),
         sealed_content: Vec::new(),
     };
-    append_as(
-        &store,
-        "disclosure-objection",
-        &case_id,
-        "sunshine.v1.ObjectionReceived",
-        objection.encode_to_vec(),
-    )
-    .await?;
+    append_as(&store, "disclosure-objection", &case_id, &objection).await?;
     let reopened = wait_for_stage(&mut review, &officers.street, &case_id, "investigation").await?;
     assert_eq!(reopened.open_objections, ["obj-1"]);
     review
@@ -470,7 +457,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let case_file = store.read_case(&case_id).await?;
     let approval = case_file
         .iter()
-        .find(|stored| stored.event_type == "sunshine.v1.CaseApproved")
+        .find(|stored| is::<pb::CaseApproved>(stored))
         .expect("approved");
     let approval = pb::CaseApproved::decode(approval.payload.as_slice())?;
     let attached = approval
@@ -490,7 +477,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .read_stream(&household_stream, 1)
         .await?
         .iter()
-        .any(|stored| stored.event_type == "sunshine.v1.ApplicationClosed")
+        .any(is::<pb::ApplicationClosed>)
     {
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
@@ -502,11 +489,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     // Approved: a re-review is scheduled; a death in the household re-evaluates the benefit
     // from the following month.
     let approved_file = store.read_case(&case_id).await?;
-    assert!(
-        approved_file
-            .iter()
-            .any(|stored| stored.event_type == "sunshine.v1.ReReviewScheduled")
-    );
+    assert!(approved_file.iter().any(is::<pb::ReReviewScheduled>));
     // Intake may still be recording the approval on the household stream: a clerk whose
     // change is ABORTED reloads and tries again.
     let mut attempts = 0;
@@ -550,10 +533,10 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let reassessed = loop {
         let case_file = store.read_case(&case_id).await?;
-        if let Some(found) = case_file.iter().find(|stored| {
-            stored.event_type == "sunshine.v1.BenefitAdjusted"
-                || stored.event_type == "sunshine.v1.BenefitTerminated"
-        }) {
+        if let Some(found) = case_file
+            .iter()
+            .find(|stored| is::<pb::BenefitAdjusted>(stored) || is::<pb::BenefitTerminated>(stored))
+        {
             break found.clone();
         }
         anyhow::ensure!(
@@ -562,7 +545,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    if reassessed.event_type == "sunshine.v1.BenefitAdjusted" {
+    if is::<pb::BenefitAdjusted>(&reassessed) {
         let adjusted = pb::BenefitAdjusted::decode(reassessed.payload.as_slice())?;
         assert_eq!(
             adjusted.effective_month, "2026-11",
@@ -701,7 +684,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .read_case(&late.case_id)
         .await?
         .iter()
-        .filter(|stored| stored.event_type == "sunshine.v1.DeadlineBreached")
+        .filter(|stored| is::<pb::DeadlineBreached>(stored))
         .count();
     assert_eq!(breaches, 1);
 

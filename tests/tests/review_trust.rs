@@ -17,9 +17,11 @@ use prost::Message as _;
 use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
 use sunshine_platform::Role;
 use sunshine_platform::clock::ManualClock;
+use sunshine_proto::events::Event;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
+use sunshine_tests::events::is;
 use sunshine_tests::households::{dibao_application, family, registration};
 use sunshine_tests::{
     DISTRICT, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config,
@@ -169,30 +171,31 @@ impl Sandbox {
         }
     }
 
-    /// Waits until the case's stream holds an event of `event_type`; returns how many.
-    async fn wait_for_event(&self, case_id: &str, event_type: &str) -> anyhow::Result<usize> {
+    /// Waits until the case's stream holds an event of type `E`; returns how many.
+    async fn wait_for_event<E: Event>(&self, case_id: &str) -> anyhow::Result<usize> {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let count = self.case_events(case_id, event_type).await?;
+            let count = self.case_events::<E>(case_id).await?;
             if count > 0 {
                 return Ok(count);
             }
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
-                "case {case_id} never recorded {event_type}"
+                "case {case_id} never recorded {}",
+                E::TYPE
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    async fn case_events(&self, case_id: &str, event_type: &str) -> anyhow::Result<usize> {
+    async fn case_events<E: Event>(&self, case_id: &str) -> anyhow::Result<usize> {
         let stream = StreamId::new("review", "case", case_id)?;
         Ok(self
             .store
             .read_stream(&stream, 1)
             .await?
             .iter()
-            .filter(|stored| stored.event_type == event_type)
+            .filter(|stored| is::<E>(stored))
             .count())
     }
 
@@ -1007,7 +1010,7 @@ async fn provisional_deadlines_and_pages(cluster: bool) -> anyhow::Result<()> {
         .read_stream(&stream, 1)
         .await?
         .into_iter()
-        .find(|stored| stored.event_type == "sunshine.v1.DeadlineBreached")
+        .find(is::<pb::DeadlineBreached>)
         .expect("recorded");
     let breach = pb::DeadlineBreached::decode(breach.payload.as_slice())?;
     assert!(
@@ -1023,7 +1026,7 @@ async fn provisional_deadlines_and_pages(cluster: bool) -> anyhow::Result<()> {
 async fn append_as(
     store: &EventStore,
     stream: &StreamId,
-    events: Vec<(&str, &str, Vec<u8>)>,
+    events: Vec<NewEvent>,
 ) -> anyhow::Result<()> {
     let metadata = EventMetadata {
         actor: Actor {
@@ -1035,17 +1038,7 @@ async fn append_as(
         ..EventMetadata::default()
     };
     store
-        .append(
-            stream,
-            ExpectedVersion::Any,
-            &metadata,
-            events
-                .into_iter()
-                .map(|(case_id, event_type, payload)| {
-                    NewEvent::new(case_id, event_type, 1, payload)
-                })
-                .collect(),
-        )
+        .append(stream, ExpectedVersion::Any, &metadata, events)
         .await?;
     Ok(())
 }
@@ -1085,16 +1078,8 @@ async fn recusal(cluster: bool) -> anyhow::Result<()> {
         &sandbox.store,
         &household,
         vec![
-            (
-                &case_id,
-                "sunshine.v1.ApplicationSubmitted",
-                submitted.encode_to_vec(),
-            ),
-            (
-                &case_id,
-                "sunshine.v1.RelativeOfOfficialFlagged",
-                flag("cadre-1").encode_to_vec(),
-            ),
+            NewEvent::typed(&case_id, &submitted),
+            NewEvent::typed(&case_id, &flag("cadre-1")),
         ],
     )
     .await?;
@@ -1171,15 +1156,11 @@ async fn recusal(cluster: bool) -> anyhow::Result<()> {
     append_as(
         &sandbox.store,
         &household,
-        vec![(
-            &case_id,
-            "sunshine.v1.RelativeOfOfficialFlagged",
-            flag("cadre-2").encode_to_vec(),
-        )],
+        vec![NewEvent::typed(&case_id, &flag("cadre-2"))],
     )
     .await?;
     sandbox
-        .wait_for_event(&case_id, "sunshine.v1.OfficialRecused")
+        .wait_for_event::<pb::OfficialRecused>(&case_id)
         .await?;
     let cadre_2 = sandbox.token("cadre-2", Role::StreetReviewer, STREET_TOWN);
     let refused = sandbox
@@ -1280,7 +1261,7 @@ async fn household_moves(cluster: bool) -> anyhow::Result<()> {
         }
     }
     sandbox
-        .wait_for_event(&case_id, "sunshine.v1.CaseFollowedHousehold")
+        .wait_for_event::<pb::CaseFollowedHousehold>(&case_id)
         .await?;
     let unknown = uuid::Uuid::now_v7().to_string();
     for token in [&old_street, &old_clerk] {
@@ -1320,7 +1301,7 @@ async fn household_moves(cluster: bool) -> anyhow::Result<()> {
     assert!(queue_of(new_street.clone()).await?.contains(&case_id));
     assert_eq!(
         sandbox
-            .case_events(&case_id, "sunshine.v1.CaseFollowedHousehold")
+            .case_events::<pb::CaseFollowedHousehold>(&case_id)
             .await?,
         1
     );

@@ -82,7 +82,7 @@ async fn raw_insert_rate(store: &EventStore, writers: usize, round: usize) -> an
             .bind(stream_id)
             .bind(iteration as i64 + 1)
             .bind("case-bench")
-            .bind("sunshine.v1.BenchEvent")
+            .bind("example.v1.BenchEvent")
             .bind(1i64)
             .bind(payload())
             .bind("{}")
@@ -115,7 +115,7 @@ async fn append_rate(
         async move {
             let stream = StreamId::new("bench", &tag, &writer.to_string())?;
             let events = (0..events_per_append)
-                .map(|_| NewEvent::new("case-bench", "sunshine.v1.BenchEvent", 1, payload()))
+                .map(|_| NewEvent::new("case-bench", "example.v1.BenchEvent", 1, payload()))
                 .collect();
             let expected = ExpectedVersion::Exact(iteration * events_per_append as u64);
             store.append(&stream, expected, &metadata, events).await?;

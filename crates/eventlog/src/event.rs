@@ -3,6 +3,8 @@
 //! command id. The event as recorded and its metadata (who, why, in answer to what) are the
 //! evidence's ([`sunshine_evidence::record`]), re-exported here.
 
+use sunshine_platform::Identity;
+use sunshine_proto::events::TypedEvent;
 use uuid::Uuid;
 
 pub use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
@@ -74,6 +76,18 @@ pub enum ExpectedVersion {
     Any,
 }
 
+/// The actor of an event a caller's command causes: copied from the verified token, the one way
+/// a service builds it. (A free function rather than `From`: the actor is the evidence's type,
+/// the identity the platform's.)
+pub fn actor_of(identity: &Identity) -> Actor {
+    Actor {
+        subject: identity.subject.clone(),
+        role: identity.role.as_str().to_owned(),
+        org_unit: identity.org_unit.as_str().to_owned(),
+        department_code: identity.department_code.clone(),
+    }
+}
+
 /// The digest that tells a faithful retry from a command id reused for another request:
 /// lowercase hex of SHA-256 over a domain tag and the request's protobuf encoding (maps are
 /// ordered, so equal requests encode to equal bytes).
@@ -91,7 +105,8 @@ pub struct NewEvent {
     /// UUIDv7, chosen by the writer so a retry carries the same id.
     pub event_id: Uuid,
     pub case_id: String,
-    /// Fully qualified protobuf message name of the payload, e.g. `sunshine.v1.ApplicationSubmitted`.
+    /// Fully qualified protobuf message name of the payload, e.g. `sunshine.v1.ApplicationSubmitted`
+    /// (a registered event's `TYPE`: see [`NewEvent::typed`]).
     pub event_type: String,
     pub schema_version: u32,
     /// The encoded payload, exactly as it will be stored and hashed. Personal data inside it is
@@ -118,6 +133,17 @@ impl NewEvent {
             occurred_at_us: now_micros(),
         }
     }
+
+    /// A new event of a registered type (a message of `sunshine_proto::events`' registry, or a
+    /// stream kind's enum): its stored type, schema version and bytes come from the type.
+    pub fn typed(case_id: impl Into<String>, event: &impl TypedEvent) -> Self {
+        NewEvent::new(
+            case_id,
+            event.event_type(),
+            event.schema_version(),
+            event.encode_payload(),
+        )
+    }
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -140,5 +166,20 @@ mod tests {
         assert!(StreamId::parse("intake--1").is_err());
         assert!(StreamId::parse("intake.household.1").is_err());
         assert!(StreamId::parse(&"a-b-".repeat(60)).is_err());
+    }
+
+    #[test]
+    fn a_typed_event_carries_its_registered_type_and_version() {
+        use prost::Message as _;
+        use sunshine_proto::events::Event as _;
+        use sunshine_proto::v1 as pb;
+        let opened = pb::CaseOpened {
+            case_id: "c1".into(),
+            ..Default::default()
+        };
+        let event = NewEvent::typed("c1", &opened);
+        assert_eq!(event.event_type, pb::CaseOpened::TYPE);
+        assert_eq!(event.schema_version, pb::CaseOpened::SCHEMA_VERSION);
+        assert_eq!(event.payload, opened.encode_to_vec());
     }
 }

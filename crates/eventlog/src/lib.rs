@@ -67,7 +67,8 @@ pub use sunshine_evidence::{checkpoint, merkle, record};
 
 pub use error::StoreError;
 pub use event::{
-    Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, request_digest,
+    Actor, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId, actor_of,
+    request_digest,
 };
 pub use signals::LogSignals;
 pub use store::{

@@ -106,14 +106,14 @@ mod tests {
     fn registry() -> Upcasters {
         let mut upcasters = Upcasters::new();
         // v1 held a yuan amount as text; v2 holds fen; v3 adds a currency marker.
-        upcasters.register("sunshine.v1.Paid", 1, |payload| {
+        upcasters.register("example.v1.Paid", 1, |payload| {
             let yuan: i64 = std::str::from_utf8(payload)
                 .map_err(|e| e.to_string())?
                 .parse()
                 .map_err(|_| "not a number".to_owned())?;
             Ok((yuan * 100).to_string().into_bytes())
         });
-        upcasters.register("sunshine.v1.Paid", 2, |payload| {
+        upcasters.register("example.v1.Paid", 2, |payload| {
             let mut upgraded = payload.to_vec();
             upgraded.extend_from_slice(b" fen");
             Ok(upgraded)
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn old_events_are_upcast_step_by_step_and_the_stored_event_is_untouched() {
         let upcasters = registry();
-        let old = stored("sunshine.v1.Paid", 1, b"12");
+        let old = stored("example.v1.Paid", 1, b"12");
         let upcast = upcasters.upcast(&old).unwrap();
         assert_eq!(
             (upcast.schema_version, upcast.payload.as_slice()),
@@ -132,15 +132,15 @@ mod tests {
         );
         assert_eq!(old.payload, b"12");
         let middle = upcasters
-            .upcast(&stored("sunshine.v1.Paid", 2, b"500"))
+            .upcast(&stored("example.v1.Paid", 2, b"500"))
             .unwrap();
         assert_eq!(middle.payload, b"500 fen");
         let current = upcasters
-            .upcast(&stored("sunshine.v1.Paid", 3, b"7 fen"))
+            .upcast(&stored("example.v1.Paid", 3, b"7 fen"))
             .unwrap();
         assert_eq!(current.payload, b"7 fen");
         let other = upcasters
-            .upcast(&stored("sunshine.v1.Other", 1, b"x"))
+            .upcast(&stored("example.v1.Other", 1, b"x"))
             .unwrap();
         assert_eq!(
             (other.schema_version, other.payload.as_slice()),
@@ -151,11 +151,11 @@ mod tests {
     #[test]
     fn a_failing_step_names_the_event_and_version() {
         let error = registry()
-            .upcast(&stored("sunshine.v1.Paid", 1, b"twelve"))
+            .upcast(&stored("example.v1.Paid", 1, b"twelve"))
             .unwrap_err();
         assert_eq!(
             (error.event_type.as_str(), error.from_version),
-            ("sunshine.v1.Paid", 1)
+            ("example.v1.Paid", 1)
         );
     }
 }

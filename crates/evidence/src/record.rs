@@ -187,7 +187,7 @@ mod tests {
             stream_id: "intake-household-1",
             stream_version: 1,
             case_id: "case-1",
-            event_type: "sunshine.v1.HouseholdRegistered",
+            event_type: "example.v1.Registered",
             schema_version: 1,
             payload,
             metadata_json: "{}",
@@ -213,8 +213,8 @@ mod tests {
         assert_ne!(base, chain_hash(&[1u8; 32], &fields(b"ab")));
         // Moving a byte across a field boundary changes the hash too (length prefixes).
         let mut shifted = fields(b"ab");
-        shifted.case_id = "case-1a";
-        shifted.event_type = ".v1.HouseholdRegistered";
+        shifted.case_id = "case-1e";
+        shifted.event_type = "xample.v1.Registered";
         assert_ne!(base, chain_hash(&GENESIS_HASH, &shifted));
     }
 }

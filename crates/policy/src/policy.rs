@@ -184,6 +184,20 @@ impl Policy {
         Policy::from_sources(example_district_sources())
     }
 
+    /// The policy a service is configured with (`policy.directory`): the directory's files, or,
+    /// when none is configured, the compiled-in example district — said in a warning, since
+    /// its values are EXAMPLE values.
+    pub fn load_configured(directory: &str) -> Result<Policy, PolicyLoadError> {
+        if directory.is_empty() {
+            tracing::warn!(
+                "no policy.directory configured: using the EXAMPLE district's parameters"
+            );
+            Policy::example_district()
+        } else {
+            Policy::load_dir(directory)
+        }
+    }
+
     pub fn version(&self) -> PolicyVersion {
         self.version
     }

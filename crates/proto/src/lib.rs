@@ -3,6 +3,8 @@
 //! # Layout
 //! - `v1`: everything generated from `proto/sunshine/v1/*.proto` (messages, enums, tonic clients
 //!   and servers).
+//! - [`events`]: the registry of event types (a message's stored type is its full name, from
+//!   `prost::Name`), and [`stream_events!`], a stream kind's events as one typed enum.
 //! - [`dates`]: protobuf dates to and from `time::Date`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, registered with gRPC reflection.
 //!
@@ -13,6 +15,8 @@
 pub mod v1 {
     tonic::include_proto!("sunshine.v1");
 }
+
+pub mod events;
 
 /// `sunshine.v1.Date` ↔ `time::Date`, the one place the two meet.
 pub mod dates {

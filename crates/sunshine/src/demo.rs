@@ -483,12 +483,7 @@ async fn review_walkthrough(
             &sunshine_eventlog::StreamId::new("departments", "verification", case_id)?,
             sunshine_eventlog::ExpectedVersion::NoStream,
             &sunshine_eventlog::EventMetadata::default(),
-            vec![sunshine_eventlog::NewEvent::new(
-                case_id,
-                "sunshine.v1.VerificationAnswered",
-                1,
-                prost::Message::encode_to_vec(&answer),
-            )],
+            vec![sunshine_eventlog::NewEvent::typed(case_id, &answer)],
         )
         .await?;
     println!(

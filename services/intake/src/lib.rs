@@ -3,14 +3,21 @@
 //! department, or emergency assistance.
 //!
 //! # Layout
-//! - [`household`]: the household aggregate — events, folded state, decisions (pure).
 //! - [`validation`]: request checks and limits, every bad field named at once.
+//! - [`commands`]: requests parsed into commands (named fields, typed values) and the
+//!   personal data each carries.
+//! - [`aggregate`]: the household aggregate's decisions, `handle(household, command)` → events
+//!   (pure); the household itself — events, fold, checks, sealed-field paths — is the shared
+//!   `sunshine-household` crate's.
 //! - [`access`]: who may see which personal data in full, for which purpose (pure).
 //! - [`masking`]: masked forms of personal data and the member as a caller sees it.
 //! - [`read_model`]: intake's tables (queries, person index, officials' relatives registry,
 //!   reads per officer), the append guards that write guard rows with their events, and the
 //!   projection that keeps the tables.
-//! - [`api`]: the gRPC service.
+//! - [`store`]: load (retries, scope, versions) and append (sealing, digests, guards), and
+//!   the records of calls; the streams other than the household's.
+//! - [`errors`]: refusals as `ApiError`s, in one place.
+//! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
 //! Personal data (names, id numbers, phones, addresses, accounts, declared facts, reasons) is
 //! sealed with the household's data key before it enters an event; lookups by id number use a
@@ -18,10 +25,13 @@
 //! on a household outside the caller's scope, which reads exactly like one that does not exist.
 
 pub mod access;
+pub mod aggregate;
 pub mod api;
-pub mod household;
+pub mod commands;
+pub mod errors;
 pub mod masking;
 pub mod read_model;
+pub mod store;
 pub mod validation;
 
 use std::sync::{Arc, OnceLock};
@@ -44,17 +54,6 @@ pub const READ_MODEL: Component = Component {
     name: "intake",
     migrations: read_model::MIGRATIONS,
 };
-
-/// Loads the configured policy, or the compiled-in example district.
-pub fn load_policy(config: &Config) -> Result<sunshine_policy::Policy, String> {
-    if config.policy.directory.is_empty() {
-        tracing::warn!("no policy.directory configured: using the EXAMPLE district's parameters");
-        sunshine_policy::Policy::example_district().map_err(|error| error.to_string())
-    } else {
-        sunshine_policy::Policy::load_dir(&config.policy.directory)
-            .map_err(|error| error.to_string())
-    }
-}
 
 /// Serves the service on `listener` until `shutdown` fires.
 pub async fn run(
@@ -107,7 +106,8 @@ pub async fn run_sharing_log(
             if state.get().is_some() {
                 return Ok(());
             }
-            let policy = load_policy(&config)?;
+            let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
+                .map_err(|error| error.to_string())?;
             let org_tree = config
                 .district
                 .load_org_tree()
@@ -132,14 +132,14 @@ pub async fn run_sharing_log(
                 shutdown,
             );
             let _ = state.set(IntakeState {
-                log,
+                store: store::IntakeStore::new(
+                    log,
+                    Arc::new(config.policy.official_relative_relations.clone()),
+                    config.privacy.personal_data_reads_per_officer_per_hour,
+                ),
                 policy: Arc::new(policy),
-                official_relations: Arc::new(config.policy.official_relative_relations.clone()),
                 clock,
                 org_tree: Arc::new(org_tree),
-                personal_data_reads_per_hour: config
-                    .privacy
-                    .personal_data_reads_per_officer_per_hour,
             });
             Ok(())
         })

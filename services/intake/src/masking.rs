@@ -6,7 +6,7 @@
 use sunshine_proto::v1 as pb;
 
 use crate::access::Reveal;
-use crate::household::MemberState;
+use sunshine_household::MemberState;
 
 /// Keeps the first character (usually the surname) and one star per hidden character:
 /// 张三 → 张*. The given name, one or two characters of thousands in use, stays unknown.

@@ -8,16 +8,17 @@
 //! that had them, and a person recorded as deceased is registered nowhere again), not when the
 //! household moves (the household id stays).
 
-use prost::Message as _;
 use sqlx::{AnyConnection, AnyPool, Row as _};
 use sunshine_eventlog::AppendGuard;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
 use sunshine_eventlog::schema::Migration;
 use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
+use sunshine_household::HouseholdEvent;
 use sunshine_platform::config::DatabaseKind;
+use sunshine_proto::events::StreamEvent;
 use sunshine_proto::v1 as pb;
 
-use crate::household::HouseholdEvent;
+use crate::store::OfficialEvent;
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -307,14 +308,52 @@ pub struct IntakeReadModel {
     pub store: sunshine_eventlog::EventStore,
 }
 
+sunshine_proto::stream_events! {
+    /// What intake hears of review's case streams (`review-case-<id>`): that a case opened,
+    /// and the decisions that close an application. Review's other case events are none of
+    /// intake's business: read with `decode_known`, they are passed over.
+    #[derive(Debug, Clone, PartialEq)]
+    enum HeardFromReview in "review-case" {
+        Opened(pb::CaseOpened),
+        Approved(pb::CaseApproved),
+        Rejected(pb::CaseRejected),
+        Withdrawn(pb::CaseWithdrawn),
+        Terminated(pb::BenefitTerminated),
+    }
+}
+
+/// The events of the log this projection follows, each by its stream kind's typed decode; a
+/// kind it does not follow is `None`.
+enum Followed {
+    Household(HouseholdEvent),
+    Official(OfficialEvent),
+    Review(HeardFromReview),
+}
+
+fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
+    let decoded = if HouseholdEvent::is_stream(&event.stream_id) {
+        HouseholdEvent::decode(&event.event_type, &event.payload)
+            .map(|event| Some(Followed::Household(event)))
+    } else if OfficialEvent::is_stream(&event.stream_id) {
+        OfficialEvent::decode(&event.event_type, &event.payload)
+            .map(|event| Some(Followed::Official(event)))
+    } else if HeardFromReview::is_stream(&event.stream_id) {
+        HeardFromReview::decode_known(&event.event_type, &event.payload)
+            .map(|heard| heard.map(Followed::Review))
+    } else {
+        Ok(None)
+    };
+    decoded.map_err(|error| HandlerError(error.to_string()))
+}
+
 /// The outcome a review event closes an application with.
-fn closing_outcome(event_type: &str) -> Option<&'static str> {
-    match event_type {
-        "sunshine.v1.CaseApproved" => Some("approved"),
-        "sunshine.v1.CaseRejected" => Some("rejected"),
-        "sunshine.v1.CaseWithdrawn" => Some("withdrawn"),
-        "sunshine.v1.BenefitTerminated" => Some("terminated"),
-        _ => None,
+fn closing_outcome(heard: &HeardFromReview) -> Option<&'static str> {
+    match heard {
+        HeardFromReview::Opened(_) => None,
+        HeardFromReview::Approved(_) => Some("approved"),
+        HeardFromReview::Rejected(_) => Some("rejected"),
+        HeardFromReview::Withdrawn(_) => Some("withdrawn"),
+        HeardFromReview::Terminated(_) => Some("terminated"),
     }
 }
 
@@ -365,12 +404,7 @@ impl IntakeReadModel {
             causation_id: Some(event.event_id.to_string()),
             ..EventMetadata::default()
         };
-        let new_event = sunshine_eventlog::NewEvent::new(
-            event.case_id.clone(),
-            closed.event_type(),
-            1,
-            closed.encode(),
-        );
+        let new_event = sunshine_eventlog::NewEvent::typed(event.case_id.clone(), &closed);
         self.store
             .append(
                 &stream,
@@ -397,27 +431,24 @@ async fn apply_event(
     connection: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), HandlerError> {
-    if event.event_type == "sunshine.v1.CaseOpened" {
-        let opened = pb::CaseOpened::decode(event.payload.as_slice())
-            .map_err(|error| HandlerError(error.to_string()))?;
-        sqlx::query(
-            "UPDATE intake_applications SET status = 'under_review' WHERE application_id = $1",
-        )
-        .bind(opened.application_id.as_str())
-        .execute(&mut *connection)
-        .await?;
-        return Ok(());
-    }
-    if event.event_type == "sunshine.v1.OfficialRelativeRegistered" {
-        let registered = pb::OfficialRelativeRegistered::decode(event.payload.as_slice())
-            .map_err(|error| HandlerError(error.to_string()))?;
-        record_official_relative(connection, &registered).await?;
-        return Ok(());
-    }
-    let Some(household_event) = HouseholdEvent::decode(&event.event_type, &event.payload)
-        .map_err(|error| HandlerError(error.to_string()))?
-    else {
-        return Ok(());
+    let household_event = match followed(event)? {
+        None => return Ok(()),
+        Some(Followed::Review(HeardFromReview::Opened(opened))) => {
+            sqlx::query(
+                "UPDATE intake_applications SET status = 'under_review' WHERE application_id = $1",
+            )
+            .bind(opened.application_id.as_str())
+            .execute(&mut *connection)
+            .await?;
+            return Ok(());
+        }
+        // Closings are `react`'s: it appends `ApplicationClosed`, which this then applies.
+        Some(Followed::Review(_)) => return Ok(()),
+        Some(Followed::Official(OfficialEvent::RelativeRegistered(registered))) => {
+            record_official_relative(connection, &registered).await?;
+            return Ok(());
+        }
+        Some(Followed::Household(household_event)) => household_event,
     };
     match household_event {
         HouseholdEvent::Registered(registered) => {
@@ -494,11 +525,15 @@ impl Projection for IntakeReadModel {
 
     fn react<'a>(&'a self, event: &'a RecordedEvent) -> HandlerFuture<'a> {
         Box::pin(async move {
-            match closing_outcome(&event.event_type) {
-                Some(outcome) if event.stream_id.starts_with("review-") => {
-                    self.close_application(event, outcome).await
-                }
-                _ => Ok(()),
+            if !HeardFromReview::is_stream(&event.stream_id) {
+                return Ok(());
+            }
+            let Some(Followed::Review(heard)) = followed(event)? else {
+                return Ok(());
+            };
+            match closing_outcome(&heard) {
+                Some(outcome) => self.close_application(event, outcome).await,
+                None => Ok(()),
             }
         })
     }

@@ -475,26 +475,15 @@ pub async fn evaluate_case(
     state: &ReviewState,
     loaded: &LoadedCase,
 ) -> Result<pb::PolicyResult, ApiError> {
-    let stream =
-        StreamId::new("intake", "household", &loaded.household_id).map_err(ApiError::internal)?;
-    let recorded = state
-        .log
-        .store
-        .read_stream(&stream, 1)
+    let household = sunshine_household::load(&state.log.store, &loaded.household_id)
         .await
-        .map_err(ApiError::from)?;
-    let mut events = Vec::new();
-    for stored in &recorded {
-        if let Some(event) =
-            sunshine_intake::household::HouseholdEvent::decode(&stored.event_type, &stored.payload)
-                .map_err(ApiError::internal)?
-        {
-            events.push((event, stored.stream_version, stored.recorded_at_us));
-        }
-    }
-    let household = sunshine_intake::household::HouseholdState::fold(events).ok_or_else(|| {
-        ApiError::FailedPrecondition("the case's household is not registered".into())
-    })?;
+        .map_err(|error| match error {
+            sunshine_household::LoadError::Store(error) => ApiError::from(error),
+            other => ApiError::internal(other),
+        })?
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition("the case's household is not registered".into())
+        })?;
     // Facts the rules cannot use are the household record's problem, not ours: say which.
     let facts = crate::facts::household_facts(&household).map_err(ApiError::FailedPrecondition)?;
     let program: ProgramCode = loaded

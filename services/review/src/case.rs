@@ -1360,37 +1360,38 @@ fn require_justification(
 /// The event type names and protobuf encoding of case events.
 pub mod codec {
     use prost::Message as _;
+    use sunshine_proto::events::Event as _;
     use sunshine_proto::v1 as pb;
 
     use super::CaseEvent;
 
     pub fn event_type(event: &CaseEvent) -> &'static str {
         match event {
-            CaseEvent::Opened(_) => "sunshine.v1.CaseOpened",
-            CaseEvent::StageEntered(_) => "sunshine.v1.StageEntered",
-            CaseEvent::InvestigatorsAssigned(_) => "sunshine.v1.InvestigatorsAssigned",
-            CaseEvent::HomeVisitRecorded(_) => "sunshine.v1.HomeVisitRecorded",
-            CaseEvent::VerificationRequested(_) => "sunshine.v1.VerificationRequested",
-            CaseEvent::VerificationAnswered(_) => "sunshine.v1.VerificationAnswered",
-            CaseEvent::OpinionRecorded(_) => "sunshine.v1.PreliminaryOpinionRecorded",
-            CaseEvent::PublicityStarted(_) => "sunshine.v1.PublicityStarted",
-            CaseEvent::ObjectionReceived(_) => "sunshine.v1.ObjectionReceived",
-            CaseEvent::ObjectionAnswered(_) => "sunshine.v1.ObjectionAnswered",
-            CaseEvent::AssistFirstGranted(_) => "sunshine.v1.AssistFirstGranted",
-            CaseEvent::Approved(_) => "sunshine.v1.CaseApproved",
-            CaseEvent::Rejected(_) => "sunshine.v1.CaseRejected",
-            CaseEvent::DeadlineBreached(_) => "sunshine.v1.DeadlineBreached",
-            CaseEvent::RefusalNotified(_) => "sunshine.v1.RefusalNotified",
-            CaseEvent::DepartedFromPolicy(_) => "sunshine.v1.DecisionDepartedFromPolicy",
-            CaseEvent::Returned(_) => "sunshine.v1.CaseReturned",
-            CaseEvent::Withdrawn(_) => "sunshine.v1.CaseWithdrawn",
-            CaseEvent::DeadlineExtended(_) => "sunshine.v1.DeadlineExtended",
-            CaseEvent::ReReviewScheduled(_) => "sunshine.v1.ReReviewScheduled",
-            CaseEvent::BenefitAdjusted(_) => "sunshine.v1.BenefitAdjusted",
-            CaseEvent::BenefitSuspended(_) => "sunshine.v1.BenefitSuspended",
-            CaseEvent::BenefitTerminated(_) => "sunshine.v1.BenefitTerminated",
-            CaseEvent::OfficialRecused(_) => "sunshine.v1.OfficialRecused",
-            CaseEvent::FollowedHousehold(_) => "sunshine.v1.CaseFollowedHousehold",
+            CaseEvent::Opened(_) => pb::CaseOpened::TYPE,
+            CaseEvent::StageEntered(_) => pb::StageEntered::TYPE,
+            CaseEvent::InvestigatorsAssigned(_) => pb::InvestigatorsAssigned::TYPE,
+            CaseEvent::HomeVisitRecorded(_) => pb::HomeVisitRecorded::TYPE,
+            CaseEvent::VerificationRequested(_) => pb::VerificationRequested::TYPE,
+            CaseEvent::VerificationAnswered(_) => pb::VerificationAnswered::TYPE,
+            CaseEvent::OpinionRecorded(_) => pb::PreliminaryOpinionRecorded::TYPE,
+            CaseEvent::PublicityStarted(_) => pb::PublicityStarted::TYPE,
+            CaseEvent::ObjectionReceived(_) => pb::ObjectionReceived::TYPE,
+            CaseEvent::ObjectionAnswered(_) => pb::ObjectionAnswered::TYPE,
+            CaseEvent::AssistFirstGranted(_) => pb::AssistFirstGranted::TYPE,
+            CaseEvent::Approved(_) => pb::CaseApproved::TYPE,
+            CaseEvent::Rejected(_) => pb::CaseRejected::TYPE,
+            CaseEvent::DeadlineBreached(_) => pb::DeadlineBreached::TYPE,
+            CaseEvent::RefusalNotified(_) => pb::RefusalNotified::TYPE,
+            CaseEvent::DepartedFromPolicy(_) => pb::DecisionDepartedFromPolicy::TYPE,
+            CaseEvent::Returned(_) => pb::CaseReturned::TYPE,
+            CaseEvent::Withdrawn(_) => pb::CaseWithdrawn::TYPE,
+            CaseEvent::DeadlineExtended(_) => pb::DeadlineExtended::TYPE,
+            CaseEvent::ReReviewScheduled(_) => pb::ReReviewScheduled::TYPE,
+            CaseEvent::BenefitAdjusted(_) => pb::BenefitAdjusted::TYPE,
+            CaseEvent::BenefitSuspended(_) => pb::BenefitSuspended::TYPE,
+            CaseEvent::BenefitTerminated(_) => pb::BenefitTerminated::TYPE,
+            CaseEvent::OfficialRecused(_) => pb::OfficialRecused::TYPE,
+            CaseEvent::FollowedHousehold(_) => pb::CaseFollowedHousehold::TYPE,
         }
     }
 
@@ -1430,71 +1431,67 @@ pub mod codec {
         payload: &[u8],
     ) -> Result<Option<CaseEvent>, prost::DecodeError> {
         Ok(Some(match event_type {
-            "sunshine.v1.CaseOpened" => CaseEvent::Opened(pb::CaseOpened::decode(payload)?),
-            "sunshine.v1.StageEntered" => {
-                CaseEvent::StageEntered(pb::StageEntered::decode(payload)?)
-            }
-            "sunshine.v1.InvestigatorsAssigned" => {
+            pb::CaseOpened::TYPE => CaseEvent::Opened(pb::CaseOpened::decode(payload)?),
+            pb::StageEntered::TYPE => CaseEvent::StageEntered(pb::StageEntered::decode(payload)?),
+            pb::InvestigatorsAssigned::TYPE => {
                 CaseEvent::InvestigatorsAssigned(pb::InvestigatorsAssigned::decode(payload)?)
             }
-            "sunshine.v1.HomeVisitRecorded" => {
+            pb::HomeVisitRecorded::TYPE => {
                 CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded::decode(payload)?)
             }
-            "sunshine.v1.VerificationRequested" => {
+            pb::VerificationRequested::TYPE => {
                 CaseEvent::VerificationRequested(pb::VerificationRequested::decode(payload)?)
             }
-            "sunshine.v1.VerificationAnswered" => {
+            pb::VerificationAnswered::TYPE => {
                 CaseEvent::VerificationAnswered(pb::VerificationAnswered::decode(payload)?)
             }
-            "sunshine.v1.PreliminaryOpinionRecorded" => {
+            pb::PreliminaryOpinionRecorded::TYPE => {
                 CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded::decode(payload)?)
             }
-            "sunshine.v1.PublicityStarted" => {
+            pb::PublicityStarted::TYPE => {
                 CaseEvent::PublicityStarted(pb::PublicityStarted::decode(payload)?)
             }
-            "sunshine.v1.ObjectionReceived" => {
+            pb::ObjectionReceived::TYPE => {
                 CaseEvent::ObjectionReceived(pb::ObjectionReceived::decode(payload)?)
             }
-            "sunshine.v1.ObjectionAnswered" => {
+            pb::ObjectionAnswered::TYPE => {
                 CaseEvent::ObjectionAnswered(pb::ObjectionAnswered::decode(payload)?)
             }
-            "sunshine.v1.AssistFirstGranted" => {
+            pb::AssistFirstGranted::TYPE => {
                 CaseEvent::AssistFirstGranted(pb::AssistFirstGranted::decode(payload)?)
             }
-            "sunshine.v1.CaseApproved" => CaseEvent::Approved(pb::CaseApproved::decode(payload)?),
-            "sunshine.v1.CaseRejected" => CaseEvent::Rejected(pb::CaseRejected::decode(payload)?),
-            "sunshine.v1.DeadlineBreached" => {
+            pb::CaseApproved::TYPE => CaseEvent::Approved(pb::CaseApproved::decode(payload)?),
+            pb::CaseRejected::TYPE => CaseEvent::Rejected(pb::CaseRejected::decode(payload)?),
+            pb::DeadlineBreached::TYPE => {
                 CaseEvent::DeadlineBreached(pb::DeadlineBreached::decode(payload)?)
             }
-            "sunshine.v1.DecisionDepartedFromPolicy" => {
+            pb::DecisionDepartedFromPolicy::TYPE => {
                 CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy::decode(payload)?)
             }
-            "sunshine.v1.CaseReturned" => CaseEvent::Returned(pb::CaseReturned::decode(payload)?),
-            "sunshine.v1.CaseWithdrawn" => {
-                CaseEvent::Withdrawn(pb::CaseWithdrawn::decode(payload)?)
-            }
-            "sunshine.v1.DeadlineExtended" => {
+            pb::CaseReturned::TYPE => CaseEvent::Returned(pb::CaseReturned::decode(payload)?),
+            pb::CaseWithdrawn::TYPE => CaseEvent::Withdrawn(pb::CaseWithdrawn::decode(payload)?),
+            pb::DeadlineExtended::TYPE => {
                 CaseEvent::DeadlineExtended(pb::DeadlineExtended::decode(payload)?)
             }
-            "sunshine.v1.ReReviewScheduled" => {
+            pb::ReReviewScheduled::TYPE => {
                 CaseEvent::ReReviewScheduled(pb::ReReviewScheduled::decode(payload)?)
             }
-            "sunshine.v1.BenefitAdjusted" => {
+            pb::BenefitAdjusted::TYPE => {
                 CaseEvent::BenefitAdjusted(pb::BenefitAdjusted::decode(payload)?)
             }
-            "sunshine.v1.BenefitSuspended" => {
+            pb::BenefitSuspended::TYPE => {
                 CaseEvent::BenefitSuspended(pb::BenefitSuspended::decode(payload)?)
             }
-            "sunshine.v1.BenefitTerminated" => {
+            pb::BenefitTerminated::TYPE => {
                 CaseEvent::BenefitTerminated(pb::BenefitTerminated::decode(payload)?)
             }
-            "sunshine.v1.RefusalNotified" => {
+            pb::RefusalNotified::TYPE => {
                 CaseEvent::RefusalNotified(pb::RefusalNotified::decode(payload)?)
             }
-            "sunshine.v1.OfficialRecused" => {
+            pb::OfficialRecused::TYPE => {
                 CaseEvent::OfficialRecused(pb::OfficialRecused::decode(payload)?)
             }
-            "sunshine.v1.CaseFollowedHousehold" => {
+            pb::CaseFollowedHousehold::TYPE => {
                 CaseEvent::FollowedHousehold(pb::CaseFollowedHousehold::decode(payload)?)
             }
             _ => return Ok(None),

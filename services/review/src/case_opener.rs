@@ -14,6 +14,7 @@ use sqlx::AnyConnection;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
 use sunshine_eventlog::{ExpectedVersion, NewEvent, StreamId};
 use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
+use sunshine_proto::events::Event as _;
 use sunshine_proto::v1 as pb;
 use time::Date;
 
@@ -84,12 +85,7 @@ impl CaseOpener {
             causation_id: Some(event.event_id.to_string()),
             ..EventMetadata::default()
         };
-        let new_event = NewEvent::new(
-            submitted.case_id.clone(),
-            "sunshine.v1.CaseOpened",
-            1,
-            opened.encode_to_vec(),
-        );
+        let new_event = NewEvent::typed(submitted.case_id.clone(), &opened);
         // On the open-case list before the case exists, so the deadline watch never misses a case
         // it could see; it skips rows whose case is not (yet) in the log. The projection writes
         // the same row from the log (rebuilds).
@@ -133,7 +129,7 @@ impl CaseOpener {
             .map_err(handler_error)?
         {
             if stored.stream_id != event.stream_id
-                || stored.event_type != "sunshine.v1.RelativeOfOfficialFlagged"
+                || stored.event_type != pb::RelativeOfOfficialFlagged::TYPE
             {
                 continue;
             }
@@ -242,7 +238,7 @@ impl CaseOpener {
             .await
             .map_err(handler_error)?;
         let events: Vec<CaseEvent> = match event.event_type.as_str() {
-            "sunshine.v1.VerificationAnswered" => {
+            pb::VerificationAnswered::TYPE => {
                 let answer = pb::VerificationAnswered::decode(event.payload.as_slice())
                     .map_err(handler_error)?;
                 loaded
@@ -250,7 +246,7 @@ impl CaseOpener {
                     .answer_verification(answer)
                     .map_err(handler_error)?
             }
-            "sunshine.v1.ObjectionReceived" => {
+            pb::ObjectionReceived::TYPE => {
                 let objection = pb::ObjectionReceived::decode(event.payload.as_slice())
                     .map_err(handler_error)?;
                 loaded
@@ -278,7 +274,7 @@ impl CaseOpener {
     /// Dynamic management: a household's change or a death re-evaluates its running benefits.
     async fn reassess(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
         let household_id = match event.event_type.as_str() {
-            "sunshine.v1.CircumstanceChanged" => {
+            pb::CircumstanceChanged::TYPE => {
                 pb::CircumstanceChanged::decode(event.payload.as_slice())
                     .map_err(handler_error)?
                     .household_id
@@ -289,7 +285,7 @@ impl CaseOpener {
                     .household_id
             }
         };
-        let cause = if event.event_type == "sunshine.v1.MemberDied" {
+        let cause = if event.event_type == pb::MemberDied::TYPE {
             "member died"
         } else {
             "change of circumstances"
@@ -348,22 +344,18 @@ impl Projection for CaseOpener {
                 return Ok(());
             }
             match event.event_type.as_str() {
-                "sunshine.v1.ApplicationSubmitted" => self.open(event).await,
-                "sunshine.v1.VerificationAnswered" | "sunshine.v1.ObjectionReceived" => {
+                pb::ApplicationSubmitted::TYPE => self.open(event).await,
+                pb::VerificationAnswered::TYPE | pb::ObjectionReceived::TYPE => {
                     self.take_in(event).await
                 }
-                "sunshine.v1.CircumstanceChanged" | "sunshine.v1.MemberDied" => {
-                    self.reassess(event).await
-                }
+                pb::CircumstanceChanged::TYPE | pb::MemberDied::TYPE => self.reassess(event).await,
                 // Only intake's household streams speak for households and their relations.
-                "sunshine.v1.RelativeOfOfficialFlagged"
+                pb::RelativeOfOfficialFlagged::TYPE
                     if event.stream_id.starts_with("intake-household-") =>
                 {
                     self.recuse(event).await
                 }
-                "sunshine.v1.HouseholdMoved"
-                    if event.stream_id.starts_with("intake-household-") =>
-                {
+                pb::HouseholdMoved::TYPE if event.stream_id.starts_with("intake-household-") => {
                     self.follow(event).await
                 }
                 _ => Ok(()),
@@ -378,7 +370,7 @@ impl Projection for CaseOpener {
     ) -> HandlerFuture<'a> {
         Box::pin(async move {
             // The work list of open cases by org unit (advisory: commands always load the case).
-            if event.event_type == "sunshine.v1.CaseOpened" {
+            if event.event_type == pb::CaseOpened::TYPE {
                 let opened =
                     pb::CaseOpened::decode(event.payload.as_slice()).map_err(handler_error)?;
                 sqlx::query(
@@ -390,7 +382,7 @@ impl Projection for CaseOpener {
                 .bind(opened.hukou_org_unit_code.as_str())
                 .execute(&mut *connection)
                 .await?;
-            } else if event.event_type == "sunshine.v1.CaseFollowedHousehold" {
+            } else if event.event_type == pb::CaseFollowedHousehold::TYPE {
                 let followed = pb::CaseFollowedHousehold::decode(event.payload.as_slice())
                     .map_err(handler_error)?;
                 sqlx::query("UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2")
@@ -399,12 +391,12 @@ impl Projection for CaseOpener {
                     .execute(&mut *connection)
                     .await?;
             } else if let Some(status) = match event.event_type.as_str() {
-                "sunshine.v1.CaseApproved" => Some("approved"),
+                pb::CaseApproved::TYPE => Some("approved"),
                 // A rejection stays on the list until the refusal is notified.
-                "sunshine.v1.CaseRejected" => Some("rejected"),
-                "sunshine.v1.RefusalNotified"
-                | "sunshine.v1.CaseWithdrawn"
-                | "sunshine.v1.BenefitTerminated" => Some("closed"),
+                pb::CaseRejected::TYPE => Some("rejected"),
+                pb::RefusalNotified::TYPE
+                | pb::CaseWithdrawn::TYPE
+                | pb::BenefitTerminated::TYPE => Some("closed"),
                 _ => None,
             } {
                 sqlx::query("UPDATE review_cases SET status = $1 WHERE case_id = $2")

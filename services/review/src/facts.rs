@@ -3,7 +3,7 @@
 //! keeps in the clear (dates, types, grades, amounts) are used: no personal data is opened.
 
 use serde_json::{Value, json};
-use sunshine_intake::household::HouseholdState;
+use sunshine_household::HouseholdState;
 use sunshine_policy::{Decision, HouseholdFacts, Language};
 use sunshine_proto::v1 as pb;
 

@@ -82,7 +82,8 @@ pub async fn run_sharing_log(
             if state.get().is_some() {
                 return Ok(());
             }
-            let policy = sunshine_intake::load_policy(&config)?;
+            let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
+                .map_err(|error| error.to_string())?;
             let workflows = if config.policy.workflows_file.is_empty() {
                 tracing::warn!(
                     "no policy.workflows_file configured: using the EXAMPLE district's workflows"

@@ -63,12 +63,7 @@ pub fn metadata(command_id: Option<&str>) -> EventMetadata {
 }
 
 pub fn event(case_id: &str, text: &str) -> NewEvent {
-    NewEvent::new(
-        case_id,
-        "sunshine.v1.TestEvent",
-        1,
-        text.as_bytes().to_vec(),
-    )
+    NewEvent::new(case_id, "example.v1.TestEvent", 1, text.as_bytes().to_vec())
 }
 
 /// Runs a scenario on both backends as two tests.

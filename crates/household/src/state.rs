@@ -1,87 +1,12 @@
-//! The household aggregate (户): its events, the state they fold into, and the decisions a
-//! command needs. Pure: no I/O, no keys; personal fields stay sealed bytes here.
+//! The household as its stream folds: members (alive or not), where it is registered, its
+//! assets, its open applications and the programs it receives; and the decisions about the
+//! household itself. Pure: no I/O, no keys; personal fields stay sealed bytes here.
 
 use std::collections::BTreeMap;
 
-use prost::Message as _;
 use sunshine_proto::v1 as pb;
 
-/// The events of a household stream (`intake-household-<id>`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum HouseholdEvent {
-    Registered(pb::HouseholdRegistered),
-    CircumstanceChanged(pb::CircumstanceChanged),
-    MemberDied(pb::MemberDied),
-    DeathRecordCorrected(pb::DeathRecordCorrected),
-    Moved(pb::HouseholdMoved),
-    ApplicationSubmitted(pb::ApplicationSubmitted),
-    RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged),
-    ApplicationClosed(pb::ApplicationClosed),
-}
-
-pub const SCHEMA_VERSION: u32 = 1;
-
-impl HouseholdEvent {
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            HouseholdEvent::Registered(_) => "sunshine.v1.HouseholdRegistered",
-            HouseholdEvent::CircumstanceChanged(_) => "sunshine.v1.CircumstanceChanged",
-            HouseholdEvent::MemberDied(_) => "sunshine.v1.MemberDied",
-            HouseholdEvent::DeathRecordCorrected(_) => "sunshine.v1.DeathRecordCorrected",
-            HouseholdEvent::Moved(_) => "sunshine.v1.HouseholdMoved",
-            HouseholdEvent::ApplicationSubmitted(_) => "sunshine.v1.ApplicationSubmitted",
-            HouseholdEvent::RelativeOfOfficialFlagged(_) => "sunshine.v1.RelativeOfOfficialFlagged",
-            HouseholdEvent::ApplicationClosed(_) => "sunshine.v1.ApplicationClosed",
-        }
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        match self {
-            HouseholdEvent::Registered(message) => message.encode_to_vec(),
-            HouseholdEvent::CircumstanceChanged(message) => message.encode_to_vec(),
-            HouseholdEvent::MemberDied(message) => message.encode_to_vec(),
-            HouseholdEvent::DeathRecordCorrected(message) => message.encode_to_vec(),
-            HouseholdEvent::Moved(message) => message.encode_to_vec(),
-            HouseholdEvent::ApplicationSubmitted(message) => message.encode_to_vec(),
-            HouseholdEvent::RelativeOfOfficialFlagged(message) => message.encode_to_vec(),
-            HouseholdEvent::ApplicationClosed(message) => message.encode_to_vec(),
-        }
-    }
-
-    /// `None` for event types that are not a household's.
-    pub fn decode(
-        event_type: &str,
-        payload: &[u8],
-    ) -> Result<Option<HouseholdEvent>, prost::DecodeError> {
-        Ok(Some(match event_type {
-            "sunshine.v1.HouseholdRegistered" => {
-                HouseholdEvent::Registered(pb::HouseholdRegistered::decode(payload)?)
-            }
-            "sunshine.v1.CircumstanceChanged" => {
-                HouseholdEvent::CircumstanceChanged(pb::CircumstanceChanged::decode(payload)?)
-            }
-            "sunshine.v1.MemberDied" => {
-                HouseholdEvent::MemberDied(pb::MemberDied::decode(payload)?)
-            }
-            "sunshine.v1.DeathRecordCorrected" => {
-                HouseholdEvent::DeathRecordCorrected(pb::DeathRecordCorrected::decode(payload)?)
-            }
-            "sunshine.v1.HouseholdMoved" => {
-                HouseholdEvent::Moved(pb::HouseholdMoved::decode(payload)?)
-            }
-            "sunshine.v1.ApplicationSubmitted" => {
-                HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted::decode(payload)?)
-            }
-            "sunshine.v1.RelativeOfOfficialFlagged" => HouseholdEvent::RelativeOfOfficialFlagged(
-                pb::RelativeOfOfficialFlagged::decode(payload)?,
-            ),
-            "sunshine.v1.ApplicationClosed" => {
-                HouseholdEvent::ApplicationClosed(pb::ApplicationClosed::decode(payload)?)
-            }
-            _ => return Ok(None),
-        }))
-    }
-}
+use crate::events::HouseholdEvent;
 
 /// A member as the household stream knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +104,7 @@ impl HouseholdState {
         state
     }
 
+    /// Folds one event into the state; decides nothing.
     fn apply(&mut self, event: HouseholdEvent, recorded_at_us: i64) {
         match event {
             HouseholdEvent::Registered(_) => {}
@@ -354,21 +280,6 @@ mod tests {
     }
 
     #[test]
-    fn events_round_trip_through_their_type_names() {
-        for event in [registered(), submitted("dibao_rural", "c1")] {
-            let decoded = HouseholdEvent::decode(event.event_type(), &event.encode())
-                .unwrap()
-                .unwrap();
-            assert_eq!(decoded, event);
-        }
-        assert!(
-            HouseholdEvent::decode("sunshine.v1.CaseOpened", b"")
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[test]
     fn given_an_open_dibao_application_when_applying_again_then_the_open_case_is_named() {
         let state = HouseholdState::fold([
             (registered(), 1, 10),
@@ -438,18 +349,11 @@ mod tests {
             dead.require_deceased_member("member_id", "m1"),
             Err(HouseholdError::MemberAlive { .. })
         ));
-        let alive = HouseholdState::fold([
-            (registered(), 1, 10),
-            (died, 2, 20),
-            (corrected.clone(), 3, 30),
-        ])
-        .unwrap();
+        let alive =
+            HouseholdState::fold([(registered(), 1, 10), (died, 2, 20), (corrected, 3, 30)])
+                .unwrap();
         assert!(alive.require_living_member("member_id", "m2").is_ok());
         assert_eq!(alive.member("m2").unwrap().date_of_death, None);
-        let decoded = HouseholdEvent::decode(corrected.event_type(), &corrected.encode())
-            .unwrap()
-            .unwrap();
-        assert_eq!(decoded, corrected);
     }
 
     #[test]
