@@ -8,9 +8,9 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
-const INTAKE_SERVICE: &str = "sunshine.v1.IntakeService";
-const REVIEW_SERVICE: &str = "sunshine.v1.ReviewService";
-const SERVICE_INFO: &str = "sunshine.v1.ServiceInfoService";
+const INTAKE_SERVICE: &str = sunshine_proto::v1::intake_service_server::SERVICE_NAME;
+const REVIEW_SERVICE: &str = sunshine_proto::v1::review_service_server::SERVICE_NAME;
+const SERVICE_INFO: &str = sunshine_proto::v1::service_info_service_server::SERVICE_NAME;
 const HEALTH: &str = "grpc.health.v1.Health";
 const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
 

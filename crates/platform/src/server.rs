@@ -454,8 +454,8 @@ mod tests {
         let review = reflection_descriptors(
             sunshine_proto::FILE_DESCRIPTOR_SET,
             &[
-                "sunshine.v1.ServiceInfoService",
-                "sunshine.v1.ReviewService",
+                sunshine_proto::v1::service_info_service_server::SERVICE_NAME,
+                sunshine_proto::v1::review_service_server::SERVICE_NAME,
                 "grpc.health.v1.Health",
             ],
         )
@@ -484,7 +484,7 @@ mod tests {
 
         let payment = reflection_descriptors(
             sunshine_proto::FILE_DESCRIPTOR_SET,
-            &["sunshine.v1.ServiceInfoService"],
+            &[sunshine_proto::v1::service_info_service_server::SERVICE_NAME],
         )
         .unwrap();
         let names = file_names(&payment);
@@ -502,7 +502,7 @@ mod tests {
         let subset = EncodedFiles::decode(
             reflection_descriptors(
                 sunshine_proto::FILE_DESCRIPTOR_SET,
-                &["sunshine.v1.IntakeService"],
+                &[sunshine_proto::v1::intake_service_server::SERVICE_NAME],
             )
             .unwrap()
             .as_slice(),

@@ -561,7 +561,13 @@ mod tests {
                 .cloned()
                 .unwrap_or_else(|| panic!("no span {name} #{nth} in {spans:?}"))
         };
-        let (service, server) = service_of("sunshine.v1.IntakeService/SubmitApplication", 0);
+        let (service, server) = service_of(
+            &format!(
+                "{}/SubmitApplication",
+                sunshine_proto::v1::intake_service_server::SERVICE_NAME
+            ),
+            0,
+        );
         assert_eq!(service, "intake");
         assert_eq!(server.parent_span_id.to_string(), CALLER_SPAN_ID);
         let (service, intake_append) = service_of("eventlog.append", 0);

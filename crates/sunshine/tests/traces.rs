@@ -24,6 +24,8 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use sunshine_eventlog::{EventStore, StreamId};
 use sunshine_platform::config::{DatabaseConfig, LogFormat};
 use sunshine_platform::{Config, Role};
+use sunshine_proto::events::Event as _;
+use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_tests::households::{dibao_application, family, registration};
 use sunshine_tests::{
@@ -330,29 +332,37 @@ fn find<'a>(
 
 /// What the trace of a submission must hold once every span is exported: (what, span name,
 /// event type, service), empty meaning any.
+/// Stands for the server span of `SubmitApplication`, named by its gRPC path.
+const SUBMIT_SPAN: &str = "SubmitApplication";
+
+/// Whether `span` is the one `name` stands for (`SUBMIT_SPAN`: the method's full gRPC path).
+fn span_is(span: &ReceivedSpan, name: &str) -> bool {
+    if name == SUBMIT_SPAN {
+        let service = sunshine_proto::v1::intake_service_server::SERVICE_NAME;
+        span.name == format!("{service}/{SUBMIT_SPAN}")
+    } else {
+        span.name == name
+    }
+}
+
 const WANTED: [(&str, &str, &str, &str); 7] = [
-    (
-        "intake's server span",
-        "sunshine.v1.IntakeService/SubmitApplication",
-        "",
-        "intake",
-    ),
+    ("intake's server span", SUBMIT_SPAN, "", "intake"),
     (
         "intake's append",
         "eventlog.append",
-        "sunshine.v1.ApplicationSubmitted",
+        pb::ApplicationSubmitted::TYPE,
         "",
     ),
     (
         "the publish of the application",
         "eventlog.publish",
-        "sunshine.v1.ApplicationSubmitted",
+        pb::ApplicationSubmitted::TYPE,
         "",
     ),
     (
         "review's handling",
         "eventlog.consume",
-        "sunshine.v1.ApplicationSubmitted",
+        pb::ApplicationSubmitted::TYPE,
         "review",
     ),
     (
@@ -364,13 +374,13 @@ const WANTED: [(&str, &str, &str, &str); 7] = [
     (
         "review's append",
         "eventlog.append",
-        "sunshine.v1.CaseOpened",
+        pb::CaseOpened::TYPE,
         "",
     ),
     (
         "the publish of CaseOpened",
         "eventlog.publish",
-        "sunshine.v1.CaseOpened",
+        pb::CaseOpened::TYPE,
         "",
     ),
 ];
@@ -379,7 +389,7 @@ fn missing_spans(spans: &[ReceivedSpan]) -> Vec<&'static str> {
     let mut missing = Vec::new();
     for (what, name, event_type, service) in WANTED {
         let present = spans.iter().any(|span| {
-            span.name == name
+            span_is(span, name)
                 && (event_type.is_empty() || span.attribute("sunshine.event_type") == event_type)
                 && (service.is_empty() || span.service == service)
         });
@@ -487,7 +497,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
 
     // The caller → intake's server span.
     let server = find(&spans, "intake's server span", |span| {
-        span.name == "sunshine.v1.IntakeService/SubmitApplication"
+        span_is(span, SUBMIT_SPAN)
     })?;
     assert_eq!(server.service, "intake");
     assert_eq!(server.kind, SpanKind::Server as i32);
@@ -498,7 +508,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
         span.name == "eventlog.consume"
             && span.service == "review"
             && span.attribute("messaging.consumer.group.name") == "review-case-opener"
-            && span.attribute("sunshine.event_type") == "sunshine.v1.ApplicationSubmitted"
+            && span.attribute("sunshine.event_type") == pb::ApplicationSubmitted::TYPE
     })?;
     assert_eq!(consume.kind, SpanKind::Consumer as i32);
     assert_eq!(consume.attribute("sunshine.outcome"), "applied");
@@ -520,7 +530,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     // The relay's publish of it, a child of the same append, in the process holding the lease.
     let intake_publish = find(&spans, "the relay's publish of the application", |span| {
         span.name == "eventlog.publish"
-            && span.attribute("sunshine.event_type") == "sunshine.v1.ApplicationSubmitted"
+            && span.attribute("sunshine.event_type") == pb::ApplicationSubmitted::TYPE
     })?;
     assert_eq!(intake_publish.kind, SpanKind::Producer as i32);
     assert_eq!(intake_publish.parent_span_id, intake_append.span_id);
@@ -530,7 +540,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     // Review's append of CaseOpened, inside its handling, and the publish that follows it.
     let review_append = find(&spans, "review's append of CaseOpened", |span| {
         span.name == "eventlog.append"
-            && span.attribute("sunshine.event_type") == "sunshine.v1.CaseOpened"
+            && span.attribute("sunshine.event_type") == pb::CaseOpened::TYPE
     })?;
     assert_eq!(review_append.service, "review");
     assert_eq!(review_append.parent_span_id, consume.span_id);
@@ -540,7 +550,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     );
     let review_publish = find(&spans, "the relay's publish of CaseOpened", |span| {
         span.name == "eventlog.publish"
-            && span.attribute("sunshine.event_type") == "sunshine.v1.CaseOpened"
+            && span.attribute("sunshine.event_type") == pb::CaseOpened::TYPE
     })?;
     assert_eq!(review_publish.parent_span_id, review_append.span_id);
 
@@ -570,7 +580,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     let case_opened = case_events
         .first()
         .ok_or_else(|| anyhow::anyhow!("no CaseOpened"))?;
-    assert_eq!(case_opened.event_type, "sunshine.v1.CaseOpened");
+    assert_eq!(case_opened.event_type, pb::CaseOpened::TYPE);
     assert_eq!(
         case_opened.metadata()?.traceparent,
         Some(format!("00-{TRACE_ID}-{}-01", review_append.span_id))
