@@ -23,9 +23,10 @@ use time::Date;
 use tonic::{Request, Response, Status};
 
 use crate::case::{
-    Act, CaseError, CaseEvent, CaseState, CaseStatus, DeadlineLimits, Officer, RECUSAL_RULE, codec,
+    Act, CaseError, CaseEvent, CaseState, CaseStatus, DeadlineLimits, Officer, RECUSAL_RULE,
     proto_date,
 };
+use crate::events::SCHEMA_VERSION;
 use crate::limits;
 use crate::workflow::Workflows;
 
@@ -168,11 +169,8 @@ async fn load_case_until(
     let mut version = 0;
     for stored in &recorded {
         version = stored.stream_version;
-        let Some(event) =
-            codec::decode(&stored.event_type, &stored.payload).map_err(ApiError::internal)?
-        else {
-            continue;
-        };
+        let event =
+            CaseEvent::decode(&stored.event_type, &stored.payload).map_err(ApiError::internal)?;
         match (&mut case, &event) {
             (None, CaseEvent::Opened(opened)) => {
                 let workflow = state
@@ -254,7 +252,7 @@ async fn append_with(
 ) -> Result<u64, ApiError> {
     let new_events = events
         .iter()
-        .map(|event| NewEvent::new(case_id, codec::event_type(event), 1, codec::encode(event)))
+        .map(|event| NewEvent::new(case_id, event.event_type(), SCHEMA_VERSION, event.encode()))
         .collect();
     let outcome = state
         .log
@@ -305,10 +303,10 @@ async fn retried_answer(
     let then = load_case_until(state, case_id, outcome.last_version).await?;
     let mut policy = None;
     for stored in &outcome.events {
-        match codec::decode(&stored.event_type, &stored.payload).map_err(ApiError::internal)? {
-            Some(CaseEvent::OpinionRecorded(opinion)) => policy = opinion.policy,
-            Some(CaseEvent::Approved(approved)) => policy = approved.policy,
-            Some(CaseEvent::Rejected(rejected)) => policy = rejected.policy,
+        match CaseEvent::decode(&stored.event_type, &stored.payload).map_err(ApiError::internal)? {
+            CaseEvent::OpinionRecorded(opinion) => policy = opinion.policy,
+            CaseEvent::Approved(approved) => policy = approved.policy,
+            CaseEvent::Rejected(rejected) => policy = rejected.policy,
             _ => {}
         }
     }
@@ -511,8 +509,10 @@ pub async fn evaluate_case(
                 "the policy cannot evaluate this household: {error}"
             ))
         })?;
-    let program_name = &state.policy.catalogue().program(program).name_zh;
-    Ok(crate::facts::policy_result(&decision, program_name))
+    Ok(crate::policy_result::from_decision(
+        &decision,
+        state.policy.catalogue().program(program),
+    ))
 }
 
 #[tonic::async_trait]

@@ -21,6 +21,7 @@ use time::Date;
 pub use sunshine_proto::dates::from_date as proto_date;
 use sunshine_proto::dates::to_date as date_of;
 
+pub use crate::events::CaseEvent;
 use crate::workflow::{StageKind, Tier, Workflow, Workflows};
 
 /// An acting officer, from the verified token.
@@ -218,36 +219,6 @@ pub struct Breach {
     pub due_on: Date,
     pub provisional: bool,
     pub detected_on: Date,
-}
-
-/// A case's events.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CaseEvent {
-    Opened(pb::CaseOpened),
-    StageEntered(pb::StageEntered),
-    InvestigatorsAssigned(pb::InvestigatorsAssigned),
-    HomeVisitRecorded(pb::HomeVisitRecorded),
-    VerificationRequested(pb::VerificationRequested),
-    VerificationAnswered(pb::VerificationAnswered),
-    OpinionRecorded(pb::PreliminaryOpinionRecorded),
-    PublicityStarted(pb::PublicityStarted),
-    ObjectionReceived(pb::ObjectionReceived),
-    ObjectionAnswered(pb::ObjectionAnswered),
-    AssistFirstGranted(pb::AssistFirstGranted),
-    Approved(pb::CaseApproved),
-    Rejected(pb::CaseRejected),
-    DeadlineBreached(pb::DeadlineBreached),
-    DepartedFromPolicy(pb::DecisionDepartedFromPolicy),
-    Returned(pb::CaseReturned),
-    Withdrawn(pb::CaseWithdrawn),
-    DeadlineExtended(pb::DeadlineExtended),
-    ReReviewScheduled(pb::ReReviewScheduled),
-    BenefitAdjusted(pb::BenefitAdjusted),
-    BenefitSuspended(pb::BenefitSuspended),
-    BenefitTerminated(pb::BenefitTerminated),
-    RefusalNotified(pb::RefusalNotified),
-    OfficialRecused(pb::OfficialRecused),
-    FollowedHousehold(pb::CaseFollowedHousehold),
 }
 
 /// The first month after `date`, "YYYY-MM" (changes take effect from the following month).
@@ -1355,151 +1326,6 @@ fn require_justification(
         });
     }
     Ok(departs)
-}
-
-/// The event type names and protobuf encoding of case events.
-pub mod codec {
-    use prost::Message as _;
-    use sunshine_proto::v1 as pb;
-
-    use super::CaseEvent;
-
-    pub fn event_type(event: &CaseEvent) -> &'static str {
-        match event {
-            CaseEvent::Opened(_) => "sunshine.v1.CaseOpened",
-            CaseEvent::StageEntered(_) => "sunshine.v1.StageEntered",
-            CaseEvent::InvestigatorsAssigned(_) => "sunshine.v1.InvestigatorsAssigned",
-            CaseEvent::HomeVisitRecorded(_) => "sunshine.v1.HomeVisitRecorded",
-            CaseEvent::VerificationRequested(_) => "sunshine.v1.VerificationRequested",
-            CaseEvent::VerificationAnswered(_) => "sunshine.v1.VerificationAnswered",
-            CaseEvent::OpinionRecorded(_) => "sunshine.v1.PreliminaryOpinionRecorded",
-            CaseEvent::PublicityStarted(_) => "sunshine.v1.PublicityStarted",
-            CaseEvent::ObjectionReceived(_) => "sunshine.v1.ObjectionReceived",
-            CaseEvent::ObjectionAnswered(_) => "sunshine.v1.ObjectionAnswered",
-            CaseEvent::AssistFirstGranted(_) => "sunshine.v1.AssistFirstGranted",
-            CaseEvent::Approved(_) => "sunshine.v1.CaseApproved",
-            CaseEvent::Rejected(_) => "sunshine.v1.CaseRejected",
-            CaseEvent::DeadlineBreached(_) => "sunshine.v1.DeadlineBreached",
-            CaseEvent::RefusalNotified(_) => "sunshine.v1.RefusalNotified",
-            CaseEvent::DepartedFromPolicy(_) => "sunshine.v1.DecisionDepartedFromPolicy",
-            CaseEvent::Returned(_) => "sunshine.v1.CaseReturned",
-            CaseEvent::Withdrawn(_) => "sunshine.v1.CaseWithdrawn",
-            CaseEvent::DeadlineExtended(_) => "sunshine.v1.DeadlineExtended",
-            CaseEvent::ReReviewScheduled(_) => "sunshine.v1.ReReviewScheduled",
-            CaseEvent::BenefitAdjusted(_) => "sunshine.v1.BenefitAdjusted",
-            CaseEvent::BenefitSuspended(_) => "sunshine.v1.BenefitSuspended",
-            CaseEvent::BenefitTerminated(_) => "sunshine.v1.BenefitTerminated",
-            CaseEvent::OfficialRecused(_) => "sunshine.v1.OfficialRecused",
-            CaseEvent::FollowedHousehold(_) => "sunshine.v1.CaseFollowedHousehold",
-        }
-    }
-
-    pub fn encode(event: &CaseEvent) -> Vec<u8> {
-        match event {
-            CaseEvent::Opened(message) => message.encode_to_vec(),
-            CaseEvent::StageEntered(message) => message.encode_to_vec(),
-            CaseEvent::InvestigatorsAssigned(message) => message.encode_to_vec(),
-            CaseEvent::HomeVisitRecorded(message) => message.encode_to_vec(),
-            CaseEvent::VerificationRequested(message) => message.encode_to_vec(),
-            CaseEvent::VerificationAnswered(message) => message.encode_to_vec(),
-            CaseEvent::OpinionRecorded(message) => message.encode_to_vec(),
-            CaseEvent::PublicityStarted(message) => message.encode_to_vec(),
-            CaseEvent::ObjectionReceived(message) => message.encode_to_vec(),
-            CaseEvent::ObjectionAnswered(message) => message.encode_to_vec(),
-            CaseEvent::AssistFirstGranted(message) => message.encode_to_vec(),
-            CaseEvent::Approved(message) => message.encode_to_vec(),
-            CaseEvent::Rejected(message) => message.encode_to_vec(),
-            CaseEvent::DeadlineBreached(message) => message.encode_to_vec(),
-            CaseEvent::RefusalNotified(message) => message.encode_to_vec(),
-            CaseEvent::DepartedFromPolicy(message) => message.encode_to_vec(),
-            CaseEvent::Returned(message) => message.encode_to_vec(),
-            CaseEvent::Withdrawn(message) => message.encode_to_vec(),
-            CaseEvent::DeadlineExtended(message) => message.encode_to_vec(),
-            CaseEvent::ReReviewScheduled(message) => message.encode_to_vec(),
-            CaseEvent::BenefitAdjusted(message) => message.encode_to_vec(),
-            CaseEvent::BenefitSuspended(message) => message.encode_to_vec(),
-            CaseEvent::BenefitTerminated(message) => message.encode_to_vec(),
-            CaseEvent::OfficialRecused(message) => message.encode_to_vec(),
-            CaseEvent::FollowedHousehold(message) => message.encode_to_vec(),
-        }
-    }
-
-    /// `None` for types that are not case events.
-    pub fn decode(
-        event_type: &str,
-        payload: &[u8],
-    ) -> Result<Option<CaseEvent>, prost::DecodeError> {
-        Ok(Some(match event_type {
-            "sunshine.v1.CaseOpened" => CaseEvent::Opened(pb::CaseOpened::decode(payload)?),
-            "sunshine.v1.StageEntered" => {
-                CaseEvent::StageEntered(pb::StageEntered::decode(payload)?)
-            }
-            "sunshine.v1.InvestigatorsAssigned" => {
-                CaseEvent::InvestigatorsAssigned(pb::InvestigatorsAssigned::decode(payload)?)
-            }
-            "sunshine.v1.HomeVisitRecorded" => {
-                CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded::decode(payload)?)
-            }
-            "sunshine.v1.VerificationRequested" => {
-                CaseEvent::VerificationRequested(pb::VerificationRequested::decode(payload)?)
-            }
-            "sunshine.v1.VerificationAnswered" => {
-                CaseEvent::VerificationAnswered(pb::VerificationAnswered::decode(payload)?)
-            }
-            "sunshine.v1.PreliminaryOpinionRecorded" => {
-                CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded::decode(payload)?)
-            }
-            "sunshine.v1.PublicityStarted" => {
-                CaseEvent::PublicityStarted(pb::PublicityStarted::decode(payload)?)
-            }
-            "sunshine.v1.ObjectionReceived" => {
-                CaseEvent::ObjectionReceived(pb::ObjectionReceived::decode(payload)?)
-            }
-            "sunshine.v1.ObjectionAnswered" => {
-                CaseEvent::ObjectionAnswered(pb::ObjectionAnswered::decode(payload)?)
-            }
-            "sunshine.v1.AssistFirstGranted" => {
-                CaseEvent::AssistFirstGranted(pb::AssistFirstGranted::decode(payload)?)
-            }
-            "sunshine.v1.CaseApproved" => CaseEvent::Approved(pb::CaseApproved::decode(payload)?),
-            "sunshine.v1.CaseRejected" => CaseEvent::Rejected(pb::CaseRejected::decode(payload)?),
-            "sunshine.v1.DeadlineBreached" => {
-                CaseEvent::DeadlineBreached(pb::DeadlineBreached::decode(payload)?)
-            }
-            "sunshine.v1.DecisionDepartedFromPolicy" => {
-                CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy::decode(payload)?)
-            }
-            "sunshine.v1.CaseReturned" => CaseEvent::Returned(pb::CaseReturned::decode(payload)?),
-            "sunshine.v1.CaseWithdrawn" => {
-                CaseEvent::Withdrawn(pb::CaseWithdrawn::decode(payload)?)
-            }
-            "sunshine.v1.DeadlineExtended" => {
-                CaseEvent::DeadlineExtended(pb::DeadlineExtended::decode(payload)?)
-            }
-            "sunshine.v1.ReReviewScheduled" => {
-                CaseEvent::ReReviewScheduled(pb::ReReviewScheduled::decode(payload)?)
-            }
-            "sunshine.v1.BenefitAdjusted" => {
-                CaseEvent::BenefitAdjusted(pb::BenefitAdjusted::decode(payload)?)
-            }
-            "sunshine.v1.BenefitSuspended" => {
-                CaseEvent::BenefitSuspended(pb::BenefitSuspended::decode(payload)?)
-            }
-            "sunshine.v1.BenefitTerminated" => {
-                CaseEvent::BenefitTerminated(pb::BenefitTerminated::decode(payload)?)
-            }
-            "sunshine.v1.RefusalNotified" => {
-                CaseEvent::RefusalNotified(pb::RefusalNotified::decode(payload)?)
-            }
-            "sunshine.v1.OfficialRecused" => {
-                CaseEvent::OfficialRecused(pb::OfficialRecused::decode(payload)?)
-            }
-            "sunshine.v1.CaseFollowedHousehold" => {
-                CaseEvent::FollowedHousehold(pb::CaseFollowedHousehold::decode(payload)?)
-            }
-            _ => return Ok(None),
-        }))
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use time::Date;
 
 use crate::api::{ReviewState, append_case_events, load_case};
 use crate::case::CaseEvent;
+use crate::events::{SCHEMA_VERSION, is_type};
 
 /// The local (UTC+8) date of an instant in microseconds.
 fn local_date(recorded_at_us: i64) -> Date {
@@ -81,11 +82,12 @@ impl CaseOpener {
             causation_id: Some(event.event_id.to_string()),
             ..EventMetadata::default()
         };
+        let opened = CaseEvent::Opened(opened);
         let new_event = NewEvent::new(
             submitted.case_id.clone(),
-            "sunshine.v1.CaseOpened",
-            1,
-            opened.encode_to_vec(),
+            opened.event_type(),
+            SCHEMA_VERSION,
+            opened.encode(),
         );
         // On the open-case list before the case exists, so the deadline watch never misses a case
         // it could see; it skips rows whose case is not (yet) in the log. The projection writes
@@ -94,9 +96,9 @@ impl CaseOpener {
             "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
              ON CONFLICT (case_id) DO NOTHING",
         )
-        .bind(opened.case_id.as_str())
-        .bind(opened.household_id.as_str())
-        .bind(opened.hukou_org_unit_code.as_str())
+        .bind(submitted.case_id.as_str())
+        .bind(submitted.household_id.as_str())
+        .bind(submitted.hukou_org_unit_code.as_str())
         .execute(self.state.log.store.pool())
         .await?;
         self.state
@@ -130,7 +132,7 @@ impl CaseOpener {
             .map_err(handler_error)?
         {
             if stored.stream_id != event.stream_id
-                || stored.event_type != "sunshine.v1.RelativeOfOfficialFlagged"
+                || !is_type::<pb::RelativeOfOfficialFlagged>(&stored.event_type)
             {
                 continue;
             }
@@ -238,24 +240,22 @@ impl CaseOpener {
         let loaded = load_case(&self.state, &event.case_id)
             .await
             .map_err(handler_error)?;
-        let events: Vec<CaseEvent> = match event.event_type.as_str() {
-            "sunshine.v1.VerificationAnswered" => {
-                let answer = pb::VerificationAnswered::decode(event.payload.as_slice())
-                    .map_err(handler_error)?;
-                loaded
-                    .state
-                    .answer_verification(answer)
-                    .map_err(handler_error)?
-            }
-            "sunshine.v1.ObjectionReceived" => {
-                let objection = pb::ObjectionReceived::decode(event.payload.as_slice())
-                    .map_err(handler_error)?;
-                loaded
-                    .state
-                    .receive_objection(objection)
-                    .map_err(handler_error)?
-            }
-            _ => return Ok(()),
+        let events: Vec<CaseEvent> = if is_type::<pb::VerificationAnswered>(&event.event_type) {
+            let answer = pb::VerificationAnswered::decode(event.payload.as_slice())
+                .map_err(handler_error)?;
+            loaded
+                .state
+                .answer_verification(answer)
+                .map_err(handler_error)?
+        } else if is_type::<pb::ObjectionReceived>(&event.event_type) {
+            let objection =
+                pb::ObjectionReceived::decode(event.payload.as_slice()).map_err(handler_error)?;
+            loaded
+                .state
+                .receive_objection(objection)
+                .map_err(handler_error)?
+        } else {
+            return Ok(());
         };
         append_case_events(
             &self.state,
@@ -274,19 +274,17 @@ impl CaseOpener {
 impl CaseOpener {
     /// Dynamic management: a household's change or a death re-evaluates its running benefits.
     async fn reassess(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let household_id = match event.event_type.as_str() {
-            "sunshine.v1.CircumstanceChanged" => {
-                pb::CircumstanceChanged::decode(event.payload.as_slice())
-                    .map_err(handler_error)?
-                    .household_id
-            }
-            _ => {
-                pb::MemberDied::decode(event.payload.as_slice())
-                    .map_err(handler_error)?
-                    .household_id
-            }
+        let died = is_type::<pb::MemberDied>(&event.event_type);
+        let household_id = if died {
+            pb::MemberDied::decode(event.payload.as_slice())
+                .map_err(handler_error)?
+                .household_id
+        } else {
+            pb::CircumstanceChanged::decode(event.payload.as_slice())
+                .map_err(handler_error)?
+                .household_id
         };
-        let cause = if event.event_type == "sunshine.v1.MemberDied" {
+        let cause = if died {
             "member died"
         } else {
             "change of circumstances"
@@ -344,26 +342,25 @@ impl Projection for CaseOpener {
             if event.stream_id.starts_with("review-") {
                 return Ok(());
             }
-            match event.event_type.as_str() {
-                "sunshine.v1.ApplicationSubmitted" => self.open(event).await,
-                "sunshine.v1.VerificationAnswered" | "sunshine.v1.ObjectionReceived" => {
-                    self.take_in(event).await
-                }
-                "sunshine.v1.CircumstanceChanged" | "sunshine.v1.MemberDied" => {
-                    self.reassess(event).await
-                }
-                // Only intake's household streams speak for households and their relations.
-                "sunshine.v1.RelativeOfOfficialFlagged"
-                    if event.stream_id.starts_with("intake-household-") =>
-                {
-                    self.recuse(event).await
-                }
-                "sunshine.v1.HouseholdMoved"
-                    if event.stream_id.starts_with("intake-household-") =>
-                {
-                    self.follow(event).await
-                }
-                _ => Ok(()),
+            let event_type = event.event_type.as_str();
+            // Only intake's household streams speak for households and their relations.
+            let household = event.stream_id.starts_with("intake-household-");
+            if is_type::<pb::ApplicationSubmitted>(event_type) {
+                self.open(event).await
+            } else if is_type::<pb::VerificationAnswered>(event_type)
+                || is_type::<pb::ObjectionReceived>(event_type)
+            {
+                self.take_in(event).await
+            } else if is_type::<pb::CircumstanceChanged>(event_type)
+                || is_type::<pb::MemberDied>(event_type)
+            {
+                self.reassess(event).await
+            } else if household && is_type::<pb::RelativeOfOfficialFlagged>(event_type) {
+                self.recuse(event).await
+            } else if household && is_type::<pb::HouseholdMoved>(event_type) {
+                self.follow(event).await
+            } else {
+                Ok(())
             }
         })
     }
@@ -375,41 +372,47 @@ impl Projection for CaseOpener {
     ) -> HandlerFuture<'a> {
         Box::pin(async move {
             // The work list of open cases by org unit (advisory: commands always load the case).
-            if event.event_type == "sunshine.v1.CaseOpened" {
-                let opened =
-                    pb::CaseOpened::decode(event.payload.as_slice()).map_err(handler_error)?;
-                sqlx::query(
-                    "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
-                     ON CONFLICT (case_id) DO NOTHING",
-                )
-                .bind(opened.case_id.as_str())
-                .bind(opened.household_id.as_str())
-                .bind(opened.hukou_org_unit_code.as_str())
-                .execute(&mut *connection)
-                .await?;
-            } else if event.event_type == "sunshine.v1.CaseFollowedHousehold" {
-                let followed = pb::CaseFollowedHousehold::decode(event.payload.as_slice())
-                    .map_err(handler_error)?;
-                sqlx::query("UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2")
+            if !event.stream_id.starts_with("review-case-") {
+                return Ok(());
+            }
+            let status = match CaseEvent::decode(&event.event_type, &event.payload)
+                .map_err(handler_error)?
+            {
+                CaseEvent::Opened(opened) => {
+                    sqlx::query(
+                        "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
+                         ON CONFLICT (case_id) DO NOTHING",
+                    )
+                    .bind(opened.case_id.as_str())
+                    .bind(opened.household_id.as_str())
+                    .bind(opened.hukou_org_unit_code.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                    return Ok(());
+                }
+                CaseEvent::FollowedHousehold(followed) => {
+                    sqlx::query(
+                        "UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2",
+                    )
                     .bind(followed.to_org_unit_code.as_str())
                     .bind(event.case_id.as_str())
                     .execute(&mut *connection)
                     .await?;
-            } else if let Some(status) = match event.event_type.as_str() {
-                "sunshine.v1.CaseApproved" => Some("approved"),
+                    return Ok(());
+                }
+                CaseEvent::Approved(_) => "approved",
                 // A rejection stays on the list until the refusal is notified.
-                "sunshine.v1.CaseRejected" => Some("rejected"),
-                "sunshine.v1.RefusalNotified"
-                | "sunshine.v1.CaseWithdrawn"
-                | "sunshine.v1.BenefitTerminated" => Some("closed"),
-                _ => None,
-            } {
-                sqlx::query("UPDATE review_cases SET status = $1 WHERE case_id = $2")
-                    .bind(status)
-                    .bind(event.case_id.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-            }
+                CaseEvent::Rejected(_) => "rejected",
+                CaseEvent::RefusalNotified(_)
+                | CaseEvent::Withdrawn(_)
+                | CaseEvent::BenefitTerminated(_) => "closed",
+                _ => return Ok(()),
+            };
+            sqlx::query("UPDATE review_cases SET status = $1 WHERE case_id = $2")
+                .bind(status)
+                .bind(event.case_id.as_str())
+                .execute(&mut *connection)
+                .await?;
             Ok(())
         })
     }

@@ -14,8 +14,10 @@ pub mod api;
 pub mod case;
 pub mod case_opener;
 pub mod deadlines;
+pub mod events;
 pub mod facts;
 pub mod limits;
+pub mod policy_result;
 pub mod workflow;
 
 use std::sync::{Arc, OnceLock};
