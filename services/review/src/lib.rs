@@ -112,3 +112,44 @@ pub async fn run_with_clock(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    /// The modules in the order the crate's layout lists them, with their sources.
+    const LAYOUT: [(&str, &str); 12] = [
+        ("workflow", include_str!("workflow.rs")),
+        ("policy_result", include_str!("policy_result.rs")),
+        ("events", include_str!("events.rs")),
+        ("case", include_str!("case.rs")),
+        ("facts", include_str!("facts.rs")),
+        ("limits", include_str!("limits.rs")),
+        ("requests", include_str!("requests.rs")),
+        ("state", include_str!("state.rs")),
+        ("store", include_str!("store.rs")),
+        ("deadlines", include_str!("deadlines.rs")),
+        ("case_opener", include_str!("case_opener.rs")),
+        ("api", include_str!("api.rs")),
+    ];
+
+    /// No import circles: a module names only modules above it in the layout (the deadline
+    /// watch imported the API, which imported the deadline watch).
+    #[test]
+    fn imports_point_down_the_layout() {
+        for (index, (module, source)) in LAYOUT.iter().enumerate() {
+            for (below, _) in &LAYOUT[index + 1..] {
+                let path = format!("crate::{below}");
+                let named = source.match_indices(&path).any(|(at, _)| {
+                    // `crate::case` is not `crate::case_opener`.
+                    !source[at + path.len()..]
+                        .starts_with(|next: char| next == '_' || next.is_alphanumeric())
+                });
+                assert!(!named, "{module} imports {below}, which is below it");
+            }
+        }
+        let listed = include_str!("lib.rs")
+            .lines()
+            .filter(|line| line.starts_with("pub mod "))
+            .count();
+        assert_eq!(listed, LAYOUT.len(), "every module is in the layout");
+    }
+}
