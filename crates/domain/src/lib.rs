@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`national_id`]: [`NationalId`] (GB 11643 resident id, always masked when printed) and [`Sex`].
 //! - [`money`]: [`Money`], integer fen with checked arithmetic; no floats anywhere.
+//! - [`month`]: [`Month`], a calendar month (`YYYY-MM`), the unit benefits start and end in.
 //! - [`org_unit`]: [`OrgUnitCode`], [`OrgTier`], [`OrgUnit`] and the validated [`OrgTree`],
 //!   with the fictitious example district in `data/example-district.toml`.
 //! - [`calendar`]: [`WorkingDayCalendar`] for deadlines in working days, with the State Council
@@ -15,12 +16,14 @@
 
 pub mod calendar;
 pub mod money;
+pub mod month;
 pub mod national_id;
 pub mod org_unit;
 pub mod validation;
 
 pub use calendar::{CalendarError, DueDate, WorkingDayCalendar};
 pub use money::{Money, MoneyError};
+pub use month::{Month, MonthError};
 pub use national_id::{NationalId, NationalIdError, Sex};
 pub use org_unit::{OrgTier, OrgTree, OrgTreeError, OrgUnit, OrgUnitCode, OrgUnitCodeError};
 pub use validation::{
@@ -37,6 +40,7 @@ mod tests {
             include_str!("calendar.rs"),
             include_str!("lib.rs"),
             include_str!("money.rs"),
+            include_str!("month.rs"),
             include_str!("national_id.rs"),
             include_str!("org_unit.rs"),
             include_str!("validation.rs"),

@@ -549,7 +549,9 @@ async fn review_walkthrough(
         expected_version: publicity.version,
         approve: true,
         monthly_amount: Some(pb::Money { fen: amount }),
-        start_month: sunshine_review::case::following_month(clock.today()),
+        start_month: sunshine_review::case::following_month(clock.today())
+            .map(|month| month.to_string())
+            .unwrap_or_default(),
         reasons: vec!["符合条件".into()],
         departure_justification: String::new(),
     };

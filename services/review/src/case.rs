@@ -4,8 +4,16 @@
 //! acts in one role at one tier of a case; whoever took part in a case cannot decide it),
 //! relatives of officials needing the workflow's extra home visit, no decision before publicity
 //! ends or while an objection is open, decisions that depart from the policy engine's result
-//! only with a written justification, the assist-first cap, and deadline breaches. Pure:
-//! commands in, events out.
+//! only with a written justification, the assist-first cap, and deadline breaches.
+//!
+//! Pure, in the shape of a cqrs-es aggregate: a command is a named-field struct of domain
+//! values ([`Decide`], [`RecordOpinion`], …, gathered in [`CaseCommand`]);
+//! [`CaseState::handle`] decides it into the events to append, or refuses it with a
+//! [`CaseError`]; [`CaseState::apply`] only folds an event into the state, and
+//! [`CaseState::replay`] folds a whole stream. The service parses requests into commands,
+//! loads the case (and, for opinions, decisions and reassessments, the policy engine's result,
+//! an [`Evaluation`]), calls `handle` once and appends what it returns. The tests read as
+//! given events → command → expected events.
 //!
 //! Every command by an officer goes through [`CaseState::authorize`] with the [`Act`] it
 //! performs; the history of who did what ([`CaseState::acted`]) is folded from the events that
@@ -14,13 +22,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sunshine_domain::{DueDate, OrgTier, OrgUnitCode};
+use sunshine_domain::{DueDate, Money, Month, OrgTier, OrgUnitCode};
+use sunshine_policy::ProgramCode;
 use sunshine_proto::v1 as pb;
 use time::Date;
 
 pub use sunshine_proto::dates::from_date as proto_date;
 use sunshine_proto::dates::to_date as date_of;
 
+pub use crate::events::CaseEvent;
 use crate::workflow::{StageKind, Tier, Workflow, Workflows};
 
 /// An acting officer, from the verified token.
@@ -220,45 +230,10 @@ pub struct Breach {
     pub detected_on: Date,
 }
 
-/// A case's events.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CaseEvent {
-    Opened(pb::CaseOpened),
-    StageEntered(pb::StageEntered),
-    InvestigatorsAssigned(pb::InvestigatorsAssigned),
-    HomeVisitRecorded(pb::HomeVisitRecorded),
-    VerificationRequested(pb::VerificationRequested),
-    VerificationAnswered(pb::VerificationAnswered),
-    OpinionRecorded(pb::PreliminaryOpinionRecorded),
-    PublicityStarted(pb::PublicityStarted),
-    ObjectionReceived(pb::ObjectionReceived),
-    ObjectionAnswered(pb::ObjectionAnswered),
-    AssistFirstGranted(pb::AssistFirstGranted),
-    Approved(pb::CaseApproved),
-    Rejected(pb::CaseRejected),
-    DeadlineBreached(pb::DeadlineBreached),
-    DepartedFromPolicy(pb::DecisionDepartedFromPolicy),
-    Returned(pb::CaseReturned),
-    Withdrawn(pb::CaseWithdrawn),
-    DeadlineExtended(pb::DeadlineExtended),
-    ReReviewScheduled(pb::ReReviewScheduled),
-    BenefitAdjusted(pb::BenefitAdjusted),
-    BenefitSuspended(pb::BenefitSuspended),
-    BenefitTerminated(pb::BenefitTerminated),
-    RefusalNotified(pb::RefusalNotified),
-    OfficialRecused(pb::OfficialRecused),
-    FollowedHousehold(pb::CaseFollowedHousehold),
-}
-
-/// The first month after `date`, "YYYY-MM" (changes take effect from the following month).
-pub fn following_month(date: Date) -> String {
-    let month = u8::from(date.month());
-    let (year, next) = if month == 12 {
-        (date.year() + 1, 1)
-    } else {
-        (date.year(), month + 1)
-    };
-    format!("{year:04}-{next:02}")
+/// The first month after `date` (changes take effect from the following month); `None` after
+/// 9999-12.
+pub fn following_month(date: Date) -> Option<Month> {
+    Month::of(date).next()
 }
 
 /// Working-day limits of one case, computed by the caller from the policy and the calendar
@@ -286,6 +261,7 @@ fn exact(date: Date) -> DueDate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseState {
     pub case_id: String,
+    pub household_id: String,
     pub program_code: String,
     pub workflow: Workflow,
     pub stage: usize,
@@ -294,6 +270,8 @@ pub struct CaseState {
     pub hukou_org_unit: OrgUnitCode,
     pub relative_of_official: bool,
     pub accepted_by: String,
+    /// The day intake accepted the application: the statutory deadlines run from it.
+    pub accepted_on: Option<Date>,
     /// Named by the assigner. Naming is not acting: these are not in [`CaseState::acted`].
     pub investigators: Vec<String>,
     /// Visits of the current investigation round (a reopened investigation starts over).
@@ -311,8 +289,8 @@ pub struct CaseState {
     pub extended: bool,
     /// When the street-town's opinion was recorded (the district decision's clock starts).
     pub opinion_on: Option<Date>,
-    /// The running benefit: monthly amount in fen.
-    pub benefit_fen: Option<i64>,
+    /// The running benefit's monthly amount.
+    pub benefit: Option<Money>,
     pub re_review_due: Option<Date>,
     pub rejected_on: Option<Date>,
     pub refusal_notified: bool,
@@ -332,9 +310,249 @@ fn tier_of(code: &str) -> Option<Tier> {
         .map(|code| tier_of_code(&code))
 }
 
+// ---- Commands ----
+
+/// The policy engine's result for the case's household and program, evaluated by the service
+/// after it loaded the case; or why the household cannot be evaluated, which refuses the
+/// command (`FAILED_PRECONDITION`) once the officer is allowed to give it.
+pub type Evaluation = Result<pb::PolicyResult, Unassessable>;
+
+/// Why the policy engine could not evaluate the case's household (not registered, facts the
+/// rules cannot use, a rule that cannot be applied).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unassessable(pub String);
+
+/// Names the investigators of this round (naming is not acting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignInvestigators {
+    pub by: Officer,
+    pub investigators: Vec<Officer>,
+}
+
+/// An assigned investigator's home visit, or the extra visit a relative of an official needs.
+/// The findings are sealed by the service only once the visit is allowed (sealing creates the
+/// case's data key), into the emitted `HomeVisitRecorded.sealed_findings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHomeVisit {
+    pub by: Officer,
+    pub visited_on: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestVerification {
+    pub by: Officer,
+    pub department_codes: Vec<String>,
+}
+
+/// A department's answer (appended by department-integration, taken in by the case opener).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerVerification {
+    pub answer: pb::VerificationAnswered,
+}
+
+/// The street-town's preliminary opinion (初审意见), decided with the engine's [`Evaluation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOpinion {
+    pub by: Officer,
+    pub on: Date,
+    pub recommend_approval: bool,
+    /// `None`: the amount the policy engine found.
+    pub proposed_amount: Option<Money>,
+    pub opinion: String,
+    pub departure_justification: String,
+}
+
+/// The public notice (公示) for `first_day..=last_day` (the policy's publicity days).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartPublicity {
+    pub by: Officer,
+    pub first_day: Date,
+    pub last_day: Date,
+}
+
+/// A public objection (appended by disclosure, taken in by the case opener).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiveObjection {
+    pub objection: pb::ObjectionReceived,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerObjection {
+    pub by: Officer,
+    pub objection_id: String,
+    pub upheld: bool,
+    pub answer: String,
+}
+
+/// 先行救助: pays at once, never above the policy's cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantAssistFirst {
+    pub by: Officer,
+    pub amount: Money,
+    pub cap: Money,
+    pub reason: String,
+}
+
+/// What the approver decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The benefit is paid from `start_month`.
+    Approve {
+        start_month: Month,
+    },
+    Reject,
+}
+
+/// When an approved case is reviewed again (复核), from the policy as of the decision: yearly
+/// where income is stable (extreme-poverty support, 特困), half-yearly otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReReviewDue {
+    pub variable_income: Date,
+    pub stable_income: Date,
+}
+
+/// The district's decision (审核确认), decided with the engine's [`Evaluation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decide {
+    pub by: Officer,
+    pub on: Date,
+    pub verdict: Verdict,
+    /// The monthly benefit approved (compared with the engine's; a rejection's departure
+    /// records it as given).
+    pub monthly_amount: Money,
+    pub reasons: Vec<String>,
+    pub departure_justification: String,
+    pub re_review: ReReviewDue,
+}
+
+/// Records that the rejected applicant was told of the refusal and its reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyRefusal {
+    pub by: Officer,
+    pub on: Date,
+    pub channel: String,
+}
+
+/// Sends the case back for supplementary material: investigation again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnForMaterial {
+    pub by: Officer,
+    pub missing_materials: Vec<String>,
+    pub reason: String,
+}
+
+/// The household withdraws the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdraw {
+    pub by: Officer,
+    pub reason: String,
+}
+
+/// Extends the whole-case limit once (30 → 45 working days), with the recorded reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendDeadline {
+    pub by: Officer,
+    pub reason: String,
+}
+
+/// Intake heard a relation to a registered official after the case opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recuse {
+    pub official_subject: String,
+    pub registration_id: String,
+}
+
+/// The household moved (intake's `HouseholdMoved`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowHousehold {
+    pub household_id: String,
+    pub to: OrgUnitCode,
+}
+
+/// Dynamic management: the household changed (or a member died) on `on`; decided with the
+/// engine's new [`Evaluation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassess {
+    pub on: Date,
+    pub cause: String,
+}
+
+/// The deadline watch, on `on`, with the case's deadlines as the calendar reads now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBreaches {
+    pub on: Date,
+    pub deadlines: Vec<(&'static str, DueDate)>,
+}
+
+/// Everything a case can be asked to do: by an officer (through the API) or by a reaction to
+/// another service's event (the case opener, the deadline watch).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaseCommand {
+    AssignInvestigators(AssignInvestigators),
+    RecordHomeVisit(RecordHomeVisit),
+    RequestVerification(RequestVerification),
+    AnswerVerification(AnswerVerification),
+    RecordOpinion(RecordOpinion, Evaluation),
+    StartPublicity(StartPublicity),
+    ReceiveObjection(ReceiveObjection),
+    AnswerObjection(AnswerObjection),
+    GrantAssistFirst(GrantAssistFirst),
+    Decide(Decide, Evaluation),
+    NotifyRefusal(NotifyRefusal),
+    ReturnForMaterial(ReturnForMaterial),
+    Withdraw(Withdraw),
+    ExtendDeadline(ExtendDeadline),
+    Recuse(Recuse),
+    FollowHousehold(FollowHousehold),
+    Reassess(Reassess, Evaluation),
+    RecordBreaches(RecordBreaches),
+}
+
+macro_rules! command_from {
+    ($($command:ident),+ $(,)?) => {
+        $(
+            impl From<$command> for CaseCommand {
+                fn from(command: $command) -> CaseCommand {
+                    CaseCommand::$command(command)
+                }
+            }
+        )+
+    };
+}
+
+command_from!(
+    AssignInvestigators,
+    RecordHomeVisit,
+    RequestVerification,
+    AnswerVerification,
+    StartPublicity,
+    ReceiveObjection,
+    AnswerObjection,
+    GrantAssistFirst,
+    NotifyRefusal,
+    ReturnForMaterial,
+    Withdraw,
+    ExtendDeadline,
+    Recuse,
+    FollowHousehold,
+    RecordBreaches,
+);
+
+/// Why a case stream could not be folded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    #[error("the case follows workflow {0}, which the district's workflows do not have")]
+    UnknownWorkflow(String),
+    #[error("the case's opening: {0}")]
+    Opened(CaseError),
+}
+
+// ---- The fold ----
+
 impl CaseState {
-    /// A new case from its `CaseOpened` (the workflow looked up by the caller).
-    pub fn opened(opened: &pb::CaseOpened, workflow: Workflow) -> Result<CaseState, CaseError> {
+    /// A new case from its `CaseOpened`, following `workflow` (the one it names).
+    fn opened(opened: &pb::CaseOpened, workflow: Workflow) -> Result<CaseState, CaseError> {
         let hukou_org_unit = OrgUnitCode::parse(&opened.hukou_org_unit_code).map_err(|error| {
             CaseError::Invalid {
                 field: "hukou_org_unit_code".into(),
@@ -354,6 +572,7 @@ impl CaseState {
         }
         Ok(CaseState {
             case_id: opened.case_id.clone(),
+            household_id: opened.household_id.clone(),
             program_code: opened.program_code.clone(),
             workflow,
             stage: 0,
@@ -361,6 +580,7 @@ impl CaseState {
             hukou_org_unit,
             relative_of_official: opened.relative_of_official,
             accepted_by: opened.accepted_by.clone(),
+            accepted_on: date_of(opened.accepted_on.as_ref()),
             investigators: Vec::new(),
             visits: Vec::new(),
             acted,
@@ -371,20 +591,34 @@ impl CaseState {
             breached: BTreeMap::new(),
             extended: false,
             opinion_on: None,
-            benefit_fen: None,
+            benefit: None,
             re_review_due: None,
             rejected_on: None,
             refusal_notified: false,
         })
     }
 
-    pub fn current_stage(&self) -> Option<StageKind> {
-        self.workflow.stage(self.stage).map(|stage| stage.kind)
-    }
-
-    /// Whether `subject` is recused from this case.
-    pub fn is_recused(&self, subject: &str) -> bool {
-        self.recused.contains(subject)
+    /// Folds a case stream's events, in order: `None` until its `CaseOpened` (events before it
+    /// are not the case's), then every event applied. The workflow is the one the case names.
+    pub fn replay<'a>(
+        workflows: &Workflows,
+        events: impl IntoIterator<Item = &'a CaseEvent>,
+    ) -> Result<Option<CaseState>, FoldError> {
+        let mut case: Option<CaseState> = None;
+        for event in events {
+            match (&mut case, event) {
+                (None, CaseEvent::Opened(opened)) => {
+                    let workflow = workflows
+                        .get(&opened.workflow)
+                        .ok_or_else(|| FoldError::UnknownWorkflow(opened.workflow.clone()))?
+                        .clone();
+                    case = Some(CaseState::opened(opened, workflow).map_err(FoldError::Opened)?);
+                }
+                (Some(current), event) => current.apply(event),
+                (None, _) => {}
+            }
+        }
+        Ok(case)
     }
 
     fn note_actor(&mut self, officer: Option<&pb::CaseOfficer>, act: Act) {
@@ -474,7 +708,10 @@ impl CaseState {
             CaseEvent::Approved(approved) => {
                 self.note_actor(approved.approver.as_ref(), Act::Decide);
                 self.status = CaseStatus::Approved;
-                self.benefit_fen = approved.monthly_amount.as_ref().map(|money| money.fen);
+                self.benefit = approved
+                    .monthly_amount
+                    .as_ref()
+                    .map(|money| Money::from_fen(money.fen));
             }
             CaseEvent::Rejected(rejected) => {
                 self.note_actor(rejected.approver.as_ref(), Act::Decide);
@@ -517,11 +754,14 @@ impl CaseState {
                 self.re_review_due = date_of(scheduled.due_on.as_ref());
             }
             CaseEvent::BenefitAdjusted(adjusted) => {
-                self.benefit_fen = adjusted.monthly_amount.as_ref().map(|money| money.fen);
+                self.benefit = adjusted
+                    .monthly_amount
+                    .as_ref()
+                    .map(|money| Money::from_fen(money.fen));
             }
             CaseEvent::BenefitTerminated(_) => {
                 self.status = CaseStatus::Terminated;
-                self.benefit_fen = None;
+                self.benefit = None;
             }
             CaseEvent::OfficialRecused(recused) => {
                 self.recused.insert(recused.official_subject.clone());
@@ -535,16 +775,113 @@ impl CaseState {
             }
         }
     }
+}
 
-    fn next_stage_event(&self) -> Option<CaseEvent> {
-        self.workflow.stage(self.stage + 1).map(|stage| {
-            CaseEvent::StageEntered(pb::StageEntered {
-                case_id: self.case_id.clone(),
-                stage: stage.kind.as_str().into(),
-            })
-        })
+// ---- Reading the state ----
+
+impl CaseState {
+    pub fn current_stage(&self) -> Option<StageKind> {
+        self.workflow.stage(self.stage).map(|stage| stage.kind)
     }
 
+    /// Whether `subject` is recused from this case.
+    pub fn is_recused(&self, subject: &str) -> bool {
+        self.recused.contains(subject)
+    }
+
+    /// Re-reviewed yearly rather than half-yearly: extreme-poverty support (特困), whose income
+    /// changes little.
+    pub fn income_is_stable(&self) -> bool {
+        self.program_code == ProgramCode::Tekun.as_str()
+    }
+
+    /// The statutory deadlines of the case now (name, due date).
+    pub fn deadlines(&self, limits: &DeadlineLimits) -> Vec<(&'static str, DueDate)> {
+        let mut due = Vec::new();
+        let investigating = self.current_stage() == Some(StageKind::Investigation);
+        if self.status == CaseStatus::Open
+            && investigating
+            && self.investigators.is_empty()
+            && self.visits.is_empty()
+        {
+            due.push(("investigation_start", limits.investigation_start));
+        }
+        if self.status == CaseStatus::Open {
+            due.push((
+                "review",
+                if self.extended {
+                    limits.review_extended
+                } else {
+                    limits.review
+                },
+            ));
+        }
+        if self.status == CaseStatus::Open
+            && self.current_stage() == Some(StageKind::Decision)
+            && let Some(district) = limits.district_decision
+        {
+            due.push(("district_decision", district));
+        }
+        if self.status == CaseStatus::Approved
+            && let Some(re_review) = self.re_review_due
+        {
+            due.push(("re_review", exact(re_review)));
+        }
+        if self.status == CaseStatus::Rejected
+            && !self.refusal_notified
+            && let Some(notice) = limits.refusal_notice
+        {
+            due.push(("refusal_notice", notice));
+        }
+        due
+    }
+
+    /// The deadlines breached as of `today`, as the calendar reads now: a breach recorded on a
+    /// provisional date no longer counts if the deadline, recomputed, has not passed.
+    pub fn breaches_now(&self, today: Date, deadlines: &[(&str, DueDate)]) -> Vec<String> {
+        self.breached
+            .iter()
+            .filter(|(name, recorded)| {
+                let current = deadlines
+                    .iter()
+                    .find(|(current, _)| current == name)
+                    .map(|(_, due)| *due);
+                match current {
+                    Some(due) if recorded.provisional && due.date != recorded.due_on => {
+                        today > due.date
+                    }
+                    _ => true,
+                }
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// A decision or opinion that departs from the engine's result needs a written justification.
+fn require_justification(
+    policy: &pb::PolicyResult,
+    approve: bool,
+    amount: Money,
+    justification: &str,
+) -> Result<bool, CaseError> {
+    let engine_amount = engine_amount(policy).fen();
+    let departs = policy.eligible != approve || (approve && engine_amount != amount.fen());
+    if departs && justification.trim().is_empty() {
+        return Err(CaseError::Invalid {
+            field: "departure_justification".into(),
+            reason: format!(
+                "the policy engine found eligible={} amount={} fen; departing from it needs a written justification",
+                policy.eligible, engine_amount
+            ),
+        });
+    }
+    Ok(departs)
+}
+
+// ---- Who may act ----
+
+impl CaseState {
     /// The roles and tier that may perform `act` on this case now.
     fn rule_for(&self, act: Act) -> Result<(Vec<String>, Option<Tier>), CaseError> {
         let fixed = |roles: &[&str]| roles.iter().map(|role| (*role).to_owned()).collect();
@@ -662,15 +999,61 @@ impl CaseState {
         }
         Ok(())
     }
+}
+
+// ---- Deciding ----
+
+impl CaseState {
+    /// Decides `command` against the case as it stands: the events to append, in order, or why
+    /// it is refused. Nothing here changes the state; [`CaseState::apply`] folds what is
+    /// appended.
+    pub fn handle(&self, command: CaseCommand) -> Result<Vec<CaseEvent>, CaseError> {
+        match command {
+            CaseCommand::AssignInvestigators(command) => self.assign_investigators(command),
+            CaseCommand::RecordHomeVisit(command) => self.record_visit(command),
+            CaseCommand::RequestVerification(command) => self.request_verification(command),
+            CaseCommand::AnswerVerification(command) => self.answer_verification(command),
+            CaseCommand::RecordOpinion(command, policy) => self.record_opinion(command, policy),
+            CaseCommand::StartPublicity(command) => self.start_publicity(command),
+            CaseCommand::ReceiveObjection(command) => self.receive_objection(command),
+            CaseCommand::AnswerObjection(command) => self.answer_objection(command),
+            CaseCommand::GrantAssistFirst(command) => self.grant_assist_first(command),
+            CaseCommand::Decide(command, policy) => self.decide(command, policy),
+            CaseCommand::NotifyRefusal(command) => self.notify_refusal(command),
+            CaseCommand::ReturnForMaterial(command) => self.return_for_material(command),
+            CaseCommand::Withdraw(command) => self.withdraw(command),
+            CaseCommand::ExtendDeadline(command) => self.extend_deadline(command),
+            CaseCommand::Recuse(command) => Ok(self.recuse(command)),
+            CaseCommand::FollowHousehold(command) => Ok(self.follow_household(command)),
+            CaseCommand::Reassess(command, policy) => self.reassess(command, policy),
+            CaseCommand::RecordBreaches(command) => Ok(self.breached_deadlines(command)),
+        }
+    }
+
+    fn next_stage_event(&self) -> Option<CaseEvent> {
+        self.workflow.stage(self.stage + 1).map(|stage| {
+            CaseEvent::StageEntered(pb::StageEntered {
+                case_id: self.case_id.clone(),
+                stage: stage.kind.as_str().into(),
+            })
+        })
+    }
+
+    fn back_to_investigation(&self) -> CaseEvent {
+        CaseEvent::StageEntered(pb::StageEntered {
+            case_id: self.case_id.clone(),
+            stage: StageKind::Investigation.as_str().into(),
+        })
+    }
 
     /// Names the investigators (at least the workflow's minimum, all different, each one who
     /// could visit: the stage's roles and tier, in scope, not recused, not seated elsewhere).
-    pub fn assign_investigators(
+    fn assign_investigators(
         &self,
-        officer: &Officer,
-        investigators: &[Officer],
+        command: AssignInvestigators,
     ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::AssignInvestigators)?;
+        let AssignInvestigators { by, investigators } = command;
+        self.authorize(&by, Act::AssignInvestigators)?;
         let stage = self.workflow.stage(self.stage);
         let minimum = stage.map_or(1, |stage| stage.min_investigators) as usize;
         let distinct: BTreeSet<&str> = investigators
@@ -731,7 +1114,7 @@ impl CaseState {
             pb::InvestigatorsAssigned {
                 case_id: self.case_id.clone(),
                 investigators: investigators.iter().map(Officer::to_proto).collect(),
-                assigned_by: Some(officer.to_proto()),
+                assigned_by: Some(by.to_proto()),
             },
         )])
     }
@@ -739,30 +1122,26 @@ impl CaseState {
     /// Records a home visit, by an assigned investigator or (for a relative of an official) by
     /// the workflow's `relative_visit` officers; the stage is done when every investigator has
     /// visited this round and, for a relative of an official, the extra visit was made.
-    pub fn record_visit(
-        &self,
-        officer: &Officer,
-        visited_on: Date,
-        sealed_findings: Vec<u8>,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        let act = if self.investigators.contains(&officer.subject) {
+    fn record_visit(&self, command: RecordHomeVisit) -> Result<Vec<CaseEvent>, CaseError> {
+        let RecordHomeVisit { by, visited_on } = command;
+        let act = if self.investigators.contains(&by.subject) {
             Act::Visit
         } else if self.relative_of_official {
             Act::RelativeVisit
         } else {
             // Everything else first, so the refusal names the real reason.
-            self.authorize(officer, Act::Visit)?;
+            self.authorize(&by, Act::Visit)?;
             return Err(CaseError::NotAllowed(
                 "only an assigned investigator records a visit".into(),
             ));
         };
-        self.authorize(officer, act)?;
+        self.authorize(&by, act)?;
         let relative_visit = act == Act::RelativeVisit;
         let mut events = vec![CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded {
             case_id: self.case_id.clone(),
-            visitor: Some(officer.to_proto()),
+            visitor: Some(by.to_proto()),
             visited_on: Some(proto_date(visited_on)),
-            sealed_findings,
+            sealed_findings: Vec::new(),
             relative_of_official_visit: relative_visit,
         })];
         let mut visitors: BTreeSet<&str> = self
@@ -772,7 +1151,7 @@ impl CaseState {
             .map(|visit| visit.subject.as_str())
             .collect();
         if !relative_visit {
-            visitors.insert(officer.subject.as_str());
+            visitors.insert(by.subject.as_str());
         }
         let investigators_done = !self.investigators.is_empty()
             && self
@@ -794,13 +1173,16 @@ impl CaseState {
         Ok(events)
     }
 
-    pub fn request_verification(
+    fn request_verification(
         &self,
-        officer: &Officer,
-        departments: &[String],
+        command: RequestVerification,
     ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::RequestVerification)?;
-        if departments.is_empty() {
+        let RequestVerification {
+            by,
+            department_codes,
+        } = command;
+        self.authorize(&by, Act::RequestVerification)?;
+        if department_codes.is_empty() {
             return Err(CaseError::Invalid {
                 field: "department_codes".into(),
                 reason: "at least one department".into(),
@@ -809,17 +1191,18 @@ impl CaseState {
         Ok(vec![CaseEvent::VerificationRequested(
             pb::VerificationRequested {
                 case_id: self.case_id.clone(),
-                department_codes: departments.to_vec(),
-                requested_by: Some(officer.to_proto()),
+                department_codes,
+                requested_by: Some(by.to_proto()),
             },
         )])
     }
 
-    /// A department's answer (appended by department-integration); the last one moves on.
-    pub fn answer_verification(
+    /// A department's answer; the last one pending moves the case on.
+    fn answer_verification(
         &self,
-        answer: pb::VerificationAnswered,
+        command: AnswerVerification,
     ) -> Result<Vec<CaseEvent>, CaseError> {
+        let AnswerVerification { answer } = command;
         if self.current_stage() != Some(StageKind::Verification)
             || !self.pending_verifications.contains(&answer.department_code)
         {
@@ -837,46 +1220,50 @@ impl CaseState {
     }
 
     /// The street-town's opinion, with the engine's result; departing from it needs a reason.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_opinion(
+    fn record_opinion(
         &self,
-        officer: &Officer,
-        today: Date,
-        recommend_approval: bool,
-        proposed_amount_fen: i64,
-        opinion: &str,
-        policy: pb::PolicyResult,
-        departure_justification: &str,
+        command: RecordOpinion,
+        policy: Evaluation,
     ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::Opinion)?;
+        let RecordOpinion {
+            by,
+            on,
+            recommend_approval,
+            proposed_amount,
+            opinion,
+            departure_justification,
+        } = command;
+        self.authorize(&by, Act::Opinion)?;
+        let policy = policy.map_err(|Unassessable(reason)| CaseError::NotNow(reason))?;
+        let proposed = proposed_amount.unwrap_or_else(|| engine_amount(&policy));
         let departs = require_justification(
             &policy,
             recommend_approval,
-            proposed_amount_fen,
-            departure_justification,
+            proposed,
+            &departure_justification,
         )?;
         let mut events = Vec::new();
         if departs {
             events.push(self.departure(
-                officer,
+                &by,
                 StageKind::PreliminaryOpinion,
                 &policy,
                 recommend_approval,
-                proposed_amount_fen,
-                departure_justification,
+                proposed,
+                &departure_justification,
             ));
         }
         events.push(CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded {
             case_id: self.case_id.clone(),
-            officer: Some(officer.to_proto()),
+            officer: Some(by.to_proto()),
             recommend_approval,
             proposed_amount: Some(pb::Money {
-                fen: proposed_amount_fen,
+                fen: proposed.fen(),
             }),
-            opinion: opinion.to_owned(),
+            opinion,
             policy: Some(policy),
-            departure_justification: departure_justification.to_owned(),
-            recorded_on: Some(proto_date(today)),
+            departure_justification,
+            recorded_on: Some(proto_date(on)),
         }));
         events.extend(self.next_stage_event());
         Ok(events)
@@ -888,7 +1275,7 @@ impl CaseState {
         stage: StageKind,
         policy: &pb::PolicyResult,
         approval: bool,
-        amount_fen: i64,
+        amount: Money,
         justification: &str,
     ) -> CaseEvent {
         CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy {
@@ -897,223 +1284,32 @@ impl CaseState {
             stage: stage.as_str().into(),
             policy: Some(policy.clone()),
             recommended_or_decided_approval: approval,
-            amount: Some(pb::Money { fen: amount_fen }),
+            amount: Some(pb::Money { fen: amount.fen() }),
             justification: justification.to_owned(),
         })
     }
 
-    /// Sends the case back for supplementary material: investigation again.
-    pub fn return_for_material(
-        &self,
-        officer: &Officer,
-        missing: &[String],
-        reason: &str,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::ReturnForMaterial)?;
-        if reason.trim().is_empty() {
-            return Err(CaseError::Invalid {
-                field: "reason".into(),
-                reason: "say what is missing and why".into(),
-            });
-        }
-        Ok(vec![
-            CaseEvent::Returned(pb::CaseReturned {
-                case_id: self.case_id.clone(),
-                officer: Some(officer.to_proto()),
-                missing_materials: missing.to_vec(),
-                reason: reason.to_owned(),
-            }),
-            CaseEvent::StageEntered(pb::StageEntered {
-                case_id: self.case_id.clone(),
-                stage: StageKind::Investigation.as_str().into(),
-            }),
-        ])
-    }
-
-    /// The household withdraws the application.
-    pub fn withdraw(&self, officer: &Officer, reason: &str) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::Withdraw)?;
-        if reason.trim().is_empty() {
-            return Err(CaseError::Invalid {
-                field: "reason".into(),
-                reason: "required".into(),
-            });
-        }
-        Ok(vec![CaseEvent::Withdrawn(pb::CaseWithdrawn {
-            case_id: self.case_id.clone(),
-            officer: Some(officer.to_proto()),
-            reason: reason.to_owned(),
-        })])
-    }
-
-    /// Extends the whole-case limit once (30 → 45 working days), with the recorded reason.
-    pub fn extend_deadline(
-        &self,
-        officer: &Officer,
-        reason: &str,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::ExtendDeadline)?;
-        if self.extended {
-            return Err(CaseError::NotNow("the limit was already extended".into()));
-        }
-        if reason.trim().is_empty() {
-            return Err(CaseError::Invalid {
-                field: "reason".into(),
-                reason: "an extension records its reason".into(),
-            });
-        }
-        Ok(vec![CaseEvent::DeadlineExtended(pb::DeadlineExtended {
-            case_id: self.case_id.clone(),
-            officer: Some(officer.to_proto()),
-            reason: reason.to_owned(),
-        })])
-    }
-
-    /// Intake heard a relation to a registered official after the case opened: the official
-    /// is recused from now on (nothing if already recused or no subject is known).
-    pub fn recuse(&self, official_subject: &str, registration_id: &str) -> Vec<CaseEvent> {
-        if official_subject.trim().is_empty() || self.is_recused(official_subject) {
-            return Vec::new();
-        }
-        vec![CaseEvent::OfficialRecused(pb::OfficialRecused {
-            case_id: self.case_id.clone(),
-            official_subject: official_subject.to_owned(),
-            registration_id: registration_id.to_owned(),
-        })]
-    }
-
-    /// The household moved (intake's `HouseholdMoved`): the case follows it to the new org
-    /// unit, so the old village (and street-town) lose scope and the new ones gain it.
-    /// Nothing if the case is closed or already there.
-    pub fn follow_household(&self, household_id: &str, to: &OrgUnitCode) -> Vec<CaseEvent> {
-        if matches!(self.status, CaseStatus::Withdrawn | CaseStatus::Terminated)
-            || (self.status == CaseStatus::Rejected && self.refusal_notified)
-            || &self.hukou_org_unit == to
-        {
-            return Vec::new();
-        }
-        vec![CaseEvent::FollowedHousehold(pb::CaseFollowedHousehold {
-            case_id: self.case_id.clone(),
-            household_id: household_id.to_owned(),
-            from_org_unit_code: self.hukou_org_unit.as_str().to_owned(),
-            to_org_unit_code: to.as_str().to_owned(),
-        })]
-    }
-
-    /// Dynamic management: the household's circumstances changed (or a member died); the
-    /// engine's new result adjusts or ends the running benefit from the following month.
-    pub fn reassess(&self, today: Date, policy: pb::PolicyResult, cause: &str) -> Vec<CaseEvent> {
-        if self.status != CaseStatus::Approved {
-            return Vec::new();
-        }
-        let effective_month = following_month(today);
-        let new_amount = policy.amount.as_ref().map_or(0, |money| money.fen);
-        if !policy.eligible || new_amount <= 0 {
-            return vec![CaseEvent::BenefitTerminated(pb::BenefitTerminated {
-                case_id: self.case_id.clone(),
-                effective_month,
-                cause: cause.to_owned(),
-                policy: Some(policy),
-            })];
-        }
-        if Some(new_amount) != self.benefit_fen {
-            return vec![CaseEvent::BenefitAdjusted(pb::BenefitAdjusted {
-                case_id: self.case_id.clone(),
-                monthly_amount: Some(pb::Money { fen: new_amount }),
-                effective_month,
-                policy: Some(policy),
-                cause: cause.to_owned(),
-            })];
-        }
-        Vec::new()
-    }
-
-    /// The statutory deadlines of the case now (name, due date).
-    pub fn deadlines(&self, limits: &DeadlineLimits) -> Vec<(&'static str, DueDate)> {
-        let mut due = Vec::new();
-        let investigating = self.current_stage() == Some(StageKind::Investigation);
-        if self.status == CaseStatus::Open
-            && investigating
-            && self.investigators.is_empty()
-            && self.visits.is_empty()
-        {
-            due.push(("investigation_start", limits.investigation_start));
-        }
-        if self.status == CaseStatus::Open {
-            due.push((
-                "review",
-                if self.extended {
-                    limits.review_extended
-                } else {
-                    limits.review
-                },
-            ));
-        }
-        if self.status == CaseStatus::Open
-            && self.current_stage() == Some(StageKind::Decision)
-            && let Some(district) = limits.district_decision
-        {
-            due.push(("district_decision", district));
-        }
-        if self.status == CaseStatus::Approved
-            && let Some(re_review) = self.re_review_due
-        {
-            due.push(("re_review", exact(re_review)));
-        }
-        if self.status == CaseStatus::Rejected
-            && !self.refusal_notified
-            && let Some(notice) = limits.refusal_notice
-        {
-            due.push(("refusal_notice", notice));
-        }
-        due
-    }
-
-    /// Records that the rejected applicant was told of the refusal and its reasons.
-    pub fn notify_refusal(
-        &self,
-        officer: &Officer,
-        today: Date,
-        channel: &str,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::NotifyRefusal)?;
-        if channel.trim().is_empty() {
-            return Err(CaseError::Invalid {
-                field: "channel".into(),
-                reason: "how the applicant was told".into(),
-            });
-        }
-        Ok(vec![CaseEvent::RefusalNotified(pb::RefusalNotified {
-            case_id: self.case_id.clone(),
-            officer: Some(officer.to_proto()),
-            notified_on: Some(proto_date(today)),
-            channel: channel.to_owned(),
-        })])
-    }
-
     /// Starts the public notice for `first_day..=last_day` (from the policy's publicity days).
-    pub fn start_publicity(
-        &self,
-        officer: &Officer,
-        first_day: Date,
-        last_day: Date,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::StartPublicity)?;
+    fn start_publicity(&self, command: StartPublicity) -> Result<Vec<CaseEvent>, CaseError> {
+        let StartPublicity {
+            by,
+            first_day,
+            last_day,
+        } = command;
+        self.authorize(&by, Act::StartPublicity)?;
         let mut events = vec![CaseEvent::PublicityStarted(pb::PublicityStarted {
             case_id: self.case_id.clone(),
             first_day: Some(proto_date(first_day)),
             last_day: Some(proto_date(last_day)),
-            started_by: Some(officer.to_proto()),
+            started_by: Some(by.to_proto()),
         })];
         events.extend(self.next_stage_event());
         Ok(events)
     }
 
     /// An objection (received through disclosure) reopens the case for investigation.
-    pub fn receive_objection(
-        &self,
-        objection: pb::ObjectionReceived,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
+    fn receive_objection(&self, command: ReceiveObjection) -> Result<Vec<CaseEvent>, CaseError> {
+        let ReceiveObjection { objection } = command;
         if self.status != CaseStatus::Open || self.publicity.is_none() {
             return Err(CaseError::NotNow(
                 "objections are heard while the case is publicised".into(),
@@ -1121,23 +1317,20 @@ impl CaseState {
         }
         let mut events = vec![CaseEvent::ObjectionReceived(objection)];
         if self.current_stage() != Some(StageKind::Investigation) {
-            events.push(CaseEvent::StageEntered(pb::StageEntered {
-                case_id: self.case_id.clone(),
-                stage: StageKind::Investigation.as_str().into(),
-            }));
+            events.push(self.back_to_investigation());
         }
         Ok(events)
     }
 
-    pub fn answer_objection(
-        &self,
-        officer: &Officer,
-        objection_id: &str,
-        upheld: bool,
-        answer: &str,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::AnswerObjection)?;
-        if !self.open_objections.contains(objection_id) {
+    fn answer_objection(&self, command: AnswerObjection) -> Result<Vec<CaseEvent>, CaseError> {
+        let AnswerObjection {
+            by,
+            objection_id,
+            upheld,
+            answer,
+        } = command;
+        self.authorize(&by, Act::AnswerObjection)?;
+        if !self.open_objections.contains(&objection_id) {
             return Err(CaseError::Invalid {
                 field: "objection_id".into(),
                 reason: "no open objection with this id".into(),
@@ -1151,66 +1344,64 @@ impl CaseState {
         }
         Ok(vec![CaseEvent::ObjectionAnswered(pb::ObjectionAnswered {
             case_id: self.case_id.clone(),
-            objection_id: objection_id.to_owned(),
-            officer: Some(officer.to_proto()),
+            objection_id,
+            officer: Some(by.to_proto()),
             upheld,
-            answer: answer.to_owned(),
+            answer,
         })])
     }
 
     /// 先行救助: pays at once, never above the policy cap.
-    pub fn grant_assist_first(
-        &self,
-        officer: &Officer,
-        amount_fen: i64,
-        cap_fen: i64,
-        reason: &str,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::AssistFirst)?;
-        if amount_fen <= 0 {
+    fn grant_assist_first(&self, command: GrantAssistFirst) -> Result<Vec<CaseEvent>, CaseError> {
+        let GrantAssistFirst {
+            by,
+            amount,
+            cap,
+            reason,
+        } = command;
+        self.authorize(&by, Act::AssistFirst)?;
+        if amount.fen() <= 0 {
             return Err(CaseError::Invalid {
                 field: "amount".into(),
                 reason: "must be positive".into(),
             });
         }
-        if amount_fen > cap_fen {
+        if amount > cap {
             return Err(CaseError::Invalid {
                 field: "amount".into(),
-                reason: format!("exceeds the assist-first cap of {} fen", cap_fen),
+                reason: format!("exceeds the assist-first cap of {} fen", cap.fen()),
             });
         }
         let mut events = vec![CaseEvent::AssistFirstGranted(pb::AssistFirstGranted {
             case_id: self.case_id.clone(),
-            officer: Some(officer.to_proto()),
-            amount: Some(pb::Money { fen: amount_fen }),
-            cap: Some(pb::Money { fen: cap_fen }),
-            reason: reason.to_owned(),
+            officer: Some(by.to_proto()),
+            amount: Some(pb::Money { fen: amount.fen() }),
+            cap: Some(pb::Money { fen: cap.fen() }),
+            reason,
         })];
         events.extend(self.next_stage_event());
         Ok(events)
     }
 
     /// Approves or rejects: four eyes, publicity over, objections answered, departures justified.
-    #[allow(clippy::too_many_arguments)]
-    pub fn decide(
-        &self,
-        officer: &Officer,
-        today: Date,
-        approve: bool,
-        monthly_amount_fen: i64,
-        start_month: &str,
-        reasons: &[String],
-        policy: pb::PolicyResult,
-        departure_justification: &str,
-        re_review_due: Option<Date>,
-    ) -> Result<Vec<CaseEvent>, CaseError> {
-        self.authorize(officer, Act::Decide)?;
+    fn decide(&self, command: Decide, policy: Evaluation) -> Result<Vec<CaseEvent>, CaseError> {
+        let Decide {
+            by,
+            on,
+            verdict,
+            monthly_amount,
+            reasons,
+            departure_justification,
+            re_review,
+        } = command;
+        self.authorize(&by, Act::Decide)?;
+        let policy = policy.map_err(|Unassessable(reason)| CaseError::NotNow(reason))?;
         if !self.open_objections.is_empty() {
             return Err(CaseError::NotNow("an objection is still unanswered".into()));
         }
         if self.workflow.has_publicity() {
             match self.publicity {
-                Some((_, last_day)) if today > last_day => {}
+                Some((_, last_day)) if on > last_day => {}
                 Some((_, last_day)) => {
                     return Err(CaseError::NotNow(format!(
                         "the public notice runs until {last_day}"
@@ -1219,84 +1410,224 @@ impl CaseState {
                 None => return Err(CaseError::NotNow("the case has not been publicised".into())),
             }
         }
-        let departs = require_justification(
-            &policy,
-            approve,
-            monthly_amount_fen,
-            departure_justification,
-        )?;
+        let approve = matches!(verdict, Verdict::Approve { .. });
+        let departs =
+            require_justification(&policy, approve, monthly_amount, &departure_justification)?;
         let mut events = Vec::new();
         if departs {
             events.push(self.departure(
-                officer,
+                &by,
                 StageKind::Decision,
                 &policy,
                 approve,
-                monthly_amount_fen,
-                departure_justification,
+                monthly_amount,
+                &departure_justification,
             ));
         }
-        if approve {
-            let valid_month = start_month.len() == 7
-                && start_month.as_bytes()[4] == b'-'
-                && start_month[..4].parse::<u16>().is_ok()
-                && start_month[5..]
-                    .parse::<u8>()
-                    .is_ok_and(|month| (1..=12).contains(&month));
-            if !valid_month {
-                return Err(CaseError::Invalid {
-                    field: "start_month".into(),
-                    reason: "YYYY-MM".into(),
-                });
-            }
-            events.push(CaseEvent::Approved(pb::CaseApproved {
-                case_id: self.case_id.clone(),
-                approver: Some(officer.to_proto()),
-                program_code: self.program_code.clone(),
-                monthly_amount: Some(pb::Money {
-                    fen: monthly_amount_fen,
-                }),
-                start_month: start_month.to_owned(),
-                policy: Some(policy),
-                reasons: reasons.join("; "),
-                departure_justification: departure_justification.to_owned(),
-            }));
-            if let Some(due_on) = re_review_due {
+        match verdict {
+            Verdict::Approve { start_month } => {
+                events.push(CaseEvent::Approved(pb::CaseApproved {
+                    case_id: self.case_id.clone(),
+                    approver: Some(by.to_proto()),
+                    program_code: self.program_code.clone(),
+                    monthly_amount: Some(pb::Money {
+                        fen: monthly_amount.fen(),
+                    }),
+                    start_month: start_month.to_string(),
+                    policy: Some(policy),
+                    reasons: reasons.join("; "),
+                    departure_justification,
+                }));
+                let due_on = if self.income_is_stable() {
+                    re_review.stable_income
+                } else {
+                    re_review.variable_income
+                };
                 events.push(CaseEvent::ReReviewScheduled(pb::ReReviewScheduled {
                     case_id: self.case_id.clone(),
                     due_on: Some(proto_date(due_on)),
                 }));
             }
-            Ok(events)
-        } else {
-            if reasons.iter().all(|reason| reason.trim().is_empty()) {
-                return Err(CaseError::Invalid {
-                    field: "reasons".into(),
-                    reason: "a rejection states its reasons".into(),
-                });
+            Verdict::Reject => {
+                if reasons.iter().all(|reason| reason.trim().is_empty()) {
+                    return Err(CaseError::Invalid {
+                        field: "reasons".into(),
+                        reason: "a rejection states its reasons".into(),
+                    });
+                }
+                events.push(CaseEvent::Rejected(pb::CaseRejected {
+                    case_id: self.case_id.clone(),
+                    approver: Some(by.to_proto()),
+                    reasons,
+                    policy: Some(policy),
+                    departure_justification,
+                    decided_on: Some(proto_date(on)),
+                }));
             }
-            events.push(CaseEvent::Rejected(pb::CaseRejected {
-                case_id: self.case_id.clone(),
-                approver: Some(officer.to_proto()),
-                reasons: reasons.to_vec(),
-                policy: Some(policy),
-                departure_justification: departure_justification.to_owned(),
-                decided_on: Some(proto_date(today)),
-            }));
-            Ok(events)
         }
+        Ok(events)
     }
 
-    /// Deadlines (`name`, due date) that passed by `today` and were not yet recorded — or
-    /// were recorded on a provisional date that the calendar now computes differently.
-    pub fn breached_deadlines(&self, today: Date, deadlines: &[(&str, DueDate)]) -> Vec<CaseEvent> {
+    /// Records that the rejected applicant was told of the refusal and its reasons.
+    fn notify_refusal(&self, command: NotifyRefusal) -> Result<Vec<CaseEvent>, CaseError> {
+        let NotifyRefusal { by, on, channel } = command;
+        self.authorize(&by, Act::NotifyRefusal)?;
+        if channel.trim().is_empty() {
+            return Err(CaseError::Invalid {
+                field: "channel".into(),
+                reason: "how the applicant was told".into(),
+            });
+        }
+        Ok(vec![CaseEvent::RefusalNotified(pb::RefusalNotified {
+            case_id: self.case_id.clone(),
+            officer: Some(by.to_proto()),
+            notified_on: Some(proto_date(on)),
+            channel,
+        })])
+    }
+
+    /// Sends the case back for supplementary material: investigation again.
+    fn return_for_material(&self, command: ReturnForMaterial) -> Result<Vec<CaseEvent>, CaseError> {
+        let ReturnForMaterial {
+            by,
+            missing_materials,
+            reason,
+        } = command;
+        self.authorize(&by, Act::ReturnForMaterial)?;
+        if reason.trim().is_empty() {
+            return Err(CaseError::Invalid {
+                field: "reason".into(),
+                reason: "say what is missing and why".into(),
+            });
+        }
+        Ok(vec![
+            CaseEvent::Returned(pb::CaseReturned {
+                case_id: self.case_id.clone(),
+                officer: Some(by.to_proto()),
+                missing_materials,
+                reason,
+            }),
+            self.back_to_investigation(),
+        ])
+    }
+
+    /// The household withdraws the application.
+    fn withdraw(&self, command: Withdraw) -> Result<Vec<CaseEvent>, CaseError> {
+        let Withdraw { by, reason } = command;
+        self.authorize(&by, Act::Withdraw)?;
+        if reason.trim().is_empty() {
+            return Err(CaseError::Invalid {
+                field: "reason".into(),
+                reason: "required".into(),
+            });
+        }
+        Ok(vec![CaseEvent::Withdrawn(pb::CaseWithdrawn {
+            case_id: self.case_id.clone(),
+            officer: Some(by.to_proto()),
+            reason,
+        })])
+    }
+
+    /// Extends the whole-case limit once (30 → 45 working days), with the recorded reason.
+    fn extend_deadline(&self, command: ExtendDeadline) -> Result<Vec<CaseEvent>, CaseError> {
+        let ExtendDeadline { by, reason } = command;
+        self.authorize(&by, Act::ExtendDeadline)?;
+        if self.extended {
+            return Err(CaseError::NotNow("the limit was already extended".into()));
+        }
+        if reason.trim().is_empty() {
+            return Err(CaseError::Invalid {
+                field: "reason".into(),
+                reason: "an extension records its reason".into(),
+            });
+        }
+        Ok(vec![CaseEvent::DeadlineExtended(pb::DeadlineExtended {
+            case_id: self.case_id.clone(),
+            officer: Some(by.to_proto()),
+            reason,
+        })])
+    }
+
+    /// The official is recused from now on (nothing if already recused or no subject is known).
+    fn recuse(&self, command: Recuse) -> Vec<CaseEvent> {
+        let Recuse {
+            official_subject,
+            registration_id,
+        } = command;
+        if official_subject.trim().is_empty() || self.is_recused(&official_subject) {
+            return Vec::new();
+        }
+        vec![CaseEvent::OfficialRecused(pb::OfficialRecused {
+            case_id: self.case_id.clone(),
+            official_subject,
+            registration_id,
+        })]
+    }
+
+    /// The case follows the household to the new org unit, so the old village (and
+    /// street-town) lose scope and the new ones gain it. Nothing if the case is closed or
+    /// already there.
+    fn follow_household(&self, command: FollowHousehold) -> Vec<CaseEvent> {
+        let FollowHousehold { household_id, to } = command;
+        if matches!(self.status, CaseStatus::Withdrawn | CaseStatus::Terminated)
+            || (self.status == CaseStatus::Rejected && self.refusal_notified)
+            || self.hukou_org_unit == to
+        {
+            return Vec::new();
+        }
+        vec![CaseEvent::FollowedHousehold(pb::CaseFollowedHousehold {
+            case_id: self.case_id.clone(),
+            household_id,
+            from_org_unit_code: self.hukou_org_unit.as_str().to_owned(),
+            to_org_unit_code: to.as_str().to_owned(),
+        })]
+    }
+
+    /// Dynamic management: the engine's new result adjusts or ends the running benefit from
+    /// the following month.
+    fn reassess(&self, command: Reassess, policy: Evaluation) -> Result<Vec<CaseEvent>, CaseError> {
+        let Reassess { on, cause } = command;
+        let policy = policy.map_err(|Unassessable(reason)| CaseError::NotNow(reason))?;
+        if self.status != CaseStatus::Approved {
+            return Ok(Vec::new());
+        }
+        let effective_month = following_month(on)
+            .ok_or_else(|| CaseError::NotNow(format!("no month follows {on}")))?
+            .to_string();
+        let new_amount = engine_amount(&policy);
+        if !policy.eligible || new_amount.fen() <= 0 {
+            return Ok(vec![CaseEvent::BenefitTerminated(pb::BenefitTerminated {
+                case_id: self.case_id.clone(),
+                effective_month,
+                cause,
+                policy: Some(policy),
+            })]);
+        }
+        if Some(new_amount) != self.benefit {
+            return Ok(vec![CaseEvent::BenefitAdjusted(pb::BenefitAdjusted {
+                case_id: self.case_id.clone(),
+                monthly_amount: Some(pb::Money {
+                    fen: new_amount.fen(),
+                }),
+                effective_month,
+                policy: Some(policy),
+                cause,
+            })]);
+        }
+        Ok(Vec::new())
+    }
+
+    /// Deadlines that passed by `on` and were not yet recorded — or were recorded on a
+    /// provisional date that the calendar now computes differently.
+    fn breached_deadlines(&self, command: RecordBreaches) -> Vec<CaseEvent> {
+        let RecordBreaches { on, deadlines } = command;
         if matches!(self.status, CaseStatus::Withdrawn | CaseStatus::Terminated) {
             return Vec::new();
         }
         deadlines
             .iter()
             .filter(|(name, due)| {
-                today > due.date
+                on > due.date
                     && match self.breached.get(*name) {
                         None => true,
                         Some(recorded) => recorded.provisional && recorded.due_on != due.date,
@@ -1307,207 +1638,409 @@ impl CaseState {
                     case_id: self.case_id.clone(),
                     deadline: (*name).to_owned(),
                     due_on: Some(proto_date(due.date)),
-                    detected_on: Some(proto_date(today)),
+                    detected_on: Some(proto_date(on)),
                     provisional: due.provisional,
                 })
             })
             .collect()
     }
-
-    /// The deadlines breached as of `today`, as the calendar reads now: a breach recorded on a
-    /// provisional date no longer counts if the deadline, recomputed, has not passed.
-    pub fn breaches_now(&self, today: Date, deadlines: &[(&str, DueDate)]) -> Vec<String> {
-        self.breached
-            .iter()
-            .filter(|(name, recorded)| {
-                let current = deadlines
-                    .iter()
-                    .find(|(current, _)| current == name)
-                    .map(|(_, due)| *due);
-                match current {
-                    Some(due) if recorded.provisional && due.date != recorded.due_on => {
-                        today > due.date
-                    }
-                    _ => true,
-                }
-            })
-            .map(|(name, _)| name.clone())
-            .collect()
-    }
 }
 
-/// A decision or opinion that departs from the engine's result needs a written justification.
-fn require_justification(
-    policy: &pb::PolicyResult,
-    approve: bool,
-    amount_fen: i64,
-    justification: &str,
-) -> Result<bool, CaseError> {
-    let engine_amount = policy.amount.as_ref().map_or(0, |money| money.fen);
-    let departs = policy.eligible != approve || (approve && engine_amount != amount_fen);
-    if departs && justification.trim().is_empty() {
-        return Err(CaseError::Invalid {
-            field: "departure_justification".into(),
-            reason: format!(
-                "the policy engine found eligible={} amount={} fen; departing from it needs a written justification",
-                policy.eligible, engine_amount
-            ),
-        });
-    }
-    Ok(departs)
-}
-
-/// The event type names and protobuf encoding of case events.
-pub mod codec {
-    use prost::Message as _;
-    use sunshine_proto::events::Event as _;
-    use sunshine_proto::v1 as pb;
-
-    use super::CaseEvent;
-
-    pub fn event_type(event: &CaseEvent) -> &'static str {
-        match event {
-            CaseEvent::Opened(_) => pb::CaseOpened::TYPE,
-            CaseEvent::StageEntered(_) => pb::StageEntered::TYPE,
-            CaseEvent::InvestigatorsAssigned(_) => pb::InvestigatorsAssigned::TYPE,
-            CaseEvent::HomeVisitRecorded(_) => pb::HomeVisitRecorded::TYPE,
-            CaseEvent::VerificationRequested(_) => pb::VerificationRequested::TYPE,
-            CaseEvent::VerificationAnswered(_) => pb::VerificationAnswered::TYPE,
-            CaseEvent::OpinionRecorded(_) => pb::PreliminaryOpinionRecorded::TYPE,
-            CaseEvent::PublicityStarted(_) => pb::PublicityStarted::TYPE,
-            CaseEvent::ObjectionReceived(_) => pb::ObjectionReceived::TYPE,
-            CaseEvent::ObjectionAnswered(_) => pb::ObjectionAnswered::TYPE,
-            CaseEvent::AssistFirstGranted(_) => pb::AssistFirstGranted::TYPE,
-            CaseEvent::Approved(_) => pb::CaseApproved::TYPE,
-            CaseEvent::Rejected(_) => pb::CaseRejected::TYPE,
-            CaseEvent::DeadlineBreached(_) => pb::DeadlineBreached::TYPE,
-            CaseEvent::RefusalNotified(_) => pb::RefusalNotified::TYPE,
-            CaseEvent::DepartedFromPolicy(_) => pb::DecisionDepartedFromPolicy::TYPE,
-            CaseEvent::Returned(_) => pb::CaseReturned::TYPE,
-            CaseEvent::Withdrawn(_) => pb::CaseWithdrawn::TYPE,
-            CaseEvent::DeadlineExtended(_) => pb::DeadlineExtended::TYPE,
-            CaseEvent::ReReviewScheduled(_) => pb::ReReviewScheduled::TYPE,
-            CaseEvent::BenefitAdjusted(_) => pb::BenefitAdjusted::TYPE,
-            CaseEvent::BenefitSuspended(_) => pb::BenefitSuspended::TYPE,
-            CaseEvent::BenefitTerminated(_) => pb::BenefitTerminated::TYPE,
-            CaseEvent::OfficialRecused(_) => pb::OfficialRecused::TYPE,
-            CaseEvent::FollowedHousehold(_) => pb::CaseFollowedHousehold::TYPE,
-        }
-    }
-
-    pub fn encode(event: &CaseEvent) -> Vec<u8> {
-        match event {
-            CaseEvent::Opened(message) => message.encode_to_vec(),
-            CaseEvent::StageEntered(message) => message.encode_to_vec(),
-            CaseEvent::InvestigatorsAssigned(message) => message.encode_to_vec(),
-            CaseEvent::HomeVisitRecorded(message) => message.encode_to_vec(),
-            CaseEvent::VerificationRequested(message) => message.encode_to_vec(),
-            CaseEvent::VerificationAnswered(message) => message.encode_to_vec(),
-            CaseEvent::OpinionRecorded(message) => message.encode_to_vec(),
-            CaseEvent::PublicityStarted(message) => message.encode_to_vec(),
-            CaseEvent::ObjectionReceived(message) => message.encode_to_vec(),
-            CaseEvent::ObjectionAnswered(message) => message.encode_to_vec(),
-            CaseEvent::AssistFirstGranted(message) => message.encode_to_vec(),
-            CaseEvent::Approved(message) => message.encode_to_vec(),
-            CaseEvent::Rejected(message) => message.encode_to_vec(),
-            CaseEvent::DeadlineBreached(message) => message.encode_to_vec(),
-            CaseEvent::RefusalNotified(message) => message.encode_to_vec(),
-            CaseEvent::DepartedFromPolicy(message) => message.encode_to_vec(),
-            CaseEvent::Returned(message) => message.encode_to_vec(),
-            CaseEvent::Withdrawn(message) => message.encode_to_vec(),
-            CaseEvent::DeadlineExtended(message) => message.encode_to_vec(),
-            CaseEvent::ReReviewScheduled(message) => message.encode_to_vec(),
-            CaseEvent::BenefitAdjusted(message) => message.encode_to_vec(),
-            CaseEvent::BenefitSuspended(message) => message.encode_to_vec(),
-            CaseEvent::BenefitTerminated(message) => message.encode_to_vec(),
-            CaseEvent::OfficialRecused(message) => message.encode_to_vec(),
-            CaseEvent::FollowedHousehold(message) => message.encode_to_vec(),
-        }
-    }
-
-    /// `None` for types that are not case events.
-    pub fn decode(
-        event_type: &str,
-        payload: &[u8],
-    ) -> Result<Option<CaseEvent>, prost::DecodeError> {
-        Ok(Some(match event_type {
-            pb::CaseOpened::TYPE => CaseEvent::Opened(pb::CaseOpened::decode(payload)?),
-            pb::StageEntered::TYPE => CaseEvent::StageEntered(pb::StageEntered::decode(payload)?),
-            pb::InvestigatorsAssigned::TYPE => {
-                CaseEvent::InvestigatorsAssigned(pb::InvestigatorsAssigned::decode(payload)?)
-            }
-            pb::HomeVisitRecorded::TYPE => {
-                CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded::decode(payload)?)
-            }
-            pb::VerificationRequested::TYPE => {
-                CaseEvent::VerificationRequested(pb::VerificationRequested::decode(payload)?)
-            }
-            pb::VerificationAnswered::TYPE => {
-                CaseEvent::VerificationAnswered(pb::VerificationAnswered::decode(payload)?)
-            }
-            pb::PreliminaryOpinionRecorded::TYPE => {
-                CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded::decode(payload)?)
-            }
-            pb::PublicityStarted::TYPE => {
-                CaseEvent::PublicityStarted(pb::PublicityStarted::decode(payload)?)
-            }
-            pb::ObjectionReceived::TYPE => {
-                CaseEvent::ObjectionReceived(pb::ObjectionReceived::decode(payload)?)
-            }
-            pb::ObjectionAnswered::TYPE => {
-                CaseEvent::ObjectionAnswered(pb::ObjectionAnswered::decode(payload)?)
-            }
-            pb::AssistFirstGranted::TYPE => {
-                CaseEvent::AssistFirstGranted(pb::AssistFirstGranted::decode(payload)?)
-            }
-            pb::CaseApproved::TYPE => CaseEvent::Approved(pb::CaseApproved::decode(payload)?),
-            pb::CaseRejected::TYPE => CaseEvent::Rejected(pb::CaseRejected::decode(payload)?),
-            pb::DeadlineBreached::TYPE => {
-                CaseEvent::DeadlineBreached(pb::DeadlineBreached::decode(payload)?)
-            }
-            pb::DecisionDepartedFromPolicy::TYPE => {
-                CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy::decode(payload)?)
-            }
-            pb::CaseReturned::TYPE => CaseEvent::Returned(pb::CaseReturned::decode(payload)?),
-            pb::CaseWithdrawn::TYPE => CaseEvent::Withdrawn(pb::CaseWithdrawn::decode(payload)?),
-            pb::DeadlineExtended::TYPE => {
-                CaseEvent::DeadlineExtended(pb::DeadlineExtended::decode(payload)?)
-            }
-            pb::ReReviewScheduled::TYPE => {
-                CaseEvent::ReReviewScheduled(pb::ReReviewScheduled::decode(payload)?)
-            }
-            pb::BenefitAdjusted::TYPE => {
-                CaseEvent::BenefitAdjusted(pb::BenefitAdjusted::decode(payload)?)
-            }
-            pb::BenefitSuspended::TYPE => {
-                CaseEvent::BenefitSuspended(pb::BenefitSuspended::decode(payload)?)
-            }
-            pb::BenefitTerminated::TYPE => {
-                CaseEvent::BenefitTerminated(pb::BenefitTerminated::decode(payload)?)
-            }
-            pb::RefusalNotified::TYPE => {
-                CaseEvent::RefusalNotified(pb::RefusalNotified::decode(payload)?)
-            }
-            pb::OfficialRecused::TYPE => {
-                CaseEvent::OfficialRecused(pb::OfficialRecused::decode(payload)?)
-            }
-            pb::CaseFollowedHousehold::TYPE => {
-                CaseEvent::FollowedHousehold(pb::CaseFollowedHousehold::decode(payload)?)
-            }
-            _ => return Ok(None),
-        }))
-    }
+/// What the engine found the benefit to be (zero when it names no amount).
+fn engine_amount(policy: &pb::PolicyResult) -> Money {
+    Money::from_fen(policy.amount.as_ref().map_or(0, |money| money.fen))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    //! Given events → a command → the events it emits (or its refusal), with no I/O: the shape
+    //! of cqrs-es's aggregate tests. Histories are written as events ([`publicised_dibao`],
+    //! …); `a_dibao_case_walks_the_whole_path` checks that the commands emit exactly them.
+
     use super::*;
     use time::macros::date;
 
+    const CASE: &str = "case-1";
     const VILLAGE: &str = "990101001001";
     const STREET: &str = "990101001000";
     const DISTRICT: &str = "990101000000";
+
+    // ---- The harness ----
+
+    /// A case given by its history, ready for a command.
+    struct Given {
+        workflows: Workflows,
+        history: Vec<CaseEvent>,
+    }
+
+    /// What a command did to the given case.
+    struct Then {
+        given: Given,
+        result: Result<Vec<CaseEvent>, CaseError>,
+    }
+
+    fn given(history: impl IntoIterator<Item = CaseEvent>) -> Given {
+        given_in(Workflows::example().unwrap(), history)
+    }
+
+    fn given_in(workflows: Workflows, history: impl IntoIterator<Item = CaseEvent>) -> Given {
+        Given {
+            workflows,
+            history: history.into_iter().collect(),
+        }
+    }
+
+    impl Given {
+        /// The case folded from the history.
+        fn state(&self) -> CaseState {
+            CaseState::replay(&self.workflows, &self.history)
+                .unwrap()
+                .expect("the history opens the case")
+        }
+
+        fn when(self, command: impl Into<CaseCommand>) -> Then {
+            let result = self.state().handle(command.into());
+            Then {
+                given: self,
+                result,
+            }
+        }
+
+        /// A command on the same history, leaving it for the next.
+        fn try_command(
+            &self,
+            command: impl Into<CaseCommand>,
+        ) -> Result<Vec<CaseEvent>, CaseError> {
+            self.state().handle(command.into())
+        }
+    }
+
+    impl Then {
+        /// Asserts the emitted events; the history goes on with them.
+        fn then_expect_events(self, expected: impl IntoIterator<Item = CaseEvent>) -> Given {
+            let expected: Vec<CaseEvent> = expected.into_iter().collect();
+            assert_eq!(self.result, Ok(expected.clone()));
+            let mut given = self.given;
+            given.history.extend(expected);
+            given
+        }
+
+        fn then_expect_error(self, expected: CaseError) -> Given {
+            assert_eq!(self.result, Err(expected));
+            self.given
+        }
+
+        /// The rule of a PERMISSION_DENIED refusal.
+        fn then_refused(self) -> String {
+            match self.result {
+                Err(CaseError::NotAllowed(rule)) => rule,
+                other => panic!("expected PERMISSION_DENIED, got {other:?}"),
+            }
+        }
+
+        /// The command succeeded; the history goes on with what it emitted.
+        fn then_ok(self) -> Given {
+            self.then_events().1
+        }
+
+        /// The emitted events, for checking one field of them; the history goes on with them.
+        fn then_events(self) -> (Vec<CaseEvent>, Given) {
+            let events = self.result.unwrap();
+            let mut given = self.given;
+            given.history.extend(events.clone());
+            (events, given)
+        }
+    }
+
+    fn refused(result: Result<Vec<CaseEvent>, CaseError>) -> String {
+        match result {
+            Err(CaseError::NotAllowed(rule)) => rule,
+            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
+        }
+    }
+
+    // ---- Who ----
+
+    fn officer(subject: &str, role: &str, org_unit: &str) -> Officer {
+        Officer {
+            subject: subject.into(),
+            role: role.into(),
+            org_unit: OrgUnitCode::parse(org_unit).unwrap(),
+        }
+    }
+
+    /// The village clerk who accepted the application (and investigates).
+    fn clerk() -> Officer {
+        officer("clerk", "village_clerk", VILLAGE)
+    }
+
+    fn street() -> Officer {
+        officer("reviewer", "street_reviewer", STREET)
+    }
+
+    fn approver() -> Officer {
+        officer("approver", "center_approver", DISTRICT)
+    }
+
+    fn inv(subject: &str) -> Officer {
+        officer(subject, "village_clerk", VILLAGE)
+    }
+
+    fn engine(eligible: bool, fen: i64) -> pb::PolicyResult {
+        pb::PolicyResult {
+            eligible,
+            amount: Some(pb::Money { fen }),
+            policy_version: "v".into(),
+            benefit_period: pb::BenefitPeriod::Monthly as i32,
+            ..Default::default()
+        }
+    }
+
+    fn fen(fen: i64) -> Option<pb::Money> {
+        Some(pb::Money { fen })
+    }
+
+    fn month(text: &str) -> Month {
+        Month::parse(text).unwrap()
+    }
+
+    const RE_REVIEW: ReReviewDue = ReReviewDue {
+        variable_income: date!(2027 - 4 - 5),
+        stable_income: date!(2027 - 10 - 5),
+    };
+
+    fn exact_on(date: Date) -> DueDate {
+        DueDate {
+            date,
+            provisional: false,
+        }
+    }
+
+    // ---- Events ----
+
+    fn opened(workflow: &str, relative_of_official: bool) -> CaseEvent {
+        CaseEvent::Opened(pb::CaseOpened {
+            case_id: CASE.into(),
+            household_id: "hh-1".into(),
+            program_code: "dibao_rural".into(),
+            workflow: workflow.into(),
+            hukou_org_unit_code: VILLAGE.into(),
+            relative_of_official,
+            accepted_by: "clerk".into(),
+            accepted_by_role: "village_clerk".into(),
+            accepted_org_unit_code: VILLAGE.into(),
+            ..Default::default()
+        })
+    }
+
+    fn entered(stage: StageKind) -> CaseEvent {
+        CaseEvent::StageEntered(pb::StageEntered {
+            case_id: CASE.into(),
+            stage: stage.as_str().into(),
+        })
+    }
+
+    fn assigned(by: &Officer, investigators: &[Officer]) -> CaseEvent {
+        CaseEvent::InvestigatorsAssigned(pb::InvestigatorsAssigned {
+            case_id: CASE.into(),
+            investigators: investigators.iter().map(Officer::to_proto).collect(),
+            assigned_by: Some(by.to_proto()),
+        })
+    }
+
+    fn visited(by: &Officer, on: Date, relative_of_official_visit: bool) -> CaseEvent {
+        CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded {
+            case_id: CASE.into(),
+            visitor: Some(by.to_proto()),
+            visited_on: Some(proto_date(on)),
+            sealed_findings: Vec::new(),
+            relative_of_official_visit,
+        })
+    }
+
+    fn verification_answer(department: &str) -> pb::VerificationAnswered {
+        pb::VerificationAnswered {
+            case_id: CASE.into(),
+            department_code: department.into(),
+            ..Default::default()
+        }
+    }
+
+    fn objection(id: &str) -> pb::ObjectionReceived {
+        pb::ObjectionReceived {
+            case_id: CASE.into(),
+            objection_id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    fn opinion_recorded(by: &Officer, on: Date, amount: i64) -> CaseEvent {
+        CaseEvent::OpinionRecorded(pb::PreliminaryOpinionRecorded {
+            case_id: CASE.into(),
+            officer: Some(by.to_proto()),
+            recommend_approval: true,
+            proposed_amount: fen(amount),
+            opinion: "eligible".into(),
+            policy: Some(engine(true, amount)),
+            departure_justification: String::new(),
+            recorded_on: Some(proto_date(on)),
+        })
+    }
+
+    fn publicity_started(by: &Officer, first_day: Date, last_day: Date) -> CaseEvent {
+        CaseEvent::PublicityStarted(pb::PublicityStarted {
+            case_id: CASE.into(),
+            first_day: Some(proto_date(first_day)),
+            last_day: Some(proto_date(last_day)),
+            started_by: Some(by.to_proto()),
+        })
+    }
+
+    fn approved(
+        by: &Officer,
+        amount: i64,
+        policy: pb::PolicyResult,
+        justification: &str,
+    ) -> CaseEvent {
+        CaseEvent::Approved(pb::CaseApproved {
+            case_id: CASE.into(),
+            approver: Some(by.to_proto()),
+            program_code: "dibao_rural".into(),
+            monthly_amount: fen(amount),
+            start_month: "2026-11".into(),
+            policy: Some(policy),
+            reasons: String::new(),
+            departure_justification: justification.into(),
+        })
+    }
+
+    fn re_review_scheduled(due_on: Date) -> CaseEvent {
+        CaseEvent::ReReviewScheduled(pb::ReReviewScheduled {
+            case_id: CASE.into(),
+            due_on: Some(proto_date(due_on)),
+        })
+    }
+
+    fn breached(deadline: &str, due: DueDate, detected_on: Date) -> CaseEvent {
+        CaseEvent::DeadlineBreached(pb::DeadlineBreached {
+            case_id: CASE.into(),
+            deadline: deadline.into(),
+            due_on: Some(proto_date(due.date)),
+            detected_on: Some(proto_date(detected_on)),
+            provisional: due.provisional,
+        })
+    }
+
+    // ---- Commands ----
+
+    fn assign(by: &Officer, investigators: &[Officer]) -> AssignInvestigators {
+        AssignInvestigators {
+            by: by.clone(),
+            investigators: investigators.to_vec(),
+        }
+    }
+
+    fn visit(by: &Officer, visited_on: Date) -> RecordHomeVisit {
+        RecordHomeVisit {
+            by: by.clone(),
+            visited_on,
+        }
+    }
+
+    /// Approves 132,000 fen a month from 2026-11, as the engine found, on `on`.
+    fn approval(by: &Officer, on: Date) -> CaseCommand {
+        approval_of(by, on, 132_000, "")
+    }
+
+    fn approval_of(by: &Officer, on: Date, amount: i64, justification: &str) -> CaseCommand {
+        CaseCommand::Decide(
+            Decide {
+                by: by.clone(),
+                on,
+                verdict: Verdict::Approve {
+                    start_month: month("2026-11"),
+                },
+                monthly_amount: Money::from_fen(amount),
+                reasons: Vec::new(),
+                departure_justification: justification.into(),
+                re_review: RE_REVIEW,
+            },
+            Ok(engine(true, 132_000)),
+        )
+    }
+
+    fn return_for(by: &Officer, reason: &str) -> ReturnForMaterial {
+        ReturnForMaterial {
+            by: by.clone(),
+            missing_materials: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    fn withdraw(by: &Officer, reason: &str) -> Withdraw {
+        Withdraw {
+            by: by.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn extend(by: &Officer, reason: &str) -> ExtendDeadline {
+        ExtendDeadline {
+            by: by.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn answer(by: &Officer, objection_id: &str, answer: &str) -> AnswerObjection {
+        AnswerObjection {
+            by: by.clone(),
+            objection_id: objection_id.into(),
+            upheld: false,
+            answer: answer.into(),
+        }
+    }
+
+    fn breaches(on: Date, deadlines: &[(&'static str, DueDate)]) -> RecordBreaches {
+        RecordBreaches {
+            on,
+            deadlines: deadlines.to_vec(),
+        }
+    }
+
+    // ---- Histories ----
+
+    /// A dibao case up to its decision stage, publicised 2026-09-28..=2026-10-04.
+    fn publicised_dibao() -> Vec<CaseEvent> {
+        vec![
+            opened("means_tested_review", false),
+            assigned(&street(), &[clerk(), inv("inv-2")]),
+            visited(&clerk(), date!(2026 - 9 - 1), false),
+            visited(&inv("inv-2"), date!(2026 - 9 - 1), false),
+            entered(StageKind::Verification),
+            CaseEvent::VerificationRequested(pb::VerificationRequested {
+                case_id: CASE.into(),
+                department_codes: vec!["civil_affairs".into()],
+                requested_by: Some(street().to_proto()),
+            }),
+            CaseEvent::VerificationAnswered(verification_answer("civil_affairs")),
+            entered(StageKind::PreliminaryOpinion),
+            opinion_recorded(&street(), date!(2026 - 9 - 20), 132_000),
+            entered(StageKind::Publicity),
+            publicity_started(&street(), date!(2026 - 9 - 28), date!(2026 - 10 - 4)),
+            entered(StageKind::Decision),
+        ]
+    }
+
+    /// A relative-of-official dibao case whose two investigators were assigned.
+    fn relative_case_assigned() -> Vec<CaseEvent> {
+        vec![
+            opened("means_tested_review", true),
+            assigned(&street(), &[inv("inv-1"), inv("inv-2")]),
+        ]
+    }
+
+    // ---- The tests ----
 
     #[test]
     fn each_act_is_open_to_the_roles_some_workflow_names_for_it() {
@@ -1536,333 +2069,239 @@ mod tests {
         assert!(roles(Act::Accept).is_empty());
     }
 
-    fn exact_on(date: Date) -> DueDate {
-        DueDate {
-            date,
-            provisional: false,
-        }
-    }
-
-    fn officer(subject: &str, role: &str, org_unit: &str) -> Officer {
-        Officer {
-            subject: subject.into(),
-            role: role.into(),
-            org_unit: OrgUnitCode::parse(org_unit).unwrap(),
-        }
-    }
-
-    fn case(workflow: &str, relative_of_official: bool) -> CaseState {
-        let workflow = Workflows::example().unwrap().get(workflow).unwrap().clone();
-        let opened = pb::CaseOpened {
-            case_id: "case-1".into(),
-            program_code: "dibao_rural".into(),
-            hukou_org_unit_code: VILLAGE.into(),
-            relative_of_official,
-            accepted_by: "clerk".into(),
-            accepted_by_role: "village_clerk".into(),
-            accepted_org_unit_code: VILLAGE.into(),
-            ..Default::default()
-        };
-        CaseState::opened(&opened, workflow).unwrap()
-    }
-
-    fn with_workflow(state: CaseState, toml: &str, code: &str) -> CaseState {
-        let workflow = Workflows::from_toml_str(toml)
-            .unwrap()
-            .get(code)
-            .unwrap()
-            .clone();
-        CaseState { workflow, ..state }
-    }
-
-    fn denied(result: Result<Vec<CaseEvent>, CaseError>) -> String {
-        match result {
-            Err(CaseError::NotAllowed(rule)) => rule,
-            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
-        }
-    }
-
-    fn approve(state: &CaseState, approver: &Officer) -> Result<Vec<CaseEvent>, CaseError> {
-        state.decide(
-            approver,
-            date!(2026 - 10 - 5),
-            true,
-            132_000,
-            "2026-11",
-            &[],
-            engine(true, 132_000),
-            "",
-            None,
-        )
-    }
-
-    /// A relative-of-official dibao case whose investigators were assigned.
-    fn relative_case_assigned() -> CaseState {
-        let mut state = case("means_tested_review", true);
-        let street = officer("reviewer", "street_reviewer", STREET);
-        run(&mut state, |case| {
-            case.assign_investigators(
-                &street,
-                &[
-                    officer("inv-1", "village_clerk", VILLAGE),
-                    officer("inv-2", "village_clerk", VILLAGE),
-                ],
-            )
-        });
-        state
-    }
-
-    fn run(
-        state: &mut CaseState,
-        decide: impl FnOnce(&CaseState) -> Result<Vec<CaseEvent>, CaseError>,
-    ) {
-        for event in decide(state).unwrap() {
-            state.apply(&event);
-        }
-    }
-
-    fn engine(eligible: bool, fen: i64) -> pb::PolicyResult {
-        pb::PolicyResult {
-            eligible,
-            amount: Some(pb::Money { fen }),
-            policy_version: "v".into(),
-            ..Default::default()
-        }
-    }
-
-    /// A dibao case up to its decision stage, publicised 2026-09-28..=2026-10-04.
-    fn publicised_dibao() -> CaseState {
-        let mut state = case("means_tested_review", false);
-        let street = officer("reviewer", "street_reviewer", STREET);
-        let investigators = [
-            officer("clerk", "village_clerk", VILLAGE),
-            officer("inv-2", "village_clerk", VILLAGE),
-        ];
-        run(&mut state, |case| {
-            case.assign_investigators(&street, &investigators)
-        });
-        run(&mut state, |case| {
-            case.record_visit(&investigators[0], date!(2026 - 9 - 1), vec![])
-        });
-        run(&mut state, |case| {
-            case.record_visit(&investigators[1], date!(2026 - 9 - 1), vec![])
-        });
-        assert_eq!(state.current_stage(), Some(StageKind::Verification));
-        run(&mut state, |case| {
-            case.request_verification(&street, &["civil_affairs".into()])
-        });
-        run(&mut state, |case| {
-            case.answer_verification(pb::VerificationAnswered {
-                case_id: "case-1".into(),
-                department_code: "civil_affairs".into(),
-                ..Default::default()
-            })
-        });
-        run(&mut state, |case| {
-            case.record_opinion(
-                &street,
-                date!(2026 - 9 - 20),
-                true,
-                132_000,
-                "eligible",
-                engine(true, 132_000),
-                "",
-            )
-        });
-        run(&mut state, |case| {
-            case.start_publicity(&street, date!(2026 - 9 - 28), date!(2026 - 10 - 4))
-        });
-        assert_eq!(state.current_stage(), Some(StageKind::Decision));
-        state
-    }
-
     #[test]
     fn a_dibao_case_walks_the_whole_path() {
-        let mut state = publicised_dibao();
-        let approver = officer("approver", "center_approver", DISTRICT);
-        run(&mut state, |case| {
-            case.decide(
-                &approver,
-                date!(2026 - 10 - 5),
-                true,
-                132_000,
-                "2026-11",
-                &[],
-                engine(true, 132_000),
-                "",
-                None,
-            )
-        });
-        assert_eq!(state.status, CaseStatus::Approved);
+        let investigators = [clerk(), inv("inv-2")];
+        let at_decision = given([opened("means_tested_review", false)])
+            .when(assign(&street(), &investigators))
+            .then_expect_events([assigned(&street(), &investigators)])
+            .when(visit(&investigators[0], date!(2026 - 9 - 1)))
+            .then_expect_events([visited(&investigators[0], date!(2026 - 9 - 1), false)])
+            .when(visit(&investigators[1], date!(2026 - 9 - 1)))
+            .then_expect_events([
+                visited(&investigators[1], date!(2026 - 9 - 1), false),
+                entered(StageKind::Verification),
+            ])
+            .when(RequestVerification {
+                by: street(),
+                department_codes: vec!["civil_affairs".into()],
+            })
+            .then_expect_events([CaseEvent::VerificationRequested(
+                pb::VerificationRequested {
+                    case_id: CASE.into(),
+                    department_codes: vec!["civil_affairs".into()],
+                    requested_by: Some(street().to_proto()),
+                },
+            )])
+            .when(AnswerVerification {
+                answer: verification_answer("civil_affairs"),
+            })
+            .then_expect_events([
+                CaseEvent::VerificationAnswered(verification_answer("civil_affairs")),
+                entered(StageKind::PreliminaryOpinion),
+            ])
+            .when(CaseCommand::RecordOpinion(
+                RecordOpinion {
+                    by: street(),
+                    on: date!(2026 - 9 - 20),
+                    recommend_approval: true,
+                    // As the engine found.
+                    proposed_amount: None,
+                    opinion: "eligible".into(),
+                    departure_justification: String::new(),
+                },
+                Ok(engine(true, 132_000)),
+            ))
+            .then_expect_events([
+                opinion_recorded(&street(), date!(2026 - 9 - 20), 132_000),
+                entered(StageKind::Publicity),
+            ])
+            .when(StartPublicity {
+                by: street(),
+                first_day: date!(2026 - 9 - 28),
+                last_day: date!(2026 - 10 - 4),
+            })
+            .then_expect_events([
+                publicity_started(&street(), date!(2026 - 9 - 28), date!(2026 - 10 - 4)),
+                entered(StageKind::Decision),
+            ]);
+        assert_eq!(at_decision.history, publicised_dibao());
+        let decided = at_decision
+            .when(approval(&approver(), date!(2026 - 10 - 5)))
+            .then_expect_events([
+                approved(&approver(), 132_000, engine(true, 132_000), ""),
+                re_review_scheduled(date!(2027 - 4 - 5)),
+            ]);
+        assert_eq!(decided.state().status, CaseStatus::Approved);
     }
 
     #[test]
     fn no_decision_before_the_public_notice_ends() {
-        let state = publicised_dibao();
-        let approver = officer("approver", "center_approver", DISTRICT);
-        let early = state.decide(
-            &approver,
-            date!(2026 - 10 - 4),
-            true,
-            132_000,
-            "2026-11",
-            &[],
-            engine(true, 132_000),
-            "",
-            None,
-        );
-        assert!(matches!(early, Err(CaseError::NotNow(_))), "{early:?}");
+        given(publicised_dibao())
+            .when(approval(&approver(), date!(2026 - 10 - 4)))
+            .then_expect_error(CaseError::NotNow(
+                "the public notice runs until 2026-10-04".into(),
+            ));
+    }
+
+    #[test]
+    fn a_household_the_policy_cannot_evaluate_is_refused_once_the_officer_may_decide() {
+        let unassessable = |by: &Officer| {
+            let CaseCommand::Decide(decide, _) = approval(by, date!(2026 - 10 - 5)) else {
+                unreachable!()
+            };
+            CaseCommand::Decide(decide, Err(Unassessable("not registered".into())))
+        };
+        given(publicised_dibao())
+            .when(unassessable(&approver()))
+            .then_expect_error(CaseError::NotNow("not registered".into()));
+        // Who may not decide learns only that.
+        let rule = given(publicised_dibao())
+            .when(unassessable(&officer(
+                "reviewer",
+                "center_approver",
+                DISTRICT,
+            )))
+            .then_refused();
+        assert_eq!(rule, ONE_SEAT_RULE);
     }
 
     #[test]
     fn four_eyes_and_one_tier_per_officer() {
-        let state = publicised_dibao();
+        let case = given(publicised_dibao());
         // An investigator who is also an approver still may not decide.
         let investigator_as_approver = officer("inv-2", "center_approver", DISTRICT);
-        let refused = state.decide(
-            &investigator_as_approver,
-            date!(2026 - 10 - 5),
-            true,
-            132_000,
-            "2026-11",
-            &[],
-            engine(true, 132_000),
-            "",
-            None,
-        );
-        assert!(
-            matches!(refused, Err(CaseError::NotAllowed(_))),
-            "{refused:?}"
-        );
+        assert!(matches!(
+            case.try_command(approval(&investigator_as_approver, date!(2026 - 10 - 5))),
+            Err(CaseError::NotAllowed(_))
+        ));
         let acceptor = officer("clerk", "center_approver", DISTRICT);
         assert!(matches!(
-            state.decide(
-                &acceptor,
-                date!(2026 - 10 - 5),
-                true,
-                132_000,
-                "2026-11",
-                &[],
-                engine(true, 132_000),
-                "",
-                None
-            ),
+            case.try_command(approval(&acceptor, date!(2026 - 10 - 5))),
             Err(CaseError::NotAllowed(_))
         ));
         // The street reviewer acted at the street tier; at the district tier they are refused.
         let same_person_at_district = officer("reviewer", "center_approver", DISTRICT);
-        let two_tiers = state.decide(
-            &same_person_at_district,
-            date!(2026 - 10 - 5),
-            true,
-            132_000,
-            "2026-11",
-            &[],
-            engine(true, 132_000),
-            "",
-            None,
-        );
-        assert_eq!(two_tiers, Err(CaseError::NotAllowed(ONE_SEAT_RULE.into())));
+        case.when(approval(&same_person_at_district, date!(2026 - 10 - 5)))
+            .then_expect_error(CaseError::NotAllowed(ONE_SEAT_RULE.into()));
     }
 
     #[test]
     fn departing_from_the_engine_needs_a_justification() {
-        let state = publicised_dibao();
-        let approver = officer("approver", "center_approver", DISTRICT);
-        let more = state.decide(
-            &approver,
-            date!(2026 - 10 - 5),
-            true,
-            150_000,
-            "2026-11",
-            &[],
-            engine(true, 132_000),
-            "",
-            None,
-        );
+        let case = given(publicised_dibao());
+        let unjustified =
+            case.try_command(approval_of(&approver(), date!(2026 - 10 - 5), 150_000, ""));
         assert!(
-            matches!(more, Err(CaseError::Invalid { ref field, .. }) if field == "departure_justification"),
-            "{more:?}"
+            matches!(unjustified, Err(CaseError::Invalid { ref field, .. }) if field == "departure_justification"),
+            "{unjustified:?}"
         );
-        let justified = state.decide(
-            &approver,
+        case.when(approval_of(
+            &approver(),
             date!(2026 - 10 - 5),
-            true,
             150_000,
-            "2026-11",
-            &[],
-            engine(true, 132_000),
             "medical costs verified",
-            None,
+        ))
+        .then_expect_events([
+            CaseEvent::DepartedFromPolicy(pb::DecisionDepartedFromPolicy {
+                case_id: CASE.into(),
+                officer: Some(approver().to_proto()),
+                stage: "decision".into(),
+                policy: Some(engine(true, 132_000)),
+                recommended_or_decided_approval: true,
+                amount: fen(150_000),
+                justification: "medical costs verified".into(),
+            }),
+            approved(
+                &approver(),
+                150_000,
+                engine(true, 132_000),
+                "medical costs verified",
+            ),
+            re_review_scheduled(date!(2027 - 4 - 5)),
+        ]);
+    }
+
+    #[test]
+    fn extreme_poverty_support_is_re_reviewed_yearly() {
+        let mut history = publicised_dibao();
+        if let CaseEvent::Opened(opened) = &mut history[0] {
+            opened.program_code = "tekun".into();
+        }
+        let (events, _) = given(history)
+            .when(approval(&approver(), date!(2026 - 10 - 5)))
+            .then_events();
+        assert_eq!(
+            events.last(),
+            Some(&re_review_scheduled(date!(2027 - 10 - 5)))
         );
-        assert!(justified.is_ok());
     }
 
     #[test]
     fn an_objection_reopens_the_case_and_must_be_answered() {
-        let mut state = publicised_dibao();
-        let objection = pb::ObjectionReceived {
-            case_id: "case-1".into(),
-            objection_id: "obj-1".into(),
-            ..Default::default()
-        };
-        run(&mut state, |case| case.receive_objection(objection));
+        let reopened = given(publicised_dibao())
+            .when(ReceiveObjection {
+                objection: objection("obj-1"),
+            })
+            .then_expect_events([
+                CaseEvent::ObjectionReceived(objection("obj-1")),
+                entered(StageKind::Investigation),
+            ]);
+        let state = reopened.state();
         assert_eq!(state.current_stage(), Some(StageKind::Investigation));
         assert!(state.visits.is_empty(), "the investigation starts over");
-        let street = officer("reviewer", "street_reviewer", STREET);
-        run(&mut state, |case| {
-            case.answer_objection(&street, "obj-1", false, "income verified again")
-        });
-        assert!(state.open_objections.is_empty());
+        let answered = reopened
+            .when(answer(&street(), "obj-1", "income verified again"))
+            .then_expect_events([CaseEvent::ObjectionAnswered(pb::ObjectionAnswered {
+                case_id: CASE.into(),
+                objection_id: "obj-1".into(),
+                officer: Some(street().to_proto()),
+                upheld: false,
+                answer: "income verified again".into(),
+            })]);
+        assert!(answered.state().open_objections.is_empty());
     }
 
     #[test]
     fn a_relative_of_an_official_needs_a_district_visit() {
-        let mut state = case("means_tested_review", true);
-        let street = officer("reviewer", "street_reviewer", STREET);
-        let investigators = [
-            officer("inv-1", "village_clerk", VILLAGE),
-            officer("inv-2", "village_clerk", VILLAGE),
-        ];
-        run(&mut state, |case| {
-            case.assign_investigators(&street, &investigators)
-        });
-        run(&mut state, |case| {
-            case.record_visit(&investigators[0], date!(2026 - 9 - 1), vec![])
-        });
-        run(&mut state, |case| {
-            case.record_visit(&investigators[1], date!(2026 - 9 - 1), vec![])
-        });
-        assert_eq!(
-            state.current_stage(),
-            Some(StageKind::Investigation),
-            "still waiting for the district"
-        );
-        run(&mut state, |case| {
-            case.record_visit(
-                &officer("district-visitor", "center_reviewer", DISTRICT),
-                date!(2026 - 9 - 2),
-                vec![],
-            )
-        });
-        assert_eq!(state.current_stage(), Some(StageKind::Verification));
+        let on = date!(2026 - 9 - 1);
+        let district_visitor = officer("district-visitor", "center_reviewer", DISTRICT);
+        given(relative_case_assigned())
+            .when(visit(&inv("inv-1"), on))
+            .then_expect_events([visited(&inv("inv-1"), on, false)])
+            // Still waiting for the district: no stage entered.
+            .when(visit(&inv("inv-2"), on))
+            .then_expect_events([visited(&inv("inv-2"), on, false)])
+            .when(visit(&district_visitor, date!(2026 - 9 - 2)))
+            .then_expect_events([
+                visited(&district_visitor, date!(2026 - 9 - 2), true),
+                entered(StageKind::Verification),
+            ]);
     }
 
     #[test]
     fn assist_first_is_capped() {
-        let state = case("emergency_evaluation", false);
-        let street = officer("reviewer", "street_reviewer", STREET);
-        let above = state.grant_assist_first(&street, 300_001, 300_000, "fire");
+        let emergency = given([opened("emergency_evaluation", false)]);
+        let grant = |fen: i64| GrantAssistFirst {
+            by: street(),
+            amount: Money::from_fen(fen),
+            cap: Money::from_fen(300_000),
+            reason: "fire".into(),
+        };
+        let above = emergency.try_command(grant(300_001));
         assert!(
             matches!(above, Err(CaseError::Invalid { ref field, .. }) if field == "amount"),
             "{above:?}"
         );
-        let events = state
-            .grant_assist_first(&street, 300_000, 300_000, "fire")
-            .unwrap();
-        assert!(
-            matches!(events.last(), Some(CaseEvent::StageEntered(entered)) if entered.stage == "investigation")
-        );
+        emergency.when(grant(300_000)).then_expect_events([
+            CaseEvent::AssistFirstGranted(pb::AssistFirstGranted {
+                case_id: CASE.into(),
+                officer: Some(street().to_proto()),
+                amount: fen(300_000),
+                cap: fen(300_000),
+                reason: "fire".into(),
+            }),
+            entered(StageKind::Investigation),
+        ]);
     }
 
     #[test]
@@ -1874,103 +2313,139 @@ mod tests {
             due > date!(2026 - 2 - 24),
             "the holiday does not count: {due}"
         );
-        let mut state = case("means_tested_review", false);
-        assert!(
-            state
-                .breached_deadlines(due, &[("district_decision", exact_on(due))])
-                .is_empty()
-        );
-        let breached = state.breached_deadlines(
-            due.next_day().unwrap(),
-            &[("district_decision", exact_on(due))],
-        );
-        assert_eq!(breached.len(), 1);
-        run(&mut state, |_| Ok(breached));
-        assert!(
-            state
-                .breached_deadlines(
-                    due.next_day().unwrap(),
-                    &[("district_decision", exact_on(due))]
-                )
-                .is_empty()
-        );
+        let day_after = due.next_day().unwrap();
+        let deadlines = [("district_decision", exact_on(due))];
+        given([opened("means_tested_review", false)])
+            .when(breaches(due, &deadlines))
+            .then_expect_events([])
+            .when(breaches(day_after, &deadlines))
+            .then_expect_events([breached("district_decision", exact_on(due), day_after)])
+            .when(breaches(day_after, &deadlines))
+            .then_expect_events([]);
     }
 
     #[test]
     fn the_wrong_role_or_stage_is_refused() {
-        let state = case("means_tested_review", false);
-        let approver = officer("approver", "center_approver", DISTRICT);
+        let case = given([opened("means_tested_review", false)]);
         assert!(matches!(
-            state.assign_investigators(&approver, &[]),
+            case.try_command(assign(&approver(), &[])),
             Err(CaseError::NotAllowed(_))
         ));
-        let street = officer("reviewer", "street_reviewer", STREET);
         assert!(matches!(
-            state.start_publicity(&street, date!(2026 - 9 - 1), date!(2026 - 9 - 7)),
+            case.try_command(StartPublicity {
+                by: street(),
+                first_day: date!(2026 - 9 - 1),
+                last_day: date!(2026 - 9 - 7),
+            }),
             Err(CaseError::NotNow(_))
         ));
         let other_street = officer("other", "street_reviewer", "990101002000");
         assert!(matches!(
-            state.assign_investigators(&other_street, &[]),
+            case.try_command(assign(&other_street, &[])),
             Err(CaseError::NotAllowed(_))
         ));
     }
 
     #[test]
     fn a_running_benefit_is_adjusted_or_ended_from_the_following_month() {
-        let mut state = publicised_dibao();
-        let approver = officer("approver", "center_approver", DISTRICT);
-        run(&mut state, |case| {
-            case.decide(
-                &approver,
-                date!(2026 - 10 - 5),
-                true,
-                132_000,
-                "2026-11",
-                &[],
-                engine(true, 132_000),
-                "",
-                Some(date!(2027 - 4 - 5)),
+        let approved_case = given(publicised_dibao())
+            .when(approval(&approver(), date!(2026 - 10 - 5)))
+            .then_expect_events([
+                approved(&approver(), 132_000, engine(true, 132_000), ""),
+                re_review_scheduled(date!(2027 - 4 - 5)),
+            ]);
+        assert_eq!(
+            approved_case.state().re_review_due,
+            Some(date!(2027 - 4 - 5))
+        );
+        let reassess = |on: Date, policy: pb::PolicyResult, cause: &str| {
+            CaseCommand::Reassess(
+                Reassess {
+                    on,
+                    cause: cause.into(),
+                },
+                Ok(policy),
             )
-        });
-        assert_eq!(state.re_review_due, Some(date!(2027 - 4 - 5)));
-        assert!(
-            state
-                .reassess(date!(2026 - 12 - 3), engine(true, 132_000), "no change")
-                .is_empty()
+        };
+        assert_eq!(
+            approved_case.try_command(reassess(
+                date!(2026 - 12 - 3),
+                engine(true, 132_000),
+                "no change"
+            )),
+            Ok(Vec::new())
         );
-        let lower = state.reassess(date!(2026 - 12 - 3), engine(true, 90_000), "member died");
-        assert!(
-            matches!(&lower[..], [CaseEvent::BenefitAdjusted(adjusted)] if adjusted.effective_month == "2027-01")
+        assert_eq!(
+            approved_case.try_command(reassess(
+                date!(2026 - 12 - 3),
+                engine(true, 90_000),
+                "member died"
+            )),
+            Ok(vec![CaseEvent::BenefitAdjusted(pb::BenefitAdjusted {
+                case_id: CASE.into(),
+                monthly_amount: fen(90_000),
+                effective_month: "2027-01".into(),
+                policy: Some(engine(true, 90_000)),
+                cause: "member died".into(),
+            })])
         );
-        let ended = state.reassess(date!(2026 - 11 - 3), engine(false, 0), "income rose");
-        assert!(
-            matches!(&ended[..], [CaseEvent::BenefitTerminated(terminated)] if terminated.effective_month == "2026-12")
-        );
-        run(&mut state, |_| Ok(ended));
-        assert_eq!(state.status, CaseStatus::Terminated);
+        let ended = approved_case
+            .when(reassess(
+                date!(2026 - 11 - 3),
+                engine(false, 0),
+                "income rose",
+            ))
+            .then_expect_events([CaseEvent::BenefitTerminated(pb::BenefitTerminated {
+                case_id: CASE.into(),
+                effective_month: "2026-12".into(),
+                cause: "income rose".into(),
+                policy: Some(engine(false, 0)),
+            })]);
+        assert_eq!(ended.state().status, CaseStatus::Terminated);
     }
 
     #[test]
     fn returns_withdrawals_and_one_extension() {
-        let mut state = publicised_dibao();
-        let street = officer("reviewer", "street_reviewer", STREET);
-        run(&mut state, |case| {
-            case.return_for_material(&street, &["income_statement".into()], "收入证明不清")
-        });
-        assert_eq!(state.current_stage(), Some(StageKind::Investigation));
-        run(&mut state, |case| {
-            case.extend_deadline(&street, "核对未返回")
-        });
+        let returned = given(publicised_dibao())
+            .when(ReturnForMaterial {
+                by: street(),
+                missing_materials: vec!["income_statement".into()],
+                reason: "收入证明不清".into(),
+            })
+            .then_expect_events([
+                CaseEvent::Returned(pb::CaseReturned {
+                    case_id: CASE.into(),
+                    officer: Some(street().to_proto()),
+                    missing_materials: vec!["income_statement".into()],
+                    reason: "收入证明不清".into(),
+                }),
+                entered(StageKind::Investigation),
+            ]);
+        assert_eq!(
+            returned.state().current_stage(),
+            Some(StageKind::Investigation)
+        );
+        let extended = returned
+            .when(extend(&street(), "核对未返回"))
+            .then_expect_events([CaseEvent::DeadlineExtended(pb::DeadlineExtended {
+                case_id: CASE.into(),
+                officer: Some(street().to_proto()),
+                reason: "核对未返回".into(),
+            })]);
         assert!(matches!(
-            state.extend_deadline(&street, "again"),
+            extended.try_command(extend(&street(), "again")),
             Err(CaseError::NotNow(_))
         ));
-        let clerk = officer("clerk", "village_clerk", VILLAGE);
-        run(&mut state, |case| case.withdraw(&clerk, "申请人撤回"));
-        assert_eq!(state.status, CaseStatus::Withdrawn);
+        let withdrawn = extended
+            .when(withdraw(&clerk(), "申请人撤回"))
+            .then_expect_events([CaseEvent::Withdrawn(pb::CaseWithdrawn {
+                case_id: CASE.into(),
+                officer: Some(clerk().to_proto()),
+                reason: "申请人撤回".into(),
+            })]);
+        assert_eq!(withdrawn.state().status, CaseStatus::Withdrawn);
         assert!(matches!(
-            state.withdraw(&clerk, "again"),
+            withdrawn.try_command(withdraw(&clerk(), "again")),
             Err(CaseError::NotNow(_))
         ));
     }
@@ -1984,36 +2459,43 @@ mod tests {
             district_decision: Some(exact_on(date!(2026 - 10 - 20))),
             refusal_notice: None,
         };
-        let fresh = case("means_tested_review", false);
+        let fresh = given([opened("means_tested_review", false)]).state();
         let names: Vec<&str> = fresh
             .deadlines(&limits)
             .iter()
             .map(|(name, _)| *name)
             .collect();
         assert_eq!(names, ["investigation_start", "review"]);
-        let at_decision = publicised_dibao();
-        let plan = at_decision.deadlines(&limits);
+        let plan = given(publicised_dibao()).state().deadlines(&limits);
         assert!(plan.contains(&("district_decision", exact_on(date!(2026 - 10 - 20)))));
         assert!(!plan.iter().any(|(name, _)| *name == "investigation_start"));
     }
 
     #[test]
     fn a_refusal_must_be_notified_within_its_working_days() {
-        let mut state = publicised_dibao();
-        let approver = officer("approver", "center_approver", DISTRICT);
-        run(&mut state, |case| {
-            case.decide(
-                &approver,
-                date!(2026 - 10 - 5),
-                false,
-                0,
-                "",
-                &["收入超过标准".into()],
-                engine(false, 0),
-                "",
-                None,
-            )
-        });
+        let rejection = CaseCommand::Decide(
+            Decide {
+                by: approver(),
+                on: date!(2026 - 10 - 5),
+                verdict: Verdict::Reject,
+                monthly_amount: Money::ZERO,
+                reasons: vec!["收入超过标准".into()],
+                departure_justification: String::new(),
+                re_review: RE_REVIEW,
+            },
+            Ok(engine(false, 0)),
+        );
+        let rejected = given(publicised_dibao())
+            .when(rejection)
+            .then_expect_events([CaseEvent::Rejected(pb::CaseRejected {
+                case_id: CASE.into(),
+                approver: Some(approver().to_proto()),
+                reasons: vec!["收入超过标准".into()],
+                policy: Some(engine(false, 0)),
+                departure_justification: String::new(),
+                decided_on: Some(proto_date(date!(2026 - 10 - 5))),
+            })]);
+        let state = rejected.state();
         assert_eq!(state.rejected_on, Some(date!(2026 - 10 - 5)));
         let limits = DeadlineLimits {
             investigation_start: exact_on(date!(2026 - 9 - 3)),
@@ -2022,34 +2504,44 @@ mod tests {
             district_decision: None,
             refusal_notice: Some(exact_on(date!(2026 - 10 - 10))),
         };
+        let plan = state.deadlines(&limits);
+        assert_eq!(plan, [("refusal_notice", exact_on(date!(2026 - 10 - 10)))]);
         assert_eq!(
-            state.deadlines(&limits),
-            [("refusal_notice", exact_on(date!(2026 - 10 - 10)))]
+            rejected.try_command(breaches(date!(2026 - 10 - 11), &plan)),
+            Ok(vec![breached(
+                "refusal_notice",
+                exact_on(date!(2026 - 10 - 10)),
+                date!(2026 - 10 - 11)
+            )])
         );
-        assert_eq!(
-            state
-                .breached_deadlines(date!(2026 - 10 - 11), &state.deadlines(&limits))
-                .len(),
-            1
-        );
-        let clerk = officer("clerk", "village_clerk", VILLAGE);
-        run(&mut state, |case| {
-            case.notify_refusal(&clerk, date!(2026 - 10 - 8), "in_person")
-        });
-        assert!(state.deadlines(&limits).is_empty());
+        let notify = |channel: &str| NotifyRefusal {
+            by: clerk(),
+            on: date!(2026 - 10 - 8),
+            channel: channel.into(),
+        };
+        let notified =
+            rejected
+                .when(notify("in_person"))
+                .then_expect_events([CaseEvent::RefusalNotified(pb::RefusalNotified {
+                    case_id: CASE.into(),
+                    officer: Some(clerk().to_proto()),
+                    notified_on: Some(proto_date(date!(2026 - 10 - 8))),
+                    channel: "in_person".into(),
+                })]);
+        assert!(notified.state().deadlines(&limits).is_empty());
         assert!(matches!(
-            state.notify_refusal(&clerk, date!(2026 - 10 - 8), "post"),
+            notified.try_command(notify("post")),
             Err(CaseError::NotNow(_))
         ));
     }
 
     #[test]
     fn the_relative_visit_is_made_only_by_the_workflows_roles_at_its_tier() {
-        let state = relative_case_assigned();
+        let case = given(relative_case_assigned());
         let on = date!(2026 - 9 - 2);
         // Before the fix any district-tier token counted as the district visit.
         for role in ["auditor", "admin", "department", "center_approver"] {
-            let rule = denied(state.record_visit(&officer("someone", role, DISTRICT), on, vec![]));
+            let rule = refused(case.try_command(visit(&officer("someone", role, DISTRICT), on)));
             assert!(
                 rule.contains("may not relative_of_official_visit"),
                 "{role}: {rule}"
@@ -2057,25 +2549,23 @@ mod tests {
         }
         // The right role at the wrong tier, or outside the case's district.
         let street_level = officer("cr-street", "center_reviewer", STREET);
-        assert!(denied(state.record_visit(&street_level, on, vec![])).contains("tier"));
+        assert!(refused(case.try_command(visit(&street_level, on))).contains("tier"));
         let elsewhere = officer("cr-other", "center_reviewer", "990102000000");
-        assert!(denied(state.record_visit(&elsewhere, on, vec![])).contains("org unit"));
+        assert!(refused(case.try_command(visit(&elsewhere, on))).contains("org unit"));
         // Four eyes: the street reviewer who assigned cannot come back as the district visitor.
         let same_person = officer("reviewer", "center_reviewer", DISTRICT);
         assert_eq!(
-            denied(state.record_visit(&same_person, on, vec![])),
+            refused(case.try_command(visit(&same_person, on))),
             ONE_SEAT_RULE
         );
         let visitor = officer("cr-1", "center_reviewer", DISTRICT);
-        let events = state.record_visit(&visitor, on, vec![]).unwrap();
-        assert!(
-            matches!(&events[..], [CaseEvent::HomeVisitRecorded(visit)] if visit.relative_of_official_visit)
-        );
+        case.when(visit(&visitor, on))
+            .then_expect_events([visited(&visitor, on, true)]);
         // Not a relative-of-official case: only assigned investigators visit.
-        let plain = case("means_tested_review", false);
-        denied(plain.record_visit(&visitor, on, vec![]));
+        let plain = given([opened("means_tested_review", false)]);
+        refused(plain.try_command(visit(&visitor, on)));
         let unassigned_clerk = officer("clerk-9", "village_clerk", VILLAGE);
-        assert!(denied(plain.record_visit(&unassigned_clerk, on, vec![])).contains("investigator"));
+        assert!(refused(plain.try_command(visit(&unassigned_clerk, on))).contains("investigator"));
     }
 
     #[test]
@@ -2090,60 +2580,69 @@ stages = [
   { kind = "publicity", roles = ["center_reviewer"], tier = "district" },
   { kind = "decision", roles = ["center_approver"], tier = "district" },
 ]"#;
-        let mut state = with_workflow(
-            case("means_tested_review", false),
-            variant,
-            "district_publicity",
-        );
         let reviewer = officer("dual", "center_reviewer", DISTRICT);
-        let investigator = officer("inv-1", "village_clerk", VILLAGE);
-        let assigner = officer("clerk", "village_clerk", VILLAGE);
-        run(&mut state, |case| {
-            case.assign_investigators(&assigner, std::slice::from_ref(&investigator))
-        });
-        run(&mut state, |case| {
-            case.record_visit(&investigator, date!(2026 - 9 - 1), vec![])
-        });
-        run(&mut state, |case| {
-            case.start_publicity(&reviewer, date!(2026 - 9 - 2), date!(2026 - 9 - 8))
-        });
-        run(&mut state, |case| {
-            case.receive_objection(pb::ObjectionReceived {
-                case_id: "case-1".into(),
-                objection_id: "obj-1".into(),
-                ..Default::default()
-            })
-        });
-        run(&mut state, |case| {
-            case.answer_objection(&reviewer, "obj-1", false, "核实无误")
-        });
-        run(&mut state, |case| {
-            case.record_visit(&investigator, date!(2026 - 9 - 10), vec![])
-        });
-        run(&mut state, |case| {
-            case.start_publicity(&reviewer, date!(2026 - 9 - 11), date!(2026 - 9 - 17))
-        });
+        let investigator = inv("inv-1");
+        let publicity = |first_day: Date, last_day: Date| StartPublicity {
+            by: reviewer.clone(),
+            first_day,
+            last_day,
+        };
+        let case = given_in(
+            Workflows::from_toml_str(variant).unwrap(),
+            [opened("district_publicity", false)],
+        )
+        .when(assign(&clerk(), std::slice::from_ref(&investigator)))
+        .then_expect_events([assigned(&clerk(), std::slice::from_ref(&investigator))])
+        .when(visit(&investigator, date!(2026 - 9 - 1)))
+        .then_expect_events([
+            visited(&investigator, date!(2026 - 9 - 1), false),
+            entered(StageKind::Publicity),
+        ])
+        .when(publicity(date!(2026 - 9 - 2), date!(2026 - 9 - 8)))
+        .then_expect_events([
+            publicity_started(&reviewer, date!(2026 - 9 - 2), date!(2026 - 9 - 8)),
+            entered(StageKind::Decision),
+        ])
+        .when(ReceiveObjection {
+            objection: objection("obj-1"),
+        })
+        .then_expect_events([
+            CaseEvent::ObjectionReceived(objection("obj-1")),
+            entered(StageKind::Investigation),
+        ])
+        .when(answer(&reviewer, "obj-1", "核实无误"))
+        .then_ok()
+        .when(visit(&investigator, date!(2026 - 9 - 10)))
+        .then_expect_events([
+            visited(&investigator, date!(2026 - 9 - 10), false),
+            entered(StageKind::Publicity),
+        ])
+        .when(publicity(date!(2026 - 9 - 11), date!(2026 - 9 - 17)))
+        .then_ok();
         let same_subject = officer("dual", "center_approver", DISTRICT);
-        assert_eq!(denied(approve(&state, &same_subject)), ONE_SEAT_RULE);
-        assert!(approve(&state, &officer("approver", "center_approver", DISTRICT)).is_ok());
+        assert_eq!(
+            refused(case.try_command(approval(&same_subject, date!(2026 - 10 - 5)))),
+            ONE_SEAT_RULE
+        );
+        assert!(
+            case.try_command(approval(&approver(), date!(2026 - 10 - 5)))
+                .is_ok()
+        );
     }
 
     #[test]
     fn objections_are_answered_by_the_publicity_roles_at_their_tier() {
-        let mut state = publicised_dibao();
-        run(&mut state, |case| {
-            case.receive_objection(pb::ObjectionReceived {
-                case_id: "case-1".into(),
-                objection_id: "obj-1".into(),
-                ..Default::default()
+        let case = given(publicised_dibao())
+            .when(ReceiveObjection {
+                objection: objection("obj-1"),
             })
-        });
+            .then_ok();
         // Before the fix a center reviewer (any tier) could answer.
         let district = officer("cr-1", "center_reviewer", DISTRICT);
-        assert!(denied(state.answer_objection(&district, "obj-1", false, "x")).contains("may not"));
+        assert!(refused(case.try_command(answer(&district, "obj-1", "x"))).contains("may not"));
         let other_street = officer("other", "street_reviewer", "990101002000");
         assert!(
-            denied(state.answer_objection(&other_street, "obj-1", false, "x")).contains("org unit")
+            refused(case.try_command(answer(&other_street, "obj-1", "x"))).contains("org unit")
         );
     }
 
@@ -2151,54 +2650,58 @@ stages = [
     fn return_withdraw_and_extend_apply_the_four_eyes_rule() {
         // "reviewer" acted at the street tier; before the fix they could return, withdraw or
         // extend as a district officer of the same case.
-        let state = publicised_dibao();
+        let case = given(publicised_dibao());
         let same_at_district = officer("reviewer", "center_reviewer", DISTRICT);
         assert_eq!(
-            denied(state.return_for_material(&same_at_district, &[], "缺材料")),
+            refused(case.try_command(return_for(&same_at_district, "缺材料"))),
             ONE_SEAT_RULE
         );
         assert_eq!(
-            denied(state.withdraw(&same_at_district, "撤回")),
+            refused(case.try_command(withdraw(&same_at_district, "撤回"))),
             ONE_SEAT_RULE
         );
         assert_eq!(
-            denied(state.extend_deadline(&same_at_district, "核对未返回")),
+            refused(case.try_command(extend(&same_at_district, "核对未返回"))),
             ONE_SEAT_RULE
         );
         // The investigator "inv-2" (village clerk) cannot come back as the street reviewer.
         let investigator_at_street = officer("inv-2", "street_reviewer", STREET);
         assert_eq!(
-            denied(state.return_for_material(&investigator_at_street, &[], "缺材料")),
+            refused(case.try_command(return_for(&investigator_at_street, "缺材料"))),
             ONE_SEAT_RULE
         );
         // Whoever extended the time limit in the approver's seat may still decide.
-        let mut extended = state.clone();
-        let approver = officer("approver", "center_approver", DISTRICT);
-        run(&mut extended, |case| {
-            case.extend_deadline(&approver, "核对未返回")
-        });
-        assert!(approve(&extended, &approver).is_ok());
+        let extended = case.when(extend(&approver(), "核对未返回")).then_ok();
+        assert!(
+            extended
+                .try_command(approval(&approver(), date!(2026 - 10 - 5)))
+                .is_ok()
+        );
     }
 
     #[test]
     fn a_first_round_district_visitor_cannot_decide_after_the_case_reopens() {
-        let mut state = relative_case_assigned();
         let first_visitor = officer("cr-1", "center_reviewer", DISTRICT);
-        let street = officer("reviewer", "street_reviewer", STREET);
-        for visitor in [
-            officer("inv-1", "village_clerk", VILLAGE),
-            officer("inv-2", "village_clerk", VILLAGE),
-            first_visitor.clone(),
-        ] {
-            run(&mut state, |case| {
-                case.record_visit(&visitor, date!(2026 - 9 - 2), vec![])
-            });
-        }
-        assert_eq!(state.current_stage(), Some(StageKind::Verification));
+        let on = date!(2026 - 9 - 2);
+        let visited_all = given(relative_case_assigned())
+            .when(visit(&inv("inv-1"), on))
+            .then_ok()
+            .when(visit(&inv("inv-2"), on))
+            .then_ok()
+            .when(visit(&first_visitor, on))
+            .then_expect_events([
+                visited(&first_visitor, on, true),
+                entered(StageKind::Verification),
+            ]);
         // Sent back: the visits start over, who acted does not.
-        run(&mut state, |case| {
-            case.return_for_material(&street, &["income_statement".into()], "收入证明不清")
-        });
+        let returned = visited_all
+            .when(ReturnForMaterial {
+                by: street(),
+                missing_materials: vec!["income_statement".into()],
+                reason: "收入证明不清".into(),
+            })
+            .then_ok();
+        let state = returned.state();
         assert!(state.visits.is_empty());
         assert!(
             state
@@ -2206,15 +2709,17 @@ stages = [
                 .iter()
                 .any(|acted| acted.subject == "cr-1" && acted.act == Act::RelativeVisit)
         );
-        let as_approver = officer("cr-1", "center_approver", DISTRICT);
         assert!(
             state
                 .four_eyes("cr-1", "center_approver", Tier::District, Act::Decide)
                 .is_err()
         );
         // The same subject in the approver's seat is refused whatever stage the case is at.
+        let as_approver = officer("cr-1", "center_approver", DISTRICT);
         assert_eq!(
-            denied(state.extend_deadline(&as_approver, "核对未返回")),
+            returned
+                .when(extend(&as_approver, "核对未返回"))
+                .then_refused(),
             ONE_SEAT_RULE
         );
     }
@@ -2222,56 +2727,45 @@ stages = [
     #[test]
     fn whoever_took_part_cannot_decide_even_in_the_approvers_seat() {
         // A district officer who accepted the application (in the approver's role) may not
-        // decide it; neither may the officer who wrote the preliminary opinion in a workflow
-        // where the district writes it.
-        let opened = pb::CaseOpened {
-            case_id: "case-1".into(),
-            program_code: "dibao_rural".into(),
-            hukou_org_unit_code: VILLAGE.into(),
-            accepted_by: "approver".into(),
-            accepted_by_role: "center_approver".into(),
-            accepted_org_unit_code: DISTRICT.into(),
-            workflow: "means_tested_review".into(),
-            ..Default::default()
-        };
-        let state = publicised_dibao();
-        let accepted_by_approver = CaseState {
-            acted: CaseState::opened(&opened, state.workflow.clone())
-                .unwrap()
-                .acted
-                .into_iter()
-                .chain(state.acted.iter().cloned())
-                .collect(),
-            ..state.clone()
-        };
-        let approver = officer("approver", "center_approver", DISTRICT);
+        // decide it.
+        let mut accepted_by_approver = publicised_dibao();
+        if let CaseEvent::Opened(opened) = &mut accepted_by_approver[0] {
+            opened.accepted_by = "approver".into();
+            opened.accepted_by_role = "center_approver".into();
+            opened.accepted_org_unit_code = DISTRICT.into();
+        }
+        // The clerk still investigated; only who accepted differs.
         assert_eq!(
-            denied(approve(&accepted_by_approver, &approver)),
+            given(accepted_by_approver)
+                .when(approval(&approver(), date!(2026 - 10 - 5)))
+                .then_refused(),
             INDEPENDENT_DECISION_RULE
         );
-        assert!(approve(&state, &approver).is_ok());
+        assert!(
+            given(publicised_dibao())
+                .try_command(approval(&approver(), date!(2026 - 10 - 5)))
+                .is_ok()
+        );
     }
 
     #[test]
     fn naming_someone_is_not_acting_and_only_the_stages_roles_can_be_named() {
         // Before the fix a clerk could name the district's approvers as investigators, which
         // wrote them into the record of who acted and barred them from deciding.
-        let state = case("means_tested_review", false);
-        let clerk = officer("clerk", "village_clerk", VILLAGE);
+        let case = given([opened("means_tested_review", false)]);
         let approvers = [
-            officer("approver", "center_approver", DISTRICT),
+            approver(),
             officer("approver-2", "center_approver", DISTRICT),
         ];
         assert!(matches!(
-            state.assign_investigators(&clerk, &approvers),
+            case.try_command(assign(&clerk(), &approvers)),
             Err(CaseError::Invalid { ref field, .. }) if field == "investigators[0]"
         ));
-        let mut state = state;
-        let named = [
-            officer("inv-1", "village_clerk", VILLAGE),
-            officer("inv-2", "village_clerk", VILLAGE),
-        ];
-        run(&mut state, |case| case.assign_investigators(&clerk, &named));
+        let named = [inv("inv-1"), inv("inv-2")];
+        let assigned_case = case
+            .when(assign(&clerk(), &named))
+            .then_expect_events([assigned(&clerk(), &named)]);
+        let state = assigned_case.state();
         assert_eq!(state.investigators, ["inv-1", "inv-2"]);
         assert!(
             !state
@@ -2282,171 +2776,170 @@ stages = [
             state.acted
         );
         // Someone already seated elsewhere on the case cannot be named.
-        let seated = [
-            officer("inv-1", "village_clerk", VILLAGE),
-            officer("clerk", "street_reviewer", STREET),
-        ];
-        let street = officer("reviewer", "street_reviewer", STREET);
-        assert!(matches!(
-            state.assign_investigators(&street, &seated),
-            Err(CaseError::Invalid { ref field, ref reason }) if field == "investigators[1]" && reason == ONE_SEAT_RULE
-        ));
+        let seated = [inv("inv-1"), officer("clerk", "street_reviewer", STREET)];
+        assigned_case
+            .when(assign(&street(), &seated))
+            .then_expect_error(CaseError::Invalid {
+                field: "investigators[1]".into(),
+                reason: ONE_SEAT_RULE.into(),
+            });
     }
 
     #[test]
     fn a_recused_official_is_refused_every_command() {
-        let opened = pb::CaseOpened {
-            case_id: "case-1".into(),
-            program_code: "dibao_rural".into(),
-            hukou_org_unit_code: VILLAGE.into(),
-            relative_of_official: true,
-            accepted_by: "clerk".into(),
-            recused_subjects: vec!["cadre".into()],
-            ..Default::default()
-        };
-        let workflow = Workflows::example()
-            .unwrap()
-            .get("means_tested_review")
-            .unwrap()
-            .clone();
-        let mut state = CaseState::opened(&opened, workflow).unwrap();
+        let mut opened_with_recusal = opened("means_tested_review", true);
+        if let CaseEvent::Opened(opened) = &mut opened_with_recusal {
+            opened.recused_subjects = vec!["cadre".into()];
+        }
+        let case = given([opened_with_recusal]);
         let on = date!(2026 - 9 - 2);
         let cadre_street = officer("cadre", "street_reviewer", STREET);
         let cadre_district = officer("cadre", "center_reviewer", DISTRICT);
-        let investigators = [
-            officer("inv-1", "village_clerk", VILLAGE),
-            officer("inv-2", "village_clerk", VILLAGE),
-        ];
+        let investigators = [inv("inv-1"), inv("inv-2")];
         assert_eq!(
-            denied(state.assign_investigators(&cadre_street, &investigators)),
+            refused(case.try_command(assign(&cadre_street, &investigators))),
             RECUSAL_RULE
         );
         assert_eq!(
-            denied(state.record_visit(&cadre_district, on, vec![])),
-            RECUSAL_RULE
-        );
-        assert_eq!(denied(state.withdraw(&cadre_street, "x")), RECUSAL_RULE);
-        assert_eq!(
-            denied(state.extend_deadline(&cadre_street, "x")),
+            refused(case.try_command(visit(&cadre_district, on))),
             RECUSAL_RULE
         );
         assert_eq!(
-            denied(state.return_for_material(&cadre_street, &[], "x")),
+            refused(case.try_command(withdraw(&cadre_street, "x"))),
+            RECUSAL_RULE
+        );
+        assert_eq!(
+            refused(case.try_command(extend(&cadre_street, "x"))),
+            RECUSAL_RULE
+        );
+        assert_eq!(
+            refused(case.try_command(return_for(&cadre_street, "x"))),
             RECUSAL_RULE
         );
         // Nor may anyone name them.
-        let street = officer("reviewer", "street_reviewer", STREET);
-        let with_cadre = [
-            officer("inv-1", "village_clerk", VILLAGE),
-            officer("cadre", "village_clerk", VILLAGE),
-        ];
+        let with_cadre = [inv("inv-1"), officer("cadre", "village_clerk", VILLAGE)];
         assert_eq!(
-            denied(state.assign_investigators(&street, &with_cadre)),
+            refused(case.try_command(assign(&street(), &with_cadre))),
             RECUSAL_RULE
         );
         // A relation flagged after the case opened recuses that official too, once.
-        let late = state.recuse("cadre-2", "reg-2");
-        assert!(
-            matches!(&late[..], [CaseEvent::OfficialRecused(recused)] if recused.official_subject == "cadre-2")
+        let recuse = |subject: &str, registration: &str| Recuse {
+            official_subject: subject.into(),
+            registration_id: registration.into(),
+        };
+        let recused =
+            case.when(recuse("cadre-2", "reg-2"))
+                .then_expect_events([CaseEvent::OfficialRecused(pb::OfficialRecused {
+                    case_id: CASE.into(),
+                    official_subject: "cadre-2".into(),
+                    registration_id: "reg-2".into(),
+                })]);
+        assert_eq!(
+            recused.try_command(recuse("cadre-2", "reg-2")),
+            Ok(Vec::new())
         );
-        run(&mut state, |_| Ok(late));
-        assert!(state.recuse("cadre-2", "reg-2").is_empty());
-        assert!(state.recuse("", "reg-3").is_empty());
+        assert_eq!(recused.try_command(recuse("", "reg-3")), Ok(Vec::new()));
         let cadre_2 = officer("cadre-2", "street_reviewer", STREET);
         assert_eq!(
-            denied(state.assign_investigators(&cadre_2, &investigators)),
+            refused(recused.try_command(assign(&cadre_2, &investigators))),
             RECUSAL_RULE
         );
-        assert!(state.assign_investigators(&street, &investigators).is_ok());
+        assert!(
+            recused
+                .try_command(assign(&street(), &investigators))
+                .is_ok()
+        );
     }
 
     #[test]
     fn a_case_follows_its_household_to_the_new_village() {
-        let mut state = case("means_tested_review", false);
         let new_village = OrgUnitCode::parse("990101002001").unwrap();
-        let events = state.follow_household("hh-1", &new_village);
-        assert!(
-            matches!(&events[..], [CaseEvent::FollowedHousehold(followed)]
-            if followed.from_org_unit_code == VILLAGE && followed.to_org_unit_code == "990101002001")
-        );
-        run(&mut state, |_| Ok(events));
-        assert_eq!(state.hukou_org_unit, new_village);
-        assert!(
-            state.follow_household("hh-1", &new_village).is_empty(),
-            "idempotent"
-        );
-        let investigators = [
-            officer("inv-1", "village_clerk", VILLAGE),
-            officer("inv-2", "village_clerk", VILLAGE),
-        ];
-        let old_street = officer("reviewer", "street_reviewer", STREET);
-        assert!(
-            denied(state.assign_investigators(&old_street, &investigators)).contains("org unit")
-        );
+        let follow = || FollowHousehold {
+            household_id: "hh-1".into(),
+            to: new_village.clone(),
+        };
+        let moved = given([opened("means_tested_review", false)])
+            .when(follow())
+            .then_expect_events([CaseEvent::FollowedHousehold(pb::CaseFollowedHousehold {
+                case_id: CASE.into(),
+                household_id: "hh-1".into(),
+                from_org_unit_code: VILLAGE.into(),
+                to_org_unit_code: "990101002001".into(),
+            })]);
+        assert_eq!(moved.state().hukou_org_unit, new_village);
+        assert_eq!(moved.try_command(follow()), Ok(Vec::new()), "idempotent");
+        let investigators = [inv("inv-1"), inv("inv-2")];
+        assert!(refused(moved.try_command(assign(&street(), &investigators))).contains("org unit"));
         let new_street = officer("reviewer-2", "street_reviewer", "990101002000");
         let new_investigators = [
             officer("inv-3", "village_clerk", "990101002001"),
             officer("inv-4", "village_clerk", "990101002001"),
         ];
         assert!(matches!(
-            state.assign_investigators(&new_street, &investigators),
+            moved.try_command(assign(&new_street, &investigators)),
             Err(CaseError::Invalid { .. })
         ));
         assert!(
-            state
-                .assign_investigators(&new_street, &new_investigators)
+            moved
+                .try_command(assign(&new_street, &new_investigators))
                 .is_ok()
         );
         // A closed case stays where it was decided.
-        let mut withdrawn = case("means_tested_review", false);
-        run(&mut withdrawn, |case| {
-            case.withdraw(&officer("clerk", "village_clerk", VILLAGE), "撤回")
-        });
-        assert!(withdrawn.follow_household("hh-1", &new_village).is_empty());
+        given([opened("means_tested_review", false)])
+            .when(withdraw(&clerk(), "撤回"))
+            .then_ok()
+            .when(follow())
+            .then_expect_events([]);
     }
 
     #[test]
     fn a_provisional_breach_is_recorded_again_when_the_notice_makes_it_exact() {
-        let mut state = case("means_tested_review", false);
         let provisional = DueDate {
             date: date!(2027 - 1 - 12),
             provisional: true,
         };
-        let breached = state.breached_deadlines(date!(2027 - 1 - 13), &[("review", provisional)]);
-        assert!(
-            matches!(&breached[..], [CaseEvent::DeadlineBreached(breach)] if breach.provisional)
-        );
-        run(&mut state, |_| Ok(breached));
-        // The same provisional date: nothing new.
-        assert!(
-            state
-                .breached_deadlines(date!(2027 - 1 - 13), &[("review", provisional)])
-                .is_empty()
-        );
-        // The 2027 notice arrives and moves the date later: not a breach on the 13th …
         let exact_date = exact_on(date!(2027 - 1 - 14));
+        let recorded = given([opened("means_tested_review", false)])
+            .when(breaches(date!(2027 - 1 - 13), &[("review", provisional)]))
+            .then_expect_events([breached("review", provisional, date!(2027 - 1 - 13))])
+            // The same provisional date: nothing new.
+            .when(breaches(date!(2027 - 1 - 13), &[("review", provisional)]))
+            .then_expect_events([])
+            // The 2027 notice arrives and moves the date later: not a breach on the 13th …
+            .when(breaches(date!(2027 - 1 - 13), &[("review", exact_date)]))
+            .then_expect_events([]);
         assert!(
-            state
-                .breached_deadlines(date!(2027 - 1 - 13), &[("review", exact_date)])
-                .is_empty()
-        );
-        assert!(
-            state
+            recorded
+                .state()
                 .breaches_now(date!(2027 - 1 - 13), &[("review", exact_date)])
                 .is_empty()
         );
         // … but on the 15th it is, recorded once more, now exact.
-        let again = state.breached_deadlines(date!(2027 - 1 - 15), &[("review", exact_date)]);
-        assert!(matches!(&again[..], [CaseEvent::DeadlineBreached(breach)] if !breach.provisional));
-        run(&mut state, |_| Ok(again));
-        assert!(
-            state
-                .breached_deadlines(date!(2027 - 1 - 16), &[("review", exact_date)])
-                .is_empty()
+        let again = recorded
+            .when(breaches(date!(2027 - 1 - 15), &[("review", exact_date)]))
+            .then_expect_events([breached("review", exact_date, date!(2027 - 1 - 15))])
+            .when(breaches(date!(2027 - 1 - 16), &[("review", exact_date)]))
+            .then_expect_events([]);
+        assert_eq!(
+            again
+                .state()
+                .breaches_now(date!(2027 - 1 - 16), &[("review", exact_date)]),
+            ["review"]
+        );
+    }
+
+    #[test]
+    fn an_event_before_the_opening_is_not_the_case_and_an_unknown_workflow_is_an_error() {
+        assert_eq!(
+            CaseState::replay(
+                &Workflows::example().unwrap(),
+                &[entered(StageKind::Decision)]
+            ),
+            Ok(None)
         );
         assert_eq!(
-            state.breaches_now(date!(2027 - 1 - 16), &[("review", exact_date)]),
-            ["review"]
+            CaseState::replay(&Workflows::example().unwrap(), &[opened("no_such", false)]),
+            Err(FoldError::UnknownWorkflow("no_such".into()))
         );
     }
 }

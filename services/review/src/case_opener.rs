@@ -5,21 +5,22 @@
 //! (`OfficialRecused`); moves the household's cases when it moves (`CaseFollowedHousehold`);
 //! and takes departments' verification answers and the public's objections into the case.
 //! Each reaction appends under a command id derived from the event it reacts to, so a
-//! redelivery changes nothing. Reactions run inside the consumer's span, a child of the trace
-//! context stored with the event; the store writes its append span's context into what it
-//! appends, so `CaseOpened` and the rest continue the trace of the call that caused them.
+//! redelivery changes nothing.
 
-use prost::Message as _;
 use sqlx::AnyConnection;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
-use sunshine_eventlog::{ExpectedVersion, NewEvent, StreamId};
-use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
-use sunshine_proto::events::Event as _;
+use sunshine_eventlog::{EventMetadata, RecordedEvent, StoreError};
+use sunshine_platform::ApiError;
 use sunshine_proto::v1 as pb;
 use time::Date;
 
-use crate::api::{ReviewState, append_case_events, load_case};
-use crate::case::CaseEvent;
+use crate::case::{
+    AnswerVerification, CaseCommand, CaseError, CaseEvent, FollowHousehold, Reassess,
+    ReceiveObjection, Recuse,
+};
+use crate::events::{CaseEventError, decode_as, is_type};
+use crate::state::ReviewState;
+use crate::store::{self, LoadedCase};
 
 /// The local (UTC+8) date of an instant in microseconds.
 fn local_date(recorded_at_us: i64) -> Date {
@@ -29,17 +30,46 @@ fn local_date(recorded_at_us: i64) -> Date {
     instant.date()
 }
 
-fn system_actor() -> Actor {
-    Actor {
-        subject: "review-service".into(),
-        role: "system".into(),
-        org_unit: String::new(),
-        department_code: None,
+/// Who the reactions' appends are by.
+const REACTOR: &str = "review-service";
+
+/// Why a reaction failed: the consumer tries the event again, and parks it after its attempts.
+#[derive(Debug, thiserror::Error)]
+pub enum ReactionError {
+    /// The event heard, or a case event, could not be read.
+    #[error(transparent)]
+    Event(#[from] CaseEventError),
+    /// The case refuses what the event asks (an answer nobody asked for, an objection outside
+    /// publicity, a household the policy cannot evaluate).
+    #[error("the case refuses it: {0}")]
+    Case(#[from] CaseError),
+    #[error("the household moved to an org unit that is not one: {0}")]
+    OrgUnit(#[from] sunshine_domain::OrgUnitCodeError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<ReactionError> for HandlerError {
+    /// The consumer records the error as text: the whole chain of causes.
+    fn from(error: ReactionError) -> HandlerError {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        HandlerError(text)
     }
 }
 
-fn handler_error(error: impl std::fmt::Display) -> HandlerError {
-    HandlerError(error.to_string())
+/// The message an event heard from another service carries.
+fn heard<M: prost::Message + Default>(event: &RecordedEvent) -> Result<M, ReactionError> {
+    Ok(decode_as::<M>(&event.event_type, &event.payload)?)
 }
 
 /// The consumer that opens cases and takes answers and objections in.
@@ -49,9 +79,8 @@ pub struct CaseOpener {
 }
 
 impl CaseOpener {
-    async fn open(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let submitted =
-            pb::ApplicationSubmitted::decode(event.payload.as_slice()).map_err(handler_error)?;
+    async fn open(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
+        let submitted: pb::ApplicationSubmitted = heard(event)?;
         let emergency = submitted.route == pb::Route::Emergency as i32;
         if submitted.route != pb::Route::Review as i32 && !emergency {
             return Ok(());
@@ -78,14 +107,12 @@ impl CaseOpener {
                 .or_else(|| Some(crate::case::proto_date(local_date(event.recorded_at_us)))),
             recused_subjects,
         };
-        let stream = StreamId::new("review", "case", &submitted.case_id).map_err(handler_error)?;
         let metadata = EventMetadata {
-            actor: system_actor(),
+            actor: store::system_actor(REACTOR),
             command_id: Some(format!("open-case-{}", submitted.application_id)),
             causation_id: Some(event.event_id.to_string()),
             ..EventMetadata::default()
         };
-        let new_event = NewEvent::typed(submitted.case_id.clone(), &opened);
         // On the open-case list before the case exists, so the deadline watch never misses a case
         // it could see; it skips rows whose case is not (yet) in the log. The projection writes
         // the same row from the log (rebuilds).
@@ -93,22 +120,12 @@ impl CaseOpener {
             "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
              ON CONFLICT (case_id) DO NOTHING",
         )
-        .bind(opened.case_id.as_str())
-        .bind(opened.household_id.as_str())
-        .bind(opened.hukou_org_unit_code.as_str())
+        .bind(submitted.case_id.as_str())
+        .bind(submitted.household_id.as_str())
+        .bind(submitted.hukou_org_unit_code.as_str())
         .execute(self.state.log.store.pool())
         .await?;
-        self.state
-            .log
-            .store
-            .append(
-                &stream,
-                ExpectedVersion::NoStream,
-                &metadata,
-                vec![new_event],
-            )
-            .await
-            .map_err(handler_error)?;
+        store::open(&self.state, opened, &metadata).await?;
         Ok(())
     }
 
@@ -118,23 +135,15 @@ impl CaseOpener {
         &self,
         event: &RecordedEvent,
         submitted: &pb::ApplicationSubmitted,
-    ) -> Result<Vec<String>, HandlerError> {
+    ) -> Result<Vec<String>, ReactionError> {
         let mut officials = std::collections::BTreeSet::new();
-        for stored in self
-            .state
-            .log
-            .store
-            .read_case(&submitted.case_id)
-            .await
-            .map_err(handler_error)?
-        {
+        for stored in self.state.log.store.read_case(&submitted.case_id).await? {
             if stored.stream_id != event.stream_id
-                || stored.event_type != pb::RelativeOfOfficialFlagged::TYPE
+                || !is_type::<pb::RelativeOfOfficialFlagged>(&stored.event_type)
             {
                 continue;
             }
-            let flagged = pb::RelativeOfOfficialFlagged::decode(stored.payload.as_slice())
-                .map_err(handler_error)?;
+            let flagged: pb::RelativeOfOfficialFlagged = heard(&stored)?;
             if flagged.case_id == submitted.case_id && !flagged.official_subject.is_empty() {
                 officials.insert(flagged.official_subject);
             }
@@ -144,9 +153,8 @@ impl CaseOpener {
 
     /// A relation flagged for a case that is already open (a flag appended with the application
     /// was taken in when the case opened, and changes nothing here).
-    async fn recuse(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let flagged = pb::RelativeOfOfficialFlagged::decode(event.payload.as_slice())
-            .map_err(handler_error)?;
+    async fn recuse(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
+        let flagged: pb::RelativeOfOfficialFlagged = heard(event)?;
         if flagged.official_subject.is_empty() {
             tracing::warn!(
                 case_id = %flagged.case_id,
@@ -155,38 +163,30 @@ impl CaseOpener {
             );
             return Ok(());
         }
-        let loaded = match load_case(&self.state, &flagged.case_id).await {
+        let loaded = match store::load(&self.state, &flagged.case_id).await {
             Ok(loaded) => loaded,
             // Not a review case (routed to a department), or not opened: nothing to recuse.
-            Err(sunshine_platform::ApiError::NotFound { .. }) => return Ok(()),
-            Err(error) => return Err(handler_error(error)),
+            Err(ApiError::NotFound { .. }) => return Ok(()),
+            Err(error) => return Err(error.into()),
         };
-        let events = loaded
-            .state
-            .recuse(&flagged.official_subject, &flagged.registration_id);
-        if events.is_empty() {
-            return Ok(());
-        }
-        append_case_events(
-            &self.state,
-            &flagged.case_id,
-            loaded.version,
-            system_actor(),
+        let command = Recuse {
+            official_subject: flagged.official_subject,
+            registration_id: flagged.registration_id,
+        };
+        self.decide_and_append(
+            &loaded,
+            command.into(),
             &format!("recuse-{}", event.event_id),
-            &events,
         )
         .await
-        .map_err(handler_error)?;
-        Ok(())
     }
 
     /// The household moved: each of its cases that is not closed follows it to the new org
     /// unit. The work list is updated at once, so the new village sees the case and the old
     /// one does not (the projection writes the same from the log).
-    async fn follow(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let moved = pb::HouseholdMoved::decode(event.payload.as_slice()).map_err(handler_error)?;
-        let to =
-            sunshine_domain::OrgUnitCode::parse(&moved.to_org_unit_code).map_err(handler_error)?;
+    async fn follow(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
+        let moved: pb::HouseholdMoved = heard(event)?;
+        let to = sunshine_domain::OrgUnitCode::parse(&moved.to_org_unit_code)?;
         let case_ids: Vec<String> = sqlx::query_scalar(
             "SELECT case_id FROM review_cases WHERE household_id = $1 AND status IN ('open', 'approved', 'rejected') ORDER BY case_id",
         )
@@ -194,24 +194,21 @@ impl CaseOpener {
         .fetch_all(self.state.log.store.pool())
         .await?;
         for case_id in case_ids {
-            let loaded = match load_case(&self.state, &case_id).await {
+            let loaded = match store::load(&self.state, &case_id).await {
                 Ok(loaded) => loaded,
-                Err(sunshine_platform::ApiError::NotFound { .. }) => continue,
-                Err(error) => return Err(handler_error(error)),
+                Err(ApiError::NotFound { .. }) => continue,
+                Err(error) => return Err(error.into()),
             };
-            let events = loaded.state.follow_household(&moved.household_id, &to);
-            if !events.is_empty() {
-                append_case_events(
-                    &self.state,
-                    &case_id,
-                    loaded.version,
-                    system_actor(),
-                    &format!("follow-{}-{case_id}", event.event_id),
-                    &events,
-                )
-                .await
-                .map_err(handler_error)?;
-            }
+            let command = FollowHousehold {
+                household_id: moved.household_id.clone(),
+                to: to.clone(),
+            };
+            self.decide_and_append(
+                &loaded,
+                command.into(),
+                &format!("follow-{}-{case_id}", event.event_id),
+            )
+            .await?;
             sqlx::query("UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2")
                 .bind(to.as_str())
                 .bind(case_id.as_str())
@@ -222,70 +219,63 @@ impl CaseOpener {
     }
 
     /// A department's answer or a public objection, from that service's own stream.
-    async fn take_in(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+    async fn take_in(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
         let command_id = format!("take-in-{}", event.event_id);
-        if self
-            .state
-            .log
-            .store
-            .command_seen(&command_id)
-            .await
-            .map_err(handler_error)?
-        {
+        if self.state.log.store.command_seen(&command_id).await? {
             return Ok(());
         }
-        let loaded = load_case(&self.state, &event.case_id)
-            .await
-            .map_err(handler_error)?;
-        let events: Vec<CaseEvent> = match event.event_type.as_str() {
-            pb::VerificationAnswered::TYPE => {
-                let answer = pb::VerificationAnswered::decode(event.payload.as_slice())
-                    .map_err(handler_error)?;
-                loaded
-                    .state
-                    .answer_verification(answer)
-                    .map_err(handler_error)?
+        let loaded = store::load(&self.state, &event.case_id).await?;
+        let command: CaseCommand = if is_type::<pb::VerificationAnswered>(&event.event_type) {
+            AnswerVerification {
+                answer: heard(event)?,
             }
-            pb::ObjectionReceived::TYPE => {
-                let objection = pb::ObjectionReceived::decode(event.payload.as_slice())
-                    .map_err(handler_error)?;
-                loaded
-                    .state
-                    .receive_objection(objection)
-                    .map_err(handler_error)?
+            .into()
+        } else if is_type::<pb::ObjectionReceived>(&event.event_type) {
+            ReceiveObjection {
+                objection: heard(event)?,
             }
-            _ => return Ok(()),
+            .into()
+        } else {
+            return Ok(());
         };
-        append_case_events(
+        self.decide_and_append(&loaded, command, &command_id).await
+    }
+
+    /// Decides `command` on the case and appends what it emits (nothing when it emits
+    /// nothing), under `command_id`.
+    async fn decide_and_append(
+        &self,
+        loaded: &LoadedCase,
+        command: CaseCommand,
+        command_id: &str,
+    ) -> Result<(), ReactionError> {
+        let events: Vec<CaseEvent> = loaded.state.handle(command)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let metadata = store::system_metadata(store::system_actor(REACTOR), command_id);
+        store::append(
             &self.state,
-            &event.case_id,
+            &loaded.state.case_id,
             loaded.version,
-            system_actor(),
-            &command_id,
+            &metadata,
             &events,
         )
-        .await
-        .map_err(handler_error)?;
+        .await?;
         Ok(())
     }
 }
 
 impl CaseOpener {
     /// Dynamic management: a household's change or a death re-evaluates its running benefits.
-    async fn reassess(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let household_id = match event.event_type.as_str() {
-            pb::CircumstanceChanged::TYPE => {
-                pb::CircumstanceChanged::decode(event.payload.as_slice())
-                    .map_err(handler_error)?
-                    .household_id
-            }
-            _ => {
-                pb::MemberDied::decode(event.payload.as_slice())
-                    .map_err(handler_error)?
-                    .household_id
-            }
+    async fn reassess(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
+        let died = is_type::<pb::MemberDied>(&event.event_type);
+        let household_id = if died {
+            heard::<pb::MemberDied>(event)?.household_id
+        } else {
+            heard::<pb::CircumstanceChanged>(event)?.household_id
         };
-        let cause = if event.event_type == pb::MemberDied::TYPE {
+        let cause = if died {
             "member died"
         } else {
             "change of circumstances"
@@ -297,37 +287,17 @@ impl CaseOpener {
                 .await?;
         for case_id in case_ids {
             let command_id = format!("reassess-{}-{case_id}", event.event_id);
-            if self
-                .state
-                .log
-                .store
-                .command_seen(&command_id)
-                .await
-                .map_err(handler_error)?
-            {
+            if self.state.log.store.command_seen(&command_id).await? {
                 continue;
             }
-            let loaded = load_case(&self.state, &case_id)
-                .await
-                .map_err(handler_error)?;
-            let policy = crate::api::evaluate_case(&self.state, &loaded)
-                .await
-                .map_err(handler_error)?;
-            let events = loaded
-                .state
-                .reassess(self.state.clock.today(), policy, cause);
-            if !events.is_empty() {
-                append_case_events(
-                    &self.state,
-                    &case_id,
-                    loaded.version,
-                    system_actor(),
-                    &command_id,
-                    &events,
-                )
-                .await
-                .map_err(handler_error)?;
-            }
+            let loaded = store::load(&self.state, &case_id).await?;
+            let policy = store::evaluate(&self.state, &loaded.state).await?;
+            let command = Reassess {
+                on: self.state.clock.today(),
+                cause: cause.to_owned(),
+            };
+            self.decide_and_append(&loaded, CaseCommand::Reassess(command, policy), &command_id)
+                .await?;
         }
         Ok(())
     }
@@ -343,23 +313,27 @@ impl Projection for CaseOpener {
             if event.stream_id.starts_with("review-") {
                 return Ok(());
             }
-            match event.event_type.as_str() {
-                pb::ApplicationSubmitted::TYPE => self.open(event).await,
-                pb::VerificationAnswered::TYPE | pb::ObjectionReceived::TYPE => {
-                    self.take_in(event).await
-                }
-                pb::CircumstanceChanged::TYPE | pb::MemberDied::TYPE => self.reassess(event).await,
-                // Only intake's household streams speak for households and their relations.
-                pb::RelativeOfOfficialFlagged::TYPE
-                    if event.stream_id.starts_with("intake-household-") =>
-                {
-                    self.recuse(event).await
-                }
-                pb::HouseholdMoved::TYPE if event.stream_id.starts_with("intake-household-") => {
-                    self.follow(event).await
-                }
-                _ => Ok(()),
-            }
+            let event_type = event.event_type.as_str();
+            // Only intake's household streams speak for households and their relations.
+            let household = event.stream_id.starts_with("intake-household-");
+            let reacted = if is_type::<pb::ApplicationSubmitted>(event_type) {
+                self.open(event).await
+            } else if is_type::<pb::VerificationAnswered>(event_type)
+                || is_type::<pb::ObjectionReceived>(event_type)
+            {
+                self.take_in(event).await
+            } else if is_type::<pb::CircumstanceChanged>(event_type)
+                || is_type::<pb::MemberDied>(event_type)
+            {
+                self.reassess(event).await
+            } else if household && is_type::<pb::RelativeOfOfficialFlagged>(event_type) {
+                self.recuse(event).await
+            } else if household && is_type::<pb::HouseholdMoved>(event_type) {
+                self.follow(event).await
+            } else {
+                Ok(())
+            };
+            Ok(reacted?)
         })
     }
 
@@ -370,41 +344,47 @@ impl Projection for CaseOpener {
     ) -> HandlerFuture<'a> {
         Box::pin(async move {
             // The work list of open cases by org unit (advisory: commands always load the case).
-            if event.event_type == pb::CaseOpened::TYPE {
-                let opened =
-                    pb::CaseOpened::decode(event.payload.as_slice()).map_err(handler_error)?;
-                sqlx::query(
-                    "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
-                     ON CONFLICT (case_id) DO NOTHING",
-                )
-                .bind(opened.case_id.as_str())
-                .bind(opened.household_id.as_str())
-                .bind(opened.hukou_org_unit_code.as_str())
-                .execute(&mut *connection)
-                .await?;
-            } else if event.event_type == pb::CaseFollowedHousehold::TYPE {
-                let followed = pb::CaseFollowedHousehold::decode(event.payload.as_slice())
-                    .map_err(handler_error)?;
-                sqlx::query("UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2")
+            if !event.stream_id.starts_with("review-case-") {
+                return Ok(());
+            }
+            let status = match CaseEvent::decode(&event.event_type, &event.payload)
+                .map_err(ReactionError::from)?
+            {
+                CaseEvent::Opened(opened) => {
+                    sqlx::query(
+                        "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
+                         ON CONFLICT (case_id) DO NOTHING",
+                    )
+                    .bind(opened.case_id.as_str())
+                    .bind(opened.household_id.as_str())
+                    .bind(opened.hukou_org_unit_code.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                    return Ok(());
+                }
+                CaseEvent::FollowedHousehold(followed) => {
+                    sqlx::query(
+                        "UPDATE review_cases SET hukou_org_unit_code = $1 WHERE case_id = $2",
+                    )
                     .bind(followed.to_org_unit_code.as_str())
                     .bind(event.case_id.as_str())
                     .execute(&mut *connection)
                     .await?;
-            } else if let Some(status) = match event.event_type.as_str() {
-                pb::CaseApproved::TYPE => Some("approved"),
+                    return Ok(());
+                }
+                CaseEvent::Approved(_) => "approved",
                 // A rejection stays on the list until the refusal is notified.
-                pb::CaseRejected::TYPE => Some("rejected"),
-                pb::RefusalNotified::TYPE
-                | pb::CaseWithdrawn::TYPE
-                | pb::BenefitTerminated::TYPE => Some("closed"),
-                _ => None,
-            } {
-                sqlx::query("UPDATE review_cases SET status = $1 WHERE case_id = $2")
-                    .bind(status)
-                    .bind(event.case_id.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-            }
+                CaseEvent::Rejected(_) => "rejected",
+                CaseEvent::RefusalNotified(_)
+                | CaseEvent::Withdrawn(_)
+                | CaseEvent::BenefitTerminated(_) => "closed",
+                _ => return Ok(()),
+            };
+            sqlx::query("UPDATE review_cases SET status = $1 WHERE case_id = $2")
+                .bind(status)
+                .bind(event.case_id.as_str())
+                .execute(&mut *connection)
+                .await?;
             Ok(())
         })
     }

@@ -3,15 +3,13 @@
 //! `DeadlineBreached` — again only if it was recorded on a provisional date that the calendar,
 //! with the year's holiday notice added, now computes differently.
 
-use sqlx::Row as _;
-use sunshine_domain::OrgUnitCode;
+use sunshine_domain::{DueDate, OrgUnitCode};
 use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::v1 as pb;
 
-use crate::api::{
-    ReviewState, append_case_events, caller_sees, limits_for, load_case, overdue_entry,
-};
-use crate::case::CaseEvent;
+use crate::case::{CaseEvent, CaseState, DeadlineLimits, RecordBreaches, proto_date};
+use crate::state::ReviewState;
+use crate::store::{self, caller_sees};
 
 pub const MIGRATIONS: &[sunshine_eventlog::schema::Migration] = &[
     sunshine_eventlog::schema::Migration {
@@ -36,25 +34,28 @@ pub async fn record_breaches(
 ) -> Result<Vec<pb::OverdueCase>, ApiError> {
     let today = state.clock.today();
     let mut overdue = Vec::new();
-    for case_id in cases_in_scope(state, scope.scope_prefix()).await? {
-        let loaded = match load_case(state, &case_id).await {
+    for case_id in store::cases_in_scope(state, scope.scope_prefix()).await? {
+        let loaded = match store::load(state, &case_id).await {
             Ok(loaded) => loaded,
             // Listed a moment before its CaseOpened is appended: not a case yet.
             Err(ApiError::NotFound { .. }) => continue,
             Err(error) => return Err(error),
         };
-        let Some(limits) = limits_for(state, &loaded)? else {
+        let Some(limits) = limits_for(state, &loaded.state)? else {
             continue;
         };
         let deadlines = loaded.state.deadlines(&limits);
-        let breaches = loaded.state.breached_deadlines(today, &deadlines);
+        let breaches = loaded
+            .state
+            .handle(
+                RecordBreaches {
+                    on: today,
+                    deadlines: deadlines.clone(),
+                }
+                .into(),
+            )
+            .map_err(ApiError::internal)?;
         if !breaches.is_empty() {
-            let actor = sunshine_eventlog::Actor {
-                subject: "review-deadline-watch".into(),
-                role: "system".into(),
-                org_unit: String::new(),
-                department_code: None,
-            };
             // Named by what it records: a provisional breach recomputed on an exact date is
             // another command (the due date is part of it).
             let dates: Vec<String> = breaches
@@ -67,16 +68,9 @@ pub async fn record_breaches(
                 })
                 .collect();
             let command_id = format!("deadlines-{case_id}-{today}-{}", dates.join("-"));
-            match append_case_events(
-                state,
-                &case_id,
-                loaded.version,
-                actor,
-                &command_id,
-                &breaches,
-            )
-            .await
-            {
+            let metadata =
+                store::system_metadata(store::system_actor("review-deadline-watch"), &command_id);
+            match store::append(state, &case_id, loaded.version, &metadata, &breaches).await {
                 Ok(_) | Err(ApiError::Conflict(_)) => {}
                 Err(error) => return Err(error),
             }
@@ -93,17 +87,61 @@ pub async fn record_breaches(
     Ok(overdue)
 }
 
-async fn cases_in_scope(state: &ReviewState, prefix: &str) -> Result<Vec<String>, ApiError> {
-    let rows = sqlx::query(
-        "SELECT case_id FROM review_cases WHERE hukou_org_unit_code LIKE $1 AND status IN ('open', 'approved', 'rejected') ORDER BY case_id",
-    )
-    .bind(format!("{prefix}%"))
-    .fetch_all(state.log.store.pool())
-    .await
-    .map_err(ApiError::internal)?;
-    rows.iter()
-        .map(|row| row.try_get::<String, _>(0).map_err(ApiError::internal))
-        .collect()
+/// The working-day limits of a case, from the policy and the holiday calendar, computed on
+/// every read: a date that reached a year without a published notice is provisional and
+/// becomes exact once the notice is in the calendar. `None` for a case without an acceptance
+/// date.
+pub fn limits_for(
+    state: &ReviewState,
+    case: &CaseState,
+) -> Result<Option<DeadlineLimits>, ApiError> {
+    let Some(accepted_on) = case.accepted_on else {
+        return Ok(None);
+    };
+    let procedure = state
+        .policy
+        .resolve(accepted_on)
+        .map_err(ApiError::internal)?
+        .procedure;
+    let review = procedure
+        .review_deadlines(&state.calendar, accepted_on)
+        .map_err(ApiError::internal)?;
+    let district_decision = match case.opinion_on {
+        Some(opinion_on) => Some(
+            procedure
+                .district_decision_due(&state.calendar, opinion_on)
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
+    let refusal_notice = match case.rejected_on {
+        Some(rejected_on) => Some(
+            procedure
+                .refusal_notice_due(&state.calendar, rejected_on)
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
+    Ok(Some(DeadlineLimits {
+        investigation_start: review.investigation_start_by,
+        review: review.review_due_by,
+        review_extended: review.review_extended_due_by,
+        district_decision,
+        refusal_notice,
+    }))
+}
+
+fn overdue_entry(case: &CaseState, deadline: &str, due: DueDate) -> pb::OverdueCase {
+    pb::OverdueCase {
+        case_id: case.case_id.clone(),
+        deadline: deadline.to_owned(),
+        due_on: Some(proto_date(due.date)),
+        stage: case
+            .current_stage()
+            .map(|stage| stage.as_str().to_owned())
+            .unwrap_or_default(),
+        provisional: due.provisional,
+    }
 }
 
 fn date_key(date: Option<pb::Date>) -> String {
@@ -161,8 +199,8 @@ pub async fn work_queue(
     caller: &Identity,
 ) -> Result<Vec<pb::WorkItem>, ApiError> {
     let mut items = Vec::new();
-    for case_id in cases_in_scope(state, scope.scope_prefix()).await? {
-        let loaded = match load_case(state, &case_id).await {
+    for case_id in store::cases_in_scope(state, scope.scope_prefix()).await? {
+        let loaded = match store::load(state, &case_id).await {
             Ok(loaded) => loaded,
             // Listed a moment before its CaseOpened is appended: not a case yet.
             Err(ApiError::NotFound { .. }) => continue,
@@ -173,7 +211,7 @@ pub async fn work_queue(
         if !scope.covers(&case.hukou_org_unit) || !caller_sees(caller, case) {
             continue;
         }
-        let next = match limits_for(state, &loaded)? {
+        let next = match limits_for(state, case)? {
             Some(limits) => case
                 .deadlines(&limits)
                 .into_iter()
@@ -192,7 +230,7 @@ pub async fn work_queue(
                 .map(|stage| stage.as_str().to_owned())
                 .unwrap_or_default(),
             next_deadline: next.map(|(name, _)| name.to_owned()).unwrap_or_default(),
-            due_on: next.map(|(_, due)| crate::case::proto_date(due.date)),
+            due_on: next.map(|(_, due)| proto_date(due.date)),
             assigned_to_caller: case
                 .investigators
                 .iter()

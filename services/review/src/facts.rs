@@ -1,10 +1,10 @@
-//! From intake's household stream to the policy engine's `HouseholdFacts`, and from its
-//! `Decision` to the `PolicyResult` attached to opinions and decisions. Only the facts intake
-//! keeps in the clear (dates, types, grades, amounts) are used: no personal data is opened.
+//! From intake's household stream to the policy engine's `HouseholdFacts` (its `Decision` on
+//! the wire is [`crate::policy_result`]). Only the facts intake keeps in the clear (dates,
+//! types, grades, amounts) are used: no personal data is opened.
 
 use serde_json::{Value, json};
 use sunshine_household::HouseholdState;
-use sunshine_policy::{Decision, HouseholdFacts, Language};
+use sunshine_policy::HouseholdFacts;
 use sunshine_proto::v1 as pb;
 
 const INCOME_KINDS: [&str; 13] = [
@@ -105,25 +105,4 @@ pub fn household_facts(household: &HouseholdState) -> Result<HouseholdFacts, Str
         },
     });
     serde_json::from_value(value).map_err(|error| format!("household facts: {error}"))
-}
-
-/// The result attached to an opinion or decision; `program_name` heads the explanation.
-pub fn policy_result(decision: &Decision, program_name: &str) -> pb::PolicyResult {
-    pb::PolicyResult {
-        eligible: decision.eligible,
-        amount: Some(pb::Money {
-            fen: decision.amount.fen(),
-        }),
-        period: format!("{:?}", decision.period).to_lowercase(),
-        hardship_basis_points: decision
-            .hardship
-            .as_ref()
-            .map_or(0, |hardship| hardship.basis_points),
-        policy_version: decision.policy_version.to_string(),
-        reasons: decision
-            .explain(Language::Zh, program_name)
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-    }
 }

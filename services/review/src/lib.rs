@@ -2,20 +2,32 @@
 //! district decision), publicity and objections, four eyes, deadlines.
 //!
 //! # Layout
+//! Imports point one way, down this list (no module imports one below it):
 //! - [`workflow`]: workflows as data (stages, roles, tiers) from a TOML file.
-//! - [`case`]: the case aggregate — stage machine, four eyes, publicity, deadlines (pure).
-//! - [`facts`]: intake's household → the policy engine's facts; its decision → `PolicyResult`.
-//! - [`case_opener`]: reactions to other services' events (open cases, answers, objections).
-//! - [`deadlines`]: the deadline watch and the open-case list.
+//! - [`policy_result`]: the policy engine's result on the wire, and old results read forward.
+//! - [`events`]: [`events::CaseEvent`], the case stream's events, and their one codec.
+//! - [`case`]: the case aggregate — commands, `handle` (decides), `apply` (folds); stage
+//!   machine, four eyes, publicity, deadlines (pure).
+//! - [`facts`]: intake's household → the policy engine's facts.
 //! - [`limits`]: the input limits of every request (`docs/limits.md`).
-//! - [`api`]: the gRPC service and the injectable clock.
+//! - [`requests`]: each request parsed into its command, every violation at once.
+//! - [`state`]: what handlers and reactions share, and the configuration it is read from.
+//! - [`store`]: loads and appends of case streams, the household's evaluation, the case list.
+//! - [`deadlines`]: the deadline watch and the open-case list.
+//! - [`case_opener`]: reactions to other services' events (open cases, answers, objections).
+//! - [`api`]: the gRPC service, every RPC in one shape.
 
 pub mod api;
 pub mod case;
 pub mod case_opener;
 pub mod deadlines;
+pub mod events;
 pub mod facts;
 pub mod limits;
+pub mod policy_result;
+pub mod requests;
+pub mod state;
+pub mod store;
 pub mod workflow;
 
 use std::sync::{Arc, OnceLock};
@@ -28,7 +40,8 @@ use sunshine_platform::{Config, RunError, Shutdown};
 use sunshine_proto::v1::review_service_server::ReviewServiceServer;
 use tokio::net::TcpListener;
 
-use crate::api::{Clock, ReviewApi, ReviewState, SystemClock};
+use crate::api::ReviewApi;
+use crate::state::{Clock, ReviewState, Setup, SystemClock};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "review";
@@ -82,27 +95,7 @@ pub async fn run_sharing_log(
             if state.get().is_some() {
                 return Ok(());
             }
-            let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
-                .map_err(|error| error.to_string())?;
-            let workflows = if config.policy.workflows_file.is_empty() {
-                tracing::warn!(
-                    "no policy.workflows_file configured: using the EXAMPLE district's workflows"
-                );
-                workflow::Workflows::example()
-            } else {
-                let text =
-                    std::fs::read_to_string(&config.policy.workflows_file).map_err(|error| {
-                        format!(
-                            "policy.workflows_file {}: {error}",
-                            config.policy.workflows_file
-                        )
-                    })?;
-                workflow::Workflows::from_toml_str(&text)
-            }
-            .map_err(|error| error.to_string())?;
-            let calendar = sunshine_domain::WorkingDayCalendar::embedded()
-                .map_err(|error| error.to_string())?;
-            let org_tree = config.district.load_org_tree()?;
+            let setup = Setup::load(&config).map_err(|error| error.to_string())?;
             let log = LogRuntime::start_with_signals(
                 &backends,
                 &config.log,
@@ -110,15 +103,9 @@ pub async fn run_sharing_log(
                 log_signals,
                 shutdown.clone(),
             )
-            .await?;
-            let review_state = ReviewState {
-                log: log.clone(),
-                policy: Arc::new(policy),
-                workflows: Arc::new(workflows),
-                calendar: Arc::new(calendar),
-                org_tree: Arc::new(org_tree),
-                clock,
-            };
+            .await
+            .map_err(|error| crate::state::StartError::Log(error).to_string())?;
+            let review_state = setup.with_log(log.clone(), clock);
             log.spawn_consumer(
                 case_opener::CaseOpener {
                     state: review_state.clone(),
@@ -144,4 +131,45 @@ pub async fn run_sharing_log(
         Some(on_connected),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    /// The modules in the order the crate's layout lists them, with their sources.
+    const LAYOUT: [(&str, &str); 12] = [
+        ("workflow", include_str!("workflow.rs")),
+        ("policy_result", include_str!("policy_result.rs")),
+        ("events", include_str!("events.rs")),
+        ("case", include_str!("case.rs")),
+        ("facts", include_str!("facts.rs")),
+        ("limits", include_str!("limits.rs")),
+        ("requests", include_str!("requests.rs")),
+        ("state", include_str!("state.rs")),
+        ("store", include_str!("store.rs")),
+        ("deadlines", include_str!("deadlines.rs")),
+        ("case_opener", include_str!("case_opener.rs")),
+        ("api", include_str!("api.rs")),
+    ];
+
+    /// No import circles: a module names only modules above it in the layout (the deadline
+    /// watch imported the API, which imported the deadline watch).
+    #[test]
+    fn imports_point_down_the_layout() {
+        for (index, (module, source)) in LAYOUT.iter().enumerate() {
+            for (below, _) in &LAYOUT[index + 1..] {
+                let path = format!("crate::{below}");
+                let named = source.match_indices(&path).any(|(at, _)| {
+                    // `crate::case` is not `crate::case_opener`.
+                    !source[at + path.len()..]
+                        .starts_with(|next: char| next == '_' || next.is_alphanumeric())
+                });
+                assert!(!named, "{module} imports {below}, which is below it");
+            }
+        }
+        let listed = include_str!("lib.rs")
+            .lines()
+            .filter(|line| line.starts_with("pub mod "))
+            .count();
+        assert_eq!(listed, LAYOUT.len(), "every module is in the layout");
+    }
 }
