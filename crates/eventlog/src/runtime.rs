@@ -43,13 +43,35 @@ impl std::fmt::Debug for LogRuntime {
     }
 }
 
+/// Why the log could not start in a service.
+#[derive(Debug, thiserror::Error)]
+pub enum LogStartError {
+    /// A component's tables are missing, older than this release, or could not be migrated.
+    #[error("{component} tables")]
+    Tables {
+        component: &'static str,
+        #[source]
+        source: crate::schema::SchemaError,
+    },
+    #[error("{field} {reason}")]
+    Key { field: &'static str, reason: String },
+    #[error("log.origin")]
+    Origin(#[source] sunshine_evidence::checkpoint::CheckpointError),
+}
+
+impl From<LogStartError> for sunshine_platform::StartupError {
+    fn from(error: LogStartError) -> Self {
+        sunshine_platform::StartupError::caused_by("the case-event log could not start", error)
+    }
+}
+
 impl LogRuntime {
     /// Prepares the log's tables and starts the log worker (it runs until `shutdown`).
     pub async fn start(
         backends: &Backends,
         config: &LogConfig,
         shutdown: Shutdown,
-    ) -> Result<LogRuntime, String> {
+    ) -> Result<LogRuntime, LogStartError> {
         LogRuntime::start_with(backends, config, &[], shutdown).await
     }
 
@@ -63,7 +85,7 @@ impl LogRuntime {
         config: &LogConfig,
         read_models: &[Component],
         shutdown: Shutdown,
-    ) -> Result<LogRuntime, String> {
+    ) -> Result<LogRuntime, LogStartError> {
         LogRuntime::start_with_signals(backends, config, read_models, LogSignals::new(), shutdown)
             .await
     }
@@ -77,29 +99,40 @@ impl LogRuntime {
         read_models: &[Component],
         signals: LogSignals,
         shutdown: Shutdown,
-    ) -> Result<LogRuntime, String> {
+    ) -> Result<LogRuntime, LogStartError> {
         let store = EventStore::from_database(&backends.database).with_signals(signals.clone());
         let migrate = backends.database.migrates_on_start();
         for component in std::iter::once(&schema::EVENT_LOG).chain(read_models) {
             schema::prepare(store.pool(), store.kind(), *component, migrate)
                 .await
-                .map_err(|error| format!("{} tables: {error}", component.name))?;
+                .map_err(|source| LogStartError::Tables {
+                    component: component.name,
+                    source,
+                })?;
         }
-        let seed = decode_key(&config.checkpoint_signing_key)
-            .map_err(|reason| format!("log.checkpoint_signing_key {reason}"))?;
+        let seed =
+            decode_key(&config.checkpoint_signing_key).map_err(|reason| LogStartError::Key {
+                field: "log.checkpoint_signing_key",
+                reason,
+            })?;
         let signer = CheckpointSigner::new(
             config.origin.clone(),
             ed25519_dalek::SigningKey::from_bytes(&seed),
         )
-        .map_err(|error| format!("log.origin: {error}"))?;
+        .map_err(LogStartError::Origin)?;
         let key_encryption_key = KeyEncryptionKey::from_bytes(
-            decode_key(&config.key_encryption_key)
-                .map_err(|reason| format!("log.key_encryption_key {reason}"))?,
+            decode_key(&config.key_encryption_key).map_err(|reason| LogStartError::Key {
+                field: "log.key_encryption_key",
+                reason,
+            })?,
         );
-        let blind_index_key = BlindIndexKey::from_bytes(
-            decode_key(&config.blind_index_key)
-                .map_err(|reason| format!("log.blind_index_key {reason}"))?,
-        );
+        let blind_index_key =
+            BlindIndexKey::from_bytes(decode_key(&config.blind_index_key).map_err(|reason| {
+                LogStartError::Key {
+                    field: "log.blind_index_key",
+                    reason,
+                }
+            })?);
         let namespace = Namespace {
             stream: config.stream_name.clone(),
             subject_prefix: config.subject_prefix.clone(),

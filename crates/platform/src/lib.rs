@@ -27,7 +27,7 @@ pub use auth::{Identity, Role};
 pub use config::{Config, ConfigSource};
 pub use error::ApiError;
 pub use server::{
-    OnConnected, RunError, ServiceContext, ServiceRoutes, main_entry, main_entry_for_services,
-    serve, serve_with,
+    OnConnected, RunError, ServiceContext, ServiceRoutes, StartupError, main_entry,
+    main_entry_for_services, serve, serve_with,
 };
 pub use shutdown::{Shutdown, ShutdownTrigger};

@@ -100,10 +100,62 @@ impl ServiceContext {
 /// (migrations, starting its log worker and consumers). An error is logged and the whole step
 /// is tried again after a pause; the service stays NOT_SERVING meanwhile.
 pub type OnConnected = Box<
-    dyn Fn(Backends, Shutdown) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+    dyn Fn(
+            Backends,
+            Shutdown,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), StartupError>> + Send>>
         + Send
         + Sync,
 >;
+
+/// Why a service's start-up work failed: what it was doing, and the cause, whose whole chain
+/// is logged before the platform tries again.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct StartupError {
+    context: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl StartupError {
+    /// A failure described by `context` alone.
+    pub fn new(context: impl Into<String>) -> Self {
+        StartupError {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A failure of `context`, caused by `source`.
+    pub fn caused_by(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StartupError {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The context and every cause, outermost first: `a: b: c`.
+    pub fn chain(&self) -> String {
+        let mut text = self.context.clone();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
+    }
+}
+
+impl From<String> for StartupError {
+    fn from(context: String) -> Self {
+        StartupError::new(context)
+    }
+}
 
 /// The gRPC services a port serves, as `add_routes` mounts them; their names decide what
 /// reflection describes.
@@ -338,6 +390,7 @@ async fn watch_readiness(
             match on_connected(backends.clone(), shutdown.clone()).await {
                 Ok(()) => break,
                 Err(error) => {
+                    let error = error.chain();
                     tracing::warn!(service = service_name, %error, "start-up work failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(config.readiness.max_retry_delay()) => {}
@@ -494,6 +547,22 @@ mod tests {
                 .any(|name| name.ends_with("intake.proto") || name.ends_with("review.proto")),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn a_start_up_failure_keeps_its_whole_cause_chain() {
+        let migration = std::io::Error::other("relation \"events\" does not exist");
+        let log = StartupError::caused_by("the case-event log could not start", migration);
+        assert_eq!(
+            log.chain(),
+            "the case-event log could not start: relation \"events\" does not exist"
+        );
+        assert!(
+            std::error::Error::source(&log).is_some(),
+            "typed, not flattened"
+        );
+        let plain = StartupError::from("district.org_tree_file: no such file".to_owned());
+        assert_eq!(plain.chain(), "district.org_tree_file: no such file");
     }
 
     #[test]

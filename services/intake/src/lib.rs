@@ -107,7 +107,7 @@ pub async fn run_sharing_log(
                 return Ok(());
             }
             let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| sunshine_platform::StartupError::caused_by("policy", error))?;
             let org_tree = config
                 .district
                 .load_org_tree()

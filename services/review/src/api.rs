@@ -287,7 +287,7 @@ impl ReviewApi {
             role: caller.role.as_str().to_owned(),
             org_unit: caller.org_unit.clone(),
         };
-        let actor = store::officer_actor(&officer, caller.department_code.clone());
+        let actor = sunshine_eventlog::actor_of(&caller);
         Ok(Call {
             state,
             caller,

@@ -95,7 +95,9 @@ pub async fn run_sharing_log(
             if state.get().is_some() {
                 return Ok(());
             }
-            let setup = Setup::load(&config).map_err(|error| error.to_string())?;
+            let setup = Setup::load(&config).map_err(|error| {
+                sunshine_platform::StartupError::caused_by("review's configuration", error)
+            })?;
             let log = LogRuntime::start_with_signals(
                 &backends,
                 &config.log,
@@ -103,8 +105,7 @@ pub async fn run_sharing_log(
                 log_signals,
                 shutdown.clone(),
             )
-            .await
-            .map_err(|error| crate::state::StartError::Log(error).to_string())?;
+            .await?;
             let review_state = setup.with_log(log.clone(), clock);
             log.spawn_consumer(
                 case_opener::CaseOpener {

@@ -41,9 +41,6 @@ pub enum StartError {
     /// The platform's loader reports its problem as text.
     #[error("district.org_tree_file: {0}")]
     OrgTree(String),
-    /// The log runtime reports its problem as text.
-    #[error("event log: {0}")]
-    Log(String),
 }
 
 /// What the service reads from its configuration before it touches the log.

@@ -12,7 +12,7 @@ use sunshine_platform::{ApiError, Identity};
 use sunshine_policy::ProgramCode;
 use sunshine_proto::v1 as pb;
 
-use crate::case::{CaseEvent, CaseState, Evaluation, Officer, RECUSAL_RULE, Unassessable};
+use crate::case::{CaseEvent, CaseState, Evaluation, RECUSAL_RULE, Unassessable};
 use crate::events::SCHEMA_VERSION;
 use crate::state::ReviewState;
 
@@ -48,16 +48,6 @@ pub fn system_actor(subject: &str) -> Actor {
         role: "system".into(),
         org_unit: String::new(),
         department_code: None,
-    }
-}
-
-/// The actor an officer's append records: the acting officer, from the verified token.
-pub fn officer_actor(officer: &Officer, department_code: Option<String>) -> Actor {
-    Actor {
-        subject: officer.subject.clone(),
-        role: officer.role.clone(),
-        org_unit: officer.org_unit.as_str().to_owned(),
-        department_code,
     }
 }
 
