@@ -27,6 +27,7 @@ use sunshine_proto::events::TypedEvent;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
+use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
 use sunshine_tests::households::{
     Person, date, dibao_application, family, national_id, registration,
 };
@@ -41,7 +42,7 @@ const MATRIX_FILE: &str = include_str!("../access-matrix.toml");
 const PACKAGE: &str = "sunshine.v1";
 /// The services whose every RPC must have rows. A later service adds itself here, its rows to
 /// the file and its probes below.
-const COVERED_SERVICES: [&str; 2] = ["IntakeService", "ReviewService"];
+const COVERED_SERVICES: [&str; 3] = ["IntakeService", "ReviewService", "ServiceInfoService"];
 /// The relations of issue 9, in the order of every row's codes.
 const RELATIONS: [&str; 5] = [
     "own_village",
@@ -182,6 +183,8 @@ enum Rpc {
     ExtendDeadline,
     ListWorkQueue,
     NotifyRefusal,
+    WhoAmI,
+    GetServiceInfo,
 }
 
 impl Rpc {
@@ -212,6 +215,8 @@ impl Rpc {
             ("ReviewService", "ExtendDeadline") => Rpc::ExtendDeadline,
             ("ReviewService", "ListWorkQueue") => Rpc::ListWorkQueue,
             ("ReviewService", "NotifyRefusal") => Rpc::NotifyRefusal,
+            ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
+            ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
         })
     }
@@ -605,6 +610,8 @@ struct World {
     auth: TestAuth,
     intake: IntakeServiceClient<Channel>,
     review: ReviewServiceClient<Channel>,
+    /// `ServiceInfoService` on intake's port and on review's.
+    service_info: [ServiceInfoServiceClient<Channel>; 2],
     store: EventStore,
     today: time::Date,
     clerk_a: String,
@@ -1321,6 +1328,25 @@ impl World {
                     .notify_refusal(with_token(request, &token)?)
                     .await)
             }
+            // Mounted on every port: each port must answer the same.
+            Rpc::WhoAmI => {
+                let mut answers = Vec::new();
+                for client in &mut self.service_info {
+                    answers.push(ok(client
+                        .who_am_i(with_token(pb::WhoAmIRequest {}, &token)?)
+                        .await));
+                }
+                same_on_every_port(answers)?
+            }
+            Rpc::GetServiceInfo => {
+                let mut answers = Vec::new();
+                for client in &mut self.service_info {
+                    answers.push(ok(client
+                        .get_service_info(with_token(pb::GetServiceInfoRequest {}, &token)?)
+                        .await));
+                }
+                same_on_every_port(answers)?
+            }
         };
         Ok(answer)
     }
@@ -1328,6 +1354,25 @@ impl World {
 
 fn ok<T>(result: Result<tonic::Response<T>, Status>) -> Result<(), Status> {
     result.map(|_| ())
+}
+
+/// The one answer of an RPC every port serves, or an error if two ports disagree.
+fn same_on_every_port(answers: Vec<Result<(), Status>>) -> anyhow::Result<Result<(), Status>> {
+    let code = |answer: &Result<(), Status>| match answer {
+        Ok(()) => Code::Ok,
+        Err(status) => status.code(),
+    };
+    let mut answers = answers.into_iter();
+    let first = answers
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no port to ask"))?;
+    for other in answers {
+        anyhow::ensure!(
+            code(&other) == code(&first),
+            "the ports disagree: {first:?} and {other:?}"
+        );
+    }
+    Ok(first)
 }
 
 /// The objection a cell answers on the objection case (one per cell).
@@ -1446,6 +1491,10 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
         auth,
         intake: IntakeServiceClient::new(intake.channel().await?),
         review: ReviewServiceClient::new(review.channel().await?),
+        service_info: [
+            ServiceInfoServiceClient::new(intake.channel().await?),
+            ServiceInfoServiceClient::new(review.channel().await?),
+        ],
         store: EventStore::from_database(&database),
         today,
         counter: 0,

@@ -9,18 +9,29 @@ use sunshine_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use sunshine_domain::OrgUnitCode;
+
 use crate::auth::{Role, identity};
 use crate::config::{BusKind, DatabaseKind};
+use crate::error::ApiError;
 use crate::server::ServiceContext;
 
 #[derive(Debug)]
 pub(crate) struct ServiceInfo {
     context: ServiceContext,
+    /// The district this deployment serves (its org tree's root), or why it is unknown: only
+    /// that district's administrators and auditors read the service's state.
+    district: Result<OrgUnitCode, String>,
 }
 
 impl ServiceInfo {
     pub(crate) fn new(context: ServiceContext) -> Self {
-        ServiceInfo { context }
+        let district = context
+            .config()
+            .district
+            .load_org_tree()
+            .map(|tree| tree.district().code().clone());
+        ServiceInfo { context, district }
     }
 }
 
@@ -58,6 +69,11 @@ impl ServiceInfoService for ServiceInfo {
     ) -> Result<Response<GetServiceInfoResponse>, Status> {
         let caller = identity(&request)?;
         caller.require_role(&[Role::Admin, Role::Auditor])?;
+        // Another district's officers learn nothing of this deployment.
+        let district = self.district.as_ref().map_err(|reason| {
+            ApiError::FailedPrecondition(format!("district.org_tree_file: {reason}"))
+        })?;
+        caller.require_org_scope(district)?;
         let config = self.context.config();
         let (database_connected, bus_connected) = match self.context.backends_if_connected() {
             Some(backends) => (backends.database.ping().await, backends.bus.is_connected()),
