@@ -434,8 +434,10 @@ impl IntakeApi {
             registration: registered.clone(),
             member_id,
         });
-        // Another clerk may change the household meanwhile: reload and try again.
-        for _attempt in 0..8 {
+        // One append per open application; another clerk may change the household meanwhile:
+        // reload and try again, up to a few times in a row.
+        let mut conflicts_in_a_row = 0;
+        while conflicts_in_a_row < 8 {
             let Some(household) = intake.store.load(&household_id).await? else {
                 return Ok(());
             };
@@ -471,7 +473,8 @@ impl IntakeApi {
                 .await;
             match appended {
                 // Flagged one; go round for the next (the household's version moved on).
-                Ok(_) | Err(ApiError::Conflict(_)) => continue,
+                Ok(_) => conflicts_in_a_row = 0,
+                Err(ApiError::Conflict(_)) => conflicts_in_a_row += 1,
                 Err(error) => return Err(error),
             }
         }
