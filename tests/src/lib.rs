@@ -138,6 +138,22 @@ impl TestAuth {
     }
 }
 
+/// The fields a refusal names in its `google.rpc.BadRequest` (empty if it names none).
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad_request| {
+            bad_request
+                .field_violations
+                .iter()
+                .map(|violation| violation.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `request` with `authorization: Bearer <token>`.
 pub fn with_token<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);

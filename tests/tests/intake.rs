@@ -15,30 +15,16 @@ use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_tests::events::{decoded, is};
 use sunshine_tests::households::{date, dibao_application, documents, family, registration};
 use sunshine_tests::{
-    RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config, with_token,
+    RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config, violated_fields,
+    with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_types::StatusExt as _;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 const OTHER_VILLAGE: &str = "990101001002";
 const DISTRICT: &str = "990101000000";
-
-fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad_request| {
-            bad_request
-                .field_violations
-                .iter()
-                .map(|violation| violation.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 async fn event_count(store: &EventStore) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")

@@ -15,7 +15,7 @@ use sunshine_tests::events::{decoded, is};
 use sunshine_tests::households::{Person, date, dibao_application, family, national_id};
 use sunshine_tests::{
     DISTRICT, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config,
-    with_token,
+    violated_fields, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -220,20 +220,6 @@ async fn start_intake(config: &Config) -> anyhow::Result<RunningService> {
         .wait_for_health(ServingStatus::Serving, PATIENCE)
         .await?;
     Ok(intake)
-}
-
-fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad_request| {
-            bad_request
-                .field_violations
-                .iter()
-                .map(|violation| violation.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {

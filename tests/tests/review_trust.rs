@@ -25,7 +25,7 @@ use sunshine_tests::events::is;
 use sunshine_tests::households::{dibao_application, family, registration};
 use sunshine_tests::{
     DISTRICT, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config,
-    with_token,
+    violated_fields, with_token,
 };
 use time::macros::date;
 use tonic::transport::Channel;
@@ -488,20 +488,6 @@ fn shape(status: &Status, id: &str) -> (Code, String, String) {
     )
 }
 
-fn field_of(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt as _;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|violation| violation.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Every RPC refuses the wrong roles; a case or org unit outside the caller's scope reads
 /// exactly like one that does not exist; nothing is written by any of it.
 async fn scope_and_roles(cluster: bool) -> anyhow::Result<()> {
@@ -657,7 +643,7 @@ async fn four_eyes_retries_and_limits(cluster: bool) -> anyhow::Result<()> {
         .await
         .expect_err("a reused command id");
     assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
-    assert_eq!(field_of(&reused), ["command_id"]);
+    assert_eq!(violated_fields(&reused), ["command_id"]);
     // So is every other command the street reviewer may call under that id, before any rule of
     // the case is looked at (the others are refused for the role first).
     for (rpc, outcome) in every_rpc_with(
@@ -680,7 +666,7 @@ async fn four_eyes_retries_and_limits(cluster: bool) -> anyhow::Result<()> {
             continue;
         }
         assert_eq!(refused.code(), Code::InvalidArgument, "{rpc}: {refused:?}");
-        assert_eq!(field_of(&refused), ["command_id"], "{rpc}");
+        assert_eq!(violated_fields(&refused), ["command_id"], "{rpc}");
     }
     assert_eq!(sandbox.case_version(&case_id).await?, assigned.version);
 
@@ -780,7 +766,7 @@ async fn four_eyes_retries_and_limits(cluster: bool) -> anyhow::Result<()> {
         .await
         .expect_err("3 MiB of findings");
     assert_eq!(huge.code(), Code::InvalidArgument);
-    assert_eq!(field_of(&huge), ["findings"]);
+    assert_eq!(violated_fields(&huge), ["findings"]);
     let bell = review
         .record_home_visit(with_token(
             visit("visit-bell", "a\u{0007}b".into()),
@@ -788,7 +774,7 @@ async fn four_eyes_retries_and_limits(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await
         .expect_err("a control character");
-    assert_eq!(field_of(&bell), ["findings"]);
+    assert_eq!(violated_fields(&bell), ["findings"]);
     // Refused for who is visiting: the data key is not made either (it was made first before).
     for (attempt, (who, token)) in [
         (
@@ -835,7 +821,7 @@ async fn four_eyes_retries_and_limits(cluster: bool) -> anyhow::Result<()> {
         .await
         .expect_err("invisible characters in a name");
     assert_eq!(
-        field_of(&spoofed),
+        violated_fields(&spoofed),
         ["investigators[0].subject", "investigators[1].subject"]
     );
     let long_reason = review
@@ -850,7 +836,7 @@ async fn four_eyes_retries_and_limits(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await
         .expect_err("an oversized reason");
-    assert_eq!(field_of(&long_reason), ["reason"]);
+    assert_eq!(violated_fields(&long_reason), ["reason"]);
     assert_eq!(sandbox.data_keys().await?, keys_before);
     assert_eq!(sandbox.case_version(&case_id).await?, assigned.version);
 
@@ -964,12 +950,12 @@ async fn provisional_deadlines_and_pages(cluster: bool) -> anyhow::Result<()> {
         .await
         .expect_err("page size of a million");
     assert_eq!(million.code(), Code::InvalidArgument);
-    assert_eq!(field_of(&million), ["page.page_size"]);
+    assert_eq!(violated_fields(&million), ["page.page_size"]);
     let forged = review
         .list_work_queue(with_token(queue(10, "' OR 1=1 --".into()), &street)?)
         .await
         .expect_err("a forged token");
-    assert_eq!(field_of(&forged), ["page.page_token"]);
+    assert_eq!(violated_fields(&forged), ["page.page_token"]);
     let overdue_million = review
         .list_overdue_cases(with_token(
             pb::ListOverdueCasesRequest {
@@ -983,7 +969,7 @@ async fn provisional_deadlines_and_pages(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await
         .expect_err("page size of a million");
-    assert_eq!(field_of(&overdue_million), ["page.page_size"]);
+    assert_eq!(violated_fields(&overdue_million), ["page.page_size"]);
 
     // 2027-01-13: the provisional review deadline has passed; the breach says it was
     // provisional, and so does the answer.
