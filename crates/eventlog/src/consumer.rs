@@ -541,7 +541,12 @@ impl<P: Projection> Consumer<P> {
                     continue;
                 }
             };
-            match self.process(&event).await {
+            crate::faults::reached(crate::faults::CONSUMER_BEFORE_APPLY, &name).await;
+            let processed = self.process(&event).await;
+            if processed.is_ok() {
+                crate::faults::reached(crate::faults::CONSUMER_BEFORE_ACK, &name).await;
+            }
+            match processed {
                 Ok(Processed::Failed { .. }) => {
                     message
                         .ack_with(jetstream::AckKind::Nak(Some(self.config.retry_delay)))

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`error`]: [`StoreError`], what every part of the runtime returns, and its gRPC mapping.
+//! - [`faults`]: fault points a crash test arms to stop a process at an exact place.
 //! - [`signals`]: [`LogSignals`], the wake-ups from appends to the worker and from the worker
 //!   to log consumers, passed to each part by whoever builds them.
 //! - [`event`]: streams, expected versions, new events, the request digest (and, re-exported,
@@ -29,7 +30,7 @@
 //! `tests/tests/module_order.rs` in the workspace):
 //!
 //! ```text
-//! error, signals, crypto, event
+//! error, faults, signals, crypto, event
 //! schema       → error, event
 //! roles        → schema
 //! store        → error, event, schema, signals
@@ -40,7 +41,7 @@
 //! sequencer    → error, event, store
 //! verify       → error, store
 //! relay        → delivery, error, store
-//! consumer     → delivery, error, event, relay, signals, store
+//! consumer     → delivery, error, event, faults, relay, signals, store
 //! worker       → lease, relay, sequencer, signals, store
 //! runtime      → consumer, crypto, delivery, keys, relay, schema, sequencer, signals, store, worker
 //! ```
@@ -50,6 +51,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod error;
 pub mod event;
+pub mod faults;
 pub mod keys;
 pub mod lease;
 pub mod relay;
