@@ -117,6 +117,8 @@ pub struct ConsumerConfig {
     pub batch_size: u32,
     /// How often the log consumer looks for new entries when not woken.
     pub poll_interval: Duration,
+    /// How long JetStream waits for an ack before delivering a message again.
+    pub ack_wait: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -127,6 +129,7 @@ impl Default for ConsumerConfig {
             retry_delay: Duration::from_secs(1),
             batch_size: 500,
             poll_interval: Duration::from_millis(200),
+            ack_wait: Duration::from_secs(30),
         }
     }
 }
@@ -513,7 +516,7 @@ impl<P: Projection> Consumer<P> {
                     filter_subject: namespace.filter(self.projection.subject_filter()),
                     ack_policy: AckPolicy::Explicit,
                     deliver_policy: DeliverPolicy::All,
-                    ack_wait: Duration::from_secs(30),
+                    ack_wait: self.config.ack_wait,
                     ..pull::Config::default()
                 },
             )

@@ -32,6 +32,7 @@ pub struct LogRuntime {
     namespace: Namespace,
     bus: Bus,
     signals: LogSignals,
+    ack_wait: Duration,
 }
 
 impl std::fmt::Debug for LogRuntime {
@@ -171,6 +172,7 @@ impl LogRuntime {
             namespace,
             bus: backends.bus.clone(),
             signals,
+            ack_wait: Duration::from_millis(config.consumer_ack_wait_ms),
         })
     }
 
@@ -192,6 +194,7 @@ impl LogRuntime {
     ) -> Consumer<P> {
         let config = ConsumerConfig {
             namespace: self.namespace.clone(),
+            ack_wait: self.ack_wait,
             ..config
         };
         let consumer = Consumer::new(self.store.clone(), projection, config);

@@ -51,6 +51,7 @@ fn fast_consumer_config(namespace: Namespace) -> ConsumerConfig {
         retry_delay: Duration::from_millis(50),
         batch_size: 7,
         poll_interval: Duration::from_millis(20),
+        ack_wait: Duration::from_secs(2),
     }
 }
 

@@ -398,6 +398,10 @@ pub struct LogConfig {
     pub checkpoint_interval_ms: u64,
     /// How often the log worker looks for new events when not woken.
     pub poll_interval_ms: u64,
+    /// How long JetStream waits for a consumer's ack before it delivers a message again (a
+    /// process that died holding it). Order does not depend on it: consumers apply in log
+    /// position and fill gaps from the log.
+    pub consumer_ack_wait_ms: u64,
     /// The JetStream stream and subject prefix (change them to run two logs on one NATS).
     pub stream_name: String,
     pub subject_prefix: String,
@@ -413,6 +417,7 @@ impl Default for LogConfig {
             checkpoint_every: 1_000,
             checkpoint_interval_ms: 10_000,
             poll_interval_ms: 200,
+            consumer_ack_wait_ms: 30_000,
             stream_name: "sunshine-events".into(),
             subject_prefix: "sunshine.events".into(),
         }
@@ -430,6 +435,7 @@ impl fmt::Debug for LogConfig {
             .field("checkpoint_every", &self.checkpoint_every)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
             .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("consumer_ack_wait_ms", &self.consumer_ack_wait_ms)
             .field("stream_name", &self.stream_name)
             .field("subject_prefix", &self.subject_prefix)
             .finish()
@@ -705,10 +711,11 @@ impl Config {
         if self.log.checkpoint_every == 0
             || self.log.checkpoint_interval_ms == 0
             || self.log.poll_interval_ms == 0
+            || self.log.consumer_ack_wait_ms == 0
         {
             errors.push(
                 "log",
-                "checkpoint_every, checkpoint_interval_ms and poll_interval_ms must be positive",
+                "checkpoint_every, checkpoint_interval_ms, poll_interval_ms and consumer_ack_wait_ms must be positive",
             );
         }
         if self.log.stream_name.trim().is_empty() || self.log.subject_prefix.trim().is_empty() {
