@@ -188,8 +188,8 @@ impl Sandbox {
         loop {
             let behind = self
                 .count(
-                    "SELECT COUNT(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM consumer_processed p \
-                     WHERE p.consumer = 'intake-read-model' AND p.event_id = e.event_id)",
+                    "SELECT (SELECT COUNT(*) FROM events) - COALESCE((SELECT next_position FROM log_cursors \
+                     WHERE name = 'consumer:intake-read-model'), 0)",
                 )
                 .await?;
             if behind == 0 {

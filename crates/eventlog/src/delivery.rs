@@ -46,6 +46,12 @@ impl Namespace {
         format!("{}.{}", self.subject_prefix, relative_subject(event))
     }
 
+    /// The core NATS subject on which processes announce appends to each other
+    /// ([`crate::signals::LogSignals::join_bus`]): beside the stream's subjects, never in them.
+    pub fn wake_subject(&self) -> String {
+        format!("{}-wake.appended", self.subject_prefix)
+    }
+
     /// A filter relative to the prefix (`review.>`, `*.<case>`, `>`) made absolute.
     pub fn filter(&self, relative_filter: &str) -> String {
         format!("{}.{relative_filter}", self.subject_prefix)

@@ -58,6 +58,9 @@ pub enum LogStartError {
     Key { field: &'static str, reason: String },
     #[error("log.origin")]
     Origin(#[source] sunshine_evidence::checkpoint::CheckpointError),
+    /// Could not listen for other processes' appends on the bus.
+    #[error("bus: {0}")]
+    Bus(String),
 }
 
 impl From<LogStartError> for sunshine_platform::StartupError {
@@ -148,6 +151,12 @@ impl LogRuntime {
                 checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
             },
         );
+        if let Bus::Nats(nats) = &backends.bus {
+            signals
+                .join_bus(&nats.client, &namespace.wake_subject())
+                .await
+                .map_err(|error| LogStartError::Bus(error.to_string()))?;
+        }
         let relay = match &backends.bus {
             Bus::Nats(nats) => Some(Relay::new(
                 store.clone(),

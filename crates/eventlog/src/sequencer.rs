@@ -57,6 +57,9 @@ pub struct SequenceOutcome {
     pub checkpoint: Option<u64>,
     /// The round took as many events as it could: more may be waiting.
     pub batch_full: bool,
+    /// Nothing was ready, but committed events wait behind a transaction still open (the
+    /// horizon): worth looking again soon.
+    pub held_back: bool,
 }
 
 struct SequencerState {
@@ -223,6 +226,8 @@ impl Sequencer {
             }
             outcome.sequenced = committed.len();
             outcome.batch_full = committed.len() == limit as usize;
+        } else {
+            outcome.held_back = self.store.committed_beyond_horizon(state.cursor).await?;
         }
         let size = state.frontier.tree_size();
         let entries_since = size.saturating_sub(state.last_checkpoint_size);

@@ -775,6 +775,22 @@ impl EventStore {
         }
     }
 
+    /// Whether events after `cursor` have committed that [`EventStore::read_committed_after`]
+    /// may not hand out yet, because an older transaction is still open. Never on SQLite.
+    pub async fn committed_beyond_horizon(&self, cursor: CommitCursor) -> Result<bool, StoreError> {
+        if self.kind == DatabaseKind::Sqlite {
+            return Ok(false);
+        }
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM events WHERE tx_id > $1 OR (tx_id = $1 AND sequence > $2) LIMIT 1",
+        )
+        .bind(cursor.tx_id)
+        .bind(cursor.sequence)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Up to `limit` committed events after `cursor`, in commit order, never skipping one that
     /// commits later (see the module docs).
     pub async fn read_committed_after(

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use sunshine_platform::Shutdown;
 
 use crate::lease::Lease;
@@ -49,47 +51,81 @@ impl LogWorker {
     }
 
     /// Works until `shutdown`.
+    ///
+    /// Holding the lease, it sequences and relays whenever an append is signalled (at once if
+    /// one came while it was busy) and goes on while rounds move events. When committed events
+    /// wait behind a transaction still open (the sequencer's horizon), it looks again after a
+    /// short, growing pause (from 1 ms) rather than a poll. Without the lease it ignores the
+    /// signals and only tries the lease every poll interval; the poll interval is otherwise a
+    /// safety net (a lost announcement from another process), not the path of an event.
     pub async fn run(mut self, shutdown: Shutdown) {
         let mut lease: Option<Lease> = None;
         let mut failures: u32 = 0;
+        let mut appended = self.signals.appended_waiter();
+        let mut held_back_pause = HELD_BACK_FIRST_PAUSE;
+        let mut lease_checked = Instant::now();
         while !shutdown.is_triggered() {
             if let Some(held) = lease.as_mut()
-                && !held.is_held().await
+                && lease_checked.elapsed() >= self.poll_interval
             {
-                tracing::warn!("log worker lost its lease");
-                lease = None;
+                lease_checked = Instant::now();
+                if !held.is_held().await {
+                    tracing::warn!("log worker lost its lease");
+                    lease = None;
+                }
             }
             if lease.is_none() {
                 match Lease::try_acquire(&self.store, LOG_WORKER_LEASE).await {
                     Ok(Some(acquired)) => {
                         tracing::info!("log worker holds the lease");
                         lease = Some(acquired);
+                        lease_checked = Instant::now();
                     }
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "cannot take the log worker lease"),
                 }
             }
-            let mut moved = 0;
-            if lease.is_some() {
-                match self.round().await {
-                    Ok(count) => {
-                        moved = count;
-                        failures = 0;
-                    }
-                    Err(error) => {
-                        failures = failures.saturating_add(1);
-                        tracing::warn!(%error, failures, "log worker round failed");
-                    }
+            if lease.is_none() {
+                tokio::select! {
+                    () = tokio::time::sleep(self.poll_interval) => {}
+                    () = shutdown.wait() => break,
                 }
-            }
-            if moved > 0 {
-                self.signals.notify_advanced();
                 continue;
             }
-            let backoff = self.poll_interval * failures.clamp(1, 20);
+            let mut held_back = false;
+            match self.round().await {
+                Ok(round) => {
+                    failures = 0;
+                    if round.moved > 0 {
+                        held_back_pause = HELD_BACK_FIRST_PAUSE;
+                        self.signals.notify_advanced();
+                        continue;
+                    }
+                    held_back = round.held_back;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, failures, "log worker round failed");
+                }
+            }
+            if failures > 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(self.poll_interval * failures.clamp(1, 20)) => {}
+                    () = shutdown.wait() => break,
+                }
+                continue;
+            }
+            let pause = if held_back {
+                let pause = held_back_pause;
+                held_back_pause = (held_back_pause * 2).min(self.poll_interval);
+                pause
+            } else {
+                held_back_pause = HELD_BACK_FIRST_PAUSE;
+                self.poll_interval
+            };
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = self.signals.appended(), if failures == 0 => {}
+                () = tokio::time::sleep(pause) => {}
+                () = appended.wait() => {}
                 () = shutdown.wait() => break,
             }
         }
@@ -98,8 +134,8 @@ impl LogWorker {
         }
     }
 
-    /// Sequences what is ready, then relays what is sequenced; returns how much moved.
-    async fn round(&mut self) -> Result<usize, String> {
+    /// Sequences what is ready, then relays what is sequenced.
+    async fn round(&mut self) -> Result<Round, String> {
         let sequenced = self
             .sequencer
             .run_once()
@@ -109,6 +145,20 @@ impl LogWorker {
         if let Some(relay) = self.relay.as_mut() {
             relayed = relay.run_once().await.map_err(|error| error.to_string())?;
         }
-        Ok(sequenced.sequenced + relayed)
+        Ok(Round {
+            moved: sequenced.sequenced + relayed,
+            held_back: sequenced.held_back,
+        })
     }
 }
+
+/// What one round did.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    moved: usize,
+    /// Committed events wait behind an open transaction.
+    held_back: bool,
+}
+
+/// The first pause before looking again at events held back by an open transaction.
+const HELD_BACK_FIRST_PAUSE: Duration = Duration::from_millis(1);

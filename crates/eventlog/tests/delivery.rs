@@ -19,7 +19,10 @@ use sunshine_platform::Shutdown;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-on_both_backends!(log_delivery_applies_each_event_once_parks_poison_and_rebuilds);
+on_both_backends!(
+    log_delivery_applies_each_event_once_parks_poison_and_rebuilds,
+    events_delivered_out_of_order_are_applied_in_log_order,
+);
 
 async fn append_events(
     store: &EventStore,
@@ -234,5 +237,111 @@ async fn the_envelope_numbers_the_global_order_from_zero_like_the_merkle_tree() 
         )?;
     }
     jetstream.delete_stream(&namespace.stream).await?;
+    Ok(())
+}
+
+/// Applies events only in increasing log position; anything else is an error (and a test
+/// failure: the consumer would count it as a failed attempt).
+#[derive(Debug, Clone, Default)]
+struct InOrder {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl sunshine_eventlog::consumer::Projection for InOrder {
+    fn name(&self) -> &str {
+        "in-order"
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _connection: &'a mut sqlx::AnyConnection,
+        event: &'a sunshine_eventlog::RecordedEvent,
+    ) -> sunshine_eventlog::consumer::HandlerFuture<'a> {
+        Box::pin(async move {
+            let position = event.log_position.unwrap_or_default();
+            let mut seen = self
+                .seen
+                .lock()
+                .map_err(|_| sunshine_eventlog::consumer::HandlerError("poisoned lock".into()))?;
+            if seen.last().is_some_and(|last| *last >= position) {
+                return Err(sunshine_eventlog::consumer::HandlerError(format!(
+                    "position {position} after {:?}",
+                    seen.last()
+                )));
+            }
+            seen.push(position);
+            Ok(())
+        })
+    }
+
+    fn reset<'a>(
+        &'a self,
+        _connection: &'a mut sqlx::AnyConnection,
+    ) -> sunshine_eventlog::consumer::HandlerFuture<'a> {
+        Box::pin(async move {
+            self.seen
+                .lock()
+                .map_err(|_| sunshine_eventlog::consumer::HandlerError("poisoned lock".into()))?
+                .clear();
+            Ok(())
+        })
+    }
+}
+
+/// JetStream redelivers a message a dead process held after `ack_wait`, behind newer ones; a
+/// consumer handed a later event first fills the gap from the log, in order, and the late
+/// message then finds it done.
+async fn events_delivered_out_of_order_are_applied_in_log_order(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 6).await?;
+    append_events(&store, 12, None).await?;
+    let (mut sequencer, _verifier) = sequencer(&store, 100);
+    // The horizon may lag while other tests' transactions run on the server.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while store.log_size().await? < 12 {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "not sequenced");
+        sequencer.run_until_idle().await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let log = store.read_log(0, 100).await?;
+    assert_eq!(log.len(), 12);
+    let projection = InOrder::default();
+    let consumer = Consumer::new(
+        store.clone(),
+        projection.clone(),
+        fast_consumer_config(Namespace::default()),
+    );
+
+    // Position 7 arrives first: 0..=7 are applied, in order.
+    assert_eq!(consumer.process(&log[7]).await?, Processed::Applied);
+    assert_eq!(consumer.position().await?, 8);
+    // The late ones are done already.
+    for late in [&log[3], &log[0], &log[7]] {
+        assert_eq!(consumer.process(late).await?, Processed::AlreadyProcessed);
+    }
+    // A batch with holes and duplicates, out of order.
+    let jumbled = vec![
+        log[11].clone(),
+        log[9].clone(),
+        log[2].clone(),
+        log[9].clone(),
+    ];
+    let advanced = consumer.advance(&jumbled).await?;
+    assert_eq!((advanced.from_position, advanced.next_position), (8, 12));
+    assert_eq!(advanced.applied, 4);
+    assert!(advanced.failed.is_none() && advanced.parked.is_empty());
+    assert_eq!(
+        *projection.seen.lock().expect("lock"),
+        (0..12).collect::<Vec<u64>>()
+    );
+    assert!(consumer.dead_letters().await?.is_empty());
+
+    // A rebuild gives the same projection.
+    assert_eq!(consumer.rebuild().await?, 12);
+    assert_eq!(
+        *projection.seen.lock().expect("lock"),
+        (0..12).collect::<Vec<u64>>()
+    );
     Ok(())
 }
