@@ -27,6 +27,10 @@ use std::sync::{Arc, OnceLock};
 use futures::StreamExt as _;
 use tokio::sync::watch;
 
+/// How long [`LogSignals::join_bus`] waits to hear its own probe before going on without the
+/// proof (wake-ups then start when the server catches up; the poll covers the meantime).
+const JOIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The log's wake-ups; clones share them.
 #[derive(Debug, Clone, Default)]
 pub struct LogSignals {
@@ -110,7 +114,8 @@ impl LogSignals {
 
     /// Connects these signals to every other process's on `subject` (core NATS, not JetStream):
     /// this process's appends are announced there, and announcements heard there raise
-    /// `appended` here. Idempotent: the second call for the same signals does nothing.
+    /// `appended` here. It returns once the server has the subscription (or after a few
+    /// seconds without proof). Idempotent: the second call for the same signals does nothing.
     pub async fn join_bus(
         &self,
         client: &async_nats::Client,
@@ -120,6 +125,15 @@ impl LogSignals {
             return Ok(());
         }
         let mut heard = client.subscribe(subject.to_owned()).await?;
+        // Joined means the server has the subscription: the first message heard on it (our own
+        // probe, which the server handles after our SUB, or anyone's announcement) proves it.
+        if client
+            .publish(subject.to_owned(), bytes::Bytes::new())
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(JOIN_PATIENCE, heard.next()).await;
+        }
         let hearing = Arc::downgrade(&self.shared);
         tokio::spawn(async move {
             while heard.next().await.is_some() {
@@ -140,7 +154,11 @@ impl LogSignals {
                 }
                 // Our own announcement comes back too and wakes our worker once more:
                 // harmless, and cheaper than telling it apart.
-                if let Err(error) = client.publish(subject.clone(), bytes::Bytes::new()).await {
+                let announced = match client.publish(subject.clone(), bytes::Bytes::new()).await {
+                    Ok(()) => client.flush().await.map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                if let Err(error) = announced {
                     tracing::debug!(%error, "could not announce an append; the others poll");
                 }
             }

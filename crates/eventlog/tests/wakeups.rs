@@ -77,8 +77,6 @@ async fn an_append_in_one_process_wakes_the_workers_of_the_others() -> anyhow::R
     );
     here.join_bus(&client_here, &subject).await?;
     there.join_bus(&client_there, &subject).await?;
-    client_here.flush().await?;
-    client_there.flush().await?;
 
     let mut woken_there = there.appended_waiter();
     here.notify_appended();
