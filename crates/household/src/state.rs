@@ -2,7 +2,7 @@
 //! assets, its open applications and the programs it receives; and the decisions about the
 //! household itself. Pure: no I/O, no keys; personal fields stay sealed bytes here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sunshine_proto::v1 as pb;
 
@@ -26,6 +26,9 @@ pub struct OpenApplication {
     pub route: i32,
     pub relative_of_official: bool,
     pub submitted_at_us: i64,
+    /// The registrations of officials' relatives this application is flagged for (at the
+    /// window or later): each flags it once.
+    pub flagged_registrations: BTreeSet<String>,
 }
 
 /// The household, folded from its stream.
@@ -145,10 +148,19 @@ impl HouseholdState {
                         route: submitted.route,
                         relative_of_official: submitted.relative_of_official,
                         submitted_at_us: recorded_at_us,
+                        flagged_registrations: BTreeSet::new(),
                     },
                 );
             }
-            HouseholdEvent::RelativeOfOfficialFlagged(_) => {}
+            HouseholdEvent::RelativeOfOfficialFlagged(flagged) => {
+                if let Some(open) = self
+                    .open_applications
+                    .values_mut()
+                    .find(|open| open.case_id == flagged.case_id)
+                {
+                    open.flagged_registrations.insert(flagged.registration_id);
+                }
+            }
             HouseholdEvent::ApplicationClosed(closed) => {
                 self.open_applications.remove(&closed.program_code);
                 match closed.outcome.as_str() {

@@ -269,6 +269,12 @@ fn flag_relative(household: &HouseholdState, flag: &FlagRelative) -> Vec<Househo
     household
         .open_applications
         .values()
+        // Flagged already (at the window, or by this registration before): once is enough.
+        .filter(|open| {
+            !open
+                .flagged_registrations
+                .contains(&registered.registration_id)
+        })
         .map(|open| {
             HouseholdEvent::RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged {
                 application_id: open.application_id.clone(),
@@ -719,18 +725,19 @@ mod tests {
                 member_id: member_id.into(),
             })
         };
-        let flagged = |case_id: &str| {
+        let flagged_for = |case_id: &str, registration_id: &str| {
             HouseholdEvent::RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged {
                 application_id: format!("app-{case_id}"),
                 case_id: case_id.into(),
                 household_id: HOUSEHOLD.into(),
                 member_id: "m2".into(),
                 relation: "spouse".into(),
-                registration_id: "reg-1".into(),
+                registration_id: registration_id.into(),
                 official_subject: "cadre-1".into(),
                 ..Default::default()
             })
         };
+        let flagged = |case_id: &str| flagged_for(case_id, "reg-1");
         let history = || {
             vec![
                 registered(),
@@ -746,6 +753,18 @@ mod tests {
         given(after_death)
             .when(flag("m2"))
             .then_expect_events(Vec::new());
+        // Flagged already — at the window, or by a first call the registration's retry
+        // finishes — an application is not flagged again; the others still are.
+        let mut flagged_at_the_window = history();
+        flagged_at_the_window.push(flagged("c-dibao"));
+        given(flagged_at_the_window)
+            .when(flag("m2"))
+            .then_expect_events(vec![flagged("c-temporary")]);
+        let mut flagged_by_another_registration = history();
+        flagged_by_another_registration.push(flagged_for("c-dibao", "reg-2"));
+        given(flagged_by_another_registration)
+            .when(flag("m2"))
+            .then_expect_events(vec![flagged("c-dibao"), flagged("c-temporary")]);
     }
 
     #[test]

@@ -135,9 +135,12 @@ fn registration_answer(outcome: &AppendOutcome) -> Result<pb::RegisterHouseholdR
     })
 }
 
-/// The answer to a submission, from its append (the first one, for a retry).
+/// The answer to a submission, from its append (the first one, for a retry): everything from
+/// the recorded `ApplicationSubmitted`, and an emergency's assist-first cap as the policy has
+/// it on the recorded day of acceptance — never as of today, so a retry after the cap changed
+/// still gets the first answer.
 fn submission_answer(
-    intake: &IntakeState,
+    policy: &Policy,
     outcome: &AppendOutcome,
 ) -> Result<pb::SubmitApplicationResponse, ApiError> {
     let first = outcome
@@ -153,10 +156,13 @@ fn submission_answer(
             ApiError::internal(std::io::Error::other("append returned no application"))
         })?;
     let assist_first_cap = if first.route == pb::Route::Emergency as i32 {
-        let resolved = intake
-            .policy
-            .resolve(intake.today())
-            .map_err(ApiError::internal)?;
+        let accepted_on =
+            sunshine_proto::dates::to_date(first.accepted_on.as_ref()).ok_or_else(|| {
+                ApiError::internal(std::io::Error::other(
+                    "a recorded application without its day of acceptance",
+                ))
+            })?;
+        let resolved = policy.resolve(accepted_on).map_err(ApiError::internal)?;
         Some(pb::Money {
             fen: resolved.temporary.assist_first_cap.fen(),
         })
@@ -346,7 +352,7 @@ impl IntakeApi {
             .household_retry(&submission.household_id, &metadata)
             .await?
         {
-            return submission_answer(intake, &previous);
+            return submission_answer(&intake.policy, &previous);
         }
         // One window: the caller's service point accepts for households in its scope.
         let household = intake
@@ -366,7 +372,7 @@ impl IntakeApi {
                 command.personal_data(),
             )
             .await?;
-        submission_answer(intake, &outcome)
+        submission_answer(&intake.policy, &outcome)
     }
 
     async fn register_official_relative(
@@ -786,4 +792,119 @@ rpcs! {
     get_household: pb::GetHouseholdRequest => pb::GetHouseholdResponse;
     find_household: pb::FindHouseholdRequest => pb::FindHouseholdResponse;
     list_applications: pb::ListApplicationsRequest => pb::ListApplicationsResponse;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use prost::Message as _;
+    use sunshine_eventlog::RecordedEvent;
+    use sunshine_policy::{Policy, PolicySource};
+    use sunshine_proto::events::Event;
+
+    use super::*;
+
+    /// The example district's policy, with the assist-first cap lowered to 1500.00 yuan from
+    /// 2026-09-10.
+    fn policy_lowering_the_cap() -> Policy {
+        let mut sources = sunshine_policy::example_district_sources();
+        let temporary: &mut PolicySource = sources
+            .iter_mut()
+            .find(|source| source.file_name == "temporary.toml")
+            .unwrap();
+        let cap = "assist_first_cap = [\n    { from = 2024-01-01, value = \"2000.00\" },\n";
+        assert!(temporary.text.contains(cap));
+        temporary.text = temporary.text.replace(
+            cap,
+            &format!("{cap}    {{ from = 2026-09-10, value = \"1500.00\" }},\n"),
+        );
+        Policy::from_sources(sources).unwrap()
+    }
+
+    fn recorded(submitted: &pb::ApplicationSubmitted) -> AppendOutcome {
+        AppendOutcome {
+            stream_id: format!("intake-household-{}", submitted.household_id),
+            first_version: 2,
+            last_version: 2,
+            events: vec![RecordedEvent {
+                sequence: 7,
+                log_position: None,
+                event_id: uuid::Uuid::now_v7(),
+                stream_id: format!("intake-household-{}", submitted.household_id),
+                stream_version: 2,
+                case_id: submitted.case_id.clone(),
+                event_type: <pb::ApplicationSubmitted as Event>::TYPE.to_owned(),
+                schema_version: 1,
+                payload: submitted.encode_to_vec(),
+                metadata_json: "{}".into(),
+                occurred_at_us: 0,
+                recorded_at_us: 0,
+                previous_hash: [0; 32],
+                hash: [0; 32],
+            }],
+            deduplicated: true,
+        }
+    }
+
+    fn emergency(accepted_on: pb::Date) -> pb::ApplicationSubmitted {
+        pb::ApplicationSubmitted {
+            application_id: "app-1".into(),
+            case_id: "case-1".into(),
+            household_id: "0190f3c4-0000-7000-8000-0000000000aa".into(),
+            program_code: "temporary".into(),
+            route: pb::Route::Emergency as i32,
+            accepted_on: Some(accepted_on),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_submission_is_answered_with_the_cap_of_its_day_of_acceptance() {
+        let policy = policy_lowering_the_cap();
+        let before = submission_answer(
+            &policy,
+            &recorded(&emergency(pb::Date {
+                year: 2026,
+                month: 9,
+                day: 9,
+            })),
+        )
+        .unwrap();
+        assert_eq!(
+            before,
+            pb::SubmitApplicationResponse {
+                application_id: "app-1".into(),
+                case_id: "case-1".into(),
+                route: pb::Route::Emergency as i32,
+                department_code: String::new(),
+                assist_first_cap: Some(pb::Money { fen: 200_000 }),
+                relative_of_official: false,
+            }
+        );
+        let after = submission_answer(
+            &policy,
+            &recorded(&emergency(pb::Date {
+                year: 2026,
+                month: 9,
+                day: 10,
+            })),
+        )
+        .unwrap();
+        assert_eq!(after.assist_first_cap, Some(pb::Money { fen: 150_000 }));
+        // Not an emergency: no cap to tell.
+        let routine = pb::ApplicationSubmitted {
+            route: pb::Route::Review as i32,
+            ..emergency(pb::Date {
+                year: 2026,
+                month: 9,
+                day: 9,
+            })
+        };
+        assert_eq!(
+            submission_answer(&policy, &recorded(&routine))
+                .unwrap()
+                .assist_first_cap,
+            None
+        );
+    }
 }

@@ -5,11 +5,12 @@
 //!    case), and the acting [`Officer`] and the log's `Actor`, built once from the identity;
 //! 2. **parse**: the request into the aggregate's command ([`crate::requests`]: every limit
 //!    and every field, all violations at once);
-//! 3. **load** ([`crate::store`]): the case *for the caller* (out of scope reads exactly like
-//!    an unknown case, a recused official is refused), a retry answered from its first append
-//!    (same command id and request digest; the same id with other content is
-//!    `INVALID_ARGUMENT` on `command_id`), the version the officer saw (another officer first
-//!    → `ABORTED`), and for opinions and decisions the policy engine's evaluation;
+//! 3. **load** ([`crate::store`]): first a retry, answered from its first append (same
+//!    command id and request digest, by the same caller; the same id with other content is
+//!    `INVALID_ARGUMENT` on `command_id`) — before anything that depends on the case as it is
+//!    now; then the case *for the caller* (out of scope reads exactly like an unknown case, a
+//!    recused official is refused), the version the officer saw (another officer first →
+//!    `ABORTED`), and for opinions and decisions the policy engine's evaluation;
 //! 4. **decide**: `CaseState::handle`, once (the workflow's roles and tiers, recusal, the one
 //!    four-eyes rule);
 //! 5. **append**, with the request's digest — and only now is anything written: a visit's
@@ -190,11 +191,16 @@ impl Call<'_> {
             .map_err(ApiError::internal)
     }
 
-    /// The load of every command: the case for the caller, then a retry answered from its
-    /// first append, then the version the officer saw.
+    /// The load of every command: a retry answered from its first append, then the case for
+    /// the caller, then the version the officer saw.
+    ///
+    /// The retry comes first, before anything that depends on the case as it is now: the
+    /// first answer was given by the case as it was, and a case that has since left the
+    /// caller's scope (the household moved) or recused the caller must not turn an OK whose
+    /// answer was lost into a refusal. Only the same caller's same request is a retry (the
+    /// store binds the digest to the actor), so nobody learns anything they were not told.
     async fn load<R: CaseCommandRequest>(&self, request: &R) -> Result<Loaded, ApiError> {
         let case_id = request.case_id();
-        let case = store::load_for(self.state, &self.caller, case_id).await?;
         let metadata = EventMetadata {
             actor: self.actor.clone(),
             command_id: Some(request.command_id().to_owned()),
@@ -207,6 +213,7 @@ impl Call<'_> {
                 retried_answer(self.state, case_id, &outcome).await?,
             ));
         }
+        let case = store::load_for(self.state, &self.caller, case_id).await?;
         let expected_version = request.expected_version();
         if case.version != expected_version {
             return Err(ApiError::Conflict(format!(

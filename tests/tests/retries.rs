@@ -1,0 +1,1337 @@
+//! Every retry gets its first answer (issue 11): for every command RPC of intake and review —
+//! every RPC whose request carries a `command_id`, read from the services' descriptors — on
+//! PostgreSQL + NATS JetStream and on SQLite + the in-process bus:
+//!
+//! 1. the command is performed once (OK);
+//! 2. the world moves on (another command on the same household or case, a move out of the
+//!    caller's scope, a recusal, a new policy parameter in force), so the state the first
+//!    answer was computed from is gone;
+//! 3. a retry with the same command id and the same request answers exactly the first answer
+//!    (the whole message) and writes nothing;
+//! 4. the same command id with other content is `INVALID_ARGUMENT` naming `command_id`, and
+//!    writes nothing.
+//!
+//! The table ([`ROWS`]) has one row per command RPC; `every_command_rpc_has_a_row` fails when
+//! a service gains a command the table does not retry.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
+use sunshine_platform::Role;
+use sunshine_platform::clock::{Clock as _, ManualClock};
+use sunshine_proto::events::{Event, TypedEvent};
+use sunshine_proto::v1 as pb;
+use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_proto::v1::review_service_client::ReviewServiceClient;
+use sunshine_tests::households::{Person, date, dibao_application, documents, family};
+use sunshine_tests::{
+    DISTRICT, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, VILLAGE, test_config,
+    violated_fields, with_token,
+};
+use time::macros::date;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+/// A village of another street-town: a household moved there leaves the street reviewer's
+/// scope as well as the clerk's.
+const FAR_VILLAGE: &str = "990101002001";
+/// The consumers that react to the log (each records every event it processed).
+const CONSUMERS: [&str; 2] = ["intake-read-model", "review-case-opener"];
+/// Where every row starts: Monday 2026-09-07 (publicity then runs to Sunday 09-13).
+const START: time::Date = date!(2026 - 09 - 07);
+/// The day the scenario's policy lowers the assist-first cap (先行救助) from 2000.00 to 1500.00
+/// yuan: an answer computed from today's policy on a retry would differ from the first.
+const CAP_LOWERED_ON: time::Date = date!(2026 - 09 - 10);
+const FIRST_CAP_FEN: i64 = 200_000;
+/// After the publicity that starts on [`START`]: decisions may be taken.
+const AFTER_PUBLICITY: time::Date = date!(2026 - 09 - 15);
+
+type RowFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+/// A row's scenario, given the world and a seed that keeps its people apart from other rows'.
+type Row = for<'a> fn(&'a World, u32) -> RowFuture<'a>;
+
+macro_rules! rows {
+    ($($rpc:literal => $scenario:ident,)*) => {
+        /// Every command RPC (`Service/Method`) and the scenario that retries it.
+        const ROWS: &[(&str, Row)] = &[
+            $(($rpc, |world, seed| Box::pin($scenario(world, seed))),)*
+        ];
+    };
+}
+
+rows! {
+    "IntakeService/RegisterHousehold" => register_household,
+    "IntakeService/RecordCircumstanceChange" => record_circumstance_change,
+    "IntakeService/RecordDeath" => record_death,
+    "IntakeService/CorrectDeathRecord" => correct_death_record,
+    "IntakeService/RecordMove" => record_move,
+    "IntakeService/SubmitApplication" => submit_application,
+    "IntakeService/RegisterOfficialRelative" => register_official_relative,
+    "ReviewService/AssignInvestigators" => assign_investigators,
+    "ReviewService/RecordHomeVisit" => record_home_visit,
+    "ReviewService/RequestVerification" => request_verification,
+    "ReviewService/RecordOpinion" => record_opinion,
+    "ReviewService/StartPublicity" => start_publicity,
+    "ReviewService/AnswerObjection" => answer_objection,
+    "ReviewService/GrantAssistFirst" => grant_assist_first,
+    "ReviewService/Decide" => decide,
+    "ReviewService/ReturnForMaterial" => return_for_material,
+    "ReviewService/Withdraw" => withdraw,
+    "ReviewService/ExtendDeadline" => extend_deadline,
+    "ReviewService/NotifyRefusal" => notify_refusal,
+}
+
+/// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
+/// `sunshine-proto` compiles: every method whose input message has a field `command_id`.
+fn described_command_rpcs() -> anyhow::Result<BTreeSet<String>> {
+    let set = prost_types::FileDescriptorSet::decode(sunshine_proto::FILE_DESCRIPTOR_SET)?;
+    let mut with_command_id = BTreeSet::new();
+    for file in &set.file {
+        for message in &file.message_type {
+            if message
+                .field
+                .iter()
+                .any(|field| field.name() == "command_id")
+            {
+                with_command_id.insert(format!(".{}.{}", file.package(), message.name()));
+            }
+        }
+    }
+    let mut rpcs = BTreeSet::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                if with_command_id.contains(method.input_type()) {
+                    rpcs.insert(format!("{}/{}", service.name(), method.name()));
+                }
+            }
+        }
+    }
+    Ok(rpcs)
+}
+
+#[test]
+fn every_command_rpc_has_a_row() -> anyhow::Result<()> {
+    let described = described_command_rpcs()?;
+    anyhow::ensure!(
+        described.contains("IntakeService/SubmitApplication")
+            && described.contains("ReviewService/Decide"),
+        "the descriptors name no commands: {described:?}"
+    );
+    let rows: BTreeSet<String> = ROWS.iter().map(|(rpc, _)| (*rpc).to_owned()).collect();
+    anyhow::ensure!(rows.len() == ROWS.len(), "a row is in the table twice");
+    let missing: Vec<&String> = described.difference(&rows).collect();
+    let unknown: Vec<&String> = rows.difference(&described).collect();
+    anyhow::ensure!(
+        missing.is_empty() && unknown.is_empty(),
+        "command RPCs without a retry row: {missing:?}; rows naming no command RPC: {unknown:?}"
+    );
+    Ok(())
+}
+
+mod every_retry_gets_its_first_answer {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_and_nats() -> anyhow::Result<()> {
+        super::every_retry_gets_its_first_answer(true).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_and_the_in_process_bus() -> anyhow::Result<()> {
+        super::every_retry_gets_its_first_answer(false).await
+    }
+}
+
+/// Every row on one world, one after the other; every failing row is reported at once.
+async fn every_retry_gets_its_first_answer(cluster: bool) -> anyhow::Result<()> {
+    let world = World::start(cluster).await?;
+    let mut failures = Vec::new();
+    for (index, (rpc, row)) in ROWS.iter().enumerate() {
+        world.clock.set(START);
+        let seed = u32::try_from(index)? + 1;
+        if let Err(error) = row(&world, seed).await {
+            failures.push(format!("{rpc}: {error:#}"));
+        }
+    }
+    world.stop().await?;
+    anyhow::ensure!(
+        failures.is_empty(),
+        "{} of {} command RPCs do not answer retries with their first answer:\n{}",
+        failures.len(),
+        ROWS.len(),
+        failures.join("\n")
+    );
+    Ok(())
+}
+
+/// A client call as a function of the request: `call!(client, method, token)`.
+macro_rules! call {
+    ($client:expr, $method:ident, $token:expr) => {{
+        let client = $client.clone();
+        let token: String = $token.clone();
+        move |request| {
+            let mut client = client.clone();
+            let token = token.clone();
+            async move {
+                let request = with_token(request, &token)
+                    .map_err(|error| Status::internal(error.to_string()))?;
+                client
+                    .$method(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        }
+    }};
+}
+
+/// Intake and review on fresh backends with one hand-set clock, the officers of every row,
+/// and a direct view of the log.
+struct World {
+    clock: Arc<ManualClock>,
+    intake: IntakeServiceClient<Channel>,
+    review: ReviewServiceClient<Channel>,
+    store: EventStore,
+    database: sunshine_platform::backends::Database,
+    services: Vec<RunningService>,
+    /// `clerk-1`, a village clerk of [`VILLAGE`]: registers, applies, visits.
+    clerk: String,
+    /// `clerk-2`, the second investigator.
+    second_clerk: String,
+    /// A clerk of [`FAR_VILLAGE`].
+    far_clerk: String,
+    /// `street-1`, the street-town's reviewer.
+    street: String,
+    /// `center-1`, a center reviewer: corrects deaths, keeps the registry of officials'
+    /// relatives.
+    center: String,
+    /// `approver-1`, the district's approver.
+    approver: String,
+    policy_directory: PathBuf,
+    _backends: ScenarioBackends,
+}
+
+/// A household registered for a row.
+struct Household {
+    household_id: String,
+    member_ids: Vec<String>,
+    people: Vec<Person>,
+}
+
+/// A case opened for a row's household.
+struct Case {
+    household: Household,
+    case_id: String,
+}
+
+impl World {
+    async fn start(cluster: bool) -> anyhow::Result<World> {
+        let auth = TestAuth::new()?;
+        let backends = ScenarioBackends::start(cluster).await?;
+        let clock = Arc::new(ManualClock::new(START));
+        let log_signals = sunshine_eventlog::LogSignals::new();
+        let policy_directory = policy_with_a_lower_cap_from(CAP_LOWERED_ON)?;
+        let mut config = test_config(&auth, backends.database_url(), backends.bus_url());
+        config.policy.directory = policy_directory.display().to_string();
+        let intake_clock = Arc::clone(&clock);
+        let intake_signals = log_signals.clone();
+        let intake = RunningService::start(
+            sunshine_intake::SERVICE_NAME,
+            backends.service_config(&config, sunshine_intake::SERVICE_NAME),
+            move |config, listener, shutdown| {
+                sunshine_intake::run_sharing_log(
+                    config,
+                    listener,
+                    shutdown,
+                    intake_clock,
+                    intake_signals,
+                )
+            },
+        )
+        .await?;
+        let review_clock = Arc::clone(&clock);
+        let review_signals = log_signals.clone();
+        let review = RunningService::start(
+            sunshine_review::SERVICE_NAME,
+            backends.service_config(&config, sunshine_review::SERVICE_NAME),
+            move |config, listener, shutdown| {
+                sunshine_review::run_sharing_log(
+                    config,
+                    listener,
+                    shutdown,
+                    review_clock,
+                    review_signals,
+                )
+            },
+        )
+        .await?;
+        let services = vec![intake, review];
+        for service in &services {
+            service
+                .wait_for_health(ServingStatus::Serving, PATIENCE)
+                .await?;
+        }
+        let database = sunshine_platform::backends::Database::connect(
+            &sunshine_platform::config::DatabaseConfig {
+                url: backends.database_url(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let store = EventStore::from_database(&database).with_signals(log_signals);
+        Ok(World {
+            clock,
+            intake: IntakeServiceClient::new(services[0].channel().await?),
+            review: ReviewServiceClient::new(services[1].channel().await?),
+            store,
+            database,
+            clerk: auth.token_for("clerk-1", Role::VillageClerk, VILLAGE),
+            second_clerk: auth.token_for("clerk-2", Role::VillageClerk, VILLAGE),
+            far_clerk: auth.token_for("clerk-far", Role::VillageClerk, FAR_VILLAGE),
+            street: auth.token_for("street-1", Role::StreetReviewer, STREET_TOWN),
+            center: auth.token_for("center-1", Role::CenterReviewer, DISTRICT),
+            approver: auth.token_for("approver-1", Role::CenterApprover, DISTRICT),
+            services,
+            policy_directory,
+            _backends: backends,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.database.close().await;
+        for service in self.services.into_iter().rev() {
+            service.stop().await?;
+        }
+        std::fs::remove_dir_all(&self.policy_directory)?;
+        Ok(())
+    }
+
+    // ---- the rules every row checks ----
+
+    /// Steps 3 and 4 of every row, once the first call answered `first` and the world moved
+    /// on: the faithful retry answers `first` exactly and writes nothing; `other`, the same
+    /// command id with other content, is refused on `command_id` and writes nothing.
+    async fn retries_answer_first<Request, Response, Answer>(
+        &self,
+        call: impl Fn(Request) -> Answer,
+        request: Request,
+        first: &Response,
+        other: Request,
+    ) -> anyhow::Result<()>
+    where
+        Request: Clone,
+        Response: PartialEq + std::fmt::Debug,
+        Answer: Future<Output = Result<Response, Status>>,
+    {
+        let before = self.settled_log_size().await?;
+        let again = call(request)
+            .await
+            .map_err(|status| anyhow::anyhow!("the faithful retry was refused: {status:?}"))?;
+        anyhow::ensure!(
+            again == *first,
+            "the faithful retry answered {again:?}, the first call {first:?}"
+        );
+        let after_retry = self.settled_log_size().await?;
+        anyhow::ensure!(
+            after_retry == before,
+            "the faithful retry wrote {} events",
+            after_retry - before
+        );
+        match call(other).await {
+            Ok(answer) => anyhow::bail!("other content under the same command id: OK {answer:?}"),
+            Err(status) => {
+                anyhow::ensure!(
+                    status.code() == Code::InvalidArgument
+                        && violated_fields(&status) == ["command_id"],
+                    "other content under the same command id: {status:?}, not INVALID_ARGUMENT on command_id"
+                );
+            }
+        }
+        let after_refusal = self.settled_log_size().await?;
+        anyhow::ensure!(
+            after_refusal == before,
+            "the refused reuse wrote {} events",
+            after_refusal - before
+        );
+        Ok(())
+    }
+
+    /// The number of events in the log once every consumer has processed every event (so no
+    /// reaction is still to come).
+    async fn settled_log_size(&self) -> anyhow::Result<i64> {
+        self.settle().await?;
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(self.store.pool())
+            .await?)
+    }
+
+    /// Waits until every consumer has processed every event of the log.
+    async fn settle(&self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let mut behind = 0_i64;
+            for consumer in CONSUMERS {
+                let unprocessed: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM consumer_processed p \
+                     WHERE p.consumer = $1 AND p.event_id = e.event_id)",
+                )
+                .bind(consumer)
+                .fetch_one(self.store.pool())
+                .await?;
+                behind += unprocessed;
+            }
+            if behind == 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the consumers are {behind} events behind"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // ---- households ----
+
+    /// A household of four at [`VILLAGE`], registered by `clerk-1`.
+    async fn household(&self, seed: u32) -> anyhow::Result<Household> {
+        let people = family(seed);
+        let registered = call!(self.intake, register_household, self.clerk)(
+            sunshine_tests::households::registration(&format!("reg-{seed}"), &people),
+        )
+        .await?;
+        Ok(Household {
+            household_id: registered.household_id,
+            member_ids: registered.member_ids,
+            people,
+        })
+    }
+
+    /// The household's version, once every reaction to it has been appended.
+    async fn household_version(&self, household_id: &str) -> anyhow::Result<u64> {
+        self.settle().await?;
+        Ok(self
+            .store
+            .stream_version(&StreamId::new("intake", "household", household_id)?)
+            .await?)
+    }
+
+    async fn change_circumstances(
+        &self,
+        command_id: &str,
+        household: &Household,
+        token: &str,
+        fen: i64,
+    ) -> anyhow::Result<pb::RecordCircumstanceChangeResponse> {
+        let request = change(
+            command_id,
+            household,
+            self.household_version(&household.household_id).await?,
+            fen,
+        );
+        Ok(call!(self.intake, record_circumstance_change, token.to_owned())(request).await?)
+    }
+
+    /// `clerk-1` moves the household to [`FAR_VILLAGE`], out of the clerk's and the street
+    /// reviewer's scope; review's cases follow it.
+    async fn move_away(&self, command_id: &str, household: &Household) -> anyhow::Result<()> {
+        let request = relocation(
+            command_id,
+            household,
+            self.household_version(&household.household_id).await?,
+        );
+        call!(self.intake, record_move, self.clerk)(request).await?;
+        self.settle().await
+    }
+
+    // ---- cases ----
+
+    /// A dibao application of a new household, and its case opened by review.
+    async fn case(&self, seed: u32) -> anyhow::Result<Case> {
+        let household = self.household(seed).await?;
+        let accepted = call!(self.intake, submit_application, self.clerk)(dibao_application(
+            &format!("app-{seed}"),
+            &household.household_id,
+            &household.member_ids[0],
+        ))
+        .await?;
+        let case = Case {
+            household,
+            case_id: accepted.case_id,
+        };
+        self.wait_for_event::<pb::CaseOpened>(&case.case_id).await?;
+        Ok(case)
+    }
+
+    /// The case's version, once every reaction has been appended.
+    async fn case_version(&self, case_id: &str) -> anyhow::Result<u64> {
+        self.settle().await?;
+        Ok(self
+            .store
+            .stream_version(&StreamId::new("review", "case", case_id)?)
+            .await?)
+    }
+
+    /// Waits until the case's file holds an event of type `E`.
+    async fn wait_for_event<E: Event>(&self, case_id: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let file = self.store.read_case(case_id).await?;
+            if file.iter().any(|stored| stored.event_type == E::TYPE) {
+                return self.settle().await;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "case {case_id} never recorded {}",
+                E::TYPE
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Appends an event of another service (a department, disclosure) as that service would.
+    async fn append_as(
+        &self,
+        service_stream: &str,
+        case_id: &str,
+        event: &impl TypedEvent,
+    ) -> anyhow::Result<()> {
+        let stream = StreamId::parse(&format!("{service_stream}-{}", uuid::Uuid::now_v7()))?;
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "test-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![NewEvent::typed(case_id, event)],
+            )
+            .await?;
+        self.settle().await
+    }
+
+    async fn assign(&self, case: &Case) -> anyhow::Result<pb::CaseCommandResponse> {
+        Ok(
+            call!(self.review, assign_investigators, self.street)(assignment(
+                &case.case_id,
+                self.case_version(&case.case_id).await?,
+            ))
+            .await?,
+        )
+    }
+
+    async fn visit(
+        &self,
+        case: &Case,
+        token: &str,
+        command_id: &str,
+    ) -> anyhow::Result<pb::CaseCommandResponse> {
+        Ok(
+            call!(self.review, record_home_visit, token.to_owned())(visit(
+                command_id,
+                &case.case_id,
+                self.case_version(&case.case_id).await?,
+                self.clock.today(),
+            ))
+            .await?,
+        )
+    }
+
+    /// Assigned and visited twice: ready for verification.
+    async fn investigated(&self, case: &Case) -> anyhow::Result<()> {
+        self.assign(case).await?;
+        self.visit(case, &self.clerk, &format!("visit-1-{}", case.case_id))
+            .await?;
+        self.visit(
+            case,
+            &self.second_clerk,
+            &format!("visit-2-{}", case.case_id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn request_verification(&self, case: &Case) -> anyhow::Result<pb::CaseCommandResponse> {
+        Ok(
+            call!(self.review, request_verification, self.street)(verification(
+                &case.case_id,
+                self.case_version(&case.case_id).await?,
+            ))
+            .await?,
+        )
+    }
+
+    /// The department answers; the case moves to the preliminary opinion.
+    async fn verification_answered(&self, case: &Case) -> anyhow::Result<()> {
+        let answer = pb::VerificationAnswered {
+            case_id: case.case_id.clone(),
+            department_code: "civil_affairs".into(),
+            ..Default::default()
+        };
+        // Settled: review's reaction to it is in the case's stream.
+        self.append_as("departments-verification", &case.case_id, &answer)
+            .await
+    }
+
+    async fn opinion(&self, case: &Case) -> anyhow::Result<pb::CaseCommandResponse> {
+        Ok(call!(self.review, record_opinion, self.street)(opinion(
+            &case.case_id,
+            self.case_version(&case.case_id).await?,
+        ))
+        .await?)
+    }
+
+    async fn publicity(&self, case: &Case) -> anyhow::Result<pb::CaseCommandResponse> {
+        Ok(call!(self.review, start_publicity, self.street)(publicity(
+            &case.case_id,
+            self.case_version(&case.case_id).await?,
+        ))
+        .await?)
+    }
+
+    /// Investigated, verified, with the street-town's opinion and its publicity started: the
+    /// engine's amount.
+    async fn in_publicity(&self, case: &Case) -> anyhow::Result<i64> {
+        self.investigated(case).await?;
+        self.request_verification(case).await?;
+        self.verification_answered(case).await?;
+        let opinion = self.opinion(case).await?;
+        self.publicity(case).await?;
+        Ok(opinion
+            .policy
+            .and_then(|policy| policy.amount)
+            .map_or(0, |money| money.fen))
+    }
+
+    /// An objection arrives during publicity; the case is investigated again (settled: review's
+    /// reaction to it is in the case's stream).
+    async fn objection(&self, case: &Case, objection_id: &str) -> anyhow::Result<()> {
+        let objection = pb::ObjectionReceived {
+            case_id: case.case_id.clone(),
+            objection_id: objection_id.into(),
+            received_on: Some(sunshine_proto::dates::from_date(self.clock.today())),
+            sealed_content: Vec::new(),
+        };
+        self.append_as("disclosure-objection", &case.case_id, &objection)
+            .await
+    }
+
+    /// The decision after the publicity, by `approver-1`.
+    async fn decided(
+        &self,
+        case: &Case,
+        approve: bool,
+        amount_fen: i64,
+    ) -> anyhow::Result<(pb::DecideRequest, pb::CaseCommandResponse)> {
+        self.clock.set(AFTER_PUBLICITY);
+        let request = decision(
+            &case.case_id,
+            self.case_version(&case.case_id).await?,
+            approve,
+            amount_fen,
+        );
+        let answer = call!(self.review, decide, self.approver)(request.clone()).await?;
+        Ok((request, answer))
+    }
+
+    /// Waits until intake has closed the household's application of `case`.
+    async fn wait_for_closed_application(&self, case: &Case) -> anyhow::Result<()> {
+        let stream = StreamId::new("intake", "household", &case.household.household_id)?;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let closed: Vec<pb::ApplicationClosed> =
+                sunshine_tests::events::decoded(&self.store.read_stream(&stream, 1).await?)?;
+            if closed.iter().any(|closed| closed.case_id == case.case_id) {
+                return self.settle().await;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "intake never closed the application of case {}",
+                case.case_id
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The example district's policy, except that the assist-first cap is 1500.00 yuan from
+/// `from` on.
+fn policy_with_a_lower_cap_from(from: time::Date) -> anyhow::Result<PathBuf> {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/example-district");
+    let directory = std::env::temp_dir().join(format!("sunshine-policy-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&directory)?;
+    for entry in std::fs::read_dir(&source)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let mut text = std::fs::read_to_string(&path)?;
+        if name == "temporary.toml" {
+            let cap = "assist_first_cap = [\n    { from = 2024-01-01, value = \"2000.00\" },\n";
+            anyhow::ensure!(
+                text.contains(cap),
+                "temporary.toml no longer has the cap this test lowers"
+            );
+            text = text.replace(
+                cap,
+                &format!("{cap}    {{ from = {from}, value = \"1500.00\" }},\n"),
+            );
+        }
+        std::fs::write(directory.join(name), text)?;
+    }
+    Ok(directory)
+}
+
+// ---- requests ----
+
+fn change(
+    command_id: &str,
+    household: &Household,
+    version: u64,
+    fen: i64,
+) -> pb::RecordCircumstanceChangeRequest {
+    pb::RecordCircumstanceChangeRequest {
+        command_id: command_id.into(),
+        household_id: household.household_id.clone(),
+        expected_version: version,
+        incomes: vec![pb::MemberIncome {
+            member_id: household.member_ids[0].clone(),
+            monthly_income: vec![pb::IncomeItem {
+                kind: "wages".into(),
+                monthly_amount: Some(pb::Money { fen }),
+            }],
+        }],
+        assets: None,
+        reason: "新工作".into(),
+    }
+}
+
+fn death(command_id: &str, household: &Household, version: u64) -> pb::RecordDeathRequest {
+    pb::RecordDeathRequest {
+        command_id: command_id.into(),
+        household_id: household.household_id.clone(),
+        expected_version: version,
+        member_id: household.member_ids[3].clone(),
+        date_of_death: date(2026, 9, 1),
+        reason: "死亡证明".into(),
+    }
+}
+
+fn correction(
+    command_id: &str,
+    household: &Household,
+    version: u64,
+) -> pb::CorrectDeathRecordRequest {
+    pb::CorrectDeathRecordRequest {
+        command_id: command_id.into(),
+        household_id: household.household_id.clone(),
+        expected_version: version,
+        member_id: household.member_ids[3].clone(),
+        reason: "死亡证明登记错人".into(),
+    }
+}
+
+fn relocation(command_id: &str, household: &Household, version: u64) -> pb::RecordMoveRequest {
+    pb::RecordMoveRequest {
+        command_id: command_id.into(),
+        household_id: household.household_id.clone(),
+        expected_version: version,
+        new_hukou_org_unit_code: FAR_VILLAGE.into(),
+        new_address: "示例区西城街道和平路8号".into(),
+        reason: "户口迁移".into(),
+    }
+}
+
+fn emergency_application(command_id: &str, household: &Household) -> pb::SubmitApplicationRequest {
+    pb::SubmitApplicationRequest {
+        program_code: "temporary".into(),
+        documents: documents(&[
+            "application_form",
+            "identity_documents",
+            "hardship_evidence",
+        ]),
+        ..dibao_application(
+            command_id,
+            &household.household_id,
+            &household.member_ids[1],
+        )
+    }
+}
+
+fn investigator(subject: &str) -> pb::CaseOfficer {
+    pb::CaseOfficer {
+        subject: subject.into(),
+        role: "village_clerk".into(),
+        org_unit_code: VILLAGE.into(),
+    }
+}
+
+fn assignment(case_id: &str, version: u64) -> pb::AssignInvestigatorsRequest {
+    pb::AssignInvestigatorsRequest {
+        command_id: format!("assign-{case_id}"),
+        case_id: case_id.into(),
+        expected_version: version,
+        investigators: vec![investigator("clerk-1"), investigator("clerk-2")],
+    }
+}
+
+fn visit(
+    command_id: &str,
+    case_id: &str,
+    version: u64,
+    on: time::Date,
+) -> pb::RecordHomeVisitRequest {
+    pb::RecordHomeVisitRequest {
+        command_id: command_id.into(),
+        case_id: case_id.into(),
+        expected_version: version,
+        visited_on: Some(sunshine_proto::dates::from_date(on)),
+        findings: "家中有卧床老人".into(),
+    }
+}
+
+fn verification(case_id: &str, version: u64) -> pb::RequestVerificationRequest {
+    pb::RequestVerificationRequest {
+        command_id: format!("verify-{case_id}"),
+        case_id: case_id.into(),
+        expected_version: version,
+        department_codes: vec!["civil_affairs".into()],
+    }
+}
+
+fn opinion(case_id: &str, version: u64) -> pb::RecordOpinionRequest {
+    pb::RecordOpinionRequest {
+        command_id: format!("opinion-{case_id}"),
+        case_id: case_id.into(),
+        expected_version: version,
+        recommend_approval: true,
+        proposed_amount: None,
+        opinion: "符合农村低保条件".into(),
+        departure_justification: String::new(),
+    }
+}
+
+fn publicity(case_id: &str, version: u64) -> pb::StartPublicityRequest {
+    pb::StartPublicityRequest {
+        command_id: format!("publicity-{case_id}"),
+        case_id: case_id.into(),
+        expected_version: version,
+    }
+}
+
+fn decision(case_id: &str, version: u64, approve: bool, amount_fen: i64) -> pb::DecideRequest {
+    pb::DecideRequest {
+        command_id: format!("decide-{case_id}"),
+        case_id: case_id.into(),
+        expected_version: version,
+        approve,
+        monthly_amount: Some(pb::Money {
+            fen: if approve { amount_fen } else { 0 },
+        }),
+        start_month: if approve {
+            "2026-10".into()
+        } else {
+            String::new()
+        },
+        reasons: vec![
+            if approve {
+                "符合条件"
+            } else {
+                "隐瞒收入"
+            }
+            .into(),
+        ],
+        departure_justification: if approve {
+            String::new()
+        } else {
+            "复核发现申请人隐瞒经营收入".into()
+        },
+    }
+}
+
+// ---- intake's rows ----
+
+async fn register_household(world: &World, seed: u32) -> anyhow::Result<()> {
+    let call = call!(world.intake, register_household, world.clerk);
+    let people = family(seed);
+    let request = sunshine_tests::households::registration(&format!("reg-{seed}"), &people);
+    let first = call(request.clone()).await?;
+    // The household lives on: a change, and an application.
+    let household = Household {
+        household_id: first.household_id.clone(),
+        member_ids: first.member_ids.clone(),
+        people,
+    };
+    world
+        .change_circumstances(
+            &format!("change-after-registration-{seed}"),
+            &household,
+            &world.clerk,
+            40_000,
+        )
+        .await?;
+    call!(world.intake, submit_application, world.clerk)(dibao_application(
+        &format!("app-{seed}"),
+        &household.household_id,
+        &household.member_ids[0],
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.address = "示例区东城街道幸福里5号".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn record_circumstance_change(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let call = call!(world.intake, record_circumstance_change, world.clerk);
+    let version = world.household_version(&household.household_id).await?;
+    let request = change(&format!("change-1-{seed}"), &household, version, 40_000);
+    let first = call(request.clone()).await?;
+    // Another change after it.
+    call(change(
+        &format!("change-2-{seed}"),
+        &household,
+        first.version,
+        50_000,
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.reason = "另一个理由".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn record_death(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let call = call!(world.intake, record_death, world.clerk);
+    let version = world.household_version(&household.household_id).await?;
+    let request = death(&format!("death-1-{seed}"), &household, version);
+    let first = call(request.clone()).await?;
+    // The center finds the death recorded in error: the member lives again.
+    call!(world.intake, correct_death_record, world.center)(correction(
+        &format!("correct-1-{seed}"),
+        &household,
+        first.version,
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.date_of_death = date(2026, 8, 31);
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn correct_death_record(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let died = call!(world.intake, record_death, world.clerk);
+    let version = world.household_version(&household.household_id).await?;
+    let recorded = died(death(&format!("death-1-{seed}"), &household, version)).await?;
+    let call = call!(world.intake, correct_death_record, world.center);
+    let request = correction(&format!("correct-1-{seed}"), &household, recorded.version);
+    let first = call(request.clone()).await?;
+    // The member then really dies.
+    died(death(&format!("death-2-{seed}"), &household, first.version)).await?;
+    let mut other = request.clone();
+    other.reason = "另一个理由".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn record_move(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let call = call!(world.intake, record_move, world.clerk);
+    let version = world.household_version(&household.household_id).await?;
+    let request = relocation(&format!("move-1-{seed}"), &household, version);
+    let first = call(request.clone()).await?;
+    // The household has left the clerk's village; the clerk there records a change.
+    world
+        .change_circumstances(
+            &format!("change-there-{seed}"),
+            &household,
+            &world.far_clerk,
+            40_000,
+        )
+        .await?;
+    let mut other = request.clone();
+    other.new_address = "示例区西城街道和平路9号".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn submit_application(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let call = call!(world.intake, submit_application, world.clerk);
+    let request = emergency_application(&format!("app-emergency-{seed}"), &household);
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first.assist_first_cap == Some(pb::Money { fen: FIRST_CAP_FEN }),
+        "the cap in force when the application was accepted: {first:?}"
+    );
+    // Review opens the case; the policy's cap is lowered; the household applies for dibao.
+    world
+        .wait_for_event::<pb::CaseOpened>(&first.case_id)
+        .await?;
+    world.clock.set(CAP_LOWERED_ON);
+    call(dibao_application(
+        &format!("app-dibao-{seed}"),
+        &household.household_id,
+        &household.member_ids[0],
+    ))
+    .await?;
+    let mut other = request.clone();
+    other
+        .declared_facts
+        .insert("fire".into(), "房屋失火".into());
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn register_official_relative(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let call = call!(world.intake, register_official_relative, world.center);
+    let request = pb::RegisterOfficialRelativeRequest {
+        command_id: format!("official-{seed}"),
+        official_subject: format!("cadre-{seed}"),
+        official_name: "赵主任".into(),
+        official_position: "村委会主任".into(),
+        official_org_unit_code: VILLAGE.into(),
+        relative_national_id: household.people[1].id.clone(),
+        relation: "spouse".into(),
+    };
+    let first = call(request.clone()).await?;
+    // The relative's household applies (and is flagged at the window).
+    call!(world.intake, submit_application, world.clerk)(dibao_application(
+        &format!("app-{seed}"),
+        &household.household_id,
+        &household.member_ids[0],
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.official_position = "村党支部书记".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- review's rows ----
+
+async fn assign_investigators(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    let call = call!(world.review, assign_investigators, world.street);
+    let request = assignment(&case.case_id, world.case_version(&case.case_id).await?);
+    let first = call(request.clone()).await?;
+    // The street reviewer turns out to be a relative's official: recused from the case.
+    call!(world.intake, register_official_relative, world.center)(
+        pb::RegisterOfficialRelativeRequest {
+            command_id: format!("official-{seed}"),
+            official_subject: "street-1".into(),
+            official_name: "孙科长".into(),
+            official_position: "街道办科长".into(),
+            official_org_unit_code: STREET_TOWN.into(),
+            relative_national_id: case.household.people[1].id.clone(),
+            relation: "spouse".into(),
+        },
+    )
+    .await?;
+    world
+        .wait_for_event::<pb::OfficialRecused>(&case.case_id)
+        .await?;
+    let mut other = request.clone();
+    other.investigators[1] = investigator("clerk-3");
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn record_home_visit(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    world.assign(&case).await?;
+    let call = call!(world.review, record_home_visit, world.clerk);
+    let request = visit(
+        &format!("visit-1-{seed}"),
+        &case.case_id,
+        world.case_version(&case.case_id).await?,
+        world.clock.today(),
+    );
+    let first = call(request.clone()).await?;
+    // The second visit; then the household moves out of the clerk's scope, and the case
+    // follows it.
+    world
+        .visit(&case, &world.second_clerk, &format!("visit-2-{seed}"))
+        .await?;
+    world
+        .move_away(&format!("move-away-{seed}"), &case.household)
+        .await?;
+    world
+        .wait_for_event::<pb::CaseFollowedHousehold>(&case.case_id)
+        .await?;
+    let mut other = request.clone();
+    other.findings = "家中无人".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn request_verification(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    world.investigated(&case).await?;
+    let call = call!(world.review, request_verification, world.street);
+    let request = verification(&case.case_id, world.case_version(&case.case_id).await?);
+    let first = call(request.clone()).await?;
+    // The department answers: the case is at the preliminary opinion.
+    world.verification_answered(&case).await?;
+    let mut other = request.clone();
+    other.department_codes.push("housing".into());
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn record_opinion(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    world.investigated(&case).await?;
+    world.request_verification(&case).await?;
+    world.verification_answered(&case).await?;
+    let call = call!(world.review, record_opinion, world.street);
+    let request = opinion(&case.case_id, world.case_version(&case.case_id).await?);
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first.policy.is_some(),
+        "the opinion carries the policy result"
+    );
+    // Publicity starts; the household's income changes (the engine would find otherwise now).
+    world.publicity(&case).await?;
+    world
+        .change_circumstances(
+            &format!("change-after-opinion-{seed}"),
+            &case.household,
+            &world.clerk,
+            90_000,
+        )
+        .await?;
+    let mut other = request.clone();
+    other.opinion = "基本符合条件".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn start_publicity(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    world.investigated(&case).await?;
+    world.request_verification(&case).await?;
+    world.verification_answered(&case).await?;
+    world.opinion(&case).await?;
+    let call = call!(world.review, start_publicity, world.street);
+    let request = publicity(&case.case_id, world.case_version(&case.case_id).await?);
+    let first = call(request.clone()).await?;
+    // An objection reopens the case for investigation.
+    world.clock.set(date!(2026 - 09 - 09));
+    world.objection(&case, "objection-1").await?;
+    let mut other = request.clone();
+    other.expected_version += 1;
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn answer_objection(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    world.in_publicity(&case).await?;
+    world.clock.set(date!(2026 - 09 - 09));
+    world.objection(&case, "objection-1").await?;
+    let call = call!(world.review, answer_objection, world.street);
+    let request = pb::AnswerObjectionRequest {
+        command_id: format!("answer-1-{seed}"),
+        case_id: case.case_id.clone(),
+        expected_version: world.case_version(&case.case_id).await?,
+        objection_id: "objection-1".into(),
+        upheld: false,
+        answer: "复核收入属实".into(),
+    };
+    let first = call(request.clone()).await?;
+    // The household moves to another street-town: the case leaves the reviewer's scope.
+    world
+        .move_away(&format!("move-away-{seed}"), &case.household)
+        .await?;
+    world
+        .wait_for_event::<pb::CaseFollowedHousehold>(&case.case_id)
+        .await?;
+    let mut other = request.clone();
+    other.upheld = true;
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn grant_assist_first(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let accepted = call!(world.intake, submit_application, world.clerk)(emergency_application(
+        &format!("app-{seed}"),
+        &household,
+    ))
+    .await?;
+    let case = Case {
+        household,
+        case_id: accepted.case_id,
+    };
+    world
+        .wait_for_event::<pb::CaseOpened>(&case.case_id)
+        .await?;
+    let call = call!(world.review, grant_assist_first, world.street);
+    let request = pb::GrantAssistFirstRequest {
+        command_id: format!("assist-1-{seed}"),
+        case_id: case.case_id.clone(),
+        expected_version: world.case_version(&case.case_id).await?,
+        amount: Some(pb::Money { fen: FIRST_CAP_FEN }),
+        reason: "火灾".into(),
+    };
+    let first = call(request.clone()).await?;
+    // The cap is lowered below what was paid; the investigation goes on.
+    world.clock.set(CAP_LOWERED_ON);
+    world.assign(&case).await?;
+    let mut other = request.clone();
+    other.reason = "水灾".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn decide(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    let amount = world.in_publicity(&case).await?;
+    let (request, first) = world.decided(&case, true, amount).await?;
+    anyhow::ensure!(first.status == "approved", "{first:?}");
+    // Intake closes the application; a death in the household re-evaluates the benefit.
+    world.wait_for_closed_application(&case).await?;
+    let version = world
+        .household_version(&case.household.household_id)
+        .await?;
+    call!(world.intake, record_death, world.clerk)(death(
+        &format!("death-1-{seed}"),
+        &case.household,
+        version,
+    ))
+    .await?;
+    world.settle().await?;
+    let mut other = request.clone();
+    other.reasons = vec!["完全符合条件".into()];
+    let call = call!(world.review, decide, world.approver);
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn return_for_material(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    world.investigated(&case).await?;
+    let call = call!(world.review, return_for_material, world.street);
+    let request = pb::ReturnForMaterialRequest {
+        command_id: format!("return-1-{seed}"),
+        case_id: case.case_id.clone(),
+        expected_version: world.case_version(&case.case_id).await?,
+        missing_materials: vec!["income_statement".into()],
+        reason: "收入证明缺少公章".into(),
+    };
+    let first = call(request.clone()).await?;
+    // The investigation starts again: a visit.
+    world
+        .visit(&case, &world.clerk, &format!("visit-again-{seed}"))
+        .await?;
+    let mut other = request.clone();
+    other.reason = "收入证明过期".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn withdraw(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    let call = call!(world.review, withdraw, world.clerk);
+    let request = pb::WithdrawRequest {
+        command_id: format!("withdraw-1-{seed}"),
+        case_id: case.case_id.clone(),
+        expected_version: world.case_version(&case.case_id).await?,
+        reason: "申请人撤回".into(),
+    };
+    let first = call(request.clone()).await?;
+    // Intake closes the application; the household applies again.
+    world.wait_for_closed_application(&case).await?;
+    call!(world.intake, submit_application, world.clerk)(dibao_application(
+        &format!("app-again-{seed}"),
+        &case.household.household_id,
+        &case.household.member_ids[0],
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.reason = "申请人外出务工".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn extend_deadline(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    let call = call!(world.review, extend_deadline, world.street);
+    let request = pb::ExtendDeadlineRequest {
+        command_id: format!("extend-1-{seed}"),
+        case_id: case.case_id.clone(),
+        expected_version: world.case_version(&case.case_id).await?,
+        reason: "核对结果未返回".into(),
+    };
+    let first = call(request.clone()).await?;
+    // The investigators are named.
+    world.assign(&case).await?;
+    let mut other = request.clone();
+    other.reason = "入户调查未完成".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn notify_refusal(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    world.in_publicity(&case).await?;
+    let (_, rejected) = world.decided(&case, false, 0).await?;
+    anyhow::ensure!(rejected.status == "rejected", "{rejected:?}");
+    let call = call!(world.review, notify_refusal, world.clerk);
+    let request = pb::NotifyRefusalRequest {
+        command_id: format!("notify-1-{seed}"),
+        case_id: case.case_id.clone(),
+        expected_version: world.case_version(&case.case_id).await?,
+        channel: "in_writing".into(),
+    };
+    let first = call(request.clone()).await?;
+    // Intake closes the application; the household applies again.
+    world.wait_for_closed_application(&case).await?;
+    call!(world.intake, submit_application, world.clerk)(dibao_application(
+        &format!("app-again-{seed}"),
+        &case.household.household_id,
+        &case.household.member_ids[0],
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.channel = "by_phone".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
