@@ -90,7 +90,7 @@ impl Crash {
     }
 }
 
-const CRASHES: [Crash; 3] = [
+const CRASHES: [Crash; 4] = [
     Crash {
         victim: sunshine_intake::SERVICE_NAME,
         point: CONSUMER_BEFORE_APPLY,
