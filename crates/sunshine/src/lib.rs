@@ -1,6 +1,6 @@
 //! The `sunshine` command: one binary that can run any service, or all of them in one process
-//! (the embedded default behind `make run`), migrate the database, mint development tokens,
-//! print the log's verifier key, and run the demo.
+//! (the embedded default behind `make run`), migrate the database, rebuild projections, mint
+//! development tokens, print the log's verifier key, and run the demo.
 //!
 //! # Layout
 //! - [`services`]: the table of services and their `run` functions.
@@ -9,10 +9,12 @@
 //! - [`demo`]: starts the system in-process and walks through what it can do so far.
 //! - [`log_key`]: the checkpoint verifier key, from the configuration.
 //! - [`migrate`]: the schema step: every component's migrations and the services' grants.
+//! - [`rebuild`]: resets projections and replays the log into them, service by service.
 
 pub mod cluster;
 pub mod demo;
 pub mod dev_keys;
 pub mod log_key;
 pub mod migrate;
+pub mod rebuild;
 pub mod services;

@@ -1,11 +1,11 @@
-//! `sunshine`: run services, migrate the database, mint development tokens, print the log's
-//! verifier key, run the demo. See `sunshine --help`.
+//! `sunshine`: run services, migrate the database, rebuild projections, mint development
+//! tokens, print the log's verifier key, run the demo. See `sunshine --help`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sunshine::{cluster, demo, dev_keys, log_key, migrate, services};
+use sunshine::{cluster, demo, dev_keys, log_key, migrate, rebuild, services};
 use sunshine_domain::OrgUnitCode;
 use sunshine_eventlog::LogSignals;
 use sunshine_platform::{Config, ConfigSource, Role};
@@ -33,6 +33,10 @@ enum Command {
         #[arg(long)]
         print_role_sql: bool,
     },
+    /// With the services stopped: reset every projection of SERVICE (or of `all` services that
+    /// have projections) and replay the case-event log into it; prints how many events each
+    /// applied. Configuration as for `serve` (`SUNSHINE_CONFIG`, `SUNSHINE__…`).
+    Rebuild { service: String },
     /// Write the embedded configuration and a development key into DIRECTORY (for `make run`).
     DevInit {
         #[arg(default_value = ".local")]
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
         Command::Migrate {
             print_role_sql: false,
         } => report(run_migrate()),
+        Command::Rebuild { service } => report(run_rebuild(&service)),
         Command::DevInit { directory } => report(dev_keys::init_embedded(&directory).map(|path| {
             println!("{}", path.display());
         })),
@@ -212,6 +217,24 @@ fn run_migrate() -> anyhow::Result<()> {
             access.granted.len()
         );
     }
+    Ok(())
+}
+
+fn run_rebuild(target: &str) -> anyhow::Result<()> {
+    // Refuse an unknown name before reading any configuration.
+    rebuild::targets(target)?;
+    let config = Config::load(&ConfigSource::from_process())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let _telemetry = sunshine_platform::telemetry::init("rebuild", &config.telemetry)?;
+        rebuild::run(&config, target, |rebuilt| {
+            println!(
+                "rebuilt {} {}: {} events applied",
+                rebuilt.service, rebuilt.projection, rebuilt.applied
+            );
+        })
+        .await
+    })?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! Every service of the cluster, by name, with its `run` function, its default port offset and
-//! what it needs in the database.
+//! Every service of the cluster, by name, with its `run` function, its default port offset,
+//! what it needs in the database and, for those with projections, its `rebuild`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +16,18 @@ use tokio::net::TcpListener;
 /// A service's `run`, boxed so services can sit in one table.
 pub type RunFuture = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send>>;
 
+/// A service's `rebuild`, boxed likewise: what it did to each of its projections.
+pub type RebuildFuture = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Rebuilt>>> + Send>>;
+
+/// What `sunshine rebuild` did to one projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub service: &'static str,
+    pub projection: String,
+    /// Events of the log the projection applied.
+    pub applied: usize,
+}
+
 /// One service in the table.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceEntry {
@@ -30,6 +42,9 @@ pub struct ServiceEntry {
     /// Whether it runs the case-event log (appends, sequences, relays, consumes): its database
     /// role then joins `sunshine_log_writer`. Those that do not yet only connect.
     pub writes_log: bool,
+    /// Resets the service's projections and replays the log into them (`sunshine rebuild`),
+    /// with the service stopped; `None` for a service without projections.
+    pub rebuild: Option<fn(Config) -> RebuildFuture>,
 }
 
 impl ServiceEntry {
@@ -59,6 +74,19 @@ pub const SERVICES: [ServiceEntry; 6] = [
         },
         read_model: Some(sunshine_intake::READ_MODEL),
         writes_log: true,
+        rebuild: Some(|config| {
+            Box::pin(async move {
+                let rebuilt = sunshine_intake::rebuild(&config).await?;
+                Ok(rebuilt
+                    .into_iter()
+                    .map(|projection| Rebuilt {
+                        service: sunshine_intake::SERVICE_NAME,
+                        projection: projection.projection,
+                        applied: projection.applied,
+                    })
+                    .collect())
+            })
+        }),
     },
     ServiceEntry {
         name: sunshine_review::SERVICE_NAME,
@@ -74,6 +102,19 @@ pub const SERVICES: [ServiceEntry; 6] = [
         },
         read_model: Some(sunshine_review::READ_MODEL),
         writes_log: true,
+        rebuild: Some(|config| {
+            Box::pin(async move {
+                let rebuilt = sunshine_review::rebuild(&config).await?;
+                Ok(rebuilt
+                    .into_iter()
+                    .map(|projection| Rebuilt {
+                        service: sunshine_review::SERVICE_NAME,
+                        projection: projection.projection,
+                        applied: projection.applied,
+                    })
+                    .collect())
+            })
+        }),
     },
     ServiceEntry {
         name: sunshine_payment::SERVICE_NAME,
@@ -83,6 +124,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
         },
         read_model: None,
         writes_log: false,
+        rebuild: None,
     },
     ServiceEntry {
         name: sunshine_disclosure::SERVICE_NAME,
@@ -92,6 +134,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
         },
         read_model: None,
         writes_log: false,
+        rebuild: None,
     },
     ServiceEntry {
         name: sunshine_department_integration::SERVICE_NAME,
@@ -103,6 +146,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
         },
         read_model: None,
         writes_log: false,
+        rebuild: None,
     },
     ServiceEntry {
         name: sunshine_audit::SERVICE_NAME,
@@ -112,6 +156,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
         },
         read_model: None,
         writes_log: false,
+        rebuild: None,
     },
 ];
 

@@ -1,6 +1,7 @@
 //! The operations subcommands, run as the binary: `sunshine migrate` (here on SQLite; the
-//! PostgreSQL side is in tests/tests/migrate.rs), `sunshine migrate --print-role-sql` and
-//! `sunshine log-key`.
+//! PostgreSQL side is in tests/tests/migrate.rs), `sunshine migrate --print-role-sql`,
+//! `sunshine log-key` and `sunshine rebuild` (here on an empty SQLite log; after crashes, on
+//! PostgreSQL and NATS, in crash.rs).
 
 use std::process::Command;
 
@@ -90,6 +91,52 @@ fn log_key_prints_the_checkpoint_verifier_key_named_after_the_origin() -> anyhow
     );
     sunshine_evidence::checkpoint::CheckpointVerifier::from_verifier_key(printed.trim_end())?;
     assert!(printed.starts_with("sunshine.example/district-990101/case-events+"));
+    Ok(())
+}
+
+#[test]
+fn rebuild_reports_every_projection_of_the_services_it_names() -> anyhow::Result<()> {
+    let directory = std::env::temp_dir().join(format!("sunshine-cli-{}", uuid_like()));
+    std::fs::create_dir_all(&directory)?;
+    let local = directory.join("local");
+    let local = local.to_str().ok_or_else(|| anyhow::anyhow!("not UTF-8"))?;
+    let config_file = sunshine(&[], &["dev-init", local])?;
+    let url = format!("sqlite://{}", directory.join("sunshine.db").display());
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let policy = format!("{workspace}/policy/example-district");
+    let workflows = format!("{workspace}/services/review/workflows/example-district.toml");
+    let variables = [
+        ("SUNSHINE_CONFIG", config_file.trim_end()),
+        ("SUNSHINE__DATABASE__URL", url.as_str()),
+        ("SUNSHINE__POLICY__DIRECTORY", policy.as_str()),
+        ("SUNSHINE__POLICY__WORKFLOWS_FILE", workflows.as_str()),
+    ];
+    let rebuilt = |arguments: &[&str]| -> anyhow::Result<Vec<String>> {
+        Ok(sunshine(&variables, arguments)?
+            .lines()
+            .filter(|line| line.starts_with("rebuilt "))
+            .map(str::to_owned)
+            .collect())
+    };
+    assert_eq!(
+        rebuilt(&["rebuild", "all"])?,
+        [
+            "rebuilt intake intake-read-model: 0 events applied",
+            "rebuilt review review-case-opener: 0 events applied",
+        ]
+    );
+    assert_eq!(
+        rebuilt(&["rebuild", "review"])?,
+        ["rebuilt review review-case-opener: 0 events applied"]
+    );
+    for (service, refusal) in [
+        ("payment", "payment has no projections to rebuild"),
+        ("nope", "unknown service nope"),
+    ] {
+        let failed = sunshine(&variables, &["rebuild", service]).expect_err(service);
+        assert!(failed.to_string().contains(refusal), "{failed}");
+    }
+    std::fs::remove_dir_all(directory)?;
     Ok(())
 }
 

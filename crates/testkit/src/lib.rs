@@ -74,8 +74,13 @@ impl TestDatabase {
     /// parallel) has been run as the superuser. Migrate it as the owner ([`Self::owner_url`]),
     /// connect services as their roles ([`Self::url_as`]).
     pub async fn create_owned(role_sql: &str) -> anyhow::Result<Self> {
+        Self::create_owned_on(&postgres_address(), role_sql).await
+    }
+
+    /// [`Self::create_owned`] on the server at `address` (e.g. a [`PrivatePostgres`]).
+    pub async fn create_owned_on(address: &str, role_sql: &str) -> anyhow::Result<Self> {
         init_test_logging();
-        let address = postgres_address();
+        let address = address.to_owned();
         let name = format!("sunshine_test_{}", uuid::Uuid::now_v7().simple());
         let mut admin = admin_connection(&address).await?;
         sqlx::query("SELECT pg_advisory_lock($1)")

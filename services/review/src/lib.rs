@@ -16,6 +16,9 @@
 //! - [`deadlines`]: the deadline watch and the open-case list.
 //! - [`case_opener`]: reactions to other services' events (open cases, answers, objections).
 //! - [`api`]: the gRPC service, every RPC in one shape.
+//!
+//! [`run`] serves; [`rebuild`] (`sunshine rebuild review`, with the service stopped) resets the
+//! service's projections and replays the log into them, built the same way.
 
 pub mod api;
 pub mod case;
@@ -32,16 +35,19 @@ pub mod workflow;
 
 use std::sync::{Arc, OnceLock};
 
-use sunshine_eventlog::LogSignals;
-use sunshine_eventlog::consumer::ConsumerConfig;
-use sunshine_eventlog::runtime::LogRuntime;
+use sunshine_eventlog::consumer::{Consumer, ConsumerConfig, Projection as _};
+use sunshine_eventlog::lease::Lease;
+use sunshine_eventlog::runtime::{LogRuntime, LogStartError};
 use sunshine_eventlog::schema::Component;
+use sunshine_eventlog::worker::LOG_WORKER_LEASE;
+use sunshine_eventlog::{EventStore, LogSignals, StoreError};
+use sunshine_platform::backends::{BackendError, Backends, Bus, Database};
 use sunshine_platform::{Config, RunError, Shutdown};
 use sunshine_proto::v1::review_service_server::ReviewServiceServer;
 use tokio::net::TcpListener;
 
 use crate::api::ReviewApi;
-use crate::state::{Clock, ReviewState, Setup, SystemClock};
+use crate::state::{Clock, ReviewState, Setup, StartError, SystemClock};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "review";
@@ -108,10 +114,8 @@ pub async fn run_sharing_log(
             .await?;
             let review_state = setup.with_log(log.clone(), clock);
             log.spawn_consumer(
-                case_opener::CaseOpener {
-                    state: review_state.clone(),
-                },
-                ConsumerConfig::default(),
+                case_opener_projection(&review_state),
+                case_opener_consumer_config(),
                 shutdown,
             );
             let _ = state.set(review_state);
@@ -132,6 +136,111 @@ pub async fn run_sharing_log(
         Some(on_connected),
     )
     .await
+}
+
+/// The case opener, on the service's state (its log, policy and workflows).
+fn case_opener_projection(state: &ReviewState) -> case_opener::CaseOpener {
+    case_opener::CaseOpener {
+        state: state.clone(),
+    }
+}
+
+fn case_opener_consumer_config() -> ConsumerConfig {
+    ConsumerConfig::default()
+}
+
+/// What a rebuild did to one projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuiltProjection {
+    /// The projection's (and its durable consumer's) name.
+    pub projection: String,
+    /// Events of the log it applied.
+    pub applied: usize,
+}
+
+/// Why [`rebuild`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("review's configuration")]
+    Setup(#[source] StartError),
+    #[error("connecting the backends")]
+    Connect(#[source] BackendError),
+    #[error("the case-event log could not start")]
+    Log(#[source] LogStartError),
+    #[error("rebuilding the projection {projection}")]
+    Replay {
+        projection: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// `sunshine rebuild review`: resets every projection of the service and replays the whole log
+/// into each, built exactly as [`run`] builds them, on the configured backends (connected once,
+/// not retried: an operator is waiting). Run it with the service stopped.
+pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildError> {
+    let setup = Setup::load(config).map_err(RebuildError::Setup)?;
+    let database = Database::connect(&config.database)
+        .await
+        .map_err(RebuildError::Connect)?
+        .for_service(SERVICE_NAME);
+    let bus = match Bus::connect(SERVICE_NAME, &config.bus).await {
+        Ok(bus) => bus,
+        Err(error) => {
+            database.close().await;
+            return Err(RebuildError::Connect(error));
+        }
+    };
+    let backends = Backends { database, bus };
+    let (stop_log, log_shutdown) = Shutdown::new();
+    let rebuilt = rebuild_on(&backends, config, setup, log_shutdown).await;
+    stop_log.trigger();
+    log_worker_stopped(&EventStore::from_database(&backends.database)).await;
+    backends.close().await;
+    rebuilt
+}
+
+/// Waits until the log worker a rebuild started has stopped and let go of its lease, so that
+/// closing the pool does not cut one of its rounds short; at most a second (the lease held
+/// elsewhere means a service is still running, which the rebuild told the operator not to do).
+async fn log_worker_stopped(store: &EventStore) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(lease)) = Lease::try_acquire(store, LOG_WORKER_LEASE).await {
+            lease.release().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+async fn rebuild_on(
+    backends: &Backends,
+    config: &Config,
+    setup: Setup,
+    log_shutdown: Shutdown,
+) -> Result<Vec<RebuiltProjection>, RebuildError> {
+    let log = LogRuntime::start_with(backends, &config.log, &[READ_MODEL], log_shutdown)
+        .await
+        .map_err(RebuildError::Log)?;
+    let review_state = setup.with_log(log.clone(), Arc::new(SystemClock));
+    let consumer = Consumer::new(
+        log.store.clone(),
+        case_opener_projection(&review_state),
+        case_opener_consumer_config(),
+    );
+    let projection = consumer.projection().name().to_owned();
+    let applied = consumer
+        .rebuild()
+        .await
+        .map_err(|source| RebuildError::Replay {
+            projection: projection.clone(),
+            source,
+        })?;
+    Ok(vec![RebuiltProjection {
+        projection,
+        applied,
+    }])
 }
 
 #[cfg(test)]
