@@ -412,3 +412,15 @@ impl ScenarioBackends {
         }
     }
 }
+
+/// How many events of the log `consumer` (a projection's name) has yet to pass: the events
+/// written minus its cursor (consumers apply in log position, so the cursor says it all).
+pub async fn events_behind(pool: &sqlx::AnyPool, consumer: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM events) - COALESCE((SELECT next_position FROM log_cursors \
+         WHERE name = 'consumer:' || $1), 0)",
+    )
+    .bind(consumer)
+    .fetch_one(pool)
+    .await?)
+}

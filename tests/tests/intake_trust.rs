@@ -186,12 +186,8 @@ impl Sandbox {
     async fn wait_projected(&self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let behind = self
-                .count(
-                    "SELECT (SELECT COUNT(*) FROM events) - COALESCE((SELECT next_position FROM log_cursors \
-                     WHERE name = 'consumer:intake-read-model'), 0)",
-                )
-                .await?;
+            let behind =
+                sunshine_tests::events_behind(self.store.pool(), "intake-read-model").await?;
             if behind == 0 {
                 return Ok(());
             }

@@ -377,13 +377,8 @@ impl World {
         loop {
             let mut behind = 0_i64;
             for consumer in CONSUMERS {
-                let unprocessed: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM consumer_processed p \
-                     WHERE p.consumer = $1 AND p.event_id = e.event_id)",
-                )
-                .bind(consumer)
-                .fetch_one(self.store.pool())
-                .await?;
+                let unprocessed =
+                    sunshine_tests::events_behind(self.store.pool(), consumer).await?;
                 behind += unprocessed;
             }
             if behind == 0 {
