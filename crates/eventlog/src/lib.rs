@@ -43,7 +43,7 @@
 //! relay        → delivery, error, store
 //! consumer     → delivery, error, event, faults, relay, signals, store
 //! worker       → lease, relay, sequencer, signals, store
-//! runtime      → consumer, crypto, delivery, keys, relay, schema, sequencer, signals, store, worker
+//! runtime      → consumer, crypto, delivery, error, keys, lease, relay, schema, sequencer, signals, store, worker
 //! ```
 
 pub mod consumer;

@@ -35,7 +35,8 @@ pub const LOG_PRIVILEGES: &[(&str, &str)] = &[
     ("log_checkpoints", "SELECT, INSERT"),
     // Where each relay and consumer stands.
     ("log_cursors", "SELECT, INSERT, UPDATE"),
-    // Exactly-once marks; a rebuild deletes the consumer's own.
+    // Exactly-once marks of releases before consumers kept a cursor (no longer written); a
+    // rebuild deletes the consumer's own.
     ("consumer_processed", "SELECT, INSERT, DELETE"),
     ("consumer_failures", "SELECT, INSERT, UPDATE, DELETE"),
     ("dead_letters", "SELECT, INSERT, UPDATE"),

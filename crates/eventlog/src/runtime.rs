@@ -4,24 +4,27 @@
 //! consumers on the right delivery — JetStream in the cluster, the log itself when embedded. Services use it for appending, reading, sealing personal data and
 //! blind indexes.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sunshine_evidence::checkpoint::CheckpointSigner;
 use sunshine_platform::Shutdown;
-use sunshine_platform::backends::{Backends, Bus};
+use sunshine_platform::backends::{BackendError, Backends, Bus, Database};
 use sunshine_platform::config::{LogConfig, decode_key};
 
 use crate::consumer::{Consumer, ConsumerConfig, Projection};
 use crate::crypto::{BlindIndexKey, KeyEncryptionKey, blind_index};
 use crate::delivery::Namespace;
+use crate::error::StoreError;
 use crate::keys::KeyStore;
+use crate::lease::Lease;
 use crate::relay::Relay;
 use crate::schema::{self, Component};
 use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::signals::LogSignals;
 use crate::store::EventStore;
-use crate::worker::LogWorker;
+use crate::worker::{LOG_WORKER_LEASE, LogWorker};
 
 /// The log, ready for a service.
 #[derive(Clone)]
@@ -219,5 +222,96 @@ impl LogRuntime {
             }
         }
         consumer
+    }
+}
+
+/// What a rebuild did to one projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuiltProjection {
+    /// The projection's (and its durable consumer's) name.
+    pub projection: String,
+    /// Events of the log it applied.
+    pub applied: usize,
+}
+
+impl RebuiltProjection {
+    /// Rebuilds `consumer`'s projection ([`Consumer::rebuild`]) and says what it did.
+    pub async fn of<P: Projection>(consumer: &Consumer<P>) -> Result<Self, RebuildError> {
+        let projection = consumer.projection().name().to_owned();
+        match consumer.rebuild().await {
+            Ok(applied) => Ok(RebuiltProjection {
+                projection,
+                applied,
+            }),
+            Err(source) => Err(RebuildError::Replay { projection, source }),
+        }
+    }
+}
+
+/// Why a service's rebuild stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// The service could not build what its projections need (policy, configuration files).
+    #[error("the service's configuration")]
+    Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("connecting the backends")]
+    Connect(#[source] BackendError),
+    #[error("the case-event log could not start")]
+    Log(#[source] LogStartError),
+    #[error("rebuilding the projection {projection}")]
+    Replay {
+        projection: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl LogRuntime {
+    /// `sunshine rebuild <service>`: connects `config`'s backends once (not retried: an operator
+    /// is waiting), starts the log with the service's `read_models`, hands it to `rebuild` (which
+    /// builds each projection as the service's `run` does and rebuilds it, e.g. with
+    /// [`RebuiltProjection::of`]), then stops the log worker — waiting, at most a second, until
+    /// it has let go of its lease, so closing the pool cuts none of its rounds short — and
+    /// closes the backends. Run it with the service stopped.
+    pub async fn rebuild<F, Fut>(
+        service: &'static str,
+        config: &sunshine_platform::Config,
+        read_models: &[Component],
+        rebuild: F,
+    ) -> Result<Vec<RebuiltProjection>, RebuildError>
+    where
+        F: FnOnce(LogRuntime) -> Fut,
+        Fut: Future<Output = Result<Vec<RebuiltProjection>, RebuildError>>,
+    {
+        let database = Database::connect(&config.database)
+            .await
+            .map_err(RebuildError::Connect)?
+            .for_service(service);
+        let bus = match Bus::connect(service, &config.bus).await {
+            Ok(bus) => bus,
+            Err(error) => {
+                database.close().await;
+                return Err(RebuildError::Connect(error));
+            }
+        };
+        let backends = Backends { database, bus };
+        let (stop_log, log_shutdown) = Shutdown::new();
+        let rebuilt =
+            match LogRuntime::start_with(&backends, &config.log, read_models, log_shutdown).await {
+                Ok(log) => rebuild(log).await,
+                Err(error) => Err(RebuildError::Log(error)),
+            };
+        stop_log.trigger();
+        let store = EventStore::from_database(&backends.database);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(lease)) = Lease::try_acquire(&store, LOG_WORKER_LEASE).await {
+                lease.release().await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        backends.close().await;
+        rebuilt
     }
 }

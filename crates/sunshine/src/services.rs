@@ -6,6 +6,8 @@ use std::pin::Pin;
 
 use std::sync::Arc;
 
+use sunshine_eventlog::runtime::RebuiltProjection;
+
 use sunshine_eventlog::LogSignals;
 use sunshine_eventlog::roles::ServiceAccess;
 use sunshine_eventlog::schema::Component;
@@ -26,6 +28,19 @@ pub struct Rebuilt {
     pub projection: String,
     /// Events of the log the projection applied.
     pub applied: usize,
+}
+
+impl Rebuilt {
+    fn all(service: &'static str, projections: Vec<RebuiltProjection>) -> Vec<Rebuilt> {
+        projections
+            .into_iter()
+            .map(|projection| Rebuilt {
+                service,
+                projection: projection.projection,
+                applied: projection.applied,
+            })
+            .collect()
+    }
 }
 
 /// One service in the table.
@@ -77,14 +92,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
         rebuild: Some(|config| {
             Box::pin(async move {
                 let rebuilt = sunshine_intake::rebuild(&config).await?;
-                Ok(rebuilt
-                    .into_iter()
-                    .map(|projection| Rebuilt {
-                        service: sunshine_intake::SERVICE_NAME,
-                        projection: projection.projection,
-                        applied: projection.applied,
-                    })
-                    .collect())
+                Ok(Rebuilt::all(sunshine_intake::SERVICE_NAME, rebuilt))
             })
         }),
     },
@@ -105,14 +113,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
         rebuild: Some(|config| {
             Box::pin(async move {
                 let rebuilt = sunshine_review::rebuild(&config).await?;
-                Ok(rebuilt
-                    .into_iter()
-                    .map(|projection| Rebuilt {
-                        service: sunshine_review::SERVICE_NAME,
-                        projection: projection.projection,
-                        applied: projection.applied,
-                    })
-                    .collect())
+                Ok(Rebuilt::all(sunshine_review::SERVICE_NAME, rebuilt))
             })
         }),
     },

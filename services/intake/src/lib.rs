@@ -39,13 +39,10 @@ pub mod validation;
 
 use std::sync::{Arc, OnceLock};
 
-use sunshine_eventlog::consumer::{Consumer, ConsumerConfig, Projection as _};
-use sunshine_eventlog::lease::Lease;
-use sunshine_eventlog::runtime::{LogRuntime, LogStartError};
+use sunshine_eventlog::LogSignals;
+use sunshine_eventlog::consumer::{Consumer, ConsumerConfig};
+use sunshine_eventlog::runtime::{LogRuntime, RebuildError, RebuiltProjection};
 use sunshine_eventlog::schema::Component;
-use sunshine_eventlog::worker::LOG_WORKER_LEASE;
-use sunshine_eventlog::{EventStore, LogSignals, StoreError};
-use sunshine_platform::backends::{BackendError, Backends, Bus, Database};
 use sunshine_platform::{Config, RunError, Shutdown};
 use sunshine_proto::v1::intake_service_server::IntakeServiceServer;
 use tokio::net::TcpListener;
@@ -177,91 +174,17 @@ fn read_model_consumer_config() -> ConsumerConfig {
     }
 }
 
-/// What a rebuild did to one projection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RebuiltProjection {
-    /// The projection's (and its durable consumer's) name.
-    pub projection: String,
-    /// Events of the log it applied.
-    pub applied: usize,
-}
-
-/// Why [`rebuild`] stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum RebuildError {
-    #[error("connecting the backends")]
-    Connect(#[source] BackendError),
-    #[error("the case-event log could not start")]
-    Log(#[source] LogStartError),
-    #[error("rebuilding the projection {projection}")]
-    Replay {
-        projection: String,
-        #[source]
-        source: StoreError,
-    },
-}
-
 /// `sunshine rebuild intake`: resets every projection of the service and replays the whole log
-/// into each, built exactly as [`run`] builds them, on the configured backends (connected once,
-/// not retried: an operator is waiting). Run it with the service stopped.
+/// into each, built exactly as [`run`] builds them, on the configured backends. Run it with the
+/// service stopped.
 pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildError> {
-    let database = Database::connect(&config.database)
-        .await
-        .map_err(RebuildError::Connect)?
-        .for_service(SERVICE_NAME);
-    let bus = match Bus::connect(SERVICE_NAME, &config.bus).await {
-        Ok(bus) => bus,
-        Err(error) => {
-            database.close().await;
-            return Err(RebuildError::Connect(error));
-        }
-    };
-    let backends = Backends { database, bus };
-    let (stop_log, log_shutdown) = Shutdown::new();
-    let rebuilt = rebuild_on(&backends, config, log_shutdown).await;
-    stop_log.trigger();
-    log_worker_stopped(&EventStore::from_database(&backends.database)).await;
-    backends.close().await;
-    rebuilt
-}
-
-/// Waits until the log worker a rebuild started has stopped and let go of its lease, so that
-/// closing the pool does not cut one of its rounds short; at most a second (the lease held
-/// elsewhere means a service is still running, which the rebuild told the operator not to do).
-async fn log_worker_stopped(store: &EventStore) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(Some(lease)) = Lease::try_acquire(store, LOG_WORKER_LEASE).await {
-            lease.release().await;
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
-async fn rebuild_on(
-    backends: &Backends,
-    config: &Config,
-    log_shutdown: Shutdown,
-) -> Result<Vec<RebuiltProjection>, RebuildError> {
-    let log = LogRuntime::start_with(backends, &config.log, &[READ_MODEL], log_shutdown)
-        .await
-        .map_err(RebuildError::Log)?;
-    let consumer = Consumer::new(
-        log.store.clone(),
-        read_model_projection(&log),
-        read_model_consumer_config(),
-    );
-    let projection = consumer.projection().name().to_owned();
-    let applied = consumer
-        .rebuild()
-        .await
-        .map_err(|source| RebuildError::Replay {
-            projection: projection.clone(),
-            source,
-        })?;
-    Ok(vec![RebuiltProjection {
-        projection,
-        applied,
-    }])
+    LogRuntime::rebuild(SERVICE_NAME, config, &[READ_MODEL], |log| async move {
+        let consumer = Consumer::new(
+            log.store.clone(),
+            read_model_projection(&log),
+            read_model_consumer_config(),
+        );
+        Ok(vec![RebuiltProjection::of(&consumer).await?])
+    })
+    .await
 }
