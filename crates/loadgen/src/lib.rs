@@ -12,10 +12,12 @@
 //! - [`load`]: one open-loop step at a fixed rate and its statistics.
 //! - [`baseline`]: PostgreSQL, NATS and SQLite on native connections.
 //! - [`cpu`]: CPU use of the generator, the services and the machine.
+//! - [`dbstats`]: (cluster) what PostgreSQL did per application.
 //! - [`report`]: the JSON written to `target/bench/e2e.json`.
 
 pub mod baseline;
 pub mod cpu;
+pub mod dbstats;
 pub mod load;
 pub mod report;
 pub mod system;
@@ -72,9 +74,15 @@ pub struct Options {
     /// Bisections between the last passing and the first failing search rate.
     #[arg(long, default_value_t = 2)]
     pub refine_steps: u32,
-    /// Pause between GetCase polls of one case, milliseconds.
+    /// First pause between GetCase polls of one case, milliseconds.
     #[arg(long, default_value_t = 1.0)]
     pub poll_interval_ms: f64,
+    /// The pause grows to this fraction of the time waited (0: a fixed interval)...
+    #[arg(long, default_value_t = 0.1)]
+    pub poll_backoff: f64,
+    /// ...up to this many milliseconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub poll_max_interval_ms: f64,
     /// Most submissions not yet seen at once; beyond, the generator falls behind.
     #[arg(long, default_value_t = 2000)]
     pub max_in_flight: usize,
@@ -258,7 +266,27 @@ async fn measure(
             .step(warmup_rate, options.warmup as f64 / warmup_rate)
             .await?;
     }
-    let fixed = runner.step(options.rate, options.duration_s).await?;
+    let counters_url = match (system.mode, options.quick) {
+        (Mode::Cluster, false) => system.superuser_database_url(),
+        _ => None,
+    };
+    let (fixed, database_work) = match (&counters_url, &system.database_name) {
+        (Some(url), Some(name)) => {
+            let households = runner
+                .register_for(options.rate, options.duration_s)
+                .await?;
+            tokio::time::sleep(dbstats::SETTLE).await;
+            let before = dbstats::read(url, name).await?;
+            let fixed = runner
+                .run_registered(options.rate, options.duration_s, &households)
+                .await?;
+            tokio::time::sleep(dbstats::SETTLE).await;
+            let after = dbstats::read(url, name).await?;
+            let work = dbstats::per_application(before, after, fixed.completed);
+            (fixed, Some(work))
+        }
+        _ => (runner.step(options.rate, options.duration_s).await?, None),
+    };
     let search = if options.no_search {
         None
     } else {
@@ -270,6 +298,7 @@ async fn measure(
         search,
         baselines,
         runner.registration.summary(),
+        database_work,
     ))
 }
 
@@ -287,33 +316,59 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// Registers the households a step needs (untimed), then runs it.
-    async fn step(&mut self, rate_per_s: f64, duration_s: f64) -> anyhow::Result<StepReport> {
+    fn plan(&self, rate_per_s: f64, duration_s: f64) -> StepPlan {
         let options = self.options;
-        let plan = StepPlan {
+        StepPlan {
             rate_per_s,
             duration: Duration::from_secs_f64(duration_s),
             poll_interval: Duration::from_secs_f64(options.poll_interval_ms / 1000.0),
+            poll_backoff: options.poll_backoff,
+            poll_max_interval: Duration::from_secs_f64(options.poll_max_interval_ms / 1000.0),
             max_in_flight: options.max_in_flight,
             case_timeout: Duration::from_secs_f64(options.case_timeout_s),
-        };
+        }
+    }
+
+    /// Registers the households a step at `rate_per_s` for `duration_s` needs (untimed).
+    async fn register_for(
+        &mut self,
+        rate_per_s: f64,
+        duration_s: f64,
+    ) -> anyhow::Result<Vec<workload::Household>> {
+        let plan = self.plan(rate_per_s, duration_s);
         let needed = load::scheduled_count(plan.rate_per_s, plan.duration);
-        let households = self
-            .registration
+        self.registration
             .register(
                 &self.clients,
                 &self.tokens,
                 &self.numbers,
                 &self.tag,
                 needed,
-                options.register_concurrency,
+                self.options.register_concurrency,
             )
-            .await?;
+            .await
+    }
+
+    /// Registers the households a step needs (untimed), then runs it.
+    async fn step(&mut self, rate_per_s: f64, duration_s: f64) -> anyhow::Result<StepReport> {
+        let households = self.register_for(rate_per_s, duration_s).await?;
+        self.run_registered(rate_per_s, duration_s, &households)
+            .await
+    }
+
+    /// Runs a step on households registered for it.
+    async fn run_registered(
+        &mut self,
+        rate_per_s: f64,
+        duration_s: f64,
+        households: &[workload::Household],
+    ) -> anyhow::Result<StepReport> {
+        let plan = self.plan(rate_per_s, duration_s);
         self.steps_run += 1;
         let step = load::run_step(
             &self.clients,
             &self.tokens,
-            &households,
+            households,
             &format!("loadgen-{}-step{}", self.tag, self.steps_run),
             plan,
             &self.processes,

@@ -2,8 +2,12 @@
 //! timed from the moment the generator sends `SubmitApplication` until review's `GetCase` for
 //! the case intake answered with (`SubmitApplicationResponse.case_id`) finds it.
 //!
-//! Each submission's task polls `GetCase` every `poll_interval` (one call in flight per case)
-//! and stops at the first answer that is not `NOT_FOUND`. The number of submissions not yet
+//! Each submission's task polls `GetCase` (one call in flight per case) and stops at the first
+//! answer that is not `NOT_FOUND`. The pause between polls is `poll_interval` at first and grows
+//! with the time already waited (`poll_backoff` × elapsed, at most `poll_max_interval`), so a
+//! case is seen within about `poll_backoff` of its latency while slow cases do not flood review
+//! with reads: polling every case each millisecond took review's connection pool from its own
+//! consumer on current main and measured mostly the polling. The number of submissions not yet
 //! seen is bounded (`max_in_flight`): when it is reached the generator waits, falls behind its
 //! schedule, and the achieved rate shows it. Latency is measured from the actual send; how far
 //! sends fell behind the schedule is reported beside it (`schedule_lag_*`).
@@ -23,6 +27,10 @@ pub struct StepPlan {
     pub rate_per_s: f64,
     pub duration: Duration,
     pub poll_interval: Duration,
+    /// The pause grows to this fraction of the time waited so far...
+    pub poll_backoff: f64,
+    /// ...up to this.
+    pub poll_max_interval: Duration,
     pub max_in_flight: usize,
     /// A submission not seen by then counts as failed.
     pub case_timeout: Duration,
@@ -95,6 +103,8 @@ pub struct StepReport {
     /// GetCase calls per second over the step (the polling's own load on review).
     pub get_case_calls_per_s: f64,
     pub poll_interval_ms: f64,
+    pub poll_backoff: f64,
+    pub poll_max_interval_ms: f64,
     pub max_in_flight: usize,
     pub cpu: CpuUse,
 }
@@ -178,7 +188,7 @@ async fn submit_and_watch(
                     answer.case_id, plan.case_timeout
                 ));
             }
-            tokio::time::sleep(plan.poll_interval).await;
+            tokio::time::sleep(poll_pause(&plan, sent_at.elapsed())).await;
         }
     }
     .await;
@@ -188,6 +198,14 @@ async fn submit_and_watch(
         result,
         polls,
     }
+}
+
+/// The pause before the next poll of a case waited for `waited`.
+pub fn poll_pause(plan: &StepPlan, waited: Duration) -> Duration {
+    waited.mul_f64(plan.poll_backoff.max(0.0)).clamp(
+        plan.poll_interval,
+        plan.poll_max_interval.max(plan.poll_interval),
+    )
 }
 
 /// Offers one application per household of `households` at `plan.rate_per_s` (as many as the
@@ -303,6 +321,8 @@ fn summarise(plan: &StepPlan, scheduled: usize, outcomes: &[Outcome], cpu: CpuUs
         },
         get_case_calls_per_s: round3(rate(polls_total as usize, completing.max(sending))),
         poll_interval_ms: millis(plan.poll_interval),
+        poll_backoff: plan.poll_backoff,
+        poll_max_interval_ms: millis(plan.poll_max_interval),
         max_in_flight: plan.max_in_flight,
         cpu,
     }
@@ -323,6 +343,28 @@ mod tests {
         assert_eq!(Percentiles::of(&mut []).count, 0);
         let mut one = [7.0];
         assert_eq!(Percentiles::of(&mut one).p99_ms, 7.0);
+    }
+
+    #[test]
+    fn polls_slow_down_with_the_wait_within_bounds() {
+        let plan = StepPlan {
+            rate_per_s: 1.0,
+            duration: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(1),
+            poll_backoff: 0.1,
+            poll_max_interval: Duration::from_millis(20),
+            max_in_flight: 1,
+            case_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(poll_pause(&plan, Duration::ZERO), Duration::from_millis(1));
+        assert_eq!(
+            poll_pause(&plan, Duration::from_millis(50)),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            poll_pause(&plan, Duration::from_secs(3)),
+            Duration::from_millis(20)
+        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Machine {
 pub struct Settings {
     pub sunshine_binary: String,
     pub poll_interval_ms: f64,
+    pub poll_backoff: f64,
+    pub poll_max_interval_ms: f64,
     pub max_in_flight: usize,
     pub connections_per_service: usize,
     pub case_timeout_s: f64,
@@ -67,6 +69,9 @@ pub struct ModeReport {
     pub baseline: Baselines,
     pub ratios: Ratios,
     pub system: SystemSummary,
+    /// Cluster, full runs: PostgreSQL's counters over the fixed-rate step, per application.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_work: Option<crate::dbstats::DatabaseWork>,
 }
 
 #[derive(Debug, Serialize)]
@@ -151,6 +156,7 @@ impl ModeReport {
         search: Option<SearchReport>,
         mut baselines: Vec<Baseline>,
         registration: RegistrationSummary,
+        database_work: Option<crate::dbstats::DatabaseWork>,
     ) -> ModeReport {
         let commit = baselines.remove(0);
         let bus_round_trip = baselines.pop();
@@ -208,6 +214,7 @@ impl ModeReport {
                 bus,
                 registration,
             },
+            database_work,
         }
     }
 }
@@ -246,6 +253,8 @@ impl Report {
             settings: Settings {
                 sunshine_binary: sunshine_binary.display().to_string(),
                 poll_interval_ms: options.poll_interval_ms,
+                poll_backoff: options.poll_backoff,
+                poll_max_interval_ms: options.poll_max_interval_ms,
                 max_in_flight: options.max_in_flight,
                 connections_per_service: options.connections,
                 case_timeout_s: options.case_timeout_s,

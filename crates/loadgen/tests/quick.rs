@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The debug `sunshine` binary beside this test's own (`<target>/debug/`), built first so it
-/// is current (`CARGO_BIN_EXE_*` names only this package's binaries).
+/// The debug `sunshine` binary beside this test's own (`<target>/debug/`; `CARGO_BIN_EXE_*`
+/// names only this package's binaries). A workspace test run (`make test`) builds it with the
+/// same features as everything else; built here only when missing, since `cargo build -p
+/// sunshine` alone may unify features differently and rebuild half the tree.
 fn sunshine_binary() -> anyhow::Result<PathBuf> {
     let test_executable = std::env::current_exe()?;
     // <target>/debug/deps/quick-<hash>
@@ -18,6 +20,9 @@ fn sunshine_binary() -> anyhow::Result<PathBuf> {
     let target_directory = profile_directory
         .parent()
         .ok_or_else(|| anyhow::anyhow!("no target directory above {profile_directory:?}"))?;
+    if binary.exists() {
+        return Ok(binary);
+    }
     let built = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "-p", "sunshine", "--bin", "sunshine"])
         .env("CARGO_TARGET_DIR", target_directory)
