@@ -83,6 +83,10 @@ pub struct Options {
     /// ...up to this many milliseconds.
     #[arg(long, default_value_t = 20.0)]
     pub poll_max_interval_ms: f64,
+    /// GetCase calls in flight at once over every case (below review's pool of 10 connections,
+    /// which its consumer needs too).
+    #[arg(long, default_value_t = 4)]
+    pub max_concurrent_polls: usize,
     /// Most submissions not yet seen at once; beyond, the generator falls behind.
     #[arg(long, default_value_t = 2000)]
     pub max_in_flight: usize,
@@ -324,6 +328,7 @@ impl Runner<'_> {
             poll_interval: Duration::from_secs_f64(options.poll_interval_ms / 1000.0),
             poll_backoff: options.poll_backoff,
             poll_max_interval: Duration::from_secs_f64(options.poll_max_interval_ms / 1000.0),
+            max_concurrent_polls: options.max_concurrent_polls,
             max_in_flight: options.max_in_flight,
             case_timeout: Duration::from_secs_f64(options.case_timeout_s),
         }
@@ -337,16 +342,39 @@ impl Runner<'_> {
     ) -> anyhow::Result<Vec<workload::Household>> {
         let plan = self.plan(rate_per_s, duration_s);
         let needed = load::scheduled_count(plan.rate_per_s, plan.duration);
-        self.registration
+        // One more household: its application is the probe that waits out the backlog.
+        let mut households = self
+            .registration
             .register(
                 &self.clients,
                 &self.tokens,
                 &self.numbers,
                 &self.tag,
-                needed,
+                needed + 1,
                 self.options.register_concurrency,
             )
-            .await
+            .await?;
+        let probe = households.pop().context("no household registered")?;
+        // Review hears every household event (registrations included) and handles them in log
+        // order: until the probe's case shows, the registrations are still being consumed, and
+        // a step started now would time that backlog instead of the applications.
+        let drain = StepPlan {
+            case_timeout: Duration::from_secs(900),
+            ..plan
+        };
+        self.steps_run += 1;
+        let started = Instant::now();
+        load::wait_for_one(
+            &self.clients,
+            &self.tokens,
+            &probe,
+            &format!("loadgen-{}-probe{}", self.tag, self.steps_run),
+            drain,
+        )
+        .await
+        .context("waiting for the system to digest the registrations")?;
+        self.registration.drain_seconds += started.elapsed().as_secs_f64();
+        Ok(households)
     }
 
     /// Registers the households a step needs (untimed), then runs it.
@@ -461,6 +489,8 @@ impl Runner<'_> {
 struct Registration {
     households: usize,
     seconds: f64,
+    /// Time from the last registration of a step until a probe application's case showed.
+    drain_seconds: f64,
 }
 
 impl Registration {
@@ -487,6 +517,12 @@ impl Registration {
             households: self.households,
             rate_per_s: if self.seconds > 0.0 {
                 round3(self.households as f64 / self.seconds)
+            } else {
+                0.0
+            },
+            backlog_drain_s: round3(self.drain_seconds),
+            registered_and_digested_per_s: if self.seconds + self.drain_seconds > 0.0 {
+                round3(self.households as f64 / (self.seconds + self.drain_seconds))
             } else {
                 0.0
             },

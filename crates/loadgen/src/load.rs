@@ -7,7 +7,11 @@
 //! with the time already waited (`poll_backoff` × elapsed, at most `poll_max_interval`), so a
 //! case is seen within about `poll_backoff` of its latency while slow cases do not flood review
 //! with reads: polling every case each millisecond took review's connection pool from its own
-//! consumer on current main and measured mostly the polling. The number of submissions not yet
+//! consumer on current main and measured mostly the polling. And at most `max_concurrent_polls`
+//! `GetCase` calls are in flight over all cases: review serves reads and runs its consumer from
+//! one connection pool (`database.max_connections`, 10 by default), and unbounded polls of a
+//! backlog took every connection from the consumer that would clear it (sqlx logged thousands of
+//! acquires over 2 s), so the benchmark measured its own polling. The number of submissions not yet
 //! seen is bounded (`max_in_flight`): when it is reached the generator waits, falls behind its
 //! schedule, and the achieved rate shows it. Latency is measured from the actual send; how far
 //! sends fell behind the schedule is reported beside it (`schedule_lag_*`).
@@ -31,6 +35,8 @@ pub struct StepPlan {
     pub poll_backoff: f64,
     /// ...up to this.
     pub poll_max_interval: Duration,
+    /// `GetCase` calls in flight at once, over every case.
+    pub max_concurrent_polls: usize,
     pub max_in_flight: usize,
     /// A submission not seen by then counts as failed.
     pub case_timeout: Duration,
@@ -105,6 +111,7 @@ pub struct StepReport {
     pub poll_interval_ms: f64,
     pub poll_backoff: f64,
     pub poll_max_interval_ms: f64,
+    pub max_concurrent_polls: usize,
     pub max_in_flight: usize,
     pub cpu: CpuUse,
 }
@@ -141,6 +148,7 @@ async fn submit_and_watch(
     tokens: Tokens,
     request: sunshine_proto::v1::SubmitApplicationRequest,
     plan: Arc<StepPlan>,
+    polls_allowed: Arc<Semaphore>,
     scheduled_at: Instant,
 ) -> Outcome {
     let sent_at = Instant::now();
@@ -162,6 +170,10 @@ async fn submit_and_watch(
         let mut review = clients.review();
         loop {
             polls += 1;
+            let permit = polls_allowed
+                .acquire()
+                .await
+                .map_err(|error| format!("poll limit: {error}"))?;
             let looked = review
                 .get_case(workload::with_token(
                     sunshine_proto::v1::GetCaseRequest {
@@ -170,6 +182,7 @@ async fn submit_and_watch(
                     &tokens.auditor,
                 ))
                 .await;
+            drop(permit);
             match looked {
                 Ok(_) => {
                     return Ok(Seen {
@@ -226,6 +239,7 @@ pub async fn run_step(
     );
     let plan = Arc::new(plan);
     let in_flight = Arc::new(Semaphore::new(plan.max_in_flight.max(1)));
+    let polls_allowed = Arc::new(Semaphore::new(plan.max_concurrent_polls.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let interval = Duration::from_secs_f64(1.0 / plan.rate_per_s);
     let meter = CpuMeter::start(processes);
@@ -239,9 +253,17 @@ pub async fn run_step(
         let clients = clients.clone();
         let tokens = tokens.clone();
         let plan = Arc::clone(&plan);
+        let polls_allowed = Arc::clone(&polls_allowed);
         tasks.spawn(async move {
-            let outcome =
-                submit_and_watch(clients, tokens, request, plan, scheduled_at.into_std()).await;
+            let outcome = submit_and_watch(
+                clients,
+                tokens,
+                request,
+                plan,
+                polls_allowed,
+                scheduled_at.into_std(),
+            )
+            .await;
             drop(permit);
             outcome
         });
@@ -252,6 +274,28 @@ pub async fn run_step(
     }
     let cpu = meter.finish();
     Ok(summarise(&plan, scheduled, &outcomes, cpu))
+}
+
+/// One application, sent and waited for (untimed): `Ok` once its case shows.
+pub async fn wait_for_one(
+    clients: &Clients,
+    tokens: &Tokens,
+    household: &Household,
+    command_id: &str,
+    plan: StepPlan,
+) -> anyhow::Result<()> {
+    let request = workload::application(household, command_id.to_owned());
+    let polls_allowed = Arc::new(Semaphore::new(plan.max_concurrent_polls.max(1)));
+    let outcome = submit_and_watch(
+        clients.clone(),
+        tokens.clone(),
+        request,
+        Arc::new(plan),
+        polls_allowed,
+        Instant::now(),
+    )
+    .await;
+    outcome.result.map(|_| ()).map_err(anyhow::Error::msg)
 }
 
 /// How many submissions `rate` for `duration` asks for.
@@ -323,6 +367,7 @@ fn summarise(plan: &StepPlan, scheduled: usize, outcomes: &[Outcome], cpu: CpuUs
         poll_interval_ms: millis(plan.poll_interval),
         poll_backoff: plan.poll_backoff,
         poll_max_interval_ms: millis(plan.poll_max_interval),
+        max_concurrent_polls: plan.max_concurrent_polls,
         max_in_flight: plan.max_in_flight,
         cpu,
     }
@@ -353,6 +398,7 @@ mod tests {
             poll_interval: Duration::from_millis(1),
             poll_backoff: 0.1,
             poll_max_interval: Duration::from_millis(20),
+            max_concurrent_polls: 1,
             max_in_flight: 1,
             case_timeout: Duration::from_secs(1),
         };

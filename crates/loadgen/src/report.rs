@@ -43,6 +43,7 @@ pub struct Settings {
     pub poll_interval_ms: f64,
     pub poll_backoff: f64,
     pub poll_max_interval_ms: f64,
+    pub max_concurrent_polls: usize,
     pub max_in_flight: usize,
     pub connections_per_service: usize,
     pub case_timeout_s: f64,
@@ -139,6 +140,11 @@ pub struct RegistrationSummary {
     pub households: usize,
     /// RegisterHousehold calls per second during the untimed set-up.
     pub rate_per_s: f64,
+    /// Seconds after the registrations until a probe application's case showed (review
+    /// consuming the registrations' events, which it hears too).
+    pub backlog_drain_s: f64,
+    /// Households registered and consumed by review, per second of set-up.
+    pub registered_and_digested_per_s: f64,
 }
 
 fn ratio(numerator: f64, denominator: f64) -> f64 {
@@ -255,6 +261,7 @@ impl Report {
                 poll_interval_ms: options.poll_interval_ms,
                 poll_backoff: options.poll_backoff,
                 poll_max_interval_ms: options.poll_max_interval_ms,
+                max_concurrent_polls: options.max_concurrent_polls,
                 max_in_flight: options.max_in_flight,
                 connections_per_service: options.connections,
                 case_timeout_s: options.case_timeout_s,
