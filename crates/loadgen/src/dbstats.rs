@@ -23,7 +23,7 @@ pub struct Counters {
     rows_returned: i64,
 }
 
-/// The database's work per completed application over a step (everything on the database:
+/// The database's work per application sent over a step (everything on the database:
 /// both services' requests, their log workers, consumers and readiness checks, the polls).
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseWork {

@@ -11,11 +11,13 @@
 //! - [`workload`]: tokens, households (registered untimed), applications, gRPC clients.
 //! - [`load`]: one open-loop step at a fixed rate and its statistics.
 //! - [`baseline`]: PostgreSQL, NATS and SQLite on native connections.
+//! - [`bustrace`]: (cluster) when each case's event reached the bus.
 //! - [`cpu`]: CPU use of the generator, the services and the machine.
 //! - [`dbstats`]: (cluster) what PostgreSQL did per application.
 //! - [`report`]: the JSON written to `target/bench/e2e.json`.
 
 pub mod baseline;
+pub mod bustrace;
 pub mod cpu;
 pub mod dbstats;
 pub mod load;
@@ -56,7 +58,7 @@ pub struct Options {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "200,400,800,1200,1600,2000,2500,3000"
+        default_value = "25,50,100,200,400,800,1200,1600,2000,2500,3000"
     )]
     pub search_rates: Vec<f64>,
     /// Length of each search step, seconds.
@@ -254,7 +256,18 @@ async fn measure(
         options.connections,
     )
     .await?;
+    let publish_times = match system.mode {
+        Mode::Cluster => Some(
+            bustrace::PublishTimes::watch(
+                &environment.nats_address,
+                &system.config.log.subject_prefix,
+            )
+            .await?,
+        ),
+        Mode::Embedded => None,
+    };
     let mut runner = Runner {
+        publish_times,
         options,
         clients,
         tokens,
@@ -270,6 +283,14 @@ async fn measure(
             .step(warmup_rate, options.warmup as f64 / warmup_rate)
             .await?;
     }
+    // The search first: a failed step leaves a backlog the next step must wait out (review
+    // handles events in log order), and the search's steps are short; the fixed-rate step
+    // comes last, so its backlog delays nothing.
+    let search = if options.no_search {
+        None
+    } else {
+        Some(runner.search().await?)
+    };
     let counters_url = match (system.mode, options.quick) {
         (Mode::Cluster, false) => system.superuser_database_url(),
         _ => None,
@@ -286,15 +307,10 @@ async fn measure(
                 .await?;
             tokio::time::sleep(dbstats::SETTLE).await;
             let after = dbstats::read(url, name).await?;
-            let work = dbstats::per_application(before, after, fixed.completed);
+            let work = dbstats::per_application(before, after, fixed.sent);
             (fixed, Some(work))
         }
         _ => (runner.step(options.rate, options.duration_s).await?, None),
-    };
-    let search = if options.no_search {
-        None
-    } else {
-        Some(runner.search().await?)
     };
     Ok(ModeReport::new(
         system,
@@ -309,6 +325,7 @@ async fn measure(
 /// Runs the steps of one mode on one running system.
 #[derive(Debug)]
 struct Runner<'a> {
+    publish_times: Option<bustrace::PublishTimes>,
     options: &'a Options,
     clients: Clients,
     tokens: workload::Tokens,
@@ -400,6 +417,7 @@ impl Runner<'_> {
             &format!("loadgen-{}-step{}", self.tag, self.steps_run),
             plan,
             &self.processes,
+            self.publish_times.as_ref(),
         )
         .await?;
         eprintln!(
@@ -450,7 +468,7 @@ impl Runner<'_> {
         }
         if best.is_none() {
             let mut rate = options.search_rates.first().copied().unwrap_or(200.0) / 2.0;
-            while rate >= 12.5 {
+            while rate >= 5.0 {
                 if self.try_rate(rate, &mut steps).await? {
                     best = Some(rate);
                     break;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::bustrace::PublishTimes;
 use crate::cpu::{CpuMeter, CpuUse};
 use crate::workload::{self, Clients, Household, Tokens};
 
@@ -102,6 +103,13 @@ pub struct StepReport {
     pub submit: Percentiles,
     /// SubmitApplication answered → GetCase finds the case.
     pub after_submit: Percentiles,
+    /// Cluster: SubmitApplication sent → intake's event of the case on the bus (intake's
+    /// request, append, sequencing and relay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_to_published: Option<Percentiles>,
+    /// Cluster: on the bus → GetCase finds the case (review's consumer and append, the poll).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_to_seen: Option<Percentiles>,
     /// How late sends were against the schedule.
     pub schedule_lag: Percentiles,
     /// GetCase calls per completed submission (the last one found it).
@@ -140,6 +148,8 @@ struct Outcome {
 struct Seen {
     submitted_at: Instant,
     found_at: Instant,
+    /// Cluster: when intake's event of the case reached the bus.
+    published_at: Option<Instant>,
 }
 
 /// Sends one application and polls until its case is seen.
@@ -149,6 +159,7 @@ async fn submit_and_watch(
     request: sunshine_proto::v1::SubmitApplicationRequest,
     plan: Arc<StepPlan>,
     polls_allowed: Arc<Semaphore>,
+    publish_times: Option<PublishTimes>,
     scheduled_at: Instant,
 ) -> Outcome {
     let sent_at = Instant::now();
@@ -185,9 +196,13 @@ async fn submit_and_watch(
             drop(permit);
             match looked {
                 Ok(_) => {
+                    let found_at = Instant::now();
                     return Ok(Seen {
                         submitted_at,
-                        found_at: Instant::now(),
+                        found_at,
+                        published_at: publish_times
+                            .as_ref()
+                            .and_then(|times| times.first_publish(&answer.case_id)),
                     });
                 }
                 Err(status) if status.code() == tonic::Code::NotFound => {}
@@ -230,6 +245,7 @@ pub async fn run_step(
     command_prefix: &str,
     plan: StepPlan,
     processes: &[(String, u32)],
+    publish_times: Option<&PublishTimes>,
 ) -> anyhow::Result<StepReport> {
     let scheduled = scheduled_count(plan.rate_per_s, plan.duration);
     anyhow::ensure!(
@@ -254,6 +270,7 @@ pub async fn run_step(
         let tokens = tokens.clone();
         let plan = Arc::clone(&plan);
         let polls_allowed = Arc::clone(&polls_allowed);
+        let publish_times = publish_times.cloned();
         tasks.spawn(async move {
             let outcome = submit_and_watch(
                 clients,
@@ -261,6 +278,7 @@ pub async fn run_step(
                 request,
                 plan,
                 polls_allowed,
+                publish_times,
                 scheduled_at.into_std(),
             )
             .await;
@@ -292,6 +310,7 @@ pub async fn wait_for_one(
         request,
         Arc::new(plan),
         polls_allowed,
+        None,
         Instant::now(),
     )
     .await;
@@ -309,6 +328,8 @@ fn summarise(plan: &StepPlan, scheduled: usize, outcomes: &[Outcome], cpu: CpuUs
     let mut submit = Vec::new();
     let mut after_submit = Vec::new();
     let mut lag = Vec::new();
+    let mut to_bus = Vec::new();
+    let mut from_bus = Vec::new();
     let mut errors = Vec::new();
     let mut polls_of_completed = 0u64;
     let mut polls_total = 0u64;
@@ -324,6 +345,14 @@ fn summarise(plan: &StepPlan, scheduled: usize, outcomes: &[Outcome], cpu: CpuUs
                 submit.push(millis(seen.submitted_at - outcome.sent_at));
                 after_submit.push(millis(seen.found_at - seen.submitted_at));
                 polls_of_completed += outcome.polls;
+                if let Some(published_at) = seen.published_at {
+                    to_bus.push(millis(
+                        published_at.saturating_duration_since(outcome.sent_at),
+                    ));
+                    from_bus.push(millis(
+                        seen.found_at.saturating_duration_since(published_at),
+                    ));
+                }
                 last_completion = last_completion.max(Some(seen.found_at));
             }
             Err(error) => errors.push(error.clone()),
@@ -357,6 +386,8 @@ fn summarise(plan: &StepPlan, scheduled: usize, outcomes: &[Outcome], cpu: CpuUs
         e2e: Percentiles::of(&mut e2e),
         submit: Percentiles::of(&mut submit),
         after_submit: Percentiles::of(&mut after_submit),
+        sent_to_published: (!to_bus.is_empty()).then(|| Percentiles::of(&mut to_bus)),
+        published_to_seen: (!from_bus.is_empty()).then(|| Percentiles::of(&mut from_bus)),
         schedule_lag: Percentiles::of(&mut lag),
         polls_per_submission_mean: if completed > 0 {
             round3(polls_of_completed as f64 / completed as f64)
