@@ -45,7 +45,7 @@ pub struct Options {
     /// Which deployments to measure (repeat for several); default both.
     #[arg(long = "mode", value_enum)]
     pub modes: Vec<Mode>,
-    /// The CI smoke run: 3 s at 50/s, no max-rate search, short baselines.
+    /// The CI smoke run: 3 s at 50/s, no max-rate search, short baselines, 5 s case timeout.
     #[arg(long)]
     pub quick: bool,
     /// Offered rate of the fixed-rate run, applications per second.
@@ -142,6 +142,7 @@ impl Options {
             options.baseline_concurrency = 4;
             options.warmup = 5;
             options.connections = 2;
+            options.case_timeout_s = 5.0;
         }
         options
     }
