@@ -2,15 +2,19 @@
 CARGO ?= cargo
 LOCAL_DIR ?= .local
 K8S_VENV ?= $(LOCAL_DIR)/venv-k8s
+# Where cargo builds (the benchmarks' JSON goes to $(TARGET_DIR)/bench/).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+# Extra options for sunshine-loadgen, e.g. E2E_ARGS="--mode cluster --no-search".
+E2E_ARGS ?=
 
-.PHONY: help run run-cluster test lint fmt bench bench-eventlog bench-policy demo backends k8s-check clean-local
+.PHONY: help run run-cluster test lint fmt bench bench-eventlog bench-policy bench-e2e demo backends k8s-check clean-local
 
 help:
 	@echo "make run          run every service in one process (SQLite + in-process bus under $(LOCAL_DIR)/)"
 	@echo "make run-cluster  migrate, then run every service in one process on PostgreSQL + NATS JetStream"
 	@echo "make test         all tests, against real PostgreSQL and NATS (started or installed if needed)"
 	@echo "make lint         rustfmt --check and clippy -D warnings"
-	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy alone)"
+	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy, bench-e2e alone)"
 	@echo "make demo         start the system in-process and walk through it"
 	@echo "make k8s-check    render and validate the Kubernetes manifests"
 
@@ -53,7 +57,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-eventlog bench-policy
+bench: bench-eventlog bench-policy bench-e2e
 	$(CARGO) bench -p sunshine-platform --bench foundation
 
 bench-eventlog: backends
@@ -61,6 +65,12 @@ bench-eventlog: backends
 
 bench-policy:
 	$(CARGO) bench -p sunshine-policy --bench policy
+
+# End to end from a separate load-generator process, cluster and embedded (docs/benchmarks.md).
+bench-e2e: backends
+	$(CARGO) build --release -p sunshine -p sunshine-loadgen
+	$(TARGET_DIR)/release/sunshine-loadgen --sunshine $(TARGET_DIR)/release/sunshine \
+		--output $(TARGET_DIR)/bench/e2e.json $(E2E_ARGS)
 
 demo:
 	$(CARGO) run -q -p sunshine -- demo
