@@ -781,13 +781,12 @@ impl EventStore {
         if self.kind == DatabaseKind::Sqlite {
             return Ok(false);
         }
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM events WHERE tx_id > $1 OR (tx_id = $1 AND sequence > $2) LIMIT 1",
-        )
-        .bind(cursor.tx_id)
-        .bind(cursor.sequence)
-        .fetch_optional(&self.pool)
-        .await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM events WHERE (tx_id, sequence) > ($1, $2) LIMIT 1")
+                .bind(cursor.tx_id)
+                .bind(cursor.sequence)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 
@@ -801,7 +800,7 @@ impl EventStore {
         let horizon = self.commit_horizon().await?;
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
-             WHERE (e.tx_id > $1 OR (e.tx_id = $1 AND e.sequence > $2)) AND e.tx_id < $3 \
+             WHERE (e.tx_id, e.sequence) > ($1, $2) AND e.tx_id < $3 \
              ORDER BY e.tx_id, e.sequence LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
