@@ -129,6 +129,13 @@ impl std::fmt::Debug for EventStore {
     }
 }
 
+/// [`EVENT_COLUMNS`] for reads driven by `events` (a stream, a case, one event): the position
+/// looked up row by row in `log_entries`' unique index. A `LEFT JOIN` instead let the planner
+/// hash all of `log_entries` for every read of one household's stream.
+const STREAM_EVENT_COLUMNS: &str = "e.sequence, (SELECT l.log_position FROM log_entries l WHERE l.event_sequence = e.sequence), \
+     e.event_id, e.stream_id, e.stream_version, e.case_id, \
+     e.event_type, e.schema_version, e.payload, e.metadata, e.occurred_at_us, e.recorded_at_us, \
+     e.previous_hash, e.hash, e.tx_id";
 const EVENT_COLUMNS: &str = "e.sequence, l.log_position, e.event_id, e.stream_id, e.stream_version, e.case_id, \
      e.event_type, e.schema_version, e.payload, e.metadata, e.occurred_at_us, e.recorded_at_us, \
      e.previous_hash, e.hash, e.tx_id";
@@ -647,7 +654,7 @@ impl EventStore {
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
+            "SELECT {STREAM_EVENT_COLUMNS} FROM events e \
              WHERE e.stream_id = $1 AND e.stream_version >= $2 ORDER BY e.stream_version"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -666,7 +673,7 @@ impl EventStore {
     /// Every committed event of a case (the case file), in commit order.
     pub async fn read_case(&self, case_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
+            "SELECT {STREAM_EVENT_COLUMNS} FROM events e \
              WHERE e.case_id = $1 ORDER BY e.tx_id, e.sequence"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -970,7 +977,7 @@ impl EventStore {
     /// One event by id, with its log position if sequenced.
     pub async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN log_entries l ON l.event_sequence = e.sequence \
+            "SELECT {STREAM_EVENT_COLUMNS} FROM events e \
              WHERE e.event_id = $1"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
