@@ -42,15 +42,20 @@ impl Lease {
         match store.kind() {
             DatabaseKind::Postgres => {
                 let key = lease_key(name);
-                let mut connection = store.pool().acquire().await?.detach();
+                let mut pooled = store.pool().acquire().await?;
                 let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                     .bind(key)
-                    .fetch_one(&mut connection)
+                    .fetch_one(&mut *pooled)
                     .await?;
                 if acquired {
-                    Ok(Some(Lease::Postgres { connection, key }))
+                    // The session holds the lock: it leaves the pool for as long as the lease.
+                    Ok(Some(Lease::Postgres {
+                        connection: pooled.detach(),
+                        key,
+                    }))
                 } else {
-                    let _ = connection.close().await;
+                    // Nothing held on it: back to the pool (closing it cost every replica a new
+                    // connection, a fork and a TLS handshake, at every try).
                     Ok(None)
                 }
             }
