@@ -225,6 +225,17 @@ impl Call<'_> {
     }
 
     /// Appends what the aggregate decided and answers with the case after it.
+    /// Decides `command` on the admitted case (`CaseState::handle`, once) and appends what was
+    /// decided: the last two steps of every command.
+    async fn decide_and_append(
+        &self,
+        admitted: Box<Admitted>,
+        command: crate::case::CaseCommand,
+    ) -> CommandAnswer {
+        let events = admitted.case.state.handle(command).map_err(case_error)?;
+        Ok(Response::new(self.append(admitted, events).await?))
+    }
+
     async fn append(
         &self,
         admitted: Box<Admitted>,
@@ -353,12 +364,7 @@ impl ReviewService for ReviewApi {
         let command =
             requests::assign_investigators(&message, &call.officer).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn record_home_visit(
@@ -406,12 +412,7 @@ impl ReviewService for ReviewApi {
         let command =
             requests::request_verification(&message, &call.officer).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn record_opinion(&self, request: Request<pb::RecordOpinionRequest>) -> CommandAnswer {
@@ -421,12 +422,11 @@ impl ReviewService for ReviewApi {
             .map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
         let policy = store::evaluate(call.state, &admitted.case.state).await?;
-        let events = admitted
-            .case
-            .state
-            .handle(crate::case::CaseCommand::RecordOpinion(command, policy))
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(
+            admitted,
+            crate::case::CaseCommand::RecordOpinion(command, policy),
+        )
+        .await
     }
 
     async fn start_publicity(&self, request: Request<pb::StartPublicityRequest>) -> CommandAnswer {
@@ -441,12 +441,7 @@ impl ReviewService for ReviewApi {
         let command = requests::start_publicity(&message, &call.officer, today, last_day)
             .map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn answer_objection(
@@ -458,12 +453,7 @@ impl ReviewService for ReviewApi {
         let command =
             requests::answer_objection(&message, &call.officer).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn grant_assist_first(
@@ -476,12 +466,7 @@ impl ReviewService for ReviewApi {
         let command =
             requests::grant_assist_first(&message, &call.officer, cap).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn decide(&self, request: Request<pb::DecideRequest>) -> CommandAnswer {
@@ -501,12 +486,8 @@ impl ReviewService for ReviewApi {
             requests::decide(&message, &call.officer, today, re_review).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
         let policy = store::evaluate(call.state, &admitted.case.state).await?;
-        let events = admitted
-            .case
-            .state
-            .handle(crate::case::CaseCommand::Decide(command, policy))
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, crate::case::CaseCommand::Decide(command, policy))
+            .await
     }
 
     async fn return_for_material(
@@ -518,12 +499,7 @@ impl ReviewService for ReviewApi {
         let command =
             requests::return_for_material(&message, &call.officer).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn withdraw(&self, request: Request<pb::WithdrawRequest>) -> CommandAnswer {
@@ -531,12 +507,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         let command = requests::withdraw(&message, &call.officer).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn extend_deadline(&self, request: Request<pb::ExtendDeadlineRequest>) -> CommandAnswer {
@@ -544,12 +515,7 @@ impl ReviewService for ReviewApi {
         let message = request.into_inner();
         let command = requests::extend_deadline(&message, &call.officer).map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn list_work_queue(
@@ -580,12 +546,7 @@ impl ReviewService for ReviewApi {
         let command = requests::notify_refusal(&message, &call.officer, call.today())
             .map_err(ApiError::from)?;
         let admitted = fresh_or_answer!(call.load(&message).await?);
-        let events = admitted
-            .case
-            .state
-            .handle(command.into())
-            .map_err(case_error)?;
-        Ok(Response::new(call.append(admitted, events).await?))
+        call.decide_and_append(admitted, command.into()).await
     }
 
     async fn list_overdue_cases(
