@@ -22,6 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 on_both_backends!(
     log_delivery_applies_each_event_once_parks_poison_and_rebuilds,
     events_delivered_out_of_order_are_applied_in_log_order,
+    a_second_delivery_racing_the_first_applies_nothing_twice,
 );
 
 async fn append_events(
@@ -342,6 +343,41 @@ async fn events_delivered_out_of_order_are_applied_in_log_order(
     assert_eq!(
         *projection.seen.lock().expect("lock"),
         (0..12).collect::<Vec<u64>>()
+    );
+    Ok(())
+}
+
+/// Two deliveries of one consumer (two replicas of a service, or a redelivery racing the first)
+/// share the cursor: the one that finds it moved under it goes on from where the other left
+/// off, and no event is applied twice.
+async fn a_second_delivery_racing_the_first_applies_nothing_twice(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 6).await?;
+    append_events(&store, 10, None).await?;
+    let (mut sequencer, _verifier) = sequencer(&store, 100);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while store.log_size().await? < 10 {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "not sequenced");
+        sequencer.run_until_idle().await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let log = store.read_log(0, 100).await?;
+    let projection = InOrder::default();
+    let config = fast_consumer_config(Namespace::default());
+    let first = Consumer::new(store.clone(), projection.clone(), config.clone());
+    let second = Consumer::new(store.clone(), projection.clone(), config);
+    // The second replica remembers position 0; the first then moves the cursor to 6.
+    assert_eq!(second.position().await?, 0);
+    assert_eq!(first.advance(&log[..6]).await?.next_position, 6);
+    // The second one's compare-and-set fails, and it goes on from 6.
+    let advanced = second.advance(&log).await?;
+    assert_eq!(advanced.next_position, 10);
+    assert_eq!(advanced.applied, 4);
+    assert_eq!(
+        *projection.seen.lock().expect("lock"),
+        (0..10).collect::<Vec<u64>>(),
+        "every event once, in order"
     );
     Ok(())
 }
