@@ -110,20 +110,22 @@ pub struct IntakeApi {
     pub state: Arc<OnceLock<IntakeState>>,
 }
 
+/// The first event of an append, as the household's: what every answer is built from.
+fn first_event(outcome: &AppendOutcome) -> Option<HouseholdEvent> {
+    let stored = outcome.events.first()?;
+    HouseholdEvent::decode(&stored.event_type, &stored.payload).ok()
+}
+
+/// An append that did not record what its command records: a bug, never the caller's doing.
+fn missing(what: &'static str) -> ApiError {
+    ApiError::internal(std::io::Error::other(what))
+}
+
 /// The answer to a registration, from its append (the first one, for a retry).
 fn registration_answer(outcome: &AppendOutcome) -> Result<pb::RegisterHouseholdResponse, ApiError> {
-    let registered = outcome
-        .events
-        .first()
-        .and_then(
-            |stored| match HouseholdEvent::decode(&stored.event_type, &stored.payload) {
-                Ok(HouseholdEvent::Registered(registered)) => Some(registered),
-                _ => None,
-            },
-        )
-        .ok_or_else(|| {
-            ApiError::internal(std::io::Error::other("append returned no registration"))
-        })?;
+    let Some(HouseholdEvent::Registered(registered)) = first_event(outcome) else {
+        return Err(missing("append returned no registration"));
+    };
     Ok(pb::RegisterHouseholdResponse {
         household_id: registered.household_id,
         version: outcome.last_version,
@@ -143,25 +145,12 @@ fn submission_answer(
     policy: &Policy,
     outcome: &AppendOutcome,
 ) -> Result<pb::SubmitApplicationResponse, ApiError> {
-    let first = outcome
-        .events
-        .first()
-        .and_then(
-            |stored| match HouseholdEvent::decode(&stored.event_type, &stored.payload) {
-                Ok(HouseholdEvent::ApplicationSubmitted(submitted)) => Some(submitted),
-                _ => None,
-            },
-        )
-        .ok_or_else(|| {
-            ApiError::internal(std::io::Error::other("append returned no application"))
-        })?;
+    let Some(HouseholdEvent::ApplicationSubmitted(first)) = first_event(outcome) else {
+        return Err(missing("append returned no application"));
+    };
     let assist_first_cap = if first.route == pb::Route::Emergency as i32 {
-        let accepted_on =
-            sunshine_proto::dates::to_date(first.accepted_on.as_ref()).ok_or_else(|| {
-                ApiError::internal(std::io::Error::other(
-                    "a recorded application without its day of acceptance",
-                ))
-            })?;
+        let accepted_on = sunshine_proto::dates::to_date(first.accepted_on.as_ref())
+            .ok_or_else(|| missing("a recorded application without its day of acceptance"))?;
         let resolved = policy.resolve(accepted_on).map_err(ApiError::internal)?;
         Some(pb::Money {
             fen: resolved.temporary.assist_first_cap.fen(),
