@@ -120,6 +120,25 @@ impl KeyStore {
         Ok(crypto::seal(&key, &key_id, plaintext, associated_data)?)
     }
 
+    /// Seals several values of one subject with one look-up of its key: each
+    /// `(plaintext, associated_data)` as [`KeyStore::seal`] would, in order.
+    pub async fn seal_all(
+        &self,
+        subject: &str,
+        values: &[(&[u8], &[u8])],
+    ) -> Result<Vec<Vec<u8>>, KeyError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (key_id, key) = self.key_for(subject).await?;
+        values
+            .iter()
+            .map(|(plaintext, associated_data)| {
+                Ok(crypto::seal(&key, &key_id, plaintext, associated_data)?)
+            })
+            .collect()
+    }
+
     /// Opens a sealed value; [`KeyError::Destroyed`] once its key was destroyed.
     pub async fn open(&self, sealed: &[u8], associated_data: &[u8]) -> Result<Vec<u8>, KeyError> {
         let key_id = crypto::sealed_key_id(sealed)?.to_owned();

@@ -40,7 +40,7 @@
 //! lease        → error, store
 //! sequencer    → error, event, store
 //! verify       → error, store
-//! relay        → delivery, error, store
+//! relay        → delivery, error, event, store
 //! consumer     → delivery, error, event, faults, relay, signals, store
 //! worker       → lease, relay, sequencer, signals, store
 //! runtime      → consumer, crypto, delivery, error, keys, lease, relay, schema, sequencer, signals, store, worker

@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use crate::delivery::{self, HEADER_EVENT_TYPE, HEADER_LOG_POSITION, Namespace};
 use crate::error::StoreError;
+use crate::event::RecordedEvent;
 use crate::store::EventStore;
 
 /// Name of the relay's cursor.
@@ -41,6 +42,9 @@ pub struct Relay {
     batch_size: u32,
     stream_ready: bool,
     fail_after_publish: bool,
+    /// The cursor as this relay last read or wrote it; `None` until read, and again after a
+    /// failure or when the lease changes hands ([`Relay::forget_cursor`]).
+    next: Option<u64>,
 }
 
 impl Relay {
@@ -57,6 +61,7 @@ impl Relay {
             batch_size: batch_size.max(1),
             stream_ready: false,
             fail_after_publish: false,
+            next: None,
         }
     }
 
@@ -87,14 +92,63 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes up to one batch; returns how many events went out.
+    /// Reads the cursor from the database again at the next round: another holder of the lease
+    /// may have moved it.
+    pub fn forget_cursor(&mut self) {
+        self.next = None;
+    }
+
+    /// Whether events before `log_size` (the sequenced log's size) are still to be relayed, as
+    /// far as this relay knows (true while it has not read its cursor).
+    pub fn behind(&self, log_size: u64) -> bool {
+        self.next.is_none_or(|next| next < log_size)
+    }
+
+    /// Publishes up to one batch read from the log; returns how many events went out.
     pub async fn run_once(&mut self) -> Result<usize, RelayError> {
+        self.run_after(Vec::new(), None).await
+    }
+
+    /// Publishes up to one batch: `sequenced` (what the sequencer just gave positions, in order)
+    /// when it starts exactly at the cursor, without reading it back; otherwise what the log
+    /// holds from the cursor on. With `log_size` known, a relay already there reads nothing.
+    pub async fn run_after(
+        &mut self,
+        sequenced: Vec<RecordedEvent>,
+        log_size: Option<u64>,
+    ) -> Result<usize, RelayError> {
+        let result = self.publish_batch(sequenced, log_size).await;
+        if result.is_err() {
+            self.next = None;
+        }
+        result
+    }
+
+    async fn publish_batch(
+        &mut self,
+        mut sequenced: Vec<RecordedEvent>,
+        log_size: Option<u64>,
+    ) -> Result<usize, RelayError> {
         if !self.stream_ready {
             Relay::ensure_stream(&self.jetstream, &self.namespace).await?;
             self.stream_ready = true;
         }
-        let next = self.store.cursor(RELAY_CURSOR).await?;
-        let events = self.store.read_log(next, self.batch_size).await?;
+        let next = match self.next {
+            Some(next) => next,
+            None => {
+                let next = self.store.cursor(RELAY_CURSOR).await?;
+                self.next = Some(next);
+                next
+            }
+        };
+        let events = if sequenced.first().and_then(|event| event.log_position) == Some(next) {
+            sequenced.truncate(self.batch_size as usize);
+            sequenced
+        } else if log_size.is_some_and(|size| next >= size) {
+            return Ok(0);
+        } else {
+            self.store.read_log(next, self.batch_size).await?
+        };
         if events.is_empty() {
             return Ok(0);
         }
@@ -159,6 +213,7 @@ impl Relay {
             .and_then(|event| event.log_position)
             .unwrap_or(next);
         self.store.set_cursor(RELAY_CURSOR, last + 1).await?;
+        self.next = Some(last + 1);
         Ok(events.len())
     }
 }

@@ -2,7 +2,7 @@
 //! into the Merkle log, making signed checkpoints as it goes.
 //!
 //! It reads committed events behind the transaction horizon
-//! ([`EventStore::read_committed_after`]), so it never skips one that commits late, assigns
+//! ([`EventStore::read_ready_after`]), so it never skips one that commits late, assigns
 //! each the next `log_position` (dense, from 0: the Merkle leaf index), and writes
 //! `log_entries` rows with the leaf hash `SHA-256(0x00 || event hash)`. It signs a checkpoint
 //! (C2SP signed note) and stores it in `log_checkpoints` whenever the tree size reaches a
@@ -18,6 +18,7 @@ use sunshine_evidence::checkpoint::{Checkpoint, CheckpointSigner};
 use sunshine_evidence::merkle::{Hash, MerkleFrontier, leaf_hash};
 
 use crate::error::{StoreError, to_hash, to_i64, to_u64};
+use crate::event::RecordedEvent;
 use crate::store::{CommitCursor, EventStore};
 
 /// How the sequencer works.
@@ -57,8 +58,8 @@ pub struct SequenceOutcome {
     pub checkpoint: Option<u64>,
     /// The round took as many events as it could: more may be waiting.
     pub batch_full: bool,
-    /// Nothing was ready, but committed events wait behind a transaction still open (the
-    /// horizon): worth looking again soon.
+    /// Committed events wait behind a transaction still open (the horizon): worth looking
+    /// again soon.
     pub held_back: bool,
 }
 
@@ -76,6 +77,9 @@ pub struct Sequencer {
     origin: String,
     config: SequencerConfig,
     state: Option<SequencerState>,
+    /// The events the last round sequenced, with their positions, for the relay to take
+    /// without reading them back ([`Sequencer::take_sequenced`]).
+    sequenced: Vec<RecordedEvent>,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -102,6 +106,7 @@ impl Sequencer {
             origin: origin.into(),
             config: config.validated(),
             state: None,
+            sequenced: Vec::new(),
         }
     }
 
@@ -166,7 +171,20 @@ impl Sequencer {
         result
     }
 
+    /// The log's size as this sequencer knows it (`None` before its first round).
+    pub fn tree_size(&self) -> Option<u64> {
+        self.state.as_ref().map(|state| state.frontier.tree_size())
+    }
+
+    /// The events the last [`Sequencer::run_once`] sequenced, in position order with their
+    /// positions set, exactly as [`EventStore::read_log`] would return them; empty after a
+    /// round that sequenced nothing or failed.
+    pub fn take_sequenced(&mut self) -> Vec<RecordedEvent> {
+        std::mem::take(&mut self.sequenced)
+    }
+
     async fn run_once_inner(&mut self) -> Result<SequenceOutcome, StoreError> {
+        self.sequenced.clear();
         if self.state.is_none() {
             self.state = Some(self.load_state().await?);
         }
@@ -180,8 +198,12 @@ impl Sequencer {
         let until_boundary = every - state.frontier.tree_size() % every;
         let limit = u64::from(self.config.batch_size).min(until_boundary);
         let limit = u32::try_from(limit).unwrap_or(self.config.batch_size);
-        let committed = self.store.read_committed_after(state.cursor, limit).await?;
-        let mut outcome = SequenceOutcome::default();
+        let read = self.store.read_ready_after(state.cursor, limit).await?;
+        let committed = read.ready;
+        let mut outcome = SequenceOutcome {
+            held_back: read.held_back,
+            ..SequenceOutcome::default()
+        };
         if !committed.is_empty() {
             let first_position = state.frontier.tree_size();
             let mut leaf_hashes: Vec<Hash> = Vec::with_capacity(committed.len());
@@ -226,8 +248,15 @@ impl Sequencer {
             }
             outcome.sequenced = committed.len();
             outcome.batch_full = committed.len() == limit as usize;
-        } else {
-            outcome.held_back = self.store.committed_beyond_horizon(state.cursor).await?;
+            self.sequenced = committed
+                .into_iter()
+                .enumerate()
+                .map(|(offset, entry)| {
+                    let mut event = entry.event;
+                    event.log_position = Some(first_position + offset as u64);
+                    event
+                })
+                .collect();
         }
         let size = state.frontier.tree_size();
         let entries_since = size.saturating_sub(state.last_checkpoint_size);

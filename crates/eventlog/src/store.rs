@@ -65,6 +65,16 @@ pub struct CommittedEvent {
     pub event: RecordedEvent,
 }
 
+/// What one sequencing read found: [`EventStore::read_ready_after`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadyEvents {
+    /// Committed events every older transaction has finished before: safe to sequence now.
+    pub ready: Vec<CommittedEvent>,
+    /// Committed events follow that may not be handed out yet, because an older transaction is
+    /// still open (never on SQLite).
+    pub held_back: bool,
+}
+
 /// Writes that must commit or roll back together with an append (e.g. a service's uniqueness
 /// guard rows: a person claimed by a household only together with the event that registers
 /// them). [`EventStore::append_guarded`] runs [`AppendGuard::apply`] inside the append's own
@@ -770,33 +780,6 @@ impl EventStore {
         to_u64(size.unwrap_or(0))
     }
 
-    /// The transaction horizon: every row with a smaller `tx_id` is final.
-    pub async fn commit_horizon(&self) -> Result<i64, StoreError> {
-        match self.kind {
-            DatabaseKind::Postgres => Ok(sqlx::query_scalar(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-            )
-            .fetch_one(&self.pool)
-            .await?),
-            DatabaseKind::Sqlite => Ok(i64::MAX),
-        }
-    }
-
-    /// Whether events after `cursor` have committed that [`EventStore::read_committed_after`]
-    /// may not hand out yet, because an older transaction is still open. Never on SQLite.
-    pub async fn committed_beyond_horizon(&self, cursor: CommitCursor) -> Result<bool, StoreError> {
-        if self.kind == DatabaseKind::Sqlite {
-            return Ok(false);
-        }
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM events WHERE (tx_id, sequence) > ($1, $2) LIMIT 1")
-                .bind(cursor.tx_id)
-                .bind(cursor.sequence)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
-    }
-
     /// Up to `limit` committed events after `cursor`, in commit order, never skipping one that
     /// commits later (see the module docs).
     pub async fn read_committed_after(
@@ -804,27 +787,55 @@ impl EventStore {
         cursor: CommitCursor,
         limit: u32,
     ) -> Result<Vec<CommittedEvent>, StoreError> {
-        let horizon = self.commit_horizon().await?;
+        Ok(self.read_ready_after(cursor, limit).await?.ready)
+    }
+
+    /// The sequencer's one read per round: up to `limit` events after `cursor` in commit order,
+    /// split at the transaction horizon taken in the same statement (the same snapshot), so
+    /// one round trip both hands out what is ready and tells whether committed events wait
+    /// behind a transaction still open.
+    ///
+    /// Rows are ordered by `(tx_id, sequence)` and every `tx_id` below the horizon is final, so
+    /// the ready events are a prefix of the rows read: the first row at or above the horizon
+    /// ends it, and that row (committed, visible, but possibly preceded by an older transaction
+    /// that has not committed yet) is what "held back" means.
+    pub async fn read_ready_after(
+        &self,
+        cursor: CommitCursor,
+        limit: u32,
+    ) -> Result<ReadyEvents, StoreError> {
         // No join with log_entries: nothing after the cursor is sequenced yet, and the join made
-        // the planner hash the whole of log_entries on every round.
+        // the planner hash the whole of log_entries on every round. The horizon is a scalar
+        // subquery, evaluated once per statement; SQLite has one writer and no horizon.
         let columns = EVENT_COLUMNS.replacen("l.log_position", "CAST(NULL AS BIGINT)", 1);
+        let horizon = match self.kind {
+            DatabaseKind::Postgres => {
+                "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+            }
+            DatabaseKind::Sqlite => "9223372036854775807",
+        };
         let sql = format!(
-            "SELECT {columns} FROM events e \
-             WHERE (e.tx_id, e.sequence) > ($1, $2) AND e.tx_id < $3 \
-             ORDER BY e.tx_id, e.sequence LIMIT $4"
+            "SELECT {columns}, {horizon} FROM events e \
+             WHERE (e.tx_id, e.sequence) > ($1, $2) \
+             ORDER BY e.tx_id, e.sequence LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(cursor.tx_id)
             .bind(cursor.sequence)
-            .bind(horizon)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        let mut committed = Vec::with_capacity(rows.len());
+        let mut ready = Vec::with_capacity(rows.len());
+        let mut held_back = false;
         for row in &rows {
-            let event = decode_event(row)?;
             let tx_id: i64 = row.try_get(14)?;
-            committed.push(CommittedEvent {
+            let horizon: i64 = row.try_get(15)?;
+            if tx_id >= horizon {
+                held_back = true;
+                break;
+            }
+            let event = decode_event(row)?;
+            ready.push(CommittedEvent {
                 cursor: CommitCursor {
                     tx_id,
                     sequence: event.sequence,
@@ -832,7 +843,7 @@ impl EventStore {
                 event,
             });
         }
-        Ok(committed)
+        Ok(ReadyEvents { ready, held_back })
     }
 }
 

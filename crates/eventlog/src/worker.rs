@@ -53,7 +53,8 @@ impl LogWorker {
     /// Works until `shutdown`.
     ///
     /// Holding the lease, it sequences and relays whenever an append is signalled (at once if
-    /// one came while it was busy) and goes on while rounds move events. When committed events
+    /// one came while it was busy), and goes straight on while a round filled its batch or left
+    /// the relay behind. When committed events
     /// wait behind a transaction still open (the sequencer's horizon), it looks again after a
     /// short, growing pause (from 1 ms) rather than a poll. Without the lease it ignores the
     /// signals and only tries the lease every poll interval; the poll interval is otherwise a
@@ -78,6 +79,10 @@ impl LogWorker {
                 match Lease::try_acquire(&self.store, LOG_WORKER_LEASE).await {
                     Ok(Some(acquired)) => {
                         tracing::info!("log worker holds the lease");
+                        // Another holder may have moved the relay's cursor meanwhile.
+                        if let Some(relay) = self.relay.as_mut() {
+                            relay.forget_cursor();
+                        }
                         lease = Some(acquired);
                         lease_checked = Instant::now();
                     }
@@ -99,8 +104,12 @@ impl LogWorker {
                     if round.moved > 0 {
                         held_back_pause = HELD_BACK_FIRST_PAUSE;
                         self.signals.notify_advanced();
+                    }
+                    if round.more {
                         continue;
                     }
+                    // Otherwise wait: an append committed during the round has raised its
+                    // signal since the last wait, so the next wait returns at once.
                     held_back = round.held_back;
                 }
                 Err(error) => {
@@ -134,7 +143,8 @@ impl LogWorker {
         }
     }
 
-    /// Sequences what is ready, then relays what is sequenced.
+    /// Sequences what is ready, then relays what is sequenced: the events just sequenced go
+    /// out as they are, with no read back, when the relay stands where they begin.
     async fn round(&mut self) -> Result<Round, String> {
         let sequenced = self
             .sequencer
@@ -142,11 +152,18 @@ impl LogWorker {
             .await
             .map_err(|error| error.to_string())?;
         let mut relayed = 0;
+        let mut relay_behind = false;
         if let Some(relay) = self.relay.as_mut() {
-            relayed = relay.run_once().await.map_err(|error| error.to_string())?;
+            let log_size = self.sequencer.tree_size();
+            relayed = relay
+                .run_after(self.sequencer.take_sequenced(), log_size)
+                .await
+                .map_err(|error| error.to_string())?;
+            relay_behind = log_size.is_some_and(|size| relay.behind(size));
         }
         Ok(Round {
             moved: sequenced.sequenced + relayed,
+            more: sequenced.batch_full || relay_behind,
             held_back: sequenced.held_back,
         })
     }
@@ -156,6 +173,8 @@ impl LogWorker {
 #[derive(Debug, Clone, Copy)]
 struct Round {
     moved: usize,
+    /// A batch was full or the relay is behind the sequencer: go on at once.
+    more: bool,
     /// Committed events wait behind an open transaction.
     held_back: bool,
 }

@@ -474,3 +474,43 @@ async fn an_event_id_rewritten_or_malformed_is_found_at_its_position(
     );
     Ok(())
 }
+
+/// An event committed after an older transaction began is held back (not ready, and said to
+/// be waiting) until that transaction ends; then it is ready, and what the sequencer hands
+/// the relay is exactly what the log reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_behind_an_open_transaction_is_held_back_until_it_ends() -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(Backend::Postgres, 4).await?;
+    let (mut sequencer, _verifier) = sequencer(&store, 100);
+    // An older transaction with a transaction id, still open.
+    let mut open = store.pool().begin().await?;
+    sqlx::query("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *open)
+        .await?;
+    fill(&store, 1, 1).await?;
+
+    let read = store.read_ready_after(CommitCursor::default(), 10).await?;
+    assert!(read.ready.is_empty(), "handed out past an open transaction");
+    assert!(read.held_back, "the committed event was not said to wait");
+    let outcome = sequencer.run_once().await?;
+    assert_eq!((outcome.sequenced, outcome.held_back), (0, true));
+    assert!(sequencer.take_sequenced().is_empty());
+
+    open.rollback().await?;
+    // Other tests' transactions on the shared server may hold the horizon a moment longer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let outcome = sequencer.run_once().await?;
+        if outcome.sequenced == 1 {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "never sequenced after the transaction ended"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sequencer.take_sequenced(), store.read_log(0, 10).await?);
+    assert_eq!(sequencer.tree_size(), Some(1));
+    Ok(())
+}

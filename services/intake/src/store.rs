@@ -368,17 +368,38 @@ impl IntakeStore {
             .map_err(ApiError::internal)
     }
 
-    /// Seals each datum into the one decided event that carries its field.
+    /// Seals each datum into the one decided event that carries its field, with one look-up
+    /// of the household's key for all of them; empty values stay empty.
     pub async fn seal_into(
         &self,
         household_id: &str,
         events: &mut [HouseholdEvent],
         personal_data: Vec<PersonalDatum>,
     ) -> Result<(), ApiError> {
-        for datum in personal_data {
-            let sealed = self
-                .seal(household_id, &datum.field, &datum.plaintext)
-                .await?;
+        let to_seal: Vec<(&PersonalDatum, Vec<u8>)> = personal_data
+            .iter()
+            .filter(|datum| !datum.plaintext.is_empty())
+            .map(|datum| (datum, datum.field.associated_data(household_id)))
+            .collect();
+        let values: Vec<(&[u8], &[u8])> = to_seal
+            .iter()
+            .map(|(datum, associated_data)| {
+                (datum.plaintext.as_slice(), associated_data.as_slice())
+            })
+            .collect();
+        let mut sealed = self
+            .log
+            .keys
+            .seal_all(SealedField::key_subject(household_id), &values)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter();
+        for datum in &personal_data {
+            let value = if datum.plaintext.is_empty() {
+                Vec::new()
+            } else {
+                sealed.next().unwrap_or_default()
+            };
             let slot = events
                 .iter_mut()
                 .find_map(|event| datum.field.slot_in(event))
@@ -388,7 +409,7 @@ impl IntakeStore {
                         datum.field.path()
                     )))
                 })?;
-            *slot = sealed;
+            *slot = value;
         }
         Ok(())
     }

@@ -113,18 +113,6 @@ impl CaseOpener {
             causation_id: Some(event.event_id.to_string()),
             ..EventMetadata::default()
         };
-        // On the open-case list before the case exists, so the deadline watch never misses a case
-        // it could see; it skips rows whose case is not (yet) in the log. The projection writes
-        // the same row from the log (rebuilds).
-        sqlx::query(
-            "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
-             ON CONFLICT (case_id) DO NOTHING",
-        )
-        .bind(submitted.case_id.as_str())
-        .bind(submitted.household_id.as_str())
-        .bind(submitted.hukou_org_unit_code.as_str())
-        .execute(self.state.log.store.pool())
-        .await?;
         store::open(&self.state, opened, &metadata).await?;
         Ok(())
     }

@@ -6,7 +6,8 @@
 
 use sqlx::Row as _;
 use sunshine_eventlog::{
-    Actor, AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+    Actor, AppendGuard, AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent,
+    RecordedEvent, StreamId,
 };
 use sunshine_platform::{ApiError, Identity};
 use sunshine_policy::ProgramCode;
@@ -158,21 +159,63 @@ pub async fn open(
     metadata: &EventMetadata,
 ) -> Result<(), ApiError> {
     let stream = case_stream(&opened.case_id)?;
-    let case_id = opened.case_id.clone();
+    let row = OpenCaseRow {
+        case_id: opened.case_id.clone(),
+        household_id: opened.household_id.clone(),
+        hukou_org_unit_code: opened.hukou_org_unit_code.clone(),
+    };
     let opened = CaseEvent::Opened(opened);
     let event = NewEvent::new(
-        case_id,
+        row.case_id.clone(),
         opened.event_type(),
         SCHEMA_VERSION,
         opened.encode(),
     );
-    state
+    match state
         .log
         .store
-        .append(&stream, ExpectedVersion::NoStream, metadata, vec![event])
+        .append_guarded(
+            &stream,
+            ExpectedVersion::NoStream,
+            metadata,
+            vec![event],
+            &row,
+        )
         .await
-        .map_err(ApiError::from)?;
-    Ok(())
+        .map_err(ApiError::from)?
+    {
+        GuardedAppend::Appended(_) => Ok(()),
+        GuardedAppend::Refused(never) => match never {},
+    }
+}
+
+/// The open-case row the deadline watch walks, written in the same transaction as the case's
+/// `CaseOpened`: the list never lacks a case the log holds, and never names one it does not.
+/// The projection writes the same row from the log (rebuilds).
+struct OpenCaseRow {
+    case_id: String,
+    household_id: String,
+    hukou_org_unit_code: String,
+}
+
+impl AppendGuard for OpenCaseRow {
+    type Refusal = std::convert::Infallible;
+
+    async fn apply(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO review_cases (case_id, household_id, hukou_org_unit_code, status) VALUES ($1, $2, $3, 'open') \
+             ON CONFLICT (case_id) DO NOTHING",
+        )
+        .bind(self.case_id.as_str())
+        .bind(self.household_id.as_str())
+        .bind(self.hukou_org_unit_code.as_str())
+        .execute(connection)
+        .await?;
+        Ok(Ok(()))
+    }
 }
 
 /// The metadata of a service-side append under `command_id` (derived from what it reacts to,
