@@ -16,9 +16,14 @@
 //!
 //! [`AuthInterceptor`] verifies the token of every RPC of a protected service and puts the
 //! [`Identity`] into the request's extensions; handlers take it with [`identity`].
+//!
+//! A client sends the same token with every call until it expires, so the verifier remembers
+//! the tokens whose signature and claims it has checked (by their exact bytes, at most
+//! [`VERIFIED_TOKENS_REMEMBERED`]): a token seen again skips the signature and the parsing,
+//! never the clock (expiry, not-before and issued-at are checked again on every call).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -334,6 +339,10 @@ struct Header {
     kid: Option<String>,
 }
 
+/// How many verified tokens a verifier remembers; when full it forgets them all and starts
+/// again (a district has a few thousand officers, each with one live token at a time).
+pub const VERIFIED_TOKENS_REMEMBERED: usize = 8_192;
+
 /// Checks tokens meant for one service against the configured verifying keys.
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {
@@ -343,6 +352,16 @@ pub struct TokenVerifier {
     leeway_seconds: i64,
     max_lifetime_seconds: i64,
     keys: HashMap<String, VerifyingKey>,
+    /// Tokens whose signature and claims passed, by their exact text, with what they proved.
+    verified: Arc<Mutex<HashMap<String, Arc<VerifiedToken>>>>,
+}
+
+/// What a verified token proved: the claims (for the clock checks on every use) and the
+/// identity they give.
+#[derive(Debug)]
+struct VerifiedToken {
+    claims: Claims,
+    identity: Identity,
 }
 
 impl TokenVerifier {
@@ -359,6 +378,7 @@ impl TokenVerifier {
             leeway_seconds: i64::from(config.leeway_seconds),
             max_lifetime_seconds: i64::from(config.max_token_lifetime_seconds),
             keys,
+            verified: Arc::default(),
         })
     }
 
@@ -367,8 +387,48 @@ impl TokenVerifier {
         &self.audience
     }
 
-    /// Verifies `token` at `now` and returns the caller's identity.
+    /// Verifies `token` at `now` and returns the caller's identity. A token verified before
+    /// is checked again only against the clock.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Identity, AuthError> {
+        let remembered = self.remembered().get(token).cloned();
+        if let Some(verified) = remembered {
+            self.check_times(&verified.claims, now.unix_timestamp())?;
+            return Ok(verified.identity.clone());
+        }
+        let (claims, identity) = self.verify_in_full(token, now)?;
+        let mut remembered = self.remembered();
+        if remembered.len() >= VERIFIED_TOKENS_REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(
+            token.to_owned(),
+            Arc::new(VerifiedToken {
+                claims,
+                identity: identity.clone(),
+            }),
+        );
+        Ok(identity)
+    }
+
+    /// Verifies `token` at `now` from scratch (signature, claims, clock), remembering nothing:
+    /// what [`TokenVerifier::verify`] does for a token it has not seen.
+    pub fn verify_uncached(&self, token: &str, now: OffsetDateTime) -> Result<Identity, AuthError> {
+        self.verify_in_full(token, now)
+            .map(|(_, identity)| identity)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<VerifiedToken>>> {
+        // A panic while holding the lock leaves only a map of verified tokens behind: use it.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn verify_in_full(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Claims, Identity), AuthError> {
         let mut parts = token.split('.');
         let (Some(header_part), Some(claims_part), Some(signature_part), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -426,14 +486,15 @@ impl TokenVerifier {
         if claims.role == Role::Department && claims.department_code.is_none() {
             return Err(AuthError::InvalidClaim("department_code"));
         }
-        Ok(Identity {
-            subject: claims.sub,
-            display_name: claims.name,
+        let identity = Identity {
+            subject: claims.sub.clone(),
+            display_name: claims.name.clone(),
             role: claims.role,
             org_unit,
-            department_code: claims.department_code,
-            scopes: claims.scopes,
-        })
+            department_code: claims.department_code.clone(),
+            scopes: claims.scopes.clone(),
+        };
+        Ok((claims, identity))
     }
 }
 
@@ -860,6 +921,7 @@ mod tests {
             leeway_seconds: 30,
             max_lifetime_seconds: 3600,
             keys: HashMap::from([("careless".to_owned(), identity_key)]),
+            verified: Arc::default(),
         };
         assert_eq!(verifier.verify(&forged, now), Err(AuthError::BadSignature));
     }
@@ -1000,6 +1062,53 @@ mod tests {
             intake.verify(&issuer.sign(&bare), now),
             Err(AuthError::WrongIssuerOrAudience)
         );
+    }
+
+    #[test]
+    fn a_token_seen_before_is_still_held_to_the_clock_and_its_exact_bytes() {
+        let issuer = TokenIssuer::generate("k1").unwrap();
+        let verifier = verifier_for(&[&issuer]);
+        let now = OffsetDateTime::now_utc();
+        let claims = claims(now, Role::CenterReviewer);
+        let token = issuer.sign(&claims);
+        let first = verifier.verify(&token, now).unwrap();
+        // Remembered: the same identity again, also through a clone (the interceptor's).
+        assert_eq!(verifier.clone().verify(&token, now), Ok(first));
+        // The clock is checked on every use: expired beyond the leeway, and before `iat`.
+        let later = now + time::Duration::seconds(claims.exp - claims.iat + 31);
+        assert_eq!(verifier.verify(&token, later), Err(AuthError::Expired));
+        let earlier = now - time::Duration::seconds(31);
+        assert_eq!(
+            verifier.verify(&token, earlier),
+            Err(AuthError::IssuedInTheFuture)
+        );
+        // One byte changed in the signature is another token: verified in full, and refused.
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(
+            verifier.verify(&tampered, now),
+            Err(AuthError::BadSignature)
+        );
+        // A refused token is not remembered: refused again.
+        assert_eq!(
+            verifier.verify(&tampered, now),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_verifier_remembers_a_bounded_number_of_tokens() {
+        let issuer = TokenIssuer::generate("k1").unwrap();
+        let verifier = verifier_for(&[&issuer]);
+        let now = OffsetDateTime::now_utc();
+        for index in 0..VERIFIED_TOKENS_REMEMBERED + 10 {
+            let mut claims = claims(now, Role::CenterReviewer);
+            claims.sub = format!("officer-{index}");
+            assert!(verifier.verify(&issuer.sign(&claims), now).is_ok());
+        }
+        assert!(verifier.remembered().len() <= VERIFIED_TOKENS_REMEMBERED);
     }
 
     #[test]
