@@ -39,6 +39,41 @@
 //! byte 0x01 followed by the key id's UTF-8 bytes, so a wrapped key only unwraps under the id
 //! it was wrapped for.
 //!
+//! # Data key wrapped to the sealing public key (by a process that holds no secret)
+//!
+//! A process that must seal personal data but never open it (review, which seals home-visit
+//! findings) holds only the [`SealingPublicKey`]: it creates a data key, seals with it, and
+//! stores the data key encrypted to that public key, which only a holder of the key-encryption
+//! key can decrypt. [`KeyEncryptionKey::unwrap`] opens both formats.
+//!
+//! The sealing key pair is derived from the key-encryption key, so operators keep one secret:
+//!
+//! ```text
+//! sealing private key = HKDF-SHA256(salt = none (RFC 5869: 32 zero bytes),
+//!                                   IKM = key-encryption key (32 bytes),
+//!                                   info = "sunshine-eventlog sealing key v1", L = 32)
+//! sealing public key  = X25519(sealing private key, 9)      (RFC 7748; the scalar is clamped)
+//! ```
+//!
+//! The wrap is RFC 9180 HPKE in base mode with the suite DHKEM(X25519, HKDF-SHA256) (KEM id
+//! 0x0020), HKDF-SHA256 (KDF id 0x0001) and ChaCha20-Poly1305 (AEAD id 0x0003): a fresh
+//! ephemeral key pair per wrap; the KEM's key derivation binds the ephemeral and the recipient
+//! public key, and an all-zero X25519 shared secret is refused.
+//!
+//! ```text
+//! offset  length  field
+//! 0       1       format version, 0x02
+//! 1       32      HPKE encapsulated key (the ephemeral X25519 public key)
+//! 33      48      HPKE ciphertext of the 32-byte data key, then the 16-byte tag
+//! ```
+//!
+//! Total 81 bytes. HPKE `info`: the UTF-8 bytes of `"sunshine-eventlog wrapped data key"`,
+//! then the format version byte 0x02, then the key id's UTF-8 bytes (the label has a fixed
+//! length, so the split is unambiguous), so a wrapped key only unwraps under the id it was
+//! wrapped for. HPKE `aad`: empty. (The key id goes into `info` rather than `aad` so that
+//! HPKE implementations whose single-shot API takes no `aad` can produce and check the
+//! format too.)
+//!
 //! # Blind index
 //!
 //! ```text
@@ -51,12 +86,18 @@
 //! # Key encodings
 //!
 //! Keys given in configuration are 32 bytes in standard base64 with padding (44 characters).
+//! A [`SealingPublicKey`] is the 32-byte X25519 public key (RFC 7748 u-coordinate,
+//! little-endian) in the same encoding; one of low order (every X25519 with it is all-zero) or
+//! not canonically encoded is refused.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64_STANDARD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use hpke::{Deserializable as _, Kem as _, Serializable as _};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -77,6 +118,26 @@ pub const WRAPPED_KEY_FORMAT_VERSION: u8 = 0x01;
 
 /// Length in bytes of a wrapped data key.
 pub const WRAPPED_KEY_LENGTH: usize = 1 + NONCE_LENGTH + KEY_LENGTH + TAG_LENGTH;
+
+/// First byte of a data key wrapped to the [`SealingPublicKey`].
+pub const PUBLIC_WRAPPED_KEY_FORMAT_VERSION: u8 = 0x02;
+
+/// Length in bytes of an X25519 public key (and of an HPKE encapsulated key of this suite).
+pub const PUBLIC_KEY_LENGTH: usize = 32;
+
+/// Length in bytes of a data key wrapped to the [`SealingPublicKey`].
+pub const PUBLIC_WRAPPED_KEY_LENGTH: usize = 1 + PUBLIC_KEY_LENGTH + KEY_LENGTH + TAG_LENGTH;
+
+/// HKDF `info` that derives the sealing private key from the key-encryption key.
+const SEALING_KEY_DERIVATION_LABEL: &[u8] = b"sunshine-eventlog sealing key v1";
+
+/// First bytes of the HPKE `info` of a public-key wrap (the version and key id follow).
+const PUBLIC_WRAP_INFO_LABEL: &[u8] = b"sunshine-eventlog wrapped data key";
+
+/// The HPKE suite of public-key wraps (RFC 9180 ids 0x0020, 0x0001, 0x0003).
+type SealingKem = hpke::kem::X25519HkdfSha256;
+type SealingKdf = hpke::kdf::HkdfSha256;
+type SealingAead = hpke::aead::ChaCha20Poly1305;
 
 /// Bytes before the key id in a sealed value: format version and key id length.
 const SEALED_VALUE_FIXED_HEADER_LENGTH: usize = 3;
@@ -107,8 +168,10 @@ pub enum CryptoError {
     UnsupportedFormatVersion { version: u8 },
     #[error("value is truncated")]
     Truncated,
-    #[error("wrapped key is {length} bytes, expected 73")]
+    #[error("wrapped key is {length} bytes, expected 73 (format 0x01) or 81 (format 0x02)")]
     WrongWrappedKeyLength { length: usize },
+    #[error("public key is of low order or not canonically encoded")]
+    WeakPublicKey,
     #[error("key id is not valid UTF-8")]
     KeyIdNotUtf8,
     #[error("plaintext is too long to encrypt")]
@@ -226,9 +289,42 @@ impl KeyEncryptionKey {
         Ok(wrapped)
     }
 
-    /// Decrypts a data key wrapped by [`KeyEncryptionKey::wrap`] under the same `key_id`.
+    /// The public key that data keys are wrapped to by processes that may seal but not open
+    /// (derivation in the module documentation). The same for the same key-encryption key.
+    pub fn sealing_public_key(&self) -> SealingPublicKey {
+        let public_key = SealingKem::sk_to_pk(&self.sealing_private_key());
+        let mut bytes = [0u8; PUBLIC_KEY_LENGTH];
+        bytes.copy_from_slice(&public_key.to_bytes());
+        // A clamped scalar times the base point is never of low order, nor non-canonical.
+        SealingPublicKey { bytes }
+    }
+
+    fn sealing_private_key(&self) -> <SealingKem as hpke::Kem>::PrivateKey {
+        let mut private_key_bytes = Zeroizing::new([0u8; KEY_LENGTH]);
+        let derivation = Hkdf::<Sha256>::new(None, self.bytes.as_slice());
+        derivation
+            .expand(
+                SEALING_KEY_DERIVATION_LABEL,
+                private_key_bytes.as_mut_slice(),
+            )
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        // Deserialising clamps the scalar (RFC 9180 §7.1.2); it fails only on a wrong length.
+        <SealingKem as hpke::Kem>::PrivateKey::from_bytes(private_key_bytes.as_slice())
+            .expect("an X25519 private key is 32 bytes")
+    }
+
+    /// Decrypts a data key wrapped by [`KeyEncryptionKey::wrap`] or [`SealingPublicKey::wrap`]
+    /// (to this key's [`KeyEncryptionKey::sealing_public_key`]) under the same `key_id`.
     pub fn unwrap(&self, wrapped: &[u8], key_id: &str) -> Result<DataKey, CryptoError> {
         validate_key_id(key_id)?;
+        match wrapped.first() {
+            Some(&PUBLIC_WRAPPED_KEY_FORMAT_VERSION) => self.unwrap_public(wrapped, key_id),
+            Some(&WRAPPED_KEY_FORMAT_VERSION) | None => self.unwrap_symmetric(wrapped, key_id),
+            Some(&version) => Err(CryptoError::UnsupportedFormatVersion { version }),
+        }
+    }
+
+    fn unwrap_symmetric(&self, wrapped: &[u8], key_id: &str) -> Result<DataKey, CryptoError> {
         if wrapped.len() != WRAPPED_KEY_LENGTH {
             return Err(CryptoError::WrongWrappedKeyLength {
                 length: wrapped.len(),
@@ -255,14 +351,198 @@ impl KeyEncryptionKey {
                 )
                 .map_err(|_| CryptoError::DecryptionFailed)?,
         );
-        let mut bytes = Zeroizing::new([0u8; KEY_LENGTH]);
-        if plaintext.len() != KEY_LENGTH {
-            return Err(CryptoError::DecryptionFailed);
+        data_key_from_plaintext(&plaintext)
+    }
+
+    fn unwrap_public(&self, wrapped: &[u8], key_id: &str) -> Result<DataKey, CryptoError> {
+        if wrapped.len() != PUBLIC_WRAPPED_KEY_LENGTH {
+            return Err(CryptoError::WrongWrappedKeyLength {
+                length: wrapped.len(),
+            });
         }
-        bytes.copy_from_slice(&plaintext);
-        Ok(DataKey { bytes })
+        let Some((encapsulated_key, ciphertext)) = wrapped[1..].split_at_checked(PUBLIC_KEY_LENGTH)
+        else {
+            return Err(CryptoError::Truncated);
+        };
+        let encapsulated_key = <SealingKem as hpke::Kem>::EncappedKey::from_bytes(encapsulated_key)
+            .map_err(|_| CryptoError::DecryptionFailed)?;
+        // A tampered encapsulated key of low order gives the all-zero shared secret, which HPKE
+        // refuses (a decapsulation error); like any other tampering it is a failed decryption.
+        let plaintext = Zeroizing::new(
+            hpke::single_shot_open::<SealingAead, SealingKdf, SealingKem>(
+                &hpke::OpModeR::Base,
+                &self.sealing_private_key(),
+                &encapsulated_key,
+                &public_wrap_info(key_id),
+                ciphertext,
+                b"",
+            )
+            .map_err(|_| CryptoError::DecryptionFailed)?,
+        );
+        data_key_from_plaintext(&plaintext)
     }
 }
+
+fn data_key_from_plaintext(plaintext: &[u8]) -> Result<DataKey, CryptoError> {
+    let mut bytes = Zeroizing::new([0u8; KEY_LENGTH]);
+    if plaintext.len() != KEY_LENGTH {
+        return Err(CryptoError::DecryptionFailed);
+    }
+    bytes.copy_from_slice(plaintext);
+    Ok(DataKey { bytes })
+}
+
+fn public_wrap_info(key_id: &str) -> Vec<u8> {
+    let mut info = Vec::with_capacity(PUBLIC_WRAP_INFO_LABEL.len() + 1 + key_id.len());
+    info.extend_from_slice(PUBLIC_WRAP_INFO_LABEL);
+    info.push(PUBLIC_WRAPPED_KEY_FORMAT_VERSION);
+    info.extend_from_slice(key_id.as_bytes());
+    info
+}
+
+/// The public half of the key pair derived from the [`KeyEncryptionKey`]
+/// ([`KeyEncryptionKey::sealing_public_key`]): an X25519 public key. Data keys wrapped to it
+/// ([`SealingPublicKey::wrap`]) unwrap only with the key-encryption key, so a process that
+/// holds just this can seal personal data and open none. Not secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealingPublicKey {
+    bytes: [u8; PUBLIC_KEY_LENGTH],
+}
+
+impl SealingPublicKey {
+    /// Reads 32 bytes of standard base64 (surrounding whitespace is ignored); refuses a key of
+    /// low order or not canonically encoded ([`SealingPublicKey::from_bytes`]).
+    pub fn from_base64(key_base64: &str) -> Result<Self, CryptoError> {
+        let decoded = BASE64_STANDARD
+            .decode(key_base64.trim())
+            .map_err(|_| CryptoError::InvalidKeyBase64)?;
+        let bytes: [u8; PUBLIC_KEY_LENGTH] =
+            decoded
+                .as_slice()
+                .try_into()
+                .map_err(|_| CryptoError::WrongKeyLength {
+                    length: decoded.len(),
+                })?;
+        Self::from_bytes(bytes)
+    }
+
+    /// An X25519 public key (RFC 7748 u-coordinate, little-endian). Refuses a u-coordinate not
+    /// below 2^255 - 19 or with the top bit set (not canonical), and one of low order: X25519
+    /// with a clamped scalar (a multiple of the cofactor 8) makes every such point zero, so each
+    /// wrap to it would have the all-zero shared secret.
+    pub fn from_bytes(bytes: [u8; PUBLIC_KEY_LENGTH]) -> Result<Self, CryptoError> {
+        if !is_canonical_u_coordinate(&bytes) {
+            return Err(CryptoError::WeakPublicKey);
+        }
+        // Any clamped scalar will do: it kills exactly the components of order dividing 8.
+        let probe = MontgomeryPoint(bytes).mul_clamped([0x5a; 32]);
+        if probe.to_bytes() == [0u8; 32] {
+            return Err(CryptoError::WeakPublicKey);
+        }
+        Ok(Self { bytes })
+    }
+
+    /// Standard base64 with padding, as [`SealingPublicKey::from_base64`] reads it.
+    pub fn to_base64(&self) -> String {
+        BASE64_STANDARD.encode(self.bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LENGTH] {
+        &self.bytes
+    }
+
+    /// Encrypts `data_key` for storage under `key_id` so that only the holder of the
+    /// key-encryption key this was derived from can unwrap it (layout in the module
+    /// documentation). A fresh ephemeral key per call.
+    pub fn wrap(&self, data_key: &DataKey, key_id: &str) -> Result<Vec<u8>, CryptoError> {
+        validate_key_id(key_id)?;
+        let recipient = <SealingKem as hpke::Kem>::PublicKey::from_bytes(&self.bytes)
+            .map_err(|_| CryptoError::WeakPublicKey)?;
+        let mut randomness = SeededRandomness::from_operating_system()?;
+        let (encapsulated_key, ciphertext) =
+            hpke::single_shot_seal_with_rng::<SealingAead, SealingKdf, SealingKem>(
+                &hpke::OpModeS::Base,
+                &recipient,
+                &public_wrap_info(key_id),
+                data_key.bytes.as_slice(),
+                b"",
+                &mut randomness,
+            )
+            .map_err(|_| CryptoError::EncryptionFailed)?;
+        let mut wrapped = Vec::with_capacity(PUBLIC_WRAPPED_KEY_LENGTH);
+        wrapped.push(PUBLIC_WRAPPED_KEY_FORMAT_VERSION);
+        wrapped.extend_from_slice(&encapsulated_key.to_bytes());
+        wrapped.extend_from_slice(&ciphertext);
+        debug_assert_eq!(wrapped.len(), PUBLIC_WRAPPED_KEY_LENGTH);
+        Ok(wrapped)
+    }
+}
+
+impl std::fmt::Debug for SealingPublicKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "SealingPublicKey({})", self.to_base64())
+    }
+}
+
+/// Whether 32 little-endian bytes are a u-coordinate below 2^255 - 19 (with the top bit clear).
+fn is_canonical_u_coordinate(bytes: &[u8; PUBLIC_KEY_LENGTH]) -> bool {
+    // Values at or above p = 2^255 - 19 with the top bit clear are 0x7f ff .. ff then a lowest
+    // byte of at least 0xed.
+    if bytes[31] & 0x80 != 0 {
+        return false;
+    }
+    let at_least_p =
+        bytes[31] == 0x7f && bytes[1..31].iter().all(|&byte| byte == 0xff) && bytes[0] >= 0xed;
+    !at_least_p
+}
+
+/// The random bytes HPKE asks for (32, the ephemeral key's), drawn so that a failing operating
+/// system generator is an error before HPKE runs rather than a panic inside it: a 32-byte seed
+/// from the operating system, output as HMAC-SHA256(seed, counter (u64 big-endian)) blocks.
+struct SeededRandomness {
+    seed: Zeroizing<[u8; KEY_LENGTH]>,
+    counter: u64,
+}
+
+impl SeededRandomness {
+    fn from_operating_system() -> Result<Self, CryptoError> {
+        Ok(Self {
+            seed: Zeroizing::new(random_bytes::<KEY_LENGTH>()?),
+            counter: 0,
+        })
+    }
+}
+
+impl hpke::rand_core::TryRng for SeededRandomness {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut bytes = [0u8; 4];
+        self.try_fill_bytes(&mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut bytes = [0u8; 8];
+        self.try_fill_bytes(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn try_fill_bytes(&mut self, destination: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in destination.chunks_mut(KEY_LENGTH) {
+            let mut block_sized_key = Zeroizing::new([0u8; SHA256_BLOCK_LENGTH]);
+            block_sized_key[..KEY_LENGTH].copy_from_slice(self.seed.as_slice());
+            let mut mac = <Hmac<Sha256> as KeyInit>::new(&(*block_sized_key).into());
+            mac.update(&self.counter.to_be_bytes());
+            self.counter += 1;
+            let block = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl hpke::rand_core::TryCryptoRng for SeededRandomness {}
 
 impl std::fmt::Debug for KeyEncryptionKey {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -615,6 +895,231 @@ mod tests {
                 .unwrap(&other_version, KEY_ID)
                 .unwrap_err(),
             CryptoError::UnsupportedFormatVersion { version: 0x07 }
+        );
+    }
+
+    /// A data key wrapped by an independent HPKE implementation (Python `cryptography` 48,
+    /// `hpke.Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305).encrypt`) to the
+    /// sealing public key of the KEK `[9; 32]`, whose private key came from that library's HKDF
+    /// with the documented label; the info is the documented label, 0x02 and the key id.
+    const PUBLIC_WRAP_TEST_KEY_ID: &str = "dk-0195f0c8-7d3a-7b2e-9c41-5a6b7c8d9e0f";
+    const PUBLIC_WRAP_TEST_VECTOR: &str = "02c8efae6b3550e2c972d63fde1476a93fed6adafae9865f3e5955aa2875a92731860289ecee0a12dcf3471f3c7deddc98bf8674af50dd4037feba502e00f0486fec586175e16dbb061627284bd84b5006";
+
+    fn from_hex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|index| u8::from_str_radix(&hex[index..index + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_sealing_public_key_is_derived_from_the_kek_stably() {
+        // The same derivation by Python `cryptography`: HKDF(SHA256(), 32, salt=None,
+        // info=b"sunshine-eventlog sealing key v1").derive(kek), then X25519 public key.
+        let key_encryption_key = KeyEncryptionKey::from_bytes([9u8; KEY_LENGTH]);
+        let public_key = key_encryption_key.sealing_public_key();
+        assert_eq!(
+            hex(public_key.as_bytes()),
+            "cbafd89dd2cf7cd555f9c128783cfbeaa06b3a8284aeaf8cd36fc70eb75a6b09"
+        );
+        assert_eq!(
+            public_key.to_base64(),
+            "y6/YndLPfNVV+cEoeDz76qBrOoKErq+M02/HDrdaawk="
+        );
+        assert_eq!(
+            KeyEncryptionKey::from_bytes([9u8; KEY_LENGTH]).sealing_public_key(),
+            public_key
+        );
+        let other = KeyEncryptionKey::from_bytes([10u8; KEY_LENGTH]).sealing_public_key();
+        assert_eq!(
+            hex(other.as_bytes()),
+            "a0ded1f2919a5abd988e42c40a47137b3190f58abccc0e6e74edb294932c8051"
+        );
+        assert_ne!(other, public_key);
+        // Not just the KEK's bytes, nor the base point.
+        assert_ne!(public_key.as_bytes(), &[9u8; 32]);
+        assert_ne!(public_key.as_bytes()[0], 9);
+    }
+
+    #[test]
+    fn the_sealing_public_key_round_trips_through_base64_and_may_be_printed() {
+        let public_key = KeyEncryptionKey::from_bytes([9u8; KEY_LENGTH]).sealing_public_key();
+        let parsed =
+            SealingPublicKey::from_base64(&format!(" {}\n", public_key.to_base64())).unwrap();
+        assert_eq!(parsed, public_key);
+        assert_eq!(
+            format!("{public_key:?}"),
+            "SealingPublicKey(y6/YndLPfNVV+cEoeDz76qBrOoKErq+M02/HDrdaawk=)"
+        );
+        assert_eq!(
+            SealingPublicKey::from_base64("not base64!").unwrap_err(),
+            CryptoError::InvalidKeyBase64
+        );
+        assert_eq!(
+            SealingPublicKey::from_base64(&BASE64_STANDARD.encode([5u8; 31])).unwrap_err(),
+            CryptoError::WrongKeyLength { length: 31 }
+        );
+    }
+
+    #[test]
+    fn low_order_and_non_canonical_public_keys_are_refused() {
+        // The u-coordinates of low order (every X25519 with them is all-zero): 0, 1 and p - 1
+        // (orders 2 and 4, on the curve or its twist) and the two of order 8; then 0 and 1
+        // encoded as p and p + 1; then the first five with the top bit set, which X25519
+        // ignores. Python `cryptography`'s `exchange` refuses each of the first seven.
+        let low_order = [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            "0100000000000000000000000000000000000000000000000000000000000080",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7",
+        ];
+        for point in low_order {
+            let bytes: [u8; 32] = from_hex(point).try_into().unwrap();
+            assert_eq!(
+                SealingPublicKey::from_bytes(bytes).unwrap_err(),
+                CryptoError::WeakPublicKey,
+                "{point}"
+            );
+            assert_eq!(
+                SealingPublicKey::from_base64(&BASE64_STANDARD.encode(bytes)).unwrap_err(),
+                CryptoError::WeakPublicKey,
+                "{point}"
+            );
+        }
+        // Each of them really makes the shared secret all-zero (which is why it is refused).
+        for point in &low_order[..5] {
+            let bytes: [u8; 32] = from_hex(point).try_into().unwrap();
+            assert_eq!(
+                MontgomeryPoint(bytes).mul_clamped([0x11; 32]).to_bytes(),
+                [0u8; 32]
+            );
+        }
+        // A good key with the top bit set is the same point to X25519, but not canonical.
+        let mut top_bit = *KeyEncryptionKey::from_bytes([9u8; KEY_LENGTH])
+            .sealing_public_key()
+            .as_bytes();
+        top_bit[31] |= 0x80;
+        assert_eq!(
+            SealingPublicKey::from_bytes(top_bit).unwrap_err(),
+            CryptoError::WeakPublicKey
+        );
+        // The base point (u = 9) is canonical and of large order.
+        let mut base_point = [0u8; 32];
+        base_point[0] = 9;
+        assert!(SealingPublicKey::from_bytes(base_point).is_ok());
+    }
+
+    #[test]
+    fn data_keys_wrapped_to_the_public_key_unwrap_only_with_its_kek() {
+        let key_encryption_key = KeyEncryptionKey::from_bytes([9u8; KEY_LENGTH]);
+        let public_key = key_encryption_key.sealing_public_key();
+        let key = DataKey::generate().unwrap();
+        let wrapped = public_key.wrap(&key, KEY_ID).unwrap();
+        assert_eq!(wrapped.len(), PUBLIC_WRAPPED_KEY_LENGTH);
+        assert_eq!(wrapped.len(), 81);
+        assert_eq!(wrapped[0], 0x02);
+        let again = public_key.wrap(&key, KEY_ID).unwrap();
+        assert_ne!(
+            wrapped[1..33],
+            again[1..33],
+            "a fresh ephemeral key per wrap"
+        );
+
+        let unwrapped = key_encryption_key.unwrap(&wrapped, KEY_ID).unwrap();
+        let sealed = seal(&key, KEY_ID, b"home visit findings", b"").unwrap();
+        assert_eq!(
+            open(&unwrapped, &sealed, b"").unwrap(),
+            b"home visit findings"
+        );
+        assert!(key_encryption_key.unwrap(&again, KEY_ID).is_ok());
+
+        let other_key_encryption_key = KeyEncryptionKey::from_bytes([10u8; KEY_LENGTH]);
+        assert_eq!(
+            other_key_encryption_key
+                .unwrap(&wrapped, KEY_ID)
+                .unwrap_err(),
+            CryptoError::DecryptionFailed
+        );
+        assert_eq!(
+            key_encryption_key
+                .unwrap(&wrapped, "household/4f1c2a/v2")
+                .unwrap_err(),
+            CryptoError::DecryptionFailed
+        );
+        for position in 1..wrapped.len() {
+            let mut tampered = wrapped.clone();
+            tampered[position] ^= 0x01;
+            assert_eq!(
+                key_encryption_key.unwrap(&tampered, KEY_ID).unwrap_err(),
+                CryptoError::DecryptionFailed,
+                "byte {position}"
+            );
+        }
+        // An encapsulated key of low order: the all-zero shared secret, refused.
+        for low_order in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            let mut forged = wrapped.clone();
+            forged[1..33].copy_from_slice(&low_order);
+            assert_eq!(
+                key_encryption_key.unwrap(&forged, KEY_ID).unwrap_err(),
+                CryptoError::DecryptionFailed
+            );
+        }
+        assert_eq!(
+            key_encryption_key
+                .unwrap(&wrapped[..80], KEY_ID)
+                .unwrap_err(),
+            CryptoError::WrongWrappedKeyLength { length: 80 }
+        );
+        let mut longer = wrapped.clone();
+        longer.push(0);
+        assert_eq!(
+            key_encryption_key.unwrap(&longer, KEY_ID).unwrap_err(),
+            CryptoError::WrongWrappedKeyLength { length: 82 }
+        );
+        // The version byte selects the format: relabelled, it is not a symmetric wrap.
+        let mut relabelled = wrapped.clone();
+        relabelled[0] = WRAPPED_KEY_FORMAT_VERSION;
+        assert_eq!(
+            key_encryption_key.unwrap(&relabelled, KEY_ID).unwrap_err(),
+            CryptoError::WrongWrappedKeyLength { length: 81 }
+        );
+        assert_eq!(
+            key_encryption_key.unwrap(&[], KEY_ID).unwrap_err(),
+            CryptoError::WrongWrappedKeyLength { length: 0 }
+        );
+        assert_eq!(
+            public_key.wrap(&key, "").unwrap_err(),
+            CryptoError::EmptyKeyId
+        );
+    }
+
+    #[test]
+    fn a_public_wrap_by_an_independent_hpke_implementation_unwraps() {
+        let key_encryption_key = KeyEncryptionKey::from_bytes([9u8; KEY_LENGTH]);
+        let wrapped = from_hex(PUBLIC_WRAP_TEST_VECTOR);
+        assert_eq!(wrapped.len(), PUBLIC_WRAPPED_KEY_LENGTH);
+        let key = key_encryption_key
+            .unwrap(&wrapped, PUBLIC_WRAP_TEST_KEY_ID)
+            .unwrap();
+        let expected: [u8; 32] = std::array::from_fn(|index| index as u8);
+        assert_eq!(key.bytes.as_slice(), &expected);
+        assert_eq!(
+            key_encryption_key
+                .unwrap(&wrapped, "dk-0195f0c8-7d3a-7b2e-9c41-5a6b7c8d9e0e")
+                .unwrap_err(),
+            CryptoError::DecryptionFailed
         );
     }
 
