@@ -6,10 +6,26 @@
 //! subject's keys (a deletion order, the end of a retention period) makes those fields
 //! unreadable for ever, while every hash, chain link and checkpoint still verifies. The
 //! destruction itself is recorded in `destroyed_data_keys` (who, when, why, never the key).
+//!
+//! A [`KeyStore`] runs in one of two modes:
+//!
+//! - [`KeyStore::new`], with the key-encryption key (intake, payment): it seals with the
+//!   subject's current key (the newest row in `data_keys`, created if there is none), opens
+//!   what any mode sealed, and destroys.
+//! - [`KeyStore::seal_only`], with only the [`SealingPublicKey`] derived from that key (review,
+//!   which seals home-visit findings and never opens them). It holds nothing that opens
+//!   personal data: it cannot unwrap the subject's keys, so every [`KeyStore::seal`] and
+//!   [`KeyStore::seal_all`] call creates a fresh data key for the subject (a new `dk-<uuid v7>`
+//!   row, wrapped to the public key, format 0x02 in [`crate::crypto`]) and forgets it after
+//!   sealing. [`KeyStore::open`], [`KeyStore::key`] and [`KeyStore::key_for`] answer
+//!   [`KeyError::CannotOpen`]; [`KeyStore::destroy`] works as in the other mode and shreds
+//!   these keys with the rest of the subject's. A key-encryption-key store opens what a
+//!   seal-only store sealed, and may go on sealing with such a key when it is the subject's
+//!   newest.
 
 use sqlx::Row as _;
 
-use crate::crypto::{self, CryptoError, DataKey, KeyEncryptionKey};
+use crate::crypto::{self, CryptoError, DataKey, KeyEncryptionKey, SealingPublicKey};
 use crate::error::StoreError;
 use crate::event::now_micros;
 use crate::store::EventStore;
@@ -25,6 +41,9 @@ pub enum KeyError {
     Destroyed { key_id: String },
     #[error("no data key {key_id}")]
     Unknown { key_id: String },
+    /// A seal-only store ([`KeyStore::seal_only`]) was asked for a key or to open a value.
+    #[error("this process holds no key that opens personal data (its key store only seals)")]
+    CannotOpen,
 }
 
 impl From<sqlx::Error> for KeyError {
@@ -36,12 +55,23 @@ impl From<sqlx::Error> for KeyError {
 /// The data keys of one log.
 pub struct KeyStore {
     store: EventStore,
-    key_encryption_key: KeyEncryptionKey,
+    wrapping: Wrapping,
+}
+
+/// What a key store wraps data keys with.
+enum Wrapping {
+    /// Wraps and unwraps: seals and opens.
+    KeyEncryptionKey(KeyEncryptionKey),
+    /// Wraps only: seals with a fresh key each time, opens nothing.
+    SealingPublicKey(SealingPublicKey),
 }
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("KeyStore").finish_non_exhaustive()
+        formatter
+            .debug_struct("KeyStore")
+            .field("can_open", &self.can_open())
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,12 +79,35 @@ impl KeyStore {
     pub fn new(store: EventStore, key_encryption_key: KeyEncryptionKey) -> Self {
         KeyStore {
             store,
-            key_encryption_key,
+            wrapping: Wrapping::KeyEncryptionKey(key_encryption_key),
         }
     }
 
-    /// The subject's current key, created if it has none.
+    /// A store that seals (each call with a fresh data key wrapped to `key`) and destroys, but
+    /// opens nothing: for a process that must not hold the key-encryption key.
+    pub fn seal_only(store: EventStore, key: SealingPublicKey) -> Self {
+        KeyStore {
+            store,
+            wrapping: Wrapping::SealingPublicKey(key),
+        }
+    }
+
+    /// Whether this store can open sealed values (it was made with the key-encryption key).
+    pub fn can_open(&self) -> bool {
+        matches!(self.wrapping, Wrapping::KeyEncryptionKey(_))
+    }
+
+    fn key_encryption_key(&self) -> Result<&KeyEncryptionKey, KeyError> {
+        match &self.wrapping {
+            Wrapping::KeyEncryptionKey(key_encryption_key) => Ok(key_encryption_key),
+            Wrapping::SealingPublicKey(_) => Err(KeyError::CannotOpen),
+        }
+    }
+
+    /// The subject's current key, created if it has none. [`KeyError::CannotOpen`] in a
+    /// seal-only store.
     pub async fn key_for(&self, subject: &str) -> Result<(String, DataKey), KeyError> {
+        let key_encryption_key = self.key_encryption_key()?;
         let existing = sqlx::query(
             "SELECT key_id, wrapped_key FROM data_keys WHERE subject = $1 ORDER BY created_at_us DESC, key_id DESC LIMIT 1",
         )
@@ -64,12 +117,22 @@ impl KeyStore {
         if let Some(row) = existing {
             let key_id: String = row.try_get(0)?;
             let wrapped: Vec<u8> = row.try_get(1)?;
-            let key = self.key_encryption_key.unwrap(&wrapped, &key_id)?;
+            let key = key_encryption_key.unwrap(&wrapped, &key_id)?;
             return Ok((key_id, key));
         }
+        self.create_key(subject).await
+    }
+
+    /// A new key for `subject`, stored wrapped as this store wraps.
+    async fn create_key(&self, subject: &str) -> Result<(String, DataKey), KeyError> {
         let key_id = format!("dk-{}", uuid::Uuid::now_v7());
         let key = DataKey::generate()?;
-        let wrapped = self.key_encryption_key.wrap(&key, &key_id)?;
+        let wrapped = match &self.wrapping {
+            Wrapping::KeyEncryptionKey(key_encryption_key) => {
+                key_encryption_key.wrap(&key, &key_id)?
+            }
+            Wrapping::SealingPublicKey(public_key) => public_key.wrap(&key, &key_id)?,
+        };
         sqlx::query("INSERT INTO data_keys (key_id, subject, wrapped_key, created_at_us) VALUES ($1, $2, $3, $4)")
             .bind(key_id.as_str())
             .bind(subject)
@@ -80,16 +143,24 @@ impl KeyStore {
         Ok((key_id, key))
     }
 
-    /// A key by id.
+    /// The key to seal the subject's values with: its current one, or in a seal-only store a
+    /// fresh one.
+    async fn sealing_key_for(&self, subject: &str) -> Result<(String, DataKey), KeyError> {
+        match self.wrapping {
+            Wrapping::KeyEncryptionKey(_) => self.key_for(subject).await,
+            Wrapping::SealingPublicKey(_) => self.create_key(subject).await,
+        }
+    }
+
+    /// A key by id. [`KeyError::CannotOpen`] in a seal-only store.
     pub async fn key(&self, key_id: &str) -> Result<DataKey, KeyError> {
+        let key_encryption_key = self.key_encryption_key()?;
         let row = sqlx::query("SELECT wrapped_key FROM data_keys WHERE key_id = $1")
             .bind(key_id)
             .fetch_optional(self.store.pool())
             .await?;
         match row {
-            Some(row) => Ok(self
-                .key_encryption_key
-                .unwrap(&row.try_get::<Vec<u8>, _>(0)?, key_id)?),
+            Some(row) => Ok(key_encryption_key.unwrap(&row.try_get::<Vec<u8>, _>(0)?, key_id)?),
             None => {
                 let destroyed: Option<String> =
                     sqlx::query_scalar("SELECT key_id FROM destroyed_data_keys WHERE key_id = $1")
@@ -108,20 +179,22 @@ impl KeyStore {
         }
     }
 
-    /// Seals `plaintext` with the subject's key. `associated_data` binds the value to its place
-    /// (e.g. the field name and the household id) and must be given again to open it.
+    /// Seals `plaintext` with the subject's key (in a seal-only store, a fresh key of the
+    /// subject's). `associated_data` binds the value to its place (e.g. the field name and the
+    /// household id) and must be given again to open it.
     pub async fn seal(
         &self,
         subject: &str,
         plaintext: &[u8],
         associated_data: &[u8],
     ) -> Result<Vec<u8>, KeyError> {
-        let (key_id, key) = self.key_for(subject).await?;
+        let (key_id, key) = self.sealing_key_for(subject).await?;
         Ok(crypto::seal(&key, &key_id, plaintext, associated_data)?)
     }
 
-    /// Seals several values of one subject with one look-up of its key: each
-    /// `(plaintext, associated_data)` as [`KeyStore::seal`] would, in order.
+    /// Seals several values of one subject with one look-up of its key (in a seal-only store,
+    /// one fresh key for them all): each `(plaintext, associated_data)` as [`KeyStore::seal`]
+    /// would, in order.
     pub async fn seal_all(
         &self,
         subject: &str,
@@ -130,7 +203,7 @@ impl KeyStore {
         if values.is_empty() {
             return Ok(Vec::new());
         }
-        let (key_id, key) = self.key_for(subject).await?;
+        let (key_id, key) = self.sealing_key_for(subject).await?;
         values
             .iter()
             .map(|(plaintext, associated_data)| {
@@ -139,14 +212,17 @@ impl KeyStore {
             .collect()
     }
 
-    /// Opens a sealed value; [`KeyError::Destroyed`] once its key was destroyed.
+    /// Opens a sealed value; [`KeyError::Destroyed`] once its key was destroyed,
+    /// [`KeyError::CannotOpen`] in a seal-only store.
     pub async fn open(&self, sealed: &[u8], associated_data: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.key_encryption_key()?;
         let key_id = crypto::sealed_key_id(sealed)?.to_owned();
         let key = self.key(&key_id).await?;
         Ok(crypto::open(&key, sealed, associated_data)?)
     }
 
     /// Destroys every key of `subject`; returns how many. The record of the destruction stays.
+    /// Needs no key, so a seal-only store destroys too.
     pub async fn destroy(&self, subject: &str, reason: &str) -> Result<usize, KeyError> {
         let mut transaction = self.store.pool().begin().await?;
         let key_ids: Vec<String> =
