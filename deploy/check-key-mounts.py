@@ -58,7 +58,7 @@ class Key:
 KEYS = [
     Key("checkpoint signing key", "sunshine-checkpoint-signing-key", "checkpoint_signing_key", {"log"}),
     Key("key-encryption key", "sunshine-key-encryption-key", "key_encryption_key", {"intake", "payment"}),
-    Key("blind-index key", "sunshine-blind-index-key", "blind_index_key", {"intake", "department-integration"}),
+    Key("blind-index key", "sunshine-blind-index-key", "blind_index_key", {"intake"}),
 ]
 PROCESSES = ["log", "intake", "payment", "department-integration", "review", "disclosure", "audit"]
 OLD_SECRET = "sunshine-log-keys"

@@ -8,10 +8,13 @@
 //!   migrated by the tables' owner (`sunshine migrate`), each service logging in as its own
 //!   least-privileged role ([`ScenarioBackends::service_config`], [`service_database_url`]).
 //! - [`events`]: finding events by their registered type.
+//! - [`process`]: `sunshine serve <name>` as a process of its own, for tests of the cluster's
+//!   real shape and of kills.
 //! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
 pub mod events;
 pub mod households;
+pub mod process;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -315,25 +318,25 @@ pub async fn start_every_service(
         RunningService::start(
             sunshine_payment::SERVICE_NAME,
             config_for(sunshine_payment::SERVICE_NAME),
-            sunshine_payment::run,
+            sunshine_payment::run_sharing_process,
         )
         .await?,
         RunningService::start(
             sunshine_disclosure::SERVICE_NAME,
             config_for(sunshine_disclosure::SERVICE_NAME),
-            sunshine_disclosure::run,
+            sunshine_disclosure::run_sharing_process,
         )
         .await?,
         RunningService::start(
             sunshine_department_integration::SERVICE_NAME,
             config_for(sunshine_department_integration::SERVICE_NAME),
-            sunshine_department_integration::run,
+            sunshine_department_integration::run_sharing_process,
         )
         .await?,
         RunningService::start(
             sunshine_audit::SERVICE_NAME,
             config_for(sunshine_audit::SERVICE_NAME),
-            sunshine_audit::run,
+            sunshine_audit::run_sharing_process,
         )
         .await?,
     ])

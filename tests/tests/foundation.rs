@@ -165,8 +165,12 @@ async fn shutdown_reports_not_serving_before_it_drains() -> anyhow::Result<()> {
         format!("nats://{}", nats_address()),
     );
     config.grpc.drain_delay_ms = 2_000;
-    let service =
-        RunningService::start(sunshine_intake::SERVICE_NAME, config, sunshine_intake::run).await?;
+    let service = RunningService::start(
+        sunshine_intake::SERVICE_NAME,
+        config,
+        sunshine_intake::run_sharing_process,
+    )
+    .await?;
     service
         .wait_for_health(ServingStatus::Serving, PATIENCE)
         .await?;
@@ -256,11 +260,15 @@ async fn intake_and_review(
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
         config.clone(),
-        sunshine_intake::run,
+        sunshine_intake::run_sharing_process,
     )
     .await?;
-    let review =
-        RunningService::start(sunshine_review::SERVICE_NAME, config, sunshine_review::run).await?;
+    let review = RunningService::start(
+        sunshine_review::SERVICE_NAME,
+        config,
+        sunshine_review::run_sharing_process,
+    )
+    .await?;
     Ok((backends, intake, review))
 }
 

@@ -40,13 +40,13 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
         keep.service_config(&config, sunshine_intake::SERVICE_NAME),
-        sunshine_intake::run,
+        sunshine_intake::run_sharing_process,
     )
     .await?;
     let review = RunningService::start(
         sunshine_review::SERVICE_NAME,
         keep.service_config(&config, sunshine_review::SERVICE_NAME),
-        sunshine_review::run,
+        sunshine_review::run_sharing_process,
     )
     .await?;
     intake

@@ -209,7 +209,7 @@ async fn start_intake(config: &Config) -> anyhow::Result<RunningService> {
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
         config.clone(),
-        sunshine_intake::run,
+        sunshine_intake::run_sharing_process,
     )
     .await?;
     intake

@@ -50,8 +50,12 @@ async fn a_service_waits_for_sunshine_migrate_and_never_migrates_itself() -> any
         !config.database.migrates_on_start(),
         "the default on PostgreSQL"
     );
-    let intake =
-        RunningService::start(sunshine_intake::SERVICE_NAME, config, sunshine_intake::run).await?;
+    let intake = RunningService::start(
+        sunshine_intake::SERVICE_NAME,
+        config,
+        sunshine_intake::run_sharing_process,
+    )
+    .await?;
 
     // It connects, finds no schema, and waits, retrying every 100 ms: for a good many tries.
     let connected = async {

@@ -80,19 +80,19 @@ async fn each_port_reflects_only_the_services_it_serves() -> anyhow::Result<()> 
     let intake = RunningService::start(
         sunshine_intake::SERVICE_NAME,
         config.clone(),
-        sunshine_intake::run,
+        sunshine_intake::run_sharing_process,
     )
     .await?;
     let review = RunningService::start(
         sunshine_review::SERVICE_NAME,
         config.clone(),
-        sunshine_review::run,
+        sunshine_review::run_sharing_process,
     )
     .await?;
     let payment = RunningService::start(
         sunshine_payment::SERVICE_NAME,
         config.clone(),
-        sunshine_payment::run,
+        sunshine_payment::run_sharing_process,
     )
     .await?;
 

@@ -44,6 +44,9 @@ pub enum KeyError {
     /// A seal-only store ([`KeyStore::seal_only`]) was asked for a key or to open a value.
     #[error("this process holds no key that opens personal data (its key store only seals)")]
     CannotOpen,
+    /// The log's configuration does not give what a process needs (the field and why).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl From<sqlx::Error> for KeyError {
@@ -247,4 +250,37 @@ impl KeyStore {
         transaction.commit().await?;
         Ok(key_ids.len())
     }
+}
+
+/// `config` as a process holding `keys` must be given it: the keys its role does not hold
+/// removed (inline and as files), the public checkpoint verifier key in place of the signing
+/// key, and, for one that seals without the key-encryption key, the public sealing key derived
+/// from it. For tools and tests that start the cluster's processes
+/// from one configuration; in production each process's Secrets are mounted separately.
+pub fn log_config_for(
+    config: &sunshine_platform::config::LogConfig,
+    keys: sunshine_platform::config::LogKeys,
+) -> Result<sunshine_platform::config::LogConfig, KeyError> {
+    let mut given = config.clone();
+    if keys.sealing && !keys.key_encryption && given.sealing_public_key.trim().is_empty() {
+        given.sealing_public_key = KeyEncryptionKey::from_base64(&config.key_encryption_key)?
+            .sealing_public_key()
+            .to_base64();
+    }
+    if !keys.checkpoint_signing {
+        if given.verifier_key.trim().is_empty() {
+            given.verifier_key = config.checkpoint_verifier_key().map_err(KeyError::Config)?;
+        }
+        given.checkpoint_signing_key.clear();
+        given.checkpoint_signing_key_file.clear();
+    }
+    if !keys.key_encryption {
+        given.key_encryption_key.clear();
+        given.key_encryption_key_file.clear();
+    }
+    if !keys.blind_index {
+        given.blind_index_key.clear();
+        given.blind_index_key_file.clear();
+    }
+    Ok(given)
 }

@@ -11,10 +11,10 @@ use std::time::Duration;
 use sunshine_evidence::checkpoint::CheckpointSigner;
 use sunshine_platform::Shutdown;
 use sunshine_platform::backends::{BackendError, Backends, Bus, Database};
-use sunshine_platform::config::{LogConfig, decode_key};
+use sunshine_platform::config::{LogConfig, LogKey, decode_key};
 
 use crate::consumer::{Consumer, ConsumerConfig, Projection};
-use crate::crypto::{BlindIndexKey, KeyEncryptionKey, blind_index};
+use crate::crypto::{BlindIndexKey, KeyEncryptionKey, SealingPublicKey};
 use crate::delivery::Namespace;
 use crate::error::StoreError;
 use crate::keys::KeyStore;
@@ -30,8 +30,10 @@ use crate::worker::{LOG_WORKER_LEASE, LogWorker};
 #[derive(Clone)]
 pub struct LogRuntime {
     pub store: EventStore,
+    /// Seals and opens personal data with what this process holds: the key-encryption key
+    /// (seal and open), the public sealing key (seal only), or nothing.
     pub keys: Arc<KeyStore>,
-    blind_index_key: Arc<BlindIndexKey>,
+    blind_index_key: Option<Arc<BlindIndexKey>>,
     namespace: Namespace,
     bus: Bus,
     signals: LogSignals,
@@ -117,70 +119,55 @@ impl LogRuntime {
                     source,
                 })?;
         }
-        let seed =
-            decode_key(&config.checkpoint_signing_key).map_err(|reason| LogStartError::Key {
-                field: "log.checkpoint_signing_key",
-                reason,
-            })?;
-        let signer = CheckpointSigner::new(
-            config.origin.clone(),
-            ed25519_dalek::SigningKey::from_bytes(&seed),
-        )
-        .map_err(LogStartError::Origin)?;
-        let key_encryption_key = KeyEncryptionKey::from_bytes(
-            decode_key(&config.key_encryption_key).map_err(|reason| LogStartError::Key {
-                field: "log.key_encryption_key",
-                reason,
-            })?,
-        );
-        let blind_index_key =
-            BlindIndexKey::from_bytes(decode_key(&config.blind_index_key).map_err(|reason| {
-                LogStartError::Key {
-                    field: "log.blind_index_key",
-                    reason,
-                }
-            })?);
         let namespace = Namespace {
             stream: config.stream_name.clone(),
             subject_prefix: config.subject_prefix.clone(),
         };
-        let sequencer = Sequencer::new(
-            store.clone(),
-            config.origin.clone(),
-            signer,
-            SequencerConfig {
-                batch_size: 1_000,
-                checkpoint_every: config.checkpoint_every,
-                checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
-            },
-        );
+        // Appends are announced on the bus for the log process; a process holding the signing
+        // key (the embedded deployment, the test sandboxes) runs the log worker itself.
         if let Bus::Nats(nats) = &backends.bus {
             signals
                 .join_bus(&nats.client, &namespace.wake_subject())
                 .await
                 .map_err(|error| LogStartError::Bus(error.to_string()))?;
         }
-        let relay = match &backends.bus {
-            Bus::Nats(nats) => Some(Relay::new(
+        if LogKey::CheckpointSigning.given(config) {
+            spawn_worker(backends, &store, config, &namespace, &signals, shutdown)?;
+        }
+        let keys = if LogKey::KeyEncryption.given(config) {
+            KeyStore::new(
                 store.clone(),
-                nats.jetstream.clone(),
-                namespace.clone(),
-                500,
-            )),
-            Bus::InProcess(_) => None,
+                KeyEncryptionKey::from_bytes(decode_log_key(config, LogKey::KeyEncryption)?),
+            )
+        } else if !config.sealing_public_key.trim().is_empty() {
+            let public =
+                SealingPublicKey::from_base64(&config.sealing_public_key).map_err(|error| {
+                    LogStartError::Key {
+                        field: "log.sealing_public_key",
+                        reason: error.to_string(),
+                    }
+                })?;
+            KeyStore::seal_only(store.clone(), public)
+        } else {
+            return Err(LogStartError::Key {
+                field: "log.sealing_public_key",
+                reason: "is required (or log.key_encryption_key): the services that run the \
+                         log seal personal data"
+                    .into(),
+            });
         };
-        let worker = LogWorker::new(
-            store.clone(),
-            sequencer,
-            relay,
-            Duration::from_millis(config.poll_interval_ms),
-            signals.clone(),
-        );
-        tokio::spawn(worker.run(shutdown));
+        let blind_index_key = if LogKey::BlindIndex.given(config) {
+            Some(Arc::new(BlindIndexKey::from_bytes(decode_log_key(
+                config,
+                LogKey::BlindIndex,
+            )?)))
+        } else {
+            None
+        };
         Ok(LogRuntime {
-            keys: Arc::new(KeyStore::new(store.clone(), key_encryption_key)),
+            keys: Arc::new(keys),
             store,
-            blind_index_key: Arc::new(blind_index_key),
+            blind_index_key,
             namespace,
             bus: backends.bus.clone(),
             signals,
@@ -188,9 +175,44 @@ impl LogRuntime {
         })
     }
 
-    /// The keyed blind index of `value` in `domain` (e.g. `resident-id`).
-    pub fn blind_index(&self, domain: &str, value: &str) -> [u8; 32] {
-        blind_index(&self.blind_index_key, domain, value)
+    /// The log process (`sunshine serve log`): checks the log's tables (migrating them only
+    /// where the database allows it), listens for the services' appends on the bus and runs
+    /// the leased log worker — sequencer, signed checkpoints, relay — until `shutdown`. It
+    /// holds the checkpoint signing key and nothing else.
+    pub async fn start_log_process(
+        backends: &Backends,
+        config: &LogConfig,
+        shutdown: Shutdown,
+    ) -> Result<(), LogStartError> {
+        let signals = LogSignals::new();
+        let store = EventStore::from_database(&backends.database).with_signals(signals.clone());
+        schema::prepare(
+            store.pool(),
+            store.kind(),
+            schema::EVENT_LOG,
+            backends.database.migrates_on_start(),
+        )
+        .await
+        .map_err(|source| LogStartError::Tables {
+            component: schema::EVENT_LOG.name,
+            source,
+        })?;
+        let namespace = Namespace {
+            stream: config.stream_name.clone(),
+            subject_prefix: config.subject_prefix.clone(),
+        };
+        if let Bus::Nats(nats) = &backends.bus {
+            signals
+                .join_bus(&nats.client, &namespace.wake_subject())
+                .await
+                .map_err(|error| LogStartError::Bus(error.to_string()))?;
+        }
+        spawn_worker(backends, &store, config, &namespace, &signals, shutdown)
+    }
+
+    /// The blind-index key, if this process holds it (intake; lookups by id number).
+    pub fn blind_index_key(&self) -> Option<Arc<BlindIndexKey>> {
+        self.blind_index_key.clone()
     }
 
     pub fn namespace(&self) -> &Namespace {
@@ -314,4 +336,62 @@ impl LogRuntime {
         backends.close().await;
         rebuilt
     }
+}
+
+/// The leased log worker on `store`: the sequencer signing with the configured key and, on
+/// NATS, the relay; it runs until `shutdown`.
+fn spawn_worker(
+    backends: &Backends,
+    store: &EventStore,
+    config: &LogConfig,
+    namespace: &Namespace,
+    signals: &LogSignals,
+    shutdown: Shutdown,
+) -> Result<(), LogStartError> {
+    let seed = decode_log_key(config, LogKey::CheckpointSigning)?;
+    let signer = CheckpointSigner::new(
+        config.origin.clone(),
+        ed25519_dalek::SigningKey::from_bytes(&seed),
+    )
+    .map_err(LogStartError::Origin)?;
+    let sequencer = Sequencer::new(
+        store.clone(),
+        config.origin.clone(),
+        signer,
+        SequencerConfig {
+            batch_size: 1_000,
+            checkpoint_every: config.checkpoint_every,
+            checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
+        },
+    );
+    let relay = match &backends.bus {
+        Bus::Nats(nats) => Some(Relay::new(
+            store.clone(),
+            nats.jetstream.clone(),
+            namespace.clone(),
+            500,
+        )),
+        Bus::InProcess(_) => None,
+    };
+    let worker = LogWorker::new(
+        store.clone(),
+        sequencer,
+        relay,
+        Duration::from_millis(config.poll_interval_ms),
+        signals.clone(),
+    );
+    tokio::spawn(worker.run(shutdown));
+    Ok(())
+}
+
+fn decode_log_key(config: &LogConfig, key: LogKey) -> Result<[u8; 32], LogStartError> {
+    let text = match key {
+        LogKey::CheckpointSigning => &config.checkpoint_signing_key,
+        LogKey::KeyEncryption => &config.key_encryption_key,
+        LogKey::BlindIndex => &config.blind_index_key,
+    };
+    decode_key(text).map_err(|reason| LogStartError::Key {
+        field: key.field(),
+        reason,
+    })
 }

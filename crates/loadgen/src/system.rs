@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::Connection as _;
+use sunshine_eventlog::keys::log_config_for;
 use sunshine_platform::Config;
-use sunshine_platform::config::LogFormat;
+use sunshine_platform::config::{LogFormat, LogKeys};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -397,10 +398,18 @@ impl SystemUnderTest {
         );
 
         let mut addresses = BTreeMap::new();
-        for service in ["intake", "review"] {
+        // The log process first (it sequences, signs and relays), then the services, each
+        // given only the log's keys its role holds.
+        for (service, keys) in [
+            ("log", LogKeys::LOG_PROCESS),
+            ("intake", sunshine_intake::KEYS),
+            ("review", sunshine_review::KEYS),
+        ] {
             let mut service_config = config.clone();
             service_config.database.url =
                 format!("postgres://sunshine_{service}@{postgres}/{database_name}");
+            service_config.log =
+                log_config_for(&config.log, keys).context("the log's keys for each process")?;
             let file = write_config(&self.directory, service, &service_config)?;
             let mut process = ServiceProcess::spawn(
                 &environment.sunshine_binary,
@@ -412,10 +421,9 @@ impl SystemUnderTest {
             .await?;
             let address = process.listening_address(service).await?;
             serving(address, service).await?;
-            if service == "intake" {
-                // Intake's process sequences and relays: the first to take the lease keeps it.
+            if service == "log" {
                 process.wait_for_lease().await?;
-                self.lease_holder = "intake".into();
+                self.lease_holder = "log".into();
             }
             addresses.insert(service, address);
             self.processes.push(process);

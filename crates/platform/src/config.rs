@@ -394,6 +394,18 @@ pub struct LogConfig {
     pub key_encryption_key: String,
     /// Keys the blind indexes (lookups by resident id number).
     pub blind_index_key: String,
+    /// The same three keys read from files instead (a Kubernetes Secret mounted read-only):
+    /// a path whose content is the base64 text, a trailing newline allowed. Give a key inline
+    /// or as a file, not both.
+    pub checkpoint_signing_key_file: String,
+    pub key_encryption_key_file: String,
+    pub blind_index_key_file: String,
+    /// The public half derived from the key-encryption key (`sunshine log-key --sealing`):
+    /// seals personal data that only a holder of the key-encryption key can open. Public.
+    pub sealing_public_key: String,
+    /// The checkpoints' verifier key (`sunshine log-key`), public: what a process without the
+    /// signing key reports in `GetServiceInfo`.
+    pub verifier_key: String,
     pub checkpoint_every: u64,
     pub checkpoint_interval_ms: u64,
     /// How often the log worker looks for new events when not woken.
@@ -414,6 +426,11 @@ impl Default for LogConfig {
             checkpoint_signing_key: String::new(),
             key_encryption_key: String::new(),
             blind_index_key: String::new(),
+            checkpoint_signing_key_file: String::new(),
+            key_encryption_key_file: String::new(),
+            blind_index_key_file: String::new(),
+            sealing_public_key: String::new(),
+            verifier_key: String::new(),
             checkpoint_every: 1_000,
             checkpoint_interval_ms: 10_000,
             poll_interval_ms: 200,
@@ -432,6 +449,14 @@ impl fmt::Debug for LogConfig {
             .field("checkpoint_signing_key", &"<secret>")
             .field("key_encryption_key", &"<secret>")
             .field("blind_index_key", &"<secret>")
+            .field(
+                "checkpoint_signing_key_file",
+                &self.checkpoint_signing_key_file,
+            )
+            .field("key_encryption_key_file", &self.key_encryption_key_file)
+            .field("blind_index_key_file", &self.blind_index_key_file)
+            .field("sealing_public_key", &self.sealing_public_key)
+            .field("verifier_key", &self.verifier_key)
             .field("checkpoint_every", &self.checkpoint_every)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
             .field("poll_interval_ms", &self.poll_interval_ms)
@@ -460,17 +485,201 @@ impl LogConfig {
     }
 }
 
+/// One of the case-event log's three secret keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKey {
+    /// Signs the Merkle checkpoints: only the log process.
+    CheckpointSigning,
+    /// Wraps the data keys that seal personal data: whoever opens personal data.
+    KeyEncryption,
+    /// Keys the blind indexes: whoever looks residents up by id number.
+    BlindIndex,
+}
+
+impl LogKey {
+    pub const ALL: [LogKey; 3] = [
+        LogKey::CheckpointSigning,
+        LogKey::KeyEncryption,
+        LogKey::BlindIndex,
+    ];
+
+    /// The configuration field, e.g. `log.key_encryption_key`.
+    pub fn field(self) -> &'static str {
+        match self {
+            LogKey::CheckpointSigning => "log.checkpoint_signing_key",
+            LogKey::KeyEncryption => "log.key_encryption_key",
+            LogKey::BlindIndex => "log.blind_index_key",
+        }
+    }
+
+    /// Whether `config` gives this key (inline or, once read, from its file).
+    pub fn given(self, config: &LogConfig) -> bool {
+        !self.value(config).trim().is_empty()
+    }
+
+    fn value(self, config: &LogConfig) -> &str {
+        match self {
+            LogKey::CheckpointSigning => &config.checkpoint_signing_key,
+            LogKey::KeyEncryption => &config.key_encryption_key,
+            LogKey::BlindIndex => &config.blind_index_key,
+        }
+    }
+}
+
+/// Which of the log's keys a process holds, by the role of what runs in it: it must be given
+/// those and must not be given the others (least privilege; `docs/security.md` has the table).
+/// A process running several services (`serve all`, the demo, the test sandboxes) holds the
+/// [`LogKeys::union`] of theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogKeys {
+    pub checkpoint_signing: bool,
+    pub key_encryption: bool,
+    pub blind_index: bool,
+    /// Seals personal data without opening it: needs `log.sealing_public_key` (or, in a
+    /// process that holds it anyway, the key-encryption key).
+    pub sealing: bool,
+}
+
+impl LogKeys {
+    /// Holds no key: disclosure, audit, the console, review's reads.
+    pub const NONE: LogKeys = LogKeys {
+        checkpoint_signing: false,
+        key_encryption: false,
+        blind_index: false,
+        sealing: false,
+    };
+    /// The log process: sequences, signs checkpoints, relays.
+    pub const LOG_PROCESS: LogKeys = LogKeys {
+        checkpoint_signing: true,
+        ..LogKeys::NONE
+    };
+    /// Every key: the embedded deployment, one process for everything.
+    pub const ALL: LogKeys = LogKeys {
+        checkpoint_signing: true,
+        key_encryption: true,
+        blind_index: true,
+        sealing: true,
+    };
+
+    /// What a process running both `self` and `other` holds.
+    pub const fn union(self, other: LogKeys) -> LogKeys {
+        LogKeys {
+            checkpoint_signing: self.checkpoint_signing || other.checkpoint_signing,
+            key_encryption: self.key_encryption || other.key_encryption,
+            blind_index: self.blind_index || other.blind_index,
+            sealing: self.sealing || other.sealing,
+        }
+    }
+
+    pub fn holds(self, key: LogKey) -> bool {
+        match key {
+            LogKey::CheckpointSigning => self.checkpoint_signing,
+            LogKey::KeyEncryption => self.key_encryption,
+            LogKey::BlindIndex => self.blind_index,
+        }
+    }
+
+    /// Checks that `config` gives `process` every key it holds and none it must not hold;
+    /// every problem is named by its field. Run before anything starts.
+    pub fn check(self, process: &str, config: &LogConfig) -> Result<(), ConfigError> {
+        let mut errors = ValidationErrors::default();
+        for key in LogKey::ALL {
+            match (self.holds(key), key.given(config)) {
+                (true, false) => errors.push(key.field(), format!("is required by {process}")),
+                (false, true) => errors.push(
+                    key.field(),
+                    format!("must not be given to {process}: its role does not hold this key"),
+                ),
+                _ => {}
+            }
+        }
+        if self.sealing && !self.key_encryption && config.sealing_public_key.trim().is_empty() {
+            errors.push(
+                "log.sealing_public_key",
+                format!("is required by {process} (it seals personal data)"),
+            );
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errors.into_violations()))
+        }
+    }
+}
+
+impl LogConfig {
+    /// Reads the keys given as files into their fields; a key given both ways, or a file that
+    /// cannot be read, is an error naming the file's field (never its content).
+    pub fn read_key_files(&mut self) -> Result<(), ConfigError> {
+        let mut errors = ValidationErrors::default();
+        for (field, value, path) in [
+            (
+                "log.checkpoint_signing_key_file",
+                &mut self.checkpoint_signing_key,
+                &self.checkpoint_signing_key_file,
+            ),
+            (
+                "log.key_encryption_key_file",
+                &mut self.key_encryption_key,
+                &self.key_encryption_key_file,
+            ),
+            (
+                "log.blind_index_key_file",
+                &mut self.blind_index_key,
+                &self.blind_index_key_file,
+            ),
+        ] {
+            if path.trim().is_empty() {
+                continue;
+            }
+            if !value.trim().is_empty() {
+                errors.push(
+                    field,
+                    "the key is also given inline: give it one way, not both",
+                );
+                continue;
+            }
+            match std::fs::read_to_string(path) {
+                Ok(text) => *value = text.trim().to_owned(),
+                Err(error) => errors.push(field, format!("cannot be read: {}", error.kind())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errors.into_violations()))
+        }
+    }
+}
+
 impl LogConfig {
     /// The verifier key of the log's checkpoints: the C2SP signed-note verifier key
     /// `<origin>+<key id, 8 hex digits>+<base64(0x01 || Ed25519 public key)>` of the key
     /// `checkpoint_signing_key` (the key's name is the origin). This is what auditors pin;
     /// `sunshine_evidence::checkpoint` owns the format.
+    ///
+    /// A process without the signing key (every service but the log process) reports the
+    /// configured `verifier_key` instead; where both are given they must agree.
     pub fn checkpoint_verifier_key(&self) -> Result<String, String> {
+        if self.checkpoint_signing_key.trim().is_empty() {
+            let (origin, _) = sunshine_evidence::checkpoint::parse_verifier_key(&self.verifier_key)
+                .map_err(|error| format!("log.verifier_key: {error}"))?;
+            if origin != self.origin {
+                return Err(format!(
+                    "log.verifier_key names the log {origin}, not log.origin"
+                ));
+            }
+            return Ok(self.verifier_key.trim().to_owned());
+        }
         let seed = decode_key(&self.checkpoint_signing_key)
             .map_err(|reason| format!("log.checkpoint_signing_key {reason}"))?;
         let public_key = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
-        sunshine_evidence::checkpoint::format_verifier_key(&self.origin, &public_key)
-            .map_err(|error| format!("log.origin: {error}"))
+        let derived = sunshine_evidence::checkpoint::format_verifier_key(&self.origin, &public_key)
+            .map_err(|error| format!("log.origin: {error}"))?;
+        if !self.verifier_key.trim().is_empty() && self.verifier_key.trim() != derived {
+            return Err("log.verifier_key is not the key of log.checkpoint_signing_key".into());
+        }
+        Ok(derived)
     }
 }
 
@@ -589,12 +798,13 @@ impl Config {
                 name: OTLP_ENDPOINT_ENV.into(),
             })?;
         }
-        let config: Config =
+        let mut config: Config =
             merged
                 .try_into()
                 .map_err(|error: toml::de::Error| ConfigError::Schema {
                     message: error.to_string(),
                 })?;
+        config.log.read_key_files()?;
         Ok(config)
     }
 
@@ -679,17 +889,15 @@ impl Config {
         if self.readiness.max_retry_delay_ms == 0 {
             errors.push("readiness.max_retry_delay_ms", "must be positive");
         }
-        // Each key does one job; one secret in two roles means one leak breaks both.
+        // Each key does one job; one secret in two roles means one leak breaks both. A key not
+        // given is not held: which process must hold which is `LogKeys::check`.
         let mut decoded_log_keys: Vec<(&str, [u8; 32])> = Vec::new();
-        for (field, value) in [
-            (
-                "log.checkpoint_signing_key",
-                &self.log.checkpoint_signing_key,
-            ),
-            ("log.key_encryption_key", &self.log.key_encryption_key),
-            ("log.blind_index_key", &self.log.blind_index_key),
-        ] {
-            match decode_key(value) {
+        for key in LogKey::ALL {
+            if !key.given(&self.log) {
+                continue;
+            }
+            let field = key.field();
+            match decode_key(key.value(&self.log)) {
                 Ok(bytes) => {
                     let same = decoded_log_keys
                         .iter()
@@ -701,6 +909,16 @@ impl Config {
                 }
                 Err(reason) => errors.push(field, reason),
             }
+        }
+        if (!self.log.verifier_key.trim().is_empty() || LogKey::CheckpointSigning.given(&self.log))
+            && let Err(reason) = self.log.checkpoint_verifier_key()
+        {
+            errors.push("log.verifier_key", reason);
+        }
+        if !self.log.sealing_public_key.trim().is_empty()
+            && let Err(reason) = decode_key(&self.log.sealing_public_key)
+        {
+            errors.push("log.sealing_public_key", reason);
         }
         if self.log.origin.trim().is_empty()
             || self.log.origin.contains(char::is_whitespace)
@@ -847,10 +1065,91 @@ mod tests {
     }
 
     #[test]
+    fn keys_come_from_files_and_never_both_ways() {
+        let directory =
+            std::env::temp_dir().join(format!("sunshine-keys-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let file = directory.join("key");
+        std::fs::write(&file, format!("{OTHER_SECRET_KEY}\n")).unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = ConfigSource::default()
+            .with_env(
+                "SUNSHINE__AUTH__KEYS",
+                format!(r#"[{{ kid = "k1", public_key = "{PUBLIC_KEY}" }}]"#),
+            )
+            .with_env("SUNSHINE__LOG__KEY_ENCRYPTION_KEY_FILE", path);
+        let config = Config::load(&from_file).unwrap();
+        assert_eq!(config.log.key_encryption_key, OTHER_SECRET_KEY);
+        assert!(!LogKey::CheckpointSigning.given(&config.log));
+
+        let both = from_file
+            .clone()
+            .with_env("SUNSHINE__LOG__KEY_ENCRYPTION_KEY", OTHER_SECRET_KEY);
+        assert_eq!(
+            invalid_fields(&both)[0].0,
+            "log.key_encryption_key_file",
+            "a key given inline and as a file"
+        );
+        let missing = from_file.with_env(
+            "SUNSHINE__LOG__KEY_ENCRYPTION_KEY_FILE",
+            directory.join("absent").to_str().unwrap(),
+        );
+        let refused = invalid_fields(&missing);
+        assert_eq!(refused[0].0, "log.key_encryption_key_file");
+        assert!(!refused[0].1.contains(OTHER_SECRET_KEY));
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[test]
+    fn a_process_is_given_exactly_the_keys_its_role_holds() {
+        let all = Config::load(&with_key(ConfigSource::default())).unwrap();
+        LogKeys::ALL.check("serve all", &all.log).unwrap();
+        let refused = |keys: LogKeys, config: &LogConfig| -> Vec<String> {
+            match keys.check("review", config) {
+                Err(ConfigError::Invalid(violations)) => violations
+                    .into_iter()
+                    .map(|violation| violation.field)
+                    .collect(),
+                other => panic!("expected refused, got {other:?}"),
+            }
+        };
+        // Handed every key, a process that holds none names each one.
+        assert_eq!(
+            refused(LogKeys::NONE, &all.log),
+            [
+                "log.checkpoint_signing_key",
+                "log.key_encryption_key",
+                "log.blind_index_key"
+            ]
+        );
+        // A sealer without the key-encryption key needs the public sealing key, nothing else.
+        let sealer = LogKeys {
+            sealing: true,
+            ..LogKeys::NONE
+        };
+        let mut bare = all.log.clone();
+        bare.checkpoint_signing_key.clear();
+        bare.key_encryption_key.clear();
+        bare.blind_index_key.clear();
+        assert_eq!(refused(sealer, &bare), ["log.sealing_public_key"]);
+        bare.sealing_public_key = PUBLIC_KEY.into();
+        sealer.check("review", &bare).unwrap();
+        // The log process needs its signing key.
+        let error = LogKeys::LOG_PROCESS.check("log", &bare).unwrap_err();
+        assert!(error.to_string().contains("log.checkpoint_signing_key"));
+        // A process of two services holds what either holds.
+        assert_eq!(
+            LogKeys::NONE.union(LogKeys::LOG_PROCESS),
+            LogKeys::LOG_PROCESS
+        );
+    }
+
+    #[test]
     fn every_invalid_field_is_reported_at_once() {
         let source = ConfigSource::default()
             .with_env("SUNSHINE__DATABASE__URL", "mysql://x")
-            .with_env("SUNSHINE__GRPC__MAX_MESSAGE_BYTES", "10");
+            .with_env("SUNSHINE__GRPC__MAX_MESSAGE_BYTES", "10")
+            .with_env("SUNSHINE__LOG__BLIND_INDEX_KEY", "too-short");
         let Err(ConfigError::Invalid(violations)) = Config::load(&source) else {
             panic!("expected invalid")
         };
@@ -864,8 +1163,6 @@ mod tests {
                 "grpc.max_message_bytes",
                 "database.url",
                 "auth.keys",
-                "log.checkpoint_signing_key",
-                "log.key_encryption_key",
                 "log.blind_index_key"
             ]
         );
@@ -889,8 +1186,8 @@ mod tests {
 
     #[test]
     fn the_kubernetes_config_file_fits_the_schema() {
-        // Only the deliberate placeholders are missing: the public key to replace, and the
-        // secrets that come from the Secret as environment variables.
+        // Only the deliberate placeholders are invalid: the public keys to replace. The secrets
+        // come from files each Deployment mounts (and `LogKeys::check` wants them there).
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../k8s/base/sunshine.toml");
         let Err(ConfigError::Invalid(violations)) =
             Config::load(&ConfigSource::default().with_file(file))
@@ -905,9 +1202,8 @@ mod tests {
             fields,
             [
                 "auth.keys[0].public_key",
-                "log.checkpoint_signing_key",
-                "log.key_encryption_key",
-                "log.blind_index_key"
+                "log.verifier_key",
+                "log.sealing_public_key"
             ]
         );
     }
@@ -944,7 +1240,7 @@ mod tests {
             LogConfig::default()
                 .checkpoint_verifier_key()
                 .unwrap_err()
-                .contains("log.checkpoint_signing_key")
+                .contains("log.verifier_key")
         );
     }
 

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use sunshine_eventlog::LogSignals;
+use sunshine_platform::config::LogKeys;
 use sunshine_platform::{Config, RunError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -13,6 +14,11 @@ use crate::services::{SERVICES, ServiceEntry};
 
 /// Binds every service's port, then serves all until `shutdown`; the first error stops all.
 pub async fn serve_all(config: Config, shutdown: Shutdown) -> Result<(), RunError> {
+    // One process for everything holds what each of them holds.
+    SERVICES
+        .iter()
+        .fold(LogKeys::NONE, |keys, entry| keys.union(entry.keys))
+        .check("serve all", &config.log)?;
     let base = config.grpc.listen_address;
     let mut listeners = Vec::new();
     for entry in &SERVICES {

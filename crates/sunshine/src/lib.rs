@@ -8,6 +8,7 @@
 //! - [`dev_keys`]: a development signing key kept in a local file, never for production.
 //! - [`demo`]: starts the system in-process and walks through what it can do so far.
 //! - [`log_key`]: the checkpoint verifier key, from the configuration.
+//! - [`log_process`]: `sunshine serve log`, the one process that sequences, signs and relays.
 //! - [`migrate`]: the schema step: every component's migrations and the services' grants.
 //! - [`rebuild`]: resets projections and replays the log into them, service by service.
 
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod demo;
 pub mod dev_keys;
 pub mod log_key;
+pub mod log_process;
 pub mod migrate;
 pub mod rebuild;
 pub mod services;

@@ -1,6 +1,8 @@
 //! `sunshine log-key`: the key that verifies the case-event log's checkpoints, computed from
-//! the configuration (`log.origin` and `log.checkpoint_signing_key`), for the auditors to pin.
-//! Running services serve the same string in `GetServiceInfo`.
+//! the configuration (`log.origin` and `log.checkpoint_signing_key`), for the auditors to pin
+//! and for the services' `log.verifier_key` (they serve it in `GetServiceInfo`); with
+//! `--sealing`, the public sealing key derived from `log.key_encryption_key`, for the
+//! `log.sealing_public_key` of the processes that seal without it.
 
 use anyhow::Context as _;
 use sunshine_evidence::checkpoint::CheckpointSigner;
@@ -16,6 +18,13 @@ pub fn verifier_key(log: &LogConfig) -> anyhow::Result<String> {
     )
     .context("log.origin")?;
     Ok(signer.verifier_key())
+}
+
+/// The public sealing key (base64) of the configured key-encryption key.
+pub fn sealing_public_key(log: &LogConfig) -> anyhow::Result<String> {
+    let key = sunshine_eventlog::crypto::KeyEncryptionKey::from_base64(&log.key_encryption_key)
+        .context("log.key_encryption_key")?;
+    Ok(key.sealing_public_key().to_base64())
 }
 
 #[cfg(test)]
@@ -50,6 +59,17 @@ mod tests {
         let note = signer.sign(&checkpoint).unwrap();
         let verifier = CheckpointVerifier::from_verifier_key(&printed).unwrap();
         assert_eq!(verifier.verify(&note).unwrap(), checkpoint);
+    }
+
+    #[test]
+    fn the_sealing_key_is_the_public_half_of_the_key_encryption_key() {
+        let mut log = LogConfig::default();
+        log.generate_keys().unwrap();
+        let printed = sealing_public_key(&log).unwrap();
+        let kek = sunshine_eventlog::crypto::KeyEncryptionKey::from_base64(&log.key_encryption_key)
+            .unwrap();
+        assert_eq!(printed, kek.sealing_public_key().to_base64());
+        assert!(sealing_public_key(&LogConfig::default()).is_err());
     }
 
     #[test]

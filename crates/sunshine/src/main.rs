@@ -74,7 +74,12 @@ enum Command {
     Demo,
     /// Print the key that verifies the case-event log's checkpoints (a C2SP note verifier key
     /// named after `log.origin`), from the configuration (`SUNSHINE_CONFIG`, `SUNSHINE__…`).
-    LogKey,
+    LogKey {
+        /// Print instead the public sealing key derived from `log.key_encryption_key`
+        /// (`log.sealing_public_key` of the processes that seal without it).
+        #[arg(long)]
+        sealing: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,7 +102,13 @@ fn main() -> ExitCode {
         Command::Serve { service } => match services::find(&service) {
             Some(entry) => {
                 sunshine_platform::main_entry(entry.name, |config, listener, shutdown| {
-                    (entry.run)(config, listener, shutdown, LogSignals::new())
+                    // Least privilege: a process given a key its role does not hold stops here.
+                    let checked = entry.keys.check(entry.name, &config.log);
+                    let run = (entry.run)(config, listener, shutdown, LogSignals::new());
+                    async move {
+                        checked?;
+                        run.await
+                    }
                 })
             }
             None => {
@@ -183,10 +194,16 @@ fn main() -> ExitCode {
                 }),
             )
         }
-        Command::LogKey => report(
+        Command::LogKey { sealing } => report(
             Config::load_unvalidated(&ConfigSource::from_process())
                 .map_err(anyhow::Error::from)
-                .and_then(|config| log_key::verifier_key(&config.log))
+                .and_then(|config| {
+                    if sealing {
+                        log_key::sealing_public_key(&config.log)
+                    } else {
+                        log_key::verifier_key(&config.log)
+                    }
+                })
                 .map(|key| println!("{key}")),
         ),
         Command::Demo => match tokio::runtime::Runtime::new() {

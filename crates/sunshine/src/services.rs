@@ -12,6 +12,7 @@ use sunshine_eventlog::LogSignals;
 use sunshine_eventlog::roles::ServiceAccess;
 use sunshine_eventlog::schema::Component;
 use sunshine_platform::clock::SystemClock;
+use sunshine_platform::config::LogKeys;
 use sunshine_platform::{Config, RunError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -60,6 +61,8 @@ pub struct ServiceEntry {
     /// Resets the service's projections and replays the log into them (`sunshine rebuild`),
     /// with the service stopped; `None` for a service without projections.
     pub rebuild: Option<fn(Config) -> RebuildFuture>,
+    /// The log's keys it holds: `sunshine serve <name>` refuses to start with any other.
+    pub keys: LogKeys,
 }
 
 impl ServiceEntry {
@@ -73,8 +76,8 @@ impl ServiceEntry {
     }
 }
 
-/// The cluster, in the order of the case's life.
-pub const SERVICES: [ServiceEntry; 6] = [
+/// The cluster, in the order of the case's life, and the log process last.
+pub const SERVICES: [ServiceEntry; 7] = [
     ServiceEntry {
         name: sunshine_intake::SERVICE_NAME,
         port_offset: 0,
@@ -95,6 +98,7 @@ pub const SERVICES: [ServiceEntry; 6] = [
                 Ok(Rebuilt::all(sunshine_intake::SERVICE_NAME, rebuilt))
             })
         }),
+        keys: sunshine_intake::KEYS,
     },
     ServiceEntry {
         name: sunshine_review::SERVICE_NAME,
@@ -116,48 +120,70 @@ pub const SERVICES: [ServiceEntry; 6] = [
                 Ok(Rebuilt::all(sunshine_review::SERVICE_NAME, rebuilt))
             })
         }),
+        keys: sunshine_review::KEYS,
     },
     ServiceEntry {
         name: sunshine_payment::SERVICE_NAME,
         port_offset: 2,
         run: |config, listener, shutdown, _log_signals| {
-            Box::pin(sunshine_payment::run(config, listener, shutdown))
-        },
-        read_model: None,
-        writes_log: false,
-        rebuild: None,
-    },
-    ServiceEntry {
-        name: sunshine_disclosure::SERVICE_NAME,
-        port_offset: 3,
-        run: |config, listener, shutdown, _log_signals| {
-            Box::pin(sunshine_disclosure::run(config, listener, shutdown))
-        },
-        read_model: None,
-        writes_log: false,
-        rebuild: None,
-    },
-    ServiceEntry {
-        name: sunshine_department_integration::SERVICE_NAME,
-        port_offset: 4,
-        run: |config, listener, shutdown, _log_signals| {
-            Box::pin(sunshine_department_integration::run(
+            Box::pin(sunshine_payment::run_sharing_process(
                 config, listener, shutdown,
             ))
         },
         read_model: None,
         writes_log: false,
         rebuild: None,
+        keys: sunshine_payment::KEYS,
+    },
+    ServiceEntry {
+        name: sunshine_disclosure::SERVICE_NAME,
+        port_offset: 3,
+        run: |config, listener, shutdown, _log_signals| {
+            Box::pin(sunshine_disclosure::run_sharing_process(
+                config, listener, shutdown,
+            ))
+        },
+        read_model: None,
+        writes_log: false,
+        rebuild: None,
+        keys: sunshine_disclosure::KEYS,
+    },
+    ServiceEntry {
+        name: sunshine_department_integration::SERVICE_NAME,
+        port_offset: 4,
+        run: |config, listener, shutdown, _log_signals| {
+            Box::pin(sunshine_department_integration::run_sharing_process(
+                config, listener, shutdown,
+            ))
+        },
+        read_model: None,
+        writes_log: false,
+        rebuild: None,
+        keys: sunshine_department_integration::KEYS,
     },
     ServiceEntry {
         name: sunshine_audit::SERVICE_NAME,
         port_offset: 5,
         run: |config, listener, shutdown, _log_signals| {
-            Box::pin(sunshine_audit::run(config, listener, shutdown))
+            Box::pin(sunshine_audit::run_sharing_process(
+                config, listener, shutdown,
+            ))
         },
         read_model: None,
         writes_log: false,
         rebuild: None,
+        keys: sunshine_audit::KEYS,
+    },
+    ServiceEntry {
+        name: crate::log_process::PROCESS_NAME,
+        port_offset: 6,
+        run: |config, listener, shutdown, _log_signals| {
+            Box::pin(crate::log_process::run(config, listener, shutdown))
+        },
+        read_model: None,
+        writes_log: true,
+        rebuild: None,
+        keys: crate::log_process::KEYS,
     },
 ];
 

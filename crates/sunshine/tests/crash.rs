@@ -2,9 +2,9 @@
 //! must leave its projections exactly as a rebuild from the log makes them.
 //!
 //! On a PostgreSQL and a NATS of the test's own (`PrivatePostgres`, `PrivateNats`, never the
-//! shared servers), each run: `sunshine migrate` as the tables' owner; `sunshine serve intake`
-//! and `sunshine serve review` as separate processes, each logging in as its own role; some
-//! households registered. Then the victim is restarted with `SUNSHINE_FAULT_POINT=<point>:
+//! shared servers), each run: `sunshine migrate` as the tables' owner; `sunshine serve log`,
+//! `sunshine serve intake` and `sunshine serve review` as separate processes, each logging in
+//! as its own role with only the log's keys its role holds; some households registered. Then the victim is restarted with `SUNSHINE_FAULT_POINT=<point>:
 //! <consumer>:<n>` (`crates/eventlog/src/faults.rs`) while applications are submitted
 //! concurrently; when it prints `SUNSHINE_FAULT_POINT reached …` on standard error (it then
 //! hangs with the message delivered and unacknowledged) the test SIGKILLs it, submits more,
@@ -27,27 +27,24 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sunshine_eventlog::EventStore;
 use sunshine_eventlog::faults::{CONSUMER_BEFORE_ACK, CONSUMER_BEFORE_APPLY, FAULT_POINT_VARIABLE};
+use sunshine_eventlog::keys::log_config_for;
 use sunshine_evidence::checkpoint::CheckpointVerifier;
+use sunshine_platform::Role;
 use sunshine_platform::backends::Database;
 use sunshine_platform::config::{DatabaseConfig, LogFormat};
-use sunshine_platform::{Config, Role};
 use sunshine_proto::events::Event as _;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_tests::households::{dibao_application, family, registration};
+use sunshine_tests::process::{SunshineProcess, write_config};
 use sunshine_tests::{PrivateNats, PrivatePostgres, TestAuth, TestDatabase, VILLAGE, test_config};
-use tokio::io::AsyncBufReadExt as _;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 /// How long JetStream waits for a consumer's ack before delivering again.
 const ACK_WAIT_MS: u64 = 2_000;
@@ -200,11 +197,20 @@ async fn crash_and_compare(
     config.telemetry.log_filter = "info".into();
     // The owner's configuration, for the rebuild (every service's tables) and the test's reads.
     let owner_config_file = write_config(directory, "owner", &config)?;
+    // Each process is given only the log's keys its role holds; the log process sequences.
     let mut config_files = BTreeMap::new();
-    for service in [sunshine_intake::SERVICE_NAME, sunshine_review::SERVICE_NAME] {
+    for (service, keys) in [
+        (
+            sunshine::log_process::PROCESS_NAME,
+            sunshine::log_process::KEYS,
+        ),
+        (sunshine_intake::SERVICE_NAME, sunshine_intake::KEYS),
+        (sunshine_review::SERVICE_NAME, sunshine_review::KEYS),
+    ] {
         let mut service_config = config.clone();
         service_config.database.url =
             database.url_as(&sunshine_eventlog::roles::service_role(service));
+        service_config.log = log_config_for(&config.log, keys)?;
         config_files.insert(service, write_config(directory, service, &service_config)?);
     }
     let owner = Database::connect(&DatabaseConfig {
@@ -218,18 +224,25 @@ async fn crash_and_compare(
         stream: config.log.stream_name.clone(),
     };
 
-    let mut intake = ServiceProcess::spawn(
+    let mut log_process = spawn_service(
+        sunshine::log_process::PROCESS_NAME,
+        &config_files[sunshine::log_process::PROCESS_NAME],
+        None,
+    )
+    .await?;
+    let mut intake = spawn_service(
         sunshine_intake::SERVICE_NAME,
         &config_files[sunshine_intake::SERVICE_NAME],
         None,
     )
     .await?;
-    let mut review = ServiceProcess::spawn(
+    let mut review = spawn_service(
         sunshine_review::SERVICE_NAME,
         &config_files[sunshine_review::SERVICE_NAME],
         None,
     )
     .await?;
+    log_process.wait_until_serving().await?;
     intake.wait_until_serving().await?;
     review.wait_until_serving().await?;
 
@@ -247,13 +260,11 @@ async fn crash_and_compare(
     let victim_config = config_files[crash.victim].clone();
     let armed = if crash.victim == sunshine_intake::SERVICE_NAME {
         intake.stop().await?;
-        intake =
-            ServiceProcess::spawn(crash.victim, &victim_config, Some(fault_point.as_str())).await?;
+        intake = spawn_service(crash.victim, &victim_config, Some(fault_point.as_str())).await?;
         &intake
     } else {
         review.stop().await?;
-        review =
-            ServiceProcess::spawn(crash.victim, &victim_config, Some(fault_point.as_str())).await?;
+        review = spawn_service(crash.victim, &victim_config, Some(fault_point.as_str())).await?;
         &review
     };
     armed.wait_until_serving().await?;
@@ -288,10 +299,10 @@ async fn crash_and_compare(
     if crash.victim == sunshine_review::SERVICE_NAME {
         // Intake takes submissions while review is down.
         submit_all(&intake, &clerk, index, &households, &to_submit).await?;
-        review = ServiceProcess::spawn(crash.victim, &victim_config, None).await?;
+        review = spawn_service(crash.victim, &victim_config, None).await?;
         review.wait_until_serving().await?;
     } else {
-        intake = ServiceProcess::spawn(crash.victim, &victim_config, None).await?;
+        intake = spawn_service(crash.victim, &victim_config, None).await?;
         intake.wait_until_serving().await?;
         submit_all(&intake, &clerk, index, &households, &to_submit).await?;
     }
@@ -306,6 +317,7 @@ async fn crash_and_compare(
 
     review.stop().await?;
     intake.stop().await?;
+    log_process.stop().await?;
     let rebuild_output = run_sunshine(
         &["rebuild", "all"],
         &[("SUNSHINE_CONFIG", path_text(&owner_config_file)?)],
@@ -380,7 +392,7 @@ struct Household {
 }
 
 async fn register_households(
-    intake: &ServiceProcess,
+    intake: &SunshineProcess,
     clerk: &str,
     run: usize,
 ) -> anyhow::Result<Vec<Household>> {
@@ -442,7 +454,7 @@ async fn submit(
 
 /// Submits the applications of `positions` concurrently; every one must be accepted.
 async fn submit_all(
-    intake: &ServiceProcess,
+    intake: &SunshineProcess,
     clerk: &str,
     run: usize,
     households: &[Household],
@@ -636,13 +648,6 @@ fn differences(
     differences
 }
 
-/// Writes `config` where `sunshine` reads it (`SUNSHINE_CONFIG`).
-fn write_config(directory: &Path, name: &str, config: &Config) -> anyhow::Result<PathBuf> {
-    let path = directory.join(format!("{name}.toml"));
-    std::fs::write(&path, toml::to_string(config)?)?;
-    Ok(path)
-}
-
 fn path_text(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", path.display()))
@@ -681,173 +686,23 @@ async fn run_sunshine(arguments: &[&str], environment: &[(&str, &str)]) -> anyho
     Ok(stdout)
 }
 
-/// `sunshine serve <service>` in its own process, its output kept line by line.
-#[derive(Debug)]
-struct ServiceProcess {
+/// `sunshine serve <name>` as its own process, with the test's ack wait and, armed, a fault
+/// point.
+async fn spawn_service(
     name: &'static str,
-    child: tokio::process::Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    address: SocketAddr,
-}
-
-fn keep_lines(
-    reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-) -> Arc<Mutex<Vec<String>>> {
-    let kept = Arc::new(Mutex::new(Vec::new()));
-    let writer = Arc::clone(&kept);
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(reader).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(line);
-        }
-    });
-    kept
-}
-
-fn lines_of(kept: &Mutex<Vec<String>>) -> Vec<String> {
-    kept.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-}
-
-impl ServiceProcess {
-    async fn spawn(
-        name: &'static str,
-        config_file: &Path,
-        fault_point: Option<&str>,
-    ) -> anyhow::Result<ServiceProcess> {
-        let mut environment = vec![("SUNSHINE_CONFIG", path_text(config_file)?)];
-        if let Some(fault_point) = fault_point {
-            environment.push((FAULT_POINT_VARIABLE, fault_point));
-        }
-        let mut child = sunshine_command(&["serve", name], &environment)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdout = keep_lines(
-            child
-                .stdout
-                .take()
-                .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
-        );
-        let stderr = keep_lines(
-            child
-                .stderr
-                .take()
-                .ok_or_else(|| anyhow::anyhow!("no stderr"))?,
-        );
-        let mut process = ServiceProcess {
-            name,
-            child,
-            stdout,
-            stderr,
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        process.address = process.listening_address().await?;
-        Ok(process)
+    config_file: &Path,
+    fault_point: Option<&str>,
+) -> anyhow::Result<SunshineProcess> {
+    let ack_wait = ACK_WAIT_MS.to_string();
+    let mut environment = vec![("SUNSHINE__LOG__CONSUMER_ACK_WAIT_MS", ack_wait.as_str())];
+    if let Some(fault_point) = fault_point {
+        environment.push((FAULT_POINT_VARIABLE, fault_point));
     }
-
-    /// The port it bound (configured as port 0), from its "grpc server listening" log line.
-    async fn listening_address(&mut self) -> anyhow::Result<SocketAddr> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            for line in lines_of(&self.stdout) {
-                let Ok(line) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if line["message"] == "grpc server listening"
-                    && let Some(address) = line["address"].as_str()
-                {
-                    let address = address.trim_start_matches("Some(").trim_end_matches(')');
-                    return Ok(address.parse()?);
-                }
-            }
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!(
-                    "sunshine serve {} exited: {status}\n{}",
-                    self.name,
-                    lines_of(&self.stderr).join("\n")
-                );
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "sunshine serve {} never said where it listens",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(format!("http://{}", self.address))?
-            .connect()
-            .await?)
-    }
-
-    async fn wait_until_serving(&self) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        let mut client = HealthClient::new(self.channel().await?);
-        loop {
-            let status = client
-                .check(HealthCheckRequest {
-                    service: self.name.into(),
-                })
-                .await?
-                .into_inner()
-                .status();
-            if status == ServingStatus::Serving {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "{} is still {status:?}",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits for a line on standard error holding `fragment`.
-    async fn wait_for_stderr(&self, fragment: &str) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while !lines_of(&self.stderr)
-            .iter()
-            .any(|line| line.contains(fragment))
-        {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "{} never wrote {fragment:?} on standard error",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        Ok(())
-    }
-
-    /// SIGKILL, and the exit.
-    async fn kill(&mut self) -> anyhow::Result<()> {
-        self.child.kill().await?;
-        Ok(())
-    }
-
-    /// SIGTERM, as Kubernetes stops a pod, and a clean exit.
-    async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            tokio::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await?;
-        }
-        let status = tokio::time::timeout(PATIENCE, self.child.wait()).await??;
-        anyhow::ensure!(
-            status.success(),
-            "sunshine serve {} exited with {status}",
-            self.name
-        );
-        Ok(())
-    }
+    SunshineProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_sunshine")),
+        name,
+        config_file,
+        &environment,
+    )
+    .await
 }

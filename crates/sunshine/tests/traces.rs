@@ -1,5 +1,5 @@
-//! One trace across services, with intake and review as separate processes (`sunshine serve
-//! intake`, `sunshine serve review`) on PostgreSQL and NATS JetStream, exporting over OTLP/gRPC
+//! One trace across services, with the log process, intake and review as separate processes
+//! (`sunshine serve log`, `… intake`, `… review`) on PostgreSQL and NATS JetStream, exporting over OTLP/gRPC
 //! to a receiver in this test: a caller's trace runs through intake's server span, the log's
 //! append, the relay's publish, review's handling of the event and review's append of
 //! `CaseOpened`, each span under its own service's name, and the JSON log lines say which trace
@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,21 +21,17 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use sunshine_eventlog::{EventStore, StreamId};
+use sunshine_platform::Role;
 use sunshine_platform::config::{DatabaseConfig, LogFormat};
-use sunshine_platform::{Config, Role};
 use sunshine_proto::events::Event as _;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_tests::households::{dibao_application, family, registration};
+use sunshine_tests::process::{SunshineProcess, write_config};
 use sunshine_tests::{
     TestAuth, VILLAGE, migrated_postgres, nats_address, postgres_address, service_database_url,
     test_config,
 };
-use tokio::io::AsyncBufReadExt as _;
-use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 /// The caller's trace and its span, as a client would send them.
@@ -147,164 +142,32 @@ async fn start_receiver() -> anyhow::Result<(Receiver, SocketAddr)> {
     Ok((receiver, address))
 }
 
-/// `sunshine serve <service>` in its own process, its JSON log lines kept.
-#[derive(Debug)]
-struct ServiceProcess {
+/// `sunshine serve <name>` as its own process, exporting spans to `otlp_endpoint`.
+async fn spawn_service(
     name: &'static str,
-    child: tokio::process::Child,
-    log_lines: Arc<Mutex<Vec<String>>>,
-    address: SocketAddr,
+    config_file: &Path,
+    otlp_endpoint: &str,
+) -> anyhow::Result<SunshineProcess> {
+    SunshineProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_sunshine")),
+        name,
+        config_file,
+        // Export soon after spans end, not every five seconds.
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await
 }
 
-impl ServiceProcess {
-    async fn spawn(
-        name: &'static str,
-        config_file: &Path,
-        otlp_endpoint: &str,
-    ) -> anyhow::Result<ServiceProcess> {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sunshine"))
-            .args(["serve", name])
-            .env_clear()
-            .env("SUNSHINE_CONFIG", config_file)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
-            // Export soon after spans end, not every five seconds.
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-        let log_lines = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&log_lines);
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                kept.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(line);
-            }
-        });
-        let mut process = ServiceProcess {
-            name,
-            child,
-            log_lines,
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        process.address = process.listening_address().await?;
-        Ok(process)
-    }
-
-    fn log_lines(&self) -> Vec<serde_json::Value> {
-        self.log_lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
-    }
-
-    /// The port it bound (configured as port 0), from its "grpc server listening" log line.
-    async fn listening_address(&mut self) -> anyhow::Result<SocketAddr> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            for line in self.log_lines() {
-                if line["message"] == "grpc server listening"
-                    && let Some(address) = line["address"].as_str()
-                {
-                    let address = address.trim_start_matches("Some(").trim_end_matches(')');
-                    return Ok(address.parse()?);
-                }
-            }
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("sunshine serve {} exited: {status}", self.name);
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "sunshine serve {} never said where it listens",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits for a log line whose message is `message`.
-    async fn wait_for_log(&self, message: &str) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while !self
-            .log_lines()
-            .iter()
-            .any(|line| line["message"] == message)
-        {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "{} never logged {message:?}",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
-    }
-
-    async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(format!("http://{}", self.address))?
-            .connect()
-            .await?)
-    }
-
-    async fn wait_until_serving(&self) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let mut client = HealthClient::new(self.channel().await?);
-            let status = client
-                .check(HealthCheckRequest {
-                    service: self.name.into(),
-                })
-                .await?
-                .into_inner()
-                .status();
-            if status == ServingStatus::Serving {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "{} is still {status:?}",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, as Kubernetes stops a pod, and the exit.
-    async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            tokio::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await?;
-        }
-        let status = tokio::time::timeout(PATIENCE, self.child.wait()).await??;
-        anyhow::ensure!(
-            status.success(),
-            "sunshine serve {} exited with {status}",
-            self.name
-        );
-        Ok(())
-    }
-}
-
-/// Writes `config` where `sunshine serve` reads it (`SUNSHINE_CONFIG`).
-fn write_config(
-    directory: &Path,
-    service: &str,
-    config: &Config,
-) -> anyhow::Result<std::path::PathBuf> {
-    let path = directory.join(format!("{service}.toml"));
-    std::fs::write(&path, toml::to_string(config)?)?;
-    Ok(path)
+/// A process's JSON log lines so far.
+fn log_lines(process: &SunshineProcess) -> Vec<serde_json::Value> {
+    process
+        .stdout_lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
 
 /// The spans of `trace_id` seen so far.
@@ -420,22 +283,38 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     let directory = std::env::temp_dir().join(format!("sunshine-traces-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&directory)?;
     let mut files = BTreeMap::new();
-    for service in [sunshine_intake::SERVICE_NAME, sunshine_review::SERVICE_NAME] {
+    for (service, keys) in [
+        (
+            sunshine::log_process::PROCESS_NAME,
+            sunshine::log_process::KEYS,
+        ),
+        (sunshine_intake::SERVICE_NAME, sunshine_intake::KEYS),
+        (sunshine_review::SERVICE_NAME, sunshine_review::KEYS),
+    ] {
         let mut service_config = config.clone();
         service_config.database.url = service_database_url(&database, &postgres_address(), service);
+        service_config.log = sunshine_eventlog::keys::log_config_for(&config.log, keys)?;
         files.insert(service, write_config(&directory, service, &service_config)?);
     }
-    // Intake first, and until its log worker holds the lease: then intake's process relays
-    // (whichever process holds the lease does).
-    let intake = ServiceProcess::spawn(
+    // The log process sequences and relays: the relay's publish spans are its own.
+    let mut log_process = spawn_service(
+        sunshine::log_process::PROCESS_NAME,
+        &files[sunshine::log_process::PROCESS_NAME],
+        &otlp_endpoint,
+    )
+    .await?;
+    log_process.wait_until_serving().await?;
+    log_process
+        .wait_for_log("log worker holds the lease")
+        .await?;
+    let mut intake = spawn_service(
         sunshine_intake::SERVICE_NAME,
         &files[sunshine_intake::SERVICE_NAME],
         &otlp_endpoint,
     )
     .await?;
     intake.wait_until_serving().await?;
-    intake.wait_for_log("log worker holds the lease").await?;
-    let review = ServiceProcess::spawn(
+    let mut review = spawn_service(
         sunshine_review::SERVICE_NAME,
         &files[sunshine_review::SERVICE_NAME],
         &otlp_endpoint,
@@ -527,14 +406,14 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     );
     assert_eq!(intake_append.parent_span_id, server.span_id);
 
-    // The relay's publish of it, a child of the same append, in the process holding the lease.
+    // The relay's publish of it, a child of the same append, in the log process.
     let intake_publish = find(&spans, "the relay's publish of the application", |span| {
         span.name == "eventlog.publish"
             && span.attribute("sunshine.event_type") == pb::ApplicationSubmitted::TYPE
     })?;
     assert_eq!(intake_publish.kind, SpanKind::Producer as i32);
     assert_eq!(intake_publish.parent_span_id, intake_append.span_id);
-    assert_eq!(intake_publish.service, "intake");
+    assert_eq!(intake_publish.service, sunshine::log_process::PROCESS_NAME);
     assert_eq!(intake_publish.attribute("messaging.system"), "nats");
 
     // Review's append of CaseOpened, inside its handling, and the publish that follows it.
@@ -586,10 +465,11 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
         Some(format!("00-{TRACE_ID}-{}-01", review_append.span_id))
     );
 
-    // Every span of either process names its own service, never `all` or the SDK's default.
+    // Every span of every process names its own service, never `all` or the SDK's default.
     for span in receiver.spans() {
         assert!(
-            span.service == "intake" || span.service == "review",
+            ["intake", "review", sunshine::log_process::PROCESS_NAME]
+                .contains(&span.service.as_str()),
             "{span:?}"
         );
     }
@@ -601,7 +481,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
             .filter(|span| span.service == process.name)
             .map(|span| span.span_id.as_str())
             .collect();
-        let in_trace = process.log_lines().into_iter().any(|line| {
+        let in_trace = log_lines(process).into_iter().any(|line| {
             line["trace_id"] == TRACE_ID
                 && line["span_id"]
                     .as_str()
@@ -612,6 +492,7 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
 
     review.stop().await?;
     intake.stop().await?;
+    log_process.stop().await?;
     std::fs::remove_dir_all(&directory)?;
     Ok(())
 }

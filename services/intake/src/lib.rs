@@ -43,6 +43,7 @@ use sunshine_eventlog::LogSignals;
 use sunshine_eventlog::consumer::{Consumer, ConsumerConfig};
 use sunshine_eventlog::runtime::{LogRuntime, RebuildError, RebuiltProjection};
 use sunshine_eventlog::schema::Component;
+use sunshine_platform::config::LogKeys;
 use sunshine_platform::{Config, RunError, Shutdown};
 use sunshine_proto::v1::intake_service_server::IntakeServiceServer;
 use tokio::net::TcpListener;
@@ -58,8 +59,35 @@ pub const READ_MODEL: Component = Component {
     migrations: read_model::MIGRATIONS,
 };
 
-/// Serves the service on `listener` until `shutdown` fires.
+/// The case-event log's keys the service holds (it seals and opens households' personal data and
+/// finds people by id number); `docs/security.md` has the table.
+pub const KEYS: LogKeys = LogKeys {
+    key_encryption: true,
+    blind_index: true,
+    sealing: true,
+    ..LogKeys::NONE
+};
+
+/// Serves the service on its own on `listener` until `shutdown` fires; refuses to start when
+/// the configuration gives it a key its role does not hold, or lacks one it needs.
 pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
+    KEYS.check(SERVICE_NAME, &config.log)?;
+    run_with_clock(
+        config,
+        listener,
+        shutdown,
+        Arc::new(sunshine_platform::clock::SystemClock),
+    )
+    .await
+}
+
+/// [`run`] in a process that runs other services too and has checked its keys for all of
+/// them (`serve all`, the test sandboxes).
+pub async fn run_sharing_process(
     config: Config,
     listener: TcpListener,
     shutdown: Shutdown,
@@ -73,7 +101,8 @@ pub async fn run(
     .await
 }
 
-/// [`run`] with a clock of the caller's (tests move the date of acceptance).
+/// [`run`] with a clock of the caller's (tests move the date of acceptance), in a process that
+/// has checked its keys.
 pub async fn run_with_clock(
     config: Config,
     listener: TcpListener,
@@ -123,6 +152,12 @@ pub async fn run_sharing_log(
                 shutdown.clone(),
             )
             .await?;
+            let blind_index_key = log.blind_index_key().ok_or_else(|| {
+                sunshine_platform::StartupError::caused_by(
+                    "intake's keys",
+                    std::io::Error::other("log.blind_index_key is required by intake"),
+                )
+            })?;
             log.spawn_consumer(
                 read_model_projection(&log),
                 read_model_consumer_config(),
@@ -131,6 +166,7 @@ pub async fn run_sharing_log(
             let _ = state.set(IntakeState {
                 store: store::IntakeStore::new(
                     log,
+                    blind_index_key,
                     Arc::new(config.policy.official_relative_relations.clone()),
                     config.privacy.personal_data_reads_per_officer_per_hour,
                 ),

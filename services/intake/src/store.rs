@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use sunshine_domain::{NationalId, OrgUnitCode};
+use sunshine_eventlog::crypto::{BlindIndexKey, blind_index};
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{
     AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent, StoreError, StreamId,
@@ -126,6 +127,8 @@ pub fn covers(caller: &Identity, household: &HouseholdState) -> Result<bool, Api
 #[derive(Debug, Clone)]
 pub struct IntakeStore {
     log: LogRuntime,
+    /// Keys the person index: intake holds the blind-index key.
+    blind_index_key: Arc<BlindIndexKey>,
     /// Relations of officials' relatives that must be registered (configurable per province).
     official_relations: Arc<Vec<String>>,
     /// `privacy.personal_data_reads_per_officer_per_hour`.
@@ -135,11 +138,13 @@ pub struct IntakeStore {
 impl IntakeStore {
     pub fn new(
         log: LogRuntime,
+        blind_index_key: Arc<BlindIndexKey>,
         official_relations: Arc<Vec<String>>,
         personal_data_reads_per_hour: u32,
     ) -> Self {
         IntakeStore {
             log,
+            blind_index_key,
             official_relations,
             personal_data_reads_per_hour,
         }
@@ -156,8 +161,11 @@ impl IntakeStore {
     /// The keyed blind index of a resident id (the person index and the registry find people
     /// by it).
     pub fn national_id_index(&self, national_id: &NationalId) -> [u8; 32] {
-        self.log
-            .blind_index(NATIONAL_ID_DOMAIN, national_id.as_str())
+        blind_index(
+            &self.blind_index_key,
+            NATIONAL_ID_DOMAIN,
+            national_id.as_str(),
+        )
     }
 
     // ---- load ----

@@ -39,6 +39,7 @@ use sunshine_eventlog::LogSignals;
 use sunshine_eventlog::consumer::{Consumer, ConsumerConfig};
 use sunshine_eventlog::runtime::{LogRuntime, RebuildError, RebuiltProjection};
 use sunshine_eventlog::schema::Component;
+use sunshine_platform::config::LogKeys;
 use sunshine_platform::{Config, RunError, Shutdown};
 use sunshine_proto::v1::review_service_server::ReviewServiceServer;
 use tokio::net::TcpListener;
@@ -55,8 +56,27 @@ pub const READ_MODEL: Component = Component {
     migrations: deadlines::MIGRATIONS,
 };
 
-/// Serves the service on `listener` until `shutdown` fires.
+/// The case-event log's keys the service holds (it seals home-visit findings with the public
+/// sealing key and opens nothing); `docs/security.md` has the table.
+pub const KEYS: LogKeys = LogKeys {
+    sealing: true,
+    ..LogKeys::NONE
+};
+
+/// Serves the service on its own on `listener` until `shutdown` fires; refuses to start when
+/// the configuration gives it a key its role does not hold, or lacks one it needs.
 pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
+    KEYS.check(SERVICE_NAME, &config.log)?;
+    run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`run`] in a process that runs other services too and has checked its keys for all of
+/// them (`serve all`, the test sandboxes).
+pub async fn run_sharing_process(
     config: Config,
     listener: TcpListener,
     shutdown: Shutdown,
@@ -64,7 +84,8 @@ pub async fn run(
     run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
 }
 
-/// [`run`] with a clock of the caller's (tests move time with `api::ManualClock`).
+/// [`run`] with a clock of the caller's (tests move time with `api::ManualClock`), in a
+/// process that has checked its keys.
 pub async fn run_with_clock(
     config: Config,
     listener: TcpListener,
