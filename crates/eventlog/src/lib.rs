@@ -10,13 +10,15 @@
 //!   to log consumers, passed to each part by whoever builds them.
 //! - [`event`]: streams, expected versions, new events, the request digest (and, re-exported,
 //!   the evidence's recorded events and metadata).
-//! - [`crypto`]: sealing personal data with per-subject keys, blind indexes.
+//! - [`crypto`]: sealing personal data with per-subject keys, wrapping them (under the
+//!   key-encryption key, or to the sealing public key derived from it), blind indexes.
 //! - [`schema`]: tables and append-only guards for PostgreSQL and SQLite; migrating, or checking.
 //! - [`roles`]: PostgreSQL roles: what each service may do (read and append the log, no more).
 //! - [`store`]: [`EventStore`]: append (optimistic concurrency, idempotent commands), reads.
 //! - [`upcast`]: schema evolution on read; stored events are never rewritten.
 //! - [`delivery`]: the JetStream stream, subjects, headers and the event envelope.
-//! - [`keys`]: the per-subject data keys, wrapped; destroying them (crypto-shredding).
+//! - [`keys`]: the per-subject data keys, wrapped; a seal-only store for processes that must
+//!   not open personal data; destroying them (crypto-shredding).
 //! - [`lease`]: one sequencer and relay at a time per log.
 //! - [`sequencer`]: dense global positions, Merkle integration, signed checkpoints.
 //! - [`verify`]: the auditor's check of a database's log; inclusion and consistency proofs.
