@@ -59,6 +59,9 @@ impl From<sqlx::Error> for KeyError {
 pub struct KeyStore {
     store: EventStore,
     wrapping: Wrapping,
+    /// While the key-encryption key is rotated: the one before it, tried when the current one
+    /// does not unwrap a data key ([`rewrap_data_keys`] has not reached it yet).
+    previous: Option<KeyEncryptionKey>,
 }
 
 /// What a key store wraps data keys with.
@@ -83,7 +86,15 @@ impl KeyStore {
         KeyStore {
             store,
             wrapping: Wrapping::KeyEncryptionKey(key_encryption_key),
+            previous: None,
         }
+    }
+
+    /// During a rotation of the key-encryption key: also unwraps with `previous`, the key
+    /// before the current one, until [`rewrap_data_keys`] has wrapped every data key anew.
+    pub fn with_previous(mut self, previous: KeyEncryptionKey) -> Self {
+        self.previous = Some(previous);
+        self
     }
 
     /// A store that seals (each call with a fresh data key wrapped to `key`) and destroys, but
@@ -92,12 +103,24 @@ impl KeyStore {
         KeyStore {
             store,
             wrapping: Wrapping::SealingPublicKey(key),
+            previous: None,
         }
     }
 
     /// Whether this store can open sealed values (it was made with the key-encryption key).
     pub fn can_open(&self) -> bool {
         matches!(self.wrapping, Wrapping::KeyEncryptionKey(_))
+    }
+
+    /// Unwraps a stored data key with the current key-encryption key or, during a rotation,
+    /// the previous one.
+    fn unwrap(&self, wrapped: &[u8], key_id: &str) -> Result<DataKey, KeyError> {
+        let current = self.key_encryption_key()?;
+        match (current.unwrap(wrapped, key_id), &self.previous) {
+            (Ok(key), _) => Ok(key),
+            (Err(_), Some(previous)) => Ok(previous.unwrap(wrapped, key_id)?),
+            (Err(error), None) => Err(error.into()),
+        }
     }
 
     fn key_encryption_key(&self) -> Result<&KeyEncryptionKey, KeyError> {
@@ -110,7 +133,7 @@ impl KeyStore {
     /// The subject's current key, created if it has none. [`KeyError::CannotOpen`] in a
     /// seal-only store.
     pub async fn key_for(&self, subject: &str) -> Result<(String, DataKey), KeyError> {
-        let key_encryption_key = self.key_encryption_key()?;
+        self.key_encryption_key()?;
         let existing = sqlx::query(
             "SELECT key_id, wrapped_key FROM data_keys WHERE subject = $1 ORDER BY created_at_us DESC, key_id DESC LIMIT 1",
         )
@@ -120,7 +143,7 @@ impl KeyStore {
         if let Some(row) = existing {
             let key_id: String = row.try_get(0)?;
             let wrapped: Vec<u8> = row.try_get(1)?;
-            let key = key_encryption_key.unwrap(&wrapped, &key_id)?;
+            let key = self.unwrap(&wrapped, &key_id)?;
             return Ok((key_id, key));
         }
         self.create_key(subject).await
@@ -157,13 +180,13 @@ impl KeyStore {
 
     /// A key by id. [`KeyError::CannotOpen`] in a seal-only store.
     pub async fn key(&self, key_id: &str) -> Result<DataKey, KeyError> {
-        let key_encryption_key = self.key_encryption_key()?;
+        self.key_encryption_key()?;
         let row = sqlx::query("SELECT wrapped_key FROM data_keys WHERE key_id = $1")
             .bind(key_id)
             .fetch_optional(self.store.pool())
             .await?;
         match row {
-            Some(row) => Ok(key_encryption_key.unwrap(&row.try_get::<Vec<u8>, _>(0)?, key_id)?),
+            Some(row) => self.unwrap(&row.try_get::<Vec<u8>, _>(0)?, key_id),
             None => {
                 let destroyed: Option<String> =
                     sqlx::query_scalar("SELECT key_id FROM destroyed_data_keys WHERE key_id = $1")
@@ -252,6 +275,68 @@ impl KeyStore {
     }
 }
 
+/// What [`rewrap_data_keys`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rewrapped {
+    /// Data keys wrapped under the previous key (either format) and now under the current one.
+    pub rewrapped: usize,
+    /// Data keys the current key already unwrapped (a second run, or created since).
+    pub already_current: usize,
+}
+
+/// Rotates the key-encryption key without touching the log: every data key the `current` key
+/// does not unwrap is unwrapped with `previous` and wrapped again under `current` (symmetric
+/// format 0x01; keys a seal-only process wrapped to the previous sealing public key too), in
+/// place. The data keys themselves, and so every sealed value in every event, stay as they
+/// are: the hashes, chains and checkpoints are untouched. Safe to run again, and beside
+/// running services (each row is replaced only if it still holds what was read). A data key
+/// that neither key unwraps stops it, named. Run as the tables' owner: the services' roles may
+/// not UPDATE `data_keys`.
+pub async fn rewrap_data_keys(
+    store: &EventStore,
+    previous: &KeyEncryptionKey,
+    current: &KeyEncryptionKey,
+) -> Result<Rewrapped, KeyError> {
+    let mut done = Rewrapped::default();
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT key_id, wrapped_key FROM data_keys WHERE key_id > $1 ORDER BY key_id LIMIT 500",
+        )
+        .bind(after.as_str())
+        .fetch_all(store.pool())
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok(done);
+        };
+        after = last.try_get(0)?;
+        let mut transaction = store.pool().begin().await?;
+        for row in &rows {
+            let key_id: String = row.try_get(0)?;
+            let wrapped: Vec<u8> = row.try_get(1)?;
+            if current.unwrap(&wrapped, &key_id).is_ok() {
+                done.already_current += 1;
+                continue;
+            }
+            let key = previous.unwrap(&wrapped, &key_id).map_err(|_| {
+                KeyError::Config(format!(
+                    "data key {key_id} opens under neither the current nor the previous key-encryption key"
+                ))
+            })?;
+            sqlx::query(
+                "UPDATE data_keys SET wrapped_key = $1 WHERE key_id = $2 AND wrapped_key = $3",
+            )
+            .bind(current.wrap(&key, &key_id)?)
+            .bind(key_id.as_str())
+            .bind(wrapped)
+            .execute(&mut *transaction)
+            .await?;
+            done.rewrapped += 1;
+        }
+        transaction.commit().await?;
+    }
+}
+
 /// `config` as a process holding `keys` must be given it: the keys its role does not hold
 /// removed (inline and as files), the public checkpoint verifier key in place of the signing
 /// key, and, for one that seals without the key-encryption key, the public sealing key derived
@@ -277,6 +362,8 @@ pub fn log_config_for(
     if !keys.key_encryption {
         given.key_encryption_key.clear();
         given.key_encryption_key_file.clear();
+        given.previous_key_encryption_key.clear();
+        given.previous_key_encryption_key_file.clear();
     }
     if !keys.blind_index {
         given.blind_index_key.clear();

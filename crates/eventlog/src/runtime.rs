@@ -135,10 +135,22 @@ impl LogRuntime {
             spawn_worker(backends, &store, config, &namespace, &signals, shutdown)?;
         }
         let keys = if LogKey::KeyEncryption.given(config) {
-            KeyStore::new(
+            let keys = KeyStore::new(
                 store.clone(),
                 KeyEncryptionKey::from_bytes(decode_log_key(config, LogKey::KeyEncryption)?),
-            )
+            );
+            if config.previous_key_encryption_key.trim().is_empty() {
+                keys
+            } else {
+                keys.with_previous(KeyEncryptionKey::from_bytes(
+                    decode_key(&config.previous_key_encryption_key).map_err(|reason| {
+                        LogStartError::Key {
+                            field: "log.previous_key_encryption_key",
+                            reason,
+                        }
+                    })?,
+                ))
+            }
         } else if !config.sealing_public_key.trim().is_empty() {
             let public =
                 SealingPublicKey::from_base64(&config.sealing_public_key).map_err(|error| {

@@ -237,7 +237,103 @@ async fn a_tampered_wrapped_key_or_sealed_value_does_not_open(
     Ok(())
 }
 
+/// Rotating the key-encryption key: with the new key and the previous one a store opens
+/// everything; the rewrap moves every data key (both formats) under the new key, a second run
+/// finds nothing to do, the previous key alone then opens nothing, and the log is untouched.
+async fn a_rotated_key_encryption_key_rewraps_every_data_key_and_leaves_the_log_alone(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (seal_only, old) = stores(&store);
+    let household_value = old.seal(HOUSEHOLD, b"name", b"member-1/name").await?;
+    let findings = seal_only.seal("case-c1", b"findings", b"c1").await?;
+    // The sealed values go into the log, as services put them.
+    let mut sealed_event = common::event("case-c1", "sealed");
+    sealed_event.payload = [household_value.clone(), findings.clone()].concat();
+    store
+        .append(
+            &common::stream("household", 1),
+            sunshine_eventlog::ExpectedVersion::Any,
+            &common::metadata(None),
+            vec![sealed_event],
+        )
+        .await?;
+    let log_before = log_rows(&store).await?;
+
+    const NEW_KEK: [u8; 32] = [8u8; 32];
+    let during = KeyStore::new(store.clone(), KeyEncryptionKey::from_bytes(NEW_KEK))
+        .with_previous(KeyEncryptionKey::from_bytes(KEK));
+    assert_eq!(
+        during.open(&household_value, b"member-1/name").await?,
+        b"name"
+    );
+    assert_eq!(during.open(&findings, b"c1").await?, b"findings");
+    let new_only = KeyStore::new(store.clone(), KeyEncryptionKey::from_bytes(NEW_KEK));
+    assert!(
+        new_only
+            .open(&household_value, b"member-1/name")
+            .await
+            .is_err()
+    );
+
+    let rewrapped = sunshine_eventlog::keys::rewrap_data_keys(
+        &store,
+        &KeyEncryptionKey::from_bytes(KEK),
+        &KeyEncryptionKey::from_bytes(NEW_KEK),
+    )
+    .await?;
+    assert_eq!((rewrapped.rewrapped, rewrapped.already_current), (2, 0));
+    let again = sunshine_eventlog::keys::rewrap_data_keys(
+        &store,
+        &KeyEncryptionKey::from_bytes(KEK),
+        &KeyEncryptionKey::from_bytes(NEW_KEK),
+    )
+    .await?;
+    assert_eq!((again.rewrapped, again.already_current), (0, 2));
+
+    assert_eq!(
+        new_only.open(&household_value, b"member-1/name").await?,
+        b"name"
+    );
+    assert_eq!(new_only.open(&findings, b"c1").await?, b"findings");
+    assert!(matches!(
+        old.open(&household_value, b"member-1/name").await,
+        Err(KeyError::Crypto(CryptoError::DecryptionFailed))
+    ));
+    assert_eq!(
+        log_rows(&store).await?,
+        log_before,
+        "the rewrap touched the log"
+    );
+
+    // A data key neither key opens stops the rewrap, named.
+    let stranger = KeyStore::new(store.clone(), KeyEncryptionKey::from_bytes([9u8; 32]));
+    stranger.seal("household-h2", b"x", b"y").await?;
+    let stopped = sunshine_eventlog::keys::rewrap_data_keys(
+        &store,
+        &KeyEncryptionKey::from_bytes(KEK),
+        &KeyEncryptionKey::from_bytes(NEW_KEK),
+    )
+    .await;
+    assert!(
+        matches!(&stopped, Err(KeyError::Config(reason)) if reason.contains("opens under neither")),
+        "{stopped:?}"
+    );
+    Ok(())
+}
+
+/// Every event row as stored, for comparing the log before and after.
+async fn log_rows(store: &EventStore) -> anyhow::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+    let rows = sqlx::query("SELECT event_id, payload, hash FROM events ORDER BY sequence")
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect()
+}
+
 on_both_backends!(
+    a_rotated_key_encryption_key_rewraps_every_data_key_and_leaves_the_log_alone,
     a_seal_only_store_seals_what_the_kek_store_opens,
     a_seal_only_store_opens_nothing_not_even_its_own,
     another_kek_opens_nothing,

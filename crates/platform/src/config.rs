@@ -400,6 +400,11 @@ pub struct LogConfig {
     pub checkpoint_signing_key_file: String,
     pub key_encryption_key_file: String,
     pub blind_index_key_file: String,
+    /// While the key-encryption key is rotated (`docs/operations.md`): the key before it,
+    /// secret, beside the new one wherever that is held, until `sunshine rewrap-data-keys` has
+    /// wrapped every data key anew.
+    pub previous_key_encryption_key: String,
+    pub previous_key_encryption_key_file: String,
     /// The public half derived from the key-encryption key (`sunshine log-key --sealing`):
     /// seals personal data that only a holder of the key-encryption key can open. Public.
     pub sealing_public_key: String,
@@ -429,6 +434,8 @@ impl Default for LogConfig {
             checkpoint_signing_key_file: String::new(),
             key_encryption_key_file: String::new(),
             blind_index_key_file: String::new(),
+            previous_key_encryption_key: String::new(),
+            previous_key_encryption_key_file: String::new(),
             sealing_public_key: String::new(),
             verifier_key: String::new(),
             checkpoint_every: 1_000,
@@ -455,6 +462,11 @@ impl fmt::Debug for LogConfig {
             )
             .field("key_encryption_key_file", &self.key_encryption_key_file)
             .field("blind_index_key_file", &self.blind_index_key_file)
+            .field("previous_key_encryption_key", &"<secret>")
+            .field(
+                "previous_key_encryption_key_file",
+                &self.previous_key_encryption_key_file,
+            )
             .field("sealing_public_key", &self.sealing_public_key)
             .field("verifier_key", &self.verifier_key)
             .field("checkpoint_every", &self.checkpoint_every)
@@ -593,6 +605,12 @@ impl LogKeys {
                 _ => {}
             }
         }
+        if !self.key_encryption && !config.previous_key_encryption_key.trim().is_empty() {
+            errors.push(
+                "log.previous_key_encryption_key",
+                format!("must not be given to {process}: its role does not hold this key"),
+            );
+        }
         if self.sealing && !self.key_encryption && config.sealing_public_key.trim().is_empty() {
             errors.push(
                 "log.sealing_public_key",
@@ -627,6 +645,11 @@ impl LogConfig {
                 "log.blind_index_key_file",
                 &mut self.blind_index_key,
                 &self.blind_index_key_file,
+            ),
+            (
+                "log.previous_key_encryption_key_file",
+                &mut self.previous_key_encryption_key,
+                &self.previous_key_encryption_key_file,
             ),
         ] {
             if path.trim().is_empty() {
@@ -910,6 +933,20 @@ impl Config {
                 Err(reason) => errors.push(field, reason),
             }
         }
+        if !self.log.previous_key_encryption_key.trim().is_empty() {
+            let field = "log.previous_key_encryption_key";
+            match decode_key(&self.log.previous_key_encryption_key) {
+                Ok(bytes) => {
+                    if let Some((earlier_field, _)) = decoded_log_keys
+                        .iter()
+                        .find(|(_, earlier)| *earlier == bytes)
+                    {
+                        errors.push(field, format!("must differ from {earlier_field}"));
+                    }
+                }
+                Err(reason) => errors.push(field, reason),
+            }
+        }
         if (!self.log.verifier_key.trim().is_empty() || LogKey::CheckpointSigning.given(&self.log))
             && let Err(reason) = self.log.checkpoint_verifier_key()
         {
@@ -1137,6 +1174,13 @@ mod tests {
         // The log process needs its signing key.
         let error = LogKeys::LOG_PROCESS.check("log", &bare).unwrap_err();
         assert!(error.to_string().contains("log.checkpoint_signing_key"));
+        // The previous key-encryption key (a rotation) only where the key itself is held.
+        let mut rotating = bare.clone();
+        rotating.previous_key_encryption_key = OTHER_SECRET_KEY.into();
+        assert_eq!(
+            refused(sealer, &rotating),
+            ["log.previous_key_encryption_key"]
+        );
         // A process of two services holds what either holds.
         assert_eq!(
             LogKeys::NONE.union(LogKeys::LOG_PROCESS),

@@ -37,6 +37,11 @@ enum Command {
     /// have projections) and replay the case-event log into it; prints how many events each
     /// applied. Configuration as for `serve` (`SUNSHINE_CONFIG`, `SUNSHINE__…`).
     Rebuild { service: String },
+    /// Rotate the key-encryption key: wrap every data key under `log.key_encryption_key` (the
+    /// new key) that is still wrapped under `log.previous_key_encryption_key`; the log itself
+    /// is not touched. Run as the tables' owner; safe to run again. `docs/operations.md` gives
+    /// the whole procedure.
+    RewrapDataKeys,
     /// Write the embedded configuration and a development key into DIRECTORY (for `make run`).
     DevInit {
         #[arg(default_value = ".local")]
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
             print_role_sql: false,
         } => report(run_migrate()),
         Command::Rebuild { service } => report(run_rebuild(&service)),
+        Command::RewrapDataKeys => report(run_rewrap()),
         Command::DevInit { directory } => report(dev_keys::init_embedded(&directory).map(|path| {
             println!("{}", path.display());
         })),
@@ -234,6 +240,29 @@ fn run_migrate() -> anyhow::Result<()> {
             access.granted.len()
         );
     }
+    Ok(())
+}
+
+fn run_rewrap() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use sunshine_eventlog::crypto::KeyEncryptionKey;
+    let config = Config::load_unvalidated(&ConfigSource::from_process())?;
+    let current = KeyEncryptionKey::from_base64(&config.log.key_encryption_key)
+        .context("log.key_encryption_key (the new key)")?;
+    let previous = KeyEncryptionKey::from_base64(&config.log.previous_key_encryption_key)
+        .context("log.previous_key_encryption_key (the key being replaced)")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let done = runtime.block_on(async {
+        let database = sunshine_platform::backends::Database::connect(&config.database).await?;
+        let store = sunshine_eventlog::EventStore::from_database(&database);
+        let done = sunshine_eventlog::keys::rewrap_data_keys(&store, &previous, &current).await;
+        database.close().await;
+        anyhow::Ok(done?)
+    })?;
+    println!(
+        "rewrapped {} data keys under the new key-encryption key; {} were under it already",
+        done.rewrapped, done.already_current
+    );
     Ok(())
 }
 
