@@ -115,6 +115,6 @@ fn a_quick_run_of_both_modes_writes_sane_json() -> anyhow::Result<()> {
         assert!(number(figures, "system.registration.households")? >= 150.0);
     }
     assert!(number(&report, "cluster.baseline.bus_round_trip.latency.p50_ms")? > 0.0);
-    assert_eq!(report["cluster"]["system"]["lease_holder"], "intake");
+    assert_eq!(report["cluster"]["system"]["lease_holder"], "log");
     Ok(())
 }
