@@ -110,27 +110,10 @@ impl LogRuntime {
         shutdown: Shutdown,
     ) -> Result<LogRuntime, LogStartError> {
         let store = EventStore::from_database(&backends.database).with_signals(signals.clone());
-        let migrate = backends.database.migrates_on_start();
-        for component in std::iter::once(&schema::EVENT_LOG).chain(read_models) {
-            schema::prepare(store.pool(), store.kind(), *component, migrate)
-                .await
-                .map_err(|source| LogStartError::Tables {
-                    component: component.name,
-                    source,
-                })?;
-        }
-        let namespace = Namespace {
-            stream: config.stream_name.clone(),
-            subject_prefix: config.subject_prefix.clone(),
-        };
+        prepare_tables(backends, &store, read_models).await?;
         // Appends are announced on the bus for the log process; a process holding the signing
         // key (the embedded deployment, the test sandboxes) runs the log worker itself.
-        if let Bus::Nats(nats) = &backends.bus {
-            signals
-                .join_bus(&nats.client, &namespace.wake_subject())
-                .await
-                .map_err(|error| LogStartError::Bus(error.to_string()))?;
-        }
+        let namespace = join_wake_ups(backends, config, &signals).await?;
         if LogKey::CheckpointSigning.given(config) {
             spawn_worker(backends, &store, config, &namespace, &signals, shutdown)?;
         }
@@ -198,27 +181,8 @@ impl LogRuntime {
     ) -> Result<(), LogStartError> {
         let signals = LogSignals::new();
         let store = EventStore::from_database(&backends.database).with_signals(signals.clone());
-        schema::prepare(
-            store.pool(),
-            store.kind(),
-            schema::EVENT_LOG,
-            backends.database.migrates_on_start(),
-        )
-        .await
-        .map_err(|source| LogStartError::Tables {
-            component: schema::EVENT_LOG.name,
-            source,
-        })?;
-        let namespace = Namespace {
-            stream: config.stream_name.clone(),
-            subject_prefix: config.subject_prefix.clone(),
-        };
-        if let Bus::Nats(nats) = &backends.bus {
-            signals
-                .join_bus(&nats.client, &namespace.wake_subject())
-                .await
-                .map_err(|error| LogStartError::Bus(error.to_string()))?;
-        }
+        prepare_tables(backends, &store, &[]).await?;
+        let namespace = join_wake_ups(backends, config, &signals).await?;
         spawn_worker(backends, &store, config, &namespace, &signals, shutdown)
     }
 
@@ -348,6 +312,44 @@ impl LogRuntime {
         backends.close().await;
         rebuilt
     }
+}
+
+/// Migrates (where the database allows it) or checks the log's tables and `read_models`.
+async fn prepare_tables(
+    backends: &Backends,
+    store: &EventStore,
+    read_models: &[Component],
+) -> Result<(), LogStartError> {
+    let migrate = backends.database.migrates_on_start();
+    for component in std::iter::once(&schema::EVENT_LOG).chain(read_models) {
+        schema::prepare(store.pool(), store.kind(), *component, migrate)
+            .await
+            .map_err(|source| LogStartError::Tables {
+                component: component.name,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// The log's delivery names; on NATS, `signals` joined to the bus's wake-ups (local appends
+/// announced, other processes' heard).
+async fn join_wake_ups(
+    backends: &Backends,
+    config: &LogConfig,
+    signals: &LogSignals,
+) -> Result<Namespace, LogStartError> {
+    let namespace = Namespace {
+        stream: config.stream_name.clone(),
+        subject_prefix: config.subject_prefix.clone(),
+    };
+    if let Bus::Nats(nats) = &backends.bus {
+        signals
+            .join_bus(&nats.client, &namespace.wake_subject())
+            .await
+            .map_err(|error| LogStartError::Bus(error.to_string()))?;
+    }
+    Ok(namespace)
 }
 
 /// The leased log worker on `store`: the sequencer signing with the configured key and, on

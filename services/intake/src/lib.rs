@@ -76,13 +76,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
     KEYS.check(SERVICE_NAME, &config.log)?;
-    run_with_clock(
-        config,
-        listener,
-        shutdown,
-        Arc::new(sunshine_platform::clock::SystemClock),
-    )
-    .await
+    run_sharing_process(config, listener, shutdown).await
 }
 
 /// [`run`] in a process that runs other services too and has checked its keys for all of
