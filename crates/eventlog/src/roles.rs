@@ -9,7 +9,7 @@
 //! | role | login | privileges |
 //! |---|---|---|
 //! | `sunshine_log_writer` | no (a group) | SELECT, INSERT on `events`, `event_commands`, `log_entries`, `log_checkpoints`; the log's bookkeeping ([`LOG_PRIVILEGES`]); SELECT on `eventlog_migrations` |
-//! | `sunshine_<service>` | yes | member of `sunshine_log_writer` if the service runs the log; SELECT, INSERT, UPDATE, DELETE on its own tables (`<component>_…`), SELECT on its ledger `<component>_migrations` |
+//! | `sunshine_<service>` | yes | member of `sunshine_log_writer` if the service runs the log, and then INSERT on `events` and `event_commands` only for rows of its own streams (`<service>-…`, row-level security: [`APPEND_TABLES`]); SELECT, INSERT, UPDATE, DELETE on its own tables (`<component>_…`), SELECT on its ledger `<component>_migrations` |
 //!
 //! Roles live in the whole PostgreSQL server, not in one database. The DBA creates them once
 //! (with passwords), e.g. with [`role_script`]; the owner then needs no CREATEROLE. An owner that
@@ -45,6 +45,9 @@ pub const LOG_PRIVILEGES: &[(&str, &str)] = &[
     ("destroyed_data_keys", "SELECT, INSERT"),
     ("eventlog_migrations", "SELECT"),
 ];
+
+/// The record's tables that carry a stream id: a role inserts only rows of its own streams.
+pub const APPEND_TABLES: [&str; 2] = ["events", "event_commands"];
 
 /// What one service needs in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +301,39 @@ pub async fn grant_access(
             ));
         }
     }
+    // Each role appends only to its own streams (`<service>-<kind>-<id>`): row-level security
+    // on the record's two tables that carry a stream, one INSERT policy per role; every role of
+    // the group reads all of it. The owner is not subject to it (it migrates and rebuilds).
+    for table in APPEND_TABLES {
+        statements.push(format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"));
+        let policies: Vec<String> = sqlx::query_scalar(
+            "SELECT policyname::text FROM pg_policies WHERE schemaname = current_schema() \
+             AND tablename = $1 AND left(policyname, 9) = 'sunshine_' ORDER BY policyname",
+        )
+        .bind(table)
+        .fetch_all(&mut *transaction)
+        .await?;
+        for policy in policies {
+            statements.push(format!(
+                "DROP POLICY {} ON {table}",
+                quote_identifier(&policy)
+            ));
+        }
+        statements.push(format!(
+            "CREATE POLICY sunshine_read ON {table} FOR SELECT TO {LOG_WRITER_ROLE} USING (true)"
+        ));
+        for service in services.iter().filter(|service| service.writes_log) {
+            let role = service.role();
+            statements.push(format!(
+                "CREATE POLICY {} ON {table} FOR INSERT TO {role} WITH CHECK (starts_with(stream_id, {}))",
+                quote_identifier(&format!("sunshine_append_{role}")),
+                quote_literal(&format!("{}-", service.service)),
+            ));
+            report
+                .granted
+                .push(format!("{role}: {table} rows of {}-…", service.service));
+        }
+    }
     // The roles use the schema; they may not create anything in it (PostgreSQL 15 and later
     // already deny PUBLIC that; before 15 it is granted by default).
     let roles = std::iter::once(LOG_WRITER_ROLE.to_owned())
@@ -320,6 +356,10 @@ pub async fn grant_access(
 
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 #[cfg(test)]

@@ -338,6 +338,32 @@ async fn a_service_role_may_read_and_append_to_the_log_and_nothing_else() -> any
     }
     assert!(accepted.is_empty(), "accepted: {accepted:?}");
 
+    // Its own streams only: an event on another service's stream, or a command row for one,
+    // is refused by row-level security, and nothing of it is written.
+    let foreign = sunshine_eventlog::StreamId::new("review", "case", "c-forged")?;
+    let forged = store
+        .append(
+            &foreign,
+            ExpectedVersion::NoStream,
+            &metadata(Some("forged-command")),
+            vec![event("c-forged", "approved by nobody")],
+        )
+        .await;
+    assert!(
+        matches!(&forged, Err(error) if error.to_string().contains("row-level security")),
+        "{forged:?}"
+    );
+    assert!(
+        refused(
+            &mut connection,
+            "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us, request_digest) \
+             VALUES ('forged', 'review-case-c-forged', 1, 1, 0, '')"
+        )
+        .await?,
+        "a command row for another service's stream"
+    );
+    assert_eq!(store.stream_version(&foreign).await?, 0);
+
     // The log is as appended, and verifies.
     assert_eq!(store.read_log(0, 100).await?, log);
     let report = sunshine_eventlog::verify::verify_log(&store, &verifier).await?;
