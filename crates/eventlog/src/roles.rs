@@ -9,7 +9,7 @@
 //! | role | login | privileges |
 //! |---|---|---|
 //! | `sunshine_log_writer` | no (a group) | SELECT, INSERT on `events`, `event_commands`, `log_entries`, `log_checkpoints`; the log's bookkeeping ([`LOG_PRIVILEGES`]); SELECT on `eventlog_migrations` |
-//! | `sunshine_<service>` | yes | member of `sunshine_log_writer` if the service runs the log, and then INSERT on `events` and `event_commands` only for rows of its own streams (`<service>-…`, row-level security: [`APPEND_TABLES`]); SELECT, INSERT, UPDATE, DELETE on its own tables (`<component>_…`), SELECT on its ledger `<component>_migrations` |
+//! | `sunshine_<service>` | yes | member of `sunshine_log_writer` if the service runs the log; DELETE on `data_keys` and INSERT on `destroyed_data_keys` only if it holds the key-encryption key ([`KEY_HOLDER_PRIVILEGES`]); if it runs the log, INSERT on `events` and `event_commands` only for rows of its own streams (`<service>-…`, row-level security: [`APPEND_TABLES`]); SELECT, INSERT, UPDATE, DELETE on its own tables (`<component>_…`), SELECT on its ledger `<component>_migrations` |
 //!
 //! Roles live in the whole PostgreSQL server, not in one database. The DBA creates them once
 //! (with passwords), e.g. with [`role_script`]; the owner then needs no CREATEROLE. An owner that
@@ -40,11 +40,19 @@ pub const LOG_PRIVILEGES: &[(&str, &str)] = &[
     ("consumer_processed", "SELECT, INSERT, DELETE"),
     ("consumer_failures", "SELECT, INSERT, UPDATE, DELETE"),
     ("dead_letters", "SELECT, INSERT, UPDATE"),
-    // Destroying a subject's keys deletes them (crypto-shredding) and records the destruction.
-    ("data_keys", "SELECT, INSERT, DELETE"),
-    ("destroyed_data_keys", "SELECT, INSERT"),
+    // Data keys are created by every role that seals; destroying them (crypto-shredding, which
+    // records the destruction) only by the roles that hold the key-encryption key
+    // ([`KEY_HOLDER_PRIVILEGES`]).
+    ("data_keys", "SELECT, INSERT"),
+    ("destroyed_data_keys", "SELECT"),
     ("eventlog_migrations", "SELECT"),
 ];
+
+/// What a role that holds the key-encryption key may do beyond [`LOG_PRIVILEGES`]: destroy a
+/// subject's data keys and record it. A role without that key (review, the log process) could
+/// otherwise shred every household's personal data for good.
+pub const KEY_HOLDER_PRIVILEGES: &[(&str, &str)] =
+    &[("data_keys", "DELETE"), ("destroyed_data_keys", "INSERT")];
 
 /// The record's tables that carry a stream id: a role inserts only rows of its own streams.
 pub const APPEND_TABLES: [&str; 2] = ["events", "event_commands"];
@@ -59,6 +67,9 @@ pub struct ServiceAccess {
     pub writes_log: bool,
     /// The component whose tables (`<component>_…`) are the service's own read model.
     pub read_model: Option<&'static str>,
+    /// Whether its role holds the key-encryption key (`LogKeys::key_encryption`): then it may
+    /// also destroy data keys ([`KEY_HOLDER_PRIVILEGES`]).
+    pub holds_key_encryption: bool,
 }
 
 impl ServiceAccess {
@@ -257,6 +268,18 @@ pub async fn grant_access(
         ));
         report.granted.push(format!("{LOG_WRITER_ROLE}: {table}"));
     }
+    for service in services
+        .iter()
+        .filter(|service| service.writes_log && service.holds_key_encryption)
+    {
+        let role = service.role();
+        for (table, privileges) in KEY_HOLDER_PRIVILEGES {
+            statements.push(format!("GRANT {privileges} ON {table} TO {role}"));
+            report
+                .granted
+                .push(format!("{role}: {table} ({privileges})"));
+        }
+    }
     let mut transaction = pool.begin().await?;
     // One migrator at a time per database (the same lock the migrations take).
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -372,11 +395,13 @@ mod tests {
             service: "intake",
             writes_log: true,
             read_model: Some("intake"),
+            holds_key_encryption: true,
         },
         ServiceAccess {
             service: "department-integration",
             writes_log: false,
             read_model: None,
+            holds_key_encryption: false,
         },
     ];
 
@@ -416,6 +441,7 @@ mod tests {
             service: "x'; DROP TABLE events; --",
             writes_log: false,
             read_model: None,
+            holds_key_encryption: false,
         }];
         assert!(matches!(
             role_script(&bad),

@@ -237,6 +237,15 @@ const INTAKE: sunshine_eventlog::roles::ServiceAccess = sunshine_eventlog::roles
     service: "intake",
     writes_log: true,
     read_model: None,
+    holds_key_encryption: true,
+};
+
+/// Review's: it runs the log but holds no key-encryption key.
+const REVIEW: sunshine_eventlog::roles::ServiceAccess = sunshine_eventlog::roles::ServiceAccess {
+    service: "review",
+    writes_log: true,
+    read_model: None,
+    holds_key_encryption: false,
 };
 
 const LOG_TABLES: [&str; 4] = ["events", "event_commands", "log_entries", "log_checkpoints"];
@@ -258,7 +267,7 @@ async fn refused(connection: &mut sqlx::PgConnection, sql: &str) -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_role_may_read_and_append_to_the_log_and_nothing_else() -> anyhow::Result<()> {
-    let role_sql = sunshine_eventlog::roles::role_script(&[INTAKE])?;
+    let role_sql = sunshine_eventlog::roles::role_script(&[INTAKE, REVIEW])?;
     // The DBA has made the roles; the database belongs to an owner without CREATEROLE, which
     // migrates and grants: neither needs CREATEROLE when the roles exist.
     let database = sunshine_testkit::TestDatabase::create_owned(&role_sql).await?;
@@ -272,7 +281,7 @@ async fn a_service_role_may_read_and_append_to_the_log_and_nothing_else() -> any
     .await?;
     let owner_store = EventStore::from_database(&owner);
     owner_store.migrate().await?;
-    sunshine_eventlog::roles::grant_access(owner_store.pool(), &[INTAKE]).await?;
+    sunshine_eventlog::roles::grant_access(owner_store.pool(), &[INTAKE, REVIEW]).await?;
 
     // The service, logged in as its role, appends, sequences and signs checkpoints: INSERT and
     // SELECT on every log table work.
@@ -364,6 +373,24 @@ async fn a_service_role_may_read_and_append_to_the_log_and_nothing_else() -> any
     );
     assert_eq!(store.stream_version(&foreign).await?, 0);
 
+    // Only a role that holds the key-encryption key destroys data keys: review's role creates
+    // them (it seals) but may not shred anyone's data.
+    let mut review = sqlx::PgConnection::connect(&database.url_as(&REVIEW.role())).await?;
+    sqlx::raw_sql(
+        "INSERT INTO data_keys (key_id, subject, wrapped_key, created_at_us) VALUES ('dk-review', 'case-1', '\\x00', 0)",
+    )
+    .execute(&mut review)
+    .await?;
+    for sql in [
+        "DELETE FROM data_keys",
+        "INSERT INTO destroyed_data_keys (key_id, subject, destroyed_at_us, reason) VALUES ('dk-review', 'case-1', 0, 'forged')",
+    ] {
+        assert!(refused(&mut review, sql).await?, "review's role may: {sql}");
+    }
+    sqlx::raw_sql("DELETE FROM data_keys WHERE key_id = 'dk-review'")
+        .execute(&mut connection)
+        .await?;
+
     // The log is as appended, and verifies.
     assert_eq!(store.read_log(0, 100).await?, log);
     let report = sunshine_eventlog::verify::verify_log(&store, &verifier).await?;
@@ -396,6 +423,7 @@ async fn an_owner_without_createrole_is_told_which_roles_the_dba_must_create() -
         service: name,
         writes_log: true,
         read_model: None,
+        holds_key_encryption: false,
     };
     let error = sunshine_eventlog::roles::grant_access(store.pool(), &[INTAKE, ghost])
         .await

@@ -72,6 +72,7 @@ impl ServiceEntry {
             service: self.name,
             writes_log: self.writes_log,
             read_model: self.read_model.map(|component| component.name),
+            holds_key_encryption: self.keys.key_encryption,
         }
     }
 }
