@@ -1,4 +1,4 @@
-//! Every retry gets its first answer (issue 11): for every command RPC of intake and review —
+//! Every retry gets its first answer (issue 11): for every command RPC of intake, review and payment —
 //! every RPC whose request carries a `command_id`, read from the services' descriptors — on
 //! PostgreSQL + NATS JetStream and on SQLite + the in-process bus:
 //!
