@@ -488,7 +488,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         .map(|order| {
             (
                 order.case_id.clone(),
-                order.amount.clone().unwrap_or_default().fen,
+                order.amount.unwrap_or_default().fen,
             )
         })
         .collect();
