@@ -3,8 +3,9 @@
 //! the caller to the target (own village, another village of the same street, another street,
 //! the district, another district). The file is checked complete against the protobuf
 //! descriptors — a new RPC without rows fails — and expanded to every cell; then every cell is
-//! called over gRPC against intake, review and payment on PostgreSQL + NATS JetStream and on SQLite + the
-//! in-process bus. Every mismatch is collected and reported in one table; no cell is skipped.
+//! called over gRPC against intake, review and payment on PostgreSQL + NATS JetStream and on
+//! SQLite + the in-process bus. Every mismatch is collected and reported in one table; no cell
+//! is skipped.
 //!
 //! The fixtures are set up once per backend. A cell that succeeds must not change what a later
 //! cell finds, so commands that change state either hit a stable refusal on the shared target

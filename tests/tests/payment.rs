@@ -5,7 +5,8 @@
 //! totals are checked, the creator's approval is refused (four eyes), a wrong re-keyed total
 //! is refused and writes nothing, a second officer approves, and the run reads approved. The
 //! same period created again adds no order; a retry answers the same run; an entitlement new
-//! since gets a run of its own; next month's run has the monthly benefits and not the grant.
+//! since gets a run of its own, and two creations racing for it make one run; next month's run
+//! has the monthly benefits and not the grant.
 
 use std::time::Duration;
 
@@ -485,12 +486,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         .orders
         .iter()
         .chain(&second_page.orders)
-        .map(|order| {
-            (
-                order.case_id.clone(),
-                order.amount.unwrap_or_default().fen,
-            )
-        })
+        .map(|order| (order.case_id.clone(), order.amount.unwrap_or_default().fen))
         .collect();
     paid.sort();
     anyhow::ensure!(
@@ -538,15 +534,53 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         "{late:?}"
     );
 
+    // Two officers' creations at once: one run pays the new entitlement and the other is
+    // refused, writing nothing (by the aggregate if it read the winner's claim, by the append's
+    // guard if both read before either wrote).
+    let c5 = "case-pay-5";
+    append_as_review(
+        &store,
+        c5,
+        &[
+            &opened(c5, "dibao", VILLAGE),
+            &approved(c5, 50_000, this_month),
+        ],
+    )
+    .await?;
+    settle(&store).await?;
+    let second_officer = auth.token_for("officer-2", Role::FinanceOfficer, DISTRICT);
+    let (left, right) = tokio::join!(
+        payment.create(&officer, "run-race-left", this_month),
+        payment.create(&second_officer, "run-race-right", this_month),
+    );
+    let (won, lost) = match (left, right) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+        other => anyhow::bail!("racing creations: {other:?}"),
+    };
+    anyhow::ensure!(lost.code() == Code::AlreadyExists, "{lost:?}");
+    anyhow::ensure!(
+        won.control.clone().unwrap_or_default().count == 1,
+        "{won:?}"
+    );
+    let losing_run = if won.created_by == "officer-1" {
+        "run-race-right"
+    } else {
+        "run-race-left"
+    };
+    anyhow::ensure!(
+        run_version(&store, &sunshine_payment::commands::run_id_for(losing_run)).await? == 0,
+        "the losing run was written"
+    );
+
     // Next month: the monthly benefits, not the one-off grant.
     let next = payment
         .create(&officer, "run-next-month", next_month)
         .await?;
     let next_control = next.control.clone().unwrap_or_default();
     anyhow::ensure!(
-        next_control.count == 3
-            && next_control.total == Some(pb::Money { fen: 215_000 })
-            && next_control.by_program == vec![total("dibao", 3, 215_000)],
+        next_control.count == 4
+            && next_control.total == Some(pb::Money { fen: 265_000 })
+            && next_control.by_program == vec![total("dibao", 4, 265_000)],
         "{next:?}"
     );
 

@@ -1,6 +1,6 @@
-//! Every retry gets its first answer (issue 11): for every command RPC of intake, review and payment —
-//! every RPC whose request carries a `command_id`, read from the services' descriptors — on
-//! PostgreSQL + NATS JetStream and on SQLite + the in-process bus:
+//! Every retry gets its first answer (issue 11): for every command RPC of intake, review and
+//! payment — every RPC whose request carries a `command_id`, read from the services'
+//! descriptors — on PostgreSQL + NATS JetStream and on SQLite + the in-process bus:
 //!
 //! 1. the command is performed once (OK);
 //! 2. the world moves on (another command on the same household or case, a move out of the

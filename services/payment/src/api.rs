@@ -29,7 +29,6 @@ use tonic::{Request, Response, Status};
 
 use crate::aggregate::{self, RunState};
 use crate::commands::{ApproveRun, Command, CreateRun};
-use crate::errors::run_not_found;
 use crate::store::{Loaded, PaymentStore, command_metadata};
 use crate::validation::{check_page, check_uuid};
 
@@ -175,9 +174,6 @@ impl PaymentApi {
         let limit = check_page(&mut errors, &page);
         errors.into_result()?;
         let run = payment.store.run_in_scope(caller, &request.run_id).await?;
-        if run.run_id != request.run_id {
-            return Err(run_not_found(&request.run_id));
-        }
         let mut orders = run.orders;
         orders.sort_by(|left, right| left.order_id.cmp(&right.order_id));
         let mut orders: Vec<pb::PaymentOrder> = orders

@@ -152,6 +152,8 @@ impl AppendGuard for OrderClaims {
         &self,
         connection: &mut AnyConnection,
     ) -> Result<Result<(), ClaimedByRun>, sqlx::Error> {
+        // The orders come in entitlement-id order (the aggregate sorts them), so two runs
+        // claiming overlapping keys take their row locks in one order and cannot deadlock.
         for (entitlement_id, order_id) in &self.orders {
             // On PostgreSQL a concurrent uncommitted claim of the same key makes this wait for
             // that transaction; the SELECT then sees whichever claim committed.
