@@ -3,8 +3,9 @@
 //! the caller to the target (own village, another village of the same street, another street,
 //! the district, another district). The file is checked complete against the protobuf
 //! descriptors — a new RPC without rows fails — and expanded to every cell; then every cell is
-//! called over gRPC against intake and review on PostgreSQL + NATS JetStream and on SQLite + the
-//! in-process bus. Every mismatch is collected and reported in one table; no cell is skipped.
+//! called over gRPC against intake, review and payment on PostgreSQL + NATS JetStream and on
+//! SQLite + the in-process bus. Every mismatch is collected and reported in one table; no cell
+//! is skipped.
 //!
 //! The fixtures are set up once per backend. A cell that succeeds must not change what a later
 //! cell finds, so commands that change state either hit a stable refusal on the shared target
@@ -26,6 +27,7 @@ use sunshine_platform::clock::ManualClock;
 use sunshine_proto::events::TypedEvent;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_proto::v1::payment_service_client::PaymentServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
 use sunshine_proto::v1::service_info_service_client::ServiceInfoServiceClient;
 use sunshine_tests::households::{
@@ -42,7 +44,12 @@ const MATRIX_FILE: &str = include_str!("../access-matrix.toml");
 const PACKAGE: &str = "sunshine.v1";
 /// The services whose every RPC must have rows. A later service adds itself here, its rows to
 /// the file and its probes below.
-const COVERED_SERVICES: [&str; 3] = ["IntakeService", "ReviewService", "ServiceInfoService"];
+const COVERED_SERVICES: [&str; 4] = [
+    "IntakeService",
+    "ReviewService",
+    "PaymentService",
+    "ServiceInfoService",
+];
 /// The relations of issue 9, in the order of every row's codes.
 const RELATIONS: [&str; 5] = [
     "own_village",
@@ -183,6 +190,10 @@ enum Rpc {
     ExtendDeadline,
     ListWorkQueue,
     NotifyRefusal,
+    CreateRun,
+    ApproveRun,
+    GetRun,
+    ListRunOrders,
     WhoAmI,
     GetServiceInfo,
 }
@@ -215,6 +226,10 @@ impl Rpc {
             ("ReviewService", "ExtendDeadline") => Rpc::ExtendDeadline,
             ("ReviewService", "ListWorkQueue") => Rpc::ListWorkQueue,
             ("ReviewService", "NotifyRefusal") => Rpc::NotifyRefusal,
+            ("PaymentService", "CreateRun") => Rpc::CreateRun,
+            ("PaymentService", "ApproveRun") => Rpc::ApproveRun,
+            ("PaymentService", "GetRun") => Rpc::GetRun,
+            ("PaymentService", "ListRunOrders") => Rpc::ListRunOrders,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -568,6 +583,16 @@ const STREET_REVIEWER: &str = "matrix-setup-street";
 /// Assigned to the visit case and never visits, so its investigation never completes.
 const ABSENT_INVESTIGATOR: &str = "matrix-absent-investigator";
 const STREET: &str = "990101001000";
+const DISTRICT: &str = "990101000000";
+/// The village of the payment fixture's case: of another street, so that no list of review's
+/// cells (all of V1) shows it.
+const PAYMENT_VILLAGE: &str = "990101002001";
+
+/// The month payment's runs pay: this month, by payment's own (system) clock.
+fn payment_period() -> String {
+    use sunshine_platform::clock::Clock as _;
+    sunshine_domain::Month::of(sunshine_platform::clock::SystemClock.today()).to_string()
+}
 
 fn case_officer(subject: &str, role: Role, org_unit: &str) -> pb::CaseOfficer {
     pb::CaseOfficer {
@@ -603,6 +628,8 @@ struct Fixtures {
     spare_withdraw_cases: Vec<String>,
     /// AnswerObjection: one open objection per cell.
     objection_case: String,
+    /// Payment's RPCs: a run of this month (version 1) paying the one entitlement there is.
+    run: pb::RunResponse,
 }
 
 #[derive(Debug)]
@@ -610,6 +637,7 @@ struct World {
     auth: TestAuth,
     intake: IntakeServiceClient<Channel>,
     review: ReviewServiceClient<Channel>,
+    payment: PaymentServiceClient<Channel>,
     /// `ServiceInfoService` on intake's port and on review's.
     service_info: [ServiceInfoServiceClient<Channel>; 2],
     store: EventStore,
@@ -956,6 +984,7 @@ impl World {
             .collect();
         self.walk_to_objections(&objection_case, &objections)
             .await?;
+        let run = self.payment_run().await?;
 
         Ok(Fixtures {
             target,
@@ -965,7 +994,79 @@ impl World {
             withdraw_case,
             spare_withdraw_cases,
             objection_case,
+            run,
         })
+    }
+
+    /// An assist-first grant heard from review (appended at the boundary, on a case of a
+    /// village none of review's cells names), and this month's payment run paying it, created
+    /// once payment's projection has heard it.
+    async fn payment_run(&mut self) -> anyhow::Result<pb::RunResponse> {
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let opened = pb::CaseOpened {
+            case_id: case_id.clone(),
+            application_id: format!("matrix-application-{case_id}"),
+            household_id: format!("matrix-household-{case_id}"),
+            program_code: "temporary".into(),
+            workflow: "emergency_evaluation".into(),
+            accepted_org_unit_code: PAYMENT_VILLAGE.into(),
+            hukou_org_unit_code: PAYMENT_VILLAGE.into(),
+            emergency: true,
+            ..Default::default()
+        };
+        let granted = pb::AssistFirstGranted {
+            case_id: case_id.clone(),
+            amount: Some(pb::Money { fen: 120_000 }),
+            cap: Some(pb::Money { fen: 200_000 }),
+            reason: "火灾".into(),
+            ..Default::default()
+        };
+        let stream = StreamId::new("review", "case", &case_id)?;
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "matrix-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![
+                    NewEvent::typed(case_id.as_str(), &opened),
+                    NewEvent::typed(case_id.as_str(), &granted),
+                ],
+            )
+            .await?;
+        let officer = self
+            .auth
+            .token_for("matrix-setup-finance", Role::FinanceOfficer, DISTRICT);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let request = pb::CreateRunRequest {
+                command_id: "matrix-setup-run".into(),
+                period: payment_period(),
+            };
+            match self
+                .payment
+                .create_run(with_token(request, &officer)?)
+                .await
+            {
+                Ok(run) => return Ok(run.into_inner()),
+                // Nothing due until payment's projection has heard the grant.
+                Err(status) if status.code() == Code::FailedPrecondition => {}
+                Err(status) => anyhow::bail!("creating the fixture run: {status:?}"),
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "payment never heard the fixture's grant"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Puts a cell's own fixture into the shape its table describes.
@@ -1328,6 +1429,41 @@ impl World {
                     .notify_refusal(with_token(request, &token)?)
                     .await)
             }
+            Rpc::CreateRun => {
+                let request = pb::CreateRunRequest {
+                    command_id,
+                    period: payment_period(),
+                };
+                ok(self.payment.create_run(with_token(request, &token)?).await)
+            }
+            Rpc::ApproveRun => {
+                let run = &fixtures.run;
+                let control = run.control.clone().unwrap_or_default();
+                let request = pb::ApproveRunRequest {
+                    command_id,
+                    run_id: run.run_id.clone(),
+                    expected_version: 7,
+                    control_count: control.count,
+                    control_total: control.total,
+                };
+                ok(self.payment.approve_run(with_token(request, &token)?).await)
+            }
+            Rpc::GetRun => {
+                let request = pb::GetRunRequest {
+                    run_id: fixtures.run.run_id.clone(),
+                };
+                ok(self.payment.get_run(with_token(request, &token)?).await)
+            }
+            Rpc::ListRunOrders => {
+                let request = pb::ListRunOrdersRequest {
+                    run_id: fixtures.run.run_id.clone(),
+                    page: None,
+                };
+                ok(self
+                    .payment
+                    .list_run_orders(with_token(request, &token)?)
+                    .await)
+            }
             // Mounted on every port: each port must answer the same.
             Rpc::WhoAmI => {
                 let mut answers = Vec::new();
@@ -1470,10 +1606,20 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // Payment keeps the system clock: its runs pay this month.
+    let payment = RunningService::start(
+        sunshine_payment::SERVICE_NAME,
+        keep.service_config(&config, sunshine_payment::SERVICE_NAME),
+        sunshine_payment::run_sharing_process,
+    )
+    .await?;
     intake
         .wait_for_health(ServingStatus::Serving, PATIENCE)
         .await?;
     review
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    payment
         .wait_for_health(ServingStatus::Serving, PATIENCE)
         .await?;
     let database = sunshine_platform::backends::Database::connect(
@@ -1491,6 +1637,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
         auth,
         intake: IntakeServiceClient::new(intake.channel().await?),
         review: ReviewServiceClient::new(review.channel().await?),
+        payment: PaymentServiceClient::new(payment.channel().await?),
         service_info: [
             ServiceInfoServiceClient::new(intake.channel().await?),
             ServiceInfoServiceClient::new(review.channel().await?),
@@ -1526,6 +1673,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
     database.close().await;
     intake.stop().await?;
     review.stop().await?;
+    payment.stop().await?;
     drop(keep);
     if mismatches.is_empty() {
         Ok(())

@@ -10,6 +10,7 @@ use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse
 
 const INTAKE_SERVICE: &str = sunshine_proto::v1::intake_service_server::SERVICE_NAME;
 const REVIEW_SERVICE: &str = sunshine_proto::v1::review_service_server::SERVICE_NAME;
+const PAYMENT_SERVICE: &str = sunshine_proto::v1::payment_service_server::SERVICE_NAME;
 const SERVICE_INFO: &str = sunshine_proto::v1::service_info_service_server::SERVICE_NAME;
 const HEALTH: &str = "grpc.health.v1.Health";
 const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
@@ -112,12 +113,13 @@ async fn each_port_reflects_only_the_services_it_serves() -> anyhow::Result<()> 
     assert!(describes(&intake, INTAKE_SERVICE).await?);
     assert!(!describes(&intake, REVIEW_SERVICE).await?);
 
-    // A service with no API of its own yet answers for operations only.
     assert_eq!(
         listed_services(&payment).await?,
-        sorted(&[SERVICE_INFO, HEALTH, REFLECTION])
+        sorted(&[PAYMENT_SERVICE, SERVICE_INFO, HEALTH, REFLECTION])
     );
+    assert!(describes(&payment, &format!("{PAYMENT_SERVICE}.CreateRun")).await?);
     assert!(!describes(&payment, INTAKE_SERVICE).await?);
+    assert!(!describes(&review, PAYMENT_SERVICE).await?);
     assert!(describes(&payment, SERVICE_INFO).await?);
 
     payment.stop().await?;

@@ -1,6 +1,6 @@
-//! Every retry gets its first answer (issue 11): for every command RPC of intake and review —
-//! every RPC whose request carries a `command_id`, read from the services' descriptors — on
-//! PostgreSQL + NATS JetStream and on SQLite + the in-process bus:
+//! Every retry gets its first answer (issue 11): for every command RPC of intake, review and
+//! payment — every RPC whose request carries a `command_id`, read from the services'
+//! descriptors — on PostgreSQL + NATS JetStream and on SQLite + the in-process bus:
 //!
 //! 1. the command is performed once (OK);
 //! 2. the world moves on (another command on the same household or case, a move out of the
@@ -28,6 +28,7 @@ use sunshine_platform::clock::{Clock as _, ManualClock};
 use sunshine_proto::events::{Event, TypedEvent};
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
+use sunshine_proto::v1::payment_service_client::PaymentServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
 use sunshine_tests::households::{Person, date, dibao_application, documents, family};
 use sunshine_tests::{
@@ -44,7 +45,11 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// scope as well as the clerk's.
 const FAR_VILLAGE: &str = "990101002001";
 /// The consumers that react to the log (each records every event it processed).
-const CONSUMERS: [&str; 2] = ["intake-read-model", "review-case-opener"];
+const CONSUMERS: [&str; 3] = [
+    "intake-read-model",
+    "review-case-opener",
+    "payment-entitlements",
+];
 /// Where every row starts: Monday 2026-09-07 (publicity then runs to Sunday 09-13).
 const START: time::Date = date!(2026 - 09 - 07);
 /// The day the scenario's policy lowers the assist-first cap (先行救助) from 2000.00 to 1500.00
@@ -87,6 +92,8 @@ rows! {
     "ReviewService/Withdraw" => withdraw,
     "ReviewService/ExtendDeadline" => extend_deadline,
     "ReviewService/NotifyRefusal" => notify_refusal,
+    "PaymentService/CreateRun" => create_run,
+    "PaymentService/ApproveRun" => approve_run,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -197,6 +204,7 @@ struct World {
     clock: Arc<ManualClock>,
     intake: IntakeServiceClient<Channel>,
     review: ReviewServiceClient<Channel>,
+    payment: PaymentServiceClient<Channel>,
     store: EventStore,
     database: sunshine_platform::backends::Database,
     services: Vec<RunningService>,
@@ -213,6 +221,10 @@ struct World {
     center: String,
     /// `approver-1`, the district's approver.
     approver: String,
+    /// `finance-1`, the district's finance officer: prepares payment runs.
+    finance: String,
+    /// `finance-approver-1`, the district's finance approver.
+    finance_approver: String,
     policy_directory: PathBuf,
     _backends: ScenarioBackends,
 }
@@ -271,7 +283,23 @@ impl World {
             },
         )
         .await?;
-        let services = vec![intake, review];
+        // Payment keeps the system clock: its runs pay this month.
+        let payment_signals = log_signals.clone();
+        let payment = RunningService::start(
+            sunshine_payment::SERVICE_NAME,
+            backends.service_config(&config, sunshine_payment::SERVICE_NAME),
+            move |config, listener, shutdown| {
+                sunshine_payment::run_sharing_log(
+                    config,
+                    listener,
+                    shutdown,
+                    Arc::new(sunshine_platform::clock::SystemClock),
+                    payment_signals,
+                )
+            },
+        )
+        .await?;
+        let services = vec![intake, review, payment];
         for service in &services {
             service
                 .wait_for_health(ServingStatus::Serving, PATIENCE)
@@ -289,6 +317,7 @@ impl World {
             clock,
             intake: IntakeServiceClient::new(services[0].channel().await?),
             review: ReviewServiceClient::new(services[1].channel().await?),
+            payment: PaymentServiceClient::new(services[2].channel().await?),
             store,
             database,
             clerk: auth.token_for("clerk-1", Role::VillageClerk, VILLAGE),
@@ -297,6 +326,8 @@ impl World {
             street: auth.token_for("street-1", Role::StreetReviewer, STREET_TOWN),
             center: auth.token_for("center-1", Role::CenterReviewer, DISTRICT),
             approver: auth.token_for("approver-1", Role::CenterApprover, DISTRICT),
+            finance: auth.token_for("finance-1", Role::FinanceOfficer, DISTRICT),
+            finance_approver: auth.token_for("finance-approver-1", Role::FinanceApprover, DISTRICT),
             services,
             policy_directory,
             _backends: backends,
@@ -642,6 +673,56 @@ impl World {
         Ok((request, answer))
     }
 
+    /// An assist-first grant heard from review (appended at the boundary as review would, on a
+    /// case of its own): a one-off entitlement due this month.
+    async fn assist_first_granted(&self, fen: i64) -> anyhow::Result<()> {
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let opened = pb::CaseOpened {
+            case_id: case_id.clone(),
+            application_id: format!("application-{case_id}"),
+            household_id: format!("household-{case_id}"),
+            program_code: "temporary".into(),
+            workflow: "emergency_evaluation".into(),
+            accepted_org_unit_code: VILLAGE.into(),
+            hukou_org_unit_code: VILLAGE.into(),
+            emergency: true,
+            ..Default::default()
+        };
+        let granted = pb::AssistFirstGranted {
+            case_id: case_id.clone(),
+            amount: Some(pb::Money { fen }),
+            cap: Some(pb::Money { fen: FIRST_CAP_FEN }),
+            reason: "火灾".into(),
+            ..Default::default()
+        };
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "test-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &StreamId::new("review", "case", &case_id)?,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![
+                    NewEvent::typed(case_id.as_str(), &opened),
+                    NewEvent::typed(case_id.as_str(), &granted),
+                ],
+            )
+            .await?;
+        self.settle().await
+    }
+
+    /// A run of this month by `finance-1`, under `command_id`.
+    async fn payment_run(&self, command_id: &str) -> anyhow::Result<pb::RunResponse> {
+        Ok(call!(self.payment, create_run, self.finance)(run_request(command_id)).await?)
+    }
+
     /// Waits until intake has closed the household's application of `case`.
     async fn wait_for_closed_application(&self, case: &Case) -> anyhow::Result<()> {
         let stream = StreamId::new("intake", "household", &case.household.household_id)?;
@@ -854,6 +935,29 @@ fn decision(case_id: &str, version: u64, approve: bool, amount_fen: i64) -> pb::
         } else {
             "复核发现申请人隐瞒经营收入".into()
         },
+    }
+}
+
+/// The month payment's runs pay here: this month, by payment's (system) clock.
+fn this_month() -> sunshine_domain::Month {
+    sunshine_domain::Month::of(sunshine_platform::clock::SystemClock.today())
+}
+
+fn run_request(command_id: &str) -> pb::CreateRunRequest {
+    pb::CreateRunRequest {
+        command_id: command_id.into(),
+        period: this_month().to_string(),
+    }
+}
+
+fn approval(command_id: &str, run: &pb::RunResponse) -> pb::ApproveRunRequest {
+    let control = run.control.clone().unwrap_or_default();
+    pb::ApproveRunRequest {
+        command_id: command_id.into(),
+        run_id: run.run_id.clone(),
+        expected_version: run.version,
+        control_count: control.count,
+        control_total: control.total,
     }
 }
 
@@ -1326,6 +1430,53 @@ async fn notify_refusal(world: &World, seed: u32) -> anyhow::Result<()> {
     .await?;
     let mut other = request.clone();
     other.channel = "by_phone".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- payment's rows ----
+
+async fn create_run(world: &World, seed: u32) -> anyhow::Result<()> {
+    world
+        .assist_first_granted(100_000 + i64::from(seed))
+        .await?;
+    let call = call!(world.payment, create_run, world.finance);
+    let request = run_request(&format!("run-{seed}"));
+    let first = call(request.clone()).await?;
+    // The run is approved; a grant made since gets a run of its own.
+    call!(world.payment, approve_run, world.finance_approver)(approval(
+        &format!("approve-{seed}"),
+        &first,
+    ))
+    .await?;
+    world.assist_first_granted(90_000).await?;
+    world.payment_run(&format!("run-late-{seed}")).await?;
+    let mut other = request.clone();
+    other.period = this_month()
+        .next()
+        .map(|month| month.to_string())
+        .unwrap_or_default();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn approve_run(world: &World, seed: u32) -> anyhow::Result<()> {
+    world.assist_first_granted(80_000 + i64::from(seed)).await?;
+    let run = world.payment_run(&format!("run-{seed}")).await?;
+    let call = call!(world.payment, approve_run, world.finance_approver);
+    let request = approval(&format!("approve-{seed}"), &run);
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.status == "approved", "{first:?}");
+    // Another run is created and approved after it.
+    world.assist_first_granted(70_000).await?;
+    let next = world.payment_run(&format!("run-next-{seed}")).await?;
+    call(approval(&format!("approve-next-{seed}"), &next)).await?;
+    let mut other = request.clone();
+    other.control_total = Some(pb::Money {
+        fen: other.control_total.map_or(0, |money| money.fen) + 1,
+    });
     world
         .retries_answer_first(call, request, &first, other)
         .await

@@ -214,6 +214,9 @@ registry! {
     // takes them into the case)
     VerificationAnswered,
     ObjectionReceived,
+    // payment: payment-run-<run id>
+    PaymentRunCreated,
+    PaymentRunApproved,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

@@ -69,12 +69,12 @@ mod tests {
             .iter()
             .map(|entry| entry.name)
             .collect();
-        assert_eq!(names, ["intake", "review"]);
+        assert_eq!(names, ["intake", "review", "payment"]);
     }
 
     #[test]
     fn a_service_without_projections_or_an_unknown_name_is_refused() {
-        let no_projections = targets("payment").expect_err("payment has none");
+        let no_projections = targets("disclosure").expect_err("disclosure has none");
         assert!(
             no_projections.to_string().contains("no projections"),
             "{no_projections}"

@@ -126,14 +126,23 @@ pub const SERVICES: [ServiceEntry; 7] = [
     ServiceEntry {
         name: sunshine_payment::SERVICE_NAME,
         port_offset: 2,
-        run: |config, listener, shutdown, _log_signals| {
-            Box::pin(sunshine_payment::run_sharing_process(
-                config, listener, shutdown,
+        run: |config, listener, shutdown, log_signals| {
+            Box::pin(sunshine_payment::run_sharing_log(
+                config,
+                listener,
+                shutdown,
+                Arc::new(SystemClock),
+                log_signals,
             ))
         },
-        read_model: None,
-        writes_log: false,
-        rebuild: None,
+        read_model: Some(sunshine_payment::READ_MODEL),
+        writes_log: true,
+        rebuild: Some(|config| {
+            Box::pin(async move {
+                let rebuilt = sunshine_payment::rebuild(&config).await?;
+                Ok(Rebuilt::all(sunshine_payment::SERVICE_NAME, rebuilt))
+            })
+        }),
         keys: sunshine_payment::KEYS,
     },
     ServiceEntry {

@@ -28,7 +28,7 @@ fn migrate_creates_every_components_tables_and_can_run_again() -> anyhow::Result
     let url = format!("sqlite://{}", directory.join("sunshine.db").display());
     let variables = [("SUNSHINE__DATABASE__URL", url.as_str())];
     let first = sunshine(&variables, &["migrate"])?;
-    for component in ["eventlog", "intake", "review"] {
+    for component in ["eventlog", "intake", "review", "payment"] {
         assert!(first.contains(&format!("migrated {component}")), "{first}");
     }
     // No roles on SQLite, and a second run applies nothing new (and logs no migration).
@@ -42,7 +42,7 @@ fn migrate_creates_every_components_tables_and_can_run_again() -> anyhow::Result
             .collect()
     };
     assert_eq!(summary(&first), summary(&second));
-    assert_eq!(second.lines().count(), 3, "{second}");
+    assert_eq!(second.lines().count(), 4, "{second}");
     std::fs::remove_dir_all(directory)?;
     Ok(())
 }
@@ -123,6 +123,7 @@ fn rebuild_reports_every_projection_of_the_services_it_names() -> anyhow::Result
         [
             "rebuilt intake intake-read-model: 0 events applied",
             "rebuilt review review-case-opener: 0 events applied",
+            "rebuilt payment payment-entitlements: 0 events applied",
         ]
     );
     assert_eq!(
@@ -130,7 +131,7 @@ fn rebuild_reports_every_projection_of_the_services_it_names() -> anyhow::Result
         ["rebuilt review review-case-opener: 0 events applied"]
     );
     for (service, refusal) in [
-        ("payment", "payment has no projections to rebuild"),
+        ("disclosure", "disclosure has no projections to rebuild"),
         ("nope", "unknown service nope"),
     ] {
         let failed = sunshine(&variables, &["rebuild", service]).expect_err(service);

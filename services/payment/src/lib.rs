@@ -1,16 +1,59 @@
 //! Payment service: entitlements, payment runs in fen, fund sources and reconciliation.
 //!
 //! # Layout
-//! So far the runtime skeleton every service shares: gRPC health (SERVING once the database
-//! and the bus are connected), reflection, and `ServiceInfoService` behind bearer tokens. The
-//! service's own API arrives with the payment issue.
+//! Imports point one way, down this list (no module imports one below it):
+//! - [`validation`]: request checks and limits (`docs/limits.md`, Payment), every bad field
+//!   named at once.
+//! - [`entitlements`]: what review's decisions entitle a household to, and the amount due in a
+//!   month (pure).
+//! - [`commands`]: requests parsed into commands (named fields, typed values); the run's id
+//!   from the command id; the facts a creation decides on.
+//! - [`aggregate`]: the payment run — its events, fold and decisions, `handle(run, command)`
+//!   → events (pure): orders, control totals, four eyes, re-keyed figures.
+//! - [`errors`]: refusals as `ApiError`s, in one place.
+//! - [`read_model`]: payment's tables — review's cases, entitlements, the guard table of one
+//!   order per entitlement per period — and the projection over review's case streams.
+//! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
+//!   claims in the append's transaction).
+//! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
+//!
+//! This is the foundation (slice 1): runs are created and approved; fund sources, bank files
+//! and their results, re-pay runs, the ledger, recovery and medical claims come later and
+//! extend these modules. Payment holds no personal data yet (a run names households by id).
+//!
+//! [`run`] serves; [`rebuild`] (`sunshine rebuild payment`, with the service stopped) resets
+//! the service's projection and replays the log into it, built the same way.
 
+pub mod aggregate;
+pub mod api;
+pub mod commands;
+pub mod entitlements;
+pub mod errors;
+pub mod read_model;
+pub mod store;
+pub mod validation;
+
+use std::sync::{Arc, OnceLock};
+
+use sunshine_eventlog::LogSignals;
+use sunshine_eventlog::consumer::{Consumer, ConsumerConfig};
+use sunshine_eventlog::runtime::{LogRuntime, RebuildError, RebuiltProjection};
+use sunshine_eventlog::schema::Component;
 use sunshine_platform::config::LogKeys;
 use sunshine_platform::{Config, RunError, Shutdown};
+use sunshine_proto::v1::payment_service_server::PaymentServiceServer;
 use tokio::net::TcpListener;
+
+use crate::api::{PaymentApi, PaymentState};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "payment";
+
+/// The service's own tables (`payment_…`), migrated by `sunshine migrate` (or on start, SQLite).
+pub const READ_MODEL: Component = Component {
+    name: "payment",
+    migrations: read_model::MIGRATIONS,
+};
 
 /// The case-event log's keys the service holds (payment accounts and the bank file are personal
 /// data it seals and opens); `docs/security.md` has the table.
@@ -38,12 +81,151 @@ pub async fn run_sharing_process(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    sunshine_platform::serve(
+    run_with_clock(
+        config,
+        listener,
+        shutdown,
+        Arc::new(sunshine_platform::clock::SystemClock),
+    )
+    .await
+}
+
+/// [`run`] with a clock of the caller's (tests move the month), in a process that has checked
+/// its keys.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Arc<dyn sunshine_platform::clock::Clock>,
+) -> Result<(), RunError> {
+    run_sharing_log(config, listener, shutdown, clock, LogSignals::new()).await
+}
+
+/// [`run_with_clock`] in a process that runs other services on the same database (`serve
+/// all`, the test sandbox): each is given the same `log_signals`, so an append by any of them
+/// wakes whichever log worker holds the lease.
+pub async fn run_sharing_log(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Arc<dyn sunshine_platform::clock::Clock>,
+    log_signals: LogSignals,
+) -> Result<(), RunError> {
+    let state: Arc<OnceLock<PaymentState>> = Arc::new(OnceLock::new());
+    let api = PaymentApi {
+        state: Arc::clone(&state),
+    };
+    let started_config = config.clone();
+    let on_connected: sunshine_platform::OnConnected = Box::new(move |backends, shutdown| {
+        let state = Arc::clone(&state);
+        let config = started_config.clone();
+        let clock = Arc::clone(&clock);
+        let log_signals = log_signals.clone();
+        Box::pin(async move {
+            if state.get().is_some() {
+                return Ok(());
+            }
+            let org_tree = config
+                .district
+                .load_org_tree()
+                .map_err(|error| format!("district.org_tree_file: {error}"))?;
+            let log = LogRuntime::start_with_signals(
+                &backends,
+                &config.log,
+                &[READ_MODEL],
+                log_signals,
+                shutdown.clone(),
+            )
+            .await?;
+            log.spawn_consumer(
+                entitlements_projection(),
+                entitlements_consumer_config(),
+                shutdown,
+            );
+            let _ = state.set(PaymentState {
+                store: store::PaymentStore::new(log),
+                clock,
+                district: org_tree.district().code().clone(),
+            });
+            Ok(())
+        })
+    });
+    sunshine_platform::serve_with(
         SERVICE_NAME,
         config,
         listener,
         shutdown,
-        |_context, _routes| {},
+        |context, routes| {
+            let server = PaymentServiceServer::new(api)
+                .max_decoding_message_size(context.max_message_bytes())
+                .max_encoding_message_size(context.max_message_bytes());
+            routes.add_service(context.protect(server));
+        },
+        Some(on_connected),
     )
     .await
+}
+
+/// The entitlements projection (review's cases and decisions, and the runs' guard rows).
+fn entitlements_projection() -> read_model::PaymentEntitlements {
+    read_model::PaymentEntitlements
+}
+
+/// A decision heard before its case's opening (never, in log order) is tried again soon.
+fn entitlements_consumer_config() -> ConsumerConfig {
+    ConsumerConfig {
+        retry_delay: std::time::Duration::from_millis(300),
+        max_attempts: 20,
+        ..ConsumerConfig::default()
+    }
+}
+
+/// `sunshine rebuild payment`: resets the service's projection and replays the whole log into
+/// it, built exactly as [`run`] builds it, on the configured backends. Run it with the service
+/// stopped.
+pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildError> {
+    LogRuntime::rebuild(SERVICE_NAME, config, &[READ_MODEL], |log| async move {
+        let consumer = Consumer::new(
+            log.store.clone(),
+            entitlements_projection(),
+            entitlements_consumer_config(),
+        );
+        Ok(vec![RebuiltProjection::of(&consumer).await?])
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    /// The modules in the order the crate's layout lists them, with their sources.
+    const LAYOUT: [(&str, &str); 8] = [
+        ("validation", include_str!("validation.rs")),
+        ("entitlements", include_str!("entitlements.rs")),
+        ("commands", include_str!("commands.rs")),
+        ("aggregate", include_str!("aggregate.rs")),
+        ("errors", include_str!("errors.rs")),
+        ("read_model", include_str!("read_model.rs")),
+        ("store", include_str!("store.rs")),
+        ("api", include_str!("api.rs")),
+    ];
+
+    /// No import circles: a module names only modules above it in the layout.
+    #[test]
+    fn imports_point_down_the_layout() {
+        for (index, (module, source)) in LAYOUT.iter().enumerate() {
+            for (below, _) in &LAYOUT[index + 1..] {
+                let path = format!("crate::{below}");
+                let named = source.match_indices(&path).any(|(at, _)| {
+                    !source[at + path.len()..]
+                        .starts_with(|next: char| next == '_' || next.is_alphanumeric())
+                });
+                assert!(!named, "{module} imports {below}, which is below it");
+            }
+        }
+        let listed = include_str!("lib.rs")
+            .lines()
+            .filter(|line| line.starts_with("pub mod "))
+            .count();
+        assert_eq!(listed, LAYOUT.len(), "every module is in the layout");
+    }
 }

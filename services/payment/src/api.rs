@@ -1,0 +1,225 @@
+//! `sunshine.v1.PaymentService`. Every RPC has the same shape, in this order:
+//!
+//! 1. **identity**: the verified caller and its role (`PERMISSION_DENIED` for a role the RPC
+//!    never serves);
+//! 2. **parse**: the request into a command ([`crate::commands`]), every bad field at once;
+//!    nothing is read or written before; a request that names the district (`CreateRun`
+//!    makes a run of the deployment's district) is refused outside the caller's scope with
+//!    `PERMISSION_DENIED`;
+//! 3. **load** ([`PaymentStore`]): a retry is answered from its first append; the run **in
+//!    the caller's scope** (outside the district it reads exactly like a run that does not
+//!    exist), at the version the caller saw; for a creation, the period's facts;
+//! 4. **decide** ([`aggregate::handle`]): pure, the events or why not;
+//! 5. **append** ([`PaymentStore`]): with the expected version and the request's digest; a
+//!    new run's claims on its orders commit in the append's transaction;
+//! 6. **answer** from the run as the append left it (the first append, for a retry).
+//!
+//! Reads take steps 1–3 and answer. Errors become statuses through `ApiError` only
+//! ([`crate::errors`]).
+
+use std::sync::{Arc, OnceLock};
+
+use sunshine_domain::{Month, OrgUnitCode, ValidationErrors};
+use sunshine_eventlog::{AppendOutcome, request_digest};
+use sunshine_platform::auth::identity;
+use sunshine_platform::{ApiError, Identity, Role};
+use sunshine_proto::v1 as pb;
+use sunshine_proto::v1::payment_service_server::PaymentService;
+use tonic::{Request, Response, Status};
+
+use crate::aggregate::{self, RunState};
+use crate::commands::{ApproveRun, Command, CreateRun};
+use crate::store::{Loaded, PaymentStore, command_metadata};
+use crate::validation::{check_page, check_uuid};
+
+/// Who prepares payment runs: the district's finance officers.
+const RUN_CREATORS: &[Role] = &[Role::FinanceOfficer];
+/// Who approves them: the district's finance approvers (never the run's creator).
+const RUN_APPROVERS: &[Role] = &[Role::FinanceApprover];
+/// Who reads runs: finance, and the auditors (纪委).
+const RUN_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
+
+/// What the handlers share once the service is connected.
+#[derive(Debug, Clone)]
+pub struct PaymentState {
+    pub store: PaymentStore,
+    pub clock: Arc<dyn sunshine_platform::clock::Clock>,
+    /// The deployment's district: every run is its, and its officers' scope.
+    pub district: OrgUnitCode,
+}
+
+impl PaymentState {
+    fn this_month(&self) -> Month {
+        Month::of(self.clock.today())
+    }
+}
+
+/// The gRPC service; answers `UNAVAILABLE` until the log is ready.
+#[derive(Debug, Clone)]
+pub struct PaymentApi {
+    pub state: Arc<OnceLock<PaymentState>>,
+}
+
+/// The run as a caller sees it.
+fn run_response(run: RunState) -> pb::RunResponse {
+    pb::RunResponse {
+        status: run.status().to_owned(),
+        run_id: run.run_id,
+        period: run.period,
+        version: run.version,
+        created_by: run.created_by,
+        approved_by: run.approved_by.unwrap_or_default(),
+        control: Some(run.control),
+        district_code: run.district_code,
+    }
+}
+
+impl PaymentApi {
+    fn connected(&self) -> Result<&PaymentState, ApiError> {
+        self.state
+            .get()
+            .ok_or_else(|| ApiError::Unavailable("payment is still starting".into()))
+    }
+
+    /// The answer to a command on `run_id`: the run as its append (the first one, for a retry)
+    /// left it, however it moved on since.
+    async fn answer(
+        &self,
+        run_id: &str,
+        outcome: &AppendOutcome,
+    ) -> Result<pb::RunResponse, ApiError> {
+        let payment = self.connected()?;
+        let run = payment
+            .store
+            .load_at(run_id, outcome.last_version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("an appended run reads back empty"))
+            })?;
+        Ok(run_response(run))
+    }
+
+    async fn create_run(
+        &self,
+        caller: &Identity,
+        request: pb::CreateRunRequest,
+    ) -> Result<pb::RunResponse, ApiError> {
+        caller.require_role(RUN_CREATORS)?;
+        let payment = self.connected()?;
+        let create = CreateRun::parse(&request, caller, &payment.district, payment.this_month())?;
+        caller.require_org_scope(&payment.district)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
+            return self.answer(&create.run_id, &previous).await;
+        }
+        let facts = payment.store.period_facts(create.period).await?;
+        let run_id = create.run_id.clone();
+        let events = aggregate::handle(None, &Command::CreateRun(create, facts))?;
+        let outcome = payment
+            .store
+            .append_new_run(&metadata, &run_id, events)
+            .await?;
+        self.answer(&run_id, &outcome).await
+    }
+
+    async fn approve_run(
+        &self,
+        caller: &Identity,
+        request: pb::ApproveRunRequest,
+    ) -> Result<pb::RunResponse, ApiError> {
+        caller.require_role(RUN_APPROVERS)?;
+        let payment = self.connected()?;
+        let approve = ApproveRun::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let run = match payment
+            .store
+            .load_for_change(caller, &metadata, &approve.run_id, approve.expected_version)
+            .await?
+        {
+            Loaded::Retried(previous) => return self.answer(&approve.run_id, &previous).await,
+            Loaded::Current(run) => run,
+        };
+        let events = aggregate::handle(Some(&run), &Command::ApproveRun(approve.clone()))?;
+        let outcome = payment
+            .store
+            .append(&metadata, &approve.run_id, run.version, events)
+            .await?;
+        self.answer(&approve.run_id, &outcome).await
+    }
+
+    async fn get_run(
+        &self,
+        caller: &Identity,
+        request: pb::GetRunRequest,
+    ) -> Result<pb::RunResponse, ApiError> {
+        caller.require_role(RUN_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        errors.into_result()?;
+        let run = payment.store.run_in_scope(caller, &request.run_id).await?;
+        Ok(run_response(run))
+    }
+
+    async fn list_run_orders(
+        &self,
+        caller: &Identity,
+        request: pb::ListRunOrdersRequest,
+    ) -> Result<pb::ListRunOrdersResponse, ApiError> {
+        caller.require_role(RUN_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        let page = request.page.unwrap_or_default();
+        let limit = check_page(&mut errors, &page);
+        errors.into_result()?;
+        let run = payment.store.run_in_scope(caller, &request.run_id).await?;
+        let mut orders = run.orders;
+        orders.sort_by(|left, right| left.order_id.cmp(&right.order_id));
+        let mut orders: Vec<pb::PaymentOrder> = orders
+            .into_iter()
+            .filter(|order| page.page_token.is_empty() || order.order_id > page.page_token)
+            .take(limit + 1)
+            .collect();
+        let next_page_token = if orders.len() > limit {
+            orders.truncate(limit);
+            orders
+                .last()
+                .map(|last| last.order_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::ListRunOrdersResponse {
+            orders,
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+}
+
+/// Every RPC: the verified caller, then the handler, then the answer (or the error's status).
+macro_rules! rpcs {
+    ($($method:ident: $request:ty => $response:ty;)*) => {
+        #[tonic::async_trait]
+        impl PaymentService for PaymentApi {
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<$request>,
+                ) -> Result<Response<$response>, Status> {
+                    let caller = identity(&request)?.clone();
+                    Ok(Response::new(
+                        PaymentApi::$method(self, &caller, request.into_inner()).await?,
+                    ))
+                }
+            )*
+        }
+    };
+}
+
+rpcs! {
+    create_run: pb::CreateRunRequest => pb::RunResponse;
+    approve_run: pb::ApproveRunRequest => pb::RunResponse;
+    get_run: pb::GetRunRequest => pb::RunResponse;
+    list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
+}

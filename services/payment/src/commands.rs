@@ -1,0 +1,126 @@
+//! Requests parsed into commands: named fields of checked, typed values (`Month`, `Money`,
+//! `OrgUnitCode`), every violation of a request reported at once. The ids a command creates
+//! (the run's) are chosen here, from the command id, so that a retry lands on the same stream
+//! and the decision stays pure. Payment's commands carry no personal data: a run names
+//! households by id only (accounts and names arrive with the bank file, a later slice).
+
+use std::collections::BTreeMap;
+
+use sunshine_domain::{Money, Month, OrgUnitCode, ValidationErrors};
+use sunshine_platform::{ApiError, Identity};
+use sunshine_proto::v1 as pb;
+
+use crate::entitlements::Entitlement;
+use crate::validation::{check_amount, check_command_id, check_period, check_uuid};
+
+/// The run a `CreateRun` command id makes: the same id for every retry.
+pub fn run_id_for(command_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("sunshine/payment/run/{command_id}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The order of `entitlement_id` in run `run_id`.
+pub fn order_id_for(run_id: &str, entitlement_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("sunshine/payment/order/{run_id}/{entitlement_id}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// `CreateRun`: a run of period `period` in `district`, by `created_by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRun {
+    pub run_id: String,
+    pub period: Month,
+    pub created_by: String,
+    /// The deployment's district: the run's scope.
+    pub district: OrgUnitCode,
+}
+
+impl CreateRun {
+    pub fn parse(
+        request: &pb::CreateRunRequest,
+        caller: &Identity,
+        district: &OrgUnitCode,
+        this_month: Month,
+    ) -> Result<CreateRun, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        let period = check_period(&mut errors, "period", &request.period, this_month);
+        errors.into_result()?;
+        let period = period.ok_or_else(|| ApiError::invalid_field("period", "required"))?;
+        Ok(CreateRun {
+            run_id: run_id_for(&request.command_id),
+            period,
+            created_by: caller.subject.clone(),
+            district: district.clone(),
+        })
+    }
+}
+
+/// What the store knows of a period when a run of it is created: facts not on the run's
+/// stream, handed to the decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeriodFacts {
+    /// Every entitlement payment has heard of.
+    pub entitlements: Vec<Entitlement>,
+    /// Entitlement id → the run that already has its order for the period.
+    pub in_runs: BTreeMap<String, String>,
+}
+
+/// `ApproveRun`: `approved_by` re-keys the run's control count and total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproveRun {
+    pub run_id: String,
+    pub expected_version: u64,
+    pub control_count: u32,
+    pub control_total: Money,
+    pub approved_by: String,
+}
+
+impl ApproveRun {
+    pub fn parse(
+        request: &pb::ApproveRunRequest,
+        caller: &Identity,
+    ) -> Result<ApproveRun, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        let control_total =
+            check_amount(&mut errors, "control_total", request.control_total.as_ref());
+        errors.into_result()?;
+        Ok(ApproveRun {
+            run_id: request.run_id.clone(),
+            expected_version: request.expected_version,
+            control_count: request.control_count,
+            control_total: control_total.unwrap_or_default(),
+            approved_by: caller.subject.clone(),
+        })
+    }
+}
+
+/// A command on a run, with the facts its decision needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    CreateRun(CreateRun, PeriodFacts),
+    ApproveRun(ApproveRun),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_makes_the_same_run_and_another_command_another() {
+        assert_eq!(run_id_for("c1"), run_id_for("c1"));
+        assert_ne!(run_id_for("c1"), run_id_for("c2"));
+        assert_eq!(run_id_for("c1").len(), 36);
+        let run = run_id_for("c1");
+        assert_ne!(order_id_for(&run, "e1"), order_id_for(&run, "e2"));
+    }
+}

@@ -1,0 +1,51 @@
+//! Payment's refusals as `ApiError`s, in one place (`ApiError` then gives each its gRPC code
+//! and stable reason: `docs/errors.md`).
+//!
+//! Re-keyed control figures that do not match the run's are `INVALID_ARGUMENT` on the fields
+//! that differ (`control_count`, `control_total`): the request is the approver's reading of
+//! the run's paper, and it is that reading which is wrong; nothing is written, and the
+//! approver corrects the figures and sends again.
+
+use sunshine_domain::FieldViolation;
+use sunshine_platform::ApiError;
+
+use crate::aggregate::CommandError;
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        let description = error.to_string();
+        match error {
+            CommandError::AlreadyInRun { period, run_id } => ApiError::AlreadyExists {
+                what: format!("a run of {period} with every entitlement due in it"),
+                existing_id: Some(run_id),
+            },
+            CommandError::RunExists { run_id } => ApiError::AlreadyExists {
+                what: "run".into(),
+                existing_id: Some(run_id),
+            },
+            CommandError::NoRun { run_id } => run_not_found(&run_id),
+            CommandError::NothingDue { .. } | CommandError::AlreadyApproved { .. } => {
+                ApiError::FailedPrecondition(description)
+            }
+            CommandError::CreatorApproves => ApiError::PermissionDenied(description),
+            CommandError::ControlMismatch { fields } => ApiError::InvalidArgument(
+                fields
+                    .into_iter()
+                    .map(|field| FieldViolation {
+                        field: field.to_owned(),
+                        description: "does not match the run's control figure".into(),
+                    })
+                    .collect(),
+            ),
+            CommandError::Overflow => ApiError::internal(std::io::Error::other(description)),
+        }
+    }
+}
+
+/// The one answer for a run the caller may not see (another district's), and for one that
+/// does not exist.
+pub fn run_not_found(run_id: &str) -> ApiError {
+    ApiError::NotFound {
+        what: format!("run {run_id}"),
+    }
+}

@@ -1,0 +1,550 @@
+//! Payment's own tables and the projection that keeps them:
+//!
+//! - `payment_cases`: review's cases as payment needs them (household, program, the hukou's
+//!   street-town), from `CaseOpened` and `CaseFollowedHousehold`;
+//! - `payment_entitlements` and `payment_entitlement_adjustments`: what each case entitles
+//!   its household to ([`Entitlement`]), from review's decisions;
+//! - `payment_run_orders`, the **guard table**: one row per (entitlement, period), the run
+//!   that has its order. Its primary key is the rule "one order per entitlement per period":
+//!   `CreateRun` writes the rows in the append's own transaction ([`OrderClaims`]), so two runs
+//!   of one period racing each other cannot both pay an entitlement; the projection writes
+//!   the same rows from `PaymentRunCreated`, so a rebuild ends in the same table.
+//!
+//! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
+//! with `decode_known`: review's other case events are none of payment's business.
+
+use std::collections::BTreeMap;
+
+use sqlx::{AnyConnection, AnyPool, Row as _};
+use sunshine_domain::{Money, Month, OrgUnitCode};
+use sunshine_eventlog::AppendGuard;
+use sunshine_eventlog::RecordedEvent;
+use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
+use sunshine_eventlog::schema::Migration;
+use sunshine_platform::config::DatabaseKind;
+use sunshine_proto::events::StreamEvent;
+use sunshine_proto::v1 as pb;
+
+use crate::aggregate::RunEvent;
+use crate::entitlements::{Adjustment, Entitlement, Kind};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "payment: review's cases, entitlements and their adjustments, one order per entitlement per period",
+    script: |_kind: DatabaseKind| {
+        "CREATE TABLE payment_cases (
+            case_id TEXT PRIMARY KEY,
+            household_id TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            street_town_code TEXT NOT NULL
+        );
+        CREATE TABLE payment_entitlements (
+            entitlement_id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL,
+            household_id TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            street_town_code TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            amount_fen BIGINT NOT NULL,
+            start_month TEXT NOT NULL,
+            suspended_from TEXT NOT NULL DEFAULT '',
+            terminated_from TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX payment_entitlements_case ON payment_entitlements (case_id);
+        CREATE TABLE payment_entitlement_adjustments (
+            entitlement_id TEXT NOT NULL,
+            case_version BIGINT NOT NULL,
+            effective_month TEXT NOT NULL,
+            amount_fen BIGINT NOT NULL,
+            PRIMARY KEY (entitlement_id, case_version)
+        );
+        CREATE TABLE payment_run_orders (
+            entitlement_id TEXT NOT NULL,
+            period TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            PRIMARY KEY (entitlement_id, period)
+        );
+        CREATE INDEX payment_run_orders_period ON payment_run_orders (period, entitlement_id);"
+            .to_owned()
+    },
+}];
+
+sunshine_proto::stream_events! {
+    /// What payment hears of review's case streams (`review-case-<id>`): the case (its
+    /// household, program and hukou), and the decisions that make, change and end what it
+    /// pays. Read with `decode_known`: review's other case events are passed over.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum HeardFromReview in "review-case" {
+        Opened(pb::CaseOpened),
+        FollowedHousehold(pb::CaseFollowedHousehold),
+        AssistFirstGranted(pb::AssistFirstGranted),
+        Approved(pb::CaseApproved),
+        Adjusted(pb::BenefitAdjusted),
+        Suspended(pb::BenefitSuspended),
+        Terminated(pb::BenefitTerminated),
+    }
+}
+
+/// The id of the one-off entitlement an assist-first grant makes.
+pub fn assist_first_entitlement(event: &RecordedEvent) -> String {
+    format!("assist-first-{}", event.event_id)
+}
+
+/// The street-town (12 digits) of a hukou org unit: its street-tier prefix.
+pub fn street_town_of(hukou_org_unit_code: &str) -> Result<String, HandlerError> {
+    let code = OrgUnitCode::parse(hukou_org_unit_code)
+        .map_err(|error| HandlerError(format!("hukou org unit {hukou_org_unit_code}: {error}")))?;
+    Ok(format!("{}000", code.street_town_prefix()))
+}
+
+/// The local (UTC+8) month of an instant in microseconds.
+pub fn local_month(recorded_at_us: i64) -> Month {
+    let instant = time::OffsetDateTime::from_unix_timestamp(recorded_at_us.div_euclid(1_000_000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        + time::Duration::hours(8);
+    Month::of(instant.date())
+}
+
+fn month(field: &str, text: &str) -> Result<Month, HandlerError> {
+    Month::parse(text).map_err(|error| HandlerError(format!("{field} {text:?}: {error}")))
+}
+
+fn fen(money: Option<&pb::Money>) -> i64 {
+    money.map_or(0, |money| money.fen)
+}
+
+/// The claims of one run on its orders' (entitlement, period) keys, made by the append's
+/// guard in the transaction that appends `PaymentRunCreated`: an order exists exactly when
+/// its claim does.
+#[derive(Debug, Clone)]
+pub struct OrderClaims {
+    pub run_id: String,
+    pub period: String,
+    /// (entitlement id, order id)
+    pub orders: Vec<(String, String)>,
+}
+
+impl OrderClaims {
+    pub fn of(created: &pb::PaymentRunCreated) -> OrderClaims {
+        OrderClaims {
+            run_id: created.run_id.clone(),
+            period: created.period.clone(),
+            orders: created
+                .orders
+                .iter()
+                .map(|order| (order.entitlement_id.clone(), order.order_id.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// An entitlement of the run has its order of the period in `run_id` already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedByRun {
+    pub run_id: String,
+}
+
+impl AppendGuard for OrderClaims {
+    type Refusal = ClaimedByRun;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), ClaimedByRun>, sqlx::Error> {
+        // The orders come in entitlement-id order (the aggregate sorts them), so two runs
+        // claiming overlapping keys take their row locks in one order and cannot deadlock.
+        for (entitlement_id, order_id) in &self.orders {
+            // On PostgreSQL a concurrent uncommitted claim of the same key makes this wait for
+            // that transaction; the SELECT then sees whichever claim committed.
+            claim(
+                connection,
+                &self.run_id,
+                &self.period,
+                entitlement_id,
+                order_id,
+            )
+            .await?;
+            let holder: String = sqlx::query_scalar(
+                "SELECT run_id FROM payment_run_orders WHERE entitlement_id = $1 AND period = $2",
+            )
+            .bind(entitlement_id.as_str())
+            .bind(self.period.as_str())
+            .fetch_one(&mut *connection)
+            .await?;
+            if holder != self.run_id {
+                return Ok(Err(ClaimedByRun { run_id: holder }));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+async fn claim(
+    connection: &mut AnyConnection,
+    run_id: &str,
+    period: &str,
+    entitlement_id: &str,
+    order_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payment_run_orders (entitlement_id, period, run_id, order_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (entitlement_id, period) DO NOTHING",
+    )
+    .bind(entitlement_id)
+    .bind(period)
+    .bind(run_id)
+    .bind(order_id)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Entitlement id → the run that has its order of `period`.
+pub async fn in_runs(
+    pool: &AnyPool,
+    period: Month,
+) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT entitlement_id, run_id FROM payment_run_orders WHERE period = $1")
+            .bind(period.to_string())
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
+/// Every entitlement that starts in or before `period`, with its adjustments in the order
+/// review decided them.
+pub async fn entitlements_started_by(
+    pool: &AnyPool,
+    period: Month,
+) -> Result<Vec<Entitlement>, sqlx::Error> {
+    let period = period.to_string();
+    let rows = sqlx::query(
+        "SELECT entitlement_id, case_id, household_id, program_code, street_town_code, kind, amount_fen, start_month, \
+         suspended_from, terminated_from FROM payment_entitlements WHERE start_month <= $1 ORDER BY entitlement_id",
+    )
+    .bind(period.as_str())
+    .fetch_all(pool)
+    .await?;
+    let adjustment_rows = sqlx::query(
+        "SELECT a.entitlement_id, a.effective_month, a.amount_fen FROM payment_entitlement_adjustments a \
+         JOIN payment_entitlements e ON e.entitlement_id = a.entitlement_id \
+         WHERE e.start_month <= $1 ORDER BY a.entitlement_id, a.case_version",
+    )
+    .bind(period.as_str())
+    .fetch_all(pool)
+    .await?;
+    let mut adjustments: BTreeMap<String, Vec<Adjustment>> = BTreeMap::new();
+    for row in &adjustment_rows {
+        let effective: String = row.try_get(1)?;
+        let Ok(effective_month) = Month::parse(&effective) else {
+            continue;
+        };
+        adjustments
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(Adjustment {
+                effective_month,
+                amount: Money::from_fen(row.try_get(2)?),
+            });
+    }
+    let optional_month = |text: String| Month::parse(&text).ok();
+    let mut entitlements = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let entitlement_id: String = row.try_get(0)?;
+        let kind: String = row.try_get(5)?;
+        let start: String = row.try_get(7)?;
+        let (Some(kind), Ok(start_month)) = (Kind::parse(&kind), Month::parse(&start)) else {
+            // The projection writes only what it checked; a row it did not is no entitlement.
+            continue;
+        };
+        entitlements.push(Entitlement {
+            adjustments: adjustments.remove(&entitlement_id).unwrap_or_default(),
+            entitlement_id,
+            case_id: row.try_get(1)?,
+            household_id: row.try_get(2)?,
+            program_code: row.try_get(3)?,
+            street_town_code: row.try_get(4)?,
+            kind,
+            amount: Money::from_fen(row.try_get(6)?),
+            start_month,
+            suspended_from: optional_month(row.try_get(8)?),
+            terminated_from: optional_month(row.try_get(9)?),
+        });
+    }
+    Ok(entitlements)
+}
+
+/// The events of the log this projection follows; a kind it does not follow is `None`.
+enum Followed {
+    Review(HeardFromReview),
+    Run(RunEvent),
+}
+
+fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
+    let decoded = if HeardFromReview::is_stream(&event.stream_id) {
+        HeardFromReview::decode_known(&event.event_type, &event.payload)
+            .map(|heard| heard.map(Followed::Review))
+    } else if RunEvent::is_stream(&event.stream_id) {
+        RunEvent::decode(&event.event_type, &event.payload).map(|run| Some(Followed::Run(run)))
+    } else {
+        Ok(None)
+    };
+    decoded.map_err(|error| HandlerError(error.to_string()))
+}
+
+/// The case's household, program and street-town, as `CaseOpened` gave them.
+async fn case_row(
+    connection: &mut AnyConnection,
+    case_id: &str,
+) -> Result<(String, String, String), HandlerError> {
+    let row = sqlx::query(
+        "SELECT household_id, program_code, street_town_code FROM payment_cases WHERE case_id = $1",
+    )
+    .bind(case_id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(row) = row else {
+        return Err(HandlerError(format!(
+            "a decision on case {case_id}, which payment never heard open"
+        )));
+    };
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upsert_entitlement(
+    connection: &mut AnyConnection,
+    entitlement_id: &str,
+    case_id: &str,
+    program_code: &str,
+    kind: Kind,
+    amount_fen: i64,
+    start_month: Month,
+) -> Result<(), HandlerError> {
+    let (household_id, opened_program, street_town_code) = case_row(connection, case_id).await?;
+    let program_code = if program_code.is_empty() {
+        opened_program
+    } else {
+        program_code.to_owned()
+    };
+    sqlx::query(
+        "INSERT INTO payment_entitlements (entitlement_id, case_id, household_id, program_code, street_town_code, kind, \
+         amount_fen, start_month) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (entitlement_id) DO UPDATE SET program_code = excluded.program_code, kind = excluded.kind, \
+         amount_fen = excluded.amount_fen, start_month = excluded.start_month, suspended_from = '', terminated_from = ''",
+    )
+    .bind(entitlement_id)
+    .bind(case_id)
+    .bind(household_id.as_str())
+    .bind(program_code.as_str())
+    .bind(street_town_code.as_str())
+    .bind(kind.as_str())
+    .bind(amount_fen)
+    .bind(start_month.to_string())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+async fn apply_heard(
+    connection: &mut AnyConnection,
+    event: &RecordedEvent,
+    heard: HeardFromReview,
+) -> Result<(), HandlerError> {
+    match heard {
+        HeardFromReview::Opened(opened) => {
+            sqlx::query(
+                "INSERT INTO payment_cases (case_id, household_id, program_code, street_town_code) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (case_id) DO NOTHING",
+            )
+            .bind(opened.case_id.as_str())
+            .bind(opened.household_id.as_str())
+            .bind(opened.program_code.as_str())
+            .bind(street_town_of(&opened.hukou_org_unit_code)?)
+            .execute(&mut *connection)
+            .await?;
+        }
+        HeardFromReview::FollowedHousehold(followed) => {
+            let street_town = street_town_of(&followed.to_org_unit_code)?;
+            for table in ["payment_cases", "payment_entitlements"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET street_town_code = $1 WHERE case_id = $2"
+                )))
+                .bind(street_town.as_str())
+                .bind(event.case_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
+        }
+        HeardFromReview::AssistFirstGranted(granted) => {
+            upsert_entitlement(
+                connection,
+                &assist_first_entitlement(event),
+                &granted.case_id,
+                "",
+                Kind::OneOff,
+                fen(granted.amount.as_ref()),
+                local_month(event.recorded_at_us),
+            )
+            .await?;
+        }
+        HeardFromReview::Approved(approved) => {
+            upsert_entitlement(
+                connection,
+                &approved.case_id,
+                &approved.case_id,
+                &approved.program_code,
+                Kind::Monthly,
+                fen(approved.monthly_amount.as_ref()),
+                month("start_month", &approved.start_month)?,
+            )
+            .await?;
+        }
+        HeardFromReview::Adjusted(adjusted) => {
+            let effective = month("effective_month", &adjusted.effective_month)?;
+            sqlx::query(
+                "INSERT INTO payment_entitlement_adjustments (entitlement_id, case_version, effective_month, amount_fen) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (entitlement_id, case_version) DO NOTHING",
+            )
+            .bind(adjusted.case_id.as_str())
+            .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
+            .bind(effective.to_string())
+            .bind(fen(adjusted.monthly_amount.as_ref()))
+            .execute(&mut *connection)
+            .await?;
+        }
+        HeardFromReview::Suspended(suspended) => {
+            let effective = month("effective_month", &suspended.effective_month)?;
+            stop_from(connection, "suspended_from", &suspended.case_id, effective).await?;
+        }
+        HeardFromReview::Terminated(terminated) => {
+            let effective = month("effective_month", &terminated.effective_month)?;
+            stop_from(
+                connection,
+                "terminated_from",
+                &terminated.case_id,
+                effective,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets a monthly entitlement's suspension or termination month.
+async fn stop_from(
+    connection: &mut AnyConnection,
+    column: &'static str,
+    case_id: &str,
+    effective: Month,
+) -> Result<(), HandlerError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE payment_entitlements SET {column} = $1 WHERE entitlement_id = $2 AND kind = 'monthly'"
+    )))
+    .bind(effective.to_string())
+    .bind(case_id)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+async fn apply_event(
+    connection: &mut AnyConnection,
+    event: &RecordedEvent,
+) -> Result<(), HandlerError> {
+    match followed(event)? {
+        None => Ok(()),
+        Some(Followed::Review(heard)) => apply_heard(connection, event, heard).await,
+        Some(Followed::Run(RunEvent::Created(created))) => {
+            for order in &created.orders {
+                claim(
+                    connection,
+                    &created.run_id,
+                    &created.period,
+                    &order.entitlement_id,
+                    &order.order_id,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        Some(Followed::Run(RunEvent::Approved(_))) => Ok(()),
+    }
+}
+
+/// The entitlements projection, fed by the log (both delivery modes, through
+/// `LogRuntime::spawn_consumer`).
+#[derive(Debug, Clone)]
+pub struct PaymentEntitlements;
+
+impl Projection for PaymentEntitlements {
+    fn name(&self) -> &str {
+        "payment-entitlements"
+    }
+
+    fn react<'a>(&'a self, _event: &'a RecordedEvent) -> HandlerFuture<'a> {
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        connection: &'a mut AnyConnection,
+        event: &'a RecordedEvent,
+    ) -> HandlerFuture<'a> {
+        Box::pin(apply_event(connection, event))
+    }
+
+    fn reset<'a>(&'a self, connection: &'a mut AnyConnection) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            // The guard table stays: its rows are exactly the committed runs' orders, and the
+            // replay writes the same rows again.
+            for table in [
+                "payment_cases",
+                "payment_entitlements",
+                "payment_entitlement_adjustments",
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_street_town_is_the_street_tier_prefix_of_the_hukou() {
+        assert_eq!(street_town_of("990101001001").unwrap(), "990101001000");
+        assert_eq!(street_town_of("990101002000").unwrap(), "990101002000");
+        assert!(street_town_of("nope").is_err());
+    }
+
+    #[test]
+    fn the_local_month_is_beijing_time() {
+        // 2026-09-30 16:00 UTC is 2026-10-01 00:00 in Beijing.
+        let at = time::macros::datetime!(2026-09-30 16:00 UTC).unix_timestamp() * 1_000_000;
+        assert_eq!(local_month(at), Month::parse("2026-10").unwrap());
+        assert_eq!(local_month(at - 1), Month::parse("2026-09").unwrap());
+    }
+
+    #[test]
+    fn payment_hears_only_what_it_declares_of_review() {
+        assert!(HeardFromReview::is_stream("review-case-1"));
+        assert_eq!(
+            HeardFromReview::decode_known(
+                <pb::StageEntered as sunshine_proto::events::Event>::TYPE,
+                b""
+            ),
+            Ok(None)
+        );
+    }
+}

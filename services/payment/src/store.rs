@@ -1,0 +1,228 @@
+//! Payment's store: the one place that reads what a command decides on and appends what it
+//! decided. For every RPC:
+//!
+//! - **load**: a retry (the same command id and request digest) is answered from its first
+//!   append before anything else, and the same id with other content is refused on
+//!   `command_id` (`previous_outcome`); then the run, **in the caller's scope** — a run is the
+//!   district's, and outside the district it reads exactly like a run that does not exist —
+//!   at the version the caller saw (`ABORTED` otherwise);
+//! - **facts** a creation decides on that are not on the run's stream: the entitlements and
+//!   which of them a run of the period pays already (the guard table);
+//! - **append**: with the expected version (`NoStream` for a new run) and the command's
+//!   metadata; a new run's claims on its orders' (entitlement, period) keys commit in the
+//!   append's own transaction (`append_guarded` with [`OrderClaims`]), never by compensation.
+
+use sunshine_domain::Month;
+use sunshine_eventlog::runtime::LogRuntime;
+use sunshine_eventlog::{
+    AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent, StreamId, actor_of,
+};
+use sunshine_platform::{ApiError, Identity};
+use sunshine_proto::events::StreamEvent as _;
+
+use crate::aggregate::{RunEvent, RunState};
+use crate::commands::PeriodFacts;
+use crate::errors::run_not_found;
+use crate::read_model::{self, OrderClaims};
+
+/// Metadata of a command: the caller, its id and the digest of the whole request, so that only
+/// a faithful retry is answered as one.
+pub fn command_metadata(caller: &Identity, command_id: &str, digest: String) -> EventMetadata {
+    EventMetadata {
+        actor: actor_of(caller),
+        command_id: Some(command_id.to_owned()),
+        request_digest: Some(digest),
+        traceparent: sunshine_platform::telemetry::current_traceparent(),
+        ..EventMetadata::default()
+    }
+}
+
+/// The stream of run `run_id`.
+pub fn run_stream(run_id: &str) -> Result<StreamId, ApiError> {
+    StreamId::new("payment", "run", run_id)
+        .map_err(|_| ApiError::invalid_field("run_id", "not a run id"))
+}
+
+/// The case a run's events are filed under (a run is no application's case).
+fn run_case(run_id: &str) -> String {
+    format!("payment-run-{run_id}")
+}
+
+/// A command on an existing run, loaded.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A faithful retry: the first append's outcome.
+    Retried(AppendOutcome),
+    /// The run in the caller's scope, at the version the caller expected.
+    Current(RunState),
+}
+
+/// Payment's store over the service's log.
+#[derive(Debug, Clone)]
+pub struct PaymentStore {
+    log: LogRuntime,
+}
+
+impl PaymentStore {
+    pub fn new(log: LogRuntime) -> Self {
+        PaymentStore { log }
+    }
+
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        self.log.store.pool()
+    }
+
+    // ---- load ----
+
+    /// The run's events up to `version` (all of them for `u64::MAX`), folded; `None` if there
+    /// is no such run.
+    pub async fn load_at(&self, run_id: &str, version: u64) -> Result<Option<RunState>, ApiError> {
+        let stream = run_stream(run_id)?;
+        let stored = self.log.store.read_stream(&stream, 1).await?;
+        let mut events = Vec::with_capacity(stored.len());
+        for event in stored
+            .iter()
+            .filter(|event| event.stream_version <= version)
+        {
+            events.push(
+                RunEvent::decode(&event.event_type, &event.payload).map_err(ApiError::internal)?,
+            );
+        }
+        Ok(RunState::fold(&events))
+    }
+
+    /// The run, if it exists and the caller's org unit covers its district. Outside the
+    /// district it reads exactly like a run that does not exist.
+    pub async fn run_in_scope(
+        &self,
+        caller: &Identity,
+        run_id: &str,
+    ) -> Result<RunState, ApiError> {
+        let Some(run) = self.load_at(run_id, u64::MAX).await? else {
+            return Err(run_not_found(run_id));
+        };
+        let district =
+            sunshine_domain::OrgUnitCode::parse(&run.district_code).map_err(ApiError::internal)?;
+        if !caller.org_unit.covers(&district) {
+            return Err(run_not_found(run_id));
+        }
+        Ok(run)
+    }
+
+    /// The first append's outcome if `metadata`'s command was appended to run `run_id` already;
+    /// the same command id with other content is refused on `command_id`.
+    pub async fn run_retry(
+        &self,
+        run_id: &str,
+        metadata: &EventMetadata,
+    ) -> Result<Option<AppendOutcome>, ApiError> {
+        let stream = run_stream(run_id)?;
+        Ok(self.log.store.previous_outcome(&stream, metadata).await?)
+    }
+
+    /// A command on an existing run: a retry, or the run in the caller's scope at the version
+    /// the caller saw.
+    pub async fn load_for_change(
+        &self,
+        caller: &Identity,
+        metadata: &EventMetadata,
+        run_id: &str,
+        expected_version: u64,
+    ) -> Result<Loaded, ApiError> {
+        if let Some(previous) = self.run_retry(run_id, metadata).await? {
+            return Ok(Loaded::Retried(previous));
+        }
+        let run = self.run_in_scope(caller, run_id).await?;
+        if run.version != expected_version {
+            return Err(ApiError::Conflict(format!(
+                "run {run_id} is at version {}, not {expected_version}: someone changed it first; reload and retry",
+                run.version
+            )));
+        }
+        Ok(Loaded::Current(run))
+    }
+
+    /// What a run of `period` decides on: the entitlements started by then, and which of them
+    /// a run of the period has an order of already.
+    pub async fn period_facts(&self, period: Month) -> Result<PeriodFacts, ApiError> {
+        let entitlements = read_model::entitlements_started_by(self.pool(), period)
+            .await
+            .map_err(ApiError::internal)?;
+        let in_runs = read_model::in_runs(self.pool(), period)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(PeriodFacts {
+            entitlements,
+            in_runs,
+        })
+    }
+
+    // ---- append ----
+
+    /// Appends a new run, its claims on (entitlement, period) made by the append's guard in
+    /// the append's own transaction. A claim another run holds refuses the whole append:
+    /// `ALREADY_EXISTS`, naming that run.
+    pub async fn append_new_run(
+        &self,
+        metadata: &EventMetadata,
+        run_id: &str,
+        events: Vec<RunEvent>,
+    ) -> Result<AppendOutcome, ApiError> {
+        let stream = run_stream(run_id)?;
+        let claims = match events.first() {
+            Some(RunEvent::Created(created)) => OrderClaims::of(created),
+            _ => {
+                return Err(ApiError::internal(std::io::Error::other(
+                    "a new run starts with its creation",
+                )));
+            }
+        };
+        let new_events = events
+            .iter()
+            .map(|event| NewEvent::typed(run_case(run_id), event))
+            .collect();
+        match self
+            .log
+            .store
+            .append_guarded(
+                &stream,
+                ExpectedVersion::NoStream,
+                metadata,
+                new_events,
+                &claims,
+            )
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => Ok(outcome),
+            GuardedAppend::Refused(claimed) => Err(ApiError::AlreadyExists {
+                what: format!("a run of {} with these entitlements", claims.period),
+                existing_id: Some(claimed.run_id),
+            }),
+        }
+    }
+
+    /// Appends `events` to run `run_id` at `version`.
+    pub async fn append(
+        &self,
+        metadata: &EventMetadata,
+        run_id: &str,
+        version: u64,
+        events: Vec<RunEvent>,
+    ) -> Result<AppendOutcome, ApiError> {
+        let stream = run_stream(run_id)?;
+        let new_events = events
+            .iter()
+            .map(|event| NewEvent::typed(run_case(run_id), event))
+            .collect();
+        Ok(self
+            .log
+            .store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(version),
+                metadata,
+                new_events,
+            )
+            .await?)
+    }
+}

@@ -1,0 +1,591 @@
+//! Payment runs through gRPC, on PostgreSQL + NATS JetStream and on SQLite + the in-process
+//! bus. Review's decisions are appended to the log at the boundary, exactly as review appends
+//! them (two approved dibao cases, in two street-towns, and one assist-first grant); payment's
+//! projection hears them; then a finance officer creates this month's run and its control
+//! totals are checked, the creator's approval is refused (four eyes), a wrong re-keyed total
+//! is refused and writes nothing, a second officer approves, and the run reads approved. The
+//! same period created again adds no order; a retry answers the same run; an entitlement new
+//! since gets a run of its own, and two creations racing for it make one run; next month's run
+//! has the monthly benefits and not the grant.
+
+use std::time::Duration;
+
+use sunshine_domain::Month;
+use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
+use sunshine_platform::Role;
+use sunshine_platform::clock::{Clock as _, SystemClock};
+use sunshine_proto::events::TypedEvent;
+use sunshine_proto::v1 as pb;
+use sunshine_proto::v1::payment_service_client::PaymentServiceClient;
+use sunshine_tests::{
+    DISTRICT, RunningService, ScenarioBackends, TestAuth, VILLAGE, test_config, violated_fields,
+    with_token,
+};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+/// A village of another street-town of the district.
+const OTHER_STREET_VILLAGE: &str = "990101002001";
+const OTHER_DISTRICT: &str = "990102000000";
+
+mod payment_runs {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_and_nats() -> anyhow::Result<()> {
+        super::payment_runs(true).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_and_the_in_process_bus() -> anyhow::Result<()> {
+        super::payment_runs(false).await
+    }
+}
+
+/// Appends `events` to review's case stream of `case_id`, as review would.
+async fn append_as_review(
+    store: &EventStore,
+    case_id: &str,
+    events: &[&dyn TypedEventRef],
+) -> anyhow::Result<()> {
+    let stream = StreamId::new("review", "case", case_id)?;
+    let version = store.stream_version(&stream).await?;
+    let metadata = EventMetadata {
+        actor: Actor {
+            subject: "test-boundary".into(),
+            role: "system".into(),
+            org_unit: String::new(),
+            department_code: None,
+        },
+        ..EventMetadata::default()
+    };
+    let expected = if version == 0 {
+        ExpectedVersion::NoStream
+    } else {
+        ExpectedVersion::Exact(version)
+    };
+    store
+        .append(
+            &stream,
+            expected,
+            &metadata,
+            events
+                .iter()
+                .map(|event| event.new_event(case_id))
+                .collect(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// An event of any registered type, as a `NewEvent` of a case.
+trait TypedEventRef {
+    fn new_event(&self, case_id: &str) -> NewEvent;
+}
+
+impl<E: TypedEvent> TypedEventRef for E {
+    fn new_event(&self, case_id: &str) -> NewEvent {
+        NewEvent::typed(case_id, self)
+    }
+}
+
+fn opened(case_id: &str, program: &str, hukou: &str) -> pb::CaseOpened {
+    pb::CaseOpened {
+        case_id: case_id.into(),
+        application_id: format!("application-of-{case_id}"),
+        household_id: format!("household-of-{case_id}"),
+        program_code: program.into(),
+        workflow: "means_tested_review".into(),
+        accepted_org_unit_code: hukou.into(),
+        hukou_org_unit_code: hukou.into(),
+        ..Default::default()
+    }
+}
+
+fn approved(case_id: &str, fen: i64, start_month: Month) -> pb::CaseApproved {
+    pb::CaseApproved {
+        case_id: case_id.into(),
+        program_code: "dibao".into(),
+        monthly_amount: Some(pb::Money { fen }),
+        start_month: start_month.to_string(),
+        reasons: "符合条件".into(),
+        ..Default::default()
+    }
+}
+
+/// Waits until payment's projection has passed every event of the log.
+async fn settle(store: &EventStore) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if sunshine_tests::events_behind(store.pool(), "payment-entitlements").await? == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "payment's projection never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Payment {
+    client: PaymentServiceClient<Channel>,
+}
+
+impl Payment {
+    async fn create(
+        &self,
+        token: &str,
+        command_id: &str,
+        period: Month,
+    ) -> Result<pb::RunResponse, Status> {
+        self.create_text(token, command_id, &period.to_string())
+            .await
+    }
+
+    async fn create_text(
+        &self,
+        token: &str,
+        command_id: &str,
+        period: &str,
+    ) -> Result<pb::RunResponse, Status> {
+        let request = pb::CreateRunRequest {
+            command_id: command_id.into(),
+            period: period.into(),
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .create_run(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn approve(
+        &self,
+        token: &str,
+        command_id: &str,
+        run: &pb::RunResponse,
+        count: u32,
+        fen: i64,
+    ) -> Result<pb::RunResponse, Status> {
+        let request = pb::ApproveRunRequest {
+            command_id: command_id.into(),
+            run_id: run.run_id.clone(),
+            expected_version: run.version,
+            control_count: count,
+            control_total: Some(pb::Money { fen }),
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .approve_run(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn get(&self, token: &str, run_id: &str) -> Result<pb::RunResponse, Status> {
+        let request = pb::GetRunRequest {
+            run_id: run_id.into(),
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .get_run(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn orders(
+        &self,
+        token: &str,
+        run_id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<pb::ListRunOrdersResponse, Status> {
+        let request = pb::ListRunOrdersRequest {
+            run_id: run_id.into(),
+            page: Some(pb::PageRequest {
+                page_size,
+                page_token: page_token.into(),
+            }),
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .list_run_orders(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}
+
+fn total(key: &str, count: u32, fen: i64) -> pb::PaymentControlTotal {
+    pb::PaymentControlTotal {
+        key: key.into(),
+        count,
+        total: Some(pb::Money { fen }),
+    }
+}
+
+fn refused(result: Result<pb::RunResponse, Status>, code: Code) -> anyhow::Result<Status> {
+    match result {
+        Ok(answer) => anyhow::bail!("expected {code:?}, got OK {answer:?}"),
+        Err(status) => {
+            anyhow::ensure!(status.code() == code, "expected {code:?}, got {status:?}");
+            Ok(status)
+        }
+    }
+}
+
+async fn run_version(store: &EventStore, run_id: &str) -> anyhow::Result<u64> {
+    Ok(store
+        .stream_version(&StreamId::new("payment", "run", run_id)?)
+        .await?)
+}
+
+async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
+    let auth = TestAuth::new()?;
+    let backends = ScenarioBackends::start(cluster).await?;
+    let config = test_config(&auth, backends.database_url(), backends.bus_url());
+    let service = RunningService::start(
+        sunshine_payment::SERVICE_NAME,
+        backends.service_config(&config, sunshine_payment::SERVICE_NAME),
+        sunshine_payment::run_sharing_process,
+    )
+    .await?;
+    service
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    let database = sunshine_platform::backends::Database::connect(
+        &sunshine_platform::config::DatabaseConfig {
+            url: backends.database_url(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let store = EventStore::from_database(&database);
+    let payment = Payment {
+        client: PaymentServiceClient::new(service.channel().await?),
+    };
+    let officer = auth.token_for("officer-1", Role::FinanceOfficer, DISTRICT);
+    let creator_as_approver = auth.token_for("officer-1", Role::FinanceApprover, DISTRICT);
+    let approver = auth.token_for("approver-1", Role::FinanceApprover, DISTRICT);
+    let second_approver = auth.token_for("approver-2", Role::FinanceApprover, DISTRICT);
+    let auditor = auth.token_for("auditor-1", Role::Auditor, DISTRICT);
+    let stranger = auth.token_for("officer-far", Role::FinanceOfficer, OTHER_DISTRICT);
+
+    let this_month = Month::of(SystemClock.today());
+    let next_month = this_month.next().expect("a month after this one");
+
+    // Review's decisions: two dibao cases (two street-towns) and an assist-first grant.
+    let (c1, c2, c3) = ("case-pay-1", "case-pay-2", "case-pay-3");
+    append_as_review(
+        &store,
+        c1,
+        &[
+            &opened(c1, "dibao", VILLAGE),
+            &approved(c1, 80_000, this_month),
+        ],
+    )
+    .await?;
+    append_as_review(
+        &store,
+        c2,
+        &[
+            &opened(c2, "dibao", OTHER_STREET_VILLAGE),
+            &approved(c2, 65_000, this_month),
+        ],
+    )
+    .await?;
+    let granted = pb::AssistFirstGranted {
+        case_id: c3.into(),
+        amount: Some(pb::Money { fen: 150_000 }),
+        cap: Some(pb::Money { fen: 200_000 }),
+        reason: "火灾".into(),
+        ..Default::default()
+    };
+    append_as_review(&store, c3, &[&opened(c3, "temporary", VILLAGE), &granted]).await?;
+    settle(&store).await?;
+
+    // This month's run: every entitlement, with its control totals.
+    let run = payment
+        .create(&officer, "run-this-month", this_month)
+        .await?;
+    anyhow::ensure!(run.status == "created" && run.version == 1, "{run:?}");
+    anyhow::ensure!(
+        run.created_by == "officer-1" && run.district_code == DISTRICT,
+        "{run:?}"
+    );
+    let control = run.control.clone().unwrap_or_default();
+    anyhow::ensure!(
+        control
+            == pb::PaymentControlTotals {
+                count: 3,
+                total: Some(pb::Money { fen: 295_000 }),
+                by_program: vec![total("dibao", 2, 145_000), total("temporary", 1, 150_000)],
+                by_street_town: vec![
+                    total("990101001000", 2, 230_000),
+                    total("990101002000", 1, 65_000)
+                ],
+            },
+        "control totals: {control:?}"
+    );
+
+    // A retry answers the same run; the same id with other content is refused on command_id.
+    let again = payment
+        .create(&officer, "run-this-month", this_month)
+        .await?;
+    anyhow::ensure!(
+        again == run,
+        "the retry answered {again:?}, the first {run:?}"
+    );
+    let reused = refused(
+        payment.create(&officer, "run-this-month", next_month).await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(violated_fields(&reused) == ["command_id"], "{reused:?}");
+    // The same period under another command id adds no order.
+    let twice = refused(
+        payment
+            .create(&officer, "run-this-month-again", this_month)
+            .await,
+        Code::AlreadyExists,
+    )?;
+    anyhow::ensure!(twice.message().contains(&run.run_id), "{twice:?}");
+    anyhow::ensure!(
+        run_version(
+            &store,
+            &sunshine_payment::commands::run_id_for("run-this-month-again")
+        )
+        .await?
+            == 0,
+        "the refused run was written"
+    );
+    // Periods: the month after next is refused, and so is nonsense.
+    let month_after_next = next_month.next().expect("a month after next");
+    for (period, command_id) in [
+        (month_after_next.to_string(), "run-too-early"),
+        ("2026-13".to_owned(), "run-no-month"),
+        (format!("{this_month}\u{0}"), "run-control"),
+    ] {
+        let status = refused(
+            payment.create_text(&officer, command_id, &period).await,
+            Code::InvalidArgument,
+        )?;
+        anyhow::ensure!(
+            violated_fields(&status) == ["period"],
+            "{period:?}: {status:?}"
+        );
+    }
+    let long_id = "x".repeat(101);
+    for command_id in [long_id.as_str(), "run\u{7}bell", ""] {
+        let status = refused(
+            payment.create(&officer, command_id, this_month).await,
+            Code::InvalidArgument,
+        )?;
+        anyhow::ensure!(violated_fields(&status) == ["command_id"], "{status:?}");
+    }
+    // Another district's officer may not make this district's run.
+    refused(
+        payment.create(&stranger, "run-stranger", this_month).await,
+        Code::PermissionDenied,
+    )?;
+
+    // Four eyes: the creator, even as an approver, may not approve.
+    let four_eyes = refused(
+        payment
+            .approve(&creator_as_approver, "approve-by-creator", &run, 3, 295_000)
+            .await,
+        Code::PermissionDenied,
+    )?;
+    anyhow::ensure!(four_eyes.message().contains("four eyes"), "{four_eyes:?}");
+    // A wrong re-keyed total is refused on the field, and nothing is written.
+    let mismatch = refused(
+        payment
+            .approve(&approver, "approve-wrong-total", &run, 3, 295_001)
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(
+        violated_fields(&mismatch) == ["control_total"],
+        "{mismatch:?}"
+    );
+    let mismatch = refused(
+        payment
+            .approve(&approver, "approve-wrong-both", &run, 2, 1)
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(
+        violated_fields(&mismatch) == ["control_count", "control_total"],
+        "{mismatch:?}"
+    );
+    anyhow::ensure!(
+        run_version(&store, &run.run_id).await? == 1,
+        "a refused approval wrote"
+    );
+    // A stale version is ABORTED.
+    let stale = pb::RunResponse {
+        version: 0,
+        ..run.clone()
+    };
+    refused(
+        payment
+            .approve(&approver, "approve-stale", &stale, 3, 295_000)
+            .await,
+        Code::Aborted,
+    )?;
+
+    // A second officer approves.
+    let approval = payment
+        .approve(&approver, "approve-1", &run, 3, 295_000)
+        .await?;
+    anyhow::ensure!(
+        approval.status == "approved"
+            && approval.version == 2
+            && approval.approved_by == "approver-1",
+        "{approval:?}"
+    );
+    let retried = payment
+        .approve(&approver, "approve-1", &run, 3, 295_000)
+        .await?;
+    anyhow::ensure!(retried == approval, "{retried:?}");
+    let twice = refused(
+        payment
+            .approve(&second_approver, "approve-2", &approval, 3, 295_000)
+            .await,
+        Code::FailedPrecondition,
+    )?;
+    anyhow::ensure!(twice.message().contains("approved already"), "{twice:?}");
+    let read = payment.get(&auditor, &run.run_id).await?;
+    anyhow::ensure!(read == approval, "GetRun: {read:?}");
+
+    // The orders, a page at a time; a page of a million is refused on the field.
+    let first_page = payment.orders(&auditor, &run.run_id, 2, "").await?;
+    let token = first_page.page.clone().unwrap_or_default().next_page_token;
+    anyhow::ensure!(
+        first_page.orders.len() == 2 && !token.is_empty(),
+        "{first_page:?}"
+    );
+    let second_page = payment.orders(&approver, &run.run_id, 2, &token).await?;
+    anyhow::ensure!(
+        second_page.orders.len() == 1
+            && second_page
+                .page
+                .clone()
+                .unwrap_or_default()
+                .next_page_token
+                .is_empty(),
+        "{second_page:?}"
+    );
+    let mut paid: Vec<(String, i64)> = first_page
+        .orders
+        .iter()
+        .chain(&second_page.orders)
+        .map(|order| (order.case_id.clone(), order.amount.unwrap_or_default().fen))
+        .collect();
+    paid.sort();
+    anyhow::ensure!(
+        paid == [
+            (c1.to_owned(), 80_000),
+            (c2.to_owned(), 65_000),
+            (c3.to_owned(), 150_000)
+        ],
+        "{paid:?}"
+    );
+    match payment.orders(&officer, &run.run_id, 1_000_000, "").await {
+        Err(status) if status.code() == Code::InvalidArgument => {
+            anyhow::ensure!(violated_fields(&status) == ["page.page_size"], "{status:?}");
+        }
+        other => anyhow::bail!("a page of a million: {other:?}"),
+    }
+
+    // Unknown runs and another district's officers: NOT_FOUND alike.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let missing = refused(payment.get(&officer, &unknown).await, Code::NotFound)?;
+    let far = refused(payment.get(&stranger, &run.run_id).await, Code::NotFound)?;
+    anyhow::ensure!(
+        missing.message().replace(&unknown, "") == far.message().replace(&run.run_id, ""),
+        "{missing:?} / {far:?}"
+    );
+
+    // An entitlement new since this month's run gets a run of only itself.
+    let c4 = "case-pay-4";
+    append_as_review(
+        &store,
+        c4,
+        &[
+            &opened(c4, "dibao", VILLAGE),
+            &approved(c4, 70_000, this_month),
+        ],
+    )
+    .await?;
+    settle(&store).await?;
+    let late = payment
+        .create(&officer, "run-this-month-late", this_month)
+        .await?;
+    let late_control = late.control.clone().unwrap_or_default();
+    anyhow::ensure!(
+        late_control.count == 1 && late_control.total == Some(pb::Money { fen: 70_000 }),
+        "{late:?}"
+    );
+
+    // Two officers' creations at once: one run pays the new entitlement and the other is
+    // refused, writing nothing (by the aggregate if it read the winner's claim, by the append's
+    // guard if both read before either wrote).
+    let c5 = "case-pay-5";
+    append_as_review(
+        &store,
+        c5,
+        &[
+            &opened(c5, "dibao", VILLAGE),
+            &approved(c5, 50_000, this_month),
+        ],
+    )
+    .await?;
+    settle(&store).await?;
+    let second_officer = auth.token_for("officer-2", Role::FinanceOfficer, DISTRICT);
+    let (left, right) = tokio::join!(
+        payment.create(&officer, "run-race-left", this_month),
+        payment.create(&second_officer, "run-race-right", this_month),
+    );
+    let (won, lost) = match (left, right) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+        other => anyhow::bail!("racing creations: {other:?}"),
+    };
+    anyhow::ensure!(lost.code() == Code::AlreadyExists, "{lost:?}");
+    anyhow::ensure!(
+        won.control.clone().unwrap_or_default().count == 1,
+        "{won:?}"
+    );
+    let losing_run = if won.created_by == "officer-1" {
+        "run-race-right"
+    } else {
+        "run-race-left"
+    };
+    anyhow::ensure!(
+        run_version(&store, &sunshine_payment::commands::run_id_for(losing_run)).await? == 0,
+        "the losing run was written"
+    );
+
+    // Next month: the monthly benefits, not the one-off grant.
+    let next = payment
+        .create(&officer, "run-next-month", next_month)
+        .await?;
+    let next_control = next.control.clone().unwrap_or_default();
+    anyhow::ensure!(
+        next_control.count == 4
+            && next_control.total == Some(pb::Money { fen: 265_000 })
+            && next_control.by_program == vec![total("dibao", 4, 265_000)],
+        "{next:?}"
+    );
+
+    database.close().await;
+    service.stop().await?;
+    drop(backends);
+    Ok(())
+}
