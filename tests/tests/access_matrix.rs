@@ -194,6 +194,8 @@ enum Rpc {
     ApproveRun,
     GetRun,
     ListRunOrders,
+    ExportBankFile,
+    ImportBankResult,
     WhoAmI,
     GetServiceInfo,
 }
@@ -230,6 +232,8 @@ impl Rpc {
             ("PaymentService", "ApproveRun") => Rpc::ApproveRun,
             ("PaymentService", "GetRun") => Rpc::GetRun,
             ("PaymentService", "ListRunOrders") => Rpc::ListRunOrders,
+            ("PaymentService", "ExportBankFile") => Rpc::ExportBankFile,
+            ("PaymentService", "ImportBankResult") => Rpc::ImportBankResult,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -1462,6 +1466,27 @@ impl World {
                 ok(self
                     .payment
                     .list_run_orders(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ExportBankFile => {
+                let request = pb::ExportBankFileRequest {
+                    run_id: fixtures.run.run_id.clone(),
+                    format: pb::BankFileFormat::CsvUtf8.into(),
+                };
+                ok(self
+                    .payment
+                    .export_bank_file(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ImportBankResult => {
+                let request = pb::ImportBankResultRequest {
+                    command_id,
+                    run_id: fixtures.run.run_id.clone(),
+                    file: b"T,0,0\r\n".to_vec(),
+                };
+                ok(self
+                    .payment
+                    .import_bank_result(with_token(request, &token)?)
                     .await)
             }
             // Mounted on every port: each port must answer the same.

@@ -6,7 +6,10 @@
 //! is refused and writes nothing, a second officer approves, and the run reads approved. The
 //! same period created again adds no order; a retry answers the same run; an entitlement new
 //! since gets a run of its own, and two creations racing for it make one run; next month's run
-//! has the monthly benefits and not the grant.
+//! has the monthly benefits and not the grant. Then the bank: the approved run is exported in both
+//! formats (the unapproved one is refused), every kind of malformed result file is refused whole
+//! and writes nothing, and a result with one failure pays and fails the orders as it says; its
+//! retry answers the first result, a second result and a later export are refused.
 
 use std::time::Duration;
 
@@ -186,6 +189,46 @@ impl Payment {
             .map(tonic::Response::into_inner)
     }
 
+    async fn export(
+        &self,
+        token: &str,
+        run_id: &str,
+        format: pb::BankFileFormat,
+    ) -> Result<pb::ExportBankFileResponse, Status> {
+        let request = pb::ExportBankFileRequest {
+            run_id: run_id.into(),
+            format: format.into(),
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .export_bank_file(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn import(
+        &self,
+        token: &str,
+        command_id: &str,
+        run_id: &str,
+        file: Vec<u8>,
+    ) -> Result<pb::RunResponse, Status> {
+        let request = pb::ImportBankResultRequest {
+            command_id: command_id.into(),
+            run_id: run_id.into(),
+            file,
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .import_bank_result(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     async fn get(&self, token: &str, run_id: &str) -> Result<pb::RunResponse, Status> {
         let request = pb::GetRunRequest {
             run_id: run_id.into(),
@@ -239,6 +282,12 @@ fn refused(result: Result<pb::RunResponse, Status>, code: Code) -> anyhow::Resul
             Ok(status)
         }
     }
+}
+
+async fn log_size(store: &EventStore) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(store.pool())
+        .await?)
 }
 
 async fn run_version(store: &EventStore, run_id: &str) -> anyhow::Result<u64> {
@@ -486,6 +535,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         .orders
         .iter()
         .chain(&second_page.orders)
+        .filter_map(|listed| listed.order.as_ref())
         .map(|order| (order.case_id.clone(), order.amount.unwrap_or_default().fen))
         .collect();
     paid.sort();
@@ -584,8 +634,238 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         "{next:?}"
     );
 
+    bank_files(&payment, &store, &auth, &approval, &late, c2).await?;
+
     database.close().await;
     service.stop().await?;
     drop(backends);
+    Ok(())
+}
+
+/// The bank files of the approved run `approved` (c1, c2, c3; `failing` is c2's case), and the
+/// refusal of the unapproved `unapproved`.
+async fn bank_files(
+    payment: &Payment,
+    store: &EventStore,
+    auth: &TestAuth,
+    approved: &pb::RunResponse,
+    unapproved: &pb::RunResponse,
+    failing: &str,
+) -> anyhow::Result<()> {
+    use pb::BankFileFormat::{CsvUtf8, FixedGbk};
+    use sunshine_payment::bank_files::{Format, placeholder_account, sha256_hex};
+    use sunshine_tests::bank::{batch_lines, result_file};
+
+    let officer = auth.token_for("officer-1", Role::FinanceOfficer, DISTRICT);
+    let approver = auth.token_for("approver-1", Role::FinanceApprover, DISTRICT);
+    let auditor = auth.token_for("auditor-1", Role::Auditor, DISTRICT);
+    let stranger = auth.token_for("officer-far", Role::FinanceOfficer, OTHER_DISTRICT);
+    let run_id = approved.run_id.as_str();
+
+    // Only an approved run goes to the bank; nor to the auditors, nor another district.
+    let status = payment
+        .export(&officer, &unapproved.run_id, CsvUtf8)
+        .await
+        .err()
+        .map(|status| status.code());
+    anyhow::ensure!(status == Some(Code::FailedPrecondition), "{status:?}");
+    anyhow::ensure!(
+        run_version(store, &unapproved.run_id).await? == 1,
+        "a refused export wrote"
+    );
+    let status = payment.export(&auditor, run_id, CsvUtf8).await.err();
+    anyhow::ensure!(status.map(|s| s.code()) == Some(Code::PermissionDenied));
+    let status = payment.export(&stranger, run_id, CsvUtf8).await.err();
+    anyhow::ensure!(status.map(|s| s.code()) == Some(Code::NotFound));
+    let status = payment
+        .export(&officer, run_id, pb::BankFileFormat::Unspecified)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an unspecified format was exported"))?;
+    anyhow::ensure!(violated_fields(&status) == ["format"], "{status:?}");
+
+    // Both formats: the file, its digest and its figures; the export is recorded.
+    let csv = payment.export(&officer, run_id, CsvUtf8).await?;
+    anyhow::ensure!(
+        csv.sha256 == sha256_hex(&csv.file)
+            && csv.count == 3
+            && csv.total == Some(pb::Money { fen: 295_000 }),
+        "{csv:?}"
+    );
+    let text = std::str::from_utf8(&csv.file)?;
+    anyhow::ensure!(text.ends_with("T,3,295000\r\n"), "{text}");
+    let (account, name) = placeholder_account("household-of-case-pay-1");
+    anyhow::ensure!(
+        text.contains(&format!(",{account},{name},80000,")) && !text.contains("household-of"),
+        "{text}"
+    );
+    let gbk = payment.export(&approver, run_id, FixedGbk).await?;
+    anyhow::ensure!(gbk.sha256 == sha256_hex(&gbk.file) && gbk.file.len() == 4 * 146);
+    let (name_in_gbk, _, _) = encoding_rs::GBK.encode(&name);
+    anyhow::ensure!(
+        gbk.file
+            .windows(name_in_gbk.len())
+            .any(|window| window == &name_in_gbk[..]),
+        "the GBK file has not the name's GBK bytes"
+    );
+    let exported = payment.get(&auditor, run_id).await?;
+    anyhow::ensure!(
+        exported.status == "exported"
+            && exported.version == 4
+            && exported.last_export_format == "BANK_FILE_FORMAT_FIXED_GBK"
+            && exported.last_export_sha256 == gbk.sha256,
+        "{exported:?}"
+    );
+
+    // The bank's result, in the last export's format (GBK): every malformed kind is refused
+    // whole, naming its lines, and writes nothing.
+    let lines = batch_lines(&csv.file)?;
+    let listed = payment.orders(&auditor, run_id, 0, "").await?;
+    let failed_order = listed
+        .orders
+        .iter()
+        .filter_map(|listed| listed.order.as_ref())
+        .find(|order| order.case_id == failing)
+        .map(|order| order.order_id.clone())
+        .ok_or_else(|| anyhow::anyhow!("no order of {failing}"))?;
+    let mut answer = lines.clone();
+    for line in &mut answer {
+        if line.order_id == failed_order {
+            line.paid = false;
+            line.reason = "账户已销户".into();
+        }
+    }
+    let good = result_file(Format::FixedGbk, &answer)?;
+    let mut malformed: Vec<(&str, Vec<u8>, Vec<&str>)> = Vec::new();
+    let mut unknown = answer.clone();
+    unknown[0].order_id = uuid::Uuid::now_v7().to_string();
+    malformed.push((
+        "unknown order",
+        result_file(Format::FixedGbk, &unknown)?,
+        vec!["lines[0]", "lines"],
+    ));
+    let mut amount = answer.clone();
+    amount[1].amount_fen += 1;
+    malformed.push((
+        "changed amount",
+        result_file(Format::FixedGbk, &amount)?,
+        vec!["lines[1]"],
+    ));
+    let mut account_changed = answer.clone();
+    account_changed[2].account = "6222020200001234567".into();
+    malformed.push((
+        "changed account",
+        result_file(Format::FixedGbk, &account_changed)?,
+        vec!["lines[2]"],
+    ));
+    let mut duplicate = answer.clone();
+    duplicate.push(answer[0].clone());
+    malformed.push((
+        "duplicate line",
+        result_file(Format::FixedGbk, &duplicate)?,
+        vec!["lines[3]"],
+    ));
+    malformed.push((
+        "missing order",
+        result_file(Format::FixedGbk, &answer[..2])?,
+        vec!["lines"],
+    ));
+    let wrong_total =
+        sunshine_payment::bank_files::write_result(Format::FixedGbk, &answer, 3, 295_001)
+            .ok_or_else(|| anyhow::anyhow!("unwritable"))?;
+    malformed.push(("wrong control total", wrong_total, vec!["lines[3]"]));
+    let mut bad_gbk = good.clone();
+    bad_gbk[147 + 100] = 0x81;
+    bad_gbk[147 + 101] = b' ';
+    malformed.push(("invalid GBK", bad_gbk, vec!["lines[1]"]));
+    malformed.push(("truncated", good[..3 * 147].to_vec(), vec!["lines[3]"]));
+    malformed.push((
+        "cut mid-line",
+        good[..3 * 147 + 20].to_vec(),
+        vec!["lines[3]", "lines[4]"],
+    ));
+    let utf8 = result_file(Format::CsvUtf8, &answer)?;
+    malformed.push((
+        "the other format",
+        utf8,
+        vec!["lines[0]", "lines[1]", "lines[2]", "lines[3]", "lines[4]"],
+    ));
+    malformed.push(("oversized", vec![b' '; 8 * 1024 * 1024 + 1], vec!["file"]));
+    let before = log_size(store).await?;
+    for (kind, file, expected) in malformed {
+        let status = match payment
+            .import(
+                &officer,
+                &format!("result-{}", kind.replace(" ", "-")),
+                run_id,
+                file,
+            )
+            .await
+        {
+            Ok(answer) => anyhow::bail!("{kind}: recorded {answer:?}"),
+            Err(status) => status,
+        };
+        anyhow::ensure!(
+            status.code() == Code::InvalidArgument && violated_fields(&status) == expected,
+            "{kind}: {status:?}"
+        );
+    }
+    anyhow::ensure!(
+        log_size(store).await? == before,
+        "a refused result file wrote"
+    );
+    anyhow::ensure!(run_version(store, run_id).await? == 4);
+    let status = payment
+        .import(&approver, "result-by-approver", run_id, good.clone())
+        .await
+        .err();
+    anyhow::ensure!(status.map(|s| s.code()) == Some(Code::PermissionDenied));
+    let status = payment
+        .import(&stranger, "result-far", run_id, good.clone())
+        .await
+        .err();
+    anyhow::ensure!(status.map(|s| s.code()) == Some(Code::NotFound));
+
+    // A good result: paid and failed as it says.
+    let settled = payment
+        .import(&officer, "result-1", run_id, good.clone())
+        .await?;
+    let states = settled.states.unwrap_or_default();
+    anyhow::ensure!(
+        settled.status == "result_recorded"
+            && settled.version == 5
+            && states.paid_count == 2
+            && states.paid_total == Some(pb::Money { fen: 230_000 })
+            && states.failed_count == 1
+            && states.failed_total == Some(pb::Money { fen: 65_000 })
+            && states.pending_count == 0,
+        "{settled:?}"
+    );
+    let listed = payment.orders(&auditor, run_id, 0, "").await?;
+    for listed in &listed.orders {
+        let order = listed.order.clone().unwrap_or_default();
+        let expected = if order.order_id == failed_order {
+            ("failed", "账户已销户")
+        } else {
+            ("paid", "")
+        };
+        anyhow::ensure!(
+            (listed.state.as_str(), listed.failure_reason.as_str()) == expected,
+            "{listed:?}"
+        );
+    }
+    // The retry answers the first result; another result, or another export, is refused.
+    let retried = payment
+        .import(&officer, "result-1", run_id, good.clone())
+        .await?;
+    anyhow::ensure!(retried == settled, "{retried:?}");
+    let status = payment
+        .import(&officer, "result-2", run_id, good)
+        .await
+        .err();
+    anyhow::ensure!(status.map(|s| s.code()) == Some(Code::FailedPrecondition));
+    let status = payment.export(&officer, run_id, CsvUtf8).await.err();
+    anyhow::ensure!(status.map(|s| s.code()) == Some(Code::FailedPrecondition));
+    anyhow::ensure!(run_version(store, run_id).await? == 5, "a refusal wrote");
     Ok(())
 }

@@ -94,6 +94,7 @@ rows! {
     "ReviewService/NotifyRefusal" => notify_refusal,
     "PaymentService/CreateRun" => create_run,
     "PaymentService/ApproveRun" => approve_run,
+    "PaymentService/ImportBankResult" => import_bank_result,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -1477,6 +1478,57 @@ async fn approve_run(world: &World, seed: u32) -> anyhow::Result<()> {
     other.control_total = Some(pb::Money {
         fen: other.control_total.map_or(0, |money| money.fen) + 1,
     });
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn import_bank_result(world: &World, seed: u32) -> anyhow::Result<()> {
+    use sunshine_payment::bank_files::Format;
+    world.assist_first_granted(60_000 + i64::from(seed)).await?;
+    let run = world.payment_run(&format!("run-{seed}")).await?;
+    call!(world.payment, approve_run, world.finance_approver)(approval(
+        &format!("approve-{seed}"),
+        &run,
+    ))
+    .await?;
+    let export = |run_id: String| pb::ExportBankFileRequest {
+        run_id,
+        format: pb::BankFileFormat::CsvUtf8.into(),
+    };
+    let batch =
+        call!(world.payment, export_bank_file, world.finance)(export(run.run_id.clone())).await?;
+    let call = call!(world.payment, import_bank_result, world.finance);
+    let request = pb::ImportBankResultRequest {
+        command_id: format!("result-{seed}"),
+        run_id: run.run_id.clone(),
+        file: sunshine_tests::bank::answer(&batch.file, Format::CsvUtf8, None)?,
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.status == "result_recorded", "{first:?}");
+    // Another run is paid and settled after it.
+    world.assist_first_granted(50_000).await?;
+    let next = world.payment_run(&format!("run-next-{seed}")).await?;
+    call!(world.payment, approve_run, world.finance_approver)(approval(
+        &format!("approve-next-{seed}"),
+        &next,
+    ))
+    .await?;
+    let next_batch =
+        call!(world.payment, export_bank_file, world.finance)(export(next.run_id.clone())).await?;
+    call(pb::ImportBankResultRequest {
+        command_id: format!("result-next-{seed}"),
+        run_id: next.run_id.clone(),
+        file: sunshine_tests::bank::answer(&next_batch.file, Format::CsvUtf8, None)?,
+    })
+    .await?;
+    // Other content: the same batch, its one order failed.
+    let order_id = sunshine_tests::bank::batch_lines(&batch.file)?
+        .first()
+        .map(|line| line.order_id.clone())
+        .unwrap_or_default();
+    let mut other = request.clone();
+    other.file = sunshine_tests::bank::answer(&batch.file, Format::CsvUtf8, Some(&order_id))?;
     world
         .retries_answer_first(call, request, &first, other)
         .await

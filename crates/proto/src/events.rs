@@ -217,6 +217,8 @@ registry! {
     // payment: payment-run-<run id>
     PaymentRunCreated,
     PaymentRunApproved,
+    BankFileExported,
+    BankResultRecorded,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

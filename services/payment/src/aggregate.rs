@@ -10,14 +10,23 @@
 //! - its control totals: count and sum overall, per program and per street-town;
 //! - approval: the approver re-keys the control count and total and both must match
 //!   ([`CommandError::ControlMismatch`], naming the fields); the officer who created the run
-//!   never approves it (four eyes); a run is approved once.
+//!   never approves it (four eyes); a run is approved once;
+//! - the bank file: only an approved run is exported, in order-id order, and not once the
+//!   bank's result is recorded (the batch is never sent twice after it was paid);
+//! - the bank's result: only of a run exported, once per run, read in the last export's
+//!   format, and it must match the batch exactly — every order once, each with its account
+//!   and amount — or it is refused whole ([`CommandError::BadResultFile`], every bad line
+//!   named). **An order is paid only when the bank's result says so.**
 
 use std::collections::BTreeMap;
 
-use sunshine_domain::Money;
+use sunshine_domain::{FieldViolation, Money};
 use sunshine_proto::v1 as pb;
 
-use crate::commands::{ApproveRun, Command, CreateRun, PeriodFacts, order_id_for};
+use crate::bank_files::{self, BatchLine, Format};
+use crate::commands::{
+    ApproveRun, Command, CreateRun, ExportBankFile, ImportBankResult, PeriodFacts, order_id_for,
+};
 use crate::entitlements::amount_due;
 
 sunshine_proto::stream_events! {
@@ -26,6 +35,8 @@ sunshine_proto::stream_events! {
     pub enum RunEvent in "payment-run" {
         Created(pb::PaymentRunCreated),
         Approved(pb::PaymentRunApproved),
+        BankFileExported(pb::BankFileExported),
+        BankResultRecorded(pb::BankResultRecorded),
     }
 }
 
@@ -39,6 +50,11 @@ pub struct RunState {
     pub orders: Vec<pb::PaymentOrder>,
     pub control: pb::PaymentControlTotals,
     pub approved_by: Option<String>,
+    /// The last bank file exported: its format's name and SHA-256.
+    pub last_export: Option<(String, String)>,
+    /// What the bank's result said of each order (empty until it is recorded).
+    pub results: BTreeMap<String, pb::PaymentOrderResult>,
+    pub result_recorded: bool,
     /// The stream's version: the number of events folded.
     pub version: u64,
 }
@@ -58,6 +74,17 @@ impl RunState {
             RunEvent::Approved(approved) => {
                 self.approved_by = Some(approved.approved_by.clone());
             }
+            RunEvent::BankFileExported(exported) => {
+                self.last_export = Some((exported.format.clone(), exported.sha256.clone()));
+            }
+            RunEvent::BankResultRecorded(recorded) => {
+                self.result_recorded = true;
+                self.results = recorded
+                    .results
+                    .iter()
+                    .map(|result| (result.order_id.clone(), result.clone()))
+                    .collect();
+            }
         }
         self.version += 1;
     }
@@ -72,10 +99,49 @@ impl RunState {
     }
 
     pub fn status(&self) -> &'static str {
-        if self.approved_by.is_some() {
+        if self.result_recorded {
+            "result_recorded"
+        } else if self.last_export.is_some() {
+            "exported"
+        } else if self.approved_by.is_some() {
             "approved"
         } else {
             "created"
+        }
+    }
+
+    /// An order's state: `pending` until the bank's result says `paid` or `failed` (with the
+    /// bank's reason).
+    pub fn order_state(&self, order_id: &str) -> (&'static str, &str) {
+        match self.results.get(order_id) {
+            None => ("pending", ""),
+            Some(result) if result.paid => ("paid", ""),
+            Some(result) => ("failed", result.failure_reason.as_str()),
+        }
+    }
+
+    /// The orders' count and total by state.
+    pub fn order_states(&self) -> pb::PaymentOrderStates {
+        let mut states = [(0_u32, 0_i64); 3];
+        for order in &self.orders {
+            let slot = match self.order_state(&order.order_id).0 {
+                "paid" => 1,
+                "failed" => 2,
+                _ => 0,
+            };
+            states[slot].0 = states[slot].0.saturating_add(1);
+            states[slot].1 = states[slot]
+                .1
+                .saturating_add(order.amount.as_ref().map_or(0, |money| money.fen));
+        }
+        let fen = |fen| Some(pb::Money { fen });
+        pb::PaymentOrderStates {
+            pending_count: states[0].0,
+            pending_total: fen(states[0].1),
+            paid_count: states[1].0,
+            paid_total: fen(states[1].1),
+            failed_count: states[2].0,
+            failed_total: fen(states[2].1),
         }
     }
 }
@@ -101,6 +167,17 @@ pub enum CommandError {
     ControlMismatch { fields: Vec<&'static str> },
     #[error("the run's total is out of range")]
     Overflow,
+    #[error("run {run_id} is not approved: only an approved run goes to the bank")]
+    NotApproved { run_id: String },
+    #[error("run {run_id} has no bank file exported: there is no batch for a result to answer")]
+    NotExported { run_id: String },
+    #[error("run {run_id} has its bank result recorded already")]
+    ResultRecorded { run_id: String },
+    /// The result file does not match the batch: every bad line (`lines[i]`).
+    #[error("the bank's result file does not match the batch")]
+    BadResultFile { violations: Vec<FieldViolation> },
+    #[error("{0}")]
+    Unwritable(String),
 }
 
 /// Decides `command` on the run `state` (`None`: no such stream yet): the events to append, or
@@ -123,7 +200,141 @@ pub fn handle(state: Option<&RunState>, command: &Command) -> Result<Vec<RunEven
             };
             approve_run(run, approve).map(|approved| vec![RunEvent::Approved(approved)])
         }
+        Command::ExportBankFile(export) => {
+            let Some(run) = state else {
+                return Err(CommandError::NoRun {
+                    run_id: export.run_id.clone(),
+                });
+            };
+            export_bank_file(run, export).map(|(_, exported)| vec![exported])
+        }
+        Command::ImportBankResult(import) => {
+            let Some(run) = state else {
+                return Err(CommandError::NoRun {
+                    run_id: import.run_id.clone(),
+                });
+            };
+            import_bank_result(run, import).map(|recorded| vec![recorded])
+        }
     }
+}
+
+/// The run's bank batch file in the export's format (its orders in order-id order, with their
+/// placeholder accounts), and the event that records it.
+pub fn export_bank_file(
+    run: &RunState,
+    export: &ExportBankFile,
+) -> Result<(Vec<u8>, RunEvent), CommandError> {
+    if run.approved_by.is_none() {
+        return Err(CommandError::NotApproved {
+            run_id: run.run_id.clone(),
+        });
+    }
+    if run.result_recorded {
+        return Err(CommandError::ResultRecorded {
+            run_id: run.run_id.clone(),
+        });
+    }
+    let mut orders: Vec<&pb::PaymentOrder> = run.orders.iter().collect();
+    orders.sort_by(|left, right| left.order_id.cmp(&right.order_id));
+    let lines: Vec<BatchLine> = orders.into_iter().map(BatchLine::of).collect();
+    let file = bank_files::write_batch(export.format, &lines)
+        .map_err(|error| CommandError::Unwritable(error.to_string()))?;
+    let exported = pb::BankFileExported {
+        run_id: run.run_id.clone(),
+        format: export.format.as_str().to_owned(),
+        sha256: bank_files::sha256_hex(&file),
+        count: run.control.count,
+        total: run.control.total,
+        exported_by: export.exported_by.clone(),
+    };
+    Ok((file, RunEvent::BankFileExported(exported)))
+}
+
+fn import_bank_result(run: &RunState, import: &ImportBankResult) -> Result<RunEvent, CommandError> {
+    if run.approved_by.is_none() {
+        return Err(CommandError::NotApproved {
+            run_id: run.run_id.clone(),
+        });
+    }
+    let Some((format_name, _)) = &run.last_export else {
+        return Err(CommandError::NotExported {
+            run_id: run.run_id.clone(),
+        });
+    };
+    if run.result_recorded {
+        return Err(CommandError::ResultRecorded {
+            run_id: run.run_id.clone(),
+        });
+    }
+    let format = Format::parse(format_name).ok_or_else(|| {
+        CommandError::Unwritable(format!(
+            "the run's export has no known format {format_name:?}"
+        ))
+    })?;
+    let file = bank_files::parse_result(format, &import.file)
+        .map_err(|violations| CommandError::BadResultFile { violations })?;
+    let batch: BTreeMap<&str, BatchLine> = run
+        .orders
+        .iter()
+        .map(|order| (order.order_id.as_str(), BatchLine::of(order)))
+        .collect();
+    let mut violations = Vec::new();
+    let mut results = Vec::with_capacity(file.lines.len());
+    for (index, line) in &file.lines {
+        let Some(ordered) = batch.get(line.order_id.as_str()) else {
+            violations.push(bank_files::line_violation(
+                *index,
+                "no order of this run has this order id",
+            ));
+            continue;
+        };
+        let mut differs = Vec::new();
+        if line.account != ordered.account {
+            differs.push("the account");
+        }
+        if line.amount_fen != ordered.amount_fen {
+            differs.push("the amount");
+        }
+        if !differs.is_empty() {
+            violations.push(bank_files::line_violation(
+                *index,
+                format!("{} differs from the batch's", differs.join(" and ")),
+            ));
+            continue;
+        }
+        results.push(pb::PaymentOrderResult {
+            order_id: line.order_id.clone(),
+            paid: line.paid,
+            failure_reason: if line.paid {
+                String::new()
+            } else {
+                line.reason.clone()
+            },
+        });
+    }
+    let answered: std::collections::BTreeSet<&str> = file
+        .lines
+        .iter()
+        .map(|(_, line)| line.order_id.as_str())
+        .collect();
+    for order_id in batch.keys().filter(|id| !answered.contains(*id)) {
+        violations.push(FieldViolation {
+            field: "lines".into(),
+            description: format!("no line for order {order_id} of the batch"),
+        });
+    }
+    if !violations.is_empty() {
+        return Err(CommandError::BadResultFile { violations });
+    }
+    results.sort_by(|left, right| left.order_id.cmp(&right.order_id));
+    Ok(RunEvent::BankResultRecorded(pb::BankResultRecorded {
+        run_id: run.run_id.clone(),
+        format: format.as_str().to_owned(),
+        sha256: bank_files::sha256_hex(&import.file),
+        results,
+        recorded_by: import.recorded_by.clone(),
+    }))
 }
 
 fn money(amount: Money) -> Option<pb::Money> {
@@ -361,7 +572,7 @@ mod tests {
     fn created(event: &RunEvent) -> &pb::PaymentRunCreated {
         match event {
             RunEvent::Created(created) => created,
-            RunEvent::Approved(_) => panic!("not a creation"),
+            _ => panic!("not a creation"),
         }
     }
 
@@ -537,5 +748,166 @@ mod tests {
         assert_eq!(run.status(), "approved");
         assert_eq!(run.approved_by.as_deref(), Some("approver-1"));
         assert_eq!(RunState::fold(&events[..1]).unwrap().status(), "created");
+    }
+
+    // ---- ExportBankFile / ImportBankResult ----
+
+    fn approved_run() -> Vec<RunEvent> {
+        let approved = given(vec![created_run()])
+            .when(approve("approver-1", 3, 260_000))
+            .events()
+            .remove(0);
+        vec![created_run(), approved]
+    }
+
+    fn export(format: Format) -> Command {
+        Command::ExportBankFile(ExportBankFile {
+            run_id: RUN.into(),
+            format,
+            exported_by: "officer-1".into(),
+        })
+    }
+
+    fn exported_run(format: Format) -> Vec<RunEvent> {
+        let mut events = approved_run();
+        let exported = given(events.clone()).when(export(format)).events();
+        events.extend(exported);
+        events
+    }
+
+    fn import(file: Vec<u8>) -> Command {
+        Command::ImportBankResult(ImportBankResult {
+            run_id: RUN.into(),
+            file,
+            recorded_by: "officer-1".into(),
+        })
+    }
+
+    /// The bank's result of the run's batch: every order paid but `failed`.
+    fn result_lines(events: &[RunEvent], failed: &str) -> Vec<bank_files::ResultLine> {
+        let run = RunState::fold(events).unwrap();
+        run.orders
+            .iter()
+            .map(|order| {
+                let line = BatchLine::of(order);
+                let paid = order.entitlement_id != failed;
+                bank_files::ResultLine {
+                    order_id: line.order_id,
+                    account: line.account,
+                    amount_fen: line.amount_fen,
+                    paid,
+                    reason: if paid {
+                        String::new()
+                    } else {
+                        "账户已冻结".into()
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn result_file(format: Format, lines: &[bank_files::ResultLine]) -> Vec<u8> {
+        let total = lines.iter().map(|line| line.amount_fen).sum();
+        bank_files::write_result(format, lines, lines.len() as u64, total).unwrap()
+    }
+
+    #[test]
+    fn only_an_approved_run_is_exported() {
+        given(vec![created_run()])
+            .when(export(Format::CsvUtf8))
+            .then_expect_error(CommandError::NotApproved { run_id: RUN.into() });
+        let events = given(approved_run())
+            .when(export(Format::FixedGbk))
+            .events();
+        let [RunEvent::BankFileExported(exported)] = &events[..] else {
+            panic!("{events:?}");
+        };
+        assert_eq!(exported.format, "BANK_FILE_FORMAT_FIXED_GBK");
+        assert_eq!(
+            (exported.count, exported.total),
+            (3, Some(pb::Money { fen: 260_000 }))
+        );
+        let run = RunState::fold(&approved_run()).unwrap();
+        let (file, _) = export_bank_file(
+            &run,
+            &ExportBankFile {
+                run_id: RUN.into(),
+                format: Format::FixedGbk,
+                exported_by: "officer-1".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(exported.sha256, bank_files::sha256_hex(&file));
+    }
+
+    #[test]
+    fn the_result_pays_and_fails_orders_as_it_says() {
+        for format in [Format::CsvUtf8, Format::FixedGbk] {
+            let events = exported_run(format);
+            let lines = result_lines(&events, "case-b");
+            let recorded = given(events.clone())
+                .when(import(result_file(format, &lines)))
+                .events();
+            let mut all = events.clone();
+            all.extend(recorded);
+            let run = RunState::fold(&all).unwrap();
+            assert_eq!(run.status(), "result_recorded");
+            let failed = order_id_for(RUN, "case-b");
+            assert_eq!(run.order_state(&failed), ("failed", "账户已冻结"));
+            assert_eq!(run.order_state(&order_id_for(RUN, "case-a")).0, "paid");
+            let states = run.order_states();
+            assert_eq!(
+                (states.paid_count, states.failed_count, states.pending_count),
+                (2, 1, 0)
+            );
+            assert_eq!(states.failed_total, Some(pb::Money { fen: 80_000 }));
+            // One result per run; and no export after it.
+            given(all.clone())
+                .when(import(result_file(format, &lines)))
+                .then_expect_error(CommandError::ResultRecorded { run_id: RUN.into() });
+            given(all)
+                .when(export(format))
+                .then_expect_error(CommandError::ResultRecorded { run_id: RUN.into() });
+        }
+    }
+
+    #[test]
+    fn a_result_needs_an_export() {
+        given(approved_run())
+            .when(import(Vec::new()))
+            .then_expect_error(CommandError::NotExported { run_id: RUN.into() });
+    }
+
+    fn violated(when: When) -> Vec<String> {
+        match when.0 {
+            Err(CommandError::BadResultFile { violations }) => violations
+                .into_iter()
+                .map(|violation| violation.field)
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_result_that_is_not_the_batch_is_refused_naming_every_line() {
+        let format = Format::CsvUtf8;
+        let events = exported_run(format);
+        let good = result_lines(&events, "case-b");
+        // A changed amount, a changed account, an unknown order: each its line.
+        let mut bad = good.clone();
+        bad[0].amount_fen += 1;
+        bad[1].account = "6222000000000000000".into();
+        bad[2].order_id = order_id_for(RUN, "case-z");
+        let fields = violated(given(events.clone()).when(import(result_file(format, &bad))));
+        assert_eq!(fields, ["lines[0]", "lines[1]", "lines[2]", "lines"]);
+        // A missing order.
+        let fields = violated(given(events.clone()).when(import(result_file(format, &good[..2]))));
+        assert_eq!(fields, ["lines"]);
+        // A file of the other format is not this one.
+        let fields = violated(given(events).when(import(result_file(Format::FixedGbk, &good))));
+        assert_eq!(
+            fields,
+            ["lines[0]", "lines[1]", "lines[2]", "lines[3]", "lines[4]"]
+        );
     }
 }

@@ -14,7 +14,9 @@
 //!    new run's claims on its orders commit in the append's transaction;
 //! 6. **answer** from the run as the append left it (the first append, for a retry).
 //!
-//! Reads take steps 1–3 and answer. Errors become statuses through `ApiError` only
+//! Reads take steps 1–3 and answer. `ExportBankFile` is a read that is recorded: it takes
+//! steps 1–4 and appends the export (no command id: each export taken is recorded) at the
+//! version it read, then answers the file. Errors become statuses through `ApiError` only
 //! ([`crate::errors`]).
 
 use std::sync::{Arc, OnceLock};
@@ -28,14 +30,18 @@ use sunshine_proto::v1::payment_service_server::PaymentService;
 use tonic::{Request, Response, Status};
 
 use crate::aggregate::{self, RunState};
-use crate::commands::{ApproveRun, Command, CreateRun};
-use crate::store::{Loaded, PaymentStore, command_metadata};
+use crate::commands::{ApproveRun, Command, CreateRun, ExportBankFile, ImportBankResult};
+use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
 use crate::validation::{check_page, check_uuid};
 
 /// Who prepares payment runs: the district's finance officers.
 const RUN_CREATORS: &[Role] = &[Role::FinanceOfficer];
 /// Who approves them: the district's finance approvers (never the run's creator).
 const RUN_APPROVERS: &[Role] = &[Role::FinanceApprover];
+/// Who takes a run's bank file: the district's finance officers and approvers.
+const FILE_EXPORTERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover];
+/// Who records the bank's result: the district's finance officers.
+const RESULT_IMPORTERS: &[Role] = &[Role::FinanceOfficer];
 /// Who reads runs: finance, and the auditors (纪委).
 const RUN_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
 
@@ -62,7 +68,12 @@ pub struct PaymentApi {
 
 /// The run as a caller sees it.
 fn run_response(run: RunState) -> pb::RunResponse {
+    let states = run.order_states();
+    let (last_export_format, last_export_sha256) = run.last_export.clone().unwrap_or_default();
     pb::RunResponse {
+        last_export_format,
+        last_export_sha256,
+        states: Some(states),
         status: run.status().to_owned(),
         run_id: run.run_id,
         period: run.period,
@@ -147,6 +158,59 @@ impl PaymentApi {
         self.answer(&approve.run_id, &outcome).await
     }
 
+    async fn export_bank_file(
+        &self,
+        caller: &Identity,
+        request: pb::ExportBankFileRequest,
+    ) -> Result<pb::ExportBankFileResponse, ApiError> {
+        caller.require_role(FILE_EXPORTERS)?;
+        let payment = self.connected()?;
+        let export = ExportBankFile::parse(&request, caller)?;
+        let run = payment.store.run_in_scope(caller, &export.run_id).await?;
+        let (file, event) = aggregate::export_bank_file(&run, &export)?;
+        let sha256 = crate::bank_files::sha256_hex(&file);
+        payment
+            .store
+            .append(
+                &export_metadata(caller),
+                &run.run_id,
+                run.version,
+                vec![event],
+            )
+            .await?;
+        Ok(pb::ExportBankFileResponse {
+            file,
+            sha256,
+            count: run.control.count,
+            total: run.control.total,
+        })
+    }
+
+    async fn import_bank_result(
+        &self,
+        caller: &Identity,
+        request: pb::ImportBankResultRequest,
+    ) -> Result<pb::RunResponse, ApiError> {
+        caller.require_role(RESULT_IMPORTERS)?;
+        let payment = self.connected()?;
+        let import = ImportBankResult::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let run = match payment
+            .store
+            .load_current(caller, &metadata, &import.run_id)
+            .await?
+        {
+            Loaded::Retried(previous) => return self.answer(&import.run_id, &previous).await,
+            Loaded::Current(run) => run,
+        };
+        let events = aggregate::handle(Some(&run), &Command::ImportBankResult(import))?;
+        let outcome = payment
+            .store
+            .append(&metadata, &run.run_id, run.version, events)
+            .await?;
+        self.answer(&run.run_id, &outcome).await
+    }
+
     async fn get_run(
         &self,
         caller: &Identity,
@@ -174,17 +238,26 @@ impl PaymentApi {
         let limit = check_page(&mut errors, &page);
         errors.into_result()?;
         let run = payment.store.run_in_scope(caller, &request.run_id).await?;
-        let mut orders = run.orders;
+        let mut orders: Vec<&pb::PaymentOrder> = run.orders.iter().collect();
         orders.sort_by(|left, right| left.order_id.cmp(&right.order_id));
-        let mut orders: Vec<pb::PaymentOrder> = orders
+        let mut orders: Vec<pb::RunOrder> = orders
             .into_iter()
             .filter(|order| page.page_token.is_empty() || order.order_id > page.page_token)
             .take(limit + 1)
+            .map(|order| {
+                let (state, reason) = run.order_state(&order.order_id);
+                pb::RunOrder {
+                    order: Some(order.clone()),
+                    state: state.to_owned(),
+                    failure_reason: reason.to_owned(),
+                }
+            })
             .collect();
         let next_page_token = if orders.len() > limit {
             orders.truncate(limit);
             orders
                 .last()
+                .and_then(|last| last.order.as_ref())
                 .map(|last| last.order_id.clone())
                 .unwrap_or_default()
         } else {
@@ -220,6 +293,8 @@ macro_rules! rpcs {
 rpcs! {
     create_run: pb::CreateRunRequest => pb::RunResponse;
     approve_run: pb::ApproveRunRequest => pb::RunResponse;
+    export_bank_file: pb::ExportBankFileRequest => pb::ExportBankFileResponse;
+    import_bank_result: pb::ImportBankResultRequest => pb::RunResponse;
     get_run: pb::GetRunRequest => pb::RunResponse;
     list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
 }

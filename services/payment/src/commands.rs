@@ -2,7 +2,8 @@
 //! `OrgUnitCode`), every violation of a request reported at once. The ids a command creates
 //! (the run's) are chosen here, from the command id, so that a retry lands on the same stream
 //! and the decision stays pure. Payment's commands carry no personal data: a run names
-//! households by id only (accounts and names arrive with the bank file, a later slice).
+//! households by id only (the bank file's accounts are placeholders until intake's sealed
+//! accounts arrive, a later slice).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use sunshine_domain::{Money, Month, OrgUnitCode, ValidationErrors};
 use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::v1 as pb;
 
+use crate::bank_files::{Format, MAX_RESULT_FILE_BYTES};
 use crate::entitlements::Entitlement;
 use crate::validation::{check_amount, check_command_id, check_period, check_uuid};
 
@@ -103,11 +105,77 @@ impl ApproveRun {
     }
 }
 
+/// `ExportBankFile`: `exported_by` takes the run's bank batch file in `format`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportBankFile {
+    pub run_id: String,
+    pub format: Format,
+    pub exported_by: String,
+}
+
+impl ExportBankFile {
+    pub fn parse(
+        request: &pb::ExportBankFileRequest,
+        caller: &Identity,
+    ) -> Result<ExportBankFile, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        let format = Format::from_proto(request.format);
+        if format.is_none() {
+            errors.push(
+                "format",
+                "BANK_FILE_FORMAT_CSV_UTF8 or BANK_FILE_FORMAT_FIXED_GBK",
+            );
+        }
+        errors.into_result()?;
+        let format = format.ok_or_else(|| ApiError::invalid_field("format", "required"))?;
+        Ok(ExportBankFile {
+            run_id: request.run_id.clone(),
+            format,
+            exported_by: caller.subject.clone(),
+        })
+    }
+}
+
+/// `ImportBankResult`: `recorded_by` records the bank's result file of the run. The file is
+/// read in the decision, in the format of the run's last export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportBankResult {
+    pub run_id: String,
+    pub file: Vec<u8>,
+    pub recorded_by: String,
+}
+
+impl ImportBankResult {
+    pub fn parse(
+        request: &pb::ImportBankResultRequest,
+        caller: &Identity,
+    ) -> Result<ImportBankResult, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        if request.file.len() > MAX_RESULT_FILE_BYTES {
+            errors.push(
+                "file",
+                format!("at most {MAX_RESULT_FILE_BYTES} bytes (8 MiB)"),
+            );
+        }
+        errors.into_result()?;
+        Ok(ImportBankResult {
+            run_id: request.run_id.clone(),
+            file: request.file.clone(),
+            recorded_by: caller.subject.clone(),
+        })
+    }
+}
+
 /// A command on a run, with the facts its decision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     CreateRun(CreateRun, PeriodFacts),
     ApproveRun(ApproveRun),
+    ExportBankFile(ExportBankFile),
+    ImportBankResult(ImportBankResult),
 }
 
 #[cfg(test)]

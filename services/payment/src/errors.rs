@@ -4,7 +4,9 @@
 //! Re-keyed control figures that do not match the run's are `INVALID_ARGUMENT` on the fields
 //! that differ (`control_count`, `control_total`): the request is the approver's reading of
 //! the run's paper, and it is that reading which is wrong; nothing is written, and the
-//! approver corrects the figures and sends again.
+//! approver corrects the figures and sends again. A bank result file that does not match the
+//! batch is `INVALID_ARGUMENT` too, each bad line its own violation (`lines[i]`): it is the
+//! file that is wrong, and nothing of it is recorded.
 
 use sunshine_domain::FieldViolation;
 use sunshine_platform::ApiError;
@@ -24,9 +26,13 @@ impl From<CommandError> for ApiError {
                 existing_id: Some(run_id),
             },
             CommandError::NoRun { run_id } => run_not_found(&run_id),
-            CommandError::NothingDue { .. } | CommandError::AlreadyApproved { .. } => {
-                ApiError::FailedPrecondition(description)
-            }
+            CommandError::NothingDue { .. }
+            | CommandError::AlreadyApproved { .. }
+            | CommandError::NotApproved { .. }
+            | CommandError::NotExported { .. }
+            | CommandError::ResultRecorded { .. } => ApiError::FailedPrecondition(description),
+            CommandError::BadResultFile { violations } => ApiError::InvalidArgument(violations),
+            CommandError::Unwritable(_) => ApiError::internal(std::io::Error::other(description)),
             CommandError::CreatorApproves => ApiError::PermissionDenied(description),
             CommandError::ControlMismatch { fields } => ApiError::InvalidArgument(
                 fields

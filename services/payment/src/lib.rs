@@ -6,6 +6,8 @@
 //!   named at once.
 //! - [`entitlements`]: what review's decisions entitle a household to, and the amount due in a
 //!   month (pure).
+//! - [`bank_files`]: the bank's batch and result files, byte by byte (`docs/bank-files.md`):
+//!   written and read (pure), every bad line of a result named at once.
 //! - [`commands`]: requests parsed into commands (named fields, typed values); the run's id
 //!   from the command id; the facts a creation decides on.
 //! - [`aggregate`]: the payment run — its events, fold and decisions, `handle(run, command)`
@@ -17,15 +19,18 @@
 //!   claims in the append's transaction).
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
-//! This is the foundation (slice 1): runs are created and approved; fund sources, bank files
-//! and their results, re-pay runs, the ledger, recovery and medical claims come later and
-//! extend these modules. Payment holds no personal data yet (a run names households by id).
+//! Runs are created and approved (slice 1), exported to the bank and settled by the bank's
+//! result file (slice 2: an order is paid only when the bank's result says so); fund sources,
+//! re-pay runs, the ledger, recovery and medical claims come later and extend these modules.
+//! Payment holds no personal data yet: a run names households by id, and the bank file's
+//! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild payment`, with the service stopped) resets
 //! the service's projection and replays the log into it, built the same way.
 
 pub mod aggregate;
 pub mod api;
+pub mod bank_files;
 pub mod commands;
 pub mod entitlements;
 pub mod errors;
@@ -198,9 +203,10 @@ pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildE
 #[cfg(test)]
 mod tests {
     /// The modules in the order the crate's layout lists them, with their sources.
-    const LAYOUT: [(&str, &str); 8] = [
+    const LAYOUT: [(&str, &str); 9] = [
         ("validation", include_str!("validation.rs")),
         ("entitlements", include_str!("entitlements.rs")),
+        ("bank_files", include_str!("bank_files.rs")),
         ("commands", include_str!("commands.rs")),
         ("aggregate", include_str!("aggregate.rs")),
         ("errors", include_str!("errors.rs")),

@@ -472,7 +472,9 @@ async fn apply_event(
             }
             Ok(())
         }
-        Some(Followed::Run(RunEvent::Approved(_))) => Ok(()),
+        Some(Followed::Run(
+            RunEvent::Approved(_) | RunEvent::BankFileExported(_) | RunEvent::BankResultRecorded(_),
+        )) => Ok(()),
     }
 }
 

@@ -37,6 +37,16 @@ pub fn command_metadata(caller: &Identity, command_id: &str, digest: String) -> 
     }
 }
 
+/// Metadata of an export: the caller, and no command id (an export is recorded each time it
+/// is taken; there is nothing to retry).
+pub fn export_metadata(caller: &Identity) -> EventMetadata {
+    EventMetadata {
+        actor: actor_of(caller),
+        traceparent: sunshine_platform::telemetry::current_traceparent(),
+        ..EventMetadata::default()
+    }
+}
+
 /// The stream of run `run_id`.
 pub fn run_stream(run_id: &str) -> Result<StreamId, ApiError> {
     StreamId::new("payment", "run", run_id)
@@ -54,7 +64,7 @@ pub enum Loaded {
     /// A faithful retry: the first append's outcome.
     Retried(AppendOutcome),
     /// The run in the caller's scope, at the version the caller expected.
-    Current(RunState),
+    Current(Box<RunState>),
 }
 
 /// Payment's store over the service's log.
@@ -139,7 +149,23 @@ impl PaymentStore {
                 run.version
             )));
         }
-        Ok(Loaded::Current(run))
+        Ok(Loaded::Current(Box::new(run)))
+    }
+
+    /// A command on an existing run that names no version (`ImportBankResult`): a retry, or
+    /// the run in the caller's scope as it is now (the append then expects that version).
+    pub async fn load_current(
+        &self,
+        caller: &Identity,
+        metadata: &EventMetadata,
+        run_id: &str,
+    ) -> Result<Loaded, ApiError> {
+        if let Some(previous) = self.run_retry(run_id, metadata).await? {
+            return Ok(Loaded::Retried(previous));
+        }
+        Ok(Loaded::Current(Box::new(
+            self.run_in_scope(caller, run_id).await?,
+        )))
     }
 
     /// What a run of `period` decides on: the entitlements started by then, and which of them
