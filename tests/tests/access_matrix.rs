@@ -196,6 +196,7 @@ enum Rpc {
     ListRunOrders,
     ExportBankFile,
     ImportBankResult,
+    CreateRepayRun,
     WhoAmI,
     GetServiceInfo,
 }
@@ -234,6 +235,7 @@ impl Rpc {
             ("PaymentService", "ListRunOrders") => Rpc::ListRunOrders,
             ("PaymentService", "ExportBankFile") => Rpc::ExportBankFile,
             ("PaymentService", "ImportBankResult") => Rpc::ImportBankResult,
+            ("PaymentService", "CreateRepayRun") => Rpc::CreateRepayRun,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -1476,6 +1478,16 @@ impl World {
                 ok(self
                     .payment
                     .export_bank_file(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::CreateRepayRun => {
+                let request = pb::CreateRepayRunRequest {
+                    command_id,
+                    period: payment_period(),
+                };
+                ok(self
+                    .payment
+                    .create_repay_run(with_token(request, &token)?)
                     .await)
             }
             Rpc::ImportBankResult => {

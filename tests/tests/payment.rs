@@ -9,7 +9,8 @@
 //! has the monthly benefits and not the grant. Then the bank: the approved run is exported in both
 //! formats (the unapproved one is refused), every kind of malformed result file is refused whole
 //! and writes nothing, and a result with one failure pays and fails the orders as it says; its
-//! retry answers the first result, a second result and a later export are refused.
+//! retry answers the first result, a second result and a later export are refused. The failed
+//! order is paid again by a re-pay run naming it; re-paying twice adds no order.
 
 use std::time::Duration;
 
@@ -634,7 +635,17 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         "{next:?}"
     );
 
-    bank_files(&payment, &store, &auth, &approval, &late, c2).await?;
+    let failed_order = bank_files(&payment, &store, &auth, &approval, &late, c2).await?;
+    settle(&store).await?;
+    repay_runs(
+        &payment,
+        &store,
+        &officer,
+        this_month,
+        next_month,
+        &failed_order,
+    )
+    .await?;
 
     database.close().await;
     service.stop().await?;
@@ -651,7 +662,7 @@ async fn bank_files(
     approved: &pb::RunResponse,
     unapproved: &pb::RunResponse,
     failing: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     use pb::BankFileFormat::{CsvUtf8, FixedGbk};
     use sunshine_payment::bank_files::{Format, placeholder_account, sha256_hex};
     use sunshine_tests::bank::{batch_lines, result_file};
@@ -867,5 +878,74 @@ async fn bank_files(
     let status = payment.export(&officer, run_id, CsvUtf8).await.err();
     anyhow::ensure!(status.map(|s| s.code()) == Some(Code::FailedPrecondition));
     anyhow::ensure!(run_version(store, run_id).await? == 5, "a refusal wrote");
+    Ok(failed_order)
+}
+
+/// The re-pay run of the month's one failed order: a new order naming it; twice adds none.
+async fn repay_runs(
+    payment: &Payment,
+    store: &EventStore,
+    officer: &str,
+    this_month: Month,
+    next_month: Month,
+    failed_order: &str,
+) -> anyhow::Result<()> {
+    let repay = |command_id: &'static str, period: Month| {
+        let request = pb::CreateRepayRunRequest {
+            command_id: command_id.into(),
+            period: period.to_string(),
+        };
+        let mut client = payment.client.clone();
+        let officer = officer.to_owned();
+        async move {
+            let request = with_token(request, &officer)
+                .map_err(|error| Status::internal(error.to_string()))?;
+            client
+                .create_repay_run(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let run = repay("repay-this-month", this_month).await?;
+    let control = run.control.clone().unwrap_or_default();
+    anyhow::ensure!(
+        run.status == "created"
+            && control.count == 1
+            && control.total == Some(pb::Money { fen: 65_000 }),
+        "{run:?}"
+    );
+    let orders = payment.orders(officer, &run.run_id, 0, "").await?;
+    let order = orders
+        .orders
+        .first()
+        .and_then(|listed| listed.order.clone())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        order.repays_order_id == failed_order
+            && order.order_id != failed_order
+            && order.case_id == "case-pay-2",
+        "{order:?}"
+    );
+    // A retry answers the same run; another command re-pays nothing twice.
+    let again = repay("repay-this-month", this_month).await?;
+    anyhow::ensure!(again == run, "{again:?}");
+    let twice = refused(
+        repay("repay-this-month-again", this_month).await,
+        Code::AlreadyExists,
+    )?;
+    anyhow::ensure!(twice.message().contains(&run.run_id), "{twice:?}");
+    anyhow::ensure!(
+        run_version(
+            store,
+            &sunshine_payment::commands::repay_run_id_for("repay-this-month-again")
+        )
+        .await?
+            == 0,
+        "the refused re-pay run was written"
+    );
+    refused(
+        repay("repay-next-month", next_month).await,
+        Code::FailedPrecondition,
+    )?;
     Ok(())
 }

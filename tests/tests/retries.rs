@@ -95,6 +95,7 @@ rows! {
     "PaymentService/CreateRun" => create_run,
     "PaymentService/ApproveRun" => approve_run,
     "PaymentService/ImportBankResult" => import_bank_result,
+    "PaymentService/CreateRepayRun" => create_repay_run,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -1529,6 +1530,57 @@ async fn import_bank_result(world: &World, seed: u32) -> anyhow::Result<()> {
         .unwrap_or_default();
     let mut other = request.clone();
     other.file = sunshine_tests::bank::answer(&batch.file, Format::CsvUtf8, Some(&order_id))?;
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn create_repay_run(world: &World, seed: u32) -> anyhow::Result<()> {
+    use sunshine_payment::bank_files::Format;
+    world.assist_first_granted(40_000 + i64::from(seed)).await?;
+    let run = world.payment_run(&format!("run-{seed}")).await?;
+    call!(world.payment, approve_run, world.finance_approver)(approval(
+        &format!("approve-{seed}"),
+        &run,
+    ))
+    .await?;
+    let batch = call!(world.payment, export_bank_file, world.finance)(pb::ExportBankFileRequest {
+        run_id: run.run_id.clone(),
+        format: pb::BankFileFormat::CsvUtf8.into(),
+    })
+    .await?;
+    let failed = sunshine_tests::bank::batch_lines(&batch.file)?
+        .first()
+        .map(|line| line.order_id.clone())
+        .unwrap_or_default();
+    call!(world.payment, import_bank_result, world.finance)(pb::ImportBankResultRequest {
+        command_id: format!("result-{seed}"),
+        run_id: run.run_id.clone(),
+        file: sunshine_tests::bank::answer(&batch.file, Format::CsvUtf8, Some(&failed))?,
+    })
+    .await?;
+    world.settle().await?;
+    let call = call!(world.payment, create_repay_run, world.finance);
+    let request = pb::CreateRepayRunRequest {
+        command_id: format!("repay-{seed}"),
+        period: this_month().to_string(),
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first.control.clone().unwrap_or_default().count == 1,
+        "{first:?}"
+    );
+    // The re-pay run is approved since.
+    call!(world.payment, approve_run, world.finance_approver)(approval(
+        &format!("approve-repay-{seed}"),
+        &first,
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.period = this_month()
+        .next()
+        .map(|month| month.to_string())
+        .unwrap_or_default();
     world
         .retries_answer_first(call, request, &first, other)
         .await

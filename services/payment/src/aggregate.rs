@@ -11,6 +11,11 @@
 //! - approval: the approver re-keys the control count and total and both must match
 //!   ([`CommandError::ControlMismatch`], naming the fields); the officer who created the run
 //!   never approves it (four eyes); a run is approved once;
+//! - a re-pay run of period P has one new order per order of P the bank's result failed that
+//!   no re-pay run pays again yet, each naming it (`repays_order_id`), with the failed order's
+//!   entitlement, household and amount; the failed order is never edited. When every failed
+//!   order is re-paid already, [`CommandError::AlreadyRepaid`] names the run; with none,
+//!   [`CommandError::NothingFailed`];
 //! - the bank file: only an approved run is exported, in order-id order, and not once the
 //!   bank's result is recorded (the batch is never sent twice after it was paid);
 //! - the bank's result: only of a run exported, once per run, read in the last export's
@@ -25,7 +30,8 @@ use sunshine_proto::v1 as pb;
 
 use crate::bank_files::{self, BatchLine, Format};
 use crate::commands::{
-    ApproveRun, Command, CreateRun, ExportBankFile, ImportBankResult, PeriodFacts, order_id_for,
+    ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult, PeriodFacts,
+    RepayFacts, order_id_for,
 };
 use crate::entitlements::amount_due;
 
@@ -153,6 +159,10 @@ pub enum CommandError {
     AlreadyInRun { period: String, run_id: String },
     #[error("nothing is due in {period}: no entitlement pays that month")]
     NothingDue { period: String },
+    #[error("every failed order of {period} is re-paid in run {run_id} already")]
+    AlreadyRepaid { period: String, run_id: String },
+    #[error("no order of {period} failed at the bank: there is nothing to pay again")]
+    NothingFailed { period: String },
     #[error("run {run_id} exists already")]
     RunExists { run_id: String },
     #[error("no run {run_id}")]
@@ -191,6 +201,14 @@ pub fn handle(state: Option<&RunState>, command: &Command) -> Result<Vec<RunEven
                 });
             }
             create_run(create, facts).map(|created| vec![RunEvent::Created(created)])
+        }
+        Command::CreateRepayRun(create, facts) => {
+            if let Some(existing) = state {
+                return Err(CommandError::RunExists {
+                    run_id: existing.run_id.clone(),
+                });
+            }
+            create_repay_run(create, facts).map(|created| vec![RunEvent::Created(created)])
         }
         Command::ApproveRun(approve) => {
             let Some(run) = state else {
@@ -367,6 +385,7 @@ fn create_run(
             program_code: entitlement.program_code.clone(),
             street_town_code: entitlement.street_town_code.clone(),
             amount: money(amount),
+            repays_order_id: String::new(),
         });
     }
     if orders.is_empty() {
@@ -378,6 +397,47 @@ fn create_run(
             None => CommandError::NothingDue { period },
         });
     }
+    Ok(pb::PaymentRunCreated {
+        run_id: create.run_id.clone(),
+        period,
+        created_by: create.created_by.clone(),
+        control: Some(control_totals(&orders)?),
+        orders,
+        district_code: create.district.as_str().to_owned(),
+    })
+}
+
+fn create_repay_run(
+    create: &CreateRepayRun,
+    facts: &RepayFacts,
+) -> Result<pb::PaymentRunCreated, CommandError> {
+    let period = create.period.to_string();
+    let mut orders = Vec::new();
+    let mut already_in: Option<&String> = None;
+    let mut failed: Vec<_> = facts.failed.iter().collect();
+    failed.sort_by(|left, right| left.order.order_id.cmp(&right.order.order_id));
+    for failed in failed {
+        let failed_id = &failed.order.order_id;
+        if let Some(run_id) = facts.repaid.get(failed_id) {
+            already_in = already_in.or(Some(run_id));
+            continue;
+        }
+        orders.push(pb::PaymentOrder {
+            order_id: order_id_for(&create.run_id, &format!("repay-{failed_id}")),
+            repays_order_id: failed_id.clone(),
+            ..failed.order.clone()
+        });
+    }
+    if orders.is_empty() {
+        return Err(match already_in {
+            Some(run_id) => CommandError::AlreadyRepaid {
+                period,
+                run_id: run_id.clone(),
+            },
+            None => CommandError::NothingFailed { period },
+        });
+    }
+    // In the failed orders' order (their ids), as the guard claims them.
     Ok(pb::PaymentRunCreated {
         run_id: create.run_id.clone(),
         period,
@@ -909,5 +969,94 @@ mod tests {
             fields,
             ["lines[0]", "lines[1]", "lines[2]", "lines[3]", "lines[4]"]
         );
+    }
+
+    // ---- CreateRepayRun ----
+
+    const REPAY: &str = "0190f3c4-0000-5000-8000-000000000002";
+
+    fn repay(facts: RepayFacts) -> Command {
+        Command::CreateRepayRun(
+            CreateRepayRun {
+                run_id: REPAY.into(),
+                period: month("2026-10"),
+                created_by: "officer-1".into(),
+                district: OrgUnitCode::parse("990101000000").unwrap(),
+            },
+            facts,
+        )
+    }
+
+    fn failed_orders() -> Vec<crate::commands::FailedOrder> {
+        let run = RunState::fold(&[created_run()]).unwrap();
+        run.orders
+            .iter()
+            .filter(|order| order.entitlement_id != "case-a")
+            .map(|order| crate::commands::FailedOrder {
+                order: order.clone(),
+                failure_reason: "账户已销户".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_repay_run_pays_each_failed_order_again_naming_it() {
+        let facts = RepayFacts {
+            failed: failed_orders(),
+            repaid: BTreeMap::new(),
+        };
+        let event = nothing().when(repay(facts)).events().remove(0);
+        let run = created(&event);
+        let repaid: Vec<(&str, &str, i64)> = run
+            .orders
+            .iter()
+            .map(|order| {
+                (
+                    order.repays_order_id.as_str(),
+                    order.entitlement_id.as_str(),
+                    order.amount.unwrap_or_default().fen,
+                )
+            })
+            .collect();
+        let mut expected = [
+            (order_id_for(RUN, "case-b"), "case-b", 80_000),
+            (order_id_for(RUN, "case-c"), "case-c", 120_000),
+        ];
+        expected.sort();
+        let expected: Vec<(&str, &str, i64)> = expected
+            .iter()
+            .map(|(id, entitlement, fen)| (id.as_str(), *entitlement, *fen))
+            .collect();
+        assert_eq!(repaid, expected);
+        assert!(
+            run.orders
+                .iter()
+                .all(|order| order.order_id != order.repays_order_id)
+        );
+        assert_eq!(run.control.as_ref().unwrap().count, 2);
+    }
+
+    #[test]
+    fn a_failed_order_is_re_paid_once() {
+        let mut facts = RepayFacts {
+            failed: failed_orders(),
+            repaid: BTreeMap::new(),
+        };
+        for failed in &facts.failed {
+            facts
+                .repaid
+                .insert(failed.order.order_id.clone(), "run-repay-earlier".into());
+        }
+        nothing()
+            .when(repay(facts))
+            .then_expect_error(CommandError::AlreadyRepaid {
+                period: "2026-10".into(),
+                run_id: "run-repay-earlier".into(),
+            });
+        nothing()
+            .when(repay(RepayFacts::default()))
+            .then_expect_error(CommandError::NothingFailed {
+                period: "2026-10".into(),
+            });
     }
 }

@@ -30,7 +30,9 @@ use sunshine_proto::v1::payment_service_server::PaymentService;
 use tonic::{Request, Response, Status};
 
 use crate::aggregate::{self, RunState};
-use crate::commands::{ApproveRun, Command, CreateRun, ExportBankFile, ImportBankResult};
+use crate::commands::{
+    ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult,
+};
 use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
 use crate::validation::{check_page, check_uuid};
 
@@ -126,6 +128,30 @@ impl PaymentApi {
         let facts = payment.store.period_facts(create.period).await?;
         let run_id = create.run_id.clone();
         let events = aggregate::handle(None, &Command::CreateRun(create, facts))?;
+        let outcome = payment
+            .store
+            .append_new_run(&metadata, &run_id, events)
+            .await?;
+        self.answer(&run_id, &outcome).await
+    }
+
+    async fn create_repay_run(
+        &self,
+        caller: &Identity,
+        request: pb::CreateRepayRunRequest,
+    ) -> Result<pb::RunResponse, ApiError> {
+        caller.require_role(RUN_CREATORS)?;
+        let payment = self.connected()?;
+        let create =
+            CreateRepayRun::parse(&request, caller, &payment.district, payment.this_month())?;
+        caller.require_org_scope(&payment.district)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
+            return self.answer(&create.run_id, &previous).await;
+        }
+        let facts = payment.store.repay_facts(create.period).await?;
+        let run_id = create.run_id.clone();
+        let events = aggregate::handle(None, &Command::CreateRepayRun(create, facts))?;
         let outcome = payment
             .store
             .append_new_run(&metadata, &run_id, events)
@@ -295,6 +321,7 @@ rpcs! {
     approve_run: pb::ApproveRunRequest => pb::RunResponse;
     export_bank_file: pb::ExportBankFileRequest => pb::ExportBankFileResponse;
     import_bank_result: pb::ImportBankResultRequest => pb::RunResponse;
+    create_repay_run: pb::CreateRepayRunRequest => pb::RunResponse;
     get_run: pb::GetRunRequest => pb::RunResponse;
     list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
 }

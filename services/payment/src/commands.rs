@@ -24,6 +24,15 @@ pub fn run_id_for(command_id: &str) -> String {
     .to_string()
 }
 
+/// The re-pay run a `CreateRepayRun` command id makes (apart from `CreateRun`'s ids).
+pub fn repay_run_id_for(command_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("sunshine/payment/repay-run/{command_id}").as_bytes(),
+    )
+    .to_string()
+}
+
 /// The order of `entitlement_id` in run `run_id`.
 pub fn order_id_for(run_id: &str, entitlement_id: &str) -> String {
     uuid::Uuid::new_v5(
@@ -105,6 +114,52 @@ impl ApproveRun {
     }
 }
 
+/// `CreateRepayRun`: a re-pay run of the failed orders of `period`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRepayRun {
+    pub run_id: String,
+    pub period: Month,
+    pub created_by: String,
+    pub district: OrgUnitCode,
+}
+
+impl CreateRepayRun {
+    pub fn parse(
+        request: &pb::CreateRepayRunRequest,
+        caller: &Identity,
+        district: &OrgUnitCode,
+        this_month: Month,
+    ) -> Result<CreateRepayRun, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        let period = check_period(&mut errors, "period", &request.period, this_month);
+        errors.into_result()?;
+        let period = period.ok_or_else(|| ApiError::invalid_field("period", "required"))?;
+        Ok(CreateRepayRun {
+            run_id: repay_run_id_for(&request.command_id),
+            period,
+            created_by: caller.subject.clone(),
+            district: district.clone(),
+        })
+    }
+}
+
+/// An order the bank's result failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedOrder {
+    pub order: pb::PaymentOrder,
+    pub failure_reason: String,
+}
+
+/// What the store knows of a period's failed orders when a re-pay run of it is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepayFacts {
+    /// Every order of the period the bank's result failed, in order-id order.
+    pub failed: Vec<FailedOrder>,
+    /// Failed order id → the re-pay run that pays it again already.
+    pub repaid: BTreeMap<String, String>,
+}
+
 /// `ExportBankFile`: `exported_by` takes the run's bank batch file in `format`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportBankFile {
@@ -173,6 +228,7 @@ impl ImportBankResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     CreateRun(CreateRun, PeriodFacts),
+    CreateRepayRun(CreateRepayRun, RepayFacts),
     ApproveRun(ApproveRun),
     ExportBankFile(ExportBankFile),
     ImportBankResult(ImportBankResult),

@@ -25,8 +25,13 @@ impl From<CommandError> for ApiError {
                 what: "run".into(),
                 existing_id: Some(run_id),
             },
+            CommandError::AlreadyRepaid { period, run_id } => ApiError::AlreadyExists {
+                what: format!("a re-pay run of {period} with every failed order in it"),
+                existing_id: Some(run_id),
+            },
             CommandError::NoRun { run_id } => run_not_found(&run_id),
             CommandError::NothingDue { .. }
+            | CommandError::NothingFailed { .. }
             | CommandError::AlreadyApproved { .. }
             | CommandError::NotApproved { .. }
             | CommandError::NotExported { .. }

@@ -20,8 +20,9 @@
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
 //! Runs are created and approved (slice 1), exported to the bank and settled by the bank's
-//! result file (slice 2: an order is paid only when the bank's result says so); fund sources,
-//! re-pay runs, the ledger, recovery and medical claims come later and extend these modules.
+//! result file, and re-pay runs pay the failed orders again (slice 2: an order is paid only
+//! when the bank's result says so); fund sources, the ledger, recovery and medical claims come
+//! later and extend these modules.
 //! Payment holds no personal data yet: a run names households by id, and the bank file's
 //! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!

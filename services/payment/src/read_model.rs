@@ -8,7 +8,13 @@
 //!   that has its order. Its primary key is the rule "one order per entitlement per period":
 //!   `CreateRun` writes the rows in the append's own transaction ([`OrderClaims`]), so two runs
 //!   of one period racing each other cannot both pay an entitlement; the projection writes
-//!   the same rows from `PaymentRunCreated`, so a rebuild ends in the same table.
+//!   the same rows from `PaymentRunCreated`, so a rebuild ends in the same table;
+//! - `payment_orders`: every order of every run and its state at the bank (pending, paid,
+//!   failed and the bank's reason), from `PaymentRunCreated` and `BankResultRecorded`: the
+//!   failed orders a re-pay run pays again;
+//! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
+//!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
+//!   and by the projection), so that re-paying twice adds no order.
 //!
 //! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
 //! with `decode_known`: review's other case events are none of payment's business.
@@ -28,11 +34,12 @@ use sunshine_proto::v1 as pb;
 use crate::aggregate::RunEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "payment: review's cases, entitlements and their adjustments, one order per entitlement per period",
-    script: |_kind: DatabaseKind| {
-        "CREATE TABLE payment_cases (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "payment: review's cases, entitlements and their adjustments, one order per entitlement per period",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE payment_cases (
             case_id TEXT PRIMARY KEY,
             household_id TEXT NOT NULL,
             program_code TEXT NOT NULL,
@@ -66,9 +73,37 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (entitlement_id, period)
         );
         CREATE INDEX payment_run_orders_period ON payment_run_orders (period, entitlement_id);"
-            .to_owned()
+                .to_owned()
+        },
     },
-}];
+    Migration {
+        version: 2,
+        description: "payment: every order and its state at the bank; one re-pay per failed order",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE payment_orders (
+            order_id TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            period TEXT NOT NULL,
+            entitlement_id TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            household_id TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            street_town_code TEXT NOT NULL,
+            amount_fen BIGINT NOT NULL,
+            repays_order_id TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL DEFAULT 'pending',
+            failure_reason TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX payment_orders_period_state ON payment_orders (period, state, order_id);
+        CREATE TABLE payment_repay_orders (
+            failed_order_id TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            order_id TEXT NOT NULL
+        );"
+            .to_owned()
+        },
+    },
+];
 
 sunshine_proto::stream_events! {
     /// What payment hears of review's case streams (`review-case-<id>`): the case (its
@@ -121,19 +156,28 @@ fn fen(money: Option<&pb::Money>) -> i64 {
 pub struct OrderClaims {
     pub run_id: String,
     pub period: String,
-    /// (entitlement id, order id)
+    /// First payments: (entitlement id, order id).
     pub orders: Vec<(String, String)>,
+    /// Re-payments: (failed order id, order id).
+    pub repays: Vec<(String, String)>,
 }
 
 impl OrderClaims {
     pub fn of(created: &pb::PaymentRunCreated) -> OrderClaims {
+        let (repays, orders): (Vec<_>, Vec<_>) = created
+            .orders
+            .iter()
+            .partition(|order| !order.repays_order_id.is_empty());
         OrderClaims {
             run_id: created.run_id.clone(),
             period: created.period.clone(),
-            orders: created
-                .orders
-                .iter()
+            orders: orders
+                .into_iter()
                 .map(|order| (order.entitlement_id.clone(), order.order_id.clone()))
+                .collect(),
+            repays: repays
+                .into_iter()
+                .map(|order| (order.repays_order_id.clone(), order.order_id.clone()))
                 .collect(),
         }
     }
@@ -176,8 +220,89 @@ impl AppendGuard for OrderClaims {
                 return Ok(Err(ClaimedByRun { run_id: holder }));
             }
         }
+        // Re-payments come in failed-order-id order (the aggregate sorts them): the same.
+        for (failed_order_id, order_id) in &self.repays {
+            claim_repay(connection, &self.run_id, failed_order_id, order_id).await?;
+            let holder: String = sqlx::query_scalar(
+                "SELECT run_id FROM payment_repay_orders WHERE failed_order_id = $1",
+            )
+            .bind(failed_order_id.as_str())
+            .fetch_one(&mut *connection)
+            .await?;
+            if holder != self.run_id {
+                return Ok(Err(ClaimedByRun { run_id: holder }));
+            }
+        }
         Ok(Ok(()))
     }
+}
+
+async fn claim_repay(
+    connection: &mut AnyConnection,
+    run_id: &str,
+    failed_order_id: &str,
+    order_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payment_repay_orders (failed_order_id, run_id, order_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (failed_order_id) DO NOTHING",
+    )
+    .bind(failed_order_id)
+    .bind(run_id)
+    .bind(order_id)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// The orders of `period` the bank's result failed, in order-id order.
+pub async fn failed_orders(
+    pool: &AnyPool,
+    period: Month,
+) -> Result<Vec<(pb::PaymentOrder, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
+         repays_order_id, failure_reason FROM payment_orders WHERE period = $1 AND state = 'failed' ORDER BY order_id",
+    )
+    .bind(period.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                pb::PaymentOrder {
+                    order_id: row.try_get(0)?,
+                    entitlement_id: row.try_get(1)?,
+                    case_id: row.try_get(2)?,
+                    household_id: row.try_get(3)?,
+                    program_code: row.try_get(4)?,
+                    street_town_code: row.try_get(5)?,
+                    amount: Some(pb::Money {
+                        fen: row.try_get(6)?,
+                    }),
+                    repays_order_id: row.try_get(7)?,
+                },
+                row.try_get(8)?,
+            ))
+        })
+        .collect()
+}
+
+/// Failed order id → the re-pay run that pays it again, for the failed orders of `period`.
+pub async fn repaid(
+    pool: &AnyPool,
+    period: Month,
+) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT r.failed_order_id, r.run_id FROM payment_repay_orders r \
+         JOIN payment_orders o ON o.order_id = r.failed_order_id WHERE o.period = $1",
+    )
+    .bind(period.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 async fn claim(
@@ -461,20 +586,58 @@ async fn apply_event(
         Some(Followed::Review(heard)) => apply_heard(connection, event, heard).await,
         Some(Followed::Run(RunEvent::Created(created))) => {
             for order in &created.orders {
-                claim(
-                    connection,
-                    &created.run_id,
-                    &created.period,
-                    &order.entitlement_id,
-                    &order.order_id,
+                if order.repays_order_id.is_empty() {
+                    claim(
+                        connection,
+                        &created.run_id,
+                        &created.period,
+                        &order.entitlement_id,
+                        &order.order_id,
+                    )
+                    .await?;
+                } else {
+                    claim_repay(
+                        connection,
+                        &created.run_id,
+                        &order.repays_order_id,
+                        &order.order_id,
+                    )
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
+                     program_code, street_town_code, amount_fen, repays_order_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (order_id) DO NOTHING",
                 )
+                .bind(order.order_id.as_str())
+                .bind(created.run_id.as_str())
+                .bind(created.period.as_str())
+                .bind(order.entitlement_id.as_str())
+                .bind(order.case_id.as_str())
+                .bind(order.household_id.as_str())
+                .bind(order.program_code.as_str())
+                .bind(order.street_town_code.as_str())
+                .bind(fen(order.amount.as_ref()))
+                .bind(order.repays_order_id.as_str())
+                .execute(&mut *connection)
                 .await?;
             }
             Ok(())
         }
-        Some(Followed::Run(
-            RunEvent::Approved(_) | RunEvent::BankFileExported(_) | RunEvent::BankResultRecorded(_),
-        )) => Ok(()),
+        Some(Followed::Run(RunEvent::BankResultRecorded(recorded))) => {
+            for result in &recorded.results {
+                sqlx::query(
+                    "UPDATE payment_orders SET state = $1, failure_reason = $2 WHERE order_id = $3",
+                )
+                .bind(if result.paid { "paid" } else { "failed" })
+                .bind(result.failure_reason.as_str())
+                .bind(result.order_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
+            Ok(())
+        }
+        Some(Followed::Run(RunEvent::Approved(_) | RunEvent::BankFileExported(_))) => Ok(()),
     }
 }
 
@@ -502,9 +665,10 @@ impl Projection for PaymentEntitlements {
 
     fn reset<'a>(&'a self, connection: &'a mut AnyConnection) -> HandlerFuture<'a> {
         Box::pin(async move {
-            // The guard table stays: its rows are exactly the committed runs' orders, and the
-            // replay writes the same rows again.
+            // The guard tables stay: their rows are exactly the committed runs' orders, and
+            // the replay writes the same rows again.
             for table in [
+                "payment_orders",
                 "payment_cases",
                 "payment_entitlements",
                 "payment_entitlement_adjustments",

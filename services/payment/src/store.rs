@@ -21,7 +21,7 @@ use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::events::StreamEvent as _;
 
 use crate::aggregate::{RunEvent, RunState};
-use crate::commands::PeriodFacts;
+use crate::commands::{FailedOrder, PeriodFacts, RepayFacts};
 use crate::errors::run_not_found;
 use crate::read_model::{self, OrderClaims};
 
@@ -181,6 +181,24 @@ impl PaymentStore {
             entitlements,
             in_runs,
         })
+    }
+
+    /// What a re-pay run of `period` decides on: the period's failed orders (as the
+    /// projection has heard the bank's results), and which of them a re-pay run pays already.
+    pub async fn repay_facts(&self, period: Month) -> Result<RepayFacts, ApiError> {
+        let failed = read_model::failed_orders(self.pool(), period)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|(order, failure_reason)| FailedOrder {
+                order,
+                failure_reason,
+            })
+            .collect();
+        let repaid = read_model::repaid(self.pool(), period)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(RepayFacts { failed, repaid })
     }
 
     // ---- append ----
