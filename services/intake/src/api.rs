@@ -24,13 +24,11 @@ use prost::Message as _;
 use sunshine_domain::{OrgTree, ValidationErrors};
 use sunshine_eventlog::{AppendOutcome, ExpectedVersion, request_digest};
 use sunshine_household::{HouseholdEvent, SealedField};
-use sunshine_platform::auth::identity;
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_policy::{Policy, ProgramCode};
 use sunshine_proto::events::StreamEvent as _;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::intake_service_server::IntakeService;
-use tonic::{Request, Response, Status};
 
 use crate::access::{self, Reveal};
 use crate::aggregate;
@@ -750,37 +748,20 @@ impl IntakeApi {
     }
 }
 
-/// Every RPC: the verified caller, then the handler, then the answer (or the error's status).
-macro_rules! rpcs {
-    ($($method:ident: $request:ty => $response:ty;)*) => {
-        #[tonic::async_trait]
-        impl IntakeService for IntakeApi {
-            $(
-                async fn $method(
-                    &self,
-                    request: Request<$request>,
-                ) -> Result<Response<$response>, Status> {
-                    let caller = identity(&request)?.clone();
-                    Ok(Response::new(
-                        IntakeApi::$method(self, &caller, request.into_inner()).await?,
-                    ))
-                }
-            )*
-        }
-    };
-}
-
-rpcs! {
-    register_household: pb::RegisterHouseholdRequest => pb::RegisterHouseholdResponse;
-    record_circumstance_change: pb::RecordCircumstanceChangeRequest => pb::RecordCircumstanceChangeResponse;
-    record_death: pb::RecordDeathRequest => pb::RecordDeathResponse;
-    correct_death_record: pb::CorrectDeathRecordRequest => pb::CorrectDeathRecordResponse;
-    record_move: pb::RecordMoveRequest => pb::RecordMoveResponse;
-    submit_application: pb::SubmitApplicationRequest => pb::SubmitApplicationResponse;
-    register_official_relative: pb::RegisterOfficialRelativeRequest => pb::RegisterOfficialRelativeResponse;
-    get_household: pb::GetHouseholdRequest => pb::GetHouseholdResponse;
-    find_household: pb::FindHouseholdRequest => pb::FindHouseholdResponse;
-    list_applications: pb::ListApplicationsRequest => pb::ListApplicationsResponse;
+// Every RPC: the verified caller, then the handler, then the answer (or the error's status).
+sunshine_platform::service_rpcs! {
+    IntakeService for IntakeApi {
+        register_household: pb::RegisterHouseholdRequest => pb::RegisterHouseholdResponse;
+        record_circumstance_change: pb::RecordCircumstanceChangeRequest => pb::RecordCircumstanceChangeResponse;
+        record_death: pb::RecordDeathRequest => pb::RecordDeathResponse;
+        correct_death_record: pb::CorrectDeathRecordRequest => pb::CorrectDeathRecordResponse;
+        record_move: pb::RecordMoveRequest => pb::RecordMoveResponse;
+        submit_application: pb::SubmitApplicationRequest => pb::SubmitApplicationResponse;
+        register_official_relative: pb::RegisterOfficialRelativeRequest => pb::RegisterOfficialRelativeResponse;
+        get_household: pb::GetHouseholdRequest => pb::GetHouseholdResponse;
+        find_household: pb::FindHouseholdRequest => pb::FindHouseholdResponse;
+        list_applications: pb::ListApplicationsRequest => pb::ListApplicationsResponse;
+    }
 }
 
 #[cfg(test)]
