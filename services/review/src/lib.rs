@@ -2,7 +2,6 @@
 //! district decision), publicity and objections, four eyes, deadlines.
 //!
 //! # Layout
-//! Imports point one way, down this list (no module imports one below it):
 //! - [`workflow`]: workflows as data (stages, roles, tiers) from a TOML file.
 //! - [`policy_result`]: the policy engine's result on the wire, and old results read forward.
 //! - [`events`]: [`events::CaseEvent`], the case stream's events, and their one codec.
@@ -19,6 +18,22 @@
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild review`, with the service stopped) resets the
 //! service's projections and replays the log into them, built the same way.
+//!
+//! # Module dependencies
+//! Imports point one way; a module uses only the modules after its arrow, all listed above it
+//! (checked by `tests/tests/module_order.rs` in the workspace):
+//!
+//! ```text
+//! workflow, policy_result, facts, limits
+//! events       → policy_result
+//! case         → events, workflow
+//! requests     → case, limits
+//! state        → workflow
+//! store        → case, events, facts, policy_result, state
+//! deadlines    → case, state, store
+//! case_opener  → case, events, state, store
+//! api          → case, deadlines, limits, requests, state, store, workflow
+//! ```
 
 pub mod api;
 pub mod case;
@@ -182,45 +197,4 @@ pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildE
         Ok(vec![RebuiltProjection::of(&consumer).await?])
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    /// The modules in the order the crate's layout lists them, with their sources.
-    const LAYOUT: [(&str, &str); 12] = [
-        ("workflow", include_str!("workflow.rs")),
-        ("policy_result", include_str!("policy_result.rs")),
-        ("events", include_str!("events.rs")),
-        ("case", include_str!("case.rs")),
-        ("facts", include_str!("facts.rs")),
-        ("limits", include_str!("limits.rs")),
-        ("requests", include_str!("requests.rs")),
-        ("state", include_str!("state.rs")),
-        ("store", include_str!("store.rs")),
-        ("deadlines", include_str!("deadlines.rs")),
-        ("case_opener", include_str!("case_opener.rs")),
-        ("api", include_str!("api.rs")),
-    ];
-
-    /// No import circles: a module names only modules above it in the layout (the deadline
-    /// watch imported the API, which imported the deadline watch).
-    #[test]
-    fn imports_point_down_the_layout() {
-        for (index, (module, source)) in LAYOUT.iter().enumerate() {
-            for (below, _) in &LAYOUT[index + 1..] {
-                let path = format!("crate::{below}");
-                let named = source.match_indices(&path).any(|(at, _)| {
-                    // `crate::case` is not `crate::case_opener`.
-                    !source[at + path.len()..]
-                        .starts_with(|next: char| next == '_' || next.is_alphanumeric())
-                });
-                assert!(!named, "{module} imports {below}, which is below it");
-            }
-        }
-        let listed = include_str!("lib.rs")
-            .lines()
-            .filter(|line| line.starts_with("pub mod "))
-            .count();
-        assert_eq!(listed, LAYOUT.len(), "every module is in the layout");
-    }
 }
