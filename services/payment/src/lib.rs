@@ -12,6 +12,8 @@
 //!   from the command id; the facts a creation decides on.
 //! - [`aggregate`]: the payment run — its events, fold and decisions, `handle(run, command)`
 //!   → events (pure): orders, control totals, four eyes, re-keyed figures.
+//! - [`ledger`]: double-entry postings in fen from payment's own events (pure): an order the
+//!   bank paid debits its expense account and credits its fund; balanced by construction.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard table of one
 //!   order per entitlement per period — and the projection over review's case streams.
@@ -35,6 +37,7 @@ pub mod bank_files;
 pub mod commands;
 pub mod entitlements;
 pub mod errors;
+pub mod ledger;
 pub mod read_model;
 pub mod store;
 pub mod validation;
@@ -204,12 +207,13 @@ pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildE
 #[cfg(test)]
 mod tests {
     /// The modules in the order the crate's layout lists them, with their sources.
-    const LAYOUT: [(&str, &str); 9] = [
+    const LAYOUT: [(&str, &str); 10] = [
         ("validation", include_str!("validation.rs")),
         ("entitlements", include_str!("entitlements.rs")),
         ("bank_files", include_str!("bank_files.rs")),
         ("commands", include_str!("commands.rs")),
         ("aggregate", include_str!("aggregate.rs")),
+        ("ledger", include_str!("ledger.rs")),
         ("errors", include_str!("errors.rs")),
         ("read_model", include_str!("read_model.rs")),
         ("store", include_str!("store.rs")),

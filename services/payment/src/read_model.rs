@@ -14,7 +14,10 @@
 //!   failed orders a re-pay run pays again;
 //! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
 //!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
-//!   and by the projection), so that re-paying twice adds no order.
+//!   and by the projection), so that re-paying twice adds no order;
+//! - `payment_ledger_lines`: the ledger, two lines per order the bank paid (its posting,
+//!   [`crate::ledger`]), from `BankResultRecorded`; the trial balance and the funds' balances
+//!   are sums over it ([`trial_balance`], [`fund_balances`]).
 //!
 //! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
 //! with `decode_known`: review's other case events are none of payment's business.
@@ -33,6 +36,7 @@ use sunshine_proto::v1 as pb;
 
 use crate::aggregate::RunEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
+use crate::ledger::{self, TrialBalance};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -101,6 +105,24 @@ pub const MIGRATIONS: &[Migration] = &[
             order_id TEXT NOT NULL
         );"
             .to_owned()
+        },
+    },
+    Migration {
+        version: 3,
+        description: "payment: the ledger, two lines per order the bank paid",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE payment_ledger_lines (
+            order_id TEXT NOT NULL,
+            line BIGINT NOT NULL,
+            run_id TEXT NOT NULL,
+            fund TEXT NOT NULL,
+            account TEXT NOT NULL,
+            debit_fen BIGINT NOT NULL,
+            credit_fen BIGINT NOT NULL,
+            PRIMARY KEY (order_id, line)
+        );
+        CREATE INDEX payment_ledger_lines_account ON payment_ledger_lines (account);"
+                .to_owned()
         },
     },
 ];
@@ -635,10 +657,105 @@ async fn apply_event(
                 .execute(&mut *connection)
                 .await?;
             }
-            Ok(())
+            post_result(connection, &recorded).await
         }
         Some(Followed::Run(RunEvent::Approved(_) | RunEvent::BankFileExported(_))) => Ok(()),
     }
+}
+
+/// The run's orders, as `PaymentRunCreated` gave them.
+async fn run_orders(
+    connection: &mut AnyConnection,
+    run_id: &str,
+) -> Result<Vec<pb::PaymentOrder>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
+         repays_order_id FROM payment_orders WHERE run_id = $1 ORDER BY order_id",
+    )
+    .bind(run_id)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(pb::PaymentOrder {
+                order_id: row.try_get(0)?,
+                entitlement_id: row.try_get(1)?,
+                case_id: row.try_get(2)?,
+                household_id: row.try_get(3)?,
+                program_code: row.try_get(4)?,
+                street_town_code: row.try_get(5)?,
+                amount: Some(pb::Money {
+                    fen: row.try_get(6)?,
+                }),
+                repays_order_id: row.try_get(7)?,
+            })
+        })
+        .collect()
+}
+
+/// Posts the orders the bank's result paid: two ledger lines each.
+async fn post_result(
+    connection: &mut AnyConnection,
+    recorded: &pb::BankResultRecorded,
+) -> Result<(), HandlerError> {
+    let orders = run_orders(connection, &recorded.run_id).await?;
+    let postings = ledger::postings_of_result(&orders, recorded)
+        .map_err(|error| HandlerError(error.to_string()))?;
+    for posting in &postings {
+        for line in posting.lines() {
+            let (debit_fen, credit_fen) = line.debit_credit_fen();
+            sqlx::query(
+                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
+            )
+            .bind(line.order_id.as_str())
+            .bind(line.side.number())
+            .bind(recorded.run_id.as_str())
+            .bind(line.fund.as_str())
+            .bind(line.account.as_str())
+            .bind(debit_fen)
+            .bind(credit_fen)
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The ledger's sums of debits and of credits, and its number of lines.
+pub async fn trial_balance(pool: &AnyPool) -> Result<(TrialBalance, i64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(debit_fen), 0) AS BIGINT), CAST(COALESCE(SUM(credit_fen), 0) AS BIGINT), \
+         CAST(COUNT(*) AS BIGINT) FROM payment_ledger_lines",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        TrialBalance {
+            debits: Money::from_fen(row.try_get(0)?),
+            credits: Money::from_fen(row.try_get(1)?),
+        },
+        row.try_get(2)?,
+    ))
+}
+
+/// Each fund's bank account and its balance (debits less credits), in fund order.
+pub async fn fund_balances(pool: &AnyPool) -> Result<Vec<(String, String, Money)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT fund, account, CAST(COALESCE(SUM(debit_fen), 0) - COALESCE(SUM(credit_fen), 0) AS BIGINT) \
+         FROM payment_ledger_lines WHERE account LIKE 'fund:%' GROUP BY fund, account ORDER BY fund, account",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                Money::from_fen(row.try_get(2)?),
+            ))
+        })
+        .collect()
 }
 
 /// The entitlements projection, fed by the log (both delivery modes, through
@@ -668,6 +785,7 @@ impl Projection for PaymentEntitlements {
             // The guard tables stay: their rows are exactly the committed runs' orders, and
             // the replay writes the same rows again.
             for table in [
+                "payment_ledger_lines",
                 "payment_orders",
                 "payment_cases",
                 "payment_entitlements",
