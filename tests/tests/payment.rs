@@ -731,6 +731,40 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     )
     .await?;
 
+    // An assist-first grant larger than the emergency fund's whole yearly budget (250 000.00
+    // yuan in the EXAMPLE funds) is refused, naming the fund and the program, and writes nothing.
+    let c4 = "case-pay-4";
+    let huge = pb::AssistFirstGranted {
+        case_id: c4.into(),
+        amount: Some(pb::Money { fen: 25_000_001 }),
+        cap: Some(pb::Money { fen: 25_000_001 }),
+        reason: "火灾".into(),
+        ..Default::default()
+    };
+    append_as_review(&store, c4, &[&opened(c4, "temporary", VILLAGE), &huge]).await?;
+    settle(&store).await?;
+    let before = log_size(&store).await?;
+    let over = refused(
+        payment
+            .create(&officer, "run-over-budget", this_month)
+            .await,
+        Code::FailedPrecondition,
+    )?;
+    anyhow::ensure!(
+        over.message().contains("emergency") && over.message().contains("assist_first"),
+        "{over:?}"
+    );
+    anyhow::ensure!(
+        log_size(&store).await? == before
+            && run_version(
+                &store,
+                &sunshine_payment::commands::run_id_for("run-over-budget")
+            )
+            .await?
+                == 0,
+        "the refused run was written"
+    );
+
     database.close().await;
     service.stop().await?;
     drop(backends);

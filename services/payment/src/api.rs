@@ -34,6 +34,7 @@ use crate::aggregate::{self, RunState};
 use crate::commands::{
     ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult,
 };
+use crate::funds::Funds;
 use crate::read_model;
 use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
 use crate::validation::{check_page, check_uuid};
@@ -59,6 +60,8 @@ pub struct PaymentState {
     pub clock: Arc<dyn sunshine_platform::clock::Clock>,
     /// The deployment's district: every run is its, and its officers' scope.
     pub district: OrgUnitCode,
+    /// Which fund pays which program, and the funds' yearly budgets (`payment.funds_file`).
+    pub funds: Arc<Funds>,
 }
 
 impl PaymentState {
@@ -130,7 +133,10 @@ impl PaymentApi {
         if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
             return self.answer(&create.run_id, &previous).await;
         }
-        let facts = payment.store.period_facts(create.period).await?;
+        let facts = payment
+            .store
+            .period_facts(create.period, &payment.funds)
+            .await?;
         let run_id = create.run_id.clone();
         let events = aggregate::handle(None, &Command::CreateRun(create, facts))?;
         let outcome = payment
@@ -154,7 +160,10 @@ impl PaymentApi {
         if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
             return self.answer(&create.run_id, &previous).await;
         }
-        let facts = payment.store.repay_facts(create.period).await?;
+        let facts = payment
+            .store
+            .repay_facts(create.period, &payment.funds)
+            .await?;
         let run_id = create.run_id.clone();
         let events = aggregate::handle(None, &Command::CreateRepayRun(create, facts))?;
         let outcome = payment

@@ -10,23 +10,28 @@
 //! and its [`lines`](Posting::lines) are that amount as a debit and as a credit. An unbalanced
 //! posting cannot be written down, so the [`TrialBalance`] of any set of postings is zero.
 //!
-//! Which fund pays an order ([`fund_of`]): an assist-first grant (先行救助) draws on the
-//! emergency fund; every other order on the fund of its program, named by the program's code.
+//! Which fund pays an order ([`fund_of`]): the fund the run named on it at its creation, from
+//! the funds file (`crate::funds`); an order of a run created before funds were known is
+//! posted to the emergency fund for an assist-first grant (先行救助) and else to the fund named
+//! by its program's code.
 
 use std::collections::BTreeMap;
 
 use sunshine_domain::Money;
 use sunshine_proto::v1 as pb;
 
+use crate::funds;
+
 /// The fund assist-first grants draw on.
 pub const EMERGENCY_FUND: &str = "emergency";
 
-/// The entitlement ids of assist-first grants start so (`read_model::assist_first_entitlement`).
-const ASSIST_FIRST_PREFIX: &str = "assist-first-";
-
 /// The fund that pays `order`.
 pub fn fund_of(order: &pb::PaymentOrder) -> String {
-    if order.entitlement_id.starts_with(ASSIST_FIRST_PREFIX) {
+    if !order.fund.is_empty() {
+        order.fund.clone()
+    } else if funds::budget_program(&order.entitlement_id, &order.program_code)
+        == funds::ASSIST_FIRST
+    {
         EMERGENCY_FUND.to_owned()
     } else {
         order.program_code.clone()
@@ -234,6 +239,7 @@ mod tests {
             street_town_code: "990101001000".into(),
             amount: Some(pb::Money { fen }),
             repays_order_id: String::new(),
+            fund: String::new(),
         }
     }
 
@@ -264,6 +270,11 @@ mod tests {
         assert_eq!(fund_of(&grant), EMERGENCY_FUND);
         let [_, credit] = Posting::paid_order(&grant).unwrap().lines();
         assert_eq!(credit.account, "fund:emergency");
+        let named = pb::PaymentOrder {
+            fund: "relief".into(),
+            ..grant
+        };
+        assert_eq!(fund_of(&named), "relief");
     }
 
     #[test]

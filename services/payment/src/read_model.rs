@@ -109,7 +109,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        description: "payment: the ledger, two lines per order the bank paid",
+        description: "payment: the ledger, two lines per order the bank paid; each order's fund, and whether its run is approved",
         script: |_kind: DatabaseKind| {
             "CREATE TABLE payment_ledger_lines (
             order_id TEXT NOT NULL,
@@ -121,7 +121,9 @@ pub const MIGRATIONS: &[Migration] = &[
             credit_fen BIGINT NOT NULL,
             PRIMARY KEY (order_id, line)
         );
-        CREATE INDEX payment_ledger_lines_account ON payment_ledger_lines (account);"
+        CREATE INDEX payment_ledger_lines_account ON payment_ledger_lines (account);
+        ALTER TABLE payment_orders ADD COLUMN fund TEXT NOT NULL DEFAULT '';
+        ALTER TABLE payment_orders ADD COLUMN approved BIGINT NOT NULL DEFAULT 0;"
                 .to_owned()
         },
     },
@@ -284,7 +286,7 @@ pub async fn failed_orders(
 ) -> Result<Vec<(pb::PaymentOrder, String)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id, failure_reason FROM payment_orders WHERE period = $1 AND state = 'failed' ORDER BY order_id",
+         repays_order_id, failure_reason, fund FROM payment_orders WHERE period = $1 AND state = 'failed' ORDER BY order_id",
     )
     .bind(period.to_string())
     .fetch_all(pool)
@@ -303,6 +305,7 @@ pub async fn failed_orders(
                         fen: row.try_get(6)?,
                     }),
                     repays_order_id: row.try_get(7)?,
+                    fund: row.try_get(9)?,
                 },
                 row.try_get(8)?,
             ))
@@ -628,8 +631,8 @@ async fn apply_event(
                 }
                 sqlx::query(
                     "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
-                     program_code, street_town_code, amount_fen, repays_order_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (order_id) DO NOTHING",
+                     program_code, street_town_code, amount_fen, repays_order_id, fund) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) DO NOTHING",
                 )
                 .bind(order.order_id.as_str())
                 .bind(created.run_id.as_str())
@@ -641,6 +644,7 @@ async fn apply_event(
                 .bind(order.street_town_code.as_str())
                 .bind(fen(order.amount.as_ref()))
                 .bind(order.repays_order_id.as_str())
+                .bind(order.fund.as_str())
                 .execute(&mut *connection)
                 .await?;
             }
@@ -659,7 +663,14 @@ async fn apply_event(
             }
             post_result(connection, &recorded).await
         }
-        Some(Followed::Run(RunEvent::Approved(_) | RunEvent::BankFileExported(_))) => Ok(()),
+        Some(Followed::Run(RunEvent::Approved(approved))) => {
+            sqlx::query("UPDATE payment_orders SET approved = 1 WHERE run_id = $1")
+                .bind(approved.run_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            Ok(())
+        }
+        Some(Followed::Run(RunEvent::BankFileExported(_))) => Ok(()),
     }
 }
 
@@ -670,7 +681,7 @@ async fn run_orders(
 ) -> Result<Vec<pb::PaymentOrder>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id FROM payment_orders WHERE run_id = $1 ORDER BY order_id",
+         repays_order_id, fund FROM payment_orders WHERE run_id = $1 ORDER BY order_id",
     )
     .bind(run_id)
     .fetch_all(&mut *connection)
@@ -688,9 +699,38 @@ async fn run_orders(
                     fen: row.try_get(6)?,
                 }),
                 repays_order_id: row.try_get(7)?,
+                fund: row.try_get(8)?,
             })
         })
         .collect()
+}
+
+/// What approved runs of `year` committed of each fund, per budget program
+/// ([`crate::funds::budget_program`]): their orders' amounts, less the orders the bank failed
+/// (that money never left; the re-pay order commits it again).
+pub async fn committed(
+    pool: &AnyPool,
+    year: i32,
+) -> Result<BTreeMap<(String, String), Money>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT fund, entitlement_id, program_code, amount_fen FROM payment_orders \
+         WHERE approved = 1 AND state <> 'failed' AND period LIKE $1",
+    )
+    .bind(format!("{year:04}-%"))
+    .fetch_all(pool)
+    .await?;
+    let mut committed: BTreeMap<(String, String), Money> = BTreeMap::new();
+    for row in &rows {
+        let fund: String = row.try_get(0)?;
+        let entitlement_id: String = row.try_get(1)?;
+        let program_code: String = row.try_get(2)?;
+        let program = crate::funds::budget_program(&entitlement_id, &program_code).to_owned();
+        let total = committed.entry((fund, program)).or_default();
+        *total = total
+            .checked_add(Money::from_fen(row.try_get(3)?))
+            .ok_or_else(|| sqlx::Error::Protocol("a committed total out of range".into()))?;
+    }
+    Ok(committed)
 }
 
 /// Posts the orders the bank's result paid: two ledger lines each.
