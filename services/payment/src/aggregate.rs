@@ -16,6 +16,12 @@
 //!   entitlement, household and amount; the failed order is never edited. When every failed
 //!   order is re-paid already, [`CommandError::AlreadyRepaid`] names the run; with none,
 //!   [`CommandError::NothingFailed`];
+//! - each order names the fund that pays its budget program (`crate::funds`: assist-first
+//!   grants are `assist_first`) on the period's first day, and a run whose total for a
+//!   program would take that fund's remaining budget for the year below zero — budget less
+//!   what approved runs of the year committed — is refused whole
+//!   ([`CommandError::Budget`], naming the fund and the program), as is one with money no
+//!   fund or budget pays;
 //! - the bank file: only an approved run is exported, in order-id order, and not once the
 //!   bank's result is recorded (the batch is never sent twice after it was paid);
 //! - the bank's result: only of a run exported, once per run, read in the last export's
