@@ -197,6 +197,8 @@ enum Rpc {
     ExportBankFile,
     ImportBankResult,
     CreateRepayRun,
+    GetTrialBalance,
+    GetFundBalances,
     WhoAmI,
     GetServiceInfo,
 }
@@ -236,6 +238,8 @@ impl Rpc {
             ("PaymentService", "ExportBankFile") => Rpc::ExportBankFile,
             ("PaymentService", "ImportBankResult") => Rpc::ImportBankResult,
             ("PaymentService", "CreateRepayRun") => Rpc::CreateRepayRun,
+            ("PaymentService", "GetTrialBalance") => Rpc::GetTrialBalance,
+            ("PaymentService", "GetFundBalances") => Rpc::GetFundBalances,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -1501,6 +1505,14 @@ impl World {
                     .import_bank_result(with_token(request, &token)?)
                     .await)
             }
+            Rpc::GetTrialBalance => ok(self
+                .payment
+                .get_trial_balance(with_token(pb::GetTrialBalanceRequest {}, &token)?)
+                .await),
+            Rpc::GetFundBalances => ok(self
+                .payment
+                .get_fund_balances(with_token(pb::GetFundBalancesRequest {}, &token)?)
+                .await),
             // Mounted on every port: each port must answer the same.
             Rpc::WhoAmI => {
                 let mut answers = Vec::new();

@@ -267,6 +267,63 @@ impl Payment {
     }
 }
 
+impl Payment {
+    async fn trial_balance(&self, token: &str) -> Result<pb::TrialBalanceResponse, Status> {
+        let request = with_token(pb::GetTrialBalanceRequest {}, token)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .get_trial_balance(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Fund → balance in fen.
+    async fn fund_balances(&self, token: &str) -> Result<Vec<(String, i64)>, Status> {
+        let request = with_token(pb::GetFundBalancesRequest {}, token)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        let answer = self
+            .client
+            .clone()
+            .get_fund_balances(request)
+            .await
+            .map(tonic::Response::into_inner)?;
+        Ok(answer
+            .funds
+            .into_iter()
+            .map(|fund| {
+                assert_eq!(fund.account, format!("fund:{}", fund.fund));
+                (fund.fund, fund.balance.map_or(0, |money| money.fen))
+            })
+            .collect())
+    }
+
+    /// The ledger after the bank paid `paid` fen: the trial balance is zero, and the funds'
+    /// balances are `funds` (minus what each paid).
+    async fn ensure_ledger(
+        &self,
+        token: &str,
+        paid: i64,
+        funds: &[(&str, i64)],
+    ) -> anyhow::Result<()> {
+        let balance = self.trial_balance(token).await?;
+        let fen = |money: Option<pb::Money>| money.map_or(-1, |money| money.fen);
+        anyhow::ensure!(
+            fen(balance.debits) == paid
+                && fen(balance.credits) == paid
+                && fen(balance.difference) == 0,
+            "{balance:?}"
+        );
+        let balances = self.fund_balances(token).await?;
+        let expected: Vec<(String, i64)> = funds
+            .iter()
+            .map(|(fund, fen)| ((*fund).to_owned(), *fen))
+            .collect();
+        anyhow::ensure!(balances == expected, "{balances:?}");
+        Ok(())
+    }
+}
+
 fn total(key: &str, count: u32, fen: i64) -> pb::PaymentControlTotal {
     pb::PaymentControlTotal {
         key: key.into(),
@@ -635,17 +692,78 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         "{next:?}"
     );
 
+    // Before the bank's result the ledger is empty: money moves only when the bank confirms.
+    payment.ensure_ledger(&auditor, 0, &[]).await?;
     let failed_order = bank_files(&payment, &store, &auth, &approval, &late, c2).await?;
     settle(&store).await?;
+    // c1's dibao and c3's assist-first grant were paid, c2 failed: only the paid are posted.
+    payment
+        .ensure_ledger(
+            &auditor,
+            230_000,
+            &[("dibao", -80_000), ("emergency", -150_000)],
+        )
+        .await?;
+    payment
+        .ensure_ledger(
+            &officer,
+            230_000,
+            &[("dibao", -80_000), ("emergency", -150_000)],
+        )
+        .await?;
+    for refused_reader in [
+        payment.trial_balance(&stranger).await.err(),
+        payment.fund_balances(&stranger).await.err(),
+    ] {
+        anyhow::ensure!(
+            refused_reader.map(|status| status.code()) == Some(Code::PermissionDenied),
+            "another district read the ledger"
+        );
+    }
     repay_runs(
         &payment,
         &store,
+        &auth,
         &officer,
         this_month,
         next_month,
         &failed_order,
     )
     .await?;
+
+    // An assist-first grant larger than the emergency fund's whole yearly budget (250 000.00
+    // yuan in the EXAMPLE funds) is refused, naming the fund and the program, and writes nothing.
+    let c4 = "case-pay-4";
+    let huge = pb::AssistFirstGranted {
+        case_id: c4.into(),
+        amount: Some(pb::Money { fen: 25_000_001 }),
+        cap: Some(pb::Money { fen: 25_000_001 }),
+        reason: "火灾".into(),
+        ..Default::default()
+    };
+    append_as_review(&store, c4, &[&opened(c4, "temporary", VILLAGE), &huge]).await?;
+    settle(&store).await?;
+    let before = log_size(&store).await?;
+    let over = refused(
+        payment
+            .create(&officer, "run-over-budget", this_month)
+            .await,
+        Code::FailedPrecondition,
+    )?;
+    anyhow::ensure!(
+        over.message().contains("emergency") && over.message().contains("assist_first"),
+        "{over:?}"
+    );
+    anyhow::ensure!(
+        log_size(&store).await? == before
+            && run_version(
+                &store,
+                &sunshine_payment::commands::run_id_for("run-over-budget")
+            )
+            .await?
+                == 0,
+        "the refused run was written"
+    );
 
     database.close().await;
     service.stop().await?;
@@ -885,6 +1003,7 @@ async fn bank_files(
 async fn repay_runs(
     payment: &Payment,
     store: &EventStore,
+    auth: &TestAuth,
     officer: &str,
     this_month: Month,
     next_month: Month,
@@ -947,5 +1066,28 @@ async fn repay_runs(
         repay("repay-next-month", next_month).await,
         Code::FailedPrecondition,
     )?;
+
+    // The re-pay run settled: the failed order's money is posted once, when the bank pays it.
+    use sunshine_payment::bank_files::Format;
+    use sunshine_tests::bank::{batch_lines, result_file};
+    let approver = auth.token_for("approver-1", Role::FinanceApprover, DISTRICT);
+    let approved = payment
+        .approve(&approver, "approve-repay", &run, 1, 65_000)
+        .await?;
+    let file = payment
+        .export(officer, &approved.run_id, pb::BankFileFormat::CsvUtf8)
+        .await?;
+    let answer = result_file(Format::CsvUtf8, &batch_lines(&file.file)?)?;
+    payment
+        .import(officer, "repay-result", &approved.run_id, answer)
+        .await?;
+    settle(store).await?;
+    payment
+        .ensure_ledger(
+            officer,
+            295_000,
+            &[("dibao", -145_000), ("emergency", -150_000)],
+        )
+        .await?;
     Ok(())
 }

@@ -37,6 +37,17 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub district: DistrictConfig,
     pub privacy: PrivacyConfig,
+    pub payment: PaymentConfig,
+}
+
+/// Payment's parameters that are not policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// Which fund pays which program and the funds' yearly budgets (format:
+    /// `services/payment/funds/example-district.toml`); empty means the EXAMPLE district's,
+    /// compiled in, whose amounts are invented.
+    pub funds_file: String,
 }
 
 /// The district this deployment serves: its org tree (every org-unit input is checked against

@@ -16,6 +16,12 @@
 //!   entitlement, household and amount; the failed order is never edited. When every failed
 //!   order is re-paid already, [`CommandError::AlreadyRepaid`] names the run; with none,
 //!   [`CommandError::NothingFailed`];
+//! - each order names the fund that pays its budget program (`crate::funds`: assist-first
+//!   grants are `assist_first`) on the period's first day, and a run whose total for a
+//!   program would take that fund's remaining budget for the year below zero — budget less
+//!   what approved runs of the year committed — is refused whole
+//!   ([`CommandError::Budget`], naming the fund and the program), as is one with money no
+//!   fund or budget pays;
 //! - the bank file: only an approved run is exported, in order-id order, and not once the
 //!   bank's result is recorded (the batch is never sent twice after it was paid);
 //! - the bank's result: only of a run exported, once per run, read in the last export's
@@ -34,6 +40,7 @@ use crate::commands::{
     RepayFacts, order_id_for,
 };
 use crate::entitlements::amount_due;
+use crate::funds::{self, BudgetRefusal};
 
 sunshine_proto::stream_events! {
     /// The events of `payment-run-<run id>`.
@@ -177,6 +184,10 @@ pub enum CommandError {
     ControlMismatch { fields: Vec<&'static str> },
     #[error("the run's total is out of range")]
     Overflow,
+    /// A fund would go below zero of its year's budget for a program, or no fund or budget
+    /// pays the run's money: the whole run is refused.
+    #[error("{0}")]
+    Budget(BudgetRefusal),
     #[error("run {run_id} is not approved: only an approved run goes to the bank")]
     NotApproved { run_id: String },
     #[error("run {run_id} has no bank file exported: there is no batch for a result to answer")]
@@ -386,6 +397,7 @@ fn create_run(
             street_town_code: entitlement.street_town_code.clone(),
             amount: money(amount),
             repays_order_id: String::new(),
+            fund: String::new(),
         });
     }
     if orders.is_empty() {
@@ -397,6 +409,7 @@ fn create_run(
             None => CommandError::NothingDue { period },
         });
     }
+    fund_orders(&mut orders, create.period, &facts.budget)?;
     Ok(pb::PaymentRunCreated {
         run_id: create.run_id.clone(),
         period,
@@ -437,6 +450,7 @@ fn create_repay_run(
             None => CommandError::NothingFailed { period },
         });
     }
+    fund_orders(&mut orders, create.period, &facts.budget)?;
     // In the failed orders' order (their ids), as the guard claims them.
     Ok(pb::PaymentRunCreated {
         run_id: create.run_id.clone(),
@@ -446,6 +460,52 @@ fn create_repay_run(
         orders,
         district_code: create.district.as_str().to_owned(),
     })
+}
+
+/// Names each order's fund (the one paying its budget program on the period's first day) and
+/// refuses the run when its total for a budget program would take that fund's remaining
+/// budget for the period's year below zero: remaining = budget − what approved runs of the
+/// year committed (`budget.committed`).
+fn fund_orders(
+    orders: &mut [pb::PaymentOrder],
+    period: sunshine_domain::Month,
+    budget: &crate::commands::BudgetFacts,
+) -> Result<(), CommandError> {
+    let first_day = time::Month::try_from(period.month())
+        .ok()
+        .and_then(|month| time::Date::from_calendar_date(period.year(), month, 1).ok())
+        .ok_or_else(|| CommandError::Unwritable(format!("period {period} has no first day")))?;
+    let year = period.year();
+    let mut needed: BTreeMap<(String, String), Money> = BTreeMap::new();
+    for order in orders.iter_mut() {
+        let program = funds::budget_program(&order.entitlement_id, &order.program_code);
+        let fund = budget
+            .funds
+            .fund_paying(program, first_day)
+            .ok_or_else(|| {
+                CommandError::Budget(BudgetRefusal::NoFund {
+                    program: program.to_owned(),
+                    on: first_day,
+                })
+            })?
+            .to_owned();
+        let amount = Money::from_fen(order.amount.as_ref().map_or(0, |money| money.fen));
+        let total = needed
+            .entry((fund.clone(), program.to_owned()))
+            .or_default();
+        *total = total.checked_add(amount).ok_or(CommandError::Overflow)?;
+        order.fund = fund;
+    }
+    for ((fund, program), amount) in &needed {
+        let committed = budget
+            .committed
+            .get(&(fund.clone(), program.clone()))
+            .copied()
+            .unwrap_or_default();
+        funds::check_budget(&budget.funds, fund, program, year, committed, *amount)
+            .map_err(CommandError::Budget)?;
+    }
+    Ok(())
 }
 
 /// Count and sum of `orders`, overall and per program and street-town (in key order).
@@ -589,6 +649,15 @@ mod tests {
         PeriodFacts {
             entitlements,
             in_runs: BTreeMap::new(),
+            budget: budget(),
+        }
+    }
+
+    /// The EXAMPLE district's funds, nothing committed yet.
+    fn budget() -> crate::commands::BudgetFacts {
+        crate::commands::BudgetFacts {
+            funds: std::sync::Arc::new(crate::funds::Funds::example().unwrap()),
+            committed: BTreeMap::new(),
         }
     }
 
@@ -1004,6 +1073,7 @@ mod tests {
         let facts = RepayFacts {
             failed: failed_orders(),
             repaid: BTreeMap::new(),
+            budget: budget(),
         };
         let event = nothing().when(repay(facts)).events().remove(0);
         let run = created(&event);
@@ -1037,10 +1107,71 @@ mod tests {
     }
 
     #[test]
+    fn each_order_names_its_fund_and_the_budget_is_not_overdrawn() {
+        let mut grant = entitlement("assist-first-e1", "temporary", "990101001000", 5_000_000);
+        grant.kind = Kind::OneOff;
+        let event = nothing()
+            .when(create(
+                "2026-10",
+                facts(vec![
+                    entitlement("case-a", "dibao", "990101002000", 60_000),
+                    grant.clone(),
+                ]),
+            ))
+            .events()
+            .remove(0);
+        let funds: Vec<(&str, &str)> = created(&event)
+            .orders
+            .iter()
+            .map(|order| (order.entitlement_id.as_str(), order.fund.as_str()))
+            .collect();
+        assert_eq!(
+            funds,
+            [("assist-first-e1", "emergency"), ("case-a", "dibao")]
+        );
+        // The emergency fund's 2026 budget is 250 000.00 yuan; 200 000.00 are committed, and
+        // the grant of 50 000.00 fits exactly, one fen more does not.
+        let mut committed = facts(vec![grant.clone()]);
+        committed.budget.committed.insert(
+            ("emergency".into(), crate::funds::ASSIST_FIRST.into()),
+            Money::from_fen(20_000_000),
+        );
+        nothing()
+            .when(create("2026-10", committed.clone()))
+            .events();
+        grant.amount = Money::from_fen(5_000_001);
+        committed.entitlements = vec![grant];
+        nothing()
+            .when(create("2026-10", committed))
+            .then_expect_error(CommandError::Budget(BudgetRefusal::OverBudget {
+                fund: "emergency".into(),
+                program: crate::funds::ASSIST_FIRST.into(),
+                year: 2026,
+                remaining: Money::from_fen(5_000_000),
+                needed: Money::from_fen(5_000_001),
+            }));
+        // A program no fund pays is refused, naming it.
+        let unpaid = nothing()
+            .when(create(
+                "2026-10",
+                facts(vec![entitlement(
+                    "case-x",
+                    "longevity",
+                    "990101002000",
+                    100,
+                )]),
+            ))
+            .0
+            .unwrap_err();
+        assert!(unpaid.to_string().contains("longevity"), "{unpaid}");
+    }
+
+    #[test]
     fn a_failed_order_is_re_paid_once() {
         let mut facts = RepayFacts {
             failed: failed_orders(),
             repaid: BTreeMap::new(),
+            budget: budget(),
         };
         for failed in &facts.failed {
             facts

@@ -14,7 +14,8 @@
 //!    new run's claims on its orders commit in the append's transaction;
 //! 6. **answer** from the run as the append left it (the first append, for a retry).
 //!
-//! Reads take steps 1–3 and answer. `ExportBankFile` is a read that is recorded: it takes
+//! Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
+//! the district's ledger table, in the caller's scope. `ExportBankFile` is a read that is recorded: it takes
 //! steps 1–4 and appends the export (no command id: each export taken is recorded) at the
 //! version it read, then answers the file. Errors become statuses through `ApiError` only
 //! ([`crate::errors`]).
@@ -33,6 +34,8 @@ use crate::aggregate::{self, RunState};
 use crate::commands::{
     ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult,
 };
+use crate::funds::Funds;
+use crate::read_model;
 use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
 use crate::validation::{check_page, check_uuid};
 
@@ -47,6 +50,9 @@ const RESULT_IMPORTERS: &[Role] = &[Role::FinanceOfficer];
 /// Who reads runs: finance, and the auditors (纪委).
 const RUN_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
 
+/// Who reads the ledger: finance, and the auditors (纪委).
+const LEDGER_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
+
 /// What the handlers share once the service is connected.
 #[derive(Debug, Clone)]
 pub struct PaymentState {
@@ -54,6 +60,8 @@ pub struct PaymentState {
     pub clock: Arc<dyn sunshine_platform::clock::Clock>,
     /// The deployment's district: every run is its, and its officers' scope.
     pub district: OrgUnitCode,
+    /// Which fund pays which program, and the funds' yearly budgets (`payment.funds_file`).
+    pub funds: Arc<Funds>,
 }
 
 impl PaymentState {
@@ -125,7 +133,10 @@ impl PaymentApi {
         if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
             return self.answer(&create.run_id, &previous).await;
         }
-        let facts = payment.store.period_facts(create.period).await?;
+        let facts = payment
+            .store
+            .period_facts(create.period, &payment.funds)
+            .await?;
         let run_id = create.run_id.clone();
         let events = aggregate::handle(None, &Command::CreateRun(create, facts))?;
         let outcome = payment
@@ -149,7 +160,10 @@ impl PaymentApi {
         if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
             return self.answer(&create.run_id, &previous).await;
         }
-        let facts = payment.store.repay_facts(create.period).await?;
+        let facts = payment
+            .store
+            .repay_facts(create.period, &payment.funds)
+            .await?;
         let run_id = create.run_id.clone();
         let events = aggregate::handle(None, &Command::CreateRepayRun(create, facts))?;
         let outcome = payment
@@ -296,6 +310,57 @@ impl PaymentApi {
     }
 }
 
+impl PaymentApi {
+    async fn get_trial_balance(
+        &self,
+        caller: &Identity,
+        _request: pb::GetTrialBalanceRequest,
+    ) -> Result<pb::TrialBalanceResponse, ApiError> {
+        caller.require_role(LEDGER_READERS)?;
+        let payment = self.connected()?;
+        caller.require_org_scope(&payment.district)?;
+        let (balance, lines) = read_model::trial_balance(payment.store.pool())
+            .await
+            .map_err(ApiError::internal)?;
+        let difference = balance.difference().ok_or_else(|| {
+            ApiError::internal(std::io::Error::other("the trial balance is out of range"))
+        })?;
+        Ok(pb::TrialBalanceResponse {
+            debits: Some(pb::Money {
+                fen: balance.debits.fen(),
+            }),
+            credits: Some(pb::Money {
+                fen: balance.credits.fen(),
+            }),
+            difference: Some(pb::Money {
+                fen: difference.fen(),
+            }),
+            line_count: u64::try_from(lines).unwrap_or_default(),
+        })
+    }
+
+    async fn get_fund_balances(
+        &self,
+        caller: &Identity,
+        _request: pb::GetFundBalancesRequest,
+    ) -> Result<pb::FundBalancesResponse, ApiError> {
+        caller.require_role(LEDGER_READERS)?;
+        let payment = self.connected()?;
+        caller.require_org_scope(&payment.district)?;
+        let funds = read_model::fund_balances(payment.store.pool())
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|(fund, account, balance)| pb::FundBalance {
+                fund,
+                account,
+                balance: Some(pb::Money { fen: balance.fen() }),
+            })
+            .collect();
+        Ok(pb::FundBalancesResponse { funds })
+    }
+}
+
 /// Every RPC: the verified caller, then the handler, then the answer (or the error's status).
 macro_rules! rpcs {
     ($($method:ident: $request:ty => $response:ty;)*) => {
@@ -324,4 +389,6 @@ rpcs! {
     create_repay_run: pb::CreateRepayRunRequest => pb::RunResponse;
     get_run: pb::GetRunRequest => pb::RunResponse;
     list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
+    get_trial_balance: pb::GetTrialBalanceRequest => pb::TrialBalanceResponse;
+    get_fund_balances: pb::GetFundBalancesRequest => pb::FundBalancesResponse;
 }

@@ -13,6 +13,7 @@ use sunshine_proto::v1 as pb;
 
 use crate::bank_files::{Format, MAX_RESULT_FILE_BYTES};
 use crate::entitlements::Entitlement;
+use crate::funds::Funds;
 use crate::validation::{check_amount, check_command_id, check_period, check_uuid};
 
 /// The run a `CreateRun` command id makes: the same id for every retry.
@@ -81,6 +82,16 @@ pub struct PeriodFacts {
     pub entitlements: Vec<Entitlement>,
     /// Entitlement id → the run that already has its order for the period.
     pub in_runs: BTreeMap<String, String>,
+    pub budget: BudgetFacts,
+}
+
+/// What a creation checks its run's money against: the funds, and what approved runs of the
+/// period's year committed of each fund per budget program.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BudgetFacts {
+    pub funds: std::sync::Arc<Funds>,
+    /// (fund, budget program) → committed.
+    pub committed: BTreeMap<(String, String), Money>,
 }
 
 /// `ApproveRun`: `approved_by` re-keys the run's control count and total.
@@ -158,6 +169,7 @@ pub struct RepayFacts {
     pub failed: Vec<FailedOrder>,
     /// Failed order id → the re-pay run that pays it again already.
     pub repaid: BTreeMap<String, String>,
+    pub budget: BudgetFacts,
 }
 
 /// `ExportBankFile`: `exported_by` takes the run's bank batch file in `format`.

@@ -35,7 +35,8 @@ impl From<CommandError> for ApiError {
             | CommandError::AlreadyApproved { .. }
             | CommandError::NotApproved { .. }
             | CommandError::NotExported { .. }
-            | CommandError::ResultRecorded { .. } => ApiError::FailedPrecondition(description),
+            | CommandError::ResultRecorded { .. }
+            | CommandError::Budget(_) => ApiError::FailedPrecondition(description),
             CommandError::BadResultFile { violations } => ApiError::InvalidArgument(violations),
             CommandError::Unwritable(_) => ApiError::internal(std::io::Error::other(description)),
             CommandError::CreatorApproves => ApiError::PermissionDenied(description),

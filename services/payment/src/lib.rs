@@ -6,12 +6,16 @@
 //!   named at once.
 //! - [`entitlements`]: what review's decisions entitle a household to, and the amount due in a
 //!   month (pure).
+//! - [`funds`]: which fund pays which program (dated) and each fund's budget per year and
+//!   program, from the funds file; the budget arithmetic (pure).
 //! - [`bank_files`]: the bank's batch and result files, byte by byte (`docs/bank-files.md`):
 //!   written and read (pure), every bad line of a result named at once.
 //! - [`commands`]: requests parsed into commands (named fields, typed values); the run's id
 //!   from the command id; the facts a creation decides on.
 //! - [`aggregate`]: the payment run — its events, fold and decisions, `handle(run, command)`
 //!   → events (pure): orders, control totals, four eyes, re-keyed figures.
+//! - [`ledger`]: double-entry postings in fen from payment's own events (pure): an order the
+//!   bank paid debits its expense account and credits its fund; balanced by construction.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard table of one
 //!   order per entitlement per period — and the projection over review's case streams.
@@ -35,6 +39,8 @@ pub mod bank_files;
 pub mod commands;
 pub mod entitlements;
 pub mod errors;
+pub mod funds;
+pub mod ledger;
 pub mod read_model;
 pub mod store;
 pub mod validation;
@@ -135,6 +141,7 @@ pub async fn run_sharing_log(
                 .district
                 .load_org_tree()
                 .map_err(|error| format!("district.org_tree_file: {error}"))?;
+            let funds = load_funds(&config.payment.funds_file)?;
             let log = LogRuntime::start_with_signals(
                 &backends,
                 &config.log,
@@ -152,6 +159,7 @@ pub async fn run_sharing_log(
                 store: store::PaymentStore::new(log),
                 clock,
                 district: org_tree.district().code().clone(),
+                funds: Arc::new(funds),
             });
             Ok(())
         })
@@ -170,6 +178,18 @@ pub async fn run_sharing_log(
         Some(on_connected),
     )
     .await
+}
+
+/// The configured funds file, or the EXAMPLE district's (with a warning) when none is.
+fn load_funds(path: &str) -> Result<funds::Funds, String> {
+    if path.is_empty() {
+        tracing::warn!("no payment.funds_file configured: using the EXAMPLE district's funds");
+        return funds::Funds::example().map_err(|error| error.to_string());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("payment.funds_file {path}: {error}"))?;
+    funds::Funds::from_toml_str(&text)
+        .map_err(|error| format!("payment.funds_file {path}: {error}"))
 }
 
 /// The entitlements projection (review's cases and decisions, and the runs' guard rows).
@@ -204,12 +224,14 @@ pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildE
 #[cfg(test)]
 mod tests {
     /// The modules in the order the crate's layout lists them, with their sources.
-    const LAYOUT: [(&str, &str); 9] = [
+    const LAYOUT: [(&str, &str); 11] = [
         ("validation", include_str!("validation.rs")),
         ("entitlements", include_str!("entitlements.rs")),
+        ("funds", include_str!("funds.rs")),
         ("bank_files", include_str!("bank_files.rs")),
         ("commands", include_str!("commands.rs")),
         ("aggregate", include_str!("aggregate.rs")),
+        ("ledger", include_str!("ledger.rs")),
         ("errors", include_str!("errors.rs")),
         ("read_model", include_str!("read_model.rs")),
         ("store", include_str!("store.rs")),

@@ -14,7 +14,10 @@
 //!   failed orders a re-pay run pays again;
 //! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
 //!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
-//!   and by the projection), so that re-paying twice adds no order.
+//!   and by the projection), so that re-paying twice adds no order;
+//! - `payment_ledger_lines`: the ledger, two lines per order the bank paid (its posting,
+//!   [`crate::ledger`]), from `BankResultRecorded`; the trial balance and the funds' balances
+//!   are sums over it ([`trial_balance`], [`fund_balances`]).
 //!
 //! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
 //! with `decode_known`: review's other case events are none of payment's business.
@@ -33,6 +36,7 @@ use sunshine_proto::v1 as pb;
 
 use crate::aggregate::RunEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
+use crate::ledger::{self, TrialBalance};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -101,6 +105,26 @@ pub const MIGRATIONS: &[Migration] = &[
             order_id TEXT NOT NULL
         );"
             .to_owned()
+        },
+    },
+    Migration {
+        version: 3,
+        description: "payment: the ledger, two lines per order the bank paid; each order's fund, and whether its run is approved",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE payment_ledger_lines (
+            order_id TEXT NOT NULL,
+            line BIGINT NOT NULL,
+            run_id TEXT NOT NULL,
+            fund TEXT NOT NULL,
+            account TEXT NOT NULL,
+            debit_fen BIGINT NOT NULL,
+            credit_fen BIGINT NOT NULL,
+            PRIMARY KEY (order_id, line)
+        );
+        CREATE INDEX payment_ledger_lines_account ON payment_ledger_lines (account);
+        ALTER TABLE payment_orders ADD COLUMN fund TEXT NOT NULL DEFAULT '';
+        ALTER TABLE payment_orders ADD COLUMN approved BIGINT NOT NULL DEFAULT 0;"
+                .to_owned()
         },
     },
 ];
@@ -262,7 +286,7 @@ pub async fn failed_orders(
 ) -> Result<Vec<(pb::PaymentOrder, String)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id, failure_reason FROM payment_orders WHERE period = $1 AND state = 'failed' ORDER BY order_id",
+         repays_order_id, failure_reason, fund FROM payment_orders WHERE period = $1 AND state = 'failed' ORDER BY order_id",
     )
     .bind(period.to_string())
     .fetch_all(pool)
@@ -281,6 +305,7 @@ pub async fn failed_orders(
                         fen: row.try_get(6)?,
                     }),
                     repays_order_id: row.try_get(7)?,
+                    fund: row.try_get(9)?,
                 },
                 row.try_get(8)?,
             ))
@@ -606,8 +631,8 @@ async fn apply_event(
                 }
                 sqlx::query(
                     "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
-                     program_code, street_town_code, amount_fen, repays_order_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (order_id) DO NOTHING",
+                     program_code, street_town_code, amount_fen, repays_order_id, fund) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) DO NOTHING",
                 )
                 .bind(order.order_id.as_str())
                 .bind(created.run_id.as_str())
@@ -619,6 +644,7 @@ async fn apply_event(
                 .bind(order.street_town_code.as_str())
                 .bind(fen(order.amount.as_ref()))
                 .bind(order.repays_order_id.as_str())
+                .bind(order.fund.as_str())
                 .execute(&mut *connection)
                 .await?;
             }
@@ -635,10 +661,141 @@ async fn apply_event(
                 .execute(&mut *connection)
                 .await?;
             }
+            post_result(connection, &recorded).await
+        }
+        Some(Followed::Run(RunEvent::Approved(approved))) => {
+            sqlx::query("UPDATE payment_orders SET approved = 1 WHERE run_id = $1")
+                .bind(approved.run_id.as_str())
+                .execute(&mut *connection)
+                .await?;
             Ok(())
         }
-        Some(Followed::Run(RunEvent::Approved(_) | RunEvent::BankFileExported(_))) => Ok(()),
+        Some(Followed::Run(RunEvent::BankFileExported(_))) => Ok(()),
     }
+}
+
+/// The run's orders, as `PaymentRunCreated` gave them.
+async fn run_orders(
+    connection: &mut AnyConnection,
+    run_id: &str,
+) -> Result<Vec<pb::PaymentOrder>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
+         repays_order_id, fund FROM payment_orders WHERE run_id = $1 ORDER BY order_id",
+    )
+    .bind(run_id)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(pb::PaymentOrder {
+                order_id: row.try_get(0)?,
+                entitlement_id: row.try_get(1)?,
+                case_id: row.try_get(2)?,
+                household_id: row.try_get(3)?,
+                program_code: row.try_get(4)?,
+                street_town_code: row.try_get(5)?,
+                amount: Some(pb::Money {
+                    fen: row.try_get(6)?,
+                }),
+                repays_order_id: row.try_get(7)?,
+                fund: row.try_get(8)?,
+            })
+        })
+        .collect()
+}
+
+/// What approved runs of `year` committed of each fund, per budget program
+/// ([`crate::funds::budget_program`]): their orders' amounts, less the orders the bank failed
+/// (that money never left; the re-pay order commits it again).
+pub async fn committed(
+    pool: &AnyPool,
+    year: i32,
+) -> Result<BTreeMap<(String, String), Money>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT fund, entitlement_id, program_code, amount_fen FROM payment_orders \
+         WHERE approved = 1 AND state <> 'failed' AND period LIKE $1",
+    )
+    .bind(format!("{year:04}-%"))
+    .fetch_all(pool)
+    .await?;
+    let mut committed: BTreeMap<(String, String), Money> = BTreeMap::new();
+    for row in &rows {
+        let fund: String = row.try_get(0)?;
+        let entitlement_id: String = row.try_get(1)?;
+        let program_code: String = row.try_get(2)?;
+        let program = crate::funds::budget_program(&entitlement_id, &program_code).to_owned();
+        let total = committed.entry((fund, program)).or_default();
+        *total = total
+            .checked_add(Money::from_fen(row.try_get(3)?))
+            .ok_or_else(|| sqlx::Error::Protocol("a committed total out of range".into()))?;
+    }
+    Ok(committed)
+}
+
+/// Posts the orders the bank's result paid: two ledger lines each.
+async fn post_result(
+    connection: &mut AnyConnection,
+    recorded: &pb::BankResultRecorded,
+) -> Result<(), HandlerError> {
+    let orders = run_orders(connection, &recorded.run_id).await?;
+    let postings = ledger::postings_of_result(&orders, recorded)
+        .map_err(|error| HandlerError(error.to_string()))?;
+    for posting in &postings {
+        for line in posting.lines() {
+            let (debit_fen, credit_fen) = line.debit_credit_fen();
+            sqlx::query(
+                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
+            )
+            .bind(line.order_id.as_str())
+            .bind(line.side.number())
+            .bind(recorded.run_id.as_str())
+            .bind(line.fund.as_str())
+            .bind(line.account.as_str())
+            .bind(debit_fen)
+            .bind(credit_fen)
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The ledger's sums of debits and of credits, and its number of lines.
+pub async fn trial_balance(pool: &AnyPool) -> Result<(TrialBalance, i64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(debit_fen), 0) AS BIGINT), CAST(COALESCE(SUM(credit_fen), 0) AS BIGINT), \
+         CAST(COUNT(*) AS BIGINT) FROM payment_ledger_lines",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        TrialBalance {
+            debits: Money::from_fen(row.try_get(0)?),
+            credits: Money::from_fen(row.try_get(1)?),
+        },
+        row.try_get(2)?,
+    ))
+}
+
+/// Each fund's bank account and its balance (debits less credits), in fund order.
+pub async fn fund_balances(pool: &AnyPool) -> Result<Vec<(String, String, Money)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT fund, account, CAST(COALESCE(SUM(debit_fen), 0) - COALESCE(SUM(credit_fen), 0) AS BIGINT) \
+         FROM payment_ledger_lines WHERE account LIKE 'fund:%' GROUP BY fund, account ORDER BY fund, account",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                Money::from_fen(row.try_get(2)?),
+            ))
+        })
+        .collect()
 }
 
 /// The entitlements projection, fed by the log (both delivery modes, through
@@ -668,6 +825,7 @@ impl Projection for PaymentEntitlements {
             // The guard tables stay: their rows are exactly the committed runs' orders, and
             // the replay writes the same rows again.
             for table in [
+                "payment_ledger_lines",
                 "payment_orders",
                 "payment_cases",
                 "payment_entitlements",

@@ -12,6 +12,8 @@
 //!   metadata; a new run's claims on its orders' (entitlement, period) keys commit in the
 //!   append's own transaction (`append_guarded` with [`OrderClaims`]), never by compensation.
 
+use std::sync::Arc;
+
 use sunshine_domain::Month;
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{
@@ -21,8 +23,9 @@ use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::events::StreamEvent as _;
 
 use crate::aggregate::{RunEvent, RunState};
-use crate::commands::{FailedOrder, PeriodFacts, RepayFacts};
+use crate::commands::{BudgetFacts, FailedOrder, PeriodFacts, RepayFacts};
 use crate::errors::run_not_found;
+use crate::funds::Funds;
 use crate::read_model::{self, OrderClaims};
 
 /// Metadata of a command: the caller, its id and the digest of the whole request, so that only
@@ -170,7 +173,11 @@ impl PaymentStore {
 
     /// What a run of `period` decides on: the entitlements started by then, and which of them
     /// a run of the period has an order of already.
-    pub async fn period_facts(&self, period: Month) -> Result<PeriodFacts, ApiError> {
+    pub async fn period_facts(
+        &self,
+        period: Month,
+        funds: &Arc<Funds>,
+    ) -> Result<PeriodFacts, ApiError> {
         let entitlements = read_model::entitlements_started_by(self.pool(), period)
             .await
             .map_err(ApiError::internal)?;
@@ -180,12 +187,33 @@ impl PaymentStore {
         Ok(PeriodFacts {
             entitlements,
             in_runs,
+            budget: self.budget_facts(period, funds).await?,
+        })
+    }
+
+    /// The funds, and what approved runs of the period's year committed of them (as the
+    /// projection has heard the approvals).
+    pub async fn budget_facts(
+        &self,
+        period: Month,
+        funds: &Arc<Funds>,
+    ) -> Result<BudgetFacts, ApiError> {
+        let committed = read_model::committed(self.pool(), period.year())
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(BudgetFacts {
+            funds: Arc::clone(funds),
+            committed,
         })
     }
 
     /// What a re-pay run of `period` decides on: the period's failed orders (as the
     /// projection has heard the bank's results), and which of them a re-pay run pays already.
-    pub async fn repay_facts(&self, period: Month) -> Result<RepayFacts, ApiError> {
+    pub async fn repay_facts(
+        &self,
+        period: Month,
+        funds: &Arc<Funds>,
+    ) -> Result<RepayFacts, ApiError> {
         let failed = read_model::failed_orders(self.pool(), period)
             .await
             .map_err(ApiError::internal)?
@@ -198,7 +226,11 @@ impl PaymentStore {
         let repaid = read_model::repaid(self.pool(), period)
             .await
             .map_err(ApiError::internal)?;
-        Ok(RepayFacts { failed, repaid })
+        Ok(RepayFacts {
+            failed,
+            repaid,
+            budget: self.budget_facts(period, funds).await?,
+        })
     }
 
     // ---- append ----
