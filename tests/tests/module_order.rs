@@ -173,6 +173,11 @@ fn the_review_modules_import_one_way() {
 }
 
 #[test]
+fn the_payment_modules_import_one_way() {
+    check_module_order("services/payment");
+}
+
+#[test]
 fn a_circle_is_caught() {
     let crate_root = "//! # Module dependencies\n//! ```text\n//! a\n//! b → a\n//! ```\n";
     let order = documented_order(crate_root);

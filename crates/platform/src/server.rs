@@ -492,6 +492,38 @@ where
     }
 }
 
+/// One handler shape for every RPC of a service (`docs/adding-a-service.md`, section 7): the
+/// generated tonic trait `$service` implemented for `$api` by calling, for each method, the
+/// inherent handler of the same name with the verified caller ([`crate::auth::identity`]) and
+/// the request's message, and answering its result or its error's status.
+///
+/// ```ignore
+/// sunshine_platform::service_rpcs! {
+///     IntakeService for IntakeApi {
+///         register_household: pb::RegisterHouseholdRequest => pb::RegisterHouseholdResponse;
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_rpcs {
+    ($service:ident for $api:ident { $($method:ident: $request:ty => $response:ty;)* }) => {
+        #[tonic::async_trait]
+        impl $service for $api {
+            $(
+                async fn $method(
+                    &self,
+                    request: tonic::Request<$request>,
+                ) -> Result<tonic::Response<$response>, tonic::Status> {
+                    let caller = $crate::auth::identity(&request)?.clone();
+                    Ok(tonic::Response::new(
+                        $api::$method(self, &caller, request.into_inner()).await?,
+                    ))
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -582,36 +614,4 @@ mod tests {
             assert!(all.file.contains(file));
         }
     }
-}
-
-/// One handler shape for every RPC of a service (`docs/adding-a-service.md`, section 7): the
-/// generated tonic trait `$service` implemented for `$api` by calling, for each method, the
-/// inherent handler of the same name with the verified caller ([`crate::auth::identity`]) and
-/// the request's message, and answering its result or its error's status.
-///
-/// ```ignore
-/// sunshine_platform::service_rpcs! {
-///     IntakeService for IntakeApi {
-///         register_household: pb::RegisterHouseholdRequest => pb::RegisterHouseholdResponse;
-///     }
-/// }
-/// ```
-#[macro_export]
-macro_rules! service_rpcs {
-    ($service:ident for $api:ident { $($method:ident: $request:ty => $response:ty;)* }) => {
-        #[tonic::async_trait]
-        impl $service for $api {
-            $(
-                async fn $method(
-                    &self,
-                    request: tonic::Request<$request>,
-                ) -> Result<tonic::Response<$response>, tonic::Status> {
-                    let caller = $crate::auth::identity(&request)?.clone();
-                    Ok(tonic::Response::new(
-                        $api::$method(self, &caller, request.into_inner()).await?,
-                    ))
-                }
-            )*
-        }
-    };
 }

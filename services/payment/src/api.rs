@@ -24,11 +24,9 @@ use std::sync::{Arc, OnceLock};
 
 use sunshine_domain::{Month, OrgUnitCode, ValidationErrors};
 use sunshine_eventlog::{AppendOutcome, request_digest};
-use sunshine_platform::auth::identity;
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::payment_service_server::PaymentService;
-use tonic::{Request, Response, Status};
 
 use crate::aggregate::{self, RunState};
 use crate::commands::{
@@ -361,34 +359,17 @@ impl PaymentApi {
     }
 }
 
-/// Every RPC: the verified caller, then the handler, then the answer (or the error's status).
-macro_rules! rpcs {
-    ($($method:ident: $request:ty => $response:ty;)*) => {
-        #[tonic::async_trait]
-        impl PaymentService for PaymentApi {
-            $(
-                async fn $method(
-                    &self,
-                    request: Request<$request>,
-                ) -> Result<Response<$response>, Status> {
-                    let caller = identity(&request)?.clone();
-                    Ok(Response::new(
-                        PaymentApi::$method(self, &caller, request.into_inner()).await?,
-                    ))
-                }
-            )*
-        }
-    };
-}
-
-rpcs! {
-    create_run: pb::CreateRunRequest => pb::RunResponse;
-    approve_run: pb::ApproveRunRequest => pb::RunResponse;
-    export_bank_file: pb::ExportBankFileRequest => pb::ExportBankFileResponse;
-    import_bank_result: pb::ImportBankResultRequest => pb::RunResponse;
-    create_repay_run: pb::CreateRepayRunRequest => pb::RunResponse;
-    get_run: pb::GetRunRequest => pb::RunResponse;
-    list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
-    get_trial_balance: pb::GetTrialBalanceRequest => pb::TrialBalanceResponse;
-    get_fund_balances: pb::GetFundBalancesRequest => pb::FundBalancesResponse;
+// Every RPC: the verified caller, then the handler, then the answer (or the error's status).
+sunshine_platform::service_rpcs! {
+    PaymentService for PaymentApi {
+        create_run: pb::CreateRunRequest => pb::RunResponse;
+        approve_run: pb::ApproveRunRequest => pb::RunResponse;
+        export_bank_file: pb::ExportBankFileRequest => pb::ExportBankFileResponse;
+        import_bank_result: pb::ImportBankResultRequest => pb::RunResponse;
+        create_repay_run: pb::CreateRepayRunRequest => pb::RunResponse;
+        get_run: pb::GetRunRequest => pb::RunResponse;
+        list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
+        get_trial_balance: pb::GetTrialBalanceRequest => pb::TrialBalanceResponse;
+        get_fund_balances: pb::GetFundBalancesRequest => pb::FundBalancesResponse;
+    }
 }

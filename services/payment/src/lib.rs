@@ -1,7 +1,6 @@
 //! Payment service: entitlements, payment runs in fen, fund sources and reconciliation.
 //!
 //! # Layout
-//! Imports point one way, down this list (no module imports one below it):
 //! - [`validation`]: request checks and limits (`docs/limits.md`, Payment), every bad field
 //!   named at once.
 //! - [`entitlements`]: what review's decisions entitle a household to, and the amount due in a
@@ -32,6 +31,21 @@
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild payment`, with the service stopped) resets
 //! the service's projection and replays the log into it, built the same way.
+//!
+//! # Module dependencies
+//! Imports point one way; a module uses only the modules after its arrow, all listed above it
+//! (checked by `tests/tests/module_order.rs` in the workspace):
+//!
+//! ```text
+//! validation, entitlements, funds, bank_files
+//! commands     → bank_files, entitlements, funds, validation
+//! aggregate    → bank_files, commands, entitlements, funds
+//! ledger       → funds
+//! errors       → aggregate
+//! read_model   → aggregate, entitlements, funds, ledger
+//! store        → aggregate, commands, errors, funds, read_model
+//! api          → aggregate, bank_files, commands, funds, read_model, store, validation
+//! ```
 
 pub mod aggregate;
 pub mod api;
@@ -219,42 +233,4 @@ pub async fn rebuild(config: &Config) -> Result<Vec<RebuiltProjection>, RebuildE
         Ok(vec![RebuiltProjection::of(&consumer).await?])
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    /// The modules in the order the crate's layout lists them, with their sources.
-    const LAYOUT: [(&str, &str); 11] = [
-        ("validation", include_str!("validation.rs")),
-        ("entitlements", include_str!("entitlements.rs")),
-        ("funds", include_str!("funds.rs")),
-        ("bank_files", include_str!("bank_files.rs")),
-        ("commands", include_str!("commands.rs")),
-        ("aggregate", include_str!("aggregate.rs")),
-        ("ledger", include_str!("ledger.rs")),
-        ("errors", include_str!("errors.rs")),
-        ("read_model", include_str!("read_model.rs")),
-        ("store", include_str!("store.rs")),
-        ("api", include_str!("api.rs")),
-    ];
-
-    /// No import circles: a module names only modules above it in the layout.
-    #[test]
-    fn imports_point_down_the_layout() {
-        for (index, (module, source)) in LAYOUT.iter().enumerate() {
-            for (below, _) in &LAYOUT[index + 1..] {
-                let path = format!("crate::{below}");
-                let named = source.match_indices(&path).any(|(at, _)| {
-                    !source[at + path.len()..]
-                        .starts_with(|next: char| next == '_' || next.is_alphanumeric())
-                });
-                assert!(!named, "{module} imports {below}, which is below it");
-            }
-        }
-        let listed = include_str!("lib.rs")
-            .lines()
-            .filter(|line| line.starts_with("pub mod "))
-            .count();
-        assert_eq!(listed, LAYOUT.len(), "every module is in the layout");
-    }
 }
