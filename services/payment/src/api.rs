@@ -23,7 +23,7 @@
 use std::sync::{Arc, OnceLock};
 
 use sunshine_domain::{Month, OrgUnitCode, ValidationErrors};
-use sunshine_eventlog::{AppendOutcome, request_digest};
+use sunshine_eventlog::{AppendOutcome, EventMetadata, request_digest};
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::payment_service_server::PaymentService;
@@ -136,12 +136,8 @@ impl PaymentApi {
             .period_facts(create.period, &payment.funds)
             .await?;
         let run_id = create.run_id.clone();
-        let events = aggregate::handle(None, &Command::CreateRun(create, facts))?;
-        let outcome = payment
-            .store
-            .append_new_run(&metadata, &run_id, events)
-            .await?;
-        self.answer(&run_id, &outcome).await
+        self.open_run(&metadata, &run_id, Command::CreateRun(create, facts))
+            .await
     }
 
     async fn create_repay_run(
@@ -163,12 +159,26 @@ impl PaymentApi {
             .repay_facts(create.period, &payment.funds)
             .await?;
         let run_id = create.run_id.clone();
-        let events = aggregate::handle(None, &Command::CreateRepayRun(create, facts))?;
-        let outcome = payment
+        self.open_run(&metadata, &run_id, Command::CreateRepayRun(create, facts))
+            .await
+    }
+
+    /// A new run's last steps, the same for a run and a re-pay run (the retry was answered
+    /// before the facts were read): decide on a stream that does not exist yet, append with
+    /// the guard's claims, answer from what was appended.
+    async fn open_run(
+        &self,
+        metadata: &EventMetadata,
+        run_id: &str,
+        command: Command,
+    ) -> Result<pb::RunResponse, ApiError> {
+        let events = aggregate::handle(None, &command)?;
+        let outcome = self
+            .connected()?
             .store
-            .append_new_run(&metadata, &run_id, events)
+            .append_new_run(metadata, run_id, events)
             .await?;
-        self.answer(&run_id, &outcome).await
+        self.answer(run_id, &outcome).await
     }
 
     async fn approve_run(
