@@ -4,12 +4,40 @@
 //! with the parsers in this crate, record failures here instead of returning on the first one,
 //! and map the whole list to one error with field-level details at the edge.
 //!
-//! It also owns the checks every service applies to free text and to keys ([`check_text`],
+//! It also owns the checks every service applies to command ids and UUIDs
+//! ([`check_command_id`], [`check_uuid`]), to free text and to keys ([`check_text`],
 //! [`check_key`]): a length limit counted without reading a huge value whole, and no character
 //! that is invisible or changes how the text around it displays ([`is_forbidden_in_text`]), so
 //! a name in the append-only log reads the same to every officer who ever looks at it.
 
 use std::fmt;
+
+/// The longest command id a client may choose (`docs/limits.md`).
+pub const MAX_COMMAND_ID_CHARS: usize = 100;
+
+/// A request's `command_id`: 1 to [`MAX_COMMAND_ID_CHARS`] printable ASCII characters.
+pub fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
+    if command_id.is_empty()
+        || command_id.len() > MAX_COMMAND_ID_CHARS
+        || !command_id.bytes().all(|byte| byte.is_ascii_graphic())
+    {
+        errors.push(
+            "command_id",
+            "1 to 100 printable ASCII characters, chosen by the client and reused on retries",
+        );
+    }
+}
+
+/// A UUID in its canonical text form, 36 lowercase characters (the ids services hand out and
+/// their stream ids use; page tokens): anything else is a violation of `field`, naming `what`.
+pub fn check_uuid(errors: &mut ValidationErrors, field: &str, value: &str, what: &str) {
+    let canonical = value.len() == 36
+        && uuid::Uuid::parse_str(value)
+            .is_ok_and(|parsed| parsed.hyphenated().to_string() == value);
+    if !canonical {
+        errors.push(field, format!("{what} (a UUID)"));
+    }
+}
 
 /// One invalid field: its path in the request (e.g. `members[2].national_id`) and what is wrong
 /// with it.
@@ -225,6 +253,38 @@ pub fn check_key(errors: &mut ValidationErrors, field: &str, key: &str, max_len:
 mod tests {
     use super::*;
     use crate::{Money, NationalId};
+
+    #[test]
+    fn command_ids_and_uuids_are_checked_to_their_one_form() {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, "retry-1");
+        check_uuid(
+            &mut errors,
+            "run_id",
+            "0190c7a4-3c1f-7c2e-9a4b-2f1e3d4c5b6a",
+            "a run",
+        );
+        assert!(errors.is_empty());
+        for bad in [
+            "",
+            "with space",
+            "控制",
+            &"x".repeat(MAX_COMMAND_ID_CHARS + 1),
+        ] {
+            let mut errors = ValidationErrors::default();
+            check_command_id(&mut errors, bad);
+            assert_eq!(errors.len(), 1, "{bad:?}");
+        }
+        for bad in [
+            "0190C7A4-3C1F-7C2E-9A4B-2F1E3D4C5B6A",
+            "0190c7a43c1f7c2e9a4b2f1e3d4c5b6a",
+            "",
+        ] {
+            let mut errors = ValidationErrors::default();
+            check_uuid(&mut errors, "run_id", bad, "a run");
+            assert_eq!(errors.len(), 1, "{bad:?}");
+        }
+    }
 
     #[test]
     fn collects_every_bad_field() {

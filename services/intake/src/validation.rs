@@ -4,6 +4,7 @@
 //! [`sunshine_domain::check_text`], which also refuses control, zero-width and text-direction
 //! characters; org-unit codes must be units of the district's [`OrgTree`].
 
+pub use sunshine_domain::validation::{MAX_COMMAND_ID_CHARS, check_command_id, check_uuid};
 use sunshine_domain::{
     NationalId, OrgTier, OrgTree, OrgUnitCode, TextRule, ValidationErrors, check_key,
 };
@@ -23,7 +24,6 @@ pub const MAX_SHORT_TEXT_CHARS: usize = 40;
 pub const MAX_OFFICIAL_TEXT_CHARS: usize = 100;
 pub const MAX_BANK_CHARS: usize = 60;
 pub const MAX_ACCOUNT_NUMBER_CHARS: usize = 34;
-pub const MAX_COMMAND_ID_CHARS: usize = 100;
 pub const MAX_MEMBERS: usize = 30;
 pub const MAX_DOCUMENTS: usize = 50;
 /// Income items of a member, entries of a circumstance change, declared facts.
@@ -65,29 +65,6 @@ pub fn check_text(
         TextRule::optional(max_chars)
     };
     sunshine_domain::check_text(errors, field, value, rule);
-}
-
-pub fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
-    if command_id.is_empty()
-        || command_id.len() > MAX_COMMAND_ID_CHARS
-        || !command_id.bytes().all(|byte| byte.is_ascii_graphic())
-    {
-        errors.push(
-            "command_id",
-            "1 to 100 printable ASCII characters, chosen by the client and reused on retries",
-        );
-    }
-}
-
-/// A UUID in its canonical text form, 36 lowercase characters (household, member, case ids;
-/// page tokens): the form the service hands out and its stream ids use.
-pub fn check_uuid(errors: &mut ValidationErrors, field: &str, value: &str, what: &str) {
-    let canonical = value.len() == 36
-        && uuid::Uuid::parse_str(value)
-            .is_ok_and(|parsed| parsed.hyphenated().to_string() == value);
-    if !canonical {
-        errors.push(field, format!("{what} (a UUID)"));
-    }
 }
 
 /// A unit of the district's org tree.

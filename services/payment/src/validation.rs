@@ -2,38 +2,15 @@
 //! before anything is read or written. `docs/limits.md` (Payment) lists the same limits; keep
 //! the two in step.
 
+pub use sunshine_domain::validation::{MAX_COMMAND_ID_CHARS, check_command_id, check_uuid};
 use sunshine_domain::{Money, Month, ValidationErrors};
 use sunshine_proto::v1 as pb;
 
-/// Command ids: printable ASCII, chosen by the client and reused on retries.
-pub const MAX_COMMAND_ID_CHARS: usize = 100;
 /// Largest page of a list; larger requests are refused, not cut short silently (as intake's).
 pub const MAX_PAGE_SIZE: i32 = 100;
 pub const DEFAULT_PAGE_SIZE: i32 = 50;
 /// The largest re-keyed control total: 10^12 yuan in fen, far above any district's month.
 pub const MAX_CONTROL_TOTAL_FEN: i64 = 100_000_000_000_000;
-
-pub fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
-    if command_id.is_empty()
-        || command_id.len() > MAX_COMMAND_ID_CHARS
-        || !command_id.bytes().all(|byte| byte.is_ascii_graphic())
-    {
-        errors.push(
-            "command_id",
-            "1 to 100 printable ASCII characters, chosen by the client and reused on retries",
-        );
-    }
-}
-
-/// A UUID in its canonical text form, 36 lowercase characters (run ids, page tokens).
-pub fn check_uuid(errors: &mut ValidationErrors, field: &str, value: &str, what: &str) {
-    let canonical = value.len() == 36
-        && uuid::Uuid::parse_str(value)
-            .is_ok_and(|parsed| parsed.hyphenated().to_string() == value);
-    if !canonical {
-        errors.push(field, format!("{what} (a UUID)"));
-    }
-}
 
 /// A run's period: `YYYY-MM`, and not after the month after `this_month` (a run is prepared
 /// before the month it pays, never further ahead).
