@@ -168,6 +168,11 @@ fn the_policy_modules_import_one_way() {
 }
 
 #[test]
+fn the_intake_modules_import_one_way() {
+    check_module_order("services/intake");
+}
+
+#[test]
 fn the_review_modules_import_one_way() {
     check_module_order("services/review");
 }

@@ -39,7 +39,8 @@ use crate::commands::{
 use crate::errors::person_not_found;
 use crate::masking;
 use crate::read_model::{self, ApplicationQuery};
-use crate::store::{IntakeStore, Loaded, OfficialEvent, command_metadata, covers};
+use crate::store::{IntakeStore, Loaded, command_metadata, covers};
+use crate::streams::{OfficialEvent, official_stream};
 use crate::validation::{self, check_text, check_uuid};
 
 /// Who may act at a service point.
@@ -97,7 +98,7 @@ impl IntakeState {
             policy: &self.policy,
             official_relations: self.store.official_relations(),
             today: self.today(),
-            store: &self.store,
+            blind_index_key: self.store.blind_index_key(),
         }
     }
 }
@@ -226,12 +227,22 @@ impl IntakeApi {
         }
         // A person belongs to one household: every claim is checked before anything is
         // written, and made by the append's guard in the append's own transaction.
-        let claims = intake.store.claims_for(caller, &register).await?;
+        let claims = intake
+            .store
+            .claims_for(caller, &register, rpc::REGISTER_HOUSEHOLD)
+            .await?;
         let command = Command::Register(register);
         let events = aggregate::handle(None, &command)?;
         let outcome = intake
             .store
-            .append_registration(caller, &metadata, &claims, events, command.personal_data())
+            .append_registration(
+                caller,
+                &metadata,
+                &claims,
+                events,
+                command.personal_data(),
+                rpc::REGISTER_HOUSEHOLD,
+            )
             .await?;
         registration_answer(&outcome)
     }
@@ -374,7 +385,7 @@ impl IntakeApi {
         // refusing names no household).
         caller.require_org_scope(&registration.official_org_unit)?;
         let registration_id = registration.registration_id.clone();
-        let stream = crate::store::official_stream(&registration_id)?;
+        let stream = official_stream(&registration_id)?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         if let Some(previous) = intake.store.previous_outcome(&stream, &metadata).await? {
             // The retry also finishes flagging cases the first call may not have reached.

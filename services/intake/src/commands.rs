@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 
 use prost::Message as _;
 use sunshine_domain::{NationalId, OrgTree, OrgUnitCode, ValidationErrors};
+use sunshine_eventlog::crypto::BlindIndexKey;
 use sunshine_household::SealedField;
 use sunshine_platform::{ApiError, Identity};
 use sunshine_policy::{Policy, Program, ProgramCode, ReviewWorkflow};
 use sunshine_proto::v1 as pb;
 use time::Date;
 
-use crate::read_model::OfficialRelative;
-use crate::store::IntakeStore;
+use crate::read_model::{self, OfficialRelative};
 use crate::validation::{self, check_command_id, check_text, check_uuid};
 
 /// What parsing needs besides the request: the district's tree, the catalogue, today, and the
@@ -29,7 +29,7 @@ pub struct Parsing<'a> {
     pub policy: &'a Policy,
     pub official_relations: &'a [String],
     pub today: Date,
-    pub store: &'a IntakeStore,
+    pub blind_index_key: &'a BlindIndexKey,
 }
 
 /// A command on a household's stream, decided by [`crate::aggregate::handle`].
@@ -206,7 +206,10 @@ impl RegisterHousehold {
             .map(|(position, member)| NewMember {
                 position,
                 member_id: member_id_for(&household_id, position),
-                national_id_index: parsing.store.national_id_index(&member.national_id),
+                national_id_index: read_model::national_id_index(
+                    parsing.blind_index_key,
+                    &member.national_id,
+                ),
                 national_id: member.national_id,
                 input: member.input,
             })
@@ -575,7 +578,8 @@ impl RegisterOfficialRelative {
             official_name: request.official_name.clone(),
             official_position: request.official_position.clone(),
             official_org_unit,
-            relative_index: parsing.store.national_id_index(&relative).to_vec(),
+            relative_index: read_model::national_id_index(parsing.blind_index_key, &relative)
+                .to_vec(),
             relation: request.relation.clone(),
         })
     }

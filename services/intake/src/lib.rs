@@ -14,8 +14,11 @@
 //! - [`read_model`]: intake's tables (queries, person index, officials' relatives registry,
 //!   reads per officer), the append guards that write guard rows with their events, and the
 //!   projection that keeps the tables.
+//! - [`streams`]: intake's streams other than the household's (the registry of officials'
+//!   relatives, the records of reads and of attempts outside the scope, the quota's
+//!   refusals): their events and stream names.
 //! - [`store`]: load (retries, scope, versions) and append (sealing, digests, guards), and
-//!   the records of calls; the streams other than the household's.
+//!   the records of calls.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
@@ -26,6 +29,21 @@
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild intake`, with the service stopped) resets the
 //! service's projections and replays the log into them, built the same way.
+//!
+//! # Module dependencies
+//! Imports point one way; a module uses only the modules after its arrow, all listed above it
+//! (checked by `tests/tests/module_order.rs` in the workspace):
+//!
+//! ```text
+//! validation, access, streams
+//! masking      → access
+//! read_model   → streams
+//! commands     → read_model, validation
+//! aggregate    → commands, read_model
+//! errors       → aggregate
+//! store        → commands, errors, read_model, streams
+//! api          → everything above
+//! ```
 
 pub mod access;
 pub mod aggregate;
@@ -35,6 +53,7 @@ pub mod errors;
 pub mod masking;
 pub mod read_model;
 pub mod store;
+pub mod streams;
 pub mod validation;
 
 use std::sync::{Arc, OnceLock};

@@ -9,8 +9,10 @@
 //! household moves (the household id stays).
 
 use sqlx::{AnyConnection, AnyPool, Row as _};
+use sunshine_domain::NationalId;
 use sunshine_eventlog::AppendGuard;
 use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
+use sunshine_eventlog::crypto::{BlindIndexKey, blind_index};
 use sunshine_eventlog::schema::Migration;
 use sunshine_evidence::record::{Actor, EventMetadata, RecordedEvent};
 use sunshine_household::HouseholdEvent;
@@ -18,7 +20,16 @@ use sunshine_platform::config::DatabaseKind;
 use sunshine_proto::events::StreamEvent;
 use sunshine_proto::v1 as pb;
 
-use crate::store::OfficialEvent;
+use crate::streams::OfficialEvent;
+
+/// Blind-index domain of resident id numbers.
+pub const NATIONAL_ID_DOMAIN: &str = "resident-id";
+
+/// The keyed blind index of a resident id: the person index and the registry of officials'
+/// relatives find people by it (a pure function of the service's key).
+pub fn national_id_index(key: &BlindIndexKey, national_id: &NationalId) -> [u8; 32] {
+    blind_index(key, NATIONAL_ID_DOMAIN, national_id.as_str())
+}
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {

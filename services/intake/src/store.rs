@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use sunshine_domain::{NationalId, OrgUnitCode};
-use sunshine_eventlog::crypto::{BlindIndexKey, blind_index};
+use sunshine_eventlog::crypto::BlindIndexKey;
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{
     AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent, StoreError, StreamId,
@@ -31,41 +31,13 @@ use sunshine_proto::v1 as pb;
 use crate::commands::{PersonalDatum, RegisterHousehold, RegisteredRelative};
 use crate::errors::{household_not_found, not_a_household_id};
 use crate::read_model::{self, ClaimRefusal, PersonClaim, PersonClaims};
-
-/// Blind-index domain of resident id numbers.
-pub const NATIONAL_ID_DOMAIN: &str = "resident-id";
+use crate::streams::{AccessEvent, OfficialEvent, QuotaEvent, access_stream, official_stream};
 
 /// The window of the per-officer quota of reads of personal data.
 const QUOTA_WINDOW_US: i64 = 3_600 * 1_000_000;
 
 /// Attempts of [`IntakeStore::append_record`] before giving up.
 const RECORD_ATTEMPTS: usize = 16;
-
-sunshine_proto::stream_events! {
-    /// The events of `intake-official-<registration id>`: the registry of officials' relatives.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum OfficialEvent in "intake-official" {
-        RelativeRegistered(pb::OfficialRelativeRegistered),
-    }
-}
-
-sunshine_proto::stream_events! {
-    /// The events of `intake-access-<household id>`: every read of the household's personal
-    /// data and every attempt on it from outside the caller's scope.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum AccessEvent in "intake-access" {
-        PersonalDataAccessed(pb::PersonalDataAccessed),
-        OutOfScopeAttempted(pb::OutOfScopeAccessAttempted),
-    }
-}
-
-sunshine_proto::stream_events! {
-    /// The events of `intake-quota-<officer>`: reads refused over the hourly quota.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum QuotaEvent in "intake-quota" {
-        ReadRefused(pb::PersonalDataReadRefused),
-    }
-}
 
 /// A command on an existing household, loaded.
 #[derive(Debug)]
@@ -161,11 +133,12 @@ impl IntakeStore {
     /// The keyed blind index of a resident id (the person index and the registry find people
     /// by it).
     pub fn national_id_index(&self, national_id: &NationalId) -> [u8; 32] {
-        blind_index(
-            &self.blind_index_key,
-            NATIONAL_ID_DOMAIN,
-            national_id.as_str(),
-        )
+        read_model::national_id_index(&self.blind_index_key, national_id)
+    }
+
+    /// The key of the blind index of resident ids (for parsing requests).
+    pub fn blind_index_key(&self) -> &BlindIndexKey {
+        &self.blind_index_key
     }
 
     // ---- load ----
@@ -271,6 +244,7 @@ impl IntakeStore {
         &self,
         caller: &Identity,
         register: &RegisterHousehold,
+        rpc: &'static str,
     ) -> Result<PersonClaims, ApiError> {
         let claims: Vec<PersonClaim> = register
             .members
@@ -293,7 +267,7 @@ impl IntakeStore {
                     household_id: holder_household,
                     member_id: holder_member,
                 };
-                return Err(self.claim_refused(caller, refusal).await);
+                return Err(self.claim_refused(caller, refusal, rpc).await);
             }
         }
         Ok(PersonClaims {
@@ -305,7 +279,12 @@ impl IntakeStore {
     /// Why a member cannot join: they belong to another household, or are recorded there as
     /// deceased. The other household is named only to a caller whose scope covers it; to any
     /// other the answer is generic, and the attempt is on that household's access record.
-    pub async fn claim_refused(&self, caller: &Identity, refusal: ClaimRefusal) -> ApiError {
+    pub async fn claim_refused(
+        &self,
+        caller: &Identity,
+        refusal: ClaimRefusal,
+        rpc: &'static str,
+    ) -> ApiError {
         let field = format!("members[{}]", refusal.position);
         let holder = match self.load(&refusal.household_id).await {
             Ok(holder) => holder,
@@ -324,11 +303,7 @@ impl IntakeStore {
         };
         if !in_scope
             && let Err(error) = self
-                .record_out_of_scope(
-                    caller,
-                    &holder.household_id,
-                    crate::api::rpc::REGISTER_HOUSEHOLD,
-                )
+                .record_out_of_scope(caller, &holder.household_id, rpc)
                 .await
         {
             return error;
@@ -489,6 +464,7 @@ impl IntakeStore {
         claims: &PersonClaims,
         mut events: Vec<HouseholdEvent>,
         personal_data: Vec<PersonalDatum>,
+        rpc: &'static str,
     ) -> Result<AppendOutcome, ApiError> {
         let household_id = claims.household_id.as_str();
         self.seal_into(household_id, &mut events, personal_data)
@@ -508,7 +484,7 @@ impl IntakeStore {
             .await?;
         match appended {
             GuardedAppend::Appended(outcome) => Ok(outcome),
-            GuardedAppend::Refused(refusal) => Err(self.claim_refused(caller, refusal).await),
+            GuardedAppend::Refused(refusal) => Err(self.claim_refused(caller, refusal, rpc).await),
         }
     }
 
@@ -678,15 +654,6 @@ impl IntakeStore {
 
 /// The case of the registry's events (not a household's, not an application's).
 const REGISTRY_CASE: &str = "registry-official-relatives";
-
-/// The stream of a registration of an official's relative.
-pub fn official_stream(registration_id: &str) -> Result<StreamId, ApiError> {
-    StreamId::new("intake", "official", registration_id).map_err(ApiError::internal)
-}
-
-fn access_stream(household_id: &str) -> Result<StreamId, ApiError> {
-    StreamId::new("intake", "access", household_id).map_err(ApiError::internal)
-}
 
 fn household_new_events(household_id: &str, events: &[HouseholdEvent]) -> Vec<NewEvent> {
     events
