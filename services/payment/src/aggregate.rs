@@ -11,7 +11,8 @@
 //! - approval: the approver re-keys the control count and total and both must match
 //!   ([`CommandError::ControlMismatch`], naming the fields); the officer who created the run
 //!   never approves it (four eyes); a run is approved once;
-//! - a re-pay run of period P has one new order per order of P the bank's result failed that
+//! - a re-pay run of period P has one new order per order of P the bank's result failed (or
+//!   a returns file returned) that
 //!   no re-pay run pays again yet, each naming it (`repays_order_id`), with the failed order's
 //!   entitlement, household and amount; the failed order is never edited. When every failed
 //!   order is re-paid already, [`CommandError::AlreadyRepaid`] names the run; with none,

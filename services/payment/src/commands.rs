@@ -155,7 +155,7 @@ impl CreateRepayRun {
     }
 }
 
-/// An order the bank's result failed.
+/// An order the bank's result failed, or a returns file returned after the result paid it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedOrder {
     pub order: pb::PaymentOrder,

@@ -139,7 +139,7 @@ impl Model {
     fn state(&self, run_id: &str) -> Option<RunState> {
         self.runs
             .get(run_id)
-            .and_then(|events| RunState::fold(events))
+            .and_then(RunState::fold)
     }
 
     fn budget(&self) -> BudgetFacts {
