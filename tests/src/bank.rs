@@ -43,3 +43,11 @@ pub fn answer(csv_batch: &[u8], format: Format, failed: Option<&str>) -> anyhow:
     }
     result_file(format, &lines)
 }
+
+/// The bank's returns file (退票) of `lines` (each with its reason) in `format`, with its true
+/// control line: the result's layout, every line flagged `B`.
+pub fn returns_file(format: Format, lines: &[ResultLine]) -> anyhow::Result<Vec<u8>> {
+    let total = lines.iter().map(|line| line.amount_fen).sum();
+    sunshine_payment::bank_files::write_returns(format, lines, u64::try_from(lines.len())?, total)
+        .ok_or_else(|| anyhow::anyhow!("a returns line does not fit the layout"))
+}

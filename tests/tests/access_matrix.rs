@@ -199,6 +199,8 @@ enum Rpc {
     CreateRepayRun,
     GetTrialBalance,
     GetFundBalances,
+    ImportBankReturns,
+    CloseReconciliation,
     WhoAmI,
     GetServiceInfo,
 }
@@ -240,6 +242,8 @@ impl Rpc {
             ("PaymentService", "CreateRepayRun") => Rpc::CreateRepayRun,
             ("PaymentService", "GetTrialBalance") => Rpc::GetTrialBalance,
             ("PaymentService", "GetFundBalances") => Rpc::GetFundBalances,
+            ("PaymentService", "ImportBankReturns") => Rpc::ImportBankReturns,
+            ("PaymentService", "CloseReconciliation") => Rpc::CloseReconciliation,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -1513,6 +1517,32 @@ impl World {
                 .payment
                 .get_fund_balances(with_token(pb::GetFundBalancesRequest {}, &token)?)
                 .await),
+            Rpc::ImportBankReturns => {
+                let request = pb::ImportBankReturnsRequest {
+                    command_id,
+                    run_id: fixtures.run.run_id.clone(),
+                    file: b"T,0,0\r\n".to_vec(),
+                };
+                ok(self
+                    .payment
+                    .import_bank_returns(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::CloseReconciliation => {
+                let request = pb::CloseReconciliationRequest {
+                    command_id,
+                    run_id: fixtures.run.run_id.clone(),
+                    expected_version: 7,
+                    paid_count: 0,
+                    paid_total: Some(pb::Money { fen: 0 }),
+                    unpaid_count: 0,
+                    unpaid_total: Some(pb::Money { fen: 0 }),
+                };
+                ok(self
+                    .payment
+                    .close_reconciliation(with_token(request, &token)?)
+                    .await)
+            }
             // Mounted on every port: each port must answer the same.
             Rpc::WhoAmI => {
                 let mut answers = Vec::new();

@@ -11,6 +11,13 @@
 //! and writes nothing, and a result with one failure pays and fails the orders as it says; its
 //! retry answers the first result, a second result and a later export are refused. The failed
 //! order is paid again by a re-pay run naming it; re-paying twice adds no order.
+//!
+//! The settlement scenario (`payment_settlement`, the acceptance, on both backends):
+//! two dibao cases approved from next month and an assist-first grant paid at once → the run
+//! for next month → its approval by a second officer (the creator: `PERMISSION_DENIED`; a
+//! wrong re-keyed total: refused) → the bank file → a result with one failure → the re-pay run
+//! (approved, exported, paid) → one later return (every malformed returns file refused whole)
+//! → the reconciliation closed by a second approver; the ledger checked at each step in fen.
 
 use std::time::Duration;
 
@@ -33,6 +40,18 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// A village of another street-town of the district.
 const OTHER_STREET_VILLAGE: &str = "990101002001";
 const OTHER_DISTRICT: &str = "990102000000";
+
+mod payment_settlement {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_and_nats() -> anyhow::Result<()> {
+        super::payment_settlement(true).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_and_the_in_process_bus() -> anyhow::Result<()> {
+        super::payment_settlement(false).await
+    }
+}
 
 mod payment_runs {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,6 +341,611 @@ impl Payment {
         anyhow::ensure!(balances == expected, "{balances:?}");
         Ok(())
     }
+}
+
+// ---- settlement: returns (退票) and the reconciliation's close ----
+
+impl Payment {
+    async fn repay(
+        &self,
+        token: &str,
+        command_id: &str,
+        period: Month,
+    ) -> Result<pb::RunResponse, Status> {
+        let request = pb::CreateRepayRunRequest {
+            command_id: command_id.into(),
+            period: period.to_string(),
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .create_repay_run(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn returns(
+        &self,
+        token: &str,
+        command_id: &str,
+        run_id: &str,
+        file: Vec<u8>,
+    ) -> Result<pb::RunResponse, Status> {
+        let request = pb::ImportBankReturnsRequest {
+            command_id: command_id.into(),
+            run_id: run_id.into(),
+            file,
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .import_bank_returns(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Closes `run`'s reconciliation, re-keying (paid count, total) and (failed or returned
+    /// count, total).
+    async fn close(
+        &self,
+        token: &str,
+        command_id: &str,
+        run: &pb::RunResponse,
+        paid: (u32, i64),
+        unpaid: (u32, i64),
+    ) -> Result<pb::RunResponse, Status> {
+        let request = pb::CloseReconciliationRequest {
+            command_id: command_id.into(),
+            run_id: run.run_id.clone(),
+            expected_version: run.version,
+            paid_count: paid.0,
+            paid_total: Some(pb::Money { fen: paid.1 }),
+            unpaid_count: unpaid.0,
+            unpaid_total: Some(pb::Money { fen: unpaid.1 }),
+        };
+        let request =
+            with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+        self.client
+            .clone()
+            .close_reconciliation(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The order id of `case_id`'s order in `run_id`.
+    async fn order_of(&self, token: &str, run_id: &str, case_id: &str) -> anyhow::Result<String> {
+        self.orders(token, run_id, 0, "")
+            .await?
+            .orders
+            .iter()
+            .filter_map(|listed| listed.order.as_ref())
+            .find(|order| order.case_id == case_id)
+            .map(|order| order.order_id.clone())
+            .ok_or_else(|| anyhow::anyhow!("no order of {case_id} in run {run_id}"))
+    }
+}
+
+/// Counts and totals by state: (paid), (failed), (returned), pending none.
+fn ensure_states(
+    run: &pb::RunResponse,
+    paid: (u32, i64),
+    failed: (u32, i64),
+    returned: (u32, i64),
+) -> anyhow::Result<()> {
+    let states = run.states.unwrap_or_default();
+    let fen = |money: Option<pb::Money>| money.map_or(-1, |money| money.fen);
+    anyhow::ensure!(
+        (states.paid_count, fen(states.paid_total)) == paid
+            && (states.failed_count, fen(states.failed_total)) == failed
+            && (states.returned_count, fen(states.returned_total)) == returned
+            && states.pending_count == 0,
+        "{run:?}"
+    );
+    Ok(())
+}
+
+/// The acceptance scenario, with the exact fen figures of the ledger at each step.
+async fn payment_settlement(cluster: bool) -> anyhow::Result<()> {
+    use pb::BankFileFormat::{CsvUtf8, FixedGbk};
+    use sunshine_payment::bank_files::{Format, write_returns};
+    use sunshine_tests::bank::{answer, batch_lines, result_file, returns_file};
+
+    let auth = TestAuth::new()?;
+    let backends = ScenarioBackends::start(cluster).await?;
+    let config = test_config(&auth, backends.database_url(), backends.bus_url());
+    let service = RunningService::start(
+        sunshine_payment::SERVICE_NAME,
+        backends.service_config(&config, sunshine_payment::SERVICE_NAME),
+        sunshine_payment::run_sharing_process,
+    )
+    .await?;
+    service
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
+    let database = sunshine_platform::backends::Database::connect(
+        &sunshine_platform::config::DatabaseConfig {
+            url: backends.database_url(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let store = EventStore::from_database(&database);
+    let payment = Payment {
+        client: PaymentServiceClient::new(service.channel().await?),
+    };
+    let officer = auth.token_for("officer-1", Role::FinanceOfficer, DISTRICT);
+    let importer = auth.token_for("officer-2", Role::FinanceOfficer, DISTRICT);
+    let creator_as_approver = auth.token_for("officer-1", Role::FinanceApprover, DISTRICT);
+    let importer_as_approver = auth.token_for("officer-2", Role::FinanceApprover, DISTRICT);
+    let approver = auth.token_for("approver-1", Role::FinanceApprover, DISTRICT);
+    let closer = auth.token_for("approver-2", Role::FinanceApprover, DISTRICT);
+    let auditor = auth.token_for("auditor-1", Role::Auditor, DISTRICT);
+    let stranger = auth.token_for("officer-far", Role::FinanceOfficer, OTHER_DISTRICT);
+
+    let this_month = Month::of(SystemClock.today());
+    let next_month = this_month.next().expect("a month after this one");
+
+    // Review: two dibao cases approved, paid from next month; an assist-first grant, at once.
+    let (c1, c2, c3) = ("case-settle-1", "case-settle-2", "case-settle-3");
+    append_as_review(
+        &store,
+        c1,
+        &[
+            &opened(c1, "dibao", VILLAGE),
+            &approved(c1, 80_000, next_month),
+        ],
+    )
+    .await?;
+    append_as_review(
+        &store,
+        c2,
+        &[
+            &opened(c2, "dibao", OTHER_STREET_VILLAGE),
+            &approved(c2, 65_000, next_month),
+        ],
+    )
+    .await?;
+    let granted = pb::AssistFirstGranted {
+        case_id: c3.into(),
+        amount: Some(pb::Money { fen: 150_000 }),
+        cap: Some(pb::Money { fen: 200_000 }),
+        reason: "火灾".into(),
+        ..Default::default()
+    };
+    append_as_review(&store, c3, &[&opened(c3, "temporary", VILLAGE), &granted]).await?;
+    settle(&store).await?;
+    payment.ensure_ledger(&auditor, 0, &[]).await?;
+
+    // The grant is paid at once: this month's run, from the emergency fund.
+    let grant_run = payment
+        .create(&officer, "settle-grant-run", this_month)
+        .await?;
+    let grant_control = grant_run.control.clone().unwrap_or_default();
+    anyhow::ensure!(
+        grant_control.count == 1 && grant_control.total == Some(pb::Money { fen: 150_000 }),
+        "{grant_run:?}"
+    );
+    payment
+        .approve(&approver, "settle-grant-approve", &grant_run, 1, 150_000)
+        .await?;
+    let grant_file = payment.export(&officer, &grant_run.run_id, CsvUtf8).await?;
+    payment
+        .import(
+            &importer,
+            "settle-grant-result",
+            &grant_run.run_id,
+            answer(&grant_file.file, Format::CsvUtf8, None)?,
+        )
+        .await?;
+    settle(&store).await?;
+    payment
+        .ensure_ledger(&auditor, 150_000, &[("emergency", -150_000)])
+        .await?;
+
+    // The run for next month: the two dibao cases.
+    let run = payment
+        .create(&officer, "settle-next-run", next_month)
+        .await?;
+    let control = run.control.clone().unwrap_or_default();
+    anyhow::ensure!(
+        control.count == 2
+            && control.total == Some(pb::Money { fen: 145_000 })
+            && control.by_program == vec![total("dibao", 2, 145_000)]
+            && control.by_street_town
+                == vec![
+                    total("990101001000", 1, 80_000),
+                    total("990101002000", 1, 65_000)
+                ]
+            && run.reconciliation == "not_ready",
+        "{run:?}"
+    );
+    // The same run again, and a retry, add no order.
+    let before = log_size(&store).await?;
+    anyhow::ensure!(
+        payment
+            .create(&officer, "settle-next-run", next_month)
+            .await?
+            == run
+    );
+    refused(
+        payment
+            .create(&officer, "settle-next-run-again", next_month)
+            .await,
+        Code::AlreadyExists,
+    )?;
+    anyhow::ensure!(log_size(&store).await? == before, "a repeated run wrote");
+
+    // Four eyes, and the re-keyed figures; nothing is written by a refusal.
+    refused(
+        payment
+            .approve(&creator_as_approver, "settle-by-creator", &run, 2, 145_000)
+            .await,
+        Code::PermissionDenied,
+    )?;
+    let wrong = refused(
+        payment
+            .approve(&approver, "settle-wrong-total", &run, 2, 145_100)
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(violated_fields(&wrong) == ["control_total"], "{wrong:?}");
+    anyhow::ensure!(run_version(&store, &run.run_id).await? == 1);
+    payment
+        .approve(&approver, "settle-next-approve", &run, 2, 145_000)
+        .await?;
+    payment
+        .ensure_ledger(&auditor, 150_000, &[("emergency", -150_000)])
+        .await?;
+
+    // The bank file, and its result with one failure (c2's).
+    let batch = payment.export(&officer, &run.run_id, CsvUtf8).await?;
+    let failed_order = payment.order_of(&auditor, &run.run_id, c2).await?;
+    let settled = payment
+        .import(
+            &importer,
+            "settle-next-result",
+            &run.run_id,
+            answer(&batch.file, Format::CsvUtf8, Some(&failed_order))?,
+        )
+        .await?;
+    ensure_states(&settled, (1, 80_000), (1, 65_000), (0, 0))?;
+    anyhow::ensure!(settled.reconciliation == "open", "{settled:?}");
+    settle(&store).await?;
+    payment
+        .ensure_ledger(
+            &auditor,
+            230_000,
+            &[("dibao", -80_000), ("emergency", -150_000)],
+        )
+        .await?;
+
+    // The re-pay run of the failure: approved, exported, paid. Twice adds no order.
+    let repay = payment.repay(&officer, "settle-repay", next_month).await?;
+    let repay_control = repay.control.clone().unwrap_or_default();
+    anyhow::ensure!(
+        repay_control.count == 1 && repay_control.total == Some(pb::Money { fen: 65_000 }),
+        "{repay:?}"
+    );
+    let before = log_size(&store).await?;
+    anyhow::ensure!(payment.repay(&officer, "settle-repay", next_month).await? == repay);
+    refused(
+        payment
+            .repay(&officer, "settle-repay-again", next_month)
+            .await,
+        Code::AlreadyExists,
+    )?;
+    anyhow::ensure!(
+        log_size(&store).await? == before,
+        "a repeated re-pay run wrote"
+    );
+    payment
+        .approve(&approver, "settle-repay-approve", &repay, 1, 65_000)
+        .await?;
+    let repay_csv = payment.export(&officer, &repay.run_id, CsvUtf8).await?;
+    payment.export(&officer, &repay.run_id, FixedGbk).await?;
+    let repaid = payment
+        .import(
+            &importer,
+            "settle-repay-result",
+            &repay.run_id,
+            result_file(Format::FixedGbk, &batch_lines(&repay_csv.file)?)?,
+        )
+        .await?;
+    ensure_states(&repaid, (1, 65_000), (0, 0), (0, 0))?;
+    settle(&store).await?;
+    payment
+        .ensure_ledger(
+            &auditor,
+            295_000,
+            &[("dibao", -145_000), ("emergency", -150_000)],
+        )
+        .await?;
+
+    // One later return: c1's order of next month's run, in the run's export format (CSV).
+    let returned_order = payment.order_of(&auditor, &run.run_id, c1).await?;
+    let all_lines = batch_lines(&batch.file)?;
+    let as_returned = |order_id: &str| {
+        all_lines
+            .iter()
+            .find(|line| line.order_id == order_id)
+            .map(|line| sunshine_payment::bank_files::ResultLine {
+                paid: false,
+                reason: "账户已冻结".into(),
+                ..line.clone()
+            })
+            .ok_or_else(|| anyhow::anyhow!("no batch line of {order_id}"))
+    };
+    let line = as_returned(&returned_order)?;
+    let good = returns_file(Format::CsvUtf8, std::slice::from_ref(&line))?;
+    let mut malformed: Vec<(&str, Vec<u8>, Vec<&str>)> = Vec::new();
+    let mut unknown = line.clone();
+    unknown.order_id = uuid::Uuid::now_v7().to_string();
+    malformed.push((
+        "unknown order",
+        returns_file(Format::CsvUtf8, &[unknown])?,
+        vec!["lines[0]"],
+    ));
+    malformed.push((
+        "an order not paid",
+        returns_file(Format::CsvUtf8, &[as_returned(&failed_order)?])?,
+        vec!["lines[0]"],
+    ));
+    let mut amount = line.clone();
+    amount.amount_fen += 1;
+    malformed.push((
+        "changed amount",
+        returns_file(Format::CsvUtf8, &[amount])?,
+        vec!["lines[0]"],
+    ));
+    let mut account = line.clone();
+    account.account = "6222020200001234567".into();
+    malformed.push((
+        "changed account",
+        returns_file(Format::CsvUtf8, &[account])?,
+        vec!["lines[0]"],
+    ));
+    malformed.push((
+        "duplicate line",
+        returns_file(Format::CsvUtf8, &[line.clone(), line.clone()])?,
+        vec!["lines[1]"],
+    ));
+    let wrong_total = write_returns(Format::CsvUtf8, std::slice::from_ref(&line), 1, 80_001)
+        .ok_or_else(|| anyhow::anyhow!("unwritable"))?;
+    malformed.push(("wrong control total", wrong_total, vec!["lines[1]"]));
+    let mut not_utf8 = good.clone();
+    not_utf8[2] = 0xFF;
+    malformed.push(("not UTF-8", not_utf8, vec!["lines[0]"]));
+    let first_line = good
+        .windows(2)
+        .position(|pair| pair == b"\r\n")
+        .unwrap_or_default()
+        + 2;
+    malformed.push(("truncated", good[..first_line].to_vec(), vec!["lines[1]"]));
+    malformed.push((
+        "the other format",
+        returns_file(Format::FixedGbk, std::slice::from_ref(&line))?,
+        vec!["lines[0]", "lines[1]", "lines[2]"],
+    ));
+    malformed.push(("oversized", vec![b' '; 8 * 1024 * 1024 + 1], vec!["file"]));
+    malformed.push((
+        "a result file",
+        result_file(Format::CsvUtf8, &all_lines)?,
+        vec!["lines[0]", "lines[1]"],
+    ));
+    let before = log_size(&store).await?;
+    let version = run_version(&store, &run.run_id).await?;
+    for (kind, file, expected) in malformed {
+        let status = refused(
+            payment
+                .returns(
+                    &importer,
+                    &format!("settle-returns-{}", kind.replace(' ', "-")),
+                    &run.run_id,
+                    file,
+                )
+                .await,
+            Code::InvalidArgument,
+        )?;
+        anyhow::ensure!(violated_fields(&status) == expected, "{kind}: {status:?}");
+    }
+    for (token, code) in [
+        (&auditor, Code::PermissionDenied),
+        (&approver, Code::PermissionDenied),
+        (&stranger, Code::NotFound),
+    ] {
+        refused(
+            payment
+                .returns(token, "settle-returns-refused", &run.run_id, good.clone())
+                .await,
+            code,
+        )?;
+    }
+    anyhow::ensure!(
+        log_size(&store).await? == before && run_version(&store, &run.run_id).await? == version,
+        "a refused returns file wrote"
+    );
+    let returned = payment
+        .returns(&importer, "settle-returns-1", &run.run_id, good.clone())
+        .await?;
+    ensure_states(&returned, (0, 0), (1, 65_000), (1, 80_000))?;
+    anyhow::ensure!(
+        returned.status == "result_recorded" && returned.reconciliation == "open",
+        "{returned:?}"
+    );
+    // Its retry answers the first; the same id with another file is refused on command_id;
+    // the same file again under a new id names the order returned already.
+    anyhow::ensure!(
+        payment
+            .returns(&importer, "settle-returns-1", &run.run_id, good.clone())
+            .await?
+            == returned
+    );
+    let reused = refused(
+        payment
+            .returns(&importer, "settle-returns-1", &run.run_id, Vec::new())
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(violated_fields(&reused) == ["command_id"], "{reused:?}");
+    let again = refused(
+        payment
+            .returns(&importer, "settle-returns-2", &run.run_id, good.clone())
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(violated_fields(&again) == ["lines[0]"], "{again:?}");
+    let listed = payment.orders(&auditor, &run.run_id, 0, "").await?;
+    anyhow::ensure!(
+        listed.orders.iter().any(|listed| {
+            listed.order.as_ref().map(|order| order.order_id.as_str()) == Some(&returned_order)
+                && listed.state == "returned"
+                && listed.failure_reason == "账户已冻结"
+        }),
+        "{listed:?}"
+    );
+    settle(&store).await?;
+    // The return reverses c1's posting: 80 000 more on each side, the dibao fund credited back.
+    payment
+        .ensure_ledger(
+            &auditor,
+            375_000,
+            &[("dibao", -65_000), ("emergency", -150_000)],
+        )
+        .await?;
+
+    // The reconciliation, closed by a second approver who took no part.
+    let current = payment.get(&auditor, &run.run_id).await?;
+    for (token, command_id) in [
+        (&creator_as_approver, "settle-close-by-creator"),
+        (&importer_as_approver, "settle-close-by-importer"),
+    ] {
+        let status = refused(
+            payment
+                .close(token, command_id, &current, (0, 0), (2, 145_000))
+                .await,
+            Code::PermissionDenied,
+        )?;
+        anyhow::ensure!(status.message().contains("four eyes"), "{status:?}");
+    }
+    refused(
+        payment
+            .close(
+                &officer,
+                "settle-close-by-officer",
+                &current,
+                (0, 0),
+                (2, 145_000),
+            )
+            .await,
+        Code::PermissionDenied,
+    )?;
+    // The figures before the return are wrong now.
+    let wrong = refused(
+        payment
+            .close(
+                &closer,
+                "settle-close-wrong",
+                &current,
+                (1, 80_000),
+                (1, 65_000),
+            )
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(
+        violated_fields(&wrong) == ["paid_count", "paid_total", "unpaid_count", "unpaid_total"],
+        "{wrong:?}"
+    );
+    let stale = pb::RunResponse {
+        version: current.version - 1,
+        ..current.clone()
+    };
+    refused(
+        payment
+            .close(&closer, "settle-close-stale", &stale, (0, 0), (2, 145_000))
+            .await,
+        Code::Aborted,
+    )?;
+    anyhow::ensure!(run_version(&store, &run.run_id).await? == current.version);
+    let closed = payment
+        .close(&closer, "settle-close", &current, (0, 0), (2, 145_000))
+        .await?;
+    anyhow::ensure!(
+        closed.status == "reconciled"
+            && closed.reconciliation == "closed"
+            && closed.reconciled_by == "approver-2"
+            && closed.version == current.version + 1,
+        "{closed:?}"
+    );
+    anyhow::ensure!(
+        payment
+            .close(&closer, "settle-close", &current, (0, 0), (2, 145_000))
+            .await?
+            == closed
+    );
+    anyhow::ensure!(payment.get(&auditor, &run.run_id).await? == closed);
+    refused(
+        payment
+            .close(
+                &approver,
+                "settle-close-again",
+                &closed,
+                (0, 0),
+                (2, 145_000),
+            )
+            .await,
+        Code::FailedPrecondition,
+    )?;
+    let status = refused(
+        payment
+            .returns(&importer, "settle-returns-after-close", &run.run_id, good)
+            .await,
+        Code::FailedPrecondition,
+    )?;
+    anyhow::ensure!(status.message().contains("closed"), "{status:?}");
+
+    // The returned order is re-paid once, as a new order naming it; the ledger waits for the bank.
+    let repay_returned = payment
+        .repay(&officer, "settle-repay-returned", next_month)
+        .await?;
+    let orders = payment
+        .orders(&auditor, &repay_returned.run_id, 0, "")
+        .await?;
+    let [listed] = &orders.orders[..] else {
+        anyhow::bail!("{orders:?}");
+    };
+    let order = listed.order.clone().unwrap_or_default();
+    anyhow::ensure!(
+        order.repays_order_id == returned_order
+            && order.case_id == c1
+            && order.amount == Some(pb::Money { fen: 80_000 }),
+        "{order:?}"
+    );
+    let twice = refused(
+        payment
+            .repay(&officer, "settle-repay-returned-again", next_month)
+            .await,
+        Code::AlreadyExists,
+    )?;
+    anyhow::ensure!(
+        twice.message().contains(&repay_returned.run_id),
+        "{twice:?}"
+    );
+    settle(&store).await?;
+    payment
+        .ensure_ledger(
+            &auditor,
+            375_000,
+            &[("dibao", -65_000), ("emergency", -150_000)],
+        )
+        .await?;
+
+    database.close().await;
+    service.stop().await?;
+    drop(backends);
+    Ok(())
 }
 
 fn total(key: &str, count: u32, fen: i64) -> pb::PaymentControlTotal {

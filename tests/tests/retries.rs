@@ -96,6 +96,8 @@ rows! {
     "PaymentService/ApproveRun" => approve_run,
     "PaymentService/ImportBankResult" => import_bank_result,
     "PaymentService/CreateRepayRun" => create_repay_run,
+    "PaymentService/ImportBankReturns" => import_bank_returns,
+    "PaymentService/CloseReconciliation" => close_reconciliation,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -1581,6 +1583,125 @@ async fn create_repay_run(world: &World, seed: u32) -> anyhow::Result<()> {
         .next()
         .map(|month| month.to_string())
         .unwrap_or_default();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- payment's settlement rows: returns (退票) and the reconciliation's close ----
+
+/// A run of this month's new grants (the one of `fen`), approved, exported in CSV and paid
+/// whole by the bank: the run as its result left it, and its batch file.
+async fn paid_run(
+    world: &World,
+    seed: u32,
+    fen: i64,
+) -> anyhow::Result<(pb::RunResponse, pb::ExportBankFileResponse)> {
+    use sunshine_payment::bank_files::Format;
+    world.assist_first_granted(fen).await?;
+    let run = world.payment_run(&format!("run-{seed}")).await?;
+    call!(world.payment, approve_run, world.finance_approver)(approval(
+        &format!("approve-{seed}"),
+        &run,
+    ))
+    .await?;
+    let batch = call!(world.payment, export_bank_file, world.finance)(pb::ExportBankFileRequest {
+        run_id: run.run_id.clone(),
+        format: pb::BankFileFormat::CsvUtf8.into(),
+    })
+    .await?;
+    let paid =
+        call!(world.payment, import_bank_result, world.finance)(pb::ImportBankResultRequest {
+            command_id: format!("result-{seed}"),
+            run_id: run.run_id.clone(),
+            file: sunshine_tests::bank::answer(&batch.file, Format::CsvUtf8, None)?,
+        })
+        .await?;
+    Ok((paid, batch))
+}
+
+/// The returns file of every order of `batch`, with `reason`.
+fn all_returned(batch: &pb::ExportBankFileResponse, reason: &str) -> anyhow::Result<Vec<u8>> {
+    let lines: Vec<_> = sunshine_tests::bank::batch_lines(&batch.file)?
+        .into_iter()
+        .map(|line| sunshine_payment::bank_files::ResultLine {
+            paid: false,
+            reason: reason.into(),
+            ..line
+        })
+        .collect();
+    sunshine_tests::bank::returns_file(sunshine_payment::bank_files::Format::CsvUtf8, &lines)
+}
+
+/// The reconciliation's close of `run` with its true figures.
+fn closing(command_id: &str, run: &pb::RunResponse) -> pb::CloseReconciliationRequest {
+    let states = run.states.unwrap_or_default();
+    let fen = |money: Option<pb::Money>| money.map_or(0, |money| money.fen);
+    pb::CloseReconciliationRequest {
+        command_id: command_id.into(),
+        run_id: run.run_id.clone(),
+        expected_version: run.version,
+        paid_count: states.paid_count,
+        paid_total: states.paid_total,
+        unpaid_count: states.failed_count + states.returned_count,
+        unpaid_total: Some(pb::Money {
+            fen: fen(states.failed_total) + fen(states.returned_total),
+        }),
+    }
+}
+
+async fn import_bank_returns(world: &World, seed: u32) -> anyhow::Result<()> {
+    let (run, batch) = paid_run(world, seed, 30_000 + i64::from(seed)).await?;
+    let call = call!(world.payment, import_bank_returns, world.finance);
+    let request = pb::ImportBankReturnsRequest {
+        command_id: format!("returns-{seed}"),
+        run_id: run.run_id.clone(),
+        file: all_returned(&batch, "账户已销户")?,
+    };
+    let first = call(request.clone()).await?;
+    let states = first.states.unwrap_or_default();
+    anyhow::ensure!(
+        states.returned_count == 1 && states.paid_count == 0,
+        "{first:?}"
+    );
+    // The reconciliation is closed since: the run takes no more returns.
+    call!(world.payment, close_reconciliation, world.finance_approver)(closing(
+        &format!("close-{seed}"),
+        &first,
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.file = all_returned(&batch, "账户已冻结")?;
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn close_reconciliation(world: &World, seed: u32) -> anyhow::Result<()> {
+    let (run, batch) = paid_run(world, seed, 20_000 + i64::from(seed)).await?;
+    let call = call!(world.payment, close_reconciliation, world.finance_approver);
+    let request = closing(&format!("close-{seed}"), &run);
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first.status == "reconciled" && first.reconciliation == "closed",
+        "{first:?}"
+    );
+    // A return comes after the close and is refused; the run's figures are as closed.
+    let late =
+        call!(world.payment, import_bank_returns, world.finance)(pb::ImportBankReturnsRequest {
+            command_id: format!("returns-late-{seed}"),
+            run_id: run.run_id.clone(),
+            file: all_returned(&batch, "账户已销户")?,
+        })
+        .await;
+    anyhow::ensure!(
+        late.as_ref().err().map(Status::code) == Some(Code::FailedPrecondition),
+        "{late:?}"
+    );
+    let mut other = request.clone();
+    other.paid_total = Some(pb::Money {
+        fen: other.paid_total.map_or(0, |money| money.fen) + 1,
+    });
     world
         .retries_answer_first(call, request, &first, other)
         .await

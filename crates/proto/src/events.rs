@@ -219,6 +219,9 @@ registry! {
     PaymentRunApproved,
     BankFileExported,
     BankResultRecorded,
+    // payment's settlement: returns (退票) and the reconciliation's close
+    BankReturnsRecorded,
+    ReconciliationClosed,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

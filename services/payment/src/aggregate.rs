@@ -11,7 +11,8 @@
 //! - approval: the approver re-keys the control count and total and both must match
 //!   ([`CommandError::ControlMismatch`], naming the fields); the officer who created the run
 //!   never approves it (four eyes); a run is approved once;
-//! - a re-pay run of period P has one new order per order of P the bank's result failed that
+//! - a re-pay run of period P has one new order per order of P the bank's result failed (or
+//!   a returns file returned) that
 //!   no re-pay run pays again yet, each naming it (`repays_order_id`), with the failed order's
 //!   entitlement, household and amount; the failed order is never edited. When every failed
 //!   order is re-paid already, [`CommandError::AlreadyRepaid`] names the run; with none,
@@ -28,6 +29,17 @@
 //!   format, and it must match the batch exactly — every order once, each with its account
 //!   and amount — or it is refused whole ([`CommandError::BadResultFile`], every bad line
 //!   named). **An order is paid only when the bank's result says so.**
+//! - returns (退票): only of a run whose result is recorded and whose reconciliation is
+//!   open, read in the last export's format; each line an order of the run the result paid
+//!   and no returns file returned yet, with the batch's account and amount, or the file is
+//!   refused whole ([`CommandError::BadReturnsFile`]). A returned order is no longer paid: a
+//!   re-pay run pays it again (its failed-or-returned orders);
+//! - the reconciliation's close: after the result, once, by a finance approver who neither
+//!   created the run nor recorded its result or any of its returns
+//!   ([`CommandError::CloserTookPart`]), who re-keys the paid count and total and the
+//!   failed-or-returned count and total ([`CommandError::ControlMismatch`], naming the
+//!   fields). A closed run takes no more returns: the closed figures are what the district
+//!   attests the run paid, and a return after them would change them silently.
 
 use std::collections::BTreeMap;
 
@@ -36,8 +48,8 @@ use sunshine_proto::v1 as pb;
 
 use crate::bank_files::{self, BatchLine, Format};
 use crate::commands::{
-    ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult, PeriodFacts,
-    RepayFacts, order_id_for,
+    ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
+    ImportBankResult, ImportBankReturns, PeriodFacts, RepayFacts, order_id_for,
 };
 use crate::entitlements::amount_due;
 use crate::funds::{self, BudgetRefusal};
@@ -50,6 +62,9 @@ sunshine_proto::stream_events! {
         Approved(pb::PaymentRunApproved),
         BankFileExported(pb::BankFileExported),
         BankResultRecorded(pb::BankResultRecorded),
+        // settlement
+        BankReturnsRecorded(pb::BankReturnsRecorded),
+        ReconciliationClosed(pb::ReconciliationClosed),
     }
 }
 
@@ -68,6 +83,14 @@ pub struct RunState {
     /// What the bank's result said of each order (empty until it is recorded).
     pub results: BTreeMap<String, pb::PaymentOrderResult>,
     pub result_recorded: bool,
+    /// Who recorded the bank's result.
+    pub result_recorded_by: Option<String>,
+    /// The orders the bank returned after paying them: order id → the bank's reason.
+    pub returned: BTreeMap<String, String>,
+    /// Who recorded each returns file.
+    pub returns_recorded_by: Vec<String>,
+    /// Who closed the reconciliation (`None`: open, or not ready).
+    pub reconciled_by: Option<String>,
     /// The stream's version: the number of events folded.
     pub version: u64,
 }
@@ -90,8 +113,19 @@ impl RunState {
             RunEvent::BankFileExported(exported) => {
                 self.last_export = Some((exported.format.clone(), exported.sha256.clone()));
             }
+            RunEvent::BankReturnsRecorded(recorded) => {
+                for returned in &recorded.returns {
+                    self.returned
+                        .insert(returned.order_id.clone(), returned.reason.clone());
+                }
+                self.returns_recorded_by.push(recorded.recorded_by.clone());
+            }
+            RunEvent::ReconciliationClosed(closed) => {
+                self.reconciled_by = Some(closed.closed_by.clone());
+            }
             RunEvent::BankResultRecorded(recorded) => {
                 self.result_recorded = true;
+                self.result_recorded_by = Some(recorded.recorded_by.clone());
                 self.results = recorded
                     .results
                     .iter()
@@ -112,7 +146,9 @@ impl RunState {
     }
 
     pub fn status(&self) -> &'static str {
-        if self.result_recorded {
+        if self.reconciled_by.is_some() {
+            "reconciled"
+        } else if self.result_recorded {
             "result_recorded"
         } else if self.last_export.is_some() {
             "exported"
@@ -126,6 +162,9 @@ impl RunState {
     /// An order's state: `pending` until the bank's result says `paid` or `failed` (with the
     /// bank's reason).
     pub fn order_state(&self, order_id: &str) -> (&'static str, &str) {
+        if let Some(reason) = self.returned.get(order_id) {
+            return ("returned", reason.as_str());
+        }
         match self.results.get(order_id) {
             None => ("pending", ""),
             Some(result) if result.paid => ("paid", ""),
@@ -135,11 +174,12 @@ impl RunState {
 
     /// The orders' count and total by state.
     pub fn order_states(&self) -> pb::PaymentOrderStates {
-        let mut states = [(0_u32, 0_i64); 3];
+        let mut states = [(0_u32, 0_i64); 4];
         for order in &self.orders {
             let slot = match self.order_state(&order.order_id).0 {
                 "paid" => 1,
                 "failed" => 2,
+                "returned" => 3,
                 _ => 0,
             };
             states[slot].0 = states[slot].0.saturating_add(1);
@@ -155,6 +195,20 @@ impl RunState {
             paid_total: fen(states[1].1),
             failed_count: states[2].0,
             failed_total: fen(states[2].1),
+            returned_count: states[3].0,
+            returned_total: fen(states[3].1),
+        }
+    }
+
+    /// The reconciliation's state: `not_ready` before the bank's result, then `open` until a
+    /// second approver closes it (`closed`).
+    pub fn reconciliation(&self) -> &'static str {
+        if self.reconciled_by.is_some() {
+            "closed"
+        } else if self.result_recorded {
+            "open"
+        } else {
+            "not_ready"
         }
     }
 }
@@ -199,6 +253,20 @@ pub enum CommandError {
     BadResultFile { violations: Vec<FieldViolation> },
     #[error("{0}")]
     Unwritable(String),
+    // settlement
+    #[error("run {run_id} has no bank result recorded yet")]
+    NoResult { run_id: String },
+    #[error(
+        "run {run_id} has its reconciliation closed: it takes no more returns, nor another close"
+    )]
+    ReconciliationClosed { run_id: String },
+    /// The returns file does not match the run's paid orders: every bad line (`lines[i]`).
+    #[error("the bank's returns file does not match the run's paid orders")]
+    BadReturnsFile { violations: Vec<FieldViolation> },
+    /// Four eyes on the reconciliation: who created the run, or recorded its result or
+    /// returns, does not close it.
+    #[error("the officer who {did} may not close its reconciliation (four eyes)")]
+    CloserTookPart { did: &'static str },
 }
 
 /// Decides `command` on the run `state` (`None`: no such stream yet): the events to append, or
@@ -245,7 +313,170 @@ pub fn handle(state: Option<&RunState>, command: &Command) -> Result<Vec<RunEven
             };
             import_bank_result(run, import).map(|recorded| vec![recorded])
         }
+        Command::ImportBankReturns(import) => {
+            let Some(run) = state else {
+                return Err(CommandError::NoRun {
+                    run_id: import.run_id.clone(),
+                });
+            };
+            import_bank_returns(run, import).map(|recorded| vec![recorded])
+        }
+        Command::CloseReconciliation(close) => {
+            let Some(run) = state else {
+                return Err(CommandError::NoRun {
+                    run_id: close.run_id.clone(),
+                });
+            };
+            close_reconciliation(run, close).map(|closed| vec![closed])
+        }
     }
+}
+
+// ---- settlement: returns (退票) and the reconciliation's close ----
+
+fn import_bank_returns(
+    run: &RunState,
+    import: &ImportBankReturns,
+) -> Result<RunEvent, CommandError> {
+    if !run.result_recorded {
+        return Err(CommandError::NoResult {
+            run_id: run.run_id.clone(),
+        });
+    }
+    if run.reconciled_by.is_some() {
+        return Err(CommandError::ReconciliationClosed {
+            run_id: run.run_id.clone(),
+        });
+    }
+    let format_name = run.last_export.as_ref().map_or("", |(format, _)| format);
+    let format = Format::parse(format_name).ok_or_else(|| {
+        CommandError::Unwritable(format!(
+            "the run's export has no known format {format_name:?}"
+        ))
+    })?;
+    let file = bank_files::parse_returns(format, &import.file)
+        .map_err(|violations| CommandError::BadReturnsFile { violations })?;
+    let batch: BTreeMap<&str, BatchLine> = run
+        .orders
+        .iter()
+        .map(|order| (order.order_id.as_str(), BatchLine::of(order)))
+        .collect();
+    let mut violations = Vec::new();
+    let mut returns = Vec::with_capacity(file.lines.len());
+    for (index, line) in &file.lines {
+        let Some(ordered) = batch.get(line.order_id.as_str()) else {
+            violations.push(bank_files::line_violation(
+                *index,
+                "no order of this run has this order id",
+            ));
+            continue;
+        };
+        let mut why = Vec::new();
+        match run.order_state(&line.order_id).0 {
+            "paid" => {}
+            "returned" => why.push("the order was returned already".to_owned()),
+            state => why.push(format!("the order was not paid (it is {state})")),
+        }
+        let mut differs = Vec::new();
+        if line.account != ordered.account {
+            differs.push("the account");
+        }
+        if line.amount_fen != ordered.amount_fen {
+            differs.push("the amount");
+        }
+        if !differs.is_empty() {
+            why.push(format!(
+                "{} differs from the batch's",
+                differs.join(" and ")
+            ));
+        }
+        if !why.is_empty() {
+            violations.push(bank_files::line_violation(*index, why.join("; ")));
+            continue;
+        }
+        returns.push(pb::PaymentOrderReturn {
+            order_id: line.order_id.clone(),
+            reason: line.reason.clone(),
+        });
+    }
+    if file.lines.is_empty() {
+        violations.push(FieldViolation {
+            field: "lines".into(),
+            description: "a returns file names at least one returned order".into(),
+        });
+    }
+    if !violations.is_empty() {
+        return Err(CommandError::BadReturnsFile { violations });
+    }
+    returns.sort_by(|left, right| left.order_id.cmp(&right.order_id));
+    Ok(RunEvent::BankReturnsRecorded(pb::BankReturnsRecorded {
+        run_id: run.run_id.clone(),
+        format: format.as_str().to_owned(),
+        sha256: bank_files::sha256_hex(&import.file),
+        returns,
+        recorded_by: import.recorded_by.clone(),
+    }))
+}
+
+fn close_reconciliation(
+    run: &RunState,
+    close: &CloseReconciliation,
+) -> Result<RunEvent, CommandError> {
+    if run.reconciled_by.is_some() {
+        return Err(CommandError::ReconciliationClosed {
+            run_id: run.run_id.clone(),
+        });
+    }
+    if !run.result_recorded {
+        return Err(CommandError::NoResult {
+            run_id: run.run_id.clone(),
+        });
+    }
+    let closer = close.closed_by.as_str();
+    if run.created_by == closer {
+        return Err(CommandError::CloserTookPart {
+            did: "created the run",
+        });
+    }
+    if run.result_recorded_by.as_deref() == Some(closer) {
+        return Err(CommandError::CloserTookPart {
+            did: "recorded the run's bank result",
+        });
+    }
+    if run.returns_recorded_by.iter().any(|by| by == closer) {
+        return Err(CommandError::CloserTookPart {
+            did: "recorded the run's returns",
+        });
+    }
+    let states = run.order_states();
+    let fen = |money: Option<pb::Money>| money.map_or(0, |money| money.fen);
+    let paid_total = fen(states.paid_total);
+    let unpaid_count = states.failed_count.saturating_add(states.returned_count);
+    let unpaid_total = fen(states.failed_total).saturating_add(fen(states.returned_total));
+    let mut fields = Vec::new();
+    if close.paid_count != states.paid_count {
+        fields.push("paid_count");
+    }
+    if close.paid_total.fen() != paid_total {
+        fields.push("paid_total");
+    }
+    if close.unpaid_count != unpaid_count {
+        fields.push("unpaid_count");
+    }
+    if close.unpaid_total.fen() != unpaid_total {
+        fields.push("unpaid_total");
+    }
+    if !fields.is_empty() {
+        return Err(CommandError::ControlMismatch { fields });
+    }
+    Ok(RunEvent::ReconciliationClosed(pb::ReconciliationClosed {
+        run_id: run.run_id.clone(),
+        closed_by: close.closed_by.clone(),
+        paid_count: close.paid_count,
+        paid_total: money(close.paid_total),
+        unpaid_count: close.unpaid_count,
+        unpaid_total: money(close.unpaid_total),
+    }))
 }
 
 /// The run's bank batch file in the export's format (its orders in order-id order, with their
@@ -1189,5 +1420,231 @@ mod tests {
             .then_expect_error(CommandError::NothingFailed {
                 period: "2026-10".into(),
             });
+    }
+
+    // ---- settlement: returns (退票) and the reconciliation's close ----
+
+    /// A run exported in `format` whose result paid case-a and case-c and failed case-b.
+    fn settled_run(format: Format) -> Vec<RunEvent> {
+        let mut events = exported_run(format);
+        let lines = result_lines(&events, "case-b");
+        let recorded = given(events.clone())
+            .when(import(result_file(format, &lines)))
+            .events();
+        events.extend(recorded);
+        events
+    }
+
+    fn returns_command(file: Vec<u8>, by: &str) -> Command {
+        Command::ImportBankReturns(ImportBankReturns {
+            run_id: RUN.into(),
+            file,
+            recorded_by: by.into(),
+        })
+    }
+
+    /// The returns lines of `cases`' orders, as the batch carried them.
+    fn returned_lines(events: &[RunEvent], cases: &[&str]) -> Vec<bank_files::ResultLine> {
+        let run = RunState::fold(events).unwrap();
+        cases
+            .iter()
+            .map(|case| {
+                let order = run
+                    .orders
+                    .iter()
+                    .find(|order| order.entitlement_id == *case)
+                    .unwrap();
+                let line = BatchLine::of(order);
+                bank_files::ResultLine {
+                    order_id: line.order_id,
+                    account: line.account,
+                    amount_fen: line.amount_fen,
+                    paid: false,
+                    reason: "账户已销户".into(),
+                }
+            })
+            .collect()
+    }
+
+    fn returns_file(format: Format, lines: &[bank_files::ResultLine]) -> Vec<u8> {
+        let total = lines.iter().map(|line| line.amount_fen).sum();
+        bank_files::write_returns(format, lines, lines.len() as u64, total).unwrap()
+    }
+
+    fn returns_violations(when: When) -> Vec<String> {
+        match when.0 {
+            Err(CommandError::BadReturnsFile { violations }) => violations
+                .into_iter()
+                .map(|violation| violation.field)
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_return_makes_a_paid_order_returned_in_either_format() {
+        for format in [Format::CsvUtf8, Format::FixedGbk] {
+            let mut events = settled_run(format);
+            let file = returns_file(format, &returned_lines(&events, &["case-a"]));
+            let recorded = given(events.clone())
+                .when(returns_command(file, "officer-2"))
+                .events();
+            let [RunEvent::BankReturnsRecorded(returns)] = &recorded[..] else {
+                panic!("{recorded:?}");
+            };
+            assert_eq!(returns.format, format.as_str());
+            assert_eq!(returns.returns.len(), 1);
+            events.extend(recorded);
+            let run = RunState::fold(&events).unwrap();
+            let returned = order_id_for(RUN, "case-a");
+            assert_eq!(run.order_state(&returned), ("returned", "账户已销户"));
+            let states = run.order_states();
+            assert_eq!(
+                (
+                    states.paid_count,
+                    states.failed_count,
+                    states.returned_count
+                ),
+                (1, 1, 1)
+            );
+            assert_eq!(states.paid_total, Some(pb::Money { fen: 120_000 }));
+            assert_eq!(states.returned_total, Some(pb::Money { fen: 60_000 }));
+            assert_eq!(run.reconciliation(), "open");
+        }
+    }
+
+    #[test]
+    fn a_returns_file_that_does_not_match_is_refused_naming_every_line() {
+        let format = Format::CsvUtf8;
+        let mut events = settled_run(format);
+        // case-b failed: not paid; an unknown order; a changed amount and a changed account.
+        let mut lines = returned_lines(&events, &["case-b", "case-a", "case-c"]);
+        lines.push(bank_files::ResultLine {
+            order_id: order_id_for(RUN, "case-z"),
+            ..lines[0].clone()
+        });
+        lines[1].amount_fen += 1;
+        lines[2].account = "6222000000000000000".into();
+        let fields = returns_violations(
+            given(events.clone()).when(returns_command(returns_file(format, &lines), "officer-1")),
+        );
+        assert_eq!(fields, ["lines[0]", "lines[1]", "lines[2]", "lines[3]"]);
+        // A result file is no returns file; the other format neither; nor an empty one.
+        let result = result_file(format, &result_lines(&events, "case-b"));
+        let fields = returns_violations(given(events.clone()).when(returns_command(result, "o")));
+        assert_eq!(fields, ["lines[0]", "lines[1]", "lines[2]"]);
+        let other = returns_file(Format::FixedGbk, &returned_lines(&events, &["case-a"]));
+        let fields = returns_violations(given(events.clone()).when(returns_command(other, "o")));
+        assert_eq!(fields, ["lines[0]", "lines[1]", "lines[2]"]);
+        let empty = returns_file(format, &[]);
+        let fields = returns_violations(given(events.clone()).when(returns_command(empty, "o")));
+        assert_eq!(fields, ["lines"]);
+        // An order returned already.
+        let once = returns_file(format, &returned_lines(&events, &["case-a"]));
+        events.extend(
+            given(events.clone())
+                .when(returns_command(once.clone(), "officer-1"))
+                .events(),
+        );
+        let fields = returns_violations(given(events).when(returns_command(once, "officer-1")));
+        assert_eq!(fields, ["lines[0]"]);
+    }
+
+    #[test]
+    fn returns_need_the_result() {
+        let events = exported_run(Format::CsvUtf8);
+        let file = returns_file(Format::CsvUtf8, &returned_lines(&events, &["case-a"]));
+        given(events)
+            .when(returns_command(file, "officer-1"))
+            .then_expect_error(CommandError::NoResult { run_id: RUN.into() });
+    }
+
+    fn close(by: &str, paid: (u32, i64), unpaid: (u32, i64)) -> Command {
+        Command::CloseReconciliation(CloseReconciliation {
+            run_id: RUN.into(),
+            expected_version: 0,
+            paid_count: paid.0,
+            paid_total: Money::from_fen(paid.1),
+            unpaid_count: unpaid.0,
+            unpaid_total: Money::from_fen(unpaid.1),
+            closed_by: by.into(),
+        })
+    }
+
+    #[test]
+    fn a_second_approver_closes_the_reconciliation_once_after_which_no_return_is_taken() {
+        let mut events = settled_run(Format::CsvUtf8);
+        let file = returns_file(Format::CsvUtf8, &returned_lines(&events, &["case-a"]));
+        events.extend(
+            given(events.clone())
+                .when(returns_command(file, "officer-2"))
+                .events(),
+        );
+        // Paid: case-c 120 000; failed or returned: case-b 80 000 and case-a 60 000.
+        let closed = given(events.clone())
+            .when(close("approver-2", (1, 120_000), (2, 140_000)))
+            .events();
+        assert_eq!(
+            closed,
+            [RunEvent::ReconciliationClosed(pb::ReconciliationClosed {
+                run_id: RUN.into(),
+                closed_by: "approver-2".into(),
+                paid_count: 1,
+                paid_total: Some(pb::Money { fen: 120_000 }),
+                unpaid_count: 2,
+                unpaid_total: Some(pb::Money { fen: 140_000 }),
+            })]
+        );
+        let mut all = events.clone();
+        all.extend(closed);
+        let run = RunState::fold(&all).unwrap();
+        assert_eq!(
+            (run.status(), run.reconciliation()),
+            ("reconciled", "closed")
+        );
+        given(all.clone())
+            .when(close("approver-3", (1, 120_000), (2, 140_000)))
+            .then_expect_error(CommandError::ReconciliationClosed { run_id: RUN.into() });
+        let more = returns_file(Format::CsvUtf8, &returned_lines(&all, &["case-c"]));
+        given(all)
+            .when(returns_command(more, "officer-2"))
+            .then_expect_error(CommandError::ReconciliationClosed { run_id: RUN.into() });
+    }
+
+    #[test]
+    fn whoever_took_part_does_not_close_and_wrong_figures_are_named() {
+        let mut events = settled_run(Format::CsvUtf8);
+        let file = returns_file(Format::CsvUtf8, &returned_lines(&events, &["case-a"]));
+        events.extend(
+            given(events.clone())
+                .when(returns_command(file, "officer-2"))
+                .events(),
+        );
+        for (who, did) in [
+            ("officer-1", "created the run"),
+            ("officer-2", "recorded the run's returns"),
+        ] {
+            given(events.clone())
+                .when(close(who, (1, 120_000), (2, 140_000)))
+                .then_expect_error(CommandError::CloserTookPart { did });
+        }
+        // The result's recorder (officer-1 also created it: a run of another creator).
+        let mut other_creator = events.clone();
+        if let RunEvent::Created(created) = &mut other_creator[0] {
+            created.created_by = "officer-0".into();
+        }
+        given(other_creator)
+            .when(close("officer-1", (1, 120_000), (2, 140_000)))
+            .then_expect_error(CommandError::CloserTookPart {
+                did: "recorded the run's bank result",
+            });
+        given(events.clone())
+            .when(close("approver-2", (2, 120_000), (2, 140_001)))
+            .then_expect_error(CommandError::ControlMismatch {
+                fields: vec!["paid_count", "unpaid_total"],
+            });
+        given(exported_run(Format::CsvUtf8))
+            .when(close("approver-2", (0, 0), (0, 0)))
+            .then_expect_error(CommandError::NoResult { run_id: RUN.into() });
     }
 }

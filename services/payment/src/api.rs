@@ -30,7 +30,8 @@ use sunshine_proto::v1::payment_service_server::PaymentService;
 
 use crate::aggregate::{self, RunState};
 use crate::commands::{
-    ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult,
+    ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
+    ImportBankResult, ImportBankReturns,
 };
 use crate::funds::Funds;
 use crate::read_model;
@@ -47,6 +48,12 @@ const FILE_EXPORTERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover];
 const RESULT_IMPORTERS: &[Role] = &[Role::FinanceOfficer];
 /// Who reads runs: finance, and the auditors (纪委).
 const RUN_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
+
+/// Who records the bank's returns (退票): the district's finance officers.
+const RETURNS_IMPORTERS: &[Role] = &[Role::FinanceOfficer];
+/// Who closes a run's reconciliation: the district's finance approvers (never the run's
+/// creator, nor who recorded its result or returns).
+const RECONCILIATION_CLOSERS: &[Role] = &[Role::FinanceApprover];
 
 /// Who reads the ledger: finance, and the auditors (纪委).
 const LEDGER_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
@@ -79,6 +86,8 @@ fn run_response(run: RunState) -> pb::RunResponse {
     let states = run.order_states();
     let (last_export_format, last_export_sha256) = run.last_export.clone().unwrap_or_default();
     pb::RunResponse {
+        reconciliation: run.reconciliation().to_owned(),
+        reconciled_by: run.reconciled_by.clone().unwrap_or_default(),
         last_export_format,
         last_export_sha256,
         states: Some(states),
@@ -318,6 +327,61 @@ impl PaymentApi {
     }
 }
 
+// ---- settlement: returns (退票) and the reconciliation's close ----
+
+impl PaymentApi {
+    async fn import_bank_returns(
+        &self,
+        caller: &Identity,
+        request: pb::ImportBankReturnsRequest,
+    ) -> Result<pb::RunResponse, ApiError> {
+        caller.require_role(RETURNS_IMPORTERS)?;
+        let payment = self.connected()?;
+        let import = ImportBankReturns::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let run = match payment
+            .store
+            .load_current(caller, &metadata, &import.run_id)
+            .await?
+        {
+            Loaded::Retried(previous) => return self.answer(&import.run_id, &previous).await,
+            Loaded::Current(run) => run,
+        };
+        let events = aggregate::handle(Some(&run), &Command::ImportBankReturns(import))?;
+        let outcome = payment
+            .store
+            .append(&metadata, &run.run_id, run.version, events)
+            .await?;
+        self.answer(&run.run_id, &outcome).await
+    }
+
+    async fn close_reconciliation(
+        &self,
+        caller: &Identity,
+        request: pb::CloseReconciliationRequest,
+    ) -> Result<pb::RunResponse, ApiError> {
+        caller.require_role(RECONCILIATION_CLOSERS)?;
+        let payment = self.connected()?;
+        let close = CloseReconciliation::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let run = match payment
+            .store
+            .load_for_change(caller, &metadata, &close.run_id, close.expected_version)
+            .await?
+        {
+            Loaded::Retried(previous) => return self.answer(&close.run_id, &previous).await,
+            Loaded::Current(run) => run,
+        };
+        let run_id = close.run_id.clone();
+        let events = aggregate::handle(Some(&run), &Command::CloseReconciliation(close))?;
+        let outcome = payment
+            .store
+            .append(&metadata, &run_id, run.version, events)
+            .await?;
+        self.answer(&run_id, &outcome).await
+    }
+}
+
 impl PaymentApi {
     async fn get_trial_balance(
         &self,
@@ -381,5 +445,8 @@ sunshine_platform::service_rpcs! {
         list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
         get_trial_balance: pb::GetTrialBalanceRequest => pb::TrialBalanceResponse;
         get_fund_balances: pb::GetFundBalancesRequest => pb::FundBalancesResponse;
+        // settlement
+        import_bank_returns: pb::ImportBankReturnsRequest => pb::RunResponse;
+        close_reconciliation: pb::CloseReconciliationRequest => pb::RunResponse;
     }
 }

@@ -1,6 +1,7 @@
 //! The bank files, byte by byte as `docs/bank-files.md` lays them out (pure: no I/O): the
 //! batch file a run's orders are sent to the bank in ([`write_batch`]), and the bank's result
-//! file (回盘) read back ([`parse_result`]), in two formats ([`Format`]): comma-separated
+//! file (回盘) read back ([`parse_result`]), and its later returns file (退票,
+//! [`parse_returns`]: the result's layout, every line flagged `B`), in two formats ([`Format`]): comma-separated
 //! UTF-8, and fixed-width GBK. Every line ends in CRLF; the last is the control line (count
 //! and total in fen).
 //!
@@ -266,9 +267,22 @@ pub fn write_result(
     control_count: u64,
     control_total_fen: i64,
 ) -> Option<Vec<u8>> {
+    write_lines(format, lines, control_count, control_total_fen, |line| {
+        if line.paid { "S" } else { "F" }
+    })
+}
+
+/// The lines of a result or returns file, each with its flag, then the control line.
+fn write_lines(
+    format: Format,
+    lines: &[ResultLine],
+    control_count: u64,
+    control_total_fen: i64,
+    flag_of: impl Fn(&ResultLine) -> &'static str,
+) -> Option<Vec<u8>> {
     let mut file = Vec::new();
     for line in lines {
-        let flag = if line.paid { "S" } else { "F" };
+        let flag = flag_of(line);
         match format {
             Format::CsvUtf8 => file.extend_from_slice(
                 format!(
@@ -336,7 +350,7 @@ enum Parsed {
     Control { count: u64, total_fen: i64 },
 }
 
-fn parse_csv_line(bytes: &[u8]) -> Result<Parsed, String> {
+fn parse_csv_line(bytes: &[u8], kind: FileKind) -> Result<Parsed, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
     if text.chars().any(char::is_control) {
         return Err("has a control character".into());
@@ -360,10 +374,10 @@ fn parse_csv_line(bytes: &[u8]) -> Result<Parsed, String> {
     let [order_id, account, amount, flag, reason] = fields[..] else {
         return Err("a result line is R,order id,account,amount,flag,reason".into());
     };
-    result_line(order_id, account, amount, flag, reason)
+    result_line(order_id, account, amount, flag, reason, kind)
 }
 
-fn parse_fixed_line(bytes: &[u8]) -> Result<Parsed, String> {
+fn parse_fixed_line(bytes: &[u8], kind: FileKind) -> Result<Parsed, String> {
     if bytes.first() == Some(&b'T') {
         if bytes.len() != RESULT_LINE_BYTES {
             return Err(format!(
@@ -418,7 +432,7 @@ fn parse_fixed_line(bytes: &[u8]) -> Result<Parsed, String> {
     {
         return Err("has a control character".into());
     }
-    result_line(&order_id, &account, &amount, &flag, &reason)
+    result_line(&order_id, &account, &amount, &flag, &reason, kind)
 }
 
 fn result_line(
@@ -427,18 +441,26 @@ fn result_line(
     amount: &str,
     flag: &str,
     reason: &str,
+    kind: FileKind,
 ) -> Result<Parsed, String> {
     if order_id.is_empty() || account.is_empty() {
         return Err("the order id and the account are required".into());
     }
     let amount_fen = parse_digits(amount).ok_or("the amount is not a number of fen")?;
-    let paid = match flag {
-        "S" => true,
-        "F" => false,
-        _ => return Err("the flag is S (paid) or F (failed)".into()),
+    let paid = match (kind, flag) {
+        (FileKind::Result, "S") => true,
+        (FileKind::Result, "F") => false,
+        (FileKind::Result, _) => return Err("the flag is S (paid) or F (failed)".into()),
+        (FileKind::Returns, RETURNED_FLAG) => false,
+        (FileKind::Returns, _) => {
+            return Err("the flag of a returns file's line is B (returned)".into());
+        }
     };
     if !paid && reason.is_empty() {
-        return Err("a failed line gives the bank's reason".into());
+        return Err(match kind {
+            FileKind::Result => "a failed line gives the bank's reason".into(),
+            FileKind::Returns => "a returned line gives the bank's reason".into(),
+        });
     }
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(format!("the reason is over {MAX_REASON_CHARS} characters"));
@@ -455,6 +477,15 @@ fn result_line(
 /// Reads a result file of `format`: every line's violation at once (`lines[i]`), including a
 /// duplicate order, a control line whose figures are not the file's, and a file without one.
 pub fn parse_result(format: Format, bytes: &[u8]) -> Result<ResultFile, Vec<FieldViolation>> {
+    read_lines(format, bytes, FileKind::Result)
+}
+
+/// A result file or a returns file, read by the same rules: every line's violation at once.
+fn read_lines(
+    format: Format,
+    bytes: &[u8],
+    kind: FileKind,
+) -> Result<ResultFile, Vec<FieldViolation>> {
     let (raw_lines, cut_short) = split_lines(bytes);
     let mut violations = Vec::new();
     let mut lines = Vec::new();
@@ -462,8 +493,8 @@ pub fn parse_result(format: Format, bytes: &[u8]) -> Result<ResultFile, Vec<Fiel
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (index, raw) in raw_lines.iter().enumerate() {
         let parsed = match format {
-            Format::CsvUtf8 => parse_csv_line(raw),
-            Format::FixedGbk => parse_fixed_line(raw),
+            Format::CsvUtf8 => parse_csv_line(raw, kind),
+            Format::FixedGbk => parse_fixed_line(raw, kind),
         };
         if let Some((control_index, _, _)) = control {
             violations.push(line_violation(
@@ -527,6 +558,126 @@ pub fn parse_result(format: Format, bytes: &[u8]) -> Result<ResultFile, Vec<Fiel
         control_count,
         control_total_fen,
     })
+}
+
+// ---- returns (退票) ----
+//
+// The bank's returns file: orders it paid and later returned (account closed, frozen…). Its
+// layout is the result file's, line for line and byte for byte, in the run's last export's
+// format, with one difference: every order line's flag is `B` (returned) and gives the bank's
+// reason; the control line counts and sums the returned lines only. A result file is thus
+// never read as a returns file (its flags are `S`/`F`), nor the other way round.
+
+/// The flag of a returned order's line.
+pub const RETURNED_FLAG: &str = "B";
+
+/// Which file the lines are read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Result,
+    Returns,
+}
+
+/// Reads a returns file of `format` (its lines' `paid` is false, `reason` the bank's): every
+/// line's violation at once, as [`parse_result`].
+pub fn parse_returns(format: Format, bytes: &[u8]) -> Result<ResultFile, Vec<FieldViolation>> {
+    read_lines(format, bytes, FileKind::Returns)
+}
+
+/// A returns file of `lines` in `format` with the given control figures, as a bank writes it
+/// (tests, and the layout in `docs/bank-files.md`). `None` if a field does not fit.
+pub fn write_returns(
+    format: Format,
+    lines: &[ResultLine],
+    control_count: u64,
+    control_total_fen: i64,
+) -> Option<Vec<u8>> {
+    write_lines(format, lines, control_count, control_total_fen, |_| {
+        RETURNED_FLAG
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod returns_tests {
+    use super::*;
+
+    fn returned(order: char, fen: i64) -> ResultLine {
+        ResultLine {
+            order_id: format!("0190f3c4-0000-5000-8000-00000000000{order}"),
+            account: "9999012345678901234".into(),
+            amount_fen: fen,
+            paid: false,
+            reason: "账户已销户".into(),
+        }
+    }
+
+    #[test]
+    fn a_returns_file_round_trips_in_both_formats() {
+        let lines = vec![returned('a', 80_000), returned('b', 65_000)];
+        for format in [Format::CsvUtf8, Format::FixedGbk] {
+            let file = write_returns(format, &lines, 2, 145_000).unwrap();
+            let read = parse_returns(format, &file).unwrap();
+            let back: Vec<ResultLine> = read.lines.into_iter().map(|(_, line)| line).collect();
+            assert_eq!(back, lines);
+            assert_eq!((read.control_line, read.control_count), (2, 2));
+        }
+        let csv = write_returns(Format::CsvUtf8, &lines[..1], 1, 80_000).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&csv).unwrap(),
+            "R,0190f3c4-0000-5000-8000-00000000000a,9999012345678901234,80000,B,账户已销户\r\nT,1,80000\r\n"
+        );
+        let gbk = write_returns(Format::FixedGbk, &lines, 2, 145_000).unwrap();
+        assert_eq!(gbk.len(), 3 * (RESULT_LINE_BYTES + 2));
+    }
+
+    #[test]
+    fn a_result_file_is_no_returns_file_and_a_returned_line_gives_its_reason() {
+        let mut lines = vec![returned('a', 80_000), returned('b', 65_000)];
+        for format in [Format::CsvUtf8, Format::FixedGbk] {
+            let result = write_result(format, &lines, 2, 145_000).unwrap();
+            let fields: Vec<String> = parse_returns(format, &result)
+                .unwrap_err()
+                .into_iter()
+                .map(|violation| violation.field)
+                .collect();
+            assert_eq!(fields, ["lines[0]", "lines[1]"]);
+            let returns = write_returns(format, &lines, 2, 145_000).unwrap();
+            assert!(parse_result(format, &returns).is_err());
+        }
+        lines[1].reason.clear();
+        let file = write_returns(Format::CsvUtf8, &lines, 2, 145_000).unwrap();
+        let violations = parse_returns(Format::CsvUtf8, &file).unwrap_err();
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "lines[1]");
+        assert!(violations[0].description.contains("reason"));
+    }
+
+    #[test]
+    fn a_returns_file_with_wrong_totals_or_truncated_is_refused_on_its_line() {
+        let lines = vec![returned('a', 80_000), returned('b', 65_000)];
+        let wrong = write_returns(Format::CsvUtf8, &lines, 2, 145_001).unwrap();
+        let fields = |violations: Vec<FieldViolation>| -> Vec<String> {
+            violations.into_iter().map(|v| v.field).collect()
+        };
+        assert_eq!(
+            fields(parse_returns(Format::CsvUtf8, &wrong).unwrap_err()),
+            ["lines[2]"]
+        );
+        let good = write_returns(Format::FixedGbk, &lines, 2, 145_000).unwrap();
+        let cut = &good[..2 * (RESULT_LINE_BYTES + 2)];
+        assert_eq!(
+            fields(parse_returns(Format::FixedGbk, cut).unwrap_err()),
+            ["lines[2]"]
+        );
+        let mut duplicate = lines.clone();
+        duplicate.push(lines[0].clone());
+        let file = write_returns(Format::CsvUtf8, &duplicate, 3, 225_000).unwrap();
+        assert_eq!(
+            fields(parse_returns(Format::CsvUtf8, &file).unwrap_err()),
+            ["lines[2]"]
+        );
+    }
 }
 
 #[cfg(test)]

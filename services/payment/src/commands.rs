@@ -155,7 +155,7 @@ impl CreateRepayRun {
     }
 }
 
-/// An order the bank's result failed.
+/// An order the bank's result failed, or a returns file returned after the result paid it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedOrder {
     pub order: pb::PaymentOrder,
@@ -236,6 +236,75 @@ impl ImportBankResult {
     }
 }
 
+// ---- settlement: returns (退票) and the reconciliation's close ----
+
+/// `ImportBankReturns`: `recorded_by` records the bank's returns file of the run, read in the
+/// decision in the format of the run's last export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportBankReturns {
+    pub run_id: String,
+    pub file: Vec<u8>,
+    pub recorded_by: String,
+}
+
+impl ImportBankReturns {
+    pub fn parse(
+        request: &pb::ImportBankReturnsRequest,
+        caller: &Identity,
+    ) -> Result<ImportBankReturns, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        if request.file.len() > MAX_RESULT_FILE_BYTES {
+            errors.push(
+                "file",
+                format!("at most {MAX_RESULT_FILE_BYTES} bytes (8 MiB)"),
+            );
+        }
+        errors.into_result()?;
+        Ok(ImportBankReturns {
+            run_id: request.run_id.clone(),
+            file: request.file.clone(),
+            recorded_by: caller.subject.clone(),
+        })
+    }
+}
+
+/// `CloseReconciliation`: `closed_by` re-keys the run's paid and failed-or-returned figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReconciliation {
+    pub run_id: String,
+    pub expected_version: u64,
+    pub paid_count: u32,
+    pub paid_total: Money,
+    pub unpaid_count: u32,
+    pub unpaid_total: Money,
+    pub closed_by: String,
+}
+
+impl CloseReconciliation {
+    pub fn parse(
+        request: &pb::CloseReconciliationRequest,
+        caller: &Identity,
+    ) -> Result<CloseReconciliation, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        let paid_total = check_amount(&mut errors, "paid_total", request.paid_total.as_ref());
+        let unpaid_total = check_amount(&mut errors, "unpaid_total", request.unpaid_total.as_ref());
+        errors.into_result()?;
+        Ok(CloseReconciliation {
+            run_id: request.run_id.clone(),
+            expected_version: request.expected_version,
+            paid_count: request.paid_count,
+            paid_total: paid_total.unwrap_or_default(),
+            unpaid_count: request.unpaid_count,
+            unpaid_total: unpaid_total.unwrap_or_default(),
+            closed_by: caller.subject.clone(),
+        })
+    }
+}
+
 /// A command on a run, with the facts its decision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -244,6 +313,9 @@ pub enum Command {
     ApproveRun(ApproveRun),
     ExportBankFile(ExportBankFile),
     ImportBankResult(ImportBankResult),
+    // settlement
+    ImportBankReturns(ImportBankReturns),
+    CloseReconciliation(CloseReconciliation),
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! the run's paper, and it is that reading which is wrong; nothing is written, and the
 //! approver corrects the figures and sends again. A bank result file that does not match the
 //! batch is `INVALID_ARGUMENT` too, each bad line its own violation (`lines[i]`): it is the
-//! file that is wrong, and nothing of it is recorded.
+//! file that is wrong, and nothing of it is recorded. A returns file likewise; the closer's
+//! re-keyed reconciliation figures likewise (`paid_count`, `paid_total`, `unpaid_count`,
+//! `unpaid_total`).
 
 use sunshine_domain::FieldViolation;
 use sunshine_platform::ApiError;
@@ -50,6 +52,12 @@ impl From<CommandError> for ApiError {
                     .collect(),
             ),
             CommandError::Overflow => ApiError::internal(std::io::Error::other(description)),
+            // settlement
+            CommandError::NoResult { .. } | CommandError::ReconciliationClosed { .. } => {
+                ApiError::FailedPrecondition(description)
+            }
+            CommandError::BadReturnsFile { violations } => ApiError::InvalidArgument(violations),
+            CommandError::CloserTookPart { .. } => ApiError::PermissionDenied(description),
         }
     }
 }

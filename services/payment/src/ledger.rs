@@ -14,6 +14,11 @@
 //! the funds file (`crate::funds`); an order of a run created before funds were known is
 //! posted to the emergency fund for an assist-first grant (先行救助) and else to the fund named
 //! by its program's code.
+//!
+//! A **return** (退票) of a paid order reverses its posting ([`Posting::returned_order`]): the
+//! fund's account debited and the expense account credited by the same amount, as the
+//! ledger's lines 2 and 3 of the order; the re-payment of a returned order is its own order,
+//! posted when the bank pays it.
 
 use std::collections::BTreeMap;
 
@@ -68,6 +73,8 @@ pub struct Posting {
     debit_account: String,
     credit_account: String,
     amount: Money,
+    /// A return's reversal of the order's paid posting (its lines are numbered 2 and 3).
+    reversal: bool,
 }
 
 /// Debit or credit.
@@ -125,6 +132,7 @@ impl Posting {
             credit_account: fund_account(&fund),
             fund,
             amount,
+            reversal: false,
         })
     }
 
@@ -172,6 +180,98 @@ pub fn postings_of_result(
         }
     }
     Ok(postings)
+}
+
+// ---- settlement: returns (退票) reverse the paid posting ----
+
+impl Posting {
+    /// The reversal of `order`'s paid posting, which the bank returned: its fund's bank account
+    /// debited, its expense account credited, by the same amount (so both accounts are back
+    /// where they were before the bank paid it).
+    pub fn returned_order(order: &pb::PaymentOrder) -> Result<Posting, PostingError> {
+        let paid = Posting::paid_order(order)?;
+        Ok(Posting {
+            debit_account: paid.credit_account,
+            credit_account: paid.debit_account,
+            reversal: true,
+            ..paid
+        })
+    }
+
+    /// The ledger's numbers of its two lines (debit, credit) within its order: 0 and 1 for the
+    /// paid posting, 2 and 3 for a return's reversal.
+    pub fn line_numbers(&self) -> [i64; 2] {
+        if self.reversal { [2, 3] } else { [0, 1] }
+    }
+}
+
+/// The reversals of a returns file: one per order it returns, in order-id order. An order it
+/// names that `orders` does not have is passed over (the aggregate refuses such a file).
+pub fn postings_of_returns(
+    orders: &[pb::PaymentOrder],
+    recorded: &pb::BankReturnsRecorded,
+) -> Result<Vec<Posting>, PostingError> {
+    let by_id: BTreeMap<&str, &pb::PaymentOrder> = orders
+        .iter()
+        .map(|order| (order.order_id.as_str(), order))
+        .collect();
+    let mut returned: Vec<&str> = recorded
+        .returns
+        .iter()
+        .map(|returned| returned.order_id.as_str())
+        .collect();
+    returned.sort_unstable();
+    returned
+        .into_iter()
+        .filter_map(|order_id| by_id.get(order_id))
+        .map(|order| Posting::returned_order(order))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod returns_tests {
+    use super::*;
+
+    #[test]
+    fn a_return_reverses_the_paid_posting_and_the_trial_balance_stays_zero() {
+        let order = pb::PaymentOrder {
+            order_id: "o1".into(),
+            entitlement_id: "case-1".into(),
+            household_id: "household-1".into(),
+            program_code: "dibao".into(),
+            street_town_code: "990101001000".into(),
+            amount: Some(pb::Money { fen: 80_000 }),
+            fund: "dibao".into(),
+            ..Default::default()
+        };
+        let paid = Posting::paid_order(&order).unwrap();
+        let recorded = pb::BankReturnsRecorded {
+            returns: vec![pb::PaymentOrderReturn {
+                order_id: "o1".into(),
+                reason: "账户已销户".into(),
+            }],
+            ..Default::default()
+        };
+        let reversals = postings_of_returns(std::slice::from_ref(&order), &recorded).unwrap();
+        let [reversal] = &reversals[..] else {
+            panic!("{reversals:?}");
+        };
+        let [debit, credit] = reversal.lines();
+        assert_eq!(debit.account, "fund:dibao");
+        assert_eq!(credit.account, "benefits:dibao:990101001000:household-1");
+        assert_eq!(reversal.line_numbers(), [2, 3]);
+        assert_eq!(paid.line_numbers(), [0, 1]);
+        let both = [paid, reversal.clone()];
+        let balance = TrialBalance::of(&both).unwrap();
+        assert_eq!(balance.debits, Money::from_fen(160_000));
+        assert_eq!(balance.difference(), Some(Money::ZERO));
+        let balances = account_balances(&both).unwrap();
+        assert!(
+            balances.values().all(|money| money.is_zero()),
+            "{balances:?}"
+        );
+    }
 }
 
 /// The sum of debits and of credits over a set of lines.

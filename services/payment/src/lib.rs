@@ -7,25 +7,31 @@
 //!   month (pure).
 //! - [`funds`]: which fund pays which program (dated) and each fund's budget per year and
 //!   program, from the funds file; the budget arithmetic (pure).
-//! - [`bank_files`]: the bank's batch and result files, byte by byte (`docs/bank-files.md`):
-//!   written and read (pure), every bad line of a result named at once.
+//! - [`bank_files`]: the bank's batch, result and returns (退票) files, byte by byte
+//!   (`docs/bank-files.md`): written and read (pure), every bad line of a result or returns
+//!   file named at once.
 //! - [`commands`]: requests parsed into commands (named fields, typed values); the run's id
 //!   from the command id; the facts a creation decides on.
 //! - [`aggregate`]: the payment run — its events, fold and decisions, `handle(run, command)`
-//!   → events (pure): orders, control totals, four eyes, re-keyed figures.
+//!   → events (pure): orders, control totals, four eyes, re-keyed figures; the bank's result
+//!   and returns matched against the run; the reconciliation closed by a second approver.
 //! - [`ledger`]: double-entry postings in fen from payment's own events (pure): an order the
-//!   bank paid debits its expense account and credits its fund; balanced by construction.
+//!   bank paid debits its expense account and credits its fund, and a return reverses it;
+//!   balanced by construction.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
-//! - [`read_model`]: payment's tables — review's cases, entitlements, the guard table of one
-//!   order per entitlement per period — and the projection over review's case streams.
+//! - [`read_model`]: payment's tables — review's cases, entitlements, the guard tables of one
+//!   order per entitlement per period and one re-pay per failed or returned order, the orders'
+//!   states, the ledger's lines — and the projection over review's case streams and the runs.
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
 //!   claims in the append's transaction).
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
 //! Runs are created and approved (slice 1), exported to the bank and settled by the bank's
 //! result file, and re-pay runs pay the failed orders again (slice 2: an order is paid only
-//! when the bank's result says so); fund sources, the ledger, recovery and medical claims come
-//! later and extend these modules.
+//! when the bank's result says so); fund sources and the ledger (slice 3); returns (退票)
+//! reverse a paid order and are re-paid, and a second approver closes the run's
+//! reconciliation (settlement, with a property test over an in-memory model of the guards in
+//! `tests/settlement_model.rs`); recovery and medical claims extend these modules.
 //! Payment holds no personal data yet: a run names households by id, and the bank file's
 //! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!

@@ -10,13 +10,14 @@
 //!   of one period racing each other cannot both pay an entitlement; the projection writes
 //!   the same rows from `PaymentRunCreated`, so a rebuild ends in the same table;
 //! - `payment_orders`: every order of every run and its state at the bank (pending, paid,
-//!   failed and the bank's reason), from `PaymentRunCreated` and `BankResultRecorded`: the
-//!   failed orders a re-pay run pays again;
+//!   failed and the bank's reason, returned), from `PaymentRunCreated`, `BankResultRecorded`
+//!   and `BankReturnsRecorded`: the failed and returned orders a re-pay run pays again;
 //! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
 //!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
 //!   and by the projection), so that re-paying twice adds no order;
 //! - `payment_ledger_lines`: the ledger, two lines per order the bank paid (its posting,
-//!   [`crate::ledger`]), from `BankResultRecorded`; the trial balance and the funds' balances
+//!   [`crate::ledger`]), from `BankResultRecorded`, and two more per order returned (its
+//!   reversal), from `BankReturnsRecorded`; the trial balance and the funds' balances
 //!   are sums over it ([`trial_balance`], [`fund_balances`]).
 //!
 //! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
@@ -279,14 +280,15 @@ async fn claim_repay(
     Ok(())
 }
 
-/// The orders of `period` the bank's result failed, in order-id order.
+/// The orders of `period` the bank's result failed or a returns file returned (paid, then
+/// returned: 退票), in order-id order: what a re-pay run pays again.
 pub async fn failed_orders(
     pool: &AnyPool,
     period: Month,
 ) -> Result<Vec<(pb::PaymentOrder, String)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id, failure_reason, fund FROM payment_orders WHERE period = $1 AND state = 'failed' ORDER BY order_id",
+         repays_order_id, failure_reason, fund FROM payment_orders WHERE period = $1 AND state IN ('failed', 'returned') ORDER BY order_id",
     )
     .bind(period.to_string())
     .fetch_all(pool)
@@ -671,7 +673,51 @@ async fn apply_event(
             Ok(())
         }
         Some(Followed::Run(RunEvent::BankFileExported(_))) => Ok(()),
+        // settlement
+        Some(Followed::Run(RunEvent::BankReturnsRecorded(recorded))) => {
+            for returned in &recorded.returns {
+                sqlx::query(
+                    "UPDATE payment_orders SET state = 'returned', failure_reason = $1 WHERE order_id = $2",
+                )
+                .bind(returned.reason.as_str())
+                .bind(returned.order_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
+            post_returns(connection, &recorded).await
+        }
+        Some(Followed::Run(RunEvent::ReconciliationClosed(_))) => Ok(()),
     }
+}
+
+/// Reverses the paid postings of the orders a returns file returned: two more ledger lines
+/// each (the order's lines 2 and 3).
+async fn post_returns(
+    connection: &mut AnyConnection,
+    recorded: &pb::BankReturnsRecorded,
+) -> Result<(), HandlerError> {
+    let orders = run_orders(connection, &recorded.run_id).await?;
+    let postings = ledger::postings_of_returns(&orders, recorded)
+        .map_err(|error| HandlerError(error.to_string()))?;
+    for posting in &postings {
+        for (line, number) in posting.lines().iter().zip(posting.line_numbers()) {
+            let (debit_fen, credit_fen) = line.debit_credit_fen();
+            sqlx::query(
+                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
+            )
+            .bind(line.order_id.as_str())
+            .bind(number)
+            .bind(recorded.run_id.as_str())
+            .bind(line.fund.as_str())
+            .bind(line.account.as_str())
+            .bind(debit_fen)
+            .bind(credit_fen)
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The run's orders, as `PaymentRunCreated` gave them.
@@ -707,14 +753,14 @@ async fn run_orders(
 
 /// What approved runs of `year` committed of each fund, per budget program
 /// ([`crate::funds::budget_program`]): their orders' amounts, less the orders the bank failed
-/// (that money never left; the re-pay order commits it again).
+/// or returned (that money never left, or came back; the re-pay order commits it again).
 pub async fn committed(
     pool: &AnyPool,
     year: i32,
 ) -> Result<BTreeMap<(String, String), Money>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT fund, entitlement_id, program_code, amount_fen FROM payment_orders \
-         WHERE approved = 1 AND state <> 'failed' AND period LIKE $1",
+         WHERE approved = 1 AND state NOT IN ('failed', 'returned') AND period LIKE $1",
     )
     .bind(format!("{year:04}-%"))
     .fetch_all(pool)
