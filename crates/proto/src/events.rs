@@ -219,6 +219,8 @@ registry! {
     PaymentRunApproved,
     BankFileExported,
     BankResultRecorded,
+    // payment: payment-medical-<claim id>
+    MedicalClaimAssessed,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

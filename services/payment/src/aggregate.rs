@@ -41,6 +41,7 @@ use crate::commands::{
 };
 use crate::entitlements::amount_due;
 use crate::funds::{self, BudgetRefusal};
+use crate::pay_calendar::CalendarRefusal;
 
 sunshine_proto::stream_events! {
     /// The events of `payment-run-<run id>`.
@@ -68,6 +69,10 @@ pub struct RunState {
     /// What the bank's result said of each order (empty until it is recorded).
     pub results: BTreeMap<String, pb::PaymentOrderResult>,
     pub result_recorded: bool,
+    /// The run's pay date by the payment calendar (none for a re-pay run), and whether it is
+    /// provisional.
+    pub pay_on: Option<pb::Date>,
+    pub pay_on_provisional: bool,
     /// The stream's version: the number of events folded.
     pub version: u64,
 }
@@ -83,6 +88,8 @@ impl RunState {
                 self.district_code = created.district_code.clone();
                 self.orders = created.orders.clone();
                 self.control = created.control.clone().unwrap_or_default();
+                self.pay_on = created.pay_on;
+                self.pay_on_provisional = created.pay_on_provisional;
             }
             RunEvent::Approved(approved) => {
                 self.approved_by = Some(approved.approved_by.clone());
@@ -199,6 +206,9 @@ pub enum CommandError {
     BadResultFile { violations: Vec<FieldViolation> },
     #[error("{0}")]
     Unwritable(String),
+    /// The period has no pay date: no calendar entry is in force (payment calendar).
+    #[error("{0}")]
+    Calendar(CalendarRefusal),
 }
 
 /// Decides `command` on the run `state` (`None`: no such stream yet): the events to append, or
@@ -410,6 +420,7 @@ fn create_run(
         });
     }
     fund_orders(&mut orders, create.period, &facts.budget)?;
+    let pay_on = facts.pay_on.clone().map_err(CommandError::Calendar)?;
     Ok(pb::PaymentRunCreated {
         run_id: create.run_id.clone(),
         period,
@@ -417,7 +428,18 @@ fn create_run(
         control: Some(control_totals(&orders)?),
         orders,
         district_code: create.district.as_str().to_owned(),
+        pay_on: Some(date_of(pay_on.date)),
+        pay_on_provisional: pay_on.provisional,
     })
+}
+
+/// A date on the wire.
+pub fn date_of(date: time::Date) -> pb::Date {
+    pb::Date {
+        year: date.year(),
+        month: i32::from(u8::from(date.month())),
+        day: i32::from(date.day()),
+    }
 }
 
 fn create_repay_run(
@@ -459,6 +481,9 @@ fn create_repay_run(
         control: Some(control_totals(&orders)?),
         orders,
         district_code: create.district.as_str().to_owned(),
+        // A re-pay run has no calendar date: it pays once approved.
+        pay_on: None,
+        pay_on_provisional: false,
     })
 }
 
@@ -650,6 +675,10 @@ mod tests {
             entitlements,
             in_runs: BTreeMap::new(),
             budget: budget(),
+            pay_on: Ok(crate::pay_calendar::PayDate {
+                date: time::macros::date!(2026 - 12 - 10),
+                provisional: false,
+            }),
         }
     }
 

@@ -55,6 +55,8 @@ pub mod entitlements;
 pub mod errors;
 pub mod funds;
 pub mod ledger;
+pub mod medical;
+pub mod pay_calendar;
 pub mod read_model;
 pub mod store;
 pub mod validation;
@@ -156,6 +158,10 @@ pub async fn run_sharing_log(
                 .load_org_tree()
                 .map_err(|error| format!("district.org_tree_file: {error}"))?;
             let funds = load_funds(&config.payment.funds_file)?;
+            let working_days = sunshine_domain::WorkingDayCalendar::embedded()
+                .map_err(|error| format!("working-day calendar: {error}"))?;
+            let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
+                .map_err(|error| format!("policy: {error}"))?;
             let log = LogRuntime::start_with_signals(
                 &backends,
                 &config.log,
@@ -174,6 +180,8 @@ pub async fn run_sharing_log(
                 clock,
                 district: org_tree.district().code().clone(),
                 funds: Arc::new(funds),
+                working_days: Arc::new(working_days),
+                policy: Arc::new(policy),
             });
             Ok(())
         })
