@@ -742,6 +742,36 @@ mod tests {
         }
     }
 
+    // ---- CreateRun: the pay date ----
+
+    #[test]
+    fn a_run_records_the_pay_date_of_its_period_and_a_period_without_one_is_refused() {
+        let event = created_run();
+        let run = created(&event);
+        assert_eq!(
+            run.pay_on,
+            Some(pb::Date {
+                year: 2026,
+                month: 12,
+                day: 10
+            })
+        );
+        assert!(!run.pay_on_provisional);
+        let state = RunState::fold([&event]).unwrap();
+        assert_eq!(state.pay_on, run.pay_on);
+        let mut none = facts(three());
+        none.pay_on = Err(crate::pay_calendar::CalendarRefusal::NoEntry {
+            period: "2026-10".into(),
+        });
+        nothing()
+            .when(create("2026-10", none))
+            .then_expect_error(CommandError::Calendar(
+                crate::pay_calendar::CalendarRefusal::NoEntry {
+                    period: "2026-10".into(),
+                },
+            ));
+    }
+
     // ---- CreateRun ----
 
     #[test]

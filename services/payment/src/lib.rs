@@ -5,8 +5,14 @@
 //!   named at once.
 //! - [`entitlements`]: what review's decisions entitle a household to, and the amount due in a
 //!   month (pure).
+//! - [`pay_calendar`]: the payment calendar (dated cadence, due day, non-working-day rule,
+//!   from the funds file's `[[calendar]]`) and a period's pay date on the domain's
+//!   working-day calendar (pure).
 //! - [`funds`]: which fund pays which program (dated) and each fund's budget per year and
 //!   program, from the funds file; the budget arithmetic (pure).
+//! - [`medical`]: serious-illness medical assistance claims — the arithmetic from the
+//!   policy's parameters (share by category, deductible, annual cap less earlier claims), and
+//!   the claim's stream `payment-medical-<id>`: its event, fold and decision (pure).
 //! - [`bank_files`]: the bank's batch and result files, byte by byte (`docs/bank-files.md`):
 //!   written and read (pure), every bad line of a result named at once.
 //! - [`commands`]: requests parsed into commands (named fields, typed values); the run's id
@@ -17,15 +23,17 @@
 //!   bank paid debits its expense account and credits its fund; balanced by construction.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard table of one
-//!   order per entitlement per period — and the projection over review's case streams.
+//!   order per entitlement per period, the medical claims' (patient, year, sequence) — and the
+//!   projection over review's case streams and payment's own runs and claims.
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
 //!   claims in the append's transaction).
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
 //! Runs are created and approved (slice 1), exported to the bank and settled by the bank's
 //! result file, and re-pay runs pay the failed orders again (slice 2: an order is paid only
-//! when the bank's result says so); fund sources, the ledger, recovery and medical claims come
-//! later and extend these modules.
+//! when the bank's result says so); fund sources and the ledger, the payment calendar (each
+//! run records its pay date), and serious-illness medical claims (assessed at once, paid as a
+//! one-off entitlement by the next month's run) extend these modules; recovery comes later.
 //! Payment holds no personal data yet: a run names households by id, and the bank file's
 //! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!
@@ -37,14 +45,16 @@
 //! (checked by `tests/tests/module_order.rs` in the workspace):
 //!
 //! ```text
-//! validation, entitlements, funds, bank_files
-//! commands     → bank_files, entitlements, funds, validation
-//! aggregate    → bank_files, commands, entitlements, funds
+//! validation, entitlements, pay_calendar, bank_files
+//! funds        → pay_calendar
+//! medical      → entitlements
+//! commands     → bank_files, entitlements, funds, medical, pay_calendar, validation
+//! aggregate    → bank_files, commands, entitlements, funds, pay_calendar
 //! ledger       → funds
-//! errors       → aggregate
-//! read_model   → aggregate, entitlements, funds, ledger
-//! store        → aggregate, commands, errors, funds, read_model
-//! api          → aggregate, bank_files, commands, funds, read_model, store, validation
+//! errors       → aggregate, medical
+//! read_model   → aggregate, entitlements, funds, ledger, medical
+//! store        → aggregate, commands, entitlements, errors, funds, medical, read_model
+//! api          → aggregate, bank_files, commands, funds, medical, read_model, store, validation
 //! ```
 
 pub mod aggregate;

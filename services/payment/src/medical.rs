@@ -13,6 +13,15 @@
 //! entitlements payment holds in the settlement's month — a tekun entitlement paying that
 //! month makes it tekun, else a dibao one dibao, else (an approved serious-illness case and
 //! neither) low income, the one covered category payment cannot see.
+//!
+//! The claim (stream `payment-medical-<claim id>`, [`MedicalEvent`]) is one event,
+//! `MedicalClaimAssessed`, decided by [`handle`]: the case must be a serious-illness case
+//! payment heard approved (and not terminated by the settlement's month); the amount is paid
+//! once, as a one-off entitlement ([`claim_entitlement`]) in the month after the assessment, by
+//! that month's run. Earlier payments are payment's own assessed claims of the patient in the
+//! settlement's calendar year, in log order (a new year starts at zero); two claims of one
+//! patient's year racing each other cannot both count the same earlier claims (the guard
+//! table, `crate::read_model::MedicalClaimGuard`).
 
 use std::str::FromStr as _;
 
@@ -476,5 +485,138 @@ mod tests {
         let mut ended = dibao;
         ended.terminated_from = Some(Month::parse("2026-06").unwrap());
         assert_eq!(category_of(&[ended], month), Category::LowIncome);
+    }
+
+    // ---- Given / When / Then: the claim ----
+
+    fn case(program: &str, approval: Option<Entitlement>) -> ClaimCase {
+        ClaimCase {
+            case_id: "case-m".into(),
+            household_id: "h1".into(),
+            program_code: program.into(),
+            street_town_code: "990101001000".into(),
+            approval,
+        }
+    }
+
+    fn claim_facts(case: ClaimCase, household: Vec<Entitlement>, earlier: &str) -> ClaimFacts {
+        ClaimFacts {
+            case,
+            household,
+            parameters: parameters(date!(2026 - 11 - 20)),
+            policy_version: "v1".into(),
+            paid_earlier_this_year: yuan(earlier),
+            earlier_claims: 1,
+            payable_month: Month::parse("2026-12").unwrap(),
+        }
+    }
+
+    fn submit(cost: &str) -> SubmitMedicalClaim {
+        SubmitMedicalClaim {
+            claim_id: "claim-1".into(),
+            case_id: "case-m".into(),
+            patient_member_id: "m2".into(),
+            out_of_pocket: yuan(cost),
+            settlement_date: date!(2026 - 11 - 20),
+            settlement_reference: "JS-1".into(),
+            submitted_by: "center-1".into(),
+        }
+    }
+
+    fn approved_case() -> ClaimCase {
+        let mut approval = entitlement("medical_serious_illness", "2026-10");
+        approval.entitlement_id = "case-m".into();
+        case("medical_serious_illness", Some(approval))
+    }
+
+    #[test]
+    fn a_claim_is_assessed_with_every_figure_and_the_policy_version() {
+        let facts = claim_facts(
+            approved_case(),
+            vec![entitlement("dibao", "2026-01")],
+            "50000.00",
+        );
+        let events = handle(None, &submit("20000.00"), &facts).unwrap();
+        let [MedicalEvent::Assessed(assessed)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(assessed.category, "dibao");
+        assert_eq!(assessed.share_basis_points, 7000);
+        let fen = |money: &Option<pb::Money>| money.as_ref().unwrap().fen;
+        assert_eq!(fen(&assessed.share_amount), yuan("14000.00").fen());
+        assert_eq!(fen(&assessed.annual_cap), yuan("60000.00").fen());
+        assert_eq!(fen(&assessed.paid_earlier_this_year), yuan("50000.00").fen());
+        // Capped: 60 000 − 50 000.
+        assert_eq!(fen(&assessed.amount), yuan("10000.00").fen());
+        assert_eq!(assessed.policy_version, "v1");
+        assert_eq!(assessed.payable_month, "2026-12");
+        assert_eq!(assessed.earlier_claims, 1);
+        let entitlement = claim_entitlement(assessed).unwrap();
+        assert_eq!(entitlement.entitlement_id, "medical-claim-1");
+        assert_eq!(
+            amount_due(&entitlement, Month::parse("2026-12").unwrap()),
+            yuan("10000.00")
+        );
+        assert_eq!(
+            amount_due(&entitlement, Month::parse("2027-01").unwrap()),
+            Money::ZERO
+        );
+    }
+
+    #[test]
+    fn a_claim_paying_nothing_makes_no_entitlement() {
+        let facts = claim_facts(approved_case(), Vec::new(), "60000.00");
+        let events = handle(None, &submit("20000.00"), &facts).unwrap();
+        let [MedicalEvent::Assessed(assessed)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(assessed.amount.as_ref().unwrap().fen, 0);
+        assert_eq!(claim_entitlement(assessed), None);
+    }
+
+    #[test]
+    fn a_claim_needs_an_approved_serious_illness_case_and_is_made_once() {
+        let wrong = claim_facts(
+            case("dibao", approved_case().approval),
+            Vec::new(),
+            "0.00",
+        );
+        assert_eq!(
+            handle(None, &submit("100.00"), &wrong),
+            Err(ClaimError::WrongProgram {
+                case_id: "case-m".into()
+            })
+        );
+        let unapproved = claim_facts(case("medical_serious_illness", None), Vec::new(), "0.00");
+        assert_eq!(
+            handle(None, &submit("100.00"), &unapproved),
+            Err(ClaimError::NotApproved {
+                case_id: "case-m".into()
+            })
+        );
+        let mut ended = approved_case();
+        if let Some(approval) = ended.approval.as_mut() {
+            approval.terminated_from = Some(Month::parse("2026-11").unwrap());
+        }
+        assert_eq!(
+            handle(None, &submit("100.00"), &claim_facts(ended, Vec::new(), "0.00")),
+            Err(ClaimError::NotApproved {
+                case_id: "case-m".into()
+            })
+        );
+        let facts = claim_facts(approved_case(), Vec::new(), "0.00");
+        let events = handle(None, &submit("100.00"), &facts).unwrap();
+        let state = ClaimState::fold(&events).unwrap();
+        assert_eq!(state.version, 1);
+        assert_eq!(
+            handle(Some(&state), &submit("100.00"), &facts),
+            Err(ClaimError::ClaimExists {
+                claim_id: "claim-1".into()
+            })
+        );
+        assert_eq!(
+            handle(None, &submit("0.00"), &facts),
+            Err(ClaimError::Assess(AssessRefusal::NotPositive))
+        );
     }
 }
