@@ -38,7 +38,7 @@ use crate::funds::Funds;
 use crate::medical::{self, ClaimFacts, ClaimState};
 use crate::read_model;
 use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
-use crate::validation::{check_page, check_uuid};
+use crate::validation::{check_opaque_id, check_page, check_uuid};
 
 /// Who prepares payment runs: the district's finance officers.
 const RUN_CREATORS: &[Role] = &[Role::FinanceOfficer];
@@ -438,6 +438,7 @@ impl PaymentApi {
             policy_version: resolved.version.to_string(),
             paid_earlier_this_year,
             earlier_claims,
+            assessed_in: this_month,
             payable_month: this_month.next().unwrap_or(this_month),
         };
         let events = medical::handle(None, &submit, &facts)?;
@@ -491,7 +492,7 @@ impl PaymentApi {
         caller.require_role(CLAIM_READERS)?;
         let payment = self.connected()?;
         let mut errors = ValidationErrors::default();
-        check_uuid(&mut errors, "case_id", &request.case_id, "a case id");
+        check_opaque_id(&mut errors, "case_id", &request.case_id);
         let page = request.page.unwrap_or_default();
         let limit = check_page(&mut errors, &page);
         errors.into_result()?;

@@ -17,7 +17,7 @@ use crate::funds::Funds;
 use crate::medical::SubmitMedicalClaim;
 use crate::pay_calendar::{CalendarRefusal, PayDate};
 use crate::validation::{
-    check_amount, check_command_id, check_member_id, check_out_of_pocket, check_period,
+    check_amount, check_command_id, check_opaque_id, check_out_of_pocket, check_period,
     check_settlement_date, check_settlement_reference, check_uuid,
 };
 
@@ -272,8 +272,8 @@ pub fn parse_medical_claim(
 ) -> Result<SubmitMedicalClaim, ApiError> {
     let mut errors = ValidationErrors::default();
     check_command_id(&mut errors, &request.command_id);
-    check_uuid(&mut errors, "case_id", &request.case_id, "a case id");
-    check_member_id(&mut errors, "patient_member_id", &request.patient_member_id);
+    check_opaque_id(&mut errors, "case_id", &request.case_id);
+    check_opaque_id(&mut errors, "patient_member_id", &request.patient_member_id);
     let out_of_pocket =
         check_out_of_pocket(&mut errors, "out_of_pocket", request.out_of_pocket.as_ref());
     let settlement_date = check_settlement_date(

@@ -10,13 +10,14 @@
 //! away from zero).
 //!
 //! The recipient's **category** is not the claimant's to say: it is the household's, from the
-//! entitlements payment holds in the settlement's month — a tekun entitlement paying that
+//! entitlements payment holds in the month of the assessment — a tekun entitlement paying that
 //! month makes it tekun, else a dibao one dibao, else (an approved serious-illness case and
 //! neither) low income, the one covered category payment cannot see.
 //!
 //! The claim (stream `payment-medical-<claim id>`, [`MedicalEvent`]) is one event,
 //! `MedicalClaimAssessed`, decided by [`handle`]: the case must be a serious-illness case
-//! payment heard approved (and not terminated by the settlement's month); the amount is paid
+//! payment heard approved (and not terminated before the settlement's month; a settlement
+//! before the approval is what the case was opened for); the amount is paid
 //! once, as a one-off entitlement ([`claim_entitlement`]) in the month after the assessment, by
 //! that month's run. Earlier payments are payment's own assessed claims of the patient in the
 //! settlement's calendar year, in log order (a new year starts at zero); two claims of one
@@ -213,7 +214,9 @@ pub struct ClaimFacts {
     /// What payment's earlier claims of the settlement year paid the patient, and how many.
     pub paid_earlier_this_year: Money,
     pub earlier_claims: u32,
-    /// The month after the assessment's (local) day: its run pays the claim.
+    /// The month of the assessment's (local) day: the household's category is its in it.
+    pub assessed_in: Month,
+    /// The month after it: its run pays the claim.
     pub payable_month: Month,
 }
 
@@ -224,7 +227,7 @@ pub enum ClaimError {
     ClaimExists { claim_id: String },
     #[error("case {case_id} is not a serious-illness medical assistance case")]
     WrongProgram { case_id: String },
-    #[error("case {case_id} is not approved, or its approval ended by the settlement's month")]
+    #[error("case {case_id} is not approved, or its approval ended before the settlement's month")]
     NotApproved { case_id: String },
     #[error("{0}")]
     Assess(AssessRefusal),
@@ -253,17 +256,16 @@ pub fn handle(
     }
     let settled_in = Month::of(submit.settlement_date);
     let approved = case.approval.as_ref().is_some_and(|approval| {
-        approval.start_month <= settled_in
-            && approval
-                .terminated_from
-                .is_none_or(|terminated| settled_in < terminated)
+        approval
+            .terminated_from
+            .is_none_or(|terminated| settled_in < terminated)
     });
     if !approved {
         return Err(ClaimError::NotApproved {
             case_id: case.case_id.clone(),
         });
     }
-    let category = category_of(&facts.household, settled_in);
+    let category = category_of(&facts.household, facts.assessed_in);
     let assessment = assess(
         &facts.parameters,
         category,
@@ -507,6 +509,7 @@ mod tests {
             policy_version: "v1".into(),
             paid_earlier_this_year: yuan(earlier),
             earlier_claims: 1,
+            assessed_in: Month::parse("2026-11").unwrap(),
             payable_month: Month::parse("2026-12").unwrap(),
         }
     }

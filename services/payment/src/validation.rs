@@ -81,15 +81,16 @@ pub const MAX_CLAIM_ID_CHARS: usize = 64;
 /// The largest out-of-pocket cost of one claim: 10^8 yuan in fen.
 pub const MAX_OUT_OF_POCKET_FEN: i64 = 10_000_000_000;
 
-/// A patient's opaque member id: 1 to 64 of `A-Z a-z 0-9 - _` (never a name).
-pub fn check_member_id(errors: &mut ValidationErrors, field: &str, value: &str) {
+/// An opaque id (a patient's member id, a case id): 1 to 64 of `A-Z a-z 0-9 - _`, never a
+/// name.
+pub fn check_opaque_id(errors: &mut ValidationErrors, field: &str, value: &str) {
     let fits = !value.is_empty()
         && value.len() <= MAX_CLAIM_ID_CHARS
         && value
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
     if !fits {
-        errors.push(field, "1 to 64 of A-Z a-z 0-9 - _ (an opaque member id)");
+        errors.push(field, "1 to 64 of A-Z a-z 0-9 - _ (an opaque id)");
     }
 }
 
