@@ -32,7 +32,6 @@ use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-const OTHER_STREET: &str = "990101002000";
 const OTHER_DISTRICT: &str = "990102000000";
 const HOUSEHOLD: &str = "household-med-1";
 
@@ -248,7 +247,6 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         client: PaymentServiceClient::new(service.channel().await?),
     };
     let center = auth.token_for("center-1", Role::CenterReviewer, DISTRICT);
-    let other_street = auth.token_for("center-street", Role::CenterReviewer, OTHER_STREET);
     let stranger = auth.token_for("center-far", Role::CenterReviewer, OTHER_DISTRICT);
     let officer = auth.token_for("officer-1", Role::FinanceOfficer, DISTRICT);
     let approver = auth.token_for("approver-1", Role::FinanceApprover, DISTRICT);
@@ -336,12 +334,11 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         "{last_year:?}"
     );
 
-    // Unknown, out of scope (another street-town's center reviewer, another district's), and
-    // another program's case; the wrong role; bad fields. None writes anything.
+    // Unknown, out of scope (another district's center reviewer: a center reviewer's org unit
+    // is a district), and another program's case; the wrong role; bad fields. None writes anything.
     let before = log_size(&store).await?;
     for (token, case_id) in [
         (&center, "case-nobody-heard"),
-        (&other_street, medical),
         (&stranger, medical),
     ] {
         refused(
@@ -353,10 +350,13 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         payment.submit(&center, "claim-dibao", dibao, 100_000, today).await,
         Code::FailedPrecondition,
     )?;
-    refused(
-        payment.submit(&officer, "claim-officer", medical, 100_000, today).await,
-        Code::PermissionDenied,
-    )?;
+    let street = auth.token_for("street-1", Role::StreetReviewer, sunshine_tests::STREET_TOWN);
+    for token in [&officer, &street, &auditor] {
+        refused(
+            payment.submit(token, "claim-role", medical, 100_000, today).await,
+            Code::PermissionDenied,
+        )?;
+    }
     let bad = refused(
         payment
             .submit_request(
