@@ -385,6 +385,38 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
             ],
         "{fields:?}"
     );
+    let oversized = refused(
+        payment
+            .submit_request(
+                &center,
+                pb::SubmitMedicalClaimRequest {
+                    command_id: "c".repeat(101),
+                    case_id: "x".repeat(65),
+                    patient_member_id: "m".repeat(65),
+                    out_of_pocket: Some(pb::Money {
+                        fen: sunshine_payment::validation::MAX_OUT_OF_POCKET_FEN + 1,
+                    }),
+                    settlement_date: None,
+                    settlement_reference: "r".repeat(65),
+                },
+            )
+            .await,
+        Code::InvalidArgument,
+    )?;
+    let mut fields = violated_fields(&oversized);
+    fields.sort();
+    anyhow::ensure!(
+        fields
+            == [
+                "case_id",
+                "command_id",
+                "out_of_pocket",
+                "patient_member_id",
+                "settlement_date",
+                "settlement_reference"
+            ],
+        "{fields:?}"
+    );
     anyhow::ensure!(log_size(&store).await? == before);
 
     // Reads: in scope, and outside it exactly like a claim that does not exist.
