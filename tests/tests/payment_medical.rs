@@ -255,7 +255,8 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
     let today = SystemClock.today();
     let this_month = Month::of(today);
     let next_month = this_month.next().expect("a month after this one");
-    let last_year_end = time::Date::from_calendar_date(today.year() - 1, time::Month::December, 31)?;
+    let last_year_end =
+        time::Date::from_calendar_date(today.year() - 1, time::Month::December, 31)?;
 
     // The household receives dibao; its serious-illness case is approved (nothing monthly).
     let (dibao, medical) = ("case-med-dibao", "case-med-1");
@@ -269,7 +270,9 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         let above = sunshine_domain::Money::from_fen(cost)
             .checked_sub(parameters.deductible_dibao)
             .ok_or_else(|| anyhow::anyhow!("out of range"))?;
-        Ok(above.checked_mul_ratio(parameters.share_dibao, 10_000)?.fen())
+        Ok(above
+            .checked_mul_ratio(parameters.share_dibao, 10_000)?
+            .fen())
     };
     let cap = parameters.annual_cap_per_person.fen();
 
@@ -329,31 +332,37 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         .claim
         .unwrap_or_default();
     anyhow::ensure!(
-        fen(last_year.paid_earlier_this_year.as_ref()) == 0
-            && fen(last_year.amount.as_ref()) > 0,
+        fen(last_year.paid_earlier_this_year.as_ref()) == 0 && fen(last_year.amount.as_ref()) > 0,
         "{last_year:?}"
     );
 
     // Unknown, out of scope (another district's center reviewer: a center reviewer's org unit
     // is a district), and another program's case; the wrong role; bad fields. None writes anything.
     let before = log_size(&store).await?;
-    for (token, case_id) in [
-        (&center, "case-nobody-heard"),
-        (&stranger, medical),
-    ] {
+    for (token, case_id) in [(&center, "case-nobody-heard"), (&stranger, medical)] {
         refused(
-            payment.submit(token, "claim-x", case_id, 100_000, today).await,
+            payment
+                .submit(token, "claim-x", case_id, 100_000, today)
+                .await,
             Code::NotFound,
         )?;
     }
     refused(
-        payment.submit(&center, "claim-dibao", dibao, 100_000, today).await,
+        payment
+            .submit(&center, "claim-dibao", dibao, 100_000, today)
+            .await,
         Code::FailedPrecondition,
     )?;
-    let street = auth.token_for("street-1", Role::StreetReviewer, sunshine_tests::STREET_TOWN);
+    let street = auth.token_for(
+        "street-1",
+        Role::StreetReviewer,
+        sunshine_tests::STREET_TOWN,
+    );
     for token in [&officer, &street, &auditor] {
         refused(
-            payment.submit(token, "claim-role", medical, 100_000, today).await,
+            payment
+                .submit(token, "claim-role", medical, 100_000, today)
+                .await,
             Code::PermissionDenied,
         )?;
     }
@@ -427,7 +436,9 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         Code::NotFound,
     )?;
     refused(
-        payment.get(&center, &uuid::Uuid::now_v7().to_string()).await,
+        payment
+            .get(&center, &uuid::Uuid::now_v7().to_string())
+            .await,
         Code::NotFound,
     )?;
     let page = payment.list(&officer, medical, 2, "").await?;
@@ -485,8 +496,9 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(
         medical_orders.len() == 3
-            && medical_orders.iter().all(|order| order.fund == "medical"
-                && order.entitlement_id.starts_with("medical-")),
+            && medical_orders.iter().all(
+                |order| order.fund == "medical" && order.entitlement_id.starts_with("medical-")
+            ),
         "{orders:?}"
     );
 
@@ -508,14 +520,20 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
     if run.pay_on_provisional {
         // A year without its holiday notice yet: weekends only.
         anyhow::ensure!(
-            !matches!(pay_on.weekday(), time::Weekday::Saturday | time::Weekday::Sunday),
+            !matches!(
+                pay_on.weekday(),
+                time::Weekday::Saturday | time::Weekday::Sunday
+            ),
             "{pay_on}"
         );
     } else {
         anyhow::ensure!(working_days.is_working_day(pay_on)?, "{pay_on}");
         let mut day = pay_on;
         while let Some(next) = day.next_day().filter(|next| *next <= tenth) {
-            anyhow::ensure!(!working_days.is_working_day(next)?, "{next} is a working day");
+            anyhow::ensure!(
+                !working_days.is_working_day(next)?,
+                "{next} is a working day"
+            );
             day = next;
         }
     }
@@ -575,7 +593,7 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         .await?
         .into_inner();
     anyhow::ensure!(
-        settled.states.clone().unwrap_or_default().paid_count == 4,
+        settled.states.unwrap_or_default().paid_count == 4,
         "{settled:?}"
     );
     settle(&store).await?;

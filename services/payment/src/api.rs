@@ -14,7 +14,9 @@
 //!    new run's claims on its orders commit in the append's transaction;
 //! 6. **answer** from the run as the append left it (the first append, for a retry).
 //!
-//! Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
+//! `SubmitMedicalClaim` takes the same steps on the claim's stream (load: the retry, the case
+//! in scope, the household's entitlements, the patient's earlier claims, the policy as of the
+//! settlement date). Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
 //! the district's ledger table, in the caller's scope. `ExportBankFile` is a read that is recorded: it takes
 //! steps 1–4 and appends the export (no command id: each export taken is recorded) at the
 //! version it read, then answers the file. Errors become statuses through `ApiError` only
@@ -23,17 +25,17 @@
 use std::sync::{Arc, OnceLock};
 
 use sunshine_domain::{Month, OrgUnitCode, ValidationErrors, WorkingDayCalendar};
-use sunshine_policy::Policy;
 use sunshine_eventlog::{AppendOutcome, EventMetadata, request_digest};
 use sunshine_platform::{ApiError, Identity, Role};
+use sunshine_policy::Policy;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::payment_service_server::PaymentService;
 
 use crate::aggregate::{self, RunState};
+use crate::commands;
 use crate::commands::{
     ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult,
 };
-use crate::commands;
 use crate::funds::Funds;
 use crate::medical::{self, ClaimFacts, ClaimState};
 use crate::read_model;
@@ -411,7 +413,11 @@ impl PaymentApi {
         let today = payment.clock.today();
         let submit = commands::parse_medical_claim(&request, caller, today)?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
-        if let Some(previous) = payment.store.claim_retry(&submit.claim_id, &metadata).await? {
+        if let Some(previous) = payment
+            .store
+            .claim_retry(&submit.claim_id, &metadata)
+            .await?
+        {
             return self.answer_claim(&submit.claim_id, &previous).await;
         }
         let case = payment

@@ -121,7 +121,10 @@ pub fn assess(
     let (share_basis_points, deductible) = match category {
         Category::Tekun => (parameters.share_tekun, parameters.deductible_tekun),
         Category::Dibao => (parameters.share_dibao, parameters.deductible_dibao),
-        Category::LowIncome => (parameters.share_low_income, parameters.deductible_low_income),
+        Category::LowIncome => (
+            parameters.share_low_income,
+            parameters.deductible_low_income,
+        ),
     };
     let above = out_of_pocket
         .checked_sub(deductible)
@@ -380,7 +383,10 @@ mod tests {
         );
         assert_eq!(
             low.amount,
-            expected(parameters.share_low_income, parameters.deductible_low_income)
+            expected(
+                parameters.share_low_income,
+                parameters.deductible_low_income
+            )
         );
         // The EXAMPLE's figures: 100 %, 70 %, and 60 % above a 1000-yuan deductible.
         assert_eq!(
@@ -403,7 +409,10 @@ mod tests {
         let third = assessed(Category::Dibao, "100.00", "60000.00");
         assert_eq!(third.amount, Money::ZERO);
         let over = assessed(Category::Dibao, "100.00", "70000.00");
-        assert_eq!((over.cap_remaining, over.amount), (Money::ZERO, Money::ZERO));
+        assert_eq!(
+            (over.cap_remaining, over.amount),
+            (Money::ZERO, Money::ZERO)
+        );
     }
 
     #[test]
@@ -548,7 +557,10 @@ mod tests {
         let fen = |money: &Option<pb::Money>| money.as_ref().unwrap().fen;
         assert_eq!(fen(&assessed.share_amount), yuan("14000.00").fen());
         assert_eq!(fen(&assessed.annual_cap), yuan("60000.00").fen());
-        assert_eq!(fen(&assessed.paid_earlier_this_year), yuan("50000.00").fen());
+        assert_eq!(
+            fen(&assessed.paid_earlier_this_year),
+            yuan("50000.00").fen()
+        );
         // Capped: 60 000 − 50 000.
         assert_eq!(fen(&assessed.amount), yuan("10000.00").fen());
         assert_eq!(assessed.policy_version, "v1");
@@ -579,11 +591,7 @@ mod tests {
 
     #[test]
     fn a_claim_needs_an_approved_serious_illness_case_and_is_made_once() {
-        let wrong = claim_facts(
-            case("dibao", approved_case().approval),
-            Vec::new(),
-            "0.00",
-        );
+        let wrong = claim_facts(case("dibao", approved_case().approval), Vec::new(), "0.00");
         assert_eq!(
             handle(None, &submit("100.00"), &wrong),
             Err(ClaimError::WrongProgram {
@@ -602,7 +610,11 @@ mod tests {
             approval.terminated_from = Some(Month::parse("2026-11").unwrap());
         }
         assert_eq!(
-            handle(None, &submit("100.00"), &claim_facts(ended, Vec::new(), "0.00")),
+            handle(
+                None,
+                &submit("100.00"),
+                &claim_facts(ended, Vec::new(), "0.00")
+            ),
             Err(ClaimError::NotApproved {
                 case_id: "case-m".into()
             })

@@ -91,11 +91,11 @@ impl PayCalendar {
         for (index, entry) in entries.into_iter().enumerate() {
             let key = format!("calendar[{index}]");
             let from = match (entry.from.date, entry.from.time, entry.from.offset) {
-                (Some(date), None, None) => time::Month::try_from(date.month)
-                    .ok()
-                    .and_then(|month| {
+                (Some(date), None, None) => {
+                    time::Month::try_from(date.month).ok().and_then(|month| {
                         Date::from_calendar_date(i32::from(date.year), month, date.day).ok()
-                    }),
+                    })
+                }
                 _ => None,
             };
             let cadence = match entry.cadence.as_str() {
@@ -153,9 +153,11 @@ impl PayCalendar {
         period: Month,
         working_days: &WorkingDayCalendar,
     ) -> Result<PayDate, CalendarRefusal> {
-        let rule = self.in_force(period).ok_or_else(|| CalendarRefusal::NoEntry {
-            period: period.to_string(),
-        })?;
+        let rule = self
+            .in_force(period)
+            .ok_or_else(|| CalendarRefusal::NoEntry {
+                period: period.to_string(),
+            })?;
         let out_of_range = || CalendarRefusal::OutOfRange {
             period: period.to_string(),
         };
@@ -256,10 +258,19 @@ mod tests {
             )
         };
         // 2026-01-10 is a Saturday, 2026-01-09 a Friday, 2026-01-12 a Monday.
-        assert_eq!(pay(&on_the_tenth("previous"), "2026-01").date, date!(2026 - 01 - 09));
-        assert_eq!(pay(&on_the_tenth("next"), "2026-01").date, date!(2026 - 01 - 12));
+        assert_eq!(
+            pay(&on_the_tenth("previous"), "2026-01").date,
+            date!(2026 - 01 - 09)
+        );
+        assert_eq!(
+            pay(&on_the_tenth("next"), "2026-01").date,
+            date!(2026 - 01 - 12)
+        );
         // 2026-10-10 is a Saturday worked for National Day: it stays.
-        assert_eq!(pay(&on_the_tenth("next"), "2026-10").date, date!(2026 - 10 - 10));
+        assert_eq!(
+            pay(&on_the_tenth("next"), "2026-10").date,
+            date!(2026 - 10 - 10)
+        );
     }
 
     #[test]
@@ -281,12 +292,19 @@ mod tests {
         // July to September are paid together on 2026-09-20, a Sunday that is an adjusted
         // working day (National Day): it stays.
         for period in ["2026-07", "2026-08", "2026-09"] {
-            assert_eq!(pay(&calendar, period).date, date!(2026 - 09 - 20), "{period}");
+            assert_eq!(
+                pay(&calendar, period).date,
+                date!(2026 - 09 - 20),
+                "{period}"
+            );
         }
         // The next quarter on 2026-12-20, a Sunday: the Monday after.
         assert_eq!(pay(&calendar, "2026-10").date, date!(2026 - 12 - 21));
         assert_eq!(
-            calendar.in_force(Month::parse("2026-07").unwrap()).unwrap().cadence,
+            calendar
+                .in_force(Month::parse("2026-07").unwrap())
+                .unwrap()
+                .cadence,
             Cadence::Quarterly
         );
     }

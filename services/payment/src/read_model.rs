@@ -15,6 +15,11 @@
 //! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
 //!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
 //!   and by the projection), so that re-paying twice adds no order;
+//! - `payment_medical_claims`, the medical claims' **guard table** ([`MedicalClaimGuard`]):
+//!   one row per assessed claim, (patient, year, sequence) unique, written in the claim's
+//!   append and by the projection; what a patient's claims paid in a year is a sum over it.
+//!   An assessed claim that pays anything is also a one-off entitlement `medical-<claim id>`
+//!   in `payment_entitlements`, from `MedicalClaimAssessed`;
 //! - `payment_ledger_lines`: the ledger, two lines per order the bank paid (its posting,
 //!   [`crate::ledger`]), from `BankResultRecorded`; the trial balance and the funds' balances
 //!   are sums over it ([`trial_balance`], [`fund_balances`]).
@@ -36,8 +41,8 @@ use sunshine_proto::v1 as pb;
 
 use crate::aggregate::RunEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
-use crate::medical::{self, ClaimCase, MedicalEvent};
 use crate::ledger::{self, TrialBalance};
+use crate::medical::{self, ClaimCase, MedicalEvent};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {

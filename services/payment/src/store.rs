@@ -11,6 +11,11 @@
 //! - **append**: with the expected version (`NoStream` for a new run) and the command's
 //!   metadata; a new run's claims on its orders' (entitlement, period) keys commit in the
 //!   append's own transaction (`append_guarded` with [`OrderClaims`]), never by compensation.
+//!
+//! Medical claims (`payment-medical-<claim id>`) are loaded and appended the same way: the
+//! case in the caller's scope (its street-town), the household's entitlements and what the
+//! patient's earlier claims of the year paid, and the claim's guard row
+//! ([`MedicalClaimGuard`]) in the append's transaction.
 
 use std::sync::Arc;
 
@@ -317,7 +322,11 @@ pub fn claim_stream(claim_id: &str) -> Result<StreamId, ApiError> {
 impl PaymentStore {
     /// The claim, folded; `None` if there is no such claim.
     pub async fn load_claim(&self, claim_id: &str) -> Result<Option<ClaimState>, ApiError> {
-        let stored = self.log.store.read_stream(&claim_stream(claim_id)?, 1).await?;
+        let stored = self
+            .log
+            .store
+            .read_stream(&claim_stream(claim_id)?, 1)
+            .await?;
         let mut events = Vec::with_capacity(stored.len());
         for event in &stored {
             events.push(

@@ -143,10 +143,7 @@ pub fn check_settlement_date(
         _ => {
             errors.push(
                 field,
-                format!(
-                    "a date from {}-01-01 to today ({today})",
-                    today.year() - 1
-                ),
+                format!("a date from {}-01-01 to today ({today})", today.year() - 1),
             );
             None
         }
