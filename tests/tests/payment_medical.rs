@@ -10,7 +10,8 @@
 //! roles. Next month's run carries the claims as one-off orders of the medical fund with the
 //! household's dibao, on the pay date the calendar gives (a working day, moved back from the
 //! due day); a second officer approves it, the bank pays it, and the medical fund's balance is
-//! minus what the claims paid.
+//! minus what the claims paid. Claims of one patient racing each other never pay more than the
+//! cap together.
 
 use std::time::Duration;
 
@@ -623,6 +624,37 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await;
     refused(again, Code::AlreadyExists)?;
+
+    // Claims of one patient's year racing each other never pay more than the cap together:
+    // each is assessed, or ABORTED when another counted the same earlier claims first.
+    let racers = (0..6).map(|index| {
+        payment.submit_request(
+            &center,
+            pb::SubmitMedicalClaimRequest {
+                command_id: format!("claim-race-{index}"),
+                case_id: medical.into(),
+                patient_member_id: "member-3".into(),
+                out_of_pocket: Some(pb::Money { fen: cap }),
+                settlement_date: Some(date_of(today)),
+                settlement_reference: format!("JS-race-{index}"),
+            },
+        )
+    });
+    let mut raced = 0_i64;
+    let mut assessed = 0;
+    for answer in futures::future::join_all(racers).await {
+        match answer {
+            Ok(claim) => {
+                assessed += 1;
+                raced += fen(claim.claim.unwrap_or_default().amount.as_ref());
+            }
+            Err(status) => anyhow::ensure!(status.code() == Code::Aborted, "{status:?}"),
+        }
+    }
+    anyhow::ensure!(
+        assessed >= 1 && raced <= cap,
+        "{assessed} claims paid {raced} fen"
+    );
 
     service.stop().await?;
     Ok(())
