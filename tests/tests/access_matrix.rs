@@ -201,6 +201,9 @@ enum Rpc {
     GetFundBalances,
     ImportBankReturns,
     CloseReconciliation,
+    SubmitMedicalClaim,
+    GetMedicalClaim,
+    ListMedicalClaims,
     WhoAmI,
     GetServiceInfo,
 }
@@ -244,6 +247,9 @@ impl Rpc {
             ("PaymentService", "GetFundBalances") => Rpc::GetFundBalances,
             ("PaymentService", "ImportBankReturns") => Rpc::ImportBankReturns,
             ("PaymentService", "CloseReconciliation") => Rpc::CloseReconciliation,
+            ("PaymentService", "SubmitMedicalClaim") => Rpc::SubmitMedicalClaim,
+            ("PaymentService", "GetMedicalClaim") => Rpc::GetMedicalClaim,
+            ("PaymentService", "ListMedicalClaims") => Rpc::ListMedicalClaims,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -644,6 +650,10 @@ struct Fixtures {
     objection_case: String,
     /// Payment's RPCs: a run of this month (version 1) paying the one entitlement there is.
     run: pb::RunResponse,
+    /// The run's one case (a temporary-assistance case: no medical claim is for it).
+    run_case: String,
+    /// Medical claims: an approved serious-illness case and one claim assessed for it.
+    medical_claim: pb::MedicalClaimAssessed,
 }
 
 #[derive(Debug)]
@@ -998,7 +1008,8 @@ impl World {
             .collect();
         self.walk_to_objections(&objection_case, &objections)
             .await?;
-        let run = self.payment_run().await?;
+        let (run, run_case) = self.payment_run().await?;
+        let medical_claim = self.medical_claim().await?;
 
         Ok(Fixtures {
             target,
@@ -1009,13 +1020,15 @@ impl World {
             spare_withdraw_cases,
             objection_case,
             run,
+            run_case,
+            medical_claim,
         })
     }
 
     /// An assist-first grant heard from review (appended at the boundary, on a case of a
     /// village none of review's cells names), and this month's payment run paying it, created
     /// once payment's projection has heard it.
-    async fn payment_run(&mut self) -> anyhow::Result<pb::RunResponse> {
+    async fn payment_run(&mut self) -> anyhow::Result<(pb::RunResponse, String)> {
         let case_id = uuid::Uuid::now_v7().to_string();
         let opened = pb::CaseOpened {
             case_id: case_id.clone(),
@@ -1070,7 +1083,7 @@ impl World {
                 .create_run(with_token(request, &officer)?)
                 .await
             {
-                Ok(run) => return Ok(run.into_inner()),
+                Ok(run) => return Ok((run.into_inner(), case_id)),
                 // Nothing due until payment's projection has heard the grant.
                 Err(status) if status.code() == Code::FailedPrecondition => {}
                 Err(status) => anyhow::bail!("creating the fixture run: {status:?}"),
@@ -1078,6 +1091,90 @@ impl World {
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
                 "payment never heard the fixture's grant"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A serious-illness case approved (paying nothing monthly) heard from review, in the
+    /// payment fixture's village, and one claim for it submitted by a center reviewer once
+    /// payment's projection has heard the case.
+    async fn medical_claim(&mut self) -> anyhow::Result<pb::MedicalClaimAssessed> {
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let opened = pb::CaseOpened {
+            case_id: case_id.clone(),
+            application_id: format!("matrix-application-{case_id}"),
+            household_id: format!("matrix-household-{case_id}"),
+            program_code: "medical_serious_illness".into(),
+            workflow: "center_review".into(),
+            accepted_org_unit_code: PAYMENT_VILLAGE.into(),
+            hukou_org_unit_code: PAYMENT_VILLAGE.into(),
+            ..Default::default()
+        };
+        let approved = pb::CaseApproved {
+            case_id: case_id.clone(),
+            program_code: "medical_serious_illness".into(),
+            monthly_amount: Some(pb::Money { fen: 0 }),
+            start_month: payment_period(),
+            reasons: "符合条件".into(),
+            ..Default::default()
+        };
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "matrix-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &StreamId::new("review", "case", &case_id)?,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![
+                    NewEvent::typed(case_id.as_str(), &opened),
+                    NewEvent::typed(case_id.as_str(), &approved),
+                ],
+            )
+            .await?;
+        let center = self
+            .auth
+            .token_for("matrix-setup-center", Role::CenterReviewer, DISTRICT);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let request = pb::SubmitMedicalClaimRequest {
+                command_id: "matrix-setup-claim".into(),
+                case_id: case_id.clone(),
+                patient_member_id: "matrix-patient".into(),
+                out_of_pocket: Some(pb::Money { fen: 1_000_000 }),
+                settlement_date: Some(pb::Date {
+                    year: self.today.year(),
+                    month: i32::from(u8::from(self.today.month())),
+                    day: i32::from(self.today.day()),
+                }),
+                settlement_reference: "matrix-settlement".into(),
+            };
+            match self
+                .payment
+                .submit_medical_claim(with_token(request, &center)?)
+                .await
+            {
+                Ok(claim) => {
+                    return claim
+                        .into_inner()
+                        .claim
+                        .ok_or_else(|| anyhow::anyhow!("a claim without its assessment"));
+                }
+                // Not found (or not approved) until payment's projection has heard the case.
+                Err(status)
+                    if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => {}
+                Err(status) => anyhow::bail!("submitting the fixture claim: {status:?}"),
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "payment never heard the fixture's medical case"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -1541,6 +1638,40 @@ impl World {
                 ok(self
                     .payment
                     .close_reconciliation(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::SubmitMedicalClaim => {
+                let claim = &fixtures.medical_claim;
+                let request = pb::SubmitMedicalClaimRequest {
+                    command_id,
+                    case_id: fixtures.run_case.clone(),
+                    patient_member_id: claim.patient_member_id.clone(),
+                    out_of_pocket: Some(pb::Money { fen: 100_000 }),
+                    settlement_date: claim.settlement_date,
+                    settlement_reference: claim.settlement_reference.clone(),
+                };
+                ok(self
+                    .payment
+                    .submit_medical_claim(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::GetMedicalClaim => {
+                let request = pb::GetMedicalClaimRequest {
+                    claim_id: fixtures.medical_claim.claim_id.clone(),
+                };
+                ok(self
+                    .payment
+                    .get_medical_claim(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ListMedicalClaims => {
+                let request = pb::ListMedicalClaimsRequest {
+                    case_id: fixtures.medical_claim.case_id.clone(),
+                    page: None,
+                };
+                ok(self
+                    .payment
+                    .list_medical_claims(with_token(request, &token)?)
                     .await)
             }
             // Mounted on every port: each port must answer the same.

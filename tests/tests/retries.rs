@@ -98,6 +98,7 @@ rows! {
     "PaymentService/CreateRepayRun" => create_repay_run,
     "PaymentService/ImportBankReturns" => import_bank_returns,
     "PaymentService/CloseReconciliation" => close_reconciliation,
+    "PaymentService/SubmitMedicalClaim" => submit_medical_claim,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -720,6 +721,51 @@ impl World {
             )
             .await?;
         self.settle().await
+    }
+
+    /// A serious-illness case approved (nothing monthly) heard from review; its id.
+    async fn medical_case_approved(&self) -> anyhow::Result<String> {
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let opened = pb::CaseOpened {
+            case_id: case_id.clone(),
+            application_id: format!("application-{case_id}"),
+            household_id: format!("household-{case_id}"),
+            program_code: "medical_serious_illness".into(),
+            workflow: "center_review".into(),
+            accepted_org_unit_code: VILLAGE.into(),
+            hukou_org_unit_code: VILLAGE.into(),
+            ..Default::default()
+        };
+        let approved = pb::CaseApproved {
+            case_id: case_id.clone(),
+            program_code: "medical_serious_illness".into(),
+            monthly_amount: Some(pb::Money { fen: 0 }),
+            start_month: this_month().to_string(),
+            reasons: "符合条件".into(),
+            ..Default::default()
+        };
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "test-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &StreamId::new("review", "case", &case_id)?,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![
+                    NewEvent::typed(case_id.as_str(), &opened),
+                    NewEvent::typed(case_id.as_str(), &approved),
+                ],
+            )
+            .await?;
+        self.settle().await?;
+        Ok(case_id)
     }
 
     /// A run of this month by `finance-1`, under `command_id`.
@@ -1702,6 +1748,43 @@ async fn close_reconciliation(world: &World, seed: u32) -> anyhow::Result<()> {
     other.paid_total = Some(pb::Money {
         fen: other.paid_total.map_or(0, |money| money.fen) + 1,
     });
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- payment's medical claims ----
+
+async fn submit_medical_claim(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case_id = world.medical_case_approved().await?;
+    let call = call!(world.payment, submit_medical_claim, world.center);
+    let today = sunshine_platform::clock::SystemClock.today();
+    let request = pb::SubmitMedicalClaimRequest {
+        command_id: format!("claim-{seed}"),
+        case_id: case_id.clone(),
+        patient_member_id: format!("patient-{seed}"),
+        out_of_pocket: Some(pb::Money { fen: 1_000_000 }),
+        settlement_date: Some(pb::Date {
+            year: today.year(),
+            month: i32::from(u8::from(today.month())),
+            day: i32::from(today.day()),
+        }),
+        settlement_reference: format!("JS-{seed}"),
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first
+            .claim
+            .as_ref()
+            .is_some_and(|claim| claim.paid_earlier_this_year == Some(pb::Money { fen: 0 })),
+        "{first:?}"
+    );
+    // Another claim of the patient's year: a new assessment would count the first's amount.
+    let mut second = request.clone();
+    second.command_id = format!("claim-second-{seed}");
+    call(second).await?;
+    let mut other = request.clone();
+    other.out_of_pocket = Some(pb::Money { fen: 2_000_000 });
     world
         .retries_answer_first(call, request, &first, other)
         .await

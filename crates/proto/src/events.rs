@@ -222,6 +222,8 @@ registry! {
     // payment's settlement: returns (退票) and the reconciliation's close
     BankReturnsRecorded,
     ReconciliationClosed,
+    // payment: payment-medical-<claim id>
+    MedicalClaimAssessed,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

@@ -53,6 +53,7 @@ use crate::commands::{
 };
 use crate::entitlements::amount_due;
 use crate::funds::{self, BudgetRefusal};
+use crate::pay_calendar::CalendarRefusal;
 
 sunshine_proto::stream_events! {
     /// The events of `payment-run-<run id>`.
@@ -91,6 +92,10 @@ pub struct RunState {
     pub returns_recorded_by: Vec<String>,
     /// Who closed the reconciliation (`None`: open, or not ready).
     pub reconciled_by: Option<String>,
+    /// The run's pay date by the payment calendar (none for a re-pay run), and whether it is
+    /// provisional.
+    pub pay_on: Option<pb::Date>,
+    pub pay_on_provisional: bool,
     /// The stream's version: the number of events folded.
     pub version: u64,
 }
@@ -106,6 +111,8 @@ impl RunState {
                 self.district_code = created.district_code.clone();
                 self.orders = created.orders.clone();
                 self.control = created.control.clone().unwrap_or_default();
+                self.pay_on = created.pay_on;
+                self.pay_on_provisional = created.pay_on_provisional;
             }
             RunEvent::Approved(approved) => {
                 self.approved_by = Some(approved.approved_by.clone());
@@ -267,6 +274,9 @@ pub enum CommandError {
     /// returns, does not close it.
     #[error("the officer who {did} may not close its reconciliation (four eyes)")]
     CloserTookPart { did: &'static str },
+    /// The period has no pay date: no calendar entry is in force (payment calendar).
+    #[error("{0}")]
+    Calendar(CalendarRefusal),
 }
 
 /// Decides `command` on the run `state` (`None`: no such stream yet): the events to append, or
@@ -641,6 +651,7 @@ fn create_run(
         });
     }
     fund_orders(&mut orders, create.period, &facts.budget)?;
+    let pay_on = facts.pay_on.clone().map_err(CommandError::Calendar)?;
     Ok(pb::PaymentRunCreated {
         run_id: create.run_id.clone(),
         period,
@@ -648,7 +659,18 @@ fn create_run(
         control: Some(control_totals(&orders)?),
         orders,
         district_code: create.district.as_str().to_owned(),
+        pay_on: Some(date_of(pay_on.date)),
+        pay_on_provisional: pay_on.provisional,
     })
+}
+
+/// A date on the wire.
+pub fn date_of(date: time::Date) -> pb::Date {
+    pb::Date {
+        year: date.year(),
+        month: i32::from(u8::from(date.month())),
+        day: i32::from(date.day()),
+    }
 }
 
 fn create_repay_run(
@@ -690,6 +712,9 @@ fn create_repay_run(
         control: Some(control_totals(&orders)?),
         orders,
         district_code: create.district.as_str().to_owned(),
+        // A re-pay run has no calendar date: it pays once approved.
+        pay_on: None,
+        pay_on_provisional: false,
     })
 }
 
@@ -881,6 +906,10 @@ mod tests {
             entitlements,
             in_runs: BTreeMap::new(),
             budget: budget(),
+            pay_on: Ok(crate::pay_calendar::PayDate {
+                date: time::macros::date!(2026 - 12 - 10),
+                provisional: false,
+            }),
         }
     }
 
@@ -942,6 +971,36 @@ mod tests {
             count,
             total: Some(pb::Money { fen }),
         }
+    }
+
+    // ---- CreateRun: the pay date ----
+
+    #[test]
+    fn a_run_records_the_pay_date_of_its_period_and_a_period_without_one_is_refused() {
+        let event = created_run();
+        let run = created(&event);
+        assert_eq!(
+            run.pay_on,
+            Some(pb::Date {
+                year: 2026,
+                month: 12,
+                day: 10
+            })
+        );
+        assert!(!run.pay_on_provisional);
+        let state = RunState::fold([&event]).unwrap();
+        assert_eq!(state.pay_on, run.pay_on);
+        let mut none = facts(three());
+        none.pay_on = Err(crate::pay_calendar::CalendarRefusal::NoEntry {
+            period: "2026-10".into(),
+        });
+        nothing()
+            .when(create("2026-10", none))
+            .then_expect_error(CommandError::Calendar(
+                crate::pay_calendar::CalendarRefusal::NoEntry {
+                    period: "2026-10".into(),
+                },
+            ));
     }
 
     // ---- CreateRun ----

@@ -14,7 +14,9 @@
 //!    new run's claims on its orders commit in the append's transaction;
 //! 6. **answer** from the run as the append left it (the first append, for a retry).
 //!
-//! Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
+//! `SubmitMedicalClaim` takes the same steps on the claim's stream (load: the retry, the case
+//! in scope, the household's entitlements, the patient's earlier claims, the policy as of the
+//! settlement date). Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
 //! the district's ledger table, in the caller's scope. `ExportBankFile` is a read that is recorded: it takes
 //! steps 1–4 and appends the export (no command id: each export taken is recorded) at the
 //! version it read, then answers the file. Errors become statuses through `ApiError` only
@@ -22,21 +24,24 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sunshine_domain::{Month, OrgUnitCode, ValidationErrors};
+use sunshine_domain::{Month, OrgUnitCode, ValidationErrors, WorkingDayCalendar};
 use sunshine_eventlog::{AppendOutcome, EventMetadata, request_digest};
 use sunshine_platform::{ApiError, Identity, Role};
+use sunshine_policy::Policy;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::payment_service_server::PaymentService;
 
 use crate::aggregate::{self, RunState};
+use crate::commands;
 use crate::commands::{
     ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
     ImportBankResult, ImportBankReturns,
 };
 use crate::funds::Funds;
+use crate::medical::{self, ClaimFacts, ClaimState};
 use crate::read_model;
 use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
-use crate::validation::{check_page, check_uuid};
+use crate::validation::{check_opaque_id, check_page, check_uuid};
 
 /// Who prepares payment runs: the district's finance officers.
 const RUN_CREATORS: &[Role] = &[Role::FinanceOfficer];
@@ -67,6 +72,10 @@ pub struct PaymentState {
     pub district: OrgUnitCode,
     /// Which fund pays which program, and the funds' yearly budgets (`payment.funds_file`).
     pub funds: Arc<Funds>,
+    /// The working-day calendar (the domain's, as review's deadlines): runs' pay dates.
+    pub working_days: Arc<WorkingDayCalendar>,
+    /// The district's policy (`policy.directory`): medical claims' parameters.
+    pub policy: Arc<Policy>,
 }
 
 impl PaymentState {
@@ -99,6 +108,8 @@ fn run_response(run: RunState) -> pb::RunResponse {
         approved_by: run.approved_by.unwrap_or_default(),
         control: Some(run.control),
         district_code: run.district_code,
+        pay_on: run.pay_on,
+        pay_on_provisional: run.pay_on_provisional,
     }
 }
 
@@ -142,7 +153,7 @@ impl PaymentApi {
         }
         let facts = payment
             .store
-            .period_facts(create.period, &payment.funds)
+            .period_facts(create.period, &payment.funds, &payment.working_days)
             .await?;
         let run_id = create.run_id.clone();
         self.open_run(&metadata, &run_id, Command::CreateRun(create, facts))
@@ -433,6 +444,159 @@ impl PaymentApi {
     }
 }
 
+// ---- Medical assistance claims ----
+
+/// Who submits serious-illness claims: the district center's reviewers, who receive the
+/// hospital's settlement (the program's channel is the district center, its workflow
+/// center_review). Finance pays them through runs, never submits them.
+const CLAIM_SUBMITTERS: &[Role] = &[Role::CenterReviewer];
+/// Who reads claims: the center, finance, and the auditors (纪委).
+const CLAIM_READERS: &[Role] = &[
+    Role::CenterReviewer,
+    Role::CenterApprover,
+    Role::FinanceOfficer,
+    Role::FinanceApprover,
+    Role::Auditor,
+];
+
+fn claim_response(claim: ClaimState) -> pb::MedicalClaimResponse {
+    pb::MedicalClaimResponse {
+        claim: Some(claim.claim),
+        version: claim.version,
+    }
+}
+
+impl PaymentApi {
+    async fn submit_medical_claim(
+        &self,
+        caller: &Identity,
+        request: pb::SubmitMedicalClaimRequest,
+    ) -> Result<pb::MedicalClaimResponse, ApiError> {
+        caller.require_role(CLAIM_SUBMITTERS)?;
+        let payment = self.connected()?;
+        let today = payment.clock.today();
+        let submit = commands::parse_medical_claim(&request, caller, today)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        if let Some(previous) = payment
+            .store
+            .claim_retry(&submit.claim_id, &metadata)
+            .await?
+        {
+            return self.answer_claim(&submit.claim_id, &previous).await;
+        }
+        let case = payment
+            .store
+            .claim_case_in_scope(caller, &submit.case_id)
+            .await?;
+        let (household, paid_earlier_this_year, earlier_claims) = payment
+            .store
+            .claim_history(
+                &case.household_id,
+                &submit.patient_member_id,
+                submit.settlement_date.year(),
+            )
+            .await?;
+        let resolved = payment
+            .policy
+            .resolve(submit.settlement_date)
+            .map_err(|error| ApiError::FailedPrecondition(error.to_string()))?;
+        let this_month = Month::of(today);
+        let facts = ClaimFacts {
+            case,
+            household,
+            parameters: resolved.medical_serious_illness,
+            policy_version: resolved.version.to_string(),
+            paid_earlier_this_year,
+            earlier_claims,
+            assessed_in: this_month,
+            payable_month: this_month.next().unwrap_or(this_month),
+        };
+        let events = medical::handle(None, &submit, &facts)?;
+        let outcome = payment
+            .store
+            .append_new_claim(&metadata, &submit.claim_id, events)
+            .await?;
+        self.answer_claim(&submit.claim_id, &outcome).await
+    }
+
+    /// The claim as its (first) append left it.
+    async fn answer_claim(
+        &self,
+        claim_id: &str,
+        _outcome: &AppendOutcome,
+    ) -> Result<pb::MedicalClaimResponse, ApiError> {
+        // A claim is one event: what the append wrote is the whole stream.
+        let claim = self
+            .connected()?
+            .store
+            .load_claim(claim_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("an appended claim reads back empty"))
+            })?;
+        Ok(claim_response(claim))
+    }
+
+    async fn get_medical_claim(
+        &self,
+        caller: &Identity,
+        request: pb::GetMedicalClaimRequest,
+    ) -> Result<pb::MedicalClaimResponse, ApiError> {
+        caller.require_role(CLAIM_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_uuid(&mut errors, "claim_id", &request.claim_id, "a claim id");
+        errors.into_result()?;
+        let claim = payment
+            .store
+            .claim_in_scope(caller, &request.claim_id)
+            .await?;
+        Ok(claim_response(claim))
+    }
+
+    async fn list_medical_claims(
+        &self,
+        caller: &Identity,
+        request: pb::ListMedicalClaimsRequest,
+    ) -> Result<pb::ListMedicalClaimsResponse, ApiError> {
+        caller.require_role(CLAIM_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_opaque_id(&mut errors, "case_id", &request.case_id);
+        let page = request.page.unwrap_or_default();
+        let limit = check_page(&mut errors, &page);
+        errors.into_result()?;
+        payment
+            .store
+            .claim_case_in_scope(caller, &request.case_id)
+            .await?;
+        let mut ids = read_model::case_claims(
+            payment.store.pool(),
+            &request.case_id,
+            &page.page_token,
+            limit + 1,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        let next_page_token = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last().cloned().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut claims = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(claim) = payment.store.load_claim(id).await? {
+                claims.push(claim_response(claim));
+            }
+        }
+        Ok(pb::ListMedicalClaimsResponse {
+            claims,
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+}
+
 // Every RPC: the verified caller, then the handler, then the answer (or the error's status).
 sunshine_platform::service_rpcs! {
     PaymentService for PaymentApi {
@@ -448,5 +612,9 @@ sunshine_platform::service_rpcs! {
         // settlement
         import_bank_returns: pb::ImportBankReturnsRequest => pb::RunResponse;
         close_reconciliation: pb::CloseReconciliationRequest => pb::RunResponse;
+        // Medical assistance claims.
+        submit_medical_claim: pb::SubmitMedicalClaimRequest => pb::MedicalClaimResponse;
+        get_medical_claim: pb::GetMedicalClaimRequest => pb::MedicalClaimResponse;
+        list_medical_claims: pb::ListMedicalClaimsRequest => pb::ListMedicalClaimsResponse;
     }
 }

@@ -14,7 +14,12 @@ use sunshine_proto::v1 as pb;
 use crate::bank_files::{Format, MAX_RESULT_FILE_BYTES};
 use crate::entitlements::Entitlement;
 use crate::funds::Funds;
-use crate::validation::{check_amount, check_command_id, check_period, check_uuid};
+use crate::medical::SubmitMedicalClaim;
+use crate::pay_calendar::{CalendarRefusal, PayDate};
+use crate::validation::{
+    check_amount, check_command_id, check_opaque_id, check_out_of_pocket, check_period,
+    check_settlement_date, check_settlement_reference, check_uuid,
+};
 
 /// The run a `CreateRun` command id makes: the same id for every retry.
 pub fn run_id_for(command_id: &str) -> String {
@@ -76,13 +81,15 @@ impl CreateRun {
 
 /// What the store knows of a period when a run of it is created: facts not on the run's
 /// stream, handed to the decision.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodFacts {
     /// Every entitlement payment has heard of.
     pub entitlements: Vec<Entitlement>,
     /// Entitlement id → the run that already has its order for the period.
     pub in_runs: BTreeMap<String, String>,
     pub budget: BudgetFacts,
+    /// The period's pay date by the calendar in force (`crate::pay_calendar`), or why none.
+    pub pay_on: Result<PayDate, CalendarRefusal>,
 }
 
 /// What a creation checks its run's money against: the funds, and what approved runs of the
@@ -316,6 +323,55 @@ pub enum Command {
     // settlement
     ImportBankReturns(ImportBankReturns),
     CloseReconciliation(CloseReconciliation),
+}
+
+// ---- Medical assistance claims ----
+
+/// The claim a `SubmitMedicalClaim` command id makes: the same id for every retry.
+pub fn claim_id_for(command_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("sunshine/payment/medical-claim/{command_id}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// `SubmitMedicalClaim`: every field checked at once; `today` is the caller's local day.
+pub fn parse_medical_claim(
+    request: &pb::SubmitMedicalClaimRequest,
+    caller: &Identity,
+    today: time::Date,
+) -> Result<SubmitMedicalClaim, ApiError> {
+    let mut errors = ValidationErrors::default();
+    check_command_id(&mut errors, &request.command_id);
+    check_opaque_id(&mut errors, "case_id", &request.case_id);
+    check_opaque_id(&mut errors, "patient_member_id", &request.patient_member_id);
+    let out_of_pocket =
+        check_out_of_pocket(&mut errors, "out_of_pocket", request.out_of_pocket.as_ref());
+    let settlement_date = check_settlement_date(
+        &mut errors,
+        "settlement_date",
+        request.settlement_date.as_ref(),
+        today,
+    );
+    check_settlement_reference(
+        &mut errors,
+        "settlement_reference",
+        &request.settlement_reference,
+    );
+    errors.into_result()?;
+    let (Some(out_of_pocket), Some(settlement_date)) = (out_of_pocket, settlement_date) else {
+        return Err(ApiError::invalid_field("out_of_pocket", "required"));
+    };
+    Ok(SubmitMedicalClaim {
+        claim_id: claim_id_for(&request.command_id),
+        case_id: request.case_id.clone(),
+        patient_member_id: request.patient_member_id.clone(),
+        out_of_pocket,
+        settlement_date,
+        settlement_reference: request.settlement_reference.clone(),
+        submitted_by: caller.subject.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use sunshine_domain::FieldViolation;
 use sunshine_platform::ApiError;
 
 use crate::aggregate::CommandError;
+use crate::medical::{AssessRefusal, ClaimError};
 
 impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
@@ -38,7 +39,8 @@ impl From<CommandError> for ApiError {
             | CommandError::NotApproved { .. }
             | CommandError::NotExported { .. }
             | CommandError::ResultRecorded { .. }
-            | CommandError::Budget(_) => ApiError::FailedPrecondition(description),
+            | CommandError::Budget(_)
+            | CommandError::Calendar(_) => ApiError::FailedPrecondition(description),
             CommandError::BadResultFile { violations } => ApiError::InvalidArgument(violations),
             CommandError::Unwritable(_) => ApiError::internal(std::io::Error::other(description)),
             CommandError::CreatorApproves => ApiError::PermissionDenied(description),
@@ -67,5 +69,36 @@ impl From<CommandError> for ApiError {
 pub fn run_not_found(run_id: &str) -> ApiError {
     ApiError::NotFound {
         what: format!("run {run_id}"),
+    }
+}
+
+// ---- Medical assistance claims ----
+
+impl From<ClaimError> for ApiError {
+    fn from(error: ClaimError) -> Self {
+        let description = error.to_string();
+        match error {
+            ClaimError::ClaimExists { claim_id } => ApiError::AlreadyExists {
+                what: "medical claim".into(),
+                existing_id: Some(claim_id),
+            },
+            ClaimError::WrongProgram { .. } | ClaimError::NotApproved { .. } => {
+                ApiError::FailedPrecondition(description)
+            }
+            ClaimError::Assess(AssessRefusal::NotPositive) => {
+                ApiError::invalid_field("out_of_pocket", description)
+            }
+            ClaimError::Assess(AssessRefusal::OutOfRange) => {
+                ApiError::internal(std::io::Error::other(description))
+            }
+        }
+    }
+}
+
+/// The one answer for a claim or case the caller may not see, and for one that does not
+/// exist.
+pub fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::NotFound {
+        what: format!("{what} {id}"),
     }
 }

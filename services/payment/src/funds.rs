@@ -7,6 +7,9 @@
 //! Assist-first grants are the program [`ASSIST_FIRST`] and draw on their fund (the example's
 //! `emergency`) the same way.
 //!
+//! The same file holds the payment calendar (`[[calendar]]`, read by `crate::pay_calendar`):
+//! it is payment's dated parameters file, as the funds are.
+//!
 //! The file is not a policy file: the policy loader (`crates/policy`) reads every `.toml` of
 //! its directory against a fixed schema of sections and parameters, and funds are keyed by
 //! the district's own fund names; it also leaves the policy version of every decision alone.
@@ -16,6 +19,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use sunshine_domain::Money;
 use time::Date;
+
+use crate::pay_calendar::{CalendarEntry, PayCalendar};
 
 /// The program key of assist-first grants, whatever their case's program.
 pub const ASSIST_FIRST: &str = "assist_first";
@@ -29,6 +34,9 @@ struct FundsFile {
     payers: BTreeMap<String, Vec<PayerEntry>>,
     #[serde(default)]
     budget: Vec<BudgetEntry>,
+    /// The payment calendar (`crate::pay_calendar`): dated entries, oldest first.
+    #[serde(default)]
+    calendar: Vec<CalendarEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +75,8 @@ pub struct Funds {
     payers: BTreeMap<String, Vec<(Date, String)>>,
     /// (fund, program) → (from, yearly budget), oldest first.
     budgets: BTreeMap<(String, String), Vec<(Date, Money)>>,
+    /// When runs pay (`[[calendar]]`).
+    calendar: PayCalendar,
 }
 
 fn date_of(value: &toml::value::Datetime) -> Option<Date> {
@@ -146,8 +156,13 @@ impl Funds {
                 problems.push(format!("{key}: given twice"));
             }
         }
+        let calendar = PayCalendar::from_entries(file.calendar, &mut problems);
         if problems.is_empty() {
-            Ok(Funds { payers, budgets })
+            Ok(Funds {
+                payers,
+                budgets,
+                calendar,
+            })
         } else {
             Err(FundsError { problems })
         }
@@ -166,6 +181,11 @@ impl Funds {
             .rev()
             .find(|(from, _)| *from <= on)
             .map(|(_, fund)| fund.as_str())
+    }
+
+    /// The payment calendar: when a period's run pays.
+    pub fn calendar(&self) -> &PayCalendar {
+        &self.calendar
     }
 
     /// The budget of `fund` for `program` in `year`: the last entry from in or before it.

@@ -5,8 +5,14 @@
 //!   named at once.
 //! - [`entitlements`]: what review's decisions entitle a household to, and the amount due in a
 //!   month (pure).
+//! - [`pay_calendar`]: the payment calendar (dated cadence, due day, non-working-day rule,
+//!   from the funds file's `[[calendar]]`) and a period's pay date on the domain's
+//!   working-day calendar (pure).
 //! - [`funds`]: which fund pays which program (dated) and each fund's budget per year and
 //!   program, from the funds file; the budget arithmetic (pure).
+//! - [`medical`]: serious-illness medical assistance claims — the arithmetic from the
+//!   policy's parameters (share by category, deductible, annual cap less earlier claims), and
+//!   the claim's stream `payment-medical-<id>`: its event, fold and decision (pure).
 //! - [`bank_files`]: the bank's batch, result and returns (退票) files, byte by byte
 //!   (`docs/bank-files.md`): written and read (pure), every bad line of a result or returns
 //!   file named at once.
@@ -21,7 +27,8 @@
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard tables of one
 //!   order per entitlement per period and one re-pay per failed or returned order, the orders'
-//!   states, the ledger's lines — and the projection over review's case streams and the runs.
+//!   states, the ledger's lines, the medical claims' (patient, year, sequence) — and the
+//!   projection over review's case streams and payment's own runs and claims.
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
 //!   claims in the append's transaction).
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
@@ -31,7 +38,9 @@
 //! when the bank's result says so); fund sources and the ledger (slice 3); returns (退票)
 //! reverse a paid order and are re-paid, and a second approver closes the run's
 //! reconciliation (settlement, with a property test over an in-memory model of the guards in
-//! `tests/settlement_model.rs`); recovery and medical claims extend these modules.
+//! `tests/settlement_model.rs`); the payment calendar (each run records its pay date), and
+//! serious-illness medical claims (assessed at once, paid as a one-off entitlement by the next
+//! month's run) extend these modules; recovery comes later.
 //! Payment holds no personal data yet: a run names households by id, and the bank file's
 //! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!
@@ -43,14 +52,16 @@
 //! (checked by `tests/tests/module_order.rs` in the workspace):
 //!
 //! ```text
-//! validation, entitlements, funds, bank_files
-//! commands     → bank_files, entitlements, funds, validation
-//! aggregate    → bank_files, commands, entitlements, funds
+//! validation, entitlements, pay_calendar, bank_files
+//! funds        → pay_calendar
+//! medical      → entitlements
+//! commands     → bank_files, entitlements, funds, medical, pay_calendar, validation
+//! aggregate    → bank_files, commands, entitlements, funds, pay_calendar
 //! ledger       → funds
-//! errors       → aggregate
-//! read_model   → aggregate, entitlements, funds, ledger
-//! store        → aggregate, commands, errors, funds, read_model
-//! api          → aggregate, bank_files, commands, funds, read_model, store, validation
+//! errors       → aggregate, medical
+//! read_model   → aggregate, entitlements, funds, ledger, medical
+//! store        → aggregate, commands, entitlements, errors, funds, medical, read_model
+//! api          → aggregate, bank_files, commands, funds, medical, read_model, store, validation
 //! ```
 
 pub mod aggregate;
@@ -61,6 +72,8 @@ pub mod entitlements;
 pub mod errors;
 pub mod funds;
 pub mod ledger;
+pub mod medical;
+pub mod pay_calendar;
 pub mod read_model;
 pub mod store;
 pub mod validation;
@@ -162,6 +175,10 @@ pub async fn run_sharing_log(
                 .load_org_tree()
                 .map_err(|error| format!("district.org_tree_file: {error}"))?;
             let funds = load_funds(&config.payment.funds_file)?;
+            let working_days = sunshine_domain::WorkingDayCalendar::embedded()
+                .map_err(|error| format!("working-day calendar: {error}"))?;
+            let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
+                .map_err(|error| format!("policy: {error}"))?;
             let log = LogRuntime::start_with_signals(
                 &backends,
                 &config.log,
@@ -180,6 +197,8 @@ pub async fn run_sharing_log(
                 clock,
                 district: org_tree.district().code().clone(),
                 funds: Arc::new(funds),
+                working_days: Arc::new(working_days),
+                policy: Arc::new(policy),
             });
             Ok(())
         })

@@ -15,6 +15,11 @@
 //! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
 //!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
 //!   and by the projection), so that re-paying twice adds no order;
+//! - `payment_medical_claims`, the medical claims' **guard table** ([`MedicalClaimGuard`]):
+//!   one row per assessed claim, (patient, year, sequence) unique, written in the claim's
+//!   append and by the projection; what a patient's claims paid in a year is a sum over it.
+//!   An assessed claim that pays anything is also a one-off entitlement `medical-<claim id>`
+//!   in `payment_entitlements`, from `MedicalClaimAssessed`;
 //! - `payment_ledger_lines`: the ledger, two lines per order the bank paid (its posting,
 //!   [`crate::ledger`]), from `BankResultRecorded`, and two more per order returned (its
 //!   reversal), from `BankReturnsRecorded`; the trial balance and the funds' balances
@@ -38,6 +43,7 @@ use sunshine_proto::v1 as pb;
 use crate::aggregate::RunEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
 use crate::ledger::{self, TrialBalance};
+use crate::medical::{self, ClaimCase, MedicalEvent};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -125,6 +131,23 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX payment_ledger_lines_account ON payment_ledger_lines (account);
         ALTER TABLE payment_orders ADD COLUMN fund TEXT NOT NULL DEFAULT '';
         ALTER TABLE payment_orders ADD COLUMN approved BIGINT NOT NULL DEFAULT 0;"
+                .to_owned()
+        },
+    },
+    Migration {
+        version: 4,
+        description: "payment: serious-illness medical claims, one row per claim, one per (patient, year, sequence)",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE payment_medical_claims (
+            claim_id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL,
+            patient_member_id TEXT NOT NULL,
+            year BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            amount_fen BIGINT NOT NULL,
+            UNIQUE (patient_member_id, year, seq)
+        );
+        CREATE INDEX payment_medical_claims_case ON payment_medical_claims (case_id, claim_id);"
                 .to_owned()
         },
     },
@@ -434,6 +457,7 @@ pub async fn entitlements_started_by(
 enum Followed {
     Review(HeardFromReview),
     Run(RunEvent),
+    Medical(MedicalEvent),
 }
 
 fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
@@ -442,6 +466,9 @@ fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
             .map(|heard| heard.map(Followed::Review))
     } else if RunEvent::is_stream(&event.stream_id) {
         RunEvent::decode(&event.event_type, &event.payload).map(|run| Some(Followed::Run(run)))
+    } else if MedicalEvent::is_stream(&event.stream_id) {
+        MedicalEvent::decode(&event.event_type, &event.payload)
+            .map(|medical| Some(Followed::Medical(medical)))
     } else {
         Ok(None)
     };
@@ -687,6 +714,9 @@ async fn apply_event(
             post_returns(connection, &recorded).await
         }
         Some(Followed::Run(RunEvent::ReconciliationClosed(_))) => Ok(()),
+        Some(Followed::Medical(MedicalEvent::Assessed(assessed))) => {
+            apply_claim(connection, &assessed).await
+        }
     }
 }
 
@@ -844,6 +874,226 @@ pub async fn fund_balances(pool: &AnyPool) -> Result<Vec<(String, String, Money)
         .collect()
 }
 
+// ---- Medical assistance claims ----
+
+/// A claim's row in `payment_medical_claims`, the claims' **guard table**: its primary key is
+/// the claim, and (patient, year, sequence) is unique, so two claims of one patient's year
+/// decided on the same earlier claims cannot both be appended (the later is `ABORTED` and
+/// decides again on the first). Written in the append's transaction ([`MedicalClaimGuard`])
+/// and by the projection from `MedicalClaimAssessed`, so a rebuild ends in the same table.
+#[derive(Debug, Clone)]
+pub struct MedicalClaimGuard {
+    pub claim_id: String,
+    pub case_id: String,
+    pub patient_member_id: String,
+    pub year: i64,
+    pub seq: i64,
+    pub amount_fen: i64,
+}
+
+impl MedicalClaimGuard {
+    pub fn of(assessed: &pb::MedicalClaimAssessed) -> MedicalClaimGuard {
+        MedicalClaimGuard {
+            claim_id: assessed.claim_id.clone(),
+            case_id: assessed.case_id.clone(),
+            patient_member_id: assessed.patient_member_id.clone(),
+            year: i64::from(assessed.settlement_date.map_or(0, |date| date.year)),
+            seq: i64::from(assessed.earlier_claims),
+            amount_fen: fen(assessed.amount.as_ref()),
+        }
+    }
+
+    async fn write(&self, connection: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO payment_medical_claims (claim_id, case_id, patient_member_id, year, seq, amount_fen) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.claim_id.as_str())
+        .bind(self.case_id.as_str())
+        .bind(self.patient_member_id.as_str())
+        .bind(self.year)
+        .bind(self.seq)
+        .bind(self.amount_fen)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Another claim of the patient's year was appended on the same earlier claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRaced;
+
+impl AppendGuard for MedicalClaimGuard {
+    type Refusal = ClaimRaced;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), ClaimRaced>, sqlx::Error> {
+        self.write(connection).await?;
+        let holder: Option<String> = sqlx::query_scalar(
+            "SELECT claim_id FROM payment_medical_claims WHERE patient_member_id = $1 AND year = $2 AND seq = $3",
+        )
+        .bind(self.patient_member_id.as_str())
+        .bind(self.year)
+        .bind(self.seq)
+        .fetch_optional(&mut *connection)
+        .await?;
+        if holder.as_deref() == Some(self.claim_id.as_str()) {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(ClaimRaced))
+        }
+    }
+}
+
+/// An assessed claim: its guard row, and its one-off entitlement (when it pays anything).
+async fn apply_claim(
+    connection: &mut AnyConnection,
+    assessed: &pb::MedicalClaimAssessed,
+) -> Result<(), HandlerError> {
+    MedicalClaimGuard::of(assessed).write(connection).await?;
+    let Some(entitlement) = medical::claim_entitlement(assessed) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO payment_entitlements (entitlement_id, case_id, household_id, program_code, street_town_code, kind, \
+         amount_fen, start_month) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (entitlement_id) DO NOTHING",
+    )
+    .bind(entitlement.entitlement_id.as_str())
+    .bind(entitlement.case_id.as_str())
+    .bind(entitlement.household_id.as_str())
+    .bind(entitlement.program_code.as_str())
+    .bind(entitlement.street_town_code.as_str())
+    .bind(entitlement.kind.as_str())
+    .bind(entitlement.amount.fen())
+    .bind(entitlement.start_month.to_string())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// What payment's claims of `year` paid the patient, and how many there are.
+pub async fn patient_year(
+    pool: &AnyPool,
+    patient_member_id: &str,
+    year: i32,
+) -> Result<(Money, u32), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) \
+         FROM payment_medical_claims WHERE patient_member_id = $1 AND year = $2",
+    )
+    .bind(patient_member_id)
+    .bind(i64::from(year))
+    .fetch_one(pool)
+    .await?;
+    let count: i64 = row.try_get(1)?;
+    Ok((
+        Money::from_fen(row.try_get(0)?),
+        u32::try_from(count).unwrap_or(u32::MAX),
+    ))
+}
+
+/// The case `case_id` as a claim needs it, with its approval; `None` if payment never heard
+/// it open.
+pub async fn claim_case(pool: &AnyPool, case_id: &str) -> Result<Option<ClaimCase>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT household_id, program_code, street_town_code FROM payment_cases WHERE case_id = $1",
+    )
+    .bind(case_id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let household_id: String = row.try_get(0)?;
+    let approval = household_entitlements(pool, &household_id)
+        .await?
+        .into_iter()
+        .find(|entitlement| entitlement.entitlement_id == case_id);
+    Ok(Some(ClaimCase {
+        case_id: case_id.to_owned(),
+        household_id,
+        program_code: row.try_get(1)?,
+        street_town_code: row.try_get(2)?,
+        approval,
+    }))
+}
+
+/// Every entitlement of `household_id`, with its adjustments.
+pub async fn household_entitlements(
+    pool: &AnyPool,
+    household_id: &str,
+) -> Result<Vec<Entitlement>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT entitlement_id, case_id, program_code, street_town_code, kind, amount_fen, start_month, \
+         suspended_from, terminated_from FROM payment_entitlements WHERE household_id = $1 ORDER BY entitlement_id",
+    )
+    .bind(household_id)
+    .fetch_all(pool)
+    .await?;
+    let optional_month = |text: String| Month::parse(&text).ok();
+    let mut entitlements = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let entitlement_id: String = row.try_get(0)?;
+        let kind: String = row.try_get(4)?;
+        let start: String = row.try_get(6)?;
+        let (Some(kind), Ok(start_month)) = (Kind::parse(&kind), Month::parse(&start)) else {
+            continue;
+        };
+        let adjustment_rows = sqlx::query(
+            "SELECT effective_month, amount_fen FROM payment_entitlement_adjustments \
+             WHERE entitlement_id = $1 ORDER BY case_version",
+        )
+        .bind(entitlement_id.as_str())
+        .fetch_all(pool)
+        .await?;
+        let mut adjustments = Vec::with_capacity(adjustment_rows.len());
+        for adjustment in &adjustment_rows {
+            let effective: String = adjustment.try_get(0)?;
+            if let Ok(effective_month) = Month::parse(&effective) {
+                adjustments.push(Adjustment {
+                    effective_month,
+                    amount: Money::from_fen(adjustment.try_get(1)?),
+                });
+            }
+        }
+        entitlements.push(Entitlement {
+            entitlement_id,
+            case_id: row.try_get(1)?,
+            household_id: household_id.to_owned(),
+            program_code: row.try_get(2)?,
+            street_town_code: row.try_get(3)?,
+            kind,
+            amount: Money::from_fen(row.try_get(5)?),
+            start_month,
+            suspended_from: optional_month(row.try_get(7)?),
+            terminated_from: optional_month(row.try_get(8)?),
+            adjustments,
+        });
+    }
+    Ok(entitlements)
+}
+
+/// The ids of `case_id`'s claims after `after`, in claim-id order, at most `limit`.
+pub async fn case_claims(
+    pool: &AnyPool,
+    case_id: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT claim_id FROM payment_medical_claims WHERE case_id = $1 AND claim_id > $2 \
+         ORDER BY claim_id LIMIT $3",
+    )
+    .bind(case_id)
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+}
+
 /// The entitlements projection, fed by the log (both delivery modes, through
 /// `LogRuntime::spawn_consumer`).
 #[derive(Debug, Clone)]
@@ -868,8 +1118,9 @@ impl Projection for PaymentEntitlements {
 
     fn reset<'a>(&'a self, connection: &'a mut AnyConnection) -> HandlerFuture<'a> {
         Box::pin(async move {
-            // The guard tables stay: their rows are exactly the committed runs' orders, and
-            // the replay writes the same rows again.
+            // The guard tables stay (`payment_run_orders`, `payment_repay_orders`,
+            // `payment_medical_claims`): their rows are exactly the committed runs' orders and
+            // claims, and the replay writes the same rows again.
             for table in [
                 "payment_ledger_lines",
                 "payment_orders",

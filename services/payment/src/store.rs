@@ -11,10 +11,15 @@
 //! - **append**: with the expected version (`NoStream` for a new run) and the command's
 //!   metadata; a new run's claims on its orders' (entitlement, period) keys commit in the
 //!   append's own transaction (`append_guarded` with [`OrderClaims`]), never by compensation.
+//!
+//! Medical claims (`payment-medical-<claim id>`) are loaded and appended the same way: the
+//! case in the caller's scope (its street-town), the household's entitlements and what the
+//! patient's earlier claims of the year paid, and the claim's guard row
+//! ([`MedicalClaimGuard`]) in the append's transaction.
 
 use std::sync::Arc;
 
-use sunshine_domain::Month;
+use sunshine_domain::{Money, Month, WorkingDayCalendar};
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{
     AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent, StreamId, actor_of,
@@ -26,7 +31,8 @@ use crate::aggregate::{RunEvent, RunState};
 use crate::commands::{BudgetFacts, FailedOrder, PeriodFacts, RepayFacts};
 use crate::errors::run_not_found;
 use crate::funds::Funds;
-use crate::read_model::{self, OrderClaims};
+use crate::medical::{ClaimCase, ClaimState, MedicalEvent};
+use crate::read_model::{self, MedicalClaimGuard, OrderClaims};
 
 /// Metadata of a command: the caller, its id and the digest of the whole request, so that only
 /// a faithful retry is answered as one.
@@ -177,6 +183,7 @@ impl PaymentStore {
         &self,
         period: Month,
         funds: &Arc<Funds>,
+        working_days: &WorkingDayCalendar,
     ) -> Result<PeriodFacts, ApiError> {
         let entitlements = read_model::entitlements_started_by(self.pool(), period)
             .await
@@ -188,6 +195,7 @@ impl PaymentStore {
             entitlements,
             in_runs,
             budget: self.budget_facts(period, funds).await?,
+            pay_on: funds.calendar().pay_date(period, working_days),
         })
     }
 
@@ -300,5 +308,137 @@ impl PaymentStore {
                 new_events,
             )
             .await?)
+    }
+}
+
+// ---- Medical assistance claims ----
+
+/// The stream of claim `claim_id`.
+pub fn claim_stream(claim_id: &str) -> Result<StreamId, ApiError> {
+    StreamId::new("payment", "medical", claim_id)
+        .map_err(|_| ApiError::invalid_field("claim_id", "not a claim id"))
+}
+
+impl PaymentStore {
+    /// The claim, folded; `None` if there is no such claim.
+    pub async fn load_claim(&self, claim_id: &str) -> Result<Option<ClaimState>, ApiError> {
+        let stored = self
+            .log
+            .store
+            .read_stream(&claim_stream(claim_id)?, 1)
+            .await?;
+        let mut events = Vec::with_capacity(stored.len());
+        for event in &stored {
+            events.push(
+                MedicalEvent::decode(&event.event_type, &event.payload)
+                    .map_err(ApiError::internal)?,
+            );
+        }
+        Ok(ClaimState::fold(&events))
+    }
+
+    /// The first append's outcome if `metadata`'s command was appended to claim `claim_id`.
+    pub async fn claim_retry(
+        &self,
+        claim_id: &str,
+        metadata: &EventMetadata,
+    ) -> Result<Option<AppendOutcome>, ApiError> {
+        Ok(self
+            .log
+            .store
+            .previous_outcome(&claim_stream(claim_id)?, metadata)
+            .await?)
+    }
+
+    /// The case a claim names, if payment heard it open and the caller's org unit covers its
+    /// street-town; otherwise it reads exactly like a case that does not exist.
+    pub async fn claim_case_in_scope(
+        &self,
+        caller: &Identity,
+        case_id: &str,
+    ) -> Result<ClaimCase, ApiError> {
+        let not_found = || crate::errors::not_found("case", case_id);
+        let case = read_model::claim_case(self.pool(), case_id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(not_found)?;
+        let street_town = sunshine_domain::OrgUnitCode::parse(&case.street_town_code)
+            .map_err(ApiError::internal)?;
+        if !caller.org_unit.covers(&street_town) {
+            return Err(not_found());
+        }
+        Ok(case)
+    }
+
+    /// The claim, if it exists and the caller's org unit covers its case's street-town.
+    pub async fn claim_in_scope(
+        &self,
+        caller: &Identity,
+        claim_id: &str,
+    ) -> Result<ClaimState, ApiError> {
+        let not_found = || crate::errors::not_found("medical claim", claim_id);
+        let claim = self.load_claim(claim_id).await?.ok_or_else(not_found)?;
+        let street_town = sunshine_domain::OrgUnitCode::parse(&claim.claim.street_town_code)
+            .map_err(ApiError::internal)?;
+        if !caller.org_unit.covers(&street_town) {
+            return Err(not_found());
+        }
+        Ok(claim)
+    }
+
+    /// The household's entitlements, and what payment's claims of `year` paid the patient.
+    pub async fn claim_history(
+        &self,
+        household_id: &str,
+        patient_member_id: &str,
+        year: i32,
+    ) -> Result<(Vec<crate::entitlements::Entitlement>, Money, u32), ApiError> {
+        let household = read_model::household_entitlements(self.pool(), household_id)
+            .await
+            .map_err(ApiError::internal)?;
+        let (paid, count) = read_model::patient_year(self.pool(), patient_member_id, year)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok((household, paid, count))
+    }
+
+    /// Appends a new claim, its guard row in the append's transaction. Another claim of the
+    /// patient's year appended on the same earlier claims refuses it: `ABORTED`.
+    pub async fn append_new_claim(
+        &self,
+        metadata: &EventMetadata,
+        claim_id: &str,
+        events: Vec<MedicalEvent>,
+    ) -> Result<AppendOutcome, ApiError> {
+        let guard = match events.first() {
+            Some(MedicalEvent::Assessed(assessed)) => MedicalClaimGuard::of(assessed),
+            None => {
+                return Err(ApiError::internal(std::io::Error::other(
+                    "a new claim starts with its assessment",
+                )));
+            }
+        };
+        let new_events = events
+            .iter()
+            .map(|event| NewEvent::typed(format!("payment-medical-{claim_id}"), event))
+            .collect();
+        match self
+            .log
+            .store
+            .append_guarded(
+                &claim_stream(claim_id)?,
+                ExpectedVersion::NoStream,
+                metadata,
+                new_events,
+                &guard,
+            )
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => Ok(outcome),
+            GuardedAppend::Refused(_) => Err(ApiError::Conflict(
+                "another claim of this patient's year was assessed at the same time; submit again"
+                    .into(),
+            )),
+        }
     }
 }

@@ -74,6 +74,82 @@ pub fn check_page(errors: &mut ValidationErrors, page: &pb::PageRequest) -> usiz
     usize::try_from(size).unwrap_or(50)
 }
 
+// ---- Medical assistance claims ----
+
+/// The longest patient member id and settlement reference.
+pub const MAX_CLAIM_ID_CHARS: usize = 64;
+/// The largest out-of-pocket cost of one claim: 10^8 yuan in fen.
+pub const MAX_OUT_OF_POCKET_FEN: i64 = 10_000_000_000;
+
+/// An opaque id (a patient's member id, a case id): 1 to 64 of `A-Z a-z 0-9 - _`, never a
+/// name.
+pub fn check_opaque_id(errors: &mut ValidationErrors, field: &str, value: &str) {
+    let fits = !value.is_empty()
+        && value.len() <= MAX_CLAIM_ID_CHARS
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if !fits {
+        errors.push(field, "1 to 64 of A-Z a-z 0-9 - _ (an opaque id)");
+    }
+}
+
+/// A settlement reference: 1 to 64 printable ASCII characters.
+pub fn check_settlement_reference(errors: &mut ValidationErrors, field: &str, value: &str) {
+    let fits = !value.is_empty()
+        && value.len() <= MAX_CLAIM_ID_CHARS
+        && value.bytes().all(|byte| byte.is_ascii_graphic());
+    if !fits {
+        errors.push(field, "1 to 64 printable ASCII characters");
+    }
+}
+
+/// An out-of-pocket cost: present, more than 0, at most [`MAX_OUT_OF_POCKET_FEN`].
+pub fn check_out_of_pocket(
+    errors: &mut ValidationErrors,
+    field: &str,
+    value: Option<&pb::Money>,
+) -> Option<Money> {
+    match value {
+        Some(money) if (1..=MAX_OUT_OF_POCKET_FEN).contains(&money.fen) => {
+            Some(Money::from_fen(money.fen))
+        }
+        _ => {
+            errors.push(
+                field,
+                format!("more than 0, at most {MAX_OUT_OF_POCKET_FEN} fen"),
+            );
+            None
+        }
+    }
+}
+
+/// A settlement date: a real date, not after `today`, not before last year's 1 January.
+pub fn check_settlement_date(
+    errors: &mut ValidationErrors,
+    field: &str,
+    value: Option<&pb::Date>,
+    today: time::Date,
+) -> Option<time::Date> {
+    let date = value.and_then(|date| {
+        let month = time::Month::try_from(u8::try_from(date.month).ok()?).ok()?;
+        time::Date::from_calendar_date(date.year, month, u8::try_from(date.day).ok()?).ok()
+    });
+    let earliest = time::Date::from_calendar_date(today.year() - 1, time::Month::January, 1).ok();
+    match date {
+        Some(date) if date <= today && earliest.is_some_and(|earliest| date >= earliest) => {
+            Some(date)
+        }
+        _ => {
+            errors.push(
+                field,
+                format!("a date from {}-01-01 to today ({today})", today.year() - 1),
+            );
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

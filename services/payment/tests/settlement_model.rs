@@ -27,6 +27,7 @@ use sunshine_payment::commands::{
 use sunshine_payment::entitlements::{Entitlement, Kind};
 use sunshine_payment::funds::Funds;
 use sunshine_payment::ledger::{self, Posting, TrialBalance};
+use sunshine_payment::pay_calendar::PayDate;
 use sunshine_proto::v1 as pb;
 
 const PERIODS: [&str; 2] = ["2026-10", "2026-11"];
@@ -106,6 +107,11 @@ fn district() -> OrgUnitCode {
     OrgUnitCode::parse("990101000000").unwrap_or_else(|error| panic!("{error}"))
 }
 
+fn first_day(month: Month) -> time::Date {
+    let of = time::Month::try_from(month.month()).unwrap_or_else(|error| panic!("{error}"));
+    time::Date::from_calendar_date(month.year(), of, 1).unwrap_or_else(|error| panic!("{error}"))
+}
+
 fn month(text: &str) -> Month {
     Month::parse(text).unwrap_or_else(|error| panic!("{error}"))
 }
@@ -137,9 +143,7 @@ impl Model {
     }
 
     fn state(&self, run_id: &str) -> Option<RunState> {
-        self.runs
-            .get(run_id)
-            .and_then(RunState::fold)
+        self.runs.get(run_id).and_then(RunState::fold)
     }
 
     fn budget(&self) -> BudgetFacts {
@@ -269,6 +273,11 @@ impl Model {
                         entitlements: self.entitlements.clone(),
                         in_runs,
                         budget: self.budget(),
+                        // The model pays no mind to the calendar: every period pays on its 1st.
+                        pay_on: Ok(PayDate {
+                            date: first_day(month(period)),
+                            provisional: false,
+                        }),
                     },
                 );
                 if let Ok(events) = aggregate::handle(None, &command) {
