@@ -487,7 +487,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     }
 
     // Approved: a re-review is scheduled; a death in the household re-evaluates the benefit
-    // from the following month.
+    // from the month after the date of death.
     let approved_file = store.read_case(&case_id).await?;
     assert!(approved_file.iter().any(is::<pb::ReReviewScheduled>));
     // Intake may still be recording the approval on the household stream: a clerk whose
@@ -549,7 +549,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         let adjusted = pb::BenefitAdjusted::decode(reassessed.payload.as_slice())?;
         assert_eq!(
             adjusted.effective_month, "2026-11",
-            "from the month after the death was recorded"
+            "from the month after the date of death"
         );
         assert!(adjusted.monthly_amount.map_or(0, |money| money.fen) != engine_amount);
     }
