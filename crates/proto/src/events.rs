@@ -219,6 +219,10 @@ registry! {
     PaymentRunApproved,
     BankFileExported,
     BankResultRecorded,
+    // payment: payment-recovery-<claim id>
+    RecoveryClaimOpened,
+    RecoveryRepaymentRecorded,
+    RecoveryWrittenOff,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

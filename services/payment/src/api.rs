@@ -31,10 +31,12 @@ use sunshine_proto::v1::payment_service_server::PaymentService;
 use crate::aggregate::{self, RunState};
 use crate::commands::{
     ApproveRun, Command, CreateRepayRun, CreateRun, ExportBankFile, ImportBankResult,
+    RecordRecoveryRepayment, RecoveryCommand, WriteOffRecovery,
 };
 use crate::funds::Funds;
 use crate::read_model;
-use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
+use crate::recovery;
+use crate::store::{Loaded, LoadedClaim, PaymentStore, command_metadata, export_metadata};
 use crate::validation::{check_page, check_uuid};
 
 /// Who prepares payment runs: the district's finance officers.
@@ -369,6 +371,165 @@ impl PaymentApi {
     }
 }
 
+// ---- Recovery (追缴) ----
+
+/// Who records a repayment received: the district's finance officers.
+const REPAYMENT_RECORDERS: &[Role] = &[Role::FinanceOfficer];
+/// Who writes off what cannot be recovered: the district's finance approvers (never the
+/// officer who recorded the claim's last repayment).
+const WRITE_OFF_APPROVERS: &[Role] = &[Role::FinanceApprover];
+/// Who reads claims: finance, and the auditors (纪委).
+const CLAIM_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
+
+impl PaymentApi {
+    /// The answer to a command on `claim_id`: the claim as its append (the first one, for a
+    /// retry) left it.
+    async fn answer_claim(
+        &self,
+        claim_id: &str,
+        outcome: &AppendOutcome,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        let claim = self
+            .connected()?
+            .store
+            .claim_at(claim_id, outcome.last_version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("an appended claim reads back empty"))
+            })?;
+        Ok(recovery::claim_response(&claim))
+    }
+
+    async fn list_recovery_claims(
+        &self,
+        caller: &Identity,
+        request: pb::ListRecoveryClaimsRequest,
+    ) -> Result<pb::ListRecoveryClaimsResponse, ApiError> {
+        caller.require_role(CLAIM_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        let page = request.page.unwrap_or_default();
+        let limit = check_page(&mut errors, &page);
+        errors.into_result()?;
+        // Another district's caller is shown none of this district's claims.
+        if !caller.org_unit.covers(&payment.district) {
+            return Ok(pb::ListRecoveryClaimsResponse {
+                claims: Vec::new(),
+                page: Some(pb::PageResponse::default()),
+            });
+        }
+        let mut claim_ids = read_model::recovery_claim_ids(
+            payment.store.pool(),
+            payment.district.as_str(),
+            &page.page_token,
+            limit + 1,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        let next_page_token = if claim_ids.len() > limit {
+            claim_ids.truncate(limit);
+            claim_ids.last().cloned().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut claims = Vec::with_capacity(claim_ids.len());
+        for claim_id in &claim_ids {
+            let claim = payment.store.claim_in_scope(caller, claim_id).await?;
+            claims.push(recovery::claim_response(&claim));
+        }
+        Ok(pb::ListRecoveryClaimsResponse {
+            claims,
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+
+    async fn get_recovery_claim(
+        &self,
+        caller: &Identity,
+        request: pb::GetRecoveryClaimRequest,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        caller.require_role(CLAIM_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_uuid(&mut errors, "claim_id", &request.claim_id, "a claim id");
+        errors.into_result()?;
+        let claim = payment
+            .store
+            .claim_in_scope(caller, &request.claim_id)
+            .await?;
+        Ok(recovery::claim_response(&claim))
+    }
+
+    async fn record_recovery_repayment(
+        &self,
+        caller: &Identity,
+        request: pb::RecordRecoveryRepaymentRequest,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        caller.require_role(REPAYMENT_RECORDERS)?;
+        self.connected()?;
+        let repayment = RecordRecoveryRepayment::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let claim_id = repayment.claim_id.clone();
+        let expected_version = repayment.expected_version;
+        self.change_claim(
+            caller,
+            &metadata,
+            &claim_id,
+            expected_version,
+            RecoveryCommand::RecordRepayment(repayment),
+        )
+        .await
+    }
+
+    async fn write_off_recovery(
+        &self,
+        caller: &Identity,
+        request: pb::WriteOffRecoveryRequest,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        caller.require_role(WRITE_OFF_APPROVERS)?;
+        self.connected()?;
+        let write_off = WriteOffRecovery::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let claim_id = write_off.claim_id.clone();
+        let expected_version = write_off.expected_version;
+        self.change_claim(
+            caller,
+            &metadata,
+            &claim_id,
+            expected_version,
+            RecoveryCommand::WriteOff(write_off),
+        )
+        .await
+    }
+
+    /// A command on a claim's last steps: load (a retry, or the claim in scope at the
+    /// version seen), decide, append, answer.
+    async fn change_claim(
+        &self,
+        caller: &Identity,
+        metadata: &EventMetadata,
+        claim_id: &str,
+        expected_version: u64,
+        command: RecoveryCommand,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        let payment = self.connected()?;
+        let claim = match payment
+            .store
+            .load_claim_for_change(caller, metadata, claim_id, expected_version)
+            .await?
+        {
+            LoadedClaim::Retried(previous) => return self.answer_claim(claim_id, &previous).await,
+            LoadedClaim::Current(claim) => claim,
+        };
+        let events = recovery::handle(&claim, &command)?;
+        let outcome = payment
+            .store
+            .append_claim(metadata, claim_id, claim.version, events)
+            .await?;
+        self.answer_claim(claim_id, &outcome).await
+    }
+}
+
 // Every RPC: the verified caller, then the handler, then the answer (or the error's status).
 sunshine_platform::service_rpcs! {
     PaymentService for PaymentApi {
@@ -381,5 +542,9 @@ sunshine_platform::service_rpcs! {
         list_run_orders: pb::ListRunOrdersRequest => pb::ListRunOrdersResponse;
         get_trial_balance: pb::GetTrialBalanceRequest => pb::TrialBalanceResponse;
         get_fund_balances: pb::GetFundBalancesRequest => pb::FundBalancesResponse;
+        list_recovery_claims: pb::ListRecoveryClaimsRequest => pb::ListRecoveryClaimsResponse;
+        get_recovery_claim: pb::GetRecoveryClaimRequest => pb::RecoveryClaimResponse;
+        record_recovery_repayment: pb::RecordRecoveryRepaymentRequest => pb::RecoveryClaimResponse;
+        write_off_recovery: pb::WriteOffRecoveryRequest => pb::RecoveryClaimResponse;
     }
 }

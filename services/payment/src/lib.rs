@@ -15,17 +15,23 @@
 //!   → events (pure): orders, control totals, four eyes, re-keyed figures.
 //! - [`ledger`]: double-entry postings in fen from payment's own events (pure): an order the
 //!   bank paid debits its expense account and credits its fund; balanced by construction.
+//! - [`recovery`]: recovery claims (追缴), pure — when a paid month is owed back (an order the
+//!   bank paid for a period on or after its entitlement's termination), the claim's events,
+//!   fold and decisions (repayments up to what is outstanding, a write-off by another
+//!   officer), and each event's postings.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard table of one
 //!   order per entitlement per period — and the projection over review's case streams.
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
-//!   claims in the append's transaction).
+//!   claims in the append's transaction); the recovery claims' streams.
+//! - [`recovery_watch`]: the reaction that opens recovery claims when the bank's result or
+//!   review's termination makes a paid month owed back, once per order.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
 //! Runs are created and approved (slice 1), exported to the bank and settled by the bank's
 //! result file, and re-pay runs pay the failed orders again (slice 2: an order is paid only
-//! when the bank's result says so); fund sources, the ledger, recovery and medical claims come
-//! later and extend these modules.
+//! when the bank's result says so); fund sources and the ledger (slice 3); recovery claims
+//! (`payment-recovery-<claim id>`); medical claims come later and extend these modules.
 //! Payment holds no personal data yet: a run names households by id, and the bank file's
 //! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!
@@ -41,10 +47,12 @@
 //! commands     → bank_files, entitlements, funds, validation
 //! aggregate    → bank_files, commands, entitlements, funds
 //! ledger       → funds
-//! errors       → aggregate
-//! read_model   → aggregate, entitlements, funds, ledger
-//! store        → aggregate, commands, errors, funds, read_model
-//! api          → aggregate, bank_files, commands, funds, read_model, store, validation
+//! recovery     → commands, ledger
+//! errors       → aggregate, recovery
+//! read_model   → aggregate, commands, entitlements, funds, ledger, recovery
+//! store        → aggregate, commands, errors, funds, read_model, recovery
+//! recovery_watch → aggregate, read_model, recovery, store
+//! api          → aggregate, bank_files, commands, funds, read_model, recovery, store, validation
 //! ```
 
 pub mod aggregate;
@@ -56,6 +64,8 @@ pub mod errors;
 pub mod funds;
 pub mod ledger;
 pub mod read_model;
+pub mod recovery;
+pub mod recovery_watch;
 pub mod store;
 pub mod validation;
 
@@ -167,10 +177,19 @@ pub async fn run_sharing_log(
             log.spawn_consumer(
                 entitlements_projection(),
                 entitlements_consumer_config(),
+                shutdown.clone(),
+            );
+            let store = store::PaymentStore::new(log.clone());
+            log.spawn_consumer(
+                recovery_watch::RecoveryWatch {
+                    store: store.clone(),
+                    district_code: org_tree.district().code().as_str().to_owned(),
+                },
+                recovery_watch_config(),
                 shutdown,
             );
             let _ = state.set(PaymentState {
-                store: store::PaymentStore::new(log),
+                store,
                 clock,
                 district: org_tree.district().code().clone(),
                 funds: Arc::new(funds),
@@ -216,6 +235,16 @@ fn entitlements_consumer_config() -> ConsumerConfig {
     ConsumerConfig {
         retry_delay: std::time::Duration::from_millis(300),
         max_attempts: 20,
+        ..ConsumerConfig::default()
+    }
+}
+
+/// The recovery watch waits for the entitlements projection in each reaction; an event it
+/// could not take yet is tried again, long enough for a projection busy with a large run.
+fn recovery_watch_config() -> ConsumerConfig {
+    ConsumerConfig {
+        retry_delay: std::time::Duration::from_millis(500),
+        max_attempts: 120,
         ..ConsumerConfig::default()
     }
 }
