@@ -411,13 +411,8 @@ impl PaymentApi {
         let page = request.page.unwrap_or_default();
         let limit = check_page(&mut errors, &page);
         errors.into_result()?;
-        // Another district's caller is shown none of this district's claims.
-        if !caller.org_unit.covers(&payment.district) {
-            return Ok(pb::ListRecoveryClaimsResponse {
-                claims: Vec::new(),
-                page: Some(pb::PageResponse::default()),
-            });
-        }
+        // The claims are the district's, as its ledger: another district's caller is refused.
+        caller.require_org_scope(&payment.district)?;
         let mut claim_ids = read_model::recovery_claim_ids(
             payment.store.pool(),
             payment.district.as_str(),
