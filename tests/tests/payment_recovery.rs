@@ -598,6 +598,57 @@ async fn recovery_claims(cluster: bool) -> anyhow::Result<()> {
         Code::InvalidArgument,
     )?;
     anyhow::ensure!(violated_fields(&nothing) == ["amount"], "{nothing:?}");
+    // Every bad field named at once: a claim id that is none, no amount, a bank reference
+    // with a control character, another too long, a command id too long.
+    let mut bad = pb::RecordRecoveryRepaymentRequest {
+        command_id: "c".repeat(101),
+        claim_id: "not-a-claim".into(),
+        expected_version: claim.version,
+        amount: None,
+        bank_reference: "BK\u{7}1".into(),
+    };
+    let all_bad = status_of(
+        payment
+            .client
+            .clone()
+            .record_recovery_repayment(request(bad.clone(), &officer)?)
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(
+        violated_fields(&all_bad) == ["command_id", "claim_id", "amount", "bank_reference"],
+        "{all_bad:?}"
+    );
+    bad.command_id = "repay-long-reference".into();
+    bad.claim_id = claim.claim_id.clone();
+    bad.amount = Some(pb::Money { fen: 1 });
+    bad.bank_reference = "R".repeat(65);
+    let long = status_of(
+        payment
+            .client
+            .clone()
+            .record_recovery_repayment(request(bad, &officer)?)
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(violated_fields(&long) == ["bank_reference"], "{long:?}");
+    let no_reason = status_of(
+        payment
+            .client
+            .clone()
+            .write_off_recovery(request(
+                pb::WriteOffRecoveryRequest {
+                    command_id: "write-off-no-reason".into(),
+                    claim_id: claim.claim_id.clone(),
+                    expected_version: claim.version,
+                    reason: pb::WriteOffReason::Unspecified.into(),
+                },
+                &approver,
+            )?)
+            .await,
+        Code::InvalidArgument,
+    )?;
+    anyhow::ensure!(violated_fields(&no_reason) == ["reason"], "{no_reason:?}");
     anyhow::ensure!(
         log_size(&store).await? == written,
         "a refused repayment wrote"

@@ -149,6 +149,8 @@ pub const MIGRATIONS: &[Migration] = &[
             status TEXT NOT NULL
         );
         CREATE INDEX payment_recovery_claims_district ON payment_recovery_claims (district_code, claim_id);
+        CREATE INDEX payment_orders_entitlement ON payment_orders (entitlement_id, period);
+        CREATE INDEX payment_orders_run ON payment_orders (run_id, state);
         ALTER TABLE payment_entitlements ADD COLUMN terminated_cause TEXT NOT NULL DEFAULT '';"
                 .to_owned()
         },
