@@ -21,7 +21,8 @@
 //!   officer), and each event's postings.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard table of one
-//!   order per entitlement per period — and the projection over review's case streams.
+//!   order per entitlement per period, the recovery claims — and the projection over review's
+//!   case streams and payment's own.
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
 //!   claims in the append's transaction); the recovery claims' streams.
 //! - [`recovery_watch`]: the reaction that opens recovery claims when the bank's result or
@@ -36,7 +37,9 @@
 //! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild payment`, with the service stopped) resets
-//! the service's projection and replays the log into it, built the same way.
+//! the service's projection and replays the log into it, built the same way. The recovery
+//! watch is a reaction, not a projection: what it decided is on the log already, and a
+//! rebuild does not run it.
 //!
 //! # Module dependencies
 //! Imports point one way; a module uses only the modules after its arrow, all listed above it
