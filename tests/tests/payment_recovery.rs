@@ -17,7 +17,8 @@
 //!   nothing more;
 //! - a change of circumstances ends a benefit from May after the May run went to the bank:
 //!   when the bank's result then pays May, that order becomes a claim too;
-//! - the ledger's trial balance is zero and every figure exact at each step.
+//! - the ledger's trial balance is zero and every figure exact at each step;
+//! - `sunshine rebuild payment` replays the log into the same claims and ledger lines.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -422,9 +423,10 @@ async fn recovery_claims(cluster: bool) -> anyhow::Result<()> {
     let config = test_config(&auth, backends.database_url(), backends.bus_url());
     let clock = Arc::new(ManualClock::new(date!(2027 - 3 - 20)));
     let service_clock = Arc::clone(&clock);
+    let service_config = backends.service_config(&config, sunshine_payment::SERVICE_NAME);
     let service = RunningService::start(
         sunshine_payment::SERVICE_NAME,
-        backends.service_config(&config, sunshine_payment::SERVICE_NAME),
+        service_config.clone(),
         move |config, listener, shutdown| {
             sunshine_payment::run_with_clock(config, listener, shutdown, service_clock)
         },
@@ -772,7 +774,35 @@ async fn recovery_claims(cluster: bool) -> anyhow::Result<()> {
             && first.claims[0].claim_id < second.claims[0].claim_id,
         "{second:?}"
     );
+
+    // `sunshine rebuild payment` (the service stopped) replays the log into the same claims
+    // and the same ledger lines.
+    let before = recovery_tables(&store).await?;
+    anyhow::ensure!(before.0.len() == 2 && before.1.len() == 2 * 9, "{before:?}");
+    service.stop().await?;
+    sunshine_payment::rebuild(&service_config).await?;
+    let after = recovery_tables(&store).await?;
+    anyhow::ensure!(after == before, "rebuilt {after:?}, was {before:?}");
     Ok(())
+}
+
+/// The claims' rows (id, outstanding, status) and every ledger line (key, line, account,
+/// debit, credit), in key order.
+type ClaimRows = Vec<(String, i64, String)>;
+type LedgerRows = Vec<(String, i64, String, i64, i64)>;
+
+async fn recovery_tables(store: &EventStore) -> anyhow::Result<(ClaimRows, LedgerRows)> {
+    let claims = sqlx::query_as(
+        "SELECT claim_id, outstanding_fen, status FROM payment_recovery_claims ORDER BY claim_id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let lines = sqlx::query_as(
+        "SELECT order_id, line, account, debit_fen, credit_fen FROM payment_ledger_lines ORDER BY order_id, line",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    Ok((claims, lines))
 }
 
 /// The manual clock's date, as the service reads it.
