@@ -204,6 +204,10 @@ enum Rpc {
     SubmitMedicalClaim,
     GetMedicalClaim,
     ListMedicalClaims,
+    ListRecoveryClaims,
+    GetRecoveryClaim,
+    RecordRecoveryRepayment,
+    WriteOffRecovery,
     WhoAmI,
     GetServiceInfo,
 }
@@ -250,6 +254,10 @@ impl Rpc {
             ("PaymentService", "SubmitMedicalClaim") => Rpc::SubmitMedicalClaim,
             ("PaymentService", "GetMedicalClaim") => Rpc::GetMedicalClaim,
             ("PaymentService", "ListMedicalClaims") => Rpc::ListMedicalClaims,
+            ("PaymentService", "ListRecoveryClaims") => Rpc::ListRecoveryClaims,
+            ("PaymentService", "GetRecoveryClaim") => Rpc::GetRecoveryClaim,
+            ("PaymentService", "RecordRecoveryRepayment") => Rpc::RecordRecoveryRepayment,
+            ("PaymentService", "WriteOffRecovery") => Rpc::WriteOffRecovery,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -654,6 +662,8 @@ struct Fixtures {
     run_case: String,
     /// Medical claims: an approved serious-illness case and one claim assessed for it.
     medical_claim: pb::MedicalClaimAssessed,
+    /// Recovery's RPCs: a claim (version 1) for a month paid after its benefit ended.
+    claim: pb::RecoveryClaimResponse,
 }
 
 #[derive(Debug)]
@@ -1010,6 +1020,7 @@ impl World {
             .await?;
         let (run, run_case) = self.payment_run().await?;
         let medical_claim = self.medical_claim().await?;
+        let claim = self.recovery_claim().await?;
 
         Ok(Fixtures {
             target,
@@ -1022,7 +1033,159 @@ impl World {
             run,
             run_case,
             medical_claim,
+            claim,
         })
+    }
+
+    /// A monthly benefit of this month heard from review (at the boundary), paid by a run of
+    /// its own (created, approved, exported and settled by the bank), then ended from this
+    /// month: payment's recovery watch opens a claim for the month paid. Made after the
+    /// fixture run, so that every entitlement of the month is in a run still.
+    async fn recovery_claim(&mut self) -> anyhow::Result<pb::RecoveryClaimResponse> {
+        use sunshine_payment::bank_files::Format;
+        use sunshine_tests::bank::{batch_lines, result_file};
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let opened = pb::CaseOpened {
+            case_id: case_id.clone(),
+            application_id: format!("matrix-application-{case_id}"),
+            household_id: format!("matrix-household-{case_id}"),
+            program_code: "dibao".into(),
+            workflow: "means_tested_review".into(),
+            accepted_org_unit_code: PAYMENT_VILLAGE.into(),
+            hukou_org_unit_code: PAYMENT_VILLAGE.into(),
+            ..Default::default()
+        };
+        let approved = pb::CaseApproved {
+            case_id: case_id.clone(),
+            program_code: "dibao".into(),
+            monthly_amount: Some(pb::Money { fen: 50_000 }),
+            start_month: payment_period(),
+            reasons: "符合条件".into(),
+            ..Default::default()
+        };
+        let stream = StreamId::new("review", "case", &case_id)?;
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "matrix-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![
+                    NewEvent::typed(case_id.as_str(), &opened),
+                    NewEvent::typed(case_id.as_str(), &approved),
+                ],
+            )
+            .await?;
+        let officer = self
+            .auth
+            .token_for("matrix-setup-finance", Role::FinanceOfficer, DISTRICT);
+        let approver = self.auth.token_for(
+            "matrix-setup-finance-approver",
+            Role::FinanceApprover,
+            DISTRICT,
+        );
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let run = loop {
+            let request = pb::CreateRunRequest {
+                command_id: "matrix-setup-recovery-run".into(),
+                period: payment_period(),
+            };
+            match self
+                .payment
+                .create_run(with_token(request, &officer)?)
+                .await
+            {
+                Ok(run) => break run.into_inner(),
+                // Nothing new due until payment's projection has heard the approval.
+                Err(status) if status.code() == Code::AlreadyExists => {}
+                Err(status) => anyhow::bail!("creating the recovery fixture's run: {status:?}"),
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "payment never heard the recovery fixture's approval"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let control = run.control.clone().unwrap_or_default();
+        self.payment
+            .approve_run(with_token(
+                pb::ApproveRunRequest {
+                    command_id: "matrix-setup-recovery-approve".into(),
+                    run_id: run.run_id.clone(),
+                    expected_version: run.version,
+                    control_count: control.count,
+                    control_total: control.total,
+                },
+                &approver,
+            )?)
+            .await?;
+        let batch = self
+            .payment
+            .export_bank_file(with_token(
+                pb::ExportBankFileRequest {
+                    run_id: run.run_id.clone(),
+                    format: pb::BankFileFormat::CsvUtf8.into(),
+                },
+                &officer,
+            )?)
+            .await?
+            .into_inner();
+        self.payment
+            .import_bank_result(with_token(
+                pb::ImportBankResultRequest {
+                    command_id: "matrix-setup-recovery-result".into(),
+                    run_id: run.run_id.clone(),
+                    file: result_file(Format::CsvUtf8, &batch_lines(&batch.file)?)?,
+                },
+                &officer,
+            )?)
+            .await?;
+        let terminated = pb::BenefitTerminated {
+            case_id: case_id.clone(),
+            effective_month: payment_period(),
+            cause: "member died".into(),
+            policy: None,
+        };
+        self.store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(2),
+                &metadata,
+                vec![NewEvent::typed(case_id.as_str(), &terminated)],
+            )
+            .await?;
+        loop {
+            let claims = self
+                .payment
+                .list_recovery_claims(with_token(
+                    pb::ListRecoveryClaimsRequest { page: None },
+                    &officer,
+                )?)
+                .await?
+                .into_inner()
+                .claims;
+            if let Some(claim) = claims.into_iter().find(|claim| {
+                claim
+                    .orders
+                    .first()
+                    .is_some_and(|order| order.entitlement_id == case_id)
+            }) {
+                return Ok(claim);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "payment never opened the recovery fixture's claim"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// An assist-first grant heard from review (appended at the boundary, on a case of a
@@ -1672,6 +1835,47 @@ impl World {
                 ok(self
                     .payment
                     .list_medical_claims(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ListRecoveryClaims => ok(self
+                .payment
+                .list_recovery_claims(with_token(
+                    pb::ListRecoveryClaimsRequest { page: None },
+                    &token,
+                )?)
+                .await),
+            Rpc::GetRecoveryClaim => {
+                let request = pb::GetRecoveryClaimRequest {
+                    claim_id: fixtures.claim.claim_id.clone(),
+                };
+                ok(self
+                    .payment
+                    .get_recovery_claim(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RecordRecoveryRepayment => {
+                let request = pb::RecordRecoveryRepaymentRequest {
+                    command_id,
+                    claim_id: fixtures.claim.claim_id.clone(),
+                    expected_version: 7,
+                    amount: Some(pb::Money { fen: 1 }),
+                    bank_reference: "MATRIX-1".into(),
+                };
+                ok(self
+                    .payment
+                    .record_recovery_repayment(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::WriteOffRecovery => {
+                let request = pb::WriteOffRecoveryRequest {
+                    command_id,
+                    claim_id: fixtures.claim.claim_id.clone(),
+                    expected_version: 7,
+                    reason: pb::WriteOffReason::NoEstate.into(),
+                };
+                ok(self
+                    .payment
+                    .write_off_recovery(with_token(request, &token)?)
                     .await)
             }
             // Mounted on every port: each port must answer the same.

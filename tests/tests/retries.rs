@@ -45,9 +45,10 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// scope as well as the clerk's.
 const FAR_VILLAGE: &str = "990101002001";
 /// The consumers that react to the log (each records every event it processed).
-const CONSUMERS: [&str; 3] = [
+const CONSUMERS: [&str; 4] = [
     "intake-read-model",
     "review-case-opener",
+    "payment-recovery-watch",
     "payment-entitlements",
 ];
 /// Where every row starts: Monday 2026-09-07 (publicity then runs to Sunday 09-13).
@@ -99,6 +100,8 @@ rows! {
     "PaymentService/ImportBankReturns" => import_bank_returns,
     "PaymentService/CloseReconciliation" => close_reconciliation,
     "PaymentService/SubmitMedicalClaim" => submit_medical_claim,
+    "PaymentService/RecordRecoveryRepayment" => record_recovery_repayment,
+    "PaymentService/WriteOffRecovery" => write_off_recovery,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -1785,6 +1788,177 @@ async fn submit_medical_claim(world: &World, seed: u32) -> anyhow::Result<()> {
     call(second).await?;
     let mut other = request.clone();
     other.out_of_pocket = Some(pb::Money { fen: 2_000_000 });
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- payment's recovery rows ----
+
+impl World {
+    /// A monthly benefit of this month heard from review (at the boundary), paid by a run of
+    /// its own, then ended from this month: the recovery claim payment opens for the month
+    /// paid (50,000 fen, at version 1).
+    async fn recovery_claim(&self, seed: u32) -> anyhow::Result<pb::RecoveryClaimResponse> {
+        use sunshine_payment::bank_files::Format;
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let opened = pb::CaseOpened {
+            case_id: case_id.clone(),
+            application_id: format!("application-{case_id}"),
+            household_id: format!("household-{case_id}"),
+            program_code: "dibao".into(),
+            workflow: "means_tested_review".into(),
+            accepted_org_unit_code: VILLAGE.into(),
+            hukou_org_unit_code: VILLAGE.into(),
+            ..Default::default()
+        };
+        let approved = pb::CaseApproved {
+            case_id: case_id.clone(),
+            program_code: "dibao".into(),
+            monthly_amount: Some(pb::Money { fen: 50_000 }),
+            start_month: this_month().to_string(),
+            reasons: "符合条件".into(),
+            ..Default::default()
+        };
+        let stream = StreamId::new("review", "case", &case_id)?;
+        let metadata = EventMetadata {
+            actor: Actor {
+                subject: "test-boundary".into(),
+                role: "system".into(),
+                org_unit: String::new(),
+                department_code: None,
+            },
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                &metadata,
+                vec![
+                    NewEvent::typed(case_id.as_str(), &opened),
+                    NewEvent::typed(case_id.as_str(), &approved),
+                ],
+            )
+            .await?;
+        self.settle().await?;
+        let run = self.payment_run(&format!("recovery-run-{seed}")).await?;
+        call!(self.payment, approve_run, self.finance_approver)(approval(
+            &format!("recovery-approve-{seed}"),
+            &run,
+        ))
+        .await?;
+        let batch =
+            call!(self.payment, export_bank_file, self.finance)(pb::ExportBankFileRequest {
+                run_id: run.run_id.clone(),
+                format: pb::BankFileFormat::CsvUtf8.into(),
+            })
+            .await?;
+        call!(self.payment, import_bank_result, self.finance)(pb::ImportBankResultRequest {
+            command_id: format!("recovery-result-{seed}"),
+            run_id: run.run_id.clone(),
+            file: sunshine_tests::bank::answer(&batch.file, Format::CsvUtf8, None)?,
+        })
+        .await?;
+        let terminated = pb::BenefitTerminated {
+            case_id: case_id.clone(),
+            effective_month: this_month().to_string(),
+            cause: "member died".into(),
+            policy: None,
+        };
+        self.store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(2),
+                &metadata,
+                vec![NewEvent::typed(case_id.as_str(), &terminated)],
+            )
+            .await?;
+        self.settle().await?;
+        let claims = call!(self.payment, list_recovery_claims, self.finance)(
+            pb::ListRecoveryClaimsRequest { page: None },
+        )
+        .await?
+        .claims;
+        claims
+            .into_iter()
+            .find(|claim| {
+                claim
+                    .orders
+                    .first()
+                    .is_some_and(|order| order.entitlement_id == case_id)
+            })
+            .ok_or_else(|| anyhow::anyhow!("payment opened no claim for case {case_id}"))
+    }
+}
+
+fn repayment(
+    command_id: &str,
+    claim: &pb::RecoveryClaimResponse,
+    fen: i64,
+) -> pb::RecordRecoveryRepaymentRequest {
+    pb::RecordRecoveryRepaymentRequest {
+        command_id: command_id.into(),
+        claim_id: claim.claim_id.clone(),
+        expected_version: claim.version,
+        amount: Some(pb::Money { fen }),
+        bank_reference: format!("BK-{command_id}"),
+    }
+}
+
+async fn record_recovery_repayment(world: &World, seed: u32) -> anyhow::Result<()> {
+    let claim = world.recovery_claim(seed).await?;
+    let call = call!(world.payment, record_recovery_repayment, world.finance);
+    let request = repayment(&format!("repay-{seed}"), &claim, 10_000);
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first.outstanding == Some(pb::Money { fen: 40_000 }),
+        "{first:?}"
+    );
+    // More is repaid since: the claim is at another version, with less outstanding.
+    call(repayment(&format!("repay-more-{seed}"), &first, 15_000)).await?;
+    let mut other = request.clone();
+    other.amount = Some(pb::Money { fen: 11_000 });
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn write_off_recovery(world: &World, seed: u32) -> anyhow::Result<()> {
+    let claim = world.recovery_claim(seed).await?;
+    let repaid = call!(world.payment, record_recovery_repayment, world.finance)(repayment(
+        &format!("repay-before-write-off-{seed}"),
+        &claim,
+        20_000,
+    ))
+    .await?;
+    let call = call!(world.payment, write_off_recovery, world.finance_approver);
+    let request = pb::WriteOffRecoveryRequest {
+        command_id: format!("write-off-{seed}"),
+        claim_id: repaid.claim_id.clone(),
+        expected_version: repaid.version,
+        reason: pb::WriteOffReason::NoEstate.into(),
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first.status == "written_off" && first.written_off == Some(pb::Money { fen: 30_000 }),
+        "{first:?}"
+    );
+    // The claim is closed since: decided again, the write-off would be refused.
+    let refused = call(pb::WriteOffRecoveryRequest {
+        command_id: format!("write-off-again-{seed}"),
+        expected_version: first.version,
+        ..request.clone()
+    })
+    .await;
+    anyhow::ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|status| status.code() == Code::FailedPrecondition),
+        "{refused:?}"
+    );
+    let mut other = request.clone();
+    other.reason = pb::WriteOffReason::Hardship.into();
     world
         .retries_answer_first(call, request, &first, other)
         .await

@@ -487,8 +487,10 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     }
 
     // Approved: a re-review is scheduled; a death in the household re-evaluates the benefit
-    // from the following month.
+    // from the month after the date of death — recorded in November, a death of 6 October
+    // takes effect from November, not December.
     let approved_file = store.read_case(&case_id).await?;
+    clock.set(date!(2026 - 11 - 3));
     assert!(approved_file.iter().any(is::<pb::ReReviewScheduled>));
     // Intake may still be recording the approval on the household stream: a clerk whose
     // change is ABORTED reloads and tries again.
@@ -549,9 +551,19 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         let adjusted = pb::BenefitAdjusted::decode(reassessed.payload.as_slice())?;
         assert_eq!(
             adjusted.effective_month, "2026-11",
-            "from the month after the death was recorded"
+            "from the month after the date of death"
         );
         assert!(adjusted.monthly_amount.map_or(0, |money| money.fen) != engine_amount);
+    } else {
+        let terminated = pb::BenefitTerminated::decode(reassessed.payload.as_slice())?;
+        assert_eq!(
+            (
+                terminated.effective_month.as_str(),
+                terminated.cause.as_str()
+            ),
+            ("2026-11", "member died"),
+            "from the month after the date of death"
+        );
     }
 
     // An emergency case: the street-town pays at once within the cap, never above it.

@@ -224,6 +224,10 @@ registry! {
     ReconciliationClosed,
     // payment: payment-medical-<claim id>
     MedicalClaimAssessed,
+    // payment: payment-recovery-<claim id>
+    RecoveryClaimOpened,
+    RecoveryRepaymentRecorded,
+    RecoveryWrittenOff,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

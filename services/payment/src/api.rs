@@ -35,12 +35,14 @@ use crate::aggregate::{self, RunState};
 use crate::commands;
 use crate::commands::{
     ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
-    ImportBankResult, ImportBankReturns,
+    ImportBankResult, ImportBankReturns, RecordRecoveryRepayment, RecoveryCommand,
+    WriteOffRecovery,
 };
 use crate::funds::Funds;
 use crate::medical::{self, ClaimFacts, ClaimState};
 use crate::read_model;
-use crate::store::{Loaded, PaymentStore, command_metadata, export_metadata};
+use crate::recovery;
+use crate::store::{Loaded, LoadedClaim, PaymentStore, command_metadata, export_metadata};
 use crate::validation::{check_opaque_id, check_page, check_uuid};
 
 /// Who prepares payment runs: the district's finance officers.
@@ -597,6 +599,165 @@ impl PaymentApi {
     }
 }
 
+// ---- Recovery (追缴) ----
+
+/// Who records a repayment received: the district's finance officers.
+const REPAYMENT_RECORDERS: &[Role] = &[Role::FinanceOfficer];
+/// Who writes off what cannot be recovered: the district's finance approvers (never the
+/// officer who recorded the claim's last repayment).
+const WRITE_OFF_APPROVERS: &[Role] = &[Role::FinanceApprover];
+/// Who reads claims: finance, and the auditors (纪委).
+const RECOVERY_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
+
+impl PaymentApi {
+    /// The answer to a command on `claim_id`: the claim as its append (the first one, for a
+    /// retry) left it.
+    async fn answer_recovery_claim(
+        &self,
+        claim_id: &str,
+        outcome: &AppendOutcome,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        let claim = self
+            .connected()?
+            .store
+            .recovery_claim_at(claim_id, outcome.last_version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("an appended claim reads back empty"))
+            })?;
+        Ok(recovery::claim_response(&claim))
+    }
+
+    async fn list_recovery_claims(
+        &self,
+        caller: &Identity,
+        request: pb::ListRecoveryClaimsRequest,
+    ) -> Result<pb::ListRecoveryClaimsResponse, ApiError> {
+        caller.require_role(RECOVERY_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        let page = request.page.unwrap_or_default();
+        let limit = check_page(&mut errors, &page);
+        errors.into_result()?;
+        // The claims are the district's, as its ledger: another district's caller is refused.
+        caller.require_org_scope(&payment.district)?;
+        let mut claim_ids = read_model::recovery_claim_ids(
+            payment.store.pool(),
+            payment.district.as_str(),
+            &page.page_token,
+            limit + 1,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        let next_page_token = if claim_ids.len() > limit {
+            claim_ids.truncate(limit);
+            claim_ids.last().cloned().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut claims = Vec::with_capacity(claim_ids.len());
+        for claim_id in &claim_ids {
+            let claim = payment
+                .store
+                .recovery_claim_in_scope(caller, claim_id)
+                .await?;
+            claims.push(recovery::claim_response(&claim));
+        }
+        Ok(pb::ListRecoveryClaimsResponse {
+            claims,
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+
+    async fn get_recovery_claim(
+        &self,
+        caller: &Identity,
+        request: pb::GetRecoveryClaimRequest,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        caller.require_role(RECOVERY_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_uuid(&mut errors, "claim_id", &request.claim_id, "a claim id");
+        errors.into_result()?;
+        let claim = payment
+            .store
+            .recovery_claim_in_scope(caller, &request.claim_id)
+            .await?;
+        Ok(recovery::claim_response(&claim))
+    }
+
+    async fn record_recovery_repayment(
+        &self,
+        caller: &Identity,
+        request: pb::RecordRecoveryRepaymentRequest,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        caller.require_role(REPAYMENT_RECORDERS)?;
+        self.connected()?;
+        let repayment = RecordRecoveryRepayment::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let claim_id = repayment.claim_id.clone();
+        let expected_version = repayment.expected_version;
+        self.change_recovery_claim(
+            caller,
+            &metadata,
+            &claim_id,
+            expected_version,
+            RecoveryCommand::RecordRepayment(repayment),
+        )
+        .await
+    }
+
+    async fn write_off_recovery(
+        &self,
+        caller: &Identity,
+        request: pb::WriteOffRecoveryRequest,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        caller.require_role(WRITE_OFF_APPROVERS)?;
+        self.connected()?;
+        let write_off = WriteOffRecovery::parse(&request, caller)?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let claim_id = write_off.claim_id.clone();
+        let expected_version = write_off.expected_version;
+        self.change_recovery_claim(
+            caller,
+            &metadata,
+            &claim_id,
+            expected_version,
+            RecoveryCommand::WriteOff(write_off),
+        )
+        .await
+    }
+
+    /// A command on a claim's last steps: load (a retry, or the claim in scope at the
+    /// version seen), decide, append, answer.
+    async fn change_recovery_claim(
+        &self,
+        caller: &Identity,
+        metadata: &EventMetadata,
+        claim_id: &str,
+        expected_version: u64,
+        command: RecoveryCommand,
+    ) -> Result<pb::RecoveryClaimResponse, ApiError> {
+        let payment = self.connected()?;
+        let claim = match payment
+            .store
+            .load_recovery_claim_for_change(caller, metadata, claim_id, expected_version)
+            .await?
+        {
+            LoadedClaim::Retried(previous) => {
+                return self.answer_recovery_claim(claim_id, &previous).await;
+            }
+            LoadedClaim::Current(claim) => claim,
+        };
+        let events = recovery::handle(&claim, &command)?;
+        let outcome = payment
+            .store
+            .append_recovery_claim(metadata, claim_id, claim.version, events)
+            .await?;
+        self.answer_recovery_claim(claim_id, &outcome).await
+    }
+}
+
 // Every RPC: the verified caller, then the handler, then the answer (or the error's status).
 sunshine_platform::service_rpcs! {
     PaymentService for PaymentApi {
@@ -616,5 +777,10 @@ sunshine_platform::service_rpcs! {
         submit_medical_claim: pb::SubmitMedicalClaimRequest => pb::MedicalClaimResponse;
         get_medical_claim: pb::GetMedicalClaimRequest => pb::MedicalClaimResponse;
         list_medical_claims: pb::ListMedicalClaimsRequest => pb::ListMedicalClaimsResponse;
+        // Recovery (追缴).
+        list_recovery_claims: pb::ListRecoveryClaimsRequest => pb::ListRecoveryClaimsResponse;
+        get_recovery_claim: pb::GetRecoveryClaimRequest => pb::RecoveryClaimResponse;
+        record_recovery_repayment: pb::RecordRecoveryRepaymentRequest => pb::RecoveryClaimResponse;
+        write_off_recovery: pb::WriteOffRecoveryRequest => pb::RecoveryClaimResponse;
     }
 }

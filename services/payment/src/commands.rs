@@ -374,6 +374,148 @@ pub fn parse_medical_claim(
     })
 }
 
+// ---- Recovery (追缴) ----
+
+/// The recovery claim of a paid order: the same id however often its opening is tried.
+pub fn recovery_claim_id_for(order_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("sunshine/payment/recovery/{order_id}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The longest bank reference of a repayment.
+pub const MAX_BANK_REFERENCE_CHARS: usize = 64;
+
+/// Why what is outstanding is written off (a code: the log keeps no free text of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOffReason {
+    NoEstate,
+    Hardship,
+    Untraceable,
+    Uneconomic,
+}
+
+impl WriteOffReason {
+    pub fn from_proto(value: i32) -> Option<WriteOffReason> {
+        match pb::WriteOffReason::try_from(value).ok()? {
+            pb::WriteOffReason::NoEstate => Some(WriteOffReason::NoEstate),
+            pb::WriteOffReason::Hardship => Some(WriteOffReason::Hardship),
+            pb::WriteOffReason::Untraceable => Some(WriteOffReason::Untraceable),
+            pb::WriteOffReason::Uneconomic => Some(WriteOffReason::Uneconomic),
+            pb::WriteOffReason::Unspecified => None,
+        }
+    }
+
+    pub fn to_proto(self) -> pb::WriteOffReason {
+        match self {
+            WriteOffReason::NoEstate => pb::WriteOffReason::NoEstate,
+            WriteOffReason::Hardship => pb::WriteOffReason::Hardship,
+            WriteOffReason::Untraceable => pb::WriteOffReason::Untraceable,
+            WriteOffReason::Uneconomic => pb::WriteOffReason::Uneconomic,
+        }
+    }
+}
+
+/// `RecordRecoveryRepayment`: `recorded_by` records `amount` received against the claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRecoveryRepayment {
+    pub claim_id: String,
+    pub expected_version: u64,
+    pub amount: Money,
+    pub bank_reference: String,
+    pub recorded_by: String,
+}
+
+impl RecordRecoveryRepayment {
+    pub fn parse(
+        request: &pb::RecordRecoveryRepaymentRequest,
+        caller: &Identity,
+    ) -> Result<RecordRecoveryRepayment, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(&mut errors, "claim_id", &request.claim_id, "a claim id");
+        let amount = check_amount(&mut errors, "amount", request.amount.as_ref());
+        if amount.is_some_and(Money::is_zero) {
+            errors.push("amount", "more than 0 fen");
+        }
+        let reference = request.bank_reference.as_str();
+        let reference_ok = !reference.is_empty()
+            && reference.chars().count() <= MAX_BANK_REFERENCE_CHARS
+            && reference
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !reference_ok {
+            errors.push(
+                "bank_reference",
+                format!("1 to {MAX_BANK_REFERENCE_CHARS} characters: letters, digits, '-' and '_'"),
+            );
+        }
+        errors.into_result()?;
+        Ok(RecordRecoveryRepayment {
+            claim_id: request.claim_id.clone(),
+            expected_version: request.expected_version,
+            amount: amount.unwrap_or_default(),
+            bank_reference: reference.to_owned(),
+            recorded_by: caller.subject.clone(),
+        })
+    }
+}
+
+/// `WriteOffRecovery`: `written_off_by` writes off what is outstanding of the claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOffRecovery {
+    pub claim_id: String,
+    pub expected_version: u64,
+    pub reason: WriteOffReason,
+    pub written_off_by: String,
+}
+
+impl WriteOffRecovery {
+    pub fn parse(
+        request: &pb::WriteOffRecoveryRequest,
+        caller: &Identity,
+    ) -> Result<WriteOffRecovery, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_uuid(&mut errors, "claim_id", &request.claim_id, "a claim id");
+        let reason = WriteOffReason::from_proto(request.reason);
+        if reason.is_none() {
+            errors.push(
+                "reason",
+                "WRITE_OFF_REASON_NO_ESTATE, _HARDSHIP, _UNTRACEABLE or _UNECONOMIC",
+            );
+        }
+        errors.into_result()?;
+        let reason = reason.ok_or_else(|| ApiError::invalid_field("reason", "required"))?;
+        Ok(WriteOffRecovery {
+            claim_id: request.claim_id.clone(),
+            expected_version: request.expected_version,
+            reason,
+            written_off_by: caller.subject.clone(),
+        })
+    }
+}
+
+/// A paid order whose entitlement was terminated: the facts a claim's opening decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidAfterTermination {
+    pub order: pb::PaymentOrder,
+    /// The order's period.
+    pub period: Month,
+    /// The termination's effective month, and its cause as review gave it.
+    pub terminated_from: Month,
+    pub cause: String,
+}
+
+/// A command on a recovery claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryCommand {
+    RecordRepayment(RecordRecoveryRepayment),
+    WriteOff(WriteOffRecovery),
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -102,3 +102,31 @@ pub fn not_found(what: &str, id: &str) -> ApiError {
         what: format!("{what} {id}"),
     }
 }
+
+// ---- Recovery (追缴) ----
+
+impl From<crate::recovery::RecoveryError> for ApiError {
+    fn from(error: crate::recovery::RecoveryError) -> Self {
+        use crate::recovery::RecoveryError;
+        let description = error.to_string();
+        match error {
+            RecoveryError::Closed { .. } => ApiError::FailedPrecondition(description),
+            // The officer's figure is wrong, not the claim: the amount is the bad field.
+            RecoveryError::MoreThanOutstanding { .. } => {
+                ApiError::InvalidArgument(vec![FieldViolation {
+                    field: "amount".into(),
+                    description,
+                }])
+            }
+            RecoveryError::RecorderWritesOff => ApiError::PermissionDenied(description),
+        }
+    }
+}
+
+/// The one answer for a claim the caller may not see (another district's), and for one that
+/// does not exist.
+pub fn claim_not_found(claim_id: &str) -> ApiError {
+    ApiError::NotFound {
+        what: format!("recovery claim {claim_id}"),
+    }
+}

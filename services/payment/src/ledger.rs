@@ -322,6 +322,105 @@ pub fn account_balances<'a>(
     Some(balances)
 }
 
+// ---- Recovery (追缴) ----
+//
+// A recovery claim's postings (`crate::recovery` says when). Each is keyed by its entry
+// (`recovery-<claim id>-<stream version>`) where an order's posting is keyed by its order id:
+// the ledger table's key is (key, line) either way.
+//
+// - opening a claim: the household's receivable `recovery:<household>` debited, the order's
+//   expense account credited — the month paid in error is no expense but money owed back;
+// - a repayment: the fund's bank account debited (the money is back), the receivable credited;
+// - a write-off: the program's write-off expense `writeoff:<program>` debited, the receivable
+//   credited.
+//
+// So the receivable's balance is what is outstanding, and the trial balance stays zero.
+
+/// The receivable of a household that owes payments back: `recovery:<household>`.
+pub fn recovery_account(household_id: &str) -> String {
+    format!("recovery:{household_id}")
+}
+
+/// The expense of what a program could not recover: `writeoff:<program>`.
+pub fn writeoff_account(program_code: &str) -> String {
+    format!("writeoff:{program_code}")
+}
+
+impl Posting {
+    fn recovery(
+        key: &str,
+        fund: &str,
+        debit_account: String,
+        credit_account: String,
+        amount: Money,
+    ) -> Result<Posting, PostingError> {
+        if amount.is_zero() || amount.is_negative() {
+            return Err(PostingError::NotPositive {
+                order_id: key.to_owned(),
+            });
+        }
+        Ok(Posting {
+            order_id: key.to_owned(),
+            fund: fund.to_owned(),
+            debit_account,
+            credit_account,
+            amount,
+            // Keyed by the claim's event, so lines 0 and 1 are its own.
+            reversal: false,
+        })
+    }
+
+    /// A claim opened for `amount` of `order`: the household's receivable debited, the
+    /// order's expense account credited (the order's fund).
+    pub fn recovery_opened(
+        key: &str,
+        order: &pb::PaymentOrder,
+        amount: Money,
+    ) -> Result<Posting, PostingError> {
+        Posting::recovery(
+            key,
+            &fund_of(order),
+            recovery_account(&order.household_id),
+            expense_account(order),
+            amount,
+        )
+    }
+
+    /// A repayment of `amount` into `fund` by `household_id`: the fund debited, the
+    /// receivable credited.
+    pub fn recovery_repaid(
+        key: &str,
+        household_id: &str,
+        fund: &str,
+        amount: Money,
+    ) -> Result<Posting, PostingError> {
+        Posting::recovery(
+            key,
+            fund,
+            fund_account(fund),
+            recovery_account(household_id),
+            amount,
+        )
+    }
+
+    /// `amount` of `household_id`'s claim written off to `program_code`'s write-off expense.
+    pub fn recovery_written_off(
+        key: &str,
+        household_id: &str,
+        program_code: &str,
+        fund: &str,
+        amount: Money,
+    ) -> Result<Posting, PostingError> {
+        Posting::recovery(
+            key,
+            fund,
+            writeoff_account(program_code),
+            recovery_account(household_id),
+            amount,
+        )
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -452,5 +551,104 @@ mod tests {
             let funds: i64 = balances.iter().filter(|(account, _)| account.starts_with("fund:")).map(|(_, money)| money.fen()).sum();
             prop_assert_eq!(funds, -paid);
         }
+
+        /// Recovery: any paid orders, some of them claimed, each claim repaid in any number of
+        /// parts and written off or not — the trial balance stays zero, each receivable is what
+        /// is still outstanding, the funds are minus what was paid plus what came back, and the
+        /// expense accounts hold what was paid less what was claimed.
+        #[test]
+        fn recovery_postings_balance(
+            claims in proptest::collection::vec(
+                (1_i64..10_000_000, any::<bool>(), proptest::collection::vec(1_i64..100, 0..5), any::<bool>()),
+                0..30,
+            )
+        ) {
+            let mut postings = Vec::new();
+            let (mut paid, mut claimed, mut repaid, mut outstanding) = (0_i64, 0_i64, 0_i64, 0_i64);
+            for (index, (fen, is_claimed, parts, write_off)) in claims.iter().enumerate() {
+                let order = order(&format!("o{index:03}"), &format!("case-{index}"), "dibao", *fen);
+                postings.push(Posting::paid_order(&order).unwrap());
+                paid += fen;
+                if !is_claimed {
+                    continue;
+                }
+                let key = |version: usize| format!("recovery-c{index}-{version}");
+                postings.push(Posting::recovery_opened(&key(1), &order, Money::from_fen(*fen)).unwrap());
+                claimed += fen;
+                // Each part a percentage of what is left, never more than it.
+                let mut left = *fen;
+                for (version, percent) in parts.iter().enumerate() {
+                    let part = left * percent / 100;
+                    if part == 0 {
+                        continue;
+                    }
+                    postings.push(Posting::recovery_repaid(&key(version + 2), &order.household_id, "dibao", Money::from_fen(part)).unwrap());
+                    left -= part;
+                    repaid += part;
+                }
+                if *write_off && left > 0 {
+                    postings.push(Posting::recovery_written_off(&key(9), &order.household_id, "dibao", "dibao", Money::from_fen(left)).unwrap());
+                    left = 0;
+                }
+                outstanding += left;
+            }
+            let balance = TrialBalance::of(&postings).unwrap();
+            prop_assert_eq!(balance.difference(), Some(Money::ZERO));
+            let balances = account_balances(&postings).unwrap();
+            let sum = |prefix: &str| -> i64 {
+                balances.iter().filter(|(account, _)| account.starts_with(prefix)).map(|(_, money)| money.fen()).sum()
+            };
+            prop_assert_eq!(sum("recovery:"), outstanding);
+            prop_assert!(balances.iter().filter(|(account, _)| account.starts_with("recovery:")).all(|(_, money)| !money.is_negative()));
+            prop_assert_eq!(sum("fund:"), repaid - paid);
+            prop_assert_eq!(sum("benefits:"), paid - claimed);
+            prop_assert_eq!(sum("writeoff:"), claimed - repaid - outstanding);
+        }
+    }
+
+    #[test]
+    fn a_claim_moves_the_month_from_expense_to_receivable_and_out_by_repayment_or_write_off() {
+        let paid = order("o1", "case-1", "dibao", 80_000);
+        let postings = [
+            Posting::paid_order(&paid).unwrap(),
+            Posting::recovery_opened("recovery-c1-1", &paid, Money::from_fen(80_000)).unwrap(),
+            Posting::recovery_repaid(
+                "recovery-c1-2",
+                &paid.household_id,
+                "dibao",
+                Money::from_fen(30_000),
+            )
+            .unwrap(),
+            Posting::recovery_written_off(
+                "recovery-c1-3",
+                &paid.household_id,
+                "dibao",
+                "dibao",
+                Money::from_fen(50_000),
+            )
+            .unwrap(),
+        ];
+        let [debit, credit] = postings[1].lines();
+        assert_eq!(
+            (debit.account.as_str(), debit.debit_credit_fen()),
+            ("recovery:household-o1", (80_000, 0))
+        );
+        assert_eq!(
+            (credit.account.as_str(), credit.debit_credit_fen()),
+            ("benefits:dibao:990101001000:household-o1", (0, 80_000))
+        );
+        let balances = account_balances(&postings).unwrap();
+        assert_eq!(balances["recovery:household-o1"], Money::ZERO);
+        assert_eq!(
+            balances["benefits:dibao:990101001000:household-o1"],
+            Money::ZERO
+        );
+        assert_eq!(balances["fund:dibao"], Money::from_fen(-50_000));
+        assert_eq!(balances["writeoff:dibao"], Money::from_fen(50_000));
+        assert_eq!(
+            TrialBalance::of(&postings).unwrap().difference(),
+            Some(Money::ZERO)
+        );
+        assert!(Posting::recovery_repaid("k", "h", "dibao", Money::ZERO).is_err());
     }
 }

@@ -24,13 +24,19 @@
 //! - [`ledger`]: double-entry postings in fen from payment's own events (pure): an order the
 //!   bank paid debits its expense account and credits its fund, and a return reverses it;
 //!   balanced by construction.
+//! - [`recovery`]: recovery claims (追缴), pure — when a paid month is owed back (an order the
+//!   bank paid for a period on or after its entitlement's termination), the claim's events,
+//!   fold and decisions (repayments up to what is outstanding, a write-off by another
+//!   officer), and each event's postings.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard tables of one
 //!   order per entitlement per period and one re-pay per failed or returned order, the orders'
-//!   states, the ledger's lines, the medical claims' (patient, year, sequence) — and the
-//!   projection over review's case streams and payment's own runs and claims.
+//!   states, the ledger's lines, the medical claims' (patient, year, sequence), the recovery
+//!   claims — and the projection over review's case streams and payment's own.
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
-//!   claims in the append's transaction).
+//!   claims in the append's transaction); the recovery claims' streams.
+//! - [`recovery_watch`]: the reaction that opens recovery claims when the bank's result or
+//!   review's termination makes a paid month owed back, once per order.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
 //! Runs are created and approved (slice 1), exported to the bank and settled by the bank's
@@ -38,14 +44,16 @@
 //! when the bank's result says so); fund sources and the ledger (slice 3); returns (退票)
 //! reverse a paid order and are re-paid, and a second approver closes the run's
 //! reconciliation (settlement, with a property test over an in-memory model of the guards in
-//! `tests/settlement_model.rs`); the payment calendar (each run records its pay date), and
+//! `tests/settlement_model.rs`); the payment calendar (each run records its pay date);
 //! serious-illness medical claims (assessed at once, paid as a one-off entitlement by the next
-//! month's run) extend these modules; recovery comes later.
+//! month's run); recovery claims (`payment-recovery-<claim id>`).
 //! Payment holds no personal data yet: a run names households by id, and the bank file's
 //! accounts are placeholders derived from them (`docs/bank-files.md`).
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild payment`, with the service stopped) resets
-//! the service's projection and replays the log into it, built the same way.
+//! the service's projection and replays the log into it, built the same way. The recovery
+//! watch is a reaction, not a projection: what it decided is on the log already, and a
+//! rebuild does not run it.
 //!
 //! # Module dependencies
 //! Imports point one way; a module uses only the modules after its arrow, all listed above it
@@ -58,10 +66,12 @@
 //! commands     → bank_files, entitlements, funds, medical, pay_calendar, validation
 //! aggregate    → bank_files, commands, entitlements, funds, pay_calendar
 //! ledger       → funds
-//! errors       → aggregate, medical
-//! read_model   → aggregate, entitlements, funds, ledger, medical
-//! store        → aggregate, commands, entitlements, errors, funds, medical, read_model
-//! api          → aggregate, bank_files, commands, funds, medical, read_model, store, validation
+//! recovery     → commands, ledger
+//! errors       → aggregate, medical, recovery
+//! read_model   → aggregate, commands, entitlements, funds, ledger, medical, recovery
+//! store        → aggregate, commands, entitlements, errors, funds, medical, read_model, recovery
+//! recovery_watch → aggregate, read_model, recovery, store
+//! api          → aggregate, bank_files, commands, funds, medical, read_model, recovery, store, validation
 //! ```
 
 pub mod aggregate;
@@ -75,6 +85,8 @@ pub mod ledger;
 pub mod medical;
 pub mod pay_calendar;
 pub mod read_model;
+pub mod recovery;
+pub mod recovery_watch;
 pub mod store;
 pub mod validation;
 
@@ -190,10 +202,19 @@ pub async fn run_sharing_log(
             log.spawn_consumer(
                 entitlements_projection(),
                 entitlements_consumer_config(),
+                shutdown.clone(),
+            );
+            let store = store::PaymentStore::new(log.clone());
+            log.spawn_consumer(
+                recovery_watch::RecoveryWatch {
+                    store: store.clone(),
+                    district_code: org_tree.district().code().as_str().to_owned(),
+                },
+                recovery_watch_config(),
                 shutdown,
             );
             let _ = state.set(PaymentState {
-                store: store::PaymentStore::new(log),
+                store,
                 clock,
                 district: org_tree.district().code().clone(),
                 funds: Arc::new(funds),
@@ -241,6 +262,16 @@ fn entitlements_consumer_config() -> ConsumerConfig {
     ConsumerConfig {
         retry_delay: std::time::Duration::from_millis(300),
         max_attempts: 20,
+        ..ConsumerConfig::default()
+    }
+}
+
+/// The recovery watch waits for the entitlements projection in each reaction; an event it
+/// could not take yet is tried again, long enough for a projection busy with a large run.
+fn recovery_watch_config() -> ConsumerConfig {
+    ConsumerConfig {
+        retry_delay: std::time::Duration::from_millis(500),
+        max_attempts: 120,
         ..ConsumerConfig::default()
     }
 }

@@ -25,6 +25,10 @@
 //!   reversal), from `BankReturnsRecorded`; the trial balance and the funds' balances
 //!   are sums over it ([`trial_balance`], [`fund_balances`]).
 //!
+//! - `payment_recovery_claims`: each recovery claim (追缴) — its order, household, program,
+//!   district, amount, what is outstanding and its status — from `payment-recovery-<id>`; its
+//!   events' postings go to `payment_ledger_lines` beside the orders' ([`crate::recovery`]).
+//!
 //! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
 //! with `decode_known`: review's other case events are none of payment's business.
 
@@ -44,6 +48,7 @@ use crate::aggregate::RunEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
 use crate::ledger::{self, TrialBalance};
 use crate::medical::{self, ClaimCase, MedicalEvent};
+use crate::recovery::{self, ClaimState, RecoveryEvent};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -148,6 +153,29 @@ pub const MIGRATIONS: &[Migration] = &[
             UNIQUE (patient_member_id, year, seq)
         );
         CREATE INDEX payment_medical_claims_case ON payment_medical_claims (case_id, claim_id);"
+                .to_owned()
+        },
+    },
+    // ---- Recovery (追缴) ----
+    // Version 8, not 4: the settlement and calendar slices written beside it add their own.
+    Migration {
+        version: 8,
+        description: "payment: recovery claims, one per order paid after its entitlement's termination; the termination's cause",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE payment_recovery_claims (
+            claim_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL UNIQUE,
+            household_id TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            district_code TEXT NOT NULL,
+            amount_fen BIGINT NOT NULL,
+            outstanding_fen BIGINT NOT NULL,
+            status TEXT NOT NULL
+        );
+        CREATE INDEX payment_recovery_claims_district ON payment_recovery_claims (district_code, claim_id);
+        CREATE INDEX payment_orders_entitlement ON payment_orders (entitlement_id, period);
+        CREATE INDEX payment_orders_run ON payment_orders (run_id, state);
+        ALTER TABLE payment_entitlements ADD COLUMN terminated_cause TEXT NOT NULL DEFAULT '';"
                 .to_owned()
         },
     },
@@ -458,6 +486,7 @@ enum Followed {
     Review(HeardFromReview),
     Run(RunEvent),
     Medical(MedicalEvent),
+    Recovery(RecoveryEvent),
 }
 
 fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
@@ -469,6 +498,9 @@ fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
     } else if MedicalEvent::is_stream(&event.stream_id) {
         MedicalEvent::decode(&event.event_type, &event.payload)
             .map(|medical| Some(Followed::Medical(medical)))
+    } else if RecoveryEvent::is_stream(&event.stream_id) {
+        RecoveryEvent::decode(&event.event_type, &event.payload)
+            .map(|recovery| Some(Followed::Recovery(recovery)))
     } else {
         Ok(None)
     };
@@ -609,6 +641,14 @@ async fn apply_heard(
                 effective,
             )
             .await?;
+            // Recovery: the claims' cause.
+            sqlx::query(
+                "UPDATE payment_entitlements SET terminated_cause = $1 WHERE entitlement_id = $2 AND kind = 'monthly'",
+            )
+            .bind(terminated.cause.as_str())
+            .bind(terminated.case_id.as_str())
+            .execute(&mut *connection)
+            .await?;
         }
     }
     Ok(())
@@ -717,6 +757,7 @@ async fn apply_event(
         Some(Followed::Medical(MedicalEvent::Assessed(assessed))) => {
             apply_claim(connection, &assessed).await
         }
+        Some(Followed::Recovery(recovery)) => apply_recovery(connection, event, recovery).await,
     }
 }
 
@@ -1094,6 +1135,160 @@ pub async fn case_claims(
     .await
 }
 
+// ---- Recovery (追缴) ----
+
+/// A claim's event: its row in `payment_recovery_claims` (what is outstanding, its status)
+/// and its postings in the ledger. The claim before the event is folded from its stream up
+/// to the event (the log is the record; the row only serves lists).
+async fn apply_recovery(
+    connection: &mut AnyConnection,
+    event: &RecordedEvent,
+    recovery_event: RecoveryEvent,
+) -> Result<(), HandlerError> {
+    let earlier = sqlx::query(
+        "SELECT event_type, payload FROM events WHERE stream_id = $1 AND stream_version < $2 ORDER BY stream_version",
+    )
+    .bind(event.stream_id.as_str())
+    .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut history = Vec::with_capacity(earlier.len() + 1);
+    for row in &earlier {
+        let event_type: String = row.try_get(0)?;
+        let payload: Vec<u8> = row.try_get(1)?;
+        history.push(
+            RecoveryEvent::decode(&event_type, &payload)
+                .map_err(|error| HandlerError(error.to_string()))?,
+        );
+    }
+    let before = ClaimState::fold(&history);
+    let postings = recovery::postings_of(before.as_ref(), &recovery_event, event.stream_version)
+        .map_err(|error| HandlerError(error.to_string()))?;
+    history.push(recovery_event);
+    let Some(claim) = ClaimState::fold(&history) else {
+        return Err(HandlerError(format!(
+            "{} does not start with its opening",
+            event.stream_id
+        )));
+    };
+    for posting in &postings {
+        for line in posting.lines() {
+            let (debit_fen, credit_fen) = line.debit_credit_fen();
+            sqlx::query(
+                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
+            )
+            .bind(line.order_id.as_str())
+            .bind(line.side.number())
+            .bind(event.stream_id.as_str())
+            .bind(line.fund.as_str())
+            .bind(line.account.as_str())
+            .bind(debit_fen)
+            .bind(credit_fen)
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    let order = claim.first_order().cloned().unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO payment_recovery_claims (claim_id, order_id, household_id, program_code, district_code, amount_fen, \
+         outstanding_fen, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (claim_id) DO UPDATE SET outstanding_fen = excluded.outstanding_fen, status = excluded.status",
+    )
+    .bind(claim.claim_id())
+    .bind(order.order_id.as_str())
+    .bind(order.household_id.as_str())
+    .bind(order.program_code.as_str())
+    .bind(claim.opened.district_code.as_str())
+    .bind(claim.amount.fen())
+    .bind(claim.outstanding().fen())
+    .bind(claim.status().as_str())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Which paid orders a recovery check looks at: one entitlement's (its termination was
+/// heard), or one run's (its bank result was heard).
+#[derive(Debug, Clone, Copy)]
+pub enum PaidOrdersOf<'a> {
+    Entitlement(&'a str),
+    Run(&'a str),
+}
+
+/// The orders the bank paid for a period on or after their monthly entitlement's
+/// termination that have no claim yet, in order-id order, with the termination's month and
+/// cause (the rule is applied again, purely, by `recovery::open_claims`).
+pub async fn paid_after_termination(
+    pool: &AnyPool,
+    of: PaidOrdersOf<'_>,
+) -> Result<Vec<crate::commands::PaidAfterTermination>, sqlx::Error> {
+    let (column, key) = match of {
+        PaidOrdersOf::Entitlement(entitlement_id) => ("o.entitlement_id", entitlement_id),
+        PaidOrdersOf::Run(run_id) => ("o.run_id", run_id),
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT o.order_id, o.entitlement_id, o.case_id, o.household_id, o.program_code, o.street_town_code, \
+         o.amount_fen, o.repays_order_id, o.fund, o.period, e.terminated_from, e.terminated_cause \
+         FROM payment_orders o JOIN payment_entitlements e ON e.entitlement_id = o.entitlement_id \
+         WHERE {column} = $1 AND o.state = 'paid' AND e.kind = 'monthly' AND e.terminated_from <> '' \
+         AND o.period >= e.terminated_from \
+         AND NOT EXISTS (SELECT 1 FROM payment_recovery_claims c WHERE c.order_id = o.order_id) \
+         ORDER BY o.order_id"
+    )))
+    .bind(key)
+    .fetch_all(pool)
+    .await?;
+    let mut facts = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let period: String = row.try_get(9)?;
+        let terminated: String = row.try_get(10)?;
+        let (Ok(period), Ok(terminated_from)) = (Month::parse(&period), Month::parse(&terminated))
+        else {
+            // The projection writes only months it checked.
+            continue;
+        };
+        facts.push(crate::commands::PaidAfterTermination {
+            order: pb::PaymentOrder {
+                order_id: row.try_get(0)?,
+                entitlement_id: row.try_get(1)?,
+                case_id: row.try_get(2)?,
+                household_id: row.try_get(3)?,
+                program_code: row.try_get(4)?,
+                street_town_code: row.try_get(5)?,
+                amount: Some(pb::Money {
+                    fen: row.try_get(6)?,
+                }),
+                repays_order_id: row.try_get(7)?,
+                fund: row.try_get(8)?,
+            },
+            period,
+            terminated_from,
+            cause: row.try_get(11)?,
+        });
+    }
+    Ok(facts)
+}
+
+/// The district's claim ids after `after` (a page token, or ""), in claim-id order, at most
+/// `limit`.
+pub async fn recovery_claim_ids(
+    pool: &AnyPool,
+    district_code: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT claim_id FROM payment_recovery_claims WHERE district_code = $1 AND claim_id > $2 \
+         ORDER BY claim_id LIMIT $3",
+    )
+    .bind(district_code)
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+}
+
 /// The entitlements projection, fed by the log (both delivery modes, through
 /// `LogRuntime::spawn_consumer`).
 #[derive(Debug, Clone)]
@@ -1122,6 +1317,7 @@ impl Projection for PaymentEntitlements {
             // `payment_medical_claims`): their rows are exactly the committed runs' orders and
             // claims, and the replay writes the same rows again.
             for table in [
+                "payment_recovery_claims",
                 "payment_ledger_lines",
                 "payment_orders",
                 "payment_cases",

@@ -29,10 +29,12 @@ use sunshine_proto::events::StreamEvent as _;
 
 use crate::aggregate::{RunEvent, RunState};
 use crate::commands::{BudgetFacts, FailedOrder, PeriodFacts, RepayFacts};
-use crate::errors::run_not_found;
+use crate::errors::{claim_not_found, run_not_found};
 use crate::funds::Funds;
 use crate::medical::{ClaimCase, ClaimState, MedicalEvent};
 use crate::read_model::{self, MedicalClaimGuard, OrderClaims};
+use crate::recovery::{self, RecoveryEvent};
+use sunshine_proto::v1 as pb;
 
 /// Metadata of a command: the caller, its id and the digest of the whole request, so that only
 /// a faithful retry is answered as one.
@@ -440,5 +442,159 @@ impl PaymentStore {
                     .into(),
             )),
         }
+    }
+}
+
+// ---- Recovery (追缴): payment-recovery-<claim id> ----
+
+/// The stream of claim `claim_id`.
+pub fn recovery_stream(claim_id: &str) -> Result<StreamId, ApiError> {
+    StreamId::new("payment", "recovery", claim_id)
+        .map_err(|_| ApiError::invalid_field("claim_id", "not a claim id"))
+}
+
+/// The case a claim's events are filed under.
+fn recovery_case(claim_id: &str) -> String {
+    format!("payment-recovery-{claim_id}")
+}
+
+/// A command on an existing claim, loaded.
+#[derive(Debug)]
+pub enum LoadedClaim {
+    /// A faithful retry: the first append's outcome.
+    Retried(AppendOutcome),
+    /// The claim in the caller's scope, at the version the caller expected.
+    Current(Box<recovery::ClaimState>),
+}
+
+impl PaymentStore {
+    /// The claim's events up to `version` (all of them for `u64::MAX`), folded; `None` if
+    /// there is no such claim.
+    pub async fn recovery_claim_at(
+        &self,
+        claim_id: &str,
+        version: u64,
+    ) -> Result<Option<recovery::ClaimState>, ApiError> {
+        let stream = recovery_stream(claim_id)?;
+        let stored = self.log.store.read_stream(&stream, 1).await?;
+        let mut events = Vec::with_capacity(stored.len());
+        for event in stored
+            .iter()
+            .filter(|event| event.stream_version <= version)
+        {
+            events.push(
+                RecoveryEvent::decode(&event.event_type, &event.payload)
+                    .map_err(ApiError::internal)?,
+            );
+        }
+        Ok(recovery::ClaimState::fold(&events))
+    }
+
+    /// The claim, if it exists and the caller's org unit covers its district; outside the
+    /// district it reads exactly like a claim that does not exist.
+    pub async fn recovery_claim_in_scope(
+        &self,
+        caller: &Identity,
+        claim_id: &str,
+    ) -> Result<recovery::ClaimState, ApiError> {
+        let Some(claim) = self.recovery_claim_at(claim_id, u64::MAX).await? else {
+            return Err(claim_not_found(claim_id));
+        };
+        let district = sunshine_domain::OrgUnitCode::parse(&claim.opened.district_code)
+            .map_err(ApiError::internal)?;
+        if !caller.org_unit.covers(&district) {
+            return Err(claim_not_found(claim_id));
+        }
+        Ok(claim)
+    }
+
+    /// A command on a claim: a retry (answered from its first append), or the claim in the
+    /// caller's scope at the version the caller saw (`ABORTED` otherwise).
+    pub async fn load_recovery_claim_for_change(
+        &self,
+        caller: &Identity,
+        metadata: &EventMetadata,
+        claim_id: &str,
+        expected_version: u64,
+    ) -> Result<LoadedClaim, ApiError> {
+        let stream = recovery_stream(claim_id)?;
+        if let Some(previous) = self.log.store.previous_outcome(&stream, metadata).await? {
+            return Ok(LoadedClaim::Retried(previous));
+        }
+        let claim = self.recovery_claim_in_scope(caller, claim_id).await?;
+        if claim.version != expected_version {
+            return Err(ApiError::Conflict(format!(
+                "claim {claim_id} is at version {}, not {expected_version}: someone changed it first; reload and retry",
+                claim.version
+            )));
+        }
+        Ok(LoadedClaim::Current(Box::new(claim)))
+    }
+
+    /// Appends `events` to claim `claim_id` at `version`.
+    pub async fn append_recovery_claim(
+        &self,
+        metadata: &EventMetadata,
+        claim_id: &str,
+        version: u64,
+        events: Vec<RecoveryEvent>,
+    ) -> Result<AppendOutcome, ApiError> {
+        let stream = recovery_stream(claim_id)?;
+        let new_events = events
+            .iter()
+            .map(|event| NewEvent::typed(recovery_case(claim_id), event))
+            .collect();
+        Ok(self
+            .log
+            .store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(version),
+                metadata,
+                new_events,
+            )
+            .await?)
+    }
+
+    /// Opens a claim on its new stream, under `metadata`'s command id. A claim whose command
+    /// was seen, or whose stream exists (its id derives from its order's: another reaction
+    /// opened it), is opened already: `false`, nothing written.
+    pub async fn open_recovery_claim(
+        &self,
+        metadata: &EventMetadata,
+        opened: pb::RecoveryClaimOpened,
+    ) -> Result<bool, ApiError> {
+        if let Some(command_id) = &metadata.command_id
+            && self.log.store.command_seen(command_id).await?
+        {
+            return Ok(false);
+        }
+        let claim_id = opened.claim_id.clone();
+        let stream = recovery_stream(&claim_id)?;
+        let event = RecoveryEvent::Opened(opened);
+        match self
+            .log
+            .store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                metadata,
+                vec![NewEvent::typed(recovery_case(&claim_id), &event)],
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(sunshine_eventlog::StoreError::Conflict { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The log position `consumer` applies next: every event before it is in its tables.
+    pub async fn consumer_position(&self, consumer: &str) -> Result<u64, ApiError> {
+        Ok(self
+            .log
+            .store
+            .cursor(&format!("consumer:{consumer}"))
+            .await?)
     }
 }

@@ -470,12 +470,42 @@ pub struct FollowHousehold {
     pub to: OrgUnitCode,
 }
 
-/// Dynamic management: the household changed (or a member died) on `on`; decided with the
-/// engine's new [`Evaluation`].
+/// Dynamic management: the household changed (or a member died), heard on `on`; decided with
+/// the engine's new [`Evaluation`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reassess {
+    /// The day review hears the change.
     pub on: Date,
-    pub cause: String,
+    pub change: Change,
+}
+
+/// What changed in a household whose benefit runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Its circumstances (income, members): effective from the month after the day it is heard.
+    Circumstances,
+    /// A member died on `date_of_death`: effective from the month after the death, however
+    /// late it is recorded — a month paid after it is then recovered by payment.
+    Death { date_of_death: Date },
+}
+
+impl Change {
+    /// The text `BenefitAdjusted` and `BenefitTerminated` carry as their cause.
+    pub fn cause(self) -> &'static str {
+        match self {
+            Change::Circumstances => "change of circumstances",
+            Change::Death { .. } => "member died",
+        }
+    }
+
+    /// The month the reassessment takes effect from, for a change heard on `on`: the month
+    /// after the death (a date after `on`, which intake refuses, counts as `on`), or after `on`.
+    pub fn effective_month(self, on: Date) -> Option<Month> {
+        match self {
+            Change::Circumstances => following_month(on),
+            Change::Death { date_of_death } => following_month(date_of_death.min(on)),
+        }
+    }
 }
 
 /// The deadline watch, on `on`, with the case's deadlines as the calendar reads now.
@@ -1584,16 +1614,18 @@ impl CaseState {
     }
 
     /// Dynamic management: the engine's new result adjusts or ends the running benefit from
-    /// the following month.
+    /// the month after the change ([`Change::effective_month`]).
     fn reassess(&self, command: Reassess, policy: Evaluation) -> Result<Vec<CaseEvent>, CaseError> {
-        let Reassess { on, cause } = command;
+        let Reassess { on, change } = command;
         let policy = policy.map_err(|Unassessable(reason)| CaseError::NotNow(reason))?;
         if self.status != CaseStatus::Approved {
             return Ok(Vec::new());
         }
-        let effective_month = following_month(on)
+        let effective_month = change
+            .effective_month(on)
             .ok_or_else(|| CaseError::NotNow(format!("no month follows {on}")))?
             .to_string();
+        let cause = change.cause().to_owned();
         let new_amount = engine_amount(&policy);
         if !policy.eligible || new_amount.fen() <= 0 {
             return Ok(vec![CaseEvent::BenefitTerminated(pb::BenefitTerminated {
@@ -2358,20 +2390,15 @@ mod tests {
             approved_case.state().re_review_due,
             Some(date!(2027 - 4 - 5))
         );
-        let reassess = |on: Date, policy: pb::PolicyResult, cause: &str| {
-            CaseCommand::Reassess(
-                Reassess {
-                    on,
-                    cause: cause.into(),
-                },
-                Ok(policy),
-            )
+        let reassess = |on: Date, policy: pb::PolicyResult, change: Change| {
+            CaseCommand::Reassess(Reassess { on, change }, Ok(policy))
         };
+        let died_on = |date_of_death: Date| Change::Death { date_of_death };
         assert_eq!(
             approved_case.try_command(reassess(
                 date!(2026 - 12 - 3),
                 engine(true, 132_000),
-                "no change"
+                Change::Circumstances
             )),
             Ok(Vec::new())
         );
@@ -2379,7 +2406,7 @@ mod tests {
             approved_case.try_command(reassess(
                 date!(2026 - 12 - 3),
                 engine(true, 90_000),
-                "member died"
+                died_on(date!(2026 - 12 - 1))
             )),
             Ok(vec![CaseEvent::BenefitAdjusted(pb::BenefitAdjusted {
                 case_id: CASE.into(),
@@ -2393,15 +2420,91 @@ mod tests {
             .when(reassess(
                 date!(2026 - 11 - 3),
                 engine(false, 0),
-                "income rose",
+                Change::Circumstances,
             ))
             .then_expect_events([CaseEvent::BenefitTerminated(pb::BenefitTerminated {
                 case_id: CASE.into(),
                 effective_month: "2026-12".into(),
-                cause: "income rose".into(),
+                cause: "change of circumstances".into(),
                 policy: Some(engine(false, 0)),
             })]);
         assert_eq!(ended.state().status, CaseStatus::Terminated);
+    }
+
+    #[test]
+    fn a_death_takes_effect_from_the_month_after_the_date_of_death_not_after_its_recording() {
+        let approved_case = given(publicised_dibao())
+            .when(approval(&approver(), date!(2026 - 10 - 5)))
+            .then_expect_events([
+                approved(&approver(), 132_000, engine(true, 132_000), ""),
+                re_review_scheduled(date!(2027 - 4 - 5)),
+            ]);
+        let death_heard = |on: Date, date_of_death: Date, policy: pb::PolicyResult| {
+            CaseCommand::Reassess(
+                Reassess {
+                    on,
+                    change: Change::Death { date_of_death },
+                },
+                Ok(policy),
+            )
+        };
+        // Died in December, recorded in February: ended from January, not from March.
+        assert_eq!(
+            approved_case.try_command(death_heard(
+                date!(2027 - 2 - 10),
+                date!(2026 - 12 - 20),
+                engine(false, 0),
+            )),
+            Ok(vec![CaseEvent::BenefitTerminated(pb::BenefitTerminated {
+                case_id: CASE.into(),
+                effective_month: "2027-01".into(),
+                cause: "member died".into(),
+                policy: Some(engine(false, 0)),
+            })])
+        );
+        // A larger household's benefit is adjusted from the month after the death too.
+        assert_eq!(
+            approved_case.try_command(death_heard(
+                date!(2027 - 2 - 10),
+                date!(2026 - 12 - 31),
+                engine(true, 90_000),
+            )),
+            Ok(vec![CaseEvent::BenefitAdjusted(pb::BenefitAdjusted {
+                case_id: CASE.into(),
+                monthly_amount: fen(90_000),
+                effective_month: "2027-01".into(),
+                policy: Some(engine(true, 90_000)),
+                cause: "member died".into(),
+            })])
+        );
+        // Recorded in the month of the death: from the next month, as before.
+        assert_eq!(
+            approved_case.try_command(death_heard(
+                date!(2026 - 11 - 30),
+                date!(2026 - 11 - 2),
+                engine(false, 0),
+            )),
+            Ok(vec![CaseEvent::BenefitTerminated(pb::BenefitTerminated {
+                case_id: CASE.into(),
+                effective_month: "2026-12".into(),
+                cause: "member died".into(),
+                policy: Some(engine(false, 0)),
+            })])
+        );
+        // A date of death after the day it is heard (intake refuses one) counts as that day.
+        assert_eq!(
+            approved_case.try_command(death_heard(
+                date!(2026 - 11 - 30),
+                date!(2027 - 3 - 1),
+                engine(false, 0),
+            )),
+            Ok(vec![CaseEvent::BenefitTerminated(pb::BenefitTerminated {
+                case_id: CASE.into(),
+                effective_month: "2026-12".into(),
+                cause: "member died".into(),
+                policy: Some(engine(false, 0)),
+            })])
+        );
     }
 
     #[test]

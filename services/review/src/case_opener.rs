@@ -15,7 +15,7 @@ use sunshine_proto::v1 as pb;
 use time::Date;
 
 use crate::case::{
-    AnswerVerification, CaseCommand, CaseError, CaseEvent, FollowHousehold, Reassess,
+    AnswerVerification, CaseCommand, CaseError, CaseEvent, Change, FollowHousehold, Reassess,
     ReceiveObjection, Recuse,
 };
 use crate::events::{CaseEventError, decode_as, is_type};
@@ -255,18 +255,19 @@ impl CaseOpener {
 }
 
 impl CaseOpener {
-    /// Dynamic management: a household's change or a death re-evaluates its running benefits.
+    /// Dynamic management: a household's change or a death re-evaluates its running benefits:
+    /// from the month after the day it is heard, or after the date of death.
     async fn reassess(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
-        let died = is_type::<pb::MemberDied>(&event.event_type);
-        let household_id = if died {
-            heard::<pb::MemberDied>(event)?.household_id
+        let today = self.state.clock.today();
+        let (household_id, change) = if is_type::<pb::MemberDied>(&event.event_type) {
+            let died: pb::MemberDied = heard(event)?;
+            // Intake requires the date; a death stored without one takes effect as heard.
+            let date_of_death =
+                sunshine_proto::dates::to_date(died.date_of_death.as_ref()).unwrap_or(today);
+            (died.household_id, Change::Death { date_of_death })
         } else {
-            heard::<pb::CircumstanceChanged>(event)?.household_id
-        };
-        let cause = if died {
-            "member died"
-        } else {
-            "change of circumstances"
+            let changed: pb::CircumstanceChanged = heard(event)?;
+            (changed.household_id, Change::Circumstances)
         };
         let case_ids: Vec<String> =
             sqlx::query_scalar("SELECT case_id FROM review_cases WHERE household_id = $1 AND status = 'approved' ORDER BY case_id")
@@ -280,10 +281,7 @@ impl CaseOpener {
             }
             let loaded = store::load(&self.state, &case_id).await?;
             let policy = store::evaluate(&self.state, &loaded.state).await?;
-            let command = Reassess {
-                on: self.state.clock.today(),
-                cause: cause.to_owned(),
-            };
+            let command = Reassess { on: today, change };
             self.decide_and_append(&loaded, CaseCommand::Reassess(command, policy), &command_id)
                 .await?;
         }
