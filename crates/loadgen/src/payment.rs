@@ -136,6 +136,16 @@ pub struct PaymentReport {
     pub settings: PaymentSettings,
 }
 
+impl PaymentReport {
+    /// Records `step`'s failure, unless an earlier step failed first.
+    fn failed(&mut self, step: &str, error: Option<String>) {
+        if self.failed_step.is_none() {
+            self.failed_step = Some(step.to_owned());
+            self.failure = error;
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Setup {
     pub generate_entitlements_s: f64,
@@ -497,8 +507,11 @@ impl Bench {
             report.payment_run_1m_s = report.payment_run_s;
         }
         if !created.call.ok {
-            report.failed_step = Some("create_run".into());
-            report.failure = created.call.error.clone();
+            report.failed("create_run", created.call.error.clone());
+        } else if created.projected_s.is_none() {
+            // The run was made, but the log could not carry it to payment's own projection
+            // (or to anyone): the steps after still run, on the run's stream.
+            report.failed("projection", created.projection_note.clone());
         }
         report.create_run = Some(created);
         report.ratios.run_to_floor = ratio(report.payment_run_s, report.baseline.run_floor_s);
@@ -544,11 +557,11 @@ impl Bench {
             code,
         });
         if !answered {
-            report.failed_step = Some("rerun".into());
-            report.failure = report
+            let error = report
                 .rerun
                 .as_ref()
                 .and_then(|rerun| rerun.call.error.clone());
+            report.failed("rerun", error);
             return Ok(());
         }
 
@@ -567,10 +580,10 @@ impl Bench {
             async move { client.approve_run(request).await }
         })
         .await;
+        let error = call.error.clone();
         report.approve = Some(call);
         if answer.is_err() {
-            report.failed_step = Some("approve".into());
-            report.failure = report.approve.as_ref().and_then(|call| call.error.clone());
+            report.failed("approve", error);
             return Ok(());
         }
 
@@ -589,8 +602,7 @@ impl Bench {
             .map_or((0, 0), |file| (file.file.len() as u64, file.count));
         report.payment_export_s = call.ok.then_some(call.wall_s);
         if !call.ok {
-            report.failed_step = Some("export".into());
-            report.failure = call.error.clone();
+            report.failed("export", call.error.clone());
         }
         report.export = Some(ExportFigures {
             call,
