@@ -6,15 +6,17 @@ K8S_VENV ?= $(LOCAL_DIR)/venv-k8s
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 # Extra options for sunshine-loadgen, e.g. E2E_ARGS="--mode cluster --no-search".
 E2E_ARGS ?=
+# Extra options for sunshine-payment-bench, e.g. PAYMENT_BENCH_ARGS="--entitlements 100000".
+PAYMENT_BENCH_ARGS ?=
 
-.PHONY: help run run-cluster test lint fmt bench bench-eventlog bench-policy bench-e2e demo backends k8s-check clean-local
+.PHONY: help run run-cluster test lint fmt bench bench-eventlog bench-policy bench-e2e bench-payment demo backends k8s-check clean-local
 
 help:
 	@echo "make run          run every service in one process (SQLite + in-process bus under $(LOCAL_DIR)/)"
 	@echo "make run-cluster  migrate, then run every service in one process on PostgreSQL + NATS JetStream"
 	@echo "make test         the k8s checks, then all tests against real PostgreSQL and NATS (started or installed if needed)"
 	@echo "make lint         rustfmt --check and clippy -D warnings"
-	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy, bench-e2e alone)"
+	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy, bench-e2e, bench-payment alone)"
 	@echo "make demo         start the system in-process and walk through it"
 	@echo "make k8s-check    render and validate the Kubernetes manifests, and check who gets which log key"
 
@@ -60,7 +62,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-eventlog bench-policy bench-e2e
+bench: bench-eventlog bench-policy bench-e2e bench-payment
 	$(CARGO) bench -p sunshine-platform --bench foundation
 
 bench-eventlog: backends
@@ -74,6 +76,12 @@ bench-e2e: backends
 	$(CARGO) build --release -p sunshine -p sunshine-loadgen
 	$(TARGET_DIR)/release/sunshine-loadgen --sunshine $(TARGET_DIR)/release/sunshine \
 		--output $(TARGET_DIR)/bench/e2e.json $(E2E_ARGS)
+
+# A payment run over 1,000,000 generated entitlements, from a separate process (docs/benchmarks.md).
+bench-payment: backends
+	$(CARGO) build --release -p sunshine -p sunshine-loadgen
+	$(TARGET_DIR)/release/sunshine-payment-bench --sunshine $(TARGET_DIR)/release/sunshine \
+		--output $(TARGET_DIR)/bench/payment.json $(PAYMENT_BENCH_ARGS)
 
 demo:
 	$(CARGO) run -q -p sunshine -- demo

@@ -15,12 +15,15 @@
 //! - [`cpu`]: CPU use of the generator, the services and the machine.
 //! - [`dbstats`]: (cluster) what PostgreSQL did per application.
 //! - [`report`]: the JSON written to `target/bench/e2e.json`.
+//! - [`payment`]: the payment-run benchmark (`sunshine-payment-bench`, `make bench-payment`):
+//!   CreateRun over generated entitlements, the re-run, approval and the bank file export.
 
 pub mod baseline;
 pub mod bustrace;
 pub mod cpu;
 pub mod dbstats;
 pub mod load;
+pub mod payment;
 pub mod report;
 pub mod system;
 pub mod workload;

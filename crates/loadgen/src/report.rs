@@ -225,7 +225,11 @@ impl ModeReport {
     }
 }
 
-fn command_output(program: &str, arguments: &[&str], directory: &Path) -> Option<String> {
+pub(crate) fn command_output(
+    program: &str,
+    arguments: &[&str],
+    directory: &Path,
+) -> Option<String> {
     let output = std::process::Command::new(program)
         .args(arguments)
         .current_dir(directory)

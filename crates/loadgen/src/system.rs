@@ -85,7 +85,7 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    async fn spawn(
+    pub(crate) async fn spawn(
         binary: &Path,
         name: &str,
         arguments: &[&str],
@@ -181,14 +181,14 @@ impl ServiceProcess {
         }
     }
 
-    async fn listening_address(&mut self, service: &str) -> anyhow::Result<SocketAddr> {
+    pub(crate) async fn listening_address(&mut self, service: &str) -> anyhow::Result<SocketAddr> {
         self.wait_for(&format!("where {service} listens"), |log| {
             log.listening.get(service).copied()
         })
         .await
     }
 
-    async fn wait_for_lease(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn wait_for_lease(&mut self) -> anyhow::Result<()> {
         self.wait_for("that its log worker holds the lease", |log| {
             log.holds_lease.then_some(())
         })
@@ -196,7 +196,7 @@ impl ServiceProcess {
     }
 
     /// SIGTERM, as Kubernetes stops a pod, then the exit (killed if it takes too long).
-    async fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
             tokio::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -264,7 +264,7 @@ pub struct SystemUnderTest {
 
 /// The configuration every process starts from: this run's key, JSON logs on port 0, no drain
 /// delay, the production defaults otherwise (pools, poll intervals, request timeouts).
-fn base_config(signer: &Signer) -> anyhow::Result<Config> {
+pub(crate) fn base_config(signer: &Signer) -> anyhow::Result<Config> {
     let mut config = Config::default();
     signer.configure(&mut config);
     config.grpc.listen_address = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -274,20 +274,53 @@ fn base_config(signer: &Signer) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn write_config(directory: &Path, name: &str, config: &Config) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_config(
+    directory: &Path,
+    name: &str,
+    config: &Config,
+) -> anyhow::Result<PathBuf> {
     let path = directory.join(format!("{name}.toml"));
     std::fs::write(&path, toml::to_string(config)?)?;
     Ok(path)
 }
 
-async fn admin_connection(postgres_address: &str) -> anyhow::Result<sqlx::PgConnection> {
+/// The schema step, as the tables' owner (here the superuser, who may create the roles):
+/// `sunshine migrate` on `database_name` with `config`'s other settings.
+pub(crate) async fn migrate_as_owner(
+    binary: &Path,
+    directory: &Path,
+    config: &Config,
+    postgres: &str,
+    database_name: &str,
+) -> anyhow::Result<()> {
+    let mut owner = config.clone();
+    owner.database.url = format!("postgres://postgres@{postgres}/{database_name}");
+    let owner_file = write_config(directory, "migrate", &owner)?;
+    let migrated = tokio::process::Command::new(binary)
+        .arg("migrate")
+        .env_clear()
+        .env("SUNSHINE_CONFIG", &owner_file)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running sunshine migrate")?;
+    anyhow::ensure!(
+        migrated.status.success(),
+        "sunshine migrate failed: {}{}",
+        String::from_utf8_lossy(&migrated.stdout),
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    Ok(())
+}
+
+pub(crate) async fn admin_connection(postgres_address: &str) -> anyhow::Result<sqlx::PgConnection> {
     let url = format!("postgres://postgres@{postgres_address}/postgres");
     sqlx::PgConnection::connect(&url)
         .await
         .with_context(|| format!("connecting to {url}"))
 }
 
-async fn serving(address: SocketAddr, service: &str) -> anyhow::Result<()> {
+pub(crate) async fn serving(address: SocketAddr, service: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let status = async {
@@ -378,24 +411,14 @@ impl SystemUnderTest {
         config.log.subject_prefix = format!("loadgen{tag}.events");
         let postgres = &environment.postgres_address;
 
-        // The schema step, as the tables' owner (here the superuser, who may create the roles).
-        let mut owner = config.clone();
-        owner.database.url = format!("postgres://postgres@{postgres}/{database_name}");
-        let owner_file = write_config(&self.directory, "migrate", &owner)?;
-        let migrated = tokio::process::Command::new(&environment.sunshine_binary)
-            .arg("migrate")
-            .env_clear()
-            .env("SUNSHINE_CONFIG", &owner_file)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .context("running sunshine migrate")?;
-        anyhow::ensure!(
-            migrated.status.success(),
-            "sunshine migrate failed: {}{}",
-            String::from_utf8_lossy(&migrated.stdout),
-            String::from_utf8_lossy(&migrated.stderr)
-        );
+        migrate_as_owner(
+            &environment.sunshine_binary,
+            &self.directory,
+            config,
+            postgres,
+            database_name,
+        )
+        .await?;
 
         let mut addresses = BTreeMap::new();
         // The log process first (it sequences, signs and relays), then the services, each

@@ -60,6 +60,38 @@ impl Signer {
         }];
     }
 
+    /// A token for `role` at `org_unit` as `subject`, for `services` under `config`'s
+    /// audience, valid for `lifetime`, as an `authorization` value.
+    pub fn token(
+        &self,
+        config: &Config,
+        services: &[&str],
+        role: Role,
+        org_unit: &str,
+        subject: &str,
+        lifetime: Duration,
+    ) -> anyhow::Result<MetadataValue<tonic::metadata::Ascii>> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: Audience::many(
+                services
+                    .iter()
+                    .map(|service| config.auth.audience_for(service)),
+            ),
+            sub: subject.into(),
+            exp: now + i64::try_from(lifetime.as_secs()).unwrap_or(3600),
+            nbf: None,
+            iat: now,
+            name: "负载测试".into(),
+            role,
+            org_unit: org_unit.into(),
+            department_code: None,
+            scopes: Vec::new(),
+        };
+        Ok(format!("Bearer {}", self.issuer.sign(&claims)).parse()?)
+    }
+
     /// Tokens for intake and review under `config`'s audience, valid for `lifetime`.
     pub fn tokens(&self, config: &Config, lifetime: Duration) -> anyhow::Result<Tokens> {
         let sign = |role: Role, org_unit: &str, subject: &str| -> anyhow::Result<_> {
