@@ -688,6 +688,11 @@ fn funds_file_text() -> String {
              yearly = [{{ from = 2025-01-01, yuan = \"100000000000.00\" }}]\n"
         ));
     }
+    // The example district's calendar: a run needs a pay date in force.
+    text.push_str(
+        "\n[[calendar]]\nfrom = 2025-01-01\ncadence = \"monthly\"\ndue_day = 10\n\
+         non_working_day = \"previous\"\n",
+    );
     text
 }
 
