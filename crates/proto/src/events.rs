@@ -228,6 +228,8 @@ registry! {
     RecoveryClaimOpened,
     RecoveryRepaymentRecorded,
     RecoveryWrittenOff,
+    // payment: payment-inspection-<run id> (the 纪委's exports)
+    InspectionExported,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its
