@@ -228,6 +228,7 @@ registry! {
     RecoveryClaimOpened,
     RecoveryRepaymentRecorded,
     RecoveryWrittenOff,
+    RecoveryClaimCancelled,
     // payment: payment-inspection-<run id> (the 纪委's exports)
     InspectionExported,
 }

@@ -76,7 +76,7 @@
 //! errors       → aggregate, medical, recovery
 //! read_model   → aggregate, commands, entitlements, funds, inspection, ledger, medical, recovery
 //! store        → aggregate, commands, entitlements, errors, funds, medical, read_model, recovery
-//! recovery_watch → aggregate, read_model, recovery, store
+//! recovery_watch → aggregate, commands, read_model, recovery, store
 //! api          → aggregate, bank_files, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
 //! ```
 
