@@ -13,6 +13,9 @@
 //! - `ExportRunForInspection`: one line per order, the household a keyed hash (HMAC-SHA256 under
 //!   the configured key, recomputed here from the key file), the account's tail as in the bank
 //!   file, no clear id; each export recorded on `payment-inspection-<run id>`;
+//! - a fourth household's April order owed back after a death, partly repaid, then returned by
+//!   the bank (退票): its claim is cancelled (nothing owed; the repayment owed back to the
+//!   household), the ledger still balanced;
 //! - every query refuses a page of a million on the field, and the wrong roles.
 
 use std::sync::Arc;
@@ -363,7 +366,9 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     let reviewer = auth.token_for("reviewer-1", Role::CenterReviewer, DISTRICT);
 
     let (paid, failed, returned) = ("case-q-paid", "case-q-failed", "case-q-returned");
+    let refunded = "case-q-refunded";
     approved_dibao(&store, paid, 70_000).await?;
+    approved_dibao(&store, refunded, 40_000).await?;
     approved_dibao(&store, failed, 60_000).await?;
     approved_dibao(&store, returned, 55_000).await?;
     settle(&store).await?;
@@ -387,7 +392,7 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     let order_of = |case_id: &str| -> anyhow::Result<ResultLine> {
         let lines = batch_lines(&april_batch)?;
         let orders = april.control.as_ref().map_or(0, |control| control.count);
-        anyhow::ensure!(orders == 3, "{april:?}");
+        anyhow::ensure!(orders == 4, "{april:?}");
         // The batch's accounts are each household's placeholder (docs/bank-files.md).
         let (account, _) = sunshine_payment::bank_files::placeholder_account(&household_of(case_id));
         lines
@@ -452,8 +457,9 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     // A death: the paid April order is owed back; 20,000 repaid, the rest written off.
     clock.set(date!(2027 - 4 - 5));
     terminated(&store, paid, "2027-04").await?;
+    terminated(&store, refunded, "2027-04").await?;
     settle(&store).await?;
-    let claim = payment
+    let claims = payment
         .client
         .clone()
         .list_recovery_claims(request(
@@ -462,9 +468,21 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await?
         .into_inner()
-        .claims
-        .pop()
-        .ok_or_else(|| anyhow::anyhow!("no recovery claim"))?;
+        .claims;
+    let claim_of = |case_id: &str| {
+        claims
+            .iter()
+            .find(|claim| {
+                claim
+                    .orders
+                    .first()
+                    .is_some_and(|order| order.entitlement_id == case_id)
+            })
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no claim of {case_id}: {claims:?}"))
+    };
+    let claim = claim_of(paid)?;
+    let refund_claim = claim_of(refunded)?;
     let claim = payment
         .client
         .clone()
@@ -494,6 +512,88 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await?;
     settle(&store).await?;
+
+    // The fourth household repays 10,000 of its 40,000; then the bank returns its April order.
+    let refund_claim = payment
+        .client
+        .clone()
+        .record_recovery_repayment(request(
+            pb::RecordRecoveryRepaymentRequest {
+                command_id: "repay-refund-claim".into(),
+                claim_id: refund_claim.claim_id.clone(),
+                expected_version: refund_claim.version,
+                amount: Some(pb::Money { fen: 10_000 }),
+                bank_reference: "BK-2".into(),
+            },
+            &officer,
+        )?)
+        .await?
+        .into_inner();
+    settle(&store).await?;
+    let (debits_before, _, fund_before) = payment.balances(&auditor).await?;
+    let mut refunded_line = order_of(refunded)?;
+    refunded_line.paid = false;
+    refunded_line.reason = "账户已销户".into();
+    let returns = returns_file(Format::CsvUtf8, std::slice::from_ref(&refunded_line))?;
+    payment
+        .client
+        .clone()
+        .import_bank_returns(request(
+            pb::ImportBankReturnsRequest {
+                command_id: "returns-2027-04-b".into(),
+                run_id: april.run_id.clone(),
+                file: returns,
+            },
+            &officer,
+        )?)
+        .await?;
+    settle(&store).await?;
+    let cancelled = payment
+        .client
+        .clone()
+        .get_recovery_claim(request(
+            pb::GetRecoveryClaimRequest {
+                claim_id: refund_claim.claim_id.clone(),
+            },
+            &auditor,
+        )?)
+        .await?
+        .into_inner();
+    anyhow::ensure!(
+        cancelled.status == "cancelled"
+            && cancelled.version == refund_claim.version + 1
+            && fen(cancelled.outstanding.as_ref()) == 0
+            && fen(cancelled.repaid.as_ref()) == 10_000
+            && fen(cancelled.refund_due.as_ref()) == 10_000,
+        "{cancelled:?}"
+    );
+    // The return's reversal (40,000 each side), and the cancellation: 30,000 outstanding and
+    // the 10,000 repaid (owed back), each debited to the expense; the fund has the 40,000 back.
+    let (debits_after, credits_after, fund_after) = payment.balances(&auditor).await?;
+    anyhow::ensure!(
+        debits_after == debits_before + 80_000
+            && credits_after == debits_after
+            && fund_after == fund_before + 40_000,
+        "{debits_before} → {debits_after}/{credits_after}, fund {fund_before} → {fund_after}"
+    );
+    // The claim takes nothing more.
+    status_of(
+        payment
+            .client
+            .clone()
+            .record_recovery_repayment(request(
+                pb::RecordRecoveryRepaymentRequest {
+                    command_id: "repay-cancelled".into(),
+                    claim_id: cancelled.claim_id.clone(),
+                    expected_version: cancelled.version,
+                    amount: Some(pb::Money { fen: 1 }),
+                    bank_reference: "BK-3".into(),
+                },
+                &officer,
+            )?)
+            .await,
+        Code::FailedPrecondition,
+    )?;
 
     // ---- ListHouseholdPayments ----
     let failed_household = household_of(failed);
@@ -605,11 +705,11 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
             && april_listed.period == "2027-04"
             && april_listed.reconciliation == "open"
             && april_listed.pay_on.is_some()
-            && april_listed.control.as_ref().is_some_and(|control| control.count == 3
-                && fen(control.total.as_ref()) == 185_000)
+            && april_listed.control.as_ref().is_some_and(|control| control.count == 4
+                && fen(control.total.as_ref()) == 225_000)
             && april_listed.states.as_ref().is_some_and(|states| states.paid_count == 1
                 && states.failed_count == 1
-                && states.returned_count == 1),
+                && states.returned_count == 2),
         "{april_listed:?}"
     );
     let first = payment.runs(&officer, "2027-04", "", 1, "").await?;
@@ -673,27 +773,30 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
             (line.recovery_count, fen(line.recovery_claimed.as_ref())),
             (0, fen(line.recovery_repaid.as_ref())),
             (0, fen(line.recovery_written_off.as_ref())),
+            (0, fen(line.recovery_cancelled.as_ref())),
         ]
     };
     anyhow::ensure!(
         figures(line)
             == [
-                (4, 245_000),
+                (5, 285_000),
                 (2, 130_000),
                 (1, 60_000),
-                (1, 55_000),
+                (2, 95_000),
                 (0, 0),
                 (1, 60_000),
-                (1, 70_000),
-                (0, 20_000),
+                (2, 110_000),
+                (0, 30_000),
                 (0, 50_000),
+                (0, 40_000),
             ],
         "{line:?}"
     );
     let total = report.total.clone().unwrap_or_default();
     anyhow::ensure!(figures(&total) == figures(line), "{total:?}");
     // Every posting of the month: each order the bank paid (paid now, or paid then returned),
-    // each return's reversal, the claim's opening, its repayment and its write-off.
+    // each return's reversal, the claims' openings, repayments, write-offs and cancellations
+    // (a cancellation posts the claim's whole amount: outstanding, written off, repaid).
     let (debits, credits, dibao_fund) = payment.balances(&auditor).await?;
     let paid_total = fen(total.paid_total.as_ref());
     let returned_total = fen(total.returned_total.as_ref());
@@ -701,7 +804,8 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         + 2 * returned_total
         + fen(total.recovery_claimed.as_ref())
         + fen(total.recovery_repaid.as_ref())
-        + fen(total.recovery_written_off.as_ref());
+        + fen(total.recovery_written_off.as_ref())
+        + fen(total.recovery_cancelled.as_ref());
     anyhow::ensure!(
         debits == posted && credits == posted,
         "the report says {posted}, the ledger {debits}/{credits}"
@@ -727,10 +831,10 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     let text = String::from_utf8(export.file.clone())?;
     let lines: Vec<&str> = text.split_terminator("\r\n").collect();
     anyhow::ensure!(
-        export.count == 3
-            && lines.len() == 5
+        export.count == 4
+            && lines.len() == 6
             && lines[0] == sunshine_payment::inspection::HEADER
-            && lines[4] == "T,3,185000"
+            && lines[5] == "T,4,225000"
             && export.sha256 == sunshine_payment::bank_files::sha256_hex(&export.file)
             && export.key_id == key.key_id(),
         "{text}"
@@ -739,6 +843,7 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         (paid, "paid", 70_000),
         (failed, "failed", 60_000),
         (returned, "returned", 55_000),
+        (refunded, "returned", 40_000),
     ] {
         let household = household_of(case_id);
         let bank_line = order_of(case_id)?;
@@ -767,7 +872,7 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         exports.len() == 2
             && exports.iter().all(|exported| exported.run_id == april.run_id
                 && exported.sha256 == export.sha256
-                && exported.count == 3)
+                && exported.count == 4)
             && exports[0].exported_by == "auditor-1"
             && exports[1].exported_by == "approver-1",
         "{exports:?}"

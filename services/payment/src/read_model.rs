@@ -1457,6 +1457,8 @@ pub struct RecoveryGroup {
     pub claimed_fen: i64,
     pub repaid_fen: i64,
     pub written_off_fen: i64,
+    /// The amounts of the claims cancelled (their order returned).
+    pub cancelled_fen: i64,
 }
 
 /// The period's orders and recovery claims, grouped for the monthly report.
@@ -1490,7 +1492,8 @@ pub async fn monthly_groups(
     let rows = sqlx::query(
         "SELECT o.program_code, o.street_town_code, CAST(COUNT(*) AS BIGINT), \
          CAST(COALESCE(SUM(c.amount_fen), 0) AS BIGINT), CAST(COALESCE(SUM(c.repaid_fen), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(c.written_off_fen), 0) AS BIGINT) \
+         CAST(COALESCE(SUM(c.written_off_fen), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN c.status = 'cancelled' THEN c.amount_fen ELSE 0 END), 0) AS BIGINT) \
          FROM payment_recovery_claims c JOIN payment_orders o ON o.order_id = c.order_id \
          WHERE o.period = $1 GROUP BY o.program_code, o.street_town_code",
     )
@@ -1507,6 +1510,7 @@ pub async fn monthly_groups(
                 claimed_fen: row.try_get(3)?,
                 repaid_fen: row.try_get(4)?,
                 written_off_fen: row.try_get(5)?,
+                cancelled_fen: row.try_get(6)?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -1543,6 +1547,7 @@ pub fn report_lines(
             recovery_claimed: money(),
             recovery_repaid: money(),
             recovery_written_off: money(),
+            recovery_cancelled: money(),
             ..Default::default()
         }
     }
@@ -1568,6 +1573,7 @@ pub fn report_lines(
         );
         add_fen(&mut line.recovery_repaid, group.repaid_fen);
         add_fen(&mut line.recovery_written_off, group.written_off_fen);
+        add_fen(&mut line.recovery_cancelled, group.cancelled_fen);
     }
     let mut lines: BTreeMap<(String, String), pb::MonthlyReportLine> = BTreeMap::new();
     let mut total = zero("", "");
@@ -1666,6 +1672,7 @@ mod tests {
             claimed_fen: 50_000,
             repaid_fen: 20_000,
             written_off_fen: 30_000,
+            cancelled_fen: 0,
         }];
         let (lines, total) = report_lines(&orders, &recoveries);
         let keys: Vec<(&str, &str)> = lines
