@@ -331,9 +331,8 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
     let backends = ScenarioBackends::start(cluster).await?;
     let config = test_config(&auth, backends.database_url(), backends.bus_url());
-    let key = InspectionKey::from_file_content(&std::fs::read(
-        &config.payment.inspection_key_file,
-    )?)?;
+    let key =
+        InspectionKey::from_file_content(&std::fs::read(&config.payment.inspection_key_file)?)?;
     let clock = Arc::new(ManualClock::new(date!(2027 - 3 - 20)));
     let service_clock = Arc::clone(&clock);
     let service = RunningService::start(
@@ -394,7 +393,8 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         let orders = april.control.as_ref().map_or(0, |control| control.count);
         anyhow::ensure!(orders == 4, "{april:?}");
         // The batch's accounts are each household's placeholder (docs/bank-files.md).
-        let (account, _) = sunshine_payment::bank_files::placeholder_account(&household_of(case_id));
+        let (account, _) =
+            sunshine_payment::bank_files::placeholder_account(&household_of(case_id));
         lines
             .into_iter()
             .find(|line| line.account == account)
@@ -597,19 +597,32 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
 
     // ---- ListHouseholdPayments ----
     let failed_household = household_of(failed);
-    let first = payment.household(&auditor, &failed_household, 1, "").await?;
+    let first = payment
+        .household(&auditor, &failed_household, 1, "")
+        .await?;
     anyhow::ensure!(
-        first.payments.len() == 1 && first.page.as_ref().is_some_and(|page| !page.next_page_token.is_empty()),
+        first.payments.len() == 1
+            && first
+                .page
+                .as_ref()
+                .is_some_and(|page| !page.next_page_token.is_empty()),
         "{first:?}"
     );
     let token = first.page.clone().unwrap_or_default().next_page_token;
-    let second = payment.household(&auditor, &failed_household, 1, &token).await?;
+    let second = payment
+        .household(&auditor, &failed_household, 1, &token)
+        .await?;
     anyhow::ensure!(
         second.payments.len() == 1
-            && second.page.as_ref().is_some_and(|page| page.next_page_token.is_empty()),
+            && second
+                .page
+                .as_ref()
+                .is_some_and(|page| page.next_page_token.is_empty()),
         "{second:?}"
     );
-    let all = payment.household(&officer, &failed_household, 100, "").await?;
+    let all = payment
+        .household(&officer, &failed_household, 100, "")
+        .await?;
     anyhow::ensure!(
         all.payments == [first.payments.clone(), second.payments.clone()].concat(),
         "{all:?}"
@@ -617,12 +630,18 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     let by_order = |order_id: &str| {
         all.payments
             .iter()
-            .find(|payment| payment.order.as_ref().is_some_and(|order| order.order_id == order_id))
+            .find(|payment| {
+                payment
+                    .order
+                    .as_ref()
+                    .is_some_and(|order| order.order_id == order_id)
+            })
             .cloned()
     };
     let failed_payment =
         by_order(&failed_line.order_id).ok_or_else(|| anyhow::anyhow!("{all:?}"))?;
-    let repay_payment = by_order(&repay_order.order_id).ok_or_else(|| anyhow::anyhow!("{all:?}"))?;
+    let repay_payment =
+        by_order(&repay_order.order_id).ok_or_else(|| anyhow::anyhow!("{all:?}"))?;
     anyhow::ensure!(
         failed_payment.state == "failed"
             && failed_payment.period == "2027-04"
@@ -643,7 +662,9 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
                     && fen(order.amount.as_ref()) == 60_000),
         "{repay_payment:?}"
     );
-    let paid_payments = payment.household(&auditor, &household_of(paid), 100, "").await?;
+    let paid_payments = payment
+        .household(&auditor, &household_of(paid), 100, "")
+        .await?;
     anyhow::ensure!(
         paid_payments.payments.len() == 1
             && paid_payments.payments[0].state == "paid"
@@ -663,21 +684,29 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     );
     // Out of scope reads exactly like a household with no payments.
     let far = status_of(
-        payment.household(&stranger, &failed_household, 10, "").await,
+        payment
+            .household(&stranger, &failed_household, 10, "")
+            .await,
         Code::NotFound,
     )?;
     let unknown = status_of(
-        payment.household(&auditor, "household-nobody", 10, "").await,
+        payment
+            .household(&auditor, "household-nobody", 10, "")
+            .await,
         Code::NotFound,
     )?;
     anyhow::ensure!(far.message() == unknown.message(), "{far:?} / {unknown:?}");
     let huge = status_of(
-        payment.household(&auditor, &failed_household, 1_000_000, "").await,
+        payment
+            .household(&auditor, &failed_household, 1_000_000, "")
+            .await,
         Code::InvalidArgument,
     )?;
     anyhow::ensure!(violated_fields(&huge) == ["page.page_size"], "{huge:?}");
     let bad = status_of(
-        payment.household(&auditor, "a name, 张三", 10, "not-a-token").await,
+        payment
+            .household(&auditor, "a name, 张三", 10, "not-a-token")
+            .await,
         Code::InvalidArgument,
     )?;
     anyhow::ensure!(
@@ -685,7 +714,9 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         "{bad:?}"
     );
     status_of(
-        payment.household(&reviewer, &failed_household, 10, "").await,
+        payment
+            .household(&reviewer, &failed_household, 10, "")
+            .await,
         Code::PermissionDenied,
     )?;
 
@@ -705,11 +736,16 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
             && april_listed.period == "2027-04"
             && april_listed.reconciliation == "open"
             && april_listed.pay_on.is_some()
-            && april_listed.control.as_ref().is_some_and(|control| control.count == 4
-                && fen(control.total.as_ref()) == 225_000)
-            && april_listed.states.as_ref().is_some_and(|states| states.paid_count == 1
-                && states.failed_count == 1
-                && states.returned_count == 2),
+            && april_listed
+                .control
+                .as_ref()
+                .is_some_and(|control| control.count == 4 && fen(control.total.as_ref()) == 225_000)
+            && april_listed
+                .states
+                .as_ref()
+                .is_some_and(|states| states.paid_count == 1
+                    && states.failed_count == 1
+                    && states.returned_count == 2),
         "{april_listed:?}"
     );
     let first = payment.runs(&officer, "2027-04", "", 1, "").await?;
@@ -718,12 +754,22 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
         first.runs.len() == 1
             && second.runs.len() == 1
-            && second.page.as_ref().is_some_and(|page| page.next_page_token.is_empty())
-            && [first.runs[0].run_id.as_str(), second.runs[0].run_id.as_str()] == expected[..],
+            && second
+                .page
+                .as_ref()
+                .is_some_and(|page| page.next_page_token.is_empty())
+            && [
+                first.runs[0].run_id.as_str(),
+                second.runs[0].run_id.as_str()
+            ] == expected[..],
         "{first:?} {second:?}"
     );
     anyhow::ensure!(
-        payment.runs(&auditor, "2027-05", "", 100, "").await?.runs.is_empty(),
+        payment
+            .runs(&auditor, "2027-05", "", 100, "")
+            .await?
+            .runs
+            .is_empty(),
         "May has no run"
     );
     let recorded = payment
@@ -818,13 +864,22 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
     let empty = payment.report(&officer, "2027-05").await?;
     anyhow::ensure!(
         empty.lines.is_empty()
-            && empty.total.as_ref().is_some_and(|total| total.order_count == 0),
+            && empty
+                .total
+                .as_ref()
+                .is_some_and(|total| total.order_count == 0),
         "{empty:?}"
     );
     let bad = status_of(payment.report(&auditor, "").await, Code::InvalidArgument)?;
     anyhow::ensure!(violated_fields(&bad) == ["period"], "{bad:?}");
-    status_of(payment.report(&stranger, "2027-04").await, Code::PermissionDenied)?;
-    status_of(payment.report(&reviewer, "2027-04").await, Code::PermissionDenied)?;
+    status_of(
+        payment.report(&stranger, "2027-04").await,
+        Code::PermissionDenied,
+    )?;
+    status_of(
+        payment.report(&reviewer, "2027-04").await,
+        Code::PermissionDenied,
+    )?;
 
     // ---- ExportRunForInspection ----
     let export = payment.inspection(&auditor, &april.run_id).await?;
@@ -852,17 +907,17 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
             key.household_hash(&household),
             &bank_line.account[bank_line.account.len() - 4..]
         );
-        anyhow::ensure!(lines.contains(&expected.as_str()), "{expected} not in {text}");
+        anyhow::ensure!(
+            lines.contains(&expected.as_str()),
+            "{expected} not in {text}"
+        );
         anyhow::ensure!(!text.contains(&household) && !text.contains(&bank_line.account));
     }
     // Each export is recorded: who, which run, the digest.
     let again = payment.inspection(&approver, &april.run_id).await?;
     anyhow::ensure!(again.sha256 == export.sha256);
     let recorded = store
-        .read_stream(
-            &StreamId::new("payment", "inspection", &april.run_id)?,
-            1,
-        )
+        .read_stream(&StreamId::new("payment", "inspection", &april.run_id)?, 1)
         .await?;
     let exports: Vec<pb::InspectionExported> = recorded
         .iter()
@@ -870,9 +925,11 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     anyhow::ensure!(
         exports.len() == 2
-            && exports.iter().all(|exported| exported.run_id == april.run_id
-                && exported.sha256 == export.sha256
-                && exported.count == 4)
+            && exports
+                .iter()
+                .all(|exported| exported.run_id == april.run_id
+                    && exported.sha256 == export.sha256
+                    && exported.count == 4)
             && exports[0].exported_by == "auditor-1"
             && exports[1].exported_by == "approver-1",
         "{exports:?}"

@@ -17,7 +17,7 @@
 //! `SubmitMedicalClaim` takes the same steps on the claim's stream (load: the retry, the case
 //! in scope, the household's entitlements, the patient's earlier claims, the policy as of the
 //! settlement date). Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
-//! the district's ledger table, in the caller's scope. `ExportBankFile` is a read that is recorded: it takes
+//! the district's ledger table, in the caller's scope. The queries (`ListHouseholdPayments`, `ListRuns`, `GetMonthlyReport`) read payment's tables through [`read_model`]; `ExportRunForInspection` is a read that is recorded on its own stream (`payment-inspection-<run id>`, [`crate::inspection`]). `ExportBankFile` is a read that is recorded: it takes
 //! steps 1–4 and appends the export (no command id: each export taken is recorded) at the
 //! version it read, then answers the file. Errors become statuses through `ApiError` only
 //! ([`crate::errors`]).
@@ -886,9 +886,10 @@ impl PaymentApi {
         check_query_period(&mut errors, "period", &request.period, false);
         errors.into_result()?;
         caller.require_org_scope(&payment.district)?;
-        let (orders, recoveries) = read_model::monthly_groups(payment.store.pool(), &request.period)
-            .await
-            .map_err(ApiError::internal)?;
+        let (orders, recoveries) =
+            read_model::monthly_groups(payment.store.pool(), &request.period)
+                .await
+                .map_err(ApiError::internal)?;
         let (lines, total) = read_model::report_lines(&orders, &recoveries);
         Ok(pb::MonthlyReportResponse {
             period: request.period,

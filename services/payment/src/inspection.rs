@@ -203,9 +203,15 @@ mod tests {
             failed_total: Some(pb::Money { fen: 50 }),
             ..Default::default()
         };
-        assert!(orders_agree(&[order("paid", 100), order("failed", 50)], &states));
+        assert!(orders_agree(
+            &[order("paid", 100), order("failed", 50)],
+            &states
+        ));
         // The projection has not heard the result yet.
-        assert!(!orders_agree(&[order("pending", 100), order("pending", 50)], &states));
+        assert!(!orders_agree(
+            &[order("pending", 100), order("pending", 50)],
+            &states
+        ));
         assert!(!orders_agree(&[order("paid", 100)], &states));
     }
 

@@ -267,8 +267,8 @@ fn load_inspection_key(path: &str) -> Result<Option<Arc<inspection::InspectionKe
         tracing::warn!("no payment.inspection_key_file configured: the 纪委 export is refused");
         return Ok(None);
     }
-    let content =
-        std::fs::read(path).map_err(|error| format!("payment.inspection_key_file {path}: {error}"))?;
+    let content = std::fs::read(path)
+        .map_err(|error| format!("payment.inspection_key_file {path}: {error}"))?;
     inspection::InspectionKey::from_file_content(&content)
         .map(|key| Some(Arc::new(key)))
         .map_err(|error| format!("payment.inspection_key_file {path}: {error}"))

@@ -26,8 +26,13 @@
 //!   are sums over it ([`trial_balance`], [`fund_balances`]).
 //!
 //! - `payment_recovery_claims`: each recovery claim (追缴) — its order, household, program,
-//!   district, amount, what is outstanding and its status — from `payment-recovery-<id>`; its
+//!   district, amount, what is outstanding, repaid and written off, and its status (a claim
+//!   whose order was returned is `cancelled`) — from `payment-recovery-<id>`; its
 //!   events' postings go to `payment_ledger_lines` beside the orders' ([`crate::recovery`]).
+//!
+//! The queries read these tables (a household's orders, the district's runs, the monthly
+//! report's groups, a run's orders for the 纪委's export) through the functions below, never
+//! the runs' creation events, so the orders' storage can change under them.
 //!
 //! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
 //! with `decode_known`: review's other case events are none of payment's business.
@@ -1304,7 +1309,6 @@ pub async fn recovery_claim_ids(
     .await
 }
 
-
 // ---- Queries (`ListHouseholdPayments`, `ListRuns`, `GetMonthlyReport`, the 纪委's export) ----
 
 /// The order of a row that starts with the order's nine columns (order id, entitlement,
@@ -1552,7 +1556,12 @@ pub fn report_lines(
         }
     }
     fn add_orders(line: &mut pb::MonthlyReportLine, group: &OrderGroup) {
-        add(&mut line.order_count, &mut line.order_total, group.count, group.fen);
+        add(
+            &mut line.order_count,
+            &mut line.order_total,
+            group.count,
+            group.fen,
+        );
         let (count, total) = match group.state.as_str() {
             "paid" => (&mut line.paid_count, &mut line.paid_total),
             "failed" => (&mut line.failed_count, &mut line.failed_total),
@@ -1561,7 +1570,12 @@ pub fn report_lines(
         };
         add(count, total, group.count, group.fen);
         if group.repay {
-            add(&mut line.repay_count, &mut line.repay_total, group.count, group.fen);
+            add(
+                &mut line.repay_count,
+                &mut line.repay_total,
+                group.count,
+                group.fen,
+            );
         }
     }
     fn add_recovery(line: &mut pb::MonthlyReportLine, group: &RecoveryGroup) {
@@ -1645,7 +1659,14 @@ impl Projection for PaymentEntitlements {
 mod tests {
     use super::*;
 
-    fn group(program: &str, town: &str, state: &str, repay: bool, count: i64, fen: i64) -> OrderGroup {
+    fn group(
+        program: &str,
+        town: &str,
+        state: &str,
+        repay: bool,
+        count: i64,
+        fen: i64,
+    ) -> OrderGroup {
         OrderGroup {
             program_code: program.into(),
             street_town_code: town.into(),
@@ -1688,16 +1709,31 @@ mod tests {
             ]
         );
         let first = &lines[0];
-        assert_eq!((first.order_count, first.order_total.unwrap().fen), (4, 260_000));
-        assert_eq!((first.paid_count, first.paid_total.unwrap().fen), (3, 200_000));
-        assert_eq!((first.failed_count, first.failed_total.unwrap().fen), (1, 60_000));
-        assert_eq!((first.repay_count, first.repay_total.unwrap().fen), (1, 60_000));
+        assert_eq!(
+            (first.order_count, first.order_total.unwrap().fen),
+            (4, 260_000)
+        );
+        assert_eq!(
+            (first.paid_count, first.paid_total.unwrap().fen),
+            (3, 200_000)
+        );
+        assert_eq!(
+            (first.failed_count, first.failed_total.unwrap().fen),
+            (1, 60_000)
+        );
+        assert_eq!(
+            (first.repay_count, first.repay_total.unwrap().fen),
+            (1, 60_000)
+        );
         assert_eq!(first.recovery_count, 0);
         let second = &lines[1];
         assert_eq!((second.returned_count, second.recovery_count), (1, 1));
         assert_eq!(second.recovery_repaid.unwrap().fen, 20_000);
         assert_eq!(second.recovery_written_off.unwrap().fen, 30_000);
-        assert_eq!((total.order_count, total.order_total.unwrap().fen), (6, 340_000));
+        assert_eq!(
+            (total.order_count, total.order_total.unwrap().fen),
+            (6, 340_000)
+        );
         assert_eq!(total.pending_total.unwrap().fen, 30_000);
         // Every order is in exactly one state.
         for line in lines.iter().chain([&total]) {

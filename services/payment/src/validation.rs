@@ -33,7 +33,13 @@ pub fn check_period(
 }
 
 /// The statuses a run can be in (`RunResponse.status`), which `ListRuns` filters on.
-pub const RUN_STATUSES: &[&str] = &["created", "approved", "exported", "result_recorded", "reconciled"];
+pub const RUN_STATUSES: &[&str] = &[
+    "created",
+    "approved",
+    "exported",
+    "result_recorded",
+    "reconciled",
+];
 
 /// A query's filters: a period (`YYYY-MM`, empty allowed when `optional`) and a run status
 /// (empty or one of [`RUN_STATUSES`]).
@@ -58,7 +64,10 @@ pub fn check_query_period(
 /// A run status filter: empty, or one of [`RUN_STATUSES`].
 pub fn check_run_status(errors: &mut ValidationErrors, field: &str, value: &str) {
     if !value.is_empty() && !RUN_STATUSES.contains(&value) {
-        errors.push(field, format!("empty or one of {}", RUN_STATUSES.join(", ")));
+        errors.push(
+            field,
+            format!("empty or one of {}", RUN_STATUSES.join(", ")),
+        );
     }
 }
 
