@@ -187,6 +187,14 @@ pub fn test_config(auth: &TestAuth, database_url: String, bus_url: String) -> Co
     config.log.stream_name = format!("sunshine-events-{tag}");
     config.log.subject_prefix = format!("t{tag}.events");
     config.log.poll_interval_ms = 20;
+    // The 纪委 export's key: random, a file of the test's own.
+    let key_file = std::env::temp_dir().join(format!("sunshine-inspection-{tag}.key"));
+    std::fs::write(
+        &key_file,
+        uuid::Uuid::new_v4().simple().to_string().repeat(2),
+    )
+    .expect("a temporary inspection key file");
+    config.payment.inspection_key_file = key_file.display().to_string();
     config
 }
 

@@ -208,6 +208,10 @@ enum Rpc {
     GetRecoveryClaim,
     RecordRecoveryRepayment,
     WriteOffRecovery,
+    ListHouseholdPayments,
+    ListRuns,
+    GetMonthlyReport,
+    ExportRunForInspection,
     WhoAmI,
     GetServiceInfo,
 }
@@ -258,6 +262,10 @@ impl Rpc {
             ("PaymentService", "GetRecoveryClaim") => Rpc::GetRecoveryClaim,
             ("PaymentService", "RecordRecoveryRepayment") => Rpc::RecordRecoveryRepayment,
             ("PaymentService", "WriteOffRecovery") => Rpc::WriteOffRecovery,
+            ("PaymentService", "ListHouseholdPayments") => Rpc::ListHouseholdPayments,
+            ("PaymentService", "ListRuns") => Rpc::ListRuns,
+            ("PaymentService", "GetMonthlyReport") => Rpc::GetMonthlyReport,
+            ("PaymentService", "ExportRunForInspection") => Rpc::ExportRunForInspection,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
             _ => return None,
@@ -1844,6 +1852,44 @@ impl World {
                     &token,
                 )?)
                 .await),
+            Rpc::ListHouseholdPayments => {
+                let household_id = fixtures
+                    .claim
+                    .orders
+                    .first()
+                    .map(|order| order.household_id.clone())
+                    .unwrap_or_default();
+                let request = pb::ListHouseholdPaymentsRequest {
+                    household_id,
+                    page: None,
+                };
+                ok(self
+                    .payment
+                    .list_household_payments(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ListRuns => ok(self
+                .payment
+                .list_runs(with_token(pb::ListRunsRequest::default(), &token)?)
+                .await),
+            Rpc::GetMonthlyReport => {
+                let request = pb::GetMonthlyReportRequest {
+                    period: fixtures.run.period.clone(),
+                };
+                ok(self
+                    .payment
+                    .get_monthly_report(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ExportRunForInspection => {
+                let request = pb::ExportRunForInspectionRequest {
+                    run_id: fixtures.run.run_id.clone(),
+                };
+                ok(self
+                    .payment
+                    .export_run_for_inspection(with_token(request, &token)?)
+                    .await)
+            }
             Rpc::GetRecoveryClaim => {
                 let request = pb::GetRecoveryClaimRequest {
                     claim_id: fixtures.claim.claim_id.clone(),

@@ -48,6 +48,10 @@ pub struct PaymentConfig {
     /// `services/payment/funds/example-district.toml`); empty means the EXAMPLE district's,
     /// compiled in, whose amounts are invented.
     pub funds_file: String,
+    /// The key the discipline-inspection export (纪委) hashes household ids under
+    /// (`docs/inspection-export.md`): a file of at least 32 bytes, read once at start; empty
+    /// means no key, and `ExportRunForInspection` is refused. Never the same key as the log's.
+    pub inspection_key_file: String,
 }
 
 /// The district this deployment serves: its org tree (every org-unit input is checked against

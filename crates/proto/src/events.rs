@@ -228,6 +228,9 @@ registry! {
     RecoveryClaimOpened,
     RecoveryRepaymentRecorded,
     RecoveryWrittenOff,
+    RecoveryClaimCancelled,
+    // payment: payment-inspection-<run id> (the 纪委's exports)
+    InspectionExported,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

@@ -17,7 +17,7 @@
 //! `SubmitMedicalClaim` takes the same steps on the claim's stream (load: the retry, the case
 //! in scope, the household's entitlements, the patient's earlier claims, the policy as of the
 //! settlement date). Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
-//! the district's ledger table, in the caller's scope. `ExportBankFile` is a read that is recorded: it takes
+//! the district's ledger table, in the caller's scope. The queries (`ListHouseholdPayments`, `ListRuns`, `GetMonthlyReport`) read payment's tables through [`read_model`]; `ExportRunForInspection` is a read that is recorded on its own stream (`payment-inspection-<run id>`, [`crate::inspection`]). `ExportBankFile` is a read that is recorded: it takes
 //! steps 1–4 and appends the export (no command id: each export taken is recorded) at the
 //! version it read, then answers the file. Errors become statuses through `ApiError` only
 //! ([`crate::errors`]).
@@ -43,7 +43,9 @@ use crate::medical::{self, ClaimFacts, ClaimState};
 use crate::read_model;
 use crate::recovery;
 use crate::store::{Loaded, LoadedClaim, PaymentStore, command_metadata, export_metadata};
-use crate::validation::{check_opaque_id, check_page, check_uuid};
+use crate::validation::{
+    check_opaque_id, check_page, check_query_period, check_run_status, check_uuid,
+};
 
 /// Who prepares payment runs: the district's finance officers.
 const RUN_CREATORS: &[Role] = &[Role::FinanceOfficer];
@@ -78,6 +80,8 @@ pub struct PaymentState {
     pub working_days: Arc<WorkingDayCalendar>,
     /// The district's policy (`policy.directory`): medical claims' parameters.
     pub policy: Arc<Policy>,
+    /// The 纪委 export's key (`payment.inspection_key_file`); `None`: not configured.
+    pub inspection_key: Option<Arc<crate::inspection::InspectionKey>>,
 }
 
 impl PaymentState {
@@ -758,6 +762,194 @@ impl PaymentApi {
     }
 }
 
+// ---- Queries ----
+
+/// Who reads a household's payments, the runs and the monthly report: finance, and the
+/// auditors (纪委).
+const QUERY_READERS: &[Role] = &[Role::FinanceOfficer, Role::FinanceApprover, Role::Auditor];
+/// Who takes the 纪委's export of a run: the auditors, and finance approvers (who hand it to
+/// them); never the officers who prepare the runs.
+const INSPECTION_EXPORTERS: &[Role] = &[Role::Auditor, Role::FinanceApprover];
+
+/// The page of `items` (at most `limit + 1` read) and the next page's token.
+fn page_of<T>(mut items: Vec<T>, limit: usize, token: impl Fn(&T) -> String) -> (Vec<T>, String) {
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(&token).unwrap_or_default();
+        (items, next)
+    } else {
+        (items, String::new())
+    }
+}
+
+impl PaymentApi {
+    async fn list_household_payments(
+        &self,
+        caller: &Identity,
+        request: pb::ListHouseholdPaymentsRequest,
+    ) -> Result<pb::ListHouseholdPaymentsResponse, ApiError> {
+        caller.require_role(QUERY_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_opaque_id(&mut errors, "household_id", &request.household_id);
+        let page = request.page.unwrap_or_default();
+        let limit = check_page(&mut errors, &page);
+        errors.into_result()?;
+        let not_found = crate::errors::household_not_found;
+        // Every household payment pays is the district's: another district's caller reads
+        // exactly what a household with no payments reads.
+        if !caller.org_unit.covers(&payment.district) {
+            return Err(not_found());
+        }
+        let pool = payment.store.pool();
+        let cursor = read_model::household_cursor(pool, &request.household_id, &page.page_token)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| {
+                ApiError::invalid_field("page.page_token", "a token from a previous page")
+            })?;
+        let payments =
+            read_model::household_payments(pool, &request.household_id, &cursor, limit + 1)
+                .await
+                .map_err(ApiError::internal)?;
+        if payments.is_empty() && page.page_token.is_empty() {
+            return Err(not_found());
+        }
+        let (payments, next_page_token) = page_of(payments, limit, |payment| {
+            payment
+                .order
+                .as_ref()
+                .map(|order| order.order_id.clone())
+                .unwrap_or_default()
+        });
+        Ok(pb::ListHouseholdPaymentsResponse {
+            payments,
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+
+    async fn list_runs(
+        &self,
+        caller: &Identity,
+        request: pb::ListRunsRequest,
+    ) -> Result<pb::ListRunsResponse, ApiError> {
+        caller.require_role(QUERY_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_query_period(&mut errors, "period", &request.period, true);
+        check_run_status(&mut errors, "status", &request.status);
+        let page = request.page.unwrap_or_default();
+        let limit = check_page(&mut errors, &page);
+        errors.into_result()?;
+        // The runs are the district's, as its ledger: another district's caller is refused.
+        caller.require_org_scope(&payment.district)?;
+        let ids = read_model::run_ids(payment.store.pool(), &request.period)
+            .await
+            .map_err(ApiError::internal)?;
+        let start = if page.page_token.is_empty() {
+            0
+        } else {
+            ids.iter()
+                .position(|(_, run_id)| *run_id == page.page_token)
+                .map(|at| at + 1)
+                .ok_or_else(|| {
+                    ApiError::invalid_field("page.page_token", "a token from a previous page")
+                })?
+        };
+        // A run's status is its stream's: each is loaded, and the filter applied, until the
+        // page is full (a district has a few runs a month).
+        let mut runs = Vec::new();
+        for (_, run_id) in &ids[start..] {
+            if runs.len() > limit {
+                break;
+            }
+            let run = payment.store.run_in_scope(caller, run_id).await?;
+            if request.status.is_empty() || run.status() == request.status {
+                runs.push(run_response(run));
+            }
+        }
+        let (runs, next_page_token) = page_of(runs, limit, |run| run.run_id.clone());
+        Ok(pb::ListRunsResponse {
+            runs,
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+
+    async fn get_monthly_report(
+        &self,
+        caller: &Identity,
+        request: pb::GetMonthlyReportRequest,
+    ) -> Result<pb::MonthlyReportResponse, ApiError> {
+        caller.require_role(QUERY_READERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_query_period(&mut errors, "period", &request.period, false);
+        errors.into_result()?;
+        caller.require_org_scope(&payment.district)?;
+        let (orders, recoveries) =
+            read_model::monthly_groups(payment.store.pool(), &request.period)
+                .await
+                .map_err(ApiError::internal)?;
+        let (lines, total) = read_model::report_lines(&orders, &recoveries);
+        Ok(pb::MonthlyReportResponse {
+            period: request.period,
+            lines,
+            total: Some(total),
+        })
+    }
+
+    async fn export_run_for_inspection(
+        &self,
+        caller: &Identity,
+        request: pb::ExportRunForInspectionRequest,
+    ) -> Result<pb::ExportRunForInspectionResponse, ApiError> {
+        caller.require_role(INSPECTION_EXPORTERS)?;
+        let payment = self.connected()?;
+        let mut errors = ValidationErrors::default();
+        check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
+        errors.into_result()?;
+        let run = payment.store.run_in_scope(caller, &request.run_id).await?;
+        let key = payment.inspection_key.as_ref().ok_or_else(|| {
+            ApiError::FailedPrecondition(
+                "no inspection key is configured (payment.inspection_key_file)".into(),
+            )
+        })?;
+        let orders = read_model::inspected_orders(payment.store.pool(), &run.run_id)
+            .await
+            .map_err(ApiError::internal)?;
+        // The table is the projection's: the export waits until it has every order of the
+        // run in the state the run's stream gives it.
+        if !crate::inspection::orders_agree(&orders, &run.order_states()) {
+            return Err(ApiError::Unavailable(
+                "the run's orders are still being recorded; try again".into(),
+            ));
+        }
+        let file = crate::inspection::write_export(key, &orders);
+        let sha256 = crate::bank_files::sha256_hex(&file);
+        let count = u32::try_from(orders.len()).unwrap_or(u32::MAX);
+        let key_id = key.key_id();
+        payment
+            .store
+            .record_inspection_export(
+                &export_metadata(caller),
+                &pb::InspectionExported {
+                    run_id: run.run_id.clone(),
+                    sha256: sha256.clone(),
+                    count,
+                    key_id: key_id.clone(),
+                    exported_by: caller.subject.clone(),
+                },
+            )
+            .await?;
+        Ok(pb::ExportRunForInspectionResponse {
+            file,
+            sha256,
+            count,
+            key_id,
+        })
+    }
+}
+
 // Every RPC: the verified caller, then the handler, then the answer (or the error's status).
 sunshine_platform::service_rpcs! {
     PaymentService for PaymentApi {
@@ -782,5 +974,10 @@ sunshine_platform::service_rpcs! {
         get_recovery_claim: pb::GetRecoveryClaimRequest => pb::RecoveryClaimResponse;
         record_recovery_repayment: pb::RecordRecoveryRepaymentRequest => pb::RecoveryClaimResponse;
         write_off_recovery: pb::WriteOffRecoveryRequest => pb::RecoveryClaimResponse;
+        // Queries.
+        list_household_payments: pb::ListHouseholdPaymentsRequest => pb::ListHouseholdPaymentsResponse;
+        list_runs: pb::ListRunsRequest => pb::ListRunsResponse;
+        get_monthly_report: pb::GetMonthlyReportRequest => pb::MonthlyReportResponse;
+        export_run_for_inspection: pb::ExportRunForInspectionRequest => pb::ExportRunForInspectionResponse;
     }
 }

@@ -72,6 +72,14 @@ pub fn run_not_found(run_id: &str) -> ApiError {
     }
 }
 
+/// A household with no payment, or outside the caller's scope: the same answer (never the id:
+/// the caller has it).
+pub fn household_not_found() -> ApiError {
+    ApiError::NotFound {
+        what: "the household's payments".into(),
+    }
+}
+
 // ---- Medical assistance claims ----
 
 impl From<ClaimError> for ApiError {

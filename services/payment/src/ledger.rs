@@ -332,13 +332,22 @@ pub fn account_balances<'a>(
 //   expense account credited — the month paid in error is no expense but money owed back;
 // - a repayment: the fund's bank account debited (the money is back), the receivable credited;
 // - a write-off: the program's write-off expense `writeoff:<program>` debited, the receivable
-//   credited.
+//   credited;
+// - a cancellation (the order returned by the bank after the claim opened): the expense
+//   debited, and credited: the receivable by what was outstanding, the write-off by what was
+//   written off, `refunds:<household>` by what the household had repaid (owed back to it).
 //
 // So the receivable's balance is what is outstanding, and the trial balance stays zero.
 
 /// The receivable of a household that owes payments back: `recovery:<household>`.
 pub fn recovery_account(household_id: &str) -> String {
     format!("recovery:{household_id}")
+}
+
+/// What payment owes a household back (a repayment of a claim its order's return cancelled):
+/// `refunds:<household>`.
+pub fn refund_account(household_id: &str) -> String {
+    format!("refunds:{household_id}")
 }
 
 /// The expense of what a program could not recover: `writeoff:<program>`.
@@ -382,6 +391,25 @@ impl Posting {
             &fund_of(order),
             recovery_account(&order.household_id),
             expense_account(order),
+            amount,
+        )
+    }
+
+    /// A claim cancelled because its order was returned (退票): the order's expense account
+    /// debited by `amount` (the return credited it again, so the claim's opening is undone),
+    /// and `credit_account` credited — the receivable (for what was outstanding), the
+    /// write-off (for what was written off) or the household's refund (for what it repaid).
+    pub fn recovery_cancelled(
+        key: &str,
+        order: &pb::PaymentOrder,
+        credit_account: String,
+        amount: Money,
+    ) -> Result<Posting, PostingError> {
+        Posting::recovery(
+            key,
+            &fund_of(order),
+            expense_account(order),
+            credit_account,
             amount,
         )
     }

@@ -16,6 +16,9 @@
 //! - [`bank_files`]: the bank's batch, result and returns (退票) files, byte by byte
 //!   (`docs/bank-files.md`): written and read (pure), every bad line of a result or returns
 //!   file named at once.
+//! - [`inspection`]: the discipline-inspection commission's (纪委) export of a run, pure: the
+//!   household as HMAC-SHA256 under the export key, the account's last 4 digits from the bank
+//!   file's own account function, the file's layout (`docs/inspection-export.md`).
 //! - [`commands`]: requests parsed into commands (named fields, typed values); the run's id
 //!   from the command id; the facts a creation decides on.
 //! - [`aggregate`]: the payment run — its events, fold and decisions, `handle(run, command)`
@@ -32,9 +35,11 @@
 //! - [`read_model`]: payment's tables — review's cases, entitlements, the guard tables of one
 //!   order per entitlement per period and one re-pay per failed or returned order, the orders'
 //!   states, the ledger's lines, the medical claims' (patient, year, sequence), the recovery
-//!   claims — and the projection over review's case streams and payment's own.
+//!   claims — and the projection over review's case streams and payment's own; the queries'
+//!   reads (a household's orders, the runs, the monthly report's groups and their lines).
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
-//!   claims in the append's transaction); the recovery claims' streams.
+//!   claims in the append's transaction); the recovery claims' streams; the 纪委's exports
+//!   recorded on `payment-inspection-<run id>`.
 //! - [`recovery_watch`]: the reaction that opens recovery claims when the bank's result or
 //!   review's termination makes a paid month owed back, once per order.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
@@ -61,6 +66,7 @@
 //!
 //! ```text
 //! validation, entitlements, pay_calendar, bank_files
+//! inspection   → bank_files
 //! funds        → pay_calendar
 //! medical      → entitlements
 //! commands     → bank_files, entitlements, funds, medical, pay_calendar, validation
@@ -68,10 +74,10 @@
 //! ledger       → funds
 //! recovery     → commands, ledger
 //! errors       → aggregate, medical, recovery
-//! read_model   → aggregate, commands, entitlements, funds, ledger, medical, recovery
+//! read_model   → aggregate, commands, entitlements, funds, inspection, ledger, medical, recovery
 //! store        → aggregate, commands, entitlements, errors, funds, medical, read_model, recovery
-//! recovery_watch → aggregate, read_model, recovery, store
-//! api          → aggregate, bank_files, commands, funds, medical, read_model, recovery, store, validation
+//! recovery_watch → aggregate, commands, read_model, recovery, store
+//! api          → aggregate, bank_files, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
 //! ```
 
 pub mod aggregate;
@@ -81,6 +87,7 @@ pub mod commands;
 pub mod entitlements;
 pub mod errors;
 pub mod funds;
+pub mod inspection;
 pub mod ledger;
 pub mod medical;
 pub mod pay_calendar;
@@ -187,6 +194,7 @@ pub async fn run_sharing_log(
                 .load_org_tree()
                 .map_err(|error| format!("district.org_tree_file: {error}"))?;
             let funds = load_funds(&config.payment.funds_file)?;
+            let inspection_key = load_inspection_key(&config.payment.inspection_key_file)?;
             let working_days = sunshine_domain::WorkingDayCalendar::embedded()
                 .map_err(|error| format!("working-day calendar: {error}"))?;
             let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
@@ -220,6 +228,7 @@ pub async fn run_sharing_log(
                 funds: Arc::new(funds),
                 working_days: Arc::new(working_days),
                 policy: Arc::new(policy),
+                inspection_key,
             });
             Ok(())
         })
@@ -250,6 +259,19 @@ fn load_funds(path: &str) -> Result<funds::Funds, String> {
         .map_err(|error| format!("payment.funds_file {path}: {error}"))?;
     funds::Funds::from_toml_str(&text)
         .map_err(|error| format!("payment.funds_file {path}: {error}"))
+}
+
+/// The configured 纪委 export key, or none (the export is then refused) when none is.
+fn load_inspection_key(path: &str) -> Result<Option<Arc<inspection::InspectionKey>>, String> {
+    if path.is_empty() {
+        tracing::warn!("no payment.inspection_key_file configured: the 纪委 export is refused");
+        return Ok(None);
+    }
+    let content = std::fs::read(path)
+        .map_err(|error| format!("payment.inspection_key_file {path}: {error}"))?;
+    inspection::InspectionKey::from_file_content(&content)
+        .map(|key| Some(Arc::new(key)))
+        .map_err(|error| format!("payment.inspection_key_file {path}: {error}"))
 }
 
 /// The entitlements projection (review's cases and decisions, and the runs' guard rows).

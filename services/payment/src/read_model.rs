@@ -26,8 +26,13 @@
 //!   are sums over it ([`trial_balance`], [`fund_balances`]).
 //!
 //! - `payment_recovery_claims`: each recovery claim (追缴) — its order, household, program,
-//!   district, amount, what is outstanding and its status — from `payment-recovery-<id>`; its
+//!   district, amount, what is outstanding, repaid and written off, and its status (a claim
+//!   whose order was returned is `cancelled`) — from `payment-recovery-<id>`; its
 //!   events' postings go to `payment_ledger_lines` beside the orders' ([`crate::recovery`]).
+//!
+//! The queries read these tables (a household's orders, the district's runs, the monthly
+//! report's groups, a run's orders for the 纪委's export) through the functions below, never
+//! the runs' creation events, so the orders' storage can change under them.
 //!
 //! What payment hears of review's case streams is declared once ([`HeardFromReview`]) and read
 //! with `decode_known`: review's other case events are none of payment's business.
@@ -176,6 +181,18 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX payment_orders_entitlement ON payment_orders (entitlement_id, period);
         CREATE INDEX payment_orders_run ON payment_orders (run_id, state);
         ALTER TABLE payment_entitlements ADD COLUMN terminated_cause TEXT NOT NULL DEFAULT '';"
+                .to_owned()
+        },
+    },
+    // ---- Queries ----
+    // Version 10, not 9: the benchmark's slice written beside it may take 9.
+    Migration {
+        version: 10,
+        description: "payment: what each recovery claim had repaid and written off (the monthly report); orders by household",
+        script: |_kind: DatabaseKind| {
+            "ALTER TABLE payment_recovery_claims ADD COLUMN repaid_fen BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE payment_recovery_claims ADD COLUMN written_off_fen BIGINT NOT NULL DEFAULT 0;
+        CREATE INDEX payment_orders_household ON payment_orders (household_id, period, order_id);"
                 .to_owned()
         },
     },
@@ -1192,8 +1209,9 @@ async fn apply_recovery(
     let order = claim.first_order().cloned().unwrap_or_default();
     sqlx::query(
         "INSERT INTO payment_recovery_claims (claim_id, order_id, household_id, program_code, district_code, amount_fen, \
-         outstanding_fen, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (claim_id) DO UPDATE SET outstanding_fen = excluded.outstanding_fen, status = excluded.status",
+         outstanding_fen, status, repaid_fen, written_off_fen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (claim_id) DO UPDATE SET outstanding_fen = excluded.outstanding_fen, status = excluded.status, \
+         repaid_fen = excluded.repaid_fen, written_off_fen = excluded.written_off_fen",
     )
     .bind(claim.claim_id())
     .bind(order.order_id.as_str())
@@ -1203,6 +1221,8 @@ async fn apply_recovery(
     .bind(claim.amount.fen())
     .bind(claim.outstanding().fen())
     .bind(claim.status().as_str())
+    .bind(claim.repaid.fen())
+    .bind(claim.written_off.fen())
     .execute(&mut *connection)
     .await?;
     Ok(())
@@ -1289,6 +1309,307 @@ pub async fn recovery_claim_ids(
     .await
 }
 
+// ---- Queries (`ListHouseholdPayments`, `ListRuns`, `GetMonthlyReport`, the 纪委's export) ----
+
+/// The order of a row that starts with the order's nine columns (order id, entitlement,
+/// case, household, program, street-town, amount, re-paid order, fund).
+fn order_of(row: &sqlx::any::AnyRow) -> Result<pb::PaymentOrder, sqlx::Error> {
+    Ok(pb::PaymentOrder {
+        order_id: row.try_get(0)?,
+        entitlement_id: row.try_get(1)?,
+        case_id: row.try_get(2)?,
+        household_id: row.try_get(3)?,
+        program_code: row.try_get(4)?,
+        street_town_code: row.try_get(5)?,
+        amount: Some(pb::Money {
+            fen: row.try_get(6)?,
+        }),
+        repays_order_id: row.try_get(7)?,
+        fund: row.try_get(8)?,
+    })
+}
+
+/// Where a household's page starts: after the order `after` (a page token; "" for the first
+/// page). `None`: the token is no order of the household's.
+pub async fn household_cursor(
+    pool: &AnyPool,
+    household_id: &str,
+    after: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    if after.is_empty() {
+        return Ok(Some((String::new(), String::new())));
+    }
+    let period: Option<String> = sqlx::query_scalar(
+        "SELECT period FROM payment_orders WHERE order_id = $1 AND household_id = $2",
+    )
+    .bind(after)
+    .bind(household_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(period.map(|period| (period, after.to_owned())))
+}
+
+/// A household's orders after `cursor` (period, order id), in (period, order id) order, at
+/// most `limit`: each with its state at the bank, the re-pay order that pays it again, and its
+/// recovery claim (a claim is filed under its first order).
+pub async fn household_payments(
+    pool: &AnyPool,
+    household_id: &str,
+    cursor: &(String, String),
+    limit: usize,
+) -> Result<Vec<pb::HouseholdPayment>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT o.order_id, o.entitlement_id, o.case_id, o.household_id, o.program_code, o.street_town_code, \
+         o.amount_fen, o.repays_order_id, o.fund, o.period, o.run_id, o.state, o.failure_reason, \
+         COALESCE(r.order_id, ''), COALESCE(c.claim_id, ''), COALESCE(c.status, ''), \
+         CAST(COALESCE(c.outstanding_fen, 0) AS BIGINT) \
+         FROM payment_orders o \
+         LEFT JOIN payment_repay_orders r ON r.failed_order_id = o.order_id \
+         LEFT JOIN payment_recovery_claims c ON c.order_id = o.order_id \
+         WHERE o.household_id = $1 AND (o.period > $2 OR (o.period = $2 AND o.order_id > $3)) \
+         ORDER BY o.period, o.order_id LIMIT $4",
+    )
+    .bind(household_id)
+    .bind(cursor.0.as_str())
+    .bind(cursor.1.as_str())
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let claim_id: String = row.try_get(14)?;
+            Ok(pb::HouseholdPayment {
+                order: Some(order_of(row)?),
+                period: row.try_get(9)?,
+                run_id: row.try_get(10)?,
+                state: row.try_get(11)?,
+                failure_reason: row.try_get(12)?,
+                repaid_by_order_id: row.try_get(13)?,
+                recovery_outstanding: if claim_id.is_empty() {
+                    None
+                } else {
+                    Some(pb::Money {
+                        fen: row.try_get(16)?,
+                    })
+                },
+                recovery_status: row.try_get(15)?,
+                recovery_claim_id: claim_id,
+            })
+        })
+        .collect()
+}
+
+/// Every run with an order (every run has one), of `period` when it is not empty, as
+/// (period, run id) in that order.
+pub async fn run_ids(pool: &AnyPool, period: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT MIN(period), run_id FROM payment_orders WHERE ($1 = '' OR period = $1) \
+         GROUP BY run_id ORDER BY MIN(period), run_id",
+    )
+    .bind(period)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
+/// A run's orders as the 纪委's export takes them, in order-id order, with their states.
+pub async fn inspected_orders(
+    pool: &AnyPool,
+    run_id: &str,
+) -> Result<Vec<crate::inspection::InspectedOrder>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT household_id, program_code, period, amount_fen, state FROM payment_orders \
+         WHERE run_id = $1 ORDER BY order_id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(crate::inspection::InspectedOrder {
+                household_id: row.try_get(0)?,
+                program_code: row.try_get(1)?,
+                period: row.try_get(2)?,
+                amount_fen: row.try_get(3)?,
+                state: row.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// One group of a period's orders (program, street-town, state, whether they re-pay):
+/// how many and their sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderGroup {
+    pub program_code: String,
+    pub street_town_code: String,
+    pub state: String,
+    pub repay: bool,
+    pub count: i64,
+    pub fen: i64,
+}
+
+/// One group of the recovery claims of a period's orders (program, street-town): how many,
+/// and their amounts claimed, repaid and written off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryGroup {
+    pub program_code: String,
+    pub street_town_code: String,
+    pub count: i64,
+    pub claimed_fen: i64,
+    pub repaid_fen: i64,
+    pub written_off_fen: i64,
+    /// The amounts of the claims cancelled (their order returned).
+    pub cancelled_fen: i64,
+}
+
+/// The period's orders and recovery claims, grouped for the monthly report.
+pub async fn monthly_groups(
+    pool: &AnyPool,
+    period: &str,
+) -> Result<(Vec<OrderGroup>, Vec<RecoveryGroup>), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT program_code, street_town_code, state, CAST(CASE WHEN repays_order_id = '' THEN 0 ELSE 1 END AS BIGINT), \
+         CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM payment_orders \
+         WHERE period = $1 \
+         GROUP BY program_code, street_town_code, state, CASE WHEN repays_order_id = '' THEN 0 ELSE 1 END",
+    )
+    .bind(period)
+    .fetch_all(pool)
+    .await?;
+    let orders = rows
+        .iter()
+        .map(|row| {
+            let repay: i64 = row.try_get(3)?;
+            Ok(OrderGroup {
+                program_code: row.try_get(0)?,
+                street_town_code: row.try_get(1)?,
+                state: row.try_get(2)?,
+                repay: repay != 0,
+                count: row.try_get(4)?,
+                fen: row.try_get(5)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let rows = sqlx::query(
+        "SELECT o.program_code, o.street_town_code, CAST(COUNT(*) AS BIGINT), \
+         CAST(COALESCE(SUM(c.amount_fen), 0) AS BIGINT), CAST(COALESCE(SUM(c.repaid_fen), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(c.written_off_fen), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN c.status = 'cancelled' THEN c.amount_fen ELSE 0 END), 0) AS BIGINT) \
+         FROM payment_recovery_claims c JOIN payment_orders o ON o.order_id = c.order_id \
+         WHERE o.period = $1 GROUP BY o.program_code, o.street_town_code",
+    )
+    .bind(period)
+    .fetch_all(pool)
+    .await?;
+    let recoveries = rows
+        .iter()
+        .map(|row| {
+            Ok(RecoveryGroup {
+                program_code: row.try_get(0)?,
+                street_town_code: row.try_get(1)?,
+                count: row.try_get(2)?,
+                claimed_fen: row.try_get(3)?,
+                repaid_fen: row.try_get(4)?,
+                written_off_fen: row.try_get(5)?,
+                cancelled_fen: row.try_get(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((orders, recoveries))
+}
+
+/// The monthly report's lines from the period's groups (pure): one per (program,
+/// street-town) in that order, and their sums. Counts and sums saturate (a period holds far
+/// fewer than 2^32 orders, and its fen fit an i64).
+pub fn report_lines(
+    orders: &[OrderGroup],
+    recoveries: &[RecoveryGroup],
+) -> (Vec<pb::MonthlyReportLine>, pb::MonthlyReportLine) {
+    fn add(slot: &mut u32, money: &mut Option<pb::Money>, count: i64, fen: i64) {
+        *slot = slot.saturating_add(u32::try_from(count).unwrap_or(u32::MAX));
+        let sum = money.get_or_insert_with(pb::Money::default);
+        sum.fen = sum.fen.saturating_add(fen);
+    }
+    fn add_fen(money: &mut Option<pb::Money>, fen: i64) {
+        let sum = money.get_or_insert_with(pb::Money::default);
+        sum.fen = sum.fen.saturating_add(fen);
+    }
+    fn zero(program_code: &str, street_town_code: &str) -> pb::MonthlyReportLine {
+        let money = || Some(pb::Money::default());
+        pb::MonthlyReportLine {
+            program_code: program_code.to_owned(),
+            street_town_code: street_town_code.to_owned(),
+            order_total: money(),
+            paid_total: money(),
+            failed_total: money(),
+            returned_total: money(),
+            pending_total: money(),
+            repay_total: money(),
+            recovery_claimed: money(),
+            recovery_repaid: money(),
+            recovery_written_off: money(),
+            recovery_cancelled: money(),
+            ..Default::default()
+        }
+    }
+    fn add_orders(line: &mut pb::MonthlyReportLine, group: &OrderGroup) {
+        add(
+            &mut line.order_count,
+            &mut line.order_total,
+            group.count,
+            group.fen,
+        );
+        let (count, total) = match group.state.as_str() {
+            "paid" => (&mut line.paid_count, &mut line.paid_total),
+            "failed" => (&mut line.failed_count, &mut line.failed_total),
+            "returned" => (&mut line.returned_count, &mut line.returned_total),
+            _ => (&mut line.pending_count, &mut line.pending_total),
+        };
+        add(count, total, group.count, group.fen);
+        if group.repay {
+            add(
+                &mut line.repay_count,
+                &mut line.repay_total,
+                group.count,
+                group.fen,
+            );
+        }
+    }
+    fn add_recovery(line: &mut pb::MonthlyReportLine, group: &RecoveryGroup) {
+        add(
+            &mut line.recovery_count,
+            &mut line.recovery_claimed,
+            group.count,
+            group.claimed_fen,
+        );
+        add_fen(&mut line.recovery_repaid, group.repaid_fen);
+        add_fen(&mut line.recovery_written_off, group.written_off_fen);
+        add_fen(&mut line.recovery_cancelled, group.cancelled_fen);
+    }
+    let mut lines: BTreeMap<(String, String), pb::MonthlyReportLine> = BTreeMap::new();
+    let mut total = zero("", "");
+    for group in orders {
+        let key = (group.program_code.clone(), group.street_town_code.clone());
+        let line = lines
+            .entry(key)
+            .or_insert_with(|| zero(&group.program_code, &group.street_town_code));
+        add_orders(line, group);
+        add_orders(&mut total, group);
+    }
+    for group in recoveries {
+        let key = (group.program_code.clone(), group.street_town_code.clone());
+        let line = lines
+            .entry(key)
+            .or_insert_with(|| zero(&group.program_code, &group.street_town_code));
+        add_recovery(line, group);
+        add_recovery(&mut total, group);
+    }
+    (lines.into_values().collect(), total)
+}
+
 /// The entitlements projection, fed by the log (both delivery modes, through
 /// `LogRuntime::spawn_consumer`).
 #[derive(Debug, Clone)]
@@ -1337,6 +1658,91 @@ impl Projection for PaymentEntitlements {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn group(
+        program: &str,
+        town: &str,
+        state: &str,
+        repay: bool,
+        count: i64,
+        fen: i64,
+    ) -> OrderGroup {
+        OrderGroup {
+            program_code: program.into(),
+            street_town_code: town.into(),
+            state: state.into(),
+            repay,
+            count,
+            fen,
+        }
+    }
+
+    #[test]
+    fn the_monthly_report_adds_each_group_to_its_line_and_the_total() {
+        let orders = [
+            group("dibao", "990101001000", "paid", false, 2, 140_000),
+            group("dibao", "990101001000", "failed", false, 1, 60_000),
+            group("dibao", "990101001000", "paid", true, 1, 60_000),
+            group("dibao", "990101002000", "returned", false, 1, 50_000),
+            group("tekun", "990101001000", "pending", false, 1, 30_000),
+        ];
+        let recoveries = [RecoveryGroup {
+            program_code: "dibao".into(),
+            street_town_code: "990101002000".into(),
+            count: 1,
+            claimed_fen: 50_000,
+            repaid_fen: 20_000,
+            written_off_fen: 30_000,
+            cancelled_fen: 0,
+        }];
+        let (lines, total) = report_lines(&orders, &recoveries);
+        let keys: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|line| (line.program_code.as_str(), line.street_town_code.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("dibao", "990101001000"),
+                ("dibao", "990101002000"),
+                ("tekun", "990101001000")
+            ]
+        );
+        let first = &lines[0];
+        assert_eq!(
+            (first.order_count, first.order_total.unwrap().fen),
+            (4, 260_000)
+        );
+        assert_eq!(
+            (first.paid_count, first.paid_total.unwrap().fen),
+            (3, 200_000)
+        );
+        assert_eq!(
+            (first.failed_count, first.failed_total.unwrap().fen),
+            (1, 60_000)
+        );
+        assert_eq!(
+            (first.repay_count, first.repay_total.unwrap().fen),
+            (1, 60_000)
+        );
+        assert_eq!(first.recovery_count, 0);
+        let second = &lines[1];
+        assert_eq!((second.returned_count, second.recovery_count), (1, 1));
+        assert_eq!(second.recovery_repaid.unwrap().fen, 20_000);
+        assert_eq!(second.recovery_written_off.unwrap().fen, 30_000);
+        assert_eq!(
+            (total.order_count, total.order_total.unwrap().fen),
+            (6, 340_000)
+        );
+        assert_eq!(total.pending_total.unwrap().fen, 30_000);
+        // Every order is in exactly one state.
+        for line in lines.iter().chain([&total]) {
+            assert_eq!(
+                line.order_count,
+                line.paid_count + line.failed_count + line.returned_count + line.pending_count
+            );
+        }
+    }
 
     #[test]
     fn the_street_town_is_the_street_tier_prefix_of_the_hukou() {

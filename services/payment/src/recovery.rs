@@ -34,6 +34,7 @@ sunshine_proto::stream_events! {
         Opened(pb::RecoveryClaimOpened),
         RepaymentRecorded(pb::RecoveryRepaymentRecorded),
         WrittenOff(pb::RecoveryWrittenOff),
+        Cancelled(pb::RecoveryClaimCancelled),
     }
 }
 
@@ -44,6 +45,8 @@ pub enum ClaimStatus {
     /// Repaid in full.
     Repaid,
     WrittenOff,
+    /// Its order was returned by the bank: nothing is owed.
+    Cancelled,
 }
 
 impl ClaimStatus {
@@ -52,6 +55,7 @@ impl ClaimStatus {
             ClaimStatus::Open => "open",
             ClaimStatus::Repaid => "repaid",
             ClaimStatus::WrittenOff => "written_off",
+            ClaimStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct ClaimState {
     pub written_off: Money,
     pub repayments: Vec<pb::RecoveryRepaymentRecorded>,
     pub write_off: Option<pb::RecoveryWrittenOff>,
+    /// Set when the claim's order was returned (退票) after it opened.
+    pub cancellation: Option<pb::RecoveryClaimCancelled>,
     pub version: u64,
 }
 
@@ -85,6 +91,7 @@ impl ClaimState {
                     written_off: Money::ZERO,
                     repayments: Vec::new(),
                     write_off: None,
+                    cancellation: None,
                     version: 1,
                 }),
                 (None, _) => None,
@@ -106,6 +113,9 @@ impl ClaimState {
                                 .unwrap_or(claim.written_off);
                             claim.write_off = Some(written_off.clone());
                         }
+                        RecoveryEvent::Cancelled(cancelled) => {
+                            claim.cancellation = Some(cancelled.clone());
+                        }
                     }
                     Some(claim)
                 }
@@ -120,6 +130,9 @@ impl ClaimState {
 
     /// What is still owed: the amount less what was repaid and written off.
     pub fn outstanding(&self) -> Money {
+        if self.cancellation.is_some() {
+            return Money::ZERO;
+        }
         self.amount
             .checked_sub(self.repaid)
             .and_then(|left| left.checked_sub(self.written_off))
@@ -127,7 +140,9 @@ impl ClaimState {
     }
 
     pub fn status(&self) -> ClaimStatus {
-        if self.write_off.is_some() {
+        if self.cancellation.is_some() {
+            ClaimStatus::Cancelled
+        } else if self.write_off.is_some() {
             ClaimStatus::WrittenOff
         } else if self.outstanding().is_zero() {
             ClaimStatus::Repaid
@@ -245,6 +260,36 @@ pub fn handle(
     }
 }
 
+/// The cancellation of `claim` because the bank returned its order `order_id` (recorded by
+/// run `run_id`'s returns): the money came back through the return, so nothing is owed. What
+/// was outstanding is cancelled, what was written off reversed, and what the household had
+/// repaid is owed back to it (`refund_due`). `None` when the order is not the claim's, or the
+/// claim is cancelled already (a redelivered return).
+pub fn cancel_for_return(
+    claim: &ClaimState,
+    order_id: &str,
+    run_id: &str,
+) -> Option<RecoveryEvent> {
+    if claim.cancellation.is_some()
+        || !claim
+            .opened
+            .orders
+            .iter()
+            .any(|order| order.order_id == order_id)
+    {
+        return None;
+    }
+    let fen = |amount: Money| Some(pb::Money { fen: amount.fen() });
+    Some(RecoveryEvent::Cancelled(pb::RecoveryClaimCancelled {
+        claim_id: claim.claim_id().to_owned(),
+        order_id: order_id.to_owned(),
+        cancelled: fen(claim.outstanding()),
+        refund_due: fen(claim.repaid),
+        write_off_reversed: fen(claim.written_off),
+        run_id: run_id.to_owned(),
+    }))
+}
+
 /// The key of the posting the claim's event at `version` makes.
 pub fn posting_key(claim_id: &str, version: u64) -> String {
     format!("recovery-{claim_id}-{version}")
@@ -293,6 +338,33 @@ pub fn postings_of(
                 amount,
             )?])
         }
+        (RecoveryEvent::Cancelled(cancelled), Some(order)) => {
+            let key = posting_key(&cancelled.claim_id, version);
+            let parts = [
+                (
+                    key.clone(),
+                    crate::ledger::recovery_account(&order.household_id),
+                    money(cancelled.cancelled.as_ref()),
+                ),
+                (
+                    format!("{key}-write-off"),
+                    crate::ledger::writeoff_account(&order.program_code),
+                    money(cancelled.write_off_reversed.as_ref()),
+                ),
+                (
+                    format!("{key}-refund"),
+                    crate::ledger::refund_account(&order.household_id),
+                    money(cancelled.refund_due.as_ref()),
+                ),
+            ];
+            parts
+                .into_iter()
+                .filter(|(_, _, amount)| !amount.is_zero())
+                .map(|(key, account, amount)| {
+                    Posting::recovery_cancelled(&key, order, account, amount)
+                })
+                .collect()
+        }
         (_, None) => Ok(Vec::new()),
     }
 }
@@ -320,6 +392,10 @@ pub fn claim_response(claim: &ClaimState) -> pb::RecoveryClaimResponse {
                 recorded_by: repaid.recorded_by.clone(),
             })
             .collect(),
+        refund_due: claim
+            .cancellation
+            .as_ref()
+            .and_then(|cancelled| cancelled.refund_due),
         written_off_by: claim
             .write_off
             .as_ref()
@@ -516,5 +592,102 @@ mod tests {
             balances["benefits:dibao:990101001000:household-1"],
             Money::ZERO
         );
+    }
+
+    /// Every posting of `history` after the order's paid posting, and the return's reversal
+    /// when `returned`.
+    fn ledger_of(history: &[RecoveryEvent], returned: bool) -> Vec<Posting> {
+        let mut postings = vec![Posting::paid_order(&order("o-april", 80_000)).unwrap()];
+        if returned {
+            postings.push(Posting::returned_order(&order("o-april", 80_000)).unwrap());
+        }
+        for (index, event) in history.iter().enumerate() {
+            let before = ClaimState::fold(&history[..index]);
+            postings.extend(postings_of(before.as_ref(), event, index as u64 + 1).unwrap());
+        }
+        postings
+    }
+
+    #[test]
+    fn a_return_cancels_what_is_outstanding_and_reverses_the_opening() {
+        let mut history = opened_claim();
+        let claim = ClaimState::fold(&history).unwrap();
+        assert_eq!(cancel_for_return(&claim, "o-other", "run-1"), None);
+        let cancelled = cancel_for_return(&claim, "o-april", "run-1").unwrap();
+        assert_eq!(
+            cancelled,
+            RecoveryEvent::Cancelled(pb::RecoveryClaimCancelled {
+                claim_id: claim.claim_id().to_owned(),
+                order_id: "o-april".into(),
+                cancelled: Some(pb::Money { fen: 80_000 }),
+                refund_due: Some(pb::Money { fen: 0 }),
+                write_off_reversed: Some(pb::Money { fen: 0 }),
+                run_id: "run-1".into(),
+            })
+        );
+        history.push(cancelled);
+        let claim = ClaimState::fold(&history).unwrap();
+        assert_eq!(claim.status(), ClaimStatus::Cancelled);
+        assert_eq!(claim.outstanding(), Money::ZERO);
+        // A redelivered return cancels nothing more; the claim takes nothing more.
+        assert_eq!(cancel_for_return(&claim, "o-april", "run-1"), None);
+        assert!(matches!(
+            handle(&claim, &repayment(1, "fin-1")),
+            Err(RecoveryError::Closed { .. })
+        ));
+        assert!(matches!(
+            handle(&claim, &write_off("approver-2")),
+            Err(RecoveryError::Closed { .. })
+        ));
+        let postings = ledger_of(&history, true);
+        assert_eq!(
+            TrialBalance::of(&postings).unwrap().difference(),
+            Some(Money::ZERO)
+        );
+        let balances = account_balances(&postings).unwrap();
+        // Everything is back where it was before the payment.
+        assert_eq!(balances["recovery:household-1"], Money::ZERO);
+        assert_eq!(balances["fund:dibao"], Money::ZERO);
+        assert_eq!(
+            balances["benefits:dibao:990101001000:household-1"],
+            Money::ZERO
+        );
+    }
+
+    #[test]
+    fn a_return_after_a_repayment_owes_the_repayment_back_and_reverses_a_write_off() {
+        let mut history = opened_claim();
+        then(&mut history, &repayment(30_000, "fin-1"));
+        then(&mut history, &write_off("approver-2"));
+        let claim = ClaimState::fold(&history).unwrap();
+        let cancelled = cancel_for_return(&claim, "o-april", "run-1").unwrap();
+        let RecoveryEvent::Cancelled(figures) = &cancelled else {
+            panic!("{cancelled:?}");
+        };
+        assert_eq!(figures.cancelled, Some(pb::Money { fen: 0 }));
+        assert_eq!(figures.refund_due, Some(pb::Money { fen: 30_000 }));
+        assert_eq!(figures.write_off_reversed, Some(pb::Money { fen: 50_000 }));
+        history.push(cancelled);
+        let claim = ClaimState::fold(&history).unwrap();
+        assert_eq!(claim.status(), ClaimStatus::Cancelled);
+        assert_eq!(
+            claim_response(&claim).refund_due,
+            Some(pb::Money { fen: 30_000 })
+        );
+        let postings = ledger_of(&history, true);
+        assert_eq!(
+            TrialBalance::of(&postings).unwrap().difference(),
+            Some(Money::ZERO)
+        );
+        let balances = account_balances(&postings).unwrap();
+        assert_eq!(balances["recovery:household-1"], Money::ZERO);
+        assert_eq!(balances["writeoff:dibao"], Money::ZERO);
+        assert_eq!(
+            balances["benefits:dibao:990101001000:household-1"],
+            Money::ZERO
+        );
+        // The fund holds the repayment, which is owed back to the household.
+        assert_eq!(balances["fund:dibao"], Money::from_fen(30_000));
+        assert_eq!(balances["refunds:household-1"], Money::from_fen(-30_000));
     }
 }

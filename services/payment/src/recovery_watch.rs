@@ -10,6 +10,13 @@
 //! there for the second of the two, whatever order the consumers run in. Each claim's
 //! opening appends under the command id `recover-<order id>` to a stream whose id derives
 //! from the order's: a redelivery, a replay or the other event's reaction opens none.
+//!
+//! It also hears `BankReturnsRecorded`: an order the bank returned (退票) after its claim
+//! opened brought the money back through the return, so the claim is cancelled
+//! ([`crate::recovery::cancel_for_return`]: what was outstanding cancelled, a write-off
+//! reversed, a repayment owed back to the household), read from the claim's own stream (its
+//! id derives from the order's), so a claim opened just before the return is found whatever
+//! the projection has applied. A redelivered return cancels nothing more.
 
 use std::time::Duration;
 
@@ -18,6 +25,7 @@ use sunshine_eventlog::consumer::{HandlerError, HandlerFuture, Projection};
 use sunshine_eventlog::{Actor, EventMetadata, RecordedEvent};
 use sunshine_platform::ApiError;
 use sunshine_proto::events::StreamEvent as _;
+use sunshine_proto::v1 as pb;
 
 use crate::aggregate::RunEvent;
 use crate::read_model::{self, HeardFromReview, PaidOrdersOf};
@@ -54,6 +62,8 @@ enum Concern {
     Entitlement(String),
     /// A run's bank result was recorded.
     Run(String),
+    /// A run's returns (退票) were recorded: these orders' claims, if any, are cancelled.
+    Returned(pb::BankReturnsRecorded),
 }
 
 fn failed(error: ApiError) -> HandlerError {
@@ -79,6 +89,7 @@ impl RecoveryWatch {
                 .map_err(|error| HandlerError(error.to_string()))?;
             return Ok(match run {
                 RunEvent::BankResultRecorded(recorded) => Some(Concern::Run(recorded.run_id)),
+                RunEvent::BankReturnsRecorded(returned) => Some(Concern::Returned(returned)),
                 _ => None,
             });
         }
@@ -114,11 +125,12 @@ impl RecoveryWatch {
         let Some(concern) = Self::concerns(event)? else {
             return Ok(());
         };
-        self.entitlements_past(event).await?;
         let of = match &concern {
             Concern::Entitlement(entitlement_id) => PaidOrdersOf::Entitlement(entitlement_id),
             Concern::Run(run_id) => PaidOrdersOf::Run(run_id),
+            Concern::Returned(returned) => return self.cancel_returned(event, returned).await,
         };
+        self.entitlements_past(event).await?;
         let facts = read_model::paid_after_termination(self.store.pool(), of).await?;
         for opened in recovery::open_claims(&facts, &self.district_code) {
             let order_id = opened
@@ -142,6 +154,47 @@ impl RecoveryWatch {
             {
                 tracing::info!(claim_id = %claim_id, "recovery claim opened");
             }
+        }
+        Ok(())
+    }
+}
+
+impl RecoveryWatch {
+    /// Cancels the claim of each order `returned` returned, if it has one still standing.
+    async fn cancel_returned(
+        &self,
+        event: &RecordedEvent,
+        returned: &pb::BankReturnsRecorded,
+    ) -> Result<(), HandlerError> {
+        for order in &returned.returns {
+            let claim_id = crate::commands::recovery_claim_id_for(&order.order_id);
+            let Some(claim) = self
+                .store
+                .recovery_claim_at(&claim_id, u64::MAX)
+                .await
+                .map_err(failed)?
+            else {
+                continue;
+            };
+            let Some(cancelled) =
+                recovery::cancel_for_return(&claim, &order.order_id, &returned.run_id)
+            else {
+                continue;
+            };
+            let metadata = EventMetadata {
+                actor: watch_actor(),
+                command_id: Some(format!("cancel-{}", order.order_id)),
+                causation_id: Some(event.event_id.to_string()),
+                traceparent: sunshine_platform::telemetry::current_traceparent(),
+                ..EventMetadata::default()
+            };
+            // A repayment appended in between is a conflict: the event is tried again, on
+            // the claim as it is then.
+            self.store
+                .append_recovery_claim(&metadata, &claim_id, claim.version, vec![cancelled])
+                .await
+                .map_err(failed)?;
+            tracing::info!(claim_id = %claim_id, "recovery claim cancelled: its order was returned");
         }
         Ok(())
     }

@@ -598,3 +598,29 @@ impl PaymentStore {
             .await?)
     }
 }
+
+// ---- The 纪委's exports ----
+
+impl PaymentStore {
+    /// Records an export of a run for the discipline-inspection commission on
+    /// `payment-inspection-<run id>` (its own stream, so the run's stream and fold stay the
+    /// run's; every export taken is recorded, so no expected version).
+    pub async fn record_inspection_export(
+        &self,
+        metadata: &EventMetadata,
+        exported: &pb::InspectionExported,
+    ) -> Result<AppendOutcome, ApiError> {
+        let stream = StreamId::new("payment", "inspection", &exported.run_id)
+            .map_err(|_| ApiError::invalid_field("run_id", "not a run id"))?;
+        Ok(self
+            .log
+            .store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                metadata,
+                vec![NewEvent::typed(run_case(&exported.run_id), exported)],
+            )
+            .await?)
+    }
+}

@@ -32,6 +32,45 @@ pub fn check_period(
     Some(period)
 }
 
+/// The statuses a run can be in (`RunResponse.status`), which `ListRuns` filters on.
+pub const RUN_STATUSES: &[&str] = &[
+    "created",
+    "approved",
+    "exported",
+    "result_recorded",
+    "reconciled",
+];
+
+/// A query's filters: a period (`YYYY-MM`, empty allowed when `optional`) and a run status
+/// (empty or one of [`RUN_STATUSES`]).
+pub fn check_query_period(
+    errors: &mut ValidationErrors,
+    field: &str,
+    value: &str,
+    optional: bool,
+) -> Option<Month> {
+    if value.is_empty() && optional {
+        return None;
+    }
+    match Month::parse(value) {
+        Ok(month) => Some(month),
+        Err(_) => {
+            errors.push(field, "a month, YYYY-MM");
+            None
+        }
+    }
+}
+
+/// A run status filter: empty, or one of [`RUN_STATUSES`].
+pub fn check_run_status(errors: &mut ValidationErrors, field: &str, value: &str) {
+    if !value.is_empty() && !RUN_STATUSES.contains(&value) {
+        errors.push(
+            field,
+            format!("empty or one of {}", RUN_STATUSES.join(", ")),
+        );
+    }
+}
+
 /// An amount re-keyed by an officer: present, not negative, within reason.
 pub fn check_amount(
     errors: &mut ValidationErrors,
