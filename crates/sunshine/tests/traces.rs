@@ -260,6 +260,22 @@ fn missing_spans(spans: &[ReceivedSpan]) -> Vec<&'static str> {
             missing.push(what);
         }
     }
+    // Review's transaction of the application itself (a child of its handling), not the one
+    // of its own CaseOpened coming back, which may be exported first.
+    let handling = spans.iter().find(|span| {
+        span.name == "eventlog.consume"
+            && span.service == "review"
+            && span.attribute("messaging.consumer.group.name") == "review-case-opener"
+            && span.attribute("sunshine.event_type") == pb::ApplicationSubmitted::TYPE
+    });
+    let applied = handling.is_some_and(|handling| {
+        spans.iter().any(|span| {
+            span.name == "eventlog.consumer.transaction" && span.parent_span_id == handling.span_id
+        })
+    });
+    if !applied {
+        missing.push("review's transaction of the application");
+    }
     missing
 }
 
