@@ -224,6 +224,11 @@ registry! {
     ReconciliationClosed,
     // payment: payment-medical-<claim id>
     MedicalClaimAssessed,
+    // department-integration: department-integration-batch-<batch id>,
+    // department-integration-access-<department>
+    AssistanceRecordsPushed,
+    AssistanceRecordsRefused,
+    DepartmentQueryRecorded,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its
