@@ -187,6 +187,11 @@ pub fn test_config(auth: &TestAuth, database_url: String, bus_url: String) -> Co
     config.log.stream_name = format!("sunshine-events-{tag}");
     config.log.subject_prefix = format!("t{tag}.events");
     config.log.poll_interval_ms = 20;
+    // department-integration's own person-index key (docs/security.md).
+    config
+        .integration
+        .generate_person_index_key()
+        .expect("randomness for test keys");
     config
 }
 

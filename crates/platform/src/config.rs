@@ -73,6 +73,15 @@ impl std::fmt::Debug for IntegrationConfig {
 }
 
 impl IntegrationConfig {
+    /// A fresh random person-index key (`sunshine dev-init`, tests).
+    pub fn generate_person_index_key(&mut self) -> Result<(), getrandom::Error> {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        self.person_index_key = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Ok(())
+    }
+
     /// The person-index key's base64 text, from the setting or its file; `None` when neither
     /// is given.
     pub fn person_index_key(&self) -> Result<Option<String>, String> {

@@ -30,7 +30,7 @@
 //! ```text
 //! dictionary
 //! registry     → dictionary
-//! records      → registry
+//! records      → dictionary, registry
 //! csv          → records, registry
 //! aggregate    → records
 //! errors
