@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sunshine_domain::{FieldViolation, NationalId, ValidationErrors};
+use sunshine_domain::{FieldViolation, NationalId, OrgUnitCode, ValidationErrors};
 use sunshine_eventlog::request_digest;
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_proto::v1 as pb;
@@ -33,6 +33,8 @@ pub const DEFAULT_PAGE_SIZE: i32 = 50;
 pub struct IntegrationState {
     pub store: IntegrationStore,
     pub registry: Arc<Registry>,
+    /// The deployment's district: a department of another district has no business here.
+    pub district: OrgUnitCode,
 }
 
 #[derive(Debug, Clone)]
@@ -120,11 +122,12 @@ impl IntegrationApi {
             .ok_or_else(|| ApiError::Unavailable("department-integration is starting".into()))
     }
 
-    /// The caller's department: its token's code, listed in the registry.
+    /// The caller's department: of this district, its token's code listed in the registry.
     fn department<'a>(
         state: &'a IntegrationState,
         caller: &Identity,
     ) -> Result<&'a Department, ApiError> {
+        caller.require_org_scope(&state.district)?;
         let code = caller
             .department_code
             .as_deref()

@@ -112,6 +112,10 @@ pub async fn run_sharing_process(
             if state.get().is_some() {
                 return Ok(());
             }
+            let org_tree = config
+                .district
+                .load_org_tree()
+                .map_err(|error| format!("district.org_tree_file: {error}"))?;
             let registry = load_registry(&config.integration.departments_file)?;
             let person_index_key = match config.integration.person_index_key()? {
                 Some(text) => Some(Arc::new(
@@ -130,6 +134,7 @@ pub async fn run_sharing_process(
             let _ = state.set(IntegrationState {
                 store: store::IntegrationStore::new(log, person_index_key),
                 registry: Arc::new(registry),
+                district: org_tree.district().code().clone(),
             });
             Ok(())
         })
