@@ -38,6 +38,19 @@ mod department_records {
     }
 }
 
+/// Justice's record of free legal aid to the first pupil.
+fn legal_aid_record() -> pb::AssistanceRecord {
+    pb::AssistanceRecord {
+        record_id: "legal-1".into(),
+        national_id: pupil(0),
+        program_code: "legal_aid".into(),
+        kind: "service".into(),
+        amount: Some(pb::Money { fen: 0 }),
+        period_start: "2026-10".into(),
+        period_end: "2026-10".into(),
+    }
+}
+
 fn department_token(auth: &TestAuth, department: &str) -> String {
     auth.token_with(Role::Department, DISTRICT, |claims| {
         claims.sub = format!("system-{department}");
@@ -313,15 +326,7 @@ async fn department_records(cluster: bool) -> anyhow::Result<()> {
     );
 
     // Justice's own record of the same pupil.
-    let legal_aid = pb::AssistanceRecord {
-        record_id: "legal-1".into(),
-        national_id: pupil(0),
-        program_code: "legal_aid".into(),
-        kind: "service".into(),
-        amount: Some(pb::Money { fen: 0 }),
-        period_start: "2026-10".into(),
-        period_end: "2026-10".into(),
-    };
+    let legal_aid = legal_aid_record();
     let pushed = integration
         .push(&justice, "justice-push-1", vec![legal_aid.clone()])
         .await?;
@@ -417,6 +422,23 @@ async fn department_records(cluster: bool) -> anyhow::Result<()> {
         access[1].metadata_json
     );
 
+    // Another department's records read like none: education asking about a person only
+    // justice knows gets what it gets for a person nobody knows.
+    let only_justice = pb::AssistanceRecord {
+        record_id: "legal-2".into(),
+        national_id: pupil(1001),
+        ..legal_aid_record()
+    };
+    integration
+        .push(&justice, "justice-push-2", vec![only_justice])
+        .await?;
+    let unknown_to_education = integration.query(&education, &pupil(1001), &[]).await?;
+    let nobody = integration.query(&education, &pupil(1002), &[]).await?;
+    assert!(unknown_to_education.entries.is_empty());
+    assert_eq!(unknown_to_education, nobody);
+
+    hostile_input(&integration, &education, &auth).await?;
+
     // A department the registry does not list; a department's token with no code is refused
     // when it is issued (the platform's check).
     let stranger = department_token(&auth, "lottery_office");
@@ -427,5 +449,117 @@ async fn department_records(cluster: bool) -> anyhow::Result<()> {
     assert_eq!(unknown.code(), Code::PermissionDenied);
 
     service.stop().await?;
+    Ok(())
+}
+
+/// Oversized and control-character input, a page size of a million, a purpose left out, the
+/// wrong role: each refused, naming the field, before anything is written.
+async fn hostile_input(
+    integration: &Integration,
+    education: &str,
+    auth: &TestAuth,
+) -> anyhow::Result<()> {
+    let refused_on = |result: Result<_, Status>, field: &str| -> anyhow::Result<()> {
+        match result {
+            Ok(answer) => anyhow::bail!("{field}: answered {answer:?}"),
+            Err(status) => {
+                anyhow::ensure!(
+                    status.code() == Code::InvalidArgument,
+                    "{field}: {status:?}"
+                );
+                anyhow::ensure!(violated_fields(&status) == [field], "{field}: {status:?}");
+                Ok(())
+            }
+        }
+    };
+    // 1,001 records in one batch.
+    let too_many: Vec<pb::AssistanceRecord> = (2000..3001).map(record).collect();
+    refused_on(
+        integration
+            .push(education, "hostile-1", too_many)
+            .await
+            .map(|_| ()),
+        "records",
+    )?;
+    // A command id with a control character.
+    refused_on(
+        integration
+            .push(education, "hostile\u{0}2", vec![record(2000)])
+            .await
+            .map(|_| ()),
+        "command_id",
+    )?;
+    // Control characters and a 10,000-character id in records: rejected, named, not stored.
+    let mut escape = record(2001);
+    escape.record_id = "edu-\u{1b}[2J".into();
+    let mut long = record(2002);
+    long.record_id = "x".repeat(10_000);
+    let mut invisible = record(2003);
+    invisible.kind = "cash\u{200b}".into();
+    let answer = integration
+        .push(education, "hostile-3", vec![escape, long, invisible])
+        .await?;
+    assert_eq!((answer.stored, answer.rejected), (0, 3));
+    let fields: Vec<&str> = answer
+        .results
+        .iter()
+        .flat_map(|result| result.violations.iter().map(|v| v.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "records[0].record_id",
+            "records[1].record_id",
+            "records[2].kind"
+        ]
+    );
+    // A CSV over 4 MiB.
+    let mut big = HEADER.to_owned();
+    big.push('\n');
+    big.push_str(&"x".repeat(4 * 1024 * 1024));
+    refused_on(
+        integration
+            .import(education, "hostile-4", big, false)
+            .await
+            .map(|_| ()),
+        "file",
+    )?;
+    // A page size of a million; a purpose left out; a program nobody runs.
+    let query = |page_size: i32, purpose: pb::QueryPurpose, programs: Vec<String>| {
+        let request = pb::QueryHouseholdAssistanceRequest {
+            national_id: pupil(0),
+            purpose: purpose.into(),
+            program_codes: programs,
+            page: Some(pb::PageRequest {
+                page_size,
+                page_token: String::new(),
+            }),
+        };
+        let mut client = integration.client.clone();
+        let request = with_token(request, education);
+        async move {
+            let request = request.map_err(|error| Status::internal(error.to_string()))?;
+            client.query_household_assistance(request).await.map(|_| ())
+        }
+    };
+    refused_on(
+        query(1_000_000, pb::QueryPurpose::Eligibility, Vec::new()).await,
+        "page.page_size",
+    )?;
+    refused_on(
+        query(10, pb::QueryPurpose::Unspecified, Vec::new()).await,
+        "purpose",
+    )?;
+    refused_on(
+        query(10, pb::QueryPurpose::Review, vec!["lottery".into()]).await,
+        "program_codes[0]",
+    )?;
+    // An officer's token, even the district center's: not a department.
+    let officer = auth.token(Role::CenterApprover, DISTRICT);
+    let wrong_role = integration
+        .push(&officer, "hostile-5", vec![record(2004)])
+        .await
+        .expect_err("an officer");
+    assert_eq!(wrong_role.code(), Code::PermissionDenied);
     Ok(())
 }
