@@ -21,11 +21,11 @@ use crate::store::{self, IntegrationStore};
 /// Only departments' systems call this service.
 const DEPARTMENTS: &[Role] = &[Role::Department];
 /// Longest command id.
-pub const MAX_COMMAND_ID_LEN: usize = 128;
+pub const MAX_COMMAND_ID_LEN: usize = 100;
 /// Programs one query may name.
 pub const MAX_QUERY_PROGRAMS: usize = 50;
 /// A query's page: at most this many entries (0: [`DEFAULT_PAGE_SIZE`]).
-pub const MAX_PAGE_SIZE: i32 = 200;
+pub const MAX_PAGE_SIZE: i32 = 100;
 pub const DEFAULT_PAGE_SIZE: i32 = 50;
 
 /// What a running service holds once the database and the bus are connected.

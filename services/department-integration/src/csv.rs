@@ -281,6 +281,19 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_read_as_the_docs_say() {
+        let docs = include_str!("../../../docs/department-files.md");
+        let start = docs
+            .find(&format!("```text\n{HEADER}\nedu"))
+            .expect("the example")
+            + 8;
+        let end = start + docs[start..].find("```").expect("its end");
+        let checked = check_file(docs[start..end].as_bytes(), &education()).expect("a good file");
+        assert_eq!(checked.len(), 2);
+        assert!(checked.iter().all(Result::is_ok), "{checked:?}");
+    }
+
+    #[test]
     fn a_control_character_in_a_row_makes_it_bad() {
         let rows = vec![row("r-\u{1b}[31m", &national_id(1), "1")];
         let checked = check_file(&file(&rows), &education()).expect("rows");
