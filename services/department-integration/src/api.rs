@@ -42,6 +42,17 @@ pub struct IntegrationApi {
     pub state: Arc<OnceLock<IntegrationState>>,
 }
 
+/// A push's or import's records, checked, with what identifies the command.
+#[derive(Debug)]
+struct Batch<'a> {
+    /// `push` or `csv`.
+    channel: &'a str,
+    command_id: &'a str,
+    /// The request's digest: a retry is the same command id with the same digest.
+    digest: String,
+    checked: Vec<Checked>,
+}
+
 fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
     if command_id.is_empty()
         || command_id.len() > MAX_COMMAND_ID_LEN
@@ -140,15 +151,17 @@ impl IntegrationApi {
 
     /// Load → decide → append → answer for a batch already checked.
     async fn push_checked(
-        &self,
         state: &IntegrationState,
         caller: &Identity,
         department: &Department,
-        channel: &str,
-        command_id: &str,
-        digest: String,
-        checked: Vec<Checked>,
+        batch: Batch<'_>,
     ) -> Result<pb::PushAssistanceRecordsResponse, ApiError> {
+        let Batch {
+            channel,
+            command_id,
+            digest,
+            checked,
+        } = batch;
         let metadata = store::command_metadata(caller, command_id, digest);
         let stream = store::batch_stream(&department.code, command_id)?;
         if let Some(first) = state.store.previous(&stream, &metadata).await? {
@@ -205,16 +218,13 @@ impl IntegrationApi {
         let fields: Vec<RecordFields> = request.records.iter().map(fields_of).collect();
         let checked = records::check_batch("records", &fields, department);
         let digest = request_digest(&request);
-        self.push_checked(
-            state,
-            caller,
-            department,
-            "push",
-            &request.command_id,
+        let batch = Batch {
+            channel: "push",
+            command_id: &request.command_id,
             digest,
             checked,
-        )
-        .await
+        };
+        Self::push_checked(state, caller, department, batch).await
     }
 
     async fn import_assistance_csv(
@@ -242,16 +252,13 @@ impl IntegrationApi {
             }
         }
         let digest = request_digest(&request);
-        self.push_checked(
-            state,
-            caller,
-            department,
-            "csv",
-            &request.command_id,
+        let batch = Batch {
+            channel: "csv",
+            command_id: &request.command_id,
             digest,
             checked,
-        )
-        .await
+        };
+        Self::push_checked(state, caller, department, batch).await
     }
 
     async fn query_household_assistance(

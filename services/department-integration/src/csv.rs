@@ -288,7 +288,7 @@ mod tests {
             .expect("the example")
             + 8;
         let end = start + docs[start..].find("```").expect("its end");
-        let checked = check_file(docs[start..end].as_bytes(), &education()).expect("a good file");
+        let checked = check_file(&docs.as_bytes()[start..end], &education()).expect("a good file");
         assert_eq!(checked.len(), 2);
         assert!(checked.iter().all(Result::is_ok), "{checked:?}");
     }
