@@ -7,7 +7,8 @@
 //!   visit's findings with the public sealing key alone (what it sealed, only the key-encryption
 //!   key opens); the others answer their health check and `GetServiceInfo`. Each refuses to
 //!   start when handed the key-encryption key, naming it; intake refuses the signing key and the
-//!   log process the key-encryption key.
+//!   log process the key-encryption key; department-integration (the public sealing key only)
+//!   refuses intake's blind-index key too.
 //! - Checkpoints are signed by the log process only: with two replicas, the one holding the
 //!   lease is killed (`kill -9`); appends go on, the other takes the lease and signs checkpoints
 //!   covering everything, and every checkpoint in the database verifies under the log process's
