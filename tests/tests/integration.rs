@@ -6,7 +6,10 @@
 //! nothing; with `good_rows_only` it stores the good ones. Education reads its own record of a
 //! person, and not justice's; asking about justice's program is PERMISSION_DENIED and an
 //! access event, as every query is; civil affairs, which reads every department's records,
-//! sees both. A token naming a department the registry does not list is refused.
+//! sees both, also page by page; a person only another department knows reads like a person
+//! nobody knows. Hostile input (an oversized batch or file, control characters, a page size of
+//! a million, no purpose, an officer's token) is refused naming the field. A token naming a
+//! department the registry does not list is refused.
 
 use std::time::Duration;
 
@@ -126,6 +129,16 @@ impl Integration {
         national_id: &str,
         programs: &[&str],
     ) -> Result<pb::QueryHouseholdAssistanceResponse, Status> {
+        self.query_page(token, national_id, programs, None).await
+    }
+
+    async fn query_page(
+        &self,
+        token: &str,
+        national_id: &str,
+        programs: &[&str],
+        page: Option<pb::PageRequest>,
+    ) -> Result<pb::QueryHouseholdAssistanceResponse, Status> {
         let request = pb::QueryHouseholdAssistanceRequest {
             national_id: national_id.into(),
             purpose: pb::QueryPurpose::Eligibility.into(),
@@ -133,7 +146,7 @@ impl Integration {
                 .iter()
                 .map(|program| (*program).to_owned())
                 .collect(),
-            page: None,
+            page,
         };
         let request =
             with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
@@ -369,9 +382,39 @@ async fn department_records(cluster: bool) -> anyhow::Result<()> {
             .iter()
             .any(|entry| entry.department_code == "justice")
     );
+    // The same three in pages of two, in order, each once.
+    let page = |token: &str| {
+        Some(pb::PageRequest {
+            page_size: 2,
+            page_token: token.into(),
+        })
+    };
+    let first_page = integration
+        .query_page(&civil_affairs, &pupil(0), &[], page(""))
+        .await?;
+    let next = first_page.page.clone().unwrap_or_default().next_page_token;
+    assert_eq!(first_page.entries.len(), 2);
+    assert!(!next.is_empty());
+    let second_page = integration
+        .query_page(&civil_affairs, &pupil(0), &[], page(&next))
+        .await?;
+    assert_eq!(second_page.entries.len(), 1);
+    assert!(
+        second_page
+            .page
+            .unwrap_or_default()
+            .next_page_token
+            .is_empty()
+    );
+    let paged: Vec<pb::AssistanceEntry> = first_page
+        .entries
+        .into_iter()
+        .chain(second_page.entries)
+        .collect();
+    assert_eq!(paged, all.entries);
 
     let log = log_when(&store, |log| {
-        count::<pb::DepartmentQueryRecorded>(log) == 3
+        count::<pb::DepartmentQueryRecorded>(log) == 5
             && count::<pb::AssistanceRecordsPushed>(log) == 4
     })
     .await?;
@@ -401,7 +444,9 @@ async fn department_records(cluster: bool) -> anyhow::Result<()> {
         [
             ("education", true, 2),
             ("education", false, 0),
-            ("civil_affairs", true, 3)
+            ("civil_affairs", true, 3),
+            ("civil_affairs", true, 2),
+            ("civil_affairs", true, 1)
         ]
     );
     assert_eq!(queries[1].refused_program_codes, ["legal_aid"]);
