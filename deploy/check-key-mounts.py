@@ -45,12 +45,12 @@ except ImportError:  # the venv of deploy/k8s-check.sh has it (yamllint depends 
 
 
 class Key:
-    def __init__(self, title, secret, setting, holders):
+    def __init__(self, title, secret, setting, holders, section="log"):
         self.title = title
         self.secret = secret
-        self.setting = setting  # the config field under [log]
+        self.setting = setting  # the config field under [section]
         self.holders = frozenset(holders)
-        self.inline_var = "SUNSHINE__LOG__" + setting.upper()
+        self.inline_var = "SUNSHINE__%s__%s" % (section.upper(), setting.upper())
         self.file_var = self.inline_var + "_FILE"
 
 
@@ -59,6 +59,9 @@ KEYS = [
     Key("checkpoint signing key", "sunshine-checkpoint-signing-key", "checkpoint_signing_key", {"log"}),
     Key("key-encryption key", "sunshine-key-encryption-key", "key_encryption_key", {"intake", "payment"}),
     Key("blind-index key", "sunshine-blind-index-key", "blind_index_key", {"intake"}),
+    # department-integration's own person-index key (not a log key: [integration]).
+    Key("person-index key", "sunshine-person-index-key", "person_index_key",
+        {"department-integration"}, section="integration"),
 ]
 PROCESSES = ["log", "intake", "payment", "department-integration", "review", "disclosure", "audit"]
 OLD_SECRET = "sunshine-log-keys"
@@ -67,7 +70,7 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
 # A key (or its file) set in a configuration file: `key_encryption_key = …` under [log], or
 # `log.key_encryption_key = …`.
 CONFIG_LINE = re.compile(
-    r"(?m)^\s*(?:log\s*\.\s*)?(%s)(?:_file)?\s*=" % "|".join(k.setting for k in KEYS)
+    r"(?m)^\s*(?:(?:log|integration)\s*\.\s*)?(%s)(?:_file)?\s*=" % "|".join(k.setting for k in KEYS)
 )
 
 

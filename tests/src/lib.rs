@@ -195,6 +195,11 @@ pub fn test_config(auth: &TestAuth, database_url: String, bus_url: String) -> Co
     )
     .expect("a temporary inspection key file");
     config.payment.inspection_key_file = key_file.display().to_string();
+    // department-integration's own person-index key (docs/security.md).
+    config
+        .integration
+        .generate_person_index_key()
+        .expect("randomness for test keys");
     config
 }
 

@@ -26,6 +26,7 @@ use sunshine_platform::Role;
 use sunshine_platform::clock::ManualClock;
 use sunshine_proto::events::TypedEvent;
 use sunshine_proto::v1 as pb;
+use sunshine_proto::v1::department_integration_service_client::DepartmentIntegrationServiceClient;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_proto::v1::payment_service_client::PaymentServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
@@ -44,11 +45,13 @@ const MATRIX_FILE: &str = include_str!("../access-matrix.toml");
 const PACKAGE: &str = "sunshine.v1";
 /// The services whose every RPC must have rows. A later service adds itself here, its rows to
 /// the file and its probes below.
-const COVERED_SERVICES: [&str; 4] = [
+const COVERED_SERVICES: [&str; 5] = [
     "IntakeService",
     "ReviewService",
     "PaymentService",
     "ServiceInfoService",
+    // department-integration
+    "DepartmentIntegrationService",
 ];
 /// The relations of issue 9, in the order of every row's codes.
 const RELATIONS: [&str; 5] = [
@@ -214,6 +217,10 @@ enum Rpc {
     ExportRunForInspection,
     WhoAmI,
     GetServiceInfo,
+    // department-integration
+    PushAssistanceRecords,
+    ImportAssistanceCsv,
+    QueryHouseholdAssistance,
 }
 
 impl Rpc {
@@ -268,6 +275,12 @@ impl Rpc {
             ("PaymentService", "ExportRunForInspection") => Rpc::ExportRunForInspection,
             ("ServiceInfoService", "WhoAmI") => Rpc::WhoAmI,
             ("ServiceInfoService", "GetServiceInfo") => Rpc::GetServiceInfo,
+            // department-integration
+            ("DepartmentIntegrationService", "PushAssistanceRecords") => Rpc::PushAssistanceRecords,
+            ("DepartmentIntegrationService", "ImportAssistanceCsv") => Rpc::ImportAssistanceCsv,
+            ("DepartmentIntegrationService", "QueryHouseholdAssistance") => {
+                Rpc::QueryHouseholdAssistance
+            }
             _ => return None,
         })
     }
@@ -680,6 +693,9 @@ struct World {
     intake: IntakeServiceClient<Channel>,
     review: ReviewServiceClient<Channel>,
     payment: PaymentServiceClient<Channel>,
+    /// department-integration: the fixture is one record civil affairs pushed
+    /// ([`integration_record`]).
+    integration: DepartmentIntegrationServiceClient<Channel>,
     /// `ServiceInfoService` on intake's port and on review's.
     service_info: [ServiceInfoServiceClient<Channel>; 2],
     store: EventStore,
@@ -1029,6 +1045,7 @@ impl World {
         let (run, run_case) = self.payment_run().await?;
         let medical_claim = self.medical_claim().await?;
         let claim = self.recovery_claim().await?;
+        self.push_integration_record().await?;
 
         Ok(Fixtures {
             target,
@@ -1194,6 +1211,29 @@ impl World {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    // ---- department-integration ----
+
+    /// Civil affairs pushes the fixture record once: every cell's push and import of it after
+    /// that stores nothing (UNCHANGED), so no cell changes what the next finds.
+    async fn push_integration_record(&mut self) -> anyhow::Result<()> {
+        let token = self.auth.token(Role::Department, DISTRICT);
+        let request = pb::PushAssistanceRecordsRequest {
+            command_id: "matrix-integration-fixture".into(),
+            records: vec![integration_record()],
+        };
+        let pushed = self
+            .integration
+            .push_assistance_records(with_token(request, &token)?)
+            .await
+            .context("pushing the department-integration fixture")?
+            .into_inner();
+        anyhow::ensure!(
+            pushed.stored == 1,
+            "the fixture record was not stored: {pushed:?}"
+        );
+        Ok(())
     }
 
     /// An assist-first grant heard from review (appended at the boundary, on a case of a
@@ -1924,6 +1964,51 @@ impl World {
                     .write_off_recovery(with_token(request, &token)?)
                     .await)
             }
+            // department-integration: the fixture record again (stored before: UNCHANGED).
+            Rpc::PushAssistanceRecords => {
+                let request = pb::PushAssistanceRecordsRequest {
+                    command_id,
+                    records: vec![integration_record()],
+                };
+                ok(self
+                    .integration
+                    .push_assistance_records(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ImportAssistanceCsv => {
+                let record = integration_record();
+                let file = format!(
+                    "record_id,national_id,program_code,kind,amount_fen,period_start,period_end\n{},{},{},{},{},{},{}\n",
+                    record.record_id,
+                    record.national_id,
+                    record.program_code,
+                    record.kind,
+                    record.amount.map_or(0, |money| money.fen),
+                    record.period_start,
+                    record.period_end
+                );
+                let request = pb::ImportAssistanceCsvRequest {
+                    command_id,
+                    file: file.into_bytes(),
+                    good_rows_only: false,
+                };
+                ok(self
+                    .integration
+                    .import_assistance_csv(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::QueryHouseholdAssistance => {
+                let request = pb::QueryHouseholdAssistanceRequest {
+                    national_id: integration_record().national_id,
+                    purpose: pb::QueryPurpose::Review.into(),
+                    program_codes: vec!["temporary_assistance".into()],
+                    page: None,
+                };
+                ok(self
+                    .integration
+                    .query_household_assistance(with_token(request, &token)?)
+                    .await)
+            }
             // Mounted on every port: each port must answer the same.
             Rpc::WhoAmI => {
                 let mut answers = Vec::new();
@@ -1945,6 +2030,19 @@ impl World {
             }
         };
         Ok(answer)
+    }
+}
+
+/// department-integration's fixture: civil affairs' record of a temporary grant.
+fn integration_record() -> pb::AssistanceRecord {
+    pb::AssistanceRecord {
+        record_id: "matrix-ca-1".into(),
+        national_id: national_id("19800505", 901),
+        program_code: "temporary_assistance".into(),
+        kind: "cash".into(),
+        amount: Some(pb::Money { fen: 50_000 }),
+        period_start: "2026-09".into(),
+        period_end: "2026-09".into(),
     }
 }
 
@@ -2073,6 +2171,16 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
         sunshine_payment::run_sharing_process,
     )
     .await?;
+    // department-integration
+    let integration = RunningService::start(
+        sunshine_department_integration::SERVICE_NAME,
+        keep.service_config(&config, sunshine_department_integration::SERVICE_NAME),
+        sunshine_department_integration::run_sharing_process,
+    )
+    .await?;
+    integration
+        .wait_for_health(ServingStatus::Serving, PATIENCE)
+        .await?;
     intake
         .wait_for_health(ServingStatus::Serving, PATIENCE)
         .await?;
@@ -2098,6 +2206,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
         intake: IntakeServiceClient::new(intake.channel().await?),
         review: ReviewServiceClient::new(review.channel().await?),
         payment: PaymentServiceClient::new(payment.channel().await?),
+        integration: DepartmentIntegrationServiceClient::new(integration.channel().await?),
         service_info: [
             ServiceInfoServiceClient::new(intake.channel().await?),
             ServiceInfoServiceClient::new(review.channel().await?),
@@ -2134,6 +2243,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
     intake.stop().await?;
     review.stop().await?;
     payment.stop().await?;
+    integration.stop().await?;
     drop(keep);
     if mismatches.is_empty() {
         Ok(())

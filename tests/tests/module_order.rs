@@ -182,6 +182,12 @@ fn the_payment_modules_import_one_way() {
     check_module_order("services/payment");
 }
 
+// ---- department-integration ----
+#[test]
+fn the_department_integration_modules_import_one_way() {
+    check_module_order("services/department-integration");
+}
+
 #[test]
 fn a_circle_is_caught() {
     let crate_root = "//! # Module dependencies\n//! ```text\n//! a\n//! b → a\n//! ```\n";

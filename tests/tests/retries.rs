@@ -27,6 +27,7 @@ use sunshine_platform::Role;
 use sunshine_platform::clock::{Clock as _, ManualClock};
 use sunshine_proto::events::{Event, TypedEvent};
 use sunshine_proto::v1 as pb;
+use sunshine_proto::v1::department_integration_service_client::DepartmentIntegrationServiceClient;
 use sunshine_proto::v1::intake_service_client::IntakeServiceClient;
 use sunshine_proto::v1::payment_service_client::PaymentServiceClient;
 use sunshine_proto::v1::review_service_client::ReviewServiceClient;
@@ -102,6 +103,9 @@ rows! {
     "PaymentService/SubmitMedicalClaim" => submit_medical_claim,
     "PaymentService/RecordRecoveryRepayment" => record_recovery_repayment,
     "PaymentService/WriteOffRecovery" => write_off_recovery,
+    // department-integration
+    "DepartmentIntegrationService/PushAssistanceRecords" => push_assistance_records,
+    "DepartmentIntegrationService/ImportAssistanceCsv" => import_assistance_csv,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -213,6 +217,9 @@ struct World {
     intake: IntakeServiceClient<Channel>,
     review: ReviewServiceClient<Channel>,
     payment: PaymentServiceClient<Channel>,
+    /// department-integration, and civil affairs' system calling it.
+    integration: DepartmentIntegrationServiceClient<Channel>,
+    department: String,
     store: EventStore,
     database: sunshine_platform::backends::Database,
     services: Vec<RunningService>,
@@ -307,7 +314,14 @@ impl World {
             },
         )
         .await?;
-        let services = vec![intake, review, payment];
+        // department-integration
+        let integration = RunningService::start(
+            sunshine_department_integration::SERVICE_NAME,
+            backends.service_config(&config, sunshine_department_integration::SERVICE_NAME),
+            sunshine_department_integration::run_sharing_process,
+        )
+        .await?;
+        let services = vec![intake, review, payment, integration];
         for service in &services {
             service
                 .wait_for_health(ServingStatus::Serving, PATIENCE)
@@ -326,6 +340,8 @@ impl World {
             intake: IntakeServiceClient::new(services[0].channel().await?),
             review: ReviewServiceClient::new(services[1].channel().await?),
             payment: PaymentServiceClient::new(services[2].channel().await?),
+            integration: DepartmentIntegrationServiceClient::new(services[3].channel().await?),
+            department: auth.token_for("civil-affairs-1", Role::Department, DISTRICT),
             store,
             database,
             clerk: auth.token_for("clerk-1", Role::VillageClerk, VILLAGE),
@@ -1959,6 +1975,96 @@ async fn write_off_recovery(world: &World, seed: u32) -> anyhow::Result<()> {
     );
     let mut other = request.clone();
     other.reason = pb::WriteOffReason::Hardship.into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- department-integration ----
+
+/// Civil affairs' record `record_id` of a temporary grant to the row's person.
+fn department_record(seed: u32, record_id: &str, fen: i64) -> pb::AssistanceRecord {
+    pb::AssistanceRecord {
+        record_id: record_id.into(),
+        national_id: sunshine_tests::households::national_id("19770707", 500 + seed % 400),
+        program_code: "temporary_assistance".into(),
+        kind: "cash".into(),
+        amount: Some(pb::Money { fen }),
+        period_start: "2026-09".into(),
+        period_end: "2026-09".into(),
+    }
+}
+
+fn department_csv(records: &[pb::AssistanceRecord]) -> Vec<u8> {
+    let mut text = String::from(
+        "record_id,national_id,program_code,kind,amount_fen,period_start,period_end\n",
+    );
+    for record in records {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            record.record_id,
+            record.national_id,
+            record.program_code,
+            record.kind,
+            record.amount.map_or(0, |money| money.fen),
+            record.period_start,
+            record.period_end
+        ));
+    }
+    text.into_bytes()
+}
+
+async fn push_assistance_records(world: &World, seed: u32) -> anyhow::Result<()> {
+    let call = call!(world.integration, push_assistance_records, world.department);
+    let (a, b) = (format!("push-a-{seed}"), format!("push-b-{seed}"));
+    let request = pb::PushAssistanceRecordsRequest {
+        command_id: format!("push-{seed}"),
+        records: vec![
+            department_record(seed, &a, 50_000),
+            department_record(seed, &b, 60_000),
+        ],
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.stored == 2, "{first:?}");
+    // The world moves on: the same records again (unchanged), one changed (refused).
+    let again = call(pb::PushAssistanceRecordsRequest {
+        command_id: format!("push-again-{seed}"),
+        records: vec![
+            department_record(seed, &a, 50_000),
+            department_record(seed, &b, 1),
+        ],
+    })
+    .await?;
+    anyhow::ensure!(again.unchanged == 1 && again.refused == 1, "{again:?}");
+    let mut other = request.clone();
+    other.records[0].amount = Some(pb::Money { fen: 50_001 });
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn import_assistance_csv(world: &World, seed: u32) -> anyhow::Result<()> {
+    let call = call!(world.integration, import_assistance_csv, world.department);
+    let records = vec![
+        department_record(seed, &format!("csv-a-{seed}"), 40_000),
+        department_record(seed, &format!("csv-b-{seed}"), 30_000),
+    ];
+    let request = pb::ImportAssistanceCsvRequest {
+        command_id: format!("csv-{seed}"),
+        file: department_csv(&records),
+        good_rows_only: false,
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.stored == 2, "{first:?}");
+    // The world moves on: the same file pushed again stores nothing.
+    let again = call(pb::ImportAssistanceCsvRequest {
+        command_id: format!("csv-again-{seed}"),
+        ..request.clone()
+    })
+    .await?;
+    anyhow::ensure!(again.unchanged == 2, "{again:?}");
+    let mut other = request.clone();
+    other.good_rows_only = true;
     world
         .retries_answer_first(call, request, &first, other)
         .await

@@ -38,6 +38,63 @@ pub struct Config {
     pub district: DistrictConfig,
     pub privacy: PrivacyConfig,
     pub payment: PaymentConfig,
+    pub integration: IntegrationConfig,
+}
+
+// ---- department-integration ----
+
+/// Department integration's configuration: the department registry and the service's own
+/// person-index key (`docs/security.md`, "Department integration's person index").
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegrationConfig {
+    /// The department registry (format:
+    /// `services/department-integration/departments/example-district.toml`); empty means the
+    /// EXAMPLE district's, compiled in.
+    pub departments_file: String,
+    /// The key of department-integration's person index (base64 of 32 bytes): an HMAC of each
+    /// pushed record's id number, so a department's query finds it without the log's
+    /// blind-index key. Held by department-integration only. Empty (and no file): the RPCs that
+    /// need it answer FAILED_PRECONDITION.
+    pub person_index_key: String,
+    /// A file holding [`Self::person_index_key`] (Kubernetes: a Secret volume).
+    pub person_index_key_file: String,
+}
+
+impl std::fmt::Debug for IntegrationConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("IntegrationConfig")
+            .field("departments_file", &self.departments_file)
+            .field("person_index_key", &"<redacted>")
+            .field("person_index_key_file", &self.person_index_key_file)
+            .finish()
+    }
+}
+
+impl IntegrationConfig {
+    /// A fresh random person-index key (`sunshine dev-init`, tests).
+    pub fn generate_person_index_key(&mut self) -> Result<(), getrandom::Error> {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        self.person_index_key = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Ok(())
+    }
+
+    /// The person-index key's base64 text, from the setting or its file; `None` when neither
+    /// is given.
+    pub fn person_index_key(&self) -> Result<Option<String>, String> {
+        if !self.person_index_key.trim().is_empty() {
+            return Ok(Some(self.person_index_key.trim().to_owned()));
+        }
+        if self.person_index_key_file.is_empty() {
+            return Ok(None);
+        }
+        std::fs::read_to_string(&self.person_index_key_file)
+            .map(|text| Some(text.trim().to_owned()))
+            .map_err(|error| format!("integration.person_index_key_file: {error}"))
+    }
 }
 
 /// Payment's parameters that are not policy.

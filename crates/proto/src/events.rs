@@ -231,6 +231,11 @@ registry! {
     RecoveryClaimCancelled,
     // payment: payment-inspection-<run id> (the 纪委's exports)
     InspectionExported,
+    // department-integration: department-integration-batch-<batch id>,
+    // department-integration-access-<department>
+    AssistanceRecordsPushed,
+    AssistanceRecordsRefused,
+    DepartmentQueryRecorded,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

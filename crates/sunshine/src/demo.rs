@@ -34,6 +34,7 @@ pub async fn run() -> anyhow::Result<()> {
     config.grpc.drain_delay_ms = 0;
     config.readiness.check_interval_ms = 200;
     config.log.generate_keys()?;
+    config.integration.generate_person_index_key()?;
     config.validate()?;
 
     println!(

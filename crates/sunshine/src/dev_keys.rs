@@ -115,6 +115,8 @@ pub fn init_embedded(directory: &Path) -> anyhow::Result<std::path::PathBuf> {
         let database_path = directory.join("data").join("sunshine.db");
         let mut log = sunshine_platform::config::LogConfig::default();
         log.generate_keys()?;
+        let mut integration = sunshine_platform::config::IntegrationConfig::default();
+        integration.generate_person_index_key()?;
         let text = format!(
             "# Written by `sunshine dev-init` for `make run`: embedded mode with a development key.\n\
              # Not for production. Delete this file to have it written again. With a PostgreSQL\n\
@@ -127,13 +129,16 @@ pub fn init_embedded(directory: &Path) -> anyhow::Result<std::path::PathBuf> {
              # Development keys of the case-event log; keep this file private.\n\
              [policy]\ndirectory = \"policy/example-district\"\n\
              workflows_file = \"services/review/workflows/example-district.toml\"\n\n\
-             [log]\ncheckpoint_signing_key = \"{signing}\"\nkey_encryption_key = \"{kek}\"\nblind_index_key = \"{blind}\"\n",
+             [log]\ncheckpoint_signing_key = \"{signing}\"\nkey_encryption_key = \"{kek}\"\nblind_index_key = \"{blind}\"\n\n\
+             # department-integration's own person-index key (docs/security.md).\n\
+             [integration]\nperson_index_key = \"{person_index}\"\n",
             database = database_path.display(),
             kid = issuer.key_id(),
             public_key = issuer.public_key_base64(),
             signing = log.checkpoint_signing_key,
             kek = log.key_encryption_key,
             blind = log.blind_index_key,
+            person_index = integration.person_index_key,
         );
         std::fs::write(&config_path, text)?;
         #[cfg(unix)]

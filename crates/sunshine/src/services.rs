@@ -166,8 +166,9 @@ pub const SERVICES: [ServiceEntry; 7] = [
                 config, listener, shutdown,
             ))
         },
-        read_model: None,
-        writes_log: false,
+        // department-integration: its records table; it appends its batches and access events.
+        read_model: Some(sunshine_department_integration::READ_MODEL),
+        writes_log: true,
         rebuild: None,
         keys: sunshine_department_integration::KEYS,
     },

@@ -28,7 +28,7 @@ fn migrate_creates_every_components_tables_and_can_run_again() -> anyhow::Result
     let url = format!("sqlite://{}", directory.join("sunshine.db").display());
     let variables = [("SUNSHINE__DATABASE__URL", url.as_str())];
     let first = sunshine(&variables, &["migrate"])?;
-    for component in ["eventlog", "intake", "review", "payment"] {
+    for component in ["eventlog", "intake", "review", "payment", "integration"] {
         assert!(first.contains(&format!("migrated {component}")), "{first}");
     }
     // No roles on SQLite, and a second run applies nothing new (and logs no migration).
@@ -42,7 +42,7 @@ fn migrate_creates_every_components_tables_and_can_run_again() -> anyhow::Result
             .collect()
     };
     assert_eq!(summary(&first), summary(&second));
-    assert_eq!(second.lines().count(), 4, "{second}");
+    assert_eq!(second.lines().count(), 5, "{second}");
     std::fs::remove_dir_all(directory)?;
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!   visit's findings with the public sealing key alone (what it sealed, only the key-encryption
 //!   key opens); the others answer their health check and `GetServiceInfo`. Each refuses to
 //!   start when handed the key-encryption key, naming it; intake refuses the signing key and the
-//!   log process the key-encryption key.
+//!   log process the key-encryption key; department-integration (the public sealing key only)
+//!   refuses intake's blind-index key too.
 //! - Checkpoints are signed by the log process only: with two replicas, the one holding the
 //!   lease is killed (`kill -9`); appends go on, the other takes the lease and signs checkpoints
 //!   covering everything, and every checkpoint in the database verifies under the log process's
@@ -210,13 +211,34 @@ async fn services_without_keys_serve_and_refuse_the_keys_their_roles_do_not_hold
     let mut review = cluster
         .start(sunshine_review::SERVICE_NAME, sunshine_review::KEYS)
         .await?;
+    // department-integration: the public sealing key only (it seals departments' id numbers),
+    // never intake's blind-index key (docs/security.md, "Department integration's person
+    // index").
+    assert_eq!(
+        sunshine_department_integration::KEYS,
+        LogKeys {
+            sealing: true,
+            ..LogKeys::NONE
+        }
+    );
+    let blind_index_key = cluster.config.log.blind_index_key.clone();
+    cluster
+        .refused(
+            sunshine_department_integration::SERVICE_NAME,
+            sunshine_department_integration::KEYS,
+            move |config| config.log.blind_index_key = blind_index_key,
+            "log.blind_index_key",
+        )
+        .await?;
+    let mut integration = cluster
+        .start(
+            sunshine_department_integration::SERVICE_NAME,
+            sunshine_department_integration::KEYS,
+        )
+        .await?;
     let mut keyless = Vec::new();
     for (name, keys) in [
         (sunshine_disclosure::SERVICE_NAME, sunshine_disclosure::KEYS),
-        (
-            sunshine_department_integration::SERVICE_NAME,
-            sunshine_department_integration::KEYS,
-        ),
         (sunshine_audit::SERVICE_NAME, sunshine_audit::KEYS),
     ] {
         assert_eq!(keys, LogKeys::NONE, "{name} holds a key");
@@ -314,6 +336,7 @@ async fn services_without_keys_serve_and_refuse_the_keys_their_roles_do_not_hold
         process.stop().await?;
     }
     review.stop().await?;
+    integration.stop().await?;
     intake.stop().await?;
     log_process.stop().await?;
     owner.close().await;

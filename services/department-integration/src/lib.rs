@@ -1,21 +1,86 @@
-//! Department-integration service: departments' systems share records, answer verifications and run their own programs through the shared platform.
+//! Department-integration service: departments' systems share their assistance records and ask
+//! what assistance a person receives, within their scope, through the shared platform.
 //!
 //! # Layout
-//! So far the runtime skeleton every service shares: gRPC health (SERVING once the database
-//! and the bus are connected), reflection, and `ServiceInfoService` behind bearer tokens. The
-//! service's own API arrives with the department-integration issue.
+//! - [`dictionary`]: the field dictionary — data items in classes with a sensitivity flag
+//!   (after MZ/T 073-2024), project data in `data/field-dictionary.toml` (pure).
+//! - [`registry`]: the department registry from `integration.departments_file` — codes, names,
+//!   programs, the data items each reads and answers, the events each receives; a
+//!   department's reading scope (pure).
+//! - [`records`]: a department's assistance record checked field by field, every bad field
+//!   named under its place; the batch's bounds (pure).
+//! - [`csv`]: the CSV file of records (`docs/department-files.md`), row by row (pure).
+//! - [`aggregate`]: a batch's decision — stored, unchanged, refused, rejected — and the
+//!   events of `department-integration-batch-<id>` and `department-integration-access-<dept>`
+//!   (pure).
+//! - [`errors`]: refusals as `ApiError`s, in one place.
+//! - [`read_model`]: `integration_records`, the guard of one record per (department, record
+//!   id), written in the push's append transaction, and the queries' read.
+//! - [`store`]: retries, the person index (the service's own key), sealing, the append with
+//!   its guard, access records.
+//! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
+//!
+//! Slice 1 of issue 13: the registry, push, CSV import and query. The economic-status check,
+//! subscriptions, linkage, duplicates and monitoring build on it.
+//!
+//! # Module dependencies
+//! Imports point one way; a module uses only the modules after its arrow, all listed above it
+//! (checked by `tests/tests/module_order.rs` in the workspace):
+//!
+//! ```text
+//! dictionary
+//! registry     → dictionary
+//! records      → dictionary, registry
+//! csv          → records, registry
+//! aggregate    → records
+//! errors
+//! read_model   → aggregate
+//! store        → aggregate, errors, read_model
+//! api          → aggregate, csv, errors, read_model, records, registry, store
+//! ```
 
+pub mod aggregate;
+pub mod api;
+pub mod csv;
+pub mod dictionary;
+pub mod errors;
+pub mod read_model;
+pub mod records;
+pub mod registry;
+pub mod store;
+
+use std::sync::{Arc, OnceLock};
+
+use sunshine_eventlog::crypto::BlindIndexKey;
+use sunshine_eventlog::runtime::LogRuntime;
+use sunshine_eventlog::schema::Component;
 use sunshine_platform::config::LogKeys;
 use sunshine_platform::{Config, RunError, Shutdown};
+use sunshine_proto::v1::department_integration_service_server::DepartmentIntegrationServiceServer;
 use tokio::net::TcpListener;
+
+use crate::api::{IntegrationApi, IntegrationState};
 
 /// The service's name in health checks, logs and traces.
 pub const SERVICE_NAME: &str = "department-integration";
 
-/// The case-event log's keys the service holds: none. Departments ask by resident id number,
-/// and the service finds the person through intake, which holds the blind-index key;
+/// The service's own tables (`integration_…`), migrated by `sunshine migrate` (or on start,
+/// SQLite).
+pub const READ_MODEL: Component = Component {
+    name: "integration",
+    migrations: read_model::MIGRATIONS,
+};
+
+/// The case-event log's keys the service holds: `sealing` only (the seal-only public key), to
+/// seal the id numbers of departments' records without being able to open them. It holds
+/// neither the key-encryption key nor intake's blind-index key; a query finds a department's
+/// records by the service's own person index (`integration.person_index_key`), which tests id
+/// numbers against departments' records only, never against intake's register.
 /// `docs/security.md` has the table.
-pub const KEYS: LogKeys = LogKeys::NONE;
+pub const KEYS: LogKeys = LogKeys {
+    sealing: true,
+    ..LogKeys::NONE
+};
 
 /// Serves the service on its own on `listener` until `shutdown` fires; refuses to start when
 /// the configuration gives it a key its role does not hold, or lacks one it needs.
@@ -35,12 +100,72 @@ pub async fn run_sharing_process(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    sunshine_platform::serve(
+    let state: Arc<OnceLock<IntegrationState>> = Arc::new(OnceLock::new());
+    let api = IntegrationApi {
+        state: Arc::clone(&state),
+    };
+    let started_config = config.clone();
+    let on_connected: sunshine_platform::OnConnected = Box::new(move |backends, shutdown| {
+        let state = Arc::clone(&state);
+        let config = started_config.clone();
+        Box::pin(async move {
+            if state.get().is_some() {
+                return Ok(());
+            }
+            let org_tree = config
+                .district
+                .load_org_tree()
+                .map_err(|error| format!("district.org_tree_file: {error}"))?;
+            let registry = load_registry(&config.integration.departments_file)?;
+            let person_index_key = match config.integration.person_index_key()? {
+                Some(text) => Some(Arc::new(
+                    BlindIndexKey::from_base64(&text)
+                        .map_err(|error| format!("integration.person_index_key: {error}"))?,
+                )),
+                None => {
+                    tracing::warn!(
+                        "no integration.person_index_key: pushes and queries answer FAILED_PRECONDITION"
+                    );
+                    None
+                }
+            };
+            let log =
+                LogRuntime::start_with(&backends, &config.log, &[READ_MODEL], shutdown).await?;
+            let _ = state.set(IntegrationState {
+                store: store::IntegrationStore::new(log, person_index_key),
+                registry: Arc::new(registry),
+                district: org_tree.district().code().clone(),
+            });
+            Ok(())
+        })
+    });
+    sunshine_platform::serve_with(
         SERVICE_NAME,
         config,
         listener,
         shutdown,
-        |_context, _routes| {},
+        |context, routes| {
+            let server = DepartmentIntegrationServiceServer::new(api)
+                .max_decoding_message_size(context.max_message_bytes())
+                .max_encoding_message_size(context.max_message_bytes());
+            routes.add_service(context.protect(server));
+        },
+        Some(on_connected),
     )
     .await
+}
+
+/// The configured registry, or the EXAMPLE district's (with a warning) when none is.
+fn load_registry(path: &str) -> Result<registry::Registry, String> {
+    let dictionary = dictionary::FieldDictionary::embedded().map_err(|error| error.to_string())?;
+    if path.is_empty() {
+        tracing::warn!(
+            "no integration.departments_file configured: using the EXAMPLE district's departments"
+        );
+        return registry::Registry::example(&dictionary).map_err(|error| error.to_string());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("integration.departments_file {path}: {error}"))?;
+    registry::Registry::from_toml_str(&text, &dictionary)
+        .map_err(|error| format!("integration.departments_file {path}: {error}"))
 }

@@ -1,0 +1,203 @@
+//! Department integration's tables: `integration_records`, one row per (department, record
+//! id) — the guard that makes a push idempotent, written in the push's own append
+//! transaction, and the read model a query reads (by the service's person index, never the id
+//! number).
+
+use std::collections::BTreeMap;
+
+use sqlx::{AnyConnection, AnyPool, Row as _};
+use sunshine_eventlog::AppendGuard;
+use sunshine_eventlog::schema::Migration;
+use sunshine_platform::config::DatabaseKind;
+
+use crate::aggregate::Prepared;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "department-integration: departments' assistance records, one per (department, record id)",
+    script: |_kind: DatabaseKind| {
+        "CREATE TABLE integration_records (
+            department_code TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            content_digest TEXT NOT NULL,
+            person_index TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            amount_fen BIGINT NOT NULL,
+            period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            batch_stream TEXT NOT NULL,
+            PRIMARY KEY (department_code, record_id)
+        );
+        CREATE INDEX integration_records_person ON integration_records (person_index, program_code);"
+            .into()
+    },
+}];
+
+/// Look-ups of the `IN (…)` lists per statement.
+const LOOKUP_CHUNK: usize = 200;
+
+/// The digests stored under `record_ids` of `department`.
+pub async fn stored_digests(
+    pool: &AnyPool,
+    department: &str,
+    record_ids: &[&str],
+) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let mut stored = BTreeMap::new();
+    for chunk in record_ids.chunks(LOOKUP_CHUNK) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT record_id, content_digest FROM integration_records WHERE department_code = $1 AND record_id IN ({})",
+            placeholders.join(", ")
+        );
+        // Only placeholders are formatted into the statement; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(department);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(pool).await? {
+            stored.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+        }
+    }
+    Ok(stored)
+}
+
+/// The records a push stores, written with its append: a row already there (a push racing
+/// this one) refuses the append, and the caller answers ABORTED.
+#[derive(Debug)]
+pub struct RecordRows<'a> {
+    pub department: &'a str,
+    pub batch_stream: &'a str,
+    pub rows: &'a [(Prepared, String)],
+}
+
+/// Another push stored one of the records first.
+#[derive(Debug)]
+pub struct StoredMeanwhile;
+
+impl AppendGuard for RecordRows<'_> {
+    type Refusal = StoredMeanwhile;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), StoredMeanwhile>, sqlx::Error> {
+        for (prepared, digest) in self.rows {
+            let record = &prepared.record;
+            let inserted = sqlx::query(
+                "INSERT INTO integration_records (department_code, record_id, content_digest, person_index, \
+                 program_code, kind, amount_fen, period_start, period_end, batch_stream) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            )
+            .bind(self.department)
+            .bind(record.record_id.as_str())
+            .bind(digest.as_str())
+            .bind(hex::encode(prepared.person_index))
+            .bind(record.program_code.as_str())
+            .bind(record.kind.as_str())
+            .bind(record.amount.fen())
+            .bind(record.period_start.to_string())
+            .bind(record.period_end.to_string())
+            .bind(self.batch_stream)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(Err(StoredMeanwhile));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// A stored record as a query answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub department_code: String,
+    pub record_id: String,
+    pub program_code: String,
+    pub kind: String,
+    pub amount_fen: i64,
+    pub period_start: String,
+    pub period_end: String,
+}
+
+/// One page of the person's records of `programs` pushed by `departments` (`None`: any),
+/// after the (department, record id) `after`, in that order; `limit + 1` rows tell whether
+/// there is more.
+pub async fn records_of_person(
+    pool: &AnyPool,
+    person_index: &[u8; 32],
+    programs: &[String],
+    department: Option<&str>,
+    after: Option<(String, String)>,
+    limit: usize,
+) -> Result<Vec<StoredRecord>, sqlx::Error> {
+    let mut sql = String::from(
+        "SELECT department_code, record_id, program_code, kind, amount_fen, period_start, period_end \
+         FROM integration_records WHERE person_index = $1",
+    );
+    let mut next = 2;
+    let mut binds: Vec<String> = Vec::new();
+    if !programs.is_empty() {
+        let placeholders: Vec<String> = programs
+            .iter()
+            .map(|program| {
+                binds.push(program.clone());
+                next += 1;
+                format!("${}", next - 1)
+            })
+            .collect();
+        sql.push_str(&format!(
+            " AND program_code IN ({})",
+            placeholders.join(", ")
+        ));
+    }
+    if let Some(department) = department {
+        binds.push(department.to_owned());
+        sql.push_str(&format!(" AND department_code = ${next}"));
+        next += 1;
+    }
+    if let Some((after_department, after_record)) = after {
+        sql.push_str(&format!(
+            " AND (department_code > ${a} OR (department_code = ${a} AND record_id > ${b}))",
+            a = next,
+            b = next + 1
+        ));
+        binds.push(after_department);
+        binds.push(after_record);
+    }
+    sql.push_str(&format!(
+        " ORDER BY department_code, record_id LIMIT {}",
+        limit + 1
+    ));
+    // Only placeholders and the numeric limit are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(hex::encode(person_index));
+    for value in &binds {
+        query = query.bind(value.as_str());
+    }
+    query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(StoredRecord {
+                department_code: row.try_get(0)?,
+                record_id: row.try_get(1)?,
+                program_code: row.try_get(2)?,
+                kind: row.try_get(3)?,
+                amount_fen: row.try_get(4)?,
+                period_start: row.try_get(5)?,
+                period_end: row.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// How many records `department` has stored (tests and operators).
+pub async fn record_count(pool: &AnyPool, department: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM integration_records WHERE department_code = $1")
+        .bind(department)
+        .fetch_one(pool)
+        .await
+}
