@@ -351,6 +351,25 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
         )?)
         .await?
         .into_inner();
+    // Review hears the registration before the submission: a consumer's transaction is a span
+    // of its batch's first event, so the application must come in a batch of its own for its
+    // transaction to be in the caller's trace (under load, both would share one).
+    let store = EventStore::from_database(
+        &sunshine_platform::backends::Database::connect(&DatabaseConfig {
+            url: database.owner_url(),
+            max_connections: 2,
+            ..Default::default()
+        })
+        .await?,
+    );
+    let quiet_by = tokio::time::Instant::now() + PATIENCE;
+    while sunshine_tests::events_behind(store.pool(), "review-case-opener").await? > 0 {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < quiet_by,
+            "review never heard the registration"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut submission = sunshine_tests::with_token(
         dibao_application(
             "app-trace",
@@ -461,14 +480,6 @@ async fn one_trace_runs_from_the_caller_through_intake_and_the_log_into_reviews_
     assert_eq!(read.attribute("db.operation.name"), "read_case");
 
     // CaseOpened carries the trace context of the span that appended it.
-    let store = EventStore::from_database(
-        &sunshine_platform::backends::Database::connect(&DatabaseConfig {
-            url: database.owner_url(),
-            max_connections: 2,
-            ..Default::default()
-        })
-        .await?,
-    );
     let case_events = store
         .read_stream(&StreamId::new("review", "case", &case_id)?, 1)
         .await?;
