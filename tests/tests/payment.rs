@@ -591,7 +591,7 @@ async fn payment_settlement(cluster: bool) -> anyhow::Result<()> {
         Code::InvalidArgument,
     )?;
     anyhow::ensure!(violated_fields(&wrong) == ["control_total"], "{wrong:?}");
-    anyhow::ensure!(run_version(&store, &run.run_id).await? == 1);
+    anyhow::ensure!(run_version(&store, &run.run_id).await? == 2);
     payment
         .approve(&approver, "settle-next-approve", &run, 2, 145_000)
         .await?;
@@ -1046,7 +1046,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     let run = payment
         .create(&officer, "run-this-month", this_month)
         .await?;
-    anyhow::ensure!(run.status == "created" && run.version == 1, "{run:?}");
+    anyhow::ensure!(run.status == "created" && run.version == 2, "{run:?}");
     anyhow::ensure!(
         run.created_by == "officer-1" && run.district_code == DISTRICT,
         "{run:?}"
@@ -1156,7 +1156,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         "{mismatch:?}"
     );
     anyhow::ensure!(
-        run_version(&store, &run.run_id).await? == 1,
+        run_version(&store, &run.run_id).await? == 2,
         "a refused approval wrote"
     );
     // A stale version is ABORTED.
@@ -1177,7 +1177,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(
         approval.status == "approved"
-            && approval.version == 2
+            && approval.version == 3
             && approval.approved_by == "approver-1",
         "{approval:?}"
     );
@@ -1423,7 +1423,7 @@ async fn bank_files(
         .map(|status| status.code());
     anyhow::ensure!(status == Some(Code::FailedPrecondition), "{status:?}");
     anyhow::ensure!(
-        run_version(store, &unapproved.run_id).await? == 1,
+        run_version(store, &unapproved.run_id).await? == 2,
         "a refused export wrote"
     );
     let status = payment.export(&auditor, run_id, CsvUtf8).await.err();
@@ -1464,7 +1464,7 @@ async fn bank_files(
     let exported = payment.get(&auditor, run_id).await?;
     anyhow::ensure!(
         exported.status == "exported"
-            && exported.version == 4
+            && exported.version == 5
             && exported.last_export_format == "BANK_FILE_FORMAT_FIXED_GBK"
             && exported.last_export_sha256 == gbk.sha256,
         "{exported:?}"
@@ -1567,7 +1567,7 @@ async fn bank_files(
         log_size(store).await? == before,
         "a refused result file wrote"
     );
-    anyhow::ensure!(run_version(store, run_id).await? == 4);
+    anyhow::ensure!(run_version(store, run_id).await? == 5);
     let status = payment
         .import(&approver, "result-by-approver", run_id, good.clone())
         .await
@@ -1586,7 +1586,7 @@ async fn bank_files(
     let states = settled.states.unwrap_or_default();
     anyhow::ensure!(
         settled.status == "result_recorded"
-            && settled.version == 5
+            && settled.version == 6
             && states.paid_count == 2
             && states.paid_total == Some(pb::Money { fen: 230_000 })
             && states.failed_count == 1
@@ -1619,7 +1619,7 @@ async fn bank_files(
     anyhow::ensure!(status.map(|s| s.code()) == Some(Code::FailedPrecondition));
     let status = payment.export(&officer, run_id, CsvUtf8).await.err();
     anyhow::ensure!(status.map(|s| s.code()) == Some(Code::FailedPrecondition));
-    anyhow::ensure!(run_version(store, run_id).await? == 5, "a refusal wrote");
+    anyhow::ensure!(run_version(store, run_id).await? == 6, "a refusal wrote");
     Ok(failed_order)
 }
 

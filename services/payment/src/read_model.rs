@@ -8,10 +8,11 @@
 //!   that has its order. Its primary key is the rule "one order per entitlement per period":
 //!   `CreateRun` writes the rows in the append's own transaction ([`OrderClaims`]), so two runs
 //!   of one period racing each other cannot both pay an entitlement; the projection writes
-//!   the same rows from `PaymentRunCreated`, so a rebuild ends in the same table;
+//!   the same rows from `PaymentRunOrdersAdded` (or, in a run created before the orders were
+//!   split off, `PaymentRunCreated`), so a rebuild ends in the same table;
 //! - `payment_orders`: every order of every run and its state at the bank (pending, paid,
-//!   failed and the bank's reason, returned), from `PaymentRunCreated`, `BankResultRecorded`
-//!   and `BankReturnsRecorded`: the failed and returned orders a re-pay run pays again;
+//!   failed and the bank's reason, returned), from the run's orders, `BankResultRecorded`
+//!   and `BankReturnsRecorded` (and their line parts before them): the failed and returned orders a re-pay run pays again;
 //! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
 //!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
 //!   and by the projection), so that re-paying twice adds no order;
@@ -239,12 +240,22 @@ pub struct OrderClaims {
 }
 
 impl OrderClaims {
-    pub fn of(created: &pb::PaymentRunCreated) -> OrderClaims {
+    /// The claims of a new run's events: its `PaymentRunCreated` first, its orders in it or in
+    /// the `PaymentRunOrdersAdded` after it. `None` when the events do not start a run.
+    pub fn of(events: &[RunEvent]) -> Option<OrderClaims> {
+        let Some(RunEvent::Created(created)) = events.first() else {
+            return None;
+        };
+        let added = events.iter().flat_map(|event| match event {
+            RunEvent::OrdersAdded(added) => added.orders.as_slice(),
+            _ => &[],
+        });
         let (repays, orders): (Vec<_>, Vec<_>) = created
             .orders
             .iter()
+            .chain(added)
             .partition(|order| !order.repays_order_id.is_empty());
-        OrderClaims {
+        Some(OrderClaims {
             run_id: created.run_id.clone(),
             period: created.period.clone(),
             orders: orders
@@ -255,7 +266,7 @@ impl OrderClaims {
                 .into_iter()
                 .map(|order| (order.repays_order_id.clone(), order.order_id.clone()))
                 .collect(),
-        }
+        })
     }
 }
 
@@ -679,58 +690,28 @@ async fn apply_event(
         None => Ok(()),
         Some(Followed::Review(heard)) => apply_heard(connection, event, heard).await,
         Some(Followed::Run(RunEvent::Created(created))) => {
-            for order in &created.orders {
-                if order.repays_order_id.is_empty() {
-                    claim(
-                        connection,
-                        &created.run_id,
-                        &created.period,
-                        &order.entitlement_id,
-                        &order.order_id,
-                    )
-                    .await?;
-                } else {
-                    claim_repay(
-                        connection,
-                        &created.run_id,
-                        &order.repays_order_id,
-                        &order.order_id,
-                    )
-                    .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
-                     program_code, street_town_code, amount_fen, repays_order_id, fund) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) DO NOTHING",
-                )
-                .bind(order.order_id.as_str())
-                .bind(created.run_id.as_str())
-                .bind(created.period.as_str())
-                .bind(order.entitlement_id.as_str())
-                .bind(order.case_id.as_str())
-                .bind(order.household_id.as_str())
-                .bind(order.program_code.as_str())
-                .bind(order.street_town_code.as_str())
-                .bind(fen(order.amount.as_ref()))
-                .bind(order.repays_order_id.as_str())
-                .bind(order.fund.as_str())
-                .execute(&mut *connection)
-                .await?;
-            }
-            Ok(())
+            // A run created before its orders were split off has them here.
+            project_orders(
+                connection,
+                &created.run_id,
+                &created.period,
+                &created.orders,
+            )
+            .await
+        }
+        Some(Followed::Run(RunEvent::OrdersAdded(added))) => {
+            project_orders(connection, &added.run_id, &added.period, &added.orders).await
+        }
+        Some(Followed::Run(RunEvent::BankResultLinesAdded(lines))) => {
+            let part = pb::BankResultRecorded {
+                run_id: lines.run_id.clone(),
+                results: lines.results.clone(),
+                ..Default::default()
+            };
+            project_result(connection, &part).await
         }
         Some(Followed::Run(RunEvent::BankResultRecorded(recorded))) => {
-            for result in &recorded.results {
-                sqlx::query(
-                    "UPDATE payment_orders SET state = $1, failure_reason = $2 WHERE order_id = $3",
-                )
-                .bind(if result.paid { "paid" } else { "failed" })
-                .bind(result.failure_reason.as_str())
-                .bind(result.order_id.as_str())
-                .execute(&mut *connection)
-                .await?;
-            }
-            post_result(connection, &recorded).await
+            project_result(connection, &recorded).await
         }
         Some(Followed::Run(RunEvent::Approved(approved))) => {
             sqlx::query("UPDATE payment_orders SET approved = 1 WHERE run_id = $1")
@@ -741,17 +722,16 @@ async fn apply_event(
         }
         Some(Followed::Run(RunEvent::BankFileExported(_))) => Ok(()),
         // settlement
+        Some(Followed::Run(RunEvent::BankReturnLinesAdded(lines))) => {
+            let part = pb::BankReturnsRecorded {
+                run_id: lines.run_id.clone(),
+                returns: lines.returns.clone(),
+                ..Default::default()
+            };
+            project_returns(connection, &part).await
+        }
         Some(Followed::Run(RunEvent::BankReturnsRecorded(recorded))) => {
-            for returned in &recorded.returns {
-                sqlx::query(
-                    "UPDATE payment_orders SET state = 'returned', failure_reason = $1 WHERE order_id = $2",
-                )
-                .bind(returned.reason.as_str())
-                .bind(returned.order_id.as_str())
-                .execute(&mut *connection)
-                .await?;
-            }
-            post_returns(connection, &recorded).await
+            project_returns(connection, &recorded).await
         }
         Some(Followed::Run(RunEvent::ReconciliationClosed(_))) => Ok(()),
         Some(Followed::Medical(MedicalEvent::Assessed(assessed))) => {
@@ -761,13 +741,94 @@ async fn apply_event(
     }
 }
 
+/// A run's orders (of its `PaymentRunCreated`, or one `PaymentRunOrdersAdded`): their guard
+/// rows and their rows in `payment_orders`, each written once.
+async fn project_orders(
+    connection: &mut AnyConnection,
+    run_id: &str,
+    period: &str,
+    orders: &[pb::PaymentOrder],
+) -> Result<(), HandlerError> {
+    for order in orders {
+        if order.repays_order_id.is_empty() {
+            claim(
+                connection,
+                run_id,
+                period,
+                &order.entitlement_id,
+                &order.order_id,
+            )
+            .await?;
+        } else {
+            claim_repay(connection, run_id, &order.repays_order_id, &order.order_id).await?;
+        }
+        sqlx::query(
+            "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
+             program_code, street_town_code, amount_fen, repays_order_id, fund) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order.order_id.as_str())
+        .bind(run_id)
+        .bind(period)
+        .bind(order.entitlement_id.as_str())
+        .bind(order.case_id.as_str())
+        .bind(order.household_id.as_str())
+        .bind(order.program_code.as_str())
+        .bind(order.street_town_code.as_str())
+        .bind(fen(order.amount.as_ref()))
+        .bind(order.repays_order_id.as_str())
+        .bind(order.fund.as_str())
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The bank's result (a `BankResultRecorded`, or the lines of one `BankResultLinesAdded`):
+/// each order's state, and the postings of the orders it paid.
+async fn project_result(
+    connection: &mut AnyConnection,
+    recorded: &pb::BankResultRecorded,
+) -> Result<(), HandlerError> {
+    for result in &recorded.results {
+        sqlx::query(
+            "UPDATE payment_orders SET state = $1, failure_reason = $2 WHERE order_id = $3",
+        )
+        .bind(if result.paid { "paid" } else { "failed" })
+        .bind(result.failure_reason.as_str())
+        .bind(result.order_id.as_str())
+        .execute(&mut *connection)
+        .await?;
+    }
+    post_result(connection, recorded).await
+}
+
+/// A returns file (a `BankReturnsRecorded`, or the lines of one `BankReturnLinesAdded`):
+/// each order returned, and its posting reversed.
+async fn project_returns(
+    connection: &mut AnyConnection,
+    recorded: &pb::BankReturnsRecorded,
+) -> Result<(), HandlerError> {
+    for returned in &recorded.returns {
+        sqlx::query(
+            "UPDATE payment_orders SET state = 'returned', failure_reason = $1 WHERE order_id = $2",
+        )
+        .bind(returned.reason.as_str())
+        .bind(returned.order_id.as_str())
+        .execute(&mut *connection)
+        .await?;
+    }
+    post_returns(connection, recorded).await
+}
+
 /// Reverses the paid postings of the orders a returns file returned: two more ledger lines
 /// each (the order's lines 2 and 3).
 async fn post_returns(
     connection: &mut AnyConnection,
     recorded: &pb::BankReturnsRecorded,
 ) -> Result<(), HandlerError> {
-    let orders = run_orders(connection, &recorded.run_id).await?;
+    let ids = recorded.returns.iter().map(|line| line.order_id.as_str());
+    let orders = run_orders(connection, &recorded.run_id, ids).await?;
     let postings = ledger::postings_of_returns(&orders, recorded)
         .map_err(|error| HandlerError(error.to_string()))?;
     for posting in &postings {
@@ -791,16 +852,29 @@ async fn post_returns(
     Ok(())
 }
 
-/// The run's orders, as `PaymentRunCreated` gave them.
-async fn run_orders(
+/// The run's orders, as its creation gave them, with ids from the least to the greatest of
+/// `order_ids` (the lines of one result or returns event: a part of the run, not all of it).
+async fn run_orders<'a>(
     connection: &mut AnyConnection,
     run_id: &str,
+    order_ids: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<pb::PaymentOrder>, sqlx::Error> {
+    let (mut least, mut greatest): (Option<&str>, Option<&str>) = (None, None);
+    for id in order_ids {
+        least = Some(least.map_or(id, |least| least.min(id)));
+        greatest = Some(greatest.map_or(id, |greatest| greatest.max(id)));
+    }
+    let (Some(least), Some(greatest)) = (least, greatest) else {
+        return Ok(Vec::new());
+    };
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id, fund FROM payment_orders WHERE run_id = $1 ORDER BY order_id",
+         repays_order_id, fund FROM payment_orders WHERE run_id = $1 AND order_id >= $2 AND order_id <= $3 \
+         ORDER BY order_id",
     )
     .bind(run_id)
+    .bind(least)
+    .bind(greatest)
     .fetch_all(&mut *connection)
     .await?;
     rows.iter()
@@ -855,7 +929,8 @@ async fn post_result(
     connection: &mut AnyConnection,
     recorded: &pb::BankResultRecorded,
 ) -> Result<(), HandlerError> {
-    let orders = run_orders(connection, &recorded.run_id).await?;
+    let ids = recorded.results.iter().map(|line| line.order_id.as_str());
+    let orders = run_orders(connection, &recorded.run_id, ids).await?;
     let postings = ledger::postings_of_result(&orders, recorded)
         .map_err(|error| HandlerError(error.to_string()))?;
     for posting in &postings {
