@@ -972,6 +972,72 @@ async fn log_size(store: &EventStore) -> anyhow::Result<i64> {
         .await?)
 }
 
+/// The append's guard itself, past the aggregate (which would refuse first): a run claiming
+/// an entitlement another run holds for the period is refused whole, naming that run — its
+/// other claims, its orders' rows and its events are not written.
+async fn guard_refuses_a_claimed_key_naming_its_run(
+    store: &EventStore,
+    holder: &str,
+    held_entitlement: &str,
+    period: Month,
+) -> anyhow::Result<()> {
+    use sunshine_payment::aggregate::{self, RunEvent};
+    use sunshine_payment::read_model::{ClaimedByRun, OrderClaims};
+    let run_id = sunshine_payment::commands::run_id_for("run-past-the-aggregate");
+    let order = |entitlement: &str| pb::PaymentOrder {
+        order_id: sunshine_payment::commands::order_id_for(&run_id, entitlement),
+        entitlement_id: entitlement.into(),
+        case_id: entitlement.into(),
+        household_id: "household-past-the-aggregate".into(),
+        program_code: "dibao".into(),
+        street_town_code: "990101001000".into(),
+        amount: Some(pb::Money { fen: 100 }),
+        ..Default::default()
+    };
+    let events = aggregate::bounded(vec![RunEvent::Created(pb::PaymentRunCreated {
+        run_id: run_id.clone(),
+        period: period.to_string(),
+        created_by: "officer-1".into(),
+        district_code: DISTRICT.into(),
+        // A free key first, then the held one: the first is claimed before the refusal.
+        orders: vec![order("case-never-paid"), order(held_entitlement)],
+        ..Default::default()
+    })]);
+    let claims = OrderClaims::of(&events).ok_or_else(|| anyhow::anyhow!("no claims"))?;
+    let before = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payment_orders")
+        .fetch_one(store.pool())
+        .await?;
+    let outcome = store
+        .append_guarded(
+            &StreamId::new("payment", "run", &run_id)?,
+            ExpectedVersion::NoStream,
+            &EventMetadata::default(),
+            events
+                .iter()
+                .map(|event| NewEvent::typed(format!("payment-run-{run_id}"), event))
+                .collect(),
+            &claims,
+        )
+        .await?;
+    anyhow::ensure!(
+        matches!(&outcome, sunshine_eventlog::GuardedAppend::Refused(ClaimedByRun { run_id }) if run_id == holder),
+        "{outcome:?}"
+    );
+    let free_claimed = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM payment_run_orders WHERE entitlement_id = 'case-never-paid'",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    let after = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payment_orders")
+        .fetch_one(store.pool())
+        .await?;
+    anyhow::ensure!(
+        free_claimed == 0 && after == before && run_version(store, &run_id).await? == 0,
+        "a refused append wrote: {free_claimed} claims, {before} → {after} orders"
+    );
+    Ok(())
+}
+
 async fn run_version(store: &EventStore, run_id: &str) -> anyhow::Result<u64> {
     Ok(store
         .stream_version(&StreamId::new("payment", "run", run_id)?)
@@ -1303,6 +1369,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         run_version(&store, &sunshine_payment::commands::run_id_for(losing_run)).await? == 0,
         "the losing run was written"
     );
+    guard_refuses_a_claimed_key_naming_its_run(&store, &won.run_id, c5, this_month).await?;
 
     // Next month: the monthly benefits, not the one-off grant.
     let next = payment

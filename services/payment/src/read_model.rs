@@ -226,23 +226,22 @@ fn fen(money: Option<&pb::Money>) -> i64 {
     money.map_or(0, |money| money.fen)
 }
 
-/// The claims of one run on its orders' (entitlement, period) keys, made by the append's
-/// guard in the transaction that appends `PaymentRunCreated`: an order exists exactly when
-/// its claim does.
+/// The claims of one run on its orders' (entitlement, period) keys — or, for re-payments, on
+/// the failed orders they pay again — made by the append's guard in the transaction that
+/// appends the run: an order exists exactly when its claim does. The guard writes the
+/// orders' rows in `payment_orders` too, in bulk ([`BULK_ROWS`] a statement).
 #[derive(Debug, Clone)]
-pub struct OrderClaims {
+pub struct OrderClaims<'a> {
     pub run_id: String,
     pub period: String,
-    /// First payments: (entitlement id, order id).
-    pub orders: Vec<(String, String)>,
-    /// Re-payments: (failed order id, order id).
-    pub repays: Vec<(String, String)>,
+    /// In the run's order: entitlement-id order, failed-order-id order for re-payments.
+    pub orders: Vec<&'a pb::PaymentOrder>,
 }
 
-impl OrderClaims {
+impl<'a> OrderClaims<'a> {
     /// The claims of a new run's events: its `PaymentRunCreated` first, its orders in it or in
     /// the `PaymentRunOrdersAdded` after it. `None` when the events do not start a run.
-    pub fn of(events: &[RunEvent]) -> Option<OrderClaims> {
+    pub fn of(events: &'a [RunEvent]) -> Option<OrderClaims<'a>> {
         let Some(RunEvent::Created(created)) = events.first() else {
             return None;
         };
@@ -250,22 +249,10 @@ impl OrderClaims {
             RunEvent::OrdersAdded(added) => added.orders.as_slice(),
             _ => &[],
         });
-        let (repays, orders): (Vec<_>, Vec<_>) = created
-            .orders
-            .iter()
-            .chain(added)
-            .partition(|order| !order.repays_order_id.is_empty());
         Some(OrderClaims {
             run_id: created.run_id.clone(),
             period: created.period.clone(),
-            orders: orders
-                .into_iter()
-                .map(|order| (order.entitlement_id.clone(), order.order_id.clone()))
-                .collect(),
-            repays: repays
-                .into_iter()
-                .map(|order| (order.repays_order_id.clone(), order.order_id.clone()))
-                .collect(),
+            orders: created.orders.iter().chain(added).collect(),
         })
     }
 }
@@ -276,70 +263,183 @@ pub struct ClaimedByRun {
     pub run_id: String,
 }
 
-impl AppendGuard for OrderClaims {
+impl AppendGuard for OrderClaims<'_> {
     type Refusal = ClaimedByRun;
 
     async fn apply(
         &self,
         connection: &mut AnyConnection,
     ) -> Result<Result<(), ClaimedByRun>, sqlx::Error> {
-        // The orders come in entitlement-id order (the aggregate sorts them), so two runs
-        // claiming overlapping keys take their row locks in one order and cannot deadlock.
-        for (entitlement_id, order_id) in &self.orders {
-            // On PostgreSQL a concurrent uncommitted claim of the same key makes this wait for
-            // that transaction; the SELECT then sees whichever claim committed.
-            claim(
-                connection,
-                &self.run_id,
-                &self.period,
-                entitlement_id,
-                order_id,
-            )
-            .await?;
-            let holder: String = sqlx::query_scalar(
-                "SELECT run_id FROM payment_run_orders WHERE entitlement_id = $1 AND period = $2",
-            )
-            .bind(entitlement_id.as_str())
+        // The orders come in key order (the aggregate sorts them) and each statement inserts
+        // its rows in that order, so two runs claiming overlapping keys take their row locks
+        // in one order and cannot deadlock. On PostgreSQL a concurrent uncommitted claim of
+        // the same key makes the insert wait for that transaction; `ON CONFLICT DO NOTHING`
+        // then skips the key if that claim committed.
+        let claimed = write_orders(connection, &self.run_id, &self.period, &self.orders).await?;
+        if claimed == self.orders.len() as u64 {
+            return Ok(Ok(()));
+        }
+        // Some key was held already: name a run holding one.
+        let sqlite = on_sqlite(connection);
+        for batch in self.orders.chunks(BULK_ROWS) {
+            let firsts: Vec<&str> = batch
+                .iter()
+                .filter(|order| order.repays_order_id.is_empty())
+                .map(|order| order.entitlement_id.as_str())
+                .collect();
+            let repays: Vec<&str> = batch
+                .iter()
+                .filter(|order| !order.repays_order_id.is_empty())
+                .map(|order| order.repays_order_id.as_str())
+                .collect();
+            let holder: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT run_id FROM payment_run_orders WHERE period = $2 AND run_id <> $3 \
+                 AND entitlement_id IN (SELECT r.value FROM ({}) AS r) \
+                 UNION ALL SELECT run_id FROM payment_repay_orders WHERE run_id <> $3 \
+                 AND failed_order_id IN (SELECT r.value FROM ({}) AS r) LIMIT 1",
+                json_values(sqlite, 1),
+                json_values(sqlite, 4),
+            )))
+            .bind(json_text(&firsts))
             .bind(self.period.as_str())
-            .fetch_one(&mut *connection)
+            .bind(self.run_id.as_str())
+            .bind(json_text(&repays))
+            .fetch_optional(&mut *connection)
             .await?;
-            if holder != self.run_id {
-                return Ok(Err(ClaimedByRun { run_id: holder }));
+            if let Some(run_id) = holder {
+                return Ok(Err(ClaimedByRun { run_id }));
             }
         }
-        // Re-payments come in failed-order-id order (the aggregate sorts them): the same.
-        for (failed_order_id, order_id) in &self.repays {
-            claim_repay(connection, &self.run_id, failed_order_id, order_id).await?;
-            let holder: String = sqlx::query_scalar(
-                "SELECT run_id FROM payment_repay_orders WHERE failed_order_id = $1",
-            )
-            .bind(failed_order_id.as_str())
-            .fetch_one(&mut *connection)
-            .await?;
-            if holder != self.run_id {
-                return Ok(Err(ClaimedByRun { run_id: holder }));
-            }
-        }
-        Ok(Ok(()))
+        Err(sqlx::Error::Protocol(
+            "the guard claimed fewer orders than the run has, and no other run holds one".into(),
+        ))
     }
 }
 
-async fn claim_repay(
+/// The text values of the JSON array in parameter `$parameter`, as `SELECT r.value FROM …`.
+fn json_values(sqlite: bool, parameter: usize) -> String {
+    if sqlite {
+        format!("SELECT value FROM json_each(${parameter})")
+    } else {
+        format!("SELECT json_array_elements_text(CAST(${parameter} AS json)) AS value")
+    }
+}
+
+/// Rows per bulk statement of the guard and the projection: one JSON array parameter each.
+const BULK_ROWS: usize = 10_000;
+
+fn on_sqlite(connection: &AnyConnection) -> bool {
+    connection.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
+/// `rows` (each a JSON array of text) as the rows of a `SELECT` over one JSON parameter, `$1`:
+/// `json_array_elements` on PostgreSQL, `json_each` on SQLite. Column `i` is the row's `i`th
+/// element as text, `c{i}`.
+fn json_rows(sqlite: bool, columns: usize) -> String {
+    let select: Vec<String> = (0..columns)
+        .map(|column| {
+            if sqlite {
+                format!("json_extract(r.value, '$[{column}]') AS c{column}")
+            } else {
+                format!("r.value->>{column} AS c{column}")
+            }
+        })
+        .collect();
+    let from = if sqlite {
+        "json_each($1) AS r"
+    } else {
+        "json_array_elements(CAST($1 AS json)) AS r(value)"
+    };
+    format!("SELECT {} FROM {from}", select.join(", "))
+}
+
+/// The guard rows of `orders` (first payments: `payment_run_orders`; re-payments:
+/// `payment_repay_orders`) and their `payment_orders` rows, in bulk, each written once: a row
+/// another run holds already is left as it is. Answers how many guard rows this wrote.
+async fn write_orders(
     connection: &mut AnyConnection,
     run_id: &str,
-    failed_order_id: &str,
-    order_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payment_repay_orders (failed_order_id, run_id, order_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (failed_order_id) DO NOTHING",
-    )
-    .bind(failed_order_id)
-    .bind(run_id)
-    .bind(order_id)
-    .execute(&mut *connection)
-    .await?;
-    Ok(())
+    period: &str,
+    orders: &[&pb::PaymentOrder],
+) -> Result<u64, sqlx::Error> {
+    let sqlite = on_sqlite(connection);
+    let mut claimed = 0;
+    for batch in orders.chunks(BULK_ROWS) {
+        let (repays, firsts): (Vec<&pb::PaymentOrder>, Vec<&pb::PaymentOrder>) = batch
+            .iter()
+            .partition(|order| !order.repays_order_id.is_empty());
+        if !firsts.is_empty() {
+            let rows: Vec<[&str; 2]> = firsts
+                .iter()
+                .map(|order| [order.entitlement_id.as_str(), order.order_id.as_str()])
+                .collect();
+            claimed += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO payment_run_orders (entitlement_id, period, run_id, order_id) \
+                 SELECT j.c0, $2, $3, j.c1 FROM ({}) AS j WHERE 1 = 1 ON CONFLICT (entitlement_id, period) DO NOTHING",
+                json_rows(sqlite, 2)
+            )))
+            .bind(json_text(&rows))
+            .bind(period)
+            .bind(run_id)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+        }
+        if !repays.is_empty() {
+            let rows: Vec<[&str; 2]> = repays
+                .iter()
+                .map(|order| [order.repays_order_id.as_str(), order.order_id.as_str()])
+                .collect();
+            claimed += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO payment_repay_orders (failed_order_id, run_id, order_id) \
+                 SELECT j.c0, $2, j.c1 FROM ({}) AS j WHERE 1 = 1 ON CONFLICT (failed_order_id) DO NOTHING",
+                json_rows(sqlite, 2)
+            )))
+            .bind(json_text(&rows))
+            .bind(run_id)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+        }
+        let amounts: Vec<String> = batch
+            .iter()
+            .map(|order| fen(order.amount.as_ref()).to_string())
+            .collect();
+        let rows: Vec<[&str; 9]> = batch
+            .iter()
+            .zip(&amounts)
+            .map(|(order, amount)| {
+                [
+                    order.order_id.as_str(),
+                    order.entitlement_id.as_str(),
+                    order.case_id.as_str(),
+                    order.household_id.as_str(),
+                    order.program_code.as_str(),
+                    order.street_town_code.as_str(),
+                    amount.as_str(),
+                    order.repays_order_id.as_str(),
+                    order.fund.as_str(),
+                ]
+            })
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
+             program_code, street_town_code, amount_fen, repays_order_id, fund) \
+             SELECT j.c0, $2, $3, j.c1, j.c2, j.c3, j.c4, j.c5, CAST(j.c6 AS BIGINT), j.c7, j.c8 FROM ({}) AS j \
+             WHERE 1 = 1 ON CONFLICT (order_id) DO NOTHING",
+            json_rows(sqlite, 9)
+        )))
+        .bind(json_text(&rows))
+        .bind(run_id)
+        .bind(period)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(claimed)
+}
+
+fn json_text<T: serde::Serialize>(rows: &T) -> String {
+    serde_json::to_string(rows).unwrap_or_default()
 }
 
 /// The orders of `period` the bank's result failed or a returns file returned (paid, then
@@ -392,26 +492,6 @@ pub async fn repaid(
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
-}
-
-async fn claim(
-    connection: &mut AnyConnection,
-    run_id: &str,
-    period: &str,
-    entitlement_id: &str,
-    order_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payment_run_orders (entitlement_id, period, run_id, order_id) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (entitlement_id, period) DO NOTHING",
-    )
-    .bind(entitlement_id)
-    .bind(period)
-    .bind(run_id)
-    .bind(order_id)
-    .execute(&mut *connection)
-    .await?;
-    Ok(())
 }
 
 /// Entitlement id → the run that has its order of `period`.
@@ -749,38 +829,8 @@ async fn project_orders(
     period: &str,
     orders: &[pb::PaymentOrder],
 ) -> Result<(), HandlerError> {
-    for order in orders {
-        if order.repays_order_id.is_empty() {
-            claim(
-                connection,
-                run_id,
-                period,
-                &order.entitlement_id,
-                &order.order_id,
-            )
-            .await?;
-        } else {
-            claim_repay(connection, run_id, &order.repays_order_id, &order.order_id).await?;
-        }
-        sqlx::query(
-            "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
-             program_code, street_town_code, amount_fen, repays_order_id, fund) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order.order_id.as_str())
-        .bind(run_id)
-        .bind(period)
-        .bind(order.entitlement_id.as_str())
-        .bind(order.case_id.as_str())
-        .bind(order.household_id.as_str())
-        .bind(order.program_code.as_str())
-        .bind(order.street_town_code.as_str())
-        .bind(fen(order.amount.as_ref()))
-        .bind(order.repays_order_id.as_str())
-        .bind(order.fund.as_str())
-        .execute(&mut *connection)
-        .await?;
-    }
+    let orders: Vec<&pb::PaymentOrder> = orders.iter().collect();
+    write_orders(connection, run_id, period, &orders).await?;
     Ok(())
 }
 
