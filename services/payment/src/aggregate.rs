@@ -166,6 +166,23 @@ impl RunState {
         self.version += 1;
     }
 
+    /// Folds one event it may take apart: a run's orders move into the state rather than
+    /// being copied (what [`RunState::apply`] does otherwise).
+    pub fn apply_owned(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::OrdersAdded(added) => {
+                self.orders.extend(added.orders);
+                self.version += 1;
+            }
+            RunEvent::Created(mut created) => {
+                let orders = std::mem::take(&mut created.orders);
+                self.apply(&RunEvent::Created(created));
+                self.orders = orders;
+            }
+            other => self.apply(&other),
+        }
+    }
+
     /// The run folded from `events`, or `None` for none.
     pub fn fold<'a>(events: impl IntoIterator<Item = &'a RunEvent>) -> Option<RunState> {
         let mut state: Option<RunState> = None;
@@ -1413,6 +1430,12 @@ mod tests {
         assert_eq!(folded.version, 4);
         folded.version = whole.version;
         assert_eq!(folded, whole);
+        // Folding by value (the store's load) is the same fold.
+        let mut owned = RunState::default();
+        for event in appended.clone() {
+            owned.apply_owned(event);
+        }
+        assert_eq!(Some(owned), RunState::fold(&appended));
         // Bounded again, nothing changes.
         assert_eq!(bounded(appended.clone()), appended);
     }

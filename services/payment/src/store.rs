@@ -101,16 +101,20 @@ impl PaymentStore {
     pub async fn load_at(&self, run_id: &str, version: u64) -> Result<Option<RunState>, ApiError> {
         let stream = run_stream(run_id)?;
         let stored = self.log.store.read_stream(&stream, 1).await?;
-        let mut events = Vec::with_capacity(stored.len());
+        let mut run: Option<RunState> = None;
+        // Each event folded as it is decoded, its payload dropped after: a run's orders are
+        // held once, in the state.
         for event in stored
-            .iter()
+            .into_iter()
             .filter(|event| event.stream_version <= version)
         {
-            events.push(
-                RunEvent::decode(&event.event_type, &event.payload).map_err(ApiError::internal)?,
-            );
+            let decoded =
+                RunEvent::decode(&event.event_type, &event.payload).map_err(ApiError::internal)?;
+            drop(event);
+            run.get_or_insert_with(RunState::default)
+                .apply_owned(decoded);
         }
-        Ok(RunState::fold(&events))
+        Ok(run)
     }
 
     /// The run, if it exists and the caller's org unit covers its district. Outside the
