@@ -677,7 +677,7 @@ struct Fixtures {
     spare_withdraw_cases: Vec<String>,
     /// AnswerObjection: one open objection per cell.
     objection_case: String,
-    /// Payment's RPCs: a run of this month (version 1) paying the one entitlement there is.
+    /// Payment's RPCs: a run of this month (version 2: its header and its one part of orders) paying the one entitlement there is.
     run: pb::RunResponse,
     /// The run's one case (a temporary-assistance case: no medical claim is for it).
     run_case: String,

@@ -591,7 +591,7 @@ async fn payment_settlement(cluster: bool) -> anyhow::Result<()> {
         Code::InvalidArgument,
     )?;
     anyhow::ensure!(violated_fields(&wrong) == ["control_total"], "{wrong:?}");
-    anyhow::ensure!(run_version(&store, &run.run_id).await? == 1);
+    anyhow::ensure!(run_version(&store, &run.run_id).await? == 2);
     payment
         .approve(&approver, "settle-next-approve", &run, 2, 145_000)
         .await?;
@@ -972,6 +972,72 @@ async fn log_size(store: &EventStore) -> anyhow::Result<i64> {
         .await?)
 }
 
+/// The append's guard itself, past the aggregate (which would refuse first): a run claiming
+/// an entitlement another run holds for the period is refused whole, naming that run — its
+/// other claims, its orders' rows and its events are not written.
+async fn guard_refuses_a_claimed_key_naming_its_run(
+    store: &EventStore,
+    holder: &str,
+    held_entitlement: &str,
+    period: Month,
+) -> anyhow::Result<()> {
+    use sunshine_payment::aggregate::{self, RunEvent};
+    use sunshine_payment::read_model::{ClaimedByRun, OrderClaims};
+    let run_id = sunshine_payment::commands::run_id_for("run-past-the-aggregate");
+    let order = |entitlement: &str| pb::PaymentOrder {
+        order_id: sunshine_payment::commands::order_id_for(&run_id, entitlement),
+        entitlement_id: entitlement.into(),
+        case_id: entitlement.into(),
+        household_id: "household-past-the-aggregate".into(),
+        program_code: "dibao".into(),
+        street_town_code: "990101001000".into(),
+        amount: Some(pb::Money { fen: 100 }),
+        ..Default::default()
+    };
+    let events = aggregate::bounded(vec![RunEvent::Created(pb::PaymentRunCreated {
+        run_id: run_id.clone(),
+        period: period.to_string(),
+        created_by: "officer-1".into(),
+        district_code: DISTRICT.into(),
+        // A free key first, then the held one: the first is claimed before the refusal.
+        orders: vec![order("case-never-paid"), order(held_entitlement)],
+        ..Default::default()
+    })]);
+    let claims = OrderClaims::of(&events).ok_or_else(|| anyhow::anyhow!("no claims"))?;
+    let before = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payment_orders")
+        .fetch_one(store.pool())
+        .await?;
+    let outcome = store
+        .append_guarded(
+            &StreamId::new("payment", "run", &run_id)?,
+            ExpectedVersion::NoStream,
+            &EventMetadata::default(),
+            events
+                .iter()
+                .map(|event| NewEvent::typed(format!("payment-run-{run_id}"), event))
+                .collect(),
+            &claims,
+        )
+        .await?;
+    anyhow::ensure!(
+        matches!(&outcome, sunshine_eventlog::GuardedAppend::Refused(ClaimedByRun { run_id }) if run_id == holder),
+        "{outcome:?}"
+    );
+    let free_claimed = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM payment_run_orders WHERE entitlement_id = 'case-never-paid'",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    let after = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payment_orders")
+        .fetch_one(store.pool())
+        .await?;
+    anyhow::ensure!(
+        free_claimed == 0 && after == before && run_version(store, &run_id).await? == 0,
+        "a refused append wrote: {free_claimed} claims, {before} → {after} orders"
+    );
+    Ok(())
+}
+
 async fn run_version(store: &EventStore, run_id: &str) -> anyhow::Result<u64> {
     Ok(store
         .stream_version(&StreamId::new("payment", "run", run_id)?)
@@ -1046,7 +1112,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     let run = payment
         .create(&officer, "run-this-month", this_month)
         .await?;
-    anyhow::ensure!(run.status == "created" && run.version == 1, "{run:?}");
+    anyhow::ensure!(run.status == "created" && run.version == 2, "{run:?}");
     anyhow::ensure!(
         run.created_by == "officer-1" && run.district_code == DISTRICT,
         "{run:?}"
@@ -1156,7 +1222,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         "{mismatch:?}"
     );
     anyhow::ensure!(
-        run_version(&store, &run.run_id).await? == 1,
+        run_version(&store, &run.run_id).await? == 2,
         "a refused approval wrote"
     );
     // A stale version is ABORTED.
@@ -1177,7 +1243,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(
         approval.status == "approved"
-            && approval.version == 2
+            && approval.version == 3
             && approval.approved_by == "approver-1",
         "{approval:?}"
     );
@@ -1303,6 +1369,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         run_version(&store, &sunshine_payment::commands::run_id_for(losing_run)).await? == 0,
         "the losing run was written"
     );
+    guard_refuses_a_claimed_key_naming_its_run(&store, &won.run_id, c5, this_month).await?;
 
     // Next month: the monthly benefits, not the one-off grant.
     let next = payment
@@ -1423,7 +1490,7 @@ async fn bank_files(
         .map(|status| status.code());
     anyhow::ensure!(status == Some(Code::FailedPrecondition), "{status:?}");
     anyhow::ensure!(
-        run_version(store, &unapproved.run_id).await? == 1,
+        run_version(store, &unapproved.run_id).await? == 2,
         "a refused export wrote"
     );
     let status = payment.export(&auditor, run_id, CsvUtf8).await.err();
@@ -1464,7 +1531,7 @@ async fn bank_files(
     let exported = payment.get(&auditor, run_id).await?;
     anyhow::ensure!(
         exported.status == "exported"
-            && exported.version == 4
+            && exported.version == 5
             && exported.last_export_format == "BANK_FILE_FORMAT_FIXED_GBK"
             && exported.last_export_sha256 == gbk.sha256,
         "{exported:?}"
@@ -1567,7 +1634,7 @@ async fn bank_files(
         log_size(store).await? == before,
         "a refused result file wrote"
     );
-    anyhow::ensure!(run_version(store, run_id).await? == 4);
+    anyhow::ensure!(run_version(store, run_id).await? == 5);
     let status = payment
         .import(&approver, "result-by-approver", run_id, good.clone())
         .await
@@ -1586,7 +1653,7 @@ async fn bank_files(
     let states = settled.states.unwrap_or_default();
     anyhow::ensure!(
         settled.status == "result_recorded"
-            && settled.version == 5
+            && settled.version == 6
             && states.paid_count == 2
             && states.paid_total == Some(pb::Money { fen: 230_000 })
             && states.failed_count == 1
@@ -1619,7 +1686,7 @@ async fn bank_files(
     anyhow::ensure!(status.map(|s| s.code()) == Some(Code::FailedPrecondition));
     let status = payment.export(&officer, run_id, CsvUtf8).await.err();
     anyhow::ensure!(status.map(|s| s.code()) == Some(Code::FailedPrecondition));
-    anyhow::ensure!(run_version(store, run_id).await? == 5, "a refusal wrote");
+    anyhow::ensure!(run_version(store, run_id).await? == 6, "a refusal wrote");
     Ok(failed_order)
 }
 

@@ -27,6 +27,17 @@ pub enum StoreError {
     DuplicateEventId(Uuid),
     #[error("invalid append: {0}")]
     Invalid(String),
+    /// An event's encoded payload is over `log.max_event_payload_bytes`: nothing is written.
+    /// The writer must split what it records into more, smaller events.
+    #[error(
+        "events[{index}] ({event_type}) has a payload of {bytes} bytes, over the log's limit of {limit} bytes per event"
+    )]
+    EventTooLarge {
+        index: usize,
+        event_type: String,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// A stored row that cannot be what the log wrote (e.g. a hash of the wrong length).
@@ -46,6 +57,8 @@ impl From<StoreError> for ApiError {
                 existing_id: None,
             },
             StoreError::Invalid(message) => ApiError::invalid_field("events", message),
+            // The service wrote an event too large to publish: its fault, not the caller's.
+            StoreError::EventTooLarge { .. } => ApiError::internal(error),
             StoreError::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => ApiError::Unavailable("the database is not reachable".into()),

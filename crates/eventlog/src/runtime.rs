@@ -109,7 +109,9 @@ impl LogRuntime {
         signals: LogSignals,
         shutdown: Shutdown,
     ) -> Result<LogRuntime, LogStartError> {
-        let store = EventStore::from_database(&backends.database).with_signals(signals.clone());
+        let store = EventStore::from_database(&backends.database)
+            .with_signals(signals.clone())
+            .with_max_event_payload_bytes(config.max_event_payload_bytes);
         prepare_tables(backends, &store, read_models).await?;
         // Appends are announced on the bus for the log process; a process holding the signing
         // key (the embedded deployment, the test sandboxes) runs the log worker itself.
@@ -180,7 +182,9 @@ impl LogRuntime {
         shutdown: Shutdown,
     ) -> Result<(), LogStartError> {
         let signals = LogSignals::new();
-        let store = EventStore::from_database(&backends.database).with_signals(signals.clone());
+        let store = EventStore::from_database(&backends.database)
+            .with_signals(signals.clone())
+            .with_max_event_payload_bytes(config.max_event_payload_bytes);
         prepare_tables(backends, &store, &[]).await?;
         let namespace = join_wake_ups(backends, config, &signals).await?;
         spawn_worker(backends, &store, config, &namespace, &signals, shutdown)

@@ -128,6 +128,8 @@ pub struct EventStore {
     commit_delay: Option<CommitDelay>,
     /// The service writing through this store: names the service of the log's spans.
     service: Option<&'static str>,
+    /// The largest encoded payload an event may have (`log.max_event_payload_bytes`).
+    max_event_payload_bytes: usize,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -163,7 +165,22 @@ impl EventStore {
             heads: Arc::default(),
             commit_delay: None,
             service: None,
+            max_event_payload_bytes: sunshine_platform::config::DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
         }
+    }
+
+    /// The store refusing at append any event whose encoded payload is larger than `bytes`
+    /// ([`StoreError::EventTooLarge`]; `log.max_event_payload_bytes`, 512 KiB by default).
+    /// The bound keeps every event publishable: the relay publishes in log order, and one
+    /// event over the bus's message limit would hold back every later event.
+    pub fn with_max_event_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_payload_bytes = bytes;
+        self
+    }
+
+    /// The largest encoded payload an append takes.
+    pub fn max_event_payload_bytes(&self) -> usize {
+        self.max_event_payload_bytes
     }
 
     /// From the platform's connected database (and the service it was connected for).
@@ -338,7 +355,7 @@ impl EventStore {
         events: Vec<NewEvent>,
         guard: &G,
     ) -> Result<GuardedAppend<G::Refusal>, StoreError> {
-        validate_new_events(&events)?;
+        validate_new_events(&events, self.max_event_payload_bytes)?;
         let metadata_json = serde_json::to_string(metadata)
             .map_err(|error| StoreError::Invalid(format!("metadata: {error}")))?;
         match self
@@ -869,7 +886,7 @@ fn insert_sql(rows: usize, tx_id_expression: &str) -> String {
     sql
 }
 
-fn validate_new_events(events: &[NewEvent]) -> Result<(), StoreError> {
+fn validate_new_events(events: &[NewEvent], max_payload_bytes: usize) -> Result<(), StoreError> {
     if events.is_empty() {
         return Err(StoreError::Invalid(
             "an append needs at least one event".into(),
@@ -895,6 +912,14 @@ fn validate_new_events(events: &[NewEvent]) -> Result<(), StoreError> {
             return Err(StoreError::Invalid(format!(
                 "events[{index}].schema_version starts at 1"
             )));
+        }
+        if event.payload.len() > max_payload_bytes {
+            return Err(StoreError::EventTooLarge {
+                index,
+                event_type: event.event_type.clone(),
+                bytes: event.payload.len(),
+                limit: max_payload_bytes,
+            });
         }
     }
     let mut seen = std::collections::HashSet::new();

@@ -19,6 +19,7 @@ on_both_backends!(
     concurrent_writers_to_one_stream_cannot_both_win,
     a_replica_with_a_stale_view_gets_a_conflict,
     invalid_appends_are_refused_whole,
+    an_event_over_the_payload_bound_is_refused_whole,
     the_database_refuses_to_change_the_log,
 );
 
@@ -443,6 +444,72 @@ async fn invalid_appends_are_refused_whole(backend: Backend) -> anyhow::Result<(
         matches!(reused_id, Err(StoreError::DuplicateEventId(_))),
         "{reused_id:?}"
     );
+    assert_eq!(count_events(&store).await?, 1);
+    Ok(())
+}
+
+/// No service can append an event the bus could not carry: the relay publishes in log order,
+/// so one such event would hold back every later event of every service.
+async fn an_event_over_the_payload_bound_is_refused_whole(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 2).await?;
+    assert_eq!(
+        store.max_event_payload_bytes(),
+        sunshine_platform::config::DEFAULT_MAX_EVENT_PAYLOAD_BYTES
+    );
+    let household = stream("household", "h1");
+    let at_bound = |bytes: usize| {
+        sunshine_eventlog::NewEvent::new("c", "example.v1.TestEvent", 1, vec![b'x'; bytes])
+    };
+    let default_bound = store.max_event_payload_bytes();
+    let too_large = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![event("c", "small"), at_bound(default_bound + 1)],
+        )
+        .await;
+    assert!(
+        matches!(
+            &too_large,
+            Err(StoreError::EventTooLarge { index: 1, bytes, limit, .. })
+                if *bytes == default_bound + 1 && *limit == default_bound
+        ),
+        "{too_large:?}"
+    );
+    assert_eq!(
+        count_events(&store).await?,
+        0,
+        "nothing of a refused append is written"
+    );
+    let message = too_large
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("over the log's limit"), "{message}");
+
+    // The bound is the configured one, and exactly the bound is taken.
+    let store = store.with_max_event_payload_bytes(1024);
+    let over = store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![at_bound(1025)],
+        )
+        .await;
+    assert!(
+        matches!(over, Err(StoreError::EventTooLarge { limit: 1024, .. })),
+        "{over:?}"
+    );
+    store
+        .append(
+            &household,
+            ExpectedVersion::NoStream,
+            &metadata(None),
+            vec![at_bound(1024)],
+        )
+        .await?;
     assert_eq!(count_events(&store).await?, 1);
     Ok(())
 }

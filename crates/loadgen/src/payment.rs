@@ -967,8 +967,12 @@ async fn event_sizes(database: &mut sqlx::PgConnection, run_id: &str) -> anyhow:
         .collect())
 }
 
-/// Waits until payment's projection has the run's `orders`, or `timeout`; records how long and
-/// whether the relay had published the whole log.
+/// The cursor of payment's projection of its own runs (and review's cases).
+const PROJECTION_CURSOR: &str = "consumer:payment-entitlements";
+
+/// Waits until payment's projection has applied every event of the run (and `payment_orders`
+/// has its `orders`), or `timeout`; records how long and whether the relay had published the
+/// whole log.
 async fn wait_for_projection(
     database: &mut sqlx::PgConnection,
     run_id: &str,
@@ -978,13 +982,25 @@ async fn wait_for_projection(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        let projected: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM payment_orders WHERE run_id = $1")
-                .bind(run_id)
-                .fetch_one(&mut *database)
-                .await?;
+        // The append writes the orders' rows itself (its guard), so the table alone says
+        // nothing of the projection: it is done when its cursor passed every event of the run.
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM payment_orders WHERE run_id = $1), \
+             (SELECT count(*) FROM events WHERE stream_id = $2), \
+             (SELECT count(*) FROM events e JOIN log_entries l ON l.event_sequence = e.sequence \
+              WHERE e.stream_id = $2 AND l.log_position < \
+              COALESCE((SELECT next_position FROM log_cursors WHERE name = $3), 0))",
+        )
+        .bind(run_id)
+        .bind(format!("payment-run-{run_id}"))
+        .bind(PROJECTION_CURSOR)
+        .fetch_one(&mut *database)
+        .await?;
+        let projected: i64 = row.try_get(0)?;
+        let events: i64 = row.try_get(1)?;
+        let applied: i64 = row.try_get(2)?;
         figures.projected_orders = u64::try_from(projected).unwrap_or(0);
-        if figures.projected_orders >= orders {
+        if figures.projected_orders >= orders && applied >= events {
             figures.projected_s = Some(round3(started.elapsed().as_secs_f64()));
             break;
         }

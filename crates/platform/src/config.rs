@@ -453,6 +453,9 @@ impl ReadinessConfig {
     }
 }
 
+/// `log.max_event_payload_bytes` by default: 512 KiB, half of NATS's default `max_payload`.
+pub const DEFAULT_MAX_EVENT_PAYLOAD_BYTES: usize = 512 * 1024;
+
 /// The case-event log: checkpoint signing, personal-data keys, delivery names. The three keys
 /// are secrets (32 bytes, standard base64) and never printed.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -494,6 +497,11 @@ pub struct LogConfig {
     /// The JetStream stream and subject prefix (change them to run two logs on one NATS).
     pub stream_name: String,
     pub subject_prefix: String,
+    /// The largest encoded payload one event may have: an append with a larger one is refused
+    /// (`docs/limits.md`). Keep it well under the bus's message limit (NATS `max_payload`,
+    /// 1 MiB by default): the relay publishes in log order, so an event it cannot publish
+    /// would hold back every later event of every service.
+    pub max_event_payload_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -516,6 +524,7 @@ impl Default for LogConfig {
             consumer_ack_wait_ms: 30_000,
             stream_name: "sunshine-events".into(),
             subject_prefix: "sunshine.events".into(),
+            max_event_payload_bytes: DEFAULT_MAX_EVENT_PAYLOAD_BYTES,
         }
     }
 }
@@ -547,6 +556,7 @@ impl fmt::Debug for LogConfig {
             .field("consumer_ack_wait_ms", &self.consumer_ack_wait_ms)
             .field("stream_name", &self.stream_name)
             .field("subject_prefix", &self.subject_prefix)
+            .field("max_event_payload_bytes", &self.max_event_payload_bytes)
             .finish()
     }
 }
@@ -1047,6 +1057,12 @@ impl Config {
         }
         if self.log.stream_name.trim().is_empty() || self.log.subject_prefix.trim().is_empty() {
             errors.push("log", "stream_name and subject_prefix must not be empty");
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.log.max_event_payload_bytes) {
+            errors.push(
+                "log.max_event_payload_bytes",
+                "must be between 1024 and 67108864 (and under the bus's max_payload)",
+            );
         }
         if errors.is_empty() {
             Ok(())

@@ -216,10 +216,13 @@ registry! {
     ObjectionReceived,
     // payment: payment-run-<run id>
     PaymentRunCreated,
+    PaymentRunOrdersAdded,
     PaymentRunApproved,
     BankFileExported,
+    BankResultLinesAdded,
     BankResultRecorded,
     // payment's settlement: returns (退票) and the reconciliation's close
+    BankReturnLinesAdded,
     BankReturnsRecorded,
     ReconciliationClosed,
     // payment: payment-medical-<claim id>

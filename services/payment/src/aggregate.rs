@@ -60,10 +60,13 @@ sunshine_proto::stream_events! {
     #[derive(Debug, Clone, PartialEq)]
     pub enum RunEvent in "payment-run" {
         Created(pb::PaymentRunCreated),
+        OrdersAdded(pb::PaymentRunOrdersAdded),
         Approved(pb::PaymentRunApproved),
         BankFileExported(pb::BankFileExported),
+        BankResultLinesAdded(pb::BankResultLinesAdded),
         BankResultRecorded(pb::BankResultRecorded),
         // settlement
+        BankReturnLinesAdded(pb::BankReturnLinesAdded),
         BankReturnsRecorded(pb::BankReturnsRecorded),
         ReconciliationClosed(pb::ReconciliationClosed),
     }
@@ -109,10 +112,28 @@ impl RunState {
                 self.period = created.period.clone();
                 self.created_by = created.created_by.clone();
                 self.district_code = created.district_code.clone();
+                // A run created before its orders were split off carries them here.
                 self.orders = created.orders.clone();
                 self.control = created.control.clone().unwrap_or_default();
                 self.pay_on = created.pay_on;
                 self.pay_on_provisional = created.pay_on_provisional;
+            }
+            RunEvent::OrdersAdded(added) => {
+                self.orders.extend(added.orders.iter().cloned());
+            }
+            RunEvent::BankResultLinesAdded(lines) => {
+                self.results.extend(
+                    lines
+                        .results
+                        .iter()
+                        .map(|result| (result.order_id.clone(), result.clone())),
+                );
+            }
+            RunEvent::BankReturnLinesAdded(lines) => {
+                for returned in &lines.returns {
+                    self.returned
+                        .insert(returned.order_id.clone(), returned.reason.clone());
+                }
             }
             RunEvent::Approved(approved) => {
                 self.approved_by = Some(approved.approved_by.clone());
@@ -133,14 +154,33 @@ impl RunState {
             RunEvent::BankResultRecorded(recorded) => {
                 self.result_recorded = true;
                 self.result_recorded_by = Some(recorded.recorded_by.clone());
-                self.results = recorded
-                    .results
-                    .iter()
-                    .map(|result| (result.order_id.clone(), result.clone()))
-                    .collect();
+                // With the lines of the BankResultLinesAdded just before it, if any.
+                self.results.extend(
+                    recorded
+                        .results
+                        .iter()
+                        .map(|result| (result.order_id.clone(), result.clone())),
+                );
             }
         }
         self.version += 1;
+    }
+
+    /// Folds one event it may take apart: a run's orders move into the state rather than
+    /// being copied (what [`RunState::apply`] does otherwise).
+    pub fn apply_owned(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::OrdersAdded(added) => {
+                self.orders.extend(added.orders);
+                self.version += 1;
+            }
+            RunEvent::Created(mut created) => {
+                let orders = std::mem::take(&mut created.orders);
+                self.apply(&RunEvent::Created(created));
+                self.orders = orders;
+            }
+            other => self.apply(&other),
+        }
     }
 
     /// The run folded from `events`, or `None` for none.
@@ -218,6 +258,106 @@ impl RunState {
             "not_ready"
         }
     }
+}
+
+/// Most orders one `PaymentRunOrdersAdded` carries.
+pub const ORDERS_PER_EVENT: usize = 2_000;
+/// Most result or return lines one `BankResultLinesAdded`, `BankResultRecorded`,
+/// `BankReturnLinesAdded` or `BankReturnsRecorded` carries.
+pub const LINES_PER_EVENT: usize = 5_000;
+/// Most encoded bytes of the repeated part of one event: under the log's default bound on an
+/// event (512 KiB, `log.max_event_payload_bytes`) with room for the event's other fields.
+pub const PART_BYTES: usize = 384 * 1024;
+
+/// The events a decision appends, each small enough for the log and the bus: a run's orders
+/// move out of `PaymentRunCreated` (which keeps the header, the control totals, the order
+/// count and the orders' digest) into `PaymentRunOrdersAdded` events after it, and a large
+/// bank result or returns file is recorded as line events followed by the
+/// `BankResultRecorded`/`BankReturnsRecorded` carrying the last part. Pure; folding the
+/// result is folding the input ([`RunState::fold`]).
+pub fn bounded(events: Vec<RunEvent>) -> Vec<RunEvent> {
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        match event {
+            RunEvent::Created(mut created) if !created.orders.is_empty() => {
+                let orders = std::mem::take(&mut created.orders);
+                created.order_count = u32::try_from(orders.len()).unwrap_or(u32::MAX);
+                created.orders_sha256 = orders_sha256(&orders);
+                let run_id = created.run_id.clone();
+                let period = created.period.clone();
+                out.push(RunEvent::Created(created));
+                for part in parts(orders, ORDERS_PER_EVENT) {
+                    out.push(RunEvent::OrdersAdded(pb::PaymentRunOrdersAdded {
+                        run_id: run_id.clone(),
+                        period: period.clone(),
+                        orders: part,
+                    }));
+                }
+            }
+            RunEvent::BankResultRecorded(mut recorded) => {
+                let mut lines = parts(std::mem::take(&mut recorded.results), LINES_PER_EVENT);
+                recorded.results = lines.pop().unwrap_or_default();
+                for part in lines {
+                    out.push(RunEvent::BankResultLinesAdded(pb::BankResultLinesAdded {
+                        run_id: recorded.run_id.clone(),
+                        results: part,
+                    }));
+                }
+                out.push(RunEvent::BankResultRecorded(recorded));
+            }
+            RunEvent::BankReturnsRecorded(mut recorded) => {
+                let mut lines = parts(std::mem::take(&mut recorded.returns), LINES_PER_EVENT);
+                recorded.returns = lines.pop().unwrap_or_default();
+                for part in lines {
+                    out.push(RunEvent::BankReturnLinesAdded(pb::BankReturnLinesAdded {
+                        run_id: recorded.run_id.clone(),
+                        returns: part,
+                    }));
+                }
+                out.push(RunEvent::BankReturnsRecorded(recorded));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `items` in consecutive parts of at most `most` items and [`PART_BYTES`] encoded bytes
+/// (at least one item each).
+fn parts<T: prost::Message>(items: Vec<T>, most: usize) -> Vec<Vec<T>> {
+    let mut parts = Vec::new();
+    let mut part = Vec::new();
+    let mut bytes = 0_usize;
+    for item in items {
+        let size = item.encoded_len() + 8;
+        if !part.is_empty() && (part.len() >= most || bytes + size > PART_BYTES) {
+            parts.push(std::mem::take(&mut part));
+            bytes = 0;
+        }
+        bytes += size;
+        part.push(item);
+    }
+    if !part.is_empty() {
+        parts.push(part);
+    }
+    parts
+}
+
+/// The lowercase hex SHA-256 over `orders`, each order's length-delimited encoding in turn:
+/// `PaymentRunCreated.orders_sha256`.
+pub fn orders_sha256(orders: &[pb::PaymentOrder]) -> String {
+    use prost::Message as _;
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = Vec::new();
+    for order in orders {
+        buffer.clear();
+        order
+            .encode_length_delimited(&mut buffer)
+            .unwrap_or_default();
+        hasher.update(&buffer);
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// Why a command on a run is refused.
@@ -661,6 +801,9 @@ fn create_run(
         district_code: create.district.as_str().to_owned(),
         pay_on: Some(date_of(pay_on.date)),
         pay_on_provisional: pay_on.provisional,
+        // The orders are inline here; [`bounded`] moves them out before the append.
+        order_count: 0,
+        orders_sha256: String::new(),
     })
 }
 
@@ -715,6 +858,8 @@ fn create_repay_run(
         // A re-pay run has no calendar date: it pays once approved.
         pay_on: None,
         pay_on_provisional: false,
+        order_count: 0,
+        orders_sha256: String::new(),
     })
 }
 
@@ -1228,6 +1373,170 @@ mod tests {
     fn result_file(format: Format, lines: &[bank_files::ResultLine]) -> Vec<u8> {
         let total = lines.iter().map(|line| line.amount_fen).sum();
         bank_files::write_result(format, lines, lines.len() as u64, total).unwrap()
+    }
+
+    // ---- events the log takes: bounded parts ----
+
+    fn big_run(count: usize) -> Vec<RunEvent> {
+        let entitlements = (0..count)
+            .map(|index| entitlement(&format!("case-{index:07}"), "dibao", "990101001000", 50_000))
+            .collect();
+        given(Vec::new())
+            .when(create("2026-12", facts(entitlements)))
+            .events()
+    }
+
+    fn encoded_len(event: &RunEvent) -> usize {
+        use sunshine_proto::events::TypedEvent as _;
+        event.encode_payload().len()
+    }
+
+    #[test]
+    fn a_run_is_appended_as_its_header_then_its_orders_in_bounded_parts_and_folds_the_same() {
+        let decided = big_run(4_500);
+        let RunEvent::Created(inline) = &decided[0] else {
+            panic!("{decided:?}");
+        };
+        let appended = bounded(decided.clone());
+        let [RunEvent::Created(header), parts @ ..] = &appended[..] else {
+            panic!("{appended:?}");
+        };
+        assert!(header.orders.is_empty());
+        assert_eq!(header.order_count, 4_500);
+        assert_eq!(header.orders_sha256, orders_sha256(&inline.orders));
+        assert_eq!(header.control, inline.control);
+        let sizes: Vec<usize> = parts
+            .iter()
+            .map(|part| match part {
+                RunEvent::OrdersAdded(added) => {
+                    assert_eq!(
+                        (added.run_id.as_str(), added.period.as_str()),
+                        (RUN, "2026-12")
+                    );
+                    added.orders.len()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, [2_000, 2_000, 500]);
+        for event in &appended {
+            assert!(encoded_len(event) <= 512 * 1024, "{}", encoded_len(event));
+        }
+        // The stream folds to the same run as the one event with every order (the shape of
+        // runs created before the split, which still fold).
+        let mut folded = RunState::fold(&appended).unwrap();
+        let whole = RunState::fold(&decided).unwrap();
+        assert_eq!(folded.orders, whole.orders);
+        assert_eq!(folded.version, 4);
+        folded.version = whole.version;
+        assert_eq!(folded, whole);
+        // Folding by value (the store's load) is the same fold.
+        let mut owned = RunState::default();
+        for event in appended.clone() {
+            owned.apply_owned(event);
+        }
+        assert_eq!(Some(owned), RunState::fold(&appended));
+        // Bounded again, nothing changes.
+        assert_eq!(bounded(appended.clone()), appended);
+    }
+
+    #[test]
+    fn parts_are_bounded_by_bytes_as_well_as_by_count() {
+        let orders: Vec<pb::PaymentOrder> = (0..100)
+            .map(|index| pb::PaymentOrder {
+                order_id: format!("order-{index}"),
+                household_id: "h".repeat(10_000),
+                ..Default::default()
+            })
+            .collect();
+        let parts = parts(orders, ORDERS_PER_EVENT);
+        assert!(parts.len() > 1, "{}", parts.len());
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 100);
+        for part in &parts {
+            let bytes: usize = part
+                .iter()
+                .map(|order| prost::Message::encoded_len(order) + 8)
+                .sum();
+            assert!(bytes <= PART_BYTES, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn a_large_bank_result_and_returns_file_are_recorded_in_line_parts_before_their_event() {
+        let results: Vec<pb::PaymentOrderResult> = (0..12_000)
+            .map(|index| pb::PaymentOrderResult {
+                order_id: format!("order-{index:05}"),
+                paid: index % 7 != 0,
+                failure_reason: if index % 7 == 0 {
+                    "账户已冻结".into()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
+        let recorded = RunEvent::BankResultRecorded(pb::BankResultRecorded {
+            run_id: RUN.into(),
+            format: "BANK_FILE_FORMAT_CSV_UTF8".into(),
+            sha256: "ab".repeat(32),
+            results,
+            recorded_by: "officer-1".into(),
+        });
+        let returned = RunEvent::BankReturnsRecorded(pb::BankReturnsRecorded {
+            run_id: RUN.into(),
+            returns: (0..6_000)
+                .map(|index| pb::PaymentOrderReturn {
+                    order_id: format!("order-{index:05}"),
+                    reason: "账户已销户".into(),
+                })
+                .collect(),
+            recorded_by: "officer-2".into(),
+            ..Default::default()
+        });
+        let mut run = big_run(3);
+        run.push(recorded.clone());
+        run.push(returned.clone());
+        let appended = bounded(run.clone());
+        let kinds: Vec<&str> = appended
+            .iter()
+            .map(|event| match event {
+                RunEvent::Created(_) => "created",
+                RunEvent::OrdersAdded(_) => "orders",
+                RunEvent::BankResultLinesAdded(lines) => {
+                    assert_eq!(lines.results.len(), LINES_PER_EVENT);
+                    "result lines"
+                }
+                RunEvent::BankResultRecorded(last) => {
+                    assert_eq!(last.results.len(), 2_000);
+                    "result"
+                }
+                RunEvent::BankReturnLinesAdded(_) => "return lines",
+                RunEvent::BankReturnsRecorded(last) => {
+                    assert_eq!(last.returns.len(), 1_000);
+                    "returns"
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "created",
+                "orders",
+                "result lines",
+                "result lines",
+                "result",
+                "return lines",
+                "returns"
+            ]
+        );
+        let mut folded = RunState::fold(&appended).unwrap();
+        let whole = RunState::fold(&run).unwrap();
+        assert!(folded.result_recorded);
+        assert_eq!(folded.results.len(), 12_000);
+        assert_eq!(folded.returned.len(), 6_000);
+        assert_eq!(folded.returns_recorded_by, ["officer-2"]);
+        folded.version = whole.version;
+        assert_eq!(folded, whole);
     }
 
     #[test]

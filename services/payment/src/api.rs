@@ -199,6 +199,8 @@ impl PaymentApi {
         command: Command,
     ) -> Result<pb::RunResponse, ApiError> {
         let events = aggregate::handle(None, &command)?;
+        // The facts (every entitlement of the period) are not needed past the decision.
+        drop(command);
         let outcome = self
             .connected()?
             .store

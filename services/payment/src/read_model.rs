@@ -8,10 +8,11 @@
 //!   that has its order. Its primary key is the rule "one order per entitlement per period":
 //!   `CreateRun` writes the rows in the append's own transaction ([`OrderClaims`]), so two runs
 //!   of one period racing each other cannot both pay an entitlement; the projection writes
-//!   the same rows from `PaymentRunCreated`, so a rebuild ends in the same table;
+//!   the same rows from `PaymentRunOrdersAdded` (or, in a run created before the orders were
+//!   split off, `PaymentRunCreated`), so a rebuild ends in the same table;
 //! - `payment_orders`: every order of every run and its state at the bank (pending, paid,
-//!   failed and the bank's reason, returned), from `PaymentRunCreated`, `BankResultRecorded`
-//!   and `BankReturnsRecorded`: the failed and returned orders a re-pay run pays again;
+//!   failed and the bank's reason, returned), from the run's orders, `BankResultRecorded`
+//!   and `BankReturnsRecorded` (and their line parts before them): the failed and returned orders a re-pay run pays again;
 //! - `payment_repay_orders`, the re-pay **guard table**: one row per failed order, the re-pay
 //!   run that pays it again, written like `payment_run_orders` (in the append's transaction,
 //!   and by the projection), so that re-paying twice adds no order;
@@ -242,37 +243,34 @@ fn fen(money: Option<&pb::Money>) -> i64 {
     money.map_or(0, |money| money.fen)
 }
 
-/// The claims of one run on its orders' (entitlement, period) keys, made by the append's
-/// guard in the transaction that appends `PaymentRunCreated`: an order exists exactly when
-/// its claim does.
+/// The claims of one run on its orders' (entitlement, period) keys — or, for re-payments, on
+/// the failed orders they pay again — made by the append's guard in the transaction that
+/// appends the run: an order exists exactly when its claim does. The guard writes the
+/// orders' rows in `payment_orders` too, in bulk ([`BULK_ROWS`] a statement).
 #[derive(Debug, Clone)]
-pub struct OrderClaims {
+pub struct OrderClaims<'a> {
     pub run_id: String,
     pub period: String,
-    /// First payments: (entitlement id, order id).
-    pub orders: Vec<(String, String)>,
-    /// Re-payments: (failed order id, order id).
-    pub repays: Vec<(String, String)>,
+    /// In the run's order: entitlement-id order, failed-order-id order for re-payments.
+    pub orders: Vec<&'a pb::PaymentOrder>,
 }
 
-impl OrderClaims {
-    pub fn of(created: &pb::PaymentRunCreated) -> OrderClaims {
-        let (repays, orders): (Vec<_>, Vec<_>) = created
-            .orders
-            .iter()
-            .partition(|order| !order.repays_order_id.is_empty());
-        OrderClaims {
+impl<'a> OrderClaims<'a> {
+    /// The claims of a new run's events: its `PaymentRunCreated` first, its orders in it or in
+    /// the `PaymentRunOrdersAdded` after it. `None` when the events do not start a run.
+    pub fn of(events: &'a [RunEvent]) -> Option<OrderClaims<'a>> {
+        let Some(RunEvent::Created(created)) = events.first() else {
+            return None;
+        };
+        let added = events.iter().flat_map(|event| match event {
+            RunEvent::OrdersAdded(added) => added.orders.as_slice(),
+            _ => &[],
+        });
+        Some(OrderClaims {
             run_id: created.run_id.clone(),
             period: created.period.clone(),
-            orders: orders
-                .into_iter()
-                .map(|order| (order.entitlement_id.clone(), order.order_id.clone()))
-                .collect(),
-            repays: repays
-                .into_iter()
-                .map(|order| (order.repays_order_id.clone(), order.order_id.clone()))
-                .collect(),
-        }
+            orders: created.orders.iter().chain(added).collect(),
+        })
     }
 }
 
@@ -282,70 +280,183 @@ pub struct ClaimedByRun {
     pub run_id: String,
 }
 
-impl AppendGuard for OrderClaims {
+impl AppendGuard for OrderClaims<'_> {
     type Refusal = ClaimedByRun;
 
     async fn apply(
         &self,
         connection: &mut AnyConnection,
     ) -> Result<Result<(), ClaimedByRun>, sqlx::Error> {
-        // The orders come in entitlement-id order (the aggregate sorts them), so two runs
-        // claiming overlapping keys take their row locks in one order and cannot deadlock.
-        for (entitlement_id, order_id) in &self.orders {
-            // On PostgreSQL a concurrent uncommitted claim of the same key makes this wait for
-            // that transaction; the SELECT then sees whichever claim committed.
-            claim(
-                connection,
-                &self.run_id,
-                &self.period,
-                entitlement_id,
-                order_id,
-            )
-            .await?;
-            let holder: String = sqlx::query_scalar(
-                "SELECT run_id FROM payment_run_orders WHERE entitlement_id = $1 AND period = $2",
-            )
-            .bind(entitlement_id.as_str())
+        // The orders come in key order (the aggregate sorts them) and each statement inserts
+        // its rows in that order, so two runs claiming overlapping keys take their row locks
+        // in one order and cannot deadlock. On PostgreSQL a concurrent uncommitted claim of
+        // the same key makes the insert wait for that transaction; `ON CONFLICT DO NOTHING`
+        // then skips the key if that claim committed.
+        let claimed = write_orders(connection, &self.run_id, &self.period, &self.orders).await?;
+        if claimed == self.orders.len() as u64 {
+            return Ok(Ok(()));
+        }
+        // Some key was held already: name a run holding one.
+        let sqlite = on_sqlite(connection);
+        for batch in self.orders.chunks(BULK_ROWS) {
+            let firsts: Vec<&str> = batch
+                .iter()
+                .filter(|order| order.repays_order_id.is_empty())
+                .map(|order| order.entitlement_id.as_str())
+                .collect();
+            let repays: Vec<&str> = batch
+                .iter()
+                .filter(|order| !order.repays_order_id.is_empty())
+                .map(|order| order.repays_order_id.as_str())
+                .collect();
+            let holder: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT run_id FROM payment_run_orders WHERE period = $2 AND run_id <> $3 \
+                 AND entitlement_id IN (SELECT r.value FROM ({}) AS r) \
+                 UNION ALL SELECT run_id FROM payment_repay_orders WHERE run_id <> $3 \
+                 AND failed_order_id IN (SELECT r.value FROM ({}) AS r) LIMIT 1",
+                json_values(sqlite, 1),
+                json_values(sqlite, 4),
+            )))
+            .bind(json_text(&firsts))
             .bind(self.period.as_str())
-            .fetch_one(&mut *connection)
+            .bind(self.run_id.as_str())
+            .bind(json_text(&repays))
+            .fetch_optional(&mut *connection)
             .await?;
-            if holder != self.run_id {
-                return Ok(Err(ClaimedByRun { run_id: holder }));
+            if let Some(run_id) = holder {
+                return Ok(Err(ClaimedByRun { run_id }));
             }
         }
-        // Re-payments come in failed-order-id order (the aggregate sorts them): the same.
-        for (failed_order_id, order_id) in &self.repays {
-            claim_repay(connection, &self.run_id, failed_order_id, order_id).await?;
-            let holder: String = sqlx::query_scalar(
-                "SELECT run_id FROM payment_repay_orders WHERE failed_order_id = $1",
-            )
-            .bind(failed_order_id.as_str())
-            .fetch_one(&mut *connection)
-            .await?;
-            if holder != self.run_id {
-                return Ok(Err(ClaimedByRun { run_id: holder }));
-            }
-        }
-        Ok(Ok(()))
+        Err(sqlx::Error::Protocol(
+            "the guard claimed fewer orders than the run has, and no other run holds one".into(),
+        ))
     }
 }
 
-async fn claim_repay(
+/// The text values of the JSON array in parameter `$parameter`, as `SELECT r.value FROM …`.
+fn json_values(sqlite: bool, parameter: usize) -> String {
+    if sqlite {
+        format!("SELECT value FROM json_each(${parameter})")
+    } else {
+        format!("SELECT json_array_elements_text(CAST(${parameter} AS json)) AS value")
+    }
+}
+
+/// Rows per bulk statement of the guard and the projection: one JSON array parameter each.
+const BULK_ROWS: usize = 10_000;
+
+fn on_sqlite(connection: &AnyConnection) -> bool {
+    connection.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
+/// `rows` (each a JSON array of text) as the rows of a `SELECT` over one JSON parameter, `$1`:
+/// `json_array_elements` on PostgreSQL, `json_each` on SQLite. Column `i` is the row's `i`th
+/// element as text, `c{i}`.
+fn json_rows(sqlite: bool, columns: usize) -> String {
+    let select: Vec<String> = (0..columns)
+        .map(|column| {
+            if sqlite {
+                format!("json_extract(r.value, '$[{column}]') AS c{column}")
+            } else {
+                format!("r.value->>{column} AS c{column}")
+            }
+        })
+        .collect();
+    let from = if sqlite {
+        "json_each($1) AS r"
+    } else {
+        "json_array_elements(CAST($1 AS json)) AS r(value)"
+    };
+    format!("SELECT {} FROM {from}", select.join(", "))
+}
+
+/// The guard rows of `orders` (first payments: `payment_run_orders`; re-payments:
+/// `payment_repay_orders`) and their `payment_orders` rows, in bulk, each written once: a row
+/// another run holds already is left as it is. Answers how many guard rows this wrote.
+async fn write_orders(
     connection: &mut AnyConnection,
     run_id: &str,
-    failed_order_id: &str,
-    order_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payment_repay_orders (failed_order_id, run_id, order_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (failed_order_id) DO NOTHING",
-    )
-    .bind(failed_order_id)
-    .bind(run_id)
-    .bind(order_id)
-    .execute(&mut *connection)
-    .await?;
-    Ok(())
+    period: &str,
+    orders: &[&pb::PaymentOrder],
+) -> Result<u64, sqlx::Error> {
+    let sqlite = on_sqlite(connection);
+    let mut claimed = 0;
+    for batch in orders.chunks(BULK_ROWS) {
+        let (repays, firsts): (Vec<&pb::PaymentOrder>, Vec<&pb::PaymentOrder>) = batch
+            .iter()
+            .partition(|order| !order.repays_order_id.is_empty());
+        if !firsts.is_empty() {
+            let rows: Vec<[&str; 2]> = firsts
+                .iter()
+                .map(|order| [order.entitlement_id.as_str(), order.order_id.as_str()])
+                .collect();
+            claimed += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO payment_run_orders (entitlement_id, period, run_id, order_id) \
+                 SELECT j.c0, $2, $3, j.c1 FROM ({}) AS j WHERE 1 = 1 ON CONFLICT (entitlement_id, period) DO NOTHING",
+                json_rows(sqlite, 2)
+            )))
+            .bind(json_text(&rows))
+            .bind(period)
+            .bind(run_id)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+        }
+        if !repays.is_empty() {
+            let rows: Vec<[&str; 2]> = repays
+                .iter()
+                .map(|order| [order.repays_order_id.as_str(), order.order_id.as_str()])
+                .collect();
+            claimed += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO payment_repay_orders (failed_order_id, run_id, order_id) \
+                 SELECT j.c0, $2, j.c1 FROM ({}) AS j WHERE 1 = 1 ON CONFLICT (failed_order_id) DO NOTHING",
+                json_rows(sqlite, 2)
+            )))
+            .bind(json_text(&rows))
+            .bind(run_id)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+        }
+        let amounts: Vec<String> = batch
+            .iter()
+            .map(|order| fen(order.amount.as_ref()).to_string())
+            .collect();
+        let rows: Vec<[&str; 9]> = batch
+            .iter()
+            .zip(&amounts)
+            .map(|(order, amount)| {
+                [
+                    order.order_id.as_str(),
+                    order.entitlement_id.as_str(),
+                    order.case_id.as_str(),
+                    order.household_id.as_str(),
+                    order.program_code.as_str(),
+                    order.street_town_code.as_str(),
+                    amount.as_str(),
+                    order.repays_order_id.as_str(),
+                    order.fund.as_str(),
+                ]
+            })
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
+             program_code, street_town_code, amount_fen, repays_order_id, fund) \
+             SELECT j.c0, $2, $3, j.c1, j.c2, j.c3, j.c4, j.c5, CAST(j.c6 AS BIGINT), j.c7, j.c8 FROM ({}) AS j \
+             WHERE 1 = 1 ON CONFLICT (order_id) DO NOTHING",
+            json_rows(sqlite, 9)
+        )))
+        .bind(json_text(&rows))
+        .bind(run_id)
+        .bind(period)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(claimed)
+}
+
+fn json_text<T: serde::Serialize>(rows: &T) -> String {
+    serde_json::to_string(rows).unwrap_or_default()
 }
 
 /// The orders of `period` the bank's result failed or a returns file returned (paid, then
@@ -398,26 +509,6 @@ pub async fn repaid(
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
-}
-
-async fn claim(
-    connection: &mut AnyConnection,
-    run_id: &str,
-    period: &str,
-    entitlement_id: &str,
-    order_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payment_run_orders (entitlement_id, period, run_id, order_id) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (entitlement_id, period) DO NOTHING",
-    )
-    .bind(entitlement_id)
-    .bind(period)
-    .bind(run_id)
-    .bind(order_id)
-    .execute(&mut *connection)
-    .await?;
-    Ok(())
 }
 
 /// Entitlement id → the run that has its order of `period`.
@@ -696,58 +787,28 @@ async fn apply_event(
         None => Ok(()),
         Some(Followed::Review(heard)) => apply_heard(connection, event, heard).await,
         Some(Followed::Run(RunEvent::Created(created))) => {
-            for order in &created.orders {
-                if order.repays_order_id.is_empty() {
-                    claim(
-                        connection,
-                        &created.run_id,
-                        &created.period,
-                        &order.entitlement_id,
-                        &order.order_id,
-                    )
-                    .await?;
-                } else {
-                    claim_repay(
-                        connection,
-                        &created.run_id,
-                        &order.repays_order_id,
-                        &order.order_id,
-                    )
-                    .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
-                     program_code, street_town_code, amount_fen, repays_order_id, fund) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) DO NOTHING",
-                )
-                .bind(order.order_id.as_str())
-                .bind(created.run_id.as_str())
-                .bind(created.period.as_str())
-                .bind(order.entitlement_id.as_str())
-                .bind(order.case_id.as_str())
-                .bind(order.household_id.as_str())
-                .bind(order.program_code.as_str())
-                .bind(order.street_town_code.as_str())
-                .bind(fen(order.amount.as_ref()))
-                .bind(order.repays_order_id.as_str())
-                .bind(order.fund.as_str())
-                .execute(&mut *connection)
-                .await?;
-            }
-            Ok(())
+            // A run created before its orders were split off has them here.
+            project_orders(
+                connection,
+                &created.run_id,
+                &created.period,
+                &created.orders,
+            )
+            .await
+        }
+        Some(Followed::Run(RunEvent::OrdersAdded(added))) => {
+            project_orders(connection, &added.run_id, &added.period, &added.orders).await
+        }
+        Some(Followed::Run(RunEvent::BankResultLinesAdded(lines))) => {
+            let part = pb::BankResultRecorded {
+                run_id: lines.run_id.clone(),
+                results: lines.results.clone(),
+                ..Default::default()
+            };
+            project_result(connection, &part).await
         }
         Some(Followed::Run(RunEvent::BankResultRecorded(recorded))) => {
-            for result in &recorded.results {
-                sqlx::query(
-                    "UPDATE payment_orders SET state = $1, failure_reason = $2 WHERE order_id = $3",
-                )
-                .bind(if result.paid { "paid" } else { "failed" })
-                .bind(result.failure_reason.as_str())
-                .bind(result.order_id.as_str())
-                .execute(&mut *connection)
-                .await?;
-            }
-            post_result(connection, &recorded).await
+            project_result(connection, &recorded).await
         }
         Some(Followed::Run(RunEvent::Approved(approved))) => {
             sqlx::query("UPDATE payment_orders SET approved = 1 WHERE run_id = $1")
@@ -758,17 +819,16 @@ async fn apply_event(
         }
         Some(Followed::Run(RunEvent::BankFileExported(_))) => Ok(()),
         // settlement
+        Some(Followed::Run(RunEvent::BankReturnLinesAdded(lines))) => {
+            let part = pb::BankReturnsRecorded {
+                run_id: lines.run_id.clone(),
+                returns: lines.returns.clone(),
+                ..Default::default()
+            };
+            project_returns(connection, &part).await
+        }
         Some(Followed::Run(RunEvent::BankReturnsRecorded(recorded))) => {
-            for returned in &recorded.returns {
-                sqlx::query(
-                    "UPDATE payment_orders SET state = 'returned', failure_reason = $1 WHERE order_id = $2",
-                )
-                .bind(returned.reason.as_str())
-                .bind(returned.order_id.as_str())
-                .execute(&mut *connection)
-                .await?;
-            }
-            post_returns(connection, &recorded).await
+            project_returns(connection, &recorded).await
         }
         Some(Followed::Run(RunEvent::ReconciliationClosed(_))) => Ok(()),
         Some(Followed::Medical(MedicalEvent::Assessed(assessed))) => {
@@ -778,13 +838,64 @@ async fn apply_event(
     }
 }
 
+/// A run's orders (of its `PaymentRunCreated`, or one `PaymentRunOrdersAdded`): their guard
+/// rows and their rows in `payment_orders`, each written once.
+async fn project_orders(
+    connection: &mut AnyConnection,
+    run_id: &str,
+    period: &str,
+    orders: &[pb::PaymentOrder],
+) -> Result<(), HandlerError> {
+    let orders: Vec<&pb::PaymentOrder> = orders.iter().collect();
+    write_orders(connection, run_id, period, &orders).await?;
+    Ok(())
+}
+
+/// The bank's result (a `BankResultRecorded`, or the lines of one `BankResultLinesAdded`):
+/// each order's state, and the postings of the orders it paid.
+async fn project_result(
+    connection: &mut AnyConnection,
+    recorded: &pb::BankResultRecorded,
+) -> Result<(), HandlerError> {
+    for result in &recorded.results {
+        sqlx::query(
+            "UPDATE payment_orders SET state = $1, failure_reason = $2 WHERE order_id = $3",
+        )
+        .bind(if result.paid { "paid" } else { "failed" })
+        .bind(result.failure_reason.as_str())
+        .bind(result.order_id.as_str())
+        .execute(&mut *connection)
+        .await?;
+    }
+    post_result(connection, recorded).await
+}
+
+/// A returns file (a `BankReturnsRecorded`, or the lines of one `BankReturnLinesAdded`):
+/// each order returned, and its posting reversed.
+async fn project_returns(
+    connection: &mut AnyConnection,
+    recorded: &pb::BankReturnsRecorded,
+) -> Result<(), HandlerError> {
+    for returned in &recorded.returns {
+        sqlx::query(
+            "UPDATE payment_orders SET state = 'returned', failure_reason = $1 WHERE order_id = $2",
+        )
+        .bind(returned.reason.as_str())
+        .bind(returned.order_id.as_str())
+        .execute(&mut *connection)
+        .await?;
+    }
+    post_returns(connection, recorded).await
+}
+
 /// Reverses the paid postings of the orders a returns file returned: two more ledger lines
 /// each (the order's lines 2 and 3).
 async fn post_returns(
     connection: &mut AnyConnection,
     recorded: &pb::BankReturnsRecorded,
 ) -> Result<(), HandlerError> {
-    let orders = run_orders(connection, &recorded.run_id).await?;
+    let ids = recorded.returns.iter().map(|line| line.order_id.as_str());
+    let orders = run_orders(connection, &recorded.run_id, ids).await?;
     let postings = ledger::postings_of_returns(&orders, recorded)
         .map_err(|error| HandlerError(error.to_string()))?;
     for posting in &postings {
@@ -808,16 +919,29 @@ async fn post_returns(
     Ok(())
 }
 
-/// The run's orders, as `PaymentRunCreated` gave them.
-async fn run_orders(
+/// The run's orders, as its creation gave them, with ids from the least to the greatest of
+/// `order_ids` (the lines of one result or returns event: a part of the run, not all of it).
+async fn run_orders<'a>(
     connection: &mut AnyConnection,
     run_id: &str,
+    order_ids: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<pb::PaymentOrder>, sqlx::Error> {
+    let (mut least, mut greatest): (Option<&str>, Option<&str>) = (None, None);
+    for id in order_ids {
+        least = Some(least.map_or(id, |least| least.min(id)));
+        greatest = Some(greatest.map_or(id, |greatest| greatest.max(id)));
+    }
+    let (Some(least), Some(greatest)) = (least, greatest) else {
+        return Ok(Vec::new());
+    };
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id, fund FROM payment_orders WHERE run_id = $1 ORDER BY order_id",
+         repays_order_id, fund FROM payment_orders WHERE run_id = $1 AND order_id >= $2 AND order_id <= $3 \
+         ORDER BY order_id",
     )
     .bind(run_id)
+    .bind(least)
+    .bind(greatest)
     .fetch_all(&mut *connection)
     .await?;
     rows.iter()
@@ -872,7 +996,8 @@ async fn post_result(
     connection: &mut AnyConnection,
     recorded: &pb::BankResultRecorded,
 ) -> Result<(), HandlerError> {
-    let orders = run_orders(connection, &recorded.run_id).await?;
+    let ids = recorded.results.iter().map(|line| line.order_id.as_str());
+    let orders = run_orders(connection, &recorded.run_id, ids).await?;
     let postings = ledger::postings_of_result(&orders, recorded)
         .map_err(|error| HandlerError(error.to_string()))?;
     for posting in &postings {

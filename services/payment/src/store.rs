@@ -9,7 +9,8 @@
 //! - **facts** a creation decides on that are not on the run's stream: the entitlements and
 //!   which of them a run of the period pays already (the guard table);
 //! - **append**: with the expected version (`NoStream` for a new run) and the command's
-//!   metadata; a new run's claims on its orders' (entitlement, period) keys commit in the
+//!   metadata, in events each under the log's bound ([`aggregate::bounded`]: a run's orders
+//!   in `PaymentRunOrdersAdded` parts, a large bank result or returns file in line parts); a new run's claims on its orders' (entitlement, period) keys commit in the
 //!   append's own transaction (`append_guarded` with [`OrderClaims`]), never by compensation.
 //!
 //! Medical claims (`payment-medical-<claim id>`) are loaded and appended the same way: the
@@ -27,7 +28,7 @@ use sunshine_eventlog::{
 use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::events::StreamEvent as _;
 
-use crate::aggregate::{RunEvent, RunState};
+use crate::aggregate::{self, RunEvent, RunState};
 use crate::commands::{BudgetFacts, FailedOrder, PeriodFacts, RepayFacts};
 use crate::errors::{claim_not_found, run_not_found};
 use crate::funds::Funds;
@@ -100,16 +101,20 @@ impl PaymentStore {
     pub async fn load_at(&self, run_id: &str, version: u64) -> Result<Option<RunState>, ApiError> {
         let stream = run_stream(run_id)?;
         let stored = self.log.store.read_stream(&stream, 1).await?;
-        let mut events = Vec::with_capacity(stored.len());
+        let mut run: Option<RunState> = None;
+        // Each event folded as it is decoded, its payload dropped after: a run's orders are
+        // held once, in the state.
         for event in stored
-            .iter()
+            .into_iter()
             .filter(|event| event.stream_version <= version)
         {
-            events.push(
-                RunEvent::decode(&event.event_type, &event.payload).map_err(ApiError::internal)?,
-            );
+            let decoded =
+                RunEvent::decode(&event.event_type, &event.payload).map_err(ApiError::internal)?;
+            drop(event);
+            run.get_or_insert_with(RunState::default)
+                .apply_owned(decoded);
         }
-        Ok(RunState::fold(&events))
+        Ok(run)
     }
 
     /// The run, if it exists and the caller's org unit covers its district. Outside the
@@ -255,13 +260,11 @@ impl PaymentStore {
         events: Vec<RunEvent>,
     ) -> Result<AppendOutcome, ApiError> {
         let stream = run_stream(run_id)?;
-        let claims = match events.first() {
-            Some(RunEvent::Created(created)) => OrderClaims::of(created),
-            _ => {
-                return Err(ApiError::internal(std::io::Error::other(
-                    "a new run starts with its creation",
-                )));
-            }
+        let events = aggregate::bounded(events);
+        let Some(claims) = OrderClaims::of(&events) else {
+            return Err(ApiError::internal(std::io::Error::other(
+                "a new run starts with its creation",
+            )));
         };
         let new_events = events
             .iter()
@@ -296,7 +299,7 @@ impl PaymentStore {
         events: Vec<RunEvent>,
     ) -> Result<AppendOutcome, ApiError> {
         let stream = run_stream(run_id)?;
-        let new_events = events
+        let new_events = aggregate::bounded(events)
             .iter()
             .map(|event| NewEvent::typed(run_case(run_id), event))
             .collect();
