@@ -33,6 +33,8 @@ pub struct SunshineProcess {
     child: tokio::process::Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The tasks reading its output: done once it has closed both (it exited).
+    readers: Vec<tokio::task::JoinHandle<()>>,
     pub address: SocketAddr,
 }
 
@@ -71,13 +73,13 @@ impl SunshineProcess {
             command.env(variable, value);
         }
         let mut child = command.spawn()?;
-        let stdout = keep_lines(
+        let (stdout, stdout_reader) = keep_lines(
             child
                 .stdout
                 .take()
                 .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
         );
-        let stderr = keep_lines(
+        let (stderr, stderr_reader) = keep_lines(
             child
                 .stderr
                 .take()
@@ -88,6 +90,7 @@ impl SunshineProcess {
             child,
             stdout,
             stderr,
+            readers: vec![stdout_reader, stderr_reader],
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
         })
     }
@@ -181,8 +184,14 @@ impl SunshineProcess {
     }
 
     /// Waits for it to exit by itself; its status.
+    /// Its exit, once everything it wrote before exiting has been read (so that
+    /// [`SunshineProcess::stderr_lines`] then holds its last words).
     pub async fn exit_status(&mut self) -> anyhow::Result<ExitStatus> {
-        Ok(tokio::time::timeout(PATIENCE, self.child.wait()).await??)
+        let status = tokio::time::timeout(PATIENCE, self.child.wait()).await??;
+        for reader in self.readers.drain(..) {
+            tokio::time::timeout(PATIENCE, reader).await??;
+        }
+        Ok(status)
     }
 
     /// SIGKILL, and the exit.
@@ -228,10 +237,10 @@ async fn wait_for_line(
 
 fn keep_lines(
     reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-) -> Arc<Mutex<Vec<String>>> {
+) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
     let kept = Arc::new(Mutex::new(Vec::new()));
     let writer = Arc::clone(&kept);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             writer
@@ -240,7 +249,7 @@ fn keep_lines(
                 .push(line);
         }
     });
-    kept
+    (kept, task)
 }
 
 fn lines_of(kept: &Mutex<Vec<String>>) -> Vec<String> {
