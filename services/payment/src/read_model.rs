@@ -52,7 +52,7 @@ use sunshine_proto::v1 as pb;
 
 use crate::aggregate::RunEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
-use crate::ledger::{self, TrialBalance};
+use crate::ledger::{self, Posting, TrialBalance};
 use crate::medical::{self, ClaimCase, MedicalEvent};
 use crate::recovery::{self, ClaimState, RecoveryEvent};
 
@@ -888,6 +888,34 @@ async fn project_returns(
     post_returns(connection, recorded).await
 }
 
+/// Writes `postings` as lines of the ledger, each under its order (or claim event) key and line
+/// number (0 and 1; a return's reversal 2 and 3), filed under `stream`: once, whatever replays.
+async fn write_postings(
+    connection: &mut AnyConnection,
+    stream: &str,
+    postings: &[Posting],
+) -> Result<(), sqlx::Error> {
+    for posting in postings {
+        for (line, number) in posting.lines().iter().zip(posting.line_numbers()) {
+            let (debit_fen, credit_fen) = line.debit_credit_fen();
+            sqlx::query(
+                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
+            )
+            .bind(line.order_id.as_str())
+            .bind(number)
+            .bind(stream)
+            .bind(line.fund.as_str())
+            .bind(line.account.as_str())
+            .bind(debit_fen)
+            .bind(credit_fen)
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Reverses the paid postings of the orders a returns file returned: two more ledger lines
 /// each (the order's lines 2 and 3).
 async fn post_returns(
@@ -898,24 +926,7 @@ async fn post_returns(
     let orders = run_orders(connection, &recorded.run_id, ids).await?;
     let postings = ledger::postings_of_returns(&orders, recorded)
         .map_err(|error| HandlerError(error.to_string()))?;
-    for posting in &postings {
-        for (line, number) in posting.lines().iter().zip(posting.line_numbers()) {
-            let (debit_fen, credit_fen) = line.debit_credit_fen();
-            sqlx::query(
-                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
-            )
-            .bind(line.order_id.as_str())
-            .bind(number)
-            .bind(recorded.run_id.as_str())
-            .bind(line.fund.as_str())
-            .bind(line.account.as_str())
-            .bind(debit_fen)
-            .bind(credit_fen)
-            .execute(&mut *connection)
-            .await?;
-        }
-    }
+    write_postings(connection, &recorded.run_id, &postings).await?;
     Ok(())
 }
 
@@ -1000,24 +1011,7 @@ async fn post_result(
     let orders = run_orders(connection, &recorded.run_id, ids).await?;
     let postings = ledger::postings_of_result(&orders, recorded)
         .map_err(|error| HandlerError(error.to_string()))?;
-    for posting in &postings {
-        for line in posting.lines() {
-            let (debit_fen, credit_fen) = line.debit_credit_fen();
-            sqlx::query(
-                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
-            )
-            .bind(line.order_id.as_str())
-            .bind(line.side.number())
-            .bind(recorded.run_id.as_str())
-            .bind(line.fund.as_str())
-            .bind(line.account.as_str())
-            .bind(debit_fen)
-            .bind(credit_fen)
-            .execute(&mut *connection)
-            .await?;
-        }
-    }
+    write_postings(connection, &recorded.run_id, &postings).await?;
     Ok(())
 }
 
@@ -1313,24 +1307,7 @@ async fn apply_recovery(
             event.stream_id
         )));
     };
-    for posting in &postings {
-        for line in posting.lines() {
-            let (debit_fen, credit_fen) = line.debit_credit_fen();
-            sqlx::query(
-                "INSERT INTO payment_ledger_lines (order_id, line, run_id, fund, account, debit_fen, credit_fen) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, line) DO NOTHING",
-            )
-            .bind(line.order_id.as_str())
-            .bind(line.side.number())
-            .bind(event.stream_id.as_str())
-            .bind(line.fund.as_str())
-            .bind(line.account.as_str())
-            .bind(debit_fen)
-            .bind(credit_fen)
-            .execute(&mut *connection)
-            .await?;
-        }
-    }
+    write_postings(connection, event.stream_id.as_str(), &postings).await?;
     let order = claim.first_order().cloned().unwrap_or_default();
     sqlx::query(
         "INSERT INTO payment_recovery_claims (claim_id, order_id, household_id, program_code, district_code, amount_fen, \
