@@ -58,6 +58,20 @@ pub struct CreateRun {
     pub district: OrgUnitCode,
 }
 
+/// A run creation's two fields checked together (both named at once): its command id, and the
+/// period it pays.
+fn command_and_period(
+    command_id: &str,
+    period: &str,
+    this_month: Month,
+) -> Result<Month, ApiError> {
+    let mut errors = ValidationErrors::default();
+    check_command_id(&mut errors, command_id);
+    let period = check_period(&mut errors, "period", period, this_month);
+    errors.into_result()?;
+    period.ok_or_else(|| ApiError::invalid_field("period", "required"))
+}
+
 impl CreateRun {
     pub fn parse(
         request: &pb::CreateRunRequest,
@@ -65,11 +79,7 @@ impl CreateRun {
         district: &OrgUnitCode,
         this_month: Month,
     ) -> Result<CreateRun, ApiError> {
-        let mut errors = ValidationErrors::default();
-        check_command_id(&mut errors, &request.command_id);
-        let period = check_period(&mut errors, "period", &request.period, this_month);
-        errors.into_result()?;
-        let period = period.ok_or_else(|| ApiError::invalid_field("period", "required"))?;
+        let period = command_and_period(&request.command_id, &request.period, this_month)?;
         Ok(CreateRun {
             run_id: run_id_for(&request.command_id),
             period,
@@ -148,11 +158,7 @@ impl CreateRepayRun {
         district: &OrgUnitCode,
         this_month: Month,
     ) -> Result<CreateRepayRun, ApiError> {
-        let mut errors = ValidationErrors::default();
-        check_command_id(&mut errors, &request.command_id);
-        let period = check_period(&mut errors, "period", &request.period, this_month);
-        errors.into_result()?;
-        let period = period.ok_or_else(|| ApiError::invalid_field("period", "required"))?;
+        let period = command_and_period(&request.command_id, &request.period, this_month)?;
         Ok(CreateRepayRun {
             run_id: repay_run_id_for(&request.command_id),
             period,
