@@ -76,5 +76,6 @@ pub use event::{
 };
 pub use signals::LogSignals;
 pub use store::{
-    AppendGuard, AppendOutcome, CommitCursor, CommittedEvent, EventStore, GuardedAppend,
+    AppendGuard, AppendOutcome, CommitCursor, CommittedEvent, EventSource, EventStore,
+    GuardedAppend,
 };

@@ -33,6 +33,8 @@ use crate::signals::LogSignals;
 
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+/// Most events one streamed append ([`EventStore::append_streamed`]) may carry in all.
+pub const MAX_EVENTS_PER_STREAMED_APPEND: usize = 20_000;
 /// Streams whose head an [`EventStore`] remembers before it starts over.
 const HEAD_CACHE_CAPACITY: usize = 100_000;
 /// Events per multi-row INSERT statement.
@@ -103,6 +105,50 @@ impl AppendGuard for NoGuard {
     ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
         Ok(Ok(()))
     }
+}
+
+/// The events of an append made as it goes ([`EventStore::append_streamed`]): each call writes
+/// what its next events guard on the append's transaction and answers them, `None` when there
+/// are no more, or a refusal that rolls the whole append back.
+pub trait EventSource: Send {
+    /// Why the source refuses the append (a domain error of the service).
+    type Refusal: Send;
+
+    fn next_events(
+        &mut self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> impl std::future::Future<
+        Output = Result<Result<Option<Vec<NewEvent>>, Self::Refusal>, sqlx::Error>,
+    > + Send;
+}
+
+/// A plain or guarded append as a source: its events, then its guard's writes.
+struct GuardedEvents<'a, G> {
+    events: Option<Vec<NewEvent>>,
+    guard: &'a G,
+}
+
+impl<G: AppendGuard> EventSource for GuardedEvents<'_, G> {
+    type Refusal = G::Refusal;
+
+    async fn next_events(
+        &mut self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> Result<Result<Option<Vec<NewEvent>>, G::Refusal>, sqlx::Error> {
+        if let Some(events) = self.events.take() {
+            return Ok(Ok(Some(events)));
+        }
+        Ok(self.guard.apply(connection).await?.map(|()| None))
+    }
+}
+
+/// Where an append's hash chain stands between its batches.
+struct Chain<'a> {
+    stream: &'a StreamId,
+    metadata_json: &'a str,
+    recorded_at_us: i64,
+    next_version: u64,
+    previous_hash: Hash,
 }
 
 /// What [`EventStore::append_guarded`] answers: appended (or answered as a retry), or refused by
@@ -356,10 +402,82 @@ impl EventStore {
         guard: &G,
     ) -> Result<GuardedAppend<G::Refusal>, StoreError> {
         validate_new_events(&events, self.max_event_payload_bytes)?;
+        let mut source = GuardedEvents {
+            events: Some(events),
+            guard,
+        };
+        self.append_from(stream, expected, metadata, &mut source, true)
+            .await
+    }
+
+    /// Appends what `source` produces, batch by batch, to `stream` atomically, if the stream is
+    /// at `expected`: for appends too large to hold at once (a payment run's orders). The
+    /// source writes what its events guard on the append's own transaction as it goes, and may
+    /// refuse at any point, which rolls everything back. A retry (same command id and digest)
+    /// is answered from the first append without asking the source for anything.
+    ///
+    /// Each batch is checked as [`EventStore::append`] checks its events, the append as a whole
+    /// against [`MAX_EVENTS_PER_STREAMED_APPEND`]. The outcome carries no events (the point is
+    /// not to hold them): read them back with [`EventStore::read_stream`] if needed.
+    pub async fn append_streamed<S: EventSource>(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        metadata: &EventMetadata,
+        source: &mut S,
+    ) -> Result<GuardedAppend<S::Refusal>, StoreError> {
+        let span = tracing::info_span!(
+            "eventlog.append",
+            otel.kind = "client",
+            db.system.name = self.db_system(),
+            db.operation.name = "append",
+            db.collection.name = "events",
+            sunshine.stream_id = %stream,
+            sunshine.streamed = true,
+        );
+        if tracing::Span::current().is_none() {
+            telemetry::begin_trace_in(&span, self.service);
+        }
+        let traced_metadata = telemetry::trace_context(&span).map(|context| EventMetadata {
+            traceparent: Some(context.traceparent),
+            tracestate: context.tracestate,
+            ..metadata.clone()
+        });
+        self.append_from(
+            stream,
+            expected,
+            traced_metadata.as_ref().unwrap_or(metadata),
+            source,
+            false,
+        )
+        .instrument(span)
+        .await
+    }
+
+    /// One append from `source`, a unique-key failure turned into what it means: a concurrent
+    /// retry's answer, a version conflict, or a duplicate event id. `keep_events`: whether the
+    /// outcome carries the appended events.
+    async fn append_from<S: EventSource>(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        metadata: &EventMetadata,
+        source: &mut S,
+        keep_events: bool,
+    ) -> Result<GuardedAppend<S::Refusal>, StoreError> {
         let metadata_json = serde_json::to_string(metadata)
             .map_err(|error| StoreError::Invalid(format!("metadata: {error}")))?;
+        let mut appended_ids = Vec::new();
         match self
-            .try_append(stream, expected, metadata, &metadata_json, &events, guard)
+            .try_append(
+                stream,
+                expected,
+                metadata,
+                &metadata_json,
+                source,
+                keep_events,
+                &mut appended_ids,
+            )
             .await
         {
             Err(StoreError::Database(sqlx::Error::Database(database_error)))
@@ -386,7 +504,7 @@ impl EventStore {
                     });
                 }
                 if constraint == "events_event_id_key" || message.contains("events.event_id") {
-                    let duplicate = self.first_existing_event_id(&events).await?;
+                    let duplicate = self.first_existing_event_id(&appended_ids).await?;
                     return Err(StoreError::DuplicateEventId(duplicate.unwrap_or_default()));
                 }
                 Err(StoreError::Invalid(format!(
@@ -397,15 +515,17 @@ impl EventStore {
         }
     }
 
-    async fn try_append<G: AppendGuard>(
+    #[allow(clippy::too_many_arguments)]
+    async fn try_append<S: EventSource>(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
         metadata: &EventMetadata,
         metadata_json: &str,
-        events: &[NewEvent],
-        guard: &G,
-    ) -> Result<GuardedAppend<G::Refusal>, StoreError> {
+        source: &mut S,
+        keep_events: bool,
+        appended_ids: &mut Vec<Uuid>,
+    ) -> Result<GuardedAppend<S::Refusal>, StoreError> {
         // When the writer's expected head is known (a new stream, or the head this process last
         // wrote or read), the append needs no read at all: a stored (stream, version) never
         // changes its hash, and if the stream moved on meanwhile the unique key on
@@ -471,43 +591,122 @@ impl EventStore {
         }
 
         let first_version = head_version + 1;
-        let last_version = head_version + events.len() as u64;
-        let recorded_at_us = now_micros();
+        let mut chain = Chain {
+            stream,
+            metadata_json,
+            recorded_at_us: now_micros(),
+            next_version: first_version,
+            previous_hash: head_hash,
+        };
+        let mut kept = Vec::new();
+        let mut count = 0usize;
+        loop {
+            let batch = match source.next_events(&mut transaction).await? {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(refusal) => {
+                    transaction.rollback().await?;
+                    return Ok(GuardedAppend::Refused(refusal));
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            count += batch.len();
+            if count > MAX_EVENTS_PER_STREAMED_APPEND {
+                return Err(StoreError::Invalid(format!(
+                    "at most {MAX_EVENTS_PER_STREAMED_APPEND} events per streamed append"
+                )));
+            }
+            validate_events(&batch, count - batch.len(), self.max_event_payload_bytes)?;
+            appended_ids.extend(batch.iter().map(|event| event.event_id));
+            let recorded = self
+                .insert_events(&mut transaction, &mut chain, batch)
+                .await?;
+            if keep_events {
+                kept.extend(recorded);
+            }
+        }
+        if count == 0 {
+            return Err(StoreError::Invalid(
+                "an append needs at least one event".into(),
+            ));
+        }
+        let last_version = chain.next_version - 1;
+        if let Some(command_id) = &metadata.command_id {
+            // A retry that raced this one fails here or on the events' keys, and is answered
+            // as a retry (see `append`).
+            sqlx::query(
+                "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us, request_digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(command_id.as_str())
+            .bind(stream.as_str())
+            .bind(to_i64(first_version)?)
+            .bind(to_i64(last_version)?)
+            .bind(chain.recorded_at_us)
+            .bind(command_digest(metadata))
+            .execute(&mut *transaction)
+            .await?;
+        }
+
+        if let Some(delay) = &self.commit_delay {
+            tokio::time::sleep(delay()).await;
+        }
+        transaction.commit().await?;
+        self.remember_head(stream, last_version, chain.previous_hash);
+        self.signals.notify_appended();
+        Ok(GuardedAppend::Appended(AppendOutcome {
+            stream_id: stream.to_string(),
+            first_version,
+            last_version,
+            events: kept,
+            deduplicated: false,
+        }))
+    }
+
+    /// Chains and inserts one batch of an append's events; answers them as recorded.
+    async fn insert_events(
+        &self,
+        transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+        chain: &mut Chain<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut recorded = Vec::with_capacity(events.len());
-        let mut previous_hash = head_hash;
-        for (offset, event) in events.iter().enumerate() {
-            let stream_version = first_version + offset as u64;
+        for event in events {
+            let stream_version = chain.next_version;
             let event_id_text = event.event_id.hyphenated().to_string();
             let fields = RecordFields {
                 event_id: &event_id_text,
-                stream_id: stream.as_str(),
+                stream_id: chain.stream.as_str(),
                 stream_version,
                 case_id: &event.case_id,
                 event_type: &event.event_type,
                 schema_version: event.schema_version,
                 payload: &event.payload,
-                metadata_json,
+                metadata_json: chain.metadata_json,
                 occurred_at_us: event.occurred_at_us,
-                recorded_at_us,
+                recorded_at_us: chain.recorded_at_us,
             };
-            let hash = chain_hash(&previous_hash, &fields);
+            let hash = chain_hash(&chain.previous_hash, &fields);
             recorded.push(RecordedEvent {
                 sequence: 0,
                 log_position: None,
                 event_id: event.event_id,
-                stream_id: stream.to_string(),
+                stream_id: chain.stream.to_string(),
                 stream_version,
-                case_id: event.case_id.clone(),
-                event_type: event.event_type.clone(),
+                case_id: event.case_id,
+                event_type: event.event_type,
                 schema_version: event.schema_version,
-                payload: event.payload.clone(),
-                metadata_json: metadata_json.to_owned(),
+                payload: event.payload,
+                metadata_json: chain.metadata_json.to_owned(),
                 occurred_at_us: event.occurred_at_us,
-                recorded_at_us,
-                previous_hash,
+                recorded_at_us: chain.recorded_at_us,
+                previous_hash: chain.previous_hash,
                 hash,
             });
-            previous_hash = hash;
+            chain.previous_hash = hash;
+            chain.next_version += 1;
         }
 
         // Backend difference: the writer's place in commit order, taken by the INSERT itself
@@ -536,7 +735,7 @@ impl EventStore {
                     .bind(event.previous_hash.to_vec())
                     .bind(event.hash.to_vec());
             }
-            let sequences = query.fetch_all(&mut *transaction).await?;
+            let sequences = query.fetch_all(&mut **transaction).await?;
             if sequences.len() != chunk.len() {
                 return Err(StoreError::Corrupt(
                     "insert returned the wrong number of rows".into(),
@@ -547,40 +746,7 @@ impl EventStore {
                 event.sequence = row.try_get::<i64, _>(0)?;
             }
         }
-        if let Some(command_id) = &metadata.command_id {
-            // A retry that raced this one fails here or on the events' keys, and is answered
-            // as a retry (see `append`).
-            sqlx::query(
-                "INSERT INTO event_commands (command_id, stream_id, first_version, last_version, recorded_at_us, request_digest) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(command_id.as_str())
-            .bind(stream.as_str())
-            .bind(to_i64(first_version)?)
-            .bind(to_i64(last_version)?)
-            .bind(recorded_at_us)
-            .bind(command_digest(metadata))
-            .execute(&mut *transaction)
-            .await?;
-        }
-        if let Err(refusal) = guard.apply(&mut transaction).await? {
-            transaction.rollback().await?;
-            return Ok(GuardedAppend::Refused(refusal));
-        }
-
-        if let Some(delay) = &self.commit_delay {
-            tokio::time::sleep(delay()).await;
-        }
-        transaction.commit().await?;
-        self.remember_head(stream, last_version, previous_hash);
-        self.signals.notify_appended();
-        Ok(GuardedAppend::Appended(AppendOutcome {
-            stream_id: stream.to_string(),
-            first_version,
-            last_version,
-            events: recorded,
-            deduplicated: false,
-        }))
+        Ok(recorded)
     }
 
     fn cached_head(&self, stream: &StreamId) -> Option<(u64, Hash)> {
@@ -647,18 +813,15 @@ impl EventStore {
         }))
     }
 
-    async fn first_existing_event_id(
-        &self,
-        events: &[NewEvent],
-    ) -> Result<Option<Uuid>, StoreError> {
-        for event in events {
+    async fn first_existing_event_id(&self, ids: &[Uuid]) -> Result<Option<Uuid>, StoreError> {
+        for id in ids {
             let found: Option<i64> =
                 sqlx::query_scalar("SELECT sequence FROM events WHERE event_id = $1")
-                    .bind(event.event_id.hyphenated().to_string())
+                    .bind(id.hyphenated().to_string())
                     .fetch_optional(&self.pool)
                     .await?;
             if found.is_some() {
-                return Ok(Some(event.event_id));
+                return Ok(Some(*id));
             }
         }
         Ok(None)
@@ -695,6 +858,28 @@ impl EventStore {
             self.remember_head(stream, last.stream_version, last.hash);
         }
         Ok(events)
+    }
+
+    /// At most `limit` events of `stream` from `from_version` on, in version order: a long
+    /// stream read a page at a time (a payment run's hundreds of parts).
+    pub async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {STREAM_EVENT_COLUMNS} FROM events e \
+             WHERE e.stream_id = $1 AND e.stream_version >= $2 ORDER BY e.stream_version LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .bind(to_i64(from_version)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .instrument(self.read_span("read_stream"))
+            .await?;
+        rows.iter().map(decode_event).collect()
     }
 
     /// Every committed event of a case (the case file), in commit order.
@@ -897,7 +1082,18 @@ fn validate_new_events(events: &[NewEvent], max_payload_bytes: usize) -> Result<
             "at most {MAX_EVENTS_PER_APPEND} events per append"
         )));
     }
-    for (index, event) in events.iter().enumerate() {
+    validate_events(events, 0, max_payload_bytes)
+}
+
+/// Each event of a batch whose first is the append's event number `first_index`: its fields,
+/// its payload's size, and no event id twice in the batch.
+fn validate_events(
+    events: &[NewEvent],
+    first_index: usize,
+    max_payload_bytes: usize,
+) -> Result<(), StoreError> {
+    for (offset, event) in events.iter().enumerate() {
+        let index = first_index + offset;
         if event.case_id.trim().is_empty() {
             return Err(StoreError::Invalid(format!(
                 "events[{index}].case_id must not be empty"

@@ -49,9 +49,9 @@ use sunshine_proto::v1 as pb;
 use crate::bank_files::{self, BatchLine, Format};
 use crate::commands::{
     ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
-    ImportBankResult, ImportBankReturns, PeriodFacts, RepayFacts, order_id_for,
+    FailedOrder, ImportBankResult, ImportBankReturns, PeriodFacts, RepayFacts, order_id_for,
 };
-use crate::entitlements::amount_due;
+use crate::entitlements::{Entitlement, amount_due};
 use crate::funds::{self, BudgetRefusal};
 use crate::pay_calendar::CalendarRefusal;
 
@@ -112,8 +112,9 @@ impl RunState {
                 self.period = created.period.clone();
                 self.created_by = created.created_by.clone();
                 self.district_code = created.district_code.clone();
-                // A run created before its orders were split off carries them here.
-                self.orders = created.orders.clone();
+                // A run created before its orders were split off carries them here; a run
+                // appended in chunks has them in the parts before this event.
+                self.orders.extend(created.orders.iter().cloned());
                 self.control = created.control.clone().unwrap_or_default();
                 self.pay_on = created.pay_on;
                 self.pay_on_provisional = created.pay_on_provisional;
@@ -177,7 +178,7 @@ impl RunState {
             RunEvent::Created(mut created) => {
                 let orders = std::mem::take(&mut created.orders);
                 self.apply(&RunEvent::Created(created));
-                self.orders = orders;
+                self.orders.extend(orders);
             }
             other => self.apply(&other),
         }
@@ -429,7 +430,7 @@ pub fn handle(state: Option<&RunState>, command: &Command) -> Result<Vec<RunEven
                     run_id: existing.run_id.clone(),
                 });
             }
-            create_run(create, facts).map(|created| vec![RunEvent::Created(created)])
+            create_run(create, facts)
         }
         Command::CreateRepayRun(create, facts) => {
             if let Some(existing) = state {
@@ -437,7 +438,7 @@ pub fn handle(state: Option<&RunState>, command: &Command) -> Result<Vec<RunEven
                     run_id: existing.run_id.clone(),
                 });
             }
-            create_repay_run(create, facts).map(|created| vec![RunEvent::Created(created)])
+            create_repay_run(create, facts)
         }
         Command::ApproveRun(approve) => {
             let Some(run) = state else {
@@ -751,62 +752,6 @@ fn money(amount: Money) -> Option<pb::Money> {
     Some(pb::Money { fen: amount.fen() })
 }
 
-fn create_run(
-    create: &CreateRun,
-    facts: &PeriodFacts,
-) -> Result<pb::PaymentRunCreated, CommandError> {
-    let period = create.period.to_string();
-    let mut orders = Vec::new();
-    let mut already_in: Option<&String> = None;
-    let mut entitlements: Vec<_> = facts.entitlements.iter().collect();
-    entitlements.sort_by(|left, right| left.entitlement_id.cmp(&right.entitlement_id));
-    for entitlement in entitlements {
-        let amount = amount_due(entitlement, create.period);
-        if amount.is_zero() || amount.is_negative() {
-            continue;
-        }
-        if let Some(run_id) = facts.in_runs.get(&entitlement.entitlement_id) {
-            already_in = already_in.or(Some(run_id));
-            continue;
-        }
-        orders.push(pb::PaymentOrder {
-            order_id: order_id_for(&create.run_id, &entitlement.entitlement_id),
-            entitlement_id: entitlement.entitlement_id.clone(),
-            case_id: entitlement.case_id.clone(),
-            household_id: entitlement.household_id.clone(),
-            program_code: entitlement.program_code.clone(),
-            street_town_code: entitlement.street_town_code.clone(),
-            amount: money(amount),
-            repays_order_id: String::new(),
-            fund: String::new(),
-        });
-    }
-    if orders.is_empty() {
-        return Err(match already_in {
-            Some(run_id) => CommandError::AlreadyInRun {
-                period,
-                run_id: run_id.clone(),
-            },
-            None => CommandError::NothingDue { period },
-        });
-    }
-    fund_orders(&mut orders, create.period, &facts.budget)?;
-    let pay_on = facts.pay_on.clone().map_err(CommandError::Calendar)?;
-    Ok(pb::PaymentRunCreated {
-        run_id: create.run_id.clone(),
-        period,
-        created_by: create.created_by.clone(),
-        control: Some(control_totals(&orders)?),
-        orders,
-        district_code: create.district.as_str().to_owned(),
-        pay_on: Some(date_of(pay_on.date)),
-        pay_on_provisional: pay_on.provisional,
-        // The orders are inline here; [`bounded`] moves them out before the append.
-        order_count: 0,
-        orders_sha256: String::new(),
-    })
-}
-
 /// A date on the wire.
 pub fn date_of(date: time::Date) -> pb::Date {
     pb::Date {
@@ -816,136 +761,345 @@ pub fn date_of(date: time::Date) -> pb::Date {
     }
 }
 
+// ---- a new run, assembled a chunk at a time ----
+
+/// Which orders a new run takes: the entitlements due in its period (a run), or the period's
+/// failed and returned orders (a re-pay run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    First,
+    Repay,
+}
+
+/// Counts and sums of a run's orders as they are taken.
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    overall: (u32, Money),
+    by_program: BTreeMap<String, (u32, Money)>,
+    by_street_town: BTreeMap<String, (u32, Money)>,
+}
+
+impl Totals {
+    fn add(&mut self, order: &pb::PaymentOrder) -> Result<(), CommandError> {
+        fn add(total: &mut (u32, Money), amount: Money) -> Result<(), CommandError> {
+            total.0 = total.0.checked_add(1).ok_or(CommandError::Overflow)?;
+            total.1 = total.1.checked_add(amount).ok_or(CommandError::Overflow)?;
+            Ok(())
+        }
+        let amount = Money::from_fen(order.amount.as_ref().map_or(0, |money| money.fen));
+        add(&mut self.overall, amount)?;
+        if let Some(total) = self.by_program.get_mut(&order.program_code) {
+            add(total, amount)?;
+        } else {
+            self.by_program
+                .insert(order.program_code.clone(), (1, amount));
+        }
+        if let Some(total) = self.by_street_town.get_mut(&order.street_town_code) {
+            add(total, amount)?;
+        } else {
+            self.by_street_town
+                .insert(order.street_town_code.clone(), (1, amount));
+        }
+        Ok(())
+    }
+
+    fn control(self) -> pb::PaymentControlTotals {
+        let listed = |totals: BTreeMap<String, (u32, Money)>| {
+            totals
+                .into_iter()
+                .map(|(key, (count, total))| pb::PaymentControlTotal {
+                    key,
+                    count,
+                    total: money(total),
+                })
+                .collect()
+        };
+        pb::PaymentControlTotals {
+            count: self.overall.0,
+            total: money(self.overall.1),
+            by_program: listed(self.by_program),
+            by_street_town: listed(self.by_street_town),
+        }
+    }
+}
+
+/// A new run decided a chunk at a time, so that a run of a million entitlements is never held
+/// at once: each chunk of entitlements (or failed orders) in turn becomes its orders (each
+/// named its fund, counted into the control totals, its need on its fund's budget added up,
+/// hashed into the run's digest) and the `PaymentRunOrdersAdded` parts that carry them; then
+/// [`RunAssembly::finish`] decides the run as a whole — nothing due, already paid, over budget,
+/// no pay date — and writes the `PaymentRunCreated` that closes the append with the totals
+/// over every part before it. Pure: the store hands it each chunk with the guard's knowledge
+/// of that chunk, and [`handle`] runs it over one chunk.
+#[derive(Debug)]
+pub struct RunAssembly {
+    kind: RunKind,
+    header: pb::PaymentRunCreated,
+    period: sunshine_domain::Month,
+    first_day: time::Date,
+    budget: crate::commands::BudgetFacts,
+    pay_on: Option<Result<crate::pay_calendar::PayDate, CalendarRefusal>>,
+    totals: Totals,
+    /// (fund, budget program) → what the run's orders need of it.
+    needed: BTreeMap<(String, String), Money>,
+    hasher: sha2::Sha256,
+    /// The first run found holding a key this run skipped.
+    already_in: Option<String>,
+}
+
+impl RunAssembly {
+    fn new(
+        kind: RunKind,
+        header: pb::PaymentRunCreated,
+        period: sunshine_domain::Month,
+        budget: crate::commands::BudgetFacts,
+        pay_on: Option<Result<crate::pay_calendar::PayDate, CalendarRefusal>>,
+    ) -> Result<RunAssembly, CommandError> {
+        use sha2::Digest as _;
+        let first_day = time::Month::try_from(period.month())
+            .ok()
+            .and_then(|month| time::Date::from_calendar_date(period.year(), month, 1).ok())
+            .ok_or_else(|| CommandError::Unwritable(format!("period {period} has no first day")))?;
+        Ok(RunAssembly {
+            kind,
+            header,
+            period,
+            first_day,
+            budget,
+            pay_on,
+            totals: Totals::default(),
+            needed: BTreeMap::new(),
+            hasher: sha2::Sha256::new(),
+            already_in: None,
+        })
+    }
+
+    /// A run of `create.period`, checked against `budget` and paid on `pay_on`.
+    pub fn first_run(
+        create: &CreateRun,
+        budget: crate::commands::BudgetFacts,
+        pay_on: Result<crate::pay_calendar::PayDate, CalendarRefusal>,
+    ) -> Result<RunAssembly, CommandError> {
+        let header = pb::PaymentRunCreated {
+            run_id: create.run_id.clone(),
+            period: create.period.to_string(),
+            created_by: create.created_by.clone(),
+            district_code: create.district.as_str().to_owned(),
+            ..Default::default()
+        };
+        RunAssembly::new(RunKind::First, header, create.period, budget, Some(pay_on))
+    }
+
+    /// A re-pay run of `create.period`, checked against `budget`; it has no calendar date (it
+    /// pays once approved).
+    pub fn repay_run(
+        create: &CreateRepayRun,
+        budget: crate::commands::BudgetFacts,
+    ) -> Result<RunAssembly, CommandError> {
+        let header = pb::PaymentRunCreated {
+            run_id: create.run_id.clone(),
+            period: create.period.to_string(),
+            created_by: create.created_by.clone(),
+            district_code: create.district.as_str().to_owned(),
+            ..Default::default()
+        };
+        RunAssembly::new(RunKind::Repay, header, create.period, budget, None)
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.header.run_id
+    }
+
+    pub fn period(&self) -> &str {
+        &self.header.period
+    }
+
+    /// The orders of one chunk of entitlements, in entitlement-id order: each one due in the
+    /// period and not paid by a run of the period already (`in_runs`: entitlement id → that
+    /// run, for this chunk's entitlements at least).
+    pub fn orders_due(
+        &mut self,
+        entitlements: &[Entitlement],
+        in_runs: &BTreeMap<String, String>,
+    ) -> Result<Vec<pb::PaymentOrder>, CommandError> {
+        let mut sorted: Vec<&Entitlement> = entitlements.iter().collect();
+        sorted.sort_by(|left, right| left.entitlement_id.cmp(&right.entitlement_id));
+        let mut orders = Vec::with_capacity(sorted.len());
+        for entitlement in sorted {
+            let amount = amount_due(entitlement, self.period);
+            if amount.is_zero() || amount.is_negative() {
+                continue;
+            }
+            if let Some(run_id) = in_runs.get(&entitlement.entitlement_id) {
+                self.already_in.get_or_insert_with(|| run_id.clone());
+                continue;
+            }
+            orders.push(pb::PaymentOrder {
+                order_id: order_id_for(&self.header.run_id, &entitlement.entitlement_id),
+                entitlement_id: entitlement.entitlement_id.clone(),
+                case_id: entitlement.case_id.clone(),
+                household_id: entitlement.household_id.clone(),
+                program_code: entitlement.program_code.clone(),
+                street_town_code: entitlement.street_town_code.clone(),
+                amount: money(amount),
+                repays_order_id: String::new(),
+                fund: String::new(),
+            });
+        }
+        self.take(orders)
+    }
+
+    /// The re-payments of one chunk of failed orders, in failed-order-id order: each one not
+    /// paid again by a re-pay run already (`repaid`: failed order id → that run).
+    pub fn orders_repaid(
+        &mut self,
+        failed: &[FailedOrder],
+        repaid: &BTreeMap<String, String>,
+    ) -> Result<Vec<pb::PaymentOrder>, CommandError> {
+        let mut sorted: Vec<&FailedOrder> = failed.iter().collect();
+        sorted.sort_by(|left, right| left.order.order_id.cmp(&right.order.order_id));
+        let mut orders = Vec::with_capacity(sorted.len());
+        for failed in sorted {
+            let failed_id = &failed.order.order_id;
+            if let Some(run_id) = repaid.get(failed_id) {
+                self.already_in.get_or_insert_with(|| run_id.clone());
+                continue;
+            }
+            orders.push(pb::PaymentOrder {
+                order_id: order_id_for(&self.header.run_id, &format!("repay-{failed_id}")),
+                repays_order_id: failed_id.clone(),
+                ..failed.order.clone()
+            });
+        }
+        self.take(orders)
+    }
+
+    /// Names each order's fund (the one paying its budget program on the period's first day),
+    /// and counts, adds up and hashes it.
+    fn take(
+        &mut self,
+        mut orders: Vec<pb::PaymentOrder>,
+    ) -> Result<Vec<pb::PaymentOrder>, CommandError> {
+        use prost::Message as _;
+        use sha2::Digest as _;
+        let mut buffer = Vec::new();
+        for order in &mut orders {
+            let program = funds::budget_program(&order.entitlement_id, &order.program_code);
+            let fund = self
+                .budget
+                .funds
+                .fund_paying(program, self.first_day)
+                .ok_or_else(|| {
+                    CommandError::Budget(BudgetRefusal::NoFund {
+                        program: program.to_owned(),
+                        on: self.first_day,
+                    })
+                })?
+                .to_owned();
+            let amount = Money::from_fen(order.amount.as_ref().map_or(0, |money| money.fen));
+            let key = (fund.clone(), program.to_owned());
+            let total = self.needed.entry(key).or_default();
+            *total = total.checked_add(amount).ok_or(CommandError::Overflow)?;
+            order.fund = fund;
+            self.totals.add(order)?;
+            buffer.clear();
+            order
+                .encode_length_delimited(&mut buffer)
+                .unwrap_or_default();
+            self.hasher.update(&buffer);
+        }
+        Ok(orders)
+    }
+
+    /// `orders` (of one chunk) as the run's `PaymentRunOrdersAdded` parts, each under the
+    /// log's bound.
+    pub fn parts(&self, orders: Vec<pb::PaymentOrder>) -> Vec<RunEvent> {
+        parts(orders, ORDERS_PER_EVENT)
+            .into_iter()
+            .map(|part| {
+                RunEvent::OrdersAdded(pb::PaymentRunOrdersAdded {
+                    run_id: self.header.run_id.clone(),
+                    period: self.header.period.clone(),
+                    orders: part,
+                })
+            })
+            .collect()
+    }
+
+    /// The run as a whole, after its last chunk: refused when it has no order (naming a run
+    /// that has them, if any does), when its total for a budget program would take that
+    /// fund's remaining budget for the year below zero (remaining = budget − what approved
+    /// runs of the year committed), or when the calendar has no pay date; otherwise the
+    /// `PaymentRunCreated` closing the append, with the control totals, the order count and
+    /// the orders' digest.
+    pub fn finish(self) -> Result<pb::PaymentRunCreated, CommandError> {
+        use sha2::Digest as _;
+        let period = self.header.period.clone();
+        if self.totals.overall.0 == 0 {
+            return Err(match (self.kind, self.already_in) {
+                (RunKind::First, Some(run_id)) => CommandError::AlreadyInRun { period, run_id },
+                (RunKind::First, None) => CommandError::NothingDue { period },
+                (RunKind::Repay, Some(run_id)) => CommandError::AlreadyRepaid { period, run_id },
+                (RunKind::Repay, None) => CommandError::NothingFailed { period },
+            });
+        }
+        let year = self.period.year();
+        for ((fund, program), amount) in &self.needed {
+            let committed = self
+                .budget
+                .committed
+                .get(&(fund.clone(), program.clone()))
+                .copied()
+                .unwrap_or_default();
+            funds::check_budget(&self.budget.funds, fund, program, year, committed, *amount)
+                .map_err(CommandError::Budget)?;
+        }
+        let pay_on = self
+            .pay_on
+            .map(|pay_on| pay_on.map_err(CommandError::Calendar))
+            .transpose()?;
+        let order_count = self.totals.overall.0;
+        Ok(pb::PaymentRunCreated {
+            control: Some(self.totals.control()),
+            pay_on: pay_on.as_ref().map(|pay_on| date_of(pay_on.date)),
+            pay_on_provisional: pay_on.is_some_and(|pay_on| pay_on.provisional),
+            order_count,
+            orders_sha256: hex::encode(self.hasher.finalize()),
+            ..self.header
+        })
+    }
+}
+
+/// A run of the period over all its facts at once, as one chunk: its parts, then the
+/// `PaymentRunCreated` closing them (the shape the store appends chunk by chunk).
+fn create_run(create: &CreateRun, facts: &PeriodFacts) -> Result<Vec<RunEvent>, CommandError> {
+    let mut assembly = RunAssembly::first_run(create, facts.budget.clone(), facts.pay_on.clone())?;
+    let orders = assembly.orders_due(&facts.entitlements, &facts.in_runs)?;
+    let mut events = assembly.parts(orders);
+    events.push(RunEvent::Created(assembly.finish()?));
+    Ok(events)
+}
+
 fn create_repay_run(
     create: &CreateRepayRun,
     facts: &RepayFacts,
-) -> Result<pb::PaymentRunCreated, CommandError> {
-    let period = create.period.to_string();
-    let mut orders = Vec::new();
-    let mut already_in: Option<&String> = None;
-    let mut failed: Vec<_> = facts.failed.iter().collect();
-    failed.sort_by(|left, right| left.order.order_id.cmp(&right.order.order_id));
-    for failed in failed {
-        let failed_id = &failed.order.order_id;
-        if let Some(run_id) = facts.repaid.get(failed_id) {
-            already_in = already_in.or(Some(run_id));
-            continue;
-        }
-        orders.push(pb::PaymentOrder {
-            order_id: order_id_for(&create.run_id, &format!("repay-{failed_id}")),
-            repays_order_id: failed_id.clone(),
-            ..failed.order.clone()
-        });
-    }
-    if orders.is_empty() {
-        return Err(match already_in {
-            Some(run_id) => CommandError::AlreadyRepaid {
-                period,
-                run_id: run_id.clone(),
-            },
-            None => CommandError::NothingFailed { period },
-        });
-    }
-    fund_orders(&mut orders, create.period, &facts.budget)?;
-    // In the failed orders' order (their ids), as the guard claims them.
-    Ok(pb::PaymentRunCreated {
-        run_id: create.run_id.clone(),
-        period,
-        created_by: create.created_by.clone(),
-        control: Some(control_totals(&orders)?),
-        orders,
-        district_code: create.district.as_str().to_owned(),
-        // A re-pay run has no calendar date: it pays once approved.
-        pay_on: None,
-        pay_on_provisional: false,
-        order_count: 0,
-        orders_sha256: String::new(),
-    })
-}
-
-/// Names each order's fund (the one paying its budget program on the period's first day) and
-/// refuses the run when its total for a budget program would take that fund's remaining
-/// budget for the period's year below zero: remaining = budget − what approved runs of the
-/// year committed (`budget.committed`).
-fn fund_orders(
-    orders: &mut [pb::PaymentOrder],
-    period: sunshine_domain::Month,
-    budget: &crate::commands::BudgetFacts,
-) -> Result<(), CommandError> {
-    let first_day = time::Month::try_from(period.month())
-        .ok()
-        .and_then(|month| time::Date::from_calendar_date(period.year(), month, 1).ok())
-        .ok_or_else(|| CommandError::Unwritable(format!("period {period} has no first day")))?;
-    let year = period.year();
-    let mut needed: BTreeMap<(String, String), Money> = BTreeMap::new();
-    for order in orders.iter_mut() {
-        let program = funds::budget_program(&order.entitlement_id, &order.program_code);
-        let fund = budget
-            .funds
-            .fund_paying(program, first_day)
-            .ok_or_else(|| {
-                CommandError::Budget(BudgetRefusal::NoFund {
-                    program: program.to_owned(),
-                    on: first_day,
-                })
-            })?
-            .to_owned();
-        let amount = Money::from_fen(order.amount.as_ref().map_or(0, |money| money.fen));
-        let total = needed
-            .entry((fund.clone(), program.to_owned()))
-            .or_default();
-        *total = total.checked_add(amount).ok_or(CommandError::Overflow)?;
-        order.fund = fund;
-    }
-    for ((fund, program), amount) in &needed {
-        let committed = budget
-            .committed
-            .get(&(fund.clone(), program.clone()))
-            .copied()
-            .unwrap_or_default();
-        funds::check_budget(&budget.funds, fund, program, year, committed, *amount)
-            .map_err(CommandError::Budget)?;
-    }
-    Ok(())
+) -> Result<Vec<RunEvent>, CommandError> {
+    let mut assembly = RunAssembly::repay_run(create, facts.budget.clone())?;
+    let orders = assembly.orders_repaid(&facts.failed, &facts.repaid)?;
+    let mut events = assembly.parts(orders);
+    events.push(RunEvent::Created(assembly.finish()?));
+    Ok(events)
 }
 
 /// Count and sum of `orders`, overall and per program and street-town (in key order).
 pub fn control_totals(
     orders: &[pb::PaymentOrder],
 ) -> Result<pb::PaymentControlTotals, CommandError> {
-    fn add(total: &mut (u32, Money), amount: Money) -> Result<(), CommandError> {
-        total.0 = total.0.checked_add(1).ok_or(CommandError::Overflow)?;
-        total.1 = total.1.checked_add(amount).ok_or(CommandError::Overflow)?;
-        Ok(())
-    }
-    let mut overall = (0_u32, Money::ZERO);
-    let mut by_program: BTreeMap<&str, (u32, Money)> = BTreeMap::new();
-    let mut by_street_town: BTreeMap<&str, (u32, Money)> = BTreeMap::new();
+    let mut totals = Totals::default();
     for order in orders {
-        let amount = Money::from_fen(order.amount.as_ref().map_or(0, |money| money.fen));
-        add(&mut overall, amount)?;
-        add(by_program.entry(&order.program_code).or_default(), amount)?;
-        add(
-            by_street_town.entry(&order.street_town_code).or_default(),
-            amount,
-        )?;
+        totals.add(order)?;
     }
-    let listed = |totals: BTreeMap<&str, (u32, Money)>| {
-        totals
-            .into_iter()
-            .map(|(key, (count, total))| pb::PaymentControlTotal {
-                key: key.to_owned(),
-                count,
-                total: money(total),
-            })
-            .collect()
-    };
-    Ok(pb::PaymentControlTotals {
-        count: overall.0,
-        total: money(overall.1),
-        by_program: listed(by_program),
-        by_street_town: listed(by_street_town),
-    })
+    Ok(totals.control())
 }
 
 fn approve_run(
@@ -1019,6 +1173,11 @@ mod tests {
 
         fn events(self) -> Vec<RunEvent> {
             self.0.unwrap()
+        }
+
+        /// A creation's events as one `PaymentRunCreated` ([`inline`]).
+        fn creation(self) -> RunEvent {
+            inline(self.events())
         }
     }
 
@@ -1097,10 +1256,32 @@ mod tests {
     }
 
     fn created_run() -> RunEvent {
-        nothing()
-            .when(create("2026-10", facts(three())))
-            .events()
-            .remove(0)
+        inline(nothing().when(create("2026-10", facts(three()))).events())
+    }
+
+    /// A decided creation — its `PaymentRunOrdersAdded` parts, then the `PaymentRunCreated`
+    /// closing them — as one `PaymentRunCreated` with the orders inline, the shape the fold
+    /// also takes; checks the closing event's count and digest on the way.
+    fn inline(events: Vec<RunEvent>) -> RunEvent {
+        let mut orders = Vec::new();
+        let mut closing = None;
+        for event in events {
+            match event {
+                RunEvent::OrdersAdded(added) => {
+                    assert!(closing.is_none(), "a part after the creation");
+                    orders.extend(added.orders);
+                }
+                RunEvent::Created(created) => closing = Some(created),
+                other => panic!("not a creation's event: {other:?}"),
+            }
+        }
+        let mut created = closing.expect("no PaymentRunCreated");
+        assert_eq!(created.order_count as usize, orders.len());
+        assert_eq!(created.orders_sha256, orders_sha256(&orders));
+        created.orders = orders;
+        created.order_count = 0;
+        created.orders_sha256 = String::new();
+        RunEvent::Created(created)
     }
 
     fn created(event: &RunEvent) -> &pb::PaymentRunCreated {
@@ -1188,8 +1369,7 @@ mod tests {
         entitlements[1].start_month = month("2026-11");
         let event = nothing()
             .when(create("2026-10", facts(entitlements)))
-            .events()
-            .remove(0);
+            .creation();
         let run = created(&event);
         assert_eq!(run.orders.len(), 1);
         assert_eq!(run.orders[0].entitlement_id, "case-c");
@@ -1217,7 +1397,7 @@ mod tests {
         let mut facts = facts(three());
         facts.in_runs.insert("case-a".into(), "run-earlier".into());
         facts.in_runs.insert("case-b".into(), "run-earlier".into());
-        let event = nothing().when(create("2026-10", facts)).events().remove(0);
+        let event = nothing().when(create("2026-10", facts)).creation();
         let run = created(&event);
         let entitlements: Vec<&str> = run
             .orders
@@ -1381,14 +1561,93 @@ mod tests {
         let entitlements = (0..count)
             .map(|index| entitlement(&format!("case-{index:07}"), "dibao", "990101001000", 50_000))
             .collect();
-        given(Vec::new())
-            .when(create("2026-12", facts(entitlements)))
-            .events()
+        vec![inline(
+            given(Vec::new())
+                .when(create("2026-12", facts(entitlements)))
+                .events(),
+        )]
     }
 
     fn encoded_len(event: &RunEvent) -> usize {
         use sunshine_proto::events::TypedEvent as _;
         event.encode_payload().len()
+    }
+
+    #[test]
+    fn a_run_decided_a_chunk_at_a_time_is_the_run_decided_at_once() {
+        let entitlements: Vec<Entitlement> = (0..4_500)
+            .map(|index| {
+                let program = if index % 3 == 0 { "tekun" } else { "dibao" };
+                let street = if index % 2 == 0 {
+                    "990101001000"
+                } else {
+                    "990101002000"
+                };
+                entitlement(&format!("case-{index:07}"), program, street, 40_000 + index)
+            })
+            .collect();
+        // Some entitlements are paid by an earlier run of the period already.
+        let mut facts = facts(entitlements.clone());
+        for paid in entitlements.iter().step_by(7) {
+            facts
+                .in_runs
+                .insert(paid.entitlement_id.clone(), "run-earlier".into());
+        }
+        let Command::CreateRun(create, facts) = create("2026-12", facts) else {
+            unreachable!()
+        };
+        let at_once = handle(None, &Command::CreateRun(create.clone(), facts.clone())).unwrap();
+        let mut assembly =
+            RunAssembly::first_run(&create, facts.budget.clone(), facts.pay_on.clone()).unwrap();
+        let mut chunked = Vec::new();
+        for chunk in entitlements.chunks(1_234) {
+            let orders = assembly.orders_due(chunk, &facts.in_runs).unwrap();
+            chunked.extend(assembly.parts(orders));
+        }
+        chunked.push(RunEvent::Created(assembly.finish().unwrap()));
+        // Parts first, each under the bound; the creation closes them with the totals.
+        assert!(matches!(chunked.last(), Some(RunEvent::Created(_))));
+        assert!(
+            chunked
+                .iter()
+                .all(|event| encoded_len(event) <= PART_BYTES + 1_024)
+        );
+        assert_eq!(inline(chunked.clone()), inline(at_once.clone()));
+        assert_eq!(
+            RunState::fold(&chunked).unwrap().orders,
+            RunState::fold(&at_once).unwrap().orders
+        );
+        let RunEvent::Created(closing) = chunked.last().unwrap() else {
+            unreachable!()
+        };
+        let expected = 4_500 - entitlements.iter().step_by(7).count();
+        assert_eq!(closing.order_count as usize, expected);
+        assert!(closing.orders.is_empty());
+    }
+
+    #[test]
+    fn a_run_whose_every_chunk_is_paid_already_is_refused_naming_the_run() {
+        let entitlements = three();
+        let in_runs: BTreeMap<String, String> = entitlements
+            .iter()
+            .map(|paid| (paid.entitlement_id.clone(), "run-earlier".to_owned()))
+            .collect();
+        let Command::CreateRun(create, facts) = create("2026-10", facts(entitlements.clone()))
+        else {
+            unreachable!()
+        };
+        let mut assembly =
+            RunAssembly::first_run(&create, facts.budget.clone(), facts.pay_on.clone()).unwrap();
+        for chunk in entitlements.chunks(2) {
+            assert!(assembly.orders_due(chunk, &in_runs).unwrap().is_empty());
+        }
+        assert_eq!(
+            assembly.finish(),
+            Err(CommandError::AlreadyInRun {
+                period: "2026-10".into(),
+                run_id: "run-earlier".into()
+            })
+        );
     }
 
     #[test]
@@ -1674,7 +1933,7 @@ mod tests {
             repaid: BTreeMap::new(),
             budget: budget(),
         };
-        let event = nothing().when(repay(facts)).events().remove(0);
+        let event = nothing().when(repay(facts)).creation();
         let run = created(&event);
         let repaid: Vec<(&str, &str, i64)> = run
             .orders
@@ -1717,8 +1976,7 @@ mod tests {
                     grant.clone(),
                 ]),
             ))
-            .events()
-            .remove(0);
+            .creation();
         let funds: Vec<(&str, &str)> = created(&event)
             .orders
             .iter()

@@ -31,7 +31,7 @@ use sunshine_policy::Policy;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::payment_service_server::PaymentService;
 
-use crate::aggregate::{self, RunState};
+use crate::aggregate::{self, RunEvent, RunState};
 use crate::commands;
 use crate::commands::{
     ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
@@ -157,13 +157,11 @@ impl PaymentApi {
         if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
             return self.answer(&create.run_id, &previous).await;
         }
-        let facts = payment
+        let created = payment
             .store
-            .period_facts(create.period, &payment.funds, &payment.working_days)
+            .create_run(&metadata, &create, &payment.funds, &payment.working_days)
             .await?;
-        let run_id = create.run_id.clone();
-        self.open_run(&metadata, &run_id, Command::CreateRun(create, facts))
-            .await
+        self.answer_created(&create.run_id, created).await
     }
 
     async fn create_repay_run(
@@ -180,33 +178,42 @@ impl PaymentApi {
         if let Some(previous) = payment.store.run_retry(&create.run_id, &metadata).await? {
             return self.answer(&create.run_id, &previous).await;
         }
-        let facts = payment
+        let created = payment
             .store
-            .repay_facts(create.period, &payment.funds)
+            .create_repay_run(&metadata, &create, &payment.funds)
             .await?;
-        let run_id = create.run_id.clone();
-        self.open_run(&metadata, &run_id, Command::CreateRepayRun(create, facts))
-            .await
+        self.answer_created(&create.run_id, created).await
     }
 
-    /// A new run's last steps, the same for a run and a re-pay run (the retry was answered
-    /// before the facts were read): decide on a stream that does not exist yet, append with
-    /// the guard's claims, answer from what was appended.
-    async fn open_run(
+    /// The answer to a run's creation: from the `PaymentRunCreated` the append just wrote
+    /// (every order pending: nothing is read back, so a run of a million orders is not folded
+    /// to say so), or, when a concurrent retry's append won, from the log like any retry.
+    async fn answer_created(
         &self,
-        metadata: &EventMetadata,
         run_id: &str,
-        command: Command,
+        (outcome, created): (AppendOutcome, Option<pb::PaymentRunCreated>),
     ) -> Result<pb::RunResponse, ApiError> {
-        let events = aggregate::handle(None, &command)?;
-        // The facts (every entitlement of the period) are not needed past the decision.
-        drop(command);
-        let outcome = self
-            .connected()?
-            .store
-            .append_new_run(metadata, run_id, events)
-            .await?;
-        self.answer(run_id, &outcome).await
+        let Some(created) = created.filter(|_| !outcome.deduplicated) else {
+            return self.answer(run_id, &outcome).await;
+        };
+        let mut run = RunState::default();
+        run.apply(&RunEvent::Created(created));
+        run.version = outcome.last_version;
+        let control = run.control.clone();
+        let fen = |fen| Some(pb::Money { fen });
+        let mut response = run_response(run);
+        // What the fold of the stream answers (`RunState::order_states`): all pending.
+        response.states = Some(pb::PaymentOrderStates {
+            pending_count: control.count,
+            pending_total: fen(control.total.map_or(0, |total| total.fen)),
+            paid_count: 0,
+            paid_total: fen(0),
+            failed_count: 0,
+            failed_total: fen(0),
+            returned_count: 0,
+            returned_total: fen(0),
+        });
+        Ok(response)
     }
 
     async fn approve_run(

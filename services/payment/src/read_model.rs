@@ -256,12 +256,13 @@ pub struct OrderClaims<'a> {
 }
 
 impl<'a> OrderClaims<'a> {
-    /// The claims of a new run's events: its `PaymentRunCreated` first, its orders in it or in
-    /// the `PaymentRunOrdersAdded` after it. `None` when the events do not start a run.
+    /// The claims of a new run's events: its `PaymentRunCreated` (first or last), its orders
+    /// in it or in the `PaymentRunOrdersAdded` beside it. `None` when the events make no run.
     pub fn of(events: &'a [RunEvent]) -> Option<OrderClaims<'a>> {
-        let Some(RunEvent::Created(created)) = events.first() else {
-            return None;
-        };
+        let created = events.iter().find_map(|event| match event {
+            RunEvent::Created(created) => Some(created),
+            _ => None,
+        })?;
         let added = events.iter().flat_map(|event| match event {
             RunEvent::OrdersAdded(added) => added.orders.as_slice(),
             _ => &[],
@@ -287,50 +288,62 @@ impl AppendGuard for OrderClaims<'_> {
         &self,
         connection: &mut AnyConnection,
     ) -> Result<Result<(), ClaimedByRun>, sqlx::Error> {
-        // The orders come in key order (the aggregate sorts them) and each statement inserts
-        // its rows in that order, so two runs claiming overlapping keys take their row locks
-        // in one order and cannot deadlock. On PostgreSQL a concurrent uncommitted claim of
-        // the same key makes the insert wait for that transaction; `ON CONFLICT DO NOTHING`
-        // then skips the key if that claim committed.
-        let claimed = write_orders(connection, &self.run_id, &self.period, &self.orders).await?;
-        if claimed == self.orders.len() as u64 {
-            return Ok(Ok(()));
-        }
-        // Some key was held already: name a run holding one.
-        let sqlite = on_sqlite(connection);
-        for batch in self.orders.chunks(BULK_ROWS) {
-            let firsts: Vec<&str> = batch
-                .iter()
-                .filter(|order| order.repays_order_id.is_empty())
-                .map(|order| order.entitlement_id.as_str())
-                .collect();
-            let repays: Vec<&str> = batch
-                .iter()
-                .filter(|order| !order.repays_order_id.is_empty())
-                .map(|order| order.repays_order_id.as_str())
-                .collect();
-            let holder: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT run_id FROM payment_run_orders WHERE period = $2 AND run_id <> $3 \
-                 AND entitlement_id IN (SELECT r.value FROM ({}) AS r) \
-                 UNION ALL SELECT run_id FROM payment_repay_orders WHERE run_id <> $3 \
-                 AND failed_order_id IN (SELECT r.value FROM ({}) AS r) LIMIT 1",
-                json_values(sqlite, 1),
-                json_values(sqlite, 4),
-            )))
-            .bind(json_text(&firsts))
-            .bind(self.period.as_str())
-            .bind(self.run_id.as_str())
-            .bind(json_text(&repays))
-            .fetch_optional(&mut *connection)
-            .await?;
-            if let Some(run_id) = holder {
-                return Ok(Err(ClaimedByRun { run_id }));
-            }
-        }
-        Err(sqlx::Error::Protocol(
-            "the guard claimed fewer orders than the run has, and no other run holds one".into(),
-        ))
+        claim_orders(connection, &self.run_id, &self.period, &self.orders).await
     }
+}
+
+/// Claims the (entitlement, period) keys of `orders` — or, for re-payments, the failed orders
+/// they pay again — for run `run_id` and writes their `payment_orders` rows, on the append's
+/// transaction; refused, naming a run holding one, when any key is held already.
+pub async fn claim_orders(
+    connection: &mut AnyConnection,
+    run_id: &str,
+    period: &str,
+    orders: &[&pb::PaymentOrder],
+) -> Result<Result<(), ClaimedByRun>, sqlx::Error> {
+    // The orders come in key order (the aggregate sorts them) and each statement inserts
+    // its rows in that order, so two runs claiming overlapping keys take their row locks
+    // in one order and cannot deadlock. On PostgreSQL a concurrent uncommitted claim of
+    // the same key makes the insert wait for that transaction; `ON CONFLICT DO NOTHING`
+    // then skips the key if that claim committed.
+    let claimed = write_orders(connection, run_id, period, orders).await?;
+    if claimed == orders.len() as u64 {
+        return Ok(Ok(()));
+    }
+    // Some key was held already: name a run holding one.
+    let sqlite = on_sqlite(connection);
+    for batch in orders.chunks(BULK_ROWS) {
+        let firsts: Vec<&str> = batch
+            .iter()
+            .filter(|order| order.repays_order_id.is_empty())
+            .map(|order| order.entitlement_id.as_str())
+            .collect();
+        let repays: Vec<&str> = batch
+            .iter()
+            .filter(|order| !order.repays_order_id.is_empty())
+            .map(|order| order.repays_order_id.as_str())
+            .collect();
+        let holder: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT run_id FROM payment_run_orders WHERE period = $2 AND run_id <> $3 \
+             AND entitlement_id IN (SELECT r.value FROM ({}) AS r) \
+             UNION ALL SELECT run_id FROM payment_repay_orders WHERE run_id <> $3 \
+             AND failed_order_id IN (SELECT r.value FROM ({}) AS r) LIMIT 1",
+            json_values(sqlite, 1),
+            json_values(sqlite, 4),
+        )))
+        .bind(json_text(&firsts))
+        .bind(period)
+        .bind(run_id)
+        .bind(json_text(&repays))
+        .fetch_optional(&mut *connection)
+        .await?;
+        if let Some(run_id) = holder {
+            return Ok(Err(ClaimedByRun { run_id }));
+        }
+    }
+    Err(sqlx::Error::Protocol(
+        "the guard claimed fewer orders than the run has, and no other run holds one".into(),
+    ))
 }
 
 /// The text values of the JSON array in parameter `$parameter`, as `SELECT r.value FROM …`.
@@ -511,42 +524,59 @@ pub async fn repaid(
         .collect()
 }
 
-/// Entitlement id → the run that has its order of `period`.
-pub async fn in_runs(
-    pool: &AnyPool,
+/// Entitlement id → the run that has its order of `period`, for the entitlements after
+/// `after` up to `last` (in the database's order of ids, as [`entitlements_page`] pages).
+pub async fn in_runs_between(
+    connection: &mut AnyConnection,
     period: Month,
+    after: &str,
+    last: &str,
 ) -> Result<BTreeMap<String, String>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT entitlement_id, run_id FROM payment_run_orders WHERE period = $1")
-            .bind(period.to_string())
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT entitlement_id, run_id FROM payment_run_orders \
+         WHERE period = $1 AND entitlement_id > $2 AND entitlement_id <= $3",
+    )
+    .bind(period.to_string())
+    .bind(after)
+    .bind(last)
+    .fetch_all(&mut *connection)
+    .await?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
 }
 
-/// Every entitlement that starts in or before `period`, with its adjustments in the order
-/// review decided them.
-pub async fn entitlements_started_by(
-    pool: &AnyPool,
+/// At most `limit` entitlements that start in or before `period`, the next after entitlement
+/// `after` in id order ("" for the first page), each with its adjustments in the order review
+/// decided them: a run reads its entitlements a page at a time, on its append's transaction.
+pub async fn entitlements_page(
+    connection: &mut AnyConnection,
     period: Month,
+    after: &str,
+    limit: u32,
 ) -> Result<Vec<Entitlement>, sqlx::Error> {
     let period = period.to_string();
     let rows = sqlx::query(
         "SELECT entitlement_id, case_id, household_id, program_code, street_town_code, kind, amount_fen, start_month, \
-         suspended_from, terminated_from FROM payment_entitlements WHERE start_month <= $1 ORDER BY entitlement_id",
+         suspended_from, terminated_from FROM payment_entitlements WHERE start_month <= $1 AND entitlement_id > $2 \
+         ORDER BY entitlement_id LIMIT $3",
     )
     .bind(period.as_str())
-    .fetch_all(pool)
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *connection)
     .await?;
+    let Some(last) = rows.last() else {
+        return Ok(Vec::new());
+    };
+    let last: String = last.try_get(0)?;
     let adjustment_rows = sqlx::query(
         "SELECT a.entitlement_id, a.effective_month, a.amount_fen FROM payment_entitlement_adjustments a \
-         JOIN payment_entitlements e ON e.entitlement_id = a.entitlement_id \
-         WHERE e.start_month <= $1 ORDER BY a.entitlement_id, a.case_version",
+         WHERE a.entitlement_id > $1 AND a.entitlement_id <= $2 ORDER BY a.entitlement_id, a.case_version",
     )
-    .bind(period.as_str())
-    .fetch_all(pool)
+    .bind(after)
+    .bind(last.as_str())
+    .fetch_all(&mut *connection)
     .await?;
     let mut adjustments: BTreeMap<String, Vec<Adjustment>> = BTreeMap::new();
     for row in &adjustment_rows {

@@ -23,17 +23,18 @@ use std::sync::Arc;
 use sunshine_domain::{Money, Month, WorkingDayCalendar};
 use sunshine_eventlog::runtime::LogRuntime;
 use sunshine_eventlog::{
-    AppendOutcome, EventMetadata, ExpectedVersion, GuardedAppend, NewEvent, StreamId, actor_of,
+    AppendOutcome, EventMetadata, EventSource, ExpectedVersion, GuardedAppend, NewEvent, StreamId,
+    actor_of,
 };
 use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::events::StreamEvent as _;
 
 use crate::aggregate::{self, RunEvent, RunState};
-use crate::commands::{BudgetFacts, FailedOrder, PeriodFacts, RepayFacts};
+use crate::commands::{BudgetFacts, CreateRepayRun, CreateRun, FailedOrder, RepayFacts};
 use crate::errors::{claim_not_found, run_not_found};
 use crate::funds::Funds;
 use crate::medical::{ClaimCase, ClaimState, MedicalEvent};
-use crate::read_model::{self, MedicalClaimGuard, OrderClaims};
+use crate::read_model::{self, MedicalClaimGuard};
 use crate::recovery::{self, RecoveryEvent};
 use sunshine_proto::v1 as pb;
 
@@ -100,19 +101,30 @@ impl PaymentStore {
     /// is no such run.
     pub async fn load_at(&self, run_id: &str, version: u64) -> Result<Option<RunState>, ApiError> {
         let stream = run_stream(run_id)?;
-        let stored = self.log.store.read_stream(&stream, 1).await?;
         let mut run: Option<RunState> = None;
-        // Each event folded as it is decoded, its payload dropped after: a run's orders are
-        // held once, in the state.
-        for event in stored
-            .into_iter()
-            .filter(|event| event.stream_version <= version)
-        {
-            let decoded =
-                RunEvent::decode(&event.event_type, &event.payload).map_err(ApiError::internal)?;
-            drop(event);
-            run.get_or_insert_with(RunState::default)
-                .apply_owned(decoded);
+        // A page of events at a time, each folded as it is decoded and its payload dropped
+        // after: a run's orders are held once, in the state, never also as stored events.
+        let mut from = 1;
+        while from <= version {
+            let page = self
+                .log
+                .store
+                .read_stream_page(&stream, from, STREAM_PAGE)
+                .await?;
+            let Some(last) = page.last().map(|event| event.stream_version) else {
+                break;
+            };
+            for event in page
+                .into_iter()
+                .filter(|event| event.stream_version <= version)
+            {
+                let decoded = RunEvent::decode(&event.event_type, &event.payload)
+                    .map_err(ApiError::internal)?;
+                drop(event);
+                run.get_or_insert_with(RunState::default)
+                    .apply_owned(decoded);
+            }
+            from = last + 1;
         }
         Ok(run)
     }
@@ -184,28 +196,6 @@ impl PaymentStore {
         )))
     }
 
-    /// What a run of `period` decides on: the entitlements started by then, and which of them
-    /// a run of the period has an order of already.
-    pub async fn period_facts(
-        &self,
-        period: Month,
-        funds: &Arc<Funds>,
-        working_days: &WorkingDayCalendar,
-    ) -> Result<PeriodFacts, ApiError> {
-        let entitlements = read_model::entitlements_started_by(self.pool(), period)
-            .await
-            .map_err(ApiError::internal)?;
-        let in_runs = read_model::in_runs(self.pool(), period)
-            .await
-            .map_err(ApiError::internal)?;
-        Ok(PeriodFacts {
-            entitlements,
-            in_runs,
-            budget: self.budget_facts(period, funds).await?,
-            pay_on: funds.calendar().pay_date(period, working_days),
-        })
-    }
-
     /// The funds, and what approved runs of the period's year committed of them (as the
     /// projection has heard the approvals).
     pub async fn budget_facts(
@@ -250,43 +240,65 @@ impl PaymentStore {
 
     // ---- append ----
 
-    /// Appends a new run, its claims on (entitlement, period) made by the append's guard in
-    /// the append's own transaction. A claim another run holds refuses the whole append:
-    /// `ALREADY_EXISTS`, naming that run.
-    pub async fn append_new_run(
+    /// Creates a run of `create.period`, decided and appended a page of entitlements at a
+    /// time in one transaction ([`NewRun`]): the run is never held whole, and its claims on
+    /// (entitlement, period) commit with its events or not at all. A claim another run holds
+    /// refuses the whole append: `ALREADY_EXISTS`, naming that run. Answers the run as
+    /// created.
+    pub async fn create_run(
         &self,
         metadata: &EventMetadata,
-        run_id: &str,
-        events: Vec<RunEvent>,
-    ) -> Result<AppendOutcome, ApiError> {
-        let stream = run_stream(run_id)?;
-        let events = aggregate::bounded(events);
-        let Some(claims) = OrderClaims::of(&events) else {
-            return Err(ApiError::internal(std::io::Error::other(
-                "a new run starts with its creation",
-            )));
+        create: &CreateRun,
+        funds: &Arc<Funds>,
+        working_days: &WorkingDayCalendar,
+    ) -> Result<(AppendOutcome, Option<pb::PaymentRunCreated>), ApiError> {
+        let assembly = aggregate::RunAssembly::first_run(
+            create,
+            self.budget_facts(create.period, funds).await?,
+            funds.calendar().pay_date(create.period, working_days),
+        )?;
+        let chunks = Chunks::Entitlements {
+            period: create.period,
+            after: String::new(),
         };
-        let new_events = events
-            .iter()
-            .map(|event| NewEvent::typed(run_case(run_id), event))
-            .collect();
+        self.append_new_run(metadata, assembly, chunks).await
+    }
+
+    /// Creates a re-pay run of `create.period` over the period's failed and returned orders
+    /// (as the projection has heard the bank), the same way as [`PaymentStore::create_run`].
+    pub async fn create_repay_run(
+        &self,
+        metadata: &EventMetadata,
+        create: &CreateRepayRun,
+        funds: &Arc<Funds>,
+    ) -> Result<(AppendOutcome, Option<pb::PaymentRunCreated>), ApiError> {
+        let facts = self.repay_facts(create.period, funds).await?;
+        let assembly = aggregate::RunAssembly::repay_run(create, facts.budget)?;
+        let chunks = Chunks::Failed(Some((facts.failed, facts.repaid)));
+        self.append_new_run(metadata, assembly, chunks).await
+    }
+
+    async fn append_new_run(
+        &self,
+        metadata: &EventMetadata,
+        assembly: aggregate::RunAssembly,
+        chunks: Chunks,
+    ) -> Result<(AppendOutcome, Option<pb::PaymentRunCreated>), ApiError> {
+        let stream = run_stream(assembly.run_id())?;
+        let mut source = NewRun {
+            case: run_case(assembly.run_id()),
+            assembly: Some(assembly),
+            chunks,
+            created: None,
+        };
         match self
             .log
             .store
-            .append_guarded(
-                &stream,
-                ExpectedVersion::NoStream,
-                metadata,
-                new_events,
-                &claims,
-            )
+            .append_streamed(&stream, ExpectedVersion::NoStream, metadata, &mut source)
             .await?
         {
-            GuardedAppend::Appended(outcome) => Ok(outcome),
-            GuardedAppend::Refused(claimed) => Err(ApiError::AlreadyExists {
-                what: format!("a run of {} with these entitlements", claims.period),
-                existing_id: Some(claimed.run_id),
-            }),
+            GuardedAppend::Appended(outcome) => Ok((outcome, source.created)),
+            GuardedAppend::Refused(refusal) => Err(refusal),
         }
     }
 
@@ -313,6 +325,116 @@ impl PaymentStore {
                 new_events,
             )
             .await?)
+    }
+}
+
+/// Events of a run's stream read per page when it is loaded.
+const STREAM_PAGE: u32 = 32;
+
+/// Entitlements a run reads per page, on its append's transaction.
+const ENTITLEMENTS_PER_PAGE: u32 = 2_000;
+
+/// What a new run is decided over, chunk by chunk.
+enum Chunks {
+    /// The entitlements started by `period`, a page at a time after entitlement `after`.
+    Entitlements { period: Month, after: String },
+    /// The failed orders (and which are re-paid already), all in one chunk; `None` once taken.
+    Failed(Option<(Vec<FailedOrder>, std::collections::BTreeMap<String, String>)>),
+}
+
+/// A new run's events, made as the append goes ([`EventSource`]): per chunk, its orders
+/// decided by the assembly, their claims and rows written by the guard on the append's
+/// transaction, and their `PaymentRunOrdersAdded` parts; after the last chunk, the
+/// `PaymentRunCreated` with the run's totals (kept in `created` for the answer).
+struct NewRun {
+    case: String,
+    assembly: Option<aggregate::RunAssembly>,
+    chunks: Chunks,
+    created: Option<pb::PaymentRunCreated>,
+}
+
+impl NewRun {
+    /// The next chunk's orders (claimed), `None` when no chunk is left.
+    async fn next_orders(
+        &mut self,
+        connection: &mut sqlx::AnyConnection,
+        assembly: &mut aggregate::RunAssembly,
+    ) -> Result<Result<Option<Vec<pb::PaymentOrder>>, ApiError>, sqlx::Error> {
+        let orders = match &mut self.chunks {
+            Chunks::Entitlements { period, after } => {
+                let page = read_model::entitlements_page(
+                    connection,
+                    *period,
+                    after,
+                    ENTITLEMENTS_PER_PAGE,
+                )
+                .await?;
+                let Some(last) = page
+                    .last()
+                    .map(|entitlement| entitlement.entitlement_id.clone())
+                else {
+                    return Ok(Ok(None));
+                };
+                let in_runs =
+                    read_model::in_runs_between(connection, *period, after, &last).await?;
+                *after = last;
+                assembly.orders_due(&page, &in_runs)
+            }
+            Chunks::Failed(failed) => {
+                let Some((failed, repaid)) = failed.take() else {
+                    return Ok(Ok(None));
+                };
+                assembly.orders_repaid(&failed, &repaid)
+            }
+        };
+        let orders = match orders {
+            Ok(orders) => orders,
+            Err(refusal) => return Ok(Err(refusal.into())),
+        };
+        let claimed: Vec<&pb::PaymentOrder> = orders.iter().collect();
+        match read_model::claim_orders(connection, assembly.run_id(), assembly.period(), &claimed)
+            .await?
+        {
+            Ok(()) => Ok(Ok(Some(orders))),
+            Err(held) => Ok(Err(ApiError::AlreadyExists {
+                what: format!("a run of {} with these entitlements", assembly.period()),
+                existing_id: Some(held.run_id),
+            })),
+        }
+    }
+}
+
+impl EventSource for NewRun {
+    type Refusal = ApiError;
+
+    async fn next_events(
+        &mut self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> Result<Result<Option<Vec<NewEvent>>, ApiError>, sqlx::Error> {
+        let Some(mut assembly) = self.assembly.take() else {
+            return Ok(Ok(None));
+        };
+        let events = match self.next_orders(connection, &mut assembly).await? {
+            Err(refusal) => return Ok(Err(refusal)),
+            Ok(Some(orders)) => {
+                let parts = assembly.parts(orders);
+                self.assembly = Some(assembly);
+                parts
+            }
+            Ok(None) => match assembly.finish() {
+                Err(refusal) => return Ok(Err(refusal.into())),
+                Ok(created) => {
+                    self.created = Some(created.clone());
+                    vec![RunEvent::Created(created)]
+                }
+            },
+        };
+        Ok(Ok(Some(
+            events
+                .iter()
+                .map(|event| NewEvent::typed(self.case.clone(), event))
+                .collect(),
+        )))
     }
 }
 

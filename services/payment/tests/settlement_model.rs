@@ -179,12 +179,18 @@ impl Model {
 
     /// A new run's append with the guard's claims: all of them, or none and nothing written.
     fn append_new(&mut self, run_id: &str, events: Vec<RunEvent>) {
-        let Some(RunEvent::Created(created)) = events.first() else {
-            panic!("a new run starts with its creation: {events:?}");
+        // The run's parts, then the creation closing them (as the store appends it).
+        let Some(RunEvent::Created(created)) = events.last() else {
+            panic!("a new run ends with its creation: {events:?}");
         };
+        let all_orders = events.iter().flat_map(|event| match event {
+            RunEvent::OrdersAdded(added) => added.orders.as_slice(),
+            RunEvent::Created(created) => created.orders.as_slice(),
+            _ => &[],
+        });
         let mut orders = Vec::new();
         let mut repays = Vec::new();
-        for order in &created.orders {
+        for order in all_orders {
             if order.repays_order_id.is_empty() {
                 let key = (order.entitlement_id.clone(), created.period.clone());
                 if self.run_orders.contains_key(&key) {
