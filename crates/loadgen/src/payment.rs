@@ -17,7 +17,7 @@
 //!    transaction, and `COPY … TO STDOUT` of N order rows (the export's read).
 //! 3. **CreateRun** of this month as a finance officer; the payment process's peak RSS over
 //!    the call (VmHWM, reset just before through `/proc/<pid>/clear_refs`, and VmRSS sampled),
-//!    the stored `PaymentRunCreated`'s size, then how long until payment's own projection
+//!    the sizes of the run's stored events, then how long until payment's own projection
 //!    shows the run's orders (the event went through the relay and the bus).
 //! 4. **The re-run**: CreateRun again with a new command id; the guard rows of the period
 //!    before and after give the new orders (must be 0).
@@ -186,7 +186,8 @@ pub struct CreateRunFigures {
     pub call: CallFigures,
     pub orders: u64,
     pub guard_rows: u64,
-    /// Sizes of the run's stored events (payload bytes), `PaymentRunCreated` first.
+    /// Sizes of the run's stored events (payload bytes), in stream order (its parts, then the
+    /// `PaymentRunCreated` closing them).
     pub event_payload_bytes: Vec<u64>,
     /// From the answer until payment's projection showed every order (`payment_orders`).
     pub projected_s: Option<f64>,

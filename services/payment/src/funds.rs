@@ -200,7 +200,7 @@ impl Funds {
 }
 
 /// The entitlement ids of assist-first grants start so (`read_model::assist_first_entitlement`).
-const ASSIST_FIRST_PREFIX: &str = "assist-first-";
+pub const ASSIST_FIRST_PREFIX: &str = "assist-first-";
 
 /// The program an order's money is budgeted under: [`ASSIST_FIRST`] for an assist-first grant,
 /// else its program.

@@ -6,7 +6,8 @@
 //!   its household to ([`Entitlement`]), from review's decisions;
 //! - `payment_run_orders`, the **guard table**: one row per (entitlement, period), the run
 //!   that has its order. Its primary key is the rule "one order per entitlement per period":
-//!   `CreateRun` writes the rows in the append's own transaction ([`OrderClaims`]), so two runs
+//!   `CreateRun` writes the rows in the append's own transaction, a page at a time
+//!   ([`claim_orders`]; [`OrderClaims`] is the same claim as an `AppendGuard`), so two runs
 //!   of one period racing each other cannot both pay an entitlement; the projection writes
 //!   the same rows from `PaymentRunOrdersAdded` (or, in a run created before the orders were
 //!   split off, `PaymentRunCreated`), so a rebuild ends in the same table;
@@ -1011,19 +1012,27 @@ pub async fn committed(
     pool: &AnyPool,
     year: i32,
 ) -> Result<BTreeMap<(String, String), Money>, sqlx::Error> {
+    // Summed in the database per fund, program and whether the order is an assist-first
+    // grant's (a year of a million-order runs is millions of rows); the budget program is
+    // then named here, by the one function that names it.
+    let prefix = crate::funds::ASSIST_FIRST_PREFIX;
     let rows = sqlx::query(
-        "SELECT fund, entitlement_id, program_code, amount_fen FROM payment_orders \
-         WHERE approved = 1 AND state NOT IN ('failed', 'returned') AND period LIKE $1",
+        "SELECT fund, program_code, CAST(CASE WHEN entitlement_id LIKE $2 THEN 1 ELSE 0 END AS BIGINT) AS assist_grant, \
+         CAST(SUM(amount_fen) AS BIGINT) FROM payment_orders \
+         WHERE approved = 1 AND state NOT IN ('failed', 'returned') AND period LIKE $1 \
+         GROUP BY fund, program_code, assist_grant",
     )
     .bind(format!("{year:04}-%"))
+    .bind(format!("{prefix}%"))
     .fetch_all(pool)
     .await?;
     let mut committed: BTreeMap<(String, String), Money> = BTreeMap::new();
     for row in &rows {
         let fund: String = row.try_get(0)?;
-        let entitlement_id: String = row.try_get(1)?;
-        let program_code: String = row.try_get(2)?;
-        let program = crate::funds::budget_program(&entitlement_id, &program_code).to_owned();
+        let program_code: String = row.try_get(1)?;
+        let grant: i64 = row.try_get(2)?;
+        let an_entitlement = if grant == 1 { prefix } else { "" };
+        let program = crate::funds::budget_program(an_entitlement, &program_code).to_owned();
         let total = committed.entry((fund, program)).or_default();
         *total = total
             .checked_add(Money::from_fen(row.try_get(3)?))

@@ -9,9 +9,14 @@
 //! - **facts** a creation decides on that are not on the run's stream: the entitlements and
 //!   which of them a run of the period pays already (the guard table);
 //! - **append**: with the expected version (`NoStream` for a new run) and the command's
-//!   metadata, in events each under the log's bound ([`aggregate::bounded`]: a run's orders
-//!   in `PaymentRunOrdersAdded` parts, a large bank result or returns file in line parts); a new run's claims on its orders' (entitlement, period) keys commit in the
-//!   append's own transaction (`append_guarded` with [`OrderClaims`]), never by compensation.
+//!   metadata, in events each under the log's bound ([`aggregate::bounded`]: a large bank
+//!   result or returns file in line parts). A **new run** is decided and appended a page of
+//!   entitlements at a time in one transaction (`append_streamed` with [`NewRun`] as its
+//!   event source): each page read on the append's transaction, decided by
+//!   [`aggregate::RunAssembly`], its claims on (entitlement, period) and its orders' rows
+//!   written, its `PaymentRunOrdersAdded` parts inserted; the `PaymentRunCreated` with the
+//!   totals closes it. The claims commit with the events, never by compensation, and no run
+//!   is held whole.
 //!
 //! Medical claims (`payment-medical-<claim id>`) are loaded and appended the same way: the
 //! case in the caller's scope (its street-town), the household's entitlements and what the
