@@ -43,3 +43,24 @@ impl From<Refusal> for ApiError {
         }
     }
 }
+
+// ---- The economic-status check (slice 2) ----
+
+/// The check's refusals: bad fields INVALID_ARGUMENT, a check or request that is not the
+/// caller's (or does not exist) NOT_FOUND with one message, a state that does not allow it
+/// FAILED_PRECONDITION.
+impl From<crate::check::CheckError> for ApiError {
+    fn from(error: crate::check::CheckError) -> Self {
+        match error {
+            crate::check::CheckError::Invalid(violations) => ApiError::InvalidArgument(violations),
+            crate::check::CheckError::NotFound => not_found("check"),
+            crate::check::CheckError::NotNow(reason) => ApiError::FailedPrecondition(reason),
+        }
+    }
+}
+
+/// The one answer for a check, case or household that does not exist or is outside the
+/// caller's scope.
+pub fn not_found(what: &str) -> ApiError {
+    ApiError::NotFound { what: what.into() }
+}
