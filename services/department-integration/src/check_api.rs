@@ -234,23 +234,27 @@ impl IntegrationApi {
         check_uuid(&mut errors, "case_id", &request.case_id);
         errors.into_result()?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        // A retry first: the check of the case's last verification request (or, for a case
+        // that has none, a stream no check has, so that a command id used before is refused).
+        let case = state.store.case_facts(&request.case_id).await?;
+        let requested_at = case.as_ref().and_then(|case| case.last_requested);
+        let check_id = check_id_for(&request.case_id, requested_at.unwrap_or(0));
+        if let Some(first) = state.store.retried_check(&check_id, &metadata).await? {
+            return Ok(response(&first));
+        }
         // The case, in the caller's scope.
-        let Some(case) = state.store.case_facts(&request.case_id).await? else {
+        let Some(case) = case else {
             return Err(not_found("case"));
         };
         if !covers(caller, &case.org_unit_code) {
             return Err(not_found("case"));
         }
-        let Some(requested_at) = case.last_requested else {
+        if requested_at.is_none() {
             return Err(check::CheckError::NotNow(format!(
                 "case {} is not waiting for verification",
                 case.case_id
             ))
             .into());
-        };
-        let check_id = check_id_for(&case.case_id, requested_at);
-        if let Some(first) = state.store.retried_check(&check_id, &metadata).await? {
-            return Ok(response(&first));
         }
         if let Some(existing) = state.store.load_check(&check_id).await? {
             return Err(ApiError::AlreadyExists {
