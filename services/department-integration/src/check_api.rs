@@ -616,14 +616,14 @@ impl IntegrationApi {
         errors.into_result()?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         let recheck_id = recheck_id_for(&request.check_id);
+        if let Some(retried) = state.store.retried_check(&recheck_id, &metadata).await? {
+            return Ok(response(&retried));
+        }
         let Some(first) = state.store.load_check(&request.check_id).await? else {
             return Err(not_found("check"));
         };
         if !covers(caller, &first.opened.org_unit_code) {
             return Err(not_found("check"));
-        }
-        if let Some(retried) = state.store.retried_check(&recheck_id, &metadata).await? {
-            return Ok(response(&retried));
         }
         let resumed = first.recheck_id.as_deref() == Some(recheck_id.as_str())
             && state.store.load_check(&recheck_id).await?.is_none();
