@@ -989,6 +989,85 @@ mod tests {
     }
 
     #[test]
+    fn given_two_answers_when_the_third_is_overdue_then_exactly_the_overdue_and_the_report() {
+        let mut events = opened();
+        for (department, item, value) in [
+            (
+                "banks_insurers",
+                "bank_deposits",
+                AnswerValue::AmountFen(300_000),
+            ),
+            ("public_security", "vehicles", AnswerValue::Count(1)),
+        ] {
+            events.extend(
+                answer(
+                    &given(events.clone()),
+                    &answer_of(department, item, "property", value),
+                )
+                .expect("answered"),
+            );
+        }
+        let today = date!(2026 - 10 - 20);
+        assert_eq!(
+            mark_overdue(&given(events), today),
+            [
+                CheckEvent::Overdue(pb::VerificationOverdue {
+                    check_id: "check-1".into(),
+                    department_code: "real_estate".into(),
+                    deadline: Some(pb_date(date!(2026 - 10 - 19))),
+                    detected_on: Some(pb_date(today)),
+                }),
+                CheckEvent::ReportIssued(pb::CheckReportIssued {
+                    check_id: "check-1".into(),
+                    case_id: "case-1".into(),
+                    report_version: 1,
+                    departments: vec!["banks_insurers".into(), "public_security".into()],
+                    discrepancy: false,
+                    overdue_departments: vec!["real_estate".into()],
+                    totals: vec![pb::CheckClassTotal {
+                        class_code: "property".into(),
+                        amount: Some(pb::Money { fen: 300_000 }),
+                        count: 1,
+                    }],
+                    household_id: "hh-1".into(),
+                    previous_check_id: String::new(),
+                    issued_on: Some(pb_date(today)),
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn given_an_open_request_when_its_holder_answers_then_exactly_the_answer_unsealed() {
+        let state = given(opened());
+        assert_eq!(
+            answer(
+                &state,
+                &answer_of(
+                    "public_security",
+                    "vehicles",
+                    "property",
+                    AnswerValue::Count(2)
+                ),
+            ),
+            Ok(vec![CheckEvent::Answered(pb::VerificationAnswerRecorded {
+                check_id: "check-1".into(),
+                department_code: "public_security".into(),
+                items: vec!["vehicles".into()],
+                totals: vec![pb::CheckClassTotal {
+                    class_code: "property".into(),
+                    amount: Some(pb::Money { fen: 0 }),
+                    count: 2,
+                }],
+                // The store seals the values into it after the decision.
+                sealed_answers: Vec::new(),
+                answered_on: Some(pb_date(TODAY)),
+                late: false,
+            })])
+        );
+    }
+
+    #[test]
     fn a_report_not_yet_issued_cannot_be_re_checked() {
         let state = given(opened());
         assert!(matches!(

@@ -5,7 +5,10 @@
 //! department's scope is PERMISSION_DENIED too (issue 13 says so, and the refusal is recorded
 //! as an access event): what the department may read is the registry's, public to it, so
 //! refusing it reveals nothing about the person. A CSV with a bad row, all-or-nothing, is
-//! INVALID_ARGUMENT naming every bad row.
+//! INVALID_ARGUMENT naming every bad row. The economic-status check's refusals
+//! (`check::CheckError`): bad fields INVALID_ARGUMENT, a check, case or household the caller
+//! may not reach NOT_FOUND exactly as one that does not exist, a state that does not allow it
+//! (no consent in force, a case not waiting, a report issued) FAILED_PRECONDITION.
 
 use sunshine_domain::FieldViolation;
 use sunshine_platform::ApiError;
