@@ -10,7 +10,9 @@
 //! report names it, and the work queue shows it. An answer with an item outside the holder's
 //! request is INVALID_ARGUMENT naming it and writes nothing; another department's or
 //! another district's answer reads like a check that does not exist; oversized and
-//! control-character input and a page size of a million are refused naming the field.
+//! control-character input and a page size of a million are refused naming the field. And the
+//! acceptance line on its own: a district whose check asks three holders (vehicles, real
+//! estate, bank deposits) completes the review stage with their three answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -336,13 +338,34 @@ fn consent_request(command_id: &str, household_id: &str) -> pb::RecordConsentReq
     }
 }
 
-async fn economic_status_check(cluster: bool) -> anyhow::Result<()> {
+/// Intake, review and department integration (with `departments_file`, or the example
+/// registry) on fresh backends sharing a hand-set clock at Monday 2026-09-21.
+struct Running {
+    world: World,
+    clock: Arc<ManualClock>,
+    services: Vec<RunningService>,
+    _backends: ScenarioBackends,
+}
+
+impl Running {
+    async fn stop(self) -> anyhow::Result<()> {
+        for service in self.services.into_iter().rev() {
+            service.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+async fn start(cluster: bool, departments_file: Option<String>) -> anyhow::Result<Running> {
     let auth = TestAuth::new()?;
     let keep = ScenarioBackends::start(cluster).await?;
     let (database_url, bus_url) = (keep.database_url(), keep.bus_url());
     let clock = Arc::new(ManualClock::new(date!(2026 - 9 - 21)));
     let log_signals = sunshine_eventlog::LogSignals::new();
-    let config = test_config(&auth, database_url.clone(), bus_url);
+    let mut config = test_config(&auth, database_url.clone(), bus_url);
+    if let Some(file) = departments_file {
+        config.integration.departments_file = file;
+    }
     let intake_clock = Arc::clone(&clock);
     let intake_signals = log_signals.clone();
     let intake = RunningService::start(
@@ -401,7 +424,7 @@ async fn economic_status_check(cluster: bool) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let mut world = World {
+    let world = World {
         intake: IntakeServiceClient::new(intake.channel().await?),
         review: ReviewServiceClient::new(review.channel().await?),
         integration: DepartmentIntegrationServiceClient::new(integration.channel().await?),
@@ -413,6 +436,21 @@ async fn economic_status_check(cluster: bool) -> anyhow::Result<()> {
         dictionary: FieldDictionary::embedded()?,
         auth,
     };
+    Ok(Running {
+        world,
+        clock,
+        services: vec![intake, review, integration],
+        _backends: keep,
+    })
+}
+
+async fn economic_status_check(cluster: bool) -> anyhow::Result<()> {
+    let Running {
+        mut world,
+        clock,
+        services,
+        _backends,
+    } = start(cluster, None).await?;
     let seed = if cluster { 41 } else { 42 };
 
     // ---- Household A: the happy path ----
@@ -851,8 +889,87 @@ async fn economic_status_check(cluster: bool) -> anyhow::Result<()> {
     assert_eq!(too_late.code(), Code::FailedPrecondition);
     world.wait_for_stage(&case_b, "preliminary_opinion").await?;
 
-    integration.stop().await?;
-    review.stop().await?;
-    intake.stop().await?;
-    Ok(())
+    Running {
+        world,
+        clock,
+        services,
+        _backends,
+    }
+    .stop()
+    .await
+}
+
+mod three_holders_complete_the_verification_stage {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_and_nats() -> anyhow::Result<()> {
+        super::three_holders_complete_the_verification_stage(true).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_and_the_in_process_bus() -> anyhow::Result<()> {
+        super::three_holders_complete_the_verification_stage(false).await
+    }
+}
+
+/// The acceptance line: a district whose check acquires vehicles, real estate and bank
+/// deposits asks three holders; their three answers complete the review stage with the report
+/// on the case.
+async fn three_holders_complete_the_verification_stage(cluster: bool) -> anyhow::Result<()> {
+    let example =
+        include_str!("../../services/department-integration/departments/example-district.toml");
+    let cut = example
+        .find("[check]")
+        .ok_or_else(|| anyhow::anyhow!("the example registry has a [check] section"))?;
+    let registry = format!(
+        "{}[check]\nitems = [\"vehicles\", \"real_estate\", \"bank_deposits\"]\n",
+        &example[..cut]
+    );
+    let file = std::env::temp_dir().join(format!(
+        "sunshine-three-holders-{}.toml",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::write(&file, registry)?;
+    let running = start(cluster, Some(file.display().to_string())).await?;
+    let mut world = running.world;
+    let seed = if cluster { 61 } else { 62 };
+    let (household, _, case_id) = world.case_at_verification(seed).await?;
+    world.record_consent("consent-3", &household).await?;
+    let opened = world.open_check("open-3", &case_id).await?;
+    let holders: Vec<&str> = opened
+        .requests
+        .iter()
+        .map(|request| request.department_code.as_str())
+        .collect();
+    assert_eq!(
+        holders,
+        ["banks_insurers", "public_security", "real_estate"]
+    );
+    for request in &opened.requests {
+        let token = department_token(&world.auth, &request.department_code, DISTRICT);
+        let answers = world.answers_for(request);
+        world
+            .answer(
+                &token,
+                &format!("answer-3-{}", request.department_code),
+                &opened.check_id,
+                answers,
+            )
+            .await?;
+    }
+    world
+        .wait_for_stage(&case_id, "preliminary_opinion")
+        .await?;
+    let case_log = world
+        .store
+        .read_stream(&StreamId::new("review", "case", &case_id)?, 1)
+        .await?;
+    let attached: Vec<pb::CheckReportAttached> = decoded(&case_log)?;
+    assert_eq!(attached.len(), 1);
+    assert_eq!(
+        attached[0].departments,
+        ["banks_insurers", "public_security", "real_estate"]
+    );
+    assert!(attached[0].overdue_departments.is_empty());
+    std::fs::remove_file(&file)?;
+    Running { world, ..running }.stop().await
 }
