@@ -60,9 +60,15 @@ fn check_command_id(errors: &mut ValidationErrors, command_id: &str) {
     }
 }
 
+/// A UUID as the services write them: 36 characters, lowercase, hyphenated.
 fn check_uuid(errors: &mut ValidationErrors, field: &str, value: &str) {
-    if value.len() != 36 || uuid::Uuid::parse_str(value).is_err() {
-        errors.push(field, "a UUID (36 characters)");
+    let canonical =
+        uuid::Uuid::parse_str(value).is_ok_and(|parsed| parsed.hyphenated().to_string() == value);
+    if !canonical {
+        errors.push(
+            field,
+            "a UUID (36 lowercase hexadecimal characters and hyphens)",
+        );
     }
 }
 
@@ -85,6 +91,12 @@ fn covers(caller: &Identity, org_unit: &str) -> bool {
 
 /// A check's state as its RPCs answer it.
 fn response(state: &CheckState) -> pb::CheckResponse {
+    response_for(state, None)
+}
+
+/// As [`response`]; for a data holder (`Some(code)`) only its own request: a holder does not
+/// learn which other departments a check asks.
+fn response_for(state: &CheckState, holder: Option<&str>) -> pb::CheckResponse {
     pb::CheckResponse {
         check_id: state.check_id().to_owned(),
         version: state.version,
@@ -92,6 +104,7 @@ fn response(state: &CheckState) -> pb::CheckResponse {
         requests: state
             .requests
             .iter()
+            .filter(|(department, _)| holder.is_none_or(|holder| holder == department.as_str()))
             .map(|(department, request)| pb::VerificationRequestState {
                 department_code: department.clone(),
                 data_items: request.items.clone(),
@@ -414,7 +427,7 @@ impl IntegrationApi {
             .retried_check(&request.check_id, &metadata)
             .await?
         {
-            return Ok(response(&first));
+            return Ok(response_for(&first, Some(&department.code)));
         }
         let command = check::Answer {
             department_code: department.code.clone(),
@@ -438,7 +451,10 @@ impl IntegrationApi {
                 )
                 .await
             {
-                Ok(_) => return Ok(response(&after(Some(check), &events)?)),
+                Ok(_) => {
+                    let done = after(Some(check), &events)?;
+                    return Ok(response_for(&done, Some(&department.code)));
+                }
                 Err(ApiError::Conflict(_)) if attempt < ANSWER_ATTEMPTS => attempt += 1,
                 Err(error) => return Err(error),
             }
