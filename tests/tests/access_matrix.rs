@@ -221,6 +221,13 @@ enum Rpc {
     PushAssistanceRecords,
     ImportAssistanceCsv,
     QueryHouseholdAssistance,
+    // department-integration: the economic-status check
+    RecordConsent,
+    OpenCheck,
+    AnswerCheck,
+    RecordOverdueVerifications,
+    ListCheckWorkQueue,
+    RequestRecheck,
 }
 
 impl Rpc {
@@ -281,6 +288,15 @@ impl Rpc {
             ("DepartmentIntegrationService", "QueryHouseholdAssistance") => {
                 Rpc::QueryHouseholdAssistance
             }
+            // department-integration: the economic-status check
+            ("DepartmentIntegrationService", "RecordConsent") => Rpc::RecordConsent,
+            ("DepartmentIntegrationService", "OpenCheck") => Rpc::OpenCheck,
+            ("DepartmentIntegrationService", "AnswerCheck") => Rpc::AnswerCheck,
+            ("DepartmentIntegrationService", "RecordOverdueVerifications") => {
+                Rpc::RecordOverdueVerifications
+            }
+            ("DepartmentIntegrationService", "ListCheckWorkQueue") => Rpc::ListCheckWorkQueue,
+            ("DepartmentIntegrationService", "RequestRecheck") => Rpc::RequestRecheck,
             _ => return None,
         })
     }
@@ -685,6 +701,9 @@ struct Fixtures {
     medical_claim: pb::MedicalClaimAssessed,
     /// Recovery's RPCs: a claim (version 1) for a month paid after its benefit ended.
     claim: pb::RecoveryClaimResponse,
+    /// The economic-status check's RPCs: a check of a V1 case whose every holder answered (its
+    /// report issued).
+    check: pb::CheckResponse,
 }
 
 #[derive(Debug)]
@@ -989,7 +1008,7 @@ impl World {
             .iter()
             .filter(|cell| cell.rpc == Rpc::Withdraw && cell.expected == Code::Ok)
             .count();
-        let mut opened = self.open_cases(6 + withdrawals).await?.into_iter();
+        let mut opened = self.open_cases(7 + withdrawals).await?.into_iter();
         let mut next = || opened.next().context("the fixture cases");
         let target = next()?;
         let assign_case = next()?.case_id;
@@ -997,6 +1016,7 @@ impl World {
         let return_case = next()?.case_id;
         let withdraw_case = next()?.case_id;
         let objection_case = next()?.case_id;
+        let check_case = next()?;
         let spare_withdraw_cases = opened.map(|case| case.case_id).collect();
 
         // The target's limit is extended once, so that every further extension is refused.
@@ -1046,6 +1066,7 @@ impl World {
         let medical_claim = self.medical_claim().await?;
         let claim = self.recovery_claim().await?;
         self.push_integration_record().await?;
+        let check = self.answered_check(&check_case).await?;
 
         Ok(Fixtures {
             target,
@@ -1059,6 +1080,7 @@ impl World {
             run_case,
             medical_claim,
             claim,
+            check,
         })
     }
 
@@ -1234,6 +1256,78 @@ impl World {
             "the fixture record was not stored: {pushed:?}"
         );
         Ok(())
+    }
+
+    // ---- department-integration: the economic-status check ----
+
+    /// A V1 case walked to verification, its household's consent recorded, the check opened,
+    /// and every holder's answer: the report is issued, so no cell's answer or re-check at a
+    /// stale version changes it.
+    async fn answered_check(&mut self, case: &OpenedCase) -> anyhow::Result<pb::CheckResponse> {
+        self.walk_to_verification(&case.case_id).await?;
+        let expected_version = self.version(&case.case_id).await?;
+        let command_id = self.unique("verify");
+        self.review
+            .request_verification(with_token(
+                pb::RequestVerificationRequest {
+                    command_id,
+                    case_id: case.case_id.clone(),
+                    expected_version,
+                    department_codes: vec!["public_security".into()],
+                },
+                &self.street,
+            )?)
+            .await
+            .context("requesting the check fixture's verification")?;
+        let command_id = self.unique("consent");
+        self.integration
+            .record_consent(with_token(
+                check_consent(&command_id, &case.household_id),
+                &self.street,
+            )?)
+            .await
+            .context("recording the check fixture's consent")?;
+        let command_id = self.unique("open-check");
+        let check = self
+            .integration
+            .open_check(with_token(
+                pb::OpenCheckRequest {
+                    command_id,
+                    case_id: case.case_id.clone(),
+                },
+                &self.street,
+            )?)
+            .await
+            .context("opening the check fixture")?
+            .into_inner();
+        let mut last = check.clone();
+        for request in &check.requests {
+            let token = holder_token(
+                &self.auth,
+                &request.department_code,
+                "matrix-setup",
+                DISTRICT,
+            );
+            let command_id = self.unique("answer");
+            last = self
+                .integration
+                .answer_check(with_token(
+                    pb::AnswerCheckRequest {
+                        command_id,
+                        check_id: check.check_id.clone(),
+                        answers: holder_answers(request)?,
+                    },
+                    &token,
+                )?)
+                .await
+                .context("answering the check fixture")?
+                .into_inner();
+        }
+        anyhow::ensure!(
+            last.report_issued,
+            "the fixture check has no report: {last:?}"
+        );
+        Ok(last)
     }
 
     /// An assist-first grant heard from review (appended at the boundary, on a case of a
@@ -2009,6 +2103,76 @@ impl World {
                     .query_household_assistance(with_token(request, &token)?)
                     .await)
             }
+            // department-integration: the economic-status check
+            Rpc::RecordConsent => {
+                let request = check_consent(&command_id, &target.household_id);
+                ok(self
+                    .integration
+                    .record_consent(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::OpenCheck => {
+                let request = pb::OpenCheckRequest {
+                    command_id,
+                    case_id: target.case_id.clone(),
+                };
+                ok(self
+                    .integration
+                    .open_check(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::AnswerCheck => {
+                // A department cell is tax's system, a holder of the fixture check.
+                let token = if cell.role == Role::Department {
+                    holder_token(&self.auth, "tax", &cell.subject(), &cell.org_unit)
+                } else {
+                    token.clone()
+                };
+                let tax = fixtures
+                    .check
+                    .requests
+                    .iter()
+                    .find(|request| request.department_code == "tax")
+                    .context("tax's request of the fixture check")?;
+                let request = pb::AnswerCheckRequest {
+                    command_id,
+                    check_id: fixtures.check.check_id.clone(),
+                    answers: holder_answers(tax)?,
+                };
+                ok(self
+                    .integration
+                    .answer_check(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RecordOverdueVerifications => ok(self
+                .integration
+                .record_overdue_verifications(with_token(
+                    pb::RecordOverdueVerificationsRequest {},
+                    &token,
+                )?)
+                .await),
+            Rpc::ListCheckWorkQueue => {
+                let request = pb::ListCheckWorkQueueRequest {
+                    status: String::new(),
+                    page: None,
+                };
+                ok(self
+                    .integration
+                    .list_check_work_queue(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RequestRecheck => {
+                let request = pb::RequestRecheckRequest {
+                    command_id,
+                    check_id: fixtures.check.check_id.clone(),
+                    expected_version: 1,
+                    reason: "household_objection".into(),
+                };
+                ok(self
+                    .integration
+                    .request_recheck(with_token(request, &token)?)
+                    .await)
+            }
             // Mounted on every port: each port must answer the same.
             Rpc::WhoAmI => {
                 let mut answers = Vec::new();
@@ -2044,6 +2208,72 @@ fn integration_record() -> pb::AssistanceRecord {
         period_start: "2026-09".into(),
         period_end: "2026-09".into(),
     }
+}
+
+// ---- department-integration: the economic-status check ----
+
+/// A consent to every item of the example registry's check.
+fn check_consent(command_id: &str, household_id: &str) -> pb::RecordConsentRequest {
+    pb::RecordConsentRequest {
+        command_id: command_id.into(),
+        household_id: household_id.into(),
+        data_items: [
+            "household_registration",
+            "household_members",
+            "vehicles",
+            "wages",
+            "pension",
+            "unemployment_benefit",
+            "social_insurance_contributions",
+            "real_estate",
+            "business_registration",
+            "tax_paid",
+            "business_income",
+            "housing_provident_fund",
+            "bank_deposits",
+            "securities",
+            "insurance_policies",
+        ]
+        .iter()
+        .map(|item| (*item).to_owned())
+        .collect(),
+        valid_from: date(2026, 9, 1),
+        valid_until: None,
+        document_digest: "ab".repeat(32),
+    }
+}
+
+/// A data holder's system: a department token with its code.
+fn holder_token(auth: &TestAuth, department: &str, subject: &str, org_unit: &str) -> String {
+    auth.token_with(Role::Department, org_unit, |claims| {
+        claims.sub = format!("{subject}.{department}");
+        claims.department_code = Some(department.into());
+    })
+}
+
+/// A holder's answer to every item of its request, typed by the field dictionary.
+fn holder_answers(request: &pb::VerificationRequestState) -> anyhow::Result<Vec<pb::ItemAnswer>> {
+    use sunshine_department_integration::dictionary::{FieldDictionary, ValueType};
+    let dictionary = FieldDictionary::embedded()?;
+    Ok(request
+        .data_items
+        .iter()
+        .map(|item| pb::ItemAnswer {
+            item: item.clone(),
+            value: Some(match dictionary.item(item).map(|item| item.value_type) {
+                Some(ValueType::Amount) => {
+                    pb::item_answer::Value::Amount(pb::Money { fen: 100_000 })
+                }
+                Some(ValueType::Count) => pb::item_answer::Value::Count(0),
+                Some(ValueType::Date) => pb::item_answer::Value::Date(pb::Date {
+                    year: 2020,
+                    month: 1,
+                    day: 1,
+                }),
+                _ => pb::item_answer::Value::Flag(false),
+            }),
+        })
+        .collect())
 }
 
 fn ok<T>(result: Result<tonic::Response<T>, Status>) -> Result<(), Status> {

@@ -106,6 +106,11 @@ rows! {
     // department-integration
     "DepartmentIntegrationService/PushAssistanceRecords" => push_assistance_records,
     "DepartmentIntegrationService/ImportAssistanceCsv" => import_assistance_csv,
+    // department-integration: the economic-status check (issue 13, slice 2)
+    "DepartmentIntegrationService/RecordConsent" => record_consent,
+    "DepartmentIntegrationService/OpenCheck" => open_check,
+    "DepartmentIntegrationService/AnswerCheck" => answer_check,
+    "DepartmentIntegrationService/RequestRecheck" => request_recheck,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -220,6 +225,8 @@ struct World {
     /// department-integration, and civil affairs' system calling it.
     integration: DepartmentIntegrationServiceClient<Channel>,
     department: String,
+    /// The economic-status check's data holders' systems, by department code.
+    holders: std::collections::BTreeMap<String, String>,
     store: EventStore,
     database: sunshine_platform::backends::Database,
     services: Vec<RunningService>,
@@ -314,11 +321,19 @@ impl World {
             },
         )
         .await?;
-        // department-integration
+        // department-integration, on the world's clock (the check's deadlines count from it)
+        let integration_clock = Arc::clone(&clock);
         let integration = RunningService::start(
             sunshine_department_integration::SERVICE_NAME,
             backends.service_config(&config, sunshine_department_integration::SERVICE_NAME),
-            sunshine_department_integration::run_sharing_process,
+            move |config, listener, shutdown| {
+                sunshine_department_integration::run_with_clock(
+                    config,
+                    listener,
+                    shutdown,
+                    integration_clock,
+                )
+            },
         )
         .await?;
         let services = vec![intake, review, payment, integration];
@@ -342,6 +357,16 @@ impl World {
             payment: PaymentServiceClient::new(services[2].channel().await?),
             integration: DepartmentIntegrationServiceClient::new(services[3].channel().await?),
             department: auth.token_for("civil-affairs-1", Role::Department, DISTRICT),
+            holders: HOLDERS
+                .iter()
+                .map(|code| {
+                    let token = auth.token_with(Role::Department, DISTRICT, |claims| {
+                        claims.sub = format!("system-{code}");
+                        claims.department_code = Some((*code).to_owned());
+                    });
+                    ((*code).to_owned(), token)
+                })
+                .collect(),
             store,
             database,
             clerk: auth.token_for("clerk-1", Role::VillageClerk, VILLAGE),
@@ -2065,6 +2090,228 @@ async fn import_assistance_csv(world: &World, seed: u32) -> anyhow::Result<()> {
     anyhow::ensure!(again.unchanged == 2, "{again:?}");
     let mut other = request.clone();
     other.good_rows_only = true;
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- department-integration: the economic-status check (issue 13, slice 2) ----
+
+/// The example registry's data holders of the check.
+const HOLDERS: &[&str] = &[
+    "banks_insurers",
+    "housing_provident_fund",
+    "human_resources",
+    "market_regulation",
+    "public_security",
+    "real_estate",
+    "tax",
+];
+
+/// The household's consent to every item of the example registry's check.
+fn consent(command_id: &str, household_id: &str) -> pb::RecordConsentRequest {
+    pb::RecordConsentRequest {
+        command_id: command_id.into(),
+        household_id: household_id.into(),
+        data_items: [
+            "household_registration",
+            "household_members",
+            "vehicles",
+            "wages",
+            "pension",
+            "unemployment_benefit",
+            "social_insurance_contributions",
+            "real_estate",
+            "business_registration",
+            "tax_paid",
+            "business_income",
+            "housing_provident_fund",
+            "bank_deposits",
+            "securities",
+            "insurance_policies",
+        ]
+        .iter()
+        .map(|item| (*item).to_owned())
+        .collect(),
+        valid_from: date(2026, 9, 1),
+        valid_until: None,
+        document_digest: "ab".repeat(32),
+    }
+}
+
+/// A holder's answer to every item of its request, typed by the field dictionary.
+fn check_answers(
+    request: &pb::VerificationRequestState,
+    fen: i64,
+) -> anyhow::Result<Vec<pb::ItemAnswer>> {
+    use sunshine_department_integration::dictionary::{FieldDictionary, ValueType};
+    let dictionary = FieldDictionary::embedded()?;
+    Ok(request
+        .data_items
+        .iter()
+        .map(|item| pb::ItemAnswer {
+            item: item.clone(),
+            value: Some(match dictionary.item(item).map(|item| item.value_type) {
+                Some(ValueType::Amount) => pb::item_answer::Value::Amount(pb::Money { fen }),
+                Some(ValueType::Count) => pb::item_answer::Value::Count(1),
+                Some(ValueType::Date) => pb::item_answer::Value::Date(pb::Date {
+                    year: 2020,
+                    month: 1,
+                    day: 1,
+                }),
+                _ => pb::item_answer::Value::Flag(true),
+            }),
+        })
+        .collect())
+}
+
+impl World {
+    /// A case at verification with the household's consent recorded.
+    async fn case_to_check(&self, seed: u32) -> anyhow::Result<Case> {
+        let case = self.case(seed).await?;
+        self.investigated(&case).await?;
+        self.request_verification(&case).await?;
+        call!(self.integration, record_consent, self.street)(consent(
+            &format!("consent-{seed}"),
+            &case.household.household_id,
+        ))
+        .await?;
+        Ok(case)
+    }
+
+    async fn open_check(&self, case: &Case, command_id: &str) -> anyhow::Result<pb::CheckResponse> {
+        Ok(
+            call!(self.integration, open_check, self.street)(pb::OpenCheckRequest {
+                command_id: command_id.into(),
+                case_id: case.case_id.clone(),
+            })
+            .await?,
+        )
+    }
+
+    /// The holders (all but `except`) answer the check; settled.
+    async fn holders_answer(
+        &self,
+        check: &pb::CheckResponse,
+        except: &[&str],
+        tag: &str,
+    ) -> anyhow::Result<()> {
+        for request in &check.requests {
+            if except.contains(&request.department_code.as_str()) {
+                continue;
+            }
+            let token = self
+                .holders
+                .get(&request.department_code)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no token for {}", request.department_code))?;
+            call!(self.integration, answer_check, token)(pb::AnswerCheckRequest {
+                command_id: format!("{tag}-{}-{}", check.check_id, request.department_code),
+                check_id: check.check_id.clone(),
+                answers: check_answers(request, 100_000)?,
+            })
+            .await?;
+        }
+        self.settle().await
+    }
+}
+
+async fn record_consent(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case(seed).await?;
+    let call = call!(world.integration, record_consent, world.street);
+    let request = consent(&format!("consent-{seed}"), &case.household.household_id);
+    let first = call(request.clone()).await?;
+    // The world moves on: a member dies (the consent lapses) and a new consent is recorded.
+    let version = world
+        .household_version(&case.household.household_id)
+        .await?;
+    call!(world.intake, record_death, world.clerk)(death(
+        &format!("death-after-consent-{seed}"),
+        &case.household,
+        version,
+    ))
+    .await?;
+    call(consent(
+        &format!("consent-again-{seed}"),
+        &case.household.household_id,
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.data_items.pop();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn open_check(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case_to_check(seed).await?;
+    let call = call!(world.integration, open_check, world.street);
+    let request = pb::OpenCheckRequest {
+        command_id: format!("open-check-{seed}"),
+        case_id: case.case_id.clone(),
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.requests.len() == HOLDERS.len(), "{first:?}");
+    // The world moves on: every holder answers, the report is issued, review moves the case on.
+    world.holders_answer(&first, &[], "answer").await?;
+    let mut other = request.clone();
+    other.case_id = uuid::Uuid::new_v4().to_string();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn answer_check(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case_to_check(seed).await?;
+    let check = world.open_check(&case, &format!("open-{seed}")).await?;
+    let request_state = check
+        .requests
+        .iter()
+        .find(|request| request.department_code == "tax")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no tax request: {check:?}"))?;
+    let call = call!(world.integration, answer_check, world.holders["tax"]);
+    let request = pb::AnswerCheckRequest {
+        command_id: format!("answer-tax-{seed}"),
+        check_id: check.check_id.clone(),
+        answers: check_answers(&request_state, 250_000)?,
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(!first.report_issued, "{first:?}");
+    // The world moves on: the others answer and the report is issued.
+    world.holders_answer(&check, &["tax"], "others").await?;
+    let mut other = request.clone();
+    other.answers = check_answers(&request_state, 1)?;
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn request_recheck(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case = world.case_to_check(seed).await?;
+    let check = world.open_check(&case, &format!("open-{seed}")).await?;
+    world.holders_answer(&check, &[], "answer").await?;
+    let version = world
+        .store
+        .stream_version(&StreamId::new(
+            "department-integration",
+            "check",
+            &check.check_id,
+        )?)
+        .await?;
+    let call = call!(world.integration, request_recheck, world.street);
+    let request = pb::RequestRecheckRequest {
+        command_id: format!("recheck-{seed}"),
+        check_id: check.check_id.clone(),
+        expected_version: version,
+        reason: "household_objection".into(),
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.round == 2, "{first:?}");
+    // The world moves on: the re-check's holders answer too.
+    world.holders_answer(&first, &[], "recheck-answer").await?;
+    let mut other = request.clone();
+    other.reason = "new_information".into();
     world
         .retries_answer_first(call, request, &first, other)
         .await

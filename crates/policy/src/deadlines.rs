@@ -54,6 +54,16 @@ impl ProcedureParameters {
         Ok(calendar.due_after(opinion_received_on, self.district_decision_working_days)?)
     }
 
+    /// A data holder's answer to an economic-status check's request sent on `sent_on` is due
+    /// by this day.
+    pub fn check_response_due(
+        &self,
+        calendar: &WorkingDayCalendar,
+        sent_on: Date,
+    ) -> Result<DueDate, PolicyError> {
+        Ok(calendar.due_after(sent_on, self.check_response_working_days)?)
+    }
+
     /// A refusal must be notified in writing by this day.
     pub fn refusal_notice_due(
         &self,
@@ -122,6 +132,7 @@ mod tests {
             district_decision_working_days: 10,
             investigation_start_working_days: 3,
             refusal_notice_working_days: 3,
+            check_response_working_days: 5,
             re_review_months_stable_income: 12,
             re_review_months_variable_income: 6,
         }

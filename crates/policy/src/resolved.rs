@@ -36,6 +36,9 @@ pub struct ProcedureParameters {
     pub district_decision_working_days: u32,
     pub investigation_start_working_days: u32,
     pub refusal_notice_working_days: u32,
+    /// A data holder answers an economic-status check's request within this many working days
+    /// of its sending (department integration's VerificationRequestSent deadline).
+    pub check_response_working_days: u32,
     pub re_review_months_stable_income: u32,
     pub re_review_months_variable_income: u32,
 }
@@ -364,6 +367,7 @@ impl ResolvedPolicy {
                 investigation_start_working_days: read
                     .small("procedure.investigation_start_working_days")?,
                 refusal_notice_working_days: read.small("procedure.refusal_notice_working_days")?,
+                check_response_working_days: read.small("procedure.check_response_working_days")?,
                 re_review_months_stable_income: read
                     .small("procedure.re_review_months_stable_income")?,
                 re_review_months_variable_income: read

@@ -220,6 +220,7 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("procedure.district_decision_working_days", DAYS),
     parameter("procedure.investigation_start_working_days", DAYS),
     parameter("procedure.refusal_notice_working_days", DAYS),
+    parameter("procedure.check_response_working_days", DAYS),
     parameter("procedure.re_review_months_stable_income", MONTHS),
     parameter("procedure.re_review_months_variable_income", MONTHS),
     parameter(

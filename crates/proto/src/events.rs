@@ -239,6 +239,17 @@ registry! {
     AssistanceRecordsPushed,
     AssistanceRecordsRefused,
     DepartmentQueryRecorded,
+    // department-integration's economic-status check (issue 13, slice 2):
+    // department-integration-consent-<household>, department-integration-check-<check id>
+    ConsentRecorded,
+    CheckOpened,
+    VerificationRequestSent,
+    VerificationAnswerRecorded,
+    VerificationOverdue,
+    CheckReportIssued,
+    RecheckRequested,
+    // review: the check's report attached to the case (review-case-<id>)
+    CheckReportAttached,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

@@ -35,6 +35,13 @@ pub struct IntegrationState {
     pub registry: Arc<Registry>,
     /// The deployment's district: a department of another district has no business here.
     pub district: OrgUnitCode,
+    // ---- the economic-status check (slice 2) ----
+    /// The field dictionary: the answers' item types and classes.
+    pub dictionary: Arc<crate::dictionary::FieldDictionary>,
+    /// The policy: the check's response deadline (procedure.check_response_working_days).
+    pub policy: Arc<sunshine_policy::Policy>,
+    pub working_days: Arc<sunshine_domain::WorkingDayCalendar>,
+    pub clock: Arc<dyn sunshine_platform::clock::Clock>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +141,7 @@ impl IntegrationApi {
     }
 
     /// The caller's department: of this district, its token's code listed in the registry.
-    fn department<'a>(
+    pub(crate) fn department<'a>(
         state: &'a IntegrationState,
         caller: &Identity,
     ) -> Result<&'a Department, ApiError> {
@@ -407,5 +414,12 @@ sunshine_platform::service_rpcs! {
         push_assistance_records: pb::PushAssistanceRecordsRequest => pb::PushAssistanceRecordsResponse;
         import_assistance_csv: pb::ImportAssistanceCsvRequest => pb::PushAssistanceRecordsResponse;
         query_household_assistance: pb::QueryHouseholdAssistanceRequest => pb::QueryHouseholdAssistanceResponse;
+        // the economic-status check (slice 2, `check_api`)
+        record_consent: pb::RecordConsentRequest => pb::RecordConsentResponse;
+        open_check: pb::OpenCheckRequest => pb::CheckResponse;
+        answer_check: pb::AnswerCheckRequest => pb::CheckResponse;
+        record_overdue_verifications: pb::RecordOverdueVerificationsRequest => pb::RecordOverdueVerificationsResponse;
+        list_check_work_queue: pb::ListCheckWorkQueueRequest => pb::ListCheckWorkQueueResponse;
+        request_recheck: pb::RequestRecheckRequest => pb::CheckResponse;
     }
 }

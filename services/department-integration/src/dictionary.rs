@@ -26,9 +26,43 @@ pub struct DataItem {
     pub class: String,
     pub name_zh: String,
     pub name_en: String,
+    /// How a data holder answers the item in the economic-status check.
+    pub value_type: ValueType,
     /// Sensitive personal information (PIPL): read only for a stated purpose, never shown
     /// beyond the department that asked.
     pub sensitive: bool,
+}
+
+/// How an item is answered: money in fen, a count, yes or no, a date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    Amount,
+    Count,
+    Flag,
+    Date,
+}
+
+impl ValueType {
+    pub const CODES: &[&str] = &["amount", "count", "flag", "date"];
+
+    pub fn parse(code: &str) -> Option<ValueType> {
+        match code {
+            "amount" => Some(ValueType::Amount),
+            "count" => Some(ValueType::Count),
+            "flag" => Some(ValueType::Flag),
+            "date" => Some(ValueType::Date),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueType::Amount => "amount",
+            ValueType::Count => "count",
+            ValueType::Flag => "flag",
+            ValueType::Date => "date",
+        }
+    }
 }
 
 /// The classes and items, by code.
@@ -69,6 +103,7 @@ struct ItemEntry {
     class: String,
     name_zh: String,
     name_en: String,
+    value_type: String,
     sensitive: bool,
 }
 
@@ -143,6 +178,15 @@ impl FieldDictionary {
             if items.contains_key(&entry.code) {
                 problems.push(format!("{at}.code: {} is listed twice", entry.code));
             }
+            let value_type = ValueType::parse(&entry.value_type).unwrap_or_else(|| {
+                problems.push(format!(
+                    "{at}.value_type ({}): {:?} is not one of {}",
+                    entry.code,
+                    entry.value_type,
+                    ValueType::CODES.join(", ")
+                ));
+                ValueType::Flag
+            });
             items.insert(
                 entry.code.clone(),
                 DataItem {
@@ -150,6 +194,7 @@ impl FieldDictionary {
                     class: entry.class,
                     name_zh: entry.name_zh,
                     name_en: entry.name_en,
+                    value_type,
                     sensitive: entry.sensitive,
                 },
             );
@@ -209,6 +254,14 @@ mod tests {
                 .expect("records")
                 .sensitive
         );
+        assert_eq!(
+            dictionary.item("vehicles").expect("vehicles").value_type,
+            ValueType::Count
+        );
+        assert_eq!(
+            dictionary.item("wages").expect("wages").value_type,
+            ValueType::Amount
+        );
     }
 
     #[test]
@@ -223,18 +276,21 @@ mod tests {
             class = "income"
             name_zh = "工资"
             name_en = "Wages"
+            value_type = "amount"
             sensitive = true
             [[item]]
             code = "Cars"
             class = "property"
             name_zh = "车"
             name_en = "Cars"
+            value_type = "count"
             sensitive = true
             [[item]]
             code = "wages"
             class = "income"
             name_zh = "工资"
             name_en = ""
+            value_type = "money"
             sensitive = false
         "#;
         let error = FieldDictionary::from_toml_str(text).expect_err("bad entries");
@@ -244,6 +300,10 @@ mod tests {
         assert!(problems.contains("item[2] (wages): names"), "{problems}");
         assert!(
             problems.contains("item[2].code: wages is listed twice"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("item[2].value_type (wages): \"money\""),
             "{problems}"
         );
     }

@@ -18,10 +18,18 @@
 //!   id), written in the push's append transaction, and the queries' read.
 //! - [`store`]: retries, the person index (the service's own key), sealing, the append with
 //!   its guard, access records.
+//! - [`check`]: the economic-status check (核对) — consent, the case review waits on, one
+//!   request per data holder with its deadline, typed answers, overdue requests, the report,
+//!   the re-check — and the events of `department-integration-check-<id>` and
+//!   `department-integration-consent-<household>` (pure).
+//! - [`check_store`]: the check's loads (review's case, intake's household, the consent, the
+//!   check) and appends, the answers sealed, the work queue's rows in the append.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
+//! - [`check_api`]: the check's RPCs, the same shape.
 //!
-//! Slice 1 of issue 13: the registry, push, CSV import and query. The economic-status check,
-//! subscriptions, linkage, duplicates and monitoring build on it.
+//! Slice 1 of issue 13: the registry, push, CSV import and query; slice 2: the
+//! economic-status check (`docs/economic-status-check.md`). Subscriptions, linkage,
+//! duplicates and monitoring build on them.
 //!
 //! # Module dependencies
 //! Imports point one way; a module uses only the modules after its arrow, all listed above it
@@ -33,14 +41,20 @@
 //! records      → dictionary, registry
 //! csv          → records, registry
 //! aggregate    → records
-//! errors
+//! check        → dictionary, registry
+//! errors       → check
 //! read_model   → aggregate
 //! store        → aggregate, errors, read_model
-//! api          → aggregate, csv, errors, read_model, records, registry, store
+//! check_store  → check, read_model, store
+//! api          → aggregate, csv, dictionary, errors, read_model, records, registry, store
+//! check_api    → api, check, check_store, dictionary, errors, read_model, registry, store
 //! ```
 
 pub mod aggregate;
 pub mod api;
+pub mod check;
+pub mod check_api;
+pub mod check_store;
 pub mod csv;
 pub mod dictionary;
 pub mod errors;
@@ -100,6 +114,23 @@ pub async fn run_sharing_process(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
+    run_with_clock(
+        config,
+        listener,
+        shutdown,
+        Arc::new(sunshine_platform::clock::SystemClock),
+    )
+    .await
+}
+
+/// [`run_sharing_process`] with a clock of the caller's (tests move the day past a check's
+/// deadlines).
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Arc<dyn sunshine_platform::clock::Clock>,
+) -> Result<(), RunError> {
     let state: Arc<OnceLock<IntegrationState>> = Arc::new(OnceLock::new());
     let api = IntegrationApi {
         state: Arc::clone(&state),
@@ -108,6 +139,7 @@ pub async fn run_sharing_process(
     let on_connected: sunshine_platform::OnConnected = Box::new(move |backends, shutdown| {
         let state = Arc::clone(&state);
         let config = started_config.clone();
+        let clock = Arc::clone(&clock);
         Box::pin(async move {
             if state.get().is_some() {
                 return Ok(());
@@ -117,6 +149,12 @@ pub async fn run_sharing_process(
                 .load_org_tree()
                 .map_err(|error| format!("district.org_tree_file: {error}"))?;
             let registry = load_registry(&config.integration.departments_file)?;
+            let dictionary =
+                dictionary::FieldDictionary::embedded().map_err(|error| error.to_string())?;
+            let working_days = sunshine_domain::WorkingDayCalendar::embedded()
+                .map_err(|error| format!("working-day calendar: {error}"))?;
+            let policy = sunshine_policy::Policy::load_configured(&config.policy.directory)
+                .map_err(|error| format!("policy: {error}"))?;
             let person_index_key = match config.integration.person_index_key()? {
                 Some(text) => Some(Arc::new(
                     BlindIndexKey::from_base64(&text)
@@ -135,6 +173,10 @@ pub async fn run_sharing_process(
                 store: store::IntegrationStore::new(log, person_index_key),
                 registry: Arc::new(registry),
                 district: org_tree.district().code().clone(),
+                dictionary: Arc::new(dictionary),
+                policy: Arc::new(policy),
+                working_days: Arc::new(working_days),
+                clock,
             });
             Ok(())
         })

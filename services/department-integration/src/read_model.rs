@@ -12,11 +12,12 @@ use sunshine_platform::config::DatabaseKind;
 
 use crate::aggregate::Prepared;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "department-integration: departments' assistance records, one per (department, record id)",
-    script: |_kind: DatabaseKind| {
-        "CREATE TABLE integration_records (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "department-integration: departments' assistance records, one per (department, record id)",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE integration_records (
             department_code TEXT NOT NULL,
             record_id TEXT NOT NULL,
             content_digest TEXT NOT NULL,
@@ -31,8 +32,29 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX integration_records_person ON integration_records (person_index, program_code);"
             .into()
+        },
     },
-}];
+    // ---- The economic-status check (issue 13, slice 2) ----
+    // (version 20: a number of its own, so other slices' migrations merge beside it)
+    Migration {
+        version: 20,
+        description: "department-integration: the economic-status check's requests, one per (check, data holder): the work queue",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE integration_check_requests (
+            check_id TEXT NOT NULL,
+            department_code TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            org_unit_code TEXT NOT NULL,
+            round BIGINT NOT NULL,
+            deadline TEXT NOT NULL,
+            status TEXT NOT NULL,
+            PRIMARY KEY (check_id, department_code)
+        );
+        CREATE INDEX integration_check_requests_queue ON integration_check_requests (status, deadline);"
+            .into()
+        },
+    },
+];
 
 /// Look-ups of the `IN (…)` lists per statement.
 const LOOKUP_CHUNK: usize = 200;
@@ -200,4 +222,170 @@ pub async fn record_count(pool: &AnyPool, department: &str) -> Result<i64, sqlx:
         .bind(department)
         .fetch_one(pool)
         .await
+}
+
+// ---- The economic-status check's work queue (issue 13, slice 2) ----
+
+/// A change to the check's request rows, written in the check's append transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestRow {
+    /// A request sent: a new open row.
+    Sent {
+        check_id: String,
+        department_code: String,
+        case_id: String,
+        org_unit_code: String,
+        round: u32,
+        /// YYYY-MM-DD.
+        deadline: String,
+    },
+    /// A request answered or overdue.
+    Status {
+        check_id: String,
+        department_code: String,
+        status: &'static str,
+    },
+}
+
+/// The rows a check's append writes (never refuses: the stream's version guards the check).
+#[derive(Debug)]
+pub struct CheckRows<'a> {
+    pub rows: &'a [RequestRow],
+}
+
+impl AppendGuard for CheckRows<'_> {
+    type Refusal = std::convert::Infallible;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
+        for row in self.rows {
+            match row {
+                RequestRow::Sent {
+                    check_id,
+                    department_code,
+                    case_id,
+                    org_unit_code,
+                    round,
+                    deadline,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO integration_check_requests (check_id, department_code, case_id, \
+                         org_unit_code, round, deadline, status) VALUES ($1, $2, $3, $4, $5, $6, 'open')",
+                    )
+                    .bind(check_id.as_str())
+                    .bind(department_code.as_str())
+                    .bind(case_id.as_str())
+                    .bind(org_unit_code.as_str())
+                    .bind(i64::from(*round))
+                    .bind(deadline.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                }
+                RequestRow::Status {
+                    check_id,
+                    department_code,
+                    status,
+                } => {
+                    sqlx::query(
+                        "UPDATE integration_check_requests SET status = $1 WHERE check_id = $2 AND department_code = $3",
+                    )
+                    .bind(*status)
+                    .bind(check_id.as_str())
+                    .bind(department_code.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// One row of the work queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRequest {
+    pub check_id: String,
+    pub case_id: String,
+    pub department_code: String,
+    pub deadline: String,
+    pub status: String,
+    pub round: i64,
+}
+
+/// The open checks with a request still open whose deadline is before `today` (YYYY-MM-DD).
+pub async fn checks_with_late_requests(
+    pool: &AnyPool,
+    today: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT check_id FROM integration_check_requests WHERE status = 'open' AND deadline < $1 ORDER BY check_id",
+    )
+    .bind(today)
+    .fetch_all(pool)
+    .await
+}
+
+/// One page of the queue: requests of `statuses`, of `department` when given, after the
+/// (deadline, check id, department) `after`, in that order; `limit + 1` rows tell whether there
+/// is more.
+pub async fn work_queue(
+    pool: &AnyPool,
+    statuses: &[&str],
+    department: Option<&str>,
+    after: Option<(String, String, String)>,
+    limit: usize,
+) -> Result<Vec<QueuedRequest>, sqlx::Error> {
+    let mut sql = String::from(
+        "SELECT check_id, case_id, department_code, deadline, status, round FROM integration_check_requests WHERE status IN (",
+    );
+    let mut binds: Vec<String> = Vec::new();
+    let placeholders: Vec<String> = statuses
+        .iter()
+        .map(|status| {
+            binds.push((*status).to_owned());
+            format!("${}", binds.len())
+        })
+        .collect();
+    sql.push_str(&placeholders.join(", "));
+    sql.push(')');
+    if let Some(department) = department {
+        binds.push(department.to_owned());
+        sql.push_str(&format!(" AND department_code = ${}", binds.len()));
+    }
+    if let Some((deadline, check_id, department)) = after {
+        let base = binds.len();
+        sql.push_str(&format!(
+            " AND (deadline > ${a} OR (deadline = ${a} AND (check_id > ${b} OR (check_id = ${b} AND department_code > ${c}))))",
+            a = base + 1,
+            b = base + 2,
+            c = base + 3
+        ));
+        binds.extend([deadline, check_id, department]);
+    }
+    sql.push_str(&format!(
+        " ORDER BY deadline, check_id, department_code LIMIT {}",
+        limit + 1
+    ));
+    // Only placeholders and the numeric limit are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in &binds {
+        query = query.bind(value.as_str());
+    }
+    query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(QueuedRequest {
+                check_id: row.try_get(0)?,
+                case_id: row.try_get(1)?,
+                department_code: row.try_get(2)?,
+                deadline: row.try_get(3)?,
+                status: row.try_get(4)?,
+                round: row.try_get(5)?,
+            })
+        })
+        .collect()
 }

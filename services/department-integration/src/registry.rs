@@ -54,11 +54,23 @@ impl Department {
     }
 }
 
+/// The event kind that makes a department a data holder of the economic-status check.
+pub const VERIFICATION_REQUESTED: &str = "verification_requested";
+
 /// The departments, by code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
     departments: BTreeMap<String, Department>,
     programs: BTreeSet<String>,
+    /// The items the economic-status check acquires (`[check] items`), in the file's order.
+    check_items: Vec<String>,
+}
+
+/// One data holder's part of a check: the department and the check's items it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderItems {
+    pub department_code: String,
+    pub items: Vec<String>,
 }
 
 /// A bad registry: every bad entry, named (`department[2].reads[0]: …`).
@@ -73,6 +85,16 @@ pub struct RegistryError {
 struct File {
     #[serde(default)]
     department: Vec<Entry>,
+    #[serde(default)]
+    check: CheckEntry,
+}
+
+/// `[check]`: what the economic-status check acquires.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CheckEntry {
+    #[serde(default)]
+    items: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +203,31 @@ impl Registry {
         if departments.is_empty() {
             problems.push("department: the registry has no departments".into());
         }
+        let check_set = checked_set(
+            &mut problems,
+            "check",
+            "items",
+            file.check.items.clone(),
+            item,
+        );
+        let mut seen = BTreeSet::new();
+        let check_items: Vec<String> = file
+            .check
+            .items
+            .into_iter()
+            .filter(|code| check_set.contains(code) && seen.insert(code.clone()))
+            .collect();
+        for (index, code) in check_items.iter().enumerate() {
+            let answered = departments.values().any(|department: &Department| {
+                department.events.contains(VERIFICATION_REQUESTED)
+                    && department.answers.contains(code)
+            });
+            if !answered {
+                problems.push(format!(
+                    "check.items: {code:?} (item {index}) is answered by no department that receives {VERIFICATION_REQUESTED}"
+                ));
+            }
+        }
         if !problems.is_empty() {
             return Err(RegistryError { problems });
         }
@@ -191,7 +238,33 @@ impl Registry {
         Ok(Registry {
             departments,
             programs,
+            check_items,
         })
+    }
+
+    /// The items the economic-status check acquires.
+    pub fn check_items(&self) -> &[String] {
+        &self.check_items
+    }
+
+    /// The data holders of a check of `items`: each department receiving
+    /// `verification_requested` that answers some of them, with those it answers (by code).
+    pub fn holders_for(&self, items: &[String]) -> Vec<HolderItems> {
+        self.departments
+            .values()
+            .filter(|department| department.events.contains(VERIFICATION_REQUESTED))
+            .filter_map(|department| {
+                let answered: Vec<String> = items
+                    .iter()
+                    .filter(|item| department.answers.contains(*item))
+                    .cloned()
+                    .collect();
+                (!answered.is_empty()).then(|| HolderItems {
+                    department_code: department.code.clone(),
+                    items: answered,
+                })
+            })
+            .collect()
     }
 
     pub fn department(&self, code: &str) -> Option<&Department> {
@@ -252,6 +325,45 @@ mod tests {
         let public_security = registry.department("public_security").expect("listed");
         assert!(public_security.answers.contains("vehicles"));
         assert!(public_security.answers.contains("household_registration"));
+    }
+
+    #[test]
+    fn the_checks_items_go_to_the_holders_that_answer_them() {
+        let registry = Registry::example(&dictionary()).expect("the example registry");
+        let holders = registry.holders_for(registry.check_items());
+        let codes: Vec<&str> = holders
+            .iter()
+            .map(|holder| holder.department_code.as_str())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "banks_insurers",
+                "housing_provident_fund",
+                "human_resources",
+                "market_regulation",
+                "public_security",
+                "real_estate",
+                "tax"
+            ]
+        );
+        let real_estate = holders
+            .iter()
+            .find(|holder| holder.department_code == "real_estate")
+            .expect("real estate");
+        assert_eq!(real_estate.items, ["real_estate"]);
+        let only_vehicles = registry.holders_for(&["vehicles".to_owned()]);
+        assert_eq!(only_vehicles.len(), 1);
+        assert_eq!(only_vehicles[0].department_code, "public_security");
+    }
+
+    #[test]
+    fn a_check_item_nobody_answers_is_refused() {
+        let text = "[[department]]\ncode = \"a\"\nname_zh = \"甲\"\nname_en = \"A\"\nanswers = [\"wages\"]\n\n[check]\nitems = [\"wages\", \"shoe\"]\n";
+        let error = Registry::from_toml_str(text, &dictionary()).expect_err("bad check items");
+        let problems = error.problems.join("\n");
+        assert!(problems.contains("check.items[1]: \"shoe\""), "{problems}");
+        assert!(problems.contains("check.items: \"wages\""), "{problems}");
     }
 
     #[test]

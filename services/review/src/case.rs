@@ -351,6 +351,12 @@ pub struct AnswerVerification {
     pub answer: pb::VerificationAnswered,
 }
 
+/// Department integration's check report (its CheckReportIssued, taken in by the case opener).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachCheckReport {
+    pub report: pb::CheckReportIssued,
+}
+
 /// The street-town's preliminary opinion (初审意见), decided with the engine's [`Evaluation`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordOpinion {
@@ -523,6 +529,7 @@ pub enum CaseCommand {
     RecordHomeVisit(RecordHomeVisit),
     RequestVerification(RequestVerification),
     AnswerVerification(AnswerVerification),
+    AttachCheckReport(AttachCheckReport),
     RecordOpinion(RecordOpinion, Evaluation),
     StartPublicity(StartPublicity),
     ReceiveObjection(ReceiveObjection),
@@ -556,6 +563,7 @@ command_from!(
     RecordHomeVisit,
     RequestVerification,
     AnswerVerification,
+    AttachCheckReport,
     StartPublicity,
     ReceiveObjection,
     AnswerObjection,
@@ -712,6 +720,7 @@ impl CaseState {
             CaseEvent::VerificationAnswered(answered) => {
                 self.pending_verifications.remove(&answered.department_code);
             }
+            CaseEvent::CheckReportAttached(_) => self.pending_verifications.clear(),
             CaseEvent::OpinionRecorded(opinion) => {
                 self.note_actor(opinion.officer.as_ref(), Act::Opinion);
                 self.opinion_on = date_of(opinion.recorded_on.as_ref());
@@ -1043,6 +1052,7 @@ impl CaseState {
             CaseCommand::RecordHomeVisit(command) => self.record_visit(command),
             CaseCommand::RequestVerification(command) => self.request_verification(command),
             CaseCommand::AnswerVerification(command) => self.answer_verification(command),
+            CaseCommand::AttachCheckReport(command) => Ok(self.attach_check_report(command)),
             CaseCommand::RecordOpinion(command, policy) => self.record_opinion(command, policy),
             CaseCommand::StartPublicity(command) => self.start_publicity(command),
             CaseCommand::ReceiveObjection(command) => self.receive_objection(command),
@@ -1247,6 +1257,25 @@ impl CaseState {
             events.push(next);
         }
         Ok(events)
+    }
+
+    /// The check report attached: always recorded (a re-check's report may come after the case
+    /// moved on, or closed); in the verification stage it ends the wait and moves the case on.
+    fn attach_check_report(&self, command: AttachCheckReport) -> Vec<CaseEvent> {
+        let AttachCheckReport { report } = command;
+        let mut events = vec![CaseEvent::CheckReportAttached(pb::CheckReportAttached {
+            case_id: self.case_id.clone(),
+            check_id: report.check_id,
+            report_version: report.report_version,
+            departments: report.departments,
+            overdue_departments: report.overdue_departments,
+        })];
+        if self.current_stage() == Some(StageKind::Verification)
+            && let Some(next) = self.next_stage_event()
+        {
+            events.push(next);
+        }
+        events
     }
 
     /// The street-town's opinion, with the engine's result; departing from it needs a reason.
@@ -2099,6 +2128,60 @@ mod tests {
             ["center_approver", "center_reviewer", "street_reviewer"]
         );
         assert!(roles(Act::Accept).is_empty());
+    }
+
+    #[test]
+    fn a_check_report_ends_the_verification_wait_and_a_late_one_is_only_recorded() {
+        let investigators = [clerk(), inv("inv-2")];
+        let report = pb::CheckReportIssued {
+            check_id: "check-1".into(),
+            case_id: CASE.into(),
+            report_version: 1,
+            departments: vec!["public_security".into(), "tax".into()],
+            overdue_departments: vec!["real_estate".into()],
+            ..Default::default()
+        };
+        let attached = |version: u32| {
+            CaseEvent::CheckReportAttached(pb::CheckReportAttached {
+                case_id: CASE.into(),
+                check_id: "check-1".into(),
+                report_version: version,
+                departments: vec!["public_security".into(), "tax".into()],
+                overdue_departments: vec!["real_estate".into()],
+            })
+        };
+        given([opened("means_tested_review", false)])
+            .when(assign(&street(), &investigators))
+            .then_expect_events([assigned(&street(), &investigators)])
+            .when(visit(&investigators[0], date!(2026 - 9 - 1)))
+            .then_expect_events([visited(&investigators[0], date!(2026 - 9 - 1), false)])
+            .when(visit(&investigators[1], date!(2026 - 9 - 1)))
+            .then_expect_events([
+                visited(&investigators[1], date!(2026 - 9 - 1), false),
+                entered(StageKind::Verification),
+            ])
+            .when(RequestVerification {
+                by: street(),
+                department_codes: vec!["public_security".into(), "tax".into()],
+            })
+            .then_expect_events([CaseEvent::VerificationRequested(
+                pb::VerificationRequested {
+                    case_id: CASE.into(),
+                    department_codes: vec!["public_security".into(), "tax".into()],
+                    requested_by: Some(street().to_proto()),
+                },
+            )])
+            .when(AttachCheckReport {
+                report: report.clone(),
+            })
+            .then_expect_events([attached(1), entered(StageKind::PreliminaryOpinion)])
+            .when(AttachCheckReport {
+                report: pb::CheckReportIssued {
+                    report_version: 2,
+                    ..report
+                },
+            })
+            .then_expect_events([attached(2)]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! assistance, with the officials recused from it (intake's `RelativeOfOfficialFlagged` of the
 //! same case, appended with the application); records a recusal flagged later
 //! (`OfficialRecused`); moves the household's cases when it moves (`CaseFollowedHousehold`);
-//! and takes departments' verification answers and the public's objections into the case.
+//! and takes departments' verification answers, department integration's check reports
+//! (`CheckReportAttached`) and the public's objections into the case.
 //! Each reaction appends under a command id derived from the event it reacts to, so a
 //! redelivery changes nothing.
 
@@ -15,8 +16,8 @@ use sunshine_proto::v1 as pb;
 use time::Date;
 
 use crate::case::{
-    AnswerVerification, CaseCommand, CaseError, CaseEvent, Change, FollowHousehold, Reassess,
-    ReceiveObjection, Recuse,
+    AnswerVerification, AttachCheckReport, CaseCommand, CaseError, CaseEvent, Change,
+    FollowHousehold, Reassess, ReceiveObjection, Recuse,
 };
 use crate::events::{CaseEventError, decode_as, is_type};
 use crate::state::ReviewState;
@@ -218,6 +219,13 @@ impl CaseOpener {
                 answer: heard(event)?,
             }
             .into()
+        } else if is_type::<pb::CheckReportIssued>(&event.event_type)
+            && event.stream_id.starts_with("department-integration-check-")
+        {
+            AttachCheckReport {
+                report: heard(event)?,
+            }
+            .into()
         } else if is_type::<pb::ObjectionReceived>(&event.event_type) {
             ReceiveObjection {
                 objection: heard(event)?,
@@ -306,6 +314,8 @@ impl Projection for CaseOpener {
                 self.open(event).await
             } else if is_type::<pb::VerificationAnswered>(event_type)
                 || is_type::<pb::ObjectionReceived>(event_type)
+                || (is_type::<pb::CheckReportIssued>(event_type)
+                    && event.stream_id.starts_with("department-integration-check-"))
             {
                 self.take_in(event).await
             } else if is_type::<pb::CircumstanceChanged>(event_type)

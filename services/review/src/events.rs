@@ -125,6 +125,8 @@ case_events! {
     RefusalNotified(pb::RefusalNotified),
     OfficialRecused(pb::OfficialRecused),
     FollowedHousehold(pb::CaseFollowedHousehold),
+    /// Department integration's economic-status check report, taken in from its check stream.
+    CheckReportAttached(pb::CheckReportAttached),
 }
 
 impl CaseEvent {
