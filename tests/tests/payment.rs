@@ -1422,6 +1422,15 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     )
     .await?;
 
+    approvals_commit_the_budget_one_after_the_other(
+        &payment,
+        &store,
+        &officer,
+        [&approver, &second_approver],
+        this_month,
+    )
+    .await?;
+
     // An assist-first grant larger than the emergency fund's whole yearly budget (250 000.00
     // yuan in the EXAMPLE funds) is refused, naming the fund and the program, and writes nothing.
     let c4 = "case-pay-4";
@@ -1459,6 +1468,101 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     database.close().await;
     service.stop().await?;
     drop(backends);
+    Ok(())
+}
+
+/// Two runs created side by side, each within what the emergency fund has left and together
+/// over it: creation checks each against what approved runs committed, so both are created;
+/// the approval commits the money under the fund's lock, so the first approval passes and the
+/// second is `FAILED_PRECONDITION` naming the fund, with nothing written — also when the two
+/// approvals race (both sent at once: exactly one passes).
+async fn approvals_commit_the_budget_one_after_the_other(
+    payment: &Payment,
+    store: &EventStore,
+    officer: &str,
+    approvers: [&str; 2],
+    this_month: Month,
+) -> anyhow::Result<()> {
+    // The EXAMPLE emergency fund has 250 000.00 yuan a year; 1 500.00 are committed already.
+    let mut runs = Vec::new();
+    // The first pair: 130 000.00 each; the second, racing: 59 500.00 each.
+    let pairs = [
+        (["case-budget-1", "case-budget-2"], 13_000_000),
+        (["case-budget-3", "case-budget-4"], 5_950_000),
+    ];
+    for (round, (pair, fen)) in pairs.into_iter().enumerate() {
+        let mut created = Vec::new();
+        for case in pair {
+            let grant = pb::AssistFirstGranted {
+                case_id: case.into(),
+                amount: Some(pb::Money { fen }),
+                cap: Some(pb::Money { fen }),
+                reason: "火灾".into(),
+                ..Default::default()
+            };
+            append_as_review(store, case, &[&opened(case, "temporary", VILLAGE), &grant]).await?;
+            settle(store).await?;
+            // A run of only this grant: the others of the month are in runs already.
+            let run = payment
+                .create(officer, &format!("run-budget-{round}-{case}"), this_month)
+                .await?;
+            anyhow::ensure!(run.control.as_ref().map(|c| c.count) == Some(1), "{run:?}");
+            created.push(run);
+        }
+        runs.push(created);
+    }
+    // One after the other: the first approval commits, the second is refused.
+    let [first, second] = &runs[0][..] else {
+        anyhow::bail!("two runs")
+    };
+    payment
+        .approve(approvers[0], "approve-budget-first", first, 1, 13_000_000)
+        .await?;
+    let before = log_size(store).await?;
+    let over = refused(
+        payment
+            .approve(approvers[0], "approve-budget-second", second, 1, 13_000_000)
+            .await,
+        Code::FailedPrecondition,
+    )?;
+    anyhow::ensure!(
+        over.message().contains("emergency") && over.message().contains("assist_first"),
+        "{over:?}"
+    );
+    let unapproved: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payment_orders WHERE run_id = $1 AND approved <> 0",
+    )
+    .bind(second.run_id.as_str())
+    .fetch_one(store.pool())
+    .await?;
+    anyhow::ensure!(
+        log_size(store).await? == before
+            && run_version(store, &second.run_id).await? == second.version
+            && unapproved == 0,
+        "the refused approval wrote: {unapproved} orders marked approved"
+    );
+    // Racing: the fund now has 130 000.00 and a little committed, so at most 118 500.00 left:
+    // each of these two fits alone, not both. Sent at once, exactly one approval passes.
+    let [third, fourth] = &runs[1][..] else {
+        anyhow::bail!("two runs")
+    };
+    let (left, right) = tokio::join!(
+        payment.approve(approvers[0], "approve-budget-race-1", third, 1, 5_950_000),
+        payment.approve(approvers[1], "approve-budget-race-2", fourth, 1, 5_950_000),
+    );
+    let passed = [&left, &right]
+        .iter()
+        .filter(|result| result.is_ok())
+        .count();
+    anyhow::ensure!(
+        passed == 1,
+        "{passed} racing approvals passed: {left:?} {right:?}"
+    );
+    for result in [&left, &right] {
+        if let Err(status) = result {
+            anyhow::ensure!(status.code() == Code::FailedPrecondition, "{status:?}");
+        }
+    }
     Ok(())
 }
 

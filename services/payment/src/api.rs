@@ -236,7 +236,7 @@ impl PaymentApi {
         let events = aggregate::handle(Some(&run), &Command::ApproveRun(approve.clone()))?;
         let outcome = payment
             .store
-            .append(&metadata, &approve.run_id, run.version, events)
+            .append_approval(&metadata, &run, events, &payment.funds)
             .await?;
         self.answer(&approve.run_id, &outcome).await
     }

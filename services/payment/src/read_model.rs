@@ -198,6 +198,21 @@ pub const MIGRATIONS: &[Migration] = &[
                 .to_owned()
         },
     },
+    // ---- The budget at approval ----
+    // Version 14: apart from the slices written beside it.
+    Migration {
+        version: 14,
+        description: "payment: one lock row per fund and year, taken by each approval that commits money of that fund",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE payment_budget_locks (
+            fund TEXT NOT NULL,
+            year BIGINT NOT NULL,
+            approvals BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (fund, year)
+        );"
+            .to_owned()
+        },
+    },
 ];
 
 sunshine_proto::stream_events! {
@@ -273,6 +288,68 @@ impl<'a> OrderClaims<'a> {
             period: created.period.clone(),
             orders: created.orders.iter().chain(added).collect(),
         })
+    }
+}
+
+/// An approval's commitment of its run's money, made by the approval's guard in the
+/// transaction that appends `PaymentRunApproved`: under a lock per fund and year (so two
+/// approvals of one fund commit one after the other, never both past the same remainder), the
+/// run's orders are marked approved and what approved runs of the year committed — now with
+/// this run — is checked against each fund's budget for each budget program; over budget rolls
+/// the approval back. Creation checks the same against what the projection has heard, early;
+/// this is the check two runs created side by side cannot both pass.
+#[derive(Debug, Clone)]
+pub struct BudgetCommitment<'a> {
+    pub run_id: String,
+    pub year: i32,
+    /// (fund, budget program) → what the run's orders need of it.
+    pub needs: BTreeMap<(String, String), Money>,
+    pub funds: &'a crate::funds::Funds,
+}
+
+impl AppendGuard for BudgetCommitment<'_> {
+    type Refusal = crate::funds::BudgetRefusal;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
+        let funds: std::collections::BTreeSet<&str> =
+            self.needs.keys().map(|(fund, _)| fund.as_str()).collect();
+        // In fund order, so two approvals lock their funds in one order and cannot deadlock.
+        for fund in funds {
+            sqlx::query(
+                "INSERT INTO payment_budget_locks (fund, year, approvals) VALUES ($1, $2, 0) \
+                 ON CONFLICT (fund, year) DO NOTHING",
+            )
+            .bind(fund)
+            .bind(i64::from(self.year))
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(
+                "UPDATE payment_budget_locks SET approvals = approvals + 1 WHERE fund = $1 AND year = $2",
+            )
+            .bind(fund)
+            .bind(i64::from(self.year))
+            .execute(&mut *connection)
+            .await?;
+        }
+        sqlx::query("UPDATE payment_orders SET approved = 1 WHERE run_id = $1")
+            .bind(self.run_id.as_str())
+            .execute(&mut *connection)
+            .await?;
+        let committed = committed(connection, self.year).await?;
+        for ((fund, program), need) in &self.needs {
+            let key = (fund.clone(), program.clone());
+            let with_this_run = committed.get(&key).copied().unwrap_or_default();
+            let before = with_this_run.checked_sub(*need).unwrap_or(Money::ZERO);
+            if let Err(refusal) =
+                crate::funds::check_budget(self.funds, fund, program, self.year, before, *need)
+            {
+                return Ok(Err(refusal));
+            }
+        }
+        Ok(Ok(()))
     }
 }
 
@@ -1009,7 +1086,7 @@ async fn run_orders<'a>(
 /// ([`crate::funds::budget_program`]): their orders' amounts, less the orders the bank failed
 /// or returned (that money never left, or came back; the re-pay order commits it again).
 pub async fn committed(
-    pool: &AnyPool,
+    connection: &mut AnyConnection,
     year: i32,
 ) -> Result<BTreeMap<(String, String), Money>, sqlx::Error> {
     // Summed in the database per fund, program and whether the order is an assist-first
@@ -1024,7 +1101,7 @@ pub async fn committed(
     )
     .bind(format!("{year:04}-%"))
     .bind(format!("{prefix}%"))
-    .fetch_all(pool)
+    .fetch_all(&mut *connection)
     .await?;
     let mut committed: BTreeMap<(String, String), Money> = BTreeMap::new();
     for row in &rows {

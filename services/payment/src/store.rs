@@ -208,7 +208,8 @@ impl PaymentStore {
         period: Month,
         funds: &Arc<Funds>,
     ) -> Result<BudgetFacts, ApiError> {
-        let committed = read_model::committed(self.pool(), period.year())
+        let mut connection = self.pool().acquire().await.map_err(ApiError::internal)?;
+        let committed = read_model::committed(&mut connection, period.year())
             .await
             .map_err(ApiError::internal)?;
         Ok(BudgetFacts {
@@ -304,6 +305,45 @@ impl PaymentStore {
         {
             GuardedAppend::Appended(outcome) => Ok((outcome, source.created)),
             GuardedAppend::Refused(refusal) => Err(refusal),
+        }
+    }
+
+    /// Appends `run`'s approval, its money committed by [`BudgetCommitment`] in the
+    /// append's transaction: a fund the approved runs of the year (this one included) would
+    /// take below its budget refuses the approval, `FAILED_PRECONDITION`, nothing written.
+    pub async fn append_approval(
+        &self,
+        metadata: &EventMetadata,
+        run: &RunState,
+        events: Vec<RunEvent>,
+        funds: &Funds,
+    ) -> Result<AppendOutcome, ApiError> {
+        let stream = run_stream(&run.run_id)?;
+        let period = Month::parse(&run.period).map_err(ApiError::internal)?;
+        let guard = read_model::BudgetCommitment {
+            run_id: run.run_id.clone(),
+            year: period.year(),
+            needs: aggregate::fund_needs(run).map_err(ApiError::from)?,
+            funds,
+        };
+        let new_events = events
+            .iter()
+            .map(|event| NewEvent::typed(run_case(&run.run_id), event))
+            .collect();
+        match self
+            .log
+            .store
+            .append_guarded(
+                &stream,
+                ExpectedVersion::Exact(run.version),
+                metadata,
+                new_events,
+                &guard,
+            )
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => Ok(outcome),
+            GuardedAppend::Refused(refusal) => Err(aggregate::CommandError::Budget(refusal).into()),
         }
     }
 
