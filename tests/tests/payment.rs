@@ -1108,10 +1108,14 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     append_as_review(&store, c3, &[&opened(c3, "temporary", VILLAGE), &granted]).await?;
     settle(&store).await?;
 
-    // This month's run: every entitlement, with its control totals.
-    let run = payment
-        .create(&officer, "run-this-month", this_month)
-        .await?;
+    // This month's run: every entitlement, with its control totals. Sent twice at once with
+    // one command id (a retry racing its first send): one run, the same answer to both.
+    let (run, raced) = tokio::join!(
+        payment.create(&officer, "run-this-month", this_month),
+        payment.create(&officer, "run-this-month", this_month),
+    );
+    let run = run?;
+    anyhow::ensure!(raced? == run, "a racing retry answered differently");
     anyhow::ensure!(run.status == "created" && run.version == 2, "{run:?}");
     anyhow::ensure!(
         run.created_by == "officer-1" && run.district_code == DISTRICT,

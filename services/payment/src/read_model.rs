@@ -419,9 +419,11 @@ pub async fn claim_orders(
             return Ok(Err(ClaimedByRun { run_id }));
         }
     }
-    Err(sqlx::Error::Protocol(
-        "the guard claimed fewer orders than the run has, and no other run holds one".into(),
-    ))
+    // No other run holds one: a concurrent creation of this same run (a retry racing its
+    // first send) committed them. The caller answers it as the retry it is.
+    Ok(Err(ClaimedByRun {
+        run_id: run_id.to_owned(),
+    }))
 }
 
 /// The text values of the JSON array in parameter `$parameter`, as `SELECT r.value FROM …`.

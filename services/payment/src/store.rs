@@ -304,7 +304,14 @@ impl PaymentStore {
             .await?
         {
             GuardedAppend::Appended(outcome) => Ok((outcome, source.created)),
-            GuardedAppend::Refused(refusal) => Err(refusal),
+            // A retry racing its first send finds the run's claims taken by that send, which
+            // committed meanwhile: it is answered as a retry, whatever the refusal said.
+            GuardedAppend::Refused(refusal) => {
+                match self.log.store.previous_outcome(&stream, metadata).await? {
+                    Some(first) => Ok((first, None)),
+                    None => Err(refusal),
+                }
+            }
         }
     }
 
