@@ -438,6 +438,11 @@ impl EventStore {
         if tracing::Span::current().is_none() {
             telemetry::begin_trace_in(&span, self.service);
         }
+        // The source writes before the first event is inserted, so a retry is looked for
+        // first, whatever the expected version (a plain append finds it on the events' keys).
+        if let Some(previous) = self.previous_outcome(stream, metadata).await? {
+            return Ok(GuardedAppend::Appended(previous));
+        }
         let traced_metadata = telemetry::trace_context(&span).map(|context| EventMetadata {
             traceparent: Some(context.traceparent),
             tracestate: context.tracestate,

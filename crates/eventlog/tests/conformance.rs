@@ -8,7 +8,7 @@ use common::{Backend, event, fresh_store, metadata, stream};
 use sqlx::Row as _;
 use sunshine_eventlog::record::GENESIS_HASH;
 use sunshine_eventlog::store::CommitCursor;
-use sunshine_eventlog::{AppendGuard, ExpectedVersion, GuardedAppend, StoreError};
+use sunshine_eventlog::{AppendGuard, EventSource, ExpectedVersion, GuardedAppend, StoreError};
 
 on_both_backends!(
     appends_and_reads_back_by_stream_case_and_commit_order,
@@ -16,6 +16,7 @@ on_both_backends!(
     a_retried_command_appends_once,
     a_command_id_reused_for_other_content_is_refused_and_writes_nothing,
     a_guard_commits_and_rolls_back_with_its_append,
+    a_streamed_append_is_one_append_made_batch_by_batch,
     concurrent_writers_to_one_stream_cannot_both_win,
     a_replica_with_a_stale_view_gets_a_conflict,
     invalid_appends_are_refused_whole,
@@ -890,5 +891,189 @@ async fn a_guard_commits_and_rolls_back_with_its_append(backend: Backend) -> any
         .await?;
     assert!(matches!(&retry, GuardedAppend::Appended(outcome) if outcome.deduplicated));
     assert_eq!((count_events(&store).await?, claims(&store).await?), (1, 1));
+    Ok(())
+}
+
+/// Hands out its batches one per call, claiming `batch-<n>` in `test_claims` for each on the
+/// append's transaction; refuses instead of handing out batch `refuse_at` (counted from 0).
+struct Batches {
+    batches: std::collections::VecDeque<Vec<sunshine_eventlog::NewEvent>>,
+    refuse_at: Option<usize>,
+    calls: usize,
+}
+
+impl Batches {
+    fn of(batches: Vec<Vec<sunshine_eventlog::NewEvent>>, refuse_at: Option<usize>) -> Batches {
+        Batches {
+            batches: batches.into(),
+            refuse_at,
+            calls: 0,
+        }
+    }
+}
+
+impl EventSource for Batches {
+    type Refusal = String;
+
+    async fn next_events(
+        &mut self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> Result<Result<Option<Vec<sunshine_eventlog::NewEvent>>, String>, sqlx::Error> {
+        let call = self.calls;
+        self.calls += 1;
+        if self.refuse_at == Some(call) {
+            return Ok(Err(format!("refused at batch {call}")));
+        }
+        let Some(batch) = self.batches.pop_front() else {
+            return Ok(Ok(None));
+        };
+        sqlx::query("INSERT INTO test_claims (name, owner) VALUES ($1, 'streamed')")
+            .bind(format!("batch-{call}"))
+            .execute(&mut *connection)
+            .await?;
+        Ok(Ok(Some(batch)))
+    }
+}
+
+async fn a_streamed_append_is_one_append_made_batch_by_batch(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    sqlx::query("CREATE TABLE test_claims (name TEXT PRIMARY KEY, owner TEXT NOT NULL)")
+        .execute(store.pool())
+        .await?;
+    let claims = |store: &sunshine_eventlog::EventStore| {
+        let pool = store.pool().clone();
+        async move {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM test_claims")
+                .fetch_one(&pool)
+                .await?;
+            anyhow::Ok(count)
+        }
+    };
+    let batch = |from: usize, count: usize| {
+        (from..from + count)
+            .map(|index| event("run", &format!("part {index}")))
+            .collect::<Vec<_>>()
+    };
+    let run = stream("run", "r1");
+
+    // Refused at the second batch: nothing of the first batch stays — events, claims, command.
+    let mut refusing = Batches::of(vec![batch(0, 400), batch(400, 400)], Some(1));
+    let refused = store
+        .append_streamed(
+            &run,
+            ExpectedVersion::NoStream,
+            &with_digest("create-r1", "d1"),
+            &mut refusing,
+        )
+        .await?;
+    assert!(
+        matches!(&refused, GuardedAppend::Refused(why) if why == "refused at batch 1"),
+        "{refused:?}"
+    );
+    assert_eq!((count_events(&store).await?, claims(&store).await?), (0, 0));
+    assert!(
+        store
+            .previous_outcome(&run, &with_digest("create-r1", "d1"))
+            .await?
+            .is_none()
+    );
+
+    // An event over the bound in a later batch: refused whole, named by its index in the append.
+    let mut too_large = Batches::of(
+        vec![
+            batch(0, 3),
+            vec![
+                event("run", "small"),
+                sunshine_eventlog::NewEvent::new(
+                    "run",
+                    "example.v1.TestEvent",
+                    1,
+                    vec![b'x'; store.max_event_payload_bytes() + 1],
+                ),
+            ],
+        ],
+        None,
+    );
+    let over = store
+        .append_streamed(
+            &run,
+            ExpectedVersion::NoStream,
+            &with_digest("create-r1", "d1"),
+            &mut too_large,
+        )
+        .await;
+    assert!(
+        matches!(over, Err(StoreError::EventTooLarge { index: 4, .. })),
+        "{over:?}"
+    );
+    assert_eq!((count_events(&store).await?, claims(&store).await?), (0, 0));
+
+    // No events at all is no append.
+    let empty = store
+        .append_streamed(
+            &run,
+            ExpectedVersion::NoStream,
+            &with_digest("create-r1", "d1"),
+            &mut Batches::of(Vec::new(), None),
+        )
+        .await;
+    assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
+
+    // Three batches, 1,200 events in all (more than one plain append may carry): one append,
+    // versions 1..=1,200 in order, one hash chain across the batches, every claim written, and
+    // an outcome that holds no events.
+    let mut source = Batches::of(vec![batch(0, 400), batch(400, 400), batch(800, 400)], None);
+    let appended = store
+        .append_streamed(
+            &run,
+            ExpectedVersion::NoStream,
+            &with_digest("create-r1", "d1"),
+            &mut source,
+        )
+        .await?;
+    let GuardedAppend::Appended(outcome) = appended else {
+        anyhow::bail!("refused: {appended:?}");
+    };
+    assert_eq!((outcome.first_version, outcome.last_version), (1, 1_200));
+    assert!(outcome.events.is_empty() && !outcome.deduplicated);
+    assert_eq!(
+        (count_events(&store).await?, claims(&store).await?),
+        (1_200, 3)
+    );
+    let stored = store.read_stream(&run, 1).await?;
+    let mut previous = GENESIS_HASH;
+    for (index, event) in stored.iter().enumerate() {
+        assert_eq!(event.stream_version, index as u64 + 1);
+        assert_eq!(event.payload, format!("part {index}").into_bytes());
+        assert_eq!(event.previous_hash, previous, "the chain breaks at {index}");
+        previous = event.hash;
+    }
+    let paged = store.read_stream_page(&run, 399, 3).await?;
+    assert_eq!(
+        paged
+            .iter()
+            .map(|event| event.stream_version)
+            .collect::<Vec<_>>(),
+        [399, 400, 401]
+    );
+
+    // A faithful retry is answered from the first append without asking the source for anything.
+    let mut untouched = Batches::of(vec![batch(0, 1)], None);
+    let retry = store
+        .append_streamed(
+            &run,
+            ExpectedVersion::NoStream,
+            &with_digest("create-r1", "d1"),
+            &mut untouched,
+        )
+        .await?;
+    assert!(
+        matches!(&retry, GuardedAppend::Appended(outcome) if outcome.deduplicated && outcome.last_version == 1_200),
+        "{retry:?}"
+    );
+    assert_eq!(untouched.calls, 0);
+    assert_eq!(count_events(&store).await?, 1_200);
     Ok(())
 }
