@@ -85,6 +85,14 @@ impl RecoveryWatch {
             });
         }
         if RunEvent::is_stream(&event.stream_id) {
+            // Only these two concern it: a run's parts (up to 384 KiB of orders each, a
+            // thousand of them in a large run) are not even decoded.
+            use sunshine_proto::events::Event as _;
+            if event.event_type != pb::BankResultRecorded::TYPE
+                && event.event_type != pb::BankReturnsRecorded::TYPE
+            {
+                return Ok(None);
+            }
             let run = RunEvent::decode(&event.event_type, &event.payload)
                 .map_err(|error| HandlerError(error.to_string()))?;
             return Ok(match run {
