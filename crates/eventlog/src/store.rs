@@ -697,6 +697,28 @@ impl EventStore {
         Ok(events)
     }
 
+    /// At most `limit` of the stream's events from `from_version` on, in version order: a
+    /// long stream read a page at a time, so that a reader holds one page, not the stream.
+    pub async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {STREAM_EVENT_COLUMNS} FROM events e \
+             WHERE e.stream_id = $1 AND e.stream_version >= $2 ORDER BY e.stream_version LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .bind(to_i64(from_version)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .instrument(self.read_span("read_stream"))
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
     /// Every committed event of a case (the case file), in commit order.
     pub async fn read_case(&self, case_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
