@@ -77,8 +77,12 @@ async fn append_as_review(
     let stream = StreamId::new("review", "case", case_id)?;
     let version = store.stream_version(&stream).await?;
     if version == 0 {
-        sunshine_tests::accounts::register_if_new(store, config, &format!("household-of-{case_id}"))
-            .await?;
+        sunshine_tests::accounts::register_if_new(
+            store,
+            config,
+            &format!("household-of-{case_id}"),
+        )
+        .await?;
     }
     let metadata = EventMetadata {
         actor: Actor {
@@ -520,7 +524,13 @@ async fn payment_settlement(cluster: bool) -> anyhow::Result<()> {
         reason: "火灾".into(),
         ..Default::default()
     };
-    append_as_review(&store, &config, c3, &[&opened(c3, "temporary", VILLAGE), &granted]).await?;
+    append_as_review(
+        &store,
+        &config,
+        c3,
+        &[&opened(c3, "temporary", VILLAGE), &granted],
+    )
+    .await?;
     settle(&store).await?;
     payment.ensure_ledger(&auditor, 0, &[]).await?;
 
@@ -1113,7 +1123,13 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         reason: "火灾".into(),
         ..Default::default()
     };
-    append_as_review(&store, &config, c3, &[&opened(c3, "temporary", VILLAGE), &granted]).await?;
+    append_as_review(
+        &store,
+        &config,
+        c3,
+        &[&opened(c3, "temporary", VILLAGE), &granted],
+    )
+    .await?;
     settle(&store).await?;
 
     // This month's run: every entitlement, with its control totals.
@@ -1442,7 +1458,13 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         reason: "火灾".into(),
         ..Default::default()
     };
-    append_as_review(&store, &config, c4, &[&opened(c4, "temporary", VILLAGE), &huge]).await?;
+    append_as_review(
+        &store,
+        &config,
+        c4,
+        &[&opened(c4, "temporary", VILLAGE), &huge],
+    )
+    .await?;
     settle(&store).await?;
     let before = log_size(&store).await?;
     let over = refused(

@@ -1593,8 +1593,7 @@ async fn import_bank_result(world: &World, seed: u32) -> anyhow::Result<()> {
         run_id,
         format: pb::BankFileFormat::CsvUtf8.into(),
     };
-    let batch =
-        export_file(&world.payment, &world.finance, export(run.run_id.clone())).await?;
+    let batch = export_file(&world.payment, &world.finance, export(run.run_id.clone())).await?;
     let call = call!(world.payment, import_bank_result, world.finance);
     let request = pb::ImportBankResultRequest {
         command_id: format!("result-{seed}"),
@@ -1640,10 +1639,14 @@ async fn create_repay_run(world: &World, seed: u32) -> anyhow::Result<()> {
         &run,
     ))
     .await?;
-    let batch = export_file(&world.payment, &world.finance, pb::ExportBankFileRequest {
-        run_id: run.run_id.clone(),
-        format: pb::BankFileFormat::CsvUtf8.into(),
-    })
+    let batch = export_file(
+        &world.payment,
+        &world.finance,
+        pb::ExportBankFileRequest {
+            run_id: run.run_id.clone(),
+            format: pb::BankFileFormat::CsvUtf8.into(),
+        },
+    )
     .await?;
     let failed = sunshine_tests::bank::batch_lines(&batch.file)?
         .first()
@@ -1699,10 +1702,14 @@ async fn paid_run(
         &run,
     ))
     .await?;
-    let batch = export_file(&world.payment, &world.finance, pb::ExportBankFileRequest {
-        run_id: run.run_id.clone(),
-        format: pb::BankFileFormat::CsvUtf8.into(),
-    })
+    let batch = export_file(
+        &world.payment,
+        &world.finance,
+        pb::ExportBankFileRequest {
+            run_id: run.run_id.clone(),
+            format: pb::BankFileFormat::CsvUtf8.into(),
+        },
+    )
     .await?;
     let paid =
         call!(world.payment, import_bank_result, world.finance)(pb::ImportBankResultRequest {
@@ -1715,7 +1722,10 @@ async fn paid_run(
 }
 
 /// The returns file of every order of `batch`, with `reason`.
-fn all_returned(batch: &sunshine_tests::bank::ExportedFile, reason: &str) -> anyhow::Result<Vec<u8>> {
+fn all_returned(
+    batch: &sunshine_tests::bank::ExportedFile,
+    reason: &str,
+) -> anyhow::Result<Vec<u8>> {
     let lines: Vec<_> = sunshine_tests::bank::batch_lines(&batch.file)?
         .into_iter()
         .map(|line| sunshine_payment::bank_files::ResultLine {
@@ -1899,12 +1909,15 @@ impl World {
             &run,
         ))
         .await?;
-        let batch =
-            export_file(&self.payment, &self.finance, pb::ExportBankFileRequest {
+        let batch = export_file(
+            &self.payment,
+            &self.finance,
+            pb::ExportBankFileRequest {
                 run_id: run.run_id.clone(),
                 format: pb::BankFileFormat::CsvUtf8.into(),
-            })
-            .await?;
+            },
+        )
+        .await?;
         call!(self.payment, import_bank_result, self.finance)(pb::ImportBankResultRequest {
             command_id: format!("recovery-result-{seed}"),
             run_id: run.run_id.clone(),

@@ -49,6 +49,9 @@ pub fn part_bytes(configured: usize) -> usize {
     }
 }
 
+/// Whole parts of the file, in order, each with its SHA-256.
+type Parts = Vec<(Vec<u8>, PartDigest)>;
+
 /// One pass over the run's orders, a page at a time, writing the batch file into parts.
 struct BatchPass {
     store: PaymentStore,
@@ -76,7 +79,7 @@ impl BatchPass {
     }
 
     /// The whole parts the next page of orders completes; `None` once every order is read.
-    async fn next(&mut self) -> Result<Option<Vec<(Vec<u8>, PartDigest)>>, ApiError> {
+    async fn next(&mut self) -> Result<Option<Parts>, ApiError> {
         let page =
             read_model::batch_page(self.store.pool(), &self.run_id, &self.after, PAGE_ORDERS)
                 .await
@@ -121,7 +124,7 @@ impl BatchPass {
     }
 
     /// The facts of the pass, and the parts its control line completes (the last shorter).
-    fn finish(mut self) -> Result<(BatchFacts, Vec<(Vec<u8>, PartDigest)>), ApiError> {
+    fn finish(mut self) -> Result<(BatchFacts, Parts), ApiError> {
         self.writer
             .finish(self.parts.buffer())
             .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
