@@ -2,8 +2,9 @@
 //! size in bounded memory, recorded before any byte of it leaves.
 //!
 //! The file is written **twice** from the run's orders, each time read from `payment_orders`
-//! a page at a time in order-id order ([`read_model::batch_page`], with each household's
-//! sealed account), each page's accounts opened together and dropped with the page:
+//! in order-id order, a page of [`PAGE_ORDERS`] at a time ([`read_model::batch_orders`]: one
+//! statement read incrementally, with each household's sealed account), each page's accounts
+//! opened together and dropped with the page:
 //!
 //! 1. **the digest pass** ([`first_pass`]): the whole file's SHA-256, its count and total, how
 //!    many orders' households have no account, and the SHA-256 of each part the file is cut
@@ -18,7 +19,8 @@
 //!    between the passes): then the part that differs is not sent and the stream ends
 //!    `ABORTED` (export again), so no byte leaves that is not of the file recorded.
 //!
-//! What is held at once: one page of orders and their opened accounts, one part being
+//! What is held at once: one page of orders and their opened accounts (and at most two more
+//! pages read ahead), one part being
 //! filled, the parts' digests, and at most [`PARTS_IN_FLIGHT`] parts waiting for the client.
 
 use sunshine_platform::ApiError;
@@ -55,10 +57,9 @@ type Parts = Vec<(Vec<u8>, PartDigest)>;
 /// One pass over the run's orders, a page at a time, writing the batch file into parts.
 struct BatchPass {
     store: PaymentStore,
-    run_id: String,
+    orders: tokio::sync::mpsc::Receiver<Result<Vec<read_model::BatchOrder>, sqlx::Error>>,
     writer: BatchWriter,
     parts: FileParts,
-    after: String,
     count: u64,
     total_fen: i64,
     without_account: u64,
@@ -66,12 +67,12 @@ struct BatchPass {
 
 impl BatchPass {
     fn new(store: PaymentStore, run_id: &str, format: Format, part_bytes: usize) -> BatchPass {
+        let orders = read_model::batch_orders(store.pool().clone(), run_id.to_owned(), PAGE_ORDERS);
         BatchPass {
             store,
-            run_id: run_id.to_owned(),
+            orders,
             writer: BatchWriter::new(format),
             parts: FileParts::new(part_bytes),
-            after: String::new(),
             count: 0,
             total_fen: 0,
             without_account: 0,
@@ -80,14 +81,10 @@ impl BatchPass {
 
     /// The whole parts the next page of orders completes; `None` once every order is read.
     async fn next(&mut self) -> Result<Option<Parts>, ApiError> {
-        let page =
-            read_model::batch_page(self.store.pool(), &self.run_id, &self.after, PAGE_ORDERS)
-                .await
-                .map_err(ApiError::internal)?;
-        let Some(last) = page.last() else {
+        let Some(page) = self.orders.recv().await else {
             return Ok(None);
         };
-        self.after = last.order_id.clone();
+        let page = page.map_err(ApiError::internal)?;
         let sealed: Vec<(&str, Option<&[u8]>)> = page
             .iter()
             .map(|order| (order.household_id.as_str(), order.sealed_account.as_deref()))
