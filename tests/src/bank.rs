@@ -51,3 +51,42 @@ pub fn returns_file(format: Format, lines: &[ResultLine]) -> anyhow::Result<Vec<
     sunshine_payment::bank_files::write_returns(format, lines, u64::try_from(lines.len())?, total)
         .ok_or_else(|| anyhow::anyhow!("a returns line does not fit the layout"))
 }
+
+/// A bank file as `ExportBankFile` streams it, put back together: the parts in order, and
+/// the first message's summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedFile {
+    pub file: Vec<u8>,
+    pub sha256: String,
+    pub count: u32,
+    pub total: Option<sunshine_proto::v1::Money>,
+    pub file_bytes: u64,
+    /// The messages' parts' sizes, in order.
+    pub parts: Vec<usize>,
+}
+
+/// Reads an `ExportBankFile` stream to its end.
+pub async fn collect(
+    stream: tonic::Response<tonic::Streaming<sunshine_proto::v1::ExportBankFileResponse>>,
+) -> Result<ExportedFile, tonic::Status> {
+    let mut stream = stream.into_inner();
+    let mut exported = ExportedFile {
+        file: Vec::new(),
+        sha256: String::new(),
+        count: 0,
+        total: None,
+        file_bytes: 0,
+        parts: Vec::new(),
+    };
+    while let Some(message) = stream.message().await? {
+        if exported.parts.is_empty() {
+            exported.sha256 = message.sha256;
+            exported.count = message.count;
+            exported.total = message.total;
+            exported.file_bytes = message.file_bytes;
+        }
+        exported.parts.push(message.file.len());
+        exported.file.extend(message.file);
+    }
+    Ok(exported)
+}

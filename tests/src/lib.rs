@@ -7,12 +7,16 @@
 //! - [`ScenarioBackends`], [`migrated_postgres`]: the backends of a scenario; on PostgreSQL
 //!   migrated by the tables' owner (`sunshine migrate`), each service logging in as its own
 //!   least-privileged role ([`ScenarioBackends::service_config`], [`service_database_url`]).
-//! - [`bank`]: the bank's side of payment's files: result files answering a batch.
+//! - [`bank`]: the bank's side of payment's files: result files answering a batch; a streamed
+//!   bank file put back together.
+//! - [`accounts`]: payment accounts sealed as intake seals them, for households of scenarios
+//!   that append review's decisions at the boundary.
 //! - [`events`]: finding events by their registered type.
 //! - [`process`]: `sunshine serve <name>` as a process of its own, for tests of the cluster's
 //!   real shape and of kills.
 //! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
+pub mod accounts;
 pub mod bank;
 pub mod events;
 pub mod households;

@@ -718,6 +718,8 @@ struct World {
     /// `ServiceInfoService` on intake's port and on review's.
     service_info: [ServiceInfoServiceClient<Channel>; 2],
     store: EventStore,
+    /// The services' configuration (its log keys seal the accounts of boundary households).
+    config: sunshine_platform::Config,
     today: time::Date,
     clerk_a: String,
     clerk_b: String,
@@ -1111,6 +1113,13 @@ impl World {
             ..Default::default()
         };
         let stream = StreamId::new("review", "case", &case_id)?;
+        // The household, registered with its payment account as intake would have.
+        sunshine_tests::accounts::register_if_new(
+            &self.store,
+            &self.config,
+            &format!("matrix-household-{case_id}"),
+        )
+        .await?;
         let metadata = EventMetadata {
             actor: Actor {
                 subject: "matrix-boundary".into(),
@@ -1174,17 +1183,18 @@ impl World {
                 &approver,
             )?)
             .await?;
-        let batch = self
-            .payment
-            .export_bank_file(with_token(
-                pb::ExportBankFileRequest {
-                    run_id: run.run_id.clone(),
-                    format: pb::BankFileFormat::CsvUtf8.into(),
-                },
-                &officer,
-            )?)
-            .await?
-            .into_inner();
+        let batch = sunshine_tests::bank::collect(
+            self.payment
+                .export_bank_file(with_token(
+                    pb::ExportBankFileRequest {
+                        run_id: run.run_id.clone(),
+                        format: pb::BankFileFormat::CsvUtf8.into(),
+                    },
+                    &officer,
+                )?)
+                .await?,
+        )
+        .await?;
         self.payment
             .import_bank_result(with_token(
                 pb::ImportBankResultRequest {
@@ -1354,6 +1364,13 @@ impl World {
             ..Default::default()
         };
         let stream = StreamId::new("review", "case", &case_id)?;
+        // The household, registered with its payment account as intake would have.
+        sunshine_tests::accounts::register_if_new(
+            &self.store,
+            &self.config,
+            &format!("matrix-household-{case_id}"),
+        )
+        .await?;
         let metadata = EventMetadata {
             actor: Actor {
                 subject: "matrix-boundary".into(),
@@ -1433,6 +1450,13 @@ impl World {
             },
             ..EventMetadata::default()
         };
+        // The household, registered with its payment account as intake would have.
+        sunshine_tests::accounts::register_if_new(
+            &self.store,
+            &self.config,
+            &format!("matrix-household-{case_id}"),
+        )
+        .await?;
         self.store
             .append(
                 &StreamId::new("review", "case", &case_id)?,
@@ -1885,10 +1909,15 @@ impl World {
                     run_id: fixtures.run.run_id.clone(),
                     format: pb::BankFileFormat::CsvUtf8.into(),
                 };
-                ok(self
+                // The whole stream read: a refusal comes before its first message.
+                match self
                     .payment
                     .export_bank_file(with_token(request, &token)?)
-                    .await)
+                    .await
+                {
+                    Ok(stream) => sunshine_tests::bank::collect(stream).await.map(|_| ()),
+                    Err(status) => Err(status),
+                }
             }
             Rpc::CreateRepayRun => {
                 let request = pb::CreateRepayRunRequest {
@@ -2442,6 +2471,7 @@ async fn walk_the_matrix(cluster: bool) -> anyhow::Result<()> {
             ServiceInfoServiceClient::new(review.channel().await?),
         ],
         store: EventStore::from_database(&database),
+        config: config.clone(),
         today,
         counter: 0,
         next_family: 0,

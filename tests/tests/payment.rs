@@ -65,14 +65,25 @@ mod payment_runs {
     }
 }
 
-/// Appends `events` to review's case stream of `case_id`, as review would.
+/// Appends `events` to review's case stream of `case_id`, as review would; a new case's
+/// household (`household-of-<case id>`, as [`opened`] names it) is registered with its
+/// payment account first, as intake would have registered it.
 async fn append_as_review(
     store: &EventStore,
+    config: &sunshine_platform::Config,
     case_id: &str,
     events: &[&dyn TypedEventRef],
 ) -> anyhow::Result<()> {
     let stream = StreamId::new("review", "case", case_id)?;
     let version = store.stream_version(&stream).await?;
+    if version == 0 {
+        sunshine_tests::accounts::register_if_new(
+            store,
+            config,
+            &format!("household-of-{case_id}"),
+        )
+        .await?;
+    }
     let metadata = EventMetadata {
         actor: Actor {
             subject: "test-boundary".into(),
@@ -214,18 +225,15 @@ impl Payment {
         token: &str,
         run_id: &str,
         format: pb::BankFileFormat,
-    ) -> Result<pb::ExportBankFileResponse, Status> {
+    ) -> Result<sunshine_tests::bank::ExportedFile, Status> {
         let request = pb::ExportBankFileRequest {
             run_id: run_id.into(),
             format: format.into(),
         };
         let request =
             with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
-        self.client
-            .clone()
-            .export_bank_file(request)
-            .await
-            .map(tonic::Response::into_inner)
+        let stream = self.client.clone().export_bank_file(request).await?;
+        sunshine_tests::bank::collect(stream).await
     }
 
     async fn import(
@@ -491,6 +499,7 @@ async fn payment_settlement(cluster: bool) -> anyhow::Result<()> {
     let (c1, c2, c3) = ("case-settle-1", "case-settle-2", "case-settle-3");
     append_as_review(
         &store,
+        &config,
         c1,
         &[
             &opened(c1, "dibao", VILLAGE),
@@ -500,6 +509,7 @@ async fn payment_settlement(cluster: bool) -> anyhow::Result<()> {
     .await?;
     append_as_review(
         &store,
+        &config,
         c2,
         &[
             &opened(c2, "dibao", OTHER_STREET_VILLAGE),
@@ -514,7 +524,13 @@ async fn payment_settlement(cluster: bool) -> anyhow::Result<()> {
         reason: "火灾".into(),
         ..Default::default()
     };
-    append_as_review(&store, c3, &[&opened(c3, "temporary", VILLAGE), &granted]).await?;
+    append_as_review(
+        &store,
+        &config,
+        c3,
+        &[&opened(c3, "temporary", VILLAGE), &granted],
+    )
+    .await?;
     settle(&store).await?;
     payment.ensure_ledger(&auditor, 0, &[]).await?;
 
@@ -1082,6 +1098,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     let (c1, c2, c3) = ("case-pay-1", "case-pay-2", "case-pay-3");
     append_as_review(
         &store,
+        &config,
         c1,
         &[
             &opened(c1, "dibao", VILLAGE),
@@ -1091,6 +1108,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     .await?;
     append_as_review(
         &store,
+        &config,
         c2,
         &[
             &opened(c2, "dibao", OTHER_STREET_VILLAGE),
@@ -1105,7 +1123,13 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         reason: "火灾".into(),
         ..Default::default()
     };
-    append_as_review(&store, c3, &[&opened(c3, "temporary", VILLAGE), &granted]).await?;
+    append_as_review(
+        &store,
+        &config,
+        c3,
+        &[&opened(c3, "temporary", VILLAGE), &granted],
+    )
+    .await?;
     settle(&store).await?;
 
     // This month's run: every entitlement, with its control totals. Sent twice at once with
@@ -1319,6 +1343,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     let c4 = "case-pay-4";
     append_as_review(
         &store,
+        &config,
         c4,
         &[
             &opened(c4, "dibao", VILLAGE),
@@ -1342,6 +1367,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     let c5 = "case-pay-5";
     append_as_review(
         &store,
+        &config,
         c5,
         &[
             &opened(c5, "dibao", VILLAGE),
@@ -1429,6 +1455,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
     approvals_commit_the_budget_one_after_the_other(
         &payment,
         &store,
+        &config,
         &officer,
         [&approver, &second_approver],
         this_month,
@@ -1445,7 +1472,13 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
         reason: "火灾".into(),
         ..Default::default()
     };
-    append_as_review(&store, c4, &[&opened(c4, "temporary", VILLAGE), &huge]).await?;
+    append_as_review(
+        &store,
+        &config,
+        c4,
+        &[&opened(c4, "temporary", VILLAGE), &huge],
+    )
+    .await?;
     settle(&store).await?;
     let before = log_size(&store).await?;
     let over = refused(
@@ -1483,6 +1516,7 @@ async fn payment_runs(cluster: bool) -> anyhow::Result<()> {
 async fn approvals_commit_the_budget_one_after_the_other(
     payment: &Payment,
     store: &EventStore,
+    config: &sunshine_platform::Config,
     officer: &str,
     approvers: [&str; 2],
     this_month: Month,
@@ -1504,7 +1538,13 @@ async fn approvals_commit_the_budget_one_after_the_other(
                 reason: "火灾".into(),
                 ..Default::default()
             };
-            append_as_review(store, case, &[&opened(case, "temporary", VILLAGE), &grant]).await?;
+            append_as_review(
+                store,
+                config,
+                case,
+                &[&opened(case, "temporary", VILLAGE), &grant],
+            )
+            .await?;
             settle(store).await?;
             // A run of only this grant: the others of the month are in runs already.
             let run = payment
@@ -1581,7 +1621,7 @@ async fn bank_files(
     failing: &str,
 ) -> anyhow::Result<String> {
     use pb::BankFileFormat::{CsvUtf8, FixedGbk};
-    use sunshine_payment::bank_files::{Format, placeholder_account, sha256_hex};
+    use sunshine_payment::bank_files::{Format, sha256_hex};
     use sunshine_tests::bank::{batch_lines, result_file};
 
     let officer = auth.token_for("officer-1", Role::FinanceOfficer, DISTRICT);
@@ -1622,9 +1662,12 @@ async fn bank_files(
     );
     let text = std::str::from_utf8(&csv.file)?;
     anyhow::ensure!(text.ends_with("T,3,295000\r\n"), "{text}");
-    let (account, name) = placeholder_account("household-of-case-pay-1");
+    // The household's account as intake sealed it, opened for the file.
+    let account = sunshine_tests::accounts::account_of("household-of-case-pay-1");
+    let name = account.holder_name.clone();
     anyhow::ensure!(
-        text.contains(&format!(",{account},{name},80000,")) && !text.contains("household-of"),
+        text.contains(&format!(",{},{name},80000,", account.account_number))
+            && !text.contains("household-of"),
         "{text}"
     );
     let gbk = payment.export(&approver, run_id, FixedGbk).await?;

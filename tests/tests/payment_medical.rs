@@ -261,6 +261,8 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
 
     // The household receives dibao; its serious-illness case is approved (nothing monthly).
     let (dibao, medical) = ("case-med-dibao", "case-med-1");
+    // The household, registered with its payment account as intake would have.
+    sunshine_tests::accounts::register_if_new(&store, &config, HOUSEHOLD).await?;
     approved_case(&store, dibao, "dibao", 60_000, this_month).await?;
     approved_case(&store, medical, "medical_serious_illness", 0, this_month).await?;
     settle(&store).await?;
@@ -567,18 +569,20 @@ async fn medical_claims(cluster: bool) -> anyhow::Result<()> {
         )?)
         .await?
         .into_inner();
-    let exported = payment
-        .client
-        .clone()
-        .export_bank_file(with_token(
-            pb::ExportBankFileRequest {
-                run_id: approved.run_id.clone(),
-                format: pb::BankFileFormat::CsvUtf8.into(),
-            },
-            &officer,
-        )?)
-        .await?
-        .into_inner();
+    let exported = sunshine_tests::bank::collect(
+        payment
+            .client
+            .clone()
+            .export_bank_file(with_token(
+                pb::ExportBankFileRequest {
+                    run_id: approved.run_id.clone(),
+                    format: pb::BankFileFormat::CsvUtf8.into(),
+                },
+                &officer,
+            )?)
+            .await?,
+    )
+    .await?;
     let answer = result_file(Format::CsvUtf8, &batch_lines(&exported.file)?)?;
     let settled = payment
         .client

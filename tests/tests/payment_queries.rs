@@ -90,8 +90,15 @@ fn household_of(case_id: &str) -> String {
     format!("household-of-{case_id}")
 }
 
-/// An approved dibao case of a household of its own, paid from January 2027.
-async fn approved_dibao(store: &EventStore, case_id: &str, fen: i64) -> anyhow::Result<()> {
+/// An approved dibao case of a household of its own (registered with its payment account,
+/// as intake would have), paid from January 2027.
+async fn approved_dibao(
+    store: &EventStore,
+    config: &sunshine_platform::Config,
+    case_id: &str,
+    fen: i64,
+) -> anyhow::Result<()> {
+    sunshine_tests::accounts::register_if_new(store, config, &household_of(case_id)).await?;
     let opened = pb::CaseOpened {
         case_id: case_id.into(),
         application_id: format!("application-of-{case_id}"),
@@ -274,7 +281,7 @@ impl Payment {
                 approver,
             )?)
             .await?;
-        Ok(client
+        let stream = client
             .export_bank_file(request(
                 pb::ExportBankFileRequest {
                     run_id: run.run_id.clone(),
@@ -282,9 +289,8 @@ impl Payment {
                 },
                 officer,
             )?)
-            .await?
-            .into_inner()
-            .file)
+            .await?;
+        Ok(sunshine_tests::bank::collect(stream).await?.file)
     }
 
     async fn result(&self, officer: &str, run_id: &str, file: Vec<u8>) -> anyhow::Result<()> {
@@ -366,10 +372,10 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
 
     let (paid, failed, returned) = ("case-q-paid", "case-q-failed", "case-q-returned");
     let refunded = "case-q-refunded";
-    approved_dibao(&store, paid, 70_000).await?;
-    approved_dibao(&store, refunded, 40_000).await?;
-    approved_dibao(&store, failed, 60_000).await?;
-    approved_dibao(&store, returned, 55_000).await?;
+    approved_dibao(&store, &config, paid, 70_000).await?;
+    approved_dibao(&store, &config, refunded, 40_000).await?;
+    approved_dibao(&store, &config, failed, 60_000).await?;
+    approved_dibao(&store, &config, returned, 55_000).await?;
     settle(&store).await?;
 
     // April: created, approved, exported; the bank fails one order.
@@ -392,9 +398,8 @@ async fn payment_queries(cluster: bool) -> anyhow::Result<()> {
         let lines = batch_lines(&april_batch)?;
         let orders = april.control.as_ref().map_or(0, |control| control.count);
         anyhow::ensure!(orders == 4, "{april:?}");
-        // The batch's accounts are each household's placeholder (docs/bank-files.md).
-        let (account, _) =
-            sunshine_payment::bank_files::placeholder_account(&household_of(case_id));
+        // The batch's accounts are each household's, as intake sealed it (docs/bank-files.md).
+        let account = sunshine_tests::accounts::account_of(&household_of(case_id)).account_number;
         lines
             .into_iter()
             .find(|line| line.account == account)

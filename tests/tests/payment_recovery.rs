@@ -106,8 +106,16 @@ fn month(text: &str) -> Month {
     Month::parse(text).expect("a month")
 }
 
-/// An approved dibao case of a household of its own, paid from January 2027.
-async fn approved_dibao(store: &EventStore, case_id: &str, fen: i64) -> anyhow::Result<()> {
+/// An approved dibao case of a household of its own (registered with its payment account,
+/// as intake would have), paid from January 2027.
+async fn approved_dibao(
+    store: &EventStore,
+    config: &sunshine_platform::Config,
+    case_id: &str,
+    fen: i64,
+) -> anyhow::Result<()> {
+    sunshine_tests::accounts::register_if_new(store, config, &format!("household-of-{case_id}"))
+        .await?;
     let opened = pb::CaseOpened {
         case_id: case_id.into(),
         application_id: format!("application-of-{case_id}"),
@@ -236,7 +244,7 @@ impl Payment {
             )?)
             .await?
             .into_inner();
-        let file = client
+        let stream = client
             .export_bank_file(request(
                 pb::ExportBankFileRequest {
                     run_id: run.run_id.clone(),
@@ -244,8 +252,8 @@ impl Payment {
                 },
                 officer,
             )?)
-            .await?
-            .into_inner();
+            .await?;
+        let file = sunshine_tests::bank::collect(stream).await?;
         Ok((approved, file.file))
     }
 
@@ -459,10 +467,10 @@ async fn recovery_claims(cluster: bool) -> anyhow::Result<()> {
         "case-rec-died-late",
         "case-rec-income",
     );
-    approved_dibao(&store, alive, 70_000).await?;
-    approved_dibao(&store, died_march, 60_000).await?;
-    approved_dibao(&store, died_late, 55_000).await?;
-    approved_dibao(&store, income, 40_000).await?;
+    approved_dibao(&store, &config, alive, 70_000).await?;
+    approved_dibao(&store, &config, died_march, 60_000).await?;
+    approved_dibao(&store, &config, died_late, 55_000).await?;
+    approved_dibao(&store, &config, income, 40_000).await?;
 
     // (a) Died on 10 March, recorded on 20 March: ended from April, so no April order.
     let effective = terminated(

@@ -215,6 +215,18 @@ macro_rules! call {
     }};
 }
 
+/// `ExportBankFile` as `token`, its stream put back together.
+async fn export_file(
+    client: &PaymentServiceClient<Channel>,
+    token: &str,
+    request: pb::ExportBankFileRequest,
+) -> Result<sunshine_tests::bank::ExportedFile, Status> {
+    let request =
+        with_token(request, token).map_err(|error| Status::internal(error.to_string()))?;
+    let stream = client.clone().export_bank_file(request).await?;
+    sunshine_tests::bank::collect(stream).await
+}
+
 /// Intake and review on fresh backends with one hand-set clock, the officers of every row,
 /// and a direct view of the log.
 struct World {
@@ -248,6 +260,8 @@ struct World {
     /// `finance-approver-1`, the district's finance approver.
     finance_approver: String,
     policy_directory: PathBuf,
+    /// The services' configuration (its log keys seal the accounts of boundary households).
+    config: sunshine_platform::Config,
     _backends: ScenarioBackends,
 }
 
@@ -379,6 +393,7 @@ impl World {
             finance_approver: auth.token_for("finance-approver-1", Role::FinanceApprover, DISTRICT),
             services,
             policy_directory,
+            config: config.clone(),
             _backends: backends,
         })
     }
@@ -753,6 +768,13 @@ impl World {
             },
             ..EventMetadata::default()
         };
+        // The household, registered with its payment account as intake would have.
+        sunshine_tests::accounts::register_if_new(
+            &self.store,
+            &self.config,
+            &format!("household-{case_id}"),
+        )
+        .await?;
         self.store
             .append(
                 &StreamId::new("review", "case", &case_id)?,
@@ -797,6 +819,13 @@ impl World {
             },
             ..EventMetadata::default()
         };
+        // The household, registered with its payment account as intake would have.
+        sunshine_tests::accounts::register_if_new(
+            &self.store,
+            &self.config,
+            &format!("household-{case_id}"),
+        )
+        .await?;
         self.store
             .append(
                 &StreamId::new("review", "case", &case_id)?,
@@ -1589,8 +1618,7 @@ async fn import_bank_result(world: &World, seed: u32) -> anyhow::Result<()> {
         run_id,
         format: pb::BankFileFormat::CsvUtf8.into(),
     };
-    let batch =
-        call!(world.payment, export_bank_file, world.finance)(export(run.run_id.clone())).await?;
+    let batch = export_file(&world.payment, &world.finance, export(run.run_id.clone())).await?;
     let call = call!(world.payment, import_bank_result, world.finance);
     let request = pb::ImportBankResultRequest {
         command_id: format!("result-{seed}"),
@@ -1608,7 +1636,7 @@ async fn import_bank_result(world: &World, seed: u32) -> anyhow::Result<()> {
     ))
     .await?;
     let next_batch =
-        call!(world.payment, export_bank_file, world.finance)(export(next.run_id.clone())).await?;
+        export_file(&world.payment, &world.finance, export(next.run_id.clone())).await?;
     call(pb::ImportBankResultRequest {
         command_id: format!("result-next-{seed}"),
         run_id: next.run_id.clone(),
@@ -1636,10 +1664,14 @@ async fn create_repay_run(world: &World, seed: u32) -> anyhow::Result<()> {
         &run,
     ))
     .await?;
-    let batch = call!(world.payment, export_bank_file, world.finance)(pb::ExportBankFileRequest {
-        run_id: run.run_id.clone(),
-        format: pb::BankFileFormat::CsvUtf8.into(),
-    })
+    let batch = export_file(
+        &world.payment,
+        &world.finance,
+        pb::ExportBankFileRequest {
+            run_id: run.run_id.clone(),
+            format: pb::BankFileFormat::CsvUtf8.into(),
+        },
+    )
     .await?;
     let failed = sunshine_tests::bank::batch_lines(&batch.file)?
         .first()
@@ -1686,7 +1718,7 @@ async fn paid_run(
     world: &World,
     seed: u32,
     fen: i64,
-) -> anyhow::Result<(pb::RunResponse, pb::ExportBankFileResponse)> {
+) -> anyhow::Result<(pb::RunResponse, sunshine_tests::bank::ExportedFile)> {
     use sunshine_payment::bank_files::Format;
     world.assist_first_granted(fen).await?;
     let run = world.payment_run(&format!("run-{seed}")).await?;
@@ -1695,10 +1727,14 @@ async fn paid_run(
         &run,
     ))
     .await?;
-    let batch = call!(world.payment, export_bank_file, world.finance)(pb::ExportBankFileRequest {
-        run_id: run.run_id.clone(),
-        format: pb::BankFileFormat::CsvUtf8.into(),
-    })
+    let batch = export_file(
+        &world.payment,
+        &world.finance,
+        pb::ExportBankFileRequest {
+            run_id: run.run_id.clone(),
+            format: pb::BankFileFormat::CsvUtf8.into(),
+        },
+    )
     .await?;
     let paid =
         call!(world.payment, import_bank_result, world.finance)(pb::ImportBankResultRequest {
@@ -1711,7 +1747,10 @@ async fn paid_run(
 }
 
 /// The returns file of every order of `batch`, with `reason`.
-fn all_returned(batch: &pb::ExportBankFileResponse, reason: &str) -> anyhow::Result<Vec<u8>> {
+fn all_returned(
+    batch: &sunshine_tests::bank::ExportedFile,
+    reason: &str,
+) -> anyhow::Result<Vec<u8>> {
     let lines: Vec<_> = sunshine_tests::bank::batch_lines(&batch.file)?
         .into_iter()
         .map(|line| sunshine_payment::bank_files::ResultLine {
@@ -1862,6 +1901,12 @@ impl World {
             ..Default::default()
         };
         let stream = StreamId::new("review", "case", &case_id)?;
+        sunshine_tests::accounts::register_if_new(
+            &self.store,
+            &self.config,
+            &format!("household-{case_id}"),
+        )
+        .await?;
         let metadata = EventMetadata {
             actor: Actor {
                 subject: "test-boundary".into(),
@@ -1889,12 +1934,15 @@ impl World {
             &run,
         ))
         .await?;
-        let batch =
-            call!(self.payment, export_bank_file, self.finance)(pb::ExportBankFileRequest {
+        let batch = export_file(
+            &self.payment,
+            &self.finance,
+            pb::ExportBankFileRequest {
                 run_id: run.run_id.clone(),
                 format: pb::BankFileFormat::CsvUtf8.into(),
-            })
-            .await?;
+            },
+        )
+        .await?;
         call!(self.payment, import_bank_result, self.finance)(pb::ImportBankResultRequest {
             command_id: format!("recovery-result-{seed}"),
             run_id: run.run_id.clone(),

@@ -247,6 +247,61 @@ impl KeyStore {
         Ok(crypto::open(&key, sealed, associated_data)?)
     }
 
+    /// Opens many sealed values with one look-up of their keys (a few statements however many
+    /// values, rather than one per value as [`KeyStore::open`]): each value's plaintext or why
+    /// it does not open ([`KeyError::Destroyed`], [`KeyError::Unknown`], a crypto error), in
+    /// the order given. [`KeyError::CannotOpen`] in a seal-only store.
+    pub async fn open_all(
+        &self,
+        values: &[(&[u8], &[u8])],
+    ) -> Result<Vec<Result<Vec<u8>, KeyError>>, KeyError> {
+        self.key_encryption_key()?;
+        let mut key_ids: Vec<&str> = values
+            .iter()
+            .filter_map(|(sealed, _)| crypto::sealed_key_id(sealed).ok())
+            .collect();
+        key_ids.sort_unstable();
+        key_ids.dedup();
+        let mut keys: std::collections::BTreeMap<String, DataKey> =
+            std::collections::BTreeMap::new();
+        // Few enough parameters a statement for either backend.
+        for batch in key_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=batch.len()).map(|at| format!("${at}")).collect();
+            let sql = format!(
+                "SELECT key_id, wrapped_key FROM data_keys WHERE key_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key_id in batch {
+                query = query.bind(*key_id);
+            }
+            for row in query.fetch_all(self.store.pool()).await? {
+                let key_id: String = row.try_get(0)?;
+                let wrapped: Vec<u8> = row.try_get(1)?;
+                let key = self.unwrap(&wrapped, &key_id)?;
+                keys.insert(key_id, key);
+            }
+        }
+        let mut opened = Vec::with_capacity(values.len());
+        for (sealed, associated_data) in values {
+            let key_id = match crypto::sealed_key_id(sealed) {
+                Ok(key_id) => key_id,
+                Err(error) => {
+                    opened.push(Err(error.into()));
+                    continue;
+                }
+            };
+            opened.push(match keys.get(key_id) {
+                Some(key) => crypto::open(key, sealed, associated_data).map_err(KeyError::from),
+                // Not among the stored keys: destroyed or unknown, as `key` tells them apart.
+                None => self.key(key_id).await.and_then(|key| {
+                    crypto::open(&key, sealed, associated_data).map_err(KeyError::from)
+                }),
+            });
+        }
+        Ok(opened)
+    }
+
     /// Destroys every key of `subject`; returns how many. The record of the destruction stays.
     /// Needs no key, so a seal-only store destroys too.
     pub async fn destroy(&self, subject: &str, reason: &str) -> Result<usize, KeyError> {

@@ -865,8 +865,8 @@ impl EventStore {
         Ok(events)
     }
 
-    /// At most `limit` events of `stream` from `from_version` on, in version order: a long
-    /// stream read a page at a time (a payment run's hundreds of parts).
+    /// At most `limit` of the stream's events from `from_version` on, in version order: a
+    /// long stream read a page at a time, so that a reader holds one page, not the stream.
     pub async fn read_stream_page(
         &self,
         stream: &StreamId,

@@ -322,6 +322,54 @@ async fn a_rotated_key_encryption_key_rewraps_every_data_key_and_leaves_the_log_
     Ok(())
 }
 
+async fn open_all_opens_many_values_as_open_does_each(backend: Backend) -> anyhow::Result<()> {
+    let (store, _keep) = fresh_store(backend, 4).await?;
+    let (seal_only, with_kek) = stores(&store);
+    // More subjects than one statement's look-up takes, each with its own key.
+    let mut sealed = Vec::new();
+    for at in 0..1_203 {
+        let subject = format!("household-{at}");
+        let value = format!("account {at}");
+        sealed.push((
+            with_kek
+                .seal(&subject, value.as_bytes(), subject.as_bytes())
+                .await?,
+            subject,
+            value,
+        ));
+    }
+    let shredded = seal_only
+        .seal("household-gone", b"gone", b"household-gone")
+        .await?;
+    seal_only
+        .destroy("household-gone", "deletion order")
+        .await?;
+    let mut values: Vec<(&[u8], &[u8])> = sealed
+        .iter()
+        .map(|(bytes, subject, _)| (bytes.as_slice(), subject.as_bytes()))
+        .collect();
+    values.push((&shredded, b"household-gone"));
+    // The wrong associated data: the value does not open.
+    values.push((&sealed[0].0, b"household-1"));
+    let opened = with_kek.open_all(&values).await?;
+    assert_eq!(opened.len(), 1_205);
+    for ((_, _, value), opened) in sealed.iter().zip(&opened) {
+        assert_eq!(opened.as_ref().ok(), Some(&value.as_bytes().to_vec()));
+    }
+    assert!(
+        matches!(opened[1_203], Err(KeyError::Destroyed { .. })),
+        "{:?}",
+        opened[1_203]
+    );
+    assert!(opened[1_204].is_err());
+    assert!(matches!(
+        seal_only.open_all(&values[..1]).await,
+        Err(KeyError::CannotOpen)
+    ));
+    assert!(with_kek.open_all(&[]).await?.is_empty());
+    Ok(())
+}
+
 /// Every event row as stored, for comparing the log before and after.
 async fn log_rows(store: &EventStore) -> anyhow::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
     let rows = sqlx::query("SELECT event_id, payload, hash FROM events ORDER BY sequence")
@@ -339,4 +387,5 @@ on_both_backends!(
     another_kek_opens_nothing,
     destroying_the_subjects_keys_shreds_what_was_sealed,
     a_tampered_wrapped_key_or_sealed_value_does_not_open,
+    open_all_opens_many_values_as_open_does_each,
 );

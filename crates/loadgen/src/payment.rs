@@ -11,6 +11,10 @@
 //!    the projection writes them from review's `CaseOpened` + `CaseApproved` (entitlement id =
 //!    case id, monthly, started before the period), by one `INSERT … SELECT generate_series`.
 //!    Going through review's events instead would time review's projection, not the run.
+//!    Each household's payment account as intake seals it: a data key of its own in
+//!    `data_keys` (wrapped by the log's key-encryption key) and the encoded `PaymentAccount`
+//!    sealed with it in `payment_accounts`, as payment's projection keeps it from intake's
+//!    `HouseholdRegistered` — both `COPY`ed.
 //! 2. **Baselines** on a native connection in the same database, the services idle: reading
 //!    the N entitlement rows the run reads, `COPY`ing N guard rows and N order rows into
 //!    tables shaped like `payment_run_orders` / `payment_orders` (with their keys) in one
@@ -22,7 +26,9 @@
 //! 4. **The re-run**: CreateRun again with a new command id; the guard rows of the period
 //!    before and after give the new orders (must be 0).
 //! 5. **ApproveRun** as a finance approver re-keying the control figures, then
-//!    **ExportBankFile** (CSV) timed.
+//!    **ExportBankFile** (CSV) timed to its stream's last message: the parts' count and bytes,
+//!    whether their SHA-256 is the one the first message gives (and the export recorded), and
+//!    the payment process's peak RSS over the export.
 //!
 //! A step that fails (an error status, a timeout) is recorded with its error and the steps
 //! after it that need it are skipped: the JSON says where the system broke.
@@ -121,8 +127,13 @@ pub struct PaymentReport {
     pub payment_rerun_new_orders: Option<u64>,
     /// Peak RSS of the payment process during CreateRun (VmHWM after a reset just before).
     pub payment_run_peak_rss_mb: Option<f64>,
-    /// Wall time of ExportBankFile (CSV); `null` when it failed or did not run.
+    /// Wall time of ExportBankFile (CSV), to the stream's last message; `null` when it failed
+    /// or did not run.
     pub payment_export_s: Option<f64>,
+    /// The bank file's bytes as received; `null` when the export failed or did not run.
+    pub payment_export_bytes: Option<u64>,
+    /// Peak RSS of the payment process during the export.
+    pub payment_export_peak_rss_mb: Option<f64>,
     /// The first step that failed, and its error.
     pub failed_step: Option<String>,
     pub failure: Option<String>,
@@ -149,6 +160,8 @@ impl PaymentReport {
 #[derive(Debug, Default, Serialize)]
 pub struct Setup {
     pub generate_entitlements_s: f64,
+    /// Sealing and `COPY`ing the households' payment accounts and their data keys.
+    pub generate_accounts_s: f64,
     pub entitlement_table_mb: f64,
     pub payment_idle_rss_mb: f64,
     /// NATS's `max_payload` (the largest message the relay may publish).
@@ -213,6 +226,25 @@ pub struct ExportFigures {
     pub call: CallFigures,
     pub file_bytes: u64,
     pub count: u32,
+    /// The stream's messages (each one part of the file).
+    pub parts: u64,
+    /// The largest part, bytes.
+    pub largest_part_bytes: u64,
+    /// Whether the parts' SHA-256 is the first message's (the digest recorded), and the
+    /// length it gives.
+    pub sha256_matches: bool,
+    pub length_matches: bool,
+}
+
+/// What the client read of the export's stream.
+#[derive(Debug, Default)]
+struct ReceivedFile {
+    file_bytes: u64,
+    count: u32,
+    parts: u64,
+    largest_part_bytes: u64,
+    sha256_matches: bool,
+    length_matches: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -435,6 +467,10 @@ impl Bench {
         let started = Instant::now();
         generate_entitlements(&mut database, count).await?;
         report.setup.generate_entitlements_s = round3(started.elapsed().as_secs_f64());
+        eprintln!("sealing {count} payment accounts");
+        let started = Instant::now();
+        generate_accounts(&mut database, &self.config).await?;
+        report.setup.generate_accounts_s = round3(started.elapsed().as_secs_f64());
         let table_bytes: i64 =
             sqlx::query_scalar("SELECT pg_total_relation_size('payment_entitlements')")
                 .fetch_one(&mut database)
@@ -595,20 +631,32 @@ impl Bench {
         };
         let (answer, call) = measured(pid, sampling, {
             let request = with_token(request, &approver);
-            async move { client.export_bank_file(request).await }
+            async move {
+                let stream = client.export_bank_file(request).await?;
+                receive_file(stream).await.map(tonic::Response::new)
+            }
         })
         .await;
-        let (file_bytes, exported) = answer
-            .as_ref()
-            .map_or((0, 0), |file| (file.file.len() as u64, file.count));
+        let received = answer.unwrap_or_default();
         report.payment_export_s = call.ok.then_some(call.wall_s);
+        report.payment_export_bytes = call.ok.then_some(received.file_bytes);
+        report.payment_export_peak_rss_mb = call.ok.then_some(call.peak_rss_mb);
         if !call.ok {
             report.failed("export", call.error.clone());
+        } else if !(received.sha256_matches && received.length_matches) {
+            report.failed(
+                "export",
+                Some("the file received is not the one whose digest the export recorded".into()),
+            );
         }
         report.export = Some(ExportFigures {
             call,
-            file_bytes,
-            count: exported,
+            file_bytes: received.file_bytes,
+            count: received.count,
+            parts: received.parts,
+            largest_part_bytes: received.largest_part_bytes,
+            sha256_matches: received.sha256_matches,
+            length_matches: received.length_matches,
         });
         report.ratios.export_to_copy_out =
             ratio(report.payment_export_s, report.baseline.copy_out_orders_s);
@@ -730,6 +778,95 @@ async fn generate_entitlements(
         .execute(&mut *database)
         .await?;
     Ok(())
+}
+
+/// Each generated household's payment account as intake seals it (the module docs): a data
+/// key per household (`data_keys`, wrapped by the log's key-encryption key as payment's key
+/// store unwraps it) and the encoded `PaymentAccount` sealed with it under the household's
+/// associated data, kept in `payment_accounts` as payment's projection keeps intake's
+/// `HouseholdRegistered`; both `COPY`ed in one transaction each.
+async fn generate_accounts(
+    database: &mut sqlx::PgConnection,
+    config: &sunshine_platform::Config,
+) -> anyhow::Result<()> {
+    use prost::Message as _;
+    use sunshine_eventlog::crypto::{self, DataKey, KeyEncryptionKey};
+    use sunshine_household::SealedField;
+    let key_encryption_key = KeyEncryptionKey::from_base64(&config.log.key_encryption_key)?;
+    let households: Vec<String> =
+        sqlx::query_scalar("SELECT household_id FROM payment_cases ORDER BY household_id")
+            .fetch_all(&mut *database)
+            .await?;
+    let now_us = time::OffsetDateTime::now_utc().unix_timestamp() * 1_000_000;
+    let mut keys = Vec::with_capacity(households.len() * 200);
+    let mut accounts = Vec::with_capacity(households.len() * 300);
+    for (number, household_id) in households.iter().enumerate() {
+        let key_id = format!("dk-{}", uuid::Uuid::now_v7());
+        let key = DataKey::generate()?;
+        let wrapped = key_encryption_key.wrap(&key, &key_id)?;
+        let account = sunshine_proto::v1::PaymentAccount {
+            bank: "示例农商银行".into(),
+            account_number: format!("6222{number:015}"),
+            holder_name: "王建国".into(),
+        };
+        let sealed = crypto::seal(
+            &key,
+            &key_id,
+            &account.encode_to_vec(),
+            &SealedField::PaymentAccount.associated_data(household_id),
+        )?;
+        keys.extend_from_slice(
+            format!(
+                "{key_id}\t{household_id}\t\\\\x{}\t{now_us}\n",
+                hex::encode(&wrapped)
+            )
+            .as_bytes(),
+        );
+        accounts.extend_from_slice(
+            format!("{household_id}\t\\\\x{}\t{number}\n", hex::encode(&sealed)).as_bytes(),
+        );
+    }
+    drop(households);
+    copy_in(
+        database,
+        "COPY data_keys (key_id, subject, wrapped_key, created_at_us) FROM STDIN",
+        keys,
+    )
+    .await?;
+    copy_in(
+        database,
+        "COPY payment_accounts (household_id, sealed_account, log_position) FROM STDIN",
+        accounts,
+    )
+    .await?;
+    sqlx::query("ANALYZE data_keys, payment_accounts")
+        .execute(&mut *database)
+        .await?;
+    Ok(())
+}
+
+/// Reads the export's stream to its end, digesting the parts as they come (none is kept).
+async fn receive_file(
+    stream: tonic::Response<tonic::Streaming<pb::ExportBankFileResponse>>,
+) -> Result<ReceivedFile, tonic::Status> {
+    use sha2::Digest as _;
+    let mut stream = stream.into_inner();
+    let mut hasher = sha2::Sha256::new();
+    let mut received = ReceivedFile::default();
+    let mut expected = (String::new(), 0_u64);
+    while let Some(message) = stream.message().await? {
+        if received.parts == 0 {
+            received.count = message.count;
+            expected = (message.sha256.clone(), message.file_bytes);
+        }
+        received.parts += 1;
+        received.file_bytes += message.file.len() as u64;
+        received.largest_part_bytes = received.largest_part_bytes.max(message.file.len() as u64);
+        hasher.update(&message.file);
+    }
+    received.sha256_matches = hex::encode(hasher.finalize()) == expected.0;
+    received.length_matches = received.file_bytes == expected.1;
+    Ok(received)
 }
 
 /// The physical floor on a native connection (module docs), in tables of its own, dropped

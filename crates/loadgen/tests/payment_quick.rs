@@ -75,6 +75,14 @@ fn a_quick_payment_run_pays_each_entitlement_once_and_exports_them() -> anyhow::
     assert_eq!(report["approve"]["ok"], true);
     assert_eq!(number(&report, "export.count")?, 2000.0);
     assert!(number(&report, "export.file_bytes")? > 2000.0);
+    // Streamed: the parts put back together are the file whose digest the export recorded.
+    assert_eq!(report["export"]["sha256_matches"], true);
+    assert_eq!(report["export"]["length_matches"], true);
+    assert!(number(&report, "export.parts")? >= 1.0);
+    assert_eq!(
+        number(&report, "payment_export_bytes")?,
+        number(&report, "export.file_bytes")?
+    );
     assert!(number(&report, "payment_run_s")? > 0.0);
     assert!(number(&report, "payment_export_s")? > 0.0);
     assert!(number(&report, "payment_run_peak_rss_mb")? > 0.0);

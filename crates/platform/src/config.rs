@@ -109,6 +109,9 @@ pub struct PaymentConfig {
     /// (`docs/inspection-export.md`): a file of at least 32 bytes, read once at start; empty
     /// means no key, and `ExportRunForInspection` is refused. Never the same key as the log's.
     pub inspection_key_file: String,
+    /// The largest part of a bank file one message of `ExportBankFile`'s stream carries, in
+    /// bytes; 0 means the default, 1 MiB (`docs/bank-files.md`, "The export").
+    pub bank_file_chunk_bytes: usize,
 }
 
 /// The district this deployment serves: its org tree (every org-unit input is checked against

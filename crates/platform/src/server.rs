@@ -504,9 +504,26 @@ where
 ///     }
 /// }
 /// ```
+///
+/// Server-streaming RPCs follow in a `streaming` block, each with the name tonic gives its
+/// stream's associated type (`<Method>Stream`); the handler answers a [`RpcStream`] of the
+/// messages (or its error's status before the first):
+///
+/// ```ignore
+///     }
+///     streaming {
+///         export_bank_file: pb::ExportBankFileRequest => pb::ExportBankFileResponse as ExportBankFileStream;
+///     }
+/// ```
 #[macro_export]
 macro_rules! service_rpcs {
     ($service:ident for $api:ident { $($method:ident: $request:ty => $response:ty;)* }) => {
+        $crate::service_rpcs! {
+            $service for $api { $($method: $request => $response;)* } streaming {}
+        }
+    };
+    ($service:ident for $api:ident { $($method:ident: $request:ty => $response:ty;)* }
+     streaming { $($streaming:ident: $streaming_request:ty => $item:ty as $stream:ident;)* }) => {
         #[tonic::async_trait]
         impl $service for $api {
             $(
@@ -520,9 +537,28 @@ macro_rules! service_rpcs {
                     ))
                 }
             )*
+            $(
+                type $stream = $crate::server::RpcStream<$item>;
+
+                async fn $streaming(
+                    &self,
+                    request: tonic::Request<$streaming_request>,
+                ) -> Result<tonic::Response<Self::$stream>, tonic::Status> {
+                    let caller = $crate::auth::identity(&request)?.clone();
+                    Ok(tonic::Response::new(
+                        $api::$streaming(self, &caller, request.into_inner()).await?,
+                    ))
+                }
+            )*
         }
     };
 }
+
+/// The messages of a server-streaming RPC's answer, each a message or the status that ends
+/// the stream.
+pub type RpcStream<T> = std::pin::Pin<
+    Box<dyn tonic::codegen::tokio_stream::Stream<Item = Result<T, tonic::Status>> + Send + 'static>,
+>;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

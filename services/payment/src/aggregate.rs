@@ -24,10 +24,13 @@
 //!   ([`CommandError::Budget`], naming the fund and the program), as is one with money no
 //!   fund or budget pays;
 //! - the bank file: only an approved run is exported, in order-id order, and not once the
-//!   bank's result is recorded (the batch is never sent twice after it was paid);
+//!   bank's result is recorded (the batch is never sent twice after it was paid); the file the
+//!   export's first pass wrote from the orders' table must have the run's control count and
+//!   total ([`CommandError::OrdersDisagree`]), and every order's household a payment account
+//!   ([`CommandError::WithoutAccount`], how many lack one);
 //! - the bank's result: only of a run exported, once per run, read in the last export's
-//!   format, and it must match the batch exactly — every order once, each with its account
-//!   and amount — or it is refused whole ([`CommandError::BadResultFile`], every bad line
+//!   format, and it must match the batch exactly — every order once, each with its
+//!   household's account (opened again for the decision) and amount — or it is refused whole ([`CommandError::BadResultFile`], every bad line
 //!   named). **An order is paid only when the bank's result says so.**
 //! - returns (退票): only of a run whose result is recorded and whose reconciliation is
 //!   open, read in the last export's format; each line an order of the run the result paid
@@ -46,7 +49,7 @@ use std::collections::BTreeMap;
 use sunshine_domain::{FieldViolation, Money};
 use sunshine_proto::v1 as pb;
 
-use crate::bank_files::{self, BatchLine, Format};
+use crate::bank_files::{self, Format};
 use crate::commands::{
     ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
     FailedOrder, ImportBankResult, ImportBankReturns, PeriodFacts, RepayFacts, order_id_for,
@@ -401,6 +404,23 @@ pub enum CommandError {
     BadResultFile { violations: Vec<FieldViolation> },
     #[error("{0}")]
     Unwritable(String),
+    /// The export's first pass over the orders' table did not find the run's control count and
+    /// total (the figures are the run's own, no personal data).
+    #[error(
+        "the orders' table holds {count} orders of run {run_id} totalling {total_fen} fen; the run's control figures are {control_count} and {control_total_fen} fen"
+    )]
+    OrdersDisagree {
+        run_id: String,
+        count: u64,
+        total_fen: i64,
+        control_count: u32,
+        control_total_fen: i64,
+    },
+    /// Orders whose household has no payment account: how many, never which.
+    #[error(
+        "{count} of the run's orders have a household with no payment account (intake's registration gives it): the bank file cannot pay them"
+    )]
+    WithoutAccount { count: u64 },
     // settlement
     #[error("run {run_id} has no bank result recorded yet")]
     NoResult { run_id: String },
@@ -454,7 +474,7 @@ pub fn handle(state: Option<&RunState>, command: &Command) -> Result<Vec<RunEven
                     run_id: export.run_id.clone(),
                 });
             };
-            export_bank_file(run, export).map(|(_, exported)| vec![exported])
+            export_bank_file(run, export).map(|exported| vec![exported])
         }
         Command::ImportBankResult(import) => {
             let Some(run) = state else {
@@ -507,11 +527,7 @@ fn import_bank_returns(
     })?;
     let file = bank_files::parse_returns(format, &import.file)
         .map_err(|violations| CommandError::BadReturnsFile { violations })?;
-    let batch: BTreeMap<&str, BatchLine> = run
-        .orders
-        .iter()
-        .map(|order| (order.order_id.as_str(), BatchLine::of(order)))
-        .collect();
+    let batch = batch_of(run, &import.accounts);
     let mut violations = Vec::new();
     let mut returns = Vec::with_capacity(file.lines.len());
     for (index, line) in &file.lines {
@@ -528,13 +544,7 @@ fn import_bank_returns(
             "returned" => why.push("the order was returned already".to_owned()),
             state => why.push(format!("the order was not paid (it is {state})")),
         }
-        let mut differs = Vec::new();
-        if line.account != ordered.account {
-            differs.push("the account");
-        }
-        if line.amount_fen != ordered.amount_fen {
-            differs.push("the amount");
-        }
+        let differs = differences(line, ordered);
         if !differs.is_empty() {
             why.push(format!(
                 "{} differs from the batch's",
@@ -630,12 +640,9 @@ fn close_reconciliation(
     }))
 }
 
-/// The run's bank batch file in the export's format (its orders in order-id order, with their
-/// placeholder accounts), and the event that records it.
-pub fn export_bank_file(
-    run: &RunState,
-    export: &ExportBankFile,
-) -> Result<(Vec<u8>, RunEvent), CommandError> {
+/// Whether the run may be exported at all (approved, its bank result not recorded): checked
+/// before the export reads the run's orders, and again in [`export_bank_file`].
+pub fn exportable(run: &RunState) -> Result<(), CommandError> {
     if run.approved_by.is_none() {
         return Err(CommandError::NotApproved {
             run_id: run.run_id.clone(),
@@ -646,20 +653,73 @@ pub fn export_bank_file(
             run_id: run.run_id.clone(),
         });
     }
-    let mut orders: Vec<&pb::PaymentOrder> = run.orders.iter().collect();
-    orders.sort_by(|left, right| left.order_id.cmp(&right.order_id));
-    let lines: Vec<BatchLine> = orders.into_iter().map(BatchLine::of).collect();
-    let file = bank_files::write_batch(export.format, &lines)
-        .map_err(|error| CommandError::Unwritable(error.to_string()))?;
-    let exported = pb::BankFileExported {
+    Ok(())
+}
+
+/// The event that records the export of the batch file the export's first pass wrote
+/// (`export.batch`): a run that may be exported, whose orders are its control figures and
+/// whose every household has an account.
+pub fn export_bank_file(run: &RunState, export: &ExportBankFile) -> Result<RunEvent, CommandError> {
+    exportable(run)?;
+    let batch = &export.batch;
+    let control_total_fen = run.control.total.as_ref().map_or(0, |money| money.fen);
+    if batch.count != u64::from(run.control.count) || batch.total_fen != control_total_fen {
+        return Err(CommandError::OrdersDisagree {
+            run_id: run.run_id.clone(),
+            count: batch.count,
+            total_fen: batch.total_fen,
+            control_count: run.control.count,
+            control_total_fen,
+        });
+    }
+    if batch.without_account > 0 {
+        return Err(CommandError::WithoutAccount {
+            count: batch.without_account,
+        });
+    }
+    Ok(RunEvent::BankFileExported(pb::BankFileExported {
         run_id: run.run_id.clone(),
         format: export.format.as_str().to_owned(),
-        sha256: bank_files::sha256_hex(&file),
+        sha256: batch.sha256.clone(),
         count: run.control.count,
         total: run.control.total,
         exported_by: export.exported_by.clone(),
-    };
-    Ok((file, RunEvent::BankFileExported(exported)))
+    }))
+}
+
+/// Each order of the run by id, with what the batch file carried for it: its household's
+/// account number (`None`: the household has none now) and its amount.
+fn batch_of<'a>(
+    run: &'a RunState,
+    accounts: &'a bank_files::AccountNumbers,
+) -> BTreeMap<&'a str, (Option<&'a str>, i64)> {
+    run.orders
+        .iter()
+        .map(|order| {
+            (
+                order.order_id.as_str(),
+                (
+                    accounts.of(&order.household_id),
+                    order.amount.as_ref().map_or(0, |money| money.fen),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What differs between a line of the bank's answer and the batch's order: the account, the
+/// amount.
+fn differences(line: &bank_files::ResultLine, ordered: &(Option<&str>, i64)) -> Vec<&'static str> {
+    let mut differs = Vec::new();
+    match ordered.0 {
+        Some(account) if account == line.account => {}
+        Some(_) => differs.push("the account"),
+        None => differs.push("the account (the household has no payment account now)"),
+    }
+    if line.amount_fen != ordered.1 {
+        differs.push("the amount");
+    }
+    differs
 }
 
 fn import_bank_result(run: &RunState, import: &ImportBankResult) -> Result<RunEvent, CommandError> {
@@ -685,11 +745,7 @@ fn import_bank_result(run: &RunState, import: &ImportBankResult) -> Result<RunEv
     })?;
     let file = bank_files::parse_result(format, &import.file)
         .map_err(|violations| CommandError::BadResultFile { violations })?;
-    let batch: BTreeMap<&str, BatchLine> = run
-        .orders
-        .iter()
-        .map(|order| (order.order_id.as_str(), BatchLine::of(order)))
-        .collect();
+    let batch = batch_of(run, &import.accounts);
     let mut violations = Vec::new();
     let mut results = Vec::with_capacity(file.lines.len());
     for (index, line) in &file.lines {
@@ -700,13 +756,7 @@ fn import_bank_result(run: &RunState, import: &ImportBankResult) -> Result<RunEv
             ));
             continue;
         };
-        let mut differs = Vec::new();
-        if line.account != ordered.account {
-            differs.push("the account");
-        }
-        if line.amount_fen != ordered.amount_fen {
-            differs.push("the amount");
-        }
+        let differs = differences(line, ordered);
         if !differs.is_empty() {
             violations.push(bank_files::line_violation(
                 *index,
@@ -1520,11 +1570,63 @@ mod tests {
         vec![created_run(), approved]
     }
 
+    /// The account intake sealed for `household_id`, in these tests: 6222 and 15 digits of
+    /// SHA-256 of the id, and a name.
+    fn account_of(household_id: &str) -> bank_files::Account {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(household_id.as_bytes());
+        let mut number = [0_u8; 8];
+        number.copy_from_slice(&digest[..8]);
+        bank_files::Account {
+            number: format!(
+                "6222{:015}",
+                u64::from_be_bytes(number) % 1_000_000_000_000_000
+            ),
+            holder_name: "张三".into(),
+        }
+    }
+
+    /// The accounts of the test run's households (every run here has `created_run`'s orders).
+    fn accounts() -> bank_files::AccountNumbers {
+        let run = RunState::fold(&[created_run()]).unwrap();
+        bank_files::AccountNumbers(
+            run.orders
+                .iter()
+                .map(|order| {
+                    let household = order.household_id.clone();
+                    let number = account_of(&household).number;
+                    (household, number)
+                })
+                .collect(),
+        )
+    }
+
+    /// The test run's batch file in `format` (its orders in order-id order) and what the
+    /// export's first pass finds of it.
+    fn batch(format: Format) -> (Vec<u8>, crate::commands::BatchFacts) {
+        let run = RunState::fold(&[created_run()]).unwrap();
+        let mut orders: Vec<&pb::PaymentOrder> = run.orders.iter().collect();
+        orders.sort_by(|left, right| left.order_id.cmp(&right.order_id));
+        let lines: Vec<bank_files::BatchLine> = orders
+            .iter()
+            .map(|order| bank_files::BatchLine::of(order, &account_of(&order.household_id)))
+            .collect();
+        let file = bank_files::write_batch(format, &lines).unwrap();
+        let facts = crate::commands::BatchFacts {
+            sha256: bank_files::sha256_hex(&file),
+            count: lines.len() as u64,
+            total_fen: lines.iter().map(|line| line.amount_fen).sum(),
+            without_account: 0,
+        };
+        (file, facts)
+    }
+
     fn export(format: Format) -> Command {
         Command::ExportBankFile(ExportBankFile {
             run_id: RUN.into(),
             format,
             exported_by: "officer-1".into(),
+            batch: batch(format).1,
         })
     }
 
@@ -1540,6 +1642,7 @@ mod tests {
             run_id: RUN.into(),
             file,
             recorded_by: "officer-1".into(),
+            accounts: accounts(),
         })
     }
 
@@ -1549,7 +1652,7 @@ mod tests {
         run.orders
             .iter()
             .map(|order| {
-                let line = BatchLine::of(order);
+                let line = bank_files::BatchLine::of(order, &account_of(&order.household_id));
                 let paid = order.entitlement_id != failed;
                 bank_files::ResultLine {
                     order_id: line.order_id,
@@ -1830,17 +1933,68 @@ mod tests {
             (exported.count, exported.total),
             (3, Some(pb::Money { fen: 260_000 }))
         );
-        let run = RunState::fold(&approved_run()).unwrap();
-        let (file, _) = export_bank_file(
-            &run,
-            &ExportBankFile {
-                run_id: RUN.into(),
-                format: Format::FixedGbk,
-                exported_by: "officer-1".into(),
-            },
-        )
-        .unwrap();
+        let (file, _) = batch(Format::FixedGbk);
         assert_eq!(exported.sha256, bank_files::sha256_hex(&file));
+    }
+
+    #[test]
+    fn an_export_whose_orders_disagree_or_lack_an_account_is_refused() {
+        let (_, facts) = batch(Format::CsvUtf8);
+        let with = |batch: crate::commands::BatchFacts| {
+            Command::ExportBankFile(ExportBankFile {
+                run_id: RUN.into(),
+                format: Format::CsvUtf8,
+                exported_by: "officer-1".into(),
+                batch,
+            })
+        };
+        let short = crate::commands::BatchFacts {
+            count: facts.count - 1,
+            ..facts.clone()
+        };
+        given(approved_run())
+            .when(with(short))
+            .then_expect_error(CommandError::OrdersDisagree {
+                run_id: RUN.into(),
+                count: 2,
+                total_fen: 260_000,
+                control_count: 3,
+                control_total_fen: 260_000,
+            });
+        let other_total = crate::commands::BatchFacts {
+            total_fen: facts.total_fen + 1,
+            ..facts.clone()
+        };
+        assert!(matches!(
+            handle(RunState::fold(&approved_run()).as_ref(), &with(other_total)),
+            Err(CommandError::OrdersDisagree { .. })
+        ));
+        let without = crate::commands::BatchFacts {
+            without_account: 2,
+            ..facts
+        };
+        given(approved_run())
+            .when(with(without))
+            .then_expect_error(CommandError::WithoutAccount { count: 2 });
+    }
+
+    #[test]
+    fn a_result_whose_household_has_no_account_now_is_refused_on_its_line() {
+        let format = Format::CsvUtf8;
+        let events = exported_run(format);
+        let lines = result_lines(&events, "");
+        let run = RunState::fold(&events).unwrap();
+        let mut numbers = accounts();
+        let dropped = run.orders[0].household_id.clone();
+        numbers.0.remove(&dropped);
+        let command = Command::ImportBankResult(ImportBankResult {
+            run_id: RUN.into(),
+            file: result_file(format, &lines),
+            recorded_by: "officer-1".into(),
+            accounts: numbers,
+        });
+        let fields = violated(given(events).when(command));
+        assert_eq!(fields.len(), 1, "{fields:?}");
     }
 
     #[test]
@@ -2082,6 +2236,7 @@ mod tests {
             run_id: RUN.into(),
             file,
             recorded_by: by.into(),
+            accounts: accounts(),
         })
     }
 
@@ -2096,7 +2251,7 @@ mod tests {
                     .iter()
                     .find(|order| order.entitlement_id == *case)
                     .unwrap();
-                let line = BatchLine::of(order);
+                let line = bank_files::BatchLine::of(order, &account_of(&order.household_id));
                 bank_files::ResultLine {
                     order_id: line.order_id,
                     account: line.account,

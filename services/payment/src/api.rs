@@ -17,9 +17,13 @@
 //! `SubmitMedicalClaim` takes the same steps on the claim's stream (load: the retry, the case
 //! in scope, the household's entitlements, the patient's earlier claims, the policy as of the
 //! settlement date). Reads take steps 1–3 and answer; the ledger's (`GetTrialBalance`, `GetFundBalances`) read
-//! the district's ledger table, in the caller's scope. The queries (`ListHouseholdPayments`, `ListRuns`, `GetMonthlyReport`) read payment's tables through [`read_model`]; `ExportRunForInspection` is a read that is recorded on its own stream (`payment-inspection-<run id>`, [`crate::inspection`]). `ExportBankFile` is a read that is recorded: it takes
-//! steps 1–4 and appends the export (no command id: each export taken is recorded) at the
-//! version it read, then answers the file. Errors become statuses through `ApiError` only
+//! the district's ledger table, in the caller's scope. The queries (`ListHouseholdPayments`, `ListRuns`, `GetMonthlyReport`) read payment's tables through [`read_model`]; `ExportRunForInspection` is a read that is recorded on its own stream (`payment-inspection-<run id>`, [`crate::inspection`]). `ExportBankFile` is a read that is recorded, and streamed
+//! ([`crate::bank_export`]): the run without its orders, a first pass over its orders'
+//! table that digests the file (each household's account opened for it), the decision on
+//! those facts, the export appended (no command id: each export taken is recorded) at the
+//! version it read, then the file sent in parts by a second pass, each part checked against
+//! the first's. `ImportBankResult` and `ImportBankReturns` open the run's households' accounts
+//! again to match the bank's lines against. Errors become statuses through `ApiError` only
 //! ([`crate::errors`]).
 
 use std::sync::{Arc, OnceLock};
@@ -82,6 +86,9 @@ pub struct PaymentState {
     pub policy: Arc<Policy>,
     /// The 纪委 export's key (`payment.inspection_key_file`); `None`: not configured.
     pub inspection_key: Option<Arc<crate::inspection::InspectionKey>>,
+    /// The largest part of a bank file one message of `ExportBankFile`'s stream carries
+    /// (`payment.bank_file_chunk_bytes`, or 1 MiB).
+    pub bank_file_part_bytes: usize,
 }
 
 impl PaymentState {
@@ -241,32 +248,40 @@ impl PaymentApi {
         self.answer(&approve.run_id, &outcome).await
     }
 
+    /// Streamed, in two passes over the run's orders (`crate::bank_export`): the first
+    /// digests the file, the decision and the append record it, then the second sends it.
     async fn export_bank_file(
         &self,
         caller: &Identity,
         request: pb::ExportBankFileRequest,
-    ) -> Result<pb::ExportBankFileResponse, ApiError> {
+    ) -> Result<sunshine_platform::server::RpcStream<pb::ExportBankFileResponse>, ApiError> {
         caller.require_role(FILE_EXPORTERS)?;
         let payment = self.connected()?;
-        let export = ExportBankFile::parse(&request, caller)?;
-        let run = payment.store.run_in_scope(caller, &export.run_id).await?;
-        let (file, event) = aggregate::export_bank_file(&run, &export)?;
-        let sha256 = crate::bank_files::sha256_hex(&file);
+        let mut export = ExportBankFile::parse(&request, caller)?;
+        let run = payment
+            .store
+            .run_header_in_scope(caller, &export.run_id)
+            .await?;
+        // Refused before the orders are read, and again in the decision.
+        aggregate::exportable(&run)?;
+        let part_bytes = payment.bank_file_part_bytes;
+        let first =
+            crate::bank_export::first_pass(&payment.store, &run, export.format, part_bytes).await?;
+        export.batch = first.batch.clone();
+        let events = aggregate::handle(Some(&run), &Command::ExportBankFile(export.clone()))?;
         payment
             .store
-            .append(
-                &export_metadata(caller),
-                &run.run_id,
-                run.version,
-                vec![event],
-            )
+            .append(&export_metadata(caller), &run.run_id, run.version, events)
             .await?;
-        Ok(pb::ExportBankFileResponse {
-            file,
-            sha256,
-            count: run.control.count,
-            total: run.control.total,
-        })
+        Ok(crate::bank_export::send(
+            payment.store.clone(),
+            run.run_id.clone(),
+            export.format,
+            part_bytes,
+            first,
+            run.control.total,
+            run.control.count,
+        ))
     }
 
     async fn import_bank_result(
@@ -276,7 +291,7 @@ impl PaymentApi {
     ) -> Result<pb::RunResponse, ApiError> {
         caller.require_role(RESULT_IMPORTERS)?;
         let payment = self.connected()?;
-        let import = ImportBankResult::parse(&request, caller)?;
+        let mut import = ImportBankResult::parse(&request, caller)?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         let run = match payment
             .store
@@ -286,6 +301,8 @@ impl PaymentApi {
             Loaded::Retried(previous) => return self.answer(&import.run_id, &previous).await,
             Loaded::Current(run) => run,
         };
+        // The file's accounts are matched against the households' accounts, opened again.
+        import.accounts = payment.store.run_account_numbers(&run.run_id).await?;
         let events = aggregate::handle(Some(&run), &Command::ImportBankResult(import))?;
         let outcome = payment
             .store
@@ -363,7 +380,7 @@ impl PaymentApi {
     ) -> Result<pb::RunResponse, ApiError> {
         caller.require_role(RETURNS_IMPORTERS)?;
         let payment = self.connected()?;
-        let import = ImportBankReturns::parse(&request, caller)?;
+        let mut import = ImportBankReturns::parse(&request, caller)?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         let run = match payment
             .store
@@ -373,6 +390,7 @@ impl PaymentApi {
             Loaded::Retried(previous) => return self.answer(&import.run_id, &previous).await,
             Loaded::Current(run) => run,
         };
+        import.accounts = payment.store.run_account_numbers(&run.run_id).await?;
         let events = aggregate::handle(Some(&run), &Command::ImportBankReturns(import))?;
         let outcome = payment
             .store
@@ -923,7 +941,7 @@ impl PaymentApi {
                 "no inspection key is configured (payment.inspection_key_file)".into(),
             )
         })?;
-        let orders = read_model::inspected_orders(payment.store.pool(), &run.run_id)
+        let mut orders = read_model::inspected_orders(payment.store.pool(), &run.run_id)
             .await
             .map_err(ApiError::internal)?;
         // The table is the projection's: the export waits until it has every order of the
@@ -933,6 +951,21 @@ impl PaymentApi {
                 "the run's orders are still being recorded; try again".into(),
             ));
         }
+        // Each account's last 4 digits, from the household's account opened for the export.
+        let numbers = payment.store.run_account_numbers(&run.run_id).await?;
+        for order in &mut orders {
+            order.account_tail = numbers
+                .of(&order.household_id)
+                .map(|number| {
+                    crate::bank_files::Account {
+                        number: number.to_owned(),
+                        holder_name: String::new(),
+                    }
+                    .tail()
+                })
+                .unwrap_or_default();
+        }
+        drop(numbers);
         let file = crate::inspection::write_export(key, &orders);
         let sha256 = crate::bank_files::sha256_hex(&file);
         let count = u32::try_from(orders.len()).unwrap_or(u32::MAX);
@@ -964,7 +997,6 @@ sunshine_platform::service_rpcs! {
     PaymentService for PaymentApi {
         create_run: pb::CreateRunRequest => pb::RunResponse;
         approve_run: pb::ApproveRunRequest => pb::RunResponse;
-        export_bank_file: pb::ExportBankFileRequest => pb::ExportBankFileResponse;
         import_bank_result: pb::ImportBankResultRequest => pb::RunResponse;
         create_repay_run: pb::CreateRepayRunRequest => pb::RunResponse;
         get_run: pb::GetRunRequest => pb::RunResponse;
@@ -988,5 +1020,9 @@ sunshine_platform::service_rpcs! {
         list_runs: pb::ListRunsRequest => pb::ListRunsResponse;
         get_monthly_report: pb::GetMonthlyReportRequest => pb::MonthlyReportResponse;
         export_run_for_inspection: pb::ExportRunForInspectionRequest => pb::ExportRunForInspectionResponse;
+    }
+    streaming {
+        // The bank file, in parts (crate::bank_export).
+        export_bank_file: pb::ExportBankFileRequest => pb::ExportBankFileResponse as ExportBankFileStream;
     }
 }

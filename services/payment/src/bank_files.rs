@@ -9,9 +9,11 @@
 //! named `lines[i]` (from 0), all of them at once; whether the lines match the run's orders is
 //! the aggregate's decision, not the file's.
 //!
-//! **Placeholder accounts.** Payment holds no payment accounts yet (the account sealed by
-//! intake comes in a later slice): [`placeholder_account`] derives an account number and name
-//! from the household id. They are no person's, and a file made with them pays no one.
+//! **Accounts.** Each order line carries its household's payment account as intake sealed it
+//! (`HouseholdRegistered.sealed_payment_account`, an encoded `PaymentAccount`), opened for the
+//! file only ([`Account`], whose `Debug` shows nothing of it): the number and the holder's
+//! name. The batch is written a line at a time ([`BatchWriter`]), so a run of any size is
+//! written in parts ([`write_batch`] is the whole file at once).
 
 use std::collections::BTreeMap;
 
@@ -70,23 +72,63 @@ impl Format {
     }
 }
 
-/// The placeholder account number and name of a household (see the module's doc): 19 digits
-/// starting `9999`, and `占位户-` with 8 hex digits, both from SHA-256 of the household id.
-pub fn placeholder_account(household_id: &str) -> (String, String) {
-    let digest = Sha256::digest(format!(
-        "sunshine/payment/placeholder-account/{household_id}"
-    ));
-    let mut number = [0_u8; 8];
-    number.copy_from_slice(&digest[..8]);
-    let number = u64::from_be_bytes(number) % 1_000_000_000_000_000;
-    (
-        format!("9999{number:015}"),
-        format!("占位户-{}", hex::encode(&digest[8..12])),
-    )
+/// A household's payment account, opened from intake's sealed `PaymentAccount` for a bank file
+/// or a match against the bank's answer; held in memory only, and never printed (`Debug`
+/// shows nothing of it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    pub number: String,
+    pub holder_name: String,
 }
 
-/// One order as the batch file carries it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for Account {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Account(..)")
+    }
+}
+
+impl Account {
+    /// The account of an opened `PaymentAccount`'s bytes; `None` for bytes that are no
+    /// account or one without a number.
+    pub fn from_opened(bytes: &[u8]) -> Option<Account> {
+        use prost::Message as _;
+        let account = pb::PaymentAccount::decode(bytes).ok()?;
+        if account.account_number.is_empty() {
+            return None;
+        }
+        Some(Account {
+            number: account.account_number,
+            holder_name: account.holder_name,
+        })
+    }
+
+    /// The number's last 4 characters (the 纪委's export; all of it when shorter).
+    pub fn tail(&self) -> String {
+        let chars: Vec<char> = self.number.chars().collect();
+        chars[chars.len().saturating_sub(4)..].iter().collect()
+    }
+}
+
+/// Each household's account number, by household id, as the bank's answer is matched against
+/// it; `Debug` shows only how many.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AccountNumbers(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for AccountNumbers {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "AccountNumbers({} accounts)", self.0.len())
+    }
+}
+
+impl AccountNumbers {
+    /// The household's account number, if it has an account.
+    pub fn of(&self, household_id: &str) -> Option<&str> {
+        self.0.get(household_id).map(String::as_str)
+    }
+}
+
+/// One order as the batch file carries it (`Debug` shows nothing of the account).
+#[derive(Clone, PartialEq, Eq)]
 pub struct BatchLine {
     pub account: String,
     pub account_name: String,
@@ -94,27 +136,48 @@ pub struct BatchLine {
     pub order_id: String,
 }
 
+impl std::fmt::Debug for BatchLine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BatchLine")
+            .field("amount_fen", &self.amount_fen)
+            .field("order_id", &self.order_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BatchLine {
-    /// The order's line, with its household's placeholder account.
-    pub fn of(order: &pb::PaymentOrder) -> BatchLine {
-        let (account, account_name) = placeholder_account(&order.household_id);
+    /// The order's line, paid to its household's `account`.
+    pub fn of(order: &pb::PaymentOrder, account: &Account) -> BatchLine {
         BatchLine {
-            account,
-            account_name,
+            account: account.number.clone(),
+            account_name: account.holder_name.clone(),
             amount_fen: order.amount.as_ref().map_or(0, |money| money.fen),
             order_id: order.order_id.clone(),
         }
     }
 }
 
-/// One line of the bank's result file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of the bank's result file (`Debug` shows nothing of the account).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ResultLine {
     pub order_id: String,
     pub account: String,
     pub amount_fen: i64,
     pub paid: bool,
     pub reason: String,
+}
+
+impl std::fmt::Debug for ResultLine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ResultLine")
+            .field("order_id", &self.order_id)
+            .field("amount_fen", &self.amount_fen)
+            .field("paid", &self.paid)
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A result file read: its order lines by line number, and its control line's figures.
@@ -178,8 +241,34 @@ fn digits(value: u64, width: usize) -> Option<Vec<u8>> {
 /// The batch file of `lines` (in the order given) in `format`, its control line last.
 pub fn write_batch(format: Format, lines: &[BatchLine]) -> Result<Vec<u8>, WriteError> {
     let mut file = Vec::with_capacity(lines.len() * (BATCH_LINE_BYTES + 2) + 64);
-    let mut total: i64 = 0;
+    let mut writer = BatchWriter::new(format);
     for line in lines {
+        writer.line(line, &mut file)?;
+    }
+    writer.finish(&mut file)?;
+    Ok(file)
+}
+
+/// The batch file written a line at a time, into whatever buffer the caller gives: the same
+/// bytes as [`write_batch`] of all the lines, however they are split.
+#[derive(Debug, Clone)]
+pub struct BatchWriter {
+    format: Format,
+    count: u64,
+    total: i64,
+}
+
+impl BatchWriter {
+    pub fn new(format: Format) -> BatchWriter {
+        BatchWriter {
+            format,
+            count: 0,
+            total: 0,
+        }
+    }
+
+    /// Appends `line`'s bytes to `file` (nothing, if it cannot be written).
+    pub fn line(&mut self, line: &BatchLine, file: &mut Vec<u8>) -> Result<(), WriteError> {
         let refuse = |what| WriteError {
             order_id: line.order_id.clone(),
             what,
@@ -188,11 +277,12 @@ pub fn write_batch(format: Format, lines: &[BatchLine]) -> Result<Vec<u8>, Write
             .ok()
             .filter(|fen| *fen <= MAX_AMOUNT_FEN as u64)
             .ok_or_else(|| refuse("the amount"))?;
-        total = total
+        let total = self
+            .total
             .checked_add(line.amount_fen)
             .filter(|total| *total <= MAX_AMOUNT_FEN)
             .ok_or_else(|| refuse("the total"))?;
-        match format {
+        match self.format {
             Format::CsvUtf8 => {
                 for (text, what) in [
                     (&line.account, "the account"),
@@ -212,30 +302,97 @@ pub fn write_batch(format: Format, lines: &[BatchLine]) -> Result<Vec<u8>, Write
                 );
             }
             Format::FixedGbk => {
-                file.push(b'D');
-                file.extend(
-                    gbk_padded(&line.account, ACCOUNT_WIDTH)
-                        .ok_or_else(|| refuse("the account"))?,
-                );
-                file.extend(
-                    gbk_padded(&line.account_name, NAME_WIDTH)
-                        .ok_or_else(|| refuse("the account name"))?,
-                );
-                file.extend(digits(amount, AMOUNT_WIDTH).ok_or_else(|| refuse("the amount"))?);
+                let account = gbk_padded(&line.account, ACCOUNT_WIDTH)
+                    .ok_or_else(|| refuse("the account"))?;
+                let name = gbk_padded(&line.account_name, NAME_WIDTH)
+                    .ok_or_else(|| refuse("the account name"))?;
+                let amount = digits(amount, AMOUNT_WIDTH).ok_or_else(|| refuse("the amount"))?;
                 if line.order_id.len() != ORDER_ID_WIDTH || !line.order_id.is_ascii() {
                     return Err(refuse("the order id"));
                 }
+                file.push(b'D');
+                file.extend(account);
+                file.extend(name);
+                file.extend(amount);
                 file.extend_from_slice(line.order_id.as_bytes());
                 file.extend_from_slice(b"\r\n");
             }
         }
+        self.total = total;
+        self.count += 1;
+        Ok(())
     }
-    let count = u64::try_from(lines.len()).unwrap_or(u64::MAX);
-    write_control(&mut file, format, count, total, BATCH_LINE_BYTES).ok_or(WriteError {
-        order_id: String::new(),
-        what: "the count",
-    })?;
-    Ok(file)
+
+    /// Appends the control line to `file`: the count and total of the lines written.
+    pub fn finish(self, file: &mut Vec<u8>) -> Result<(u64, i64), WriteError> {
+        write_control(file, self.format, self.count, self.total, BATCH_LINE_BYTES).ok_or(
+            WriteError {
+                order_id: String::new(),
+                what: "the count",
+            },
+        )?;
+        Ok((self.count, self.total))
+    }
+}
+
+/// A file cut into parts of exactly `part_bytes` (the last one shorter), as its bytes come,
+/// and its SHA-256 and each part's computed as they go: the export's two passes cut the same
+/// bytes at the same places, and the second checks each part against the first's digest of it.
+#[derive(Debug, Clone)]
+pub struct FileParts {
+    part_bytes: usize,
+    pending: Vec<u8>,
+    whole: Sha256,
+    length: u64,
+}
+
+/// A part's SHA-256.
+pub type PartDigest = [u8; 32];
+
+impl FileParts {
+    pub fn new(part_bytes: usize) -> FileParts {
+        FileParts {
+            part_bytes: part_bytes.max(1),
+            pending: Vec::with_capacity(part_bytes.max(1)),
+            whole: Sha256::new(),
+            length: 0,
+        }
+    }
+
+    /// The buffer the next bytes are written into; [`FileParts::full_parts`] takes the whole
+    /// parts out of it.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.pending
+    }
+
+    /// The whole parts written so far, in order, each with its digest.
+    pub fn full_parts(&mut self) -> Vec<(Vec<u8>, PartDigest)> {
+        let mut parts = Vec::new();
+        while self.pending.len() >= self.part_bytes {
+            let rest = self.pending.split_off(self.part_bytes);
+            let part = std::mem::replace(&mut self.pending, rest);
+            parts.push(self.take(part));
+        }
+        parts
+    }
+
+    /// The last part (none if the file ended on a part's end), the file's SHA-256 (lowercase
+    /// hex) and its length.
+    pub fn finish(mut self) -> (Option<(Vec<u8>, PartDigest)>, String, u64) {
+        let mut last = None;
+        if !self.pending.is_empty() {
+            let part = std::mem::take(&mut self.pending);
+            last = Some(self.take(part));
+        }
+        (last, hex::encode(self.whole.finalize()), self.length)
+    }
+
+    fn take(&mut self, part: Vec<u8>) -> (Vec<u8>, PartDigest) {
+        self.whole.update(&part);
+        self.length += part.len() as u64;
+        let digest: PartDigest = Sha256::digest(&part).into();
+        (part, digest)
+    }
 }
 
 fn write_control(
@@ -794,17 +951,61 @@ mod tests {
     }
 
     #[test]
-    fn placeholder_accounts_are_stable_digits_and_a_gbk_name() {
-        let (account, name) = placeholder_account("household-1");
-        assert_eq!(
-            placeholder_account("household-1"),
-            (account.clone(), name.clone())
-        );
-        assert_ne!(placeholder_account("household-2").0, account);
-        assert_eq!(account.len(), 19);
-        assert!(account.starts_with("9999") && account.bytes().all(|b| b.is_ascii_digit()));
-        assert!(name.starts_with("占位户-"));
-        assert!(gbk_padded(&name, NAME_WIDTH).is_some());
+    fn a_batch_written_in_parts_is_the_whole_file_and_its_digest() {
+        let lines: Vec<BatchLine> = (0..50)
+            .map(|at| BatchLine {
+                account: format!("62220202{at:011}"),
+                account_name: "张三".into(),
+                amount_fen: 10_000 + at,
+                order_id: format!("0190f3c4-0000-5000-8000-{at:012}"),
+            })
+            .collect();
+        for format in [Format::CsvUtf8, Format::FixedGbk] {
+            let whole = write_batch(format, &lines).unwrap();
+            for part_bytes in [1, 7, 146, 1000, 1 << 20] {
+                let mut parts = FileParts::new(part_bytes);
+                let mut writer = BatchWriter::new(format);
+                let mut sent = Vec::new();
+                for line in &lines {
+                    writer.line(line, parts.buffer()).unwrap();
+                    for (part, digest) in parts.full_parts() {
+                        assert_eq!(part.len(), part_bytes);
+                        assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&part)));
+                        sent.extend(part);
+                    }
+                }
+                assert_eq!(writer.finish(parts.buffer()).unwrap(), (50, 500_000 + 1225));
+                let mut rest = parts.full_parts();
+                let (last, sha256, length) = parts.finish();
+                rest.extend(last);
+                for (part, _) in rest {
+                    sent.extend(part);
+                }
+                assert_eq!(sent, whole, "{format:?} in parts of {part_bytes}");
+                assert_eq!(sha256, sha256_hex(&whole));
+                assert_eq!(length, whole.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn an_account_opens_from_intake_s_encoding_and_never_prints() {
+        use prost::Message as _;
+        let encoded = pb::PaymentAccount {
+            bank: "示例农商银行".into(),
+            account_number: "6222020200112233".into(),
+            holder_name: "王建国".into(),
+        }
+        .encode_to_vec();
+        let account = Account::from_opened(&encoded).unwrap();
+        assert_eq!(account.number, "6222020200112233");
+        assert_eq!(account.holder_name, "王建国");
+        assert_eq!(account.tail(), "2233");
+        assert_eq!(format!("{account:?}"), "Account(..)");
+        let line = BatchLine::of(&pb::PaymentOrder::default(), &account);
+        assert!(!format!("{line:?}").contains("2233"));
+        assert!(Account::from_opened(b"").is_none());
+        assert!(Account::from_opened(&[0xFF, 0xFF]).is_none());
     }
 
     fn refused(format: Format, file: &[u8]) -> Vec<FieldViolation> {

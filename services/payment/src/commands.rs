@@ -1,9 +1,9 @@
 //! Requests parsed into commands: named fields of checked, typed values (`Month`, `Money`,
 //! `OrgUnitCode`), every violation of a request reported at once. The ids a command creates
 //! (the run's) are chosen here, from the command id, so that a retry lands on the same stream
-//! and the decision stays pure. Payment's commands carry no personal data: a run names
-//! households by id only (the bank file's accounts are placeholders until intake's sealed
-//! accounts arrive, a later slice).
+//! and the decision stays pure. Payment's commands carry no personal data but the accounts a
+//! bank's answer is matched against ([`AccountNumbers`], opened for the decision and never
+//! printed): a run names households by id only.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use sunshine_domain::{Money, Month, OrgUnitCode, ValidationErrors};
 use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::v1 as pb;
 
-use crate::bank_files::{Format, MAX_RESULT_FILE_BYTES};
+use crate::bank_files::{AccountNumbers, Format, MAX_RESULT_FILE_BYTES};
 use crate::entitlements::Entitlement;
 use crate::funds::Funds;
 use crate::medical::SubmitMedicalClaim;
@@ -185,12 +185,25 @@ pub struct RepayFacts {
     pub budget: BudgetFacts,
 }
 
-/// `ExportBankFile`: `exported_by` takes the run's bank batch file in `format`.
+/// `ExportBankFile`: `exported_by` takes the run's bank batch file in `format`; `batch` is
+/// what the export's first pass over the run's orders found (empty when parsed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportBankFile {
     pub run_id: String,
     pub format: Format,
     pub exported_by: String,
+    pub batch: BatchFacts,
+}
+
+/// The batch file as the export's first pass wrote it from the run's orders (the
+/// `payment_orders` table, in order-id order): its SHA-256, how many orders and their total,
+/// and how many orders' households have no payment account (their lines are not written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchFacts {
+    pub sha256: String,
+    pub count: u64,
+    pub total_fen: i64,
+    pub without_account: u64,
 }
 
 impl ExportBankFile {
@@ -213,6 +226,7 @@ impl ExportBankFile {
             run_id: request.run_id.clone(),
             format,
             exported_by: caller.subject.clone(),
+            batch: BatchFacts::default(),
         })
     }
 }
@@ -224,6 +238,9 @@ pub struct ImportBankResult {
     pub run_id: String,
     pub file: Vec<u8>,
     pub recorded_by: String,
+    /// The run's households' account numbers, opened when the file is imported (empty when
+    /// parsed): what the file's accounts are matched against.
+    pub accounts: AccountNumbers,
 }
 
 impl ImportBankResult {
@@ -245,6 +262,7 @@ impl ImportBankResult {
             run_id: request.run_id.clone(),
             file: request.file.clone(),
             recorded_by: caller.subject.clone(),
+            accounts: AccountNumbers::default(),
         })
     }
 }
@@ -258,6 +276,9 @@ pub struct ImportBankReturns {
     pub run_id: String,
     pub file: Vec<u8>,
     pub recorded_by: String,
+    /// The run's households' account numbers, opened when the file is imported (empty when
+    /// parsed): what the file's accounts are matched against.
+    pub accounts: AccountNumbers,
 }
 
 impl ImportBankReturns {
@@ -279,6 +300,7 @@ impl ImportBankReturns {
             run_id: request.run_id.clone(),
             file: request.file.clone(),
             recorded_by: caller.subject.clone(),
+            accounts: AccountNumbers::default(),
         })
     }
 }

@@ -40,7 +40,9 @@ impl From<CommandError> for ApiError {
             | CommandError::NotExported { .. }
             | CommandError::ResultRecorded { .. }
             | CommandError::Budget(_)
-            | CommandError::Calendar(_) => ApiError::FailedPrecondition(description),
+            | CommandError::Calendar(_)
+            | CommandError::OrdersDisagree { .. }
+            | CommandError::WithoutAccount { .. } => ApiError::FailedPrecondition(description),
             CommandError::BadResultFile { violations } => ApiError::InvalidArgument(violations),
             CommandError::Unwritable(_) => ApiError::internal(std::io::Error::other(description)),
             CommandError::CreatorApproves => ApiError::PermissionDenied(description),

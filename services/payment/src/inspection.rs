@@ -8,16 +8,15 @@
 //! household in every export under that key — the 纪委 compares runs, and hashes its own lists
 //! with the key it is given — while without the key nobody can compute or test a value.
 //!
-//! The account's tail is the last 4 digits of the account the bank file pays
-//! ([`crate::bank_files::placeholder_account`], the same function the batch file takes it
-//! from), so an export line and a bank line can be matched without the whole number.
+//! The account's tail is the last 4 digits of the account the bank file pays (the household's
+//! payment account as intake sealed it, opened for the export: [`crate::bank_files::Account::tail`]),
+//! so an export line and a bank line can be matched without the whole number; empty for a
+//! household with no account.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest as _, Sha256};
 
 use sunshine_proto::v1 as pb;
-
-use crate::bank_files::placeholder_account;
 
 /// The shortest export key accepted, in bytes.
 pub const MIN_KEY_BYTES: usize = 32;
@@ -69,13 +68,6 @@ impl InspectionKey {
     }
 }
 
-/// The last 4 digits of the account the bank file pays the household.
-pub fn account_tail(household_id: &str) -> String {
-    let (number, _) = placeholder_account(household_id);
-    let start = number.len().saturating_sub(4);
-    number[start..].to_owned()
-}
-
 /// One order of the export, before hashing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InspectedOrder {
@@ -85,6 +77,8 @@ pub struct InspectedOrder {
     pub amount_fen: i64,
     /// pending, paid, failed, returned.
     pub state: String,
+    /// The last 4 digits of the household's payment account (empty: it has none).
+    pub account_tail: String,
 }
 
 /// Whether `orders` (as the read model has them) are the run's: as many in each state, for
@@ -132,7 +126,7 @@ pub fn write_export(key: &InspectionKey, orders: &[InspectedOrder]) -> Vec<u8> {
             order.program_code,
             order.period,
             order.amount_fen,
-            account_tail(&order.household_id),
+            order.account_tail,
             order.state,
         ));
     }
@@ -195,6 +189,7 @@ mod tests {
             period: "2027-04".into(),
             amount_fen,
             state: state.into(),
+            account_tail: String::new(),
         };
         let states = pb::PaymentOrderStates {
             paid_count: 1,
@@ -216,14 +211,6 @@ mod tests {
     }
 
     #[test]
-    fn the_tail_is_the_bank_files_accounts_last_four_digits() {
-        let (number, _) = placeholder_account("household-1");
-        let tail = account_tail("household-1");
-        assert_eq!(tail.len(), 4);
-        assert!(number.ends_with(&tail));
-    }
-
-    #[test]
     fn the_export_has_a_line_per_order_and_its_control_line_and_no_clear_id() {
         let key = key(7);
         let orders = [
@@ -233,6 +220,7 @@ mod tests {
                 period: "2027-04".into(),
                 amount_fen: 70_000,
                 state: "paid".into(),
+                account_tail: "2233".into(),
             },
             InspectedOrder {
                 household_id: "household-2".into(),
@@ -240,6 +228,7 @@ mod tests {
                 period: "2027-04".into(),
                 amount_fen: 30_000,
                 state: "failed".into(),
+                account_tail: String::new(),
             },
         ];
         let file = String::from_utf8(write_export(&key, &orders)).unwrap();
@@ -249,14 +238,12 @@ mod tests {
         assert_eq!(
             lines[1],
             format!(
-                "{},dibao,2027-04,70000,{},paid",
+                "{},dibao,2027-04,70000,2233,paid",
                 key.household_hash("household-1"),
-                account_tail("household-1")
             )
         );
         assert_eq!(lines[3], "T,2,100000");
         assert!(!file.contains("household-"));
-        let (account, name) = placeholder_account("household-1");
-        assert!(!file.contains(&account) && !file.contains(&name));
+        assert!(lines[2].ends_with(",30000,,failed"), "{}", lines[2]);
     }
 }

@@ -32,16 +32,21 @@
 //!   fold and decisions (repayments up to what is outstanding, a write-off by another
 //!   officer), and each event's postings.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
-//! - [`read_model`]: payment's tables — review's cases, entitlements, the guard tables of one
+//! - [`read_model`]: payment's tables — intake's sealed payment accounts, review's cases, entitlements, the guard tables of one
 //!   order per entitlement per period and one re-pay per failed or returned order, the orders'
 //!   states, the ledger's lines, the medical claims' (patient, year, sequence), the recovery
-//!   claims — and the projection over review's case streams and payment's own; the queries'
+//!   claims — and the projection over intake's household streams, review's case streams and
+//!   payment's own; the queries'
 //!   reads (a household's orders, the runs, the monthly report's groups and their lines).
 //! - [`store`]: load (retries, scope, versions), the period's facts, and appends (the guard's
 //!   claims in the append's transaction); the recovery claims' streams; the 纪委's exports
 //!   recorded on `payment-inspection-<run id>`.
 //! - [`recovery_watch`]: the reaction that opens recovery claims when the bank's result or
 //!   review's termination makes a paid month owed back, once per order.
+//! - [`bank_export`]: `ExportBankFile` streamed: the run's orders read from their table a
+//!   page at a time, each household's account opened for the file, a first pass that digests
+//!   the file before the export is recorded and a second that sends it in parts, each checked
+//!   against the first.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //!
 //! Runs are created and approved (slice 1), exported to the bank and settled by the bank's
@@ -52,8 +57,10 @@
 //! `tests/settlement_model.rs`); the payment calendar (each run records its pay date);
 //! serious-illness medical claims (assessed at once, paid as a one-off entitlement by the next
 //! month's run); recovery claims (`payment-recovery-<claim id>`).
-//! Payment holds no personal data yet: a run names households by id, and the bank file's
-//! accounts are placeholders derived from them (`docs/bank-files.md`).
+//! A run names households by id; the bank file carries each household's payment account as
+//! intake sealed it (its projection keeps the sealed bytes, `payment_accounts`), opened only
+//! for the file, the matching of the bank's answers and the 纪委's account tail — never stored,
+//! logged or put in an event opened (`docs/bank-files.md`).
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild payment`, with the service stopped) resets
 //! the service's projection and replays the log into it, built the same way. The recovery
@@ -75,13 +82,15 @@
 //! recovery     → commands, ledger
 //! errors       → aggregate, medical, recovery
 //! read_model   → aggregate, commands, entitlements, funds, inspection, ledger, medical, recovery
-//! store        → aggregate, commands, entitlements, errors, funds, medical, read_model, recovery
+//! store        → aggregate, bank_files, commands, entitlements, errors, funds, medical, read_model, recovery
 //! recovery_watch → aggregate, commands, read_model, recovery, store
-//! api          → aggregate, bank_files, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
+//! bank_export  → aggregate, bank_files, commands, read_model, store
+//! api          → aggregate, bank_export, bank_files, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
 //! ```
 
 pub mod aggregate;
 pub mod api;
+pub mod bank_export;
 pub mod bank_files;
 pub mod commands;
 pub mod entitlements;
@@ -229,6 +238,7 @@ pub async fn run_sharing_log(
                 working_days: Arc::new(working_days),
                 policy: Arc::new(policy),
                 inspection_key,
+                bank_file_part_bytes: bank_export::part_bytes(config.payment.bank_file_chunk_bytes),
             });
             Ok(())
         })

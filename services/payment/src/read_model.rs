@@ -32,6 +32,11 @@
 //!   whose order was returned is `cancelled`) — from `payment-recovery-<id>`; its
 //!   events' postings go to `payment_ledger_lines` beside the orders' ([`crate::recovery`]).
 //!
+//! - `payment_accounts`: each household's latest payment account **as intake sealed it**
+//!   (ciphertext only, from intake's `HouseholdRegistered.sealed_payment_account`; see
+//!   [`HeardFromIntake`]): opened only by the bank file's export, the matching of the bank's
+//!   answers and the 纪委's export's account tail, never stored opened.
+//!
 //! The queries read these tables (a household's orders, the district's runs, the monthly
 //! report's groups, a run's orders for the 纪委's export) through the functions below, never
 //! the runs' creation events, so the orders' storage can change under them.
@@ -198,10 +203,30 @@ pub const MIGRATIONS: &[Migration] = &[
                 .to_owned()
         },
     },
-    // ---- The budget at approval ----
-    // Version 14: apart from the slices written beside it.
+    // ---- Accounts: intake's sealed payment accounts; the export's pages ----
+    // Version 14: far from the others, so that slices written beside this one keep theirs.
     Migration {
         version: 14,
+        description: "payment: each household's payment account as intake sealed it; a run's orders in order-id order",
+        script: |kind: DatabaseKind| {
+            let bytes = match kind {
+                DatabaseKind::Sqlite => "BLOB",
+                DatabaseKind::Postgres => "BYTEA",
+            };
+            format!(
+                "CREATE TABLE payment_accounts (
+            household_id TEXT PRIMARY KEY,
+            sealed_account {bytes} NOT NULL,
+            log_position BIGINT NOT NULL
+        );
+        CREATE INDEX payment_orders_run_order ON payment_orders (run_id, order_id);"
+            )
+        },
+    },
+    // ---- The budget at approval ----
+    // Version 16: apart from the slices written beside it (accounts took 14).
+    Migration {
+        version: 16,
         description: "payment: one lock row per fund and year, taken by each approval that commits money of that fund",
         script: |_kind: DatabaseKind| {
             "CREATE TABLE payment_budget_locks (
@@ -214,6 +239,17 @@ pub const MIGRATIONS: &[Migration] = &[
         },
     },
 ];
+
+sunshine_proto::stream_events! {
+    /// What payment hears of intake's household streams (`intake-household-<id>`): the
+    /// household's payment account, sealed (an encoded `PaymentAccount` under the household's
+    /// data key, `SealedField::PaymentAccount`). Read with `decode_known`: the household's
+    /// other events are none of payment's business.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum HeardFromIntake in "intake-household" {
+        Registered(pb::HouseholdRegistered),
+    }
+}
 
 sunshine_proto::stream_events! {
     /// What payment hears of review's case streams (`review-case-<id>`): the case (its
@@ -702,6 +738,7 @@ pub async fn entitlements_page(
 /// The events of the log this projection follows; a kind it does not follow is `None`.
 enum Followed {
     Review(HeardFromReview),
+    Intake(HeardFromIntake),
     Run(RunEvent),
     Medical(MedicalEvent),
     Recovery(RecoveryEvent),
@@ -711,6 +748,9 @@ fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
     let decoded = if HeardFromReview::is_stream(&event.stream_id) {
         HeardFromReview::decode_known(&event.event_type, &event.payload)
             .map(|heard| heard.map(Followed::Review))
+    } else if HeardFromIntake::is_stream(&event.stream_id) {
+        HeardFromIntake::decode_known(&event.event_type, &event.payload)
+            .map(|heard| heard.map(Followed::Intake))
     } else if RunEvent::is_stream(&event.stream_id) {
         RunEvent::decode(&event.event_type, &event.payload).map(|run| Some(Followed::Run(run)))
     } else if MedicalEvent::is_stream(&event.stream_id) {
@@ -896,6 +936,15 @@ async fn apply_event(
     match followed(event)? {
         None => Ok(()),
         Some(Followed::Review(heard)) => apply_heard(connection, event, heard).await,
+        Some(Followed::Intake(HeardFromIntake::Registered(registered))) => {
+            keep_account(
+                connection,
+                event,
+                &registered.household_id,
+                &registered.sealed_payment_account,
+            )
+            .await
+        }
         Some(Followed::Run(RunEvent::Created(created))) => {
             // A run created before its orders were split off has them here.
             project_orders(
@@ -1654,6 +1703,7 @@ pub async fn inspected_orders(
                 period: row.try_get(2)?,
                 amount_fen: row.try_get(3)?,
                 state: row.try_get(4)?,
+                account_tail: String::new(),
             })
         })
         .collect()
@@ -1830,6 +1880,126 @@ pub fn report_lines(
     (lines.into_values().collect(), total)
 }
 
+// ---- Accounts: intake's sealed payment accounts; the export's pages ----
+
+/// Keeps the household's sealed account (the one of the latest event in log order that gives
+/// one); an event that gives none leaves what is kept.
+async fn keep_account(
+    connection: &mut AnyConnection,
+    event: &RecordedEvent,
+    household_id: &str,
+    sealed_account: &[u8],
+) -> Result<(), HandlerError> {
+    if sealed_account.is_empty() {
+        return Ok(());
+    }
+    let position = event
+        .log_position
+        .and_then(|position| i64::try_from(position).ok())
+        .unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO payment_accounts (household_id, sealed_account, log_position) VALUES ($1, $2, $3) \
+         ON CONFLICT (household_id) DO UPDATE SET sealed_account = excluded.sealed_account, \
+         log_position = excluded.log_position WHERE payment_accounts.log_position <= excluded.log_position",
+    )
+    .bind(household_id)
+    .bind(sealed_account.to_vec())
+    .bind(position)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// One order of a run as the bank file takes it, with its household's sealed account
+/// (`None`: the household has none).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BatchOrder {
+    pub order_id: String,
+    pub household_id: String,
+    pub amount_fen: i64,
+    pub sealed_account: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for BatchOrder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BatchOrder")
+            .field("order_id", &self.order_id)
+            .field("amount_fen", &self.amount_fen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The run's orders in order-id order, each with its household's sealed account, in pages of
+/// `page_rows` sent as they are read: **one statement** read incrementally on a connection of
+/// its own (a task that ends when the receiver is dropped), at most two pages ahead of the
+/// reader. Not keyset pages of `LIMIT` queries: each of those is planned again, and right
+/// after a run's creation, before the table's statistics know the run, PostgreSQL plans each
+/// page as a scan and sort of the rest of the run (measured: 150 ms a page at 100,000 orders,
+/// growing with the run — quadratic in all); one ordered statement costs one scan (and at most
+/// one sort) whatever the plan.
+pub fn batch_orders(
+    pool: AnyPool,
+    run_id: String,
+    page_rows: usize,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<BatchOrder>, sqlx::Error>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        use futures::TryStreamExt as _;
+        let read = async {
+            let mut connection = pool.acquire().await?;
+            let mut rows = sqlx::query(
+                "SELECT o.order_id, o.household_id, o.amount_fen, a.sealed_account FROM payment_orders o \
+                 LEFT JOIN payment_accounts a ON a.household_id = o.household_id \
+                 WHERE o.run_id = $1 ORDER BY o.order_id",
+            )
+            .bind(run_id.as_str())
+            .fetch(&mut *connection);
+            let mut page = Vec::with_capacity(page_rows);
+            while let Some(row) = rows.try_next().await? {
+                page.push(BatchOrder {
+                    order_id: row.try_get(0)?,
+                    household_id: row.try_get(1)?,
+                    amount_fen: row.try_get(2)?,
+                    sealed_account: row.try_get(3)?,
+                });
+                if page.len() >= page_rows {
+                    let full = std::mem::replace(&mut page, Vec::with_capacity(page_rows));
+                    if sender.send(Ok(full)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !page.is_empty() {
+                let _ = sender.send(Ok(page)).await;
+            }
+            Ok::<(), sqlx::Error>(())
+        };
+        if let Err(error) = read.await {
+            let _ = sender.send(Err(error)).await;
+        }
+    });
+    receiver
+}
+
+/// The sealed accounts of the run's households, by household id (a household without one is
+/// absent).
+pub async fn run_sealed_accounts(
+    pool: &AnyPool,
+    run_id: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT a.household_id, a.sealed_account FROM payment_accounts a \
+         WHERE a.household_id IN (SELECT o.household_id FROM payment_orders o WHERE o.run_id = $1)",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
 /// The entitlements projection, fed by the log (both delivery modes, through
 /// `LogRuntime::spawn_consumer`).
 #[derive(Debug, Clone)]
@@ -1858,6 +2028,7 @@ impl Projection for PaymentEntitlements {
             // `payment_medical_claims`): their rows are exactly the committed runs' orders and
             // claims, and the replay writes the same rows again.
             for table in [
+                "payment_accounts",
                 "payment_recovery_claims",
                 "payment_ledger_lines",
                 "payment_orders",
@@ -1977,6 +2148,33 @@ mod tests {
         let at = time::macros::datetime!(2026-09-30 16:00 UTC).unix_timestamp() * 1_000_000;
         assert_eq!(local_month(at), Month::parse("2026-10").unwrap());
         assert_eq!(local_month(at - 1), Month::parse("2026-09").unwrap());
+    }
+
+    #[test]
+    fn payment_hears_only_the_registration_of_intake_s_households() {
+        assert!(HeardFromIntake::is_stream("intake-household-1"));
+        assert!(!HeardFromIntake::is_stream("intake-official-1"));
+        assert!(!HeardFromIntake::is_stream("intake-access-1"));
+        assert_eq!(
+            HeardFromIntake::decode_known(
+                <pb::MemberDied as sunshine_proto::events::Event>::TYPE,
+                b""
+            ),
+            Ok(None)
+        );
+        let registered = pb::HouseholdRegistered {
+            household_id: "h1".into(),
+            sealed_payment_account: vec![1, 2, 3],
+            ..Default::default()
+        };
+        let bytes = prost::Message::encode_to_vec(&registered);
+        assert_eq!(
+            HeardFromIntake::decode_known(
+                <pb::HouseholdRegistered as sunshine_proto::events::Event>::TYPE,
+                &bytes
+            ),
+            Ok(Some(HeardFromIntake::Registered(registered)))
+        );
     }
 
     #[test]

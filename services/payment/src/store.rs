@@ -801,3 +801,134 @@ impl PaymentStore {
             .await?)
     }
 }
+
+// ---- The bank file's export: the run without its orders; accounts opened ----
+
+/// Events of a run's stream read at once by [`PaymentStore::run_header_in_scope`]: a few
+/// `PaymentRunOrdersAdded` parts (each under the log's bound) at a time, never the stream.
+const HEADER_PAGE_EVENTS: u32 = 8;
+
+impl PaymentStore {
+    /// The run in the caller's scope (outside it, as a run that does not exist), folded
+    /// **without its orders** (`orders` empty: the export reads them from `payment_orders`),
+    /// reading its stream a page at a time so that memory does not grow with the run.
+    pub async fn run_header_in_scope(
+        &self,
+        caller: &Identity,
+        run_id: &str,
+    ) -> Result<RunState, ApiError> {
+        let stream = run_stream(run_id)?;
+        let mut run: Option<RunState> = None;
+        let mut from_version = 1;
+        loop {
+            let page = self
+                .log
+                .store
+                .read_stream_page(&stream, from_version, HEADER_PAGE_EVENTS)
+                .await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            from_version = last.stream_version + 1;
+            let read = page.len();
+            for event in page {
+                let decoded = RunEvent::decode(&event.event_type, &event.payload)
+                    .map_err(ApiError::internal)?;
+                drop(event);
+                let header = match decoded {
+                    RunEvent::OrdersAdded(mut added) => {
+                        added.orders = Vec::new();
+                        RunEvent::OrdersAdded(added)
+                    }
+                    RunEvent::Created(mut created) => {
+                        created.orders = Vec::new();
+                        RunEvent::Created(created)
+                    }
+                    other => other,
+                };
+                run.get_or_insert_with(RunState::default)
+                    .apply_owned(header);
+            }
+            if read < HEADER_PAGE_EVENTS as usize {
+                break;
+            }
+        }
+        let Some(run) = run else {
+            return Err(run_not_found(run_id));
+        };
+        let district =
+            sunshine_domain::OrgUnitCode::parse(&run.district_code).map_err(ApiError::internal)?;
+        if !caller.org_unit.covers(&district) {
+            return Err(run_not_found(run_id));
+        }
+        Ok(run)
+    }
+
+    /// Opens each household's sealed account (`SealedField::PaymentAccount` of intake's
+    /// registration), with one look-up of the keys for them all: `None` for a household with
+    /// none, or whose data key was destroyed (its personal data shredded), or whose sealed
+    /// bytes are no account. The opened accounts are held only by the caller, never stored.
+    pub async fn open_accounts(
+        &self,
+        sealed: &[(&str, Option<&[u8]>)],
+    ) -> Result<Vec<Option<crate::bank_files::Account>>, ApiError> {
+        use sunshine_eventlog::keys::KeyError;
+        let field = sunshine_household::sealed::SealedField::PaymentAccount;
+        let present: Vec<(usize, &[u8], Vec<u8>)> = sealed
+            .iter()
+            .enumerate()
+            .filter_map(|(at, (household_id, bytes))| {
+                bytes
+                    .filter(|bytes| !bytes.is_empty())
+                    .map(|bytes| (at, bytes, field.associated_data(household_id)))
+            })
+            .collect();
+        let values: Vec<(&[u8], &[u8])> = present
+            .iter()
+            .map(|(_, bytes, associated_data)| (*bytes, associated_data.as_slice()))
+            .collect();
+        let opened = if values.is_empty() {
+            Vec::new()
+        } else {
+            self.log
+                .keys
+                .open_all(&values)
+                .await
+                .map_err(ApiError::internal)?
+        };
+        let mut accounts = vec![None; sealed.len()];
+        for ((at, _, _), opened) in present.iter().zip(opened) {
+            accounts[*at] = match opened {
+                Ok(bytes) => crate::bank_files::Account::from_opened(&bytes),
+                Err(KeyError::Destroyed { .. }) => None,
+                Err(error) => return Err(ApiError::internal(error)),
+            };
+        }
+        Ok(accounts)
+    }
+
+    /// The account numbers of the run's households, opened (a household without an account
+    /// is absent): what the bank's answer to the run is matched against.
+    pub async fn run_account_numbers(
+        &self,
+        run_id: &str,
+    ) -> Result<crate::bank_files::AccountNumbers, ApiError> {
+        let sealed = read_model::run_sealed_accounts(self.pool(), run_id)
+            .await
+            .map_err(ApiError::internal)?;
+        let households: Vec<(&str, Option<&[u8]>)> = sealed
+            .iter()
+            .map(|(household_id, bytes)| (household_id.as_str(), Some(bytes.as_slice())))
+            .collect();
+        let opened = self.open_accounts(&households).await?;
+        Ok(crate::bank_files::AccountNumbers(
+            households
+                .iter()
+                .zip(opened)
+                .filter_map(|((household_id, _), account)| {
+                    account.map(|account| ((*household_id).to_owned(), account.number))
+                })
+                .collect(),
+        ))
+    }
+}
