@@ -13,6 +13,8 @@
 //! | the address (registration, move) | `address` |
 //! | the payment account (encoded `PaymentAccount`) | `payment_account` |
 //! | the reason of a change, death, correction or move | `v<version of its event>/reason` |
+//! | a joining member's name, resident id, phone (`MemberJoined`) | as a registration's members |
+//! | the note of a member joining or leaving | `v<version of its event>/reason` |
 //! | an application's declared facts (JSON) | `<application id>/declared_facts` |
 //! | the officer's words when reading | `access/<event id>/note` |
 //!
@@ -104,6 +106,32 @@ impl SealedField {
                 Some(&mut registered.sealed_payment_account)
             }
             (SealedField::Address, HouseholdEvent::Moved(moved)) => Some(&mut moved.sealed_address),
+            // household composition
+            (SealedField::MemberName { member_id }, HouseholdEvent::MemberJoined(joined)) => joined
+                .member
+                .as_mut()
+                .filter(|member| &member.member_id == member_id)
+                .map(|member| &mut member.sealed_name),
+            (SealedField::MemberNationalId { member_id }, HouseholdEvent::MemberJoined(joined)) => {
+                joined
+                    .member
+                    .as_mut()
+                    .filter(|member| &member.member_id == member_id)
+                    .map(|member| &mut member.sealed_national_id)
+            }
+            (SealedField::MemberPhone { member_id }, HouseholdEvent::MemberJoined(joined)) => {
+                joined
+                    .member
+                    .as_mut()
+                    .filter(|member| &member.member_id == member_id)
+                    .map(|member| &mut member.sealed_phone)
+            }
+            (SealedField::ChangeReason { .. }, HouseholdEvent::MemberJoined(joined)) => {
+                Some(&mut joined.sealed_note)
+            }
+            (SealedField::ChangeReason { .. }, HouseholdEvent::MemberLeft(left)) => {
+                Some(&mut left.sealed_note)
+            }
             (SealedField::ChangeReason { .. }, HouseholdEvent::CircumstanceChanged(changed)) => {
                 Some(&mut changed.sealed_reason)
             }
