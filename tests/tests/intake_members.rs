@@ -24,6 +24,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 const PATIENCE: Duration = Duration::from_secs(30);
 /// A village of another street-town.
 const FAR_VILLAGE: &str = "990101002001";
+const DISTRICT: &str = "990101000000";
 /// A household id nobody registered.
 const UNKNOWN_HOUSEHOLD: &str = "0190f3c4-0000-7000-8000-0000000000ff";
 
@@ -125,7 +126,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     let mut client = IntakeServiceClient::new(intake.channel().await?);
     let clerk = auth.token(Role::VillageClerk, VILLAGE);
     let far_clerk = auth.token(Role::VillageClerk, FAR_VILLAGE);
-    let finance = auth.token(Role::FinanceOfficer, VILLAGE);
+    let finance = auth.token(Role::FinanceOfficer, DISTRICT);
 
     let seed = if cluster { 21 } else { 22 };
     let a = client
@@ -411,7 +412,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     );
 
     // ---- No joining person's name or id number in plain text anywhere in the log ----
-    let rows: Vec<(Vec<u8>, String)> = sqlx::query_as("SELECT payload, metadata_json FROM events")
+    let rows: Vec<(Vec<u8>, String)> = sqlx::query_as("SELECT payload, metadata FROM events")
         .fetch_all(store.pool())
         .await?;
     for secret in [bride.id.as_bytes(), bride.name.as_bytes()] {
