@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use prost::Message as _;
 use sunshine_domain::{OrgTree, ValidationErrors};
-use sunshine_eventlog::{AppendOutcome, ExpectedVersion, request_digest};
+use sunshine_eventlog::{AppendOutcome, ExpectedVersion, GuardedAppend, request_digest};
 use sunshine_household::{HouseholdEvent, SealedField};
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_policy::{Policy, ProgramCode};
@@ -386,19 +386,23 @@ impl IntakeApi {
             .await?;
         let command = Command::AddMember(add);
         let events = aggregate::handle(Some(&household), &command)?;
-        let outcome = intake
+        match intake
             .store
             .append_joining(
-                caller,
                 &metadata,
                 ExpectedVersion::Exact(household.version),
                 &claims,
                 events,
                 command.personal_data(),
-                rpc::ADD_HOUSEHOLD_MEMBER,
             )
-            .await?;
-        joining_answer(&outcome)
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => joining_answer(&outcome),
+            GuardedAppend::Refused(refusal) => Err(intake
+                .store
+                .claim_refused_as(caller, refusal, "member".into(), rpc::ADD_HOUSEHOLD_MEMBER)
+                .await),
+        }
     }
 
     async fn remove_household_member(

@@ -376,33 +376,26 @@ impl IntakeStore {
     }
 
     /// [`IntakeStore::append`] of a member joining, the person's claim made by the append's
-    /// guard in the append's own transaction.
+    /// guard in the append's own transaction; a refused claim is the caller's to answer
+    /// ([`IntakeStore::claim_refused_as`]).
     pub async fn append_joining(
         &self,
-        caller: &Identity,
         metadata: &EventMetadata,
         expected: ExpectedVersion,
         claims: &PersonClaims,
         mut events: Vec<HouseholdEvent>,
         personal_data: Vec<PersonalDatum>,
-        rpc: &'static str,
-    ) -> Result<AppendOutcome, ApiError> {
+    ) -> Result<GuardedAppend<ClaimRefusal>, ApiError> {
         let household_id = claims.household_id.as_str();
         self.seal_into(household_id, &mut events, personal_data)
             .await?;
         let stream = household_stream(household_id)?;
         let new_events = household_new_events(household_id, &events);
-        match self
+        Ok(self
             .log
             .store
             .append_guarded(&stream, expected, metadata, new_events, claims)
-            .await?
-        {
-            GuardedAppend::Appended(outcome) => Ok(outcome),
-            GuardedAppend::Refused(refusal) => Err(self
-                .claim_refused_as(caller, refusal, "member".into(), rpc)
-                .await),
-        }
+            .await?)
     }
 
     /// [`IntakeStore::append`] of a member leaving, their claim given up in the append's own
