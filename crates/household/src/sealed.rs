@@ -314,4 +314,51 @@ mod tests {
         };
         assert!(elsewhere.slot_in(&mut submitted).is_none());
     }
+
+    // household composition
+    #[test]
+    fn a_joining_members_fields_have_their_slots_in_member_joined_and_no_one_elses() {
+        let mut joined = HouseholdEvent::MemberJoined(pb::MemberJoined {
+            member: Some(pb::SealedMember {
+                member_id: MEMBER.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        for field in [
+            SealedField::MemberName {
+                member_id: MEMBER.into(),
+            },
+            SealedField::MemberNationalId {
+                member_id: MEMBER.into(),
+            },
+            SealedField::MemberPhone {
+                member_id: MEMBER.into(),
+            },
+            SealedField::ChangeReason { version: 4 },
+        ] {
+            let slot = field.slot_in(&mut joined).unwrap();
+            *slot = field.path().into_bytes();
+        }
+        let HouseholdEvent::MemberJoined(filled) = &joined else {
+            unreachable!()
+        };
+        let member = filled.member.as_ref().unwrap();
+        assert_eq!(
+            member.sealed_national_id,
+            format!("{MEMBER}/national_id").as_bytes()
+        );
+        assert_eq!(filled.sealed_note, b"v4/reason");
+        let other_member = SealedField::MemberName {
+            member_id: "someone-else".into(),
+        };
+        assert!(other_member.slot_in(&mut joined).is_none());
+        let mut left = HouseholdEvent::MemberLeft(pb::MemberLeft::default());
+        assert!(
+            SealedField::ChangeReason { version: 5 }
+                .slot_in(&mut left)
+                .is_some()
+        );
+        assert!(SealedField::Address.slot_in(&mut left).is_none());
+    }
 }

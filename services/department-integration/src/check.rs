@@ -787,6 +787,27 @@ mod tests {
         assert!(matches!(expired, Err(CheckError::NotNow(reason)) if reason.contains("expired")));
     }
 
+    // household composition
+    #[test]
+    fn members_joining_and_leaving_are_composition_changes_as_deaths_are() {
+        use sunshine_household::HouseholdEvent;
+        for event in [
+            HouseholdEvent::MemberJoined(pb::MemberJoined::default()),
+            HouseholdEvent::MemberLeft(pb::MemberLeft::default()),
+            HouseholdEvent::MemberDied(pb::MemberDied::default()),
+            HouseholdEvent::DeathRecordCorrected(pb::DeathRecordCorrected::default()),
+        ] {
+            assert!(is_composition_change(&event), "{event:?}");
+        }
+        for event in [
+            HouseholdEvent::CircumstanceChanged(pb::CircumstanceChanged::default()),
+            HouseholdEvent::Moved(pb::HouseholdMoved::default()),
+            HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted::default()),
+        ] {
+            assert!(!is_composition_change(&event), "{event:?}");
+        }
+    }
+
     #[test]
     fn a_case_not_waiting_for_verification_opens_no_check() {
         let mut command = open_command(consented());
