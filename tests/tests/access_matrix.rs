@@ -173,6 +173,9 @@ enum Rpc {
     RecordDeath,
     CorrectDeathRecord,
     RecordMove,
+    // household composition
+    AddHouseholdMember,
+    RemoveHouseholdMember,
     SubmitApplication,
     RegisterOfficialRelative,
     GetHousehold,
@@ -238,6 +241,9 @@ impl Rpc {
             ("IntakeService", "RecordDeath") => Rpc::RecordDeath,
             ("IntakeService", "CorrectDeathRecord") => Rpc::CorrectDeathRecord,
             ("IntakeService", "RecordMove") => Rpc::RecordMove,
+            // household composition
+            ("IntakeService", "AddHouseholdMember") => Rpc::AddHouseholdMember,
+            ("IntakeService", "RemoveHouseholdMember") => Rpc::RemoveHouseholdMember,
             ("IntakeService", "SubmitApplication") => Rpc::SubmitApplication,
             ("IntakeService", "RegisterOfficialRelative") => Rpc::RegisterOfficialRelative,
             ("IntakeService", "GetHousehold") => Rpc::GetHousehold,
@@ -1629,6 +1635,42 @@ impl World {
                     reason: "村内搬迁".into(),
                 };
                 ok(self.intake.record_move(with_token(request, &token)?).await)
+            }
+            // household composition
+            Rpc::AddHouseholdMember => {
+                let person = Person {
+                    name: "赵新娘",
+                    id: national_id("19960606", 1),
+                    birth: (1996, 6, 6),
+                    relation: pb::Relation::Other,
+                };
+                let request = pb::AddHouseholdMemberRequest {
+                    command_id,
+                    household_id: target.household_id.clone(),
+                    expected_version: stale_household_version,
+                    member: Some(sunshine_tests::households::member(&person, 0)),
+                    reason: pb::JoinReason::Marriage as i32,
+                    note: String::new(),
+                };
+                ok(self
+                    .intake
+                    .add_household_member(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::RemoveHouseholdMember => {
+                let request = pb::RemoveHouseholdMemberRequest {
+                    command_id,
+                    household_id: target.household_id.clone(),
+                    expected_version: stale_household_version,
+                    member_id: target.member_ids[2].clone(),
+                    reason: pb::LeaveReason::MovedOut as i32,
+                    effective_date: date(2026, 9, 1),
+                    note: String::new(),
+                };
+                ok(self
+                    .intake
+                    .remove_household_member(with_token(request, &token)?)
+                    .await)
             }
             Rpc::SubmitApplication => {
                 let request =

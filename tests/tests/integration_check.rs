@@ -971,3 +971,67 @@ async fn three_holders_complete_the_verification_stage(cluster: bool) -> anyhow:
     std::fs::remove_file(&file)?;
     Running { world, ..running }.stop().await
 }
+
+// ---- household composition: a member joining lapses the consent (issue 13) ----
+
+mod consent_lapsed_by_a_new_member {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_and_nats() -> anyhow::Result<()> {
+        super::consent_lapsed_by_a_new_member(true).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_and_the_in_process_bus() -> anyhow::Result<()> {
+        super::consent_lapsed_by_a_new_member(false).await
+    }
+}
+
+/// Issue 13's acceptance: "consent lapsed by a new member → the request is refused until a new
+/// authorisation is recorded". The consent is recorded; a person joins the household
+/// (`MemberJoined`); the check is FAILED_PRECONDITION; a new consent lets it open.
+async fn consent_lapsed_by_a_new_member(cluster: bool) -> anyhow::Result<()> {
+    let running = start(cluster, None).await?;
+    let mut world = running.world;
+    let seed = if cluster { 71 } else { 72 };
+    let (household, _, case_id) = world.case_at_verification(seed).await?;
+    world.record_consent("consent-join", &household).await?;
+    let household_stream = StreamId::new("intake", "household", &household)?;
+    let household_version = world
+        .store
+        .read_stream(&household_stream, 1)
+        .await?
+        .last()
+        .map_or(0, |event| event.stream_version);
+    let bride = sunshine_tests::households::Person {
+        name: "赵新娘",
+        id: sunshine_tests::households::national_id("19960606", seed),
+        birth: (1996, 6, 6),
+        relation: pb::Relation::Other,
+    };
+    let joined = world
+        .intake
+        .add_household_member(with_token(
+            pb::AddHouseholdMemberRequest {
+                command_id: "join-consent".into(),
+                household_id: household.clone(),
+                expected_version: household_version,
+                member: Some(sunshine_tests::households::member(&bride, 0)),
+                reason: pb::JoinReason::Marriage as i32,
+                note: String::new(),
+            },
+            &world.clerk,
+        )?)
+        .await?
+        .into_inner();
+    assert_eq!(joined.version, household_version + 1);
+    let lapsed = status(world.open_check("open-join", &case_id).await);
+    assert_eq!(lapsed.code(), Code::FailedPrecondition);
+    assert!(lapsed.message().contains("lapsed"), "{}", lapsed.message());
+    // A new authorisation, signed after the join: the check opens.
+    world.record_consent("consent-join-2", &household).await?;
+    let opened = world.open_check("open-join", &case_id).await?;
+    assert!(!opened.requests.is_empty());
+    Running { world, ..running }.stop().await
+}
+
+// ---- end of household composition ----

@@ -82,6 +82,9 @@ rows! {
     "IntakeService/RecordMove" => record_move,
     "IntakeService/SubmitApplication" => submit_application,
     "IntakeService/RegisterOfficialRelative" => register_official_relative,
+    // household composition
+    "IntakeService/AddHouseholdMember" => add_household_member,
+    "IntakeService/RemoveHouseholdMember" => remove_household_member,
     "ReviewService/AssignInvestigators" => assign_investigators,
     "ReviewService/RecordHomeVisit" => record_home_visit,
     "ReviewService/RequestVerification" => request_verification,
@@ -1158,6 +1161,97 @@ async fn record_death(world: &World, seed: u32) -> anyhow::Result<()> {
         .retries_answer_first(call, request, &first, other)
         .await
 }
+
+// ---- household composition ----
+
+/// A person joining `household` by marriage: `sequence` keeps people of rows apart.
+fn joining(
+    command_id: &str,
+    household: &Household,
+    version: u64,
+    sequence: u32,
+) -> pb::AddHouseholdMemberRequest {
+    let person = Person {
+        name: "赵新娘",
+        id: sunshine_tests::households::national_id("19960606", sequence % 1000),
+        birth: (1996, 6, 6),
+        relation: pb::Relation::Other,
+    };
+    pb::AddHouseholdMemberRequest {
+        command_id: command_id.into(),
+        household_id: household.household_id.clone(),
+        expected_version: version,
+        member: Some(sunshine_tests::households::member(&person, 0)),
+        reason: pb::JoinReason::Marriage as i32,
+        note: String::new(),
+    }
+}
+
+fn leaving(
+    command_id: &str,
+    household: &Household,
+    version: u64,
+    member_id: &str,
+) -> pb::RemoveHouseholdMemberRequest {
+    pb::RemoveHouseholdMemberRequest {
+        command_id: command_id.into(),
+        household_id: household.household_id.clone(),
+        expected_version: version,
+        member_id: member_id.into(),
+        reason: pb::LeaveReason::MovedOut as i32,
+        effective_date: date(2026, 9, 1),
+        note: String::new(),
+    }
+}
+
+async fn add_household_member(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let call = call!(world.intake, add_household_member, world.clerk);
+    let version = world.household_version(&household.household_id).await?;
+    let request = joining(&format!("join-1-{seed}"), &household, version, seed * 2);
+    let first = call(request.clone()).await?;
+    // The world moves on: the new member leaves again.
+    call!(world.intake, remove_household_member, world.clerk)(leaving(
+        &format!("leave-1-{seed}"),
+        &household,
+        first.version,
+        &first.member_id,
+    ))
+    .await?;
+    // Another person under the same command id: refused, and nobody is claimed.
+    let other = joining(&format!("join-1-{seed}"), &household, version, seed * 2 + 1);
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn remove_household_member(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let call = call!(world.intake, remove_household_member, world.clerk);
+    let version = world.household_version(&household.household_id).await?;
+    let request = leaving(
+        &format!("leave-1-{seed}"),
+        &household,
+        version,
+        &household.member_ids[2],
+    );
+    let first = call(request.clone()).await?;
+    // The world moves on: someone joins.
+    call!(world.intake, add_household_member, world.clerk)(joining(
+        &format!("join-1-{seed}"),
+        &household,
+        first.version,
+        seed * 2,
+    ))
+    .await?;
+    let mut other = request.clone();
+    other.effective_date = date(2026, 8, 31);
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- end of household composition ----
 
 async fn correct_death_record(world: &World, seed: u32) -> anyhow::Result<()> {
     let household = world.household(seed).await?;

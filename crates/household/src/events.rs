@@ -19,6 +19,9 @@ sunshine_proto::stream_events! {
         ApplicationSubmitted(pb::ApplicationSubmitted),
         RelativeOfOfficialFlagged(pb::RelativeOfOfficialFlagged),
         ApplicationClosed(pb::ApplicationClosed),
+        // household composition
+        MemberJoined(pb::MemberJoined),
+        MemberLeft(pb::MemberLeft),
     }
 }
 

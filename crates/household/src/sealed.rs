@@ -13,6 +13,8 @@
 //! | the address (registration, move) | `address` |
 //! | the payment account (encoded `PaymentAccount`) | `payment_account` |
 //! | the reason of a change, death, correction or move | `v<version of its event>/reason` |
+//! | a joining member's name, resident id, phone (`MemberJoined`) | as a registration's members |
+//! | the note of a member joining or leaving | `v<version of its event>/reason` |
 //! | an application's declared facts (JSON) | `<application id>/declared_facts` |
 //! | the officer's words when reading | `access/<event id>/note` |
 //!
@@ -104,6 +106,32 @@ impl SealedField {
                 Some(&mut registered.sealed_payment_account)
             }
             (SealedField::Address, HouseholdEvent::Moved(moved)) => Some(&mut moved.sealed_address),
+            // household composition
+            (SealedField::MemberName { member_id }, HouseholdEvent::MemberJoined(joined)) => joined
+                .member
+                .as_mut()
+                .filter(|member| &member.member_id == member_id)
+                .map(|member| &mut member.sealed_name),
+            (SealedField::MemberNationalId { member_id }, HouseholdEvent::MemberJoined(joined)) => {
+                joined
+                    .member
+                    .as_mut()
+                    .filter(|member| &member.member_id == member_id)
+                    .map(|member| &mut member.sealed_national_id)
+            }
+            (SealedField::MemberPhone { member_id }, HouseholdEvent::MemberJoined(joined)) => {
+                joined
+                    .member
+                    .as_mut()
+                    .filter(|member| &member.member_id == member_id)
+                    .map(|member| &mut member.sealed_phone)
+            }
+            (SealedField::ChangeReason { .. }, HouseholdEvent::MemberJoined(joined)) => {
+                Some(&mut joined.sealed_note)
+            }
+            (SealedField::ChangeReason { .. }, HouseholdEvent::MemberLeft(left)) => {
+                Some(&mut left.sealed_note)
+            }
             (SealedField::ChangeReason { .. }, HouseholdEvent::CircumstanceChanged(changed)) => {
                 Some(&mut changed.sealed_reason)
             }
@@ -285,5 +313,52 @@ mod tests {
             application_id: "another".into(),
         };
         assert!(elsewhere.slot_in(&mut submitted).is_none());
+    }
+
+    // household composition
+    #[test]
+    fn a_joining_members_fields_have_their_slots_in_member_joined_and_no_one_elses() {
+        let mut joined = HouseholdEvent::MemberJoined(pb::MemberJoined {
+            member: Some(pb::SealedMember {
+                member_id: MEMBER.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        for field in [
+            SealedField::MemberName {
+                member_id: MEMBER.into(),
+            },
+            SealedField::MemberNationalId {
+                member_id: MEMBER.into(),
+            },
+            SealedField::MemberPhone {
+                member_id: MEMBER.into(),
+            },
+            SealedField::ChangeReason { version: 4 },
+        ] {
+            let slot = field.slot_in(&mut joined).unwrap();
+            *slot = field.path().into_bytes();
+        }
+        let HouseholdEvent::MemberJoined(filled) = &joined else {
+            unreachable!()
+        };
+        let member = filled.member.as_ref().unwrap();
+        assert_eq!(
+            member.sealed_national_id,
+            format!("{MEMBER}/national_id").as_bytes()
+        );
+        assert_eq!(filled.sealed_note, b"v4/reason");
+        let other_member = SealedField::MemberName {
+            member_id: "someone-else".into(),
+        };
+        assert!(other_member.slot_in(&mut joined).is_none());
+        let mut left = HouseholdEvent::MemberLeft(pb::MemberLeft::default());
+        assert!(
+            SealedField::ChangeReason { version: 5 }
+                .slot_in(&mut left)
+                .is_some()
+        );
+        assert!(SealedField::Address.slot_in(&mut left).is_none());
     }
 }

@@ -133,6 +133,21 @@ impl HouseholdState {
                     member.date_of_death = None;
                 }
             }
+            // Household composition: a member joins as registration's members do; one who
+            // leaves is no longer the household's (their person-index claim is given up).
+            HouseholdEvent::MemberJoined(joined) => {
+                if let Some(sealed) = joined.member {
+                    self.members.push(MemberState {
+                        sealed,
+                        alive: true,
+                        date_of_death: None,
+                    });
+                }
+            }
+            HouseholdEvent::MemberLeft(left) => {
+                self.members
+                    .retain(|member| member.sealed.member_id != left.member_id);
+            }
             HouseholdEvent::Moved(moved) => {
                 self.hukou_org_unit_code = moved.to_org_unit_code;
                 self.sealed_address = moved.sealed_address;

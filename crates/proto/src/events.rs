@@ -181,6 +181,9 @@ registry! {
     ApplicationSubmitted,
     RelativeOfOfficialFlagged,
     ApplicationClosed,
+    // intake: intake-household-<id>, household composition
+    MemberJoined,
+    MemberLeft,
     // intake: intake-official-<id>, intake-access-<household>, intake-quota-<officer>
     OfficialRelativeRegistered,
     PersonalDataAccessed,

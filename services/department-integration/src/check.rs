@@ -140,8 +140,8 @@ pub fn case_facts(events: &[(HeardFromReview, u64)]) -> Option<CaseFacts> {
 // ---- Consent ----
 
 /// The consent a check may rely on: the household's last, if any, with the versions of its
-/// household stream's composition changes (a member died or a death was corrected — intake
-/// has no join or leave event yet).
+/// household stream's composition changes (a member joined, left or died, or a death was
+/// corrected).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConsentFacts {
     pub last: Option<pb::ConsentRecorded>,
@@ -154,6 +154,8 @@ pub fn is_composition_change(event: &sunshine_household::HouseholdEvent) -> bool
         event,
         sunshine_household::HouseholdEvent::MemberDied(_)
             | sunshine_household::HouseholdEvent::DeathRecordCorrected(_)
+            | sunshine_household::HouseholdEvent::MemberJoined(_)
+            | sunshine_household::HouseholdEvent::MemberLeft(_)
     )
 }
 
@@ -783,6 +785,27 @@ mod tests {
             composition_changes: Vec::new(),
         }));
         assert!(matches!(expired, Err(CheckError::NotNow(reason)) if reason.contains("expired")));
+    }
+
+    // household composition
+    #[test]
+    fn members_joining_and_leaving_are_composition_changes_as_deaths_are() {
+        use sunshine_household::HouseholdEvent;
+        for event in [
+            HouseholdEvent::MemberJoined(pb::MemberJoined::default()),
+            HouseholdEvent::MemberLeft(pb::MemberLeft::default()),
+            HouseholdEvent::MemberDied(pb::MemberDied::default()),
+            HouseholdEvent::DeathRecordCorrected(pb::DeathRecordCorrected::default()),
+        ] {
+            assert!(is_composition_change(&event), "{event:?}");
+        }
+        for event in [
+            HouseholdEvent::CircumstanceChanged(pb::CircumstanceChanged::default()),
+            HouseholdEvent::Moved(pb::HouseholdMoved::default()),
+            HouseholdEvent::ApplicationSubmitted(pb::ApplicationSubmitted::default()),
+        ] {
+            assert!(!is_composition_change(&event), "{event:?}");
+        }
     }
 
     #[test]

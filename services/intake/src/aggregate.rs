@@ -12,8 +12,8 @@ use sunshine_policy::{Channel, ReviewWorkflow};
 use sunshine_proto::v1 as pb;
 
 use crate::commands::{
-    ChangeCircumstances, Command, CorrectDeathRecord, FlagRelative, MoveHousehold, RecordDeath,
-    RegisterHousehold, SubmitApplication,
+    AddMember, ChangeCircumstances, Command, CorrectDeathRecord, FlagRelative, MoveHousehold,
+    NewMember, RecordDeath, RegisterHousehold, RemoveMember, SubmitApplication,
 };
 
 /// Why a command is refused.
@@ -31,6 +31,13 @@ pub enum CommandError {
     AlreadyRegistered { household_id: String },
     #[error("no household {household_id}")]
     NoHousehold { household_id: String },
+    // household composition
+    /// The joining person is a member of this household already (alive or recorded dead).
+    #[error("member: already a member of this household ({member_id})")]
+    AlreadyAMember { member_id: String },
+    /// The head stays: another member cannot be named head by this RPC.
+    #[error("member_id: the head of household cannot leave it")]
+    HeadCannotLeave,
 }
 
 /// Decides `command` on `household` (`None`: no stream yet).
@@ -54,6 +61,8 @@ pub fn handle(
             correct_death_record(household, correction)
         }
         (Some(household), Command::Move(moved)) => Ok(move_household(household, moved)),
+        (Some(household), Command::AddMember(add)) => add_member(household, add),
+        (Some(household), Command::RemoveMember(remove)) => remove_member(household, remove),
         (Some(household), Command::SubmitApplication(submission)) => {
             submit_application(household, submission)
         }
@@ -68,44 +77,46 @@ fn command_household_id(command: &Command) -> &str {
         Command::RecordDeath(death) => &death.household_id,
         Command::CorrectDeathRecord(correction) => &correction.household_id,
         Command::Move(moved) => &moved.household_id,
+        Command::AddMember(add) => &add.household_id,
+        Command::RemoveMember(remove) => &remove.household_id,
         Command::SubmitApplication(submission) => &submission.household_id,
         Command::FlagRelative(flag) => &flag.household_id,
     }
 }
 
+/// A member as events carry it: the clear facts as given, the personal fields empty until the
+/// store seals them.
+fn sealed_member(member: &NewMember) -> pb::SealedMember {
+    let input = &member.input;
+    pb::SealedMember {
+        member_id: member.member_id.clone(),
+        national_id_index: member.national_id_index.to_vec(),
+        relation: input.relation,
+        sex: input.sex,
+        birth_date: input.birth_date,
+        hukou_type: input.hukou_type,
+        resident_since: input.resident_since,
+        disability_category: input.disability_category.clone(),
+        disability_grade: input.disability_grade,
+        labour_capacity: input.labour_capacity,
+        has_pension: input.has_pension,
+        entitled_group_category: input.entitled_group_category.clone(),
+        entitled_group_grade: input.entitled_group_grade,
+        party_member_since: input.party_member_since,
+        reservoir_migrant: input.reservoir_migrant,
+        only_child_certificate: input.only_child_certificate,
+        school_stage: input.school_stage.clone(),
+        boarding: input.boarding,
+        monthly_income: input.monthly_income.clone(),
+        // Sealed by the store: name, resident id, phone.
+        sealed_name: Vec::new(),
+        sealed_national_id: Vec::new(),
+        sealed_phone: Vec::new(),
+    }
+}
+
 fn register_household(register: &RegisterHousehold) -> Vec<HouseholdEvent> {
-    let members = register
-        .members
-        .iter()
-        .map(|member| {
-            let input = &member.input;
-            pb::SealedMember {
-                member_id: member.member_id.clone(),
-                national_id_index: member.national_id_index.to_vec(),
-                relation: input.relation,
-                sex: input.sex,
-                birth_date: input.birth_date,
-                hukou_type: input.hukou_type,
-                resident_since: input.resident_since,
-                disability_category: input.disability_category.clone(),
-                disability_grade: input.disability_grade,
-                labour_capacity: input.labour_capacity,
-                has_pension: input.has_pension,
-                entitled_group_category: input.entitled_group_category.clone(),
-                entitled_group_grade: input.entitled_group_grade,
-                party_member_since: input.party_member_since,
-                reservoir_migrant: input.reservoir_migrant,
-                only_child_certificate: input.only_child_certificate,
-                school_stage: input.school_stage.clone(),
-                boarding: input.boarding,
-                monthly_income: input.monthly_income.clone(),
-                // Sealed by the store: name, resident id, phone.
-                sealed_name: Vec::new(),
-                sealed_national_id: Vec::new(),
-                sealed_phone: Vec::new(),
-            }
-        })
-        .collect();
+    let members = register.members.iter().map(sealed_member).collect();
     vec![HouseholdEvent::Registered(pb::HouseholdRegistered {
         household_id: register.household_id.clone(),
         hukou_org_unit_code: register.village.as_str().to_owned(),
@@ -177,6 +188,53 @@ fn move_household(household: &HouseholdState, moved: &MoveHousehold) -> Vec<Hous
         sealed_reason: Vec::new(),
     })]
 }
+
+// ---- household composition ----
+
+/// A person joins: not one of the household already (the person index holds them to one
+/// household; the store checked the others before and its guard claims them in the append).
+fn add_member(
+    household: &HouseholdState,
+    add: &AddMember,
+) -> Result<Vec<HouseholdEvent>, CommandError> {
+    let index = add.member.national_id_index.as_slice();
+    if let Some(existing) = household
+        .members
+        .iter()
+        .find(|member| member.sealed.national_id_index == index)
+    {
+        return Err(CommandError::AlreadyAMember {
+            member_id: existing.sealed.member_id.clone(),
+        });
+    }
+    Ok(vec![HouseholdEvent::MemberJoined(pb::MemberJoined {
+        household_id: household.household_id.clone(),
+        member: Some(sealed_member(&add.member)),
+        reason: add.reason as i32,
+        sealed_note: Vec::new(),
+    })])
+}
+
+/// A living member other than the head leaves; their claim goes with the event.
+fn remove_member(
+    household: &HouseholdState,
+    remove: &RemoveMember,
+) -> Result<Vec<HouseholdEvent>, CommandError> {
+    let member = household.require_living_member("member_id", &remove.member_id)?;
+    if member.sealed.relation == pb::Relation::Head as i32 {
+        return Err(CommandError::HeadCannotLeave);
+    }
+    Ok(vec![HouseholdEvent::MemberLeft(pb::MemberLeft {
+        household_id: household.household_id.clone(),
+        member_id: remove.member_id.clone(),
+        reason: remove.reason as i32,
+        effective_date: Some(sunshine_proto::dates::from_date(remove.effective_date)),
+        sealed_note: Vec::new(),
+        national_id_index: member.sealed.national_id_index.clone(),
+    })])
+}
+
+// ---- end of household composition ----
 
 fn workflow_name(workflow: ReviewWorkflow) -> &'static str {
     match workflow {
@@ -302,7 +360,7 @@ mod tests {
     use time::macros::date;
 
     use super::*;
-    use crate::commands::{NewMember, RegisteredRelative, Window};
+    use crate::commands::{AddMember, NewMember, RegisteredRelative, RemoveMember, Window};
     use crate::read_model::OfficialRelative;
 
     const HOUSEHOLD: &str = "0190f3c4-0000-7000-8000-0000000000aa";
@@ -766,6 +824,172 @@ mod tests {
             .when(flag("m2"))
             .then_expect_events(vec![flagged("c-dibao"), flagged("c-temporary")]);
     }
+
+    // ---- household composition ----
+
+    fn joining(index: u8, relation: pb::Relation) -> AddMember {
+        let national_id = NationalId::parse("11010519491231002X").unwrap();
+        AddMember {
+            household_id: HOUSEHOLD.into(),
+            expected_version: 1,
+            member: NewMember {
+                position: 0,
+                member_id: "m3".into(),
+                national_id: national_id.clone(),
+                national_id_index: [index; 32],
+                input: pb::MemberInput {
+                    name: "李四".into(),
+                    national_id: national_id.as_str().into(),
+                    relation: relation as i32,
+                    hukou_type: pb::HukouType::Rural as i32,
+                    phone: "13900000000".into(),
+                    ..Default::default()
+                },
+            },
+            reason: pb::JoinReason::Marriage,
+            note: "结婚登记".into(),
+        }
+    }
+
+    fn leaving(member_id: &str) -> RemoveMember {
+        RemoveMember {
+            household_id: HOUSEHOLD.into(),
+            expected_version: 1,
+            member_id: member_id.into(),
+            reason: pb::LeaveReason::MovedOut,
+            effective_date: date!(2026 - 10 - 15),
+            note: String::new(),
+        }
+    }
+
+    fn registered_with_indexes() -> HouseholdEvent {
+        HouseholdEvent::Registered(pb::HouseholdRegistered {
+            household_id: HOUSEHOLD.into(),
+            hukou_org_unit_code: VILLAGE.into(),
+            members: vec![
+                pb::SealedMember {
+                    national_id_index: vec![1; 32],
+                    ..member("m1", pb::Relation::Head)
+                },
+                pb::SealedMember {
+                    national_id_index: vec![2; 32],
+                    ..member("m2", pb::Relation::Spouse)
+                },
+            ],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn given_a_household_when_a_person_joins_then_they_join_sealed_as_at_registration() {
+        given(vec![registered_with_indexes()])
+            .when(Command::AddMember(joining(9, pb::Relation::Spouse)))
+            .then_expect_events(vec![HouseholdEvent::MemberJoined(pb::MemberJoined {
+                household_id: HOUSEHOLD.into(),
+                member: Some(pb::SealedMember {
+                    member_id: "m3".into(),
+                    national_id_index: vec![9; 32],
+                    relation: pb::Relation::Spouse as i32,
+                    hukou_type: pb::HukouType::Rural as i32,
+                    ..Default::default()
+                }),
+                reason: pb::JoinReason::Marriage as i32,
+                sealed_note: Vec::new(),
+            })])
+            .and_every_personal_datum_has_its_slot();
+    }
+
+    #[test]
+    fn given_a_member_when_the_same_person_joins_again_then_the_member_is_named() {
+        given(vec![registered_with_indexes()])
+            .when(Command::AddMember(joining(2, pb::Relation::Child)))
+            .then_expect_error(CommandError::AlreadyAMember {
+                member_id: "m2".into(),
+            });
+        // Recorded dead here: still this household's.
+        given(vec![registered_with_indexes(), died("m2")])
+            .when(Command::AddMember(joining(2, pb::Relation::Child)))
+            .then_expect_error(CommandError::AlreadyAMember {
+                member_id: "m2".into(),
+            });
+    }
+
+    #[test]
+    fn given_a_joined_member_the_household_folds_them_in_and_out() {
+        let joined = handle(
+            HouseholdState::fold([(registered_with_indexes(), 1, 10)]).as_ref(),
+            &Command::AddMember(joining(9, pb::Relation::Child)),
+        )
+        .unwrap()
+        .remove(0);
+        let state =
+            HouseholdState::fold([(registered_with_indexes(), 1, 10), (joined.clone(), 2, 20)])
+                .unwrap();
+        assert!(state.require_living_member("member_id", "m3").is_ok());
+        let mut remove = leaving("m3");
+        remove.expected_version = 2;
+        let left = handle(Some(&state), &Command::RemoveMember(remove))
+            .unwrap()
+            .remove(0);
+        let HouseholdEvent::MemberLeft(payload) = &left else {
+            unreachable!()
+        };
+        // The claim to give up goes with the event.
+        assert_eq!(payload.national_id_index, vec![9; 32]);
+        let after = HouseholdState::fold([
+            (registered_with_indexes(), 1, 10),
+            (joined, 2, 20),
+            (left, 3, 30),
+        ])
+        .unwrap();
+        assert_eq!(after.members.len(), 2);
+        assert!(after.member("m3").is_none());
+    }
+
+    #[test]
+    fn given_a_household_when_a_member_leaves_then_the_leave_is_recorded_with_its_note_to_seal() {
+        let mut other = leaving("m2");
+        other.reason = pb::LeaveReason::Other;
+        other.note = "外出务工落户".into();
+        given(vec![registered_with_indexes()])
+            .when(Command::RemoveMember(other))
+            .then_expect_events(vec![HouseholdEvent::MemberLeft(pb::MemberLeft {
+                household_id: HOUSEHOLD.into(),
+                member_id: "m2".into(),
+                reason: pb::LeaveReason::Other as i32,
+                effective_date: Some(pb::Date {
+                    year: 2026,
+                    month: 10,
+                    day: 15,
+                }),
+                sealed_note: Vec::new(),
+                national_id_index: vec![2; 32],
+            })])
+            .and_every_personal_datum_has_its_slot();
+    }
+
+    #[test]
+    fn given_a_household_when_the_head_the_dead_or_a_stranger_leaves_then_refused() {
+        given(vec![registered_with_indexes()])
+            .when(Command::RemoveMember(leaving("m1")))
+            .then_expect_error(CommandError::HeadCannotLeave);
+        let mut after_death = leaving("m2");
+        after_death.expected_version = 2;
+        given(vec![registered_with_indexes(), died("m2")])
+            .when(Command::RemoveMember(after_death))
+            .then_expect_error(CommandError::Household(HouseholdError::MemberDead {
+                field: "member_id".into(),
+                member_id: "m2".into(),
+            }));
+        given(vec![registered_with_indexes()])
+            .when(Command::RemoveMember(leaving("m9")))
+            .then_expect_error(CommandError::Household(HouseholdError::UnknownMember {
+                field: "member_id".into(),
+                member_id: "m9".into(),
+            }));
+    }
+
+    // ---- end of household composition ----
 
     #[test]
     fn a_change_of_reason_is_sealed_for_the_version_its_event_will_have() {

@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use prost::Message as _;
 use sunshine_domain::{OrgTree, ValidationErrors};
-use sunshine_eventlog::{AppendOutcome, ExpectedVersion, request_digest};
+use sunshine_eventlog::{AppendOutcome, ExpectedVersion, GuardedAppend, request_digest};
 use sunshine_household::{HouseholdEvent, SealedField};
 use sunshine_platform::{ApiError, Identity, Role};
 use sunshine_policy::{Policy, ProgramCode};
@@ -33,8 +33,9 @@ use sunshine_proto::v1::intake_service_server::IntakeService;
 use crate::access::{self, Reveal};
 use crate::aggregate;
 use crate::commands::{
-    ChangeCircumstances, Command, CorrectDeathRecord, FlagRelative, MoveHousehold, Parsing,
-    RecordDeath, RegisterHousehold, RegisterOfficialRelative, SubmitApplication,
+    AddMember, ChangeCircumstances, Command, CorrectDeathRecord, FlagRelative, MoveHousehold,
+    Parsing, RecordDeath, RegisterHousehold, RegisterOfficialRelative, RemoveMember,
+    SubmitApplication,
 };
 use crate::errors::person_not_found;
 use crate::masking;
@@ -71,6 +72,8 @@ pub(crate) mod rpc {
     pub const RECORD_DEATH: &str = "RecordDeath";
     pub const CORRECT_DEATH_RECORD: &str = "CorrectDeathRecord";
     pub const RECORD_MOVE: &str = "RecordMove";
+    pub const ADD_HOUSEHOLD_MEMBER: &str = "AddHouseholdMember";
+    pub const REMOVE_HOUSEHOLD_MEMBER: &str = "RemoveHouseholdMember";
     pub const SUBMIT_APPLICATION: &str = "SubmitApplication";
     pub const GET_HOUSEHOLD: &str = "GetHousehold";
     pub const FIND_HOUSEHOLD: &str = "FindHousehold";
@@ -133,6 +136,20 @@ fn registration_answer(outcome: &AppendOutcome) -> Result<pb::RegisterHouseholdR
             .into_iter()
             .map(|member| member.member_id)
             .collect(),
+    })
+}
+
+/// The answer to a member joining, from its append (the first one, for a retry).
+fn joining_answer(outcome: &AppendOutcome) -> Result<pb::AddHouseholdMemberResponse, ApiError> {
+    let Some(HouseholdEvent::MemberJoined(joined)) = first_event(outcome) else {
+        return Err(missing("append returned no member joining"));
+    };
+    Ok(pb::AddHouseholdMemberResponse {
+        member_id: joined
+            .member
+            .map(|member| member.member_id)
+            .unwrap_or_default(),
+        version: outcome.last_version,
     })
 }
 
@@ -335,6 +352,104 @@ impl IntakeApi {
             .await?;
         Ok(pb::RecordMoveResponse { version })
     }
+
+    // ---- household composition ----
+
+    async fn add_household_member(
+        &self,
+        caller: &Identity,
+        request: pb::AddHouseholdMemberRequest,
+    ) -> Result<pb::AddHouseholdMemberResponse, ApiError> {
+        caller.require_role(CASEWORKERS)?;
+        let intake = self.connected()?;
+        let add = AddMember::parse(&request, &intake.parsing())?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let household = match intake
+            .store
+            .load_for_change(
+                caller,
+                &metadata,
+                &add.household_id,
+                add.expected_version,
+                rpc::ADD_HOUSEHOLD_MEMBER,
+            )
+            .await?
+        {
+            Loaded::Retried(previous) => return joining_answer(&previous),
+            Loaded::Current(household) => household,
+        };
+        // A person belongs to one household: checked before anything is written, and claimed
+        // by the append's guard in the append's own transaction.
+        let claims = intake
+            .store
+            .claim_for_joining(caller, &add, rpc::ADD_HOUSEHOLD_MEMBER)
+            .await?;
+        let command = Command::AddMember(add);
+        let events = aggregate::handle(Some(&household), &command)?;
+        match intake
+            .store
+            .append_joining(
+                &metadata,
+                ExpectedVersion::Exact(household.version),
+                &claims,
+                events,
+                command.personal_data(),
+            )
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => joining_answer(&outcome),
+            GuardedAppend::Refused(refusal) => Err(intake
+                .store
+                .claim_refused_as(caller, refusal, "member".into(), rpc::ADD_HOUSEHOLD_MEMBER)
+                .await),
+        }
+    }
+
+    async fn remove_household_member(
+        &self,
+        caller: &Identity,
+        request: pb::RemoveHouseholdMemberRequest,
+    ) -> Result<pb::RemoveHouseholdMemberResponse, ApiError> {
+        caller.require_role(CASEWORKERS)?;
+        let intake = self.connected()?;
+        let remove = RemoveMember::parse(&request, intake.today())?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        let household = match intake
+            .store
+            .load_for_change(
+                caller,
+                &metadata,
+                &remove.household_id,
+                remove.expected_version,
+                rpc::REMOVE_HOUSEHOLD_MEMBER,
+            )
+            .await?
+        {
+            Loaded::Retried(previous) => {
+                return Ok(pb::RemoveHouseholdMemberResponse {
+                    version: previous.last_version,
+                });
+            }
+            Loaded::Current(household) => household,
+        };
+        let command = Command::RemoveMember(remove);
+        let events = aggregate::handle(Some(&household), &command)?;
+        let outcome = intake
+            .store
+            .append_leaving(
+                &metadata,
+                &household.household_id,
+                ExpectedVersion::Exact(household.version),
+                events,
+                command.personal_data(),
+            )
+            .await?;
+        Ok(pb::RemoveHouseholdMemberResponse {
+            version: outcome.last_version,
+        })
+    }
+
+    // ---- end of household composition ----
 
     async fn submit_application(
         &self,
@@ -767,6 +882,9 @@ sunshine_platform::service_rpcs! {
         record_death: pb::RecordDeathRequest => pb::RecordDeathResponse;
         correct_death_record: pb::CorrectDeathRecordRequest => pb::CorrectDeathRecordResponse;
         record_move: pb::RecordMoveRequest => pb::RecordMoveResponse;
+        // household composition
+        add_household_member: pb::AddHouseholdMemberRequest => pb::AddHouseholdMemberResponse;
+        remove_household_member: pb::RemoveHouseholdMemberRequest => pb::RemoveHouseholdMemberResponse;
         submit_application: pb::SubmitApplicationRequest => pb::SubmitApplicationResponse;
         register_official_relative: pb::RegisterOfficialRelativeRequest => pb::RegisterOfficialRelativeResponse;
         get_household: pb::GetHouseholdRequest => pb::GetHouseholdResponse;

@@ -40,6 +40,9 @@ pub enum Command {
     RecordDeath(RecordDeath),
     CorrectDeathRecord(CorrectDeathRecord),
     Move(MoveHousehold),
+    // household composition
+    AddMember(AddMember),
+    RemoveMember(RemoveMember),
     SubmitApplication(SubmitApplication),
     FlagRelative(FlagRelative),
 }
@@ -110,6 +113,34 @@ impl Command {
                 datum(SealedField::Address, moved.new_address.as_bytes()),
                 change_reason(moved.expected_version, &moved.reason),
             ],
+            // household composition
+            Command::AddMember(add) => {
+                let member_id = &add.member.member_id;
+                vec![
+                    datum(
+                        SealedField::MemberName {
+                            member_id: member_id.clone(),
+                        },
+                        add.member.input.name.as_bytes(),
+                    ),
+                    datum(
+                        SealedField::MemberNationalId {
+                            member_id: member_id.clone(),
+                        },
+                        add.member.national_id.as_str().as_bytes(),
+                    ),
+                    datum(
+                        SealedField::MemberPhone {
+                            member_id: member_id.clone(),
+                        },
+                        add.member.input.phone.as_bytes(),
+                    ),
+                    change_reason(add.expected_version, &add.note),
+                ]
+            }
+            Command::RemoveMember(remove) => {
+                vec![change_reason(remove.expected_version, &remove.note)]
+            }
             Command::SubmitApplication(submission) => vec![datum(
                 SealedField::DeclaredFacts {
                     application_id: submission.application_id.clone(),
@@ -365,6 +396,162 @@ impl MoveHousehold {
         })
     }
 }
+
+// ---- household composition ----
+
+/// A joining member's id comes from the household and the command id, so a retry names the
+/// same member (and a member id is never used twice).
+fn joining_member_id_for(household_id: &str, command_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("sunshine/intake/member/{household_id}/{command_id}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// `AddHouseholdMember`: a person joins the household (never as its head).
+#[derive(Debug, Clone)]
+pub struct AddMember {
+    pub household_id: String,
+    pub expected_version: u64,
+    /// At `position` 0: a refusal of the person names the field `member`.
+    pub member: NewMember,
+    pub reason: pb::JoinReason,
+    pub note: String,
+}
+
+impl AddMember {
+    pub fn parse(
+        request: &pb::AddHouseholdMemberRequest,
+        parsing: &Parsing<'_>,
+    ) -> Result<Self, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_household_id(&mut errors, &request.household_id);
+        let member = match &request.member {
+            None => {
+                errors.push("member", "required");
+                None
+            }
+            Some(member) => {
+                if member.relation == pb::Relation::Head as i32 {
+                    errors.push(
+                        "member.relation",
+                        "the household has its head; a joining member is related to the head",
+                    );
+                }
+                validation::check_member(
+                    &mut errors,
+                    "member",
+                    member,
+                    parsing.today,
+                    &mut std::collections::HashSet::new(),
+                )
+            }
+        };
+        let reason = match pb::JoinReason::try_from(request.reason) {
+            Ok(pb::JoinReason::Unspecified) | Err(_) => {
+                errors.push(
+                    "reason",
+                    "birth, marriage, moved in, or other (with a note)",
+                );
+                None
+            }
+            Ok(reason) => Some(reason),
+        };
+        check_note(
+            &mut errors,
+            &request.note,
+            reason == Some(pb::JoinReason::Other),
+        );
+        errors.into_result()?;
+        let (Some(member), Some(reason)) = (member, reason) else {
+            return Err(ApiError::invalid_field("member", "required"));
+        };
+        let member_id = joining_member_id_for(&request.household_id, &request.command_id);
+        Ok(AddMember {
+            household_id: request.household_id.clone(),
+            expected_version: request.expected_version,
+            member: NewMember {
+                position: 0,
+                member_id,
+                national_id_index: read_model::national_id_index(
+                    parsing.blind_index_key,
+                    &member.national_id,
+                ),
+                national_id: member.national_id,
+                input: member.input,
+            },
+            reason,
+            note: request.note.clone(),
+        })
+    }
+}
+
+/// `RemoveHouseholdMember`: a living member other than the head leaves.
+#[derive(Debug, Clone)]
+pub struct RemoveMember {
+    pub household_id: String,
+    pub expected_version: u64,
+    pub member_id: String,
+    pub reason: pb::LeaveReason,
+    pub effective_date: Date,
+    pub note: String,
+}
+
+impl RemoveMember {
+    pub fn parse(
+        request: &pb::RemoveHouseholdMemberRequest,
+        today: Date,
+    ) -> Result<Self, ApiError> {
+        let mut errors = ValidationErrors::default();
+        check_command_id(&mut errors, &request.command_id);
+        check_household_id(&mut errors, &request.household_id);
+        check_uuid(&mut errors, "member_id", &request.member_id, "a member id");
+        let reason = match pb::LeaveReason::try_from(request.reason) {
+            Ok(pb::LeaveReason::Unspecified) | Err(_) => {
+                errors.push("reason", "moved out, married out, or other (with a note)");
+                None
+            }
+            Ok(reason) => Some(reason),
+        };
+        check_note(
+            &mut errors,
+            &request.note,
+            reason == Some(pb::LeaveReason::Other),
+        );
+        let effective_date = sunshine_proto::dates::to_date(request.effective_date.as_ref());
+        match effective_date {
+            None => errors.push("effective_date", "required, a calendar date"),
+            Some(date) if date > today => {
+                errors.push("effective_date", "must not be in the future")
+            }
+            Some(_) => {}
+        }
+        errors.into_result()?;
+        let (Some(reason), Some(effective_date)) = (reason, effective_date) else {
+            return Err(ApiError::invalid_field(
+                "effective_date",
+                "required, a calendar date",
+            ));
+        };
+        Ok(RemoveMember {
+            household_id: request.household_id.clone(),
+            expected_version: request.expected_version,
+            member_id: request.member_id.clone(),
+            reason,
+            effective_date,
+            note: request.note.clone(),
+        })
+    }
+}
+
+/// A join's or leave's note: required for "other".
+fn check_note(errors: &mut ValidationErrors, note: &str, required: bool) {
+    check_text(errors, "note", note, required, validation::MAX_REASON_CHARS);
+}
+
+// ---- end of household composition ----
 
 /// The officer accepting at the window (受理): who, and the service point.
 #[derive(Debug, Clone, PartialEq, Eq)]

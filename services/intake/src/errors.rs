@@ -19,6 +19,12 @@ impl From<CommandError> for ApiError {
                 existing_id: Some(household_id),
             },
             CommandError::NoHousehold { household_id } => household_not_found(&household_id),
+            // household composition
+            CommandError::AlreadyAMember { member_id } => ApiError::AlreadyExists {
+                what: "member in this household".into(),
+                existing_id: Some(member_id),
+            },
+            CommandError::HeadCannotLeave => ApiError::FailedPrecondition(description),
         }
     }
 }

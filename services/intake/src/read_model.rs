@@ -4,9 +4,11 @@
 //! the guard rows as they append; the projection writes everything from the log too, so a
 //! rebuild (or a crash between append and write) always ends in the same tables.
 //!
-//! A person's claim is never given up: not when they die (a death is recorded in the household
-//! that had them, and a person recorded as deceased is registered nowhere again), not when the
-//! household moves (the household id stays).
+//! A person's claim is given up only when they leave the household (`MemberLeft`): not when
+//! they die (a death is recorded in the household that had them, and a person recorded as
+//! deceased is registered nowhere again), not when the household moves (the household id
+//! stays). A member who left is recorded as departed, so a replay of their household's earlier
+//! events never claims them again; a later join is another member id.
 
 use sqlx::{AnyConnection, AnyPool, Row as _};
 use sunshine_domain::NationalId;
@@ -91,6 +93,19 @@ pub const MIGRATIONS: &[Migration] = &[
         script: |_kind: DatabaseKind| {
             "ALTER TABLE intake_official_relatives ADD COLUMN official_subject TEXT NOT NULL DEFAULT '';"
                 .to_owned()
+        },
+    },
+    // household composition
+    Migration {
+        version: 40,
+        description: "intake: members who left a household, whose person-index claim is given up",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE intake_person_departures (
+            household_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            PRIMARY KEY (household_id, member_id)
+        );"
+            .to_owned()
         },
     },
 ];
@@ -188,6 +203,72 @@ impl AppendGuard for PersonClaims {
         Ok(Ok(()))
     }
 }
+
+// ---- household composition ----
+
+/// Claims `member_id` of `household_id` for the person `index_hex`, unless the member left
+/// the household already (a replay of an old event must not claim them again).
+async fn claim_unless_departed(
+    connection: &mut AnyConnection,
+    index_hex: &str,
+    household_id: &str,
+    member_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO intake_person_index (national_id_index, household_id, member_id) \
+         SELECT $1, $2, $3 WHERE NOT EXISTS \
+         (SELECT 1 FROM intake_person_departures WHERE household_id = $2 AND member_id = $3) \
+         ON CONFLICT (national_id_index) DO NOTHING",
+    )
+    .bind(index_hex)
+    .bind(household_id)
+    .bind(member_id)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Gives up the claim of a member who left, for good.
+async fn release_claim(
+    connection: &mut AnyConnection,
+    left: &pb::MemberLeft,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO intake_person_departures (household_id, member_id) VALUES ($1, $2) \
+         ON CONFLICT (household_id, member_id) DO NOTHING",
+    )
+    .bind(left.household_id.as_str())
+    .bind(left.member_id.as_str())
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "DELETE FROM intake_person_index WHERE national_id_index = $1 AND household_id = $2 AND member_id = $3",
+    )
+    .bind(hex::encode(&left.national_id_index))
+    .bind(left.household_id.as_str())
+    .bind(left.member_id.as_str())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// The claim a leaving member gives up, in the transaction that appends `MemberLeft`.
+#[derive(Debug)]
+pub struct ClaimRelease<'a>(pub &'a pb::MemberLeft);
+
+impl AppendGuard for ClaimRelease<'_> {
+    type Refusal = std::convert::Infallible;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
+        release_claim(connection, self.0).await?;
+        Ok(Ok(()))
+    }
+}
+
+// ---- end of household composition ----
 
 /// The registry row of an official's relative, written with its event.
 #[derive(Debug)]
@@ -473,17 +554,28 @@ async fn apply_event(
             .execute(&mut *connection)
             .await?;
             for member in &registered.members {
-                sqlx::query(
-                    "INSERT INTO intake_person_index (national_id_index, household_id, member_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT (national_id_index) DO NOTHING",
+                claim_unless_departed(
+                    connection,
+                    &hex::encode(&member.national_id_index),
+                    &registered.household_id,
+                    &member.member_id,
                 )
-                .bind(hex::encode(&member.national_id_index))
-                .bind(registered.household_id.as_str())
-                .bind(member.member_id.as_str())
-                .execute(&mut *connection)
                 .await?;
             }
         }
+        // household composition: the person index follows who joins and who leaves.
+        HouseholdEvent::MemberJoined(joined) => {
+            if let Some(member) = &joined.member {
+                claim_unless_departed(
+                    connection,
+                    &hex::encode(&member.national_id_index),
+                    &joined.household_id,
+                    &member.member_id,
+                )
+                .await?;
+            }
+        }
+        HouseholdEvent::MemberLeft(left) => release_claim(connection, &left).await?,
         HouseholdEvent::Moved(moved) => {
             // The household's applications follow it: the old village loses sight of them.
             for table in ["intake_households", "intake_applications"] {

@@ -28,7 +28,7 @@ use sunshine_household::{HouseholdEvent, HouseholdState, SealedField, sealed::Of
 use sunshine_platform::{ApiError, Identity};
 use sunshine_proto::v1 as pb;
 
-use crate::commands::{PersonalDatum, RegisterHousehold, RegisteredRelative};
+use crate::commands::{AddMember, PersonalDatum, RegisterHousehold, RegisteredRelative};
 use crate::errors::{household_not_found, not_a_household_id};
 use crate::read_model::{self, ClaimRefusal, PersonClaim, PersonClaims};
 use crate::streams::{AccessEvent, OfficialEvent, QuotaEvent, access_stream, official_stream};
@@ -286,6 +286,17 @@ impl IntakeStore {
         rpc: &'static str,
     ) -> ApiError {
         let field = format!("members[{}]", refusal.position);
+        self.claim_refused_as(caller, refusal, field, rpc).await
+    }
+
+    /// [`IntakeStore::claim_refused`], the person named by `field`.
+    pub async fn claim_refused_as(
+        &self,
+        caller: &Identity,
+        refusal: ClaimRefusal,
+        field: String,
+        rpc: &'static str,
+    ) -> ApiError {
         let holder = match self.load(&refusal.household_id).await {
             Ok(holder) => holder,
             Err(error) => return error,
@@ -326,6 +337,104 @@ impl IntakeStore {
             existing_id: in_scope.then_some(holder.household_id),
         }
     }
+
+    // ---- household composition ----
+
+    /// The person a joining member claims, checked before anything is written: a person
+    /// belongs to one household (a member of this one already is the aggregate's refusal). The
+    /// claim is made again by the append's guard, in the append's own transaction.
+    pub async fn claim_for_joining(
+        &self,
+        caller: &Identity,
+        add: &AddMember,
+        rpc: &'static str,
+    ) -> Result<PersonClaims, ApiError> {
+        let claim = PersonClaim {
+            position: 0,
+            index_hex: hex::encode(add.member.national_id_index),
+            member_id: add.member.member_id.clone(),
+        };
+        let holder = read_model::find_person(self.pool(), &claim.index_hex)
+            .await
+            .map_err(ApiError::internal)?;
+        if let Some((holder_household, holder_member)) = holder
+            && holder_household != add.household_id
+        {
+            let refusal = ClaimRefusal {
+                position: 0,
+                household_id: holder_household,
+                member_id: holder_member,
+            };
+            return Err(self
+                .claim_refused_as(caller, refusal, "member".into(), rpc)
+                .await);
+        }
+        Ok(PersonClaims {
+            household_id: add.household_id.clone(),
+            claims: vec![claim],
+        })
+    }
+
+    /// [`IntakeStore::append`] of a member joining, the person's claim made by the append's
+    /// guard in the append's own transaction; a refused claim is the caller's to answer
+    /// ([`IntakeStore::claim_refused_as`]).
+    pub async fn append_joining(
+        &self,
+        metadata: &EventMetadata,
+        expected: ExpectedVersion,
+        claims: &PersonClaims,
+        mut events: Vec<HouseholdEvent>,
+        personal_data: Vec<PersonalDatum>,
+    ) -> Result<GuardedAppend<ClaimRefusal>, ApiError> {
+        let household_id = claims.household_id.as_str();
+        self.seal_into(household_id, &mut events, personal_data)
+            .await?;
+        let stream = household_stream(household_id)?;
+        let new_events = household_new_events(household_id, &events);
+        Ok(self
+            .log
+            .store
+            .append_guarded(&stream, expected, metadata, new_events, claims)
+            .await?)
+    }
+
+    /// [`IntakeStore::append`] of a member leaving, their claim given up in the append's own
+    /// transaction.
+    pub async fn append_leaving(
+        &self,
+        metadata: &EventMetadata,
+        household_id: &str,
+        expected: ExpectedVersion,
+        mut events: Vec<HouseholdEvent>,
+        personal_data: Vec<PersonalDatum>,
+    ) -> Result<AppendOutcome, ApiError> {
+        self.seal_into(household_id, &mut events, personal_data)
+            .await?;
+        let Some(HouseholdEvent::MemberLeft(left)) = events.first().cloned() else {
+            return Err(ApiError::internal(std::io::Error::other(
+                "a member leaving without MemberLeft",
+            )));
+        };
+        let stream = household_stream(household_id)?;
+        let new_events = household_new_events(household_id, &events);
+        match self
+            .log
+            .store
+            .append_guarded(
+                &stream,
+                expected,
+                metadata,
+                new_events,
+                &read_model::ClaimRelease(&left),
+            )
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => Ok(outcome),
+            GuardedAppend::Refused(never) => match never {},
+        }
+    }
+
+    // ---- end of household composition ----
 
     // ---- seal ----
 

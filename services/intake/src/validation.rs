@@ -286,119 +286,137 @@ pub fn check_members(
     let mut seen_ids = std::collections::HashSet::new();
     for (index, member) in members.iter().enumerate() {
         let path = format!("members[{index}]");
-        check_text(
-            errors,
-            &format!("{path}.name"),
-            &member.name,
-            true,
-            MAX_NAME_CHARS,
-        );
-        if member.relation == pb::Relation::Unspecified as i32
-            || pb::Relation::try_from(member.relation).is_err()
-        {
-            errors.push(format!("{path}.relation"), "required");
-        }
-        if member.hukou_type == pb::HukouType::Unspecified as i32
-            || pb::HukouType::try_from(member.hukou_type).is_err()
-        {
-            errors.push(format!("{path}.hukou_type"), "urban or rural is required");
-        }
-        if !member.phone.is_empty()
-            && (member.phone.len() < 5
-                || member.phone.len() > 20
-                || !member
-                    .phone
-                    .bytes()
-                    .all(|byte| byte.is_ascii_digit() || byte == b'-' || byte == b'+'))
-        {
-            errors.push(format!("{path}.phone"), "5 to 20 digits");
-        }
-        if !(0..=4).contains(&member.disability_grade) {
-            errors.push(
-                format!("{path}.disability_grade"),
-                "0 (none) or a grade from 1 to 4",
-            );
-        }
-        if !(0..=10).contains(&member.entitled_group_grade) {
-            errors.push(
-                format!("{path}.entitled_group_grade"),
-                "0 (none) or a grade from 1 to 10",
-            );
-        }
-        check_text(
-            errors,
-            &format!("{path}.disability_category"),
-            &member.disability_category,
-            false,
-            MAX_SHORT_TEXT_CHARS,
-        );
-        check_text(
-            errors,
-            &format!("{path}.entitled_group_category"),
-            &member.entitled_group_category,
-            false,
-            MAX_SHORT_TEXT_CHARS,
-        );
-        check_text(
-            errors,
-            &format!("{path}.school_stage"),
-            &member.school_stage,
-            false,
-            MAX_SHORT_TEXT_CHARS,
-        );
-        check_income(
-            errors,
-            &format!("{path}.monthly_income"),
-            &member.monthly_income,
-        );
-        let resident_since = date_of(member.resident_since.as_ref());
-        if member.resident_since.is_some() && resident_since.is_none() {
-            errors.push(format!("{path}.resident_since"), "not a calendar date");
-        }
-        if let (Some(since), Some(birth)) = (resident_since, date_of(member.birth_date.as_ref()))
-            && since < birth
-        {
-            errors.push(format!("{path}.resident_since"), "before the birth date");
-        }
-        if resident_since.is_some_and(|since| since > today) {
-            errors.push(
-                format!("{path}.resident_since"),
-                "must not be in the future",
-            );
-        }
-        match NationalId::parse_as_of(member.national_id.trim_end(), today) {
-            Err(error) => errors.push(format!("{path}.national_id"), error.to_string()),
-            Ok(national_id) => {
-                match date_of(member.birth_date.as_ref()) {
-                    None => errors.push(format!("{path}.birth_date"), "required, a calendar date"),
-                    // The message does not repeat either date: both are personal data.
-                    Some(birth_date) if birth_date != national_id.birth_date() => errors.push(
-                        format!("{path}.birth_date"),
-                        "does not match the birth date in the national id",
-                    ),
-                    Some(_) => {}
-                }
-                let expected_sex = match national_id.sex() {
-                    sunshine_domain::Sex::Male => pb::Sex::Male,
-                    sunshine_domain::Sex::Female => pb::Sex::Female,
-                };
-                if member.sex != pb::Sex::Unspecified as i32 && member.sex != expected_sex as i32 {
-                    errors.push(format!("{path}.sex"), "does not match the national id");
-                }
-                if !seen_ids.insert(national_id.as_str().to_owned()) {
-                    errors.push(
-                        format!("{path}.national_id"),
-                        "appears twice in this household",
-                    );
-                }
-                let mut input = member.clone();
-                input.sex = expected_sex as i32;
-                input.national_id = national_id.as_str().to_owned();
-                valid.push(ValidMember { input, national_id });
-            }
+        if let Some(member) = check_member(errors, &path, member, today, &mut seen_ids) {
+            valid.push(member);
         }
     }
     valid
+}
+
+/// Checks one member at `path` (`members[3]`, `member`), every bad field under it; `seen_ids`
+/// are the resident ids of the request's members before it. The member parsed, when its
+/// resident id is valid.
+pub fn check_member(
+    errors: &mut ValidationErrors,
+    path: &str,
+    member: &pb::MemberInput,
+    today: Date,
+    seen_ids: &mut std::collections::HashSet<String>,
+) -> Option<ValidMember> {
+    check_text(
+        errors,
+        &format!("{path}.name"),
+        &member.name,
+        true,
+        MAX_NAME_CHARS,
+    );
+    if member.relation == pb::Relation::Unspecified as i32
+        || pb::Relation::try_from(member.relation).is_err()
+    {
+        errors.push(format!("{path}.relation"), "required");
+    }
+    if member.hukou_type == pb::HukouType::Unspecified as i32
+        || pb::HukouType::try_from(member.hukou_type).is_err()
+    {
+        errors.push(format!("{path}.hukou_type"), "urban or rural is required");
+    }
+    if !member.phone.is_empty()
+        && (member.phone.len() < 5
+            || member.phone.len() > 20
+            || !member
+                .phone
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || byte == b'-' || byte == b'+'))
+    {
+        errors.push(format!("{path}.phone"), "5 to 20 digits");
+    }
+    if !(0..=4).contains(&member.disability_grade) {
+        errors.push(
+            format!("{path}.disability_grade"),
+            "0 (none) or a grade from 1 to 4",
+        );
+    }
+    if !(0..=10).contains(&member.entitled_group_grade) {
+        errors.push(
+            format!("{path}.entitled_group_grade"),
+            "0 (none) or a grade from 1 to 10",
+        );
+    }
+    check_text(
+        errors,
+        &format!("{path}.disability_category"),
+        &member.disability_category,
+        false,
+        MAX_SHORT_TEXT_CHARS,
+    );
+    check_text(
+        errors,
+        &format!("{path}.entitled_group_category"),
+        &member.entitled_group_category,
+        false,
+        MAX_SHORT_TEXT_CHARS,
+    );
+    check_text(
+        errors,
+        &format!("{path}.school_stage"),
+        &member.school_stage,
+        false,
+        MAX_SHORT_TEXT_CHARS,
+    );
+    check_income(
+        errors,
+        &format!("{path}.monthly_income"),
+        &member.monthly_income,
+    );
+    let resident_since = date_of(member.resident_since.as_ref());
+    if member.resident_since.is_some() && resident_since.is_none() {
+        errors.push(format!("{path}.resident_since"), "not a calendar date");
+    }
+    if let (Some(since), Some(birth)) = (resident_since, date_of(member.birth_date.as_ref()))
+        && since < birth
+    {
+        errors.push(format!("{path}.resident_since"), "before the birth date");
+    }
+    if resident_since.is_some_and(|since| since > today) {
+        errors.push(
+            format!("{path}.resident_since"),
+            "must not be in the future",
+        );
+    }
+    match NationalId::parse_as_of(member.national_id.trim_end(), today) {
+        Err(error) => {
+            errors.push(format!("{path}.national_id"), error.to_string());
+            None
+        }
+        Ok(national_id) => {
+            match date_of(member.birth_date.as_ref()) {
+                None => errors.push(format!("{path}.birth_date"), "required, a calendar date"),
+                // The message does not repeat either date: both are personal data.
+                Some(birth_date) if birth_date != national_id.birth_date() => errors.push(
+                    format!("{path}.birth_date"),
+                    "does not match the birth date in the national id",
+                ),
+                Some(_) => {}
+            }
+            let expected_sex = match national_id.sex() {
+                sunshine_domain::Sex::Male => pb::Sex::Male,
+                sunshine_domain::Sex::Female => pb::Sex::Female,
+            };
+            if member.sex != pb::Sex::Unspecified as i32 && member.sex != expected_sex as i32 {
+                errors.push(format!("{path}.sex"), "does not match the national id");
+            }
+            if !seen_ids.insert(national_id.as_str().to_owned()) {
+                errors.push(
+                    format!("{path}.national_id"),
+                    "appears twice in this household",
+                );
+            }
+            let mut input = member.clone();
+            input.sex = expected_sex as i32;
+            input.national_id = national_id.as_str().to_owned();
+            Some(ValidMember { input, national_id })
+        }
+    }
 }
 
 pub fn check_documents(

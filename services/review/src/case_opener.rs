@@ -273,6 +273,13 @@ impl CaseOpener {
             let date_of_death =
                 sunshine_proto::dates::to_date(died.date_of_death.as_ref()).unwrap_or(today);
             (died.household_id, Change::Death { date_of_death })
+        } else if is_type::<pb::MemberJoined>(&event.event_type) {
+            // household composition: the household's size (and who earns) changed.
+            let joined: pb::MemberJoined = heard(event)?;
+            (joined.household_id, Change::Circumstances)
+        } else if is_type::<pb::MemberLeft>(&event.event_type) {
+            let left: pb::MemberLeft = heard(event)?;
+            (left.household_id, Change::Circumstances)
         } else {
             let changed: pb::CircumstanceChanged = heard(event)?;
             (changed.household_id, Change::Circumstances)
@@ -320,6 +327,9 @@ impl Projection for CaseOpener {
                 self.take_in(event).await
             } else if is_type::<pb::CircumstanceChanged>(event_type)
                 || is_type::<pb::MemberDied>(event_type)
+                || (household
+                    && (is_type::<pb::MemberJoined>(event_type)
+                        || is_type::<pb::MemberLeft>(event_type)))
             {
                 self.reassess(event).await
             } else if household && is_type::<pb::RelativeOfOfficialFlagged>(event_type) {
