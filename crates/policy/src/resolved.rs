@@ -157,8 +157,10 @@ pub struct LongevityParameters {
     pub min_age: i32,
     pub centenarian_age: i32,
     pub min_residence_years: i32,
-    pub centenarian_requires_no_pension: bool,
-    pub centenarian_min_residence_years: i32,
+    /// The 90–99 rule's 3-year residence applies at 100+ too.
+    pub centenarian_residence_carries_over: bool,
+    /// The 90–99 rule's "no retirement pension" applies at 100+ too.
+    pub centenarian_pension_carries_over: bool,
     pub monthly_amount_by_age: MoneyTiers,
 }
 
@@ -458,10 +460,10 @@ impl ResolvedPolicy {
                 min_age: read.age("longevity.min_age")?,
                 centenarian_age: read.age("longevity.centenarian_age")?,
                 min_residence_years: read.age("longevity.min_residence_years")?,
-                centenarian_requires_no_pension: read
-                    .flag("longevity.centenarian_requires_no_pension")?,
-                centenarian_min_residence_years: read
-                    .age("longevity.centenarian_min_residence_years")?,
+                centenarian_residence_carries_over: read
+                    .flag("longevity.centenarian_residence_carries_over")?,
+                centenarian_pension_carries_over: read
+                    .flag("longevity.centenarian_pension_carries_over")?,
                 monthly_amount_by_age: read.tiers("longevity.monthly_amount_by_age")?,
             },
             home_care: HomeCareParameters {

@@ -302,11 +302,15 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("longevity.min_age", AGE),
     parameter("longevity.centenarian_age", AGE),
     parameter("longevity.min_residence_years", YEARS),
+    // Issue 20 item 1: which conditions of the 90–99 rule carry over to the 100+ tier.
     parameter(
-        "longevity.centenarian_requires_no_pension",
+        "longevity.centenarian_residence_carries_over",
         ParameterKind::Flag,
     ),
-    parameter("longevity.centenarian_min_residence_years", YEARS),
+    parameter(
+        "longevity.centenarian_pension_carries_over",
+        ParameterKind::Flag,
+    ),
     parameter(
         "longevity.monthly_amount_by_age",
         ParameterKind::IntegerMoneyTiers,

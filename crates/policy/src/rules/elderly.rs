@@ -64,8 +64,14 @@ pub(super) fn evaluate_old_age_subsidy(
     Ok(explanation.into_decision(resolved, PROGRAM, any_eligible, amount))
 }
 
-/// Seed 三(一)7: permanent resident for 3+ years, aged 90–99, no retirement pension; aged 100 or
-/// over: by actual age, with the pension and residence conditions set by parameters.
+/// Seed 三(一)7: "对具有我区常住户口3年以上、年龄90至99周岁,且无离退休金的老年人发放长寿补贴。
+/// 年龄在百岁以上(含百岁)的老年人,根据实际年龄按规定标准给予和增发长寿补贴。"
+///
+/// Permanent resident for 3+ years, aged 90–99, no retirement pension; aged 100 or over: the
+/// amount by actual age, "给予和增发" on top of the 90–99 rule. Whether that rule's residence
+/// and pension conditions carry over to the 100+ tier are two parameters
+/// (`longevity.centenarian_residence_carries_over`, default true;
+/// `longevity.centenarian_pension_carries_over`, default false).
 pub(super) fn evaluate_longevity(
     resolved: &ResolvedPolicy,
     household: &HouseholdFacts,
@@ -80,8 +86,8 @@ pub(super) fn evaluate_longevity(
         let centenarian = age >= parameters.centenarian_age;
         let resident =
             check_permanent_resident(&mut explanation, resolved, household, index, member);
-        let required_years = if centenarian {
-            parameters.centenarian_min_residence_years
+        let required_years = if centenarian && !parameters.centenarian_residence_carries_over {
+            0
         } else {
             parameters.min_residence_years
         };
@@ -100,7 +106,7 @@ pub(super) fn evaluate_longevity(
             ReasonValue::Years(i64::from(parameters.min_age)),
             age >= parameters.min_age,
         );
-        let pension_ok = if centenarian && !parameters.centenarian_requires_no_pension {
+        let pension_ok = if centenarian && !parameters.centenarian_pension_carries_over {
             true
         } else {
             check_no_retirement_pension(&mut explanation, index, member.pension)
