@@ -92,14 +92,15 @@ fn policy_for(variant: Option<&str>) -> Result<Policy, String> {
             }
             dibao.text = replaced;
         }
-        Some("family_planning_disabled_child_wife_49") => {
+        // Issue 20 item 2: a district reading clause 4 without the wife's age.
+        Some("family_planning_disabled_child_no_age") => {
             let file = sources
                 .iter_mut()
                 .find(|source| source.file_name == "family_planning.toml")
                 .unwrap();
             let replaced = file.text.replace(
-                "disabled_child_wife_min_age = [\n    { from = 2023-01-01, value = 0 },",
                 "disabled_child_wife_min_age = [\n    { from = 2023-01-01, value = 49 },",
+                "disabled_child_wife_min_age = [\n    { from = 2023-01-01, value = 0 },",
             );
             if replaced == file.text {
                 return Err(format!("variant {variant:?} matches nothing"));

@@ -207,8 +207,10 @@ pub(super) fn evaluate(
             );
         }
 
-        // Clause 4: only child injured or disabled, no further birth or adoption: until death
-        // or the child's recovery. The seed sets no age; the parameter may.
+        // Clause 4: "女方年满49周岁,独生子女死亡后未再生育或收养子女的夫妻…;独生子女伤、病残后
+        // 未再生育或收养子女的夫妻,由政府按规定标准给予扶助金,直至亡故或子女康复为止": the
+        // age opening the sentence covers the disabled clause too (the national rule's 49,
+        // `family_planning.disabled_child_wife_min_age`; 0 would mean no age condition).
         let c4_disabled = explanation.qualifier(
             who,
             ConditionCode::FpOnlyChildDisabled,
