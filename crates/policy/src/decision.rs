@@ -126,7 +126,8 @@ condition_codes! {
     FpOnlyChildDiedSupport = "fp_only_child_died_support", "独生子女死亡家庭扶助金(直至亡故)", "support for parents whose only child died (until death)";
     FpOnlyChildDisabled = "fp_only_child_disabled", "独生子女伤、病残", "the only child is injured or disabled";
     FpChildNotRecovered = "fp_child_not_recovered", "子女尚未康复", "the child has not recovered";
-    FpWifeAgeDisabledChild = "fp_wife_age_disabled_child", "女方年龄达到规定(参数为0时无年龄条件)", "the wife reaches the set age (none when the parameter is 0)";
+    FpWifeAgeDisabledChild = "fp_wife_age_disabled_child", "女方年满49周岁(参数为0时无年龄条件)", "the wife is aged 49 or over (no age when the parameter is 0)";
+    FpSingleFatherAge = "fp_single_father_age", "单亲(丧偶或离异)父亲: 按本人或原配偶年龄计女方年龄", "single (widowed or divorced) father: the age counted for the wife's";
     FpOnlyChildDisabledSupport = "fp_only_child_disabled_support", "独生子女伤病残家庭扶助金(直至亡故或子女康复)", "support for parents of a disabled only child (until death or recovery)";
     FpUrbanSpouse = "fp_urban_spouse", "夫妻一方或双方为城镇户口", "one or both spouses have urban hukou";
     FpHonourCertificate = "fp_honour_certificate", "持有独生子女父母光荣证", "holds the only-child parents' honour certificate";

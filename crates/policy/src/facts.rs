@@ -532,6 +532,43 @@ pub struct FamilyPlanningFacts {
     /// 再生育或收养: a birth or adoption after the only child's death or disability.
     #[serde(default)]
     pub birth_or_adoption_after_loss: bool,
+    /// The parents' marital status: a widowed or divorced parent (单亲) is the head, with no
+    /// spouse listed.
+    #[serde(default)]
+    pub parent_marital_status: ParentMaritalStatus,
+    /// A single father's former (or late) wife's birth date, when the district counts her age
+    /// (`family_planning.single_father_age_basis = "former_wife_age"`).
+    #[serde(
+        default,
+        with = "optional_iso_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub former_wife_birth_date: Option<Date>,
+}
+
+/// Whether the only child's parents are a couple or one parent alone (丧偶, 离异).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentMaritalStatus {
+    #[default]
+    Married,
+    Widowed,
+    Divorced,
+}
+
+impl ParentMaritalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParentMaritalStatus::Married => "married",
+            ParentMaritalStatus::Widowed => "widowed",
+            ParentMaritalStatus::Divorced => "divorced",
+        }
+    }
+
+    /// 单亲: widowed or divorced.
+    pub fn is_single(self) -> bool {
+        !matches!(self, ParentMaritalStatus::Married)
+    }
 }
 
 impl FamilyPlanningFacts {
@@ -689,6 +726,18 @@ impl HouseholdFacts {
         let mut violations = Vec::new();
         if self.members.is_empty() {
             violations.push("members: a household has at least one member".to_owned());
+        }
+        if let Some(facts) = &self.family_planning
+            && facts.parent_marital_status.is_single()
+            && self
+                .members
+                .iter()
+                .any(|member| member.relation == Relation::Spouse)
+        {
+            violations.push(
+                "family_planning.parent_marital_status: a widowed or divorced parent has no spouse listed"
+                    .to_owned(),
+            );
         }
         let head_count = self
             .members

@@ -184,6 +184,8 @@ pub struct FamilyPlanningParameters {
     pub only_child_died_support_annual: Money,
     pub only_child_disabled_support_annual: Money,
     pub urban_only_child_reward_annual: Money,
+    /// Issue 20 item 3: a single father's clause 3/4 age is his own, or his former wife's.
+    pub single_father_counts_former_wife_age: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -489,6 +491,9 @@ impl ResolvedPolicy {
                     .money("family_planning.only_child_disabled_support_annual")?,
                 urban_only_child_reward_annual: read
                     .money("family_planning.urban_only_child_reward_annual")?,
+                single_father_counts_former_wife_age: set
+                    .choice("family_planning.single_father_age_basis", as_of)?
+                    == "former_wife_age",
             },
             entitled_subsidy: EntitledSubsidyParameters {
                 disabled_veteran_monthly_by_grade: read

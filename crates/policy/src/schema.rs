@@ -209,6 +209,9 @@ const fn parameter(name: &'static str, kind: ParameterKind) -> ParameterDefiniti
 /// The dibao amount methods a district can choose.
 pub const DIBAO_AMOUNT_METHODS: &[&str] = &["difference", "tier"];
 
+/// Whose age a single father's family-planning support counts (issue 20 item 3).
+pub const SINGLE_FATHER_AGE_BASES: &[&str] = &["own_age", "former_wife_age"];
+
 /// Every parameter the rules read.
 pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("district.division_code", ParameterKind::DivisionCode),
@@ -332,6 +335,11 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("family_planning.only_child_died_support_annual", MONEY),
     parameter("family_planning.only_child_disabled_support_annual", MONEY),
     parameter("family_planning.urban_only_child_reward_annual", MONEY),
+    // Issue 20 item 3: whose age a single father's clause 3/4 counts.
+    parameter(
+        "family_planning.single_father_age_basis",
+        ParameterKind::Choice(SINGLE_FATHER_AGE_BASES),
+    ),
     parameter(
         "entitled_subsidy.disabled_veteran_monthly_by_grade",
         ParameterKind::IntegerMoneyTiers,

@@ -128,6 +128,21 @@ fn policy_for(variant: Option<&str>) -> Result<Policy, String> {
             }
             file.text = replaced;
         }
+        // Issue 20 item 3: a district counting a single father's former wife's age.
+        Some("family_planning_single_father_former_wife_age") => {
+            let file = sources
+                .iter_mut()
+                .find(|source| source.file_name == "family_planning.toml")
+                .unwrap();
+            let replaced = file.text.replace(
+                "single_father_age_basis = [\n    { from = 2023-01-01, value = \"own_age\" },",
+                "single_father_age_basis = [\n    { from = 2023-01-01, value = \"former_wife_age\" },",
+            );
+            if replaced == file.text {
+                return Err(format!("variant {variant:?} matches nothing"));
+            }
+            file.text = replaced;
+        }
         Some(other) => return Err(format!("unknown variant {other}")),
     }
     Policy::from_sources(sources).map_err(|error| error.to_string())
