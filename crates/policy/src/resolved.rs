@@ -84,6 +84,8 @@ pub struct TekunParameters {
     pub basic_living_standard_monthly: Money,
     pub care_standard_partially_unable_monthly: Money,
     pub care_standard_unable_monthly: Money,
+    /// Issue 20 item 4: urban residents are covered, not only rural hukou (the seed's 五保).
+    pub urban_residents_covered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,6 +407,7 @@ impl ResolvedPolicy {
                 care_standard_partially_unable_monthly: read
                     .money("tekun.care_standard_partially_unable_monthly")?,
                 care_standard_unable_monthly: read.money("tekun.care_standard_unable_monthly")?,
+                urban_residents_covered: read.flag("tekun.urban_residents_covered")?,
             },
             temporary: TemporaryParameters {
                 emergency_base_per_person: read.money("temporary.emergency_base_per_person")?,

@@ -240,6 +240,8 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("dibao.asset_limit_months_of_standard", MONTHS),
     parameter("dibao.max_non_essential_vehicles", COUNT),
     parameter("dibao.max_extra_housing_units", COUNT),
+    // Issue 20 item 4: urban and rural 特困, or the seed's rural 五保 only.
+    parameter("tekun.urban_residents_covered", ParameterKind::Flag),
     parameter("tekun.elderly_min_age", AGE),
     parameter("tekun.minor_age_limit", AGE),
     parameter("tekun.qualifying_grade_intellectual_or_mental", GRADE),

@@ -143,6 +143,21 @@ fn policy_for(variant: Option<&str>) -> Result<Policy, String> {
             }
             file.text = replaced;
         }
+        // Issue 20 item 4: a district reading the seed's 农村五保 literally.
+        Some("tekun_rural_only") => {
+            let file = sources
+                .iter_mut()
+                .find(|source| source.file_name == "tekun.toml")
+                .unwrap();
+            let replaced = file.text.replace(
+                "urban_residents_covered = [\n    { from = 2021-04-26, value = true },",
+                "urban_residents_covered = [\n    { from = 2021-04-26, value = false },",
+            );
+            if replaced == file.text {
+                return Err(format!("variant {variant:?} matches nothing"));
+            }
+            file.text = replaced;
+        }
         Some(other) => return Err(format!("unknown variant {other}")),
     }
     Policy::from_sources(sources).map_err(|error| error.to_string())
