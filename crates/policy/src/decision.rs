@@ -98,6 +98,7 @@ condition_codes! {
     RouteUrbanEmployeeInsurance = "route_urban_employee_insurance", "参加城镇职工基本医疗保险", "joins urban employee medical insurance";
     RouteRuralCooperativePremiumPaid = "route_rural_cooperative_premium_paid", "参加新型农村合作医疗, 个人缴费由区财政解决", "joins the rural cooperative scheme; the district pays the personal premium";
     Employed = "employed", "在职职工", "is employed";
+    EmployedOrRegisteredInDistrict = "employed_or_registered_in_district", "用人单位在本区或户籍在本区", "the employer is in the district, or the household is registered there";
     NotEmployed = "not_employed", "非在职职工(不在职工医保范围)", "is not employed (outside employee insurance)";
     PremiumSubsidy = "premium_subsidy", "政府参保缴费补助", "government premium subsidy";
     // ---- entitled subsidy, transferred cadres ----

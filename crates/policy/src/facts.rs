@@ -364,6 +364,9 @@ pub struct EmploymentFacts {
     /// Has already had the one government-subsidised training.
     #[serde(default)]
     pub subsidised_training_received: bool,
+    /// The employer (用人单位) is in the district, whatever the member's hukou.
+    #[serde(default)]
+    pub employer_in_district: bool,
 }
 
 /// Kinds of income item. Which kinds are counted is a parameter (`income.excluded_item_kinds`).
