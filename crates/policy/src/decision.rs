@@ -163,7 +163,8 @@ condition_codes! {
     // ---- housing ----
     IncomeWithinHousingLimit = "income_within_housing_limit", "家庭月人均收入不超过中低收入标准", "per-capita income within the low- and middle-income line";
     HousingDifficulty = "housing_difficulty", "无自有住房或人均住房面积低于标准", "no own housing, or floor area per person below the line";
-    RentingOnMarket = "renting_on_market", "租房居住", "renting";
+    RentingOnMarket = "renting_on_market", "租房居住(租赁补贴; 否则公共租赁住房或实物配租)", "renting (rent subsidy; otherwise public rental housing or allocation in kind)";
+    HousingInKind = "housing_in_kind", "住房保障方式: 实物配租(低保、特困)或公共租赁住房", "housing in kind: allocation in kind (dibao, tekun) or public rental housing";
     RentSubsidy = "rent_subsidy", "租赁补贴: 每人标准×人数×比例, 不超过实际租金", "rent subsidy: per-person amount × members × share, at most the rent";
     NoOrDangerousHouse = "no_or_dangerous_house", "无房户或危房户(C级、D级)", "no house, or a dangerous house (grade C or D)";
     DifficultHousehold = "difficult_household", "困难家庭(低保、特困、低收入, 或有残疾人、优抚对象)", "household in difficulty (dibao, tekun, low-income, or with a disabled or entitled member)";
