@@ -95,10 +95,12 @@ pub enum ProgramCode {
     HousingUrbanSupport,
     /// 农村住房安居工程 (H2).
     HousingRuralSafe,
+    /// 就业援助: social-insurance and post subsidies of public-welfare posts (J2, issue 20).
+    EmploymentPublicWelfarePost,
 }
 
 impl ProgramCode {
-    pub const ALL: [ProgramCode; 23] = [
+    pub const ALL: [ProgramCode; 24] = [
         ProgramCode::DibaoUrban,
         ProgramCode::DibaoRural,
         ProgramCode::Tekun,
@@ -122,6 +124,7 @@ impl ProgramCode {
         ProgramCode::MedicalSeriousIllness,
         ProgramCode::HousingUrbanSupport,
         ProgramCode::HousingRuralSafe,
+        ProgramCode::EmploymentPublicWelfarePost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,6 +152,7 @@ impl ProgramCode {
             ProgramCode::MedicalSeriousIllness => "medical_serious_illness",
             ProgramCode::HousingUrbanSupport => "housing_urban_support",
             ProgramCode::HousingRuralSafe => "housing_rural_safe",
+            ProgramCode::EmploymentPublicWelfarePost => "employment_public_welfare_post",
         }
     }
 
@@ -164,7 +168,8 @@ impl ProgramCode {
             | ProgramCode::Longevity
             | ProgramCode::TransferredCadreSupport
             | ProgramCode::EntitledSubsidy
-            | ProgramCode::HousingUrbanSupport => BenefitPeriod::Monthly,
+            | ProgramCode::HousingUrbanSupport
+            | ProgramCode::EmploymentPublicWelfarePost => BenefitPeriod::Monthly,
             ProgramCode::Disaster
             | ProgramCode::Temporary
             | ProgramCode::LegalAid

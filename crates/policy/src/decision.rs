@@ -160,6 +160,11 @@ condition_codes! {
     WantsTraining = "wants_training", "有培训愿望", "wishes to train";
     TrainingNotYetReceived = "training_not_yet_received", "未享受过政府补贴的就业培训(每人一次)", "has not had the one subsidised training yet";
     TrainingSubsidy = "training_subsidy", "一次性职业培训补贴", "one-off training subsidy";
+    EmploymentDifficulty = "employment_difficulty", "属于就业困难人员", "is a person with employment difficulty";
+    InPublicWelfarePost = "in_public_welfare_post", "安排在政府投资开发的公益性岗位", "placed in a government-developed public-welfare post";
+    WithinPostSubsidyPeriod = "within_post_subsidy_period", "在补贴期限内(自安排上岗起)", "within the subsidy period from the placement";
+    PublicWelfarePostSocialInsuranceSubsidy = "public_welfare_post_social_insurance_subsidy", "公益性岗位社会保险补贴", "social-insurance subsidy of a public-welfare post";
+    PublicWelfarePostSubsidy = "public_welfare_post_subsidy", "公益性岗位补贴", "post subsidy of a public-welfare post";
     // ---- housing ----
     IncomeWithinHousingLimit = "income_within_housing_limit", "家庭月人均收入不超过中低收入标准", "per-capita income within the low- and middle-income line";
     HousingDifficulty = "housing_difficulty", "无自有住房或人均住房面积低于标准", "no own housing, or floor area per person below the line";

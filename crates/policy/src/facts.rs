@@ -367,6 +367,16 @@ pub struct EmploymentFacts {
     /// The employer (用人单位) is in the district, whatever the member's hukou.
     #[serde(default)]
     pub employer_in_district: bool,
+    /// 就业困难人员: recognised as a person with employment difficulty.
+    #[serde(default)]
+    pub employment_difficulty: bool,
+    /// Placed in a government-developed public-welfare post (政府投资开发的公益性岗位) since.
+    #[serde(
+        default,
+        with = "optional_iso_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub public_welfare_post_since: Option<Date>,
 }
 
 /// Kinds of income item. Which kinds are counted is a parameter (`income.excluded_item_kinds`).

@@ -216,6 +216,10 @@ pub struct EmploymentParameters {
     pub min_age: i32,
     pub age_limit: i32,
     pub training_subsidy_one_off: Money,
+    /// Issue 20 item 7: years from the placement in a public-welfare post the subsidies last.
+    pub public_welfare_post_subsidy_years: i32,
+    pub public_welfare_post_social_insurance_subsidy_monthly: Money,
+    pub public_welfare_post_subsidy_monthly: Money,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -525,6 +529,12 @@ impl ResolvedPolicy {
                 min_age: read.age("employment.min_age")?,
                 age_limit: read.age("employment.age_limit")?,
                 training_subsidy_one_off: read.money("employment.training_subsidy_one_off")?,
+                public_welfare_post_subsidy_years: read
+                    .age("employment.public_welfare_post_subsidy_years")?,
+                public_welfare_post_social_insurance_subsidy_monthly: read
+                    .money("employment.public_welfare_post_social_insurance_subsidy_monthly")?,
+                public_welfare_post_subsidy_monthly: read
+                    .money("employment.public_welfare_post_subsidy_monthly")?,
             },
             housing_urban: HousingUrbanParameters {
                 income_limit_per_capita_monthly: read

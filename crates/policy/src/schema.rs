@@ -364,6 +364,13 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("employment.min_age", AGE),
     parameter("employment.age_limit", AGE),
     parameter("employment.training_subsidy_one_off", MONEY),
+    // Issue 20 item 7: public-welfare posts.
+    parameter("employment.public_welfare_post_subsidy_years", YEARS),
+    parameter(
+        "employment.public_welfare_post_social_insurance_subsidy_monthly",
+        MONEY,
+    ),
+    parameter("employment.public_welfare_post_subsidy_monthly", MONEY),
     parameter("housing_urban.income_limit_per_capita_monthly", MONEY),
     parameter(
         "housing_urban.max_floor_area_per_capita",

@@ -62,6 +62,9 @@ pub(crate) fn evaluate(
         ProgramCode::EntitledSubsidy => entitled::evaluate_entitled_subsidy(resolved, household),
         ProgramCode::EducationAid => education::evaluate(resolved, household),
         ProgramCode::EmploymentTraining => employment::evaluate(resolved, household),
+        ProgramCode::EmploymentPublicWelfarePost => {
+            employment::evaluate_public_welfare_post(resolved, household)
+        }
         ProgramCode::MedicalRuralCooperative => {
             medical::evaluate_rural_cooperative(resolved, household)
         }
