@@ -105,6 +105,7 @@ condition_codes! {
     EntitledSubsidyAmount = "entitled_subsidy_amount", "按优抚类别(残疾等级)确定抚恤补助标准", "amount by entitled category (and disability grade)";
     EnterpriseTransferredCadre = "enterprise_transferred_cadre", "属于企业军转干部", "is an enterprise military-transferred cadre";
     TransferredCadreAmount = "transferred_cadre_amount", "企业军转干部生活补助标准", "living subsidy for transferred cadres";
+    TransferredCadreMedicalSupport = "transferred_cadre_medical_support", "企业军转干部医疗救助标准", "medical support for transferred cadres";
     // ---- home care ----
     EmptyNestOrThreeNo = "empty_nest_or_three_no", "空巢老人或“三无”老人", "empty-nest or \"three-no\" elderly";
     HomeCareServiceTier = "home_care_service_tier", "服务类别: 无偿(三无)、低偿(困难空巢)或有偿", "service tier: free (three-no), low-cost (needy empty-nest) or paid";

@@ -264,6 +264,8 @@ pub struct ReservoirMigrantParameters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferredCadreParameters {
     pub living_subsidy_monthly: Money,
+    /// Issue 20 item 8: the medical part of "生活、医疗等方面的救助".
+    pub medical_support_monthly: Money,
 }
 
 /// Every parameter as of [`ResolvedPolicy::as_of`], with the version of the files it came from.
@@ -576,6 +578,7 @@ impl ResolvedPolicy {
             },
             transferred_cadre: TransferredCadreParameters {
                 living_subsidy_monthly: read.money("transferred_cadre.living_subsidy_monthly")?,
+                medical_support_monthly: read.money("transferred_cadre.medical_support_monthly")?,
             },
         })
     }

@@ -394,6 +394,8 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("reservoir_migrant.support_years", YEARS),
     parameter("reservoir_migrant.annual_per_person", MONEY),
     parameter("transferred_cadre.living_subsidy_monthly", MONEY),
+    // Issue 20 item 8.
+    parameter("transferred_cadre.medical_support_monthly", MONEY),
 ];
 
 /// The definition of a parameter by full name.
