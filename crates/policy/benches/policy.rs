@@ -101,6 +101,7 @@ fn generate_household(
     }
     HouseholdFacts {
         household_id: None,
+        residence_org_unit: None,
         // One household in fifty is registered elsewhere.
         hukou_org_unit: if random.below(50) == 0 {
             other_district.clone()

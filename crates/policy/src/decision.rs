@@ -107,6 +107,7 @@ condition_codes! {
     TransferredCadreAmount = "transferred_cadre_amount", "企业军转干部生活补助标准", "living subsidy for transferred cadres";
     TransferredCadreMedicalSupport = "transferred_cadre_medical_support", "企业军转干部医疗救助标准", "medical support for transferred cadres";
     // ---- home care ----
+    UrbanCommunityResidence = "urban_community_residence", "居住在城镇社区(居委会)", "lives in an urban community (residents' committee)";
     EmptyNestOrThreeNo = "empty_nest_or_three_no", "空巢老人或“三无”老人", "empty-nest or \"three-no\" elderly";
     HomeCareServiceTier = "home_care_service_tier", "服务类别: 无偿(三无)、低偿(困难空巢)或有偿", "service tier: free (three-no), low-cost (needy empty-nest) or paid";
     // ---- family planning ----
@@ -137,7 +138,7 @@ condition_codes! {
     FpOneLivingChild = "fp_one_living_child", "现存一个子女", "one living child";
     FpUrbanReward = "fp_urban_reward", "城镇独生子女低保家庭奖励扶助金", "reward for urban only-child dibao families";
     // ---- legal aid, Party members, reservoir migrants ----
-    RecipientDibaoOrTekun = "recipient_dibao_or_tekun", "属于城乡低保户或特困人员", "is a dibao or tekun household";
+    RecipientInSpecialHardship = "recipient_in_special_hardship", "城乡低保户或其他特困群众(特困、低收入, 或困难程度系数达到特别困难)", "a dibao household or other people in special hardship (tekun, low-income, or a severe hardship coefficient)";
     FreeLegalAid = "free_legal_aid", "无偿提供法律援助和司法救助", "legal aid and judicial assistance free of charge";
     PartyMember = "party_member", "中共党员", "is a member of the Communist Party of China";
     JoinedBeforeFounding = "joined_before_founding", "建国前入党(1949年10月1日以前)", "joined before the founding of the PRC (1949-10-01)";
@@ -173,7 +174,7 @@ condition_codes! {
     HousingInKind = "housing_in_kind", "住房保障方式: 实物配租(低保、特困)或公共租赁住房", "housing in kind: allocation in kind (dibao, tekun) or public rental housing";
     RentSubsidy = "rent_subsidy", "租赁补贴: 每人标准×人数×比例, 不超过实际租金", "rent subsidy: per-person amount × members × share, at most the rent";
     NoOrDangerousHouse = "no_or_dangerous_house", "无房户或危房户(C级、D级)", "no house, or a dangerous house (grade C or D)";
-    DifficultHousehold = "difficult_household", "困难家庭(低保、特困、低收入, 或有残疾人、优抚对象)", "household in difficulty (dibao, tekun, low-income, or with a disabled or entitled member)";
+    DifficultHousehold = "difficult_household", "困难家庭(低保、特困、低收入, 有残疾人、优抚对象, 或住房受灾)", "household in difficulty (dibao, tekun, low-income, a disabled or entitled member, or a house hit by a disaster)";
     RuralHousingSubsidy = "rural_housing_subsidy", "新建或修缮补助", "subsidy to build or repair";
     // ---- disaster ----
     DisasterWithinClaimWindow = "disaster_within_claim_window", "灾害发生在受理期限内", "the disaster is within the application window";

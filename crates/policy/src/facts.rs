@@ -21,6 +21,9 @@ pub struct HouseholdFacts {
     /// 户籍所在地: the village-community (or street-town) where the household's hukou is
     /// registered. "我区常住户口" means a code under the district's division code.
     pub hukou_org_unit: OrgUnitCode,
+    /// Where the household lives (居住地), when not where its hukou is registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residence_org_unit: Option<OrgUnitCode>,
     pub members: Vec<MemberFacts>,
     #[serde(default)]
     pub assets: AssetFacts,
@@ -718,6 +721,23 @@ pub struct HousingFacts {
 }
 
 impl HouseholdFacts {
+    /// The village-community where the household lives: its residence, or else its hukou's.
+    pub fn lives_in(&self) -> &OrgUnitCode {
+        self.residence_org_unit
+            .as_ref()
+            .unwrap_or(&self.hukou_org_unit)
+    }
+
+    /// Whether the household lives in an urban community (城镇社区, 居委会): by the national
+    /// statistical division codes, a 村居 code of 001–199 is a residents' committee and 200–399
+    /// a villagers' committee. A street-town code (村居 000) is not a community.
+    pub fn lives_in_urban_community(&self) -> bool {
+        let code = self.lives_in().as_str();
+        code.get(code.len().saturating_sub(3)..)
+            .and_then(|committee| committee.parse::<u16>().ok())
+            .is_some_and(|committee| (1..=199).contains(&committee))
+    }
+
     /// The head of household (the validated facts have exactly one).
     pub fn head(&self) -> Option<&MemberFacts> {
         self.members

@@ -151,6 +151,7 @@ fn household() -> impl Strategy<Value = HouseholdFacts> {
                 members.extend(others);
                 HouseholdFacts {
                     household_id: None,
+                    residence_org_unit: None,
                     hukou_org_unit: OrgUnitCode::parse(if in_district {
                         "990101101201"
                     } else {

@@ -9,7 +9,9 @@ use super::{Explanation, check_hukou_in_district, member_count, share_of, times}
 use crate::catalogue::ProgramCode;
 use crate::decision::{ConditionCode, Decision, ReasonValue};
 use crate::error::PolicyError;
-use crate::facts::{HouseholdFacts, HukouType, RecipientCategory, RuralHouseCondition};
+use crate::facts::{
+    HouseDamage, HouseholdFacts, HukouType, RecipientCategory, RuralHouseCondition,
+};
 use crate::income::{counted_household_income, per_capita};
 use crate::resolved::ResolvedPolicy;
 
@@ -112,6 +114,10 @@ pub(super) fn evaluate_urban(
     Ok(explanation.into_decision(resolved, PROGRAM, eligible, amount))
 }
 
+/// H2, seed 三(五)2: "实施'减灾安居工程'、'功臣安居工程'、'我的兄弟姐妹安居工程',为农村各类困难家庭
+/// 建设安居住房…根本消除农村困难群众无房户、危房户": rural households with no house or a dangerous
+/// one that are poor, have a disabled (我的兄弟姐妹) or entitled (功臣) member, or whose house a
+/// disaster damaged or destroyed (减灾).
 pub(super) fn evaluate_rural(
     resolved: &ResolvedPolicy,
     household: &HouseholdFacts,
@@ -129,7 +135,13 @@ pub(super) fn evaluate_rural(
         ReasonValue::text("no_house | dangerous_c | dangerous_d"),
         condition != RuralHouseCondition::Safe,
     );
+    // 减灾安居工程: a house damaged or destroyed by a disaster makes the household one of the
+    // "农村各类困难家庭" whether or not it is poor.
+    let disaster_hit = household
+        .disaster
+        .is_some_and(|disaster| disaster.house_damage != HouseDamage::None);
     let difficult = household.recipient_category.is_poor()
+        || disaster_hit
         || household
             .members
             .iter()
@@ -137,7 +149,11 @@ pub(super) fn evaluate_rural(
     let in_difficulty = explanation.condition(
         None,
         ConditionCode::DifficultHousehold,
-        ReasonValue::text(household.recipient_category.as_str()),
+        ReasonValue::text(if disaster_hit {
+            "disaster_hit"
+        } else {
+            household.recipient_category.as_str()
+        }),
         ReasonValue::Flag(true),
         difficult,
     );
