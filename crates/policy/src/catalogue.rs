@@ -158,6 +158,38 @@ impl ProgramCode {
 
     /// The period in which the program's amount is expressed. Checked against each
     /// program's [`BenefitKind`] in the catalogue by a test.
+    /// The parameter sections the program's rule reads (besides `district` and `income`, which
+    /// every rule may read): evaluating it on a date resolves only these (issue 20 item 12).
+    pub fn parameter_sections(self) -> &'static [&'static str] {
+        match self {
+            ProgramCode::DibaoUrban | ProgramCode::DibaoRural => &["dibao"],
+            ProgramCode::Tekun => &["tekun"],
+            // The hardship coefficient's income gap reads the dibao standards.
+            ProgramCode::Temporary => &["temporary", "hardship", "dibao"],
+            ProgramCode::LegalAid => &["hardship", "dibao"],
+            ProgramCode::Disaster => &["disaster"],
+            ProgramCode::HomeElderlyCare => &["home_care"],
+            ProgramCode::OldAgeSubsidy => &["old_age_subsidy"],
+            ProgramCode::Longevity => &["longevity"],
+            ProgramCode::FamilyPlanning => &["family_planning"],
+            ProgramCode::PartyMemberAid => &["party_member_aid"],
+            ProgramCode::ReservoirMigrantSupport => &["reservoir_migrant"],
+            ProgramCode::TransferredCadreSupport => &["transferred_cadre"],
+            ProgramCode::EntitledSubsidy => &["entitled_subsidy"],
+            ProgramCode::EducationAid => &["education"],
+            ProgramCode::EmploymentTraining | ProgramCode::EmploymentPublicWelfarePost => {
+                &["employment"]
+            }
+            ProgramCode::MedicalUrbanEmployee => &[],
+            ProgramCode::MedicalRuralCooperative
+            | ProgramCode::MedicalUrbanResident
+            | ProgramCode::MedicalEntitledGroups => &["medical_insurance"],
+            ProgramCode::MedicalSeriousIllness => &["medical_serious_illness"],
+            ProgramCode::HousingUrbanSupport => &["housing_urban"],
+            ProgramCode::HousingRuralSafe => &["housing_rural"],
+        }
+    }
+
     pub fn period(self) -> BenefitPeriod {
         match self {
             ProgramCode::DibaoUrban

@@ -301,14 +301,34 @@ pub struct ResolvedPolicy {
 struct Reader<'a> {
     set: &'a ParameterSet,
     as_of: Date,
+    /// The sections that must have values; `None`: every section. A parameter of another
+    /// section without a value on the date reads as a neutral placeholder no rule will see.
+    needed: Option<&'a [&'a str]>,
 }
 
 impl Reader<'_> {
+    fn scoped<T>(
+        &self,
+        name: &'static str,
+        result: Result<T, PolicyError>,
+        neutral: T,
+    ) -> Result<T, PolicyError> {
+        match result {
+            Err(PolicyError::NoValueAsOf { .. }) if !self.needs(name) => Ok(neutral),
+            other => other,
+        }
+    }
+    fn needs(&self, name: &str) -> bool {
+        let section = name.split_once('.').map_or(name, |(section, _)| section);
+        self.needed.is_none_or(|sections| {
+            matches!(section, "district" | "income") || sections.contains(&section)
+        })
+    }
     fn money(&self, name: &'static str) -> Result<Money, PolicyError> {
-        self.set.money(name, self.as_of)
+        self.scoped(name, self.set.money(name, self.as_of), Money::ZERO)
     }
     fn integer(&self, name: &'static str) -> Result<i64, PolicyError> {
-        self.set.integer(name, self.as_of)
+        self.scoped(name, self.set.integer(name, self.as_of), 0)
     }
     fn age(&self, name: &'static str) -> Result<i32, PolicyError> {
         i32::try_from(self.integer(name)?)
@@ -323,21 +343,50 @@ impl Reader<'_> {
             .map_err(|_| PolicyError::ParameterKindMismatch { parameter: name })
     }
     fn basis_points(&self, name: &'static str) -> Result<i64, PolicyError> {
-        self.set.basis_points(name, self.as_of)
+        self.scoped(name, self.set.basis_points(name, self.as_of), 0)
     }
     fn flag(&self, name: &'static str) -> Result<bool, PolicyError> {
-        self.set.flag(name, self.as_of)
+        self.scoped(name, self.set.flag(name, self.as_of), false)
     }
     fn date(&self, name: &'static str) -> Result<Date, PolicyError> {
-        self.set.date(name, self.as_of)
+        self.scoped(name, self.set.date(name, self.as_of), self.as_of)
     }
     fn text(&self, name: &'static str) -> Result<String, PolicyError> {
-        self.set.text(name, self.as_of).map(str::to_owned)
+        self.scoped(
+            name,
+            self.set.text(name, self.as_of).map(str::to_owned),
+            String::new(),
+        )
+    }
+    fn choice(&self, name: &'static str) -> Result<&'static str, PolicyError> {
+        self.scoped(name, self.set.choice(name, self.as_of), "")
     }
     fn tiers(&self, name: &'static str) -> Result<MoneyTiers, PolicyError> {
-        self.set
-            .integer_money_tiers(name, self.as_of)
-            .map(<[(i64, Money)]>::to_vec)
+        self.scoped(
+            name,
+            self.set
+                .integer_money_tiers(name, self.as_of)
+                .map(<[(i64, Money)]>::to_vec),
+            Vec::new(),
+        )
+    }
+    fn share_tiers(&self, name: &'static str) -> Result<Vec<(i64, i64)>, PolicyError> {
+        self.scoped(
+            name,
+            self.set
+                .share_tiers(name, self.as_of)
+                .map(<[(i64, i64)]>::to_vec),
+            Vec::new(),
+        )
+    }
+    fn item_list(&self, name: &'static str) -> Result<Vec<&'static str>, PolicyError> {
+        self.scoped(
+            name,
+            self.set
+                .item_list(name, self.as_of)
+                .map(<[&'static str]>::to_vec),
+            Vec::new(),
+        )
     }
 }
 
@@ -348,13 +397,25 @@ impl ResolvedPolicy {
         version: PolicyVersion,
         as_of: Date,
     ) -> Result<ResolvedPolicy, PolicyError> {
-        let read = Reader { set, as_of };
-        let amount_method = match set.choice("dibao.amount_method", as_of)? {
+        ResolvedPolicy::from_parameters_for(set, version, as_of, None)
+    }
+
+    /// As [`ResolvedPolicy::from_parameters`], but only the `needed` sections (with `district`
+    /// and `income`) must have values on the date; `None` asks every section. The others hold
+    /// placeholders: use the result only for a program whose sections are `needed`.
+    pub(crate) fn from_parameters_for(
+        set: &ParameterSet,
+        version: PolicyVersion,
+        as_of: Date,
+        needed: Option<&[&str]>,
+    ) -> Result<ResolvedPolicy, PolicyError> {
+        let read = Reader { set, as_of, needed };
+        let amount_method = match read.choice("dibao.amount_method")? {
             "tier" => DibaoAmountMethod::Tier,
             _ => DibaoAmountMethod::Difference,
         };
-        let tiers = set
-            .share_tiers("dibao.tiers", as_of)?
+        let tiers = read
+            .share_tiers("dibao.tiers")?
             .iter()
             .map(|(gap, pay)| DibaoTier {
                 gap_at_least_basis_points: *gap,
@@ -386,7 +447,7 @@ impl ResolvedPolicy {
                     .small("procedure.re_review_months_variable_income")?,
             },
             excluded_income: IncomeKindSet::from_codes(
-                set.item_list("income.excluded_item_kinds", as_of)?,
+                &read.item_list("income.excluded_item_kinds")?,
             ),
             dibao: DibaoParameters {
                 urban_standard_monthly: read.money("dibao.urban_standard_monthly")?,
@@ -500,8 +561,8 @@ impl ResolvedPolicy {
                     .money("family_planning.only_child_disabled_support_annual")?,
                 urban_only_child_reward_annual: read
                     .money("family_planning.urban_only_child_reward_annual")?,
-                single_father_counts_former_wife_age: set
-                    .choice("family_planning.single_father_age_basis", as_of)?
+                single_father_counts_former_wife_age: read
+                    .choice("family_planning.single_father_age_basis")?
                     == "former_wife_age",
             },
             entitled_subsidy: EntitledSubsidyParameters {
