@@ -442,6 +442,125 @@ impl Decision {
         }
         text
     }
+
+    /// Why a refusal refused, most telling first (issue 20 item 13): the failed conditions;
+    /// when none failed (a program of clauses, e.g. family planning), the failed qualifiers of
+    /// the clause each member came closest to (fewest failures); else every failed qualifier.
+    /// Empty for an eligible decision.
+    pub fn refusal_reasons(&self) -> Vec<&Reason> {
+        if self.eligible {
+            return Vec::new();
+        }
+        let conditions: Vec<&Reason> = self
+            .reasons
+            .iter()
+            .filter(|reason| reason.role == ReasonRole::Condition && !reason.passed)
+            .collect();
+        if !conditions.is_empty() {
+            return conditions;
+        }
+        let failed_qualifiers: Vec<&Reason> = self
+            .reasons
+            .iter()
+            .filter(|reason| reason.role == ReasonRole::Qualifier && !reason.passed)
+            .collect();
+        if failed_qualifiers
+            .iter()
+            .all(|reason| reason.condition.clauses().is_empty())
+        {
+            return failed_qualifiers;
+        }
+        let mut members: Vec<Option<u16>> = Vec::new();
+        for reason in &self.reasons {
+            if reason.role == ReasonRole::Qualifier && !members.contains(&reason.member) {
+                members.push(reason.member);
+            }
+        }
+        let mut chosen: Vec<&Reason> = Vec::new();
+        for member in members {
+            let failed_in = |clause: u8| {
+                failed_qualifiers
+                    .iter()
+                    .filter(|reason| {
+                        reason.member == member && reason.condition.clauses().contains(&clause)
+                    })
+                    .count()
+            };
+            let clauses: Vec<u8> = failed_qualifiers
+                .iter()
+                .filter(|reason| reason.member == member)
+                .flat_map(|reason| reason.condition.clauses().iter().copied())
+                .collect();
+            let Some(fewest) = clauses.iter().map(|clause| failed_in(*clause)).min() else {
+                continue;
+            };
+            for reason in &failed_qualifiers {
+                let nearest = reason.member == member
+                    && reason
+                        .condition
+                        .clauses()
+                        .iter()
+                        .any(|clause| failed_in(*clause) == fewest);
+                if nearest && !chosen.iter().any(|seen| std::ptr::eq(*seen, *reason)) {
+                    chosen.push(reason);
+                }
+            }
+        }
+        chosen
+    }
+
+    /// The refusal's reasons as lines (Chinese statement, then English), headed by a line
+    /// saying the household is not eligible; empty for an eligible decision.
+    pub fn refusal_summary(&self) -> String {
+        let reasons = self.refusal_reasons();
+        if self.eligible {
+            return String::new();
+        }
+        let mut text = String::from("不符合条件 / not eligible — 未满足 / failed:\n");
+        for reason in reasons {
+            let member = reason.member.map_or(String::new(), |index| {
+                format!("[成员{index} / member {index}] ")
+            });
+            let _ = writeln!(
+                text,
+                "  ✗ {member}{} / {} ({}): 值 / value {}; 标准 / threshold {}",
+                reason.zh,
+                reason.en,
+                reason.condition.as_str(),
+                reason.value.render(Language::En),
+                reason.threshold.render(Language::En)
+            );
+        }
+        text
+    }
+}
+
+impl ConditionCode {
+    /// The family-planning clauses (1–5 of seed 三(一)8) a qualifier belongs to; empty for
+    /// every other code. Used to show a refusal's nearest clause first.
+    pub fn clauses(self) -> &'static [u8] {
+        match self {
+            ConditionCode::FpRuralCouple => &[1, 2],
+            ConditionCode::FpBornOnOrAfter
+            | ConditionCode::FpNoViolationSince
+            | ConditionCode::FpChildrenCondition => &[1],
+            ConditionCode::FpRewardAge => &[1, 5],
+            ConditionCode::FpTwoDaughters
+            | ConditionCode::FpSterilised
+            | ConditionCode::FpTwoDaughterAgeYear
+            | ConditionCode::FpBelowRewardAge => &[2],
+            ConditionCode::FpWifeAgeBereaved | ConditionCode::FpOnlyChildDied => &[3],
+            ConditionCode::FpNoFurtherBirthOrAdoption => &[3, 4],
+            ConditionCode::FpOnlyChildDisabled
+            | ConditionCode::FpChildNotRecovered
+            | ConditionCode::FpWifeAgeDisabledChild => &[4],
+            ConditionCode::FpUrbanSpouse
+            | ConditionCode::FpHonourCertificate
+            | ConditionCode::FpUrbanDibaoCertificate
+            | ConditionCode::FpOneLivingChild => &[5],
+            _ => &[],
+        }
+    }
 }
 
 #[cfg(test)]
