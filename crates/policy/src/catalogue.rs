@@ -97,10 +97,14 @@ pub enum ProgramCode {
     HousingRuralSafe,
     /// 就业援助: social-insurance and post subsidies of public-welfare posts (J2, issue 20).
     EmploymentPublicWelfarePost,
+    /// 低保边缘家庭 (issue 20 item 10).
+    NearDibao,
+    /// 刚性支出困难家庭 (issue 20 item 10).
+    RigidExpenditureHardship,
 }
 
 impl ProgramCode {
-    pub const ALL: [ProgramCode; 24] = [
+    pub const ALL: [ProgramCode; 26] = [
         ProgramCode::DibaoUrban,
         ProgramCode::DibaoRural,
         ProgramCode::Tekun,
@@ -125,6 +129,8 @@ impl ProgramCode {
         ProgramCode::HousingUrbanSupport,
         ProgramCode::HousingRuralSafe,
         ProgramCode::EmploymentPublicWelfarePost,
+        ProgramCode::NearDibao,
+        ProgramCode::RigidExpenditureHardship,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +159,8 @@ impl ProgramCode {
             ProgramCode::HousingUrbanSupport => "housing_urban_support",
             ProgramCode::HousingRuralSafe => "housing_rural_safe",
             ProgramCode::EmploymentPublicWelfarePost => "employment_public_welfare_post",
+            ProgramCode::NearDibao => "near_dibao",
+            ProgramCode::RigidExpenditureHardship => "rigid_expenditure_hardship",
         }
     }
 
@@ -187,6 +195,8 @@ impl ProgramCode {
             ProgramCode::MedicalSeriousIllness => &["medical_serious_illness"],
             ProgramCode::HousingUrbanSupport => &["housing_urban"],
             ProgramCode::HousingRuralSafe => &["housing_rural"],
+            ProgramCode::NearDibao => &["near_dibao", "dibao"],
+            ProgramCode::RigidExpenditureHardship => &["rigid_expenditure", "near_dibao", "dibao"],
         }
     }
 
@@ -201,7 +211,9 @@ impl ProgramCode {
             | ProgramCode::TransferredCadreSupport
             | ProgramCode::EntitledSubsidy
             | ProgramCode::HousingUrbanSupport
-            | ProgramCode::EmploymentPublicWelfarePost => BenefitPeriod::Monthly,
+            | ProgramCode::EmploymentPublicWelfarePost
+            | ProgramCode::NearDibao
+            | ProgramCode::RigidExpenditureHardship => BenefitPeriod::Monthly,
             ProgramCode::Disaster
             | ProgramCode::Temporary
             | ProgramCode::LegalAid
@@ -307,6 +319,9 @@ pub struct Program {
     /// Document kinds an application must carry (申请材料), e.g. `household_register`; intake
     /// lists every missing one at once.
     pub required_documents: Vec<String>,
+    /// Issue 20 item 10: the program's recipients are never publicised (公示); disclosure
+    /// reads this flag. `never_publicised = true` in `catalogue.toml`; default false.
+    pub never_publicised: bool,
 }
 
 /// The validated catalogue: one [`Program`] per [`ProgramCode`], in [`ProgramCode::ALL`] order.
@@ -367,6 +382,8 @@ struct ProgramRecord {
     benefit_kind: BenefitKind,
     #[serde(default)]
     required_documents: Vec<String>,
+    #[serde(default)]
+    never_publicised: bool,
 }
 
 /// Reads and checks `catalogue.toml`; returns every problem found.
@@ -472,6 +489,7 @@ pub(crate) fn read_catalogue(source: &PolicySource) -> Result<Catalogue, Vec<Pol
             workflow: record.workflow,
             benefit_kind: record.benefit_kind,
             required_documents: record.required_documents.clone(),
+            never_publicised: record.never_publicised,
         });
     }
 

@@ -137,6 +137,16 @@ condition_codes! {
     FpUrbanDibaoCertificate = "fp_urban_dibao_certificate", "持有本市城镇居民最低生活保障证", "holds the city dibao certificate";
     FpOneLivingChild = "fp_one_living_child", "现存一个子女", "one living child";
     FpUrbanReward = "fp_urban_reward", "城镇独生子女低保家庭奖励扶助金", "reward for urban only-child dibao families";
+    // ---- near-dibao and rigid-expenditure households (issue 20 item 10) ----
+    RecognitionInForce = "recognition_in_force", "认定制度已施行", "the recognition rules are in force";
+    IncomeAtOrAboveDibaoStandard = "income_at_or_above_dibao_standard", "家庭月人均收入不低于低保标准(低于则属低保)", "per-capita income at or above the dibao standard (below it is dibao)";
+    IncomeBelowNearDibaoLine = "income_below_near_dibao_line", "家庭月人均收入低于低保标准的规定倍数", "per-capita income below the set multiple of the dibao standard";
+    AssetsWithinNearDibaoLimit = "assets_within_near_dibao_limit", "家庭金融资产不超过规定限额", "financial assets within the limit";
+    NearDibaoBand = "near_dibao_band", "收入档次: 低保 / 低保边缘 / 高于低保边缘(值为人均收入与低保标准之比)", "income band: dibao / near-dibao / above (value: per-capita income ÷ dibao standard)";
+    IncomeWithinLowIncomeLine = "income_within_low_income_line", "家庭月人均收入不超过低收入标准", "per-capita income within the low-income line";
+    RigidSpendingMonthly = "rigid_spending_monthly", "近12个月医疗、教育等刚性支出(折合每月)", "necessary medical, education and similar spending of 12 months, per month";
+    IncomeAfterRigidSpendingBelowStandard = "income_after_rigid_spending_below_standard", "扣除刚性支出后家庭月人均收入低于低保标准", "per-capita income after necessary spending below the dibao standard";
+    IndividualDibaoEnrolment = "individual_dibao_enrolment", "重度残疾人、重病患者单独纳入低保(单人户施保): 低保标准−本人收入", "severely disabled or seriously ill member enrolled in dibao alone: standard − own income";
     // ---- legal aid, Party members, reservoir migrants ----
     RecipientInSpecialHardship = "recipient_in_special_hardship", "城乡低保户或其他特困群众(特困、低收入, 或困难程度系数达到特别困难)", "a dibao household or other people in special hardship (tekun, low-income, or a severe hardship coefficient)";
     FreeLegalAid = "free_legal_aid", "无偿提供法律援助和司法救助", "legal aid and judicial assistance free of charge";

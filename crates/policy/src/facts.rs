@@ -52,6 +52,13 @@ pub struct HouseholdFacts {
     /// Out-of-pocket medical cost of all members so far this calendar year, after insurance.
     #[serde(default)]
     pub annual_medical_out_of_pocket: Money,
+    /// Issue 20 item 10: necessary education spending of the last 12 months (教育刚性支出).
+    #[serde(default)]
+    pub annual_education_spending: Money,
+    /// Issue 20 item 10: other necessary spending of the last 12 months recognised by the
+    /// district (e.g. care of a severely disabled member).
+    #[serde(default)]
+    pub annual_other_rigid_spending: Money,
     /// Temporary assistance already paid to the household this calendar year.
     #[serde(default)]
     pub temporary_assistance_paid_this_year: Money,
@@ -834,6 +841,11 @@ impl HouseholdFacts {
                 self.temporary_assistance_paid_this_year,
             ),
             ("housing.monthly_rent", self.housing.monthly_rent),
+            ("annual_education_spending", self.annual_education_spending),
+            (
+                "annual_other_rigid_spending",
+                self.annual_other_rigid_spending,
+            ),
         ];
         for (field, amount) in amounts {
             if amount.is_negative() {

@@ -31,6 +31,10 @@ const EXAMPLE_DISTRICT_FILES: &[(&str, &str)] = &[
         include_str!("../../../policy/example-district/dibao.toml"),
     ),
     (
+        "low_income.toml",
+        include_str!("../../../policy/example-district/low_income.toml"),
+    ),
+    (
         "disaster.toml",
         include_str!("../../../policy/example-district/disaster.toml"),
     ),

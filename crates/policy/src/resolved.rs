@@ -71,6 +71,24 @@ pub struct DibaoParameters {
     pub max_extra_housing_units: u32,
 }
 
+/// Issue 20 item 10: 低保边缘家庭.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearDibaoParameters {
+    /// Recognised from this date (both near-dibao and rigid-expenditure households).
+    pub in_force_from: Date,
+    /// The near-dibao line as a multiple of the dibao standard, in basis points.
+    pub income_multiple_basis_points: i64,
+    pub asset_limit_months_of_standard: i64,
+    /// Disability grades 1..=N count as severe for individual enrolment (单人户施保).
+    pub individual_enrolment_disability_grade_max: u8,
+}
+
+/// Issue 20 item 10: 刚性支出困难家庭.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RigidExpenditureParameters {
+    pub income_limit_per_capita_monthly: Money,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TekunParameters {
     pub elderly_min_age: i32,
@@ -296,6 +314,8 @@ pub struct ResolvedPolicy {
     pub party_member_aid: PartyMemberAidParameters,
     pub reservoir_migrant: ReservoirMigrantParameters,
     pub transferred_cadre: TransferredCadreParameters,
+    pub near_dibao: NearDibaoParameters,
+    pub rigid_expenditure: RigidExpenditureParameters,
 }
 
 struct Reader<'a> {
@@ -640,6 +660,18 @@ impl ResolvedPolicy {
             transferred_cadre: TransferredCadreParameters {
                 living_subsidy_monthly: read.money("transferred_cadre.living_subsidy_monthly")?,
                 medical_support_monthly: read.money("transferred_cadre.medical_support_monthly")?,
+            },
+            near_dibao: NearDibaoParameters {
+                in_force_from: read.date("near_dibao.in_force_from")?,
+                income_multiple_basis_points: read.basis_points("near_dibao.income_multiple")?,
+                asset_limit_months_of_standard: read
+                    .integer("near_dibao.asset_limit_months_of_standard")?,
+                individual_enrolment_disability_grade_max: read
+                    .grade("near_dibao.individual_enrolment_disability_grade_max")?,
+            },
+            rigid_expenditure: RigidExpenditureParameters {
+                income_limit_per_capita_monthly: read
+                    .money("rigid_expenditure.income_limit_per_capita_monthly")?,
             },
         })
     }

@@ -111,6 +111,15 @@ pub const SECTIONS: &[SectionDefinition] = &[
         name: "dibao",
         file: "dibao.toml",
     },
+    // Issue 20 item 10.
+    SectionDefinition {
+        name: "near_dibao",
+        file: "low_income.toml",
+    },
+    SectionDefinition {
+        name: "rigid_expenditure",
+        file: "low_income.toml",
+    },
     SectionDefinition {
         name: "tekun",
         file: "tekun.toml",
@@ -396,6 +405,15 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("transferred_cadre.living_subsidy_monthly", MONEY),
     // Issue 20 item 8.
     parameter("transferred_cadre.medical_support_monthly", MONEY),
+    // Issue 20 item 10: near-dibao and rigid-expenditure hardship households.
+    parameter("near_dibao.in_force_from", ParameterKind::Date),
+    parameter("near_dibao.income_multiple", ParameterKind::Coefficient),
+    parameter("near_dibao.asset_limit_months_of_standard", MONTHS),
+    parameter(
+        "near_dibao.individual_enrolment_disability_grade_max",
+        GRADE,
+    ),
+    parameter("rigid_expenditure.income_limit_per_capita_monthly", MONEY),
 ];
 
 /// The definition of a parameter by full name.

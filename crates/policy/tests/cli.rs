@@ -48,7 +48,28 @@ members = [
 ]
 "#;
 
+const NEAR_DIBAO: &str = r#"
+hukou_org_unit = "990101001001"
+members = [
+  { relation = "head", sex = "female", birth_date = 1980-01-01, hukou_type = "urban", resident_since = 1980-01-01, monthly_income = [{ kind = "wages", amount = 240000 }] },
+  { relation = "child", sex = "male", birth_date = 2012-01-01, hukou_type = "urban", resident_since = 2012-01-01 },
+]
+"#;
+
 const ROWS: &[Row] = &[
+    Row {
+        name: "a near-dibao household is told its band",
+        args: &["eval", "--program", "near_dibao", "--as-of", "2026-11-28"],
+        household: Some(NEAR_DIBAO),
+        success: true,
+        first_lines: &[
+            "near_dibao_band",
+            "低保边缘",
+            "1.14",
+            "near_dibao (from the standard to below its multiple)",
+        ],
+        within: 6,
+    },
     Row {
         name: "a family-planning refusal says why in its first lines",
         args: &[
