@@ -101,6 +101,9 @@ fn generate_household(
     }
     HouseholdFacts {
         household_id: None,
+        annual_education_spending: Money::ZERO,
+        annual_other_rigid_spending: Money::ZERO,
+        residence_org_unit: None,
         // One household in fifty is registered elsewhere.
         hukou_org_unit: if random.below(50) == 0 {
             other_district.clone()

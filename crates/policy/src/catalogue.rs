@@ -95,10 +95,16 @@ pub enum ProgramCode {
     HousingUrbanSupport,
     /// 农村住房安居工程 (H2).
     HousingRuralSafe,
+    /// 就业援助: social-insurance and post subsidies of public-welfare posts (J2, issue 20).
+    EmploymentPublicWelfarePost,
+    /// 低保边缘家庭 (issue 20 item 10).
+    NearDibao,
+    /// 刚性支出困难家庭 (issue 20 item 10).
+    RigidExpenditureHardship,
 }
 
 impl ProgramCode {
-    pub const ALL: [ProgramCode; 23] = [
+    pub const ALL: [ProgramCode; 26] = [
         ProgramCode::DibaoUrban,
         ProgramCode::DibaoRural,
         ProgramCode::Tekun,
@@ -122,6 +128,9 @@ impl ProgramCode {
         ProgramCode::MedicalSeriousIllness,
         ProgramCode::HousingUrbanSupport,
         ProgramCode::HousingRuralSafe,
+        ProgramCode::EmploymentPublicWelfarePost,
+        ProgramCode::NearDibao,
+        ProgramCode::RigidExpenditureHardship,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,11 +158,48 @@ impl ProgramCode {
             ProgramCode::MedicalSeriousIllness => "medical_serious_illness",
             ProgramCode::HousingUrbanSupport => "housing_urban_support",
             ProgramCode::HousingRuralSafe => "housing_rural_safe",
+            ProgramCode::EmploymentPublicWelfarePost => "employment_public_welfare_post",
+            ProgramCode::NearDibao => "near_dibao",
+            ProgramCode::RigidExpenditureHardship => "rigid_expenditure_hardship",
         }
     }
 
     /// The period in which the program's amount is expressed. Checked against each
     /// program's [`BenefitKind`] in the catalogue by a test.
+    /// The parameter sections the program's rule reads (besides `district` and `income`, which
+    /// every rule may read): evaluating it on a date resolves only these (issue 20 item 12).
+    pub fn parameter_sections(self) -> &'static [&'static str] {
+        match self {
+            ProgramCode::DibaoUrban | ProgramCode::DibaoRural => &["dibao"],
+            ProgramCode::Tekun => &["tekun"],
+            // The hardship coefficient's income gap reads the dibao standards.
+            ProgramCode::Temporary => &["temporary", "hardship", "dibao"],
+            ProgramCode::LegalAid => &["hardship", "dibao"],
+            ProgramCode::Disaster => &["disaster"],
+            ProgramCode::HomeElderlyCare => &["home_care"],
+            ProgramCode::OldAgeSubsidy => &["old_age_subsidy"],
+            ProgramCode::Longevity => &["longevity"],
+            ProgramCode::FamilyPlanning => &["family_planning"],
+            ProgramCode::PartyMemberAid => &["party_member_aid"],
+            ProgramCode::ReservoirMigrantSupport => &["reservoir_migrant"],
+            ProgramCode::TransferredCadreSupport => &["transferred_cadre"],
+            ProgramCode::EntitledSubsidy => &["entitled_subsidy"],
+            ProgramCode::EducationAid => &["education"],
+            ProgramCode::EmploymentTraining | ProgramCode::EmploymentPublicWelfarePost => {
+                &["employment"]
+            }
+            ProgramCode::MedicalUrbanEmployee => &[],
+            ProgramCode::MedicalRuralCooperative
+            | ProgramCode::MedicalUrbanResident
+            | ProgramCode::MedicalEntitledGroups => &["medical_insurance"],
+            ProgramCode::MedicalSeriousIllness => &["medical_serious_illness"],
+            ProgramCode::HousingUrbanSupport => &["housing_urban"],
+            ProgramCode::HousingRuralSafe => &["housing_rural"],
+            ProgramCode::NearDibao => &["near_dibao", "dibao"],
+            ProgramCode::RigidExpenditureHardship => &["rigid_expenditure", "near_dibao", "dibao"],
+        }
+    }
+
     pub fn period(self) -> BenefitPeriod {
         match self {
             ProgramCode::DibaoUrban
@@ -164,7 +210,10 @@ impl ProgramCode {
             | ProgramCode::Longevity
             | ProgramCode::TransferredCadreSupport
             | ProgramCode::EntitledSubsidy
-            | ProgramCode::HousingUrbanSupport => BenefitPeriod::Monthly,
+            | ProgramCode::HousingUrbanSupport
+            | ProgramCode::EmploymentPublicWelfarePost
+            | ProgramCode::NearDibao
+            | ProgramCode::RigidExpenditureHardship => BenefitPeriod::Monthly,
             ProgramCode::Disaster
             | ProgramCode::Temporary
             | ProgramCode::LegalAid
@@ -270,6 +319,9 @@ pub struct Program {
     /// Document kinds an application must carry (申请材料), e.g. `household_register`; intake
     /// lists every missing one at once.
     pub required_documents: Vec<String>,
+    /// Issue 20 item 10: the program's recipients are never publicised (公示); disclosure
+    /// reads this flag. `never_publicised = true` in `catalogue.toml`; default false.
+    pub never_publicised: bool,
 }
 
 /// The validated catalogue: one [`Program`] per [`ProgramCode`], in [`ProgramCode::ALL`] order.
@@ -330,6 +382,8 @@ struct ProgramRecord {
     benefit_kind: BenefitKind,
     #[serde(default)]
     required_documents: Vec<String>,
+    #[serde(default)]
+    never_publicised: bool,
 }
 
 /// Reads and checks `catalogue.toml`; returns every problem found.
@@ -435,6 +489,7 @@ pub(crate) fn read_catalogue(source: &PolicySource) -> Result<Catalogue, Vec<Pol
             workflow: record.workflow,
             benefit_kind: record.benefit_kind,
             required_documents: record.required_documents.clone(),
+            never_publicised: record.never_publicised,
         });
     }
 

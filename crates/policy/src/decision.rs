@@ -98,13 +98,16 @@ condition_codes! {
     RouteUrbanEmployeeInsurance = "route_urban_employee_insurance", "参加城镇职工基本医疗保险", "joins urban employee medical insurance";
     RouteRuralCooperativePremiumPaid = "route_rural_cooperative_premium_paid", "参加新型农村合作医疗, 个人缴费由区财政解决", "joins the rural cooperative scheme; the district pays the personal premium";
     Employed = "employed", "在职职工", "is employed";
+    EmployedOrRegisteredInDistrict = "employed_or_registered_in_district", "用人单位在本区或户籍在本区", "the employer is in the district, or the household is registered there";
     NotEmployed = "not_employed", "非在职职工(不在职工医保范围)", "is not employed (outside employee insurance)";
     PremiumSubsidy = "premium_subsidy", "政府参保缴费补助", "government premium subsidy";
     // ---- entitled subsidy, transferred cadres ----
     EntitledSubsidyAmount = "entitled_subsidy_amount", "按优抚类别(残疾等级)确定抚恤补助标准", "amount by entitled category (and disability grade)";
     EnterpriseTransferredCadre = "enterprise_transferred_cadre", "属于企业军转干部", "is an enterprise military-transferred cadre";
     TransferredCadreAmount = "transferred_cadre_amount", "企业军转干部生活补助标准", "living subsidy for transferred cadres";
+    TransferredCadreMedicalSupport = "transferred_cadre_medical_support", "企业军转干部医疗救助标准", "medical support for transferred cadres";
     // ---- home care ----
+    UrbanCommunityResidence = "urban_community_residence", "居住在城镇社区(居委会)", "lives in an urban community (residents' committee)";
     EmptyNestOrThreeNo = "empty_nest_or_three_no", "空巢老人或“三无”老人", "empty-nest or \"three-no\" elderly";
     HomeCareServiceTier = "home_care_service_tier", "服务类别: 无偿(三无)、低偿(困难空巢)或有偿", "service tier: free (three-no), low-cost (needy empty-nest) or paid";
     // ---- family planning ----
@@ -126,15 +129,26 @@ condition_codes! {
     FpOnlyChildDiedSupport = "fp_only_child_died_support", "独生子女死亡家庭扶助金(直至亡故)", "support for parents whose only child died (until death)";
     FpOnlyChildDisabled = "fp_only_child_disabled", "独生子女伤、病残", "the only child is injured or disabled";
     FpChildNotRecovered = "fp_child_not_recovered", "子女尚未康复", "the child has not recovered";
-    FpWifeAgeDisabledChild = "fp_wife_age_disabled_child", "女方年龄达到规定(参数为0时无年龄条件)", "the wife reaches the set age (none when the parameter is 0)";
+    FpWifeAgeDisabledChild = "fp_wife_age_disabled_child", "女方年满49周岁(参数为0时无年龄条件)", "the wife is aged 49 or over (no age when the parameter is 0)";
+    FpSingleFatherAge = "fp_single_father_age", "单亲(丧偶或离异)父亲: 按本人或原配偶年龄计女方年龄", "single (widowed or divorced) father: the age counted for the wife's";
     FpOnlyChildDisabledSupport = "fp_only_child_disabled_support", "独生子女伤病残家庭扶助金(直至亡故或子女康复)", "support for parents of a disabled only child (until death or recovery)";
     FpUrbanSpouse = "fp_urban_spouse", "夫妻一方或双方为城镇户口", "one or both spouses have urban hukou";
     FpHonourCertificate = "fp_honour_certificate", "持有独生子女父母光荣证", "holds the only-child parents' honour certificate";
     FpUrbanDibaoCertificate = "fp_urban_dibao_certificate", "持有本市城镇居民最低生活保障证", "holds the city dibao certificate";
     FpOneLivingChild = "fp_one_living_child", "现存一个子女", "one living child";
     FpUrbanReward = "fp_urban_reward", "城镇独生子女低保家庭奖励扶助金", "reward for urban only-child dibao families";
+    // ---- near-dibao and rigid-expenditure households (issue 20 item 10) ----
+    RecognitionInForce = "recognition_in_force", "认定制度已施行", "the recognition rules are in force";
+    IncomeAtOrAboveDibaoStandard = "income_at_or_above_dibao_standard", "家庭月人均收入不低于低保标准(低于则属低保)", "per-capita income at or above the dibao standard (below it is dibao)";
+    IncomeBelowNearDibaoLine = "income_below_near_dibao_line", "家庭月人均收入低于低保标准的规定倍数", "per-capita income below the set multiple of the dibao standard";
+    AssetsWithinNearDibaoLimit = "assets_within_near_dibao_limit", "家庭金融资产不超过规定限额", "financial assets within the limit";
+    NearDibaoBand = "near_dibao_band", "收入档次: 低保 / 低保边缘 / 高于低保边缘(值为人均收入与低保标准之比)", "income band: dibao / near-dibao / above (value: per-capita income ÷ dibao standard)";
+    IncomeWithinLowIncomeLine = "income_within_low_income_line", "家庭月人均收入不超过低收入标准", "per-capita income within the low-income line";
+    RigidSpendingMonthly = "rigid_spending_monthly", "近12个月医疗、教育等刚性支出(折合每月)", "necessary medical, education and similar spending of 12 months, per month";
+    IncomeAfterRigidSpendingBelowStandard = "income_after_rigid_spending_below_standard", "扣除刚性支出后家庭月人均收入低于低保标准", "per-capita income after necessary spending below the dibao standard";
+    IndividualDibaoEnrolment = "individual_dibao_enrolment", "重度残疾人、重病患者单独纳入低保(单人户施保): 低保标准−本人收入", "severely disabled or seriously ill member enrolled in dibao alone: standard − own income";
     // ---- legal aid, Party members, reservoir migrants ----
-    RecipientDibaoOrTekun = "recipient_dibao_or_tekun", "属于城乡低保户或特困人员", "is a dibao or tekun household";
+    RecipientInSpecialHardship = "recipient_in_special_hardship", "城乡低保户或其他特困群众(特困、低收入, 或困难程度系数达到特别困难)", "a dibao household or other people in special hardship (tekun, low-income, or a severe hardship coefficient)";
     FreeLegalAid = "free_legal_aid", "无偿提供法律援助和司法救助", "legal aid and judicial assistance free of charge";
     PartyMember = "party_member", "中共党员", "is a member of the Communist Party of China";
     JoinedBeforeFounding = "joined_before_founding", "建国前入党(1949年10月1日以前)", "joined before the founding of the PRC (1949-10-01)";
@@ -158,13 +172,19 @@ condition_codes! {
     WantsTraining = "wants_training", "有培训愿望", "wishes to train";
     TrainingNotYetReceived = "training_not_yet_received", "未享受过政府补贴的就业培训(每人一次)", "has not had the one subsidised training yet";
     TrainingSubsidy = "training_subsidy", "一次性职业培训补贴", "one-off training subsidy";
+    EmploymentDifficulty = "employment_difficulty", "属于就业困难人员", "is a person with employment difficulty";
+    InPublicWelfarePost = "in_public_welfare_post", "安排在政府投资开发的公益性岗位", "placed in a government-developed public-welfare post";
+    WithinPostSubsidyPeriod = "within_post_subsidy_period", "在补贴期限内(自安排上岗起)", "within the subsidy period from the placement";
+    PublicWelfarePostSocialInsuranceSubsidy = "public_welfare_post_social_insurance_subsidy", "公益性岗位社会保险补贴", "social-insurance subsidy of a public-welfare post";
+    PublicWelfarePostSubsidy = "public_welfare_post_subsidy", "公益性岗位补贴", "post subsidy of a public-welfare post";
     // ---- housing ----
     IncomeWithinHousingLimit = "income_within_housing_limit", "家庭月人均收入不超过中低收入标准", "per-capita income within the low- and middle-income line";
     HousingDifficulty = "housing_difficulty", "无自有住房或人均住房面积低于标准", "no own housing, or floor area per person below the line";
-    RentingOnMarket = "renting_on_market", "租房居住", "renting";
+    RentingOnMarket = "renting_on_market", "租房居住(租赁补贴; 否则公共租赁住房或实物配租)", "renting (rent subsidy; otherwise public rental housing or allocation in kind)";
+    HousingInKind = "housing_in_kind", "住房保障方式: 实物配租(低保、特困)或公共租赁住房", "housing in kind: allocation in kind (dibao, tekun) or public rental housing";
     RentSubsidy = "rent_subsidy", "租赁补贴: 每人标准×人数×比例, 不超过实际租金", "rent subsidy: per-person amount × members × share, at most the rent";
     NoOrDangerousHouse = "no_or_dangerous_house", "无房户或危房户(C级、D级)", "no house, or a dangerous house (grade C or D)";
-    DifficultHousehold = "difficult_household", "困难家庭(低保、特困、低收入, 或有残疾人、优抚对象)", "household in difficulty (dibao, tekun, low-income, or with a disabled or entitled member)";
+    DifficultHousehold = "difficult_household", "困难家庭(低保、特困、低收入, 有残疾人、优抚对象, 或住房受灾)", "household in difficulty (dibao, tekun, low-income, a disabled or entitled member, or a house hit by a disaster)";
     RuralHousingSubsidy = "rural_housing_subsidy", "新建或修缮补助", "subsidy to build or repair";
     // ---- disaster ----
     DisasterWithinClaimWindow = "disaster_within_claim_window", "灾害发生在受理期限内", "the disaster is within the application window";
@@ -431,6 +451,125 @@ impl Decision {
             };
         }
         text
+    }
+
+    /// Why a refusal refused, most telling first (issue 20 item 13): the failed conditions;
+    /// when none failed (a program of clauses, e.g. family planning), the failed qualifiers of
+    /// the clause each member came closest to (fewest failures); else every failed qualifier.
+    /// Empty for an eligible decision.
+    pub fn refusal_reasons(&self) -> Vec<&Reason> {
+        if self.eligible {
+            return Vec::new();
+        }
+        let conditions: Vec<&Reason> = self
+            .reasons
+            .iter()
+            .filter(|reason| reason.role == ReasonRole::Condition && !reason.passed)
+            .collect();
+        if !conditions.is_empty() {
+            return conditions;
+        }
+        let failed_qualifiers: Vec<&Reason> = self
+            .reasons
+            .iter()
+            .filter(|reason| reason.role == ReasonRole::Qualifier && !reason.passed)
+            .collect();
+        if failed_qualifiers
+            .iter()
+            .all(|reason| reason.condition.clauses().is_empty())
+        {
+            return failed_qualifiers;
+        }
+        let mut members: Vec<Option<u16>> = Vec::new();
+        for reason in &self.reasons {
+            if reason.role == ReasonRole::Qualifier && !members.contains(&reason.member) {
+                members.push(reason.member);
+            }
+        }
+        let mut chosen: Vec<&Reason> = Vec::new();
+        for member in members {
+            let failed_in = |clause: u8| {
+                failed_qualifiers
+                    .iter()
+                    .filter(|reason| {
+                        reason.member == member && reason.condition.clauses().contains(&clause)
+                    })
+                    .count()
+            };
+            let clauses: Vec<u8> = failed_qualifiers
+                .iter()
+                .filter(|reason| reason.member == member)
+                .flat_map(|reason| reason.condition.clauses().iter().copied())
+                .collect();
+            let Some(fewest) = clauses.iter().map(|clause| failed_in(*clause)).min() else {
+                continue;
+            };
+            for reason in &failed_qualifiers {
+                let nearest = reason.member == member
+                    && reason
+                        .condition
+                        .clauses()
+                        .iter()
+                        .any(|clause| failed_in(*clause) == fewest);
+                if nearest && !chosen.iter().any(|seen| std::ptr::eq(*seen, *reason)) {
+                    chosen.push(reason);
+                }
+            }
+        }
+        chosen
+    }
+
+    /// The refusal's reasons as lines (Chinese statement, then English), headed by a line
+    /// saying the household is not eligible; empty for an eligible decision.
+    pub fn refusal_summary(&self) -> String {
+        let reasons = self.refusal_reasons();
+        if self.eligible {
+            return String::new();
+        }
+        let mut text = String::from("不符合条件 / not eligible — 未满足 / failed:\n");
+        for reason in reasons {
+            let member = reason.member.map_or(String::new(), |index| {
+                format!("[成员{index} / member {index}] ")
+            });
+            let _ = writeln!(
+                text,
+                "  ✗ {member}{} / {} ({}): 值 / value {}; 标准 / threshold {}",
+                reason.zh,
+                reason.en,
+                reason.condition.as_str(),
+                reason.value.render(Language::En),
+                reason.threshold.render(Language::En)
+            );
+        }
+        text
+    }
+}
+
+impl ConditionCode {
+    /// The family-planning clauses (1–5 of seed 三(一)8) a qualifier belongs to; empty for
+    /// every other code. Used to show a refusal's nearest clause first.
+    pub fn clauses(self) -> &'static [u8] {
+        match self {
+            ConditionCode::FpRuralCouple => &[1, 2],
+            ConditionCode::FpBornOnOrAfter
+            | ConditionCode::FpNoViolationSince
+            | ConditionCode::FpChildrenCondition => &[1],
+            ConditionCode::FpRewardAge => &[1, 5],
+            ConditionCode::FpTwoDaughters
+            | ConditionCode::FpSterilised
+            | ConditionCode::FpTwoDaughterAgeYear
+            | ConditionCode::FpBelowRewardAge => &[2],
+            ConditionCode::FpWifeAgeBereaved | ConditionCode::FpOnlyChildDied => &[3],
+            ConditionCode::FpNoFurtherBirthOrAdoption => &[3, 4],
+            ConditionCode::FpOnlyChildDisabled
+            | ConditionCode::FpChildNotRecovered
+            | ConditionCode::FpWifeAgeDisabledChild => &[4],
+            ConditionCode::FpUrbanSpouse
+            | ConditionCode::FpHonourCertificate
+            | ConditionCode::FpUrbanDibaoCertificate
+            | ConditionCode::FpOneLivingChild => &[5],
+            _ => &[],
+        }
     }
 }
 

@@ -81,6 +81,16 @@ pub enum PolicyError {
         as_of: Date,
         first_from: Date,
     },
+    /// Issue 20 item 12: a parameter `program` reads has no value on `as_of`.
+    #[error(
+        "program `{program}` cannot be evaluated as of {as_of}: parameter `{parameter}` has no value then; its first entry is from {first_from}"
+    )]
+    ProgramNotInForce {
+        program: &'static str,
+        as_of: Date,
+        parameter: &'static str,
+        first_from: Date,
+    },
     /// The household facts break a rule of their own (e.g. two heads, a birth date after
     /// `as_of`); every violation is listed.
     #[error("household facts are invalid: {}", .violations.join("; "))]

@@ -21,6 +21,9 @@ pub struct HouseholdFacts {
     /// 户籍所在地: the village-community (or street-town) where the household's hukou is
     /// registered. "我区常住户口" means a code under the district's division code.
     pub hukou_org_unit: OrgUnitCode,
+    /// Where the household lives (居住地), when not where its hukou is registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residence_org_unit: Option<OrgUnitCode>,
     pub members: Vec<MemberFacts>,
     #[serde(default)]
     pub assets: AssetFacts,
@@ -49,6 +52,13 @@ pub struct HouseholdFacts {
     /// Out-of-pocket medical cost of all members so far this calendar year, after insurance.
     #[serde(default)]
     pub annual_medical_out_of_pocket: Money,
+    /// Issue 20 item 10: necessary education spending of the last 12 months (教育刚性支出).
+    #[serde(default)]
+    pub annual_education_spending: Money,
+    /// Issue 20 item 10: other necessary spending of the last 12 months recognised by the
+    /// district (e.g. care of a severely disabled member).
+    #[serde(default)]
+    pub annual_other_rigid_spending: Money,
     /// Temporary assistance already paid to the household this calendar year.
     #[serde(default)]
     pub temporary_assistance_paid_this_year: Money,
@@ -364,6 +374,19 @@ pub struct EmploymentFacts {
     /// Has already had the one government-subsidised training.
     #[serde(default)]
     pub subsidised_training_received: bool,
+    /// The employer (用人单位) is in the district, whatever the member's hukou.
+    #[serde(default)]
+    pub employer_in_district: bool,
+    /// 就业困难人员: recognised as a person with employment difficulty.
+    #[serde(default)]
+    pub employment_difficulty: bool,
+    /// Placed in a government-developed public-welfare post (政府投资开发的公益性岗位) since.
+    #[serde(
+        default,
+        with = "optional_iso_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub public_welfare_post_since: Option<Date>,
 }
 
 /// Kinds of income item. Which kinds are counted is a parameter (`income.excluded_item_kinds`).
@@ -532,6 +555,43 @@ pub struct FamilyPlanningFacts {
     /// 再生育或收养: a birth or adoption after the only child's death or disability.
     #[serde(default)]
     pub birth_or_adoption_after_loss: bool,
+    /// The parents' marital status: a widowed or divorced parent (单亲) is the head, with no
+    /// spouse listed.
+    #[serde(default)]
+    pub parent_marital_status: ParentMaritalStatus,
+    /// A single father's former (or late) wife's birth date, when the district counts her age
+    /// (`family_planning.single_father_age_basis = "former_wife_age"`).
+    #[serde(
+        default,
+        with = "optional_iso_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub former_wife_birth_date: Option<Date>,
+}
+
+/// Whether the only child's parents are a couple or one parent alone (丧偶, 离异).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentMaritalStatus {
+    #[default]
+    Married,
+    Widowed,
+    Divorced,
+}
+
+impl ParentMaritalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParentMaritalStatus::Married => "married",
+            ParentMaritalStatus::Widowed => "widowed",
+            ParentMaritalStatus::Divorced => "divorced",
+        }
+    }
+
+    /// 单亲: widowed or divorced.
+    pub fn is_single(self) -> bool {
+        !matches!(self, ParentMaritalStatus::Married)
+    }
 }
 
 impl FamilyPlanningFacts {
@@ -668,6 +728,23 @@ pub struct HousingFacts {
 }
 
 impl HouseholdFacts {
+    /// The village-community where the household lives: its residence, or else its hukou's.
+    pub fn lives_in(&self) -> &OrgUnitCode {
+        self.residence_org_unit
+            .as_ref()
+            .unwrap_or(&self.hukou_org_unit)
+    }
+
+    /// Whether the household lives in an urban community (城镇社区, 居委会): by the national
+    /// statistical division codes, a 村居 code of 001–199 is a residents' committee and 200–399
+    /// a villagers' committee. A street-town code (村居 000) is not a community.
+    pub fn lives_in_urban_community(&self) -> bool {
+        let code = self.lives_in().as_str();
+        code.get(code.len().saturating_sub(3)..)
+            .and_then(|committee| committee.parse::<u16>().ok())
+            .is_some_and(|committee| (1..=199).contains(&committee))
+    }
+
     /// The head of household (the validated facts have exactly one).
     pub fn head(&self) -> Option<&MemberFacts> {
         self.members
@@ -689,6 +766,18 @@ impl HouseholdFacts {
         let mut violations = Vec::new();
         if self.members.is_empty() {
             violations.push("members: a household has at least one member".to_owned());
+        }
+        if let Some(facts) = &self.family_planning
+            && facts.parent_marital_status.is_single()
+            && self
+                .members
+                .iter()
+                .any(|member| member.relation == Relation::Spouse)
+        {
+            violations.push(
+                "family_planning.parent_marital_status: a widowed or divorced parent has no spouse listed"
+                    .to_owned(),
+            );
         }
         let head_count = self
             .members
@@ -752,6 +841,11 @@ impl HouseholdFacts {
                 self.temporary_assistance_paid_this_year,
             ),
             ("housing.monthly_rent", self.housing.monthly_rent),
+            ("annual_education_spending", self.annual_education_spending),
+            (
+                "annual_other_rigid_spending",
+                self.annual_other_rigid_spending,
+            ),
         ];
         for (field, amount) in amounts {
             if amount.is_negative() {

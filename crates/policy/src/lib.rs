@@ -120,6 +120,7 @@ mod tests {
             include_str!("rules/entitled.rs"),
             include_str!("rules/family_planning.rs"),
             include_str!("rules/housing.rs"),
+            include_str!("rules/low_income.rs"),
             include_str!("rules/medical.rs"),
             include_str!("rules/other.rs"),
             include_str!("rules/tekun.rs"),

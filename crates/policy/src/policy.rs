@@ -31,6 +31,10 @@ const EXAMPLE_DISTRICT_FILES: &[(&str, &str)] = &[
         include_str!("../../../policy/example-district/dibao.toml"),
     ),
     (
+        "low_income.toml",
+        include_str!("../../../policy/example-district/low_income.toml"),
+    ),
+    (
         "disaster.toml",
         include_str!("../../../policy/example-district/disaster.toml"),
     ),
@@ -220,14 +224,36 @@ impl Policy {
         ResolvedPolicy::from_parameters(&self.parameters, self.version, as_of)
     }
 
-    /// Evaluates one program for one household as of a date.
+    /// Evaluates one program for one household as of a date. Only the parameter sections the
+    /// program reads ([`ProgramCode::parameter_sections`]) must be in force on the date; a
+    /// parameter of theirs without a value is [`PolicyError::ProgramNotInForce`], naming the
+    /// program, the date and the parameter.
     pub fn evaluate(
         &self,
         program: ProgramCode,
         household: &HouseholdFacts,
         as_of: Date,
     ) -> Result<Decision, PolicyError> {
-        self.resolve(as_of)?.evaluate(program, household)
+        let resolved = ResolvedPolicy::from_parameters_for(
+            &self.parameters,
+            self.version,
+            as_of,
+            Some(program.parameter_sections()),
+        )
+        .map_err(|error| match error {
+            PolicyError::NoValueAsOf {
+                parameter,
+                as_of,
+                first_from,
+            } => PolicyError::ProgramNotInForce {
+                program: program.as_str(),
+                as_of,
+                parameter,
+                first_from,
+            },
+            other => other,
+        })?;
+        resolved.evaluate(program, household)
     }
 
     /// The hardship coefficient of a household as of a date.

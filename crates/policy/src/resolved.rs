@@ -71,6 +71,24 @@ pub struct DibaoParameters {
     pub max_extra_housing_units: u32,
 }
 
+/// Issue 20 item 10: 低保边缘家庭.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearDibaoParameters {
+    /// Recognised from this date (both near-dibao and rigid-expenditure households).
+    pub in_force_from: Date,
+    /// The near-dibao line as a multiple of the dibao standard, in basis points.
+    pub income_multiple_basis_points: i64,
+    pub asset_limit_months_of_standard: i64,
+    /// Disability grades 1..=N count as severe for individual enrolment (单人户施保).
+    pub individual_enrolment_disability_grade_max: u8,
+}
+
+/// Issue 20 item 10: 刚性支出困难家庭.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RigidExpenditureParameters {
+    pub income_limit_per_capita_monthly: Money,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TekunParameters {
     pub elderly_min_age: i32,
@@ -84,6 +102,8 @@ pub struct TekunParameters {
     pub basic_living_standard_monthly: Money,
     pub care_standard_partially_unable_monthly: Money,
     pub care_standard_unable_monthly: Money,
+    /// Issue 20 item 4: urban residents are covered, not only rural hukou (the seed's 五保).
+    pub urban_residents_covered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +177,10 @@ pub struct LongevityParameters {
     pub min_age: i32,
     pub centenarian_age: i32,
     pub min_residence_years: i32,
-    pub centenarian_requires_no_pension: bool,
-    pub centenarian_min_residence_years: i32,
+    /// The 90–99 rule's 3-year residence applies at 100+ too.
+    pub centenarian_residence_carries_over: bool,
+    /// The 90–99 rule's "no retirement pension" applies at 100+ too.
+    pub centenarian_pension_carries_over: bool,
     pub monthly_amount_by_age: MoneyTiers,
 }
 
@@ -182,6 +204,8 @@ pub struct FamilyPlanningParameters {
     pub only_child_died_support_annual: Money,
     pub only_child_disabled_support_annual: Money,
     pub urban_only_child_reward_annual: Money,
+    /// Issue 20 item 3: a single father's clause 3/4 age is his own, or his former wife's.
+    pub single_father_counts_former_wife_age: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +234,10 @@ pub struct EmploymentParameters {
     pub min_age: i32,
     pub age_limit: i32,
     pub training_subsidy_one_off: Money,
+    /// Issue 20 item 7: years from the placement in a public-welfare post the subsidies last.
+    pub public_welfare_post_subsidy_years: i32,
+    pub public_welfare_post_social_insurance_subsidy_monthly: Money,
+    pub public_welfare_post_subsidy_monthly: Money,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +282,8 @@ pub struct ReservoirMigrantParameters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferredCadreParameters {
     pub living_subsidy_monthly: Money,
+    /// Issue 20 item 8: the medical part of "生活、医疗等方面的救助".
+    pub medical_support_monthly: Money,
 }
 
 /// Every parameter as of [`ResolvedPolicy::as_of`], with the version of the files it came from.
@@ -284,19 +314,41 @@ pub struct ResolvedPolicy {
     pub party_member_aid: PartyMemberAidParameters,
     pub reservoir_migrant: ReservoirMigrantParameters,
     pub transferred_cadre: TransferredCadreParameters,
+    pub near_dibao: NearDibaoParameters,
+    pub rigid_expenditure: RigidExpenditureParameters,
 }
 
 struct Reader<'a> {
     set: &'a ParameterSet,
     as_of: Date,
+    /// The sections that must have values; `None`: every section. A parameter of another
+    /// section without a value on the date reads as a neutral placeholder no rule will see.
+    needed: Option<&'a [&'a str]>,
 }
 
 impl Reader<'_> {
+    fn scoped<T>(
+        &self,
+        name: &'static str,
+        result: Result<T, PolicyError>,
+        neutral: T,
+    ) -> Result<T, PolicyError> {
+        match result {
+            Err(PolicyError::NoValueAsOf { .. }) if !self.needs(name) => Ok(neutral),
+            other => other,
+        }
+    }
+    fn needs(&self, name: &str) -> bool {
+        let section = name.split_once('.').map_or(name, |(section, _)| section);
+        self.needed.is_none_or(|sections| {
+            matches!(section, "district" | "income") || sections.contains(&section)
+        })
+    }
     fn money(&self, name: &'static str) -> Result<Money, PolicyError> {
-        self.set.money(name, self.as_of)
+        self.scoped(name, self.set.money(name, self.as_of), Money::ZERO)
     }
     fn integer(&self, name: &'static str) -> Result<i64, PolicyError> {
-        self.set.integer(name, self.as_of)
+        self.scoped(name, self.set.integer(name, self.as_of), 0)
     }
     fn age(&self, name: &'static str) -> Result<i32, PolicyError> {
         i32::try_from(self.integer(name)?)
@@ -311,21 +363,50 @@ impl Reader<'_> {
             .map_err(|_| PolicyError::ParameterKindMismatch { parameter: name })
     }
     fn basis_points(&self, name: &'static str) -> Result<i64, PolicyError> {
-        self.set.basis_points(name, self.as_of)
+        self.scoped(name, self.set.basis_points(name, self.as_of), 0)
     }
     fn flag(&self, name: &'static str) -> Result<bool, PolicyError> {
-        self.set.flag(name, self.as_of)
+        self.scoped(name, self.set.flag(name, self.as_of), false)
     }
     fn date(&self, name: &'static str) -> Result<Date, PolicyError> {
-        self.set.date(name, self.as_of)
+        self.scoped(name, self.set.date(name, self.as_of), self.as_of)
     }
     fn text(&self, name: &'static str) -> Result<String, PolicyError> {
-        self.set.text(name, self.as_of).map(str::to_owned)
+        self.scoped(
+            name,
+            self.set.text(name, self.as_of).map(str::to_owned),
+            String::new(),
+        )
+    }
+    fn choice(&self, name: &'static str) -> Result<&'static str, PolicyError> {
+        self.scoped(name, self.set.choice(name, self.as_of), "")
     }
     fn tiers(&self, name: &'static str) -> Result<MoneyTiers, PolicyError> {
-        self.set
-            .integer_money_tiers(name, self.as_of)
-            .map(<[(i64, Money)]>::to_vec)
+        self.scoped(
+            name,
+            self.set
+                .integer_money_tiers(name, self.as_of)
+                .map(<[(i64, Money)]>::to_vec),
+            Vec::new(),
+        )
+    }
+    fn share_tiers(&self, name: &'static str) -> Result<Vec<(i64, i64)>, PolicyError> {
+        self.scoped(
+            name,
+            self.set
+                .share_tiers(name, self.as_of)
+                .map(<[(i64, i64)]>::to_vec),
+            Vec::new(),
+        )
+    }
+    fn item_list(&self, name: &'static str) -> Result<Vec<&'static str>, PolicyError> {
+        self.scoped(
+            name,
+            self.set
+                .item_list(name, self.as_of)
+                .map(<[&'static str]>::to_vec),
+            Vec::new(),
+        )
     }
 }
 
@@ -336,13 +417,25 @@ impl ResolvedPolicy {
         version: PolicyVersion,
         as_of: Date,
     ) -> Result<ResolvedPolicy, PolicyError> {
-        let read = Reader { set, as_of };
-        let amount_method = match set.choice("dibao.amount_method", as_of)? {
+        ResolvedPolicy::from_parameters_for(set, version, as_of, None)
+    }
+
+    /// As [`ResolvedPolicy::from_parameters`], but only the `needed` sections (with `district`
+    /// and `income`) must have values on the date; `None` asks every section. The others hold
+    /// placeholders: use the result only for a program whose sections are `needed`.
+    pub(crate) fn from_parameters_for(
+        set: &ParameterSet,
+        version: PolicyVersion,
+        as_of: Date,
+        needed: Option<&[&str]>,
+    ) -> Result<ResolvedPolicy, PolicyError> {
+        let read = Reader { set, as_of, needed };
+        let amount_method = match read.choice("dibao.amount_method")? {
             "tier" => DibaoAmountMethod::Tier,
             _ => DibaoAmountMethod::Difference,
         };
-        let tiers = set
-            .share_tiers("dibao.tiers", as_of)?
+        let tiers = read
+            .share_tiers("dibao.tiers")?
             .iter()
             .map(|(gap, pay)| DibaoTier {
                 gap_at_least_basis_points: *gap,
@@ -374,7 +467,7 @@ impl ResolvedPolicy {
                     .small("procedure.re_review_months_variable_income")?,
             },
             excluded_income: IncomeKindSet::from_codes(
-                set.item_list("income.excluded_item_kinds", as_of)?,
+                &read.item_list("income.excluded_item_kinds")?,
             ),
             dibao: DibaoParameters {
                 urban_standard_monthly: read.money("dibao.urban_standard_monthly")?,
@@ -401,6 +494,7 @@ impl ResolvedPolicy {
                 care_standard_partially_unable_monthly: read
                     .money("tekun.care_standard_partially_unable_monthly")?,
                 care_standard_unable_monthly: read.money("tekun.care_standard_unable_monthly")?,
+                urban_residents_covered: read.flag("tekun.urban_residents_covered")?,
             },
             temporary: TemporaryParameters {
                 emergency_base_per_person: read.money("temporary.emergency_base_per_person")?,
@@ -458,10 +552,10 @@ impl ResolvedPolicy {
                 min_age: read.age("longevity.min_age")?,
                 centenarian_age: read.age("longevity.centenarian_age")?,
                 min_residence_years: read.age("longevity.min_residence_years")?,
-                centenarian_requires_no_pension: read
-                    .flag("longevity.centenarian_requires_no_pension")?,
-                centenarian_min_residence_years: read
-                    .age("longevity.centenarian_min_residence_years")?,
+                centenarian_residence_carries_over: read
+                    .flag("longevity.centenarian_residence_carries_over")?,
+                centenarian_pension_carries_over: read
+                    .flag("longevity.centenarian_pension_carries_over")?,
                 monthly_amount_by_age: read.tiers("longevity.monthly_amount_by_age")?,
             },
             home_care: HomeCareParameters {
@@ -487,6 +581,9 @@ impl ResolvedPolicy {
                     .money("family_planning.only_child_disabled_support_annual")?,
                 urban_only_child_reward_annual: read
                     .money("family_planning.urban_only_child_reward_annual")?,
+                single_father_counts_former_wife_age: read
+                    .choice("family_planning.single_father_age_basis")?
+                    == "former_wife_age",
             },
             entitled_subsidy: EntitledSubsidyParameters {
                 disabled_veteran_monthly_by_grade: read
@@ -515,6 +612,12 @@ impl ResolvedPolicy {
                 min_age: read.age("employment.min_age")?,
                 age_limit: read.age("employment.age_limit")?,
                 training_subsidy_one_off: read.money("employment.training_subsidy_one_off")?,
+                public_welfare_post_subsidy_years: read
+                    .age("employment.public_welfare_post_subsidy_years")?,
+                public_welfare_post_social_insurance_subsidy_monthly: read
+                    .money("employment.public_welfare_post_social_insurance_subsidy_monthly")?,
+                public_welfare_post_subsidy_monthly: read
+                    .money("employment.public_welfare_post_subsidy_monthly")?,
             },
             housing_urban: HousingUrbanParameters {
                 income_limit_per_capita_monthly: read
@@ -556,6 +659,19 @@ impl ResolvedPolicy {
             },
             transferred_cadre: TransferredCadreParameters {
                 living_subsidy_monthly: read.money("transferred_cadre.living_subsidy_monthly")?,
+                medical_support_monthly: read.money("transferred_cadre.medical_support_monthly")?,
+            },
+            near_dibao: NearDibaoParameters {
+                in_force_from: read.date("near_dibao.in_force_from")?,
+                income_multiple_basis_points: read.basis_points("near_dibao.income_multiple")?,
+                asset_limit_months_of_standard: read
+                    .integer("near_dibao.asset_limit_months_of_standard")?,
+                individual_enrolment_disability_grade_max: read
+                    .grade("near_dibao.individual_enrolment_disability_grade_max")?,
+            },
+            rigid_expenditure: RigidExpenditureParameters {
+                income_limit_per_capita_monthly: read
+                    .money("rigid_expenditure.income_limit_per_capita_monthly")?,
             },
         })
     }

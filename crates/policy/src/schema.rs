@@ -111,6 +111,15 @@ pub const SECTIONS: &[SectionDefinition] = &[
         name: "dibao",
         file: "dibao.toml",
     },
+    // Issue 20 item 10.
+    SectionDefinition {
+        name: "near_dibao",
+        file: "low_income.toml",
+    },
+    SectionDefinition {
+        name: "rigid_expenditure",
+        file: "low_income.toml",
+    },
     SectionDefinition {
         name: "tekun",
         file: "tekun.toml",
@@ -209,6 +218,9 @@ const fn parameter(name: &'static str, kind: ParameterKind) -> ParameterDefiniti
 /// The dibao amount methods a district can choose.
 pub const DIBAO_AMOUNT_METHODS: &[&str] = &["difference", "tier"];
 
+/// Whose age a single father's family-planning support counts (issue 20 item 3).
+pub const SINGLE_FATHER_AGE_BASES: &[&str] = &["own_age", "former_wife_age"];
+
 /// Every parameter the rules read.
 pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("district.division_code", ParameterKind::DivisionCode),
@@ -237,6 +249,8 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("dibao.asset_limit_months_of_standard", MONTHS),
     parameter("dibao.max_non_essential_vehicles", COUNT),
     parameter("dibao.max_extra_housing_units", COUNT),
+    // Issue 20 item 4: urban and rural 特困, or the seed's rural 五保 only.
+    parameter("tekun.urban_residents_covered", ParameterKind::Flag),
     parameter("tekun.elderly_min_age", AGE),
     parameter("tekun.minor_age_limit", AGE),
     parameter("tekun.qualifying_grade_intellectual_or_mental", GRADE),
@@ -302,11 +316,15 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("longevity.min_age", AGE),
     parameter("longevity.centenarian_age", AGE),
     parameter("longevity.min_residence_years", YEARS),
+    // Issue 20 item 1: which conditions of the 90–99 rule carry over to the 100+ tier.
     parameter(
-        "longevity.centenarian_requires_no_pension",
+        "longevity.centenarian_residence_carries_over",
         ParameterKind::Flag,
     ),
-    parameter("longevity.centenarian_min_residence_years", YEARS),
+    parameter(
+        "longevity.centenarian_pension_carries_over",
+        ParameterKind::Flag,
+    ),
     parameter(
         "longevity.monthly_amount_by_age",
         ParameterKind::IntegerMoneyTiers,
@@ -328,6 +346,11 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("family_planning.only_child_died_support_annual", MONEY),
     parameter("family_planning.only_child_disabled_support_annual", MONEY),
     parameter("family_planning.urban_only_child_reward_annual", MONEY),
+    // Issue 20 item 3: whose age a single father's clause 3/4 counts.
+    parameter(
+        "family_planning.single_father_age_basis",
+        ParameterKind::Choice(SINGLE_FATHER_AGE_BASES),
+    ),
     parameter(
         "entitled_subsidy.disabled_veteran_monthly_by_grade",
         ParameterKind::IntegerMoneyTiers,
@@ -350,6 +373,13 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("employment.min_age", AGE),
     parameter("employment.age_limit", AGE),
     parameter("employment.training_subsidy_one_off", MONEY),
+    // Issue 20 item 7: public-welfare posts.
+    parameter("employment.public_welfare_post_subsidy_years", YEARS),
+    parameter(
+        "employment.public_welfare_post_social_insurance_subsidy_monthly",
+        MONEY,
+    ),
+    parameter("employment.public_welfare_post_subsidy_monthly", MONEY),
     parameter("housing_urban.income_limit_per_capita_monthly", MONEY),
     parameter(
         "housing_urban.max_floor_area_per_capita",
@@ -373,6 +403,17 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("reservoir_migrant.support_years", YEARS),
     parameter("reservoir_migrant.annual_per_person", MONEY),
     parameter("transferred_cadre.living_subsidy_monthly", MONEY),
+    // Issue 20 item 8.
+    parameter("transferred_cadre.medical_support_monthly", MONEY),
+    // Issue 20 item 10: near-dibao and rigid-expenditure hardship households.
+    parameter("near_dibao.in_force_from", ParameterKind::Date),
+    parameter("near_dibao.income_multiple", ParameterKind::Coefficient),
+    parameter("near_dibao.asset_limit_months_of_standard", MONTHS),
+    parameter(
+        "near_dibao.individual_enrolment_disability_grade_max",
+        GRADE,
+    ),
+    parameter("rigid_expenditure.income_limit_per_capita_monthly", MONEY),
 ];
 
 /// The definition of a parameter by full name.

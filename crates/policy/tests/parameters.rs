@@ -593,3 +593,27 @@ fn a_date_before_every_entry_has_no_value() {
         "{error}"
     );
 }
+
+/// Issue 20 item 10: the catalogue flag `never_publicised` (disclosure reads it): set for the
+/// near-dibao and rigid-expenditure recognitions, absent (false) elsewhere; a non-flag refused.
+#[test]
+fn never_publicised_is_a_catalogue_flag() {
+    let policy = Policy::example_district().unwrap();
+    for program in policy.catalogue().programs() {
+        let expected = matches!(
+            program.code,
+            ProgramCode::NearDibao | ProgramCode::RigidExpenditureHardship
+        );
+        assert_eq!(program.never_publicised, expected, "{}", program.code);
+    }
+    let sources = sources_with("catalogue.toml", |text| {
+        text.replacen("never_publicised = true", "never_publicised = \"yes\"", 1)
+    });
+    let problems = refused(&sources);
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.file == "catalogue.toml"),
+        "{problems:?}"
+    );
+}

@@ -151,6 +151,9 @@ fn household() -> impl Strategy<Value = HouseholdFacts> {
                 members.extend(others);
                 HouseholdFacts {
                     household_id: None,
+                    annual_education_spending: Money::ZERO,
+                    annual_other_rigid_spending: Money::ZERO,
+                    residence_org_unit: None,
                     hukou_org_unit: OrgUnitCode::parse(if in_district {
                         "990101101201"
                     } else {

@@ -97,7 +97,7 @@ fn run(command: Command) -> Result<(), String> {
                             ProgramCode::ALL.iter().map(|code| code.as_str()).collect();
                         format!("{error}; known programs: {}", known.join(", "))
                     })?;
-            let as_of = parse_date(&as_of)?;
+            let as_of = parse_date("--as-of", &as_of)?;
             let household = read_household(&household)?;
             let decision = policy
                 .evaluate(program, &household, as_of)
@@ -108,6 +108,11 @@ fn run(command: Command) -> Result<(), String> {
                 println!("{text}");
             } else {
                 let entry = policy.catalogue().program(program);
+                // A refusal says why first; the full explanation follows.
+                if !decision.eligible {
+                    print!("{}", decision.refusal_summary());
+                    println!();
+                }
                 print!("{}", decision.explain(Language::Zh, &entry.name_zh));
                 println!();
                 print!("{}", decision.explain(Language::En, &entry.name_en));
@@ -120,7 +125,7 @@ fn run(command: Command) -> Result<(), String> {
             }
         }
         Action::Hardship { household, as_of } => {
-            let as_of = parse_date(&as_of)?;
+            let as_of = parse_date("--as-of", &as_of)?;
             let household = read_household(&household)?;
             let hardship = policy
                 .hardship(&household, as_of)
@@ -145,7 +150,7 @@ fn run(command: Command) -> Result<(), String> {
         }
         Action::Version => println!("{}", policy.version()),
         Action::Deadlines { accepted_on } => {
-            let accepted_on = parse_date(&accepted_on)?;
+            let accepted_on = parse_date("--accepted-on", &accepted_on)?;
             let calendar = WorkingDayCalendar::embedded().map_err(|error| error.to_string())?;
             let procedure = policy
                 .resolve(accepted_on)
@@ -180,16 +185,80 @@ fn run(command: Command) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_date(text: &str) -> Result<Date, String> {
-    parse_iso_date(text).ok_or_else(|| format!("invalid date {text:?}; expected YYYY-MM-DD"))
+fn parse_date(option: &str, text: &str) -> Result<Date, String> {
+    parse_iso_date(text)
+        .ok_or_else(|| format!("{option}: invalid date {text:?}; expected YYYY-MM-DD"))
+}
+
+/// The household fields that hold money (whole fen).
+const MONEY_KEYS: &[&str] = &[
+    "amount",
+    "monthly_rent",
+    "loss",
+    "financial_assets",
+    "annual_medical_out_of_pocket",
+    "temporary_assistance_paid_this_year",
+    "uncovered_expense",
+    "out_of_pocket_after_insurance",
+    "paid_this_year",
+];
+
+/// The first money field written in yuan (text or a decimal number) instead of integer fen,
+/// as a message naming its path and the fen it should be; household facts hold no decimals.
+fn amount_not_in_fen(path: &str, value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, value)| {
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            let wrong = MONEY_KEYS.contains(&key.as_str())
+                && (value.is_string() || (value.is_number() && !value.is_i64()));
+            if wrong {
+                let written = match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                let fen = sunshine_domain::Money::parse_yuan(&written)
+                    .map(|money| format!(" ({written} yuan is {})", money.fen()))
+                    .unwrap_or_default();
+                Some(format!(
+                    "{child}: amounts are integer fen, e.g. 50000 for 500.00 yuan; got {written}{fen}"
+                ))
+            } else {
+                amount_not_in_fen(&child, value)
+            }
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| amount_not_in_fen(&format!("{path}[{index}]"), item)),
+        _ => None,
+    }
 }
 
 fn read_household(path: &Path) -> Result<HouseholdFacts, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    if path.extension().and_then(|extension| extension.to_str()) == Some("json") {
-        serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
+    let json = path.extension().and_then(|extension| extension.to_str()) == Some("json");
+    let parsed = if json {
+        serde_json::from_str(&text).map_err(|error| error.to_string())
     } else {
-        toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
-    }
+        toml::from_str(&text).map_err(|error| error.to_string())
+    };
+    parsed.map_err(|error| {
+        // An amount in yuan is the usual cause; say so instead of the parser's words.
+        let tree: Option<serde_json::Value> = if json {
+            serde_json::from_str(&text).ok()
+        } else {
+            toml::from_str::<toml::Value>(&text)
+                .ok()
+                .and_then(|value| serde_json::to_value(value).ok())
+        };
+        match tree.and_then(|tree| amount_not_in_fen("", &tree)) {
+            Some(problem) => format!("{}: {problem}", path.display()),
+            None => format!("{}: {error}", path.display()),
+        }
+    })
 }

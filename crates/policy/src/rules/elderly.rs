@@ -8,7 +8,7 @@ use crate::catalogue::ProgramCode;
 use crate::dates::age_on;
 use crate::decision::{ConditionCode, Decision, ReasonValue};
 use crate::error::PolicyError;
-use crate::facts::{HouseholdFacts, HukouType, LabourCapacity, PensionStatus};
+use crate::facts::{HouseholdFacts, LabourCapacity, PensionStatus};
 use crate::income::counted_member_income;
 use crate::resolved::{ResolvedPolicy, tier_amount};
 
@@ -64,8 +64,14 @@ pub(super) fn evaluate_old_age_subsidy(
     Ok(explanation.into_decision(resolved, PROGRAM, any_eligible, amount))
 }
 
-/// Seed 三(一)7: permanent resident for 3+ years, aged 90–99, no retirement pension; aged 100 or
-/// over: by actual age, with the pension and residence conditions set by parameters.
+/// Seed 三(一)7: "对具有我区常住户口3年以上、年龄90至99周岁,且无离退休金的老年人发放长寿补贴。
+/// 年龄在百岁以上(含百岁)的老年人,根据实际年龄按规定标准给予和增发长寿补贴。"
+///
+/// Permanent resident for 3+ years, aged 90–99, no retirement pension; aged 100 or over: the
+/// amount by actual age, "给予和增发" on top of the 90–99 rule. Whether that rule's residence
+/// and pension conditions carry over to the 100+ tier are two parameters
+/// (`longevity.centenarian_residence_carries_over`, default true;
+/// `longevity.centenarian_pension_carries_over`, default false).
 pub(super) fn evaluate_longevity(
     resolved: &ResolvedPolicy,
     household: &HouseholdFacts,
@@ -80,8 +86,8 @@ pub(super) fn evaluate_longevity(
         let centenarian = age >= parameters.centenarian_age;
         let resident =
             check_permanent_resident(&mut explanation, resolved, household, index, member);
-        let required_years = if centenarian {
-            parameters.centenarian_min_residence_years
+        let required_years = if centenarian && !parameters.centenarian_residence_carries_over {
+            0
         } else {
             parameters.min_residence_years
         };
@@ -100,7 +106,7 @@ pub(super) fn evaluate_longevity(
             ReasonValue::Years(i64::from(parameters.min_age)),
             age >= parameters.min_age,
         );
-        let pension_ok = if centenarian && !parameters.centenarian_requires_no_pension {
+        let pension_ok = if centenarian && !parameters.centenarian_pension_carries_over {
             true
         } else {
             check_no_retirement_pension(&mut explanation, index, member.pension)
@@ -121,9 +127,11 @@ pub(super) fn evaluate_longevity(
     Ok(explanation.into_decision(resolved, PROGRAM, any_eligible, amount))
 }
 
-/// Seed 三(一)5: urban elderly who are empty-nest or "three-no" (no labour capacity, no income,
-/// no able supporter). Three-no: free services; needy empty-nest: low-cost services with a
-/// subsidy; other empty-nest: paid services, no subsidy.
+/// Seed 三(一)5: "通过社区服务载体,对城镇社区空巢老年人、'三无'老人,提供无偿、低偿、有偿的居家养老
+/// 服务": elderly living in an urban community (by residence, not hukou type:
+/// [`HouseholdFacts::lives_in_urban_community`]) who are empty-nest or "three-no" (no labour
+/// capacity, no income, no able supporter). Three-no: free services; needy empty-nest:
+/// low-cost services with a subsidy; other empty-nest: paid services, no subsidy.
 pub(super) fn evaluate_home_care(
     resolved: &ResolvedPolicy,
     household: &HouseholdFacts,
@@ -132,6 +140,14 @@ pub(super) fn evaluate_home_care(
     let parameters = &resolved.home_care;
     let mut explanation = Explanation::with_capacity(1 + 4 * household.members.len());
     let in_district = check_hukou_in_district(&mut explanation, resolved, household);
+    let community = household.lives_in_urban_community();
+    let urban = explanation.condition(
+        None,
+        ConditionCode::UrbanCommunityResidence,
+        ReasonValue::Flag(community),
+        ReasonValue::Flag(true),
+        community,
+    );
     let mut any_eligible = false;
     let mut amount = Money::ZERO;
     for (index, member) in household.members.iter().enumerate() {
@@ -142,13 +158,6 @@ pub(super) fn evaluate_home_care(
             ReasonValue::Years(i64::from(age)),
             ReasonValue::Years(i64::from(parameters.min_age)),
             age >= parameters.min_age,
-        );
-        let urban = explanation.condition(
-            Some(index),
-            ConditionCode::UrbanHukou,
-            ReasonValue::text(member.hukou_type.as_str()),
-            ReasonValue::text(HukouType::Urban.as_str()),
-            member.hukou_type == HukouType::Urban,
         );
         let income = counted_member_income(member, resolved.excluded_income)?;
         let three_no = member.labour_capacity == LabourCapacity::None

@@ -71,14 +71,16 @@ pub(super) fn evaluate_entitled_subsidy(
     Ok(explanation.into_decision(resolved, PROGRAM, any_eligible, amount))
 }
 
-/// The seed states only "living and medical support": each transferred cadre of a district
-/// household receives the monthly living subsidy.
+/// Seed 三(一)12: "建立完善企业军转干部财政支持机制。对其实施生活、医疗等方面的救助": each
+/// transferred cadre of a district household receives the monthly living subsidy and the
+/// monthly medical support (`transferred_cadre.medical_support_monthly`).
 pub(super) fn evaluate_transferred_cadre(
     resolved: &ResolvedPolicy,
     household: &HouseholdFacts,
 ) -> Result<Decision, PolicyError> {
     const PROGRAM: ProgramCode = ProgramCode::TransferredCadreSupport;
     let subsidy = resolved.transferred_cadre.living_subsidy_monthly;
+    let medical = resolved.transferred_cadre.medical_support_monthly;
     let mut explanation = Explanation::with_capacity(1 + 2 * household.members.len());
     let in_district = check_hukou_in_district(&mut explanation, resolved, household);
     let mut any_eligible = false;
@@ -99,7 +101,13 @@ pub(super) fn evaluate_transferred_cadre(
                 ReasonValue::Money(subsidy),
                 ReasonValue::None,
             );
-            amount = add(amount, subsidy, PROGRAM)?;
+            explanation.calculation(
+                Some(index),
+                ConditionCode::TransferredCadreMedicalSupport,
+                ReasonValue::Money(medical),
+                ReasonValue::None,
+            );
+            amount = add(amount, add(subsidy, medical, PROGRAM)?, PROGRAM)?;
         }
     }
     Ok(explanation.into_decision(resolved, PROGRAM, any_eligible, amount))

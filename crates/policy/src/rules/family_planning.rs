@@ -1,5 +1,6 @@
 //! 计划生育家庭奖励扶助 (family-planning reward and support), the five clauses of seed 三(一)8,
-//! evaluated for each spouse (the head and the head's spouse). Any clause may grant; the
+//! evaluated for each spouse (the head and the head's spouse; a widowed or divorced parent is
+//! the head alone, `FamilyPlanningFacts::parent_marital_status`). Any clause may grant; the
 //! general rewards (clauses 1, 2, 5) and the special support (clauses 3, 4) add up. Clause
 //! conditions are qualifiers: a clause that does not apply does not make the household
 //! ineligible when another one does.
@@ -43,6 +44,8 @@ pub(super) fn evaluate(
         only_child_disabled,
         only_child_recovered,
         birth_or_adoption_after_loss,
+        parent_marital_status,
+        former_wife_birth_date,
     } = facts;
     let living_children = facts.living_children();
 
@@ -55,10 +58,36 @@ pub(super) fn evaluate(
     let couple_has_certificate = household
         .couple()
         .any(|(_, member)| member.only_child_certificate);
-    let wife_age = household
+    let wife_age = match household
         .couple()
         .find(|(_, member)| member.sex == Sex::Female)
-        .map(|(_, wife)| age_on(wife.birth_date, as_of));
+    {
+        Some((_, wife)) => Some(age_on(wife.birth_date, as_of)),
+        // Issue 20 item 3: a single (widowed or divorced) father, the head, no wife listed.
+        None if parent_marital_status.is_single() => {
+            let (basis, age) = if parameters.single_father_counts_former_wife_age {
+                (
+                    "former_wife_age",
+                    former_wife_birth_date.map(|born| age_on(born, as_of)),
+                )
+            } else {
+                (
+                    "own_age",
+                    household.head().map(|head| age_on(head.birth_date, as_of)),
+                )
+            };
+            explanation.calculation(
+                household.couple().map(|(index, _)| index).next(),
+                ConditionCode::FpSingleFatherAge,
+                age.map_or(ReasonValue::None, |years| {
+                    ReasonValue::Years(i64::from(years))
+                }),
+                ReasonValue::text(basis),
+            );
+            age
+        }
+        None => None,
+    };
     let no_violation =
         latest_violating_birth_on.is_none_or(|date| date < parameters.no_violation_since);
     let two_daughters = living_daughters == 2 && living_sons == 0;
@@ -171,7 +200,10 @@ pub(super) fn evaluate(
             );
         }
 
-        // Clause 3: wife 49+, only child died, no further birth or adoption: until death.
+        // Clause 3: "女方年满49周岁,独生子女死亡后未再生育或收养子女的夫妻由政府按规定标准给予扶
+        // 助金,直至亡故为止": wife 49+, only child died, no further birth or adoption: until
+        // death. A single mother counts her own age; a single father (丧偶、离异) his own or his
+        // former wife's, as `family_planning.single_father_age_basis` says.
         let wife_age_value = wife_age.map_or(ReasonValue::None, |years| {
             ReasonValue::Years(i64::from(years))
         });
@@ -207,8 +239,10 @@ pub(super) fn evaluate(
             );
         }
 
-        // Clause 4: only child injured or disabled, no further birth or adoption: until death
-        // or the child's recovery. The seed sets no age; the parameter may.
+        // Clause 4: "女方年满49周岁,独生子女死亡后未再生育或收养子女的夫妻…;独生子女伤、病残后
+        // 未再生育或收养子女的夫妻,由政府按规定标准给予扶助金,直至亡故或子女康复为止": the
+        // age opening the sentence covers the disabled clause too (the national rule's 49,
+        // `family_planning.disabled_child_wife_min_age`; 0 would mean no age condition).
         let c4_disabled = explanation.qualifier(
             who,
             ConditionCode::FpOnlyChildDisabled,

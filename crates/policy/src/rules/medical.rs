@@ -4,7 +4,7 @@
 
 use sunshine_domain::Money;
 
-use super::{Explanation, add, check_hukou_in_district, share_of};
+use super::{Explanation, add, check_hukou_in_district, hukou_in_district, share_of};
 use crate::catalogue::ProgramCode;
 use crate::decision::{
     ConditionCode, Decision, EntitledMedicalRoute, MemberMedicalRoute, ReasonValue,
@@ -50,21 +50,33 @@ pub(super) fn evaluate_rural_cooperative(
     Ok(explanation.into_decision(resolved, PROGRAM, any_eligible, amount))
 }
 
-/// M2: urban employees are enrolled by their employers; the program pays nothing itself.
+/// M2, seed 三(四)2: "城镇职工和用人单位都要按照规定向市医疗保险经办机构缴纳城镇职工基本医疗保险费,
+/// 使城镇职工享受基本医疗保险待遇". Employees are enrolled by their employers; the program pays
+/// nothing itself. The scheme follows employment, not hukou: any employed member qualifies, in
+/// this district when the employer is in it (`employment.employer_in_district`) or the
+/// household is registered in it (the city scheme's office for the district's residents).
 pub(super) fn evaluate_urban_employee(
     resolved: &ResolvedPolicy,
     household: &HouseholdFacts,
 ) -> Result<Decision, PolicyError> {
     const PROGRAM: ProgramCode = ProgramCode::MedicalUrbanEmployee;
     let mut explanation = Explanation::with_capacity(2 * household.members.len());
+    let registered_here = hukou_in_district(resolved, household);
     let mut any_eligible = false;
     for (index, member) in household.members.iter().enumerate() {
-        let urban = explanation.condition(
+        let in_district = registered_here || member.employment.employer_in_district;
+        let district = explanation.condition(
             Some(index),
-            ConditionCode::UrbanHukou,
-            ReasonValue::text(member.hukou_type.as_str()),
-            ReasonValue::text(HukouType::Urban.as_str()),
-            member.hukou_type == HukouType::Urban,
+            ConditionCode::EmployedOrRegisteredInDistrict,
+            ReasonValue::text(if member.employment.employer_in_district {
+                "employer in district"
+            } else if registered_here {
+                "registered in district"
+            } else {
+                "neither"
+            }),
+            ReasonValue::Flag(true),
+            in_district,
         );
         let employed = explanation.condition(
             Some(index),
@@ -73,7 +85,7 @@ pub(super) fn evaluate_urban_employee(
             ReasonValue::text(EmploymentStatus::Employed.as_str()),
             member.employment.status == EmploymentStatus::Employed,
         );
-        any_eligible |= urban && employed;
+        any_eligible |= district && employed;
     }
     Ok(explanation.into_decision(resolved, PROGRAM, any_eligible, Money::ZERO))
 }

@@ -18,6 +18,7 @@ mod employment;
 mod entitled;
 mod family_planning;
 mod housing;
+mod low_income;
 mod medical;
 mod other;
 mod tekun;
@@ -62,6 +63,13 @@ pub(crate) fn evaluate(
         ProgramCode::EntitledSubsidy => entitled::evaluate_entitled_subsidy(resolved, household),
         ProgramCode::EducationAid => education::evaluate(resolved, household),
         ProgramCode::EmploymentTraining => employment::evaluate(resolved, household),
+        ProgramCode::NearDibao => low_income::evaluate_near_dibao(resolved, household),
+        ProgramCode::RigidExpenditureHardship => {
+            low_income::evaluate_rigid_expenditure(resolved, household)
+        }
+        ProgramCode::EmploymentPublicWelfarePost => {
+            employment::evaluate_public_welfare_post(resolved, household)
+        }
         ProgramCode::MedicalRuralCooperative => {
             medical::evaluate_rural_cooperative(resolved, household)
         }

@@ -8,10 +8,13 @@ use crate::catalogue::ProgramCode;
 use crate::dates::anniversary;
 use crate::decision::{ConditionCode, Decision, ReasonValue};
 use crate::error::PolicyError;
-use crate::facts::{HouseholdFacts, RecipientCategory};
+use crate::facts::HouseholdFacts;
+use crate::hardship::{HardshipCoefficient, HardshipLevel};
 use crate::resolved::ResolvedPolicy;
 
-/// 为城乡低保户和其他特困群众无偿提供法律援助和司法救助: a fee exemption, no cash.
+/// Seed 三(一)9: "为城乡低保户和其他特困群众无偿提供法律援助和司法救助": a fee exemption, no cash.
+/// "其他特困群众" is read as tekun and low-income households and any household whose hardship
+/// coefficient reaches 特别困难 (`hardship.level_severe_from`).
 pub(super) fn evaluate_legal_aid(
     resolved: &ResolvedPolicy,
     household: &HouseholdFacts,
@@ -20,16 +23,26 @@ pub(super) fn evaluate_legal_aid(
     let mut explanation = Explanation::with_capacity(3);
     let in_district = check_hukou_in_district(&mut explanation, resolved, household);
     let category = household.recipient_category;
-    let covered = explanation.condition(
-        None,
-        ConditionCode::RecipientDibaoOrTekun,
-        ReasonValue::text(category.as_str()),
-        ReasonValue::text("dibao | tekun"),
-        matches!(
-            category,
-            RecipientCategory::Dibao | RecipientCategory::Tekun
-        ),
-    );
+    // "其他特困群众": low-income households, and any household whose hardship coefficient
+    // reaches 特别困难 (the coefficient is computed only when the category does not decide).
+    let covered = if category.is_poor() {
+        explanation.condition(
+            None,
+            ConditionCode::RecipientInSpecialHardship,
+            ReasonValue::text(category.as_str()),
+            ReasonValue::text("dibao | tekun | low_income | hardship 特别困难"),
+            true,
+        )
+    } else {
+        let hardship = HardshipCoefficient::compute(resolved, household)?;
+        explanation.condition(
+            None,
+            ConditionCode::RecipientInSpecialHardship,
+            ReasonValue::Coefficient(hardship.basis_points),
+            ReasonValue::Coefficient(resolved.hardship.level_severe_from),
+            hardship.level == HardshipLevel::Severe,
+        )
+    };
     let eligible = in_district && covered;
     if eligible {
         explanation.calculation(
