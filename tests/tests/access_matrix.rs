@@ -233,6 +233,7 @@ enum Rpc {
     ImportMonitoringWarnings,
     CloseMonitoringWarning,
     ListMonitoringWarnings,
+    ExportMonitoringFeed,
 }
 
 impl Rpc {
@@ -315,6 +316,7 @@ impl Rpc {
             ("DepartmentIntegrationService", "ListMonitoringWarnings") => {
                 Rpc::ListMonitoringWarnings
             }
+            ("DepartmentIntegrationService", "ExportMonitoringFeed") => Rpc::ExportMonitoringFeed,
             _ => return None,
         })
     }
@@ -2259,6 +2261,16 @@ impl World {
                 .list_monitoring_warnings(with_token(
                     pb::ListMonitoringWarningsRequest {
                         status: String::new(),
+                        page: None,
+                    },
+                    &token,
+                )?)
+                .await),
+            Rpc::ExportMonitoringFeed => ok(self
+                .integration
+                .export_monitoring_feed(with_token(
+                    pb::ExportMonitoringFeedRequest {
+                        month: "2026-09".into(),
                         page: None,
                     },
                     &token,

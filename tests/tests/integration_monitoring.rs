@@ -7,7 +7,9 @@
 //! the import retried answers as first, the same command id with other content is refused; a
 //! bad batch names warnings[i] and imports none. Hostile callers: a street-town reviewer or a
 //! department, another district's center, a page size of a million, control characters, an
-//! oversized note, closing twice, a warning that does not exist.
+//! oversized note, closing twice, a warning that does not exist. The feed: civil affairs' dibao
+//! records in force in a month exported page by page with hashed person ids and no id number,
+//! every page a `MonitoringFeedExported` event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use sunshine_platform::clock::ManualClock;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::department_integration_service_client::DepartmentIntegrationServiceClient;
 use sunshine_tests::events::{decoded, is};
+use sunshine_tests::households::national_id;
 use sunshine_tests::{
     DISTRICT, RunningService, STREET_TOWN, ScenarioBackends, TestAuth, test_config,
     violated_fields, with_token,
@@ -374,5 +377,114 @@ async fn monitoring_warnings(cluster: bool) -> anyhow::Result<()> {
     assert_eq!(violated_fields(&many), ["warnings"]);
     // Nothing of the refused calls was written: w-2 still open (overdue), one closing.
     assert_eq!(ids(&client.list(&center, "", 0).await?), ["w-2"]);
+
+    // The feed: civil affairs' dibao records in force in September, page by page, persons
+    // as the feed's hashed ids, every page an event.
+    let civil_affairs = auth.token_with(Role::Department, DISTRICT, |claims| {
+        claims.sub = "system-civil-affairs".into();
+        claims.department_code = Some("civil_affairs".into());
+    });
+    let people: Vec<String> = (0..3).map(|i| national_id("19600101", 300 + i)).collect();
+    let records = people
+        .iter()
+        .enumerate()
+        .map(|(i, id)| pb::AssistanceRecord {
+            record_id: format!("dibao-{i}"),
+            national_id: id.clone(),
+            program_code: "dibao".into(),
+            kind: "cash".into(),
+            amount: Some(pb::Money { fen: 98_000 }),
+            period_start: if i == 2 {
+                "2026-10".into()
+            } else {
+                "2026-01".into()
+            },
+            period_end: "2026-12".into(),
+        })
+        .collect();
+    client
+        .client
+        .clone()
+        .push_assistance_records(with_token(
+            pb::PushAssistanceRecordsRequest {
+                command_id: "dibao-push".into(),
+                records,
+            },
+            &civil_affairs,
+        )?)
+        .await?;
+    let export = |token: String, month: &str, page_size: i32, page_token: String| {
+        let mut client = client.client.clone();
+        let request = pb::ExportMonitoringFeedRequest {
+            month: month.into(),
+            page: Some(pb::PageRequest {
+                page_size,
+                page_token,
+            }),
+        };
+        async move {
+            client
+                .export_monitoring_feed(with_token(request, &token).map_err(status_of)?)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let first = export(center.clone(), "2026-09", 1, String::new()).await?;
+    assert_eq!(first.rows, 1);
+    let next = first.page.clone().unwrap_or_default().next_page_token;
+    assert!(!next.is_empty());
+    let second = export(approver.clone(), "2026-09", 1, next).await?;
+    assert_eq!(second.rows, 1);
+    assert!(
+        second
+            .page
+            .clone()
+            .unwrap_or_default()
+            .next_page_token
+            .is_empty()
+    );
+    let whole = export(center.clone(), "2026-09", 0, String::new()).await?;
+    let text = String::from_utf8(whole.file.clone())?;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "a header and the two records in force: {text}"
+    );
+    assert!(lines[0].starts_with("format,month,feed_person_id"));
+    assert!(lines[1].starts_with("sunshine-monitoring-feed/1,2026-09,"));
+    for id in &people {
+        assert!(!text.contains(id.as_str()), "an id number in the feed");
+    }
+    let log = log_when(&store, |log| {
+        log.iter()
+            .filter(|event| is::<pb::MonitoringFeedExported>(event))
+            .count()
+            == 3
+    })
+    .await?;
+    let exports: Vec<pb::MonitoringFeedExported> = decoded(&log)?;
+    assert_eq!(exports[2].file_sha256, whole.file_sha256);
+    assert_eq!(exports[2].rows, 2);
+    let refused = export(civil_affairs.clone(), "2026-09", 0, String::new())
+        .await
+        .expect_err("a department");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = export(
+        auth.token(Role::CenterReviewer, OTHER_DISTRICT),
+        "2026-09",
+        0,
+        String::new(),
+    )
+    .await
+    .expect_err("another district");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let bad = export(center.clone(), "2026-9\u{7}", 1_000_000, "forged".into())
+        .await
+        .expect_err("bad fields");
+    assert_eq!(
+        violated_fields(&bad),
+        ["month", "page.page_size", "page.page_token"]
+    );
     Ok(())
 }

@@ -255,6 +255,8 @@ registry! {
     DuplicateAssistanceDetected,
     MonitoringWarningReceived,
     MonitoringWarningClosed,
+    // department-integration-feed-<month>
+    MonitoringFeedExported,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

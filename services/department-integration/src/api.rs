@@ -447,5 +447,6 @@ sunshine_platform::service_rpcs! {
         import_monitoring_warnings: pb::ImportMonitoringWarningsRequest => pb::ImportMonitoringWarningsResponse;
         close_monitoring_warning: pb::CloseMonitoringWarningRequest => pb::MonitoringWarningItem;
         list_monitoring_warnings: pb::ListMonitoringWarningsRequest => pb::ListMonitoringWarningsResponse;
+        export_monitoring_feed: pb::ExportMonitoringFeedRequest => pb::MonitoringFeedPage;
     }
 }

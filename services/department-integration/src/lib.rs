@@ -34,10 +34,10 @@
 //! - [`duplicates_api`]: `ListDuplicateAssistance` (detection runs in the push: the store's
 //!   `detect_duplicates`).
 //! - [`monitoring`]: the monitoring platform's warnings checked, received, closed with an
-//!   outcome; their status as of a day; the events (pure).
+//!   outcome; their status as of a day; the feed's file and hashed ids; the events (pure).
 //! - [`monitoring_store`]: the warnings' rows and appends (`integration_warnings`).
 //! - [`monitoring_api`]: `ImportMonitoringWarnings`, `CloseMonitoringWarning`,
-//!   `ListMonitoringWarnings`.
+//!   `ListMonitoringWarnings`, `ExportMonitoringFeed` (`docs/monitoring-feed.md`).
 //!
 //! Slice 1 of issue 13: the registry, push, CSV import and query; slice 2: the
 //! economic-status check (`docs/economic-status-check.md`). Subscriptions, linkage,
@@ -65,7 +65,7 @@
 //! duplicates_api → api, duplicates_store
 //! monitoring
 //! monitoring_store → monitoring, store
-//! monitoring_api → api, errors, monitoring, monitoring_store, store
+//! monitoring_api → api, dictionary, errors, monitoring, monitoring_store, store
 //! ```
 
 pub mod aggregate;

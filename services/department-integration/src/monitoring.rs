@@ -23,6 +23,14 @@ sunshine_proto::stream_events! {
 }
 
 sunshine_proto::stream_events! {
+    /// The events of `department-integration-feed-<month>`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum FeedEvent in "department-integration-feed" {
+        Exported(pb::MonitoringFeedExported),
+    }
+}
+
+sunshine_proto::stream_events! {
     /// The events of `department-integration-warning-<warning key>`.
     #[derive(Debug, Clone, PartialEq)]
     pub enum WarningEvent in "department-integration-warning" {
@@ -212,6 +220,84 @@ pub fn decide_close(
     })
 }
 
+// ---- The feed (docs/monitoring-feed.md) ----
+
+/// The feed's format, in its every row and event.
+pub const FEED_FORMAT: &str = "sunshine-monitoring-feed/1";
+/// The feed's header line.
+pub const FEED_HEADER: &str = "format,month,feed_person_id,department_code,program_code,category,kind,amount_fen,period_start,period_end,street_town_code";
+/// Rows in one page of the feed.
+pub const MAX_FEED_PAGE: i32 = 5_000;
+
+/// A person's id in the feed: SHA-256 (hex) of the district and the service's person index
+/// (itself an HMAC of the id number under the service's own key), so the feed never carries
+/// an id number and nobody without the key can compute a feed id from one.
+pub fn feed_person_id(district: &str, person_index_hex: &str) -> String {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"sunshine/monitoring-feed/person/v1\n");
+    hasher.update(district.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(person_index_hex.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The feed's category of a program: the recipients of dibao and tekun, the near-recipients
+/// (低保边缘) of the low-income programs, the rest special or temporary assistance.
+pub fn category(program_code: &str) -> &'static str {
+    match program_code {
+        "dibao" => "dibao",
+        "tekun" => "tekun",
+        "low_income" | "low_income_margin" => "low_income",
+        "temporary_assistance" | "disaster_relief" => "temporary",
+        _ => "special",
+    }
+}
+
+/// One record in force in the month, as the feed writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRecord {
+    pub person_index: String,
+    pub department_code: String,
+    pub program_code: String,
+    pub kind: String,
+    pub amount_fen: i64,
+    pub period_start: String,
+    pub period_end: String,
+}
+
+/// The feed file of `records` for `month` of `district`: the header and one line a record.
+/// Every value is a code, a number, a month or a hex id (no comma or quote to escape); the
+/// street-town column is empty (departments' records carry none).
+pub fn feed_file(district: &str, month: &str, records: &[FeedRecord]) -> Vec<u8> {
+    let mut file = String::with_capacity(64 + records.len() * 160);
+    file.push_str(FEED_HEADER);
+    file.push('\n');
+    for record in records {
+        let line = [
+            FEED_FORMAT,
+            month,
+            &feed_person_id(district, &record.person_index),
+            &record.department_code,
+            &record.program_code,
+            category(&record.program_code),
+            &record.kind,
+            &record.amount_fen.to_string(),
+            &record.period_start,
+            &record.period_end,
+            "",
+        ]
+        .join(",");
+        file.push_str(&line);
+        file.push('\n');
+    }
+    file.into_bytes()
+}
+
+/// SHA-256 (hex) of a feed page.
+pub fn file_sha256(file: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(file))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +412,32 @@ mod tests {
         assert_eq!(named, ["outcome", "note"]);
         assert!(decide_close("w-1", false, "verified", "tab\u{9}bell\u{7}", today).is_err());
         assert!(decide_close("w-1", false, "verified", "  ", today).is_err());
+    }
+
+    #[test]
+    fn the_feed_has_a_header_and_a_line_a_record_with_no_id_number() {
+        let record = FeedRecord {
+            person_index: "07".repeat(32),
+            department_code: "civil_affairs".into(),
+            program_code: "dibao".into(),
+            kind: "cash".into(),
+            amount_fen: 98_000,
+            period_start: "2026-01".into(),
+            period_end: "2026-12".into(),
+        };
+        let file =
+            String::from_utf8(feed_file("990101000000", "2026-09", &[record])).expect("utf-8");
+        let lines: Vec<&str> = file.lines().collect();
+        assert_eq!(lines[0], FEED_HEADER);
+        let fields: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(fields.len(), FEED_HEADER.split(',').count());
+        assert_eq!(fields[2], feed_person_id("990101000000", &"07".repeat(32)));
+        assert!(is_feed_id(fields[2]));
+        assert_eq!((fields[5], fields[7]), ("dibao", "98000"));
+        assert_ne!(
+            feed_person_id("990101000000", &"07".repeat(32)),
+            feed_person_id("990102000000", &"07".repeat(32))
+        );
     }
 
     #[test]

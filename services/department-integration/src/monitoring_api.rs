@@ -18,6 +18,8 @@ use crate::store::command_metadata;
 const IMPORTERS: &[Role] = &[Role::CenterReviewer, Role::Admin];
 /// Who closes them: the district center's officers.
 const CLOSERS: &[Role] = &[Role::CenterReviewer, Role::CenterApprover];
+/// Who exports the feed: the district center's officers, and admins (the connector's job).
+const EXPORTERS: &[Role] = &[Role::CenterReviewer, Role::CenterApprover, Role::Admin];
 /// Who reads them: the district center and its auditors.
 const READERS: &[Role] = &[Role::CenterReviewer, Role::CenterApprover, Role::Auditor];
 
@@ -298,6 +300,91 @@ impl IntegrationApi {
         };
         Ok(pb::ListMonitoringWarningsResponse {
             items: rows.into_iter().map(|row| item(row, today)).collect(),
+            page: Some(pb::PageResponse { next_page_token }),
+        })
+    }
+
+    pub(crate) async fn export_monitoring_feed(
+        &self,
+        caller: &Identity,
+        request: pb::ExportMonitoringFeedRequest,
+    ) -> Result<pb::MonitoringFeedPage, ApiError> {
+        caller.require_role(EXPORTERS)?;
+        let state = self.state_now()?;
+        caller.require_org_scope(&state.district)?;
+        let mut errors = ValidationErrors::new();
+        let month = sunshine_domain::Month::parse(&request.month).ok();
+        if month.is_none() {
+            errors.push("month", "YYYY-MM");
+        }
+        let page = request.page.clone().unwrap_or_default();
+        if !(0..=monitoring::MAX_FEED_PAGE).contains(&page.page_size) {
+            errors.push(
+                "page.page_size",
+                format!("0 to {}", monitoring::MAX_FEED_PAGE),
+            );
+        }
+        let after = if page.page_token.is_empty() {
+            None
+        } else {
+            match page.page_token.split_once('/') {
+                Some((department, record))
+                    if crate::dictionary::is_code(department)
+                        && monitoring::is_warning_id(record) =>
+                {
+                    Some((department.to_owned(), record.to_owned()))
+                }
+                _ => {
+                    errors.push("page.page_token", "not a token this service gave");
+                    None
+                }
+            }
+        };
+        errors.into_result()?;
+        let month = month.map(|month| month.to_string()).unwrap_or_default();
+        let limit = usize::try_from(if page.page_size == 0 {
+            monitoring::MAX_FEED_PAGE
+        } else {
+            page.page_size
+        })
+        .unwrap_or(5_000);
+        let mut rows =
+            monitoring_store::feed_records(state.store.log.store.pool(), &month, after, limit)
+                .await
+                .map_err(ApiError::internal)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some((department, record, _))) => format!("{department}/{record}"),
+            _ => String::new(),
+        };
+        let records: Vec<monitoring::FeedRecord> =
+            rows.into_iter().map(|(_, _, record)| record).collect();
+        let file = monitoring::feed_file(state.district.as_str(), &month, &records);
+        let file_sha256 = monitoring::file_sha256(&file);
+        let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
+        let metadata = sunshine_eventlog::EventMetadata {
+            actor: sunshine_eventlog::actor_of(caller),
+            traceparent: sunshine_platform::telemetry::current_traceparent(),
+            ..sunshine_eventlog::EventMetadata::default()
+        };
+        state
+            .store
+            .record_export(
+                &metadata,
+                pb::MonitoringFeedExported {
+                    month,
+                    format_version: monitoring::FEED_FORMAT.into(),
+                    rows: count,
+                    file_sha256: file_sha256.clone(),
+                    page_token: page.page_token,
+                },
+            )
+            .await?;
+        Ok(pb::MonitoringFeedPage {
+            file,
+            rows: count,
+            file_sha256,
             page: Some(pb::PageResponse { next_page_token }),
         })
     }

@@ -13,7 +13,7 @@ use sunshine_platform::ApiError;
 use sunshine_proto::events::StreamEvent as _;
 use sunshine_proto::v1 as pb;
 
-use crate::monitoring::{WarningBatchEvent, WarningEvent};
+use crate::monitoring::{FeedEvent, FeedRecord, WarningBatchEvent, WarningEvent};
 use crate::store::IntegrationStore;
 
 const LOOKUP_CHUNK: usize = 200;
@@ -158,6 +158,56 @@ pub async fn list_warnings(
     query.fetch_all(pool).await?.iter().map(row_of).collect()
 }
 
+/// One page of the records in force in `month` (YYYY-MM), by (department, record id) after
+/// `after`; `limit + 1` rows tell whether there is more.
+pub async fn feed_records(
+    pool: &AnyPool,
+    month: &str,
+    after: Option<(String, String)>,
+    limit: usize,
+) -> Result<Vec<(String, String, FeedRecord)>, sqlx::Error> {
+    let mut sql = String::from(
+        "SELECT department_code, record_id, person_index, program_code, kind, amount_fen, period_start, period_end \
+         FROM integration_records WHERE period_start <= $1 AND period_end >= $1",
+    );
+    if after.is_some() {
+        sql.push_str(" AND (department_code > $2 OR (department_code = $2 AND record_id > $3))");
+    }
+    sql.push_str(&format!(
+        " ORDER BY department_code, record_id LIMIT {}",
+        limit + 1
+    ));
+    // Only fixed conditions and the numeric limit are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(month);
+    if let Some((department, record)) = after {
+        query = query.bind(department).bind(record);
+    }
+    query
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let department: String = row.try_get(0)?;
+            Ok((
+                department.clone(),
+                row.try_get(1)?,
+                FeedRecord {
+                    department_code: department,
+                    person_index: row.try_get(2)?,
+                    program_code: row.try_get(3)?,
+                    kind: row.try_get(4)?,
+                    amount_fen: row.try_get(5)?,
+                    period_start: row.try_get(6)?,
+                    period_end: row.try_get(7)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Attempts to append an export at the end of its stream.
+const EXPORT_ATTEMPTS: u32 = 5;
+
 /// The new warnings' rows, written with the import's append; a row there already (an import
 /// racing this one) refuses it.
 #[derive(Debug)]
@@ -239,6 +289,30 @@ pub enum Closing {
 }
 
 impl IntegrationStore {
+    /// Records a feed page exported, at the end of the month's feed stream.
+    pub async fn record_export(
+        &self,
+        metadata: &EventMetadata,
+        exported: pb::MonitoringFeedExported,
+    ) -> Result<(), ApiError> {
+        let stream = StreamId::new("department-integration", "feed", &exported.month)
+            .map_err(|error| ApiError::internal(std::io::Error::other(error.to_string())))?;
+        let event = NewEvent::typed(stream.as_str(), &FeedEvent::Exported(exported));
+        let mut attempt = 1;
+        loop {
+            match self
+                .log
+                .store
+                .append(&stream, ExpectedVersion::Any, metadata, vec![event.clone()])
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) if attempt < EXPORT_ATTEMPTS => attempt += 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
     /// The first append's events when `metadata`'s import was appended before (a retry).
     pub async fn previous_import(
         &self,
