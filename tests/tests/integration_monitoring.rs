@@ -297,8 +297,7 @@ async fn monitoring_warnings(cluster: bool) -> anyhow::Result<()> {
     assert_eq!(ids(&closed_list), ["w-1"]);
     assert_eq!(closed_list.items[0].outcome, "rectified");
     let log = log_when(&store, |log| {
-        log.iter()
-            .any(|event| is::<pb::MonitoringWarningClosed>(event))
+        log.iter().any(is::<pb::MonitoringWarningClosed>)
     })
     .await?;
     let closings: Vec<pb::MonitoringWarningClosed> = decoded(&log)?;
