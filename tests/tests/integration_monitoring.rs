@@ -234,10 +234,18 @@ async fn monitoring_warnings(cluster: bool) -> anyhow::Result<()> {
     // The same warning ids again under a new command: nothing new.
     let again = client.import(&center, "imp-2", batch.clone()).await?;
     assert_eq!((again.received, again.unchanged), (0, 2));
+    // A known warning id with other content is refused (the first stands) beside a new one;
+    // retried, the same answer.
+    let mut changed = warning("w-1", "complex_case");
+    changed.detail = "other words".into();
+    let mixed_batch = vec![changed, warning("w-0", "complex_case")];
+    let mixed = client.import(&center, "imp-4", mixed_batch.clone()).await?;
+    assert_eq!((mixed.received, mixed.unchanged, mixed.refused), (1, 0, 1));
+    assert_eq!(client.import(&center, "imp-4", mixed_batch).await?, mixed);
 
     let open = client.list(&center, "open", 0).await?;
-    assert_eq!(ids(&open), ["w-1", "w-2"]);
-    let item = &open.items[0];
+    assert_eq!(ids(&open), ["w-0", "w-1", "w-2"]);
+    let item = &open.items[1];
     assert_eq!(item.status, "open");
     assert_eq!(item.org_unit_code, DISTRICT);
     let deadline = sunshine_proto::dates::to_date(item.deadline.as_ref()).expect("a deadline");
@@ -246,10 +254,10 @@ async fn monitoring_warnings(cluster: bool) -> anyhow::Result<()> {
         log.iter()
             .filter(|event| is::<pb::MonitoringWarningReceived>(event))
             .count()
-            == 2
+            == 3
     })
     .await?;
-    assert_eq!(decoded::<pb::MonitoringWarningReceived>(&log)?.len(), 2);
+    assert_eq!(decoded::<pb::MonitoringWarningReceived>(&log)?.len(), 3);
 
     // Closed with an outcome by an approver; retried, the same answer; closed again, refused.
     let closed = client
@@ -314,9 +322,9 @@ async fn monitoring_warnings(cluster: bool) -> anyhow::Result<()> {
     clock.set(deadline.next_day().expect("a day"));
     assert!(client.list(&center, "open", 0).await?.items.is_empty());
     let overdue = client.list(&center, "overdue", 0).await?;
-    assert_eq!(ids(&overdue), ["w-2"]);
-    assert_eq!(overdue.items[0].status, "overdue");
-    assert_eq!(ids(&client.list(&center, "", 0).await?), ["w-2"]);
+    assert_eq!(ids(&overdue), ["w-0", "w-2"]);
+    assert_eq!(overdue.items[1].status, "overdue");
+    assert_eq!(ids(&client.list(&center, "", 0).await?), ["w-0", "w-2"]);
 
     // Hostile callers and input.
     for (token, what) in [
@@ -375,7 +383,7 @@ async fn monitoring_warnings(cluster: bool) -> anyhow::Result<()> {
         .expect_err("too many");
     assert_eq!(violated_fields(&many), ["warnings"]);
     // Nothing of the refused calls was written: w-2 still open (overdue), one closing.
-    assert_eq!(ids(&client.list(&center, "", 0).await?), ["w-2"]);
+    assert_eq!(ids(&client.list(&center, "", 0).await?), ["w-0", "w-2"]);
 
     // The feed: civil affairs' dibao records in force in September, page by page, persons
     // as the feed's hashed ids, every page an event.

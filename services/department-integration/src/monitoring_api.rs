@@ -89,20 +89,40 @@ impl IntegrationApi {
         .map_err(ApiError::InvalidArgument)?;
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         let stream = monitoring_store::import_stream(&request.command_id)?;
-        let total = u32::try_from(checked.len()).unwrap_or(u32::MAX);
-        if let Some(first) = state.store.previous_import(&stream, &metadata).await? {
-            let received = u32::try_from(first.len()).unwrap_or(u32::MAX);
-            return Ok(pb::ImportMonitoringWarningsResponse {
-                received,
-                unchanged: total.saturating_sub(received),
-                refused: 0,
-            });
-        }
         let ids: Vec<&str> = checked
             .iter()
             .map(|warning| warning.warning.warning_id.as_str())
             .collect();
         let pool = state.store.log.store.pool();
+        if let Some(first) = state.store.previous_import(&stream, &metadata).await? {
+            // The first answer again: the warnings it received, and of the others (whose rows
+            // never change) those stored with the same content or with other content.
+            let received: std::collections::BTreeSet<String> = first
+                .iter()
+                .filter_map(|WarningBatchEvent::Received(event)| {
+                    event.warning.as_ref().map(|w| w.warning_id.clone())
+                })
+                .collect();
+            let known = monitoring_store::known_warnings(pool, &ids)
+                .await
+                .map_err(ApiError::internal)?;
+            let mut answer = pb::ImportMonitoringWarningsResponse {
+                received: u32::try_from(received.len()).unwrap_or(u32::MAX),
+                ..Default::default()
+            };
+            for warning in &checked {
+                if received.contains(&warning.warning.warning_id) {
+                    continue;
+                }
+                match known.get(&warning.warning.warning_id) {
+                    Some(stored) if *stored == monitoring::warning_digest(&warning.warning) => {
+                        answer.unchanged += 1;
+                    }
+                    _ => answer.refused += 1,
+                }
+            }
+            return Ok(answer);
+        }
         let known = monitoring_store::known_warnings(pool, &ids)
             .await
             .map_err(ApiError::internal)?;
