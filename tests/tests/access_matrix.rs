@@ -231,6 +231,12 @@ enum Rpc {
     RecordOverdueVerifications,
     ListCheckWorkQueue,
     RequestRecheck,
+    // department-integration: duplicate assistance and the monitoring platform
+    ListDuplicateAssistance,
+    ImportMonitoringWarnings,
+    CloseMonitoringWarning,
+    ListMonitoringWarnings,
+    ExportMonitoringFeed,
 }
 
 impl Rpc {
@@ -303,6 +309,20 @@ impl Rpc {
             }
             ("DepartmentIntegrationService", "ListCheckWorkQueue") => Rpc::ListCheckWorkQueue,
             ("DepartmentIntegrationService", "RequestRecheck") => Rpc::RequestRecheck,
+            // department-integration: duplicate assistance and the monitoring platform
+            ("DepartmentIntegrationService", "ListDuplicateAssistance") => {
+                Rpc::ListDuplicateAssistance
+            }
+            ("DepartmentIntegrationService", "ImportMonitoringWarnings") => {
+                Rpc::ImportMonitoringWarnings
+            }
+            ("DepartmentIntegrationService", "CloseMonitoringWarning") => {
+                Rpc::CloseMonitoringWarning
+            }
+            ("DepartmentIntegrationService", "ListMonitoringWarnings") => {
+                Rpc::ListMonitoringWarnings
+            }
+            ("DepartmentIntegrationService", "ExportMonitoringFeed") => Rpc::ExportMonitoringFeed,
             _ => return None,
         })
     }
@@ -1075,6 +1095,7 @@ impl World {
         let claim = self.recovery_claim().await?;
         self.push_integration_record().await?;
         let check = self.answered_check(&check_case).await?;
+        self.closed_monitoring_warning().await?;
 
         Ok(Fixtures {
             target,
@@ -1271,6 +1292,38 @@ impl World {
             pushed.stored == 1,
             "the fixture record was not stored: {pushed:?}"
         );
+        Ok(())
+    }
+
+    // ---- department-integration: the monitoring platform ----
+
+    /// The fixture warning imported once and closed: every cell's import of it after that
+    /// receives nothing (unchanged), every cell's closing of it is FAILED_PRECONDITION.
+    async fn closed_monitoring_warning(&mut self) -> anyhow::Result<()> {
+        let token = self
+            .auth
+            .token_for("matrix-setup-center", Role::CenterReviewer, DISTRICT);
+        let request = pb::ImportMonitoringWarningsRequest {
+            command_id: "matrix-warning-fixture".into(),
+            warnings: vec![monitoring_warning()],
+        };
+        let imported = self
+            .integration
+            .import_monitoring_warnings(with_token(request, &token)?)
+            .await
+            .context("importing the fixture warning")?
+            .into_inner();
+        anyhow::ensure!(imported.received == 1, "the fixture warning: {imported:?}");
+        let request = pb::CloseMonitoringWarningRequest {
+            command_id: "matrix-warning-fixture-closed".into(),
+            warning_id: monitoring_warning().warning_id,
+            outcome: "verified".into(),
+            note: "the access matrix's fixture".into(),
+        };
+        self.integration
+            .close_monitoring_warning(with_token(request, &token)?)
+            .await
+            .context("closing the fixture warning")?;
         Ok(())
     }
 
@@ -2244,6 +2297,56 @@ impl World {
                     .request_recheck(with_token(request, &token)?)
                     .await)
             }
+            // department-integration: duplicate assistance and the monitoring platform
+            Rpc::ListDuplicateAssistance => ok(self
+                .integration
+                .list_duplicate_assistance(with_token(
+                    pb::ListDuplicateAssistanceRequest { page: None },
+                    &token,
+                )?)
+                .await),
+            Rpc::ImportMonitoringWarnings => {
+                let request = pb::ImportMonitoringWarningsRequest {
+                    command_id,
+                    warnings: vec![monitoring_warning()],
+                };
+                ok(self
+                    .integration
+                    .import_monitoring_warnings(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::CloseMonitoringWarning => {
+                let request = pb::CloseMonitoringWarningRequest {
+                    command_id,
+                    warning_id: monitoring_warning().warning_id,
+                    outcome: "rectified".into(),
+                    note: "a cell of the access matrix".into(),
+                };
+                ok(self
+                    .integration
+                    .close_monitoring_warning(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ListMonitoringWarnings => ok(self
+                .integration
+                .list_monitoring_warnings(with_token(
+                    pb::ListMonitoringWarningsRequest {
+                        status: String::new(),
+                        page: None,
+                    },
+                    &token,
+                )?)
+                .await),
+            Rpc::ExportMonitoringFeed => ok(self
+                .integration
+                .export_monitoring_feed(with_token(
+                    pb::ExportMonitoringFeedRequest {
+                        month: "2026-09".into(),
+                        page: None,
+                    },
+                    &token,
+                )?)
+                .await),
             // Mounted on every port: each port must answer the same.
             Rpc::WhoAmI => {
                 let mut answers = Vec::new();
@@ -2265,6 +2368,23 @@ impl World {
             }
         };
         Ok(answer)
+    }
+}
+
+/// department-integration's monitoring fixture: a warning of the target's street-town.
+fn monitoring_warning() -> pb::MonitoringWarning {
+    pb::MonitoringWarning {
+        warning_id: "matrix-warning-1".into(),
+        kind: "possibly_eligible".into(),
+        feed_person_id: "5a".repeat(32),
+        program_code: "dibao".into(),
+        street_town_code: format!("{}000", &VILLAGE[..9]),
+        detail: "the access matrix's warning".into(),
+        raised_on: Some(pb::Date {
+            year: 2026,
+            month: 9,
+            day: 1,
+        }),
     }
 }
 

@@ -114,6 +114,9 @@ rows! {
     "DepartmentIntegrationService/OpenCheck" => open_check,
     "DepartmentIntegrationService/AnswerCheck" => answer_check,
     "DepartmentIntegrationService/RequestRecheck" => request_recheck,
+    // department-integration: the monitoring platform (issue 13)
+    "DepartmentIntegrationService/ImportMonitoringWarnings" => import_monitoring_warnings,
+    "DepartmentIntegrationService/CloseMonitoringWarning" => close_monitoring_warning,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -2454,6 +2457,80 @@ async fn request_recheck(world: &World, seed: u32) -> anyhow::Result<()> {
     world.holders_answer(&first, &[], "recheck-answer").await?;
     let mut other = request.clone();
     other.reason = "new_information".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- department-integration: the monitoring platform (issue 13) ----
+
+/// A monitoring platform's warning of the street-town.
+fn monitoring_warning(warning_id: &str) -> pb::MonitoringWarning {
+    pb::MonitoringWarning {
+        warning_id: warning_id.into(),
+        kind: "policy_not_delivered".into(),
+        feed_person_id: "c4".repeat(32),
+        program_code: "dibao".into(),
+        street_town_code: STREET_TOWN.into(),
+        detail: "approved but not paid".into(),
+        raised_on: date(2026, 9, 1),
+    }
+}
+
+async fn import_monitoring_warnings(world: &World, seed: u32) -> anyhow::Result<()> {
+    let call = call!(world.integration, import_monitoring_warnings, world.center);
+    let request = pb::ImportMonitoringWarningsRequest {
+        command_id: format!("warnings-{seed}"),
+        warnings: vec![monitoring_warning(&format!("retry-w-{seed}"))],
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.received == 1, "{first:?}");
+    // The world moves on: the warning is closed.
+    call!(world.integration, close_monitoring_warning, world.approver)(
+        pb::CloseMonitoringWarningRequest {
+            command_id: format!("warnings-closed-{seed}"),
+            warning_id: format!("retry-w-{seed}"),
+            outcome: "verified".into(),
+            note: "paid in the next run".into(),
+        },
+    )
+    .await?;
+    let mut other = request.clone();
+    other.warnings[0].kind = "complex_case".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+async fn close_monitoring_warning(world: &World, seed: u32) -> anyhow::Result<()> {
+    let import = call!(world.integration, import_monitoring_warnings, world.center);
+    import(pb::ImportMonitoringWarningsRequest {
+        command_id: format!("close-warnings-{seed}"),
+        warnings: vec![
+            monitoring_warning(&format!("close-w-{seed}")),
+            monitoring_warning(&format!("close-w2-{seed}")),
+        ],
+    })
+    .await?;
+    let call = call!(world.integration, close_monitoring_warning, world.approver);
+    let request = pb::CloseMonitoringWarningRequest {
+        command_id: format!("close-{seed}"),
+        warning_id: format!("close-w-{seed}"),
+        outcome: "rectified".into(),
+        note: "paid from the next run".into(),
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(first.status == "closed", "{first:?}");
+    // The world moves on: the other warning is closed too.
+    call(pb::CloseMonitoringWarningRequest {
+        command_id: format!("close-other-{seed}"),
+        warning_id: format!("close-w2-{seed}"),
+        outcome: "not_confirmed".into(),
+        note: "the household was paid".into(),
+    })
+    .await?;
+    let mut other = request.clone();
+    other.outcome = "funds_recovered".into();
     world
         .retries_answer_first(call, request, &first, other)
         .await

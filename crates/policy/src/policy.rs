@@ -83,6 +83,10 @@ const EXAMPLE_DISTRICT_FILES: &[(&str, &str)] = &[
         include_str!("../../../policy/example-district/other.toml"),
     ),
     (
+        "integration.toml",
+        include_str!("../../../policy/example-district/integration.toml"),
+    ),
+    (
         "procedure.toml",
         include_str!("../../../policy/example-district/procedure.toml"),
     ),

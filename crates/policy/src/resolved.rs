@@ -43,6 +43,21 @@ pub struct ProcedureParameters {
     pub re_review_months_variable_income: u32,
 }
 
+/// `integration`: department integration's duplicate-assistance rules and the monitoring
+/// platform's warnings (issue 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationParameters {
+    /// The record kinds compared for duplicate assistance: two records of one person, of the
+    /// same program and one of these kinds, whose periods overlap, are a duplicate.
+    pub duplicate_kinds: Vec<&'static str>,
+    /// The tolerance: an overlap shorter than this many months is not a duplicate (1: any
+    /// overlap, partial or whole, counts).
+    pub duplicate_min_overlap_months: u32,
+    /// A monitoring platform's warning is to be closed within this many working days of its
+    /// receipt.
+    pub monitoring_warning_working_days: u32,
+}
+
 /// How the dibao amount is set (a district's choice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DibaoAmountMethod {
@@ -294,6 +309,7 @@ pub struct ResolvedPolicy {
     pub version: PolicyVersion,
     pub district: DistrictParameters,
     pub procedure: ProcedureParameters,
+    pub integration: IntegrationParameters,
     pub excluded_income: IncomeKindSet,
     pub dibao: DibaoParameters,
     pub tekun: TekunParameters,
@@ -465,6 +481,15 @@ impl ResolvedPolicy {
                     .small("procedure.re_review_months_stable_income")?,
                 re_review_months_variable_income: read
                     .small("procedure.re_review_months_variable_income")?,
+            },
+            integration: IntegrationParameters {
+                duplicate_kinds: set
+                    .item_list("integration.duplicate_kinds", as_of)?
+                    .to_vec(),
+                duplicate_min_overlap_months: read
+                    .small("integration.duplicate_min_overlap_months")?,
+                monitoring_warning_working_days: read
+                    .small("integration.monitoring_warning_working_days")?,
             },
             excluded_income: IncomeKindSet::from_codes(
                 &read.item_list("income.excluded_item_kinds")?,

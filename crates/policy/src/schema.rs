@@ -103,6 +103,11 @@ pub const SECTIONS: &[SectionDefinition] = &[
         name: "procedure",
         file: "procedure.toml",
     },
+    // ---- department integration: duplicates and monitoring (issue 13) ----
+    SectionDefinition {
+        name: "integration",
+        file: "integration.toml",
+    },
     SectionDefinition {
         name: "income",
         file: "income.toml",
@@ -221,6 +226,9 @@ pub const DIBAO_AMOUNT_METHODS: &[&str] = &["difference", "tier"];
 /// Whose age a single father's family-planning support counts (issue 20 item 3).
 pub const SINGLE_FATHER_AGE_BASES: &[&str] = &["own_age", "former_wife_age"];
 
+/// The kinds of a department's assistance record (department integration's `records::KINDS`).
+pub const RECORD_KINDS: &[&str] = &["cash", "in_kind", "service", "fee_exemption", "subsidy"];
+
 /// Every parameter the rules read.
 pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("district.division_code", ParameterKind::DivisionCode),
@@ -233,6 +241,13 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("procedure.investigation_start_working_days", DAYS),
     parameter("procedure.refusal_notice_working_days", DAYS),
     parameter("procedure.check_response_working_days", DAYS),
+    // ---- department integration: duplicates and monitoring (issue 13) ----
+    parameter(
+        "integration.duplicate_kinds",
+        ParameterKind::ItemList(RECORD_KINDS),
+    ),
+    parameter("integration.duplicate_min_overlap_months", MONTHS),
+    parameter("integration.monitoring_warning_working_days", DAYS),
     parameter("procedure.re_review_months_stable_income", MONTHS),
     parameter("procedure.re_review_months_variable_income", MONTHS),
     parameter(

@@ -253,6 +253,13 @@ registry! {
     RecheckRequested,
     // review: the check's report attached to the case (review-case-<id>)
     CheckReportAttached,
+    // department-integration, duplicates and monitoring (issue 13):
+    // department-integration-duplicate-<id>, department-integration-warning-<key>
+    DuplicateAssistanceDetected,
+    MonitoringWarningReceived,
+    MonitoringWarningClosed,
+    // department-integration-feed-<month>
+    MonitoringFeedExported,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

@@ -200,10 +200,31 @@ impl IntegrationApi {
                 Err(violations) => (String::new(), Err(violations)),
             });
         }
+        // duplicate assistance (issue 13): the batch's good records and persons, compared once
+        // the push is stored
+        let mut compared = std::collections::BTreeSet::new();
+        let mut persons = std::collections::BTreeSet::new();
+        for (record_id, prepared) in &batch {
+            if let Ok(prepared) = prepared {
+                compared.insert(record_id.clone());
+                persons.insert(hex::encode(prepared.person_index));
+            }
+        }
         let decision = aggregate::decide(&department.code, channel, batch, &stored);
         state
             .store
             .append_batch(&metadata, &stream, &department.code, &decision)
+            .await?;
+        state
+            .store
+            .detect_duplicates(
+                caller,
+                &department.code,
+                &compared,
+                &persons,
+                &state.policy,
+                state.clock.today(),
+            )
             .await?;
         Ok(answer(decision.outcomes))
     }
@@ -421,5 +442,11 @@ sunshine_platform::service_rpcs! {
         record_overdue_verifications: pb::RecordOverdueVerificationsRequest => pb::RecordOverdueVerificationsResponse;
         list_check_work_queue: pb::ListCheckWorkQueueRequest => pb::ListCheckWorkQueueResponse;
         request_recheck: pb::RequestRecheckRequest => pb::CheckResponse;
+        // duplicate assistance and the monitoring platform (`duplicates_api`, `monitoring_api`)
+        list_duplicate_assistance: pb::ListDuplicateAssistanceRequest => pb::ListDuplicateAssistanceResponse;
+        import_monitoring_warnings: pb::ImportMonitoringWarningsRequest => pb::ImportMonitoringWarningsResponse;
+        close_monitoring_warning: pb::CloseMonitoringWarningRequest => pb::MonitoringWarningItem;
+        list_monitoring_warnings: pb::ListMonitoringWarningsRequest => pb::ListMonitoringWarningsResponse;
+        export_monitoring_feed: pb::ExportMonitoringFeedRequest => pb::MonitoringFeedPage;
     }
 }

@@ -26,6 +26,18 @@
 //!   check) and appends, the answers sealed, the work queue's rows in the append.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //! - [`check_api`]: the check's RPCs, the same shape.
+//! - [`duplicates`]: duplicate assistance across departments — same person, program and
+//!   compared kind, overlapping periods, under the policy's `integration.duplicate_*` — and the
+//!   events of `department-integration-duplicate-<id>` (pure).
+//! - [`duplicates_store`]: the persons' stored records, the pairs found before, each pair's
+//!   append with its `integration_duplicates` row, the work queue's page.
+//! - [`duplicates_api`]: `ListDuplicateAssistance` (detection runs in the push: the store's
+//!   `detect_duplicates`).
+//! - [`monitoring`]: the monitoring platform's warnings checked, received, closed with an
+//!   outcome; their status as of a day; the feed's file and hashed ids; the events (pure).
+//! - [`monitoring_store`]: the warnings' rows and appends (`integration_warnings`).
+//! - [`monitoring_api`]: `ImportMonitoringWarnings`, `CloseMonitoringWarning`,
+//!   `ListMonitoringWarnings`, `ExportMonitoringFeed` (`docs/monitoring-feed.md`).
 //!
 //! Slice 1 of issue 13: the registry, push, CSV import and query; slice 2: the
 //! economic-status check (`docs/economic-status-check.md`). Subscriptions, linkage,
@@ -48,6 +60,12 @@
 //! check_store  → check, read_model, store
 //! api          → aggregate, csv, dictionary, errors, read_model, records, registry, store
 //! check_api    → api, check, check_store, dictionary, errors, read_model, registry, store
+//! duplicates
+//! duplicates_store → duplicates, store
+//! duplicates_api → api, duplicates_store
+//! monitoring
+//! monitoring_store → monitoring, store
+//! monitoring_api → api, dictionary, errors, monitoring, monitoring_store, store
 //! ```
 
 pub mod aggregate;
@@ -57,7 +75,13 @@ pub mod check_api;
 pub mod check_store;
 pub mod csv;
 pub mod dictionary;
+pub mod duplicates;
+pub mod duplicates_api;
+pub mod duplicates_store;
 pub mod errors;
+pub mod monitoring;
+pub mod monitoring_api;
+pub mod monitoring_store;
 pub mod read_model;
 pub mod records;
 pub mod registry;

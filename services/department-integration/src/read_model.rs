@@ -54,6 +54,54 @@ pub const MIGRATIONS: &[Migration] = &[
             .into()
         },
     },
+    // ---- Duplicate assistance and the monitoring platform (issue 13) ----
+    // (versions 40 and 41: numbers of their own, so other slices' migrations merge beside them;
+    // the tables' reads and writes are in `duplicates_store` and `monitoring_store`)
+    Migration {
+        version: 40,
+        description: "department-integration: duplicate assistance found across departments, one row per pair",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE integration_duplicates (
+            duplicate_id TEXT NOT NULL PRIMARY KEY,
+            person_index TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            first_department TEXT NOT NULL,
+            first_record TEXT NOT NULL,
+            second_department TEXT NOT NULL,
+            second_record TEXT NOT NULL,
+            overlap_start TEXT NOT NULL,
+            overlap_end TEXT NOT NULL,
+            stream_id TEXT NOT NULL
+        );
+        CREATE INDEX integration_records_person_kind ON integration_records (person_index, kind);"
+                .into()
+        },
+    },
+    Migration {
+        version: 41,
+        description: "department-integration: the monitoring platform's warnings, one row per warning: the center's work items",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE integration_warnings (
+            warning_id TEXT NOT NULL PRIMARY KEY,
+            stream_id TEXT NOT NULL,
+            content_digest TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            feed_person_id TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            street_town_code TEXT NOT NULL,
+            org_unit_code TEXT NOT NULL,
+            raised_on TEXT NOT NULL,
+            received_on TEXT NOT NULL,
+            deadline TEXT NOT NULL,
+            status TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            closed_on TEXT NOT NULL
+        );
+        CREATE INDEX integration_warnings_queue ON integration_warnings (status, deadline);"
+                .into()
+        },
+    },
 ];
 
 /// Look-ups of the `IN (…)` lists per statement.
