@@ -504,11 +504,47 @@ where
 ///     }
 /// }
 /// ```
+///
+/// Server-streaming RPCs follow in a `streams { … }` block, each with the generated trait's
+/// stream type name and the type the inherent handler answers (a `Stream` of
+/// `Result<message, tonic::Status>`):
+///
+/// ```ignore
+/// sunshine_platform::service_rpcs! {
+///     DepartmentIntegrationService for IntegrationApi {
+///         push_assistance_records: pb::PushAssistanceRecordsRequest => pb::PushAssistanceRecordsResponse;
+///     }
+///     streams {
+///         subscribe_events: pb::SubscribeEventsRequest => SubscribeEventsStream = EventStream;
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! service_rpcs {
     ($service:ident for $api:ident { $($method:ident: $request:ty => $response:ty;)* }) => {
+        $crate::service_rpcs! {
+            $service for $api { $($method: $request => $response;)* } streams {}
+        }
+    };
+    (
+        $service:ident for $api:ident { $($method:ident: $request:ty => $response:ty;)* }
+        streams { $($stream_method:ident: $stream_request:ty => $stream_name:ident = $stream_type:ty;)* }
+    ) => {
         #[tonic::async_trait]
         impl $service for $api {
+            $(
+                type $stream_name = $stream_type;
+
+                async fn $stream_method(
+                    &self,
+                    request: tonic::Request<$stream_request>,
+                ) -> Result<tonic::Response<Self::$stream_name>, tonic::Status> {
+                    let caller = $crate::auth::identity(&request)?.clone();
+                    Ok(tonic::Response::new(
+                        $api::$stream_method(self, &caller, request.into_inner()).await?,
+                    ))
+                }
+            )*
             $(
                 async fn $method(
                     &self,

@@ -250,6 +250,10 @@ registry! {
     RecheckRequested,
     // review: the check's report attached to the case (review-case-<id>)
     CheckReportAttached,
+    // department-integration's linkage notices (issue 13, slice 3):
+    // department-integration-notice-<notice id>
+    LinkageNoticeSent,
+    LinkageNoticeAcknowledged,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

@@ -26,6 +26,13 @@
 //!   check) and appends, the answers sealed, the work queue's rows in the append.
 //! - [`api`]: the gRPC service: every RPC identity → parse → load → decide → append → answer.
 //! - [`check_api`]: the check's RPCs, the same shape.
+//! - [`subscriptions`]: `SubscribeEvents` — a department's scope of the log, projected, read
+//!   by position and fed through a bounded channel (pure projection; the reading task).
+//! - [`linkage`]: linkage rules as data (`integration.linkage_file`) and their evaluation on
+//!   an approval (pure).
+//! - [`linkage_store`]: the linkage watch (the consumer that sends notices on review's
+//!   approvals), the notices' streams and `integration_linkage_notices`.
+//! - [`linkage_api`]: slice 3's RPCs — subscribe, acknowledge a notice, list notices.
 //!
 //! Slice 1 of issue 13: the registry, push, CSV import and query; slice 2: the
 //! economic-status check (`docs/economic-status-check.md`). Subscriptions, linkage,
@@ -48,6 +55,10 @@
 //! check_store  → check, read_model, store
 //! api          → aggregate, csv, dictionary, errors, read_model, records, registry, store
 //! check_api    → api, check, check_store, dictionary, errors, read_model, registry, store
+//! subscriptions → registry
+//! linkage      → dictionary, registry
+//! linkage_store → linkage, store
+//! linkage_api  → api, dictionary, errors, linkage, linkage_store, store, subscriptions
 //! ```
 
 pub mod aggregate;
@@ -62,6 +73,11 @@ pub mod read_model;
 pub mod records;
 pub mod registry;
 pub mod store;
+// ---- subscriptions and linkage (slice 3) ----
+pub mod linkage;
+pub mod linkage_api;
+pub mod linkage_store;
+pub mod subscriptions;
 
 use std::sync::{Arc, OnceLock};
 
@@ -167,10 +183,27 @@ pub async fn run_with_clock(
                     None
                 }
             };
+            let linkage = Arc::new(load_linkage(&config.integration.linkage_file, &registry)?);
             let log =
-                LogRuntime::start_with(&backends, &config.log, &[READ_MODEL], shutdown).await?;
+                LogRuntime::start_with(&backends, &config.log, &[READ_MODEL], shutdown.clone())
+                    .await?;
+            let store = store::IntegrationStore::new(log.clone(), person_index_key);
+            log.spawn_consumer(
+                linkage_store::LinkageWatch {
+                    store: store.clone(),
+                    rules: Arc::clone(&linkage),
+                },
+                sunshine_eventlog::consumer::ConsumerConfig {
+                    retry_delay: std::time::Duration::from_millis(500),
+                    max_attempts: 120,
+                    ..sunshine_eventlog::consumer::ConsumerConfig::default()
+                },
+                shutdown,
+            );
             let _ = state.set(IntegrationState {
-                store: store::IntegrationStore::new(log, person_index_key),
+                poll_interval: std::time::Duration::from_millis(config.log.poll_interval_ms),
+                linkage,
+                store,
                 registry: Arc::new(registry),
                 district: org_tree.district().code().clone(),
                 dictionary: Arc::new(dictionary),
@@ -210,4 +243,21 @@ fn load_registry(path: &str) -> Result<registry::Registry, String> {
         .map_err(|error| format!("integration.departments_file {path}: {error}"))?;
     registry::Registry::from_toml_str(&text, &dictionary)
         .map_err(|error| format!("integration.departments_file {path}: {error}"))
+}
+
+/// The configured linkage rules, or the EXAMPLE district's (with a warning) when none are.
+fn load_linkage(
+    path: &str,
+    registry: &registry::Registry,
+) -> Result<linkage::LinkageRules, String> {
+    if path.is_empty() {
+        tracing::warn!(
+            "no integration.linkage_file configured: using the EXAMPLE district's linkage rules"
+        );
+        return linkage::LinkageRules::example(registry).map_err(|error| error.to_string());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("integration.linkage_file {path}: {error}"))?;
+    linkage::LinkageRules::from_toml_str(&text, registry)
+        .map_err(|error| format!("integration.linkage_file {path}: {error}"))
 }
