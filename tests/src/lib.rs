@@ -13,6 +13,7 @@
 //!   real shape and of kills.
 //! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
+pub mod approvals;
 pub mod bank;
 pub mod events;
 pub mod households;
