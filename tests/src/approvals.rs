@@ -19,13 +19,8 @@ fn metadata() -> EventMetadata {
     }
 }
 
-async fn append(
-    store: &EventStore,
-    stream: &str,
-    events: Vec<&dyn Fn() -> NewEvent>,
-) -> anyhow::Result<()> {
+async fn append(store: &EventStore, stream: &str, events: Vec<NewEvent>) -> anyhow::Result<()> {
     let stream = StreamId::parse(stream)?;
-    let events = events.into_iter().map(|event| event()).collect();
     store
         .append(&stream, ExpectedVersion::NoStream, &metadata(), events)
         .await?;
@@ -69,7 +64,7 @@ pub async fn approved_household(
     append(
         store,
         &format!("intake-household-{household_id}"),
-        vec![&|| new_event(&household_id, &registered)],
+        vec![new_event(&household_id, &registered)],
     )
     .await?;
     let opened = pb::CaseOpened {
@@ -92,9 +87,7 @@ pub async fn approved_household(
     append(
         store,
         &format!("review-case-{case_id}"),
-        vec![&|| new_event(&case_id, &opened), &|| {
-            new_event(&case_id, &approved)
-        }],
+        vec![new_event(&case_id, &opened), new_event(&case_id, &approved)],
     )
     .await?;
     Ok((household_id, case_id))
