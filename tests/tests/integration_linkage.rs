@@ -226,8 +226,7 @@ async fn linkage_notices(cluster: bool) -> anyhow::Result<()> {
     assert!(shown.acknowledged);
     assert_eq!(shown.outcome, "granted");
     let log = log_when(&store, |log| {
-        log.iter()
-            .any(|event| is::<pb::LinkageNoticeAcknowledged>(event))
+        log.iter().any(is::<pb::LinkageNoticeAcknowledged>)
     })
     .await?;
     let recorded: Vec<pb::LinkageNoticeAcknowledged> = decoded(&log)?;

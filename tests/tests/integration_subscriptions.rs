@@ -1,5 +1,5 @@
-//! Subscriptions (`SubscribeEvents`) through gRPC, on PostgreSQL + NATS JetStream and on SQLite
-//! + the in-process bus (issue 13, slice 3). Approved dibao households with a pupil (written as
+//! Subscriptions (`SubscribeEvents`) through gRPC, on PostgreSQL + NATS JetStream and on
+//! SQLite and the in-process bus (issue 13, slice 3). Approved dibao households with a pupil (written as
 //! intake and review would) make the linkage watch send education a notice each; beside them a
 //! verification request addressed to education (a kind its registry entry does not receive)
 //! and one to human resources (which does). Education subscribes following the log, takes
