@@ -53,10 +53,10 @@
 //! read_model   → aggregate
 //! store        → aggregate, errors, read_model
 //! check_store  → check, read_model, store
-//! api          → aggregate, csv, dictionary, errors, read_model, records, registry, store
-//! check_api    → api, check, check_store, dictionary, errors, read_model, registry, store
-//! subscriptions → registry
+//! subscriptions → dictionary, registry
 //! linkage      → dictionary, registry
+//! api          → aggregate, csv, dictionary, errors, linkage, read_model, records, registry, store, subscriptions
+//! check_api    → api, check, check_store, dictionary, errors, read_model, registry, store
 //! linkage_store → linkage, store
 //! linkage_api  → api, dictionary, errors, linkage, linkage_store, store, subscriptions
 //! ```

@@ -129,11 +129,14 @@ fn decode<M: prost::Message + Default>(event: &RecordedEvent) -> Option<M> {
     M::decode(event.payload.as_slice()).ok()
 }
 
-/// The event types of the kinds whose messages are not registered yet by their slice
-/// (duplicates, monitoring): matched by their protobuf name.
-const DUPLICATE_DETECTED: &str = "sunshine.v1.DuplicateAssistanceDetected";
-const WARNING_RECEIVED: &str = "sunshine.v1.MonitoringWarningReceived";
-const WARNING_CLOSED: &str = "sunshine.v1.MonitoringWarningClosed";
+/// Whether `event_type` is the message `M`'s full protobuf name: for the kinds whose messages
+/// their slice has not registered yet (duplicates, monitoring), so no `Event::TYPE` exists.
+fn is_named<M: prost::Name>(event_type: &str) -> bool {
+    event_type
+        .strip_prefix(M::PACKAGE)
+        .and_then(|rest| rest.strip_prefix('.'))
+        == Some(M::NAME)
+}
 
 /// What `subscription`'s department sees of `event`: `None` when it is not in its scope (a
 /// kind it does not receive, addressed to another department, or no kind at all).
@@ -171,7 +174,10 @@ pub fn project(subscription: &Subscription, event: &RecordedEvent) -> Option<pb:
                 ..base("linkage_notice")
             })
         }
-        DUPLICATE_DETECTED if wants("duplicate_assistance") => {
+        other
+            if is_named::<pb::DuplicateAssistanceDetected>(other)
+                && wants("duplicate_assistance") =>
+        {
             let detected: pb::DuplicateAssistanceDetected = decode(event)?;
             // The records involved that the department may see (`<department>/<record id>`).
             let records = detected
@@ -189,7 +195,9 @@ pub fn project(subscription: &Subscription, event: &RecordedEvent) -> Option<pb:
                 ..base("duplicate_assistance")
             })
         }
-        WARNING_RECEIVED if wants("monitoring_warning") => {
+        other
+            if is_named::<pb::MonitoringWarningReceived>(other) && wants("monitoring_warning") =>
+        {
             let received: pb::MonitoringWarningReceived = decode(event)?;
             Some(pb::DepartmentEvent {
                 rule_code: received.kind().as_str_name().to_ascii_lowercase(),
@@ -198,7 +206,7 @@ pub fn project(subscription: &Subscription, event: &RecordedEvent) -> Option<pb:
                 ..base("monitoring_warning")
             })
         }
-        WARNING_CLOSED if wants("monitoring_warning") => {
+        other if is_named::<pb::MonitoringWarningClosed>(other) && wants("monitoring_warning") => {
             let closed: pb::MonitoringWarningClosed = decode(event)?;
             Some(pb::DepartmentEvent {
                 rule_code: closed.outcome().as_str_name().to_ascii_lowercase(),
@@ -362,6 +370,25 @@ mod tests {
         // Any other event is nobody's.
         let pushed = recorded(4, pb::AssistanceRecordsPushed::TYPE, Vec::new());
         assert!(project(&subscription("civil_affairs"), &pushed).is_none());
+    }
+
+    #[test]
+    fn a_duplicate_shows_the_center_only_what_it_may_read() {
+        let detected = pb::DuplicateAssistanceDetected {
+            rule_code: "same_kind_overlap".into(),
+            records: vec!["education/e-1".into(), "justice/j-1".into()],
+            person_index: vec![7; 32],
+            ..Default::default()
+        };
+        let event = recorded(
+            9,
+            &<pb::DuplicateAssistanceDetected as prost::Name>::full_name(),
+            detected.encode_to_vec(),
+        );
+        let projected = project(&subscription("civil_affairs"), &event).expect("the center's");
+        assert_eq!(projected.kind, "duplicate_assistance");
+        assert_eq!(projected.data_items, ["education/e-1", "justice/j-1"]);
+        assert!(project(&subscription("education"), &event).is_none());
     }
 
     #[test]
