@@ -17,6 +17,7 @@
 //! - Re-exported from `sunshine-testkit`: fresh databases, gated proxies, private servers.
 
 pub mod accounts;
+pub mod approvals;
 pub mod bank;
 pub mod events;
 pub mod households;

@@ -237,6 +237,10 @@ enum Rpc {
     CloseMonitoringWarning,
     ListMonitoringWarnings,
     ExportMonitoringFeed,
+    // department-integration: subscriptions and linkage notices (slice 3)
+    SubscribeEvents,
+    AcknowledgeLinkageNotice,
+    ListLinkageNotices,
 }
 
 impl Rpc {
@@ -323,6 +327,12 @@ impl Rpc {
                 Rpc::ListMonitoringWarnings
             }
             ("DepartmentIntegrationService", "ExportMonitoringFeed") => Rpc::ExportMonitoringFeed,
+            // department-integration: subscriptions and linkage notices (slice 3)
+            ("DepartmentIntegrationService", "SubscribeEvents") => Rpc::SubscribeEvents,
+            ("DepartmentIntegrationService", "AcknowledgeLinkageNotice") => {
+                Rpc::AcknowledgeLinkageNotice
+            }
+            ("DepartmentIntegrationService", "ListLinkageNotices") => Rpc::ListLinkageNotices,
             _ => return None,
         })
     }
@@ -2347,6 +2357,32 @@ impl World {
                     &token,
                 )?)
                 .await),
+            // department-integration: subscriptions and linkage notices (slice 3)
+            Rpc::SubscribeEvents => {
+                let request = pb::SubscribeEventsRequest::default();
+                ok(self
+                    .integration
+                    .subscribe_events(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::AcknowledgeLinkageNotice => {
+                let request = pb::AcknowledgeLinkageNoticeRequest {
+                    command_id,
+                    notice_id: uuid::Uuid::now_v7().to_string(),
+                    outcome: "granted".into(),
+                };
+                ok(self
+                    .integration
+                    .acknowledge_linkage_notice(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::ListLinkageNotices => {
+                let request = pb::ListLinkageNoticesRequest::default();
+                ok(self
+                    .integration
+                    .list_linkage_notices(with_token(request, &token)?)
+                    .await)
+            }
             // Mounted on every port: each port must answer the same.
             Rpc::WhoAmI => {
                 let mut answers = Vec::new();

@@ -46,11 +46,13 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// scope as well as the clerk's.
 const FAR_VILLAGE: &str = "990101002001";
 /// The consumers that react to the log (each records every event it processed).
-const CONSUMERS: [&str; 4] = [
+const CONSUMERS: [&str; 5] = [
     "intake-read-model",
     "review-case-opener",
     "payment-recovery-watch",
     "payment-entitlements",
+    // department-integration's linkage watch (slice 3): review's approvals send notices
+    "department-integration-linkage",
 ];
 /// Where every row starts: Monday 2026-09-07 (publicity then runs to Sunday 09-13).
 const START: time::Date = date!(2026 - 09 - 07);
@@ -117,6 +119,8 @@ rows! {
     // department-integration: the monitoring platform (issue 13)
     "DepartmentIntegrationService/ImportMonitoringWarnings" => import_monitoring_warnings,
     "DepartmentIntegrationService/CloseMonitoringWarning" => close_monitoring_warning,
+    // department-integration: linkage notices (issue 13, slice 3)
+    "DepartmentIntegrationService/AcknowledgeLinkageNotice" => acknowledge_linkage_notice,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -379,6 +383,8 @@ impl World {
             department: auth.token_for("civil-affairs-1", Role::Department, DISTRICT),
             holders: HOLDERS
                 .iter()
+                // and the departments linkage notices go to (slice 3)
+                .chain(NOTICE_TAKERS)
                 .map(|code| {
                     let token = auth.token_with(Role::Department, DISTRICT, |claims| {
                         claims.sub = format!("system-{code}");
@@ -2531,6 +2537,64 @@ async fn close_monitoring_warning(world: &World, seed: u32) -> anyhow::Result<()
     .await?;
     let mut other = request.clone();
     other.outcome = "funds_recovered".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- department-integration: linkage notices (issue 13, slice 3) ----
+
+/// Departments the example linkage rules send notices to (their systems' tokens are in
+/// `holders`).
+const NOTICE_TAKERS: &[&str] = &["education", "justice"];
+
+async fn acknowledge_linkage_notice(world: &World, seed: u32) -> anyhow::Result<()> {
+    // A dibao household with a pupil approved (as intake and review would write it): the
+    // linkage watch notifies education, health and justice.
+    let (_, case_id) = sunshine_tests::approvals::approved_household(
+        &world.store,
+        VILLAGE,
+        "dibao",
+        vec![
+            sunshine_tests::approvals::member((1980, 1, 1), ""),
+            sunshine_tests::approvals::member((2016, 1, 1 + i32::try_from(seed % 20)?), "primary"),
+        ],
+    )
+    .await?;
+    world.settle().await?;
+    let notice =
+        |rule: &str| sunshine_department_integration::linkage::notice_id_for(&case_id, rule);
+    let call = call!(
+        world.integration,
+        acknowledge_linkage_notice,
+        world.holders["education"]
+    );
+    let request = pb::AcknowledgeLinkageNoticeRequest {
+        command_id: format!("ack-{seed}"),
+        notice_id: notice("dibao_school_age_education"),
+        outcome: "granted".into(),
+    };
+    let first = call(request.clone()).await?;
+    anyhow::ensure!(
+        first
+            .notice
+            .as_ref()
+            .is_some_and(|notice| notice.acknowledged),
+        "{first:?}"
+    );
+    // The world moves on: justice acknowledges its own notice of the case.
+    call!(
+        world.integration,
+        acknowledge_linkage_notice,
+        world.holders["justice"]
+    )(pb::AcknowledgeLinkageNoticeRequest {
+        command_id: format!("ack-justice-{seed}"),
+        notice_id: notice("dibao_tekun_justice"),
+        outcome: "already_receiving".into(),
+    })
+    .await?;
+    let mut other = request.clone();
+    other.outcome = "not_eligible".into();
     world
         .retries_answer_first(call, request, &first, other)
         .await

@@ -195,6 +195,11 @@ impl LogRuntime {
         self.blind_index_key.clone()
     }
 
+    /// The log's wake-ups (a reader that follows the log waits for `advanced`).
+    pub fn signals(&self) -> &LogSignals {
+        &self.signals
+    }
+
     pub fn namespace(&self) -> &Namespace {
         &self.namespace
     }

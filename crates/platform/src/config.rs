@@ -59,6 +59,10 @@ pub struct IntegrationConfig {
     pub person_index_key: String,
     /// A file holding [`Self::person_index_key`] (Kubernetes: a Secret volume).
     pub person_index_key_file: String,
+    /// The linkage rules (format:
+    /// `services/department-integration/departments/example-linkage.toml`); empty means the
+    /// EXAMPLE district's, compiled in.
+    pub linkage_file: String,
 }
 
 impl std::fmt::Debug for IntegrationConfig {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for IntegrationConfig {
             .field("departments_file", &self.departments_file)
             .field("person_index_key", &"<redacted>")
             .field("person_index_key_file", &self.person_index_key_file)
+            .field("linkage_file", &self.linkage_file)
             .finish()
     }
 }

@@ -260,6 +260,10 @@ registry! {
     MonitoringWarningClosed,
     // department-integration-feed-<month>
     MonitoringFeedExported,
+    // department-integration's linkage notices (issue 13, slice 3):
+    // department-integration-notice-<notice id>
+    LinkageNoticeSent,
+    LinkageNoticeAcknowledged,
 }
 
 /// Declares a stream kind's events: an enum with one variant per registered message, its

@@ -42,6 +42,12 @@ pub struct IntegrationState {
     pub policy: Arc<sunshine_policy::Policy>,
     pub working_days: Arc<sunshine_domain::WorkingDayCalendar>,
     pub clock: Arc<dyn sunshine_platform::clock::Clock>,
+    // ---- subscriptions and linkage (slice 3) ----
+    /// The log's poll interval: how long a followed subscription waits at most for new events
+    /// when no wake-up reaches it (`log.poll_interval_ms`).
+    pub poll_interval: std::time::Duration,
+    /// The linkage rules (`integration.linkage_file`).
+    pub linkage: Arc<crate::linkage::LinkageRules>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +140,7 @@ fn answer(outcomes: Vec<(String, Outcome)>) -> pb::PushAssistanceRecordsResponse
 }
 
 impl IntegrationApi {
-    fn connected(&self) -> Result<&IntegrationState, ApiError> {
+    pub(crate) fn connected(&self) -> Result<&IntegrationState, ApiError> {
         self.state
             .get()
             .ok_or_else(|| ApiError::Unavailable("department-integration is starting".into()))
@@ -448,5 +454,11 @@ sunshine_platform::service_rpcs! {
         close_monitoring_warning: pb::CloseMonitoringWarningRequest => pb::MonitoringWarningItem;
         list_monitoring_warnings: pb::ListMonitoringWarningsRequest => pb::ListMonitoringWarningsResponse;
         export_monitoring_feed: pb::ExportMonitoringFeedRequest => pb::MonitoringFeedPage;
+        // subscriptions and linkage notices (slice 3, `linkage_api`)
+        acknowledge_linkage_notice: pb::AcknowledgeLinkageNoticeRequest => pb::AcknowledgeLinkageNoticeResponse;
+        list_linkage_notices: pb::ListLinkageNoticesRequest => pb::ListLinkageNoticesResponse;
+    }
+    streaming {
+        subscribe_events: pb::SubscribeEventsRequest => pb::DepartmentEvent as SubscribeEventsStream;
     }
 }

@@ -38,6 +38,13 @@
 //! - [`monitoring_store`]: the warnings' rows and appends (`integration_warnings`).
 //! - [`monitoring_api`]: `ImportMonitoringWarnings`, `CloseMonitoringWarning`,
 //!   `ListMonitoringWarnings`, `ExportMonitoringFeed` (`docs/monitoring-feed.md`).
+//! - [`subscriptions`]: `SubscribeEvents` — a department's scope of the log, projected, read
+//!   by position and fed through a bounded channel (pure projection; the reading task).
+//! - [`linkage`]: linkage rules as data (`integration.linkage_file`) and their evaluation on
+//!   an approval (pure).
+//! - [`linkage_store`]: the linkage watch (the consumer that sends notices on review's
+//!   approvals), the notices' streams and `integration_linkage_notices`.
+//! - [`linkage_api`]: slice 3's RPCs — subscribe, acknowledge a notice, list notices.
 //!
 //! Slice 1 of issue 13: the registry, push, CSV import and query; slice 2: the
 //! economic-status check (`docs/economic-status-check.md`). Subscriptions, linkage,
@@ -58,7 +65,9 @@
 //! read_model   → aggregate
 //! store        → aggregate, errors, read_model
 //! check_store  → check, read_model, store
-//! api          → aggregate, csv, dictionary, errors, read_model, records, registry, store
+//! subscriptions → dictionary, registry
+//! linkage      → dictionary, registry
+//! api          → aggregate, csv, dictionary, errors, linkage, read_model, records, registry, store, subscriptions
 //! check_api    → api, check, check_store, dictionary, errors, read_model, registry, store
 //! duplicates
 //! duplicates_store → duplicates, store
@@ -66,6 +75,8 @@
 //! monitoring
 //! monitoring_store → monitoring, store
 //! monitoring_api → api, dictionary, errors, monitoring, monitoring_store, store
+//! linkage_store → linkage, store
+//! linkage_api  → api, dictionary, errors, linkage, linkage_store, store, subscriptions
 //! ```
 
 pub mod aggregate;
@@ -86,6 +97,11 @@ pub mod read_model;
 pub mod records;
 pub mod registry;
 pub mod store;
+// ---- subscriptions and linkage (slice 3) ----
+pub mod linkage;
+pub mod linkage_api;
+pub mod linkage_store;
+pub mod subscriptions;
 
 use std::sync::{Arc, OnceLock};
 
@@ -191,10 +207,27 @@ pub async fn run_with_clock(
                     None
                 }
             };
+            let linkage = Arc::new(load_linkage(&config.integration.linkage_file, &registry)?);
             let log =
-                LogRuntime::start_with(&backends, &config.log, &[READ_MODEL], shutdown).await?;
+                LogRuntime::start_with(&backends, &config.log, &[READ_MODEL], shutdown.clone())
+                    .await?;
+            let store = store::IntegrationStore::new(log.clone(), person_index_key);
+            log.spawn_consumer(
+                linkage_store::LinkageWatch {
+                    store: store.clone(),
+                    rules: Arc::clone(&linkage),
+                },
+                sunshine_eventlog::consumer::ConsumerConfig {
+                    retry_delay: std::time::Duration::from_millis(500),
+                    max_attempts: 120,
+                    ..sunshine_eventlog::consumer::ConsumerConfig::default()
+                },
+                shutdown,
+            );
             let _ = state.set(IntegrationState {
-                store: store::IntegrationStore::new(log, person_index_key),
+                poll_interval: std::time::Duration::from_millis(config.log.poll_interval_ms),
+                linkage,
+                store,
                 registry: Arc::new(registry),
                 district: org_tree.district().code().clone(),
                 dictionary: Arc::new(dictionary),
@@ -234,4 +267,21 @@ fn load_registry(path: &str) -> Result<registry::Registry, String> {
         .map_err(|error| format!("integration.departments_file {path}: {error}"))?;
     registry::Registry::from_toml_str(&text, &dictionary)
         .map_err(|error| format!("integration.departments_file {path}: {error}"))
+}
+
+/// The configured linkage rules, or the EXAMPLE district's (with a warning) when none are.
+fn load_linkage(
+    path: &str,
+    registry: &registry::Registry,
+) -> Result<linkage::LinkageRules, String> {
+    if path.is_empty() {
+        tracing::warn!(
+            "no integration.linkage_file configured: using the EXAMPLE district's linkage rules"
+        );
+        return linkage::LinkageRules::example(registry).map_err(|error| error.to_string());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("integration.linkage_file {path}: {error}"))?;
+    linkage::LinkageRules::from_toml_str(&text, registry)
+        .map_err(|error| format!("integration.linkage_file {path}: {error}"))
 }

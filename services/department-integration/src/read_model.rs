@@ -54,6 +54,26 @@ pub const MIGRATIONS: &[Migration] = &[
             .into()
         },
     },
+    // ---- Linkage notices (issue 13, slice 3): written by `linkage_store` ----
+    // (version 30: a number of its own, so other slices' migrations merge beside it)
+    Migration {
+        version: 30,
+        description: "department-integration: linkage notices, one per (case, rule), with their acknowledgement",
+        script: |_kind: DatabaseKind| {
+            "CREATE TABLE integration_linkage_notices (
+            notice_id TEXT PRIMARY KEY,
+            department_code TEXT NOT NULL,
+            rule_code TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            household_id TEXT NOT NULL,
+            program_code TEXT NOT NULL,
+            sent_at_us BIGINT NOT NULL,
+            outcome TEXT NOT NULL
+        );
+        CREATE INDEX integration_linkage_notices_department ON integration_linkage_notices (department_code, outcome, notice_id);"
+            .into()
+        },
+    },
     // ---- Duplicate assistance and the monitoring platform (issue 13) ----
     // (versions 40 and 41: numbers of their own, so other slices' migrations merge beside them;
     // the tables' reads and writes are in `duplicates_store` and `monitoring_store`)
