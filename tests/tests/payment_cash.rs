@@ -225,7 +225,10 @@ impl Payment {
             .list_run_orders(request)
             .await?
             .into_inner()
-            .orders)
+            .orders
+            .into_iter()
+            .filter_map(|order| order.order)
+            .collect())
     }
 
     /// The trial balance's (debits, credits, difference) and each fund's balance.
