@@ -2086,8 +2086,7 @@ async fn apply_cash(
     // A replay finds its own claim held (by this same run id): nothing else can hold it, the
     // append's guard having claimed it first.
     let _ = write_cash_order(connection, paid, order).await?;
-    let posting =
-        Posting::paid_order(order).map_err(|error| HandlerError(error.to_string()))?;
+    let posting = Posting::paid_order(order).map_err(|error| HandlerError(error.to_string()))?;
     write_postings(connection, &paid.run_id, &[posting]).await?;
     Ok(())
 }
@@ -2118,7 +2117,9 @@ impl AppendGuard for CashPaymentGuard<'_> {
         connection: &mut AnyConnection,
     ) -> Result<Result<(), CashRefusal>, sqlx::Error> {
         let Some(order) = self.paid.order.as_ref() else {
-            return Err(sqlx::Error::Protocol("a cash payment without its order".into()));
+            return Err(sqlx::Error::Protocol(
+                "a cash payment without its order".into(),
+            ));
         };
         let year = Month::parse(&self.paid.period)
             .map_err(|error| sqlx::Error::Protocol(error.to_string()))?

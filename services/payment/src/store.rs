@@ -1015,10 +1015,7 @@ impl PaymentStore {
             }
         };
         let stream = cash_stream(&paid.payment_id)?;
-        let guard = read_model::CashPaymentGuard {
-            paid: &paid,
-            funds,
-        };
+        let guard = read_model::CashPaymentGuard { paid: &paid, funds };
         let new_events = events
             .iter()
             .map(|event| NewEvent::typed(format!("payment-cash-{}", paid.payment_id), event))
@@ -1045,7 +1042,9 @@ impl PaymentStore {
                     read_model::CashRefusal::Claimed(claimed) => ApiError::AlreadyExists {
                         what: format!(
                             "a payment of entitlement {} for {}",
-                            paid.order.as_ref().map_or("", |order| order.entitlement_id.as_str()),
+                            paid.order
+                                .as_ref()
+                                .map_or("", |order| order.entitlement_id.as_str()),
                             paid.period
                         ),
                         existing_id: Some(claimed.run_id),
