@@ -422,6 +422,15 @@ async fn emergency_cash(cluster: bool) -> anyhow::Result<()> {
     expected.sort_unstable();
     anyhow::ensure!(paid_entitlements == expected, "{paid_entitlements:?}");
     anyhow::ensure!(rows_of(&store, &fire_grant).await? == (1, 1));
+    // The district's runs are the runs: a cash payment is none.
+    let runs = payment
+        .client
+        .clone()
+        .list_runs(with_token(pb::ListRunsRequest::default(), &auditor)?)
+        .await?
+        .into_inner()
+        .runs;
+    anyhow::ensure!(runs.len() == 1 && runs[0].run_id == run.run_id, "{runs:?}");
 
     // The flood grant is in the run: ALREADY_EXISTS, naming the run.
     let in_run = refused(

@@ -1673,12 +1673,13 @@ pub async fn household_payments(
         .collect()
 }
 
-/// Every run with an order (every run has one), of `period` when it is not empty, as
+/// Every run with an order (every run has one; a cash payment's `cash-<id>` is no run), of
+/// `period` when it is not empty, as
 /// (period, run id) in that order.
 pub async fn run_ids(pool: &AnyPool, period: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT MIN(period), run_id FROM payment_orders WHERE ($1 = '' OR period = $1) \
-         GROUP BY run_id ORDER BY MIN(period), run_id",
+         AND run_id NOT LIKE 'cash-%' GROUP BY run_id ORDER BY MIN(period), run_id",
     )
     .bind(period)
     .fetch_all(pool)
