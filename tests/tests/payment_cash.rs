@@ -10,7 +10,8 @@
 //! grant already in the run, are `ALREADY_EXISTS` naming the holder; a monthly benefit is
 //! `FAILED_PRECONDITION`; a grant over the fund's remaining budget is `FAILED_PRECONDITION`
 //! naming the fund and writes nothing; bad fields are `INVALID_ARGUMENT` naming each and write
-//! nothing; out of scope reads as not found; other roles are `PERMISSION_DENIED`.
+//! nothing; out of scope reads as not found; other roles are `PERMISSION_DENIED`. A rebuild
+//! replays the log into the same orders and ledger lines.
 
 use std::time::Duration;
 
@@ -296,9 +297,10 @@ async fn emergency_cash(cluster: bool) -> anyhow::Result<()> {
     let auth = TestAuth::new()?;
     let backends = ScenarioBackends::start(cluster).await?;
     let config = test_config(&auth, backends.database_url(), backends.bus_url());
+    let service_config = backends.service_config(&config, sunshine_payment::SERVICE_NAME);
     let service = RunningService::start(
         sunshine_payment::SERVICE_NAME,
-        backends.service_config(&config, sunshine_payment::SERVICE_NAME),
+        service_config.clone(),
         sunshine_payment::run_sharing_process,
     )
     .await?;
@@ -522,5 +524,33 @@ async fn emergency_cash(cluster: bool) -> anyhow::Result<()> {
         )?;
     }
     anyhow::ensure!(log_size(&store).await? == before);
+
+    // `sunshine rebuild payment` (the service stopped) replays the log into the same orders
+    // and the same ledger lines: the cash payment posted once.
+    let before = cash_tables(&store).await?;
+    anyhow::ensure!(before.1.len() == 2, "{before:?}");
+    service.stop().await?;
+    sunshine_payment::rebuild(&service_config).await?;
+    let after = cash_tables(&store).await?;
+    anyhow::ensure!(after == before, "rebuilt {after:?}, was {before:?}");
     Ok(())
+}
+
+type OrderRows = Vec<(String, String, String, i64, i64)>;
+type LedgerRows = Vec<(String, i64, String, i64, i64)>;
+
+/// Every order (id, run, state, amount, approved) and every ledger line (key, line, account,
+/// debit, credit), in key order.
+async fn cash_tables(store: &EventStore) -> anyhow::Result<(OrderRows, LedgerRows)> {
+    let orders = sqlx::query_as(
+        "SELECT order_id, run_id, state, amount_fen, approved FROM payment_orders ORDER BY order_id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let lines = sqlx::query_as(
+        "SELECT order_id, line, account, debit_fen, credit_fen FROM payment_ledger_lines ORDER BY order_id, line",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    Ok((orders, lines))
 }
