@@ -241,6 +241,8 @@ enum Rpc {
     SubscribeEvents,
     AcknowledgeLinkageNotice,
     ListLinkageNotices,
+    // payment: emergency cash (急难)
+    RecordEmergencyCashPayment,
 }
 
 impl Rpc {
@@ -333,6 +335,8 @@ impl Rpc {
                 Rpc::AcknowledgeLinkageNotice
             }
             ("DepartmentIntegrationService", "ListLinkageNotices") => Rpc::ListLinkageNotices,
+            // payment: emergency cash (急难)
+            ("PaymentService", "RecordEmergencyCashPayment") => Rpc::RecordEmergencyCashPayment,
             _ => return None,
         })
     }
@@ -2190,6 +2194,33 @@ impl World {
                 ok(self
                     .payment
                     .write_off_recovery(with_token(request, &token)?)
+                    .await)
+            }
+            // payment: emergency cash (急难): the fixture run's grant, in the run already.
+            Rpc::RecordEmergencyCashPayment => {
+                let entitlement_id: String = sqlx::query_scalar(
+                    "SELECT entitlement_id FROM payment_entitlements WHERE case_id = $1 \
+                     AND entitlement_id LIKE 'assist-first-%'",
+                )
+                .bind(fixtures.run_case.as_str())
+                .fetch_one(self.store.pool())
+                .await?;
+                let request = pb::RecordEmergencyCashPaymentRequest {
+                    command_id,
+                    entitlement_id,
+                    reason_code: "immediate_need".into(),
+                    note: "matrix".into(),
+                    paid_on: Some(pb::Date {
+                        year: self.today.year(),
+                        month: i32::from(u8::from(self.today.month())),
+                        day: i32::from(self.today.day()),
+                    }),
+                    handed_over_by: "matrix-officer".into(),
+                    receipt_sha256: "0".repeat(64),
+                };
+                ok(self
+                    .payment
+                    .record_emergency_cash_payment(with_token(request, &token)?)
                     .await)
             }
             // department-integration: the fixture record again (stored before: UNCHANGED).

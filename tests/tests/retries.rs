@@ -121,6 +121,8 @@ rows! {
     "DepartmentIntegrationService/CloseMonitoringWarning" => close_monitoring_warning,
     // department-integration: linkage notices (issue 13, slice 3)
     "DepartmentIntegrationService/AcknowledgeLinkageNotice" => acknowledge_linkage_notice,
+    // payment: emergency cash (急难)
+    "PaymentService/RecordEmergencyCashPayment" => record_emergency_cash_payment,
 }
 
 /// The command RPCs of the `sunshine.v1` services, from the encoded descriptors
@@ -2595,6 +2597,82 @@ async fn acknowledge_linkage_notice(world: &World, seed: u32) -> anyhow::Result<
     .await?;
     let mut other = request.clone();
     other.outcome = "not_eligible".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+// ---- payment: emergency cash (急难) ----
+
+/// An assist-first grant heard from review, paid in cash; its retry answers the same payment,
+/// and the same id with another reason is refused on `command_id`.
+async fn record_emergency_cash_payment(world: &World, seed: u32) -> anyhow::Result<()> {
+    let case_id = uuid::Uuid::now_v7().to_string();
+    let opened = pb::CaseOpened {
+        case_id: case_id.clone(),
+        application_id: format!("application-{case_id}"),
+        household_id: format!("household-{case_id}"),
+        program_code: "temporary".into(),
+        workflow: "emergency_evaluation".into(),
+        accepted_org_unit_code: VILLAGE.into(),
+        hukou_org_unit_code: VILLAGE.into(),
+        emergency: true,
+        ..Default::default()
+    };
+    let granted = pb::AssistFirstGranted {
+        case_id: case_id.clone(),
+        amount: Some(pb::Money { fen: 10_000 }),
+        cap: Some(pb::Money { fen: FIRST_CAP_FEN }),
+        reason: "火灾".into(),
+        ..Default::default()
+    };
+    let metadata = EventMetadata {
+        actor: Actor {
+            subject: "test-boundary".into(),
+            role: "system".into(),
+            org_unit: String::new(),
+            department_code: None,
+        },
+        ..EventMetadata::default()
+    };
+    world
+        .store
+        .append(
+            &StreamId::new("review", "case", &case_id)?,
+            ExpectedVersion::NoStream,
+            &metadata,
+            vec![
+                NewEvent::typed(case_id.as_str(), &opened),
+                NewEvent::typed(case_id.as_str(), &granted),
+            ],
+        )
+        .await?;
+    world.settle().await?;
+    let entitlement_id: String = sqlx::query_scalar(
+        "SELECT entitlement_id FROM payment_entitlements WHERE case_id = $1 \
+         AND entitlement_id LIKE 'assist-first-%'",
+    )
+    .bind(case_id.as_str())
+    .fetch_one(world.store.pool())
+    .await?;
+    let today = sunshine_platform::clock::SystemClock.today();
+    let request = pb::RecordEmergencyCashPaymentRequest {
+        command_id: format!("cash-{seed}"),
+        entitlement_id,
+        reason_code: "bank_unreachable".into(),
+        note: "retried".into(),
+        paid_on: Some(pb::Date {
+            year: today.year(),
+            month: i32::from(u8::from(today.month())),
+            day: i32::from(today.day()),
+        }),
+        handed_over_by: "officer-street-1".into(),
+        receipt_sha256: "ab".repeat(32),
+    };
+    let call = call!(world.payment, record_emergency_cash_payment, world.finance);
+    let first = call(request.clone()).await?;
+    let mut other = request.clone();
+    other.reason_code = "immediate_need".into();
     world
         .retries_answer_first(call, request, &first, other)
         .await

@@ -237,6 +237,8 @@ registry! {
     RecoveryClaimCancelled,
     // payment: payment-inspection-<run id> (the 纪委's exports)
     InspectionExported,
+    // payment: payment-cash-<payment id> (emergency cash, 急难)
+    EmergencyCashPaid,
     // department-integration: department-integration-batch-<batch id>,
     // department-integration-access-<department>
     AssistanceRecordsPushed,

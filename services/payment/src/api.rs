@@ -36,6 +36,7 @@ use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::payment_service_server::PaymentService;
 
 use crate::aggregate::{self, RunEvent, RunState};
+use crate::cash;
 use crate::commands;
 use crate::commands::{
     ApproveRun, CloseReconciliation, Command, CreateRepayRun, CreateRun, ExportBankFile,
@@ -992,6 +993,57 @@ impl PaymentApi {
     }
 }
 
+// ---- Emergency cash (急难) ----
+
+/// Who records an emergency cash payment: the district's finance officers.
+const CASH_RECORDERS: &[Role] = &[Role::FinanceOfficer];
+
+impl PaymentApi {
+    async fn record_emergency_cash_payment(
+        &self,
+        caller: &Identity,
+        request: pb::RecordEmergencyCashPaymentRequest,
+    ) -> Result<pb::EmergencyCashPaymentResponse, ApiError> {
+        caller.require_role(CASH_RECORDERS)?;
+        let payment = self.connected()?;
+        let command = cash::parse(&request, &caller.subject, payment.clock.today())?;
+        let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
+        if payment
+            .store
+            .cash_retry(&command.payment_id, &metadata)
+            .await?
+            .is_none()
+        {
+            let entitlement = payment
+                .store
+                .entitlement_in_scope(caller, &command.entitlement_id)
+                .await?;
+            let state = payment.store.load_cash_payment(&command.payment_id).await?;
+            let facts = cash::CashFacts {
+                entitlement,
+                funds: &payment.funds,
+                district_code: payment.district.as_str().to_owned(),
+            };
+            let events = cash::handle(state.as_ref(), &command, &facts)?;
+            payment
+                .store
+                .append_cash_payment(&metadata, events, &payment.funds)
+                .await?;
+        }
+        // A payment is one event: what the (first) append wrote is the whole stream.
+        let state = payment
+            .store
+            .load_cash_payment(&command.payment_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other(
+                    "an appended cash payment reads back empty",
+                ))
+            })?;
+        Ok(cash::response(state))
+    }
+}
+
 // Every RPC: the verified caller, then the handler, then the answer (or the error's status).
 sunshine_platform::service_rpcs! {
     PaymentService for PaymentApi {
@@ -1020,6 +1072,8 @@ sunshine_platform::service_rpcs! {
         list_runs: pb::ListRunsRequest => pb::ListRunsResponse;
         get_monthly_report: pb::GetMonthlyReportRequest => pb::MonthlyReportResponse;
         export_run_for_inspection: pb::ExportRunForInspectionRequest => pb::ExportRunForInspectionResponse;
+        // Emergency cash (急难).
+        record_emergency_cash_payment: pb::RecordEmergencyCashPaymentRequest => pb::EmergencyCashPaymentResponse;
     }
     streaming {
         // The bank file, in parts (crate::bank_export).

@@ -140,3 +140,21 @@ pub fn claim_not_found(claim_id: &str) -> ApiError {
         what: format!("recovery claim {claim_id}"),
     }
 }
+
+// ---- Emergency cash (急难) ----
+
+impl From<crate::cash::CashError> for ApiError {
+    fn from(error: crate::cash::CashError) -> Self {
+        use crate::cash::CashError;
+        let description = error.to_string();
+        match error {
+            CashError::PaymentExists { payment_id } => ApiError::AlreadyExists {
+                what: "cash payment".into(),
+                existing_id: Some(payment_id),
+            },
+            CashError::NotEmergency { .. }
+            | CashError::NoFund { .. }
+            | CashError::NothingDue { .. } => ApiError::FailedPrecondition(description),
+        }
+    }
+}

@@ -31,6 +31,10 @@
 //!   bank paid for a period on or after its entitlement's termination), the claim's events,
 //!   fold and decisions (repayments up to what is outstanding, a write-off by another
 //!   officer), and each event's postings.
+//! - [`cash`]: emergency cash (急难), pure — an assist-first grant paid at once in cash with a
+//!   recorded reason (`payment-cash-<payment id>`, `EmergencyCashPaid`): the request's
+//!   checks, the decision (only assist-first grants, the grant's amount, the assist-first
+//!   fund), its order under the run id `cash-<payment id>`.
 //! - [`errors`]: refusals as `ApiError`s, in one place.
 //! - [`read_model`]: payment's tables — intake's sealed payment accounts, review's cases, entitlements, the guard tables of one
 //!   order per entitlement per period and one re-pay per failed or returned order, the orders'
@@ -80,18 +84,20 @@
 //! aggregate    → bank_files, commands, entitlements, funds, pay_calendar
 //! ledger       → funds
 //! recovery     → commands, ledger
-//! errors       → aggregate, medical, recovery
-//! read_model   → aggregate, commands, entitlements, funds, inspection, ledger, medical, recovery
-//! store        → aggregate, bank_files, commands, entitlements, errors, funds, medical, read_model, recovery
+//! cash         → commands, entitlements, funds, validation
+//! errors       → aggregate, cash, medical, recovery
+//! read_model   → aggregate, cash, commands, entitlements, funds, inspection, ledger, medical, recovery
+//! store        → aggregate, bank_files, cash, commands, entitlements, errors, funds, medical, read_model, recovery
 //! recovery_watch → aggregate, commands, read_model, recovery, store
 //! bank_export  → aggregate, bank_files, commands, read_model, store
-//! api          → aggregate, bank_export, bank_files, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
+//! api          → aggregate, bank_export, bank_files, cash, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
 //! ```
 
 pub mod aggregate;
 pub mod api;
 pub mod bank_export;
 pub mod bank_files;
+pub mod cash;
 pub mod commands;
 pub mod entitlements;
 pub mod errors;

@@ -57,6 +57,7 @@ use sunshine_proto::events::StreamEvent;
 use sunshine_proto::v1 as pb;
 
 use crate::aggregate::RunEvent;
+use crate::cash::CashEvent;
 use crate::entitlements::{Adjustment, Entitlement, Kind};
 use crate::ledger::{self, Posting, TrialBalance};
 use crate::medical::{self, ClaimCase, MedicalEvent};
@@ -742,6 +743,7 @@ enum Followed {
     Run(RunEvent),
     Medical(MedicalEvent),
     Recovery(RecoveryEvent),
+    Cash(CashEvent),
 }
 
 fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
@@ -759,6 +761,8 @@ fn followed(event: &RecordedEvent) -> Result<Option<Followed>, HandlerError> {
     } else if RecoveryEvent::is_stream(&event.stream_id) {
         RecoveryEvent::decode(&event.event_type, &event.payload)
             .map(|recovery| Some(Followed::Recovery(recovery)))
+    } else if CashEvent::is_stream(&event.stream_id) {
+        CashEvent::decode(&event.event_type, &event.payload).map(|cash| Some(Followed::Cash(cash)))
     } else {
         Ok(None)
     };
@@ -994,6 +998,7 @@ async fn apply_event(
             apply_claim(connection, &assessed).await
         }
         Some(Followed::Recovery(recovery)) => apply_recovery(connection, event, recovery).await,
+        Some(Followed::Cash(CashEvent::Paid(paid))) => apply_cash(connection, &paid).await,
     }
 }
 
@@ -1668,12 +1673,13 @@ pub async fn household_payments(
         .collect()
 }
 
-/// Every run with an order (every run has one), of `period` when it is not empty, as
+/// Every run with an order (every run has one; a cash payment's `cash-<id>` is no run), of
+/// `period` when it is not empty, as
 /// (period, run id) in that order.
 pub async fn run_ids(pool: &AnyPool, period: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT MIN(period), run_id FROM payment_orders WHERE ($1 = '' OR period = $1) \
-         GROUP BY run_id ORDER BY MIN(period), run_id",
+         AND run_id NOT LIKE 'cash-%' GROUP BY run_id ORDER BY MIN(period), run_id",
     )
     .bind(period)
     .fetch_all(pool)
@@ -2043,6 +2049,151 @@ impl Projection for PaymentEntitlements {
             Ok(())
         })
     }
+}
+
+// ---- Emergency cash (急难): payment-cash-<payment id> ----
+
+/// The grant's order of a cash payment: its guard row on (entitlement, period) under the run
+/// id `cash-<payment id>`, its row in `payment_orders` paid and approved (so `committed`
+/// counts it), written once.
+async fn write_cash_order(
+    connection: &mut AnyConnection,
+    paid: &pb::EmergencyCashPaid,
+    order: &pb::PaymentOrder,
+) -> Result<Result<(), ClaimedByRun>, sqlx::Error> {
+    let claimed = claim_orders(connection, &paid.run_id, &paid.period, &[order]).await?;
+    sqlx::query(
+        "UPDATE payment_orders SET state = 'paid', approved = 1 WHERE order_id = $1 AND run_id = $2",
+    )
+    .bind(order.order_id.as_str())
+    .bind(paid.run_id.as_str())
+    .execute(&mut *connection)
+    .await?;
+    Ok(claimed)
+}
+
+/// `EmergencyCashPaid`: the order's rows (as the guard wrote them) and its posting, as a paid
+/// order's (expense debited, fund credited): once, whatever replays.
+async fn apply_cash(
+    connection: &mut AnyConnection,
+    paid: &pb::EmergencyCashPaid,
+) -> Result<(), HandlerError> {
+    let Some(order) = paid.order.as_ref() else {
+        return Err(HandlerError(format!(
+            "cash payment {} without its order",
+            paid.payment_id
+        )));
+    };
+    // A replay finds its own claim held (by this same run id): nothing else can hold it, the
+    // append's guard having claimed it first.
+    let _ = write_cash_order(connection, paid, order).await?;
+    let posting = Posting::paid_order(order).map_err(|error| HandlerError(error.to_string()))?;
+    write_postings(connection, &paid.run_id, &[posting]).await?;
+    Ok(())
+}
+
+/// Why a cash payment's guard refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CashRefusal {
+    /// The grant's key is held by that run (a monthly run, or another cash payment).
+    Claimed(ClaimedByRun),
+    Budget(crate::funds::BudgetRefusal),
+}
+
+/// A cash payment's guard, in the transaction that appends `EmergencyCashPaid`: under the
+/// fund's lock for the year (the same as an approval's, [`BudgetCommitment`]), the grant's
+/// (entitlement, period) key claimed and its order written paid and approved, then what the
+/// fund committed of the year — this payment included — checked against its budget.
+#[derive(Debug, Clone)]
+pub struct CashPaymentGuard<'a> {
+    pub paid: &'a pb::EmergencyCashPaid,
+    pub funds: &'a crate::funds::Funds,
+}
+
+impl AppendGuard for CashPaymentGuard<'_> {
+    type Refusal = CashRefusal;
+
+    async fn apply(
+        &self,
+        connection: &mut AnyConnection,
+    ) -> Result<Result<(), CashRefusal>, sqlx::Error> {
+        let Some(order) = self.paid.order.as_ref() else {
+            return Err(sqlx::Error::Protocol(
+                "a cash payment without its order".into(),
+            ));
+        };
+        let year = Month::parse(&self.paid.period)
+            .map_err(|error| sqlx::Error::Protocol(error.to_string()))?
+            .year();
+        sqlx::query(
+            "INSERT INTO payment_budget_locks (fund, year, approvals) VALUES ($1, $2, 0) \
+             ON CONFLICT (fund, year) DO NOTHING",
+        )
+        .bind(order.fund.as_str())
+        .bind(i64::from(year))
+        .execute(&mut *connection)
+        .await?;
+        sqlx::query(
+            "UPDATE payment_budget_locks SET approvals = approvals + 1 WHERE fund = $1 AND year = $2",
+        )
+        .bind(order.fund.as_str())
+        .bind(i64::from(year))
+        .execute(&mut *connection)
+        .await?;
+        if let Err(claimed) = write_cash_order(connection, self.paid, order).await? {
+            return Ok(Err(CashRefusal::Claimed(claimed)));
+        }
+        let program = crate::funds::budget_program(&order.entitlement_id, &order.program_code);
+        let need = Money::from_fen(fen(order.amount.as_ref()));
+        let with_this = committed(connection, year)
+            .await?
+            .get(&(order.fund.clone(), program.to_owned()))
+            .copied()
+            .unwrap_or_default();
+        let before = with_this.checked_sub(need).unwrap_or(Money::ZERO);
+        if let Err(refusal) =
+            crate::funds::check_budget(self.funds, &order.fund, program, year, before, need)
+        {
+            return Ok(Err(CashRefusal::Budget(refusal)));
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// One entitlement as the projection holds it (with no adjustments: a grant has none), or
+/// `None`.
+pub async fn entitlement(
+    pool: &AnyPool,
+    entitlement_id: &str,
+) -> Result<Option<Entitlement>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT case_id, household_id, program_code, street_town_code, kind, amount_fen, start_month \
+         FROM payment_entitlements WHERE entitlement_id = $1",
+    )
+    .bind(entitlement_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let kind: String = row.try_get(4)?;
+    let start: String = row.try_get(6)?;
+    let (Some(kind), Ok(start_month)) = (Kind::parse(&kind), Month::parse(&start)) else {
+        return Ok(None);
+    };
+    Ok(Some(Entitlement {
+        entitlement_id: entitlement_id.to_owned(),
+        case_id: row.try_get(0)?,
+        household_id: row.try_get(1)?,
+        program_code: row.try_get(2)?,
+        street_town_code: row.try_get(3)?,
+        kind,
+        amount: Money::from_fen(row.try_get(5)?),
+        start_month,
+        suspended_from: None,
+        terminated_from: None,
+        adjustments: Vec::new(),
+    }))
 }
 
 #[cfg(test)]

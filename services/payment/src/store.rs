@@ -932,3 +932,128 @@ impl PaymentStore {
         ))
     }
 }
+
+// ---- Emergency cash (急难): payment-cash-<payment id> ----
+
+/// The stream of cash payment `payment_id`.
+pub fn cash_stream(payment_id: &str) -> Result<StreamId, ApiError> {
+    StreamId::new("payment", "cash", payment_id)
+        .map_err(|_| ApiError::invalid_field("command_id", "not a payment id"))
+}
+
+impl PaymentStore {
+    /// The cash payment, folded; `None` if there is no such payment.
+    pub async fn load_cash_payment(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<crate::cash::CashState>, ApiError> {
+        let stored = self
+            .log
+            .store
+            .read_stream(&cash_stream(payment_id)?, 1)
+            .await?;
+        let mut events = Vec::with_capacity(stored.len());
+        for event in &stored {
+            events.push(
+                crate::cash::CashEvent::decode(&event.event_type, &event.payload)
+                    .map_err(ApiError::internal)?,
+            );
+        }
+        Ok(crate::cash::CashState::fold(&events))
+    }
+
+    /// The first append's outcome if `metadata`'s command was appended to payment
+    /// `payment_id`.
+    pub async fn cash_retry(
+        &self,
+        payment_id: &str,
+        metadata: &EventMetadata,
+    ) -> Result<Option<AppendOutcome>, ApiError> {
+        Ok(self
+            .log
+            .store
+            .previous_outcome(&cash_stream(payment_id)?, metadata)
+            .await?)
+    }
+
+    /// The grant `entitlement_id`, if payment heard it and the caller's org unit covers its
+    /// case's street-town; otherwise it reads exactly like an entitlement that does not exist.
+    pub async fn entitlement_in_scope(
+        &self,
+        caller: &Identity,
+        entitlement_id: &str,
+    ) -> Result<crate::entitlements::Entitlement, ApiError> {
+        let not_found = || crate::errors::not_found("entitlement", entitlement_id);
+        let entitlement = read_model::entitlement(self.pool(), entitlement_id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(not_found)?;
+        let street_town = sunshine_domain::OrgUnitCode::parse(&entitlement.street_town_code)
+            .map_err(ApiError::internal)?;
+        if !caller.org_unit.covers(&street_town) {
+            return Err(not_found());
+        }
+        Ok(entitlement)
+    }
+
+    /// Appends a new cash payment, its guard ([`read_model::CashPaymentGuard`]) in the
+    /// append's transaction: the grant's key claimed (held already: `ALREADY_EXISTS` naming
+    /// the holder) and the fund's budget of the year checked under its lock (over:
+    /// `FAILED_PRECONDITION` naming the fund), nothing written when refused.
+    pub async fn append_cash_payment(
+        &self,
+        metadata: &EventMetadata,
+        events: Vec<crate::cash::CashEvent>,
+        funds: &Funds,
+    ) -> Result<AppendOutcome, ApiError> {
+        let paid = match events.first() {
+            Some(crate::cash::CashEvent::Paid(paid)) => paid.clone(),
+            None => {
+                return Err(ApiError::internal(std::io::Error::other(
+                    "a cash payment is its one event",
+                )));
+            }
+        };
+        let stream = cash_stream(&paid.payment_id)?;
+        let guard = read_model::CashPaymentGuard { paid: &paid, funds };
+        let new_events = events
+            .iter()
+            .map(|event| NewEvent::typed(format!("payment-cash-{}", paid.payment_id), event))
+            .collect();
+        match self
+            .log
+            .store
+            .append_guarded(
+                &stream,
+                ExpectedVersion::NoStream,
+                metadata,
+                new_events,
+                &guard,
+            )
+            .await?
+        {
+            GuardedAppend::Appended(outcome) => Ok(outcome),
+            GuardedAppend::Refused(refusal) => {
+                // A retry racing its first send finds the key taken by that send.
+                if let Some(first) = self.log.store.previous_outcome(&stream, metadata).await? {
+                    return Ok(first);
+                }
+                Err(match refusal {
+                    read_model::CashRefusal::Claimed(claimed) => ApiError::AlreadyExists {
+                        what: format!(
+                            "a payment of entitlement {} for {}",
+                            paid.order
+                                .as_ref()
+                                .map_or("", |order| order.entitlement_id.as_str()),
+                            paid.period
+                        ),
+                        existing_id: Some(claimed.run_id),
+                    },
+                    read_model::CashRefusal::Budget(refusal) => {
+                        ApiError::FailedPrecondition(refusal.to_string())
+                    }
+                })
+            }
+        }
+    }
+}
