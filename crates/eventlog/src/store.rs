@@ -374,14 +374,7 @@ impl EventStore {
             sunshine.event_count = events.len(),
             sunshine.event_type = events.first().map_or("", |event| event.event_type.as_str()),
         );
-        if tracing::Span::current().is_none() {
-            telemetry::begin_trace_in(&span, self.service);
-        }
-        let traced_metadata = telemetry::trace_context(&span).map(|context| EventMetadata {
-            traceparent: Some(context.traceparent),
-            tracestate: context.tracestate,
-            ..metadata.clone()
-        });
+        let traced_metadata = self.traced(&span, metadata);
         self.append_in_span(
             stream,
             expected,
@@ -391,6 +384,19 @@ impl EventStore {
         )
         .instrument(span)
         .await
+    }
+
+    /// An append's span made the root of a trace of the store's service when the caller has
+    /// none, and `metadata` carrying that span's trace context (`None`: no context to carry).
+    fn traced(&self, span: &tracing::Span, metadata: &EventMetadata) -> Option<EventMetadata> {
+        if tracing::Span::current().is_none() {
+            telemetry::begin_trace_in(span, self.service);
+        }
+        telemetry::trace_context(span).map(|context| EventMetadata {
+            traceparent: Some(context.traceparent),
+            tracestate: context.tracestate,
+            ..metadata.clone()
+        })
     }
 
     async fn append_in_span<G: AppendGuard>(
@@ -435,19 +441,12 @@ impl EventStore {
             sunshine.stream_id = %stream,
             sunshine.streamed = true,
         );
-        if tracing::Span::current().is_none() {
-            telemetry::begin_trace_in(&span, self.service);
-        }
+        let traced_metadata = self.traced(&span, metadata);
         // The source writes before the first event is inserted, so a retry is looked for
         // first, whatever the expected version (a plain append finds it on the events' keys).
         if let Some(previous) = self.previous_outcome(stream, metadata).await? {
             return Ok(GuardedAppend::Appended(previous));
         }
-        let traced_metadata = telemetry::trace_context(&span).map(|context| EventMetadata {
-            traceparent: Some(context.traceparent),
-            tracestate: context.tracestate,
-            ..metadata.clone()
-        });
         self.append_from(
             stream,
             expected,
