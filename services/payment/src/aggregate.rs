@@ -1141,22 +1141,6 @@ fn create_repay_run(
     Ok(events)
 }
 
-/// What `run`'s orders need of each fund, per budget program: (fund, budget program) → sum
-/// (what [`RunAssembly`] checked at creation, and the approval commits).
-pub fn fund_needs(run: &RunState) -> Result<BTreeMap<(String, String), Money>, CommandError> {
-    let mut needs: BTreeMap<(String, String), Money> = BTreeMap::new();
-    // An order without a fund is of a run created before funds were known: nothing to check.
-    for order in run.orders.iter().filter(|order| !order.fund.is_empty()) {
-        let program = funds::budget_program(&order.entitlement_id, &order.program_code);
-        let amount = Money::from_fen(order.amount.as_ref().map_or(0, |money| money.fen));
-        let need = needs
-            .entry((order.fund.clone(), program.to_owned()))
-            .or_default();
-        *need = need.checked_add(amount).ok_or(CommandError::Overflow)?;
-    }
-    Ok(needs)
-}
-
 /// Count and sum of `orders`, overall and per program and street-town (in key order).
 pub fn control_totals(
     orders: &[pb::PaymentOrder],

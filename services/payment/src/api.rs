@@ -47,7 +47,7 @@ use crate::funds::Funds;
 use crate::medical::{self, ClaimFacts, ClaimState};
 use crate::read_model;
 use crate::recovery;
-use crate::store::{Loaded, LoadedClaim, PaymentStore, command_metadata, export_metadata};
+use crate::store::{Fold, Loaded, LoadedClaim, PaymentStore, command_metadata, export_metadata};
 use crate::validation::{
     check_opaque_id, check_page, check_query_period, check_run_status, check_uuid,
 };
@@ -105,6 +105,26 @@ pub struct PaymentApi {
 }
 
 /// The run as a caller sees it.
+/// The response for a run folded without its orders ([`Fold::Header`]) of which the bank has
+/// said nothing yet: what the whole fold answers (`RunState::order_states`), every order
+/// pending — the control count and total.
+fn pending_response(run: RunState) -> pb::RunResponse {
+    let control = run.control.clone();
+    let fen = |fen| Some(pb::Money { fen });
+    let mut response = run_response(run);
+    response.states = Some(pb::PaymentOrderStates {
+        pending_count: control.count,
+        pending_total: fen(control.total.map_or(0, |total| total.fen)),
+        paid_count: 0,
+        paid_total: fen(0),
+        failed_count: 0,
+        failed_total: fen(0),
+        returned_count: 0,
+        returned_total: fen(0),
+    });
+    response
+}
+
 fn run_response(run: RunState) -> pb::RunResponse {
     let states = run.order_states();
     let (last_export_format, last_export_sha256) = run.last_export.clone().unwrap_or_default();
@@ -135,20 +155,29 @@ impl PaymentApi {
     }
 
     /// The answer to a command on `run_id`: the run as its append (the first one, for a retry)
-    /// left it, however it moved on since.
+    /// left it, however it moved on since. Folded without its orders while the bank has said
+    /// nothing of them (every order pending, [`pending_response`]); whole after.
     async fn answer(
         &self,
         run_id: &str,
         outcome: &AppendOutcome,
     ) -> Result<pb::RunResponse, ApiError> {
         let payment = self.connected()?;
+        let reads_back_empty =
+            || ApiError::internal(std::io::Error::other("an appended run reads back empty"));
+        let header = payment
+            .store
+            .load_at(run_id, outcome.last_version, Fold::Header)
+            .await?
+            .ok_or_else(reads_back_empty)?;
+        if header.results.is_empty() && header.returned.is_empty() {
+            return Ok(pending_response(header));
+        }
         let run = payment
             .store
-            .load_at(run_id, outcome.last_version)
+            .load_at(run_id, outcome.last_version, Fold::Whole)
             .await?
-            .ok_or_else(|| {
-                ApiError::internal(std::io::Error::other("an appended run reads back empty"))
-            })?;
+            .ok_or_else(reads_back_empty)?;
         Ok(run_response(run))
     }
 
@@ -196,6 +225,24 @@ impl PaymentApi {
     /// The answer to a run's creation: from the `PaymentRunCreated` the append just wrote
     /// (every order pending: nothing is read back, so a run of a million orders is not folded
     /// to say so), or, when a concurrent retry's append won, from the log like any retry.
+    /// Run `run_id` as it is now, in the caller's scope: folded without its orders while the
+    /// bank has said nothing of them, whole after (as [`PaymentApi::answer`]).
+    async fn view(&self, caller: &Identity, run_id: &str) -> Result<pb::RunResponse, ApiError> {
+        let payment = self.connected()?;
+        let header = payment
+            .store
+            .run_in_scope(caller, run_id, Fold::Header)
+            .await?;
+        if header.results.is_empty() && header.returned.is_empty() {
+            return Ok(pending_response(header));
+        }
+        let run = payment
+            .store
+            .run_in_scope(caller, run_id, Fold::Whole)
+            .await?;
+        Ok(run_response(run))
+    }
+
     async fn answer_created(
         &self,
         run_id: &str,
@@ -207,21 +254,7 @@ impl PaymentApi {
         let mut run = RunState::default();
         run.apply(&RunEvent::Created(created));
         run.version = outcome.last_version;
-        let control = run.control.clone();
-        let fen = |fen| Some(pb::Money { fen });
-        let mut response = run_response(run);
-        // What the fold of the stream answers (`RunState::order_states`): all pending.
-        response.states = Some(pb::PaymentOrderStates {
-            pending_count: control.count,
-            pending_total: fen(control.total.map_or(0, |total| total.fen)),
-            paid_count: 0,
-            paid_total: fen(0),
-            failed_count: 0,
-            failed_total: fen(0),
-            returned_count: 0,
-            returned_total: fen(0),
-        });
-        Ok(response)
+        Ok(pending_response(run))
     }
 
     async fn approve_run(
@@ -235,7 +268,13 @@ impl PaymentApi {
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         let run = match payment
             .store
-            .load_for_change(caller, &metadata, &approve.run_id, approve.expected_version)
+            .load_for_change(
+                caller,
+                &metadata,
+                &approve.run_id,
+                approve.expected_version,
+                Fold::Header,
+            )
             .await?
         {
             Loaded::Retried(previous) => return self.answer(&approve.run_id, &previous).await,
@@ -261,7 +300,7 @@ impl PaymentApi {
         let mut export = ExportBankFile::parse(&request, caller)?;
         let run = payment
             .store
-            .run_header_in_scope(caller, &export.run_id)
+            .run_in_scope(caller, &export.run_id, Fold::Header)
             .await?;
         // Refused before the orders are read, and again in the decision.
         aggregate::exportable(&run)?;
@@ -318,12 +357,11 @@ impl PaymentApi {
         request: pb::GetRunRequest,
     ) -> Result<pb::RunResponse, ApiError> {
         caller.require_role(RUN_READERS)?;
-        let payment = self.connected()?;
+        self.connected()?;
         let mut errors = ValidationErrors::default();
         check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
         errors.into_result()?;
-        let run = payment.store.run_in_scope(caller, &request.run_id).await?;
-        Ok(run_response(run))
+        self.view(caller, &request.run_id).await
     }
 
     async fn list_run_orders(
@@ -338,7 +376,10 @@ impl PaymentApi {
         let page = request.page.unwrap_or_default();
         let limit = check_page(&mut errors, &page);
         errors.into_result()?;
-        let run = payment.store.run_in_scope(caller, &request.run_id).await?;
+        let run = payment
+            .store
+            .run_in_scope(caller, &request.run_id, Fold::Whole)
+            .await?;
         let mut orders: Vec<&pb::PaymentOrder> = run.orders.iter().collect();
         orders.sort_by(|left, right| left.order_id.cmp(&right.order_id));
         let mut orders: Vec<pb::RunOrder> = orders
@@ -411,7 +452,13 @@ impl PaymentApi {
         let metadata = command_metadata(caller, &request.command_id, request_digest(&request));
         let run = match payment
             .store
-            .load_for_change(caller, &metadata, &close.run_id, close.expected_version)
+            .load_for_change(
+                caller,
+                &metadata,
+                &close.run_id,
+                close.expected_version,
+                Fold::Whole,
+            )
             .await?
         {
             Loaded::Retried(previous) => return self.answer(&close.run_id, &previous).await,
@@ -891,9 +938,9 @@ impl PaymentApi {
             if runs.len() > limit {
                 break;
             }
-            let run = payment.store.run_in_scope(caller, run_id).await?;
-            if request.status.is_empty() || run.status() == request.status {
-                runs.push(run_response(run));
+            let run = self.view(caller, run_id).await?;
+            if request.status.is_empty() || run.status == request.status {
+                runs.push(run);
             }
         }
         let (runs, next_page_token) = page_of(runs, limit, |run| run.run_id.clone());
@@ -936,7 +983,10 @@ impl PaymentApi {
         let mut errors = ValidationErrors::default();
         check_uuid(&mut errors, "run_id", &request.run_id, "a run id");
         errors.into_result()?;
-        let run = payment.store.run_in_scope(caller, &request.run_id).await?;
+        let run = payment
+            .store
+            .run_in_scope(caller, &request.run_id, Fold::Whole)
+            .await?;
         let key = payment.inspection_key.as_ref().ok_or_else(|| {
             ApiError::FailedPrecondition(
                 "no inspection key is configured (payment.inspection_key_file)".into(),

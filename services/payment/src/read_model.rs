@@ -362,30 +362,59 @@ impl<'a> OrderClaims<'a> {
 }
 
 /// An approval's commitment of its run's money, made by the approval's guard in the
-/// transaction that appends `PaymentRunApproved`: under a lock per fund and year (so two
-/// approvals of one fund commit one after the other, never both past the same remainder), the
-/// run's needs are written as its rows of `payment_run_commitments` and what approved runs of
-/// the year committed — now with this run — is checked against each fund's budget for each
-/// budget program; over budget rolls the approval back. Creation checks the same against what the projection has heard, early;
-/// this is the check two runs created side by side cannot both pass.
+/// transaction that appends `PaymentRunApproved`: what the run's orders need of each fund and
+/// budget program is summed from their rows in `payment_orders` (written by the creation's
+/// own transaction, so there whatever the projection has reached; checked against the run's
+/// control count and total, which a projection being rebuilt would not match); then, under a
+/// lock per fund and year (so two approvals of one fund commit one after the other, never both
+/// past the same remainder), the needs are written as the run's rows of
+/// `payment_run_commitments` and what approved runs of the year committed — now with this run
+/// — is checked against each fund's budget for each budget program; over budget rolls the
+/// approval back. Creation checks the same against what the projection has heard, early;
+/// this is the check two runs created side by side cannot both pass. The approval so never
+/// holds the run's orders, in memory or in its transaction.
 #[derive(Debug, Clone)]
 pub struct BudgetCommitment<'a> {
     pub run_id: String,
     pub year: i32,
-    /// (fund, budget program) → what the run's orders need of it.
-    pub needs: BTreeMap<(String, String), Money>,
+    /// The run's control count and total, as its creation recorded them.
+    pub control_count: u32,
+    pub control_total: Money,
     pub funds: &'a crate::funds::Funds,
 }
 
+/// Why an approval's guard refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalRefusal {
+    Budget(crate::funds::BudgetRefusal),
+    /// The run's rows in `payment_orders` are not its control figures.
+    OrdersDisagree {
+        count: u64,
+        total_fen: i64,
+    },
+}
+
 impl AppendGuard for BudgetCommitment<'_> {
-    type Refusal = crate::funds::BudgetRefusal;
+    type Refusal = ApprovalRefusal;
 
     async fn apply(
         &self,
         connection: &mut AnyConnection,
     ) -> Result<Result<(), Self::Refusal>, sqlx::Error> {
+        let (count, total_fen): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) \
+             FROM payment_orders WHERE run_id = $1",
+        )
+        .bind(self.run_id.as_str())
+        .fetch_one(&mut *connection)
+        .await?;
+        let count = u64::try_from(count).unwrap_or(0);
+        if count != u64::from(self.control_count) || total_fen != self.control_total.fen() {
+            return Ok(Err(ApprovalRefusal::OrdersDisagree { count, total_fen }));
+        }
+        let needs = run_needs(connection, &self.run_id).await?;
         let funds: std::collections::BTreeSet<&str> =
-            self.needs.keys().map(|(fund, _)| fund.as_str()).collect();
+            needs.keys().map(|(fund, _)| fund.as_str()).collect();
         // In fund order, so two approvals lock their funds in one order and cannot deadlock.
         for fund in funds {
             sqlx::query(
@@ -404,16 +433,16 @@ impl AppendGuard for BudgetCommitment<'_> {
             .execute(&mut *connection)
             .await?;
         }
-        write_commitments(connection, &self.run_id, self.year, &self.needs).await?;
+        write_commitments(connection, &self.run_id, self.year, &needs).await?;
         let committed = committed(connection, self.year).await?;
-        for ((fund, program), need) in &self.needs {
+        for ((fund, program), need) in &needs {
             let key = (fund.clone(), program.clone());
             let with_this_run = committed.get(&key).copied().unwrap_or_default();
             let before = with_this_run.checked_sub(*need).unwrap_or(Money::ZERO);
             if let Err(refusal) =
                 crate::funds::check_budget(self.funds, fund, program, self.year, before, *need)
             {
-                return Ok(Err(refusal));
+                return Ok(Err(ApprovalRefusal::Budget(refusal)));
             }
         }
         Ok(Ok(()))

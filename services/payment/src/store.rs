@@ -102,19 +102,29 @@ impl PaymentStore {
 
     // ---- load ----
 
-    /// The run's events up to `version` (all of them for `u64::MAX`), folded; `None` if there
-    /// is no such run.
-    pub async fn load_at(&self, run_id: &str, version: u64) -> Result<Option<RunState>, ApiError> {
+    /// The run's events up to `version` (all of them for `u64::MAX`), folded as `fold` says;
+    /// `None` if there is no such run.
+    pub async fn load_at(
+        &self,
+        run_id: &str,
+        version: u64,
+        fold: Fold,
+    ) -> Result<Option<RunState>, ApiError> {
         let stream = run_stream(run_id)?;
         let mut run: Option<RunState> = None;
         // A page of events at a time, each folded as it is decoded and its payload dropped
-        // after: a run's orders are held once, in the state, never also as stored events.
+        // after: a run's orders are held once, in the state, never also as stored events —
+        // or, for a header, not at all (a page then holds a few parts, not a stream's worth).
+        let page_events = match fold {
+            Fold::Whole => STREAM_PAGE,
+            Fold::Header => HEADER_PAGE_EVENTS,
+        };
         let mut from = 1;
         while from <= version {
             let page = self
                 .log
                 .store
-                .read_stream_page(&stream, from, STREAM_PAGE)
+                .read_stream_page(&stream, from, page_events)
                 .await?;
             let Some(last) = page.last().map(|event| event.stream_version) else {
                 break;
@@ -126,6 +136,17 @@ impl PaymentStore {
                 let decoded = RunEvent::decode(&event.event_type, &event.payload)
                     .map_err(ApiError::internal)?;
                 drop(event);
+                let decoded = match (fold, decoded) {
+                    (Fold::Header, RunEvent::OrdersAdded(mut added)) => {
+                        added.orders = Vec::new();
+                        RunEvent::OrdersAdded(added)
+                    }
+                    (Fold::Header, RunEvent::Created(mut created)) => {
+                        created.orders = Vec::new();
+                        RunEvent::Created(created)
+                    }
+                    (_, other) => other,
+                };
                 run.get_or_insert_with(RunState::default)
                     .apply_owned(decoded);
             }
@@ -134,14 +155,15 @@ impl PaymentStore {
         Ok(run)
     }
 
-    /// The run, if it exists and the caller's org unit covers its district. Outside the
-    /// district it reads exactly like a run that does not exist.
+    /// The run, if it exists and the caller's org unit covers its district, folded as `fold`
+    /// says. Outside the district it reads exactly like a run that does not exist.
     pub async fn run_in_scope(
         &self,
         caller: &Identity,
         run_id: &str,
+        fold: Fold,
     ) -> Result<RunState, ApiError> {
-        let Some(run) = self.load_at(run_id, u64::MAX).await? else {
+        let Some(run) = self.load_at(run_id, u64::MAX, fold).await? else {
             return Err(run_not_found(run_id));
         };
         let district =
@@ -164,18 +186,19 @@ impl PaymentStore {
     }
 
     /// A command on an existing run: a retry, or the run in the caller's scope at the version
-    /// the caller saw.
+    /// the caller saw, folded as `fold` says.
     pub async fn load_for_change(
         &self,
         caller: &Identity,
         metadata: &EventMetadata,
         run_id: &str,
         expected_version: u64,
+        fold: Fold,
     ) -> Result<Loaded, ApiError> {
         if let Some(previous) = self.run_retry(run_id, metadata).await? {
             return Ok(Loaded::Retried(previous));
         }
-        let run = self.run_in_scope(caller, run_id).await?;
+        let run = self.run_in_scope(caller, run_id, fold).await?;
         if run.version != expected_version {
             return Err(ApiError::Conflict(format!(
                 "run {run_id} is at version {}, not {expected_version}: someone changed it first; reload and retry",
@@ -197,7 +220,7 @@ impl PaymentStore {
             return Ok(Loaded::Retried(previous));
         }
         Ok(Loaded::Current(Box::new(
-            self.run_in_scope(caller, run_id).await?,
+            self.run_in_scope(caller, run_id, Fold::Whole).await?,
         )))
     }
 
@@ -330,7 +353,8 @@ impl PaymentStore {
         let guard = read_model::BudgetCommitment {
             run_id: run.run_id.clone(),
             year: period.year(),
-            needs: aggregate::fund_needs(run).map_err(ApiError::from)?,
+            control_count: run.control.count,
+            control_total: Money::from_fen(run.control.total.as_ref().map_or(0, |money| money.fen)),
             funds,
         };
         let new_events = events
@@ -350,7 +374,20 @@ impl PaymentStore {
             .await?
         {
             GuardedAppend::Appended(outcome) => Ok(outcome),
-            GuardedAppend::Refused(refusal) => Err(aggregate::CommandError::Budget(refusal).into()),
+            GuardedAppend::Refused(read_model::ApprovalRefusal::Budget(refusal)) => {
+                Err(aggregate::CommandError::Budget(refusal).into())
+            }
+            GuardedAppend::Refused(read_model::ApprovalRefusal::OrdersDisagree {
+                count,
+                total_fen,
+            }) => Err(aggregate::CommandError::OrdersDisagree {
+                run_id: run.run_id.clone(),
+                count,
+                total_fen,
+                control_count: run.control.count,
+                control_total_fen: run.control.total.as_ref().map_or(0, |money| money.fen),
+            }
+            .into()),
         }
     }
 
@@ -380,8 +417,19 @@ impl PaymentStore {
     }
 }
 
-/// Events of a run's stream read per page when it is loaded.
+/// Events of a run's stream read per page when it is loaded whole.
 const STREAM_PAGE: u32 = 32;
+
+/// How much of a run a load folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Everything, its orders included.
+    Whole,
+    /// Everything but its orders (`orders` empty; the control figures, the bank's result and
+    /// returns lines and the rest are there): what the approval, the export and an answer
+    /// before the bank's result need, whatever the run's size.
+    Header,
+}
 
 /// Entitlements a run reads per page, on its append's transaction.
 const ENTITLEMENTS_PER_PAGE: u32 = 2_000;
@@ -804,66 +852,11 @@ impl PaymentStore {
 
 // ---- The bank file's export: the run without its orders; accounts opened ----
 
-/// Events of a run's stream read at once by [`PaymentStore::run_header_in_scope`]: a few
+/// Events of a run's stream read at once for its header ([`Fold::Header`]): a few
 /// `PaymentRunOrdersAdded` parts (each under the log's bound) at a time, never the stream.
 const HEADER_PAGE_EVENTS: u32 = 8;
 
 impl PaymentStore {
-    /// The run in the caller's scope (outside it, as a run that does not exist), folded
-    /// **without its orders** (`orders` empty: the export reads them from `payment_orders`),
-    /// reading its stream a page at a time so that memory does not grow with the run.
-    pub async fn run_header_in_scope(
-        &self,
-        caller: &Identity,
-        run_id: &str,
-    ) -> Result<RunState, ApiError> {
-        let stream = run_stream(run_id)?;
-        let mut run: Option<RunState> = None;
-        let mut from_version = 1;
-        loop {
-            let page = self
-                .log
-                .store
-                .read_stream_page(&stream, from_version, HEADER_PAGE_EVENTS)
-                .await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            from_version = last.stream_version + 1;
-            let read = page.len();
-            for event in page {
-                let decoded = RunEvent::decode(&event.event_type, &event.payload)
-                    .map_err(ApiError::internal)?;
-                drop(event);
-                let header = match decoded {
-                    RunEvent::OrdersAdded(mut added) => {
-                        added.orders = Vec::new();
-                        RunEvent::OrdersAdded(added)
-                    }
-                    RunEvent::Created(mut created) => {
-                        created.orders = Vec::new();
-                        RunEvent::Created(created)
-                    }
-                    other => other,
-                };
-                run.get_or_insert_with(RunState::default)
-                    .apply_owned(header);
-            }
-            if read < HEADER_PAGE_EVENTS as usize {
-                break;
-            }
-        }
-        let Some(run) = run else {
-            return Err(run_not_found(run_id));
-        };
-        let district =
-            sunshine_domain::OrgUnitCode::parse(&run.district_code).map_err(ApiError::internal)?;
-        if !caller.org_unit.covers(&district) {
-            return Err(run_not_found(run_id));
-        }
-        Ok(run)
-    }
-
     /// Opens each household's sealed account (`SealedField::PaymentAccount` of intake's
     /// registration), with one look-up of the keys for them all: `None` for a household with
     /// none, or whose data key was destroyed (its personal data shredded), or whose sealed
