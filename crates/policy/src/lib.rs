@@ -74,7 +74,7 @@ pub use catalogue::{
     BenefitKind, BenefitPeriod, Catalogue, Channel, Department, Program, ProgramCode,
     ReviewWorkflow,
 };
-pub use deadlines::ReviewDeadlines;
+pub use deadlines::{CaseDeadlines, CaseProcedure, ProcedureRules, ReviewDeadlines};
 pub use decision::{
     ConditionCode, Decision, EntitledMedicalRoute, MemberMedicalRoute, Reason, ReasonRole,
     ReasonValue,
@@ -85,7 +85,7 @@ pub use hardship::{FactorContribution, HardshipCoefficient, HardshipFactor, Hard
 pub use language::Language;
 pub use parameters::{ParameterSet, PolicySource};
 pub use policy::{Policy, evaluate, example_district_sources};
-pub use resolved::ResolvedPolicy;
+pub use resolved::{ResolvedPolicy, TekunProcedureParameters};
 pub use version::PolicyVersion;
 
 #[cfg(test)]
