@@ -45,7 +45,7 @@
 //! catalogue    → error, parameters, schema
 //! income       → error, facts
 //! resolved     → error, facts, income, parameters, version
-//! deadlines    → error, resolved
+//! deadlines    → catalogue, error, resolved
 //! hardship     → dates, error, facts, income, language, resolved
 //! decision     → catalogue, dates, hardship, language, version
 //! rules        → catalogue, dates, decision, error, facts, hardship, income, resolved

@@ -2309,7 +2309,7 @@ mod tests {
             sampled_case_ids: sampled.iter().map(|id| (*id).to_owned()).collect(),
             drawn_by: None,
             drawn_on: Some(proto_date(date!(2026 - 11 - 2))),
-            algorithm: crate::sample::ALGORITHM.into(),
+            algorithm: "sha256-rank-v1".into(),
         }
     }
 
