@@ -583,8 +583,26 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         assert_eq!(&copies[0].case_id, case_id);
     }
 
-    // The sampled case: decided only after the district's visit, and not by its visitor.
+    // The sampled case is on the district reviewer's work queue as a visit to make.
     let sampled = drawn.sampled_case_ids[0].clone();
+    let queue = review
+        .list_work_queue(with_token(
+            pb::ListWorkQueueRequest {
+                org_unit_code: VILLAGE.into(),
+                page: None,
+            },
+            &tokens.center,
+        )?)
+        .await?
+        .into_inner();
+    let pending: Vec<&str> = queue
+        .items
+        .iter()
+        .filter(|item| item.assigned_to_caller)
+        .map(|item| item.case_id.as_str())
+        .collect();
+    assert_eq!(pending, [sampled.as_str()]);
+    // The sampled case: decided only after the district's visit, and not by its visitor.
     let unsampled: Vec<String> = case_ids
         .iter()
         .filter(|id| **id != sampled)

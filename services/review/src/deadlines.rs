@@ -147,6 +147,26 @@ pub fn limits_for(
     }))
 }
 
+/// A sampled case at the decision stage, not yet visited, and `caller` holds a role the
+/// workflow's `home_visit_sample` names, at its tier: the district's visit is theirs to make.
+fn awaits_sample_visit_by(case: &CaseState, caller: &Identity) -> bool {
+    case.home_visit_sample
+        .as_ref()
+        .is_some_and(|membership| membership.sampled)
+        && !case.home_visit_sample_visited
+        && case.current_stage() == Some(crate::workflow::StageKind::Decision)
+        && case.workflow.home_visit_sample().is_some_and(|rule| {
+            rule.roles.iter().any(|role| role == caller.role.as_str())
+                && rule.tier
+                    == crate::case::Officer {
+                        subject: caller.subject.clone(),
+                        role: caller.role.as_str().to_owned(),
+                        org_unit: caller.org_unit.clone(),
+                    }
+                    .tier()
+        })
+}
+
 fn overdue_entry(case: &CaseState, deadline: &str, due: DueDate) -> pb::OverdueCase {
     pb::OverdueCase {
         case_id: case.case_id.clone(),
@@ -247,11 +267,12 @@ pub async fn work_queue(
                 .unwrap_or_default(),
             next_deadline: next.map(|(name, _)| name.to_owned()).unwrap_or_default(),
             due_on: next.map(|(_, due)| proto_date(due.date)),
-            assigned_to_caller: case
+            assigned_to_caller: (case
                 .investigators
                 .iter()
                 .any(|investigator| investigator == &caller.subject)
-                && !visited,
+                && !visited)
+                || awaits_sample_visit_by(case, caller),
             status: format!("{:?}", case.status).to_lowercase(),
             provisional: next.is_some_and(|(_, due)| due.provisional),
         });

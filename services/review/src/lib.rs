@@ -31,7 +31,7 @@
 //! requests     → case, limits
 //! state        → workflow
 //! store        → case, events, facts, policy_result, state
-//! deadlines    → case, state, store
+//! deadlines    → case, state, store, workflow
 //! case_opener  → case, events, state, store
 //! api          → case, deadlines, limits, requests, sample, state, store, workflow
 //! ```
