@@ -196,6 +196,7 @@ enum Rpc {
     ExtendDeadline,
     ListWorkQueue,
     NotifyRefusal,
+    DrawHomeVisitSample,
     CreateRun,
     ApproveRun,
     GetRun,
@@ -276,6 +277,7 @@ impl Rpc {
             ("ReviewService", "ExtendDeadline") => Rpc::ExtendDeadline,
             ("ReviewService", "ListWorkQueue") => Rpc::ListWorkQueue,
             ("ReviewService", "NotifyRefusal") => Rpc::NotifyRefusal,
+            ("ReviewService", "DrawHomeVisitSample") => Rpc::DrawHomeVisitSample,
             ("PaymentService", "CreateRun") => Rpc::CreateRun,
             ("PaymentService", "ApproveRun") => Rpc::ApproveRun,
             ("PaymentService", "GetRun") => Rpc::GetRun,
@@ -1976,6 +1978,19 @@ impl World {
                 ok(self
                     .review
                     .notify_refusal(with_token(request, &token)?)
+                    .await)
+            }
+            Rpc::DrawHomeVisitSample => {
+                // A period in which no case was received: nothing is drawn, nothing written.
+                let request = pb::DrawHomeVisitSampleRequest {
+                    command_id,
+                    org_unit_code: VILLAGE.into(),
+                    received_from: date(2000, 1, 3),
+                    received_to: date(2000, 1, 7),
+                };
+                ok(self
+                    .review
+                    .draw_home_visit_sample(with_token(request, &token)?)
                     .await)
             }
             Rpc::CreateRun => {

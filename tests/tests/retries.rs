@@ -99,6 +99,8 @@ rows! {
     "ReviewService/Withdraw" => withdraw,
     "ReviewService/ExtendDeadline" => extend_deadline,
     "ReviewService/NotifyRefusal" => notify_refusal,
+    // the district's home-visit sample of 特困 cases (issue 20 item 11)
+    "ReviewService/DrawHomeVisitSample" => draw_home_visit_sample,
     "PaymentService/CreateRun" => create_run,
     "PaymentService/ApproveRun" => approve_run,
     "PaymentService/ImportBankResult" => import_bank_result,
@@ -1658,6 +1660,73 @@ async fn notify_refusal(world: &World, seed: u32) -> anyhow::Result<()> {
     .await?;
     let mut other = request.clone();
     other.channel = "by_phone".into();
+    world
+        .retries_answer_first(call, request, &first, other)
+        .await
+}
+
+/// The district's home-visit sample over the one 特困 case received the day after its notice:
+/// a retry after the district visited the sampled case answers the same draw, writes nothing.
+async fn draw_home_visit_sample(world: &World, seed: u32) -> anyhow::Result<()> {
+    let household = world.household(seed).await?;
+    let accepted =
+        call!(world.intake, submit_application, world.clerk)(pb::SubmitApplicationRequest {
+            program_code: "tekun".into(),
+            documents: documents(&[
+                "application_form",
+                "household_register",
+                "identity_documents",
+                "verification_authorisation",
+            ]),
+            ..dibao_application(
+                &format!("app-{seed}"),
+                &household.household_id,
+                &household.member_ids[0],
+            )
+        })
+        .await?;
+    let case = Case {
+        household,
+        case_id: accepted.case_id,
+    };
+    world
+        .wait_for_event::<pb::CaseOpened>(&case.case_id)
+        .await?;
+    world.investigated(&case).await?;
+    world.request_verification(&case).await?;
+    world.verification_answered(&case).await?;
+    call!(world.review, record_opinion, world.street)(pb::RecordOpinionRequest {
+        departure_justification: "街道入户核实：无劳动能力、无生活来源".into(),
+        ..opinion(&case.case_id, world.case_version(&case.case_id).await?)
+    })
+    .await?;
+    world.publicity(&case).await?;
+    // The notice runs START ..= START + 6; the district receives the case the day after.
+    world.clock.set(AFTER_PUBLICITY);
+    let call = call!(world.review, draw_home_visit_sample, world.center);
+    let request = pb::DrawHomeVisitSampleRequest {
+        command_id: format!("draw-1-{seed}"),
+        org_unit_code: String::new(),
+        received_from: date(2026, 9, 14),
+        received_to: date(2026, 9, 14),
+    };
+    let first = call(request.clone()).await?;
+    let drawn = first.sample.clone().unwrap_or_default();
+    anyhow::ensure!(
+        drawn.sampled_case_ids == [case.case_id.clone()],
+        "{drawn:?}"
+    );
+    // The district visits the sampled case.
+    call!(world.review, record_home_visit, world.center)(pb::RecordHomeVisitRequest {
+        command_id: format!("district-visit-{seed}"),
+        case_id: case.case_id.clone(),
+        expected_version: world.case_version(&case.case_id).await?,
+        visited_on: date(2026, 9, 15),
+        findings: String::new(),
+    })
+    .await?;
+    let mut other = request.clone();
+    other.received_from = date(2026, 9, 13);
     world
         .retries_answer_first(call, request, &first, other)
         .await

@@ -271,6 +271,10 @@ pub enum ReviewWorkflow {
     /// Acceptance, home visit, economic-status verification, street-town opinion, publicity,
     /// district decision.
     MeansTestedReview,
+    /// 特困人员认定 (issue 20 item 11): the means-tested stages with the 特困 rules' limits —
+    /// the street-town's 15 working days, the county's 15 — and the county's home visits of a
+    /// sample of the cases it receives.
+    ExtremePovertyReview,
     /// Acceptance at the street-town, center review and approval.
     CenterReview,
     /// Assist first (先行救助), then village investigation, street-town review, center evaluation.

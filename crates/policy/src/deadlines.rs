@@ -7,12 +7,105 @@
 //! start day does not count, the deadline is the n-th working day after it, and a deadline that
 //! reaches a year without a published holiday notice is counted by weekends only and marked
 //! provisional (never an error: a late notice must not stop the service).
+//!
+//! A case's limits depend on its program ([`ProcedureParameters::for_program`], issue 20 item
+//! 11): 特困 cases follow 特困人员认定办法 — the street-town's 15 working days, the county's 15
+//! working days and the county's home-visit sample ([`CaseProcedure`]) — and every other
+//! program the dibao review's limits.
 
 use sunshine_domain::{DueDate, WorkingDayCalendar};
 use time::{Date, Duration, Month};
 
+use crate::catalogue::ProgramCode;
 use crate::error::PolicyError;
 use crate::resolved::ProcedureParameters;
+
+/// Which national rules set a case's time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcedureRules {
+    /// 最低生活保障审核确认办法 (民发〔2021〕57号): every reviewed program but 特困.
+    MinimumLivingGuarantee,
+    /// 特困人员认定办法 (民发〔2021〕43号).
+    ExtremePoverty,
+}
+
+/// The time limits (working days) and checks of one program's cases, resolved from the
+/// `procedure` parameters as of a date ([`ProcedureParameters::for_program`]). A limit the
+/// program's rules do not set is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CaseProcedure {
+    pub rules: ProcedureRules,
+    /// The household investigation starts within this many working days of acceptance.
+    pub investigation_start_working_days: Option<u32>,
+    /// The whole review, from acceptance …
+    pub review_working_days: Option<u32>,
+    /// … or, extended with a recorded reason, this many.
+    pub review_extended_working_days: Option<u32>,
+    /// The street-town's investigation and opinion, from acceptance (特困).
+    pub street_town_working_days: Option<u32>,
+    /// The district (county) decides within this many working days of receiving the
+    /// street-town's opinion.
+    pub district_decision_working_days: u32,
+    /// The district home-visits at least this share (basis points) of the cases it receives
+    /// (特困).
+    pub district_home_visit_share_basis_points: Option<i64>,
+}
+
+/// The deadlines of one case that run from its acceptance, by its program's rules; a
+/// deadline its rules do not set is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CaseDeadlines {
+    pub accepted_on: Date,
+    pub investigation_start_by: Option<DueDate>,
+    pub review_due_by: Option<DueDate>,
+    pub review_extended_due_by: Option<DueDate>,
+    pub street_town_due_by: Option<DueDate>,
+}
+
+impl CaseProcedure {
+    /// The deadlines that run from acceptance.
+    pub fn deadlines(
+        &self,
+        calendar: &WorkingDayCalendar,
+        accepted_on: Date,
+    ) -> Result<CaseDeadlines, PolicyError> {
+        let due = |days: Option<u32>| -> Result<Option<DueDate>, PolicyError> {
+            days.map(|days| calendar.due_after(accepted_on, days))
+                .transpose()
+                .map_err(PolicyError::from)
+        };
+        Ok(CaseDeadlines {
+            accepted_on,
+            investigation_start_by: due(self.investigation_start_working_days)?,
+            review_due_by: due(self.review_working_days)?,
+            review_extended_due_by: due(self.review_extended_working_days)?,
+            street_town_due_by: due(self.street_town_working_days)?,
+        })
+    }
+
+    /// The district's decision is due this many working days after it receives the
+    /// street-town's opinion (on `received_on`).
+    pub fn district_decision_due(
+        &self,
+        calendar: &WorkingDayCalendar,
+        received_on: Date,
+    ) -> Result<DueDate, PolicyError> {
+        Ok(calendar.due_after(received_on, self.district_decision_working_days)?)
+    }
+
+    /// How many of `received` cases the district must home-visit: ⌈share × received⌉, in
+    /// integers (basis points); `None` when the program's rules ask for no sample.
+    pub fn home_visit_sample_size(&self, received: usize) -> Option<usize> {
+        let share = u128::try_from(
+            self.district_home_visit_share_basis_points?
+                .clamp(0, 10_000),
+        )
+        .unwrap_or(0);
+        let received_wide = u128::try_from(received).unwrap_or(u128::MAX / 20_000);
+        let size = (share * received_wide).div_ceil(10_000);
+        Some(usize::try_from(size).unwrap_or(received).min(received))
+    }
+}
 
 /// The deadlines of one application, from its acceptance (受理) date. Each says whether it is
 /// provisional ([`DueDate::provisional`]).
@@ -28,7 +121,35 @@ pub struct ReviewDeadlines {
 }
 
 impl ProcedureParameters {
-    /// The deadlines that run from acceptance.
+    /// The limits and checks that govern `program`'s cases: 特困 by 特困人员认定办法, every
+    /// other program by the dibao review's rules.
+    pub fn for_program(&self, program: ProgramCode) -> CaseProcedure {
+        match program {
+            ProgramCode::Tekun => CaseProcedure {
+                rules: ProcedureRules::ExtremePoverty,
+                investigation_start_working_days: None,
+                review_working_days: None,
+                review_extended_working_days: None,
+                street_town_working_days: Some(self.tekun.street_town_working_days),
+                district_decision_working_days: self.tekun.county_working_days,
+                district_home_visit_share_basis_points: Some(
+                    self.tekun.county_home_visit_share_basis_points,
+                ),
+            },
+            _ => CaseProcedure {
+                rules: ProcedureRules::MinimumLivingGuarantee,
+                investigation_start_working_days: Some(self.investigation_start_working_days),
+                review_working_days: Some(self.review_working_days),
+                review_extended_working_days: Some(self.review_extended_working_days),
+                street_town_working_days: None,
+                district_decision_working_days: self.district_decision_working_days,
+                district_home_visit_share_basis_points: None,
+            },
+        }
+    }
+
+    /// The dibao review's deadlines that run from acceptance (every program but 特困: see
+    /// [`ProcedureParameters::for_program`]).
     pub fn review_deadlines(
         &self,
         calendar: &WorkingDayCalendar,
@@ -135,7 +256,27 @@ mod tests {
             check_response_working_days: 5,
             re_review_months_stable_income: 12,
             re_review_months_variable_income: 6,
+            tekun: crate::resolved::TekunProcedureParameters {
+                street_town_working_days: 15,
+                county_working_days: 15,
+                county_home_visit_share_basis_points: 3_000,
+            },
         }
+    }
+
+    #[test]
+    fn the_home_visit_sample_is_the_share_rounded_up() {
+        let tekun = procedure().for_program(ProgramCode::Tekun);
+        let sizes: Vec<Option<usize>> = [0, 1, 3, 4, 10, 11]
+            .into_iter()
+            .map(|received| tekun.home_visit_sample_size(received))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![Some(0), Some(1), Some(1), Some(2), Some(3), Some(4)]
+        );
+        let dibao = procedure().for_program(ProgramCode::DibaoRural);
+        assert_eq!(dibao.home_visit_sample_size(10), None);
     }
 
     #[test]

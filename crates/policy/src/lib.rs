@@ -45,7 +45,7 @@
 //! catalogue    → error, parameters, schema
 //! income       → error, facts
 //! resolved     → error, facts, income, parameters, version
-//! deadlines    → error, resolved
+//! deadlines    → catalogue, error, resolved
 //! hardship     → dates, error, facts, income, language, resolved
 //! decision     → catalogue, dates, hardship, language, version
 //! rules        → catalogue, dates, decision, error, facts, hardship, income, resolved
@@ -74,7 +74,7 @@ pub use catalogue::{
     BenefitKind, BenefitPeriod, Catalogue, Channel, Department, Program, ProgramCode,
     ReviewWorkflow,
 };
-pub use deadlines::ReviewDeadlines;
+pub use deadlines::{CaseDeadlines, CaseProcedure, ProcedureRules, ReviewDeadlines};
 pub use decision::{
     ConditionCode, Decision, EntitledMedicalRoute, MemberMedicalRoute, Reason, ReasonRole,
     ReasonValue,
@@ -85,7 +85,7 @@ pub use hardship::{FactorContribution, HardshipCoefficient, HardshipFactor, Hard
 pub use language::Language;
 pub use parameters::{ParameterSet, PolicySource};
 pub use policy::{Policy, evaluate, example_district_sources};
-pub use resolved::ResolvedPolicy;
+pub use resolved::{ResolvedPolicy, TekunProcedureParameters};
 pub use version::PolicyVersion;
 
 #[cfg(test)]

@@ -41,6 +41,21 @@ pub struct ProcedureParameters {
     pub check_response_working_days: u32,
     pub re_review_months_stable_income: u32,
     pub re_review_months_variable_income: u32,
+    /// The 特困 procedure's own limits (issue 20 item 11): read through
+    /// [`ProcedureParameters::for_program`], never directly by a service.
+    pub tekun: TekunProcedureParameters,
+}
+
+/// `procedure.tekun_*`: the limits of 特困人员认定办法 (民发〔2021〕43号).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TekunProcedureParameters {
+    /// The street-town investigates and gives its opinion within this many working days of
+    /// acceptance.
+    pub street_town_working_days: u32,
+    /// The county decides within this many working days of receiving the opinion.
+    pub county_working_days: u32,
+    /// The county home-visits at least this share of the cases it receives, in basis points.
+    pub county_home_visit_share_basis_points: i64,
 }
 
 /// `integration`: department integration's duplicate-assistance rules and the monitoring
@@ -481,6 +496,13 @@ impl ResolvedPolicy {
                     .small("procedure.re_review_months_stable_income")?,
                 re_review_months_variable_income: read
                     .small("procedure.re_review_months_variable_income")?,
+                tekun: TekunProcedureParameters {
+                    street_town_working_days: read
+                        .small("procedure.tekun_street_town_working_days")?,
+                    county_working_days: read.small("procedure.tekun_county_working_days")?,
+                    county_home_visit_share_basis_points: read
+                        .basis_points("procedure.tekun_county_home_visit_share")?,
+                },
             },
             integration: IntegrationParameters {
                 duplicate_kinds: set

@@ -241,6 +241,10 @@ pub const PARAMETERS: &[ParameterDefinition] = &[
     parameter("procedure.investigation_start_working_days", DAYS),
     parameter("procedure.refusal_notice_working_days", DAYS),
     parameter("procedure.check_response_working_days", DAYS),
+    // ---- the 特困 procedure (issue 20 item 11) ----
+    parameter("procedure.tekun_street_town_working_days", DAYS),
+    parameter("procedure.tekun_county_working_days", DAYS),
+    parameter("procedure.tekun_county_home_visit_share", SHARE),
     // ---- department integration: duplicates and monitoring (issue 13) ----
     parameter(
         "integration.duplicate_kinds",

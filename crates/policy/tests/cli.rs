@@ -100,6 +100,37 @@ const ROWS: &[Row] = &[
         first_lines: &["--as-of", "YYYY-MM-DD"],
         within: 1,
     },
+    // Issue 20 item 11: each program's own limits.
+    Row {
+        name: "dibao deadlines by default",
+        args: &["deadlines", "--accepted-on", "2026-03-02"],
+        household: None,
+        success: true,
+        first_lines: &[
+            "MinimumLivingGuarantee",
+            "review due by               2026-04-14",
+        ],
+        within: 4,
+    },
+    Row {
+        name: "tekun deadlines are the street-town's and the county's, with the sample",
+        args: &[
+            "deadlines",
+            "--accepted-on",
+            "2026-03-02",
+            "--program",
+            "tekun",
+        ],
+        household: None,
+        success: true,
+        first_lines: &[
+            "ExtremePoverty",
+            "street-town review due by   2026-03-23",
+            "within     15 working days",
+            "at least 30.00%",
+        ],
+        within: 5,
+    },
     Row {
         name: "a bad --accepted-on names the option",
         args: &["deadlines", "--accepted-on", "28/11/2026"],

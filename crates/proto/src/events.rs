@@ -213,6 +213,8 @@ registry! {
     BenefitTerminated,
     OfficialRecused,
     CaseFollowedHousehold,
+    // review: the district's home-visit sample of 特困 cases, on each case of the batch
+    HomeVisitSampleDrawn,
     // departments' answers and the public's objections (their services append them; review
     // takes them into the case)
     VerificationAnswered,

@@ -239,6 +239,7 @@ fn remove_member(
 fn workflow_name(workflow: ReviewWorkflow) -> &'static str {
     match workflow {
         ReviewWorkflow::MeansTestedReview => "means_tested_review",
+        ReviewWorkflow::ExtremePovertyReview => "extreme_poverty_review",
         ReviewWorkflow::CenterReview => "center_review",
         ReviewWorkflow::EmergencyEvaluation => "emergency_evaluation",
         ReviewWorkflow::DepartmentRoutine => "department_routine",

@@ -626,8 +626,10 @@ impl SubmitApplication {
             );
         }
         if let Some(program) = &program {
-            if program.workflow == ReviewWorkflow::MeansTestedReview
-                && !request.consent_to_verification
+            if matches!(
+                program.workflow,
+                ReviewWorkflow::MeansTestedReview | ReviewWorkflow::ExtremePovertyReview
+            ) && !request.consent_to_verification
             {
                 errors.push(
                     "consent_to_verification",

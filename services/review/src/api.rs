@@ -23,15 +23,18 @@ use sunshine_domain::{Money, OrgUnitCode, ValidationErrors};
 use sunshine_eventlog::{Actor, AppendOutcome, EventMetadata, request_digest};
 use sunshine_platform::auth::identity;
 use sunshine_platform::{ApiError, Identity, Role};
-use sunshine_policy::ResolvedPolicy;
+use sunshine_policy::{ProgramCode, ResolvedPolicy};
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::review_service_server::ReviewService;
 use tonic::{Request, Response, Status};
 
-use crate::case::{Act, CaseError, CaseEvent, CaseState, CaseStatus, Officer, ReReviewDue};
+use crate::case::{
+    Act, CaseError, CaseEvent, CaseState, CaseStatus, JoinHomeVisitSample, Officer, ReReviewDue,
+};
 use crate::deadlines;
 use crate::limits;
 use crate::requests::{self, CaseCommandRequest};
+use crate::sample;
 use crate::state::ReviewState;
 use crate::store::{self, LoadedCase};
 use crate::workflow::Workflows;
@@ -568,6 +571,166 @@ impl ReviewService for ReviewApi {
         Ok(Response::new(pb::ListOverdueCasesResponse {
             cases,
             page: Some(page),
+        }))
+    }
+
+    /// The district's home-visit sample (特困): every case of a workflow with a
+    /// `home_visit_sample`, in the scope, at the decision stage, received in the period and
+    /// not yet in a sample — those the caller may act on — is the batch; the policy's share
+    /// of it (rounded up) is drawn by [`sample::draw`] and the draw appended to each case
+    /// (its own command id per case: `<command id>/<case id>`). A retry completes an
+    /// interrupted draw from the record already appended, and answers with it.
+    async fn draw_home_visit_sample(
+        &self,
+        request: Request<pb::DrawHomeVisitSampleRequest>,
+    ) -> Result<Response<pb::DrawHomeVisitSampleResponse>, Status> {
+        let call = self.command_call(&request, &[Act::DrawSample])?;
+        let message = request.into_inner();
+        limits::draw_home_visit_sample(&message)
+            .into_result()
+            .map_err(ApiError::from)?;
+        // The limits refused missing dates.
+        let (Some(from), Some(to)) = (
+            sunshine_proto::dates::to_date(message.received_from.as_ref()),
+            sunshine_proto::dates::to_date(message.received_to.as_ref()),
+        ) else {
+            return Err(ApiError::invalid_field("received_from", "a calendar date").into());
+        };
+        if !call.state.workflows.all().iter().any(|workflow| {
+            workflow
+                .home_visit_sample()
+                .is_some_and(|rule| rule.tier == call.officer.tier())
+        }) {
+            return Err(ApiError::PermissionDenied(format!(
+                "{} is done at the district's tier",
+                Act::DrawSample.as_str()
+            ))
+            .into());
+        }
+        let scope = call.list_scope(&message.org_unit_code)?;
+        let metadata_for = |case_id: &str| EventMetadata {
+            actor: call.actor.clone(),
+            command_id: Some(format!("{}/{case_id}", message.command_id)),
+            traceparent: sunshine_platform::telemetry::current_traceparent(),
+            request_digest: Some(request_digest(&message)),
+            ..EventMetadata::default()
+        };
+        // The batch: the cases drawn already by this command, and those awaiting a sample.
+        let mut drawn_before: Option<pb::HomeVisitSampleDrawn> = None;
+        let mut awaiting = Vec::new();
+        for case_id in store::cases_in_scope(call.state, scope.scope_prefix()).await? {
+            let loaded = match store::load(call.state, &case_id).await {
+                Ok(loaded) => loaded,
+                Err(ApiError::NotFound { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            let case = &loaded.state;
+            if !scope.covers(&case.hukou_org_unit) || !store::caller_sees(&call.caller, case) {
+                continue;
+            }
+            if let Some(membership) = &case.home_visit_sample {
+                if membership.sample_id == message.command_id && drawn_before.is_none() {
+                    // Only the same caller's same request is its retry.
+                    if store::previous_outcome(call.state, &case_id, &metadata_for(&case_id))
+                        .await?
+                        .is_none()
+                    {
+                        return Err(ApiError::invalid_field(
+                            "command_id",
+                            "already used by another draw",
+                        )
+                        .into());
+                    }
+                    drawn_before = Some(membership.record.clone());
+                }
+                continue;
+            }
+            let received = case.district_received_on();
+            if case.workflow.home_visit_sample().is_some()
+                && case.current_stage() == Some(crate::workflow::StageKind::Decision)
+                && received.is_some_and(|day| from <= day && day <= to)
+                && case.authorize(&call.officer, Act::DrawSample).is_ok()
+            {
+                awaiting.push(loaded);
+            }
+        }
+        let record = match drawn_before {
+            Some(record) => record,
+            None => {
+                if awaiting.is_empty() {
+                    return Err(ApiError::FailedPrecondition(
+                        "no case received in the period awaits the district's home-visit sample"
+                            .into(),
+                    )
+                    .into());
+                }
+                if awaiting.len() > limits::MAX_SAMPLE_CASES {
+                    return Err(ApiError::FailedPrecondition(format!(
+                        "{} cases in the period: at most {} in one draw; draw over a shorter period",
+                        awaiting.len(),
+                        limits::MAX_SAMPLE_CASES
+                    ))
+                    .into());
+                }
+                let today = call.today();
+                let rules = call
+                    .policy_today()?
+                    .procedure
+                    .for_program(ProgramCode::Tekun);
+                let share = rules.district_home_visit_share_basis_points.unwrap_or(0);
+                let ids: Vec<String> = awaiting
+                    .iter()
+                    .map(|loaded| loaded.state.case_id.clone())
+                    .collect();
+                let size = rules.home_visit_sample_size(ids.len()).unwrap_or(0);
+                let drawn = sample::draw(&ids, size);
+                pb::HomeVisitSampleDrawn {
+                    case_id: String::new(),
+                    sample_id: message.command_id.clone(),
+                    org_unit_code: scope.as_str().to_owned(),
+                    received_from: Some(crate::case::proto_date(from)),
+                    received_to: Some(crate::case::proto_date(to)),
+                    received_case_ids: drawn.received,
+                    seed_sha256: drawn.seed_hex,
+                    share_basis_points: share,
+                    sample_size: u32::try_from(size).unwrap_or(u32::MAX),
+                    sampled_case_ids: drawn.sampled,
+                    drawn_by: Some(call.officer.to_proto()),
+                    drawn_on: Some(crate::case::proto_date(today)),
+                    algorithm: sample::ALGORITHM.to_owned(),
+                }
+            }
+        };
+        // Record it on every case of the batch not yet holding it.
+        for case_id in &record.received_case_ids {
+            let loaded = store::load(call.state, case_id).await?;
+            let events = loaded
+                .state
+                .handle(
+                    JoinHomeVisitSample {
+                        by: call.officer.clone(),
+                        record: record.clone(),
+                    }
+                    .into(),
+                )
+                .map_err(case_error)?;
+            if events.is_empty() {
+                continue;
+            }
+            store::append(
+                call.state,
+                case_id,
+                loaded.version,
+                &metadata_for(case_id),
+                &events,
+            )
+            .await?;
+        }
+        Ok(Response::new(pb::DrawHomeVisitSampleResponse {
+            sample: Some(pb::HomeVisitSampleDrawn {
+                case_id: String::new(),
+                ..record
+            }),
         }))
     }
 }

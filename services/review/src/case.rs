@@ -4,7 +4,9 @@
 //! acts in one role at one tier of a case; whoever took part in a case cannot decide it),
 //! relatives of officials needing the workflow's extra home visit, no decision before publicity
 //! ends or while an objection is open, decisions that depart from the policy engine's result
-//! only with a written justification, the assist-first cap, and deadline breaches.
+//! only with a written justification, the assist-first cap, and deadline breaches; for a
+//! workflow with the district's home-visit sample (特困), a case joins one drawn sample and, if
+//! sampled, is decided only after the district's visit.
 //!
 //! Pure, in the shape of a cqrs-es aggregate: a command is a named-field struct of domain
 //! values ([`Decide`], [`RecordOpinion`], …, gathered in [`CaseCommand`]);
@@ -107,6 +109,11 @@ pub enum Act {
     ReturnForMaterial,
     Withdraw,
     ExtendDeadline,
+    /// The district draws its home-visit sample over the case's batch (the workflow's
+    /// `home_visit_sample`).
+    DrawSample,
+    /// The district's home visit of a sampled case.
+    SampleVisit,
 }
 
 /// Roles of the acts that are not workflow stages.
@@ -141,6 +148,12 @@ impl Act {
                 .flat_map(|rule| rule.roles.iter().cloned())
                 .collect(),
             Act::AnswerObjection => of_stage(StageKind::Publicity),
+            Act::DrawSample | Act::SampleVisit => workflows
+                .all()
+                .iter()
+                .filter_map(Workflow::home_visit_sample)
+                .flat_map(|rule| rule.roles.iter().cloned())
+                .collect(),
             Act::ReturnForMaterial => fixed(RETURN_ROLES),
             Act::Withdraw => fixed(WITHDRAW_ROLES),
             Act::ExtendDeadline => fixed(EXTEND_ROLES),
@@ -163,7 +176,7 @@ impl Act {
             Act::Opinion => StageKind::PreliminaryOpinion,
             Act::StartPublicity => StageKind::Publicity,
             Act::AssistFirst => StageKind::AssistFirst,
-            Act::Decide => StageKind::Decision,
+            Act::Decide | Act::DrawSample | Act::SampleVisit => StageKind::Decision,
             Act::Accept
             | Act::AnswerObjection
             | Act::NotifyRefusal
@@ -189,16 +202,23 @@ impl Act {
             Act::ReturnForMaterial => "return_for_material",
             Act::Withdraw => "withdraw",
             Act::ExtendDeadline => "extend_deadline",
+            Act::DrawSample => "draw_home_visit_sample",
+            Act::SampleVisit => "home_visit_sample_visit",
         }
     }
 
     /// Acts that take part in the merits: whoever did one may not decide the case. Deciding,
     /// extending the time limit, notifying a refusal and withdrawing (on the household's
-    /// request) do not judge the case.
+    /// request) do not judge the case; nor does drawing the home-visit sample (a
+    /// deterministic draw anyone recomputes) — the sample's visit does.
     fn takes_part(self) -> bool {
         !matches!(
             self,
-            Act::Decide | Act::ExtendDeadline | Act::NotifyRefusal | Act::Withdraw
+            Act::Decide
+                | Act::ExtendDeadline
+                | Act::NotifyRefusal
+                | Act::Withdraw
+                | Act::DrawSample
         )
     }
 }
@@ -240,10 +260,14 @@ pub fn following_month(date: Date) -> Option<Month> {
 /// (on every read, so a holiday notice added later corrects provisional dates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeadlineLimits {
-    pub investigation_start: DueDate,
-    pub review: DueDate,
-    pub review_extended: DueDate,
-    /// From the street-town opinion, once there is one.
+    /// A limit the case's rules do not set is `None` (特困 has no investigation start and no
+    /// whole-case review limit, dibao no street-town limit).
+    pub investigation_start: Option<DueDate>,
+    pub review: Option<DueDate>,
+    pub review_extended: Option<DueDate>,
+    /// 特困: the street-town's investigation and opinion, from acceptance.
+    pub street_town_review: Option<DueDate>,
+    /// From the district's receipt of the street-town opinion, once there is one.
     pub district_decision: Option<DueDate>,
     /// From a rejection, until the applicant is notified.
     pub refusal_notice: Option<DueDate>,
@@ -294,6 +318,19 @@ pub struct CaseState {
     pub re_review_due: Option<Date>,
     pub rejected_on: Option<Date>,
     pub refusal_notified: bool,
+    /// The district's home-visit sample the case was drawn in (特困), if any.
+    pub home_visit_sample: Option<SampleMembership>,
+    /// The district's visit of a sampled case was recorded.
+    pub home_visit_sample_visited: bool,
+}
+
+/// A case's place in a drawn home-visit sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleMembership {
+    pub sample_id: String,
+    pub sampled: bool,
+    /// The draw as recorded on this case (the same on every case of the batch).
+    pub record: pb::HomeVisitSampleDrawn,
 }
 
 fn tier_of_code(code: &OrgUnitCode) -> Tier {
@@ -515,6 +552,14 @@ impl Change {
 }
 
 /// The deadline watch, on `on`, with the case's deadlines as the calendar reads now.
+/// Records the district's draw on one case of its batch (the same record on each). A case
+/// already in this sample appends nothing; in another sample, it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinHomeVisitSample {
+    pub by: Officer,
+    pub record: pb::HomeVisitSampleDrawn,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordBreaches {
     pub on: Date,
@@ -544,6 +589,7 @@ pub enum CaseCommand {
     FollowHousehold(FollowHousehold),
     Reassess(Reassess, Evaluation),
     RecordBreaches(RecordBreaches),
+    JoinHomeVisitSample(JoinHomeVisitSample),
 }
 
 macro_rules! command_from {
@@ -575,6 +621,7 @@ command_from!(
     Recuse,
     FollowHousehold,
     RecordBreaches,
+    JoinHomeVisitSample,
 );
 
 /// Why a case stream could not be folded.
@@ -633,6 +680,8 @@ impl CaseState {
             re_review_due: None,
             rejected_on: None,
             refusal_notified: false,
+            home_visit_sample: None,
+            home_visit_sample_visited: false,
         })
     }
 
@@ -694,6 +743,10 @@ impl CaseState {
                     .iter()
                     .map(|officer| officer.subject.clone())
                     .collect();
+            }
+            CaseEvent::HomeVisitRecorded(visit) if visit.home_visit_sample_visit => {
+                self.note_actor(visit.visitor.as_ref(), Act::SampleVisit);
+                self.home_visit_sample_visited = true;
             }
             CaseEvent::HomeVisitRecorded(visit) => {
                 let act = if visit.relative_of_official_visit {
@@ -812,6 +865,14 @@ impl CaseState {
                     self.hukou_org_unit = code;
                 }
             }
+            CaseEvent::HomeVisitSampleDrawn(drawn) => {
+                self.note_actor(drawn.drawn_by.as_ref(), Act::DrawSample);
+                self.home_visit_sample = Some(SampleMembership {
+                    sample_id: drawn.sample_id.clone(),
+                    sampled: drawn.sampled_case_ids.contains(&self.case_id),
+                    record: drawn.clone(),
+                });
+            }
         }
     }
 }
@@ -828,6 +889,18 @@ impl CaseState {
         self.recused.contains(subject)
     }
 
+    /// The day the district receives the street-town's opinion: the day after its public
+    /// notice's last day in a workflow with publicity (the first day it may decide), else the
+    /// opinion's day. `None` before there is one.
+    pub fn district_received_on(&self) -> Option<Date> {
+        if self.workflow.has_publicity() {
+            let (_, last_day) = self.publicity?;
+            last_day.next_day()
+        } else {
+            self.opinion_on
+        }
+    }
+
     /// Re-reviewed yearly rather than half-yearly: extreme-poverty support (特困), whose income
     /// changes little.
     pub fn income_is_stable(&self) -> bool {
@@ -842,18 +915,24 @@ impl CaseState {
             && investigating
             && self.investigators.is_empty()
             && self.visits.is_empty()
+            && let Some(start) = limits.investigation_start
         {
-            due.push(("investigation_start", limits.investigation_start));
+            due.push(("investigation_start", start));
         }
-        if self.status == CaseStatus::Open {
-            due.push((
-                "review",
-                if self.extended {
-                    limits.review_extended
-                } else {
-                    limits.review
-                },
-            ));
+        if self.status == CaseStatus::Open
+            && let Some(review) = if self.extended {
+                limits.review_extended
+            } else {
+                limits.review
+            }
+        {
+            due.push(("review", review));
+        }
+        if self.status == CaseStatus::Open
+            && self.opinion_on.is_none()
+            && let Some(street_town) = limits.street_town_review
+        {
+            due.push(("street_town_review", street_town));
         }
         if self.status == CaseStatus::Open
             && self.current_stage() == Some(StageKind::Decision)
@@ -943,6 +1022,12 @@ impl CaseState {
                     .stage_of(StageKind::Publicity)
                     .ok_or_else(|| CaseError::NotNow("this workflow hears no objections".into()))?;
                 Ok((stage.roles.clone(), stage.tier))
+            }
+            Act::DrawSample | Act::SampleVisit => {
+                let rule = self.workflow.home_visit_sample().ok_or_else(|| {
+                    CaseError::NotNow("this workflow has no district home-visit sample".into())
+                })?;
+                Ok((rule.roles.clone(), Some(rule.tier)))
             }
             Act::ReturnForMaterial => Ok((fixed(RETURN_ROLES), None)),
             Act::Withdraw => Ok((fixed(WITHDRAW_ROLES), None)),
@@ -1067,6 +1152,7 @@ impl CaseState {
             CaseCommand::FollowHousehold(command) => Ok(self.follow_household(command)),
             CaseCommand::Reassess(command, policy) => self.reassess(command, policy),
             CaseCommand::RecordBreaches(command) => Ok(self.breached_deadlines(command)),
+            CaseCommand::JoinHomeVisitSample(command) => self.join_home_visit_sample(command),
         }
     }
 
@@ -1164,6 +1250,11 @@ impl CaseState {
     /// visited this round and, for a relative of an official, the extra visit was made.
     fn record_visit(&self, command: RecordHomeVisit) -> Result<Vec<CaseEvent>, CaseError> {
         let RecordHomeVisit { by, visited_on } = command;
+        if self.current_stage() == Some(StageKind::Decision)
+            && self.workflow.home_visit_sample().is_some()
+        {
+            return self.record_sample_visit(by, visited_on);
+        }
         let act = if self.investigators.contains(&by.subject) {
             Act::Visit
         } else if self.relative_of_official {
@@ -1183,6 +1274,7 @@ impl CaseState {
             visited_on: Some(proto_date(visited_on)),
             sealed_findings: Vec::new(),
             relative_of_official_visit: relative_visit,
+            home_visit_sample_visit: false,
         })];
         let mut visitors: BTreeSet<&str> = self
             .visits
@@ -1469,6 +1561,7 @@ impl CaseState {
                 None => return Err(CaseError::NotNow("the case has not been publicised".into())),
             }
         }
+        self.require_home_visit_sample_done()?;
         let approve = matches!(verdict, Verdict::Approve { .. });
         let departs =
             require_justification(&policy, approve, monthly_amount, &departure_justification)?;
@@ -1707,6 +1800,91 @@ impl CaseState {
     }
 }
 
+// ---- The district's home-visit sample (特困, issue 20 item 11) ----
+
+impl CaseState {
+    /// The district's visit of a case in its home-visit sample, at the decision stage.
+    fn record_sample_visit(
+        &self,
+        by: Officer,
+        visited_on: Date,
+    ) -> Result<Vec<CaseEvent>, CaseError> {
+        self.authorize(&by, Act::SampleVisit)?;
+        match &self.home_visit_sample {
+            Some(membership) if membership.sampled => {}
+            Some(membership) => {
+                return Err(CaseError::NotNow(format!(
+                    "the case is not in the district's home-visit sample {}",
+                    membership.sample_id
+                )));
+            }
+            None => {
+                return Err(CaseError::NotNow(
+                    "the district's home-visit sample has not been drawn over this case".into(),
+                ));
+            }
+        }
+        Ok(vec![CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded {
+            case_id: self.case_id.clone(),
+            visitor: Some(by.to_proto()),
+            visited_on: Some(proto_date(visited_on)),
+            sealed_findings: Vec::new(),
+            relative_of_official_visit: false,
+            home_visit_sample_visit: true,
+        })])
+    }
+
+    /// A decision of a workflow with the district's home-visit sample needs the case drawn
+    /// over, and a sampled case its recorded visit (入户抽查).
+    fn require_home_visit_sample_done(&self) -> Result<(), CaseError> {
+        if self.workflow.home_visit_sample().is_none() {
+            return Ok(());
+        }
+        match &self.home_visit_sample {
+            None => Err(CaseError::NotNow(
+                "the district's home-visit sample (入户抽查) has not been drawn over this case: \
+                 draw it (DrawHomeVisitSample) over the cases received first"
+                    .into(),
+            )),
+            Some(membership) if membership.sampled && !self.home_visit_sample_visited => {
+                Err(CaseError::NotNow(format!(
+                    "the case is in the district's home-visit sample {}: its home visit \
+                     (入户抽查) must be recorded before the decision",
+                    membership.sample_id
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Records the draw on this case of its batch.
+    fn join_home_visit_sample(
+        &self,
+        command: JoinHomeVisitSample,
+    ) -> Result<Vec<CaseEvent>, CaseError> {
+        let JoinHomeVisitSample { by, mut record } = command;
+        if let Some(membership) = &self.home_visit_sample {
+            if membership.sample_id == record.sample_id {
+                return Ok(Vec::new());
+            }
+            return Err(CaseError::NotNow(format!(
+                "the case is already in the district's home-visit sample {}",
+                membership.sample_id
+            )));
+        }
+        self.authorize(&by, Act::DrawSample)?;
+        if !record.received_case_ids.contains(&self.case_id) {
+            return Err(CaseError::Invalid {
+                field: "received_case_ids".into(),
+                reason: "the draw's batch does not hold this case".into(),
+            });
+        }
+        record.case_id = self.case_id.clone();
+        record.drawn_by = Some(by.to_proto());
+        Ok(vec![CaseEvent::HomeVisitSampleDrawn(record)])
+    }
+}
+
 /// What the engine found the benefit to be (zero when it names no amount).
 fn engine_amount(policy: &pb::PolicyResult) -> Money {
     Money::from_fen(policy.amount.as_ref().map_or(0, |money| money.fen))
@@ -1917,6 +2095,7 @@ mod tests {
             visited_on: Some(proto_date(on)),
             sealed_findings: Vec::new(),
             relative_of_official_visit,
+            home_visit_sample_visit: false,
         })
     }
 
@@ -2091,6 +2270,185 @@ mod tests {
             publicity_started(&street(), date!(2026 - 9 - 28), date!(2026 - 10 - 4)),
             entered(StageKind::Decision),
         ]
+    }
+
+    // ---- 特困 (issue 20 item 11) ----
+
+    const OTHER_CASE: &str = "case-2";
+
+    fn center_reviewer() -> Officer {
+        officer("county-reviewer", "center_reviewer", DISTRICT)
+    }
+
+    /// A 特困 case publicised and received by the district (the notice ended 2026-10-04).
+    fn publicised_tekun() -> Vec<CaseEvent> {
+        let mut history = publicised_dibao();
+        history[0] = CaseEvent::Opened(pb::CaseOpened {
+            program_code: "tekun".into(),
+            workflow: "extreme_poverty_review".into(),
+            ..match &history[0] {
+                CaseEvent::Opened(opened) => opened.clone(),
+                _ => unreachable!(),
+            }
+        });
+        history
+    }
+
+    /// The district's draw over this case and another, `sampled` naming the cases drawn.
+    fn sample_record(sampled: &[&str]) -> pb::HomeVisitSampleDrawn {
+        pb::HomeVisitSampleDrawn {
+            case_id: String::new(),
+            sample_id: "sample-1".into(),
+            org_unit_code: DISTRICT.into(),
+            received_from: Some(proto_date(date!(2026 - 10 - 1))),
+            received_to: Some(proto_date(date!(2026 - 10 - 31))),
+            received_case_ids: vec![CASE.into(), OTHER_CASE.into()],
+            seed_sha256: "00".into(),
+            share_basis_points: 3_000,
+            sample_size: u32::try_from(sampled.len()).unwrap(),
+            sampled_case_ids: sampled.iter().map(|id| (*id).to_owned()).collect(),
+            drawn_by: None,
+            drawn_on: Some(proto_date(date!(2026 - 11 - 2))),
+            algorithm: "sha256-rank-v1".into(),
+        }
+    }
+
+    fn join(by: &Officer, record: pb::HomeVisitSampleDrawn) -> JoinHomeVisitSample {
+        JoinHomeVisitSample {
+            by: by.clone(),
+            record,
+        }
+    }
+
+    fn not_now(result: Result<Vec<CaseEvent>, CaseError>) -> String {
+        match result {
+            Err(CaseError::NotNow(reason)) => reason,
+            other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sampled_tekun_case_is_decided_only_after_the_districts_visit() {
+        let given = given(publicised_tekun());
+        // Not drawn over yet: no decision.
+        let reason = not_now(given.try_command(approval(&approver(), date!(2026 - 11 - 2))));
+        assert!(reason.contains("home-visit sample"), "{reason}");
+        assert!(reason.contains("DrawHomeVisitSample"), "{reason}");
+        // Only the sample's roles at its tier draw it.
+        assert!(
+            refused(given.try_command(join(&approver(), sample_record(&[CASE]))))
+                .contains("center_approver may not draw_home_visit_sample")
+        );
+        let street_center = officer("street-center", "center_reviewer", STREET);
+        assert!(
+            refused(given.try_command(join(&street_center, sample_record(&[CASE]))))
+                .contains("District")
+        );
+        let mut expected = sample_record(&[CASE]);
+        expected.case_id = CASE.into();
+        expected.drawn_by = Some(center_reviewer().to_proto());
+        let given = given
+            .when(join(&center_reviewer(), sample_record(&[CASE])))
+            .then_expect_events([CaseEvent::HomeVisitSampleDrawn(expected)]);
+        // Drawn again by the same draw: nothing; by another: refused.
+        assert_eq!(
+            given.try_command(join(&center_reviewer(), sample_record(&[CASE]))),
+            Ok(Vec::new())
+        );
+        let other = pb::HomeVisitSampleDrawn {
+            sample_id: "sample-2".into(),
+            ..sample_record(&[])
+        };
+        assert!(not_now(given.try_command(join(&center_reviewer(), other))).contains("sample-1"));
+        // Sampled, not visited: the refusal names the sample and the visit.
+        let reason = not_now(given.try_command(approval(&approver(), date!(2026 - 11 - 2))));
+        assert!(reason.contains("sample-1"), "{reason}");
+        assert!(reason.contains("home visit"), "{reason}");
+        // The street-town's reviewer does not make the district's visit.
+        assert!(
+            refused(given.try_command(visit(&street(), date!(2026 - 11 - 3))))
+                .contains("street_reviewer may not home_visit_sample_visit")
+        );
+        let given = given
+            .when(visit(&center_reviewer(), date!(2026 - 11 - 3)))
+            .then_expect_events([CaseEvent::HomeVisitRecorded(pb::HomeVisitRecorded {
+                case_id: CASE.into(),
+                visitor: Some(center_reviewer().to_proto()),
+                visited_on: Some(proto_date(date!(2026 - 11 - 3))),
+                sealed_findings: Vec::new(),
+                relative_of_official_visit: false,
+                home_visit_sample_visit: true,
+            })]);
+        // The visitor took part: she may not decide, even in the approver's seat.
+        let visitor_as_approver = officer("county-reviewer", "center_approver", DISTRICT);
+        assert_eq!(
+            refused(given.try_command(approval(&visitor_as_approver, date!(2026 - 11 - 4)))),
+            ONE_SEAT_RULE
+        );
+        let (events, _) = given
+            .when(approval(&approver(), date!(2026 - 11 - 4)))
+            .then_events();
+        assert!(matches!(events[0], CaseEvent::Approved(_)));
+    }
+
+    #[test]
+    fn an_unsampled_tekun_case_is_decided_without_a_visit_and_cannot_be_visited() {
+        let given = given(publicised_tekun())
+            .when(join(&center_reviewer(), sample_record(&[OTHER_CASE])))
+            .then_ok();
+        assert!(
+            not_now(given.try_command(visit(&center_reviewer(), date!(2026 - 11 - 3))))
+                .contains("not in the district's home-visit sample sample-1")
+        );
+        // The drawer does not take part: drawing is a recomputable draw, not a judgement.
+        let (events, _) = given
+            .when(approval(&approver(), date!(2026 - 11 - 4)))
+            .then_events();
+        assert!(matches!(events[0], CaseEvent::Approved(_)));
+        // A draw whose batch does not hold the case is refused.
+        let elsewhere = pb::HomeVisitSampleDrawn {
+            received_case_ids: vec![OTHER_CASE.into()],
+            ..sample_record(&[])
+        };
+        let fresh = super::tests::given(publicised_tekun());
+        assert!(matches!(
+            fresh.try_command(join(&center_reviewer(), elsewhere)),
+            Err(CaseError::Invalid { field, .. }) if field == "received_case_ids"
+        ));
+        // A dibao case has no sample: deciding needs none, drawing is refused.
+        let dibao = super::tests::given(publicised_dibao());
+        assert!(
+            not_now(dibao.try_command(join(&center_reviewer(), sample_record(&[CASE]))))
+                .contains("no district home-visit sample")
+        );
+    }
+
+    #[test]
+    fn tekun_deadlines_are_the_street_towns_then_the_districts() {
+        let limits = DeadlineLimits {
+            investigation_start: None,
+            review: None,
+            review_extended: None,
+            street_town_review: Some(exact_on(date!(2026 - 9 - 22))),
+            district_decision: Some(exact_on(date!(2026 - 10 - 26))),
+            refusal_notice: None,
+        };
+        let tekun = publicised_tekun();
+        let opened_only = given(tekun[..1].to_vec()).state();
+        assert_eq!(
+            opened_only.deadlines(&limits),
+            [("street_town_review", exact_on(date!(2026 - 9 - 22)))]
+        );
+        let at_decision = given(tekun).state();
+        assert_eq!(
+            at_decision.deadlines(&limits),
+            [("district_decision", exact_on(date!(2026 - 10 - 26)))]
+        );
+        // Received the day after the notice's last day (4 October).
+        assert_eq!(
+            at_decision.district_received_on(),
+            Some(date!(2026 - 10 - 5))
+        );
     }
 
     /// A relative-of-official dibao case whose two investigators were assigned.
@@ -2639,9 +2997,10 @@ mod tests {
     #[test]
     fn the_deadline_plan_follows_the_stage() {
         let limits = DeadlineLimits {
-            investigation_start: exact_on(date!(2026 - 10 - 9)),
-            review: exact_on(date!(2026 - 11 - 10)),
-            review_extended: exact_on(date!(2026 - 12 - 1)),
+            investigation_start: Some(exact_on(date!(2026 - 10 - 9))),
+            review: Some(exact_on(date!(2026 - 11 - 10))),
+            review_extended: Some(exact_on(date!(2026 - 12 - 1))),
+            street_town_review: None,
             district_decision: Some(exact_on(date!(2026 - 10 - 20))),
             refusal_notice: None,
         };
@@ -2684,9 +3043,10 @@ mod tests {
         let state = rejected.state();
         assert_eq!(state.rejected_on, Some(date!(2026 - 10 - 5)));
         let limits = DeadlineLimits {
-            investigation_start: exact_on(date!(2026 - 9 - 3)),
-            review: exact_on(date!(2026 - 11 - 10)),
-            review_extended: exact_on(date!(2026 - 12 - 1)),
+            investigation_start: Some(exact_on(date!(2026 - 9 - 3))),
+            review: Some(exact_on(date!(2026 - 11 - 10))),
+            review_extended: Some(exact_on(date!(2026 - 12 - 1))),
+            street_town_review: None,
             district_decision: None,
             refusal_notice: Some(exact_on(date!(2026 - 10 - 10))),
         };

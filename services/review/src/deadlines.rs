@@ -1,10 +1,13 @@
 //! Deadline watch: statutory limits in working days (from the policy and the holiday
 //! calendar, computed on every read) for every open case; a breach is recorded once as
 //! `DeadlineBreached` — again only if it was recorded on a provisional date that the calendar,
-//! with the year's holiday notice added, now computes differently.
+//! with the year's holiday notice added, now computes differently. Each case's limits are its
+//! program's ([`sunshine_policy::ProcedureParameters::for_program`]): 特困 cases have the
+//! street-town's and the county's own limits.
 
 use sunshine_domain::{DueDate, OrgUnitCode};
 use sunshine_platform::{ApiError, Identity};
+use sunshine_policy::{ProcedureRules, ProgramCode};
 use sunshine_proto::v1 as pb;
 
 use crate::case::{CaseEvent, CaseState, DeadlineLimits, RecordBreaches, proto_date};
@@ -98,18 +101,30 @@ pub fn limits_for(
     let Some(accepted_on) = case.accepted_on else {
         return Ok(None);
     };
+    // The program's own rules (特困 by 特困人员认定办法, the others by the dibao review's).
     let procedure = state
         .policy
         .resolve(accepted_on)
         .map_err(ApiError::internal)?
         .procedure;
-    let review = procedure
-        .review_deadlines(&state.calendar, accepted_on)
+    let program = case
+        .program_code
+        .parse::<ProgramCode>()
         .map_err(ApiError::internal)?;
-    let district_decision = match case.opinion_on {
-        Some(opinion_on) => Some(
-            procedure
-                .district_decision_due(&state.calendar, opinion_on)
+    let rules = procedure.for_program(program);
+    let review = rules
+        .deadlines(&state.calendar, accepted_on)
+        .map_err(ApiError::internal)?;
+    // The district's clock: for 特困 from its receipt of the opinion (after the notice), for
+    // the dibao review from the opinion.
+    let received_on = match rules.rules {
+        ProcedureRules::ExtremePoverty => case.district_received_on(),
+        ProcedureRules::MinimumLivingGuarantee => case.opinion_on,
+    };
+    let district_decision = match received_on {
+        Some(received_on) => Some(
+            rules
+                .district_decision_due(&state.calendar, received_on)
                 .map_err(ApiError::internal)?,
         ),
         None => None,
@@ -126,9 +141,30 @@ pub fn limits_for(
         investigation_start: review.investigation_start_by,
         review: review.review_due_by,
         review_extended: review.review_extended_due_by,
+        street_town_review: review.street_town_due_by,
         district_decision,
         refusal_notice,
     }))
+}
+
+/// A sampled case at the decision stage, not yet visited, and `caller` holds a role the
+/// workflow's `home_visit_sample` names, at its tier: the district's visit is theirs to make.
+fn awaits_sample_visit_by(case: &CaseState, caller: &Identity) -> bool {
+    case.home_visit_sample
+        .as_ref()
+        .is_some_and(|membership| membership.sampled)
+        && !case.home_visit_sample_visited
+        && case.current_stage() == Some(crate::workflow::StageKind::Decision)
+        && case.workflow.home_visit_sample().is_some_and(|rule| {
+            rule.roles.iter().any(|role| role == caller.role.as_str())
+                && rule.tier
+                    == crate::case::Officer {
+                        subject: caller.subject.clone(),
+                        role: caller.role.as_str().to_owned(),
+                        org_unit: caller.org_unit.clone(),
+                    }
+                    .tier()
+        })
 }
 
 fn overdue_entry(case: &CaseState, deadline: &str, due: DueDate) -> pb::OverdueCase {
@@ -231,11 +267,12 @@ pub async fn work_queue(
                 .unwrap_or_default(),
             next_deadline: next.map(|(name, _)| name.to_owned()).unwrap_or_default(),
             due_on: next.map(|(_, due)| proto_date(due.date)),
-            assigned_to_caller: case
+            assigned_to_caller: (case
                 .investigators
                 .iter()
                 .any(|investigator| investigator == &caller.subject)
-                && !visited,
+                && !visited)
+                || awaits_sample_visit_by(case, caller),
             status: format!("{:?}", case.status).to_lowercase(),
             provisional: next.is_some_and(|(_, due)| due.provisional),
         });

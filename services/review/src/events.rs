@@ -127,6 +127,9 @@ case_events! {
     FollowedHousehold(pb::CaseFollowedHousehold),
     /// Department integration's economic-status check report, taken in from its check stream.
     CheckReportAttached(pb::CheckReportAttached),
+    /// The district's home-visit sample drawn over a batch of received cases (特困), the same
+    /// record on each case of the batch.
+    HomeVisitSampleDrawn(pb::HomeVisitSampleDrawn),
 }
 
 impl CaseEvent {

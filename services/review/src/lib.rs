@@ -9,6 +9,7 @@
 //!   machine, four eyes, publicity, deadlines (pure).
 //! - [`facts`]: intake's household → the policy engine's facts.
 //! - [`limits`]: the input limits of every request (`docs/limits.md`).
+//! - [`sample`]: the district's home-visit sample of 特困 cases, drawn reproducibly (pure).
 //! - [`requests`]: each request parsed into its command, every violation at once.
 //! - [`state`]: what handlers and reactions share, and the configuration it is read from.
 //! - [`store`]: loads and appends of case streams, the household's evaluation, the case list.
@@ -24,15 +25,15 @@
 //! (checked by `tests/tests/module_order.rs` in the workspace):
 //!
 //! ```text
-//! workflow, policy_result, facts, limits
+//! workflow, policy_result, facts, limits, sample
 //! events       → policy_result
 //! case         → events, workflow
 //! requests     → case, limits
 //! state        → workflow
 //! store        → case, events, facts, policy_result, state
-//! deadlines    → case, state, store
+//! deadlines    → case, state, store, workflow
 //! case_opener  → case, events, state, store
-//! api          → case, deadlines, limits, requests, state, store, workflow
+//! api          → case, deadlines, limits, requests, sample, state, store, workflow
 //! ```
 
 pub mod api;
@@ -44,6 +45,7 @@ pub mod facts;
 pub mod limits;
 pub mod policy_result;
 pub mod requests;
+pub mod sample;
 pub mod state;
 pub mod store;
 pub mod workflow;

@@ -27,6 +27,10 @@ pub const MAX_REASON_CHARS: usize = 1_000;
 pub const MAX_PAGE_SIZE: i32 = 100;
 pub const DEFAULT_PAGE_SIZE: i32 = 50;
 pub const MAX_PAGE_TOKEN_BYTES: usize = 200;
+/// The longest period of receipt one home-visit sample is drawn over (days, both included).
+pub const MAX_SAMPLE_PERIOD_DAYS: i64 = 366;
+/// The most cases one home-visit sample is drawn over (a larger batch: a shorter period).
+pub const MAX_SAMPLE_CASES: usize = 1_000;
 
 /// A name or identifier: required, bounded, no control or invisible formatting characters.
 pub fn check_name(errors: &mut ValidationErrors, field: &str, value: &str, max_chars: usize) {
@@ -293,6 +297,42 @@ pub fn extend_deadline(request: &pb::ExtendDeadlineRequest) -> ValidationErrors 
 pub fn notify_refusal(request: &pb::NotifyRefusalRequest) -> ValidationErrors {
     let mut errors = command(&request.command_id, &request.case_id);
     check_code(&mut errors, "channel", &request.channel);
+    errors
+}
+
+/// A home-visit sample's draw: the command id, an org unit code when given, and a period of
+/// receipt of real dates, `received_from` ≤ `received_to`, at most [`MAX_SAMPLE_PERIOD_DAYS`].
+pub fn draw_home_visit_sample(request: &pb::DrawHomeVisitSampleRequest) -> ValidationErrors {
+    let mut errors = ValidationErrors::default();
+    check_command_id(&mut errors, &request.command_id);
+    if !request.org_unit_code.is_empty()
+        && (request.org_unit_code.len() != 12
+            || !request
+                .org_unit_code
+                .bytes()
+                .all(|byte| byte.is_ascii_digit()))
+    {
+        errors.push("org_unit_code", "empty (your own) or 12 digits");
+    }
+    let from = sunshine_proto::dates::to_date(request.received_from.as_ref());
+    let to = sunshine_proto::dates::to_date(request.received_to.as_ref());
+    if from.is_none() {
+        errors.push("received_from", "a calendar date");
+    }
+    if to.is_none() {
+        errors.push("received_to", "a calendar date");
+    }
+    if let (Some(from), Some(to)) = (from, to) {
+        let days = (to - from).whole_days() + 1;
+        if days < 1 {
+            errors.push("received_to", "not before received_from");
+        } else if days > MAX_SAMPLE_PERIOD_DAYS {
+            errors.push(
+                "received_to",
+                format!("a period of at most {MAX_SAMPLE_PERIOD_DAYS} days"),
+            );
+        }
+    }
     errors
 }
 

@@ -71,6 +71,11 @@ pub struct Stage {
     /// (近亲属备案, reviewed with extra care), besides the assigned investigators.
     #[serde(default)]
     pub relative_visit: Option<VisitRule>,
+    /// Decision only: the district's home-visit sample (入户抽查, 特困): who draws it over the
+    /// cases received and makes its visits; a sampled case is decided only after its visit.
+    /// The share is the policy's (`procedure.tekun_county_home_visit_share`).
+    #[serde(default)]
+    pub home_visit_sample: Option<VisitRule>,
 }
 
 /// Who may make a visit: the roles, at one tier.
@@ -100,6 +105,12 @@ impl Workflow {
     /// The stage of this kind, if the workflow has one.
     pub fn stage_of(&self, kind: StageKind) -> Option<&Stage> {
         self.stages.iter().find(|stage| stage.kind == kind)
+    }
+
+    /// Who draws the district's home-visit sample and visits it, for a workflow that has one.
+    pub fn home_visit_sample(&self) -> Option<&VisitRule> {
+        self.stage_of(StageKind::Decision)
+            .and_then(|stage| stage.home_visit_sample.as_ref())
     }
 
     /// Publicity is skipped by workflows that have no publicity stage (emergencies).
@@ -198,6 +209,28 @@ impl Workflows {
                     }
                     _ => {}
                 }
+                match (&stage.home_visit_sample, stage.kind) {
+                    (Some(_), kind) if kind != StageKind::Decision => {
+                        return Err(WorkflowError(format!(
+                            "{}: only the decision has a home_visit_sample",
+                            workflow.code
+                        )));
+                    }
+                    (Some(rule), _)
+                        if rule.roles.is_empty()
+                            || rule
+                                .roles
+                                .iter()
+                                .any(|role| !ROLES.contains(&role.as_str())) =>
+                    {
+                        return Err(WorkflowError(format!(
+                            "{}: home_visit_sample needs roles among {}",
+                            workflow.code,
+                            ROLES.join(", ")
+                        )));
+                    }
+                    _ => {}
+                }
             }
             if workflow.stages.first().map(|stage| stage.kind) == Some(StageKind::Decision) {
                 return Err(WorkflowError(format!(
@@ -240,6 +273,13 @@ mod tests {
         let emergency = workflows.get("emergency_evaluation").unwrap();
         assert!(!emergency.has_publicity());
         assert_eq!(emergency.stages[0].kind, StageKind::AssistFirst);
+        assert!(dibao.home_visit_sample().is_none());
+        // Issue 20 item 11: 特困 has the county's home-visit sample, at the district.
+        let tekun = workflows.get("extreme_poverty_review").unwrap();
+        assert!(tekun.has_publicity());
+        let sample = tekun.home_visit_sample().unwrap();
+        assert_eq!(sample.tier, Tier::District);
+        assert_eq!(sample.roles, vec!["center_reviewer".to_owned()]);
     }
 
     #[test]
@@ -254,5 +294,9 @@ mod tests {
         assert!(Workflows::from_toml_str(no_relative_visit).is_err());
         let auditor_visits = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"investigation\", roles = [\"street_reviewer\"], min_investigators = 1, relative_visit = { roles = [\"auditor\"], tier = \"district\" } }, { kind = \"decision\", roles = [\"center_approver\"] }]";
         assert!(Workflows::from_toml_str(auditor_visits).is_err());
+        let sample_at_investigation = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"investigation\", roles = [\"street_reviewer\"], min_investigators = 1, relative_visit = { roles = [\"center_reviewer\"], tier = \"district\" }, home_visit_sample = { roles = [\"center_reviewer\"], tier = \"district\" } }, { kind = \"decision\", roles = [\"center_approver\"] }]";
+        assert!(Workflows::from_toml_str(sample_at_investigation).is_err());
+        let sample_by_auditor = "[[workflow]]\ncode = \"x\"\nstages = [{ kind = \"investigation\", roles = [\"street_reviewer\"], min_investigators = 1, relative_visit = { roles = [\"center_reviewer\"], tier = \"district\" } }, { kind = \"decision\", roles = [\"center_approver\"], home_visit_sample = { roles = [\"auditor\"], tier = \"district\" } }]";
+        assert!(Workflows::from_toml_str(sample_by_auditor).is_err());
     }
 }

@@ -5,7 +5,8 @@
 //!   its explanation in Chinese and English.
 //! - `hardship --household FILE --as-of DATE` prints the hardship coefficient factor by factor.
 //! - `catalogue` lists the programs; `version` prints the policy version;
-//!   `deadlines --accepted-on DATE` prints the statutory deadlines of an application.
+//!   `deadlines --accepted-on DATE [--program CODE]` prints the statutory deadlines of an
+//!   application by its program's rules (特困: the street-town's and the county's own limits).
 //!
 //! Without `--policy-dir` the example district compiled into the crate is used.
 
@@ -61,6 +62,10 @@ enum Action {
     Deadlines {
         #[arg(long)]
         accepted_on: String,
+        /// The program whose rules set the limits (特困: `tekun`); the dibao review's by
+        /// default.
+        #[arg(long, default_value = "dibao_rural")]
+        program: String,
     },
 }
 
@@ -149,15 +154,22 @@ fn run(command: Command) -> Result<(), String> {
             }
         }
         Action::Version => println!("{}", policy.version()),
-        Action::Deadlines { accepted_on } => {
+        Action::Deadlines {
+            accepted_on,
+            program,
+        } => {
             let accepted_on = parse_date("--accepted-on", &accepted_on)?;
+            let program: ProgramCode = program
+                .parse()
+                .map_err(|error| format!("--program: {error}"))?;
             let calendar = WorkingDayCalendar::embedded().map_err(|error| error.to_string())?;
             let procedure = policy
                 .resolve(accepted_on)
                 .map_err(|error| error.to_string())?
-                .procedure;
+                .procedure
+                .for_program(program);
             let deadlines = procedure
-                .review_deadlines(&calendar, accepted_on)
+                .deadlines(&calendar, accepted_on)
                 .map_err(|error| error.to_string())?;
             // A date that reaches a year without a published holiday notice is provisional.
             let show = |due: sunshine_domain::DueDate| {
@@ -168,18 +180,35 @@ fn run(command: Command) -> Result<(), String> {
                 }
             };
             println!("accepted on                 {}", deadlines.accepted_on);
+            println!("rules                       {:?}", procedure.rules);
+            let lines = [
+                (
+                    "investigation starts by     ",
+                    deadlines.investigation_start_by,
+                ),
+                ("review due by               ", deadlines.review_due_by),
+                (
+                    "review due by (extended)    ",
+                    deadlines.review_extended_due_by,
+                ),
+                ("street-town review due by   ", deadlines.street_town_due_by),
+            ];
+            for (label, due) in lines {
+                if let Some(due) = due {
+                    println!("{label}{}", show(due));
+                }
+            }
             println!(
-                "investigation starts by     {}",
-                show(deadlines.investigation_start_by)
+                "district decides within     {} working days of receiving the opinion",
+                procedure.district_decision_working_days
             );
-            println!(
-                "review due by               {}",
-                show(deadlines.review_due_by)
-            );
-            println!(
-                "review due by (extended)    {}",
-                show(deadlines.review_extended_due_by)
-            );
+            if let Some(share) = procedure.district_home_visit_share_basis_points {
+                println!(
+                    "district home-visits        at least {}.{:02}% of the cases it receives",
+                    share / 100,
+                    share % 100
+                );
+            }
         }
     }
     Ok(())
