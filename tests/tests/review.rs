@@ -407,6 +407,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         start_month: "2026-10".into(),
         reasons: vec!["符合条件".into()],
         departure_justification: String::new(),
+        care_institution_code: String::new(),
     };
 
     // Before the notice ends: FAILED_PRECONDITION.
