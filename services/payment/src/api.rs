@@ -294,7 +294,6 @@ impl PaymentApi {
             .await?;
         Ok(crate::bank_export::send(
             payment.store.clone(),
-            payment.funds.clone(),
             run.run_id.clone(),
             export.format,
             part_bytes,

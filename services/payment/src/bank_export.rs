@@ -225,6 +225,8 @@ impl BatchPass {
 #[derive(Debug, Clone)]
 pub struct FirstPass {
     pub batch: BatchFacts,
+    /// Where it took the care institutions' accounts from, and on which day.
+    pub payees: Payees,
     pub file_bytes: u64,
     pub part_digests: Vec<PartDigest>,
 }
@@ -237,7 +239,13 @@ pub async fn first_pass(
     format: Format,
     part_bytes: usize,
 ) -> Result<FirstPass, ApiError> {
-    let mut pass = BatchPass::new(store.clone(), payees, &run.run_id, format, part_bytes);
+    let mut pass = BatchPass::new(
+        store.clone(),
+        payees.clone(),
+        &run.run_id,
+        format,
+        part_bytes,
+    );
     let mut part_digests = Vec::new();
     let mut file_bytes = 0_u64;
     while let Some(parts) = pass.next().await? {
@@ -253,6 +261,7 @@ pub async fn first_pass(
     }
     Ok(FirstPass {
         batch,
+        payees,
         file_bytes,
         part_digests,
     })
@@ -271,7 +280,6 @@ fn changed() -> tonic::Status {
 /// on the first pass's day.
 pub fn send(
     store: PaymentStore,
-    funds: Arc<Funds>,
     run_id: String,
     format: Format,
     part_bytes: usize,
@@ -281,8 +289,7 @@ pub fn send(
 ) -> RpcStream<pb::ExportBankFileResponse> {
     let (sender, receiver) = mpsc::channel(PARTS_IN_FLIGHT);
     tokio::spawn(async move {
-        let payees = Payees::on(funds, first.batch.payees_on);
-        let mut pass = BatchPass::new(store, payees, &run_id, format, part_bytes);
+        let mut pass = BatchPass::new(store, first.payees.clone(), &run_id, format, part_bytes);
         let mut sent = 0_usize;
         let mut summary = Some(pb::ExportBankFileResponse {
             file: Vec::new(),
