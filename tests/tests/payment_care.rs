@@ -14,7 +14,8 @@
 //!   `BankFileExported` records the day the institutions' accounts were taken on.
 //! - The bank's result is matched against those payees: the household's account on the care
 //!   home's line is refused whole naming the line; the right file pays both. The 纪委's export
-//!   gives each order the tail of the account it paid.
+//!   gives each order the tail of the account it paid. A later return (退票) of the care
+//!   home's payment is matched the same way, and the re-pay run pays the care home again.
 //! - A run paying an institution the file does not name and one that is closed: the export is
 //!   `FAILED_PRECONDITION` naming both institutions and why — neither person, household nor
 //!   case — and nothing is recorded.
@@ -23,14 +24,14 @@ use std::time::Duration;
 
 use sunshine_domain::Month;
 use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
-use sunshine_payment::bank_files::Format;
+use sunshine_payment::bank_files::{Format, ResultLine};
 use sunshine_platform::Role;
 use sunshine_platform::clock::{Clock as _, SystemClock};
 use sunshine_proto::events::StreamEvent as _;
 use sunshine_proto::v1 as pb;
 use sunshine_proto::v1::payment_service_client::PaymentServiceClient;
 use sunshine_tests::accounts::{account_of, register_account};
-use sunshine_tests::bank::{ExportedFile, batch_lines, collect, result_file};
+use sunshine_tests::bank::{ExportedFile, batch_lines, collect, result_file, returns_file};
 use sunshine_tests::{
     DISTRICT, RunningService, ScenarioBackends, TestAuth, VILLAGE, test_config, violated_fields,
     with_token,
@@ -166,13 +167,22 @@ impl Payment {
             )?)
             .await?
             .into_inner();
+        self.approve(approver, &run).await
+    }
+
+    /// `run` approved by `approver`, re-keying its control figures.
+    async fn approve(
+        &self,
+        approver: &str,
+        run: &pb::RunResponse,
+    ) -> anyhow::Result<pb::RunResponse> {
         let control = run.control.clone().unwrap_or_default();
         Ok(self
             .client
             .clone()
             .approve_run(with_token(
                 pb::ApproveRunRequest {
-                    command_id: format!("approve-{command_id}"),
+                    command_id: format!("approve-{}", run.run_id),
                     run_id: run.run_id.clone(),
                     expected_version: run.version,
                     control_count: control.count,
@@ -182,6 +192,45 @@ impl Payment {
             )?)
             .await?
             .into_inner())
+    }
+
+    /// This month's re-pay run of the failed and returned orders.
+    async fn repay(&self, officer: &str, command_id: &str) -> anyhow::Result<pb::RunResponse> {
+        Ok(self
+            .client
+            .clone()
+            .create_repay_run(with_token(
+                pb::CreateRepayRunRequest {
+                    command_id: command_id.into(),
+                    period: this_month().to_string(),
+                },
+                officer,
+            )?)
+            .await?
+            .into_inner())
+    }
+
+    async fn returns(
+        &self,
+        token: &str,
+        command_id: &str,
+        run_id: &str,
+        file: Vec<u8>,
+    ) -> Result<pb::RunResponse, Status> {
+        let request = with_token(
+            pb::ImportBankReturnsRequest {
+                command_id: command_id.into(),
+                run_id: run_id.into(),
+                file,
+            },
+            token,
+        )
+        .map_err(status)?;
+        self.client
+            .clone()
+            .import_bank_returns(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     async fn export(
@@ -470,6 +519,69 @@ async fn care_institutions(cluster: bool) -> anyhow::Result<()> {
         inspection_text.contains(&format!(",110000,{care_tail},paid\r\n"))
             && inspection_text.contains(&format!(",90000,{household_tail},paid\r\n")),
         "{inspection_text}"
+    );
+
+    // The bank returns the care home's payment later (退票), in the last export's layout: the
+    // household's account on the line is refused; the care home's is recorded, and the re-pay
+    // run pays the care home again.
+    let returned = ResultLine {
+        paid: false,
+        reason: "账户已冻结".into(),
+        ..lines[at].clone()
+    };
+    let to_household = ResultLine {
+        account: central_account.account_number.clone(),
+        ..returned.clone()
+    };
+    let refused = payment
+        .returns(
+            &importer,
+            "returns-care-wrong",
+            &run.run_id,
+            returns_file(Format::FixedGbk, &[to_household])?,
+        )
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a return to the household's account was recorded"))?;
+    anyhow::ensure!(
+        refused.code() == Code::InvalidArgument && violated_fields(&refused) == ["lines[0]"],
+        "{refused:?}"
+    );
+    let after = payment
+        .returns(
+            &importer,
+            "returns-care",
+            &run.run_id,
+            returns_file(Format::FixedGbk, &[returned])?,
+        )
+        .await?;
+    anyhow::ensure!(
+        after.states.as_ref().map(|states| states.returned_count) == Some(1),
+        "{after:?}"
+    );
+    settle(&store).await?;
+    let repay = payment.repay(&officer, "repay-care").await?;
+    let repay = payment.approve(&approver, &repay).await?;
+    let repaid = payment.orders(&auditor, &repay.run_id).await?;
+    let again = repaid
+        .get(central)
+        .ok_or_else(|| anyhow::anyhow!("no re-payment of the care home's order: {repaid:?}"))?;
+    anyhow::ensure!(
+        repaid.len() == 1
+            && again.care_institution_code == CARE_HOME
+            && again.repays_order_id == central_order.order_id,
+        "{repaid:?}"
+    );
+    let repay_file = payment
+        .export(&officer, &repay.run_id, pb::BankFileFormat::CsvUtf8)
+        .await?;
+    let repay_text = std::str::from_utf8(&repay_file.file)?;
+    anyhow::ensure!(
+        repay_text.contains(&format!(
+            "D,{CARE_HOME_ACCOUNT},{CARE_HOME_NAME},110000,{}\r\n",
+            again.order_id
+        )),
+        "{repay_text}"
     );
 
     // A run paying an institution the file does not name and one closed: refused, naming the
