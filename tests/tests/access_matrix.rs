@@ -1909,6 +1909,7 @@ impl World {
                     start_month: String::new(),
                     reasons: vec!["家庭收入超过标准".into()],
                     departure_justification: "入户调查发现隐瞒收入".into(),
+                    care_institution_code: String::new(),
                 };
                 ok(self.review.decide(with_token(request, &token)?).await)
             }

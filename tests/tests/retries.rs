@@ -1074,6 +1074,7 @@ fn decision(case_id: &str, version: u64, approve: bool, amount_fen: i64) -> pb::
         } else {
             "复核发现申请人隐瞒经营收入".into()
         },
+        care_institution_code: String::new(),
     }
 }
 

@@ -407,6 +407,7 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         start_month: "2026-10".into(),
         reasons: vec!["符合条件".into()],
         departure_justification: String::new(),
+        care_institution_code: String::new(),
     };
 
     // Before the notice ends: FAILED_PRECONDITION.
@@ -430,6 +431,13 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
         .expect_err("four eyes");
     assert_eq!(same_officer.code(), Code::PermissionDenied);
     assert!(!same_officer.message().is_empty());
+    // A care institution (集中供养) on a dibao case, or malformed: refused, nothing written.
+    care_institution_refused(
+        &mut review,
+        &officers.approver,
+        decide("decide-care", at_decision.version),
+    )
+    .await?;
     // Two approvers race: exactly one decision.
     let mut first_client = review.clone();
     let mut second_client = review.clone();
@@ -819,6 +827,48 @@ async fn scenario(cluster: bool) -> anyhow::Result<()> {
     intake.stop().await?;
     review_service.stop().await?;
     drop(keep);
+    Ok(())
+}
+
+/// The approval `decision` (of a dibao case at its decision) naming a care institution —
+/// which only a 特困 case supported centrally may — or a malformed one (a wrong check
+/// character, control characters, a million characters): each `INVALID_ARGUMENT` naming
+/// `care_institution_code` and nothing else, the case unchanged.
+async fn care_institution_refused(
+    review: &mut ReviewServiceClient<Channel>,
+    approver: &str,
+    decision: pb::DecideRequest,
+) -> anyhow::Result<()> {
+    let before = case(review, approver, &decision.case_id).await?;
+    let care_home = sunshine_domain::CreditCode::with_check_character("12990100MB0000001")?;
+    let wrong_check = format!("{}0", &care_home.as_str()[..17]);
+    for code in [
+        care_home.as_str().to_owned(),
+        wrong_check,
+        "12990100MB00\u{0}\u{1b}0001P".to_owned(),
+        "1".repeat(1_000_000),
+    ] {
+        let refused = review
+            .decide(with_token(
+                pb::DecideRequest {
+                    care_institution_code: code.clone(),
+                    ..decision.clone()
+                },
+                approver,
+            )?)
+            .await
+            .expect_err("a care institution the decision may not name");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(
+            sunshine_tests::violated_fields(&refused),
+            ["care_institution_code"],
+            "{refused:?}"
+        );
+        assert!(!refused.message().contains(&code[..code.len().min(18)]));
+    }
+    let after = case(review, approver, &decision.case_id).await?;
+    assert_eq!(after.version, before.version);
+    assert_eq!(after.status, before.status);
     Ok(())
 }
 

@@ -389,6 +389,7 @@ async fn every_rpc_with(
             start_month: "2027-01".into(),
             reasons: vec!["符合条件".into()],
             departure_justification: String::new(),
+            care_institution_code: String::new(),
         }
     );
     call!(

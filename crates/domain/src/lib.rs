@@ -11,10 +11,13 @@
 //!   with the fictitious example district in `data/example-district.toml`.
 //! - [`calendar`]: [`WorkingDayCalendar`] for deadlines in working days, with the State Council
 //!   holiday notices in `data/working-days.toml`.
+//! - [`credit_code`]: [`CreditCode`], an organisation's unified social credit code (GB 32100),
+//!   as a care institution's.
 //! - [`validation`]: [`ValidationErrors`], for reporting every invalid field at once, and the
 //!   checks of free text and keys every service applies ([`check_text`], [`check_key`]).
 
 pub mod calendar;
+pub mod credit_code;
 pub mod money;
 pub mod month;
 pub mod national_id;
@@ -22,6 +25,7 @@ pub mod org_unit;
 pub mod validation;
 
 pub use calendar::{CalendarError, DueDate, WorkingDayCalendar};
+pub use credit_code::{CreditCode, CreditCodeError};
 pub use money::{Money, MoneyError};
 pub use month::{Month, MonthError};
 pub use national_id::{NationalId, NationalIdError, Sex};
@@ -38,6 +42,7 @@ mod tests {
     fn no_floating_point_types_in_sources() {
         let sources = [
             include_str!("calendar.rs"),
+            include_str!("credit_code.rs"),
             include_str!("lib.rs"),
             include_str!("money.rs"),
             include_str!("month.rs"),

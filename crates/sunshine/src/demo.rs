@@ -555,6 +555,7 @@ async fn review_walkthrough(
             .unwrap_or_default(),
         reasons: vec!["符合条件".into()],
         departure_justification: String::new(),
+        care_institution_code: String::new(),
     };
     if let Err(status) = review
         .decide(authorised(decide("demo-decide-early"), &approver)?)

@@ -26,11 +26,15 @@
 //! - the bank file: only an approved run is exported, in order-id order, and not once the
 //!   bank's result is recorded (the batch is never sent twice after it was paid); the file the
 //!   export's first pass wrote from the orders' table must have the run's control count and
-//!   total ([`CommandError::OrdersDisagree`]), and every order's household a payment account
-//!   ([`CommandError::WithoutAccount`], how many lack one);
+//!   total ([`CommandError::OrdersDisagree`]), every order's household a payment account
+//!   ([`CommandError::WithoutAccount`], how many lack one), and every care institution an
+//!   order pays (a centrally supported 特困 person's, `PaymentOrder.care_institution_code`)
+//!   an account in force on the export's day ([`CommandError::InstitutionUnpayable`], naming
+//!   the institutions — district data, not the persons);
 //! - the bank's result: only of a run exported, once per run, read in the last export's
-//!   format, and it must match the batch exactly — every order once, each with its
-//!   household's account (opened again for the decision) and amount — or it is refused whole ([`CommandError::BadResultFile`], every bad line
+//!   format, and it must match the batch exactly — every order once, each with its payee's
+//!   account (the household's opened again for the decision; the care institution's in force
+//!   on the last export's day) and amount — or it is refused whole ([`CommandError::BadResultFile`], every bad line
 //!   named). **An order is paid only when the bank's result says so.**
 //! - returns (退票): only of a run whose result is recorded and whose reconciliation is
 //!   open, read in the last export's format; each line an order of the run the result paid
@@ -87,6 +91,9 @@ pub struct RunState {
     pub approved_by: Option<String>,
     /// The last bank file exported: its format's name and SHA-256.
     pub last_export: Option<(String, String)>,
+    /// The day the last export took the care institutions' accounts on (`None`: exported
+    /// before institutions were paid, or not exported).
+    pub last_export_payees_on: Option<time::Date>,
     /// What the bank's result said of each order (empty until it is recorded).
     pub results: BTreeMap<String, pb::PaymentOrderResult>,
     pub result_recorded: bool,
@@ -144,6 +151,8 @@ impl RunState {
             }
             RunEvent::BankFileExported(exported) => {
                 self.last_export = Some((exported.format.clone(), exported.sha256.clone()));
+                self.last_export_payees_on =
+                    sunshine_proto::dates::to_date(exported.payees_on.as_ref());
             }
             RunEvent::BankReturnsRecorded(recorded) => {
                 for returned in &recorded.returns {
@@ -421,6 +430,17 @@ pub enum CommandError {
         "{count} of the run's orders have a household with no payment account (intake's registration gives it): the bank file cannot pay them"
     )]
     WithoutAccount { count: u64 },
+    /// Orders paying care institutions that have no account in force on the export's day:
+    /// the institutions (their codes and why; an organisation's, not personal data), at most
+    /// [`NAMED_INSTITUTIONS`] of them named.
+    #[error(
+        "the run pays care institutions with no account on {on} in the institutions file (payment.funds_file [[institution]]): {}",
+        named_institutions(institutions)
+    )]
+    InstitutionUnpayable {
+        on: time::Date,
+        institutions: BTreeMap<String, String>,
+    },
     // settlement
     #[error("run {run_id} has no bank result recorded yet")]
     NoResult { run_id: String },
@@ -640,6 +660,24 @@ fn close_reconciliation(
     }))
 }
 
+/// The most institutions an [`CommandError::InstitutionUnpayable`] names.
+pub const NAMED_INSTITUTIONS: usize = 10;
+
+fn named_institutions(institutions: &BTreeMap<String, String>) -> String {
+    let mut named: Vec<String> = institutions
+        .iter()
+        .take(NAMED_INSTITUTIONS)
+        .map(|(code, why)| format!("{code} ({why})"))
+        .collect();
+    if institutions.len() > NAMED_INSTITUTIONS {
+        named.push(format!(
+            "and {} more",
+            institutions.len() - NAMED_INSTITUTIONS
+        ));
+    }
+    named.join(", ")
+}
+
 /// Whether the run may be exported at all (approved, its bank result not recorded): checked
 /// before the export reads the run's orders, and again in [`export_bank_file`].
 pub fn exportable(run: &RunState) -> Result<(), CommandError> {
@@ -657,8 +695,9 @@ pub fn exportable(run: &RunState) -> Result<(), CommandError> {
 }
 
 /// The event that records the export of the batch file the export's first pass wrote
-/// (`export.batch`): a run that may be exported, whose orders are its control figures and
-/// whose every household has an account.
+/// (`export.batch`): a run that may be exported, whose orders are its control figures, whose
+/// every care institution paid has an account on the pass's day and every household paid an
+/// account.
 pub fn export_bank_file(run: &RunState, export: &ExportBankFile) -> Result<RunEvent, CommandError> {
     exportable(run)?;
     let batch = &export.batch;
@@ -670,6 +709,12 @@ pub fn export_bank_file(run: &RunState, export: &ExportBankFile) -> Result<RunEv
             total_fen: batch.total_fen,
             control_count: run.control.count,
             control_total_fen,
+        });
+    }
+    if !batch.unpayable_institutions.is_empty() {
+        return Err(CommandError::InstitutionUnpayable {
+            on: batch.payees_on,
+            institutions: batch.unpayable_institutions.clone(),
         });
     }
     if batch.without_account > 0 {
@@ -684,24 +729,33 @@ pub fn export_bank_file(run: &RunState, export: &ExportBankFile) -> Result<RunEv
         count: run.control.count,
         total: run.control.total,
         exported_by: export.exported_by.clone(),
+        payees_on: Some(date_of(batch.payees_on)),
     }))
 }
 
-/// Each order of the run by id, with what the batch file carried for it: its household's
-/// account number (`None`: the household has none now) and its amount.
+/// What the batch file carried for an order: its payee's account number (`None`: the
+/// payee has none now), whether that payee is a care institution, and its amount.
+struct Ordered<'a> {
+    account: Option<&'a str>,
+    institution: bool,
+    amount_fen: i64,
+}
+
+/// Each order of the run by id, with what the batch file carried for it.
 fn batch_of<'a>(
     run: &'a RunState,
     accounts: &'a bank_files::AccountNumbers,
-) -> BTreeMap<&'a str, (Option<&'a str>, i64)> {
+) -> BTreeMap<&'a str, Ordered<'a>> {
     run.orders
         .iter()
         .map(|order| {
             (
                 order.order_id.as_str(),
-                (
-                    accounts.of(&order.household_id),
-                    order.amount.as_ref().map_or(0, |money| money.fen),
-                ),
+                Ordered {
+                    account: accounts.of_order(order),
+                    institution: !order.care_institution_code.is_empty(),
+                    amount_fen: order.amount.as_ref().map_or(0, |money| money.fen),
+                },
             )
         })
         .collect()
@@ -709,14 +763,17 @@ fn batch_of<'a>(
 
 /// What differs between a line of the bank's answer and the batch's order: the account, the
 /// amount.
-fn differences(line: &bank_files::ResultLine, ordered: &(Option<&str>, i64)) -> Vec<&'static str> {
+fn differences(line: &bank_files::ResultLine, ordered: &Ordered<'_>) -> Vec<&'static str> {
     let mut differs = Vec::new();
-    match ordered.0 {
+    match ordered.account {
         Some(account) if account == line.account => {}
         Some(_) => differs.push("the account"),
+        None if ordered.institution => differs.push(
+            "the account (the care institution has no account in the institutions file on the export's day)",
+        ),
         None => differs.push("the account (the household has no payment account now)"),
     }
-    if line.amount_fen != ordered.1 {
+    if line.amount_fen != ordered.amount_fen {
         differs.push("the amount");
     }
     differs
@@ -994,6 +1051,7 @@ impl RunAssembly {
                 amount: money(amount),
                 repays_order_id: String::new(),
                 fund: String::new(),
+                care_institution_code: entitlement.payee.institution_code().to_owned(),
             });
         }
         self.take(orders)
@@ -1189,7 +1247,7 @@ mod tests {
     use sunshine_domain::{Month, OrgUnitCode};
 
     use super::*;
-    use crate::entitlements::{Entitlement, Kind};
+    use crate::entitlements::{Entitlement, Kind, Payee};
 
     // ---- Given / When / Then ----
 
@@ -1234,6 +1292,8 @@ mod tests {
     // ---- fixtures ----
 
     const RUN: &str = "0190f3c4-0000-5000-8000-000000000001";
+    /// The day the test run's bank file is exported.
+    const EXPORTED_ON: time::Date = time::macros::date!(2026 - 12 - 08);
 
     fn month(text: &str) -> Month {
         Month::parse(text).unwrap()
@@ -1252,6 +1312,7 @@ mod tests {
             suspended_from: None,
             terminated_from: None,
             adjustments: Vec::new(),
+            payee: Payee::Household,
         }
     }
 
@@ -1573,8 +1634,9 @@ mod tests {
     /// The accounts of the test run's households (every run here has `created_run`'s orders).
     fn accounts() -> bank_files::AccountNumbers {
         let run = RunState::fold(&[created_run()]).unwrap();
-        bank_files::AccountNumbers(
-            run.orders
+        bank_files::AccountNumbers {
+            households: run
+                .orders
                 .iter()
                 .map(|order| {
                     let household = order.household_id.clone();
@@ -1582,7 +1644,8 @@ mod tests {
                     (household, number)
                 })
                 .collect(),
-        )
+            institutions: BTreeMap::new(),
+        }
     }
 
     /// The test run's batch file in `format` (its orders in order-id order) and what the
@@ -1601,6 +1664,8 @@ mod tests {
             count: lines.len() as u64,
             total_fen: lines.iter().map(|line| line.amount_fen).sum(),
             without_account: 0,
+            payees_on: EXPORTED_ON,
+            unpayable_institutions: BTreeMap::new(),
         };
         (file, facts)
     }
@@ -1970,7 +2035,7 @@ mod tests {
         let run = RunState::fold(&events).unwrap();
         let mut numbers = accounts();
         let dropped = run.orders[0].household_id.clone();
-        numbers.0.remove(&dropped);
+        numbers.households.remove(&dropped);
         let command = Command::ImportBankResult(ImportBankResult {
             run_id: RUN.into(),
             file: result_file(format, &lines),
@@ -2427,5 +2492,209 @@ mod tests {
         given(exported_run(Format::CsvUtf8))
             .when(close("approver-2", (0, 0), (0, 0)))
             .then_expect_error(CommandError::NoResult { run_id: RUN.into() });
+    }
+
+    // ---- Payees: care institutions (集中供养) ----
+
+    /// The EXAMPLE district's care home (`funds/example-district.toml`) and its account.
+    const CARE_HOME: &str = "12990100MB0000001P";
+    const CARE_HOME_ACCOUNT: &str = "6228480099001234567";
+
+    /// The test run, approved, with case-c (tekun) supported centrally by [`CARE_HOME`].
+    fn institution_run() -> Vec<RunEvent> {
+        let mut entitlements = three();
+        entitlements[2].payee = Payee::CareInstitution(CARE_HOME.into());
+        let created = inline(
+            nothing()
+                .when(create("2026-10", facts(entitlements)))
+                .events(),
+        );
+        let approved = given(vec![created.clone()])
+            .when(approve("approver-1", 3, 260_000))
+            .events()
+            .remove(0);
+        vec![created, approved]
+    }
+
+    #[test]
+    fn an_order_carries_its_entitlement_s_payee_and_a_repay_keeps_it() {
+        let run = RunState::fold(&institution_run()).unwrap();
+        let payees: BTreeMap<&str, &str> = run
+            .orders
+            .iter()
+            .map(|order| {
+                (
+                    order.entitlement_id.as_str(),
+                    order.care_institution_code.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            payees,
+            BTreeMap::from([("case-a", ""), ("case-b", ""), ("case-c", CARE_HOME)])
+        );
+        let failed = run
+            .orders
+            .iter()
+            .filter(|order| order.entitlement_id == "case-c")
+            .map(|order| FailedOrder {
+                order: order.clone(),
+                failure_reason: "账户已冻结".into(),
+            })
+            .collect();
+        let event = nothing()
+            .when(repay(RepayFacts {
+                failed,
+                repaid: BTreeMap::new(),
+                budget: budget(),
+            }))
+            .creation();
+        let repaid = &created(&event).orders;
+        assert_eq!(repaid.len(), 1);
+        assert_eq!(repaid[0].care_institution_code, CARE_HOME);
+    }
+
+    fn export_with(batch: crate::commands::BatchFacts) -> Command {
+        Command::ExportBankFile(ExportBankFile {
+            run_id: RUN.into(),
+            format: Format::CsvUtf8,
+            exported_by: "officer-1".into(),
+            batch,
+        })
+    }
+
+    #[test]
+    fn an_export_paying_an_institution_without_an_account_names_the_institution() {
+        let unpayable = crate::commands::BatchFacts {
+            unpayable_institutions: BTreeMap::from([(
+                CARE_HOME.to_owned(),
+                "closed since 2026-01-01".to_owned(),
+            )]),
+            ..batch(Format::CsvUtf8).1
+        };
+        let run = RunState::fold(&institution_run()).unwrap();
+        let refused = handle(Some(&run), &export_with(unpayable)).unwrap_err();
+        assert!(
+            matches!(refused, CommandError::InstitutionUnpayable { on, .. } if on == EXPORTED_ON),
+            "{refused:?}"
+        );
+        let message = refused.to_string();
+        assert!(
+            message.contains(CARE_HOME)
+                && message.contains("closed since 2026-01-01")
+                && message.contains("2026-12-08"),
+            "{message}"
+        );
+        // No household, no person: only the institution.
+        for order in &run.orders {
+            assert!(!message.contains(order.household_id.as_str()), "{message}");
+        }
+        // Many unknown codes: ten named, the rest counted.
+        let many = crate::commands::BatchFacts {
+            unpayable_institutions: (0..25)
+                .map(|at| {
+                    (
+                        format!("code-{at:02}"),
+                        "not in the institutions file".into(),
+                    )
+                })
+                .collect(),
+            ..batch(Format::CsvUtf8).1
+        };
+        let message = handle(Some(&run), &export_with(many))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("code-09")
+                && !message.contains("code-10")
+                && message.contains("and 15 more"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_export_records_the_day_it_took_the_institutions_accounts_on() {
+        let events = given(institution_run())
+            .when(export(Format::CsvUtf8))
+            .events();
+        let RunEvent::BankFileExported(exported) = &events[0] else {
+            panic!("not an export: {events:?}");
+        };
+        assert_eq!(exported.payees_on, Some(date_of(EXPORTED_ON)));
+        let mut run = RunState::fold(&institution_run()).unwrap();
+        assert_eq!(run.last_export_payees_on, None);
+        run.apply(&events[0]);
+        assert_eq!(run.last_export_payees_on, Some(EXPORTED_ON));
+    }
+
+    #[test]
+    fn an_institution_s_order_is_matched_against_the_institution_s_account() {
+        let mut events = institution_run();
+        events.extend(given(events.clone()).when(export(Format::CsvUtf8)).events());
+        let run = RunState::fold(&events).unwrap();
+        let mut payees = accounts();
+        payees
+            .institutions
+            .insert(CARE_HOME.into(), CARE_HOME_ACCOUNT.into());
+        let lines: Vec<bank_files::ResultLine> = run
+            .orders
+            .iter()
+            .map(|order| bank_files::ResultLine {
+                order_id: order.order_id.clone(),
+                account: if order.care_institution_code.is_empty() {
+                    account_of(&order.household_id).number
+                } else {
+                    CARE_HOME_ACCOUNT.into()
+                },
+                amount_fen: order.amount.unwrap_or_default().fen,
+                paid: true,
+                reason: String::new(),
+            })
+            .collect();
+        let with = |accounts: bank_files::AccountNumbers, lines: &[bank_files::ResultLine]| {
+            Command::ImportBankResult(ImportBankResult {
+                run_id: RUN.into(),
+                file: result_file(Format::CsvUtf8, lines),
+                recorded_by: "officer-1".into(),
+                accounts,
+            })
+        };
+        let at = run
+            .orders
+            .iter()
+            .position(|order| !order.care_institution_code.is_empty())
+            .unwrap();
+        let bad_lines = |refused: Result<Vec<RunEvent>, CommandError>| match refused {
+            Err(CommandError::BadResultFile { violations }) => violations,
+            other => panic!("not refused on its lines: {other:?}"),
+        };
+        // The household's own account on the institution's order's line is not what was paid.
+        let mut households = lines.clone();
+        households[at].account = account_of(&run.orders[at].household_id).number;
+        let violations = bad_lines(handle(Some(&run), &with(payees.clone(), &households)));
+        assert_eq!(
+            violations
+                .iter()
+                .map(|violation| violation.field.clone())
+                .collect::<Vec<_>>(),
+            [format!("lines[{at}]")]
+        );
+        // An institution with no account on the export's day never matches, and says so.
+        let mut without = payees.clone();
+        without.institutions.clear();
+        let violations = bad_lines(handle(Some(&run), &with(without, &lines)));
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].description.contains("care institution"),
+            "{violations:?}"
+        );
+        // The bank paid the institution: recorded.
+        let recorded = handle(Some(&run), &with(payees, &lines)).unwrap();
+        assert!(
+            recorded
+                .iter()
+                .any(|event| matches!(event, RunEvent::BankResultRecorded(_))),
+            "{recorded:?}"
+        );
     }
 }

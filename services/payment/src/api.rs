@@ -96,6 +96,21 @@ impl PaymentState {
     fn this_month(&self) -> Month {
         Month::of(self.clock.today())
     }
+
+    /// The accounts the run's orders paid, as the bank's answers are matched against them:
+    /// the households' opened again, the care institutions' in force on the day the last
+    /// export took them on (today, for a run exported before institutions were paid).
+    async fn payee_accounts(
+        &self,
+        run: &RunState,
+    ) -> Result<crate::bank_files::AccountNumbers, ApiError> {
+        let on = run
+            .last_export_payees_on
+            .unwrap_or_else(|| self.clock.today());
+        self.store
+            .run_account_numbers(run, self.funds.institutions(), on)
+            .await
+    }
 }
 
 /// The gRPC service; answers `UNAVAILABLE` until the log is ready.
@@ -305,8 +320,11 @@ impl PaymentApi {
         // Refused before the orders are read, and again in the decision.
         aggregate::exportable(&run)?;
         let part_bytes = payment.bank_file_part_bytes;
+        // The care institutions' accounts are the ones in force today.
+        let payees = crate::bank_export::Payees::on(payment.funds.clone(), payment.clock.today());
         let first =
-            crate::bank_export::first_pass(&payment.store, &run, export.format, part_bytes).await?;
+            crate::bank_export::first_pass(&payment.store, payees, &run, export.format, part_bytes)
+                .await?;
         export.batch = first.batch.clone();
         let events = aggregate::handle(Some(&run), &Command::ExportBankFile(export.clone()))?;
         payment
@@ -341,8 +359,9 @@ impl PaymentApi {
             Loaded::Retried(previous) => return self.answer(&import.run_id, &previous).await,
             Loaded::Current(run) => run,
         };
-        // The file's accounts are matched against the households' accounts, opened again.
-        import.accounts = payment.store.run_account_numbers(&run.run_id).await?;
+        // The file's accounts are matched against the households' accounts, opened again,
+        // and the care institutions' of the last export's day.
+        import.accounts = payment.payee_accounts(&run).await?;
         let events = aggregate::handle(Some(&run), &Command::ImportBankResult(import))?;
         let outcome = payment
             .store
@@ -432,7 +451,7 @@ impl PaymentApi {
             Loaded::Retried(previous) => return self.answer(&import.run_id, &previous).await,
             Loaded::Current(run) => run,
         };
-        import.accounts = payment.store.run_account_numbers(&run.run_id).await?;
+        import.accounts = payment.payee_accounts(&run).await?;
         let events = aggregate::handle(Some(&run), &Command::ImportBankReturns(import))?;
         let outcome = payment
             .store
@@ -1002,11 +1021,19 @@ impl PaymentApi {
                 "the run's orders are still being recorded; try again".into(),
             ));
         }
-        // Each account's last 4 digits, from the household's account opened for the export.
-        let numbers = payment.store.run_account_numbers(&run.run_id).await?;
+        // Each account's last 4 digits, from the household's account opened for the export,
+        // or the care institution's.
+        let numbers = payment.payee_accounts(&run).await?;
         for order in &mut orders {
-            order.account_tail = numbers
-                .of(&order.household_id)
+            let number = if order.care_institution_code.is_empty() {
+                numbers.of(&order.household_id)
+            } else {
+                numbers
+                    .institutions
+                    .get(&order.care_institution_code)
+                    .map(String::as_str)
+            };
+            order.account_tail = number
                 .map(|number| {
                     crate::bank_files::Account {
                         number: number.to_owned(),

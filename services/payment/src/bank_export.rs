@@ -22,17 +22,44 @@
 //! What is held at once: one page of orders and their opened accounts (and at most two more
 //! pages read ahead), one part being
 //! filled, the parts' digests, and at most [`PARTS_IN_FLIGHT`] parts waiting for the client.
+//!
+//! **Payees.** An order pays its household's sealed account, or — when it names a care
+//! institution (`care_institution_code`: a 特困 person supported centrally, 集中供养) — that
+//! institution's account in force on the export's day ([`Payees::on`], the same day for both
+//! passes) in the funds file's `[[institution]]` ([`crate::care_institutions`]); the
+//! household's account is then not opened. An institution with no account that day (not in
+//! the file, not open yet, closed) is named in the pass's facts and the export is refused
+//! (`CommandError::InstitutionUnpayable`): its lines are not written.
 
 use sunshine_platform::ApiError;
 use sunshine_platform::server::RpcStream;
 use sunshine_proto::v1 as pb;
 use tokio::sync::mpsc;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::aggregate::RunState;
-use crate::bank_files::{BatchLine, BatchWriter, FileParts, Format, PartDigest};
+use crate::bank_files::{Account, BatchLine, BatchWriter, FileParts, Format, PartDigest};
 use crate::commands::BatchFacts;
+use crate::entitlements::Payee;
+use crate::funds::Funds;
 use crate::read_model;
 use crate::store::PaymentStore;
+
+/// Where an export takes the care institutions' accounts from: the funds file's
+/// institutions, on one day (the export's local date).
+#[derive(Debug, Clone)]
+pub struct Payees {
+    pub funds: Arc<Funds>,
+    pub on: time::Date,
+}
+
+impl Payees {
+    pub fn on(funds: Arc<Funds>, on: time::Date) -> Payees {
+        Payees { funds, on }
+    }
+}
 
 /// The largest part one message carries when `payment.bank_file_chunk_bytes` is 0: 1 MiB,
 /// far under the 16 MiB message limit.
@@ -57,25 +84,61 @@ type Parts = Vec<(Vec<u8>, PartDigest)>;
 /// One pass over the run's orders, a page at a time, writing the batch file into parts.
 struct BatchPass {
     store: PaymentStore,
+    payees: Payees,
     orders: tokio::sync::mpsc::Receiver<Result<Vec<read_model::BatchOrder>, sqlx::Error>>,
     writer: BatchWriter,
     parts: FileParts,
     count: u64,
     total_fen: i64,
     without_account: u64,
+    /// Institution code → why it has no account on the payees' day.
+    unpayable: BTreeMap<String, String>,
 }
 
 impl BatchPass {
-    fn new(store: PaymentStore, run_id: &str, format: Format, part_bytes: usize) -> BatchPass {
+    fn new(
+        store: PaymentStore,
+        payees: Payees,
+        run_id: &str,
+        format: Format,
+        part_bytes: usize,
+    ) -> BatchPass {
         let orders = read_model::batch_orders(store.pool().clone(), run_id.to_owned(), PAGE_ORDERS);
         BatchPass {
             store,
+            payees,
             orders,
             writer: BatchWriter::new(format),
             parts: FileParts::new(part_bytes),
             count: 0,
             total_fen: 0,
             without_account: 0,
+            unpayable: BTreeMap::new(),
+        }
+    }
+
+    /// The account `order` pays, if it names a care institution: `Some(None)` when that
+    /// institution has none on the payees' day (noted); `None` for a household's order.
+    fn institution_account(&mut self, order: &read_model::BatchOrder) -> Option<Option<Account>> {
+        let Payee::CareInstitution(code) = Payee::of_code(&order.care_institution_code) else {
+            return None;
+        };
+        match self
+            .payees
+            .funds
+            .institutions()
+            .account_on(&code, self.payees.on)
+        {
+            Ok(account) => Some(Some(Account {
+                number: account.account_number.clone(),
+                holder_name: account.name.clone(),
+            })),
+            Err(why) => {
+                self.unpayable
+                    .entry(code)
+                    .or_insert_with(|| why.to_string());
+                Some(None)
+            }
         }
     }
 
@@ -85,12 +148,20 @@ impl BatchPass {
             return Ok(None);
         };
         let page = page.map_err(ApiError::internal)?;
+        // A household's sealed account is opened only for the orders that pay it.
         let sealed: Vec<(&str, Option<&[u8]>)> = page
             .iter()
-            .map(|order| (order.household_id.as_str(), order.sealed_account.as_deref()))
+            .map(|order| {
+                let sealed = if order.care_institution_code.is_empty() {
+                    order.sealed_account.as_deref()
+                } else {
+                    None
+                };
+                (order.household_id.as_str(), sealed)
+            })
             .collect();
         let accounts = self.store.open_accounts(&sealed).await?;
-        for (order, account) in page.iter().zip(accounts) {
+        for (order, household_account) in page.iter().zip(accounts) {
             self.count += 1;
             self.total_fen = self
                 .total_fen
@@ -98,12 +169,19 @@ impl BatchPass {
                 .ok_or_else(|| {
                     ApiError::internal(std::io::Error::other("a run's total out of range"))
                 })?;
-            let Some(account) = account else {
-                self.without_account += 1;
-                continue;
+            let account = match self.institution_account(order) {
+                Some(Some(account)) => account,
+                Some(None) => continue,
+                None => {
+                    let Some(account) = household_account else {
+                        self.without_account += 1;
+                        continue;
+                    };
+                    account
+                }
             };
             // Once an order lacks an account the file is refused: its lines are not written.
-            if self.without_account == 0 {
+            if self.without_account == 0 && self.unpayable.is_empty() {
                 let line = BatchLine {
                     account: account.number,
                     account_name: account.holder_name,
@@ -134,6 +212,8 @@ impl BatchPass {
                 count: self.count,
                 total_fen: self.total_fen,
                 without_account: self.without_account,
+                payees_on: self.payees.on,
+                unpayable_institutions: self.unpayable,
             },
             parts,
         ))
@@ -145,6 +225,8 @@ impl BatchPass {
 #[derive(Debug, Clone)]
 pub struct FirstPass {
     pub batch: BatchFacts,
+    /// Where it took the care institutions' accounts from, and on which day.
+    pub payees: Payees,
     pub file_bytes: u64,
     pub part_digests: Vec<PartDigest>,
 }
@@ -152,11 +234,18 @@ pub struct FirstPass {
 /// The digest pass (module docs): the run's file written and digested, nothing of it kept.
 pub async fn first_pass(
     store: &PaymentStore,
+    payees: Payees,
     run: &RunState,
     format: Format,
     part_bytes: usize,
 ) -> Result<FirstPass, ApiError> {
-    let mut pass = BatchPass::new(store.clone(), &run.run_id, format, part_bytes);
+    let mut pass = BatchPass::new(
+        store.clone(),
+        payees.clone(),
+        &run.run_id,
+        format,
+        part_bytes,
+    );
     let mut part_digests = Vec::new();
     let mut file_bytes = 0_u64;
     while let Some(parts) = pass.next().await? {
@@ -172,6 +261,7 @@ pub async fn first_pass(
     }
     Ok(FirstPass {
         batch,
+        payees,
         file_bytes,
         part_digests,
     })
@@ -186,7 +276,8 @@ fn changed() -> tonic::Status {
 
 /// The sending pass (module docs), on a task of its own: the file's parts as the stream's
 /// messages, the first with the summary, each checked against `first`. The client's pace
-/// bounds it: at most [`PARTS_IN_FLIGHT`] parts wait.
+/// bounds it: at most [`PARTS_IN_FLIGHT`] parts wait. The institutions' accounts are taken
+/// on the first pass's day.
 pub fn send(
     store: PaymentStore,
     run_id: String,
@@ -198,7 +289,7 @@ pub fn send(
 ) -> RpcStream<pb::ExportBankFileResponse> {
     let (sender, receiver) = mpsc::channel(PARTS_IN_FLIGHT);
     tokio::spawn(async move {
-        let mut pass = BatchPass::new(store, &run_id, format, part_bytes);
+        let mut pass = BatchPass::new(store, first.payees.clone(), &run_id, format, part_bytes);
         let mut sent = 0_usize;
         let mut summary = Some(pb::ExportBankFileResponse {
             file: Vec::new(),

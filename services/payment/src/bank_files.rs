@@ -109,21 +109,42 @@ impl Account {
     }
 }
 
-/// Each household's account number, by household id, as the bank's answer is matched against
-/// it; `Debug` shows only how many.
+/// The account numbers the bank's answer is matched against: each household's, by household
+/// id, and each care institution's (by its code) that the run's orders pay; `Debug` shows only
+/// how many.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct AccountNumbers(pub BTreeMap<String, String>);
+pub struct AccountNumbers {
+    pub households: BTreeMap<String, String>,
+    pub institutions: BTreeMap<String, String>,
+}
 
 impl std::fmt::Debug for AccountNumbers {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "AccountNumbers({} accounts)", self.0.len())
+        write!(
+            formatter,
+            "AccountNumbers({} households, {} institutions)",
+            self.households.len(),
+            self.institutions.len()
+        )
     }
 }
 
 impl AccountNumbers {
     /// The household's account number, if it has an account.
     pub fn of(&self, household_id: &str) -> Option<&str> {
-        self.0.get(household_id).map(String::as_str)
+        self.households.get(household_id).map(String::as_str)
+    }
+
+    /// The account number `order` pays: its care institution's, if it names one, else its
+    /// household's; `None` when that payee has no account.
+    pub fn of_order(&self, order: &pb::PaymentOrder) -> Option<&str> {
+        if order.care_institution_code.is_empty() {
+            self.of(&order.household_id)
+        } else {
+            self.institutions
+                .get(&order.care_institution_code)
+                .map(String::as_str)
+        }
     }
 }
 
@@ -231,6 +252,18 @@ fn gbk_padded(text: &str, width: usize) -> Option<Vec<u8>> {
     let mut field = bytes.into_owned();
     field.resize(width, b' ');
     Some(field)
+}
+
+/// Whether `name` can be an order line's account name in both layouts (a CSV field, and at
+/// most 60 GBK bytes): what the institutions file's names are checked against.
+pub fn fits_account_name(name: &str) -> bool {
+    csv_field_ok(name) && gbk_padded(name, NAME_WIDTH).is_some()
+}
+
+/// Whether `number` can be an order line's account in both layouts (a CSV field, and at most
+/// 32 bytes).
+pub fn fits_account(number: &str) -> bool {
+    csv_field_ok(number) && gbk_padded(number, ACCOUNT_WIDTH).is_some()
 }
 
 fn digits(value: u64, width: usize) -> Option<Vec<u8>> {

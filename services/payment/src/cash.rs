@@ -246,6 +246,8 @@ pub fn handle(
             amount: Some(pb::Money { fen: amount.fen() }),
             repays_order_id: String::new(),
             fund,
+            // Paid in cash, to no account.
+            care_institution_code: String::new(),
         }),
         run_id,
         period: period.to_string(),
@@ -287,6 +289,7 @@ mod tests {
     use time::macros::date;
 
     use super::*;
+    use crate::entitlements::Payee;
 
     fn grant(entitlement_id: &str, kind: Kind, fen: i64) -> Entitlement {
         Entitlement {
@@ -301,6 +304,7 @@ mod tests {
             suspended_from: None,
             terminated_from: None,
             adjustments: Vec::new(),
+            payee: Payee::Household,
         }
     }
 

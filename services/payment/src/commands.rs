@@ -197,13 +197,32 @@ pub struct ExportBankFile {
 
 /// The batch file as the export's first pass wrote it from the run's orders (the
 /// `payment_orders` table, in order-id order): its SHA-256, how many orders and their total,
-/// and how many orders' households have no payment account (their lines are not written).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// how many orders' households have no payment account, and which care institutions paid
+/// have no account on the day the pass took their accounts on (in either case the lines
+/// are not written).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchFacts {
     pub sha256: String,
     pub count: u64,
     pub total_fen: i64,
     pub without_account: u64,
+    /// The day the care institutions' accounts were taken on (the export's local date).
+    pub payees_on: time::Date,
+    /// Institution code → why it has no account that day.
+    pub unpayable_institutions: BTreeMap<String, String>,
+}
+
+impl Default for BatchFacts {
+    fn default() -> BatchFacts {
+        BatchFacts {
+            sha256: String::new(),
+            count: 0,
+            total_fen: 0,
+            without_account: 0,
+            payees_on: time::Date::MIN,
+            unpayable_institutions: BTreeMap::new(),
+        }
+    }
 }
 
 impl ExportBankFile {

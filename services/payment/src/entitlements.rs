@@ -13,6 +13,12 @@
 //! totals and the ledger hold every fen paid. A run created for that month after the grant
 //! picks it up (a run of only the new entitlements, see `aggregate`); a run of another month
 //! never pays it. Its id is `assist-first-<event id>`, one per grant.
+//!
+//! Every entitlement has its **payee** ([`Payee`]): the household's own payment account (the
+//! one intake sealed), or — for a 特困 person supported centrally (集中供养) — the care
+//! institution review's approval named (`CaseApproved.care_institution_code`). Each order
+//! carries it (`PaymentOrder.care_institution_code`); the bank file's export resolves it to
+//! an account (`crate::bank_export`).
 
 use sunshine_domain::{Money, Month};
 
@@ -43,6 +49,37 @@ impl Kind {
     }
 }
 
+/// Whom an entitlement's orders pay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Payee {
+    /// The household's own payment account, as intake sealed it.
+    #[default]
+    Household,
+    /// The care institution (its unified social credit code) that supports the 特困 person
+    /// centrally (集中供养): its account is the institutions file's.
+    CareInstitution(String),
+}
+
+impl Payee {
+    /// The payee of a `care_institution_code` as events and orders carry it ("": the
+    /// household).
+    pub fn of_code(code: &str) -> Payee {
+        if code.is_empty() {
+            Payee::Household
+        } else {
+            Payee::CareInstitution(code.to_owned())
+        }
+    }
+
+    /// Its `care_institution_code`: the institution's, or "" for the household.
+    pub fn institution_code(&self) -> &str {
+        match self {
+            Payee::Household => "",
+            Payee::CareInstitution(code) => code,
+        }
+    }
+}
+
 /// A new monthly amount from `effective_month` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Adjustment {
@@ -68,6 +105,8 @@ pub struct Entitlement {
     pub terminated_from: Option<Month>,
     /// In the order they were decided; a later one for the same month wins.
     pub adjustments: Vec<Adjustment>,
+    /// Whom its orders pay.
+    pub payee: Payee,
 }
 
 /// What `entitlement` pays in `month`: nothing before its start month; a one-off its amount in
@@ -130,6 +169,7 @@ mod tests {
             suspended_from: None,
             terminated_from: None,
             adjustments: Vec::new(),
+            payee: Payee::Household,
         }
     }
 
@@ -206,6 +246,18 @@ mod tests {
         assert_eq!(due(&entitlement, "2026-08"), 0);
         assert_eq!(due(&entitlement, "2026-09"), 150_000);
         assert_eq!(due(&entitlement, "2026-10"), 0);
+    }
+
+    #[test]
+    fn a_payee_reads_back_as_its_code() {
+        assert_eq!(Payee::of_code(""), Payee::Household);
+        assert_eq!(Payee::Household.institution_code(), "");
+        let institution = Payee::of_code("12990100MB0000001P");
+        assert_eq!(
+            institution,
+            Payee::CareInstitution("12990100MB0000001P".into())
+        );
+        assert_eq!(institution.institution_code(), "12990100MB0000001P");
     }
 
     #[test]

@@ -42,7 +42,10 @@ impl From<CommandError> for ApiError {
             | CommandError::Budget(_)
             | CommandError::Calendar(_)
             | CommandError::OrdersDisagree { .. }
-            | CommandError::WithoutAccount { .. } => ApiError::FailedPrecondition(description),
+            | CommandError::WithoutAccount { .. }
+            | CommandError::InstitutionUnpayable { .. } => {
+                ApiError::FailedPrecondition(description)
+            }
             CommandError::BadResultFile { violations } => ApiError::InvalidArgument(violations),
             CommandError::Unwritable(_) => ApiError::internal(std::io::Error::other(description)),
             CommandError::CreatorApproves => ApiError::PermissionDenied(description),

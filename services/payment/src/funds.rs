@@ -8,7 +8,9 @@
 //! `emergency`) the same way.
 //!
 //! The same file holds the payment calendar (`[[calendar]]`, read by `crate::pay_calendar`):
-//! it is payment's dated parameters file, as the funds are.
+//! it is payment's dated parameters file, as the funds are. So are the care institutions
+//! that support 特困 persons centrally and their bank accounts (`[[institution]]`, read by
+//! `crate::care_institutions`).
 //!
 //! The file is not a policy file: the policy loader (`crates/policy`) reads every `.toml` of
 //! its directory against a fixed schema of sections and parameters, and funds are keyed by
@@ -20,6 +22,7 @@ use serde::Deserialize;
 use sunshine_domain::Money;
 use time::Date;
 
+use crate::care_institutions::{CareInstitutions, InstitutionSection};
 use crate::pay_calendar::{CalendarEntry, PayCalendar};
 
 /// The program key of assist-first grants, whatever their case's program.
@@ -37,6 +40,9 @@ struct FundsFile {
     /// The payment calendar (`crate::pay_calendar`): dated entries, oldest first.
     #[serde(default)]
     calendar: Vec<CalendarEntry>,
+    /// The care institutions and their accounts (`crate::care_institutions`).
+    #[serde(default)]
+    institution: Vec<InstitutionSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +83,8 @@ pub struct Funds {
     budgets: BTreeMap<(String, String), Vec<(Date, Money)>>,
     /// When runs pay (`[[calendar]]`).
     calendar: PayCalendar,
+    /// Where centrally supported 特困 persons' benefits are paid (`[[institution]]`).
+    institutions: CareInstitutions,
 }
 
 fn date_of(value: &toml::value::Datetime) -> Option<Date> {
@@ -157,11 +165,13 @@ impl Funds {
             }
         }
         let calendar = PayCalendar::from_entries(file.calendar, &mut problems);
+        let institutions = CareInstitutions::from_sections(file.institution, &mut problems);
         if problems.is_empty() {
             Ok(Funds {
                 payers,
                 budgets,
                 calendar,
+                institutions,
             })
         } else {
             Err(FundsError { problems })
@@ -186,6 +196,11 @@ impl Funds {
     /// The payment calendar: when a period's run pays.
     pub fn calendar(&self) -> &PayCalendar {
         &self.calendar
+    }
+
+    /// The care institutions and their accounts.
+    pub fn institutions(&self) -> &CareInstitutions {
+        &self.institutions
     }
 
     /// The budget of `fund` for `program` in `year`: the last entry from in or before it.
@@ -300,6 +315,14 @@ mod tests {
             Some(yuan("250000.00"))
         );
         assert_eq!(funds.budget("emergency", ASSIST_FIRST, 2024), None);
+        // The example's care institution, open from 2025.
+        let home = sunshine_domain::CreditCode::with_check_character("12990100MB0000001").unwrap();
+        assert!(
+            funds
+                .institutions()
+                .account_on(home.as_str(), date!(2026 - 12 - 01))
+                .is_ok()
+        );
     }
 
     #[test]

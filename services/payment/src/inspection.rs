@@ -77,7 +77,11 @@ pub struct InspectedOrder {
     pub amount_fen: i64,
     /// pending, paid, failed, returned.
     pub state: String,
-    /// The last 4 digits of the household's payment account (empty: it has none).
+    /// The care institution it pays ("": the household's account). Not in the file: the
+    /// account tail is the institution's account's.
+    pub care_institution_code: String,
+    /// The last 4 digits of the account it pays — the household's payment account, or its
+    /// care institution's (empty: it has none).
     pub account_tail: String,
 }
 
@@ -189,6 +193,7 @@ mod tests {
             period: "2027-04".into(),
             amount_fen,
             state: state.into(),
+            care_institution_code: String::new(),
             account_tail: String::new(),
         };
         let states = pb::PaymentOrderStates {
@@ -220,6 +225,7 @@ mod tests {
                 period: "2027-04".into(),
                 amount_fen: 70_000,
                 state: "paid".into(),
+                care_institution_code: String::new(),
                 account_tail: "2233".into(),
             },
             InspectedOrder {
@@ -228,6 +234,7 @@ mod tests {
                 period: "2027-04".into(),
                 amount_fen: 30_000,
                 state: "failed".into(),
+                care_institution_code: String::new(),
                 account_tail: String::new(),
             },
         ];

@@ -467,6 +467,7 @@ mod tests {
             amount: Some(pb::Money { fen }),
             repays_order_id: String::new(),
             fund: String::new(),
+            care_institution_code: String::new(),
         }
     }
 

@@ -8,6 +8,9 @@
 //! - [`pay_calendar`]: the payment calendar (dated cadence, due day, non-working-day rule,
 //!   from the funds file's `[[calendar]]`) and a period's pay date on the domain's
 //!   working-day calendar (pure).
+//! - [`care_institutions`]: the care institutions that support 特困 persons centrally
+//!   (集中供养) and their bank accounts, dated, from the funds file's `[[institution]]`; the
+//!   account in force on a day, or why none is (pure).
 //! - [`funds`]: which fund pays which program (dated) and each fund's budget per year and
 //!   program, from the funds file; the budget arithmetic (pure).
 //! - [`medical`]: serious-illness medical assistance claims — the arithmetic from the
@@ -64,7 +67,8 @@
 //! A run names households by id; the bank file carries each household's payment account as
 //! intake sealed it (its projection keeps the sealed bytes, `payment_accounts`), opened only
 //! for the file, the matching of the bank's answers and the 纪委's account tail — never stored,
-//! logged or put in an event opened (`docs/bank-files.md`).
+//! logged or put in an event opened (`docs/bank-files.md`) — or, for an order of a 特困 person
+//! supported centrally, the care institution's account from the funds file.
 //!
 //! [`run`] serves; [`rebuild`] (`sunshine rebuild payment`, with the service stopped) resets
 //! the service's projection and replays the log into it, built the same way. The recovery
@@ -78,7 +82,8 @@
 //! ```text
 //! validation, entitlements, pay_calendar, bank_files
 //! inspection   → bank_files
-//! funds        → pay_calendar
+//! care_institutions → bank_files
+//! funds        → care_institutions, pay_calendar
 //! medical      → entitlements
 //! commands     → bank_files, entitlements, funds, medical, pay_calendar, validation
 //! aggregate    → bank_files, commands, entitlements, funds, pay_calendar
@@ -87,16 +92,17 @@
 //! cash         → commands, entitlements, funds, validation
 //! errors       → aggregate, cash, medical, recovery
 //! read_model   → aggregate, cash, commands, entitlements, funds, inspection, ledger, medical, recovery
-//! store        → aggregate, bank_files, cash, commands, entitlements, errors, funds, medical, read_model, recovery
+//! store        → aggregate, bank_files, care_institutions, cash, commands, entitlements, errors, funds, medical, read_model, recovery
 //! recovery_watch → aggregate, commands, read_model, recovery, store
-//! bank_export  → aggregate, bank_files, commands, read_model, store
-//! api          → aggregate, bank_export, bank_files, cash, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
+//! bank_export  → aggregate, bank_files, care_institutions, commands, entitlements, funds, read_model, store
+//! api          → aggregate, bank_export, bank_files, care_institutions, cash, commands, errors, funds, inspection, medical, read_model, recovery, store, validation
 //! ```
 
 pub mod aggregate;
 pub mod api;
 pub mod bank_export;
 pub mod bank_files;
+pub mod care_institutions;
 pub mod cash;
 pub mod commands;
 pub mod entitlements;

@@ -32,7 +32,7 @@ use sunshine_policy::resolved::SeriousIllnessParameters;
 use sunshine_proto::v1 as pb;
 use time::Date;
 
-use crate::entitlements::{Entitlement, Kind, amount_due};
+use crate::entitlements::{Entitlement, Kind, Payee, amount_due};
 
 /// The program of the cases a claim may name.
 pub const PROGRAM: ProgramCode = ProgramCode::MedicalSeriousIllness;
@@ -324,6 +324,7 @@ pub fn claim_entitlement(assessed: &pb::MedicalClaimAssessed) -> Option<Entitlem
         suspended_from: None,
         terminated_from: None,
         adjustments: Vec::new(),
+        payee: Payee::Household,
     })
 }
 
@@ -473,6 +474,7 @@ mod tests {
             suspended_from: None,
             terminated_from: None,
             adjustments: Vec::new(),
+            payee: Payee::Household,
         }
     }
 

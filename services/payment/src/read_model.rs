@@ -3,7 +3,8 @@
 //! - `payment_cases`: review's cases as payment needs them (household, program, the hukou's
 //!   street-town), from `CaseOpened` and `CaseFollowedHousehold`;
 //! - `payment_entitlements` and `payment_entitlement_adjustments`: what each case entitles
-//!   its household to ([`Entitlement`]), from review's decisions;
+//!   its household to ([`Entitlement`]), and whom it pays (the household's account, or the
+//!   care institution of a centrally supported 特困 person), from review's decisions;
 //! - `payment_run_orders`, the **guard table**: one row per (entitlement, period), the run
 //!   that has its order. Its primary key is the rule "one order per entitlement per period":
 //!   `CreateRun` writes the rows in the append's own transaction, a page at a time
@@ -58,7 +59,7 @@ use sunshine_proto::v1 as pb;
 
 use crate::aggregate::RunEvent;
 use crate::cash::CashEvent;
-use crate::entitlements::{Adjustment, Entitlement, Kind};
+use crate::entitlements::{Adjustment, Entitlement, Kind, Payee};
 use crate::ledger::{self, Posting, TrialBalance};
 use crate::medical::{self, ClaimCase, MedicalEvent};
 use crate::recovery::{self, ClaimState, RecoveryEvent};
@@ -240,7 +241,6 @@ pub const MIGRATIONS: &[Migration] = &[
         },
     },
     // ---- What a run's creation writes ----
-    // Version 17: the lead's; the care-institution slice takes 18.
     Migration {
         version: 17,
         description: "payment: no index of payment_orders keyed by the random order id but its primary key (a run inserts in entitlement order)",
@@ -269,6 +269,16 @@ pub const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (run_id, fund, budget_program)
         );
         CREATE INDEX payment_run_commitments_year ON payment_run_commitments (year, fund);"
+                .to_owned()
+        },
+    },
+    // ---- Payees: care institutions (集中供养) ----
+    Migration {
+        version: 18,
+        description: "payment: whom each entitlement and order pays (a care institution's code; empty: the household's account)",
+        script: |_kind: DatabaseKind| {
+            "ALTER TABLE payment_entitlements ADD COLUMN care_institution_code TEXT NOT NULL DEFAULT '';
+        ALTER TABLE payment_orders ADD COLUMN care_institution_code TEXT NOT NULL DEFAULT '';"
                 .to_owned()
         },
     },
@@ -611,7 +621,7 @@ async fn write_orders(
             .iter()
             .map(|order| fen(order.amount.as_ref()).to_string())
             .collect();
-        let rows: Vec<[&str; 9]> = batch
+        let rows: Vec<[&str; 10]> = batch
             .iter()
             .zip(&amounts)
             .map(|(order, amount)| {
@@ -625,15 +635,16 @@ async fn write_orders(
                     amount.as_str(),
                     order.repays_order_id.as_str(),
                     order.fund.as_str(),
+                    order.care_institution_code.as_str(),
                 ]
             })
             .collect();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO payment_orders (order_id, run_id, period, entitlement_id, case_id, household_id, \
-             program_code, street_town_code, amount_fen, repays_order_id, fund) \
-             SELECT j.c0, $2, $3, j.c1, j.c2, j.c3, j.c4, j.c5, CAST(j.c6 AS BIGINT), j.c7, j.c8 FROM ({}) AS j \
+             program_code, street_town_code, amount_fen, repays_order_id, fund, care_institution_code) \
+             SELECT j.c0, $2, $3, j.c1, j.c2, j.c3, j.c4, j.c5, CAST(j.c6 AS BIGINT), j.c7, j.c8, j.c9 FROM ({}) AS j \
              WHERE 1 = 1 ON CONFLICT (order_id) DO NOTHING",
-            json_rows(sqlite, 9)
+            json_rows(sqlite, 10)
         )))
         .bind(json_text(&rows))
         .bind(run_id)
@@ -649,14 +660,15 @@ fn json_text<T: serde::Serialize>(rows: &T) -> String {
 }
 
 /// The orders of `period` the bank's result failed or a returns file returned (paid, then
-/// returned: 退票), in order-id order: what a re-pay run pays again.
+/// returned: 退票), in order-id order: what a re-pay run pays again (to the same payee).
 pub async fn failed_orders(
     pool: &AnyPool,
     period: Month,
 ) -> Result<Vec<(pb::PaymentOrder, String)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id, failure_reason, fund FROM payment_orders WHERE period = $1 AND state IN ('failed', 'returned') ORDER BY order_id",
+         repays_order_id, failure_reason, fund, care_institution_code FROM payment_orders \
+         WHERE period = $1 AND state IN ('failed', 'returned') ORDER BY order_id",
     )
     .bind(period.to_string())
     .fetch_all(pool)
@@ -676,6 +688,7 @@ pub async fn failed_orders(
                     }),
                     repays_order_id: row.try_get(7)?,
                     fund: row.try_get(9)?,
+                    care_institution_code: row.try_get(10)?,
                 },
                 row.try_get(8)?,
             ))
@@ -734,8 +747,8 @@ pub async fn entitlements_page(
     let period = period.to_string();
     let rows = sqlx::query(
         "SELECT entitlement_id, case_id, household_id, program_code, street_town_code, kind, amount_fen, start_month, \
-         suspended_from, terminated_from FROM payment_entitlements WHERE start_month <= $1 AND entitlement_id > $2 \
-         ORDER BY entitlement_id LIMIT $3",
+         suspended_from, terminated_from, care_institution_code FROM payment_entitlements \
+         WHERE start_month <= $1 AND entitlement_id > $2 ORDER BY entitlement_id LIMIT $3",
     )
     .bind(period.as_str())
     .bind(after)
@@ -790,6 +803,7 @@ pub async fn entitlements_page(
             start_month,
             suspended_from: optional_month(row.try_get(8)?),
             terminated_from: optional_month(row.try_get(9)?),
+            payee: Payee::of_code(&row.try_get::<String, _>(10)?),
         });
     }
     Ok(entitlements)
@@ -856,6 +870,7 @@ async fn upsert_entitlement(
     kind: Kind,
     amount_fen: i64,
     start_month: Month,
+    payee: &Payee,
 ) -> Result<(), HandlerError> {
     let (household_id, opened_program, street_town_code) = case_row(connection, case_id).await?;
     let program_code = if program_code.is_empty() {
@@ -865,9 +880,10 @@ async fn upsert_entitlement(
     };
     sqlx::query(
         "INSERT INTO payment_entitlements (entitlement_id, case_id, household_id, program_code, street_town_code, kind, \
-         amount_fen, start_month) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         amount_fen, start_month, care_institution_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (entitlement_id) DO UPDATE SET program_code = excluded.program_code, kind = excluded.kind, \
-         amount_fen = excluded.amount_fen, start_month = excluded.start_month, suspended_from = '', terminated_from = ''",
+         amount_fen = excluded.amount_fen, start_month = excluded.start_month, suspended_from = '', terminated_from = '', \
+         care_institution_code = excluded.care_institution_code",
     )
     .bind(entitlement_id)
     .bind(case_id)
@@ -877,6 +893,7 @@ async fn upsert_entitlement(
     .bind(kind.as_str())
     .bind(amount_fen)
     .bind(start_month.to_string())
+    .bind(payee.institution_code())
     .execute(&mut *connection)
     .await?;
     Ok(())
@@ -921,6 +938,7 @@ async fn apply_heard(
                 Kind::OneOff,
                 fen(granted.amount.as_ref()),
                 local_month(event.recorded_at_us),
+                &Payee::Household,
             )
             .await?;
         }
@@ -933,6 +951,8 @@ async fn apply_heard(
                 Kind::Monthly,
                 fen(approved.monthly_amount.as_ref()),
                 month("start_month", &approved.start_month)?,
+                // A centrally supported 特困 person's benefit pays their care institution.
+                &Payee::of_code(&approved.care_institution_code),
             )
             .await?;
         }
@@ -1175,8 +1195,8 @@ async fn run_orders<'a>(
     };
     let rows = sqlx::query(
         "SELECT order_id, entitlement_id, case_id, household_id, program_code, street_town_code, amount_fen, \
-         repays_order_id, fund FROM payment_orders WHERE run_id = $1 AND order_id >= $2 AND order_id <= $3 \
-         ORDER BY order_id",
+         repays_order_id, fund, care_institution_code FROM payment_orders \
+         WHERE run_id = $1 AND order_id >= $2 AND order_id <= $3 ORDER BY order_id",
     )
     .bind(run_id)
     .bind(least)
@@ -1197,6 +1217,7 @@ async fn run_orders<'a>(
                 }),
                 repays_order_id: row.try_get(7)?,
                 fund: row.try_get(8)?,
+                care_institution_code: row.try_get(9)?,
             })
         })
         .collect()
@@ -1244,7 +1265,7 @@ pub async fn committed(
 }
 
 /// What run `run_id`'s orders need of each (fund, budget program), summed by the database
-/// (a run is up to millions of rows) as [`crate::aggregate::fund_needs`] sums the run's state;
+/// (a run is up to millions of rows, never held for its approval);
 /// orders without a fund (runs created before funds were known) need nothing.
 async fn run_needs(
     connection: &mut AnyConnection,
@@ -1532,7 +1553,8 @@ pub async fn household_entitlements(
 ) -> Result<Vec<Entitlement>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT entitlement_id, case_id, program_code, street_town_code, kind, amount_fen, start_month, \
-         suspended_from, terminated_from FROM payment_entitlements WHERE household_id = $1 ORDER BY entitlement_id",
+         suspended_from, terminated_from, care_institution_code FROM payment_entitlements \
+         WHERE household_id = $1 ORDER BY entitlement_id",
     )
     .bind(household_id)
     .fetch_all(pool)
@@ -1575,6 +1597,7 @@ pub async fn household_entitlements(
             suspended_from: optional_month(row.try_get(7)?),
             terminated_from: optional_month(row.try_get(8)?),
             adjustments,
+            payee: Payee::of_code(&row.try_get::<String, _>(9)?),
         });
     }
     Ok(entitlements)
@@ -1678,7 +1701,8 @@ pub async fn paid_after_termination(
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT o.order_id, o.entitlement_id, o.case_id, o.household_id, o.program_code, o.street_town_code, \
-         o.amount_fen, o.repays_order_id, o.fund, o.period, e.terminated_from, e.terminated_cause \
+         o.amount_fen, o.repays_order_id, o.fund, o.period, e.terminated_from, e.terminated_cause, \
+         o.care_institution_code \
          FROM payment_orders o JOIN payment_entitlements e ON e.entitlement_id = o.entitlement_id \
          WHERE {column} = $1 AND o.state = 'paid' AND e.kind = 'monthly' AND e.terminated_from <> '' \
          AND o.period >= e.terminated_from \
@@ -1710,6 +1734,7 @@ pub async fn paid_after_termination(
                 }),
                 repays_order_id: row.try_get(7)?,
                 fund: row.try_get(8)?,
+                care_institution_code: row.try_get(12)?,
             },
             period,
             terminated_from,
@@ -1741,8 +1766,9 @@ pub async fn recovery_claim_ids(
 // ---- Queries (`ListHouseholdPayments`, `ListRuns`, `GetMonthlyReport`, the 纪委's export) ----
 
 /// The order of a row that starts with the order's nine columns (order id, entitlement,
-/// case, household, program, street-town, amount, re-paid order, fund).
-fn order_of(row: &sqlx::any::AnyRow) -> Result<pb::PaymentOrder, sqlx::Error> {
+/// case, household, program, street-town, amount, re-paid order, fund), and has its care
+/// institution in column `payee_column`.
+fn order_of(row: &sqlx::any::AnyRow, payee_column: usize) -> Result<pb::PaymentOrder, sqlx::Error> {
     Ok(pb::PaymentOrder {
         order_id: row.try_get(0)?,
         entitlement_id: row.try_get(1)?,
@@ -1755,6 +1781,7 @@ fn order_of(row: &sqlx::any::AnyRow) -> Result<pb::PaymentOrder, sqlx::Error> {
         }),
         repays_order_id: row.try_get(7)?,
         fund: row.try_get(8)?,
+        care_institution_code: row.try_get(payee_column)?,
     })
 }
 
@@ -1791,7 +1818,7 @@ pub async fn household_payments(
         "SELECT o.order_id, o.entitlement_id, o.case_id, o.household_id, o.program_code, o.street_town_code, \
          o.amount_fen, o.repays_order_id, o.fund, o.period, o.run_id, o.state, o.failure_reason, \
          COALESCE(r.order_id, ''), COALESCE(c.claim_id, ''), COALESCE(c.status, ''), \
-         CAST(COALESCE(c.outstanding_fen, 0) AS BIGINT) \
+         CAST(COALESCE(c.outstanding_fen, 0) AS BIGINT), o.care_institution_code \
          FROM payment_orders o \
          LEFT JOIN payment_repay_orders r ON r.failed_order_id = o.order_id \
          LEFT JOIN payment_recovery_claims c ON c.order_id = o.order_id \
@@ -1808,7 +1835,7 @@ pub async fn household_payments(
         .map(|row| {
             let claim_id: String = row.try_get(14)?;
             Ok(pb::HouseholdPayment {
-                order: Some(order_of(row)?),
+                order: Some(order_of(row, 17)?),
                 period: row.try_get(9)?,
                 run_id: row.try_get(10)?,
                 state: row.try_get(11)?,
@@ -1850,7 +1877,7 @@ pub async fn inspected_orders(
     run_id: &str,
 ) -> Result<Vec<crate::inspection::InspectedOrder>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT household_id, program_code, period, amount_fen, state FROM payment_orders \
+        "SELECT household_id, program_code, period, amount_fen, state, care_institution_code FROM payment_orders \
          WHERE run_id = $1 ORDER BY order_id",
     )
     .bind(run_id)
@@ -1864,6 +1891,7 @@ pub async fn inspected_orders(
                 period: row.try_get(2)?,
                 amount_fen: row.try_get(3)?,
                 state: row.try_get(4)?,
+                care_institution_code: row.try_get(5)?,
                 account_tail: String::new(),
             })
         })
@@ -2072,13 +2100,15 @@ async fn keep_account(
 }
 
 /// One order of a run as the bank file takes it, with its household's sealed account
-/// (`None`: the household has none).
+/// (`None`: the household has none) and whom it pays.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BatchOrder {
     pub order_id: String,
     pub household_id: String,
     pub amount_fen: i64,
     pub sealed_account: Option<Vec<u8>>,
+    /// The care institution it pays ("": the household's account).
+    pub care_institution_code: String,
 }
 
 impl std::fmt::Debug for BatchOrder {
@@ -2087,6 +2117,7 @@ impl std::fmt::Debug for BatchOrder {
             .debug_struct("BatchOrder")
             .field("order_id", &self.order_id)
             .field("amount_fen", &self.amount_fen)
+            .field("care_institution_code", &self.care_institution_code)
             .finish_non_exhaustive()
     }
 }
@@ -2110,7 +2141,7 @@ pub fn batch_orders(
         let read = async {
             let mut connection = pool.acquire().await?;
             let mut rows = sqlx::query(
-                "SELECT o.order_id, o.household_id, o.amount_fen, a.sealed_account FROM payment_orders o \
+                "SELECT o.order_id, o.household_id, o.amount_fen, a.sealed_account, o.care_institution_code FROM payment_orders o \
                  LEFT JOIN payment_accounts a ON a.household_id = o.household_id \
                  WHERE o.run_id = $1 ORDER BY o.order_id",
             )
@@ -2123,6 +2154,7 @@ pub fn batch_orders(
                     household_id: row.try_get(1)?,
                     amount_fen: row.try_get(2)?,
                     sealed_account: row.try_get(3)?,
+                    care_institution_code: row.try_get(4)?,
                 });
                 if page.len() >= page_rows {
                     let full = std::mem::replace(&mut page, Vec::with_capacity(page_rows));
@@ -2333,8 +2365,8 @@ pub async fn entitlement(
     entitlement_id: &str,
 ) -> Result<Option<Entitlement>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT case_id, household_id, program_code, street_town_code, kind, amount_fen, start_month \
-         FROM payment_entitlements WHERE entitlement_id = $1",
+        "SELECT case_id, household_id, program_code, street_town_code, kind, amount_fen, start_month, \
+         care_institution_code FROM payment_entitlements WHERE entitlement_id = $1",
     )
     .bind(entitlement_id)
     .fetch_optional(pool)
@@ -2359,6 +2391,7 @@ pub async fn entitlement(
         suspended_from: None,
         terminated_from: None,
         adjustments: Vec::new(),
+        payee: Payee::of_code(&row.try_get::<String, _>(7)?),
     }))
 }
 

@@ -434,6 +434,7 @@ mod tests {
             amount: Some(pb::Money { fen }),
             repays_order_id: String::new(),
             fund: "dibao".into(),
+            care_institution_code: String::new(),
         }
     }
 

@@ -901,8 +901,33 @@ impl PaymentStore {
     }
 
     /// The account numbers of the run's households, opened (a household without an account
-    /// is absent): what the bank's answer to the run is matched against.
+    /// is absent), and of the care institutions its orders pay, as `institutions` has them on
+    /// `on` (one with none then is absent): what the bank's answer to the run is matched
+    /// against.
     pub async fn run_account_numbers(
+        &self,
+        run: &crate::aggregate::RunState,
+        institutions: &crate::care_institutions::CareInstitutions,
+        on: time::Date,
+    ) -> Result<crate::bank_files::AccountNumbers, ApiError> {
+        let mut numbers = self.household_account_numbers(&run.run_id).await?;
+        for order in &run.orders {
+            let code = &order.care_institution_code;
+            if code.is_empty() || numbers.institutions.contains_key(code) {
+                continue;
+            }
+            if let Ok(account) = institutions.account_on(code, on) {
+                numbers
+                    .institutions
+                    .insert(code.clone(), account.account_number.clone());
+            }
+        }
+        Ok(numbers)
+    }
+
+    /// The account numbers of the run's households, opened (a household without an account
+    /// is absent).
+    async fn household_account_numbers(
         &self,
         run_id: &str,
     ) -> Result<crate::bank_files::AccountNumbers, ApiError> {
@@ -914,15 +939,16 @@ impl PaymentStore {
             .map(|(household_id, bytes)| (household_id.as_str(), Some(bytes.as_slice())))
             .collect();
         let opened = self.open_accounts(&households).await?;
-        Ok(crate::bank_files::AccountNumbers(
-            households
+        Ok(crate::bank_files::AccountNumbers {
+            households: households
                 .iter()
                 .zip(opened)
                 .filter_map(|((household_id, _), account)| {
                     account.map(|account| ((*household_id).to_owned(), account.number))
                 })
                 .collect(),
-        ))
+            institutions: std::collections::BTreeMap::new(),
+        })
     }
 }
 

@@ -24,7 +24,7 @@ use sunshine_payment::commands::{
     ExportBankFile, FailedOrder, ImportBankResult, ImportBankReturns, PeriodFacts, RepayFacts,
     repay_run_id_for, run_id_for,
 };
-use sunshine_payment::entitlements::{Entitlement, Kind};
+use sunshine_payment::entitlements::{Entitlement, Kind, Payee};
 use sunshine_payment::funds::Funds;
 use sunshine_payment::ledger::{self, Posting, TrialBalance};
 use sunshine_payment::pay_calendar::PayDate;
@@ -133,6 +133,7 @@ impl Model {
                 suspended_from: None,
                 terminated_from: None,
                 adjustments: Vec::new(),
+                payee: Payee::Household,
             })
             .collect();
         Model {
@@ -546,15 +547,17 @@ fn account_of(household_id: &str) -> bank_files::Account {
 
 /// The run's households' accounts, as the import opens them.
 fn accounts_of(run: &RunState) -> bank_files::AccountNumbers {
-    bank_files::AccountNumbers(
-        run.orders
+    bank_files::AccountNumbers {
+        households: run
+            .orders
             .iter()
             .map(|order| {
                 let number = account_of(&order.household_id).number;
                 (order.household_id.clone(), number)
             })
             .collect(),
-    )
+        institutions: std::collections::BTreeMap::new(),
+    }
 }
 
 /// What the export's first pass finds of the run's batch in `format`.
@@ -571,6 +574,7 @@ fn batch_of(run: &RunState, format: Format) -> BatchFacts {
         count: lines.len() as u64,
         total_fen: lines.iter().map(|line| line.amount_fen).sum(),
         without_account: 0,
+        ..BatchFacts::default()
     }
 }
 

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sunshine_domain::{DueDate, Money, Month, OrgTier, OrgUnitCode};
+use sunshine_domain::{CreditCode, DueDate, Money, Month, OrgTier, OrgUnitCode};
 use sunshine_policy::ProgramCode;
 use sunshine_proto::v1 as pb;
 use time::Date;
@@ -467,6 +467,9 @@ pub struct Decide {
     pub reasons: Vec<String>,
     pub departure_justification: String,
     pub re_review: ReReviewDue,
+    /// The care institution that supports a 特困 person centrally (集中供养), which the benefit
+    /// is paid to; `None`: the household's own account ([`CaseState::payee_of`]).
+    pub care_institution: Option<CreditCode>,
 }
 
 /// Records that the rejected applicant was told of the refusal and its reasons.
@@ -1544,8 +1547,10 @@ impl CaseState {
             reasons,
             departure_justification,
             re_review,
+            care_institution,
         } = command;
         self.authorize(&by, Act::Decide)?;
+        let care_institution_code = self.payee_of(&verdict, care_institution)?;
         let policy = policy.map_err(|Unassessable(reason)| CaseError::NotNow(reason))?;
         if !self.open_objections.is_empty() {
             return Err(CaseError::NotNow("an objection is still unanswered".into()));
@@ -1589,6 +1594,7 @@ impl CaseState {
                     policy: Some(policy),
                     reasons: reasons.join("; "),
                     departure_justification,
+                    care_institution_code,
                 }));
                 let due_on = if self.income_is_stable() {
                     re_review.stable_income
@@ -1618,6 +1624,33 @@ impl CaseState {
             }
         }
         Ok(events)
+    }
+
+    /// Whom an approval pays, as `CaseApproved.care_institution_code`: the care institution
+    /// named, for a 特困 (tekun) person supported centrally (集中供养), or "" — the household's
+    /// own account (dispersed support, 分散供养, and every other program). An institution on
+    /// another program, or on a rejection, is refused naming the field.
+    fn payee_of(
+        &self,
+        verdict: &Verdict,
+        care_institution: Option<CreditCode>,
+    ) -> Result<String, CaseError> {
+        let Some(code) = care_institution else {
+            return Ok(String::new());
+        };
+        let invalid = |reason: &str| CaseError::Invalid {
+            field: "care_institution_code".into(),
+            reason: reason.into(),
+        };
+        if self.program_code != ProgramCode::Tekun.as_str() {
+            return Err(invalid(
+                "only a 特困 (tekun) case names the care institution that supports the person centrally (集中供养)",
+            ));
+        }
+        if !matches!(verdict, Verdict::Approve { .. }) {
+            return Err(invalid("only an approval names a care institution"));
+        }
+        Ok(code.as_str().to_owned())
     }
 
     /// Records that the rejected applicant was told of the refusal and its reasons.
@@ -2152,6 +2185,7 @@ mod tests {
             policy: Some(policy),
             reasons: String::new(),
             departure_justification: justification.into(),
+            care_institution_code: String::new(),
         })
     }
 
@@ -2205,6 +2239,7 @@ mod tests {
                 reasons: Vec::new(),
                 departure_justification: justification.into(),
                 re_review: RE_REVIEW,
+                care_institution: None,
             },
             Ok(engine(true, 132_000)),
         )
@@ -2709,6 +2744,102 @@ mod tests {
         );
     }
 
+    // ---- The payee: a care institution for centrally supported 特困 persons (集中供养) ----
+
+    fn care_home() -> CreditCode {
+        CreditCode::with_check_character("12990100MB0000001").unwrap()
+    }
+
+    fn decision_naming(institution: Option<CreditCode>, verdict: Verdict) -> CaseCommand {
+        let CaseCommand::Decide(mut decide, policy) = approval(&approver(), date!(2026 - 10 - 5))
+        else {
+            unreachable!("approval is a decision")
+        };
+        decide.care_institution = institution;
+        if verdict == Verdict::Reject {
+            decide.reasons = vec!["不符合条件".into()];
+            return CaseCommand::Decide(
+                Decide {
+                    verdict,
+                    monthly_amount: Money::ZERO,
+                    ..decide
+                },
+                Ok(engine(false, 0)),
+            );
+        }
+        CaseCommand::Decide(decide, policy)
+    }
+
+    fn tekun_case() -> Vec<CaseEvent> {
+        let mut history = publicised_dibao();
+        if let CaseEvent::Opened(opened) = &mut history[0] {
+            opened.program_code = "tekun".into();
+        }
+        history
+    }
+
+    #[test]
+    fn a_centrally_supported_tekun_approval_names_its_care_institution() {
+        let approve = Verdict::Approve {
+            start_month: month("2026-11"),
+        };
+        let (events, _) = given(tekun_case())
+            .when(decision_naming(Some(care_home()), approve))
+            .then_events();
+        let approved = events.iter().find_map(|event| match event {
+            CaseEvent::Approved(approved) => Some(approved),
+            _ => None,
+        });
+        assert_eq!(
+            approved.map(|approved| approved.care_institution_code.as_str()),
+            Some(care_home().as_str())
+        );
+        // Dispersed support (分散供养) names none: the household's own account.
+        let (events, _) = given(tekun_case())
+            .when(decision_naming(None, approve))
+            .then_events();
+        assert!(events.iter().any(|event| matches!(
+            event,
+            CaseEvent::Approved(approved) if approved.care_institution_code.is_empty()
+        )));
+    }
+
+    #[test]
+    fn only_a_tekun_approval_names_a_care_institution() {
+        let approve = Verdict::Approve {
+            start_month: month("2026-11"),
+        };
+        let on_dibao =
+            given(publicised_dibao()).try_command(decision_naming(Some(care_home()), approve));
+        assert!(
+            matches!(on_dibao, Err(CaseError::Invalid { ref field, .. }) if field == "care_institution_code"),
+            "{on_dibao:?}"
+        );
+        let on_rejection =
+            given(tekun_case()).try_command(decision_naming(Some(care_home()), Verdict::Reject));
+        assert!(
+            matches!(on_rejection, Err(CaseError::Invalid { ref field, .. }) if field == "care_institution_code"),
+            "{on_rejection:?}"
+        );
+        // Who may not decide learns only that, not the rule on the institution.
+        let clerk = officer("clerk", "village_clerk", VILLAGE);
+        let CaseCommand::Decide(decide, policy) = decision_naming(Some(care_home()), approve)
+        else {
+            unreachable!("a decision")
+        };
+        let by_clerk = given(publicised_dibao()).try_command(CaseCommand::Decide(
+            Decide {
+                by: clerk,
+                ..decide
+            },
+            policy,
+        ));
+        assert!(
+            matches!(by_clerk, Err(CaseError::NotAllowed(_))),
+            "{by_clerk:?}"
+        );
+    }
+
     #[test]
     fn an_objection_reopens_the_case_and_must_be_answered() {
         let reopened = given(publicised_dibao())
@@ -3027,6 +3158,7 @@ mod tests {
                 reasons: vec!["收入超过标准".into()],
                 departure_justification: String::new(),
                 re_review: RE_REVIEW,
+                care_institution: None,
             },
             Ok(engine(false, 0)),
         );

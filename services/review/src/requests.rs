@@ -4,7 +4,7 @@
 //! service knows rather than the caller — today, the acting officer, the policy's publicity
 //! days and assist-first cap, the re-review dates — is passed in.
 
-use sunshine_domain::{Money, Month, OrgUnitCode, ValidationErrors};
+use sunshine_domain::{CreditCode, Money, Month, OrgUnitCode, ValidationErrors};
 use sunshine_proto::v1 as pb;
 use time::Date;
 
@@ -202,6 +202,7 @@ pub fn decide(
     } else {
         Some(Verdict::Reject)
     };
+    let care_institution = care_institution(&request.care_institution_code, &mut errors);
     errors.into_result()?;
     Ok(Decide {
         by: by.clone(),
@@ -211,7 +212,23 @@ pub fn decide(
         reasons: request.reasons.clone(),
         departure_justification: request.departure_justification.clone(),
         re_review,
+        care_institution,
     })
+}
+
+/// The decision's care institution (集中供养): none when empty, else a unified social credit
+/// code (whether the case's program may name one is the aggregate's rule).
+fn care_institution(code: &str, errors: &mut ValidationErrors) -> Option<CreditCode> {
+    if code.is_empty() {
+        return None;
+    }
+    match CreditCode::parse(code) {
+        Ok(code) => Some(code),
+        Err(error) => {
+            errors.push("care_institution_code", error.to_string());
+            None
+        }
+    }
 }
 
 pub fn return_for_material(
@@ -314,6 +331,45 @@ mod tests {
         };
         let command = decide(&rejection, &approver(), date!(2026 - 10 - 5), RE_REVIEW).unwrap();
         assert_eq!(command.verdict, Verdict::Reject);
+        assert_eq!(command.care_institution, None);
+    }
+
+    #[test]
+    fn a_care_institution_is_a_unified_social_credit_code() {
+        let institution = CreditCode::with_check_character("12990100MB0000001").unwrap();
+        let request = pb::DecideRequest {
+            command_id: "decide-1".into(),
+            case_id: uuid::Uuid::now_v7().to_string(),
+            approve: true,
+            start_month: "2026-11".into(),
+            care_institution_code: institution.as_str().to_ascii_lowercase(),
+            ..Default::default()
+        };
+        let command = decide(&request, &approver(), date!(2026 - 10 - 5), RE_REVIEW).unwrap();
+        assert_eq!(command.care_institution, Some(institution.clone()));
+        let wrong_check = format!("{}0", &institution.as_str()[..17]);
+        for bad in [
+            wrong_check.as_str(),
+            "12990100MB000000\u{7}X",
+            "敬老院",
+            &"1".repeat(100_000),
+        ] {
+            let request = pb::DecideRequest {
+                care_institution_code: bad.to_owned(),
+                ..request.clone()
+            };
+            let refused = decide(&request, &approver(), date!(2026 - 10 - 5), RE_REVIEW);
+            let refused = refused.unwrap_err();
+            assert_eq!(fields(refused.clone()), ["care_institution_code"]);
+            // The refusal names the field, never repeats the input.
+            assert!(
+                refused
+                    .violations()
+                    .iter()
+                    .all(|violation| !violation.description.contains(&bad[..bad.len().min(18)])),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]
