@@ -240,6 +240,8 @@ fn decide(case_id: &str, command_id: &str, version: u64) -> pb::DecideRequest {
         start_month: "2026-11".into(),
         reasons: vec!["符合条件".into()],
         departure_justification: "区入户核实属实".into(),
+        // Dispersed support (分散供养): paid to the household.
+        care_institution_code: String::new(),
     }
 }
 
