@@ -8,15 +8,17 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 E2E_ARGS ?=
 # Extra options for sunshine-payment-bench, e.g. PAYMENT_BENCH_ARGS="--entitlements 100000".
 PAYMENT_BENCH_ARGS ?=
+# Extra options for sunshine-integration-bench, e.g. INTEGRATION_BENCH_ARGS="--concurrency 4".
+INTEGRATION_BENCH_ARGS ?=
 
-.PHONY: help run run-cluster test lint fmt bench bench-eventlog bench-policy bench-e2e bench-payment demo backends k8s-check clean-local
+.PHONY: help run run-cluster test lint fmt bench bench-eventlog bench-policy bench-e2e bench-payment bench-integration demo backends k8s-check clean-local
 
 help:
 	@echo "make run          run every service in one process (SQLite + in-process bus under $(LOCAL_DIR)/)"
 	@echo "make run-cluster  migrate, then run every service in one process on PostgreSQL + NATS JetStream"
 	@echo "make test         the k8s checks, then all tests against real PostgreSQL and NATS (started or installed if needed)"
 	@echo "make lint         rustfmt --check and clippy -D warnings"
-	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy, bench-e2e, bench-payment alone)"
+	@echo "make bench        every benchmark; JSON results under target/bench/ (bench-eventlog, bench-policy, bench-e2e, bench-payment, bench-integration alone)"
 	@echo "make demo         start the system in-process and walk through it"
 	@echo "make k8s-check    render and validate the Kubernetes manifests, and check who gets which log key"
 
@@ -62,7 +64,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-eventlog bench-policy bench-e2e bench-payment
+bench: bench-eventlog bench-policy bench-e2e bench-payment bench-integration
 	$(CARGO) bench -p sunshine-platform --bench foundation
 
 bench-eventlog: backends
@@ -82,6 +84,13 @@ bench-payment: backends
 	$(CARGO) build --release -p sunshine -p sunshine-loadgen
 	$(TARGET_DIR)/release/sunshine-payment-bench --sunshine $(TARGET_DIR)/release/sunshine \
 		--output $(TARGET_DIR)/bench/payment.json $(PAYMENT_BENCH_ARGS)
+
+# PushAssistanceRecords of 100,000 records in batches of 1,000 from a separate process, beside
+# the event log's batched append measured in the same run (docs/benchmarks.md).
+bench-integration: backends
+	$(CARGO) build --release -p sunshine -p sunshine-loadgen
+	$(TARGET_DIR)/release/sunshine-integration-bench --sunshine $(TARGET_DIR)/release/sunshine \
+		--output $(TARGET_DIR)/bench/integration.json $(INTEGRATION_BENCH_ARGS)
 
 demo:
 	$(CARGO) run -q -p sunshine -- demo

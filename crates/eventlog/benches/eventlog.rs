@@ -10,29 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use sunshine_eventlog::EventStore;
 use sunshine_eventlog::checkpoint::CheckpointSigner;
 use sunshine_eventlog::sequencer::{Sequencer, SequencerConfig};
+use sunshine_eventlog::throughput::{self, AppendLoad};
 use sunshine_eventlog::verify::Verification;
-use sunshine_eventlog::{Actor, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
 use sunshine_testkit::TestDatabase;
 
 const MEASURE_FOR: Duration = Duration::from_secs(4);
 
-fn metadata() -> EventMetadata {
-    EventMetadata {
-        actor: Actor {
-            subject: "bench".into(),
-            role: "village_clerk".into(),
-            org_unit: "990101001001".into(),
-            department_code: None,
-        },
-        ..EventMetadata::default()
-    }
-}
+/// About the size of a typical case event.
+const PAYLOAD_BYTES: usize = 300;
 
 fn payload() -> Vec<u8> {
-    // About the size of a typical case event.
-    vec![0x5a; 300]
+    vec![0x5a; PAYLOAD_BYTES]
 }
 
 /// Runs `writers` tasks calling `operation` until the time is up; operations per second.
@@ -99,30 +90,23 @@ async fn raw_insert_rate(store: &EventStore, writers: usize, round: usize) -> an
     .await
 }
 
+/// The log's append rate (`sunshine_eventlog::throughput`, shared with the benchmarks that
+/// compare a service with it): appends per second.
 async fn append_rate(
     store: &EventStore,
     writers: usize,
     events_per_append: usize,
     tag: &str,
 ) -> anyhow::Result<f64> {
-    let store = store.clone();
-    let tag = tag.to_owned();
-    let metadata = metadata();
-    measure_concurrent(writers, move |writer, iteration| {
-        let store = store.clone();
-        let tag = tag.clone();
-        let metadata = metadata.clone();
-        async move {
-            let stream = StreamId::new("bench", &tag, &writer.to_string())?;
-            let events = (0..events_per_append)
-                .map(|_| NewEvent::new("case-bench", "example.v1.BenchEvent", 1, payload()))
-                .collect();
-            let expected = ExpectedVersion::Exact(iteration * events_per_append as u64);
-            store.append(&stream, expected, &metadata, events).await?;
-            Ok(())
-        }
-    })
-    .await
+    let load = AppendLoad {
+        writers,
+        events_per_append,
+        payload_bytes: PAYLOAD_BYTES,
+        duration: MEASURE_FOR,
+    };
+    Ok(throughput::append_rate(store, load, tag)
+        .await?
+        .appends_per_s)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -195,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
         "{{\n  \"raw_insert_tps_c1\": {raw_insert_tps_c1:.1},\n  \"append_tps_c1\": {append_tps_c1:.1},\n  \"append_to_raw_ratio_c1\": {c1_ratio:.3},\n  \
          \"raw_insert_tps_c8\": {raw_insert_tps_c8:.1},\n  \"append_tps_c8\": {append_tps_c8:.1},\n  \"append_to_raw_ratio_c8\": {c8_ratio:.3},\n  \
          \"append_batched_events_per_s\": {append_batched_events_per_s:.1},\n  \"verify_events_per_s\": {verify_events_per_s:.1},\n  \
-         \"replay_events_per_s\": {replay_events_per_s:.1},\n  \"events_in_log\": {log_size},\n  \"payload_bytes\": 300,\n  \
+         \"replay_events_per_s\": {replay_events_per_s:.1},\n  \"events_in_log\": {log_size},\n  \"payload_bytes\": {PAYLOAD_BYTES},\n  \
          \"seconds_per_measurement\": {}\n}}\n",
         MEASURE_FOR.as_secs()
     );

@@ -26,6 +26,7 @@
 //! - [`consumer`]: exactly-once projections, dead letters, rebuilds; JetStream or log delivery.
 //! - [`worker`]: the leased loop that runs the sequencer and the relay.
 //! - [`runtime`]: the log inside a running service: migrations, worker, consumers, keys.
+//! - [`throughput`]: the batched append rate the benchmarks measure and compare services with.
 //!
 //! # Module dependencies
 //! Imports point one way; a module uses only modules above it in this order (checked by
@@ -46,6 +47,7 @@
 //! consumer     → delivery, error, event, faults, relay, signals, store
 //! worker       → lease, relay, sequencer, signals, store
 //! runtime      → consumer, crypto, delivery, error, keys, lease, relay, schema, sequencer, signals, store, worker
+//! throughput   → error, event, store
 //! ```
 
 pub mod consumer;
@@ -63,6 +65,7 @@ pub mod schema;
 pub mod sequencer;
 pub mod signals;
 pub mod store;
+pub mod throughput;
 pub mod upcast;
 pub mod verify;
 pub mod worker;

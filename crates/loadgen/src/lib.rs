@@ -17,12 +17,18 @@
 //! - [`report`]: the JSON written to `target/bench/e2e.json`.
 //! - [`payment`]: the payment-run benchmark (`sunshine-payment-bench`, `make bench-payment`):
 //!   CreateRun over generated entitlements, the re-run, approval and the bank file export.
+//! - [`integration`]: the department-integration benchmark (`sunshine-integration-bench`,
+//!   `make bench-integration`): PushAssistanceRecords of many records in batches, beside the
+//!   event log's batched append.
+//! - [`memory`]: a service process's resident memory and its peak over a phase.
 
 pub mod baseline;
 pub mod bustrace;
 pub mod cpu;
 pub mod dbstats;
+pub mod integration;
 pub mod load;
+pub mod memory;
 pub mod payment;
 pub mod report;
 pub mod system;

@@ -34,8 +34,6 @@
 //! after it that need it are skipped: the JSON says where the system broke.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -49,6 +47,7 @@ use sunshine_proto::v1::payment_service_client::PaymentServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::load::round3;
+use crate::memory::{PeakRss, kb_to_mb, read_status_kb};
 use crate::system::{
     ServiceProcess, admin_connection, base_config, migrate_as_owner, serving, write_config,
 };
@@ -1029,26 +1028,8 @@ async fn payment_client(
         .max_encoding_message_size(usize::MAX))
 }
 
-/// A line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in kB.
-fn read_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn kb_to_mb(kb: u64) -> f64 {
-    round3(kb as f64 / 1024.0)
-}
-
 fn megabytes(bytes: u64) -> f64 {
     round3(bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// Resets the process's peak RSS (VmHWM) to its current RSS (`clear_refs` 5).
-fn reset_peak_rss(pid: u32) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
 /// Runs `call`, timing it and sampling the process's RSS meanwhile.
@@ -1060,40 +1041,17 @@ async fn measured<T, F>(
 where
     F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    let reset = reset_peak_rss(pid);
-    let done = Arc::new(AtomicBool::new(false));
-    let peak_kb = Arc::new(AtomicU64::new(read_status_kb(pid, "VmRSS:").unwrap_or(0)));
-    let sampler = tokio::spawn({
-        let done = Arc::clone(&done);
-        let peak_kb = Arc::clone(&peak_kb);
-        async move {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(kb) = read_status_kb(pid, "VmRSS:") {
-                    peak_kb.fetch_max(kb, Ordering::Relaxed);
-                }
-                tokio::time::sleep(sampling).await;
-            }
-        }
-    });
+    let rss = PeakRss::start(pid, sampling);
     let cpu_before = crate::cpu::process_cpu_seconds(pid).unwrap_or(0.0);
     let started = Instant::now();
     let answer = call.await.map(tonic::Response::into_inner);
     let wall_s = round3(started.elapsed().as_secs_f64());
-    done.store(true, Ordering::Relaxed);
-    let _ = sampler.await;
+    let peak = rss.finish().await;
     let cpu_s = round3(crate::cpu::process_cpu_seconds(pid).unwrap_or(0.0) - cpu_before);
-    let sampled = peak_kb.load(Ordering::Relaxed);
-    // Without the reset VmHWM is the peak since the start, still an upper bound.
-    let high_water = read_status_kb(pid, "VmHWM:").unwrap_or(0);
-    let peak = if reset {
-        high_water
-    } else {
-        high_water.max(sampled)
-    };
     let figures = CallFigures {
         wall_s,
-        peak_rss_mb: kb_to_mb(peak.max(sampled)),
-        sampled_peak_rss_mb: kb_to_mb(sampled),
+        peak_rss_mb: peak.peak_mb,
+        sampled_peak_rss_mb: peak.sampled_peak_mb,
         cpu_s,
         ok: answer.is_ok(),
         error: answer.as_ref().err().map(|status| {

@@ -71,6 +71,40 @@ impl Signer {
         subject: &str,
         lifetime: Duration,
     ) -> anyhow::Result<MetadataValue<tonic::metadata::Ascii>> {
+        self.sign(config, services, role, org_unit, subject, None, lifetime)
+    }
+
+    /// A department system's token (role `department` in the district, naming the
+    /// registry's department `department_code`) for `services`, valid for `lifetime`.
+    pub fn department_token(
+        &self,
+        config: &Config,
+        services: &[&str],
+        department_code: &str,
+        lifetime: Duration,
+    ) -> anyhow::Result<MetadataValue<tonic::metadata::Ascii>> {
+        self.sign(
+            config,
+            services,
+            Role::Department,
+            DISTRICT,
+            &format!("loadgen-system-{department_code}"),
+            Some(department_code),
+            lifetime,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
+        &self,
+        config: &Config,
+        services: &[&str],
+        role: Role,
+        org_unit: &str,
+        subject: &str,
+        department_code: Option<&str>,
+        lifetime: Duration,
+    ) -> anyhow::Result<MetadataValue<tonic::metadata::Ascii>> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -86,7 +120,7 @@ impl Signer {
             name: "负载测试".into(),
             role,
             org_unit: org_unit.into(),
-            department_code: None,
+            department_code: department_code.map(str::to_owned),
             scopes: Vec::new(),
         };
         Ok(format!("Bearer {}", self.issuer.sign(&claims)).parse()?)
@@ -94,24 +128,9 @@ impl Signer {
 
     /// Tokens for intake and review under `config`'s audience, valid for `lifetime`.
     pub fn tokens(&self, config: &Config, lifetime: Duration) -> anyhow::Result<Tokens> {
-        let sign = |role: Role, org_unit: &str, subject: &str| -> anyhow::Result<_> {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let claims = Claims {
-                iss: ISSUER.into(),
-                aud: Audience::many(
-                    ["intake", "review"].map(|service| config.auth.audience_for(service)),
-                ),
-                sub: subject.into(),
-                exp: now + i64::try_from(lifetime.as_secs()).unwrap_or(3600),
-                nbf: None,
-                iat: now,
-                name: "负载测试".into(),
-                role,
-                org_unit: org_unit.into(),
-                department_code: None,
-                scopes: Vec::new(),
-            };
-            Ok(format!("Bearer {}", self.issuer.sign(&claims)).parse()?)
+        let services = ["intake", "review"];
+        let sign = |role: Role, org_unit: &str, subject: &str| {
+            self.token(config, &services, role, org_unit, subject, lifetime)
         };
         Ok(Tokens {
             clerk: sign(Role::VillageClerk, VILLAGE, "loadgen-clerk")?,

@@ -17,8 +17,9 @@ use sunshine_proto::v1 as pb;
 use crate::duplicates::{self, Candidate, DuplicateEvent, DuplicateRules};
 use crate::store::IntegrationStore;
 
-/// Look-ups of the `IN (…)` lists per statement.
-const LOOKUP_CHUNK: usize = 200;
+/// Look-ups of the `IN (…)` lists per statement: a whole batch (`records::MAX_BATCH`) in one
+/// round trip (about a thousand bound values, far under PostgreSQL's and SQLite's limits).
+const LOOKUP_CHUNK: usize = 1_000;
 
 /// The pair's stream.
 pub fn duplicate_stream(duplicate_id: &str) -> Result<StreamId, ApiError> {

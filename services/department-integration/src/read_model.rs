@@ -124,8 +124,9 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Look-ups of the `IN (…)` lists per statement.
-const LOOKUP_CHUNK: usize = 200;
+/// Look-ups of the `IN (…)` lists per statement: a whole batch (`records::MAX_BATCH`) in one
+/// round trip (about a thousand bound values, far under PostgreSQL's and SQLite's limits).
+const LOOKUP_CHUNK: usize = 1_000;
 
 /// The digests stored under `record_ids` of `department`.
 pub async fn stored_digests(
@@ -165,34 +166,76 @@ pub struct RecordRows<'a> {
 #[derive(Debug)]
 pub struct StoredMeanwhile;
 
+/// Rows per statement of the guard's bulk insert: a whole batch ([`crate::records::MAX_BATCH`])
+/// in one.
+const BULK_ROWS: usize = 1_000;
+
+/// `SELECT` of the rows of the JSON array of arrays in parameter `$1` (`json_array_elements`
+/// on PostgreSQL, `json_each` on SQLite: sqlx's `Any` driver binds no arrays), column `i` the
+/// row's `i`th element as text, `c{i}` (the form payment's guard uses).
+fn json_rows(sqlite: bool, columns: usize) -> String {
+    let select: Vec<String> = (0..columns)
+        .map(|column| {
+            if sqlite {
+                format!("json_extract(r.value, '$[{column}]') AS c{column}")
+            } else {
+                format!("r.value->>{column} AS c{column}")
+            }
+        })
+        .collect();
+    let from = if sqlite {
+        "json_each($1) AS r"
+    } else {
+        "json_array_elements(CAST($1 AS json)) AS r(value)"
+    };
+    format!("SELECT {} FROM {from}", select.join(", "))
+}
+
 impl AppendGuard for RecordRows<'_> {
     type Refusal = StoredMeanwhile;
 
+    /// One `INSERT … SELECT` over a JSON parameter per [`BULK_ROWS`] records, `ON CONFLICT DO
+    /// NOTHING`: fewer rows inserted than records means one was stored meanwhile.
     async fn apply(
         &self,
         connection: &mut AnyConnection,
     ) -> Result<Result<(), StoredMeanwhile>, sqlx::Error> {
-        for (prepared, digest) in self.rows {
-            let record = &prepared.record;
-            let inserted = sqlx::query(
-                "INSERT INTO integration_records (department_code, record_id, content_digest, person_index, \
-                 program_code, kind, amount_fen, period_start, period_end, batch_stream) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-            )
-            .bind(self.department)
-            .bind(record.record_id.as_str())
-            .bind(digest.as_str())
-            .bind(hex::encode(prepared.person_index))
-            .bind(record.program_code.as_str())
-            .bind(record.kind.as_str())
-            .bind(record.amount.fen())
-            .bind(record.period_start.to_string())
-            .bind(record.period_end.to_string())
-            .bind(self.batch_stream)
-            .execute(&mut *connection)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
+        let sqlite = connection.backend_name().eq_ignore_ascii_case("sqlite");
+        let statement = format!(
+            "INSERT INTO integration_records (department_code, record_id, content_digest, person_index, \
+             program_code, kind, amount_fen, period_start, period_end, batch_stream) \
+             SELECT $2, j.c0, j.c1, j.c2, j.c3, j.c4, CAST(j.c5 AS BIGINT), j.c6, j.c7, $3 \
+             FROM ({}) AS j WHERE 1 = 1 ON CONFLICT DO NOTHING",
+            json_rows(sqlite, 8)
+        );
+        for chunk in self.rows.chunks(BULK_ROWS) {
+            let rows: Vec<[String; 8]> = chunk
+                .iter()
+                .map(|(prepared, digest)| {
+                    let record = &prepared.record;
+                    [
+                        record.record_id.clone(),
+                        digest.clone(),
+                        hex::encode(prepared.person_index),
+                        record.program_code.clone(),
+                        record.kind.clone(),
+                        record.amount.fen().to_string(),
+                        record.period_start.to_string(),
+                        record.period_end.to_string(),
+                    ]
+                })
+                .collect();
+            let rows = serde_json::to_string(&rows)
+                .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+            // Only the placeholders' SQL is formatted in; every value is bound.
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .bind(rows)
+                .bind(self.department)
+                .bind(self.batch_stream)
+                .execute(&mut *connection)
+                .await?
+                .rows_affected();
+            if inserted < chunk.len() as u64 {
                 return Ok(Err(StoredMeanwhile));
             }
         }
