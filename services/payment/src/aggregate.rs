@@ -232,6 +232,13 @@ impl RunState {
         }
     }
 
+    /// Whether the bank has said nothing of any order yet (no result line, no return): every
+    /// order is pending, so the control count and total are the order states, and a run folded
+    /// without its orders answers as well as the whole fold.
+    pub fn all_pending(&self) -> bool {
+        self.results.is_empty() && self.returned.is_empty()
+    }
+
     /// The orders' count and total by state.
     pub fn order_states(&self) -> pb::PaymentOrderStates {
         let mut states = [(0_u32, 0_i64); 4];
@@ -1438,6 +1445,32 @@ mod tests {
                     period: "2026-10".into(),
                 },
             ));
+    }
+
+    #[test]
+    fn a_run_is_all_pending_until_the_bank_says_anything_of_an_order() {
+        let event = created_run();
+        let mut state = RunState::fold([&event]).unwrap();
+        assert!(state.all_pending());
+        let order_id = state.orders[0].order_id.clone();
+        state.apply(&RunEvent::BankReturnLinesAdded(pb::BankReturnLinesAdded {
+            run_id: state.run_id.clone(),
+            returns: vec![pb::PaymentOrderReturn {
+                order_id: order_id.clone(),
+                reason: "账户已销户".into(),
+            }],
+        }));
+        assert!(!state.all_pending());
+        let mut state = RunState::fold([&event]).unwrap();
+        state.apply(&RunEvent::BankResultLinesAdded(pb::BankResultLinesAdded {
+            run_id: state.run_id.clone(),
+            results: vec![pb::PaymentOrderResult {
+                order_id,
+                paid: true,
+                failure_reason: String::new(),
+            }],
+        }));
+        assert!(!state.all_pending());
     }
 
     // ---- CreateRun ----

@@ -185,7 +185,7 @@ impl PaymentApi {
             .load_at(run_id, outcome.last_version, Fold::Header)
             .await?
             .ok_or_else(reads_back_empty)?;
-        if header.results.is_empty() && header.returned.is_empty() {
+        if header.all_pending() {
             return Ok(pending_response(header));
         }
         let run = payment
@@ -248,7 +248,7 @@ impl PaymentApi {
             .store
             .run_in_scope(caller, run_id, Fold::Header)
             .await?;
-        if header.results.is_empty() && header.returned.is_empty() {
+        if header.all_pending() {
             return Ok(pending_response(header));
         }
         let run = payment
